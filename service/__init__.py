@@ -1,0 +1,1 @@
+"""Real-time anomaly scoring service for industrial sensor data."""

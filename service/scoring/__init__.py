@@ -1,0 +1,1 @@
+"""Scoring core: artifact loading, engine, smoothing and decisions (no web framework here)."""

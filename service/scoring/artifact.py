@@ -1,0 +1,299 @@
+"""The model artifact contract, shared by the training CLI (writer) and the service (reader).
+
+An artifact is a folder ``<models_dir>/<name>/<version>/`` holding:
+
+- ``model.pt``: a TorchScript module. ``forward(x)`` takes raw readings shaped
+  ``(batch, window, n_sensors)`` (float32; scaling is baked in) and returns per-sensor
+  squared errors in standardised units, shaped ``(batch, n_sensors)``. The exported
+  method ``score(x)`` returns ``(squared_errors, reconstruction)`` where
+  ``reconstruction`` is the model's estimate of the *latest* reading in raw units, so the
+  service runs the model once per request and still reports reconstructed values.
+- ``model.pt2`` (optional): the same computation as a ``torch.export`` program whose
+  ``forward`` returns ``(squared_errors, reconstruction)``; it outlives TorchScript.
+- ``reference_errors.npy``: float32 ``(n_reference, n_sensors)`` per-sensor squared
+  errors of calibration readings, the reference sample for drift tests.
+- ``manifest.json``: :class:`Manifest`, with the SHA-256 of every file above.
+
+A reading's reconstruction error is the mean of its per-sensor squared errors; the
+threshold is expressed in the same unit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+FORMAT_VERSION: Literal[1] = 1
+MANIFEST_FILE = "manifest.json"
+TORCHSCRIPT_FILE = "model.pt"
+EXPORT_FILE = "model.pt2"
+REFERENCE_FILE = "reference_errors.npy"
+
+FileFormat = Literal["torchscript", "torch.export", "npy"]
+
+
+class ArtifactError(Exception):
+    """A model artifact is missing, corrupt or inconsistent; the message says which and why."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"model artifact {self.path}: {reason}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArtifactFile(_Strict):
+    """One file of the artifact and the checksum it must match."""
+
+    format: FileFormat
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class Scaler(_Strict):
+    """Per-sensor standardisation fitted on the training split only (baked into the model)."""
+
+    mean: list[float]
+    scale: list[float]
+    constant_sensors: list[str] = Field(
+        default_factory=list,
+        description="Sensors with zero variance in training; their scale is 1 instead of 0.",
+    )
+
+
+class Threshold(_Strict):
+    """The decision threshold on a reading's reconstruction error, and what backs it."""
+
+    value: float = Field(gt=0)
+    quantile: float = Field(gt=0, lt=1)
+    n_calibration: int = Field(ge=1)
+    source: str = Field(description="Where the calibration readings came from.")
+    false_alarm_rate_ci: tuple[float, float] = Field(
+        description="95% Clopper-Pearson interval on the false-alarm rate this threshold implies."
+    )
+
+
+class Manifest(_Strict):
+    """Everything the service needs to trust, load and explain a model."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    sensors: list[str] = Field(min_length=1)
+    window: int = Field(ge=1, description="Readings per model input: a stream's last `window`.")
+    scaler: Scaler
+    threshold: Threshold
+    files: dict[str, ArtifactFile]
+    training_data_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    training: dict[str, Any] = Field(description="Settings the model was trained with.")
+    metrics: dict[str, Any] = Field(description="Training, validation and calibration figures.")
+    torch_version: str
+    created_at: datetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        n = len(self.sensors)
+        if len(set(self.sensors)) != n:
+            raise ValueError("sensor names must be unique")
+        if len(self.scaler.mean) != n or len(self.scaler.scale) != n:
+            raise ValueError(f"scaler statistics must have one value per sensor ({n})")
+        if not all(math.isfinite(v) for v in [*self.scaler.mean, *self.scaler.scale]):
+            raise ValueError("scaler statistics must be finite")
+        if any(s <= 0 for s in self.scaler.scale):
+            raise ValueError("scaler scales must be positive")
+        if TORCHSCRIPT_FILE not in self.files:
+            raise ValueError(f"files must list {TORCHSCRIPT_FILE}")
+        if REFERENCE_FILE not in self.files:
+            raise ValueError(f"files must list {REFERENCE_FILE}")
+        return self
+
+    @property
+    def n_sensors(self) -> int:
+        return len(self.sensors)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A verified, loaded artifact: the manifest, the scripted module and the reference errors."""
+
+    path: Path
+    manifest: Manifest
+    module: torch.jit.ScriptModule
+    reference_errors: np.ndarray
+
+
+@contextmanager
+def torchscript_deprecation_silenced() -> Iterator[None]:
+    """TorchScript is deprecated in torch 2.13 but is our primary format: hide only that warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        yield
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_array(array: np.ndarray) -> str:
+    """Fingerprint of data (shape, dtype and bytes), recorded so a model can be traced to it."""
+    contiguous = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{contiguous.shape}|{contiguous.dtype.str}|".encode())
+    digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+def write_artifact(
+    out_dir: Path,
+    *,
+    scripted: torch.jit.ScriptModule,
+    reference_errors: np.ndarray,
+    manifest_fields: dict[str, Any],
+    exported: torch.export.ExportedProgram | None = None,
+) -> Manifest:
+    """Write every file, then the manifest with their checksums (written last, so a crash
+    mid-export leaves no manifest and the folder is never mistaken for a model)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = out_dir / MANIFEST_FILE
+    manifest_path.unlink(missing_ok=True)
+    written: dict[str, FileFormat] = {}
+    with torchscript_deprecation_silenced():
+        torch.jit.save(scripted, str(out_dir / TORCHSCRIPT_FILE))
+    written[TORCHSCRIPT_FILE] = "torchscript"
+    if exported is not None:
+        torch.export.save(exported, str(out_dir / EXPORT_FILE))
+        written[EXPORT_FILE] = "torch.export"
+    np.save(out_dir / REFERENCE_FILE, np.asarray(reference_errors, dtype=np.float32))
+    written[REFERENCE_FILE] = "npy"
+    files = {
+        name: ArtifactFile(
+            format=fmt,
+            sha256=sha256_file(out_dir / name),
+            bytes=(out_dir / name).stat().st_size,
+        )
+        for name, fmt in written.items()
+    }
+    fields = {
+        "torch_version": torch.__version__,
+        "created_at": datetime.now(UTC),
+        **manifest_fields,
+        "files": files,
+    }
+    manifest = Manifest.model_validate(fields)
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(manifest.model_dump_json(indent=2) + "\n")
+    tmp.replace(manifest_path)
+    return manifest
+
+
+def read_manifest(artifact_dir: Path) -> Manifest:
+    path = artifact_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise ArtifactError(artifact_dir, f"no {MANIFEST_FILE}")
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(artifact_dir, f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
+    if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            artifact_dir,
+            f"manifest format_version {raw.get('format_version')!r} is not supported "
+            f"(this build reads {FORMAT_VERSION})",
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ArtifactError(
+            artifact_dir, f"{MANIFEST_FILE} does not match the schema: {problems}"
+        ) from None
+
+
+def verify_files(artifact_dir: Path, manifest: Manifest) -> None:
+    for name, expected in manifest.files.items():
+        path = artifact_dir / name
+        if not path.is_file():
+            raise ArtifactError(artifact_dir, f"{name} is listed in the manifest but missing")
+        actual = sha256_file(path)
+        if actual != expected.sha256:
+            raise ArtifactError(
+                artifact_dir,
+                f"{name} checksum mismatch (manifest {expected.sha256[:12]}…, "
+                f"file {actual[:12]}…): the file was modified or corrupted",
+            )
+
+
+def load_artifact(artifact_dir: Path | str) -> Artifact:
+    """Verify checksums and schema, load the module and prove it answers in the declared shape."""
+    path = Path(artifact_dir)
+    manifest = read_manifest(path)
+    verify_files(path, manifest)
+    try:
+        with torchscript_deprecation_silenced():
+            module = torch.jit.load(  # type: ignore[no-untyped-call]
+                str(path / TORCHSCRIPT_FILE), map_location="cpu"
+            )
+    except Exception as exc:  # torch raises a variety of RuntimeErrors on bad archives
+        raise ArtifactError(
+            path, f"{TORCHSCRIPT_FILE} is not a loadable TorchScript module: {exc}"
+        ) from exc
+    module.eval()
+    reference = np.load(path / REFERENCE_FILE, allow_pickle=False)
+    if reference.ndim != 2 or reference.shape[1] != manifest.n_sensors or len(reference) == 0:
+        raise ArtifactError(
+            path,
+            f"{REFERENCE_FILE} has shape {reference.shape}, expected (n, {manifest.n_sensors})",
+        )
+    _check_module_contract(path, manifest, module)
+    return Artifact(path=path, manifest=manifest, module=module, reference_errors=reference)
+
+
+def _check_module_contract(path: Path, manifest: Manifest, module: torch.jit.ScriptModule) -> None:
+    """Warm up under inference_mode (a module first run with grad and later under
+    inference_mode fails) and check the outputs match the manifest."""
+    probe = torch.tensor(manifest.scaler.mean, dtype=torch.float32).repeat(2, manifest.window, 1)
+    try:
+        with torch.inference_mode():
+            errors, reconstruction = module.score(probe)
+    except Exception as exc:
+        raise ArtifactError(
+            path,
+            f"model does not accept input (batch, {manifest.window}, {manifest.n_sensors}) "
+            f"or lacks score(): {exc}",
+        ) from exc
+    expected = (2, manifest.n_sensors)
+    if tuple(errors.shape) != expected or tuple(reconstruction.shape) != expected:
+        raise ArtifactError(
+            path,
+            f"model outputs {tuple(errors.shape)} and {tuple(reconstruction.shape)}, "
+            f"expected {expected} for {manifest.n_sensors} sensors in the manifest",
+        )
+    if not bool(torch.isfinite(errors).all()):
+        raise ArtifactError(path, "model returns non-finite errors on the training mean")
+
+
+def discover_artifacts(models_dir: Path | str) -> list[Path]:
+    """Every ``<name>/<version>/`` folder holding a manifest, in a stable order."""
+    root = Path(models_dir)
+    return sorted(p.parent for p in root.glob(f"*/*/{MANIFEST_FILE}"))
