@@ -1,0 +1,375 @@
+"""Reading sensor data from CSV, whitespace ``.dat`` and ``.npy`` files.
+
+Every loader returns :class:`Readings` in time order (rows = readings, columns = sensors)
+and refuses anything a model could silently learn garbage from: NaN, Inf, non-numeric
+cells and ragged rows, each reported with the file, the line and the column.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
+"""Header names (case-insensitive) recognised as the time index rather than a sensor."""
+
+LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sensor")
+"""Header names (case-insensitive) recognised as ground truth rather than a sensor.
+
+SKAB files carry ``anomaly`` and ``changepoint``; files written by ``python -m models
+generate --anomalies`` carry ``anomaly``, ``anomaly_kind`` and ``anomaly_sensor``.
+"""
+
+
+class DataError(Exception):
+    """A data file cannot be used as sensor readings; the message names file, line and column."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        reason: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.line = line
+        self.column = column
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column}"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Readings:
+    """Sensor readings in time order, with what is known about where they came from."""
+
+    values: np.ndarray
+    """float64, shape (n_readings, n_sensors)."""
+    sensors: list[str]
+    timestamps: np.ndarray | None
+    """One entry per reading (datetime64 when parseable, else str), or None."""
+    source: str
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+    """Ground-truth columns found in the file (e.g. SKAB's ``anomaly``), one entry per reading:
+    numeric columns as float64, others as str."""
+
+    def __post_init__(self) -> None:
+        if self.values.ndim != 2:
+            raise ValueError(f"values must be 2-D (readings, sensors), got {self.values.shape}")
+        if self.values.shape[1] != len(self.sensors):
+            raise ValueError(
+                f"{len(self.sensors)} sensor names for {self.values.shape[1]} value columns"
+            )
+        n = self.values.shape[0]
+        if self.timestamps is not None and len(self.timestamps) != n:
+            raise ValueError(f"{len(self.timestamps)} timestamps for {n} readings")
+        for name, column in self.labels.items():
+            if len(column) != n:
+                raise ValueError(f"label column {name!r} has {len(column)} entries for {n}")
+
+    @property
+    def n_readings(self) -> int:
+        return int(self.values.shape[0])
+
+    @property
+    def n_sensors(self) -> int:
+        return int(self.values.shape[1])
+
+    def slice(self, start: int, stop: int) -> Readings:
+        """Readings ``start:stop`` (by time), labels and timestamps included."""
+        return Readings(
+            values=self.values[start:stop],
+            sensors=list(self.sensors),
+            timestamps=None if self.timestamps is None else self.timestamps[start:stop],
+            source=f"{self.source}[{start}:{stop}]",
+            labels={name: column[start:stop] for name, column in self.labels.items()},
+        )
+
+
+def load_readings(
+    path: Path | str,
+    *,
+    transpose: bool = False,
+    label_columns: Iterable[str] = LABEL_COLUMNS,
+    drop_columns: Iterable[str] = (),
+) -> Readings:
+    """Load readings by file extension: ``.csv`` (header row), ``.dat``/``.txt`` (whitespace,
+    no header) or ``.npy`` (2-D numeric array).
+
+    ``transpose`` is for files stored sensors x readings (TEP's ``d00.dat`` is 52 x 500).
+    CSV columns named in ``label_columns`` go to :attr:`Readings.labels`; ``drop_columns``
+    are ignored altogether. Both match header names case-insensitively.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        if transpose:
+            raise DataError(path, "--transpose applies to .dat and .npy files, not CSV")
+        return _load_csv(path, label_columns=label_columns, drop_columns=drop_columns)
+    if suffix in {".dat", ".txt"}:
+        return _load_whitespace(path, transpose=transpose)
+    if suffix == ".npy":
+        return _load_npy(path, transpose=transpose)
+    raise DataError(path, f"unsupported file type {suffix!r}: use .csv, .dat, .txt or .npy")
+
+
+def default_sensor_names(n_sensors: int) -> list[str]:
+    """Names for header-less files: x01, x02, ... (zero-padded so they sort in order)."""
+    width = max(2, len(str(n_sensors)))
+    return [f"x{i:0{width}d}" for i in range(1, n_sensors + 1)]
+
+
+def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
+    """Every run of ``window`` consecutive readings, shaped (n - window + 1, window, n_sensors).
+
+    A read-only view, not a copy: a long file with a wide window would not fit in memory.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    if values.ndim != 2:
+        raise ValueError(f"values must be 2-D (readings, sensors), got {values.shape}")
+    if values.shape[0] < window:
+        raise ValueError(f"{values.shape[0]} readings are fewer than one window of {window}")
+    view = np.lib.stride_tricks.sliding_window_view(values, window, axis=0)
+    return view.transpose(0, 2, 1)
+
+
+def _sniff_delimiter(path: Path, first_line: str) -> str:
+    counts = {delimiter: first_line.count(delimiter) for delimiter in (",", ";", "\t")}
+    delimiter, count = max(counts.items(), key=lambda item: item[1])
+    if count == 0:
+        raise DataError(path, "header has a single column; expected ',', ';' or tab separators")
+    return delimiter
+
+
+def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterable[str]) -> Readings:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        first_line = handle.readline()
+        if not first_line.strip():
+            raise DataError(path, "file is empty (expected a header row of sensor names)")
+        delimiter = _sniff_delimiter(path, first_line)
+        handle.seek(0)
+        reader = csv.reader(handle, delimiter=delimiter)
+        header = [name.strip() for name in next(reader)]
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+
+    _check_header(path, header)
+    labels_wanted = {name.lower() for name in label_columns}
+    dropped = {name.lower() for name in drop_columns}
+    timestamp_index: int | None = None
+    sensor_indices: list[int] = []
+    label_indices: list[int] = []
+    for index, name in enumerate(header):
+        lowered = name.lower()
+        if lowered in dropped:
+            continue
+        if lowered in labels_wanted:
+            label_indices.append(index)
+        elif lowered in TIMESTAMP_COLUMNS and timestamp_index is None:
+            timestamp_index = index
+        else:
+            sensor_indices.append(index)
+    if not sensor_indices:
+        raise DataError(path, "no sensor columns (only timestamp, label or dropped columns)")
+    if not rows:
+        raise DataError(path, "header only, no readings")
+
+    for line, row in rows:
+        if len(row) != len(header):
+            raise DataError(
+                path,
+                f"ragged row: {len(row)} fields where the header has {len(header)}",
+                line=line,
+            )
+
+    sensors = [header[i] for i in sensor_indices]
+    cells = [[row[i] for i in sensor_indices] for _, row in rows]
+    values = _parse_numeric(path, cells, sensors, [line for line, _ in rows])
+    timestamps = None
+    if timestamp_index is not None:
+        timestamps = _parse_timestamps(
+            path, [row[timestamp_index].strip() for _, row in rows], [line for line, _ in rows]
+        )
+    labels = {header[i]: _parse_label([row[i].strip() for _, row in rows]) for i in label_indices}
+    return Readings(
+        values=values, sensors=sensors, timestamps=timestamps, source=str(path), labels=labels
+    )
+
+
+def _check_header(path: Path, header: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for position, name in enumerate(header, start=1):
+        if not name:
+            raise DataError(path, f"header field {position} is empty", line=1)
+        if name in seen:
+            raise DataError(path, f"duplicate column name {name!r} in the header", line=1)
+        seen.add(name)
+
+
+def _parse_numeric(
+    path: Path, cells: list[list[str]], columns: Sequence[str], lines: Sequence[int]
+) -> np.ndarray:
+    """Parse a table of strings to float64; on failure, find the first offending cell."""
+    try:
+        values = np.array(cells, dtype=np.float64)
+    except ValueError:
+        for row, line in zip(cells, lines, strict=True):
+            for text, column in zip(row, columns, strict=True):
+                try:
+                    float(text)
+                except ValueError:
+                    raise DataError(
+                        path, f"value {text.strip()!r} is not a number", line=line, column=column
+                    ) from None
+        raise
+    _check_finite(path, values, columns, lines)
+    return values
+
+
+def _check_finite(
+    path: Path,
+    values: np.ndarray,
+    columns: Sequence[str],
+    lines: Sequence[int] | None,
+) -> None:
+    """Raise on the first NaN/Inf; ``lines`` maps rows to file lines (None: name the row)."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    row, col = (int(i) for i in np.argwhere(bad)[0])
+    value = values[row, col]
+    kind = "NaN (missing value)" if math.isnan(value) else f"{value} (infinite)"
+    reason = (
+        f"value is {kind}; fill or drop such readings before training "
+        f"({int(bad.sum())} non-finite values in total)"
+    )
+    if lines is None:
+        raise DataError(path, f"row {row}: {reason}", column=columns[col])
+    raise DataError(path, reason, line=lines[row], column=columns[col])
+
+
+def _parse_timestamps(path: Path, texts: list[str], lines: Sequence[int]) -> np.ndarray:
+    """datetime64 when every entry parses, so time order can be checked; else the raw strings."""
+    try:
+        stamps = np.array(texts, dtype="datetime64[ns]")
+    except ValueError:
+        return np.array(texts, dtype=str)
+    if np.isnat(stamps).any():
+        return np.array(texts, dtype=str)
+    backwards = np.flatnonzero(np.diff(stamps) < np.timedelta64(0, "ns"))
+    if backwards.size:
+        row = int(backwards[0]) + 1
+        raise DataError(
+            path,
+            f"timestamp {texts[row]!r} is earlier than the previous {texts[row - 1]!r}: "
+            "readings must be in time order (training splits by time)",
+            line=lines[row],
+        )
+    return stamps
+
+
+def _parse_label(texts: list[str]) -> np.ndarray:
+    """Numeric (float64, empty cells NaN) when every non-empty cell is a number, else str."""
+    if not any(texts):
+        return np.array(texts, dtype=str)
+    try:
+        return np.array([float(text) if text else math.nan for text in texts], dtype=np.float64)
+    except ValueError:
+        return np.array(texts, dtype=str)
+
+
+def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
+    lines: list[int] = []
+    cells: list[list[str]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            fields = text.split()
+            if not fields:
+                continue
+            if cells and len(fields) != len(cells[0]):
+                raise DataError(
+                    path,
+                    f"ragged row: {len(fields)} fields where line {lines[0]} has {len(cells[0])}",
+                    line=number,
+                )
+            lines.append(number)
+            cells.append(fields)
+    if not cells:
+        raise DataError(path, "file is empty")
+    file_columns = [f"{i}" for i in range(1, len(cells[0]) + 1)]
+    values = _parse_numeric(path, cells, file_columns, lines)
+    if transpose:
+        values = np.ascontiguousarray(values.T)
+    return Readings(
+        values=values,
+        sensors=default_sensor_names(values.shape[1]),
+        timestamps=None,
+        source=str(path) + (" (transposed)" if transpose else ""),
+    )
+
+
+def _load_npy(path: Path, *, transpose: bool) -> Readings:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise DataError(path, f"not a readable .npy array: {exc}") from exc
+    if array.ndim != 2:
+        raise DataError(path, f"array has shape {array.shape}; expected 2-D (readings, sensors)")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise DataError(path, f"array dtype {array.dtype} is not numeric")
+    values = np.asarray(array, dtype=np.float64)
+    if transpose:
+        values = np.ascontiguousarray(values.T)
+    sensors = default_sensor_names(values.shape[1])
+    _check_finite(path, values, sensors, None)  # a .npy file has no lines: name the row
+    return Readings(
+        values=values,
+        sensors=sensors,
+        timestamps=None,
+        source=str(path) + (" (transposed)" if transpose else ""),
+    )
+
+
+def write_readings_csv(path: Path | str, readings: Readings) -> None:
+    """Write readings (with timestamps and label columns) in the format :func:`load_readings`
+    reads back exactly (values are written with full float64 precision)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header: list[str] = []
+    if readings.timestamps is not None:
+        header.append("timestamp")
+    header += readings.sensors
+    header += list(readings.labels)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for i in range(readings.n_readings):
+            row: list[str] = []
+            if readings.timestamps is not None:
+                row.append(str(readings.timestamps[i]))
+            row += [repr(float(v)) for v in readings.values[i]]
+            for column in readings.labels.values():
+                row.append(_label_text(column[i]))
+            writer.writerow(row)
+
+
+def _label_text(value: object) -> str:
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        if float(value).is_integer():
+            return str(int(value))
+        return repr(float(value))
+    return str(value)

@@ -1,0 +1,625 @@
+"""Training: time-ordered splits, a scaler fitted on the training split only, a (denoising)
+autoencoder with early stopping, and a threshold from calibration readings it never saw.
+
+Splits are contiguous and in time order, never random: with sensor data neighbouring
+readings are near-copies, so a random split leaks the validation and calibration sets into
+training and yields a threshold that is too low (too many false alarms in production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from models.data import DataError, Readings, load_readings, sliding_windows
+from models.export import export_artifact
+from models.network import ScoringModule, SensorAutoencoder, default_hidden, default_latent
+from service.scoring.artifact import MANIFEST_FILE, sha256_array
+
+MIN_TAIL_SAMPLES = 10
+"""A q-quantile threshold is trusted when at least this many calibration errors lie beyond it,
+i.e. with at least ``MIN_TAIL_SAMPLES / (1 - q)`` calibration samples."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides the model; recorded in the artifact's manifest."""
+
+    window: int = 1
+    """Readings per model input (the stream's latest ``window``, flattened)."""
+    hidden: tuple[int, ...] | None = None
+    """Hidden layer sizes of the encoder (decoder mirrors); None: derived from the input width."""
+    latent: int | None = None
+    """Bottleneck size; None: about input width / 6, deliberately underpowered."""
+    dropout: float = 0.1
+    epochs: int = 300
+    """Upper bound; early stopping usually ends training well before."""
+    patience: int = 20
+    """Epochs without a validation improvement before stopping (best weights are restored)."""
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    batch_size: int = 64
+    seed: int = 0
+    noise_std: float = 0.2
+    """Denoising: Gaussian noise added to training inputs, as a fraction of each feature's
+    std (features are standardised, so this is the noise std). 0 disables."""
+    mask_prob: float = 0.0
+    """Denoising: probability of zeroing (setting to the training mean) each input. 0 disables."""
+    val_fraction: float = 0.15
+    calibration_fraction: float = 0.15
+    """Tail of the training file used for calibration when no calibration file is given."""
+    quantile: float = 0.99
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.window >= 1, "window must be at least 1"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.patience >= 1, "patience must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.weight_decay >= 0, "weight_decay must be non-negative"),
+            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
+            (self.noise_std >= 0, "noise_std must be non-negative"),
+            (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
+            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+            (0 <= self.calibration_fraction < 1, "calibration_fraction must be in [0, 1)"),
+            (self.val_fraction + self.calibration_fraction < 1, "val + calibration must be < 1"),
+            (0 < self.quantile < 1, "quantile must be in (0, 1)"),
+            (self.latent is None or self.latent >= 1, "latent must be at least 1"),
+            (self.hidden is None or all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
+        ]
+        problems = [message for ok, message in checks if not ok]
+        if problems:
+            raise ValueError("invalid training settings: " + "; ".join(problems))
+
+    def resolved(self, n_sensors: int) -> TrainConfig:
+        """This config with the width-derived defaults filled in, as actually trained."""
+        n_inputs = self.window * n_sensors
+        latent = default_latent(n_inputs) if self.latent is None else self.latent
+        hidden = default_hidden(n_inputs, latent) if self.hidden is None else tuple(self.hidden)
+        return TrainConfig(**{**asdict(self), "latent": latent, "hidden": hidden})
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ThresholdEstimate:
+    """The q-quantile of calibration errors and how far it can be trusted."""
+
+    value: float
+    quantile: float
+    n_calibration: int
+    source: str
+    n_exceeding: int
+    """Calibration samples strictly above the threshold (the in-sample false alarms)."""
+    false_alarm_rate_ci: tuple[float, float]
+    """95% Clopper-Pearson interval on P(normal error > threshold)."""
+    warning: str | None
+
+    @property
+    def observed_false_alarm_rate(self) -> float:
+        return self.n_exceeding / self.n_calibration
+
+
+@dataclass
+class TrainResult:
+    module: ScoringModule
+    """Eager scoring module, in eval mode."""
+    config: TrainConfig
+    """The resolved config (hidden and latent sizes filled in)."""
+    sensors: list[str]
+    scaler_mean: np.ndarray
+    scaler_scale: np.ndarray
+    constant_sensors: list[str]
+    threshold: ThresholdEstimate
+    splits: dict[str, tuple[int, int]]
+    """Reading index ranges [start, stop) of "train", "validation" and, when calibrated on the
+    training file's tail, "calibration" (all into the training file)."""
+    history: list[EpochRecord]
+    best_epoch: int
+    calibration_errors: np.ndarray
+    """Per-sensor squared errors of the calibration windows, (n_windows, n_sensors)."""
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def window(self) -> int:
+        return self.config.window
+
+
+ProgressCallback = Callable[[EpochRecord, int], None]
+"""Called after every epoch with the record and the epoch budget."""
+
+
+def time_splits(
+    n_readings: int, config: TrainConfig, *, separate_calibration: bool
+) -> dict[str, tuple[int, int]]:
+    """Contiguous [start, stop) ranges in time order: train, validation, then calibration
+    (the latter only without a separate calibration file)."""
+    calibration = 0 if separate_calibration else round(n_readings * config.calibration_fraction)
+    validation = round(n_readings * config.val_fraction)
+    train = n_readings - validation - calibration
+    splits = {"train": (0, train), "validation": (train, train + validation)}
+    if not separate_calibration:
+        splits["calibration"] = (train + validation, n_readings)
+    for name, (start, stop) in splits.items():
+        if stop - start < config.window:
+            raise ValueError(
+                f"the {name} split has {stop - start} readings, fewer than one window of "
+                f"{config.window}: {n_readings} readings are too few for these fractions"
+            )
+    return splits
+
+
+def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Mean and std per sensor; a constant sensor gets scale 1 (no division by zero) and is
+    returned by name so it can be reported."""
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    # Relative test: float noise on a large constant level must still count as constant.
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    scale = np.where(constant, 1.0, std)
+    return mean, scale, [name for name, flag in zip(sensors, constant, strict=True) if flag]
+
+
+def estimate_threshold(
+    reading_errors: np.ndarray, quantile: float, *, source: str
+) -> ThresholdEstimate:
+    """The ``quantile`` of per-reading errors (the order statistic at or above it), with a
+    Clopper-Pearson interval on the false-alarm rate it implies."""
+    n = int(reading_errors.size)
+    if n == 0:
+        raise ValueError("no calibration errors to set a threshold from")
+    value = float(np.quantile(reading_errors, quantile, method="higher"))
+    exceeding = int((reading_errors > value).sum())
+    ci = clopper_pearson(exceeding, n)
+    needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
+    warning = None
+    if n < needed:
+        warning = (
+            f"only {n} calibration samples for the {quantile:g} quantile: fewer than "
+            f"{MIN_TAIL_SAMPLES} lie beyond it, so the threshold is noisy (false-alarm rate "
+            f"95% CI {ci[0]:.2%}-{ci[1]:.2%}); use at least {needed} calibration readings"
+        )
+    return ThresholdEstimate(
+        value=value,
+        quantile=quantile,
+        n_calibration=n,
+        source=source,
+        n_exceeding=exceeding,
+        false_alarm_rate_ci=ci,
+        warning=warning,
+    )
+
+
+def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    alpha = 1 - confidence
+    low = (
+        0.0
+        if successes == 0
+        else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
+    )
+    high = (
+        1.0
+        if successes == trials
+        else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    )
+    return low, high
+
+
+def score_readings(
+    module: nn.Module, values: np.ndarray, window: int, *, batch_size: int = 4096
+) -> np.ndarray:
+    """Per-sensor squared errors of every window of ``values``, (n - window + 1, n_sensors)."""
+    windows = sliding_windows(np.asarray(values), window)
+    out = np.empty((len(windows), windows.shape[2]), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(
+                np.ascontiguousarray(windows[start : start + batch_size], dtype=np.float32)
+            )
+            out[start : start + len(batch)] = module(batch).numpy()
+    return out
+
+
+@contextmanager
+def _deterministic_torch(seed: int) -> Iterator[None]:
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def train(
+    values: np.ndarray,
+    sensors: list[str],
+    config: TrainConfig | None = None,
+    *,
+    calibration_values: np.ndarray | None = None,
+    calibration_source: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
+    """Train on normal readings (time order) and calibrate the threshold.
+
+    Without ``calibration_values`` the threshold comes from the training file's tail; a
+    separate normal run is better (see README) and the result's metrics say which was used.
+    """
+    config = (config or TrainConfig()).resolved(len(sensors))
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(sensors):
+        raise ValueError(f"values {values.shape} do not match {len(sensors)} sensors")
+    if calibration_values is not None:
+        calibration_values = np.asarray(calibration_values, dtype=np.float64)
+        if calibration_values.ndim != 2 or calibration_values.shape[1] != len(sensors):
+            raise ValueError(
+                f"calibration data has shape {calibration_values.shape}, "
+                f"expected (n, {len(sensors)}) like the training data"
+            )
+    splits = time_splits(len(values), config, separate_calibration=calibration_values is not None)
+    train_values = values[slice(*splits["train"])]
+    val_values = values[slice(*splits["validation"])]
+    if calibration_values is None:
+        calibration_values = values[slice(*splits["calibration"])]
+        calibration_source = calibration_source or "tail of the training data"
+    elif calibration_source is None:
+        calibration_source = "separate calibration data"
+
+    mean, scale, constant = fit_scaler(train_values, sensors)
+    window = config.window
+    train_x = _standardised_windows(train_values, mean, scale, window)
+    val_x = _standardised_windows(val_values, mean, scale, window)
+
+    with _deterministic_torch(config.seed):
+        autoencoder = SensorAutoencoder(
+            window * len(sensors),
+            hidden=config.hidden,
+            latent=config.latent,
+            dropout=config.dropout,
+        )
+        history, best_epoch = _fit(autoencoder, train_x, val_x, config, progress)
+
+    module = ScoringModule(autoencoder, mean=mean, scale=scale, window=window).eval()
+    calibration_errors = score_readings(module, calibration_values, window)
+    threshold = estimate_threshold(
+        calibration_errors.mean(axis=1), config.quantile, source=calibration_source
+    )
+    train_errors = score_readings(module, train_values, window)
+    val_errors = score_readings(module, val_values, window)
+    best = history[best_epoch - 1]
+    metrics: dict[str, Any] = {
+        "epochs_run": len(history),
+        "best_epoch": best_epoch,
+        "train_loss": best.train_loss,
+        "val_loss": best.val_loss,
+        "train_error_mean": float(train_errors.mean()),
+        "val_error_mean": float(val_errors.mean()),
+        "calibration_error_mean": float(calibration_errors.mean()),
+        "calibration_error_quantiles": {
+            str(q): float(np.quantile(calibration_errors.mean(axis=1), q))
+            for q in (0.5, 0.9, 0.95, 0.99)
+        },
+        "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
+        "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
+        "threshold_warning": threshold.warning,
+        "calibration_source": calibration_source,
+        "n_train_readings": splits["train"][1] - splits["train"][0],
+        "n_validation_readings": splits["validation"][1] - splits["validation"][0],
+        "n_calibration_readings": int(len(calibration_values)),
+        "constant_sensors": constant,
+    }
+    return TrainResult(
+        module=module,
+        config=config,
+        sensors=list(sensors),
+        scaler_mean=mean,
+        scaler_scale=scale,
+        constant_sensors=constant,
+        threshold=threshold,
+        splits=splits,
+        history=history,
+        best_epoch=best_epoch,
+        calibration_errors=calibration_errors,
+        metrics=metrics,
+    )
+
+
+def _standardised_windows(
+    values: np.ndarray, mean: np.ndarray, scale: np.ndarray, window: int
+) -> torch.Tensor:
+    z = ((values - mean) / scale).astype(np.float32)
+    flat = sliding_windows(z, window).reshape(-1, window * z.shape[1])
+    return torch.from_numpy(np.ascontiguousarray(flat))
+
+
+def _fit(
+    autoencoder: SensorAutoencoder,
+    train_x: torch.Tensor,
+    val_x: torch.Tensor,
+    config: TrainConfig,
+    progress: ProgressCallback | None,
+) -> tuple[list[EpochRecord], int]:
+    """Adam on MSE (denoising when configured); early stopping restores the best weights."""
+    optimiser = torch.optim.Adam(
+        autoencoder.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
+    loss_fn = nn.MSELoss()
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[EpochRecord] = []
+    best_loss, best_epoch = math.inf, 0
+    best_state = copy.deepcopy(autoencoder.state_dict())
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        autoencoder.train()
+        order = torch.randperm(len(train_x), generator=generator)
+        total = 0.0
+        for start in range(0, len(train_x), config.batch_size):
+            target = train_x[order[start : start + config.batch_size]]
+            inputs = _corrupt(target, config, generator)
+            optimiser.zero_grad()
+            loss = loss_fn(autoencoder(inputs), target)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimiser.step()
+            total += float(loss) * len(target)
+        train_loss = total / len(train_x)
+        autoencoder.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(autoencoder(val_x), val_x))
+        record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - started)
+        history.append(record)
+        if progress is not None:
+            progress(record, config.epochs)
+        if val_loss < best_loss - 1e-7:
+            best_loss, best_epoch = val_loss, epoch
+            best_state = copy.deepcopy(autoencoder.state_dict())
+        elif epoch - best_epoch >= config.patience:
+            break
+    autoencoder.load_state_dict(best_state)
+    autoencoder.eval()
+    return history, best_epoch
+
+
+def _corrupt(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    if config.noise_std > 0:
+        batch = batch + config.noise_std * torch.randn(batch.shape, generator=generator)
+    if config.mask_prob > 0:
+        keep = torch.rand(batch.shape, generator=generator) >= config.mask_prob
+        batch = batch * keep
+    return batch
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "train",
+        help="train, calibrate and export a model artifact",
+        description="Train the sensor autoencoder on normal readings, set its threshold on "
+        "calibration readings and write the artifact to OUT/NAME/VERSION/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, required=True, help=".csv, .dat/.txt or .npy file")
+    data.add_argument("--transpose", action="store_true", help="--data is sensors x readings")
+    data.add_argument(
+        "--calibration-data",
+        type=Path,
+        help="normal readings from another run or period for the threshold (recommended)",
+    )
+    data.add_argument(
+        "--calibration-transpose", action="store_true", help="--calibration-data is transposed"
+    )
+    out = parser.add_argument_group("artifact")
+    out.add_argument("--out", type=Path, default=Path("models"), help="models folder")
+    out.add_argument("--name", required=True, help="model name")
+    out.add_argument("--version", required=True, help="model version")
+    out.add_argument("--force", action="store_true", help="overwrite an existing artifact")
+    model = parser.add_argument_group("model and training")
+    model.add_argument("--window", type=int, default=defaults.window, help="readings per input")
+    model.add_argument(
+        "--hidden", type=int, nargs="+", help="hidden sizes (default: ~2/3 of input width)"
+    )
+    model.add_argument("--latent", type=int, help="bottleneck size (default: input width / 6)")
+    model.add_argument("--dropout", type=float, default=defaults.dropout)
+    model.add_argument("--epochs", type=int, default=defaults.epochs, help="at most")
+    model.add_argument("--patience", type=int, default=defaults.patience)
+    model.add_argument("--lr", type=float, default=defaults.lr)
+    model.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    model.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    model.add_argument("--seed", type=int, default=defaults.seed)
+    model.add_argument(
+        "--noise-std",
+        type=float,
+        default=defaults.noise_std,
+        help="denoising noise, as a fraction of feature std (0: off)",
+    )
+    model.add_argument(
+        "--mask-prob", type=float, default=defaults.mask_prob, help="denoising masking (0: off)"
+    )
+    model.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    model.add_argument(
+        "--calibration-fraction",
+        type=float,
+        default=defaults.calibration_fraction,
+        help="tail of --data used for calibration when --calibration-data is absent",
+    )
+    model.add_argument("--quantile", type=float, default=defaults.quantile)
+    parser.set_defaults(run=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        window=args.window,
+        hidden=None if args.hidden is None else tuple(args.hidden),
+        latent=args.latent,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        patience=args.patience,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        noise_std=args.noise_std,
+        mask_prob=args.mask_prob,
+        val_fraction=args.val_fraction,
+        calibration_fraction=args.calibration_fraction,
+        quantile=args.quantile,
+    )
+
+
+def print_epoch(record: EpochRecord, budget: int) -> None:
+    width = len(str(budget))
+    print(
+        f"epoch {record.epoch:>{width}}/{budget}  train loss {record.train_loss:.5f}  "
+        f"val loss {record.val_loss:.5f}  ({record.seconds:.2f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    artifact_dir = args.out / args.name / args.version
+    if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
+        print(
+            f"error: {artifact_dir} already holds a model (use --force to replace it)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        readings = load_readings(args.data, transpose=args.transpose)
+        calibration = (
+            None
+            if args.calibration_data is None
+            else load_readings(args.calibration_data, transpose=args.calibration_transpose)
+        )
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if calibration is not None and calibration.sensors != readings.sensors:
+        print(
+            f"error: {args.calibration_data} has sensors {calibration.sensors[:5]}..., "
+            f"not the training data's {readings.sensors[:5]}... (same names, same order)",
+            file=sys.stderr,
+        )
+        return 2
+    for name, source in (("training", readings), ("calibration", calibration)):
+        flagged = _labelled_anomalous(source)
+        if flagged:
+            print(
+                f"warning: {flagged} {name} readings are labelled anomalous; the model and "
+                "its threshold assume normal operation only",
+                file=sys.stderr,
+            )
+    print(
+        f"training on {readings.n_readings} readings x {readings.n_sensors} sensors "
+        f"from {readings.source}",
+        file=sys.stderr,
+    )
+    try:
+        result = train(
+            readings.values,
+            readings.sensors,
+            config,
+            calibration_values=None if calibration is None else calibration.values,
+            calibration_source=None if calibration is None else calibration.source,
+            progress=print_epoch,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    training_data: dict[str, Any] = {
+        "training": {
+            "source": readings.source,
+            "shape": list(readings.values.shape),
+            "sha256": sha256_array(readings.values),
+        }
+    }
+    if calibration is not None:
+        training_data["calibration"] = {
+            "source": calibration.source,
+            "shape": list(calibration.values.shape),
+            "sha256": sha256_array(calibration.values),
+        }
+    manifest = export_artifact(
+        result,
+        artifact_dir,
+        name=args.name,
+        version=args.version,
+        training_data_sha256=sha256_array(readings.values),
+        training_data=training_data,
+    )
+    _print_summary(
+        result, manifest.files, artifact_dir, separate_calibration=calibration is not None
+    )
+    return 0
+
+
+def _labelled_anomalous(readings: Readings | None) -> int:
+    if readings is None or "anomaly" not in readings.labels:
+        return 0
+    column = readings.labels["anomaly"]
+    if column.dtype.kind != "f":
+        return 0
+    return int(np.nansum(column > 0))
+
+
+def _print_summary(
+    result: TrainResult,
+    files: Mapping[str, object],
+    artifact_dir: Path,
+    *,
+    separate_calibration: bool,
+) -> None:
+    threshold = result.threshold
+    low, high = threshold.false_alarm_rate_ci
+    lines = [
+        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
+        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})",
+        f"model {result.config.window * len(result.sensors)} -> "
+        f"{' -> '.join(str(h) for h in result.config.hidden or ())} -> {result.config.latent}",
+        f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
+        f"{threshold.n_calibration} calibration errors ({threshold.source})",
+        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "
+        f"(95% CI {low:.2%}-{high:.2%})",
+    ]
+    if result.constant_sensors:
+        lines.append(
+            "constant sensors (scale 1, they only flag a change): "
+            + ", ".join(result.constant_sensors)
+        )
+    if threshold.warning:
+        lines.append(f"WARNING: {threshold.warning}")
+    if not separate_calibration:
+        lines.append(
+            "WARNING: the threshold was set on the tail of the training run. Readings of the "
+            "same run are more alike than other runs, so expect more false alarms than "
+            f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
+            "readings from another run or period."
+        )
+    lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
+    for line in lines:
+        print(line, file=sys.stderr)
