@@ -1,0 +1,189 @@
+"""Drift of the error distribution: recent confirmed normals against the calibration reference.
+
+Two-sample Kolmogorov–Smirnov tests compare the manifest's reference errors (computed on
+calibration readings at training time) with the errors of readings operators recently
+confirmed as normal: once on the reading error (the row mean, the quantity the threshold
+applies to) and once per sensor. Per-sensor p-values are corrected with Benjamini–Hochberg,
+and a test counts only when its KS statistic also reaches a minimum effect size: at a few
+thousand samples KS rejects differences too small to matter.
+
+Recommendation rule (:func:`recommend`):
+
+- ``none``: too few recent normals to judge, or nothing drifted;
+- ``recalibrate``: the reading-error distribution moved by a moderate amount
+  (``min_effect ≤ D < retrain_effect``): a new threshold absorbs it;
+- ``retrain``: it moved by ``D ≥ retrain_effect`` (the calibration no longer describes normal
+  operation, so a threshold from a few labels is not a safe fix), or some sensors drifted
+  while the reading error did not (a local change the threshold cannot see, which only a
+  model trained on the new behaviour can).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+Recommendation = Literal["none", "recalibrate", "retrain"]
+RECOMMENDATIONS: tuple[Recommendation, ...] = ("none", "recalibrate", "retrain")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftPolicy:
+    alpha: float = 0.01
+    min_effect: float = 0.1
+    retrain_effect: float = 0.3
+    min_samples: int = 50
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.min_effect < self.retrain_effect <= 1:
+            raise ValueError("need 0 < min_effect < retrain_effect <= 1")
+        if self.min_samples < 2:
+            raise ValueError("min_samples must be at least 2")
+
+
+@dataclass(frozen=True, slots=True)
+class SensorDrift:
+    sensor: str
+    statistic: float
+    pvalue: float
+    adjusted_pvalue: float
+    drifted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    n_reference: int
+    n_recent: int
+    sufficient: bool
+    statistic: float | None
+    pvalue: float | None
+    drifted: bool
+    sensors: tuple[SensorDrift, ...]
+    recommendation: Recommendation
+    reason: str
+
+    @property
+    def drifted_sensors(self) -> list[str]:
+        return [s.sensor for s in self.sensors if s.drifted]
+
+
+def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """BH-adjusted p-values (step-up, monotone, capped at 1).
+
+    >>> [round(float(p), 3) for p in benjamini_hochberg([0.01, 0.04, 0.03, 0.5])]
+    [0.04, 0.053, 0.053, 0.5]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adjusted_sorted = np.minimum.accumulate(ranked[::-1])[::-1]
+    adjusted = np.empty(m)
+    adjusted[order] = np.minimum(adjusted_sorted, 1.0)
+    return adjusted
+
+
+def _ks(reference: np.ndarray, recent: np.ndarray) -> tuple[float, float]:
+    result = stats.ks_2samp(reference, recent)
+    return float(result.statistic), float(result.pvalue)
+
+
+def recommend(
+    *,
+    sufficient: bool,
+    statistic: float | None,
+    drifted: bool,
+    sensors_drifted: int,
+    policy: DriftPolicy,
+) -> tuple[Recommendation, str]:
+    """The rule in the module docstring, as code."""
+    if not sufficient or statistic is None:
+        return "none", f"fewer than {policy.min_samples} recent confirmed normals: not judged"
+    if drifted and statistic >= policy.retrain_effect:
+        return "retrain", (
+            f"reading errors shifted strongly (KS D={statistic:.3f} ≥ {policy.retrain_effect}): "
+            "the calibration no longer describes normal operation"
+        )
+    if drifted:
+        return "recalibrate", (
+            f"reading errors shifted moderately (KS D={statistic:.3f}); "
+            f"{sensors_drifted} sensor(s) drifted: a new threshold absorbs it"
+        )
+    if sensors_drifted:
+        return "retrain", (
+            f"{sensors_drifted} sensor(s) drifted while the reading error did not: "
+            "a local change the threshold cannot see"
+        )
+    return "none", "no drift beyond the minimum effect size"
+
+
+def drift_report(
+    reference_errors: np.ndarray,
+    recent_sensor_errors: np.ndarray,
+    sensors: Sequence[str],
+    policy: DriftPolicy,
+) -> DriftReport:
+    """Compare per-sensor squared errors ``(n, n_sensors)`` of recent normals with the reference."""
+    reference = np.asarray(reference_errors, dtype=np.float64)
+    recent = np.asarray(recent_sensor_errors, dtype=np.float64).reshape(-1, len(sensors))
+    if reference.ndim != 2 or reference.shape[1] != len(sensors):
+        raise ValueError(f"reference errors have shape {reference.shape}, need (n, {len(sensors)})")
+    recent = recent[np.isfinite(recent).all(axis=1)]
+    n_recent = int(recent.shape[0])
+    sufficient = n_recent >= policy.min_samples
+    if not sufficient:
+        rec, reason = recommend(
+            sufficient=False, statistic=None, drifted=False, sensors_drifted=0, policy=policy
+        )
+        return DriftReport(
+            n_reference=int(reference.shape[0]),
+            n_recent=n_recent,
+            sufficient=False,
+            statistic=None,
+            pvalue=None,
+            drifted=False,
+            sensors=(),
+            recommendation=rec,
+            reason=reason,
+        )
+    statistic, pvalue = _ks(reference.mean(axis=1), recent.mean(axis=1))
+    drifted = pvalue < policy.alpha and statistic >= policy.min_effect
+    per_sensor = [_ks(reference[:, j], recent[:, j]) for j in range(len(sensors))]
+    adjusted = benjamini_hochberg([p for _, p in per_sensor])
+    sensor_results = tuple(
+        SensorDrift(
+            sensor=name,
+            statistic=d,
+            pvalue=p,
+            adjusted_pvalue=float(q),
+            drifted=bool(q < policy.alpha and d >= policy.min_effect),
+        )
+        for name, (d, p), q in zip(sensors, per_sensor, adjusted, strict=True)
+    )
+    n_drifted = sum(s.drifted for s in sensor_results)
+    rec, reason = recommend(
+        sufficient=True,
+        statistic=statistic,
+        drifted=drifted,
+        sensors_drifted=n_drifted,
+        policy=policy,
+    )
+    return DriftReport(
+        n_reference=int(reference.shape[0]),
+        n_recent=n_recent,
+        sufficient=True,
+        statistic=statistic,
+        pvalue=pvalue,
+        drifted=drifted,
+        sensors=sensor_results,
+        recommendation=rec,
+        reason=reason,
+    )

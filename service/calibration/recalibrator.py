@@ -1,0 +1,210 @@
+"""Threshold recalibration from confirmed normals: the pure candidate rule and the
+background task that runs it.
+
+The candidate is a quantile (or median + k·MAD) of the reconstruction errors operators
+confirmed as normal in a rolling window. Confirmed anomalies never enter the sample, and
+two guards keep a burst of wrong labels or an ongoing fault from dragging the threshold:
+a minimum sample count, and a cap on the relative change per step above which the
+candidate waits for an admin's approval instead of being applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+RecalibrationMethod = Literal["quantile", "robust"]
+CandidateOutcome = Literal["applied", "pending", "unchanged", "insufficient"]
+
+# Scales the MAD to the standard deviation of a normal distribution.
+MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True, slots=True)
+class RecalibrationPolicy:
+    """How a candidate is computed and when it may be applied without an admin."""
+
+    method: RecalibrationMethod = "quantile"
+    quantile: float = 0.99
+    mad_k: float = 3.0
+    min_samples: int = 50
+    max_relative_change: float = 0.2
+    min_relative_change: float = 0.01
+
+    def __post_init__(self) -> None:
+        if not 0 < self.quantile < 1:
+            raise ValueError(f"quantile must be in (0, 1), got {self.quantile}")
+        if self.mad_k <= 0:
+            raise ValueError(f"mad_k must be positive, got {self.mad_k}")
+        if self.min_samples < 2:
+            raise ValueError(f"min_samples must be at least 2, got {self.min_samples}")
+        if not 0 < self.max_relative_change:
+            raise ValueError("max_relative_change must be positive")
+        if not 0 <= self.min_relative_change < self.max_relative_change:
+            raise ValueError("min_relative_change must be in [0, max_relative_change)")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What a recalibration step concluded; ``statistics`` is stored with the version."""
+
+    outcome: CandidateOutcome
+    current: float
+    value: float | None
+    relative_change: float | None
+    n_samples: int
+    message: str
+    statistics: dict[str, float | int | str]
+
+
+def candidate_threshold(
+    errors: Sequence[float] | np.ndarray, current: float, policy: RecalibrationPolicy
+) -> Candidate:
+    """The threshold the confirmed-normal ``errors`` support and whether it may be applied.
+
+    >>> policy = RecalibrationPolicy(quantile=0.5, min_samples=3)
+    >>> candidate_threshold([1.0, 1.1, 1.2], 1.0, policy).outcome
+    'applied'
+    >>> candidate_threshold([2.0, 2.0, 2.0], 1.0, policy).outcome
+    'pending'
+    >>> candidate_threshold([1.0], 1.0, policy).outcome
+    'insufficient'
+    """
+    if not current > 0:
+        raise ValueError(f"current threshold must be positive, got {current}")
+    sample = np.asarray(errors, dtype=np.float64)
+    sample = sample[np.isfinite(sample)]
+    n = int(sample.size)
+    if n < policy.min_samples:
+        return Candidate(
+            outcome="insufficient",
+            current=current,
+            value=None,
+            relative_change=None,
+            n_samples=n,
+            message=f"{n} confirmed normals in the window, {policy.min_samples} needed",
+            statistics={"n_samples": n, "min_samples": policy.min_samples},
+        )
+    statistics: dict[str, float | int | str] = {
+        "method": policy.method,
+        "n_samples": n,
+        "sample_median": float(np.median(sample)),
+        "sample_max": float(sample.max()),
+    }
+    if policy.method == "quantile":
+        value = float(np.quantile(sample, policy.quantile))
+        statistics["quantile"] = policy.quantile
+    else:
+        median = float(np.median(sample))
+        mad = float(np.median(np.abs(sample - median))) * MAD_TO_SIGMA
+        value = median + policy.mad_k * mad
+        statistics.update({"median": median, "mad_sigma": mad, "k": policy.mad_k})
+    if not value > 0:
+        return Candidate(
+            outcome="insufficient",
+            current=current,
+            value=None,
+            relative_change=None,
+            n_samples=n,
+            message=f"confirmed normals give a non-positive threshold ({value:.6g})",
+            statistics=statistics,
+        )
+    change = value / current - 1.0
+    statistics.update({"candidate": value, "current": current, "relative_change": change})
+    if abs(change) < policy.min_relative_change:
+        outcome: CandidateOutcome = "unchanged"
+        message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"
+    elif abs(change) <= policy.max_relative_change:
+        outcome = "applied"
+        message = (
+            f"threshold {current:.6g} → {value:.6g} ({change:+.1%}) from {n} confirmed normals"
+        )
+    else:
+        outcome = "pending"
+        message = (
+            f"candidate {value:.6g} moves the threshold {change:+.1%}, more than the "
+            f"{policy.max_relative_change:.0%} cap: held for an admin's approval"
+        )
+    return Candidate(
+        outcome=outcome,
+        current=current,
+        value=value,
+        relative_change=change,
+        n_samples=n,
+        message=message,
+        statistics=statistics,
+    )
+
+
+class RecalibrationLoop:
+    """The lifespan-owned task: runs ``run_once`` every ``interval_s`` or as soon as
+    ``label_trigger`` new labels arrived, whichever comes first.
+
+    ``run_once`` does the work (store reads, threshold swap); this class only decides when.
+    """
+
+    def __init__(
+        self,
+        run_once: Callable[[str], Awaitable[None]],
+        *,
+        interval_s: float,
+        label_trigger: int,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self._run_once = run_once
+        self._interval_s = interval_s
+        self._label_trigger = label_trigger
+        self._new_labels = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def notify_labels(self, count: int) -> None:
+        """Called by the feedback path after labels are stored."""
+        self._new_labels += count
+        if self._label_trigger > 0 and self._new_labels >= self._label_trigger:
+            self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="recalibration")
+
+    async def stop(self) -> None:
+        """Cancel and wait: a run in flight is abandoned between transactions, never mid-one,
+        because store calls run in threads that finish their transaction regardless."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _loop(self) -> None:
+        while True:
+            trigger = "interval"
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval_s)
+                trigger = "labels"
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._new_labels = 0
+            try:
+                await self._run_once(trigger)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The run records its own failure; the loop must outlive one bad run.
+                logger.exception("recalibration run failed")

@@ -1,0 +1,100 @@
+"""KS drift statistics, Benjamini–Hochberg and the recommendation rule."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+from service.calibration import drift
+from service.calibration.drift import DriftPolicy, benjamini_hochberg, drift_report
+
+SENSORS = [f"s{i}" for i in range(6)]
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(drift).failed == 0
+
+
+def squared_errors(rng: np.random.Generator, n: int, scale: np.ndarray) -> np.ndarray:
+    """Per-sensor squared errors of Gaussian residuals: chi-square with one dof, scaled."""
+    return (rng.normal(0.0, 1.0, size=(n, len(SENSORS))) * scale) ** 2
+
+
+def test_bh_matches_a_hand_computation_and_is_monotone() -> None:
+    p = np.array([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205, 0.212, 0.216])
+    adjusted = benjamini_hochberg(p)
+    # sorted input: q_i = min_{j>=i} p_j * m / j
+    expected = np.minimum.accumulate((p * 10 / np.arange(1, 11))[::-1])[::-1]
+    np.testing.assert_allclose(adjusted, expected)
+    assert np.all(np.diff(adjusted) >= 0)
+    assert benjamini_hochberg([]).size == 0
+
+
+def test_same_distribution_recommends_nothing() -> None:
+    rng = np.random.default_rng(7)
+    ones = np.ones(len(SENSORS))
+    report = drift_report(
+        squared_errors(rng, 2000, ones), squared_errors(rng, 400, ones), SENSORS, DriftPolicy()
+    )
+    assert report.sufficient and not report.drifted
+    assert report.drifted_sensors == []
+    assert report.recommendation == "none"
+    assert report.statistic is not None and report.statistic < 0.1
+
+
+def test_moderate_uniform_shift_recommends_recalibration() -> None:
+    rng = np.random.default_rng(8)
+    reference = squared_errors(rng, 2000, np.ones(len(SENSORS)))
+    recent = squared_errors(rng, 400, np.full(len(SENSORS), 1.15))
+    report = drift_report(reference, recent, SENSORS, DriftPolicy())
+    assert report.drifted
+    assert report.statistic is not None and 0.1 <= report.statistic < 0.3
+    assert report.recommendation == "recalibrate"
+
+
+def test_large_shift_recommends_retraining() -> None:
+    rng = np.random.default_rng(9)
+    reference = squared_errors(rng, 2000, np.ones(len(SENSORS)))
+    recent = squared_errors(rng, 400, np.full(len(SENSORS), 2.0))
+    report = drift_report(reference, recent, SENSORS, DriftPolicy())
+    assert report.recommendation == "retrain"
+    assert len(report.drifted_sensors) == len(SENSORS)
+
+
+def test_single_sensor_drift_hidden_in_the_mean_recommends_retraining() -> None:
+    rng = np.random.default_rng(10)
+    reference = squared_errors(rng, 3000, np.ones(len(SENSORS)))
+    scale = np.ones(len(SENSORS))
+    scale[2] = 1.4
+    recent = squared_errors(rng, 600, scale)
+    report = drift_report(reference, recent, SENSORS, DriftPolicy())
+    assert report.drifted_sensors == ["s2"]
+    assert not report.drifted
+    assert report.recommendation == "retrain"
+
+
+def test_tiny_effect_is_not_drift_even_when_significant() -> None:
+    """With huge samples KS rejects a 3% scale change; the minimum effect size keeps it quiet."""
+    rng = np.random.default_rng(11)
+    reference = squared_errors(rng, 20_000, np.ones(len(SENSORS)))
+    recent = squared_errors(rng, 20_000, np.full(len(SENSORS), 1.03))
+    report = drift_report(reference, recent, SENSORS, DriftPolicy())
+    assert report.pvalue is not None and report.pvalue < 0.01
+    assert not report.drifted and report.recommendation == "none"
+
+
+def test_too_few_recent_normals_is_not_judged() -> None:
+    rng = np.random.default_rng(12)
+    reference = squared_errors(rng, 500, np.ones(len(SENSORS)))
+    report = drift_report(
+        reference, squared_errors(rng, 10, np.full(6, 5.0)), SENSORS, DriftPolicy()
+    )
+    assert not report.sufficient and report.recommendation == "none"
+    assert report.statistic is None and report.sensors == ()
+
+
+def test_rejects_mismatched_reference() -> None:
+    with pytest.raises(ValueError, match="shape"):
+        drift_report(np.ones((10, 3)), np.ones((60, 6)), SENSORS, DriftPolicy())

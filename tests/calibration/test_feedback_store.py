@@ -1,0 +1,300 @@
+"""The SQLite feedback store: migrations, idempotent submissions, versions, pendings, runs."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from service.calibration.store import (
+    MIGRATIONS,
+    FeedbackStore,
+    IdempotencyConflict,
+    LabelFilter,
+    NewLabel,
+    PendingAlreadyDecided,
+    PendingNotFound,
+    SqliteFeedbackStore,
+    StoreError,
+    ThresholdVersionNotFound,
+    content_fingerprint,
+)
+
+
+class FakeClock:
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def label(error: float, kind: str = "normal", reading_id: str | None = None) -> NewLabel:
+    return NewLabel(
+        model="plant",
+        model_version="1",
+        label=kind,  # type: ignore[arg-type]
+        error=error,
+        sensor_errors=(error, error),
+        threshold_value=1.0,
+        threshold_version=1,
+        source="reading_id" if reading_id else "readings",
+        stream_id="s1",
+        reading_id=reading_id,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: FakeClock) -> SqliteFeedbackStore:
+    s = SqliteFeedbackStore(tmp_path / "store.sqlite3", clock=clock)
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+def test_implements_protocol(store: SqliteFeedbackStore) -> None:
+    assert isinstance(store, FeedbackStore)
+
+
+def test_wal_full_sync_and_all_migrations(store: SqliteFeedbackStore, tmp_path: Path) -> None:
+    assert store.schema_version() == max(n for n, _, _ in MIGRATIONS)
+    conn = sqlite3.connect(tmp_path / "store.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == [n for n, _, _ in MIGRATIONS]
+    conn.close()
+    # synchronous is per connection: check the store's own.
+    assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL
+
+
+def test_reopen_keeps_data_and_does_not_rerun_migrations(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "s.sqlite3"
+    first = SqliteFeedbackStore(path, clock=clock)
+    first.submit_labels([label(0.5)], author="ops", client_label_id="a", content_hash="h")
+    first.close()
+    second = SqliteFeedbackStore(path, clock=clock)
+    assert second.count_labels(LabelFilter()) == 1
+    assert second.schema_version() == len(MIGRATIONS)
+    second.close()
+
+
+def test_partial_schema_is_migrated_forward(tmp_path: Path, clock: FakeClock) -> None:
+    """A store written before migration 2 existed gets only migration 2 applied."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    MIGRATIONS[0][2](conn)
+    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', 0)")
+    conn.commit()
+    conn.close()
+    store = SqliteFeedbackStore(path, clock=clock)
+    assert store.schema_version() == 2
+    indexes = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "labels_model_label_time" in indexes
+    store.close()
+
+
+def test_refuses_store_from_newer_build(tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "new.sqlite3"
+    SqliteFeedbackStore(path, clock=clock).close()
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"\[99\]"):
+        SqliteFeedbackStore(path, clock=clock)
+
+
+def test_idempotent_replay_and_conflict(store: SqliteFeedbackStore) -> None:
+    first = store.submit_labels(
+        [label(0.5), label(0.6)], author="ops", client_label_id="c-1", content_hash="h1"
+    )
+    assert not first.replayed and len(first.labels) == 2
+    again = store.submit_labels(
+        [label(0.5), label(0.6)], author="ops", client_label_id="c-1", content_hash="h1"
+    )
+    assert again.replayed
+    assert again.id == first.id
+    assert [lab.id for lab in again.labels] == [lab.id for lab in first.labels]
+    assert store.count_labels(LabelFilter()) == 2
+    with pytest.raises(IdempotencyConflict, match="c-1"):
+        store.submit_labels([label(0.9)], author="ops", client_label_id="c-1", content_hash="h2")
+    assert store.count_labels(LabelFilter()) == 2
+    found = store.find_submission("c-1")
+    assert found is not None and found[0] == "h1" and found[1].id == first.id
+
+
+def test_without_client_id_every_submission_is_new(store: SqliteFeedbackStore) -> None:
+    store.submit_labels([label(0.5)], author="ops", client_label_id=None, content_hash="h")
+    store.submit_labels([label(0.5)], author="ops", client_label_id=None, content_hash="h")
+    assert store.count_labels(LabelFilter()) == 2
+
+
+def test_content_fingerprint_is_order_insensitive_for_keys() -> None:
+    assert content_fingerprint({"a": 1, "b": [1, 2]}) == content_fingerprint({"b": [1, 2], "a": 1})
+    assert content_fingerprint({"a": 1}) != content_fingerprint({"a": 2})
+
+
+def test_list_filters_and_pagination(store: SqliteFeedbackStore, clock: FakeClock) -> None:
+    for i in range(5):
+        clock.now += 10
+        kind = "anomaly" if i % 2 else "normal"
+        store.submit_labels(
+            [label(float(i), kind)], author=f"op{i % 2}", client_label_id=None, content_hash="h"
+        )
+    page1 = store.list_labels(LabelFilter(), limit=2)
+    assert [lab.error for lab in page1] == [4.0, 3.0]
+    page2 = store.list_labels(LabelFilter(), limit=2, before_id=page1[-1].id)
+    assert [lab.error for lab in page2] == [2.0, 1.0]
+    assert [lab.error for lab in store.list_labels(LabelFilter(label="anomaly"), limit=10)] == [
+        3.0,
+        1.0,
+    ]
+    assert store.count_labels(LabelFilter(author="op0")) == 3
+    since = store.list_labels(LabelFilter(since=1_000_030.0), limit=10)
+    assert sorted(lab.error for lab in since) == [2.0, 3.0, 4.0]
+
+
+def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
+    store: SqliteFeedbackStore, clock: FakeClock
+) -> None:
+    store.submit_labels(
+        [label(9.0, reading_id="old")], author="o", client_label_id=None, content_hash="h"
+    )
+    clock.now += 100
+    store.submit_labels(
+        [label(float(i), reading_id=f"r{i}") for i in range(6)],
+        author="o",
+        client_label_id=None,
+        content_hash="h",
+    )
+    store.submit_labels(
+        [label(3.0, "anomaly", reading_id="r3")], author="o", client_label_id=None, content_hash="h"
+    )
+    sample = store.normal_sample("plant", "1", since=clock.now - 50, limit=100)
+    assert sample.errors == (0.0, 1.0, 2.0, 4.0, 5.0)  # old one outside, r3 contested
+    assert sample.sensor_errors[0] == (0.0, 0.0)
+    capped = store.normal_sample("plant", "1", since=0, limit=2)
+    assert capped.errors == (4.0, 5.0)  # the newest two
+    assert store.normal_sample("plant", "2", since=0, limit=100).errors == ()
+    count, newest = store.labels_after("plant", 0)
+    assert count == 8 and newest == 8
+    assert store.labels_after("plant", newest) == (0, newest)
+
+
+def test_threshold_versions_are_numbered_and_restored(store: SqliteFeedbackStore) -> None:
+    first = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    assert (first.version, first.source, first.baseline) == (1, "manifest", 1.0)
+    assert store.ensure_threshold("plant", "1", value=5.0, reason="ignored").version == 1
+    second = store.append_threshold(
+        "plant",
+        "1",
+        value=1.1,
+        baseline=1.0,
+        source="recalibration",
+        reason="r",
+        author="system",
+        statistics={"n_samples": 60},
+    )
+    assert second.version == 2 and second.statistics == {"n_samples": 60}
+    assert store.latest_threshold("plant", "1") == second
+    # A new model version starts from its manifest, numbering continues per model.
+    other = store.ensure_threshold("plant", "2", value=2.0, reason="manifest v2")
+    assert other.version == 3 and other.value == 2.0
+    assert [v.version for v in store.threshold_history("plant")] == [1, 2, 3]
+    assert store.threshold_version("plant", 2).value == 1.1
+    with pytest.raises(ThresholdVersionNotFound):
+        store.threshold_version("plant", 9)
+    with pytest.raises(StoreError):
+        store.append_threshold(
+            "plant", "1", value=0.0, baseline=1.0, source="manual", reason="", author="a",
+            statistics={},
+        )  # fmt: skip
+
+
+def test_pending_approve_reject_and_supersede(store: SqliteFeedbackStore) -> None:
+    current = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    p1 = store.create_pending(
+        "plant", "1", candidate=2.0, current=current, relative_change=1.0, reason="r",
+        statistics={"n_samples": 80},
+    )  # fmt: skip
+    p2 = store.create_pending(
+        "plant", "1", candidate=2.2, current=current, relative_change=1.2, reason="r",
+        statistics={},
+    )  # fmt: skip
+    assert store.open_pending("plant") == p2
+    assert [p.status for p in store.list_pending("plant")] == ["pending", "superseded"]
+    with pytest.raises(PendingAlreadyDecided):
+        store.approve_pending(p1.id, author="admin", reason="")
+    applied = store.approve_pending(p2.id, author="admin", reason="checked the plant")
+    assert (applied.version, applied.value, applied.source, applied.author) == (
+        2,
+        2.2,
+        "approval",
+        "admin",
+    )
+    assert applied.baseline == 1.0
+    assert applied.statistics["pending_id"] == p2.id
+    decided = store.list_pending("plant")[0]
+    assert (decided.status, decided.applied_version, decided.decided_by) == (
+        "approved",
+        2,
+        "admin",
+    )
+    p3 = store.create_pending(
+        "plant", "1", candidate=5.0, current=applied, relative_change=1.3, reason="r",
+        statistics={},
+    )  # fmt: skip
+    rejected = store.reject_pending(p3.id, author="admin", reason="fault, not drift")
+    assert rejected.status == "rejected" and "fault, not drift" in rejected.reason
+    assert store.latest_threshold("plant", "1") == applied
+    with pytest.raises(PendingNotFound):
+        store.reject_pending(12345, author="a", reason="")
+
+
+def test_new_version_supersedes_stale_pending(store: SqliteFeedbackStore) -> None:
+    current = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    pending = store.create_pending(
+        "plant", "1", candidate=2.0, current=current, relative_change=1.0, reason="r",
+        statistics={},
+    )  # fmt: skip
+    store.append_threshold(
+        "plant", "1", value=1.05, baseline=1.0, source="manual", reason="by hand", author="a",
+        statistics={},
+    )  # fmt: skip
+    assert store.open_pending("plant") is None
+    assert store.list_pending("plant")[0].id == pending.id
+    assert store.list_pending("plant")[0].status == "superseded"
+
+
+def test_runs_are_recorded_newest_first(store: SqliteFeedbackStore, clock: FakeClock) -> None:
+    for outcome in ("insufficient", "applied"):
+        store.record_run(
+            model="plant", model_version="1", trigger="interval", outcome=outcome,  # type: ignore[arg-type]
+            current_value=1.0, candidate=None, n_samples=3, message=outcome,
+            statistics={"n": 3}, threshold_version=None, pending_id=None, started_at=clock.now,
+        )  # fmt: skip
+    runs = store.list_runs("plant")
+    assert [r.outcome for r in runs] == ["applied", "insufficient"]
+    assert runs[0].statistics == {"n": 3}
+    assert store.list_runs("other") == []
+
+
+def test_rejected_transaction_leaves_nothing(store: SqliteFeedbackStore) -> None:
+    bad = NewLabel(
+        model="plant", model_version="1", label="maybe",  # type: ignore[arg-type]
+        error=1.0, sensor_errors=(1.0,), threshold_value=1.0, threshold_version=1,
+        source="readings",
+    )  # fmt: skip
+    with pytest.raises(sqlite3.IntegrityError):
+        store.submit_labels([label(0.1), bad], author="o", client_label_id="x", content_hash="h")
+    assert store.count_labels(LabelFilter()) == 0
+    assert store.find_submission("x") is None
