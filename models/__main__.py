@@ -14,6 +14,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "models.train",
     "models.synthetic",
+    "models.evaluate",
+    "models.benchmark",
 )
 
 

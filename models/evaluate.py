@@ -1,354 +1,515 @@
-"""Evaluate a detector on normal and labelled anomalous readings: does its score separate them?
+"""``python -m models evaluate``: is this artifact worth trusting on these readings?
 
-Every figure here is computed from per-reading scores (a reading's reconstruction error, or a
-PCA statistic) and boolean labels, so the autoencoder and the PCA baseline are measured by the
-same code on the same readings. A reading is flagged when its score is strictly above the
-threshold, as the service decides.
-
-The curve metrics are implemented here in numpy (no scikit-learn): ROC-AUC with ties scored
-half (the Mann-Whitney statistic) and PR-AUC as average precision (the step-wise area, which
-does not interpolate optimistically between operating points).
+Scores normal and labelled anomalous readings with the artifact's TorchScript module (the
+code path the service runs), evaluates it at its operating threshold and across all
+thresholds, and shows the PCA baseline fitted on the artifact's own training split and
+limited on its own calibration readings at the same quantile beside it. Writes
+``report.json``, ``report.md`` and PNG plots.
 """
 
 from __future__ import annotations
 
-import math
+import argparse
+import re
+import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats
+import torch
 
-DEFAULT_FALSE_ALARM_RATES: tuple[float, ...] = (0.01, 0.05)
-# The capacity rule: anomalies whose median error is under 1.5x the normals' median, or an
-# AUC under 0.6, mean the model reconstructs what it should not (the "overpowered
-# autoencoder" trap) or cannot tell the two apart at all.
-CAPACITY_MIN_MEDIAN_RATIO = 1.5
-CAPACITY_MIN_AUC = 0.6
-_LOG_FLOOR = 1e-12
-
-
-def _as_scores_and_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(labels).ravel().astype(bool)
-    if s.shape != y.shape:
-        raise ValueError(f"{s.size} scores but {y.size} labels")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
-    if not y.any() or y.all():
-        raise ValueError("curves need both normal (label 0) and anomalous (label 1) readings")
-    return s, y
-
-
-def _distinct_threshold_counts(
-    scores: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True and false positives when flagging ``score >= t`` for each distinct score ``t``,
-    from the highest down: ties enter together, which is what makes tied scores half-credit."""
-    order = np.argsort(-scores, kind="mergesort")
-    s, y = scores[order], labels[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
-    tps = np.cumsum(y)[last_of_tie]
-    fps = np.cumsum(~y)[last_of_tie]
-    return tps.astype(np.float64), fps.astype(np.float64), s[last_of_tie]
-
-
-def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False-positive rates, true-positive rates and the thresholds (``score >= t``) behind
-    them, starting at (0, 0) with an infinite threshold."""
-    s, y = _as_scores_and_labels(scores, labels)
-    tps, fps, thresholds = _distinct_threshold_counts(s, y)
-    tpr = np.r_[0.0, tps / tps[-1]]
-    fpr = np.r_[0.0, fps / fps[-1]]
-    return fpr, tpr, np.r_[np.inf, thresholds]
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Probability that a random anomalous reading outscores a random normal one (ties: 1/2).
-
-    >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-    0.75
-    """
-    fpr, tpr, _ = roc_curve(scores, labels)
-    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
-
-
-def precision_recall_curve(
-    scores: np.ndarray, labels: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Precision and recall at each distinct threshold (``score >= t``), highest threshold first."""
-    s, y = _as_scores_and_labels(scores, labels)
-    tps, fps, thresholds = _distinct_threshold_counts(s, y)
-    return tps / (tps + fps), tps / tps[-1], thresholds
-
-
-def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
-    """PR-AUC as average precision: sum over thresholds of (recall gained) x precision.
-
-    >>> average_precision(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
-    0.8333333333333333
-    """
-    precision, recall, _ = precision_recall_curve(scores, labels)
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+from models.baselines import PCABaseline
+from models.data import DataError, Readings, default_sensor_names, load_readings, sliding_windows
+from models.metrics import DetectorEvaluation, evaluate_detector
+from models.report import (
+    EvaluationReport,
+    Example,
+    ScoredDetector,
+    Table,
+    mean_error_share,
+    write_report,
+)
+from models.synthetic import generate_plant, inject_anomalies
+from service.scoring.artifact import (
+    Artifact,
+    ArtifactError,
+    Manifest,
+    load_artifact,
+    sha256_array,
+    torchscript_deprecation_silenced,
+)
 
 
 @dataclass(frozen=True)
-class BinaryMetrics:
-    """Counts and rates of one flagging decision against the labels."""
+class LabelledReadings:
+    """Readings in the model's sensor order, with per-reading ground truth."""
 
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-
-    @classmethod
-    def from_flags(cls, flags: np.ndarray, labels: np.ndarray) -> BinaryMetrics:
-        f = np.asarray(flags).ravel().astype(bool)
-        y = np.asarray(labels).ravel().astype(bool)
-        if f.shape != y.shape:
-            raise ValueError(f"{f.size} flags but {y.size} labels")
-        return cls(
-            tp=int(np.sum(f & y)),
-            fp=int(np.sum(f & ~y)),
-            tn=int(np.sum(~f & ~y)),
-            fn=int(np.sum(~f & y)),
-        )
-
-    def __add__(self, other: BinaryMetrics) -> BinaryMetrics:
-        return BinaryMetrics(
-            self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn
-        )
-
-    @property
-    def precision(self) -> float:
-        return _ratio(self.tp, self.tp + self.fp)
-
-    @property
-    def recall(self) -> float:
-        return _ratio(self.tp, self.tp + self.fn)
-
-    @property
-    def f1(self) -> float:
-        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
-
-    @property
-    def false_alarm_rate(self) -> float:
-        return _ratio(self.fp, self.fp + self.tn)
-
-    @property
-    def missed_detection_rate(self) -> float:
-        return _ratio(self.fn, self.fn + self.tp)
-
-    def to_dict(self) -> dict[str, float | int]:
-        return {
-            **asdict(self),
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "false_alarm_rate": self.false_alarm_rate,
-            "missed_detection_rate": self.missed_detection_rate,
-        }
-
-
-def _ratio(numerator: int, denominator: int) -> float:
-    """NaN, not 0, when undefined: a recall with no anomalies is unknown, not zero."""
-    return numerator / denominator if denominator else math.nan
-
-
-def threshold_at_false_alarm_rate(normal_scores: np.ndarray, far: float) -> float:
-    """The lowest threshold (flag ``score > t``) that flags at most ``far`` of these normals.
-
-    >>> threshold_at_false_alarm_rate(np.arange(100.0), 0.05)
-    94.0
-    """
-    if not 0.0 <= far < 1.0:
-        raise ValueError(f"false-alarm rate must be in [0, 1), got {far}")
-    ranked = np.sort(np.asarray(normal_scores, dtype=np.float64).ravel())[::-1]
-    allowed = math.floor(far * ranked.size + 1e-9)
-    return float(ranked[allowed]) if allowed < ranked.size else -math.inf
+    values: np.ndarray
+    labels: np.ndarray  # bool
+    kinds: np.ndarray  # str per reading ("" for normal readings)
+    source: str
+    faulty_sensor: np.ndarray | None = None
+    """Column of the sensor at fault per reading (-1 where normal or unknown), when known."""
 
 
 @dataclass(frozen=True)
-class RecallAtFalseAlarmRate:
-    """An ROC operating point: chosen on the evaluated normals, so it describes the curve and
-    is not a deployable threshold."""
+class BaselineData:
+    """The readings the PCA baseline is fitted and limited on: the artifact's own training
+    split and calibration readings, located through the manifest and checked by fingerprint."""
 
-    target_false_alarm_rate: float
-    threshold: float
-    recall: float
-    false_alarm_rate: float
+    train: np.ndarray
+    calibration: np.ndarray
+    description: str
 
 
-def recall_at_false_alarm_rate(
-    scores: np.ndarray, labels: np.ndarray, far: float
-) -> RecallAtFalseAlarmRate:
-    s, y = _as_scores_and_labels(scores, labels)
-    threshold = threshold_at_false_alarm_rate(s[~y], far)
-    return RecallAtFalseAlarmRate(
-        target_false_alarm_rate=far,
-        threshold=threshold,
-        recall=float(np.mean(s[y] > threshold)),
-        false_alarm_rate=float(np.mean(s[~y] > threshold)),
+def align_sensors(readings: Readings, sensors: Sequence[str]) -> np.ndarray:
+    """Columns in the model's order. Header-less files (x01, x02, ...) are taken positionally
+    when the count matches, since they carry no names to match."""
+    if list(readings.sensors) == list(sensors):
+        return readings.values
+    if readings.sensors == default_sensor_names(readings.n_sensors):
+        if readings.n_sensors != len(sensors):
+            raise DataError(
+                readings.source,
+                f"{readings.n_sensors} columns but the model has {len(sensors)} sensors",
+            )
+        return readings.values
+    index = {name: i for i, name in enumerate(readings.sensors)}
+    missing = [name for name in sensors if name not in index]
+    if missing:
+        raise DataError(
+            readings.source,
+            f"missing sensors the model needs: {', '.join(missing[:10])}"
+            + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""),
+        )
+    return readings.values[:, [index[name] for name in sensors]]
+
+
+def labelled(
+    readings: Readings,
+    sensors: Sequence[str],
+    *,
+    labels_column: str,
+    kinds_column: str | None,
+    default_anomalous: bool,
+    sensor_column_name: str | None = "anomaly_sensor",
+) -> LabelledReadings:
+    """Ground truth from ``labels_column`` when the file has it; otherwise every reading is
+    ``default_anomalous`` (a fault run such as TEP's d01.dat is anomalous throughout)."""
+    values = align_sensors(readings, sensors)
+    by_name = {name.lower(): column for name, column in readings.labels.items()}
+    column = by_name.get(labels_column.lower())
+    if column is None:
+        labels = np.full(readings.n_readings, default_anomalous)
+    else:
+        if column.dtype.kind != "f" or np.isnan(column).any():
+            raise DataError(
+                readings.source, "labels must be 0/1 in every row", column=labels_column
+            )
+        labels = column > 0
+    kinds = np.full(readings.n_readings, "", dtype=object)
+    kind_column = by_name.get(kinds_column.lower()) if kinds_column else None
+    if kind_column is not None:
+        kinds = np.where(labels, kind_column.astype(str), "").astype(object)
+    kinds[labels & (kinds == "")] = "anomalous"
+    faulty = None
+    sensor_column = by_name.get(sensor_column_name.lower()) if sensor_column_name else None
+    if sensor_column is not None:
+        position = {name: i for i, name in enumerate(sensors)}
+        faulty = np.array([position.get(str(name), -1) for name in sensor_column], dtype=np.int64)
+        faulty[~labels] = -1
+    return LabelledReadings(values, labels, kinds, readings.source, faulty)
+
+
+def artifact_errors(
+    artifact: Artifact, values: np.ndarray, *, batch_size: int = 4096
+) -> np.ndarray:
+    """Per-sensor squared errors from the artifact's TorchScript module (what the service
+    runs), for readings ``window-1 .. n-1``."""
+    window = artifact.manifest.window
+    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
+    out = np.empty((len(windows), artifact.manifest.n_sensors), dtype=np.float64)
+    with torchscript_deprecation_silenced(), torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            batch = torch.from_numpy(np.array(windows[start : start + batch_size], copy=True))
+            errors, _ = artifact.module.score(batch)
+            out[start : start + len(batch)] = errors.numpy()
+    return out
+
+
+def _source_path(source: str) -> tuple[Path, bool]:
+    transposed = source.endswith(" (transposed)")
+    return Path(source.removesuffix(" (transposed)")), transposed
+
+
+def _synthetic_source(source: str) -> tuple[int, int, int] | None:
+    """(plant_seed, seed, n_readings) when the data came from the in-memory generator."""
+    match = re.fullmatch(
+        r"synthetic plant \(plant_seed=(\d+), seed=(\d+), (\d+) readings\)", source
+    )
+    return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
+
+
+def _recorded_values(
+    record: dict[str, Any], override: Path | None, transpose: bool, n_sensors: int
+) -> tuple[np.ndarray, str]:
+    """Load the data a manifest entry describes (or ``override``) and check its fingerprint."""
+    source = str(record.get("source", ""))
+    if override is not None:
+        readings = load_readings(override, transpose=transpose)
+    elif (synthetic := _synthetic_source(source)) is not None:
+        plant_seed, seed, n = synthetic
+        readings = generate_plant(n, seed=seed, n_sensors=n_sensors, plant_seed=plant_seed)
+    else:
+        path, transposed = _source_path(source)
+        if not path.is_file():
+            raise DataError(path, "recorded in the manifest but not found; pass it explicitly")
+        readings = load_readings(path, transpose=transposed)
+    expected = record.get("sha256")
+    actual = sha256_array(readings.values)
+    if expected is not None and actual != expected:
+        raise DataError(
+            readings.source,
+            f"fingerprint {actual[:12]}… differs from the manifest's {str(expected)[:12]}…: "
+            "not the data this model was trained on",
+        )
+    return readings.values, readings.source
+
+
+def baseline_data(
+    manifest: Manifest,
+    *,
+    train_file: Path | None = None,
+    train_transpose: bool = False,
+    calibration_file: Path | None = None,
+    calibration_transpose: bool = False,
+) -> BaselineData:
+    data = manifest.training.get("data", {})
+    splits = manifest.training.get("splits", {})
+    if "train" not in splits:
+        raise DataError(manifest.name, "the manifest records no training split")
+    training_record = dict(data.get("training", {}))
+    training_record.setdefault("sha256", manifest.training_data_sha256)
+    train_values, train_source = _recorded_values(
+        training_record, train_file, train_transpose, manifest.n_sensors
+    )
+    start, stop = splits["train"]
+    if "calibration" in splits:
+        c_start, c_stop = splits["calibration"]
+        calibration = train_values[c_start:c_stop]
+        calibration_source = f"{train_source} rows {c_start}-{c_stop - 1}"
+    else:
+        if "calibration" not in data and calibration_file is None:
+            raise DataError(manifest.name, "calibration data is not recorded; pass it explicitly")
+        calibration, calibration_source = _recorded_values(
+            dict(data.get("calibration", {})),
+            calibration_file,
+            calibration_transpose,
+            manifest.n_sensors,
+        )
+    return BaselineData(
+        train=train_values[start:stop],
+        calibration=calibration,
+        description=f"fitted on {train_source} rows {start}-{stop - 1}; limits on "
+        f"{calibration_source}",
     )
 
 
-@dataclass(frozen=True)
-class Separability:
-    """Welch's t-test and Cohen's d on log scores: errors are squared and heavy-tailed, so on
-    the raw scale a handful of huge anomalies would dominate both the mean and the variance."""
-
-    welch_t: float
-    p_value: float
-    cohens_d: float
-    n_normal: int
-    n_anomalous: int
+@dataclass
+class ArtifactEvaluation:
+    report: EvaluationReport
+    evaluations: list[DetectorEvaluation]
 
 
-def separability(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> Separability:
-    normal = np.log(np.maximum(np.asarray(normal_scores, dtype=np.float64), _LOG_FLOOR))
-    anomalous = np.log(np.maximum(np.asarray(anomalous_scores, dtype=np.float64), _LOG_FLOOR))
-    if normal.size < 2 or anomalous.size < 2:
-        raise ValueError("the t-test needs at least two normal and two anomalous readings")
-    result = stats.ttest_ind(anomalous, normal, equal_var=False)
-    pooled = math.sqrt(
-        ((normal.size - 1) * normal.var(ddof=1) + (anomalous.size - 1) * anomalous.var(ddof=1))
-        / (normal.size + anomalous.size - 2)
-    )
-    difference = float(anomalous.mean() - normal.mean())
-    cohens_d = difference / pooled if pooled > 0 else math.copysign(math.inf, difference)
-    return Separability(
-        welch_t=float(result.statistic),
-        p_value=float(result.pvalue),
-        cohens_d=cohens_d,
-        n_normal=int(normal.size),
-        n_anomalous=int(anomalous.size),
-    )
-
-
-@dataclass(frozen=True)
-class CapacityDiagnosis:
-    """Does the model reconstruct anomalies about as well as normals? If so, a larger model
-    would not help: it needs less capacity (smaller latent, more dropout or noise)."""
-
-    median_normal: float
-    median_anomalous: float
-    median_ratio: float
-    auc: float
-    anomalies_below_normal_median: float
-    ok: bool
-    message: str
-
-
-def capacity_diagnosis(
-    normal_scores: np.ndarray, anomalous_scores: np.ndarray, auc: float
-) -> CapacityDiagnosis:
-    normal = np.asarray(normal_scores, dtype=np.float64)
-    anomalous = np.asarray(anomalous_scores, dtype=np.float64)
-    median_normal = float(np.median(normal))
-    median_anomalous = float(np.median(anomalous))
-    ratio = median_anomalous / median_normal if median_normal > 0 else math.inf
-    below = float(np.mean(anomalous <= median_normal))
-    problems = []
-    if ratio < CAPACITY_MIN_MEDIAN_RATIO:
-        problems.append(
-            f"the median anomalous error is only {ratio:.2f}x the median normal error "
-            f"(rule: >= {CAPACITY_MIN_MEDIAN_RATIO})"
-        )
-    if auc < CAPACITY_MIN_AUC:
-        problems.append(f"ROC-AUC is {auc:.3f} (rule: >= {CAPACITY_MIN_AUC})")
-    if problems:
-        message = (
-            "WARNING: anomalies are reconstructed about as well as normal readings: "
-            + "; ".join(problems)
-            + f". {below:.0%} of anomalous readings score below the normal median. The model "
-            "may be overpowered (it learned to copy its input): reduce the latent size or "
-            "hidden widths, or train the denoising variant."
+def evaluate_artifact(
+    artifact: Artifact,
+    normal: LabelledReadings,
+    anomalous: LabelledReadings,
+    *,
+    baseline: BaselineData | None,
+    baseline_note: str = "",
+) -> ArtifactEvaluation:
+    """Score both sets with the artifact (and the PCA baseline on the same readings)."""
+    manifest = artifact.manifest
+    skip = manifest.window - 1
+    errors = [artifact_errors(artifact, part.values) for part in (normal, anomalous)]
+    per_sensor = np.concatenate(errors)
+    labels = np.r_[normal.labels[skip:], anomalous.labels[skip:]]
+    kinds = np.r_[normal.kinds[skip:], anomalous.kinds[skip:]]
+    if labels.all() or not labels.any():
+        raise ValueError("the evaluation needs both normal and anomalous readings")
+    scores = {"autoencoder": per_sensor.mean(axis=1)}
+    sources = {
+        "autoencoder": f"manifest threshold: {manifest.threshold.quantile} quantile of "
+        f"{manifest.threshold.n_calibration} readings of {manifest.threshold.source}"
+    }
+    thresholds = {"autoencoder": manifest.threshold.value}
+    notes = []
+    context: dict[str, Any] = {
+        "model": f"{manifest.name} {manifest.version} ({artifact.path})",
+        "sensors": manifest.n_sensors,
+        "window": manifest.window,
+        "normal data": normal.source,
+        "anomalous data": anomalous.source,
+    }
+    if baseline is not None:
+        pca = PCABaseline.fit(baseline.train)
+        calibration = baseline.calibration[skip:]
+        quantile = manifest.threshold.quantile
+        for name, statistic in (("pca_t2", pca.t2), ("pca_spe", pca.spe)):
+            scores[name] = np.r_[
+                statistic(normal.values[skip:]), statistic(anomalous.values[skip:])
+            ]
+            thresholds[name] = float(np.quantile(statistic(calibration), quantile, method="higher"))
+            sources[name] = f"{quantile} quantile on the same calibration readings"
+        context["PCA baseline"] = (
+            f"{pca.n_components} components ({pca.explained_variance:.1%} of training variance), "
+            + baseline.description
         )
     else:
-        message = (
-            f"ok: anomalies reconstruct {ratio:.1f}x worse than normals at the median "
-            f"and ROC-AUC is {auc:.3f}."
+        notes.append(f"No PCA baseline: {baseline_note}")
+    scored = []
+    evaluations = []
+    for name, values in scores.items():
+        evaluation = evaluate_detector(
+            name,
+            values,
+            labels,
+            threshold=thresholds[name],
+            threshold_source=sources[name],
+            kinds=kinds,
         )
-    return CapacityDiagnosis(
-        median_normal=median_normal,
-        median_anomalous=median_anomalous,
-        median_ratio=ratio,
-        auc=auc,
-        anomalies_below_normal_median=below,
-        ok=not problems,
-        message=message,
+        evaluations.append(evaluation)
+        scored.append(ScoredDetector(evaluation, values, labels))
+    detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])
+    tables = []
+    faulty = None
+    if anomalous.faulty_sensor is not None:
+        faulty = np.r_[np.full(normal.labels.size - skip, -1), anomalous.faulty_sensor[skip:]]
+        tables.append(attribution_table(per_sensor, faulty, detected, kinds))
+    report = EvaluationReport(
+        title=f"Evaluation of {manifest.name} {manifest.version}",
+        context=context,
+        detectors=scored,
+        sensors=list(manifest.sensors),
+        contribution_anomalous=mean_error_share(per_sensor[labels]),
+        contribution_normal=mean_error_share(per_sensor[~labels]),
+        tables=tables,
+        examples=example_readings(per_sensor, scores["autoencoder"], detected, kinds, faulty),
+        notes=notes,
+    )
+    return ArtifactEvaluation(report, evaluations)
+
+
+def attribution_table(
+    per_sensor: np.ndarray, faulty: np.ndarray, detected: np.ndarray, kinds: np.ndarray
+) -> Table:
+    """Does the largest per-sensor error point at the sensor that was actually at fault?
+    Measured on detected anomalies whose faulty sensor is known."""
+    known = detected & (faulty >= 0)
+    ranking = np.argsort(-per_sensor, axis=1)[:, :3]
+    top1 = ranking[:, 0] == faulty
+    top3 = (ranking == faulty[:, None]).any(axis=1)
+    rows: list[list[Any]] = []
+    groups = [("all", known)] + [(str(k), known & (kinds == k)) for k in sorted(set(kinds[known]))]
+    for name, rows_mask in groups:
+        n = int(rows_mask.sum())
+        if n == 0:
+            continue
+        rows.append([name, n, f"{np.mean(top1[rows_mask]):.1%}", f"{np.mean(top3[rows_mask]):.1%}"])
+    return Table(
+        title="Which sensor? Attribution on detected anomalies",
+        columns=["anomaly kind", "detected readings", "faulty sensor ranked 1st", "in top 3"],
+        rows=rows,
+        note="Per-sensor errors of the autoencoder ranked per reading; chance is "
+        f"{1 / per_sensor.shape[1]:.1%} for 1st place.",
     )
 
 
-@dataclass(frozen=True)
-class DetectorEvaluation:
-    """Everything measured about one detector on one labelled set of readings."""
-
-    detector: str
-    threshold: float
-    threshold_source: str
-    n_normal: int
-    n_anomalous: int
-    roc_auc: float
-    pr_auc: float
-    at_threshold: BinaryMetrics
-    recall_at_far: list[RecallAtFalseAlarmRate]
-    separability: Separability
-    capacity: CapacityDiagnosis
-    per_kind: dict[str, BinaryMetrics] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "detector": self.detector,
-            "threshold": self.threshold,
-            "threshold_source": self.threshold_source,
-            "n_normal": self.n_normal,
-            "n_anomalous": self.n_anomalous,
-            "roc_auc": self.roc_auc,
-            "pr_auc": self.pr_auc,
-            "at_threshold": self.at_threshold.to_dict(),
-            "recall_at_false_alarm_rate": [asdict(point) for point in self.recall_at_far],
-            "separability_log_scores": asdict(self.separability),
-            "capacity": asdict(self.capacity),
-            "per_kind": {kind: counts.to_dict() for kind, counts in self.per_kind.items()},
-        }
-
-
-def evaluate_detector(
-    detector: str,
+def example_readings(
+    per_sensor: np.ndarray,
     scores: np.ndarray,
-    labels: np.ndarray,
+    detected: np.ndarray,
+    kinds: np.ndarray,
+    faulty: np.ndarray | None,
     *,
-    threshold: float,
-    threshold_source: str,
-    kinds: Sequence[str] | np.ndarray | None = None,
-    false_alarm_rates: Sequence[float] = DEFAULT_FALSE_ALARM_RATES,
-) -> DetectorEvaluation:
-    """``kinds`` names each anomalous reading's kind (normal readings' entries are ignored);
-    each kind is scored against all normal readings, so its false-alarm rate is shared."""
-    s, y = _as_scores_and_labels(scores, labels)
-    flags = s > threshold
-    auc = roc_auc(s, y)
-    per_kind: dict[str, BinaryMetrics] = {}
-    if kinds is not None:
-        kind_array = np.asarray(kinds, dtype=object).ravel()
-        if kind_array.shape != y.shape:
-            raise ValueError(f"{kind_array.size} kinds but {y.size} labels")
-        for kind in sorted({str(k) for k in kind_array[y]}):
-            rows = ~y | (kind_array == kind)
-            per_kind[kind] = BinaryMetrics.from_flags(flags[rows], y[rows])
-    return DetectorEvaluation(
-        detector=detector,
-        threshold=float(threshold),
-        threshold_source=threshold_source,
-        n_normal=int(np.sum(~y)),
-        n_anomalous=int(np.sum(y)),
-        roc_auc=auc,
-        pr_auc=average_precision(s, y),
-        at_threshold=BinaryMetrics.from_flags(flags, y),
-        recall_at_far=[recall_at_false_alarm_rate(s, y, far) for far in false_alarm_rates],
-        separability=separability(s[~y], s[y]),
-        capacity=capacity_diagnosis(s[~y], s[y], auc),
-        per_kind=per_kind,
+    limit: int = 6,
+) -> list[Example]:
+    """The highest-scoring detected reading of each anomaly kind (then the next highest)."""
+    order = [int(i) for i in np.argsort(-scores) if detected[i]]
+    chosen: list[int] = []
+    for kind in sorted(set(kinds[detected])):
+        first = next((i for i in order if kinds[i] == kind), None)
+        if first is not None:
+            chosen.append(first)
+    chosen += [i for i in order if i not in chosen][: max(0, limit - len(chosen))]
+    return [
+        Example(
+            title=f"{kinds[i]} (error {scores[i]:.3g})",
+            errors=per_sensor[i],
+            highlight=None if faulty is None or faulty[i] < 0 else int(faulty[i]),
+        )
+        for i in chosen[:limit]
+    ]
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+SYNTHETIC_SEEDS = (9_001, 9_002)
+"""Normal run and faulty run: far from the seeds the default model is trained with."""
+
+
+def synthetic_sets(
+    manifest: Manifest, *, n_readings: int, seeds: tuple[int, int] = SYNTHETIC_SEEDS
+) -> tuple[LabelledReadings, LabelledReadings]:
+    """Fresh runs of the synthetic plant: one normal, one with labelled faults of every kind.
+    Refuses seeds the manifest says the model was trained or calibrated on."""
+    used = set()
+    for record in manifest.training.get("data", {}).values():
+        synthetic = _synthetic_source(str(record.get("source", "")))
+        if synthetic is not None:
+            used.add(synthetic[1])
+    clash = used & set(seeds)
+    if clash:
+        raise ValueError(f"seed(s) {sorted(clash)} were used to train or calibrate this model")
+    normal_run = generate_plant(n_readings, seed=seeds[0], n_sensors=manifest.n_sensors)
+    if normal_run.sensors != list(manifest.sensors):
+        raise ValueError(
+            "the model's sensors are not the synthetic plant's: --synthetic evaluates models "
+            "trained on the synthetic plant"
+        )
+    faulty_run = generate_plant(n_readings, seed=seeds[1], n_sensors=manifest.n_sensors)
+    injected = inject_anomalies(faulty_run.values, seed=seeds[1] + 1)
+    normal = LabelledReadings(
+        normal_run.values,
+        np.zeros(n_readings, dtype=bool),
+        np.full(n_readings, "", dtype=object),
+        normal_run.source,
     )
+    anomalous = LabelledReadings(
+        injected.values,
+        injected.labels,
+        np.asarray(injected.kinds, dtype=object),
+        f"{faulty_run.source} with {len(injected.events)} injected faults (seed {seeds[1] + 1})",
+        np.asarray(injected.affected_sensor, dtype=np.int64),
+    )
+    return normal, anomalous
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate an artifact on normal and labelled anomalous readings",
+        description="Score normal and labelled anomalous readings with an artifact and write "
+        "report.json, report.md and PNG plots: ROC/PR-AUC, rates at the operating threshold, "
+        "recall at fixed false-alarm rates, separability, a capacity diagnosis and the PCA "
+        "baseline (T², SPE) side by side.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="artifact folder")
+    data = parser.add_argument_group("data (either --normal and --anomalous, or --synthetic)")
+    data.add_argument("--normal", type=Path, help="normal readings (.csv, .dat, .npy)")
+    data.add_argument(
+        "--anomalous",
+        type=Path,
+        help="labelled readings; without a labels column every reading counts as anomalous",
+    )
+    data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
+    data.add_argument("--labels-column", default="anomaly", help="0/1 ground truth (anomaly)")
+    data.add_argument(
+        "--kinds-column", default="anomaly_kind", help="anomaly kind per reading (anomaly_kind)"
+    )
+    data.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="fresh synthetic-plant runs (seeds 9001/9002), faults of every kind injected",
+    )
+    data.add_argument(
+        "--readings", type=int, default=20_000, help="readings per synthetic run (20000)"
+    )
+    base = parser.add_argument_group(
+        "PCA baseline (default: the training and calibration data the manifest records)"
+    )
+    base.add_argument("--train", type=Path, help="the model's training data file")
+    base.add_argument("--train-transpose", action="store_true")
+    base.add_argument("--calibration-data", type=Path, help="the model's calibration file")
+    base.add_argument("--calibration-transpose", action="store_true")
+    base.add_argument("--no-baseline", action="store_true", help="skip the PCA baseline")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: reports/<name>-<version>)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        artifact = load_artifact(args.model)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    manifest = artifact.manifest
+    try:
+        if args.synthetic:
+            normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
+        elif args.normal is None or args.anomalous is None:
+            print("error: pass --normal and --anomalous, or --synthetic", file=sys.stderr)
+            return 2
+        else:
+            normal = labelled(
+                load_readings(args.normal, transpose=args.transpose),
+                manifest.sensors,
+                labels_column=args.labels_column,
+                kinds_column=args.kinds_column,
+                default_anomalous=False,
+            )
+            anomalous = labelled(
+                load_readings(args.anomalous, transpose=args.transpose),
+                manifest.sensors,
+                labels_column=args.labels_column,
+                kinds_column=args.kinds_column,
+                default_anomalous=True,
+            )
+        baseline, baseline_note = None, "skipped (--no-baseline)"
+        if not args.no_baseline:
+            try:
+                baseline = baseline_data(
+                    manifest,
+                    train_file=args.train,
+                    train_transpose=args.train_transpose,
+                    calibration_file=args.calibration_data,
+                    calibration_transpose=args.calibration_transpose,
+                )
+            except DataError as exc:
+                baseline_note = f"the model's training data is not available ({exc})"
+                print(f"warning: no PCA baseline: {exc}", file=sys.stderr)
+        result = evaluate_artifact(
+            artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
+        )
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
+    written = write_report(result.report, out)
+    print(summary_lines(result.evaluations))
+    print(f"\nreport: {written['markdown']}", file=sys.stderr)
+    return 0
+
+
+def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
+    lines = [
+        f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
+        f"{'F1':>6} {'FAR':>7} {'MDR':>7}"
+    ]
+    for e in evaluations:
+        at = e.at_threshold
+        lines.append(
+            f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
+            f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
+            f"{at.missed_detection_rate:>7.2%}"
+        )
+    lines += ["", *[f"capacity ({e.detector}): {e.capacity.message}" for e in evaluations]]
+    return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from models.evaluate import DetectorEvaluation, precision_recall_curve, roc_curve
+from models.metrics import DetectorEvaluation, precision_recall_curve, roc_curve
 
 TOP_SENSORS = 20
 
@@ -57,6 +57,15 @@ class Figure:
     caption: str
 
 
+@dataclass(frozen=True)
+class Example:
+    """One reading's per-sensor errors, with the sensor known to be at fault (if known)."""
+
+    title: str
+    errors: np.ndarray
+    highlight: int | None = None
+
+
 @dataclass
 class EvaluationReport:
     title: str
@@ -69,6 +78,8 @@ class EvaluationReport:
     tables: list[Table] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    examples: list[Example] = field(default_factory=list)
+    """Detected anomalous readings whose per-sensor errors are plotted one by one."""
 
 
 def mean_error_share(per_sensor_errors: np.ndarray) -> np.ndarray:
@@ -96,6 +107,8 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> dict[str, Pat
             report.contribution_normal,
             out / "contributions.png",
         )
+    if report.examples and report.sensors:
+        written["examples"] = _plot_examples(report.sensors, report.examples, out / "examples.png")
     json_path = out / "report.json"
     json_path.write_text(json.dumps(_report_dict(report, written), indent=2, default=_jsonable))
     written["json"] = json_path
@@ -248,6 +261,33 @@ def _plot_contributions(
     return path
 
 
+def _plot_examples(sensors: list[str], examples: list[Example], path: Path) -> Path:
+    plt = _pyplot()
+    columns = 2 if len(examples) > 1 else 1
+    rows = math.ceil(len(examples) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(7.0 * columns, 2.6 * rows), squeeze=False)
+    positions = np.arange(len(sensors))
+    for ax, example in zip(axes.ravel(), examples, strict=False):
+        colours = ["tab:blue"] * len(sensors)
+        if example.highlight is not None:
+            colours[example.highlight] = "tab:red"
+        ax.bar(positions, example.errors, color=colours)
+        top = int(np.argmax(example.errors))
+        caption = f"{example.title}; largest: {sensors[top]}"
+        if example.highlight is not None:
+            caption += f"; at fault (red): {sensors[example.highlight]}"
+        ax.set_title(caption, fontsize="small")
+        ax.set_ylabel("squared error")
+        ax.set_xticks([])
+    for ax in axes.ravel()[len(examples) :]:
+        ax.axis("off")
+    fig.suptitle("Per-sensor error of detected anomalous readings")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -312,7 +352,7 @@ def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
-def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
     return lines
@@ -330,7 +370,8 @@ def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
         row: list[Any] = [e.detector, e.threshold, e.roc_auc, e.pr_auc, at.precision, at.recall]
         row += [at.f1, _pct(at.false_alarm_rate), _pct(at.missed_detection_rate)]
         row += [_pct(p.recall) for p in e.recall_at_far]
-        row += [e.separability.cohens_d, f"{e.separability.p_value:.2g}"]
+        p_value = e.separability.p_value
+        row += [e.separability.cohens_d, f"{p_value:.2g}" if p_value > 0 else "< 1e-300"]
         rows.append(row)
     return columns, rows
 
@@ -365,7 +406,7 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
             "uses a threshold picked on these normals: it describes the ROC curve, it is not "
             "a deployable setting.",
             "",
-            *_markdown_table(*_detector_rows(report.detectors)),
+            *markdown_table(*_detector_rows(report.detectors)),
             "",
             "Thresholds:",
             "",
@@ -378,12 +419,12 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
         lines.append("")
         if any(d.evaluation.per_kind for d in report.detectors):
             lines += ["## Recall per anomaly kind (at the operating threshold)", ""]
-            lines += [*_markdown_table(*_per_kind_rows(report.detectors)), ""]
+            lines += [*markdown_table(*_per_kind_rows(report.detectors)), ""]
     for table in report.tables:
         lines += [f"## {table.title}", ""]
         if table.note:
             lines += [table.note, ""]
-        lines += [*_markdown_table(table.columns, table.rows), ""]
+        lines += [*markdown_table(table.columns, table.rows), ""]
     images = [(p.name, role) for role, p in written.items() if p.suffix == ".png"]
     images += [(f.file, f.caption) for f in report.figures]
     if images:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from models.baselines import PCABaseline
-from models.evaluate import roc_auc
+from models.metrics import roc_auc
 from models.synthetic import generate_plant, inject_anomalies
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.evaluate import (
+from models.metrics import (
     BinaryMetrics,
     average_precision,
     capacity_diagnosis,

@@ -1,0 +1,367 @@
+"""Detection metrics on normal and labelled anomalous readings: does a score separate them?
+
+Every figure here is computed from per-reading scores (a reading's reconstruction error, or a
+PCA statistic) and boolean labels, so the autoencoder and the PCA baseline are measured by the
+same code on the same readings. A reading is flagged when its score is strictly above the
+threshold, as the service decides.
+
+The curve metrics are implemented here in numpy (no scikit-learn): ROC-AUC with ties scored
+half (the Mann-Whitney statistic) and PR-AUC as average precision (the step-wise area, which
+does not interpolate optimistically between operating points).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+DEFAULT_FALSE_ALARM_RATES: tuple[float, ...] = (0.01, 0.05)
+# The capacity rule: anomalies whose median error is under 1.5x the normals' median, or an
+# AUC under 0.6, mean the model reconstructs what it should not (the "overpowered
+# autoencoder" trap) or cannot tell the two apart at all.
+CAPACITY_MIN_MEDIAN_RATIO = 1.5
+CAPACITY_MIN_AUC = 0.6
+_LOG_FLOOR = 1e-12
+
+
+def _as_scores_and_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if s.shape != y.shape:
+        raise ValueError(f"{s.size} scores but {y.size} labels")
+    if not np.isfinite(s).all():
+        raise ValueError("scores must be finite")
+    if not y.any() or y.all():
+        raise ValueError("curves need both normal (label 0) and anomalous (label 1) readings")
+    return s, y
+
+
+def _distinct_threshold_counts(
+    scores: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True and false positives when flagging ``score >= t`` for each distinct score ``t``,
+    from the highest down: ties enter together, which is what makes tied scores half-credit."""
+    order = np.argsort(-scores, kind="mergesort")
+    s, y = scores[order], labels[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+    tps = np.cumsum(y)[last_of_tie]
+    fps = np.cumsum(~y)[last_of_tie]
+    return tps.astype(np.float64), fps.astype(np.float64), s[last_of_tie]
+
+
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """False-positive rates, true-positive rates and the thresholds (``score >= t``) behind
+    them, starting at (0, 0) with an infinite threshold."""
+    s, y = _as_scores_and_labels(scores, labels)
+    tps, fps, thresholds = _distinct_threshold_counts(s, y)
+    tpr = np.r_[0.0, tps / tps[-1]]
+    fpr = np.r_[0.0, fps / fps[-1]]
+    return fpr, tpr, np.r_[np.inf, thresholds]
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a random anomalous reading outscores a random normal one (ties: 1/2).
+
+    >>> roc_auc(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    0.75
+    """
+    fpr, tpr, _ = roc_curve(scores, labels)
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def precision_recall_curve(
+    scores: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Precision and recall at each distinct threshold (``score >= t``), highest threshold first."""
+    s, y = _as_scores_and_labels(scores, labels)
+    tps, fps, thresholds = _distinct_threshold_counts(s, y)
+    return tps / (tps + fps), tps / tps[-1], thresholds
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """PR-AUC as average precision: sum over thresholds of (recall gained) x precision.
+
+    >>> average_precision(np.array([0.1, 0.4, 0.35, 0.8]), np.array([0, 0, 1, 1]))
+    0.8333333333333333
+    """
+    precision, recall, _ = precision_recall_curve(scores, labels)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+@dataclass(frozen=True)
+class BinaryMetrics:
+    """Counts and rates of one flagging decision against the labels."""
+
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+
+    @classmethod
+    def from_flags(cls, flags: np.ndarray, labels: np.ndarray) -> BinaryMetrics:
+        f = np.asarray(flags).ravel().astype(bool)
+        y = np.asarray(labels).ravel().astype(bool)
+        if f.shape != y.shape:
+            raise ValueError(f"{f.size} flags but {y.size} labels")
+        return cls(
+            tp=int(np.sum(f & y)),
+            fp=int(np.sum(f & ~y)),
+            tn=int(np.sum(~f & ~y)),
+            fn=int(np.sum(~f & y)),
+        )
+
+    def __add__(self, other: BinaryMetrics) -> BinaryMetrics:
+        return BinaryMetrics(
+            self.tp + other.tp, self.fp + other.fp, self.tn + other.tn, self.fn + other.fn
+        )
+
+    @property
+    def precision(self) -> float:
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    @property
+    def false_alarm_rate(self) -> float:
+        return _ratio(self.fp, self.fp + self.tn)
+
+    @property
+    def missed_detection_rate(self) -> float:
+        return _ratio(self.fn, self.fn + self.tp)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            **asdict(self),
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "false_alarm_rate": self.false_alarm_rate,
+            "missed_detection_rate": self.missed_detection_rate,
+        }
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    """NaN, not 0, when undefined: a recall with no anomalies is unknown, not zero."""
+    return numerator / denominator if denominator else math.nan
+
+
+def threshold_at_false_alarm_rate(normal_scores: np.ndarray, far: float) -> float:
+    """The lowest threshold (flag ``score > t``) that flags at most ``far`` of these normals.
+
+    >>> threshold_at_false_alarm_rate(np.arange(100.0), 0.05)
+    94.0
+    """
+    if not 0.0 <= far < 1.0:
+        raise ValueError(f"false-alarm rate must be in [0, 1), got {far}")
+    ranked = np.sort(np.asarray(normal_scores, dtype=np.float64).ravel())[::-1]
+    allowed = math.floor(far * ranked.size + 1e-9)
+    return float(ranked[allowed]) if allowed < ranked.size else -math.inf
+
+
+@dataclass(frozen=True)
+class RecallAtFalseAlarmRate:
+    """An ROC operating point: chosen on the evaluated normals, so it describes the curve and
+    is not a deployable threshold."""
+
+    target_false_alarm_rate: float
+    threshold: float
+    recall: float
+    false_alarm_rate: float
+
+
+def recall_at_false_alarm_rate(
+    scores: np.ndarray, labels: np.ndarray, far: float
+) -> RecallAtFalseAlarmRate:
+    s, y = _as_scores_and_labels(scores, labels)
+    threshold = threshold_at_false_alarm_rate(s[~y], far)
+    return RecallAtFalseAlarmRate(
+        target_false_alarm_rate=far,
+        threshold=threshold,
+        recall=float(np.mean(s[y] > threshold)),
+        false_alarm_rate=float(np.mean(s[~y] > threshold)),
+    )
+
+
+@dataclass(frozen=True)
+class Separability:
+    """Welch's t-test and Cohen's d on log scores: errors are squared and heavy-tailed, so on
+    the raw scale a handful of huge anomalies would dominate both the mean and the variance."""
+
+    welch_t: float
+    p_value: float
+    cohens_d: float
+    n_normal: int
+    n_anomalous: int
+
+
+def separability(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> Separability:
+    normal = np.log(np.maximum(np.asarray(normal_scores, dtype=np.float64), _LOG_FLOOR))
+    anomalous = np.log(np.maximum(np.asarray(anomalous_scores, dtype=np.float64), _LOG_FLOOR))
+    if normal.size < 2 or anomalous.size < 2:
+        raise ValueError("the t-test needs at least two normal and two anomalous readings")
+    result = stats.ttest_ind(anomalous, normal, equal_var=False)
+    pooled = math.sqrt(
+        ((normal.size - 1) * normal.var(ddof=1) + (anomalous.size - 1) * anomalous.var(ddof=1))
+        / (normal.size + anomalous.size - 2)
+    )
+    difference = float(anomalous.mean() - normal.mean())
+    cohens_d = difference / pooled if pooled > 0 else math.copysign(math.inf, difference)
+    return Separability(
+        welch_t=float(result.statistic),
+        p_value=float(result.pvalue),
+        cohens_d=cohens_d,
+        n_normal=int(normal.size),
+        n_anomalous=int(anomalous.size),
+    )
+
+
+@dataclass(frozen=True)
+class CapacityDiagnosis:
+    """Does the model reconstruct anomalies about as well as normals? If so, a larger model
+    would not help: it needs less capacity (smaller latent, more dropout or noise)."""
+
+    median_normal: float
+    median_anomalous: float
+    median_ratio: float
+    auc: float
+    anomalies_below_normal_median: float
+    ok: bool
+    message: str
+
+
+RECONSTRUCTION_ADVICE = (
+    "The model may be overpowered (it learned to copy its input, faults included): reduce "
+    "the latent size or hidden widths, or train the denoising variant."
+)
+
+
+def capacity_diagnosis(
+    normal_scores: np.ndarray,
+    anomalous_scores: np.ndarray,
+    auc: float,
+    *,
+    advice: str = RECONSTRUCTION_ADVICE,
+) -> CapacityDiagnosis:
+    normal = np.asarray(normal_scores, dtype=np.float64)
+    anomalous = np.asarray(anomalous_scores, dtype=np.float64)
+    median_normal = float(np.median(normal))
+    median_anomalous = float(np.median(anomalous))
+    ratio = median_anomalous / median_normal if median_normal > 0 else math.inf
+    below = float(np.mean(anomalous <= median_normal))
+    problems = []
+    if ratio < CAPACITY_MIN_MEDIAN_RATIO:
+        problems.append(
+            f"the median anomalous error is only {ratio:.2f}x the median normal error "
+            f"(rule: >= {CAPACITY_MIN_MEDIAN_RATIO})"
+        )
+    if auc < CAPACITY_MIN_AUC:
+        problems.append(f"ROC-AUC is {auc:.3f} (rule: >= {CAPACITY_MIN_AUC})")
+    if problems:
+        message = (
+            "WARNING: anomalies score about as low as normal readings: "
+            + "; ".join(problems)
+            + f". {below:.0%} of anomalous readings score below the normal median. {advice}"
+        ).rstrip()
+    else:
+        message = (
+            f"ok: anomalies score {ratio:.1f}x higher than normals at the median "
+            f"and ROC-AUC is {auc:.3f}."
+        )
+    return CapacityDiagnosis(
+        median_normal=median_normal,
+        median_anomalous=median_anomalous,
+        median_ratio=ratio,
+        auc=auc,
+        anomalies_below_normal_median=below,
+        ok=not problems,
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class DetectorEvaluation:
+    """Everything measured about one detector on one labelled set of readings."""
+
+    detector: str
+    threshold: float
+    threshold_source: str
+    n_normal: int
+    n_anomalous: int
+    roc_auc: float
+    pr_auc: float
+    at_threshold: BinaryMetrics
+    recall_at_far: list[RecallAtFalseAlarmRate]
+    separability: Separability
+    capacity: CapacityDiagnosis
+    per_kind: dict[str, BinaryMetrics] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "detector": self.detector,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "n_normal": self.n_normal,
+            "n_anomalous": self.n_anomalous,
+            "roc_auc": self.roc_auc,
+            "pr_auc": self.pr_auc,
+            "at_threshold": self.at_threshold.to_dict(),
+            "recall_at_false_alarm_rate": [asdict(point) for point in self.recall_at_far],
+            "separability_log_scores": asdict(self.separability),
+            "capacity": asdict(self.capacity),
+            "per_kind": {kind: counts.to_dict() for kind, counts in self.per_kind.items()},
+        }
+
+
+def evaluate_detector(
+    detector: str,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    threshold: float,
+    threshold_source: str,
+    kinds: Sequence[str] | np.ndarray | None = None,
+    false_alarm_rates: Sequence[float] = DEFAULT_FALSE_ALARM_RATES,
+    capacity_advice: str | None = None,
+) -> DetectorEvaluation:
+    """``kinds`` names each anomalous reading's kind (normal readings' entries are ignored);
+    each kind is scored against all normal readings, so its false-alarm rate is shared.
+    ``capacity_advice`` is what to do when the score does not separate (default: the
+    reconstruction-model advice for the autoencoder, none for other detectors)."""
+    if capacity_advice is None:
+        capacity_advice = RECONSTRUCTION_ADVICE if detector == "autoencoder" else ""
+    s, y = _as_scores_and_labels(scores, labels)
+    flags = s > threshold
+    auc = roc_auc(s, y)
+    per_kind: dict[str, BinaryMetrics] = {}
+    if kinds is not None:
+        kind_array = np.asarray(kinds, dtype=object).ravel()
+        if kind_array.shape != y.shape:
+            raise ValueError(f"{kind_array.size} kinds but {y.size} labels")
+        for kind in sorted({str(k) for k in kind_array[y]}):
+            rows = ~y | (kind_array == kind)
+            per_kind[kind] = BinaryMetrics.from_flags(flags[rows], y[rows])
+    return DetectorEvaluation(
+        detector=detector,
+        threshold=float(threshold),
+        threshold_source=threshold_source,
+        n_normal=int(np.sum(~y)),
+        n_anomalous=int(np.sum(y)),
+        roc_auc=auc,
+        pr_auc=average_precision(s, y),
+        at_threshold=BinaryMetrics.from_flags(flags, y),
+        recall_at_far=[recall_at_false_alarm_rate(s, y, far) for far in false_alarm_rates],
+        separability=separability(s[~y], s[y]),
+        capacity=capacity_diagnosis(s[~y], s[y], auc, advice=capacity_advice),
+        per_kind=per_kind,
+    )

@@ -1,0 +1,148 @@
+"""``python -m models evaluate`` end to end on a tiny artifact trained here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.__main__ import main
+from models.data import DataError, Readings, write_readings_csv
+from models.evaluate import baseline_data
+from models.export import export_artifact
+from models.synthetic import generate_plant, inject_anomalies
+from models.train import TrainConfig, train
+from service.scoring.artifact import load_artifact, sha256_array
+
+N_SENSORS = 8
+
+
+@pytest.fixture(scope="module")
+def artifact_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    training = generate_plant(3000, seed=0, n_sensors=N_SENSORS)
+    calibration = generate_plant(1500, seed=1, n_sensors=N_SENSORS)
+    result = train(
+        training.values,
+        training.sensors,
+        TrainConfig(epochs=15, patience=5, batch_size=128),
+        calibration_values=calibration.values,
+        calibration_source=calibration.source,
+    )
+    out = tmp_path_factory.mktemp("models") / "tiny" / "1"
+    record = {
+        "training": {"source": training.source, "sha256": sha256_array(training.values)},
+        "calibration": {"source": calibration.source, "sha256": sha256_array(calibration.values)},
+    }
+    export_artifact(
+        result,
+        out,
+        name="tiny",
+        version="1",
+        training_data_sha256=sha256_array(training.values),
+        training_data=record,
+        include_export=False,
+    )
+    return out
+
+
+def _report(out: Path) -> dict[str, object]:
+    body = json.loads((out / "report.json").read_text())
+    assert isinstance(body, dict)
+    return body
+
+
+def test_synthetic_evaluation_writes_report_with_baseline(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "report"
+    status = main(
+        ["evaluate", "--model", str(artifact_dir), "--synthetic", "--readings", "4000",
+         "--out", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    for name in ("report.md", "histograms.png", "roc.png", "pr.png", "contributions.png"):
+        assert (out / name).stat().st_size > 0, name
+    body = _report(out)
+    detectors = {d["detector"]: d for d in body["detectors"]}  # type: ignore[attr-defined]
+    assert set(detectors) == {"autoencoder", "pca_t2", "pca_spe"}
+    ae = detectors["autoencoder"]
+    manifest = load_artifact(artifact_dir).manifest
+    assert ae["threshold"] == pytest.approx(manifest.threshold.value)
+    counts = ae["at_threshold"]
+    assert counts["tp"] + counts["fn"] == ae["n_anomalous"] > 0
+    assert counts["fp"] + counts["tn"] == ae["n_normal"] > 0
+    assert ae["roc_auc"] > 0.6  # steps, drifts and spikes are separable even for a tiny model
+    assert {"spike", "step", "drift", "stuck", "correlation"} <= set(ae["per_kind"])
+    # every detector is evaluated on exactly the same readings
+    assert len({(d["n_normal"], d["n_anomalous"]) for d in detectors.values()}) == 1
+    markdown = (out / "report.md").read_text()
+    assert "Capacity diagnosis" in markdown and "Which sensor?" in markdown
+
+
+def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Path) -> None:
+    normal = generate_plant(1500, seed=21, n_sensors=N_SENSORS)
+    faulty = generate_plant(3000, seed=22, n_sensors=N_SENSORS)
+    injected = inject_anomalies(faulty.values, seed=23, kinds=("step", "spike"))
+    names = np.array(faulty.sensors)[np.maximum(injected.affected_sensor, 0)]
+    anomalous = Readings(
+        values=injected.values,
+        sensors=faulty.sensors,
+        timestamps=faulty.timestamps,
+        source="faulty",
+        labels={
+            "anomaly": injected.labels.astype(float),
+            "anomaly_kind": injected.kinds,
+            "anomaly_sensor": np.where(injected.labels, names, ""),
+        },
+    )
+    # columns written in another order: evaluation matches them by name
+    reordered = Readings(
+        values=normal.values[:, ::-1],
+        sensors=normal.sensors[::-1],
+        timestamps=normal.timestamps,
+        source="normal",
+    )
+    write_readings_csv(tmp_path / "normal.csv", reordered)
+    write_readings_csv(tmp_path / "anomalous.csv", anomalous)
+    out = tmp_path / "report"
+    status = main(
+        ["evaluate", "--model", str(artifact_dir), "--normal", str(tmp_path / "normal.csv"),
+         "--anomalous", str(tmp_path / "anomalous.csv"), "--out", str(out)]
+    )  # fmt: skip
+    assert status == 0
+    body = _report(out)
+    ae = body["detectors"][0]  # type: ignore[index]
+    assert ae["n_anomalous"] == int(injected.labels.sum())
+    assert ae["n_normal"] == 1500 + int((~injected.labels).sum())
+    assert set(ae["per_kind"]) == {"step", "spike"}
+    step = ae["per_kind"]["step"]
+    assert step["tp"] + step["fn"] == int(np.sum(injected.kinds == "step"))
+    assert step["fp"] + step["tn"] == ae["n_normal"]  # each kind is scored against all normals
+    attribution = next(t for t in body["tables"] if t["title"].startswith("Which sensor"))  # type: ignore[attr-defined]
+    assert attribution["rows"][0]["anomaly kind"] == "all"
+
+
+def test_refuses_tampered_artifact_and_missing_data(artifact_dir: Path, tmp_path: Path) -> None:
+    assert main(["evaluate", "--model", str(artifact_dir)]) == 2
+    copy = tmp_path / "tampered"
+    copy.mkdir()
+    for path in artifact_dir.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "model.pt").write_bytes((copy / "model.pt").read_bytes() + b"x")
+    assert main(["evaluate", "--model", str(copy), "--synthetic"]) == 2
+
+
+def test_baseline_refuses_data_that_is_not_the_training_data(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    manifest = load_artifact(artifact_dir).manifest
+    data = baseline_data(manifest)  # regenerated from the recorded generator and checked
+    assert data.train.shape == (int(manifest.training["splits"]["train"][1]), N_SENSORS)
+    other = generate_plant(3000, seed=5, n_sensors=N_SENSORS)
+    write_readings_csv(tmp_path / "other.csv", other)
+    with pytest.raises(DataError, match="fingerprint"):
+        baseline_data(manifest, train_file=tmp_path / "other.csv")
