@@ -478,9 +478,16 @@ def _flags(scores: dict[str, np.ndarray], limits: dict[str, float]) -> dict[str,
 
 
 def run_skab(
-    data_dir: Path, config: TrainConfig | None = None, *, verbose: bool = True
+    data_dir: Path,
+    config: TrainConfig | None = None,
+    *,
+    verbose: bool = True,
+    max_files: int | None = None,
 ) -> list[SkabVariant]:
+    """``max_files`` runs the protocol on the first files only (a quick check, not the
+    benchmark)."""
     files, anomaly_free = load_skab(data_dir)
+    files = files[:max_files]
     config = replace(config or TrainConfig(), quantile=SKAB_QUANTILE)
     names = [*DETECTORS, "pca_t2_or_spe"]
     zero = BinaryMetrics(0, 0, 0, 0)
