@@ -1,0 +1,60 @@
+"""``python -m service [--host H] [--port P] [--models-dir D]``: one uvicorn worker.
+
+Scale with replicas, not workers: stream state and recent readings live in the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve real-time anomaly scores (settings also come from ANOMALY_* variables).",
+    )
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    parser.add_argument("--models-dir", type=Path, help="folder of <name>/<version>/ artifacts")
+    parser.add_argument(
+        "--access-log", action="store_true", default=None, help="log every request (slower)"
+    )
+    parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "host": args.host,
+            "port": args.port,
+            "models_dir": args.models_dir,
+            "access_log": args.access_log,
+        }.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        access_log=settings.access_log,
+        log_level=args.log_level,
+        server_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Thin HTTP routers: they translate HTTP to calls on plain classes and back."""

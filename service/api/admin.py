@@ -1,0 +1,56 @@
+"""Administrative operations. Guarded by a router-level dependency where access control is on.
+
+A reload verifies every artifact before swapping any in, so a corrupt or mismatched
+artifact is refused (409) and the last good model keeps serving.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.api.models import summary
+from service.schemas import Problem, ReloadResult
+from service.scoring.registry import LoadedModel
+from service.state import AppState, StateDep
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": Problem, "description": "No artifact for that model name."},
+    409: {"model": Problem, "description": "An artifact is bad; nothing was swapped."},
+}
+
+
+def _reload(state: AppState, name: str | None) -> ReloadResult:
+    before: dict[str, LoadedModel] = {m.name: m for m in state.models.models()}
+    # Synchronous on purpose: a reload is rare, and running it on the event loop means no
+    # request ever sees a new model with an old threshold.
+    loaded = state.models.reload(name)
+    if state.calibration is not None:
+        # The stored threshold of this model version (or its manifest's, persisted).
+        state.calibration.restore_thresholds(loaded)
+    for model in loaded:
+        old = before.get(model.name)
+        if old is not None and (old.sensors != model.sensors or old.window != model.window):
+            state.streams.drop_model(model.name)
+    return ReloadResult(reloaded=[summary(state.models, m) for m in loaded])
+
+
+@router.post(
+    "/models/reload",
+    response_model=ReloadResult,
+    summary="Re-read every model artifact (all or nothing)",
+    responses=_ERRORS,
+)
+async def reload_all(state: StateDep) -> ReloadResult:
+    return _reload(state, None)
+
+
+@router.post(
+    "/models/{name}/reload",
+    response_model=ReloadResult,
+    summary="Re-read one model's artifact",
+    responses=_ERRORS,
+)
+async def reload_one(name: str, state: StateDep) -> ReloadResult:
+    return _reload(state, name)

@@ -1,0 +1,74 @@
+"""What is being served: models, their sensors, thresholds and calibration facts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.schemas import (
+    CalibrationOut,
+    FileOut,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    Problem,
+    ThresholdOut,
+)
+from service.scoring.registry import LoadedModel, ModelRegistry
+from service.state import ModelsDep
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+def summary(models: ModelRegistry, model: LoadedModel) -> ModelSummary:
+    current = models.thresholds.get(model.name)
+    return ModelSummary(
+        name=model.name,
+        version=model.version,
+        default=models.default_name == model.name,
+        window=model.window,
+        n_sensors=model.manifest.n_sensors,
+        threshold=ThresholdOut(
+            current=current.value, baseline=current.baseline, version=current.version
+        ),
+    )
+
+
+def detail(models: ModelRegistry, model: LoadedModel) -> ModelDetail:
+    manifest = model.manifest
+    return ModelDetail(
+        **summary(models, model).model_dump(),
+        sensors=manifest.sensors,
+        calibration=CalibrationOut(
+            quantile=manifest.threshold.quantile,
+            n_calibration=manifest.threshold.n_calibration,
+            source=manifest.threshold.source,
+            false_alarm_rate_ci=manifest.threshold.false_alarm_rate_ci,
+        ),
+        files={
+            name: FileOut(format=f.format, sha256=f.sha256, bytes=f.bytes)
+            for name, f in manifest.files.items()
+        },
+        path=str(model.artifact.path),
+        created_at=manifest.created_at,
+        torch_version=manifest.torch_version,
+        training_metrics=manifest.metrics,
+    )
+
+
+@router.get("", response_model=ModelList, summary="Models being served")
+async def list_models(models: ModelsDep) -> ModelList:
+    return ModelList(
+        default_model=models.default_name,
+        models=[summary(models, m) for m in models.models()],
+        problems=dict(models.problems),
+    )
+
+
+@router.get(
+    "/{name}",
+    response_model=ModelDetail,
+    summary="One model: sensors, window, threshold, calibration, files",
+    responses={404: {"model": Problem}},
+)
+async def get_model(name: str, models: ModelsDep) -> ModelDetail:
+    return detail(models, models.get(name))

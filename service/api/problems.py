@@ -1,0 +1,91 @@
+"""The one place errors become HTTP responses: RFC 9457 ``application/problem+json``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.errors import PROBLEM_CONTENT_TYPE, FieldError, ServiceError, problem_body
+
+logger = logging.getLogger(__name__)
+
+
+def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(body),
+        status_code=int(body["status"]),
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> tuple[str, int | None]:
+    """FastAPI's ``loc`` like ("body", "readings", 3, "values") → ("readings.values", 3)."""
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    index = next((p for p in parts if isinstance(p, int)), None)
+    name = ".".join(str(p) for p in parts if not isinstance(p, int))
+    return name or "body", index
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    if exc.status_code >= 500:
+        logger.error("%s: %s", type(exc).__name__, exc.detail)
+    headers: dict[str, str] | None = getattr(exc, "headers", None)
+    return problem_response(exc.problem(instance=request.url.path), headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for err in exc.errors():
+        field, index = _field_of(err.get("loc", ()))
+        errors.append(FieldError(field=field, reading_index=index, message=str(err.get("msg"))))
+    body = problem_body(
+        status=422,
+        slug="invalid-request",
+        title="Request failed validation",
+        detail=f"{len(errors)} problem(s) with the request",
+        errors=errors,
+        instance=request.url.path,
+    )
+    return problem_response(body)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    body = problem_body(
+        status=exc.status_code,
+        slug=title.lower().replace(" ", "-"),
+        title=title,
+        detail=str(exc.detail),
+        instance=request.url.path,
+    )
+    return problem_response(body, headers=dict(exc.headers) if exc.headers else None)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = problem_body(
+        status=500,
+        slug="internal-error",
+        title="Internal error",
+        detail="the service failed unexpectedly; the error is logged",
+        instance=request.url.path,
+    )
+    return problem_response(body)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

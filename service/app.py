@@ -1,0 +1,195 @@
+"""The application factory: builds every stateful object in the lifespan and wires routes.
+
+``create_app`` has no side effects until the lifespan runs, so each test gets a fresh
+app with its own settings and metrics registry.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI
+from fastapi.openapi.utils import get_openapi
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+)
+from prometheus_client.metrics import MetricWrapperBase
+from pydantic.json_schema import models_json_schema
+
+from service.api import admin, admin_thresholds, drift, feedback, health, models, score
+from service.api import metrics as metrics_api
+from service.api.middleware import RequestMetricsMiddleware
+from service.api.problems import install_problem_handlers
+from service.calibration.service import CalibrationService
+from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
+from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
+from service.scoring.pipeline import ScoringPipeline
+from service.scoring.recent import RecentReadings
+from service.scoring.registry import ModelRegistry
+from service.scoring.streams import StreamStates
+from service.scoring.thresholds import ThresholdBoard
+from service.security import build_keyring, require_scope
+from service.settings import Settings
+from service.state import AppState, ReadinessCheck
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service refuses to start (only with ``fail_fast_on_bad_artifact``)."""
+
+
+def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
+    thresholds = ThresholdBoard()
+    models = ModelRegistry(
+        settings.models_dir,
+        thresholds,
+        pinned_versions=settings.pinned_versions,
+        default_model=settings.default_model,
+    )
+    problems = models.load_all()
+    if problems and settings.fail_fast_on_bad_artifact:
+        raise StartupError(
+            "refusing to start: " + "; ".join(f"{k}: {v}" for k, v in problems.items())
+        )
+    # The error histogram's buckets sit around the default (else first) model's threshold.
+    served = models.models()
+    reference = models.get(None) if models.default_name else (served[0] if served else None)
+    buckets = (
+        error_buckets(reference.manifest.threshold.value)
+        if reference is not None
+        else SCORE_BUCKETS
+    )
+    metrics = Metrics(registry, error_bucket_bounds=buckets)
+
+    def count_evictions(reason: str, count: int) -> None:
+        metrics.stream_evictions.labels(reason).inc(count)
+
+    streams = StreamStates(
+        settings.stream_capacity, settings.stream_idle_ttl_s, on_evict=count_evictions
+    )
+    recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
+    pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    state = AppState(
+        settings=settings,
+        registry=registry,
+        metrics=metrics,
+        thresholds=thresholds,
+        models=models,
+        streams=streams,
+        recent=recent,
+        pipeline=pipeline,
+    )
+
+    async def models_loaded() -> str | None:
+        if models.problems:
+            return "; ".join(models.problems.values())
+        if not models.models():
+            return f"no model loaded from {settings.models_dir}"
+        return None
+
+    async def thresholds_present() -> str | None:
+        missing = [m.name for m in models.models() if m.name not in thresholds]
+        return f"no threshold for {', '.join(missing)}" if missing else None
+
+    state.readiness.append(ReadinessCheck("models", models_loaded))
+    state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
+    return state
+
+
+def _unregister(registry: CollectorRegistry, metrics: Metrics) -> None:
+    for collector in vars(metrics).values():
+        if isinstance(collector, MetricWrapperBase):
+            registry.unregister(collector)
+
+
+def create_app(
+    settings: Settings | None = None, *, registry: CollectorRegistry | None = None
+) -> FastAPI:
+    """A new app; nothing is loaded until its lifespan starts."""
+    settings = settings if settings is not None else Settings()
+    if registry is None:
+        registry = CollectorRegistry()
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
+    metrics_registry = registry
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = build_state(settings, metrics_registry)
+        state.calibration = calibration = await CalibrationService.start(
+            registry=state.models,
+            board=state.thresholds,
+            recent=state.recent,
+            metrics=state.metrics,
+            settings=settings,
+        )
+        state.readiness.append(ReadinessCheck("store", calibration.store_problem))
+        app.state.services = state
+        # Objects built at start-up live forever: keep them out of GC passes (tail latency).
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            app.state.services = None
+            await calibration.close()
+            gc.unfreeze()
+            _unregister(metrics_registry, state.metrics)
+
+    app = FastAPI(
+        title="Sensor anomaly service",
+        summary="Real-time anomaly scores for industrial sensor readings.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.services = None
+    # Built here, not in the lifespan, so production mode without safe keys never starts.
+    app.state.keyring = build_keyring(settings)
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestMetricsMiddleware)
+    scoring_access = [Depends(require_scope("score", optional_unless="require_score_key"))]
+    app.include_router(score.router, dependencies=scoring_access)
+    app.include_router(models.router, dependencies=scoring_access)
+    app.include_router(admin.router, dependencies=[Depends(require_scope("admin"))])
+    app.include_router(feedback.router)
+    app.include_router(admin_thresholds.router)
+    app.include_router(drift.router)
+    app.include_router(health.router)
+    app.include_router(metrics_api.router)
+    _document_manual_bodies(app)
+    return app
+
+
+def _document_manual_bodies(app: FastAPI) -> None:
+    """Add the schemas of hand-parsed bodies to the OpenAPI components."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        _, defs = models_json_schema(
+            [(m, "validation") for m in (ScoreRequest, ScoreResponse, BulkScoreResponse)],
+            ref_template="#/components/schemas/{model}",
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in defs.get("$defs", {}).items():
+            components.setdefault(name, definition)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,185 @@
+"""Request and response shapes, for the OpenAPI document and non-hot-path replies.
+
+The scoring route parses its body by hand (orjson into numpy) for speed; these models
+document exactly what it accepts and returns, with examples.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+AlertState = Literal["normal", "alert", "cooldown", "warming_up"]
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadingIn(_Doc):
+    """A reading with its optional extras; a bare list of numbers is accepted too."""
+
+    values: list[float] | dict[str, float] = Field(
+        description="One value per sensor in the manifest's order, or an object keyed by "
+        "sensor name (every sensor, no others).",
+    )
+    timestamp: float | datetime | None = Field(
+        default=None, description="Unix seconds or ISO 8601 with a zone; default: receive time."
+    )
+    reading_id: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Your id for the reading (unique within the request); default: generated.",
+    )
+
+
+class ScoreRequest(_Doc):
+    """One reading (`reading`) or a batch (`readings`) from one stream."""
+
+    stream_id: str = Field(
+        min_length=1, max_length=256, description="Smoothing state is per stream."
+    )
+    model: str | None = Field(default=None, description="Model name; default: the default model.")
+    reading: list[float] | ReadingIn | None = Field(default=None, description="A single reading.")
+    readings: list[list[float] | ReadingIn] | None = Field(
+        default=None, description="A batch, oldest first (at most the configured maximum)."
+    )
+
+
+class TopSensor(_Doc):
+    sensor: str
+    share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
+    observed: float = Field(description="The value received.")
+    reconstructed: float = Field(description="What the model expected.")
+
+
+class ReadingResult(_Doc):
+    reading_id: str
+    status: Literal["scored", "warming_up"]
+    error: float | None = Field(default=None, description="Reconstruction error (mean squared).")
+    score: float | None = Field(default=None, description="error / threshold; > 1 is anomalous.")
+    anomaly: bool | None = Field(default=None, description="Instantaneous flag: error > threshold.")
+    smoothed_score: float | None = Field(default=None, description="The stream's smoothed score.")
+    alert_state: AlertState = Field(description="Debounced state of the stream after this reading.")
+    alert: bool
+    top_sensors: list[TopSensor] | None = None
+    readings_needed: int | None = Field(
+        default=None, description="While warming up: readings still needed before scores."
+    )
+    timestamp: float | None = Field(default=None, description="Echoed when the request sent one.")
+    model: str
+    model_version: str
+    threshold: float
+    threshold_version: int
+
+
+class ScoreResponse(_Doc):
+    stream_id: str
+    model: str
+    model_version: str
+    threshold: float
+    threshold_version: int
+    result: ReadingResult | None = Field(default=None, description="For a `reading` request.")
+    results: list[ReadingResult] | None = Field(default=None, description="For `readings`.")
+    alerts_raised: int | None = Field(default=None, description="New alerts in this batch.")
+
+
+class BulkScoreResponse(_Doc):
+    """Reply to a binary body: one array per field, in reading order."""
+
+    stream_id: str
+    model: str
+    model_version: str
+    threshold: float
+    threshold_version: int
+    count: int
+    warming_up: int = Field(description="Leading readings that produced no score.")
+    first_reading_id: str
+    last_reading_id: str = Field(description="Ids in between follow the same numbering.")
+    alerts_raised: int
+    sensors: list[str]
+    error: list[float]
+    score: list[float]
+    anomaly: list[bool]
+    smoothed_score: list[float]
+    alert: list[bool]
+    alert_state_code: list[int] = Field(description="Index into alert_state_names.")
+    alert_state_names: list[str]
+    top_sensor_index: list[list[int]] = Field(description="Indexes into sensors.")
+    top_sensor_share: list[list[float]]
+
+
+class ProblemError(_Doc):
+    field: str
+    reading_index: int | None
+    message: str
+
+
+class Problem(_Doc):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+
+
+class ThresholdOut(_Doc):
+    current: float
+    baseline: float = Field(description="Set at training time.")
+    version: int
+
+
+class CalibrationOut(_Doc):
+    quantile: float
+    n_calibration: int
+    source: str
+    false_alarm_rate_ci: tuple[float, float]
+
+
+class FileOut(_Doc):
+    format: str
+    sha256: str
+    bytes: int
+
+
+class ModelSummary(_Doc):
+    name: str
+    version: str
+    default: bool
+    window: int
+    n_sensors: int
+    threshold: ThresholdOut
+
+
+class ModelDetail(ModelSummary):
+    sensors: list[str]
+    calibration: CalibrationOut
+    files: dict[str, FileOut]
+    path: str
+    created_at: datetime
+    torch_version: str
+    training_metrics: dict[str, Any]
+
+
+class ModelList(_Doc):
+    default_model: str | None
+    models: list[ModelSummary]
+    problems: dict[str, str] = Field(description="Artifacts found but not served, and why.")
+
+
+class ReloadResult(_Doc):
+    reloaded: list[ModelSummary]
+
+
+class Liveness(_Doc):
+    status: Literal["alive"]
+
+
+class Readiness(_Doc):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, str] = Field(description='"ok", or why the check fails.')

@@ -1,0 +1,107 @@
+"""Decisions on scored readings: normalise by the threshold in force, explain, debounce.
+
+The threshold is read from the :class:`ThresholdBoard` on every request, so a
+recalibrated version applies from the next request on.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+# Alert states, as small integers on the hot path and names at the edge.
+NORMAL, ALERT, COOLDOWN, WARMING_UP = 0, 1, 2, 3
+STATE_NAMES: tuple[str, ...] = ("normal", "alert", "cooldown", "warming_up")
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """Per-reading outputs of the instantaneous decision (before smoothing)."""
+
+    errors: np.ndarray  # float64 (b,): mean of the per-sensor squared errors
+    scores: np.ndarray  # float64 (b,): error / threshold
+    anomalies: np.ndarray  # bool (b,): error > threshold
+    top_index: np.ndarray  # int (b, k): sensors by descending contribution
+    top_share: np.ndarray  # float64 (b, k): their share of the reading's squared error
+
+
+def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decisions:
+    """Errors, normalised scores, flags and top-k contributors for a batch, vectorised."""
+    squared = squared_errors.astype(np.float64, copy=False)
+    totals = squared.sum(axis=1)
+    errors = totals / squared.shape[1]
+    scores = errors / threshold
+    n_sensors = squared.shape[1]
+    k = min(top_k, n_sensors)
+    if k < n_sensors:
+        part = np.argpartition(-squared, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(n_sensors), squared.shape)
+    part_values = np.take_along_axis(squared, part, axis=1)
+    order = np.argsort(-part_values, axis=1, kind="stable")
+    top_index = np.take_along_axis(part, order, axis=1)
+    top_values = np.take_along_axis(part_values, order, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(totals[:, None] > 0, top_values / totals[:, None], 0.0)
+    return Decisions(errors, scores, errors > threshold, top_index, shares)
+
+
+class AlertDebouncer:
+    """k of the last n smoothed scores above 1.0 raise an alert; after it clears, ``cooldown``
+    readings (the clearing one included) pass before another can be raised.
+
+    >>> d = AlertDebouncer(k=2, n=3, cooldown=1)
+    >>> states, raised = d.update_many(np.array([1.5, 0.2, 1.4, 0.1, 0.1, 0.1]))
+    >>> [STATE_NAMES[s] for s in states], raised
+    (['normal', 'normal', 'alert', 'alert', 'cooldown', 'normal'], 1)
+    """
+
+    __slots__ = ("_bits", "_count", "_left", "cooldown", "k", "n", "phase")
+
+    def __init__(self, k: int, n: int, cooldown: int) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0, got {cooldown}")
+        self.k, self.n, self.cooldown = k, n, cooldown
+        self._bits: deque[bool] = deque(maxlen=n)
+        self._count = 0
+        self._left = 0
+        self.phase = NORMAL
+
+    def update_many(self, smoothed: np.ndarray) -> tuple[np.ndarray, int]:
+        """States after each score (int8 codes) and how many alerts were raised."""
+        above = smoothed > 1.0
+        out = np.empty(len(above), dtype=np.int8)
+        if self.phase == NORMAL and self._count + int(above.sum()) < self.k:
+            # Not enough highs in history plus batch to reach k anywhere: nothing can fire.
+            out.fill(NORMAL)
+            self._push_all(above)
+            return out, 0
+        raised = 0
+        bits, k, n = self._bits, self.k, self.n
+        for i, high in enumerate(above.tolist()):
+            if len(bits) == n and bits[0]:
+                self._count -= 1
+            bits.append(high)
+            self._count += high
+            if self.phase == ALERT:
+                if self._count < k:
+                    self.phase = COOLDOWN if self.cooldown else NORMAL
+                    self._left = self.cooldown
+            elif self.phase == COOLDOWN:
+                self._left -= 1
+                if self._left <= 0:
+                    self.phase = NORMAL
+            if self.phase == NORMAL and self._count >= k:
+                self.phase = ALERT
+                raised += 1
+            out[i] = self.phase
+        return out, raised
+
+    def _push_all(self, above: np.ndarray) -> None:
+        tail = above[-self.n :].tolist()
+        self._bits.extend(tail)
+        self._count = sum(self._bits)

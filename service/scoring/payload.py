@@ -1,0 +1,441 @@
+"""Request bodies to one float32 matrix, validated vectorised; precise errors on the slow path.
+
+The happy path never builds a Python object per reading: orjson parses, numpy converts
+the whole batch at once and checks it. Only when that fails does a per-reading pass run
+to say exactly which field of which reading is wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import orjson
+
+from service.errors import (
+    BatchTooLarge,
+    FieldError,
+    InvalidReading,
+    InvalidRequest,
+    MalformedBody,
+    UnknownSensor,
+    UnsupportedMediaType,
+)
+
+JSON_TYPES = frozenset({"application/json"})
+FLOAT32_TYPES = frozenset({"application/octet-stream"})
+NPY_TYPES = frozenset({"application/x-npy", "application/npy"})
+SUPPORTED_TYPES = ("application/json", "application/octet-stream", "application/x-npy")
+
+MAX_STREAM_ID = 256
+MAX_READING_ID = 256
+_TOP_KEYS = frozenset({"stream_id", "model", "reading", "readings"})
+_READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
+_MAX_REPORTED = 20  # field errors listed in one problem body
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    """A scoring request before it meets a model: readings still in their JSON form."""
+
+    stream_id: str
+    model: str | None
+    readings: list[Any] | None  # JSON: one entry per reading (list or object)
+    matrix: np.ndarray | None  # binary bodies arrive as a matrix already
+    single: bool  # the request used "reading", so the reply is a single result
+
+
+@dataclass(slots=True)
+class Readings:
+    """A validated batch: values in manifest order plus the optional per-reading extras."""
+
+    values: np.ndarray  # float32 (b, n_sensors), C-contiguous, all finite
+    reading_ids: list[str | None] | None  # client ids (None entries get generated ones)
+    timestamps: np.ndarray | None  # float64 (b,), NaN where the client sent none
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "application/json").split(";", 1)[0].strip().lower()
+
+
+def _check_stream_id(stream_id: object) -> str:
+    if not isinstance(stream_id, str) or not stream_id.strip():
+        raise InvalidRequest(
+            "stream_id must be a non-empty string",
+            errors=[FieldError("stream_id", "required: a non-empty string")],
+        )
+    if len(stream_id) > MAX_STREAM_ID:
+        raise InvalidRequest(
+            f"stream_id is longer than {MAX_STREAM_ID} characters",
+            errors=[FieldError("stream_id", f"at most {MAX_STREAM_ID} characters")],
+        )
+    return stream_id
+
+
+def _check_model(model: object) -> str | None:
+    if model is None or (isinstance(model, str) and model):
+        return model
+    raise InvalidRequest(
+        "model must be a model name", errors=[FieldError("model", "a non-empty string or absent")]
+    )
+
+
+def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
+    if not body:
+        raise MalformedBody("the request body is empty; send a JSON object")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        data = _lenient_or_raise(body, exc)
+    if not isinstance(data, dict):
+        raise InvalidRequest(
+            "the body must be a JSON object with stream_id and reading or readings",
+            errors=[FieldError("body", f"expected an object, got {_json_type(data)}")],
+        )
+    unknown = data.keys() - _TOP_KEYS
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field(s): {', '.join(sorted(unknown))}",
+            errors=[
+                FieldError(name, "not a field of a scoring request") for name in sorted(unknown)
+            ],
+        )
+    stream_id = _check_stream_id(data.get("stream_id"))
+    model = _check_model(data.get("model"))
+    has_one, has_many = "reading" in data, "readings" in data
+    if has_one == has_many:
+        raise InvalidRequest(
+            "send exactly one of reading (one reading) or readings (a batch)",
+            errors=[FieldError("readings", "exactly one of reading or readings is required")],
+        )
+    if has_one:
+        readings = [data["reading"]]
+    else:
+        readings = data["readings"]
+        if not isinstance(readings, list):
+            raise InvalidRequest(
+                "readings must be a list of readings",
+                errors=[FieldError("readings", f"expected a list, got {_json_type(readings)}")],
+            )
+        if not readings:
+            raise InvalidRequest(
+                "readings is empty: send at least one reading",
+                errors=[FieldError("readings", "at least one reading is required")],
+            )
+        if len(readings) > max_readings:
+            raise BatchTooLarge(
+                f"{len(readings)} readings in one request; the maximum is {max_readings}",
+                errors=[FieldError("readings", f"at most {max_readings} readings")],
+            )
+    return ParsedRequest(stream_id, model, readings, None, has_one)
+
+
+def _lenient_or_raise(body: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """orjson refuses NaN/Infinity and overflowing numbers; the standard parser reads them so
+    the reply can name the reading and field instead of a byte offset."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+
+
+def parse_binary(
+    body: bytes,
+    kind: str,
+    *,
+    stream_id: str | None,
+    model: str | None,
+    n_sensors: int,
+    max_readings: int,
+) -> ParsedRequest:
+    """A float32 little-endian body (rows of n_sensors) or an ``.npy`` 2-D array."""
+    stream = _check_stream_id(stream_id)
+    if kind in FLOAT32_TYPES:
+        row_bytes = 4 * n_sensors
+        if not body or len(body) % row_bytes:
+            raise InvalidRequest(
+                f"a float32 body must hold whole readings of {n_sensors} values "
+                f"({row_bytes} bytes each); got {len(body)} bytes",
+                errors=[FieldError("body", f"length must be a positive multiple of {row_bytes}")],
+            )
+        # A copy: torch refuses read-only buffers, and bytes are read-only.
+        matrix = np.frombuffer(body, dtype="<f4").reshape(-1, n_sensors).copy()
+    else:
+        matrix = _load_npy(body, n_sensors)
+    if len(matrix) > max_readings:
+        raise BatchTooLarge(
+            f"{len(matrix)} readings in one request; the maximum is {max_readings}",
+            errors=[FieldError("body", f"at most {max_readings} readings")],
+        )
+    return ParsedRequest(stream, _check_model(model), None, matrix, False)
+
+
+def _load_npy(body: bytes, n_sensors: int) -> np.ndarray:
+    try:
+        array = np.load(io.BytesIO(body), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InvalidRequest(
+            f"the body is not a readable .npy array: {exc}",
+            errors=[FieldError("body", "a .npy file of shape (readings, sensors)")],
+        ) from None
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
+        raise InvalidRequest(
+            "the .npy array must hold numbers",
+            errors=[FieldError("body", f"numeric dtype required, got {array.dtype}")],
+        )
+    if array.ndim != 2 or array.shape[1] != n_sensors or array.shape[0] == 0:
+        raise InvalidRequest(
+            f"the .npy array has shape {array.shape}; expected (readings >= 1, {n_sensors})",
+            errors=[FieldError("body", f"shape (readings, {n_sensors})")],
+        )
+    return array
+
+
+def to_readings(
+    parsed: ParsedRequest, sensors: list[str], sensor_index: dict[str, int]
+) -> Readings:
+    """Validate against the model's sensors and return one float32 matrix."""
+    n = len(sensors)
+    if parsed.matrix is not None:
+        return Readings(_finite_float32(parsed.matrix, sensors), None, None)
+    readings = parsed.readings
+    assert readings is not None
+    try:
+        array = np.array(readings)
+    except (ValueError, TypeError, OverflowError):
+        array = None
+    if array is not None and array.ndim == 2 and array.dtype.kind in "fiu" and array.shape[1] == n:
+        return Readings(_finite_float32(array, sensors), None, None)
+    return _slow_readings(readings, sensors, sensor_index)
+
+
+def _finite_float32(array: np.ndarray, sensors: list[str]) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(values)
+    if finite.all():
+        return values
+    rows, cols = np.nonzero(~finite)
+    errors = [
+        FieldError(
+            f"values[{c}]",
+            f"sensor {sensors[c]}: {_describe_nonfinite(array[r, c])}",
+            reading_index=r,
+        )
+        for r, c in zip(rows[:_MAX_REPORTED].tolist(), cols[:_MAX_REPORTED].tolist(), strict=True)
+    ]
+    raise InvalidReading(
+        f"{len(rows)} value(s) are not finite numbers (first: reading {rows[0]}, "
+        f"sensor {sensors[cols[0]]})",
+        errors=errors,
+    )
+
+
+def _describe_nonfinite(value: Any) -> str:
+    number = float(value)
+    if math.isnan(number):
+        return "NaN is not a finite number"
+    if math.isinf(number):
+        return "infinity is not a finite number"
+    return f"{number!r} overflows float32"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _slow_readings(
+    readings: list[Any], sensors: list[str], sensor_index: dict[str, int]
+) -> Readings:
+    """Per-reading conversion: named sensors, wrapped readings and every error case."""
+    n = len(sensors)
+    rows: list[list[float]] = []
+    ids: list[str | None] = []
+    stamps: list[float] = []
+    errors: list[FieldError] = []
+    for i, reading in enumerate(readings):
+        reading_id: str | None = None
+        stamp = math.nan
+        if isinstance(reading, dict):
+            unknown = reading.keys() - _READING_KEYS
+            if unknown:
+                errors.append(
+                    FieldError(
+                        ", ".join(sorted(unknown)),
+                        "not a field of a reading (values, timestamp, reading_id)",
+                        i,
+                    )
+                )
+                continue
+            if "values" not in reading:
+                errors.append(FieldError("values", "required", i))
+                continue
+            reading_id, id_error = _reading_id(reading.get("reading_id"))
+            if id_error:
+                errors.append(FieldError("reading_id", id_error, i))
+            stamp, stamp_error = _timestamp(reading.get("timestamp"))
+            if stamp_error:
+                errors.append(FieldError("timestamp", stamp_error, i))
+            values = reading["values"]
+        else:
+            values = reading
+        row = _row(values, i, sensors, sensor_index, errors)
+        if row is not None:
+            rows.append(row)
+        ids.append(reading_id)
+        stamps.append(stamp)
+        if len(errors) >= _MAX_REPORTED:
+            break
+    if errors:
+        cls = (
+            UnknownSensor if any("unknown sensor" in e.message for e in errors) else InvalidReading
+        )
+        first = errors[0]
+        raise cls(
+            f"reading {first.reading_index}: {first.field}: {first.message}"
+            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            errors=errors,
+        )
+    values_matrix = _finite_float32(np.array(rows, dtype=np.float64).reshape(-1, n), sensors)
+    client_ids = ids if any(x is not None for x in ids) else None
+    if client_ids is not None:
+        given = [x for x in client_ids if x is not None]
+        if len(set(given)) != len(given):
+            seen: set[str] = set()
+            duplicates = []
+            for i, x in enumerate(client_ids):
+                if x is not None and x in seen:
+                    duplicates.append(FieldError("reading_id", f"duplicate id {x!r}", i))
+                if x is not None:
+                    seen.add(x)
+            raise InvalidReading("reading ids must be unique within a request", errors=duplicates)
+    timestamps = np.array(stamps, dtype=np.float64)
+    return Readings(
+        values_matrix,
+        client_ids,
+        None if np.isnan(timestamps).all() else timestamps,
+    )
+
+
+def _row(
+    values: Any,
+    index: int,
+    sensors: list[str],
+    sensor_index: dict[str, int],
+    errors: list[FieldError],
+) -> list[float] | None:
+    n = len(sensors)
+    if isinstance(values, dict):
+        unknown = [name for name in values if name not in sensor_index]
+        if unknown:
+            errors.append(
+                FieldError(
+                    "values",
+                    f"unknown sensor(s) {', '.join(map(repr, unknown[:5]))}"
+                    + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+                    + "; see GET /v1/models/{name} for the sensor list",
+                    index,
+                )
+            )
+            return None
+        missing = [name for name in sensors if name not in values]
+        if missing:
+            errors.append(
+                FieldError(
+                    "values",
+                    f"missing sensor(s) {', '.join(map(repr, missing[:5]))}"
+                    + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""),
+                    index,
+                )
+            )
+            return None
+        ordered = [values[name] for name in sensors]
+        labels = [f"values.{name}" for name in sensors]
+    elif isinstance(values, list):
+        if len(values) != n:
+            errors.append(
+                FieldError(
+                    "values", f"expected {n} values in manifest order, got {len(values)}", index
+                )
+            )
+            return None
+        ordered = values
+        labels = [f"values[{j}]" for j in range(n)]
+    else:
+        errors.append(
+            FieldError(
+                "values",
+                f"expected a list of {n} numbers or an object keyed by sensor name, "
+                f"got {_json_type(values)}",
+                index,
+            )
+        )
+        return None
+    ok = True
+    for label, value in zip(labels, ordered, strict=True):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.append(FieldError(label, f"expected a number, got {_json_type(value)}", index))
+            ok = False
+        elif not math.isfinite(value) or abs(value) > 3.4028234663852886e38:
+            what = "NaN" if value != value else "infinity" if math.isinf(value) else repr(value)
+            errors.append(FieldError(label, f"{what} is not a finite float32 number", index))
+            ok = False
+        if len(errors) >= _MAX_REPORTED:
+            break
+    return [float(v) for v in ordered] if ok else None
+
+
+def _reading_id(value: object) -> tuple[str | None, str | None]:
+    if value is None:
+        return None, None
+    if not isinstance(value, str) or not value or len(value) > MAX_READING_ID:
+        return None, f"a non-empty string of at most {MAX_READING_ID} characters"
+    return value, None
+
+
+def _timestamp(value: object) -> tuple[float, str | None]:
+    """Unix seconds, or an ISO 8601 string with a time zone."""
+    if value is None:
+        return math.nan, None
+    if isinstance(value, bool):
+        return math.nan, "expected Unix seconds or an ISO 8601 string, got a boolean"
+    if isinstance(value, int | float):
+        return (float(value), None) if math.isfinite(value) else (math.nan, "must be finite")
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return math.nan, f"{value!r} is not an ISO 8601 date-time"
+        if parsed.tzinfo is None:
+            return math.nan, "an ISO 8601 timestamp needs a time zone (e.g. Z or +00:00)"
+        return parsed.timestamp(), None
+    return math.nan, f"expected Unix seconds or an ISO 8601 string, got {_json_type(value)}"
+
+
+def unsupported(kind: str) -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        f"content type {kind!r} is not supported; use one of {', '.join(SUPPORTED_TYPES)}"
+    )
+
+
+def is_json(kind: str) -> bool:
+    return kind in JSON_TYPES or kind.endswith("+json")
+
+
+def is_binary(kind: str) -> bool:
+    return kind in FLOAT32_TYPES or kind in NPY_TYPES

@@ -1,0 +1,221 @@
+"""The models this process serves: one version per name, swapped atomically on reload."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from service.errors import ArtifactRejected, UnknownModel
+from service.scoring.artifact import (
+    Artifact,
+    ArtifactError,
+    Manifest,
+    discover_artifacts,
+    load_artifact,
+)
+from service.scoring.engine import ScoringEngine
+from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
+
+logger = logging.getLogger(__name__)
+
+
+def version_key(version: str) -> tuple[int, int, str]:
+    """Numeric versions sort numerically and above non-numeric ones ("10" > "9" > "beta")."""
+    return (1, int(version), "") if version.isdigit() else (0, 0, version)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModel:
+    """A verified artifact plus what the hot path needs precomputed."""
+
+    artifact: Artifact
+    engine: ScoringEngine
+    sensor_index: dict[str, int] = field(repr=False)
+
+    @classmethod
+    def from_artifact(cls, artifact: Artifact) -> LoadedModel:
+        sensors = artifact.manifest.sensors
+        return cls(
+            artifact=artifact,
+            engine=ScoringEngine(artifact),
+            sensor_index={name: i for i, name in enumerate(sensors)},
+        )
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.artifact.manifest
+
+    @property
+    def name(self) -> str:
+        return self.artifact.manifest.name
+
+    @property
+    def version(self) -> str:
+        return self.artifact.manifest.version
+
+    @property
+    def sensors(self) -> list[str]:
+        return self.artifact.manifest.sensors
+
+    @property
+    def window(self) -> int:
+        return self.artifact.manifest.window
+
+
+class ModelRegistry:
+    """Discovers, verifies and serves models; a failed (re)load never replaces a good model.
+
+    ``problems`` maps a model name (or an artifact folder that could not even be named) to
+    why it is not served; readiness reports them.
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        thresholds: ThresholdBoard,
+        *,
+        pinned_versions: dict[str, str] | None = None,
+        default_model: str | None = None,
+    ) -> None:
+        self.models_dir = models_dir
+        self.thresholds = thresholds
+        self.pinned_versions = dict(pinned_versions or {})
+        self._default_setting = default_model
+        self._models: dict[str, LoadedModel] = {}
+        self.problems: dict[str, str] = {}
+
+    # --- lookups (hot path) -----------------------------------------------------------
+    def get(self, name: str | None) -> LoadedModel:
+        if name is None:
+            name = self.default_name
+            if name is None:
+                raise UnknownModel(self._no_default_reason())
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(sorted(self._models)) or "none"
+            raise UnknownModel(f"model {name!r} is not loaded (loaded: {known})") from None
+
+    @property
+    def default_name(self) -> str | None:
+        if self._default_setting is not None:
+            return self._default_setting if self._default_setting in self._models else None
+        if len(self._models) == 1:
+            return next(iter(self._models))
+        return None
+
+    def _no_default_reason(self) -> str:
+        if self._default_setting is not None:
+            return f"the default model {self._default_setting!r} is not loaded"
+        if not self._models:
+            return f"no model is loaded from {self.models_dir}"
+        names = ", ".join(sorted(self._models))
+        return f"several models are loaded ({names}) and no default is configured: name one"
+
+    def models(self) -> list[LoadedModel]:
+        return [self._models[name] for name in sorted(self._models)]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._models
+
+    # --- loading ------------------------------------------------------------------------
+    def candidates(self, only: str | None = None) -> dict[str, Path]:
+        """The folder to serve per model name: the pinned version, else the highest."""
+        by_name: dict[str, list[Path]] = {}
+        for folder in discover_artifacts(self.models_dir):
+            by_name.setdefault(folder.parent.name, []).append(folder)
+        if only is not None:
+            by_name = {only: by_name.get(only, [])}
+        chosen: dict[str, Path] = {}
+        for name, folders in by_name.items():
+            pinned = self.pinned_versions.get(name)
+            if pinned is not None:
+                chosen[name] = self.models_dir / name / pinned
+            elif folders:
+                chosen[name] = max(folders, key=lambda p: version_key(p.name))
+        for name, version in self.pinned_versions.items():
+            if only in (None, name):
+                chosen.setdefault(name, self.models_dir / name / version)
+        return chosen
+
+    def load_all(self) -> dict[str, str]:
+        """Start-up: load every candidate; returns (and keeps) the problems found."""
+        self.problems = {}
+        if not self.models_dir.is_dir():
+            self.problems["models_dir"] = f"models directory {self.models_dir} does not exist"
+            return self.problems
+        found = self.candidates()
+        if not found:
+            self.problems["models_dir"] = (
+                f"no model artifacts (<name>/<version>/manifest.json) under {self.models_dir}"
+            )
+        for name, folder in found.items():
+            try:
+                self._install(name, self._load(name, folder))
+            except ArtifactError as exc:
+                logger.error("not serving %s: %s", name, exc)
+                self.problems[name] = str(exc)
+        if self._default_setting is not None and self._default_setting not in self._models:
+            self.problems.setdefault(
+                "default_model",
+                f"default model {self._default_setting!r} is not among the loaded models",
+            )
+        return self.problems
+
+    def reload(self, name: str | None = None) -> list[LoadedModel]:
+        """Re-read artifacts (all, or one name); refuses the lot if any is bad.
+
+        Everything is verified before anything is swapped in, so a refused reload leaves
+        every model as it was.
+        """
+        found = self.candidates(only=name)
+        if name is not None and not found:
+            raise UnknownModel(f"no artifact for model {name!r} under {self.models_dir}")
+        if not found:
+            raise ArtifactRejected(f"no model artifacts under {self.models_dir}")
+        loaded: dict[str, LoadedModel] = {}
+        failures: list[str] = []
+        for model_name, folder in found.items():
+            try:
+                loaded[model_name] = self._load(model_name, folder)
+            except ArtifactError as exc:
+                failures.append(str(exc))
+        if failures:
+            raise ArtifactRejected(
+                "reload refused, still serving the previous models: " + "; ".join(failures)
+            )
+        for model_name, model in loaded.items():
+            self._install(model_name, model)
+            self.problems.pop(model_name, None)
+        if self._default_setting is None or self._default_setting in self._models:
+            self.problems.pop("default_model", None)
+        if self._models:
+            self.problems.pop("models_dir", None)
+        return list(loaded.values())
+
+    def _load(self, name: str, folder: Path) -> LoadedModel:
+        artifact = load_artifact(folder)
+        manifest = artifact.manifest
+        if manifest.name != name or manifest.version != folder.name:
+            raise ArtifactError(
+                folder,
+                f"manifest says {manifest.name}/{manifest.version} but the folder is "
+                f"{name}/{folder.name}",
+            )
+        return LoadedModel.from_artifact(artifact)
+
+    def _install(self, name: str, model: LoadedModel) -> None:
+        previous = self._models.get(name)
+        baseline = model.manifest.threshold.value
+        if previous is None or previous.version != model.version or name not in self.thresholds:
+            version = self.thresholds.get(name).version + 1 if name in self.thresholds else 1
+            self.thresholds.set(
+                name, ThresholdSnapshot(value=baseline, version=version, baseline=baseline)
+            )
+        self._models[name] = model
+        logger.info("serving model %s version %s from %s", name, model.version, model.artifact.path)
+
+    def names(self) -> Iterable[str]:
+        return sorted(self._models)

@@ -1,0 +1,140 @@
+"""Per-stream smoothing of normalised scores, so one noisy reading does not flap an alert.
+
+Each smoother is a tiny stateful object in river's style (``update(x)`` then ``get()``)
+with ``update_many(xs)`` for the hot path: a batch of a stream's scores is smoothed in
+numpy, giving exactly the values a loop of ``update`` calls would.
+
+>>> s = RollingMean(window=3)
+>>> [s.update(x) for x in (1.0, 2.0, 3.0, 4.0)]
+[1.0, 1.5, 2.0, 3.0]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy.signal import lfilter
+
+from service.settings import SmoothingMethod
+
+# Below this many scores a plain loop beats numpy's per-call overhead.
+_VECTOR_MIN = 16
+
+
+class Smoother(Protocol):
+    def update(self, x: float) -> float: ...
+
+    def get(self) -> float: ...
+
+    def update_many(self, xs: np.ndarray) -> np.ndarray: ...
+
+
+class RollingMean:
+    """Mean of the last ``window`` scores (fewer while a stream is young)."""
+
+    __slots__ = ("_recent", "window")
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._recent: deque[float] = deque(maxlen=window)
+
+    def update(self, x: float) -> float:
+        self._recent.append(float(x))
+        return self.get()
+
+    def get(self) -> float:
+        return sum(self._recent) / len(self._recent) if self._recent else 0.0
+
+    def update_many(self, xs: np.ndarray) -> np.ndarray:
+        if len(xs) < _VECTOR_MIN:
+            return np.array([self.update(x) for x in xs.tolist()], dtype=np.float64)
+        history = np.fromiter(self._recent, dtype=np.float64, count=len(self._recent))
+        full = np.concatenate((history, xs.astype(np.float64)))
+        sums = np.concatenate(([0.0], np.cumsum(full)))
+        end = np.arange(len(history) + 1, len(full) + 1)
+        start = np.maximum(end - self.window, 0)
+        out = (sums[end] - sums[start]) / (end - start)
+        self._recent.extend(full[-self.window :].tolist())
+        return out
+
+
+class RollingMedian:
+    """Median of the last ``window`` scores: ignores a lone spike entirely."""
+
+    __slots__ = ("_recent", "window")
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._recent: deque[float] = deque(maxlen=window)
+
+    def update(self, x: float) -> float:
+        self._recent.append(float(x))
+        return self.get()
+
+    def get(self) -> float:
+        return (
+            float(np.median(np.fromiter(self._recent, dtype=np.float64))) if self._recent else 0.0
+        )
+
+    def update_many(self, xs: np.ndarray) -> np.ndarray:
+        if len(xs) < _VECTOR_MIN:
+            return np.array([self.update(x) for x in xs.tolist()], dtype=np.float64)
+        history = np.fromiter(self._recent, dtype=np.float64, count=len(self._recent))
+        full = np.concatenate((history, xs.astype(np.float64)))
+        out = np.empty(len(xs), dtype=np.float64)
+        # Positions whose window is not yet full (a young stream) are few: do them one by one.
+        young = min(len(xs), max(0, self.window - 1 - len(history)))
+        for i in range(young):
+            out[i] = np.median(full[: len(history) + i + 1])
+        if young < len(xs):
+            windows = sliding_window_view(full, self.window)
+            first = len(history) + young - self.window + 1
+            out[young:] = np.median(windows[first:], axis=1)
+        self._recent.extend(full[-self.window :].tolist())
+        return out
+
+
+class Ewma:
+    """Exponentially weighted mean; the first score seeds it."""
+
+    __slots__ = ("_value", "alpha")
+
+    def __init__(self, alpha: float) -> None:
+        if not 0 < alpha <= 1:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha = alpha
+        self._value: float | None = None
+
+    def update(self, x: float) -> float:
+        x = float(x)
+        self._value = x if self._value is None else self.alpha * x + (1 - self.alpha) * self._value
+        return self._value
+
+    def get(self) -> float:
+        return 0.0 if self._value is None else self._value
+
+    def update_many(self, xs: np.ndarray) -> np.ndarray:
+        if len(xs) < _VECTOR_MIN:
+            return np.array([self.update(x) for x in xs.tolist()], dtype=np.float64)
+        xs = xs.astype(np.float64)
+        previous = float(xs[0]) if self._value is None else self._value
+        decay = 1 - self.alpha
+        out, _ = lfilter([self.alpha], [1.0, -decay], xs, zi=[decay * previous])
+        result = np.asarray(out, dtype=np.float64)
+        self._value = float(result[-1])
+        return result
+
+
+def make_smoother(method: SmoothingMethod, *, window: int, alpha: float) -> Smoother:
+    if method == "mean":
+        return RollingMean(window)
+    if method == "median":
+        return RollingMedian(window)
+    return Ewma(alpha)

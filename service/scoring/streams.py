@@ -1,0 +1,149 @@
+"""Bounded per-stream state: smoothing, debouncing and the model-window ring buffer.
+
+Capacity (LRU) and idle TTL bound memory whatever the number of distinct streams;
+every eviction is reported with its reason so it can be counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+
+import numpy as np
+
+from service.scoring.decision import AlertDebouncer
+from service.scoring.smoothing import Smoother
+
+StreamKey = tuple[str, str]  # (model name, stream id)
+Clock = Callable[[], float]
+
+
+class StreamState:
+    """What one stream remembers between requests."""
+
+    __slots__ = ("debouncer", "filled", "last_seen", "model_version", "smoother", "window_buffer")
+
+    def __init__(
+        self,
+        smoother: Smoother,
+        debouncer: AlertDebouncer,
+        *,
+        window: int,
+        n_sensors: int,
+        model_version: str,
+        now: float,
+    ) -> None:
+        self.smoother = smoother
+        self.debouncer = debouncer
+        self.model_version = model_version
+        # The last window-1 readings (oldest first); only the last `filled` rows are real.
+        self.window_buffer = np.zeros((window - 1, n_sensors), dtype=np.float32)
+        self.filled = 0
+        self.last_seen = now
+
+    def windows(self, values: np.ndarray) -> tuple[np.ndarray, int]:
+        """Model inputs for a batch and how many leading readings are still warming up.
+
+        Pure: the buffer changes only in :meth:`push`, after the model has scored.
+        """
+        capacity = len(self.window_buffer)
+        batch, n_sensors = values.shape
+        if capacity == 0:
+            return values.reshape(batch, 1, n_sensors), 0
+        history = self.window_buffer[capacity - self.filled :]
+        combined = np.concatenate((history, values))
+        warming = min(batch, capacity - self.filled)
+        if warming == batch:
+            return np.empty((0, capacity + 1, n_sensors), dtype=np.float32), warming
+        view = np.lib.stride_tricks.sliding_window_view(combined, (capacity + 1, n_sensors))
+        return np.ascontiguousarray(view[:, 0]), warming
+
+    def push(self, values: np.ndarray) -> None:
+        capacity = len(self.window_buffer)
+        if capacity == 0:
+            return
+        take = min(capacity, len(values))
+        self.window_buffer = np.concatenate((self.window_buffer[take:], values[-take:]))
+        self.filled = min(capacity, self.filled + len(values))
+
+
+class StreamStates:
+    """LRU map of stream states with an idle TTL; the injected clock makes expiry testable."""
+
+    def __init__(
+        self,
+        capacity: int,
+        idle_ttl_s: float,
+        *,
+        on_evict: Callable[[str, int], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = capacity
+        self.idle_ttl_s = idle_ttl_s
+        self.on_evict = on_evict
+        self.clock = clock
+        self._states: OrderedDict[StreamKey, StreamState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._states
+
+    def peek(self, key: StreamKey) -> StreamState | None:
+        """The live state of a stream without touching recency (None if absent or idle)."""
+        state = self._states.get(key)
+        if state is None or self.clock() - state.last_seen > self.idle_ttl_s:
+            return None
+        return state
+
+    def commit(self, key: StreamKey, state: StreamState) -> None:
+        """Record that a stream was just served (inserting it if new) and enforce the bounds."""
+        now = self.clock()
+        state.last_seen = now
+        states = self._states
+        previous = states.get(key)
+        if previous is not None:
+            states.move_to_end(key)
+            if previous is not state:  # it had gone idle: peek() hid it, this replaces it
+                self._evicted("ttl", 1)
+        states[key] = state
+        self._expire(now)
+        over = len(states) - self.capacity
+        if over > 0:
+            for _ in range(over):
+                states.popitem(last=False)
+            self._evicted("lru", over)
+
+    def expire(self) -> int:
+        """Drop idle streams now (also done on every commit); returns how many went."""
+        return self._expire(self.clock())
+
+    def _expire(self, now: float) -> int:
+        states = self._states
+        cutoff = now - self.idle_ttl_s
+        dropped = 0
+        # Least recently used first, so the idle ones sit at the front.
+        while states:
+            key, oldest = next(iter(states.items()))
+            if oldest.last_seen >= cutoff:
+                break
+            del states[key]
+            dropped += 1
+        if dropped:
+            self._evicted("ttl", dropped)
+        return dropped
+
+    def drop_model(self, model: str) -> int:
+        """Forget a model's streams (its sensors or window changed on reload)."""
+        keys = [key for key in self._states if key[0] == model]
+        for key in keys:
+            del self._states[key]
+        return len(keys)
+
+    def _evicted(self, reason: str, count: int) -> None:
+        if self.on_evict is not None:
+            self.on_evict(reason, count)

@@ -1,0 +1,224 @@
+"""The service's one configuration object, read from ``ANOMALY_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+
+SmoothingMethod = Literal["mean", "ewma", "median"]
+Scope = Literal["score", "feedback", "admin"]
+
+
+class ApiKeyConfig(BaseModel):
+    """One API key: a name (recorded as the author of what it does), its scopes, and the key
+    in clear (hashed at load) or as the hex SHA-256 of the key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
+    scopes: list[Scope] = Field(min_length=1)
+    key: SecretStr | None = None
+    key_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if (self.key is None) == (self.key_sha256 is None):
+            raise ValueError(f"API key {self.name!r} needs exactly one of key, key_sha256")
+        if self.key is not None and not self.key.get_secret_value().strip():
+            raise ValueError(f"API key {self.name!r} is empty")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything an operator can tune; every field maps to ``ANOMALY_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ANOMALY_", extra="forbid", frozen=True, validate_default=True
+    )
+
+    # --- serving ----------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Interface `python -m service` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's per-request access log; off by default (~150 µs per request).",
+    )
+
+    # --- models -----------------------------------------------------------------------
+    models_dir: Path = Field(
+        default=REPO_MODELS_DIR,
+        description="Folder of `<name>/<version>/` artifacts; default: the repo's models/.",
+    )
+    default_model: str | None = Field(
+        default=None,
+        description="Model that scores requests naming none; unset means the only loaded model.",
+    )
+    pinned_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description='Serve these versions instead of the highest, e.g. {"synthetic-plant": "1"}.',
+    )
+    fail_fast_on_bad_artifact: bool = Field(
+        default=False,
+        description="Exit at start-up on a bad artifact instead of running not-ready (readyz 503 "
+        "with the reason).",
+    )
+
+    # --- requests ---------------------------------------------------------------------
+    max_batch_readings: int = Field(
+        default=10_000, ge=1, description="Most readings one scoring request may carry."
+    )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    top_k_sensors: int = Field(
+        default=3,
+        ge=1,
+        description="Contributing sensors reported per reading (capped at the model's).",
+    )
+
+    # --- smoothing and alerting ------------------------------------------------------
+    smoothing_method: SmoothingMethod = Field(
+        default="mean", description="How a stream's normalised scores are smoothed."
+    )
+    smoothing_window: int = Field(
+        default=3, ge=1, description="Scores the rolling mean/median covers (1 disables smoothing)."
+    )
+    ewma_alpha: float = Field(
+        default=0.5, gt=0, le=1, description="Weight of the newest score for the EWMA method."
+    )
+    alert_k: int = Field(
+        default=3, ge=1, description="Alert when k of the last n smoothed scores exceed 1.0."
+    )
+    alert_n: int = Field(default=5, ge=1, description="Length of the k-of-n alert window.")
+    alert_cooldown: int = Field(
+        default=10,
+        ge=0,
+        description="Readings after an alert clears during which no new alert is raised.",
+    )
+
+    # --- bounded state ----------------------------------------------------------------
+    stream_capacity: int = Field(
+        default=100_000, ge=1, description="Streams whose state is held; the least recent go."
+    )
+    stream_idle_ttl_s: float = Field(
+        default=3600.0, gt=0, description="Seconds a silent stream's state is kept."
+    )
+    recent_max_readings: int = Field(
+        default=200_000,
+        ge=1,
+        description="Scored readings kept for feedback by reading id and the review queue.",
+    )
+    recent_retention_s: float = Field(
+        default=3600.0, gt=0, description="Seconds a scored reading stays addressable by its id."
+    )
+    error_quantile_window: int = Field(
+        default=10_000,
+        ge=10,
+        description="Recent reconstruction errors the rolling p50/p90/p95/p99 gauges cover.",
+    )
+
+    # --- environment and access control -----------------------------------------------
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="In production the service refuses to start without API keys or with a "
+        "weak or well-known one.",
+    )
+    api_keys: list[ApiKeyConfig] = Field(
+        default_factory=list,
+        description='API keys as JSON, e.g. [{"name": "ops", "scopes": ["feedback"], '
+        '"key_sha256": "<hex>"}]; scopes are score, feedback, admin.',
+    )
+    api_keys_file: Path | None = Field(
+        default=None, description="A secrets file holding more keys in the same JSON form."
+    )
+    require_score_key: bool = Field(
+        default=False,
+        description="Scoring and model listing need a key with the score scope (feedback and "
+        "admin endpoints always need one).",
+    )
+
+    # --- feedback store, recalibration, drift ------------------------------------------
+    store_path: Path = Field(
+        default=Path("var/feedback.sqlite3"),
+        description="SQLite file holding labels, threshold versions and recalibration runs.",
+    )
+    recalibration_enabled: bool = Field(
+        default=True, description="Run the background recalibration task."
+    )
+    recalibration_interval_s: float = Field(
+        default=300.0, gt=0, description="Seconds between background recalibration runs."
+    )
+    recalibration_label_trigger: int = Field(
+        default=100, ge=0, description="Run early after this many new labels (0: interval only)."
+    )
+    recalibration_method: Literal["quantile", "robust"] = Field(
+        default="quantile",
+        description="Candidate threshold: a quantile of confirmed normals, or median + k·MAD.",
+    )
+    recalibration_quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Quantile of confirmed-normal errors; unset uses the manifest's quantile.",
+    )
+    recalibration_mad_k: float = Field(
+        default=3.0, gt=0, description="k in median + k·MAD (MAD scaled to a normal sigma)."
+    )
+    recalibration_min_samples: int = Field(
+        default=50, ge=2, description="Confirmed normals needed before a candidate is computed."
+    )
+    recalibration_max_change: float = Field(
+        default=0.2,
+        gt=0,
+        description="Largest relative change applied without approval; larger ones wait.",
+    )
+    recalibration_min_change: float = Field(
+        default=0.01, ge=0, description="Relative changes below this leave the threshold as it is."
+    )
+    recalibration_window_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="Age of the oldest label a candidate uses."
+    )
+    recalibration_window_labels: int = Field(
+        default=5000, ge=2, description="Most recent confirmed normals a candidate uses."
+    )
+    drift_alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="Significance level of the KS drift tests (BH-corrected per sensor).",
+    )
+    drift_min_effect: float = Field(
+        default=0.1, gt=0, lt=1, description="Smallest KS statistic D that counts as drift."
+    )
+    drift_retrain_effect: float = Field(
+        default=0.3, gt=0, le=1, description="KS statistic D from which retraining is recommended."
+    )
+    drift_min_samples: int = Field(
+        default=50, ge=2, description="Recent confirmed normals needed before drift is judged."
+    )
+    review_alert_limit: int = Field(
+        default=100, ge=0, description="Recent alerts the review queue lists."
+    )
+    review_audit_size: int = Field(
+        default=20,
+        ge=0,
+        description="Random unflagged readings added to the review queue, so confirmed normals "
+        "are not all drawn from high-error alerts.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.recalibration_min_change >= self.recalibration_max_change:
+            raise ValueError("recalibration_min_change must be below recalibration_max_change")
+        if self.drift_min_effect >= self.drift_retrain_effect:
+            raise ValueError("drift_min_effect must be below drift_retrain_effect")
+        if self.alert_k > self.alert_n:
+            raise ValueError(f"alert_k ({self.alert_k}) cannot exceed alert_n ({self.alert_n})")
+        if self.default_model is not None and not self.default_model.strip():
+            raise ValueError("default_model, when set, must name a model")
+        return self

@@ -1,0 +1,87 @@
+"""The objects the lifespan builds and routes receive, and the typed dependencies for them.
+
+To add a member (a feedback store, a recalibrator...): give :class:`AppState` a field
+with a default, build it in ``service.app.build_state`` (or the lifespan) and, if it can
+be unhealthy, append a :class:`ReadinessCheck` to ``state.readiness``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+
+from service.calibration.service import CalibrationService
+from service.errors import NotReady
+from service.metrics import Metrics
+from service.scoring.pipeline import ScoringPipeline
+from service.scoring.recent import RecentReadings
+from service.scoring.registry import ModelRegistry
+from service.scoring.streams import StreamStates
+from service.scoring.thresholds import ThresholdBoard
+from service.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    """A named probe: returns None when fine, else the reason the service is not ready."""
+
+    name: str
+    probe: Callable[[], Awaitable[str | None]]
+
+
+@dataclass(slots=True)
+class AppState:
+    """Everything stateful in one app instance (one per ``create_app``)."""
+
+    settings: Settings
+    registry: CollectorRegistry
+    metrics: Metrics
+    thresholds: ThresholdBoard
+    models: ModelRegistry
+    streams: StreamStates
+    recent: RecentReadings
+    pipeline: ScoringPipeline
+    calibration: CalibrationService | None = None  # feedback, thresholds, drift
+    readiness: list[ReadinessCheck] = field(default_factory=list)
+    scrape_hooks: list[Callable[[], None]] = field(default_factory=list)  # run before each scrape
+    started_at: float = field(default_factory=time.time)
+
+    async def not_ready_reasons(self) -> dict[str, str | None]:
+        """Every check's outcome: None for ok, else the reason."""
+        results: dict[str, str | None] = {}
+        for check in self.readiness:
+            try:
+                results[check.name] = await check.probe()
+            except Exception as exc:  # a failing probe means not ready, never a 500
+                results[check.name] = f"check failed: {type(exc).__name__}: {exc}"
+        return results
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState | None = getattr(request.app.state, "services", None)
+    if state is None:
+        raise NotReady("the service is starting up or shutting down")
+    return state
+
+
+def get_settings(request: Request) -> Settings:
+    return get_state(request).settings
+
+
+def get_pipeline(request: Request) -> ScoringPipeline:
+    return get_state(request).pipeline
+
+
+def get_models(request: Request) -> ModelRegistry:
+    return get_state(request).models
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+PipelineDep = Annotated[ScoringPipeline, Depends(get_pipeline)]
+ModelsDep = Annotated[ModelRegistry, Depends(get_models)]
