@@ -239,7 +239,11 @@ class FeedbackStore(Protocol):
         self, model: str, model_version: str, *, value: float, reason: str
     ) -> ThresholdVersion: ...
 
+    def labelled_reading_ids(self, model: str, reading_ids: Sequence[str]) -> set[str]: ...
+
     def open_pending(self, model: str) -> PendingThreshold | None: ...
+
+    def get_pending(self, pending_id: int) -> PendingThreshold: ...
 
     def list_pending(
         self, model: str | None = None, status: PendingStatus | None = None
@@ -626,17 +630,22 @@ class SqliteFeedbackStore:
     def normal_sample(
         self, model: str, model_version: str, *, since: float, limit: int
     ) -> NormalSample:
-        """The newest ``limit`` confirmed normals since ``since`` for this model version,
-        leaving out any reading that someone also confirmed as an anomaly."""
+        """The newest ``limit`` confirmed normals since ``since`` for this model version:
+        one vote per reading (its latest label), none for a reading anyone confirmed as an
+        anomaly."""
         rows = self._query(
             """
             SELECT id, error, sensor_errors FROM labels AS n
             WHERE n.model = ? AND n.model_version = ? AND n.label = 'normal'
               AND n.created_at >= ?
-              AND NOT (n.reading_id IS NOT NULL AND EXISTS (
-                  SELECT 1 FROM labels AS a
-                  WHERE a.model = n.model AND a.reading_id = n.reading_id
-                    AND a.label = 'anomaly'))
+              AND (n.reading_id IS NULL OR (
+                  NOT EXISTS (
+                      SELECT 1 FROM labels AS a
+                      WHERE a.model = n.model AND a.reading_id = n.reading_id
+                        AND a.label = 'anomaly')
+                  AND n.id = (
+                      SELECT MAX(d.id) FROM labels AS d
+                      WHERE d.model = n.model AND d.reading_id = n.reading_id)))
             ORDER BY id DESC LIMIT ?
             """,
             (model, model_version, since, limit),
@@ -647,6 +656,21 @@ class SqliteFeedbackStore:
             sensor_errors=tuple(_loads_floats(r["sensor_errors"]) for r in rows),
             label_ids=tuple(int(r["id"]) for r in rows),
         )
+
+    def labelled_reading_ids(self, model: str, reading_ids: Sequence[str]) -> set[str]:
+        """Which of these readings already carry a label (the review queue skips them)."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(reading_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                "SELECT DISTINCT reading_id FROM labels "
+                f"WHERE model = ? AND reading_id IN ({marks})",
+                [model, *chunk],
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
 
     # --- thresholds -------------------------------------------------------------------
 
@@ -814,6 +838,12 @@ class SqliteFeedbackStore:
             (model,),
         )
         return self._pending(rows[0]) if rows else None
+
+    def get_pending(self, pending_id: int) -> PendingThreshold:
+        rows = self._query("SELECT * FROM pending_thresholds WHERE id = ?", (pending_id,))
+        if not rows:
+            raise PendingNotFound(pending_id)
+        return self._pending(rows[0])
 
     def list_pending(
         self, model: str | None = None, status: PendingStatus | None = None

@@ -179,14 +179,17 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     store.submit_labels(
         [label(3.0, "anomaly", reading_id="r3")], author="o", client_label_id=None, content_hash="h"
     )
+    store.submit_labels(
+        [label(1.0, reading_id="r1")], author="p", client_label_id=None, content_hash="h"
+    )  # the same reading confirmed twice counts once
     sample = store.normal_sample("plant", "1", since=clock.now - 50, limit=100)
-    assert sample.errors == (0.0, 1.0, 2.0, 4.0, 5.0)  # old one outside, r3 contested
+    assert sample.errors == (0.0, 2.0, 4.0, 5.0, 1.0)  # old one outside, r3 contested
     assert sample.sensor_errors[0] == (0.0, 0.0)
     capped = store.normal_sample("plant", "1", since=0, limit=2)
-    assert capped.errors == (4.0, 5.0)  # the newest two
+    assert capped.errors == (5.0, 1.0)  # the newest two
     assert store.normal_sample("plant", "2", since=0, limit=100).errors == ()
     count, newest = store.labels_after("plant", 0)
-    assert count == 8 and newest == 8
+    assert count == 9 and newest == 9
     assert store.labels_after("plant", newest) == (0, newest)
 
 

@@ -1,0 +1,286 @@
+"""Threshold administration: history, pending approvals, rollback, set by hand, recalibrate now.
+
+Every change is a new threshold version recording who made it and why; nothing rewrites
+history. All routes need the ``admin`` scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.api.feedback import CalibrationDep
+from service.calibration.service import CalibrationService
+from service.calibration.store import PendingThreshold, RecalibrationRun, ThresholdVersion
+from service.security import Principal, require_scope
+
+ADMIN_SCOPE = require_scope("admin")
+AdminPrincipal = Annotated[Principal, Depends(ADMIN_SCOPE)]
+
+
+def _time(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class ThresholdVersionOut(BaseModel):
+    model: str
+    version: int
+    model_version: str
+    value: float
+    baseline: float
+    drift_ratio: float = Field(description="value / baseline - 1")
+    source: Literal["manifest", "recalibration", "approval", "manual", "rollback"]
+    reason: str
+    author: str
+    statistics: dict[str, Any]
+    created_at: datetime
+
+    @classmethod
+    def of(cls, v: ThresholdVersion) -> ThresholdVersionOut:
+        return cls(
+            model=v.model,
+            version=v.version,
+            model_version=v.model_version,
+            value=v.value,
+            baseline=v.baseline,
+            drift_ratio=v.value / v.baseline - 1.0,
+            source=v.source,
+            reason=v.reason,
+            author=v.author,
+            statistics=v.statistics,
+            created_at=datetime.fromtimestamp(v.created_at, tz=UTC),
+        )
+
+
+class PendingOut(BaseModel):
+    id: int
+    model: str
+    model_version: str
+    candidate: float
+    current_value: float
+    current_version: int
+    relative_change: float
+    reason: str
+    statistics: dict[str, Any]
+    status: Literal["pending", "approved", "rejected", "superseded"]
+    created_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    applied_version: int | None
+
+    @classmethod
+    def of(cls, p: PendingThreshold) -> PendingOut:
+        return cls(
+            id=p.id,
+            model=p.model,
+            model_version=p.model_version,
+            candidate=p.candidate,
+            current_value=p.current_value,
+            current_version=p.current_version,
+            relative_change=p.relative_change,
+            reason=p.reason,
+            statistics=p.statistics,
+            status=p.status,
+            created_at=datetime.fromtimestamp(p.created_at, tz=UTC),
+            decided_by=p.decided_by,
+            decided_at=_time(p.decided_at),
+            applied_version=p.applied_version,
+        )
+
+
+class RunOut(BaseModel):
+    id: int
+    model: str
+    model_version: str
+    trigger: str
+    outcome: Literal["applied", "pending", "unchanged", "insufficient", "failed"]
+    current_value: float
+    candidate: float | None
+    n_samples: int
+    message: str
+    statistics: dict[str, Any]
+    threshold_version: int | None
+    pending_id: int | None
+    started_at: datetime
+    finished_at: datetime
+
+    @classmethod
+    def of(cls, r: RecalibrationRun) -> RunOut:
+        return cls(
+            id=r.id,
+            model=r.model,
+            model_version=r.model_version,
+            trigger=r.trigger,
+            outcome=r.outcome,
+            current_value=r.current_value,
+            candidate=r.candidate,
+            n_samples=r.n_samples,
+            message=r.message,
+            statistics=r.statistics,
+            threshold_version=r.threshold_version,
+            pending_id=r.pending_id,
+            started_at=datetime.fromtimestamp(r.started_at, tz=UTC),
+            finished_at=datetime.fromtimestamp(r.finished_at, tz=UTC),
+        )
+
+
+class CurrentThreshold(BaseModel):
+    model: str
+    model_version: str
+    value: float
+    version: int
+    baseline: float
+    drift_ratio: float
+    pending: PendingOut | None
+
+
+class ThresholdHistory(BaseModel):
+    current: CurrentThreshold
+    versions: list[ThresholdVersionOut] = Field(description="Oldest first.")
+    pending: list[PendingOut] = Field(description="Candidates held for approval, newest first.")
+    runs: list[RunOut] = Field(description="Recent recalibration runs, newest first.")
+
+
+class SetThreshold(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: float = Field(gt=0, allow_inf_nan=False)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(ge=1, description="The version whose value becomes current again.")
+    reason: str = Field(default="", max_length=2000)
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+async def _current(service: CalibrationService, name: str) -> CurrentThreshold:
+    model = service.registry.get(name)
+    snapshot = service.board.get(model.name)
+    pending = await asyncio.to_thread(service.store.open_pending, model.name)
+    return CurrentThreshold(
+        model=model.name,
+        model_version=model.version,
+        value=snapshot.value,
+        version=snapshot.version,
+        baseline=snapshot.baseline,
+        drift_ratio=snapshot.drift_ratio,
+        pending=None if pending is None else PendingOut.of(pending),
+    )
+
+
+@router.get("/thresholds", response_model=list[CurrentThreshold], summary="Thresholds in force")
+async def list_thresholds(_: AdminPrincipal, service: CalibrationDep) -> list[CurrentThreshold]:
+    return [await _current(service, model.name) for model in service.registry.models()]
+
+
+@router.get(
+    "/thresholds/{model}",
+    response_model=ThresholdHistory,
+    summary="A model's threshold history, pending candidates and recent runs",
+)
+async def threshold_history(
+    model: str,
+    _: AdminPrincipal,
+    service: CalibrationDep,
+    runs: Annotated[int, Query(ge=0, le=500)] = 20,
+) -> ThresholdHistory:
+    current = await _current(service, model)
+    versions = await asyncio.to_thread(service.store.threshold_history, current.model)
+    pending = await asyncio.to_thread(service.store.list_pending, current.model)
+    recent_runs = await asyncio.to_thread(service.store.list_runs, current.model, limit=runs)
+    return ThresholdHistory(
+        current=current,
+        versions=[ThresholdVersionOut.of(v) for v in versions],
+        pending=[PendingOut.of(p) for p in pending],
+        runs=[RunOut.of(r) for r in recent_runs],
+    )
+
+
+@router.post(
+    "/thresholds/{model}",
+    status_code=201,
+    response_model=ThresholdVersionOut,
+    summary="Set a threshold by hand (no cap applies)",
+)
+async def set_threshold(
+    model: str, body: SetThreshold, principal: AdminPrincipal, service: CalibrationDep
+) -> ThresholdVersionOut:
+    version = await service.set_by_hand(
+        model, body.value, reason=body.reason, author=principal.name
+    )
+    return ThresholdVersionOut.of(version)
+
+
+@router.post(
+    "/thresholds/{model}/rollback",
+    status_code=201,
+    response_model=ThresholdVersionOut,
+    summary="Make an earlier version's value current again, as a new version",
+)
+async def rollback(
+    model: str, body: Rollback, principal: AdminPrincipal, service: CalibrationDep
+) -> ThresholdVersionOut:
+    version = await service.rollback(model, body.version, reason=body.reason, author=principal.name)
+    return ThresholdVersionOut.of(version)
+
+
+@router.post(
+    "/thresholds/{model}/recalibrate",
+    response_model=RunOut,
+    summary="Run a recalibration step now (same guards as the background task)",
+)
+async def recalibrate_now(model: str, principal: AdminPrincipal, service: CalibrationDep) -> RunOut:
+    run = await service.recalibrate(model, trigger=f"manual:{principal.name}")
+    await service.check_drift(model)
+    return RunOut.of(run)
+
+
+@router.post(
+    "/pending-thresholds/{pending_id}/approve",
+    status_code=201,
+    response_model=ThresholdVersionOut,
+    summary="Apply a held candidate as a new version",
+)
+async def approve(
+    pending_id: int, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+) -> ThresholdVersionOut:
+    version = await service.approve(pending_id, reason=body.reason, author=principal.name)
+    return ThresholdVersionOut.of(version)
+
+
+@router.post(
+    "/pending-thresholds/{pending_id}/reject",
+    response_model=PendingOut,
+    summary="Discard a held candidate",
+)
+async def reject(
+    pending_id: int, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+) -> PendingOut:
+    pending = await service.reject(pending_id, reason=body.reason, author=principal.name)
+    return PendingOut.of(pending)
+
+
+@router.get("/recalibration-runs", response_model=list[RunOut], summary="Recent recalibration runs")
+async def list_runs(
+    _: AdminPrincipal,
+    service: CalibrationDep,
+    model: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[RunOut]:
+    runs = await asyncio.to_thread(service.store.list_runs, model, limit=limit)
+    return [RunOut.of(r) for r in runs]

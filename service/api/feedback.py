@@ -1,0 +1,398 @@
+"""Operator feedback: label readings normal or anomaly, list labels, see the review queue.
+
+Thin: validation here, the work in :class:`service.calibration.service.CalibrationService`.
+A label is acknowledged (201, or 200 for an idempotent replay) only once it is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Annotated, Literal, Self
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.calibration.service import CalibrationService, ReadingsToLabel
+from service.calibration.store import LabelFilter, StoredLabel, Submission, content_fingerprint
+from service.errors import FieldError, InvalidRequest, NotReady
+from service.scoring.recent import RecentReading
+from service.security import Principal, require_scope
+from service.state import get_state
+
+FEEDBACK_SCOPE = require_scope("feedback")
+FeedbackPrincipal = Annotated[Principal, Depends(FEEDBACK_SCOPE)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+MAX_READING_IDS = 10_000
+
+
+def get_calibration(request: Request) -> CalibrationService:
+    service = get_state(request).calibration
+    if service is None:
+        raise NotReady("the feedback store is not open")
+    return service
+
+
+CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
+
+
+def unix_seconds(moment: datetime) -> float:
+    """Naive datetimes are taken as UTC, like the scoring endpoint's timestamps."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def as_datetime(seconds: float | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CarriedReadings(_Strict):
+    """Readings sent with the label, scored now with the model in force."""
+
+    values: list[list[FiniteFloat] | dict[str, FiniteFloat]] = Field(
+        min_length=1,
+        description="Consecutive readings of one stream, each a list in the model's sensor "
+        "order or an object keyed by sensor name. A model with window w labels readings "
+        "w..m (the first w-1 give context).",
+    )
+    stream_id: str | None = Field(default=None, max_length=200)
+    model: str | None = Field(default=None, description="Model to score with; default model.")
+    timestamps: list[datetime] | None = Field(
+        default=None, description="One per reading; defaults to the time of the request."
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Self:
+        if self.timestamps is not None and len(self.timestamps) != len(self.values):
+            raise ValueError(
+                f"timestamps has {len(self.timestamps)} entries for {len(self.values)} readings"
+            )
+        return self
+
+
+class TimeRange(_Strict):
+    """Every retained scored reading of a stream between start and end (inclusive)."""
+
+    stream_id: str = Field(min_length=1, max_length=200)
+    start: datetime
+    end: datetime
+    model: str | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if unix_seconds(self.end) < unix_seconds(self.start):
+            raise ValueError("time_range.end is before time_range.start")
+        return self
+
+
+class FeedbackRequest(_Strict):
+    """One label for a set of readings, selected in exactly one of three ways."""
+
+    label: Literal["normal", "anomaly"]
+    client_label_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Makes the request idempotent: a retry with the same id and content gets "
+        "the stored answer (200); the same id with different content is refused (409).",
+    )
+    note: str | None = Field(default=None, max_length=2000)
+    reading_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_READING_IDS,
+        description="Ids returned by the scoring endpoint (kept for the configured retention).",
+    )
+    readings: CarriedReadings | None = None
+    time_range: TimeRange | None = None
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"label": "normal", "client_label_id": "shift-7-0001", "reading_ids": ["r1a2b-17"]},
+                {
+                    "label": "normal",
+                    "time_range": {
+                        "stream_id": "pump-3",
+                        "start": "2026-01-01T08:00:00Z",
+                        "end": "2026-01-01T09:00:00Z",
+                    },
+                },
+            ]
+        },
+    )
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Self:
+        given = [
+            name
+            for name in ("reading_ids", "readings", "time_range")
+            if getattr(self, name) is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of reading_ids, readings, time_range"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+
+class LabelOut(BaseModel):
+    id: int
+    submission_id: int
+    label: Literal["normal", "anomaly"]
+    model: str
+    model_version: str
+    stream_id: str | None
+    reading_id: str | None
+    reading_time: datetime | None
+    error: float
+    sensor_errors: list[float] = Field(description="Squared error per sensor, manifest order.")
+    threshold: float = Field(description="Threshold in force when the reading was scored.")
+    threshold_version: int
+    source: Literal["reading_id", "readings", "time_range"]
+    note: str | None
+    author: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, label: StoredLabel) -> LabelOut:
+        return cls(
+            id=label.id,
+            submission_id=label.submission_id,
+            label=label.label,
+            model=label.model,
+            model_version=label.model_version,
+            stream_id=label.stream_id,
+            reading_id=label.reading_id,
+            reading_time=as_datetime(label.reading_time),
+            error=label.error,
+            sensor_errors=list(label.sensor_errors),
+            threshold=label.threshold_value,
+            threshold_version=label.threshold_version,
+            source=label.source,
+            note=label.note,
+            author=label.author,
+            created_at=datetime.fromtimestamp(label.created_at, tz=UTC),
+        )
+
+
+class FeedbackResponse(BaseModel):
+    submission_id: int
+    client_label_id: str | None
+    replayed: bool = Field(description="True when this answers a retry of a stored submission.")
+    author: str
+    created_at: datetime
+    count: int
+    labels: list[LabelOut]
+
+    @classmethod
+    def of(cls, submission: Submission) -> FeedbackResponse:
+        return cls(
+            submission_id=submission.id,
+            client_label_id=submission.client_label_id,
+            replayed=submission.replayed,
+            author=submission.author,
+            created_at=datetime.fromtimestamp(submission.created_at, tz=UTC),
+            count=len(submission.labels),
+            labels=[LabelOut.of(label) for label in submission.labels],
+        )
+
+
+class LabelPage(BaseModel):
+    items: list[LabelOut]
+    total: int = Field(description="Labels matching the filters, across all pages.")
+    next_cursor: int | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class ReviewItem(BaseModel):
+    reading_id: str
+    stream_id: str
+    model: str
+    model_version: str
+    timestamp: datetime
+    error: float | None
+    score: float | None = Field(description="error / the threshold in force when scored.")
+    threshold: float
+    threshold_version: int
+    anomaly: bool
+    alert: bool
+
+    @classmethod
+    def of(cls, reading: RecentReading) -> ReviewItem:
+        return cls(
+            reading_id=reading.reading_id,
+            stream_id=reading.stream_id,
+            model=reading.model,
+            model_version=reading.model_version,
+            timestamp=datetime.fromtimestamp(reading.timestamp, tz=UTC),
+            error=reading.error,
+            score=None if reading.error is None else reading.error / reading.threshold,
+            threshold=reading.threshold,
+            threshold_version=reading.threshold_version,
+            anomaly=reading.anomaly,
+            alert=reading.alert,
+        )
+
+
+class ReviewQueueOut(BaseModel):
+    model: str
+    size: int
+    alerts: list[ReviewItem] = Field(description="Recent readings taken during an alert.")
+    audit_sample: list[ReviewItem] = Field(
+        description="A uniform random sample of unflagged readings: confirming these as normal "
+        "keeps the recalibration sample from being biased toward high errors."
+    )
+
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+
+
+def _carried(readings: CarriedReadings, service: CalibrationService) -> ReadingsToLabel:
+    model = service.registry.get(readings.model)
+    n = model.manifest.n_sensors
+    matrix = np.empty((len(readings.values), n), dtype=np.float32)
+    errors: list[FieldError] = []
+    for i, reading in enumerate(readings.values):
+        if isinstance(reading, dict):
+            unknown = sorted(set(reading) - set(model.sensor_index))
+            missing = [s for s in model.sensors if s not in reading]
+            if unknown or missing:
+                errors.append(
+                    FieldError(
+                        field="readings.values",
+                        reading_index=i,
+                        message=(f"unknown sensors {unknown}; " if unknown else "")
+                        + (f"missing sensors {missing[:5]}" if missing else ""),
+                    )
+                )
+                continue
+            matrix[i] = [reading[s] for s in model.sensors]
+        elif len(reading) != n:
+            errors.append(
+                FieldError(
+                    field="readings.values",
+                    reading_index=i,
+                    message=f"{len(reading)} values, model {model.name!r} has {n} sensors",
+                )
+            )
+        else:
+            matrix[i] = reading
+    if errors:
+        raise InvalidRequest(f"{len(errors)} reading(s) do not fit the model", errors=errors)
+    return ReadingsToLabel(
+        model=model.name,
+        stream_id=readings.stream_id,
+        values=matrix,
+        timestamps=None
+        if readings.timestamps is None
+        else [unix_seconds(t) for t in readings.timestamps],
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=FeedbackResponse,
+    summary="Label readings normal or anomaly",
+    responses={
+        200: {"description": "Replay of a stored submission with the same client label id."},
+        404: {"description": "A reading id is unknown or past its retention."},
+        409: {"description": "The client label id was used for different content."},
+    },
+)
+async def post_feedback(
+    body: FeedbackRequest,
+    response: Response,
+    principal: FeedbackPrincipal,
+    service: CalibrationDep,
+) -> FeedbackResponse:
+    content_hash = content_fingerprint(
+        {"author": principal.name, "request": body.model_dump(mode="json")}
+    )
+    if body.client_label_id is not None:
+        stored = await asyncio.to_thread(service.replay, body.client_label_id, content_hash)
+        if stored is not None:
+            response.status_code = 200
+            return FeedbackResponse.of(stored)
+    if body.reading_ids is not None:
+        labels = service.labels_for_reading_ids(body.reading_ids, body.label, body.note)
+    elif body.time_range is not None:
+        window = body.time_range
+        labels = service.labels_for_time_range(
+            window.stream_id,
+            unix_seconds(window.start),
+            unix_seconds(window.end),
+            window.model,
+            body.label,
+            body.note,
+        )
+    else:
+        assert body.readings is not None
+        labels = service.labels_for_readings(
+            _carried(body.readings, service), body.label, body.note
+        )
+    submission = await service.submit(
+        labels,
+        author=principal.name,
+        client_label_id=body.client_label_id,
+        content_hash=content_hash,
+    )
+    if submission.replayed:
+        response.status_code = 200
+    return FeedbackResponse.of(submission)
+
+
+@router.get("", response_model=LabelPage, summary="List labels, newest first")
+async def list_feedback(
+    _: FeedbackPrincipal,
+    service: CalibrationDep,
+    model: str | None = None,
+    label: Literal["normal", "anomaly"] | None = None,
+    stream_id: str | None = None,
+    author: str | None = None,
+    since: Annotated[datetime | None, Query(description="Labels given at or after this.")] = None,
+    until: Annotated[datetime | None, Query(description="Labels given before this.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[
+        int | None, Query(ge=1, description="`next_cursor` of the last page.")
+    ] = None,
+) -> LabelPage:
+    filters = LabelFilter(
+        model=model,
+        label=label,
+        stream_id=stream_id,
+        author=author,
+        since=None if since is None else unix_seconds(since),
+        until=None if until is None else unix_seconds(until),
+    )
+    rows = await asyncio.to_thread(
+        service.store.list_labels, filters, limit=limit + 1, before_id=cursor
+    )
+    total = await asyncio.to_thread(service.store.count_labels, filters)
+    page, next_cursor = service.labels_page(rows, limit)
+    return LabelPage(items=[LabelOut.of(r) for r in page], total=total, next_cursor=next_cursor)
+
+
+@router.get(
+    "/review-queue",
+    response_model=ReviewQueueOut,
+    summary="Readings awaiting review: recent alerts plus a random audit sample",
+)
+async def review_queue(
+    _: FeedbackPrincipal, service: CalibrationDep, model: str | None = None
+) -> ReviewQueueOut:
+    queue = await service.unlabelled(service.review_queue(model))
+    return ReviewQueueOut(
+        model=queue.model,
+        size=queue.size,
+        alerts=[ReviewItem.of(r) for r in queue.alerts],
+        audit_sample=[ReviewItem.of(r) for r in queue.audit_sample],
+    )

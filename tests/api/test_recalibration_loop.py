@@ -1,0 +1,317 @@
+"""The whole feedback loop through the real app: score → confirm → recalibrate → decide.
+
+Runs on the conftest's scripted model with its threshold at the 99th percentile of its own
+error law, so confirmed normals with a little more noise move the threshold by a known,
+modest amount, and a burst of true anomalies mislabelled as normal would move it a lot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from calibration_support import (
+    ADMIN,
+    API_KEYS,
+    CHI2_4_Q99_OVER_4,
+    OPERATOR,
+    errors_of,
+    readings,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+MODEL = "test-plant"
+BASE = CHI2_4_Q99_OVER_4
+
+
+@pytest.fixture
+def loop_models(tmp_path: Path, write_test_artifact: Any) -> Path:
+    folder = tmp_path / "loop-models"
+    write_test_artifact(folder, threshold=BASE)
+    return folder
+
+
+def loop_settings(models_dir: Path) -> dict[str, Any]:
+    return {
+        "models_dir": models_dir,
+        "api_keys": API_KEYS,
+        "recalibration_interval_s": 3600.0,  # runs are triggered by the admin endpoint
+        "recalibration_label_trigger": 0,
+        "recalibration_min_samples": 50,
+        "recalibration_max_change": 0.2,
+        "review_audit_size": 10,
+    }
+
+
+async def score(
+    client: httpx.AsyncClient, stream: str, values: np.ndarray, t0: float = 0.0
+) -> dict[str, Any]:
+    body = {
+        "stream_id": stream,
+        "readings": [
+            {"values": row.tolist(), "timestamp": 1_800_000_000.0 + t0 + i}
+            for i, row in enumerate(values)
+        ],
+    }
+    response = await client.post("/v1/score", json=body)
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float | None:
+    text = (await client.get("/metrics")).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+async def recalibrate(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.post(f"/v1/admin/thresholds/{MODEL}/recalibrate", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    run: dict[str, Any] = response.json()
+    return run
+
+
+async def current(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get(f"/v1/admin/thresholds/{MODEL}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    history: dict[str, Any] = response.json()
+    return history
+
+
+async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_labels(
+    make_client: Any, loop_models: Path
+) -> None:
+    client = await make_client(**loop_settings(loop_models))
+    rng = np.random.default_rng(3)
+
+    # 1. A slightly noisier but normal period: a few false alarms at the training threshold.
+    normal = readings(rng, 400, noise=1.08)
+    scored = await score(client, "line-1", normal)
+    assert scored["threshold_version"] == 1
+    errors = np.array([r["error"] for r in scored["results"]])
+    np.testing.assert_allclose(errors, errors_of(normal), rtol=1e-6)
+    flagged = [r for r in scored["results"] if r["anomaly"]]
+    assert flagged, "the noisier period must produce false alarms"
+
+    # 2. The review queue offers the alerts and an audit sample of unflagged readings.
+    queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
+    assert queue["audit_sample"] and all(not r["anomaly"] for r in queue["audit_sample"])
+    assert all(r["alert"] for r in queue["alerts"])
+    assert queue["size"] == len(queue["alerts"]) + len(queue["audit_sample"])
+
+    # 3. The operator confirms the false alarms, then the whole period, as normal.
+    response = await client.post(
+        "/v1/feedback",
+        json={"label": "normal", "reading_ids": [r["reading_id"] for r in flagged]},
+        headers=OPERATOR,
+    )
+    assert response.status_code == 201, response.text
+    assert {lab["author"] for lab in response.json()["labels"]} == {"olga-operator"}
+    assert all(lab["threshold_version"] == 1 for lab in response.json()["labels"])
+    response = await client.post(
+        "/v1/feedback",
+        json={
+            "label": "normal",
+            "time_range": {
+                "stream_id": "line-1",
+                "start": 1_800_000_000.0,
+                "end": 1_800_000_000.0 + 399,
+            },
+        },
+        headers=OPERATOR,
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["count"] == 400
+    queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
+    assert queue["alerts"] == [] and queue["audit_sample"] == []  # everything is labelled
+
+    # 4. Recalibration applies the 99th percentile of the confirmed normals (each once).
+    run = await recalibrate(client)
+    expected = float(np.quantile(errors, 0.99))
+    assert run["outcome"] == "applied", run
+    assert run["n_samples"] == 400
+    assert run["candidate"] == pytest.approx(expected, rel=1e-9)
+    assert 0.01 < expected / BASE - 1 <= 0.2
+    history = await current(client)
+    assert history["current"]["version"] == 2
+    assert history["current"]["value"] == pytest.approx(expected)
+    v2 = history["versions"][-1]
+    assert (v2["source"], v2["author"]) == ("recalibration", "recalibrator")
+    assert v2["statistics"]["n_samples"] == 400
+
+    # 5. Decisions change: a reading flagged before is not flagged now.
+    borderline = [r for r in flagged if BASE < r["error"] < expected]
+    assert borderline, "some false alarm must lie between the old and new thresholds"
+    index = next(
+        i for i, r in enumerate(scored["results"]) if r["reading_id"] == borderline[0]["reading_id"]
+    )
+    rescored = await score(client, "line-1-replay", normal[index : index + 1])
+    assert rescored["threshold_version"] == 2
+    assert rescored["results"][0]["anomaly"] is False
+    assert rescored["results"][0]["error"] == pytest.approx(borderline[0]["error"])
+
+    # 6. ... and so do the metrics.
+    assert await metric(client, "anomaly_threshold", model=MODEL) == pytest.approx(expected)
+    assert await metric(client, "anomaly_threshold_baseline", model=MODEL) == pytest.approx(BASE)
+    assert await metric(client, "anomaly_threshold_version", model=MODEL) == 2
+    assert await metric(client, "anomaly_threshold_drift_ratio", model=MODEL) == pytest.approx(
+        expected / BASE - 1
+    )
+    assert (
+        await metric(client, "anomaly_recalibration_runs_total", model=MODEL, outcome="applied")
+        == 1
+    )
+    assert await metric(
+        client, "anomaly_feedback_labels_total", model=MODEL, label="normal"
+    ) == 400 + len(flagged)
+    assert (
+        await metric(client, "anomaly_last_recalibration_timestamp_seconds", model=MODEL) or 0
+    ) > 0
+    assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
+
+    # 7. A burst of real anomalies mislabelled as normal cannot move it past the cap.
+    burst = readings(rng, 150, noise=3.0)
+    burst_scored = await score(client, "line-2", burst, t0=10_000)
+    burst_ids = [r["reading_id"] for r in burst_scored["results"]]
+    response = await client.post(
+        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids}, headers=OPERATOR
+    )
+    assert response.status_code == 201
+    run = await recalibrate(client)
+    assert run["outcome"] == "pending", run
+    assert run["candidate"] / expected - 1 > 0.2
+    history = await current(client)
+    assert history["current"]["version"] == 2
+    assert history["current"]["value"] == pytest.approx(expected)
+    pending = history["current"]["pending"]
+    assert pending is not None and pending["id"] == run["pending_id"]
+    assert pending["candidate"] == pytest.approx(run["candidate"])
+    assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 1
+    assert (
+        await metric(client, "anomaly_recalibration_runs_total", model=MODEL, outcome="pending")
+        == 1
+    )
+    still = await score(client, "line-1-replay", burst[:20])
+    assert still["threshold_version"] == 2
+
+    # 8. Reject discards it; the next run holds a new one; approve applies that one.
+    response = await client.post(
+        f"/v1/admin/pending-thresholds/{pending['id']}/reject",
+        json={"reason": "those were pump faults"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200 and response.json()["status"] == "rejected"
+    assert response.json()["decided_by"] == "alice-admin"
+    assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
+    assert (await current(client))["current"]["version"] == 2
+    again = await client.post(
+        f"/v1/admin/pending-thresholds/{pending['id']}/approve", json={}, headers=ADMIN
+    )
+    assert again.status_code == 409  # a rejected candidate cannot be approved later
+    run = await recalibrate(client)
+    assert run["outcome"] == "pending" and run["pending_id"] != pending["id"]
+    response = await client.post(
+        f"/v1/admin/pending-thresholds/{run['pending_id']}/approve",
+        json={"reason": "checked on site"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    approved = response.json()
+    assert (approved["version"], approved["source"], approved["author"]) == (
+        3,
+        "approval",
+        "alice-admin",
+    )
+    assert approved["value"] == pytest.approx(run["candidate"])
+    assert (await score(client, "line-3", normal[:1]))["threshold_version"] == 3
+
+    # 9. Rollback restores version 2's value as version 4.
+    response = await client.post(
+        f"/v1/admin/thresholds/{MODEL}/rollback",
+        json={"version": 2, "reason": "approval was a mistake"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["version"], response.json()["source"]) == (4, "rollback")
+    after = await score(client, "line-3", normal[:1])
+    assert after["threshold_version"] == 4
+    assert after["threshold"] == pytest.approx(expected)
+    assert await metric(client, "anomaly_threshold_version", model=MODEL) == 4
+
+    # 10. Correcting the burst to "anomaly" takes it out of the sample: no move needed.
+    response = await client.post(
+        "/v1/feedback", json={"label": "anomaly", "reading_ids": burst_ids}, headers=OPERATOR
+    )
+    assert response.status_code == 201
+    run = await recalibrate(client)
+    assert run["outcome"] == "unchanged", run
+    assert run["n_samples"] == 400
+    history = await current(client)
+    assert [v["source"] for v in history["versions"]] == [
+        "manifest",
+        "recalibration",
+        "approval",
+        "rollback",
+    ]
+
+
+async def test_threshold_survives_a_restart_and_manual_setting_is_versioned(
+    make_client: Any, loop_models: Path
+) -> None:
+    first = await make_client(**loop_settings(loop_models))
+    response = await first.post(
+        f"/v1/admin/thresholds/{MODEL}",
+        json={"value": BASE * 1.5, "reason": "commissioning a new pump"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 201, response.text
+    assert (response.json()["version"], response.json()["source"]) == (2, "manual")
+    # Same store, new process-equivalent: the app restores version 2, not the manifest's.
+    second = await make_client(**loop_settings(loop_models))
+    model = (await second.get(f"/v1/models/{MODEL}")).json()
+    assert model["threshold"]["version"] == 2
+    assert model["threshold"]["current"] == pytest.approx(BASE * 1.5)
+    assert model["threshold"]["baseline"] == pytest.approx(BASE)
+    rejected = await second.post(
+        f"/v1/admin/thresholds/{MODEL}", json={"value": -1, "reason": "x"}, headers=ADMIN
+    )
+    assert rejected.status_code == 422
+    missing = await second.post(
+        f"/v1/admin/thresholds/{MODEL}/rollback", json={"version": 99}, headers=ADMIN
+    )
+    assert missing.status_code == 404
+    assert missing.json()["type"].endswith("unknown-threshold-version")
+
+
+async def test_background_task_recalibrates_after_enough_labels(
+    make_client: Any, loop_models: Path
+) -> None:
+    settings = loop_settings(loop_models) | {
+        "recalibration_interval_s": 0.05,
+        "recalibration_min_samples": 50,
+    }
+    client = await make_client(**settings)
+    rng = np.random.default_rng(5)
+    values = readings(rng, 120, noise=1.05)
+    response = await client.post(
+        "/v1/feedback",
+        json={"label": "normal", "readings": {"values": values.tolist(), "stream_id": "s"}},
+        headers=OPERATOR,
+    )
+    assert response.status_code == 201
+    for _ in range(100):
+        runs = (await client.get("/v1/admin/recalibration-runs", headers=ADMIN)).json()
+        if any(r["outcome"] != "insufficient" for r in runs):
+            break
+        await asyncio.sleep(0.05)
+    decided = [r for r in runs if r["outcome"] != "insufficient"]
+    assert decided and decided[0]["trigger"] in {"interval", "labels"}
+    assert decided[-1]["n_samples"] == 120
