@@ -1,0 +1,286 @@
+"""POST/GET /v1/feedback and the review queue through the real app."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from calibration_support import ADMIN, API_KEYS, OPERATOR, errors_of, readings
+from prometheus_client.parser import text_string_to_metric_families
+
+MODEL = "test-plant"
+
+
+@pytest.fixture
+async def client(make_client: Any) -> Any:
+    return await make_client(api_keys=API_KEYS, review_audit_size=5)
+
+
+async def score(client: Any, stream: str, values: np.ndarray, **extra: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/v1/score", json={"stream_id": stream, "readings": values.tolist(), **extra}
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def post(client: Any, body: dict[str, Any]) -> Any:
+    return await client.post("/v1/feedback", json=body, headers=OPERATOR)
+
+
+async def test_label_by_reading_id_records_errors_versions_and_author(client: Any) -> None:
+    values = np.array([[2.0, 0.0, 0.0, 0.0], [0.1, 0.1, 0.1, 0.1]])
+    scored = await score(client, "pump-1", values)
+    first = scored["results"][0]
+    response = await post(
+        client, {"label": "anomaly", "reading_ids": [first["reading_id"]], "note": "bearing"}
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["count"] == 1 and body["replayed"] is False
+    label = body["labels"][0]
+    assert label["reading_id"] == first["reading_id"]
+    assert label["stream_id"] == "pump-1"
+    assert label["error"] == pytest.approx(1.0)  # mean of (4, 0, 0, 0)
+    assert label["sensor_errors"] == pytest.approx([4.0, 0.0, 0.0, 0.0])
+    assert (label["model"], label["model_version"]) == (MODEL, "1")
+    assert (label["threshold"], label["threshold_version"]) == (1.0, 1)
+    assert (label["author"], label["source"], label["note"]) == (
+        "olga-operator",
+        "reading_id",
+        "bearing",
+    )
+
+
+async def test_client_label_id_makes_posts_idempotent(client: Any) -> None:
+    scored = await score(client, "pump-1", np.full((3, 4), 0.5))
+    ids = [r["reading_id"] for r in scored["results"]]
+    body = {"label": "normal", "reading_ids": ids, "client_label_id": "shift-7-0001"}
+    first = await post(client, body)
+    again = await post(client, body)
+    assert (first.status_code, again.status_code) == (201, 200)
+    replay = again.json()
+    assert replay.pop("replayed") is True
+    original = first.json()
+    assert original.pop("replayed") is False
+    assert replay == original
+    listed = (await client.get("/v1/feedback", headers=OPERATOR)).json()
+    assert listed["total"] == 3  # stored once
+    conflict = await post(client, {**body, "label": "anomaly"})
+    assert conflict.status_code == 409
+    assert "shift-7-0001" in conflict.json()["detail"]
+
+
+async def test_feedback_counter_counts_new_labels_only(client: Any) -> None:
+    body = {
+        "label": "normal",
+        "client_label_id": "c1",
+        "readings": {"values": [[0.1] * 4, [0.2] * 4]},
+    }
+    assert (await post(client, body)).status_code == 201
+    assert (await post(client, body)).status_code == 200
+    text = (await client.get("/metrics")).text
+    counts = {
+        s.labels["label"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "anomaly_feedback_labels_total"
+    }
+    assert counts == {"normal": 2.0}
+
+
+async def test_unknown_or_expired_reading_id_is_404_naming_it(client: Any) -> None:
+    scored = await score(client, "pump-1", np.zeros((1, 4)))
+    response = await post(
+        client,
+        {"label": "normal", "reading_ids": [scored["results"][0]["reading_id"], "no-such-id"]},
+    )
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "'no-such-id'" in response.json()["detail"]
+    listed = (await client.get("/v1/feedback", headers=OPERATOR)).json()
+    assert listed["total"] == 0  # nothing of a refused request is stored
+
+
+async def test_expired_reading_is_404(make_client: Any) -> None:
+    client = await make_client(api_keys=API_KEYS, recent_retention_s=0.001)
+    scored = await score(client, "pump-1", np.zeros((1, 4)))
+    await asyncio.sleep(0.01)
+    response = await post(
+        client, {"label": "normal", "reading_ids": [scored["results"][0]["reading_id"]]}
+    )
+    assert response.status_code == 404
+    assert "retention" in response.json()["detail"]
+
+
+async def test_carried_readings_are_scored_on_the_spot(client: Any) -> None:
+    rng = np.random.default_rng(1)
+    values = readings(rng, 5)
+    named = [dict(zip(["s0", "s1", "s2", "s3"], row, strict=True)) for row in values.tolist()]
+    response = await post(
+        client,
+        {
+            "label": "normal",
+            "readings": {
+                "values": named,
+                "stream_id": "pump-9",
+                "timestamps": [f"2026-01-01T00:00:0{i}Z" for i in range(5)],
+            },
+        },
+    )
+    assert response.status_code == 201, response.text
+    labels = response.json()["labels"]
+    np.testing.assert_allclose([lab["error"] for lab in labels], errors_of(values), rtol=1e-5)
+    assert labels[2]["reading_time"] == "2026-01-01T00:00:02Z"
+    assert {lab["source"] for lab in labels} == {"readings"}
+
+
+async def test_windowed_model_labels_readings_with_a_full_window(
+    make_client: Any, tmp_path: Path, write_test_artifact: Any
+) -> None:
+    models = tmp_path / "windowed"
+    write_test_artifact(models, window=3)
+    client = await make_client(api_keys=API_KEYS, models_dir=models)
+    too_few = await post(client, {"label": "normal", "readings": {"values": [[0.0] * 4] * 2}})
+    assert too_few.status_code == 422
+    assert "3 consecutive readings" in too_few.json()["detail"]
+    values = [[0.0] * 4, [2.0] * 4, [1.0] * 4, [1.0] * 4]
+    response = await post(client, {"label": "normal", "readings": {"values": values}})
+    assert response.status_code == 201, response.text
+    # Reading 2 is expected at mean(0, 2) = 1 → error 0; reading 3 at mean(2, 1) = 1.5 → 0.25.
+    assert [lab["error"] for lab in response.json()["labels"]] == pytest.approx([0.0, 0.25])
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "index"),
+    [
+        ({"label": "normal"}, "body", None),
+        (
+            {"label": "normal", "reading_ids": ["a"], "readings": {"values": [[0] * 4]}},
+            "body",
+            None,
+        ),
+        ({"label": "maybe", "reading_ids": ["a"]}, "label", None),
+        ({"label": "normal", "readings": {"values": [[0, 0, 0]]}}, "readings.values", 0),
+        (
+            {"label": "normal", "readings": {"values": [[0] * 4, {"s0": 1, "bogus": 2}]}},
+            "readings.values",
+            1,
+        ),
+        ({"label": "normal", "reading_ids": []}, "reading_ids", None),
+        (
+            {"label": "normal", "time_range": {"stream_id": "a", "start": 10, "end": 5}},
+            "time_range",
+            None,
+        ),
+    ],
+)
+async def test_bad_feedback_is_a_problem_naming_the_field(
+    client: Any, body: dict[str, Any], field: str, index: int | None
+) -> None:
+    response = await post(client, body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["status"] == 422
+    fields = [(e["field"], e["reading_index"]) for e in problem.get("errors", [])]
+    assert any(f.startswith(field) and i == index for f, i in fields), fields
+
+
+async def test_nan_values_are_refused(client: Any) -> None:
+    response = await client.post(
+        "/v1/feedback",
+        content=b'{"label": "normal", "readings": {"values": [[NaN, 0, 0, 0]]}}',
+        headers={**OPERATOR, "content-type": "application/json"},
+    )
+    assert response.status_code in {400, 422}
+    assert (await client.get("/v1/feedback", headers=OPERATOR)).json()["total"] == 0
+
+
+async def test_time_range_labels_every_retained_reading_of_the_stream(client: Any) -> None:
+    base = 1_800_000_000.0
+    for stream in ("line-a", "line-b"):
+        body = {
+            "stream_id": stream,
+            "readings": [{"values": [0.1] * 4, "timestamp": base + i} for i in range(10)],
+        }
+        assert (await client.post("/v1/score", json=body)).status_code == 200
+    response = await post(
+        client,
+        {
+            "label": "normal",
+            "time_range": {"stream_id": "line-a", "start": base + 2, "end": base + 5},
+        },
+    )
+    assert response.status_code == 201, response.text
+    labels = response.json()["labels"]
+    assert [lab["reading_time"] for lab in labels] == [
+        f"2027-01-15T08:00:0{i}Z" for i in range(2, 6)
+    ]
+    assert {lab["stream_id"] for lab in labels} == {"line-a"}
+    empty = await post(
+        client,
+        {"label": "normal", "time_range": {"stream_id": "line-a", "start": 0, "end": 10}},
+    )
+    assert empty.status_code == 422 and "line-a" in empty.json()["detail"]
+
+
+async def test_listing_filters_and_pages(client: Any) -> None:
+    for i in range(5):
+        label = "anomaly" if i % 2 else "normal"
+        response = await post(
+            client,
+            {"label": label, "readings": {"values": [[float(i)] * 4], "stream_id": f"s{i % 2}"}},
+        )
+        assert response.status_code == 201
+    page = (await client.get("/v1/feedback?limit=2", headers=OPERATOR)).json()
+    assert page["total"] == 5 and len(page["items"]) == 2
+    assert [item["error"] for item in page["items"]] == [16.0, 9.0]  # newest first
+    second = await client.get(
+        f"/v1/feedback?limit=2&cursor={page['next_cursor']}", headers=OPERATOR
+    )
+    assert [item["error"] for item in second.json()["items"]] == [4.0, 1.0]
+    last = await client.get(
+        f"/v1/feedback?limit=2&cursor={second.json()['next_cursor']}", headers=OPERATOR
+    )
+    assert [item["error"] for item in last.json()["items"]] == [0.0]
+    assert last.json()["next_cursor"] is None
+    anomalies = (await client.get("/v1/feedback?label=anomaly", headers=ADMIN)).status_code
+    assert anomalies == 403  # listing is a feedback-scope operation
+    anomalies_page = (await client.get("/v1/feedback?label=anomaly", headers=OPERATOR)).json()
+    assert anomalies_page["total"] == 2
+    by_stream = (await client.get("/v1/feedback?stream_id=s0", headers=OPERATOR)).json()
+    assert by_stream["total"] == 3
+    by_author = (await client.get("/v1/feedback?author=nobody", headers=OPERATOR)).json()
+    assert by_author["total"] == 0
+    bad = await client.get("/v1/feedback?limit=0", headers=OPERATOR)
+    assert bad.status_code == 422
+
+
+async def test_review_queue_mixes_alerts_with_an_unbiased_audit_sample(client: Any) -> None:
+    rng = np.random.default_rng(2)
+    quiet = await score(client, "line-q", readings(rng, 60, noise=0.3))
+    loud = await score(client, "line-l", np.full((8, 4), 3.0))
+    queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
+    quiet_ids = {r["reading_id"] for r in quiet["results"]}
+    alert_ids = {r["reading_id"] for r in loud["results"] if r["alert"]}
+    assert alert_ids and {r["reading_id"] for r in queue["alerts"]} == alert_ids
+    assert len(queue["audit_sample"]) == 5
+    assert {r["reading_id"] for r in queue["audit_sample"]} <= quiet_ids
+    assert queue["size"] == len(alert_ids) + 5
+    text = (await client.get("/metrics")).text
+    sizes = [
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "anomaly_review_queue_size"
+    ]
+    assert sizes == [queue["size"]]
+    # Labelled readings leave the queue.
+    response = await post(client, {"label": "anomaly", "reading_ids": sorted(alert_ids)})
+    assert response.status_code == 201
+    queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
+    assert queue["alerts"] == []
