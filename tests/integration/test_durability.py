@@ -1,0 +1,186 @@
+"""Every acknowledged label survives SIGKILL: a real server (``python -m service``) takes
+feedback from concurrent clients, is killed mid-stream, restarted on the same store, and
+must list every label it answered 2xx for."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+KEY = "durability-test-key-5f4e3d2c1b0a99887766"
+HEADERS = {"Authorization": f"Bearer {KEY}"}
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(self, models_dir: Path, store: Path, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "ANOMALY_STORE_PATH": str(store),
+            "ANOMALY_API_KEYS": json.dumps(
+                [{"name": "durability", "scopes": ["feedback", "admin"], "key": KEY}]
+            ),
+            "ANOMALY_RECALIBRATION_LABEL_TRIGGER": "25",
+            "ANOMALY_RECALIBRATION_INTERVAL_S": "0.5",
+        }
+        self._log = log.open("ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "service",
+                "--port",
+                str(self.port),
+                "--models-dir",
+                str(models_dir),
+                "--log-level",
+                "warning",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("server did not become ready")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def post_until_refused(
+    url: str, worker: int, acked: dict[str, list[int]], stop: threading.Event
+) -> None:
+    """Post labels until the server goes away; record what it acknowledged."""
+    with httpx.Client(base_url=url, headers=HEADERS, timeout=5.0) as client:
+        i = 0
+        while not stop.is_set():
+            label_id = f"w{worker}-{i}"
+            body = {
+                "label": "normal",
+                "client_label_id": label_id,
+                "readings": {"values": [[0.01 * i, 0.1, -0.1, 0.2 * worker]], "stream_id": "d"},
+            }
+            try:
+                response = client.post("/v1/feedback", json=body)
+            except httpx.TransportError:
+                return
+            if 200 <= response.status_code < 300:
+                acked[label_id] = [lab["id"] for lab in response.json()["labels"]]
+            i += 1
+
+
+def test_acknowledged_labels_survive_sigkill(
+    tmp_path: Path, write_test_artifact: Any, servers: list[Server]
+) -> None:
+    models = tmp_path / "models"
+    write_test_artifact(models)
+    store = tmp_path / "var" / "feedback.sqlite3"
+    log = tmp_path / "server.log"
+
+    first = Server(models, store, log)
+    servers.append(first)
+    first.wait_ready()
+    acked: dict[str, list[int]] = {}
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=post_until_refused, args=(first.url, w, acked, stop))
+        for w in range(3)
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 60
+    while len(acked) < 150 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    first.kill()  # mid-stream: three clients are posting right now
+    for worker in workers:
+        worker.join(timeout=15)
+    stop.set()
+    assert len(acked) >= 150, "the server acknowledged too few labels before the kill"
+
+    second = Server(models, store, log)
+    servers.append(second)
+    second.wait_ready()
+    stored: set[int] = set()
+    cursor: int | None = None
+    with httpx.Client(base_url=second.url, headers=HEADERS, timeout=10.0) as client:
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = client.get("/v1/feedback", params=params).json()
+            stored.update(item["id"] for item in page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        expected = {label_id for ids in acked.values() for label_id in ids}
+        missing = expected - stored
+        assert not missing, f"{len(missing)} acknowledged labels lost: {sorted(missing)[:10]}"
+        # Idempotency survives the restart too: a retry gets the stored answer.
+        some_id, some_labels = next(iter(acked.items()))
+        worker, index = some_id[1:].split("-")
+        retry = client.post(
+            "/v1/feedback",
+            json={
+                "label": "normal",
+                "client_label_id": some_id,
+                "readings": {
+                    "values": [[0.01 * int(index), 0.1, -0.1, 0.2 * int(worker)]],
+                    "stream_id": "d",
+                },
+            },
+        )
+        assert retry.status_code == 200
+        assert [lab["id"] for lab in retry.json()["labels"]] == some_labels
