@@ -340,14 +340,12 @@ def tep_table(bench: TepBenchmark) -> Table:
     rows: list[list[Any]] = []
     for fault in TEP_FAULTS:
         row: list[Any] = [f"{fault}" + (" *" if fault in TEP_HARD_FAULTS else "")]
-        row += [round(bench.mdr[name][fault], 1) for name in DETECTORS]
+        row += [bench.mdr[name][fault] for name in DETECTORS]
         row += [bench.published[fault][c] for c in TEP_SHOWN_PUBLISHED]
         rows.append(row)
     for label, without in [("average (21 faults)", False), ("average without 3, 9, 15", True)]:
-        row = [label] + [round(bench.average(n, without_hard=without), 2) for n in DETECTORS]
-        row += [
-            round(bench.published_mean(c, without_hard=without), 2) for c in TEP_SHOWN_PUBLISHED
-        ]
+        row = [label] + [bench.average(n, without_hard=without) for n in DETECTORS]
+        row += [bench.published_mean(c, without_hard=without) for c in TEP_SHOWN_PUBLISHED]
         rows.append(row)
     far_row: list[Any] = ["false alarms (d00_te 2nd half)"]
     far_row += [f"{100 * bench.far[n].false_alarm_rate:.1f}%" for n in DETECTORS]
@@ -362,6 +360,7 @@ def tep_table(bench: TepBenchmark) -> Table:
             "alarms counted on its second half. * = faults 3, 9, 15 (nearly undetectable for "
             "every published method). Lower is better."
         ),
+        digits=dict.fromkeys(columns, 2),
     )
 
 
@@ -579,9 +578,9 @@ def skab_table(variants: list[SkabVariant], n_files: int) -> Table:
             rows.append(
                 [
                     f"{name} — {variant.name}",
-                    round(counts.f1, 2),
-                    round(100 * counts.false_alarm_rate, 1),
-                    round(100 * counts.missed_detection_rate, 1),
+                    counts.f1,
+                    100 * counts.false_alarm_rate,
+                    100 * counts.missed_detection_rate,
                     f"{counts.tp}/{counts.fp}/{counts.fn}/{counts.tn}",
                 ]
             )
@@ -591,10 +590,68 @@ def skab_table(variants: list[SkabVariant], n_files: int) -> Table:
     return Table(
         title=f"SKAB valve1 ({n_files} files): F1, false-alarm rate %, missed-alarm rate %",
         columns=["detector", "F1", "FAR %", "MAR %", "TP/FP/FN/TN"],
+        digits={"F1": 2, "FAR %": 1, "MAR %": 1},
         rows=rows,
         note=f"Counts summed over files, test = rows after the first {SKAB_TRAIN_ROWS}. {notes}. "
         "The published leaderboard covers all 34 SKAB runs; only valve1 is available here.",
     )
+
+
+def skab_per_file_table(variant: SkabVariant) -> Table:
+    rows: list[list[Any]] = []
+    for file_name, by_detector in variant.per_file.items():
+        row: list[Any] = [file_name]
+        for name in ("autoencoder", "pca_t2_or_spe"):
+            counts = by_detector[name]
+            row += [counts.f1, 100 * counts.false_alarm_rate, 100 * counts.missed_detection_rate]
+        rows.append(row)
+    columns = ["file", "AE F1", "AE FAR %", "AE MAR %", "PCA T²∨SPE F1", "FAR %", "MAR %"]
+    return Table(
+        title=f"SKAB per file ({variant.name})",
+        columns=columns,
+        rows=rows,
+        digits={c: (2 if "F1" in c else 1) for c in columns},
+    )
+
+
+def write_skab_report(variants: list[SkabVariant], table: Table, out_dir: Path) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    series: dict[str, list[float]] = {}
+    for variant in variants:
+        counts = variant.counts["autoencoder"]
+        series[f"AE ({variant.name})"] = [
+            100 * counts.f1,
+            100 * counts.false_alarm_rate,
+            100 * counts.missed_detection_rate,
+        ]
+    counts = variants[0].counts["pca_t2_or_spe"]
+    series[f"PCA T²∨SPE ({variants[0].name})"] = [
+        100 * counts.f1,
+        100 * counts.false_alarm_rate,
+        100 * counts.missed_detection_rate,
+    ]
+    for name in ("Conv-AE", "PCA T²+Q"):
+        f1, far, mar = SKAB_PUBLISHED[name]
+        series[f"{name} (published)"] = [100 * f1, far, mar]
+    figure = plot_grouped_bars(
+        out_dir / "skab_summary.png",
+        ["F1 x 100 (higher is better)", "FAR % (lower)", "MAR % (lower)"],
+        series,
+        title="SKAB valve1: ours next to the published leaderboard",
+        ylabel="%",
+    )
+    report = EvaluationReport(
+        title="SKAB benchmark (valve1)",
+        context={
+            "protocol": f"per file: first {SKAB_TRAIN_ROWS} rows train, the rest test; "
+            "TP/FP/FN/TN summed over files",
+            "training settings": f"default TrainConfig (threshold quantile {SKAB_QUANTILE})",
+        },
+        detectors=[],
+        tables=[table, skab_per_file_table(variants[0])],
+        figures=[Figure(figure.name, "F1, FAR and MAR next to the published leaderboard")],
+    )
+    return write_report(report, out_dir)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -639,17 +696,8 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             variants = run_skab(data_dir, verbose=not args.quiet)
-            files, _ = load_skab(data_dir)
-            table = skab_table(variants, len(files))
-            written = write_report(
-                EvaluationReport(
-                    title="SKAB benchmark (valve1)",
-                    context={"training settings": "default TrainConfig, quantile 0.99"},
-                    detectors=[],
-                    tables=[table],
-                ),
-                out,
-            )
+            table = skab_table(variants, len(variants[0].per_file))
+            written = write_skab_report(variants, table, out)
             print(_render(table))
     except BenchmarkDataMissing as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -659,7 +707,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _render(table: Table) -> str:
-    lines = [table.title, "", *markdown_table(table.columns, table.rows)]
+    lines = [table.title, "", *markdown_table(table.columns, table.rows, table.digits)]
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)

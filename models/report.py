@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,8 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
+    digits: dict[str, int] = field(default_factory=dict)
+    """Decimals per column in the markdown (default: 3 significant-looking decimals)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -121,7 +123,7 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> dict[str, Pat
 def plot_grouped_bars(
     path: Path,
     categories: Sequence[str],
-    series: dict[str, Sequence[float]],
+    series: Mapping[str, Sequence[float]],
     *,
     title: str,
     ylabel: str,
@@ -352,9 +354,15 @@ def _pct(value: float) -> str:
     return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}%"
 
 
-def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+def markdown_table(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], digits: dict[str, int] | None = None
+) -> list[str]:
+    places = [(digits or {}).get(column, 3) for column in columns]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_fmt(cell) for cell in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(_fmt(cell, d) for cell, d in zip(row, places, strict=True)) + " |"
+        for row in rows
+    ]
     return lines
 
 
@@ -424,7 +432,7 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
         lines += [f"## {table.title}", ""]
         if table.note:
             lines += [table.note, ""]
-        lines += [*markdown_table(table.columns, table.rows), ""]
+        lines += [*markdown_table(table.columns, table.rows, table.digits), ""]
     images = [(p.name, role) for role, p in written.items() if p.suffix == ".png"]
     images += [(f.file, f.caption) for f in report.figures]
     if images:
