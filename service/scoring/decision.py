@@ -33,16 +33,17 @@ def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decision
     totals = squared.sum(axis=1)
     errors = totals / squared.shape[1]
     scores = errors / threshold
-    n_sensors = squared.shape[1]
+    batch, n_sensors = squared.shape
     k = min(top_k, n_sensors)
+    rows = np.arange(batch)[:, None]
     if k < n_sensors:
-        part = np.argpartition(-squared, k - 1, axis=1)[:, :k]
+        part = np.argpartition(squared, n_sensors - k, axis=1)[:, n_sensors - k :]
     else:
         part = np.broadcast_to(np.arange(n_sensors), squared.shape)
-    part_values = np.take_along_axis(squared, part, axis=1)
+    part_values = squared[rows, part]
     order = np.argsort(-part_values, axis=1, kind="stable")
-    top_index = np.take_along_axis(part, order, axis=1)
-    top_values = np.take_along_axis(part_values, order, axis=1)
+    top_index = part[rows, order]
+    top_values = part_values[rows, order]
     with np.errstate(invalid="ignore", divide="ignore"):
         shares = np.where(totals[:, None] > 0, top_values / totals[:, None], 0.0)
     return Decisions(errors, scores, errors > threshold, top_index, shares)
@@ -55,7 +56,7 @@ class AlertDebouncer:
     >>> d = AlertDebouncer(k=2, n=3, cooldown=1)
     >>> states, raised = d.update_many(np.array([1.5, 0.2, 1.4, 0.1, 0.1, 0.1]))
     >>> [STATE_NAMES[s] for s in states], raised
-    (['normal', 'normal', 'alert', 'alert', 'cooldown', 'normal'], 1)
+    (['normal', 'normal', 'alert', 'cooldown', 'normal', 'normal'], 1)
     """
 
     __slots__ = ("_bits", "_count", "_left", "cooldown", "k", "n", "phase")

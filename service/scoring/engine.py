@@ -22,6 +22,8 @@ class ScoringEngine:
 
     def score(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``windows``: C-contiguous float32; returns two float32 ``(batch, n_sensors)`` arrays."""
+        if not windows.flags.writeable:  # torch warns on read-only buffers
+            windows = windows.copy()
         try:
             with torch.inference_mode():
                 squared, reconstruction = self._score(torch.from_numpy(windows))

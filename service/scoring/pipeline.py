@@ -38,6 +38,7 @@ class ScoreOutcome:
     seq_start: int
     timestamps: np.ndarray | None
     warming: int
+    history: int  # readings the stream's window buffer held before this request
     values: np.ndarray  # float32 (b, n)
     errors: np.ndarray  # float64 (s,) for the s = b - warming scored rows
     scores: np.ndarray  # float64 (s,)
@@ -137,6 +138,7 @@ class ScoringPipeline:
         state = self.streams.peek(key)
         if state is None or state.model_version != model.version:
             state = self._new_state(model, self.streams.clock())
+        history = state.filled
         windows, warming = state.windows(values)
         threshold = self.thresholds.get(model.name)
         if len(windows):
@@ -175,6 +177,7 @@ class ScoringPipeline:
             seq_start=seq_start,
             timestamps=readings.timestamps,
             warming=warming,
+            history=history,
             values=values,
             errors=decisions.errors,
             scores=decisions.scores,
@@ -280,47 +283,52 @@ def render_json(outcome: ScoreOutcome, single: bool) -> bytes:
                 "status": "warming_up",
                 "alert_state": "warming_up",
                 "alert": False,
-                "readings_needed": window - 1 - i,
+                "readings_needed": window - 1 - outcome.history - i,
                 **common,
             }
         )
     if len(outcome.errors):
+        # Column lists, then one comprehension: no per-value numpy access, no ** merges.
         top_index = outcome.top_index
-        observed = np.take_along_axis(outcome.values[warming:], top_index, axis=1).tolist()
-        rebuilt = np.take_along_axis(outcome.reconstruction, top_index, axis=1).tolist()
+        rows = np.arange(len(top_index))[:, None]
+        observed = outcome.values[warming:][rows, top_index].tolist()
+        rebuilt = outcome.reconstruction[rows, top_index].tolist()
         names = [[sensors[j] for j in row] for row in top_index.tolist()]
-        shares = outcome.top_share.tolist()
-        states = outcome.states[warming:].tolist()
-        for rid, err, score, flag, smooth, st, nm, sh, ob, rb in zip(
-            ids[warming:],
-            outcome.errors.tolist(),
-            outcome.scores.tolist(),
-            outcome.anomalies.tolist(),
-            outcome.smoothed.tolist(),
-            states,
-            names,
-            shares,
-            observed,
-            rebuilt,
-            strict=True,
-        ):
-            results.append(
-                {
-                    "reading_id": rid,
-                    "status": "scored",
-                    "error": err,
-                    "score": score,
-                    "anomaly": flag,
-                    "smoothed_score": smooth,
-                    "alert_state": STATE_NAMES[st],
-                    "alert": st == ALERT,
-                    "top_sensors": [
-                        {"sensor": a, "share": b, "observed": c, "reconstructed": d}
-                        for a, b, c, d in zip(nm, sh, ob, rb, strict=True)
-                    ],
-                    **common,
-                }
+        tops = [
+            [
+                {"sensor": a, "share": b, "observed": c, "reconstructed": d}
+                for a, b, c, d in zip(*columns, strict=True)
+            ]
+            for columns in zip(names, outcome.top_share.tolist(), observed, rebuilt, strict=True)
+        ]
+        name, version, value, thr_version = model.name, model.version, thr.value, thr.version
+        results.extend(
+            {
+                "reading_id": rid,
+                "status": "scored",
+                "error": err,
+                "score": score,
+                "anomaly": flag,
+                "smoothed_score": smooth,
+                "alert_state": STATE_NAMES[st],
+                "alert": st == ALERT,
+                "top_sensors": top,
+                "model": name,
+                "model_version": version,
+                "threshold": value,
+                "threshold_version": thr_version,
+            }
+            for rid, err, score, flag, smooth, st, top in zip(
+                ids[warming:],
+                outcome.errors.tolist(),
+                outcome.scores.tolist(),
+                outcome.anomalies.tolist(),
+                outcome.smoothed.tolist(),
+                outcome.states[warming:].tolist(),
+                tops,
+                strict=True,
             )
+        )
     if outcome.timestamps is not None:
         for result, stamp in zip(results, outcome.timestamps.tolist(), strict=True):
             result["timestamp"] = None if stamp != stamp else stamp

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from service.errors import ArtifactRejected, UnknownModel
+from service.errors import ArtifactRejected, NotReady, UnknownModel
 from service.scoring.artifact import (
     Artifact,
     ArtifactError,
@@ -88,6 +88,9 @@ class ModelRegistry:
 
     # --- lookups (hot path) -----------------------------------------------------------
     def get(self, name: str | None) -> LoadedModel:
+        if not self._models:
+            problems = "; ".join(self.problems.values()) or "no model loaded"
+            raise NotReady(f"no model is being served: {problems}")
         if name is None:
             name = self.default_name
             if name is None:

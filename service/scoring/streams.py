@@ -57,7 +57,7 @@ class StreamState:
         if warming == batch:
             return np.empty((0, capacity + 1, n_sensors), dtype=np.float32), warming
         view = np.lib.stride_tricks.sliding_window_view(combined, (capacity + 1, n_sensors))
-        return np.ascontiguousarray(view[:, 0]), warming
+        return view[:, 0].copy(), warming  # a copy: the view is read-only
 
     def push(self, values: np.ndarray) -> None:
         capacity = len(self.window_buffer)

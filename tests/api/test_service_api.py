@@ -1,0 +1,252 @@
+"""Health, readiness on bad artifacts, model listing, reloads, metrics and OpenAPI."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import AppClient, ArtifactWriter, ClientFactory
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.app import StartupError, create_app
+from service.settings import Settings
+
+ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+KEYS = [{"name": "root", "scopes": ["admin"], "key": ADMIN_KEY}]
+
+
+def tamper(folder: Path, name: str = "model.pt") -> None:
+    with (folder / name).open("ab") as handle:
+        handle.write(b"\0tampered")
+
+
+async def test_health_and_ready(client: AppClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "alive"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["models"] == "ok"
+    assert ready.json()["checks"]["thresholds"] == "ok"
+
+
+async def test_tampered_artifact_is_not_ready(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "bad"
+    tamper(write_test_artifact(models))
+    client = await make_client(models_dir=models)
+    assert (await client.get("/healthz")).status_code == 200
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.headers["content-type"] == "application/problem+json"
+    body = ready.json()
+    assert "model.pt checksum mismatch" in body["detail"]
+    assert "checksum mismatch" in body["checks"]["models"]
+    refused = await client.post("/v1/score", json={"stream_id": "s", "reading": [0, 0, 0, 0]})
+    assert refused.status_code == 503 and "checksum mismatch" in refused.json()["detail"]
+    listing = (await client.get("/v1/models")).json()
+    assert listing["models"] == [] and "checksum mismatch" in listing["problems"]["test-plant"]
+
+
+async def test_bad_manifest_and_missing_dir(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "schema"
+    folder = write_test_artifact(models)
+    manifest = folder / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"window": 1', '"window": 0'))
+    client = await make_client(models_dir=models)
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and "does not match the schema" in ready.json()["detail"]
+    empty = await make_client(models_dir=tmp_path / "nowhere")
+    ready = await empty.get("/readyz")
+    assert ready.status_code == 503 and "does not exist" in ready.json()["detail"]
+
+
+def test_fail_fast_refuses_to_start(tmp_path: Path, write_test_artifact: ArtifactWriter) -> None:
+    models = tmp_path / "bad"
+    tamper(write_test_artifact(models))
+    settings = Settings(
+        models_dir=models, fail_fast_on_bad_artifact=True, store_path=tmp_path / "s.sqlite3"
+    )
+    app = create_app(settings, registry=CollectorRegistry())
+    import asyncio
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with pytest.raises(StartupError, match="checksum mismatch"):
+        asyncio.run(start())
+
+
+async def test_models_endpoints(client: AppClient) -> None:
+    listing = (await client.get("/v1/models")).json()
+    assert listing["default_model"] == "test-plant" and listing["problems"] == {}
+    (summary,) = listing["models"]
+    assert summary["name"] == "test-plant" and summary["default"] is True
+    assert summary["threshold"] == {"current": 1.0, "baseline": 1.0, "version": 1}
+    detail = (await client.get("/v1/models/test-plant")).json()
+    assert detail["sensors"] == ["s0", "s1", "s2", "s3"] and detail["window"] == 1
+    assert detail["calibration"]["quantile"] == 0.99
+    assert detail["calibration"]["n_calibration"] == 200
+    assert detail["calibration"]["false_alarm_rate_ci"] == [0.004, 0.02]
+    assert set(detail["files"]) == {"model.pt", "reference_errors.npy"}
+    missing = await client.get("/v1/models/nope")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+
+
+async def test_highest_version_served_unless_pinned(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "versions"
+    for version, threshold in (("2", 2.0), ("10", 10.0), ("9", 9.0)):
+        write_test_artifact(models, version=version, threshold=threshold)
+    client = await make_client(models_dir=models)
+    assert (await client.get("/v1/models/test-plant")).json()["version"] == "10"
+    pinned = await make_client(models_dir=models, pinned_versions={"test-plant": "2"})
+    detail = (await pinned.get("/v1/models/test-plant")).json()
+    assert detail["version"] == "2" and detail["threshold"]["current"] == 2.0
+
+
+async def test_several_models_need_a_name_or_default(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "two"
+    write_test_artifact(models, "alpha")
+    write_test_artifact(models, "beta", n_sensors=2)
+    client = await make_client(models_dir=models)
+    unnamed = await client.post("/v1/score", json={"stream_id": "s", "reading": [0, 0]})
+    assert unnamed.status_code == 404 and "no default" in unnamed.json()["detail"]
+    named = await client.post(
+        "/v1/score", json={"stream_id": "s", "model": "beta", "reading": [0, 0]}
+    )
+    assert named.status_code == 200 and named.json()["model"] == "beta"
+    with_default = await make_client(models_dir=models, default_model="beta")
+    reply = await with_default.post("/v1/score", json={"stream_id": "s", "reading": [1, 1]})
+    assert reply.status_code == 200 and reply.json()["model"] == "beta"
+
+
+async def test_reload_refuses_bad_artifact_and_keeps_last_good(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "reload"
+    write_test_artifact(models)
+    client = await make_client(models_dir=models, api_keys=KEYS)
+    reading = {"stream_id": "s", "reading": [2, 0, 0, 0]}
+    assert (await client.post("/v1/score", json=reading)).json()["result"]["score"] == 1.0
+
+    new = write_test_artifact(models, version="2", threshold=4.0)
+    tamper(new)
+    refused = await client.post("/v1/admin/models/reload", headers=ADMIN)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "checksum mismatch" in refused.json()["detail"]
+    assert "still serving" in refused.json()["detail"]
+    assert (await client.get("/v1/models/test-plant")).json()["version"] == "1"
+    assert (await client.post("/v1/score", json=reading)).json()["result"]["score"] == 1.0
+    assert (await client.get("/readyz")).status_code == 200
+
+    shutil.rmtree(new)
+    write_test_artifact(models, version="2", threshold=4.0)
+    done = await client.post("/v1/admin/models/test-plant/reload", headers=ADMIN)
+    assert done.status_code == 200, done.text
+    (reloaded,) = done.json()["reloaded"]
+    assert reloaded["version"] == "2"
+    assert reloaded["threshold"] == {"current": 4.0, "baseline": 4.0, "version": 2}
+    result = (await client.post("/v1/score", json=reading)).json()["result"]
+    assert result["score"] == 0.25 and result["model_version"] == "2"
+    assert result["threshold_version"] == 2
+    unknown = await client.post("/v1/admin/models/nope/reload", headers=ADMIN)
+    assert unknown.status_code == 404
+
+
+async def test_reload_fixes_a_bad_start(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "fix"
+    folder = write_test_artifact(models)
+    tamper(folder)
+    client = await make_client(models_dir=models, api_keys=KEYS)
+    assert (await client.get("/readyz")).status_code == 503
+    shutil.rmtree(folder)
+    write_test_artifact(models)
+    assert (await client.post("/v1/admin/models/reload", headers=ADMIN)).status_code == 200
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_admin_reload_needs_a_key(client: AppClient) -> None:
+    response = await client.post("/v1/admin/models/reload")
+    assert response.status_code in (401, 403)
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_metrics_parse_and_contain_the_series(client: AppClient) -> None:
+    for stream in ("a", "b"):
+        body = {"stream_id": stream, "readings": [[0.1, 0, 0, 0]] * 20 + [[3, 1, 1, 1]] * 5}
+        assert (await client.post("/v1/score", json=body)).status_code == 200
+    await client.post("/v1/score", json={"stream_id": "a", "reading": [0, 0]})  # a 422
+    await client.get("/healthz")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in families.values()
+        for s in f.samples
+    }
+    model = ("model", "test-plant")
+
+    def value(name: str, *labels: tuple[str, str]) -> float:
+        return samples[(name, tuple(sorted(labels)))]
+
+    assert value("anomaly_readings_scored_total", model) == 50
+    assert value("anomaly_anomalies_total", model) == 10
+    assert value("anomaly_alerts_total", model) == 2
+    assert value("anomaly_top_sensor_contributions_total", model, ("sensor", "s0")) == 10
+    ok = (("endpoint", "/v1/score"), ("method", "POST"), ("status", "200"))
+    assert value("anomaly_http_requests_total", *ok) == 2
+    assert value("anomaly_http_requests_total", *ok[:2], ("status", "422")) == 1
+    assert not any(
+        name == "anomaly_http_requests_total" and ("endpoint", "/healthz") in labels
+        for name, labels in samples
+    )
+    assert value("anomaly_http_request_duration_seconds_count", ("endpoint", "/v1/score")) == 3
+    # error histogram buckets sit around the training threshold (1.0)
+    assert value("anomaly_reconstruction_error_bucket", model, ("le", "1.0")) == 40
+    assert value("anomaly_reconstruction_error_bucket", model, ("le", "0.95")) == 40
+    assert value("anomaly_reconstruction_error_bucket", model, ("le", "+Inf")) == 50
+    assert value("anomaly_score_count", model) == 50
+    assert value("anomaly_reconstruction_error_quantile", model, ("quantile", "0.5")) == (
+        pytest.approx(0.0025)
+    )
+    assert value("anomaly_reconstruction_error_quantile", model, ("quantile", "0.99")) == (
+        pytest.approx(3.0)
+    )
+    assert value("anomaly_threshold", model) == 1.0
+    assert value("anomaly_threshold_baseline", model) == 1.0
+    assert value("anomaly_threshold_version", model) == 1
+    assert value("anomaly_active_streams") == 2
+    info = (("model", "test-plant"), ("version", "1"), ("window", "1"), ("sensors", "4"))
+    assert value("anomaly_model_info", *info) == 1
+    assert "anomaly_stream_evictions" in families
+
+
+async def test_openapi_documents_the_scoring_api(client: AppClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    score = spec["paths"]["/v1/score"]["post"]
+    content = score["requestBody"]["content"]
+    assert set(content) == {"application/json", "application/octet-stream", "application/x-npy"}
+    assert {"single", "batch", "named"} <= set(content["application/json"]["examples"])
+    assert score["responses"]["200"]["content"]["application/json"]["example"]["result"]
+    assert "422" in score["responses"] and "413" in score["responses"]
+    schemas = spec["components"]["schemas"]
+    assert {"ScoreRequest", "ScoreResponse", "BulkScoreResponse", "ReadingIn", "Problem"} <= set(
+        schemas
+    )
+    for path in ("/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics"):
+        assert path in spec["paths"]

@@ -1,0 +1,113 @@
+"""Vectorised decisions and bounded stream state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from service.scoring.decision import AlertDebouncer, decide
+from service.scoring.rolling import RollingQuantiles
+from service.scoring.smoothing import RollingMean
+from service.scoring.streams import StreamState, StreamStates
+
+
+def test_decide_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    squared = rng.exponential(size=(64, 12)).astype(np.float32)
+    out = decide(squared, threshold=0.8, top_k=4)
+    errors = squared.astype(np.float64).mean(axis=1)
+    np.testing.assert_allclose(out.errors, errors)
+    np.testing.assert_allclose(out.scores, errors / 0.8)
+    assert (out.anomalies == (errors > 0.8)).all()
+    for row in range(64):
+        want = np.argsort(-squared[row], kind="stable")[:4]
+        assert sorted(out.top_index[row].tolist()) == sorted(want.tolist())
+        assert (np.diff(out.top_share[row]) <= 0).all()
+        total = squared[row].astype(np.float64).sum()
+        np.testing.assert_allclose(out.top_share[row], squared[row][out.top_index[row]] / total)
+
+
+def test_decide_top_k_capped_and_zero_error() -> None:
+    out = decide(np.zeros((2, 3), dtype=np.float32), threshold=1.0, top_k=10)
+    assert out.top_index.shape == (2, 3)
+    assert (out.top_share == 0).all() and not out.anomalies.any()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def new_state(clock: Clock, window: int = 1) -> StreamState:
+    return StreamState(
+        RollingMean(3),
+        AlertDebouncer(1, 1, 0),
+        window=window,
+        n_sensors=2,
+        model_version="1",
+        now=clock(),
+    )
+
+
+def test_lru_eviction_counts() -> None:
+    clock = Clock()
+    evicted: list[tuple[str, int]] = []
+    streams = StreamStates(2, 60, on_evict=lambda r, n: evicted.append((r, n)), clock=clock)
+    for name in ("a", "b"):
+        streams.commit(("m", name), new_state(clock))
+    a = streams.peek(("m", "a"))
+    assert a is not None
+    streams.commit(("m", "a"), a)  # a is now the most recent
+    streams.commit(("m", "c"), new_state(clock))
+    assert ("m", "b") not in streams and ("m", "a") in streams and len(streams) == 2
+    assert evicted == [("lru", 1)]
+
+
+def test_ttl_expiry_counts() -> None:
+    clock = Clock()
+    evicted: list[tuple[str, int]] = []
+    streams = StreamStates(10, 60, on_evict=lambda r, n: evicted.append((r, n)), clock=clock)
+    streams.commit(("m", "a"), new_state(clock))
+    streams.commit(("m", "b"), new_state(clock))
+    clock.now += 30
+    streams.commit(("m", "c"), new_state(clock))
+    clock.now += 31
+    assert streams.peek(("m", "a")) is None  # idle: hidden even before it is dropped
+    assert streams.peek(("m", "c")) is not None
+    assert streams.expire() == 2
+    assert evicted == [("ttl", 2)] and len(streams) == 1
+
+
+def test_window_buffer_warms_up_then_slides() -> None:
+    clock = Clock()
+    state = new_state(clock, window=3)
+    first = np.array([[1, 1], [2, 2]], dtype=np.float32)
+    windows, warming = state.windows(first)
+    assert warming == 2 and windows.shape == (0, 3, 2)
+    state.push(first)
+    nxt = np.array([[3, 3], [4, 4]], dtype=np.float32)
+    windows, warming = state.windows(nxt)
+    assert warming == 0
+    np.testing.assert_array_equal(windows[:, :, 0], [[1, 2, 3], [2, 3, 4]])
+    state.push(nxt)
+    np.testing.assert_array_equal(state.window_buffer[:, 0], [3, 4])
+    one = new_state(clock, window=3)
+    windows, warming = one.windows(np.arange(10, dtype=np.float32).reshape(5, 2))
+    assert warming == 2 and windows.shape == (3, 3, 2)
+
+
+def test_rolling_quantiles_cover_the_last_values() -> None:
+    rolling = RollingQuantiles(100, (0.5, 0.99))
+    assert rolling.compute() == {}
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=537)
+    for start in range(0, 537, 37):
+        rolling.add(values[start : start + 37])
+    got = rolling.compute()
+    assert got[0.5] == pytest.approx(float(np.quantile(values[-100:], 0.5)))
+    assert got[0.99] == pytest.approx(float(np.quantile(values[-100:], 0.99)))
+    rolling.add(np.arange(1000.0))
+    assert rolling.compute()[0.5] == pytest.approx(949.5)

@@ -1,0 +1,201 @@
+"""Request decoding: the fast path and the precise errors of the slow path."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import orjson
+import pytest
+
+from service.errors import (
+    BatchTooLarge,
+    InvalidReading,
+    InvalidRequest,
+    MalformedBody,
+    UnknownSensor,
+)
+from service.scoring.payload import parse_binary, parse_json, to_readings
+
+SENSORS = ["a", "b", "c"]
+INDEX = {name: i for i, name in enumerate(SENSORS)}
+
+
+def readings(body: object) -> np.ndarray:
+    parsed = parse_json(orjson.dumps(body), 10)
+    return to_readings(parsed, SENSORS, INDEX).values
+
+
+def test_list_named_and_wrapped_forms_agree() -> None:
+    plain = readings({"stream_id": "s", "readings": [[1, 2, 3], [4, 5, 6.5]]})
+    named = readings(
+        {
+            "stream_id": "s",
+            "readings": [{"values": {"c": 3, "a": 1, "b": 2}}, {"values": [4, 5, 6.5]}],
+        }
+    )
+    assert plain.dtype == np.float32 and plain.flags.c_contiguous
+    np.testing.assert_array_equal(plain, named)
+
+
+def test_ids_and_timestamps() -> None:
+    parsed = parse_json(
+        orjson.dumps(
+            {
+                "stream_id": "s",
+                "readings": [
+                    {"values": [1, 2, 3], "reading_id": "x", "timestamp": "2026-01-01T00:00:00Z"},
+                    [1, 2, 3],
+                    {"values": [1, 2, 3], "timestamp": 17.5},
+                ],
+            }
+        ),
+        10,
+    )
+    out = to_readings(parsed, SENSORS, INDEX)
+    assert out.reading_ids == ["x", None, None]
+    assert out.timestamps is not None
+    assert out.timestamps[0] == 1767225600.0 and np.isnan(out.timestamps[1])
+    assert out.timestamps[2] == 17.5
+
+
+def error_of(body: bytes | object, max_readings: int = 10) -> Exception:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    with pytest.raises(Exception) as info:
+        to_readings(parse_json(raw, max_readings), SENSORS, INDEX)
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("body", "kind", "field", "index"),
+    [
+        (b"", MalformedBody, None, None),
+        (b"{", MalformedBody, None, None),
+        (b"[1, 2]", InvalidRequest, "body", None),
+        ({"readings": [[1, 2, 3]]}, InvalidRequest, "stream_id", None),
+        ({"stream_id": "", "reading": [1, 2, 3]}, InvalidRequest, "stream_id", None),
+        ({"stream_id": "s"}, InvalidRequest, "readings", None),
+        (
+            {"stream_id": "s", "reading": [1, 2, 3], "readings": []},
+            InvalidRequest,
+            "readings",
+            None,
+        ),
+        ({"stream_id": "s", "readings": []}, InvalidRequest, "readings", None),
+        ({"stream_id": "s", "readings": [[1, 2, 3]] * 11}, BatchTooLarge, "readings", None),
+        ({"stream_id": "s", "readings": [[1, 2, 3]], "extra": 1}, InvalidRequest, "extra", None),
+        ({"stream_id": "s", "readings": [[1, 2, 3], [1, 2]]}, InvalidReading, "values", 1),
+        ({"stream_id": "s", "readings": [[1, 2, 3], [1, None, 3]]}, InvalidReading, "values[1]", 1),
+        ({"stream_id": "s", "readings": [[1, 2, "3"]]}, InvalidReading, "values[2]", 0),
+        ({"stream_id": "s", "readings": [[1, 2, 3], [1, 2, 1e39]]}, InvalidReading, "values[2]", 1),
+        ({"stream_id": "s", "reading": {"values": {"a": 1, "b": 2}}}, InvalidReading, "values", 0),
+        (
+            {"stream_id": "s", "reading": {"values": {"a": 1, "b": 2, "c": 3, "zz": 4}}},
+            UnknownSensor,
+            "values",
+            0,
+        ),
+        ({"stream_id": "s", "reading": {"values": [1, 2, 3], "x": 1}}, InvalidReading, "x", 0),
+        ({"stream_id": "s", "reading": {"vals": [1, 2, 3]}}, InvalidReading, "vals", 0),
+        ({"stream_id": "s", "reading": {"timestamp": 1}}, InvalidReading, "values", 0),
+        (
+            {"stream_id": "s", "reading": {"values": [1, 2, 3], "timestamp": "yesterday"}},
+            InvalidReading,
+            "timestamp",
+            0,
+        ),
+        (
+            {"stream_id": "s", "readings": [{"values": [1, 2, 3], "reading_id": "d"}] * 2},
+            InvalidReading,
+            "reading_id",
+            1,
+        ),
+        ({"stream_id": "s", "readings": [[[1, 2, 3]]]}, InvalidReading, "values", 0),
+        ({"stream_id": "s", "readings": "abc"}, InvalidRequest, "readings", None),
+        ({"stream_id": "s", "readings": [[True, False, True]]}, InvalidReading, "values[0]", 0),
+    ],
+)
+def test_bad_bodies_name_field_and_reading(
+    body: object, kind: type[Exception], field: str | None, index: int | None
+) -> None:
+    exc = error_of(body)
+    assert type(exc) is kind, exc
+    if field is not None:
+        first = exc.errors[0]  # type: ignore[attr-defined]
+        assert first.field == field and first.reading_index == index
+
+
+def test_non_finite_json_names_reading() -> None:
+    for literal in (b"NaN", b"Infinity", b"1e400", b"-1e400"):
+        body = b'{"stream_id": "s", "readings": [[1, 2, 3], [1, 2, ' + literal + b"]]}"
+        exc = error_of(body)
+        assert isinstance(exc, InvalidReading), literal
+        assert exc.errors[0].field == "values[2]" and exc.errors[0].reading_index == 1
+
+
+def test_binary_bodies() -> None:
+    values = np.arange(12, dtype="<f4").reshape(4, 3)
+    parsed = parse_binary(
+        values.tobytes(),
+        "application/octet-stream",
+        stream_id="s",
+        model=None,
+        n_sensors=3,
+        max_readings=10,
+    )
+    np.testing.assert_array_equal(to_readings(parsed, SENSORS, INDEX).values, values)
+    buffer = io.BytesIO()
+    np.save(buffer, values.astype(np.float64))
+    parsed = parse_binary(
+        buffer.getvalue(),
+        "application/x-npy",
+        stream_id="s",
+        model=None,
+        n_sensors=3,
+        max_readings=10,
+    )
+    np.testing.assert_array_equal(to_readings(parsed, SENSORS, INDEX).values, values)
+    with pytest.raises(InvalidRequest):
+        parse_binary(
+            b"\0" * 10,
+            "application/octet-stream",
+            stream_id="s",
+            model=None,
+            n_sensors=3,
+            max_readings=10,
+        )
+    with pytest.raises(InvalidRequest):
+        parse_binary(
+            b"junk", "application/x-npy", stream_id="s", model=None, n_sensors=3, max_readings=10
+        )
+    with pytest.raises(InvalidRequest):
+        parse_binary(
+            values.tobytes(),
+            "application/octet-stream",
+            stream_id=None,
+            model=None,
+            n_sensors=3,
+            max_readings=10,
+        )
+    with pytest.raises(BatchTooLarge):
+        parse_binary(
+            values.tobytes(),
+            "application/octet-stream",
+            stream_id="s",
+            model=None,
+            n_sensors=3,
+            max_readings=3,
+        )
+    nan = values.copy()
+    nan[2, 1] = np.nan
+    parsed = parse_binary(
+        nan.tobytes(),
+        "application/octet-stream",
+        stream_id="s",
+        model=None,
+        n_sensors=3,
+        max_readings=10,
+    )
+    with pytest.raises(InvalidReading) as info:
+        to_readings(parsed, SENSORS, INDEX)
+    assert info.value.errors[0].reading_index == 2 and info.value.errors[0].field == "values[1]"

@@ -1,0 +1,117 @@
+"""Smoothers and the alert debouncer: batch updates equal one-at-a-time updates."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+import service.scoring.decision as decision_module
+import service.scoring.smoothing as smoothing_module
+from service.scoring.decision import ALERT, COOLDOWN, NORMAL, STATE_NAMES, AlertDebouncer
+from service.scoring.smoothing import Ewma, RollingMean, RollingMedian, make_smoother
+
+
+def test_doctests() -> None:
+    for module in (smoothing_module, decision_module):
+        assert doctest.testmod(module).failed == 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RollingMean(5),
+        lambda: RollingMedian(5),
+        lambda: RollingMedian(4),
+        lambda: Ewma(0.3),
+        lambda: RollingMean(1),
+    ],
+    ids=["mean5", "median5", "median4", "ewma", "mean1"],
+)
+@pytest.mark.parametrize("sizes", [[1, 1, 40, 3, 100], [200], [2, 17, 16, 1]])
+def test_batch_update_equals_loop(make: object, sizes: list[int]) -> None:
+    rng = np.random.default_rng(1)
+    batched, looped = make(), make()  # type: ignore[operator]
+    for size in sizes:
+        xs = rng.exponential(size=size)
+        got = batched.update_many(xs)
+        want = np.array([looped.update(x) for x in xs])
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert batched.get() == pytest.approx(looped.get())
+
+
+def test_reference_values() -> None:
+    assert [RollingMedian(3).update(x) for x in (1.0,)] == [1.0]
+    median = RollingMedian(3)
+    assert [median.update(x) for x in (1.0, 9.0, 2.0, 3.0)] == [1.0, 5.0, 2.0, 3.0]
+    ewma = Ewma(0.5)
+    assert [ewma.update(x) for x in (2.0, 4.0, 0.0)] == [2.0, 3.0, 1.5]
+    assert make_smoother("median", window=3, alpha=0.5).update(7.0) == 7.0
+    with pytest.raises(ValueError):
+        RollingMean(0)
+    with pytest.raises(ValueError):
+        Ewma(0.0)
+
+
+def states(debouncer: AlertDebouncer, scores: list[float]) -> list[str]:
+    out, _ = debouncer.update_many(np.array(scores))
+    return [STATE_NAMES[s] for s in out.tolist()]
+
+
+def test_k_of_n_needs_k_highs_in_window() -> None:
+    d = AlertDebouncer(k=3, n=5, cooldown=0)
+    assert states(d, [2, 0, 2, 0, 0, 0, 2]) == ["normal"] * 7  # never 3 highs within 5
+    d = AlertDebouncer(k=3, n=5, cooldown=0)
+    assert states(d, [2, 0, 2, 0, 2]) == ["normal"] * 4 + ["alert"]
+
+
+def test_single_blip_never_alerts() -> None:
+    d = AlertDebouncer(k=2, n=4, cooldown=3)
+    result, raised = d.update_many(np.array([0.1] * 10 + [50.0] + [0.1] * 10))
+    assert raised == 0 and (result == NORMAL).all()
+
+
+def test_cooldown_suppresses_realerting() -> None:
+    d = AlertDebouncer(k=2, n=2, cooldown=3)
+    seq = [2, 2, 0, 2, 2, 2, 2]
+    #      n  A  C  C  C  A  A   (clears at index 2, cool-down covers 2..4)
+    assert states(d, seq) == [
+        "normal",
+        "alert",
+        "cooldown",
+        "cooldown",
+        "cooldown",
+        "alert",
+        "alert",
+    ]
+    _, raised = AlertDebouncer(k=2, n=2, cooldown=3).update_many(np.array(seq, dtype=float))
+    assert raised == 2
+
+
+def test_exactly_threshold_is_not_high() -> None:
+    d = AlertDebouncer(k=1, n=1, cooldown=0)
+    assert states(d, [1.0, 1.0000001]) == ["normal", "alert"]
+
+
+@pytest.mark.parametrize("split", [1, 3, 50])
+def test_debouncer_batches_equal_one_by_one(split: int) -> None:
+    rng = np.random.default_rng(7)
+    scores = np.where(rng.random(300) < 0.3, 2.0, 0.2)
+    whole = AlertDebouncer(k=3, n=5, cooldown=4)
+    want, want_raised = whole.update_many(scores)
+    parts = AlertDebouncer(k=3, n=5, cooldown=4)
+    got, raised = [], 0
+    for start in range(0, len(scores), split):
+        out, r = parts.update_many(scores[start : start + split])
+        got.extend(out.tolist())
+        raised += r
+    assert got == want.tolist() and raised == want_raised
+    assert ALERT in got and COOLDOWN in got
+
+
+def test_debouncer_rejects_bad_parameters() -> None:
+    with pytest.raises(ValueError):
+        AlertDebouncer(k=4, n=3, cooldown=0)
+    with pytest.raises(ValueError):
+        AlertDebouncer(k=1, n=3, cooldown=-1)
