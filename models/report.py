@@ -131,7 +131,8 @@ def plot_grouped_bars(
 ) -> Path:
     """Side-by-side bars per category (e.g. MDR per TEP fault for each method)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.55 * len(categories) * max(1, len(series))), 4.5))
+    width_inches = min(16.0, max(8.0, 0.12 * len(categories) * max(1, len(series)) + 3))
+    fig, ax = plt.subplots(figsize=(width_inches, 4.5))
     width = 0.8 / max(1, len(series))
     positions = np.arange(len(categories))
     for i, (name, values) in enumerate(series.items()):
@@ -400,7 +401,9 @@ def _per_kind_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
 def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
     lines = [f"# {report.title}", ""]
     for key, value in report.context.items():
-        lines.append(f"- **{key}**: {_fmt(value) if not isinstance(value, dict) else value}")
+        if isinstance(value, dict):
+            value = "; ".join(f"{k} = {_fmt(v)}" for k, v in value.items())
+        lines.append(f"- **{key}**: {_fmt(value)}")
     lines.append("")
     for note in report.notes:
         lines += [f"> {note}", ""]
