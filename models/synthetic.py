@@ -36,8 +36,13 @@ ANOMALY_KINDS: tuple[AnomalyKind, ...] = get_args(AnomalyKind)
 """``spike``: a one-reading blip (a transient a debounced alert should ignore);
 ``step``: a sustained offset (a sustained spike, e.g. a calibration fault);
 ``drift``: an offset growing linearly (sensor ageing); ``stuck``: the sensor repeats its
-last value while the process moves on; ``correlation``: the sensor mirrors its own
-fluctuations, so its level stays plausible but it moves against the sensors it tracked."""
+last value while the process moves on; ``correlation``: the sensor replays its own readings
+from another time, so every value is plausible but it no longer moves with the others."""
+
+REPLAY_LAG = 700
+"""How far (in readings) a broken-correlation event reaches for the values it replays: far
+enough for the process to be in another state (the plant's load cycle is 250-400 readings
+and its drivers decorrelate within ~50)."""
 
 DURATIONS: dict[AnomalyKind, tuple[int, int]] = {
     "spike": (1, 1),
@@ -69,6 +74,8 @@ class PlantStructure:
     gains: np.ndarray  # (n_sensors,) physical units per unit of signal
     noise: np.ndarray  # (n_sensors,) measurement noise, in signal units
     setpoints: np.ndarray  # (N_REGIMES, N_FACTORS)
+    cycle_amplitude: np.ndarray  # (N_FACTORS,) load cycle carried by each driver
+    cycle_period: float  # readings
     sensors: list[str]
 
 
@@ -84,11 +91,23 @@ def plant_structure(n_sensors: int = 50, *, plant_seed: int = PLANT_SEED) -> Pla
     interaction = np.where(rng.random(n_sensors) < 1 / 3, rng.uniform(0.3, 0.6, n_sensors), 0.0)
     offsets = rng.uniform(10.0, 500.0, n_sensors)
     gains = rng.uniform(1.0, 50.0, n_sensors)
-    noise = rng.uniform(0.05, 0.15, n_sensors)
+    noise = rng.uniform(0.02, 0.08, n_sensors)
     setpoints = rng.normal(scale=1.0, size=(N_REGIMES, N_FACTORS))
+    cycle_amplitude = rng.uniform(0.3, 0.8, N_FACTORS) * rng.choice([-1.0, 1.0], N_FACTORS)
+    cycle_period = float(rng.uniform(250, 400))
     width = max(2, len(str(n_sensors)))
     sensors = [f"{SENSOR_KINDS[i % len(SENSOR_KINDS)]}_{i + 1:0{width}d}" for i in range(n_sensors)]
-    return PlantStructure(mixing, interaction, offsets, gains, noise, setpoints, sensors)
+    return PlantStructure(
+        mixing=mixing,
+        interaction=interaction,
+        offsets=offsets,
+        gains=gains,
+        noise=noise,
+        setpoints=setpoints,
+        cycle_amplitude=cycle_amplitude,
+        cycle_period=cycle_period,
+        sensors=sensors,
+    )
 
 
 def generate_plant(
@@ -111,8 +130,9 @@ def generate_plant(
     target = plant.setpoints[regime]
 
     # Set-point changes pass through a first-order lag (time constant ~50 readings); the
-    # drivers also wander slowly around their set-points (AR(1), stationary sd 0.3).
-    lag, phi, wander_sd = 1 / 50, 0.98, 0.3
+    # drivers also wander around their set-points (AR(1), stationary sd 0.4) and follow a
+    # load cycle, so the process keeps moving within a regime (a stuck sensor shows).
+    lag, phi, wander_sd = 1 / 50, 0.98, 0.4
     innovations = rng.normal(scale=wander_sd * np.sqrt(1 - phi**2), size=(n_readings, N_FACTORS))
     factors = np.empty((n_readings, N_FACTORS))
     level = target[0].copy()
@@ -121,6 +141,9 @@ def generate_plant(
         level += lag * (target[i] - level)
         wander = phi * wander + innovations[i]
         factors[i] = level + wander
+    phase = rng.uniform(0, 2 * np.pi)
+    cycle = np.sin(2 * np.pi * np.arange(n_readings) / plant.cycle_period + phase)
+    factors += np.outer(cycle, plant.cycle_amplitude)
 
     signal = factors @ plant.mixing.T + plant.interaction * (factors[:, :1] * factors[:, 1:2])
     signal += rng.normal(size=signal.shape) * plant.noise
@@ -179,11 +202,23 @@ def inject_event(
         held = values[event.start - 1, event.sensor] if event.start > 0 else column[0]
         column[:] = held
     elif event.kind == "correlation":
-        column[:] = 2.0 * column.mean() - column
+        # The sensor replays its own readings from another time: every value is one it
+        # really takes, but it no longer moves with the sensors it is correlated with.
+        column[:] = values[_replay_rows(event, len(values)), event.sensor]
     else:
         raise ValueError(f"unknown anomaly kind {event.kind!r}; known: {ANOMALY_KINDS}")
     out[span, event.sensor] = column
     return out
+
+
+def _replay_rows(event: AnomalyEvent, n_readings: int) -> np.ndarray:
+    """Rows a broken-correlation event replays: ``REPLAY_LAG`` earlier, or later near the start."""
+    length = event.stop - event.start
+    lag = REPLAY_LAG if event.start >= REPLAY_LAG else -REPLAY_LAG
+    start = event.start - lag
+    if start < 0 or start + length > n_readings:
+        raise ValueError(f"too few readings around {event} to replay {REPLAY_LAG} readings away")
+    return np.arange(start, start + length)
 
 
 def inject_anomalies(

@@ -233,9 +233,8 @@ def score_readings(
     out = np.empty((len(windows), windows.shape[2]), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(
-                np.ascontiguousarray(windows[start : start + batch_size], dtype=np.float32)
-            )
+            # np.array copies: the windows are a read-only view torch must not alias.
+            batch = torch.from_numpy(np.array(windows[start : start + batch_size], np.float32))
             out[start : start + len(batch)] = module(batch).numpy()
     return out
 
@@ -349,7 +348,7 @@ def _standardised_windows(
 ) -> torch.Tensor:
     z = ((values - mean) / scale).astype(np.float32)
     flat = sliding_windows(z, window).reshape(-1, window * z.shape[1])
-    return torch.from_numpy(np.ascontiguousarray(flat))
+    return torch.from_numpy(np.array(flat, dtype=np.float32))  # a copy of the read-only view
 
 
 def _fit(
@@ -380,7 +379,7 @@ def _fit(
             loss = loss_fn(autoencoder(inputs), target)
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
-            total += float(loss) * len(target)
+            total += loss.item() * len(target)
         train_loss = total / len(train_x)
         autoencoder.eval()
         with torch.no_grad():

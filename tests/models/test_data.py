@@ -1,0 +1,209 @@
+"""Loading readings: formats, and refusals that name file, line and column."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.data import (
+    DataError,
+    Readings,
+    default_sensor_names,
+    load_readings,
+    sliding_windows,
+    write_readings_csv,
+)
+
+DATA_DIR = Path(os.environ.get("SENSOR_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_csv_with_timestamp_and_labels(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "plant.csv",
+        "timestamp,temp,pressure,anomaly\n"
+        "2026-01-01T00:00:00,1.5,10,0\n"
+        "2026-01-01T00:00:01,2.5,11,1\n",
+    )
+    readings = load_readings(path)
+    assert readings.sensors == ["temp", "pressure"]
+    np.testing.assert_array_equal(readings.values, [[1.5, 10.0], [2.5, 11.0]])
+    assert readings.values.dtype == np.float64
+    assert readings.timestamps is not None
+    assert readings.timestamps.dtype.kind == "M"
+    np.testing.assert_array_equal(readings.labels["anomaly"], [0.0, 1.0])
+
+
+def test_semicolon_csv_like_skab(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "run.csv",
+        "datetime;a;b;anomaly;changepoint\n2020-03-09 10:14:33;1;2;0.0;0.0\n"
+        "2020-03-09 10:14:34;3;4;1.0;1.0\n",
+    )
+    readings = load_readings(path)
+    assert readings.sensors == ["a", "b"]
+    assert set(readings.labels) == {"anomaly", "changepoint"}
+    dropped = load_readings(path, drop_columns=["B"])
+    assert dropped.sensors == ["a"]
+
+
+def test_label_columns_are_configurable(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.csv", "a,anomaly\n1,0\n2,1\n")
+    as_sensor = load_readings(path, label_columns=())
+    assert as_sensor.sensors == ["a", "anomaly"]
+    assert as_sensor.labels == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "column", "words"),
+    [
+        ("a,b\n1,2\n3,nan\n", 3, "b", "NaN"),
+        ("a,b\n1,2\n3,4\ninf,5\n", 4, "a", "infinite"),
+        ("a,b\n1,2\n3,oops\n", 3, "b", "'oops' is not a number"),
+        ("a,b\n1,2\n3,\n", 3, "b", "'' is not a number"),
+    ],
+)
+def test_csv_bad_values_are_located(
+    tmp_path: Path, body: str, line: int, column: str, words: str
+) -> None:
+    path = write(tmp_path / "bad.csv", body)
+    with pytest.raises(DataError) as caught:
+        load_readings(path)
+    error = caught.value
+    assert (error.line, error.column) == (line, column)
+    message = str(error)
+    assert str(path) in message and f"line {line}" in message and f"column {column}" in message
+    assert words in message
+
+
+def test_csv_ragged_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "ragged.csv", "a,b,c\n1,2,3\n4,5\n6,7,8\n")
+    with pytest.raises(DataError, match=r"ragged.csv, line 3: ragged row: 2 fields .* 3"):
+        load_readings(path)
+
+
+def test_csv_header_problems(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="duplicate column name 'a'"):
+        load_readings(write(tmp_path / "dup.csv", "a,b,a\n1,2,3\n"))
+    with pytest.raises(DataError, match="empty"):
+        load_readings(write(tmp_path / "empty.csv", ""))
+    with pytest.raises(DataError, match="no readings"):
+        load_readings(write(tmp_path / "header.csv", "a,b\n"))
+    with pytest.raises(DataError, match="no sensor columns"):
+        load_readings(write(tmp_path / "labels.csv", "timestamp,anomaly\n2026-01-01,0\n"))
+
+
+def test_timestamps_out_of_order_are_refused(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "order.csv",
+        "timestamp,a,b\n2026-01-01T00:00:02,1,2\n2026-01-01T00:00:01,3,4\n",
+    )
+    with pytest.raises(DataError, match=r"line 3: .*time order"):
+        load_readings(path)
+
+
+def test_whitespace_dat_and_transpose(tmp_path: Path) -> None:
+    path = write(tmp_path / "d.dat", "  1.0e+00   2.0\n 3.0 4.0\n 5.0 6.0\n")
+    readings = load_readings(path)
+    assert readings.sensors == ["x01", "x02"]
+    np.testing.assert_array_equal(readings.values, [[1, 2], [3, 4], [5, 6]])
+    transposed = load_readings(path, transpose=True)
+    assert transposed.values.shape == (2, 3)
+    assert transposed.sensors == ["x01", "x02", "x03"]
+    np.testing.assert_array_equal(transposed.values, [[1, 3, 5], [2, 4, 6]])
+
+
+def test_whitespace_dat_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"r.dat, line 2: ragged row: 1 fields where line 1 has 2"):
+        load_readings(write(tmp_path / "r.dat", "1 2\n3\n"))
+    with pytest.raises(DataError, match=r"n.dat, line 2, column 2: value is NaN"):
+        load_readings(write(tmp_path / "n.dat", "1 2\n3 NaN\n"))
+
+
+def test_npy(tmp_path: Path) -> None:
+    array = np.arange(12, dtype=np.float32).reshape(4, 3)
+    np.save(tmp_path / "a.npy", array)
+    readings = load_readings(tmp_path / "a.npy")
+    np.testing.assert_array_equal(readings.values, array)
+    assert readings.values.dtype == np.float64
+    assert load_readings(tmp_path / "a.npy", transpose=True).values.shape == (3, 4)
+    array[2, 1] = np.inf
+    np.save(tmp_path / "bad.npy", array)
+    with pytest.raises(DataError, match=r"bad.npy, column x02: row 2: value is inf"):
+        load_readings(tmp_path / "bad.npy")
+    np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
+    with pytest.raises(DataError, match="2-D"):
+        load_readings(tmp_path / "cube.npy")
+
+
+def test_unsupported_and_missing(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="unsupported file type '.parquet'"):
+        load_readings(write(tmp_path / "x.parquet", "a"))
+    with pytest.raises(DataError, match="no such file"):
+        load_readings(tmp_path / "missing.csv")
+    with pytest.raises(DataError, match="--transpose"):
+        load_readings(write(tmp_path / "t.csv", "a,b\n1,2\n"), transpose=True)
+
+
+def test_csv_round_trip_is_exact(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    original = Readings(
+        values=rng.normal(size=(5, 3)) * 1e3,
+        sensors=["a", "b", "c"],
+        timestamps=np.datetime64("2026-01-01T00:00:00", "s") + np.arange(5),
+        source="test",
+        labels={
+            "anomaly": np.array([0.0, 0.0, 1.0, 1.0, 0.0]),
+            "anomaly_kind": np.array(["", "", "stuck", "stuck", ""]),
+        },
+    )
+    write_readings_csv(tmp_path / "r.csv", original)
+    loaded = load_readings(tmp_path / "r.csv")
+    np.testing.assert_array_equal(loaded.values, original.values)
+    assert loaded.sensors == original.sensors
+    np.testing.assert_array_equal(loaded.labels["anomaly"], original.labels["anomaly"])
+    np.testing.assert_array_equal(loaded.labels["anomaly_kind"], original.labels["anomaly_kind"])
+
+
+def test_sliding_windows() -> None:
+    values = np.arange(10.0).reshape(5, 2)
+    windows = sliding_windows(values, 3)
+    assert windows.shape == (3, 3, 2)
+    np.testing.assert_array_equal(windows[0], values[0:3])
+    np.testing.assert_array_equal(windows[-1], values[2:5])
+    np.testing.assert_array_equal(sliding_windows(values, 1)[:, 0, :], values)
+    with pytest.raises(ValueError, match="fewer than one window"):
+        sliding_windows(values, 6)
+
+
+def test_default_sensor_names_sort_in_order() -> None:
+    names = default_sensor_names(120)
+    assert names[0] == "x001" and names == sorted(names)
+
+
+@pytest.mark.skipif(
+    not (DATA_DIR / "tep" / "d00.dat").is_file(), reason=f"TEP data not found under {DATA_DIR}"
+)
+def test_real_tep_training_run_is_transposed() -> None:
+    readings = load_readings(DATA_DIR / "tep" / "d00.dat", transpose=True)
+    assert readings.values.shape == (500, 52)
+    assert load_readings(DATA_DIR / "tep" / "d00_te.dat").values.shape == (960, 52)
+
+
+@pytest.mark.skipif(
+    not (DATA_DIR / "skab" / "valve1" / "0.csv").is_file(),
+    reason=f"SKAB data not found under {DATA_DIR}",
+)
+def test_real_skab_file_has_sensors_and_labels() -> None:
+    readings = load_readings(DATA_DIR / "skab" / "valve1" / "0.csv")
+    assert readings.n_sensors == 8
+    assert set(readings.labels) == {"anomaly", "changepoint"}
+    assert readings.timestamps is not None and readings.timestamps.dtype.kind == "M"
+    assert 0 < readings.labels["anomaly"].sum() < readings.n_readings

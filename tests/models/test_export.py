@@ -1,0 +1,197 @@
+"""The exported artifact: TorchScript parity, the torch.export program, the manifest, and
+refusal of tampered files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.export import (
+    REFERENCE_SIZE,
+    export_artifact,
+    export_program,
+    reference_sample,
+    script_module,
+)
+from models.network import ExportableScorer, ScoringModule, SensorAutoencoder
+from models.synthetic import generate_plant
+from models.train import TrainConfig, TrainResult, train
+from service.scoring.artifact import (
+    EXPORT_FILE,
+    MANIFEST_FILE,
+    REFERENCE_FILE,
+    TORCHSCRIPT_FILE,
+    ArtifactError,
+    load_artifact,
+    sha256_array,
+)
+
+N_SENSORS = 5
+
+
+@pytest.fixture(scope="module", params=[1, 3], ids=["window1", "window3"])
+def trained(request: pytest.FixtureRequest) -> tuple[TrainResult, np.ndarray]:
+    torch.set_num_threads(1)
+    plant = generate_plant(600, seed=3, n_sensors=N_SENSORS).values
+    config = TrainConfig(epochs=3, patience=2, seed=0, window=request.param)
+    return train(plant, [f"s{i}" for i in range(N_SENSORS)], config), plant
+
+
+@pytest.fixture(scope="module")
+def artifact(
+    trained: tuple[TrainResult, np.ndarray], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    result, plant = trained
+    out = tmp_path_factory.mktemp("models") / "tiny" / f"w{result.window}"
+    export_artifact(
+        result,
+        out,
+        name="tiny",
+        version=f"w{result.window}",
+        training_data_sha256=sha256_array(plant),
+        training_data={"training": {"source": "synthetic"}},
+    )
+    return out
+
+
+def probe(result: TrainResult, plant: np.ndarray, batch: int) -> torch.Tensor:
+    """Raw windows, some far outside the training range so the outputs are not all tiny."""
+    rows = np.lib.stride_tricks.sliding_window_view(
+        plant[: batch + result.window], result.window, 0
+    )
+    x = torch.tensor(np.array(rows[:batch].transpose(0, 2, 1)), dtype=torch.float32)
+    x[0, -1, 0] += 50 * float(result.scaler_scale[0])
+    return x
+
+
+@pytest.mark.parametrize("batch", [1, 7])
+def test_eager_scripted_reloaded_and_exported_agree(
+    trained: tuple[TrainResult, np.ndarray], artifact: Path, batch: int
+) -> None:
+    result, plant = trained
+    x = probe(result, plant, batch)
+    with torch.inference_mode():
+        eager = result.module.score(x)
+        eager_forward = result.module(x)
+        scripted = script_module(result.module).score(x)
+        loaded = load_artifact(artifact).module.score(x)
+        program = torch.export.load(str(artifact / EXPORT_FILE)).module()(x)
+    assert eager[0].shape == (batch, N_SENSORS) and eager[1].shape == (batch, N_SENSORS)
+    torch.testing.assert_close(eager_forward, eager[0], rtol=0, atol=0)
+    for other in (scripted, loaded, program):
+        torch.testing.assert_close(other[0], eager[0], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(other[1], eager[1], rtol=1e-6, atol=1e-5)
+    assert float(eager[0][0, 0]) > 100  # the out-of-range probe is scored as such
+
+
+def test_reconstruction_is_in_raw_units(trained: tuple[TrainResult, np.ndarray]) -> None:
+    result, plant = trained
+    x = probe(result, plant, 4)
+    with torch.inference_mode():
+        errors, reconstruction = result.module.score(x)
+    mean = torch.tensor(result.scaler_mean, dtype=torch.float32)
+    scale = torch.tensor(result.scaler_scale, dtype=torch.float32)
+    assert reconstruction[1:].sub(x[1:, -1, :]).abs().div(scale).max() < 5
+    if result.window == 1:  # the error is exactly the squared standardised difference
+        expected = ((x[:, 0, :] - reconstruction) / scale) ** 2
+        torch.testing.assert_close(errors, expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(reconstruction, mean.expand_as(reconstruction))
+
+
+@pytest.mark.parametrize("trained", [3], indirect=True)  # one subprocess is enough
+def test_torchscript_loads_without_project_code(artifact: Path, tmp_path: Path) -> None:
+    """A consumer needs only torch: no import of models or service, from another folder."""
+    code = (
+        "import sys, warnings, torch\n"
+        "warnings.simplefilter('ignore', DeprecationWarning)\n"
+        f"m = torch.jit.load({str(artifact / TORCHSCRIPT_FILE)!r})\n"
+        f"x = torch.randn(3, m.window, {N_SENSORS})\n"
+        "errors, reconstruction = m.score(x)\n"
+        f"assert errors.shape == (3, {N_SENSORS}) and torch.equal(m(x), errors)\n"
+        "leaked = [n for n in sys.modules if n.split('.')[0] in ('models', 'service')]\n"
+        "assert not leaked, leaked\n"
+        "print('ok', tuple(reconstruction.shape))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ok (3, {N_SENSORS})"
+
+
+def test_manifest_fields(trained: tuple[TrainResult, np.ndarray], artifact: Path) -> None:
+    result, plant = trained
+    manifest = load_artifact(artifact).manifest
+    raw = json.loads((artifact / MANIFEST_FILE).read_text())
+    for field in (
+        "format_version", "name", "version", "sensors", "window", "scaler", "threshold",
+        "files", "training_data_sha256", "training", "metrics", "torch_version", "created_at",
+    ):  # fmt: skip
+        assert field in raw, field
+    assert manifest.sensors == result.sensors
+    assert manifest.window == result.window
+    assert manifest.scaler.mean == pytest.approx(list(result.scaler_mean))
+    assert manifest.threshold.value == result.threshold.value
+    assert manifest.threshold.quantile == 0.99
+    assert manifest.threshold.n_calibration == result.threshold.n_calibration
+    assert manifest.threshold.false_alarm_rate_ci == result.threshold.false_alarm_rate_ci
+    assert set(manifest.files) == {TORCHSCRIPT_FILE, EXPORT_FILE, REFERENCE_FILE}
+    assert manifest.files[EXPORT_FILE].format == "torch.export"
+    assert manifest.training_data_sha256 == sha256_array(plant)
+    assert manifest.torch_version == torch.__version__
+    assert manifest.training["window"] == result.window
+    assert manifest.training["latent"] == result.config.latent
+    assert manifest.training["splits"]["train"] == list(result.splits["train"])
+    assert manifest.training["data"] == {"training": {"source": "synthetic"}}
+    assert manifest.metrics["val_loss"] == result.metrics["val_loss"]
+    assert "threshold_warning" in manifest.metrics
+    assert len(manifest.metrics["history"]) == len(result.history)
+    reference = np.load(artifact / REFERENCE_FILE)
+    np.testing.assert_array_equal(reference, result.calibration_errors.astype(np.float32))
+
+
+@pytest.mark.parametrize("victim", [TORCHSCRIPT_FILE, EXPORT_FILE, REFERENCE_FILE])
+def test_tampered_file_is_refused(artifact: Path, tmp_path: Path, victim: str) -> None:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in artifact.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    load_artifact(copy)  # an exact copy loads
+    data = bytearray((copy / victim).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / victim).write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match=f"{victim} checksum mismatch"):
+        load_artifact(copy)
+
+
+def test_reference_sample_spans_the_calibration_period() -> None:
+    errors = np.arange(5000, dtype=np.float64).reshape(2500, 2)
+    sample = reference_sample(errors)
+    assert sample.shape == (REFERENCE_SIZE, 2) and sample.dtype == np.float32
+    assert sample[0, 0] == 0 and sample[-1, 0] == errors[-1, 0]
+    assert reference_sample(errors[:10]).shape == (10, 2)
+
+
+def test_scoring_module_rejects_inconsistent_parts() -> None:
+    autoencoder = SensorAutoencoder(6)
+    with pytest.raises(ValueError, match="window 2 x 2 sensors"):
+        ScoringModule(autoencoder, mean=[0.0, 0.0], scale=[1.0, 1.0], window=2)
+    with pytest.raises(ValueError, match="positive"):
+        ScoringModule(autoencoder, mean=[0.0] * 6, scale=[1.0] * 5 + [0.0], window=1)
+
+
+def test_exported_program_accepts_any_batch(trained: tuple[TrainResult, np.ndarray]) -> None:
+    result, plant = trained
+    program = export_program(result.module).module()
+    for batch in (1, 2, 33):
+        x = probe(result, plant, batch)
+        with torch.inference_mode():
+            torch.testing.assert_close(
+                program(x)[0], ExportableScorer(result.module)(x)[0], rtol=1e-6, atol=1e-7
+            )

@@ -1,0 +1,222 @@
+"""Training: time splits without leakage, zero-variance sensors, determinism, thresholds."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from models.network import SensorAutoencoder, default_hidden, default_latent
+from models.synthetic import generate_plant
+from models.train import (
+    EpochRecord,
+    TrainConfig,
+    TrainResult,
+    clopper_pearson,
+    estimate_threshold,
+    fit_scaler,
+    score_readings,
+    time_splits,
+    train,
+)
+
+N_SENSORS = 6
+TINY = TrainConfig(epochs=4, patience=2, batch_size=32, seed=7)
+
+
+@pytest.fixture(scope="module")
+def plant() -> np.ndarray:
+    torch.set_num_threads(1)
+    return generate_plant(800, seed=11, n_sensors=N_SENSORS).values
+
+
+@pytest.fixture(scope="module")
+def sensors() -> list[str]:
+    return [f"s{i}" for i in range(N_SENSORS)]
+
+
+@pytest.fixture(scope="module")
+def baseline(plant: np.ndarray, sensors: list[str]) -> TrainResult:
+    return train(plant, sensors, TINY)
+
+
+def weights(result: TrainResult) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in result.module.state_dict().items()}
+
+
+def assert_same_weights(a: TrainResult, b: TrainResult) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+def test_splits_are_contiguous_and_in_time_order() -> None:
+    splits = time_splits(1000, TrainConfig(), separate_calibration=False)
+    assert splits == {"train": (0, 700), "validation": (700, 850), "calibration": (850, 1000)}
+    separate = time_splits(1000, TrainConfig(), separate_calibration=True)
+    assert separate == {"train": (0, 850), "validation": (850, 1000)}
+    with pytest.raises(ValueError, match="fewer than one window"):
+        time_splits(20, TrainConfig(window=5), separate_calibration=False)
+
+
+def test_scaler_is_the_training_split_only(
+    baseline: TrainResult, plant: np.ndarray, sensors: list[str]
+) -> None:
+    start, stop = baseline.splits["train"]
+    np.testing.assert_allclose(baseline.scaler_mean, plant[start:stop].mean(axis=0))
+    np.testing.assert_allclose(baseline.scaler_scale, plant[start:stop].std(axis=0))
+    assert not np.allclose(baseline.scaler_mean, plant.mean(axis=0))
+    np.testing.assert_allclose(baseline.module.mean.numpy(), baseline.scaler_mean, rtol=1e-6)
+
+
+def test_calibration_rows_set_only_the_threshold(
+    baseline: TrainResult, plant: np.ndarray, sensors: list[str]
+) -> None:
+    """Wildly different calibration rows leave scaler and weights untouched; the threshold
+    moves, and equals the quantile of exactly those rows' errors."""
+    start, stop = baseline.splits["calibration"]
+    perturbed = plant.copy()
+    perturbed[start:stop] = perturbed[start:stop] * 3.0 + 100.0
+    other = train(perturbed, sensors, TINY)
+    np.testing.assert_array_equal(other.scaler_mean, baseline.scaler_mean)
+    np.testing.assert_array_equal(other.scaler_scale, baseline.scaler_scale)
+    assert_same_weights(other, baseline)
+    assert other.threshold.value > 10 * baseline.threshold.value
+    errors = score_readings(other.module, perturbed[start:stop], 1).mean(axis=1)
+    assert other.threshold.value == pytest.approx(
+        float(np.quantile(errors, TINY.quantile, method="higher")), rel=1e-6
+    )
+    assert other.threshold.n_calibration == stop - start
+
+
+def test_validation_rows_never_reach_scaler_or_threshold(
+    baseline: TrainResult, plant: np.ndarray, sensors: list[str]
+) -> None:
+    start, stop = baseline.splits["validation"]
+    perturbed = plant.copy()
+    perturbed[start:stop] += 50.0
+    other = train(perturbed, sensors, TINY)
+    np.testing.assert_array_equal(other.scaler_mean, baseline.scaler_mean)
+    np.testing.assert_array_equal(other.scaler_scale, baseline.scaler_scale)
+
+
+def test_separate_calibration_data_sets_the_threshold(
+    plant: np.ndarray, sensors: list[str]
+) -> None:
+    calibration = generate_plant(300, seed=12, n_sensors=N_SENSORS).values
+    result = train(
+        plant, sensors, TINY, calibration_values=calibration, calibration_source="run 12"
+    )
+    assert "calibration" not in result.splits
+    assert result.splits["validation"][1] == len(plant)
+    assert result.threshold.n_calibration == 300
+    assert result.threshold.source == "run 12"
+    assert result.calibration_errors.shape == (300, N_SENSORS)
+    shifted = train(plant, sensors, TINY, calibration_values=calibration + 5 * plant.std(axis=0))
+    assert_same_weights(shifted, result)
+    assert shifted.threshold.value > result.threshold.value
+
+
+def test_same_seed_same_model(baseline: TrainResult, plant: np.ndarray, sensors: list[str]) -> None:
+    again = train(plant, sensors, TINY)
+    assert_same_weights(again, baseline)
+    assert again.threshold == baseline.threshold
+    assert [r.val_loss for r in again.history] == [r.val_loss for r in baseline.history]
+    reseeded = train(plant, sensors, replace(TINY, seed=8))
+    assert not torch.equal(
+        weights(reseeded)["autoencoder.encoder.0.weight"],
+        weights(baseline)["autoencoder.encoder.0.weight"],
+    )
+
+
+def test_constant_sensor_gets_unit_scale_and_is_reported(
+    plant: np.ndarray, sensors: list[str]
+) -> None:
+    values = plant.copy()
+    values[:, 2] = 1234.5
+    result = train(values, sensors, TINY)
+    assert result.constant_sensors == ["s2"]
+    assert result.scaler_scale[2] == 1.0
+    assert result.metrics["constant_sensors"] == ["s2"]
+    errors = score_readings(result.module, values, 1)
+    assert np.isfinite(errors).all()
+    # A constant sensor that moves is noticed: a unit change is a squared error of ~1.
+    moved = values.copy()
+    moved[:, 2] += 3.0
+    assert score_readings(result.module, moved, 1)[:, 2].mean() > 4.0
+
+
+def test_fit_scaler_treats_float_noise_on_a_constant_as_constant() -> None:
+    values = np.full((10, 2), 1e6)
+    values[:, 1] = np.arange(10)
+    values[3, 0] += 1e-9
+    _, scale, constant = fit_scaler(values, ["a", "b"])
+    assert constant == ["a"] and scale[0] == 1.0
+
+
+def test_early_stopping_restores_the_best_epoch(plant: np.ndarray, sensors: list[str]) -> None:
+    seen: list[EpochRecord] = []
+    config = TrainConfig(epochs=200, patience=3, lr=0.05, seed=1)
+    result = train(plant, sensors, config, progress=lambda record, budget: seen.append(record))
+    assert seen == result.history
+    assert len(result.history) < 200
+    best = min(result.history, key=lambda r: r.val_loss)
+    assert result.best_epoch == best.epoch
+    assert len(result.history) - result.best_epoch == config.patience
+    assert result.metrics["val_loss"] == best.val_loss
+
+
+def test_window_model_scores_one_row_per_window(plant: np.ndarray, sensors: list[str]) -> None:
+    result = train(plant, sensors, replace(TINY, window=4))
+    assert result.module.window == 4
+    assert result.module.autoencoder.n_inputs == 4 * N_SENSORS
+    start, stop = result.splits["calibration"]
+    assert result.calibration_errors.shape == (stop - start - 3, N_SENSORS)
+    assert score_readings(result.module, plant[:10], 4).shape == (7, N_SENSORS)
+
+
+def test_denoising_variants_train(plant: np.ndarray, sensors: list[str]) -> None:
+    for config in (replace(TINY, noise_std=0.0), replace(TINY, noise_std=0.0, mask_prob=0.3)):
+        result = train(plant, sensors, config)
+        assert math.isfinite(result.threshold.value) and result.threshold.value > 0
+
+
+def test_config_is_validated_and_resolved() -> None:
+    with pytest.raises(ValueError, match="quantile must be in"):
+        TrainConfig(quantile=1.0)
+    with pytest.raises(ValueError, match="val \\+ calibration must be < 1"):
+        TrainConfig(val_fraction=0.5, calibration_fraction=0.5)
+    resolved = TrainConfig(window=2).resolved(50)
+    assert resolved.latent == default_latent(100) and resolved.hidden == default_hidden(100, 17)
+    assert TrainConfig().resolved(50).latent == 8
+    assert TrainConfig().resolved(50).hidden == (32,)
+
+
+def test_default_autoencoder_is_underpowered() -> None:
+    model = SensorAutoencoder(50)
+    assert (model.hidden, model.latent) == ((32,), 8)
+    assert model.latent < model.n_inputs / 4
+
+
+def test_threshold_interval_and_small_sample_warning() -> None:
+    rng = np.random.default_rng(0)
+    big = estimate_threshold(rng.exponential(size=5000), 0.99, source="x")
+    assert big.warning is None
+    assert big.n_calibration == 5000
+    assert big.n_exceeding == 49  # the "higher" order statistic leaves 49 of 5000 above it
+    low, high = big.false_alarm_rate_ci
+    assert low < 0.01 < high and high - low < 0.01
+    small = estimate_threshold(rng.exponential(size=500), 0.99, source="x")
+    assert small.warning is not None and "at least 1000" in small.warning
+    assert small.false_alarm_rate_ci[1] - small.false_alarm_rate_ci[0] > high - low
+
+
+def test_clopper_pearson_edges() -> None:
+    low, high = clopper_pearson(0, 100)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 100))
+    low, high = clopper_pearson(100, 100)
+    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 100))
