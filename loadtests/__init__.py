@@ -1,0 +1,1 @@
+"""Load tests: scenarios, payloads from the model manifest, generators and pass/fail targets."""

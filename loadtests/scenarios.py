@@ -1,0 +1,264 @@
+"""The scenarios and their pass/fail targets (from the performance issue).
+
+Each scenario names the server it loads, the generator that drives it, the request cycle
+it replays (built from the model's sensors) and the rule that judges its result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from loadtests import api
+from loadtests.payloads import SensorSpace
+from loadtests.results import ScenarioResult
+from loadtests.wire import RequestTemplate
+
+if TYPE_CHECKING:
+    from loadtests.runner import RunConfig
+
+SEED = 20_260_601
+DISTINCT_SINGLE = 64
+DISTINCT_BATCHES = 4
+MIXED_SCORES_PER_FEEDBACK = 9
+MIXED_GROUPS = 4
+MIXED_LABEL_LAG_GROUPS = 10
+MIXED_LABEL_BACKREF = (
+    MIXED_LABEL_LAG_GROUPS * (MIXED_SCORES_PER_FEEDBACK + 1) + MIXED_SCORES_PER_FEEDBACK
+)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """The issue's targets; every ratio is measured side by side in one run."""
+
+    single_vs_empty: float = 1.0
+    json_batch_readings_per_s: float = 150_000.0
+    binary_readings_per_s: float = 1_000_000.0
+    fixed_rate_p99_ms: float = 5.0
+    batch_p99_over_p50: float = 3.0
+    rss_tolerance: float = 0.10
+
+
+Judge = Callable[[ScenarioResult, Targets], tuple[bool | None, str]]
+Builder = Callable[[SensorSpace, "RunConfig", str], list[RequestTemplate]]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    server: Literal["empty", "service", "soak"]
+    generator: Literal["wrk", "open-loop"]
+    build: Builder
+    judge: Judge
+    target_text: Callable[[Targets], str]
+    connections: int
+    streams: Literal["single", "soak"] = "single"
+    rate: float = 0.0
+    phase: Literal["saturation", "fixed-rate", "batch-rate", "soak"] = "saturation"
+    probe_count: int = 10
+
+    def n_streams(self, config: RunConfig) -> int:
+        return config.soak_streams if self.streams == "soak" else config.single_streams
+
+    def duration(self, config: RunConfig) -> float:
+        return {
+            "saturation": config.saturation_s,
+            "fixed-rate": config.fixed_rate_s,
+            "batch-rate": config.batch_rate_s,
+            "soak": config.soak_s,
+        }[self.phase]
+
+
+def _rng(salt: int) -> np.random.Generator:
+    return np.random.default_rng([SEED, salt])
+
+
+def _single(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    readings = space.readings(DISTINCT_SINGLE, _rng(1))
+    return [api.single_request(space, reading) for reading in readings]
+
+
+def _empty(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    """The single-reading requests, byte for byte, sent to the empty endpoint."""
+    return [api.to_empty_endpoint(t) for t in _single(space, config, key)]
+
+
+def _json_batches(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    rng = _rng(2)
+    return [
+        api.json_batch_request(space, space.readings(config.json_batch, rng))
+        for _ in range(DISTINCT_BATCHES)
+    ]
+
+
+def _binary_batches(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    rng = _rng(3)
+    return [
+        api.binary_batch_request(space, space.readings(config.binary_batch, rng))
+        for _ in range(DISTINCT_BATCHES)
+    ]
+
+
+def _mixed(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    """Groups of nine single readings with client ids and one operator label, which confirms
+    as normal the first reading of the group ten groups back (long answered, even with
+    every connection busy)."""
+    readings = space.readings(MIXED_SCORES_PER_FEEDBACK * MIXED_GROUPS, _rng(4))
+    cycle: list[RequestTemplate] = []
+    for start in range(0, len(readings), MIXED_SCORES_PER_FEEDBACK):
+        chunk = readings[start : start + MIXED_SCORES_PER_FEEDBACK]
+        cycle.extend(api.single_request(space, r, with_reading_id=True) for r in chunk)
+        cycle.append(api.feedback_request(key, backref=MIXED_LABEL_BACKREF))
+    return cycle
+
+
+def _no_target(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    return None, ""
+
+
+def _judge_clean(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    """No target but correctness: any error fails the scenario (see ``runner.finish``)."""
+    return True, ""
+
+
+def _judge_single(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    if result.ratio_vs_empty is None:
+        return None, "no empty-endpoint baseline in this run"
+    ok = result.ratio_vs_empty >= targets.single_vs_empty
+    return ok, f"{result.ratio_vs_empty:.2f}x the empty endpoint's req/s"
+
+
+def _judge_json(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    return result.readings_per_s >= targets.json_batch_readings_per_s, ""
+
+
+def _judge_binary(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    return result.readings_per_s >= targets.binary_readings_per_s, ""
+
+
+def _judge_fixed_rate(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    offered = float(result.extra.get("offered_rate", 0.0))
+    achieved = result.requests_per_s
+    if offered and achieved < 0.95 * offered:
+        return False, f"achieved {achieved:.0f} req/s of the {offered:.0f} offered"
+    return result.latency_ms["p99"] <= targets.fixed_rate_p99_ms, ""
+
+
+def _judge_batch_rate(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    offered = float(result.extra.get("offered_rate", 0.0))
+    if offered and result.requests_per_s < 0.95 * offered:
+        return False, f"achieved {result.requests_per_s:.1f} batches/s of the {offered:.0f} offered"
+    ratio = result.latency_ms["p99"] / result.latency_ms["p50"]
+    return ratio <= targets.batch_p99_over_p50, f"p99/p50 = {ratio:.2f}"
+
+
+def _judge_soak(result: ScenarioResult, targets: Targets) -> tuple[bool | None, str]:
+    rss = result.extra["rss"]
+    deviation = float(rss["max_deviation"])
+    verdict = (
+        f"RSS {rss['reference_mb']:.0f} MB after warm-up, {rss['min_mb']:.0f}-{rss['max_mb']:.0f}"
+        f" MB after ({deviation:+.1%} worst), {rss['end_mb']:.0f} MB at the end; "
+        f"{result.extra['distinct_streams']:,} streams through a capacity of "
+        f"{result.extra['stream_capacity']:,}, {result.extra['evictions']:,.0f} evictions"
+    )
+    ok = abs(deviation) <= targets.rss_tolerance and result.extra["state_bounded"]
+    return ok, verdict
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            name="empty",
+            description="empty async FastAPI endpoint, single-reading bodies (the baseline)",
+            server="empty",
+            generator="wrk",
+            build=_empty,
+            judge=_no_target,
+            target_text=lambda t: "baseline",
+            connections=16,
+        ),
+        Scenario(
+            name="single",
+            description="one reading per request, full scoring path",
+            server="service",
+            generator="wrk",
+            build=_single,
+            judge=_judge_single,
+            target_text=lambda t: f">= {t.single_vs_empty:.1f}x empty",
+            connections=16,
+        ),
+        Scenario(
+            name="json-batch",
+            description="JSON batches of 1,000 readings",
+            server="service",
+            generator="wrk",
+            build=_json_batches,
+            judge=_judge_json,
+            target_text=lambda t: f">= {t.json_batch_readings_per_s:,.0f} readings/s",
+            connections=4,
+        ),
+        Scenario(
+            name="binary-batch",
+            description="binary float32 batches",
+            server="service",
+            generator="wrk",
+            build=_binary_batches,
+            judge=_judge_binary,
+            target_text=lambda t: f">= {t.binary_readings_per_s:,.0f} readings/s",
+            connections=4,
+        ),
+        Scenario(
+            name="mixed",
+            description="single readings with client ids, 1 feedback label per 9 scores",
+            server="service",
+            generator="wrk",
+            build=_mixed,
+            judge=_judge_clean,
+            target_text=lambda t: "no errors",
+            connections=16,
+            probe_count=MIXED_LABEL_BACKREF + 2 * (MIXED_SCORES_PER_FEEDBACK + 1),
+        ),
+        Scenario(
+            name="fixed-rate-single",
+            description="300 single-reading requests/s, open loop",
+            server="service",
+            generator="open-loop",
+            build=_single,
+            judge=_judge_fixed_rate,
+            target_text=lambda t: f"p99 <= {t.fixed_rate_p99_ms:g} ms",
+            connections=32,
+            rate=300.0,
+            phase="fixed-rate",
+        ),
+        Scenario(
+            name="fixed-rate-batch",
+            description="10 JSON batches of 1,000 readings/s, open loop",
+            server="service",
+            generator="open-loop",
+            build=_json_batches,
+            judge=_judge_batch_rate,
+            target_text=lambda t: f"p99 <= {t.batch_p99_over_p50:g}x p50",
+            connections=8,
+            rate=10.0,
+            phase="batch-rate",
+        ),
+        Scenario(
+            name="soak",
+            description="single readings over 100,000 distinct streams, RSS sampled",
+            server="soak",
+            generator="wrk",
+            build=_single,
+            judge=_judge_soak,
+            target_text=lambda t: f"RSS within +/-{t.rss_tolerance:.0%}",
+            connections=16,
+            streams="soak",
+            phase="soak",
+        ),
+    )
+}
