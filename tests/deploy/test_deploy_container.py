@@ -1,0 +1,315 @@
+"""Dockerfile, .dockerignore, docker-compose.yml and .env.example (Docker's engine does not
+run here: the files are linted, schema-checked and cross-checked with the Settings class)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from promql_support import REPO
+
+from service.settings import Settings
+
+DOCKERFILE = REPO / "Dockerfile"
+COMPOSE = REPO / "docker-compose.yml"
+ENV_EXAMPLE = REPO / ".env.example"
+VENV_BIN = Path(sys.executable).parent
+
+
+def _venv_tool(name: str) -> str:
+    path = shutil.which(name, path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if path is None:
+        pytest.skip(f"{name} is not installed (dev extra; scripts/install installs it)")
+    return path
+
+
+def _stages(text: str) -> list[str]:
+    """The Dockerfile split at each FROM, line continuations joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    return re.split(r"(?m)^FROM ", joined)[1:]
+
+
+# --- Dockerfile ------------------------------------------------------------------------
+
+
+def test_hadolint_passes_with_no_findings() -> None:
+    hadolint = _venv_tool("hadolint")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "style", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_dockerfile_is_multi_stage_with_cpu_torch_and_a_slim_non_root_runtime() -> None:
+    builder, runtime = _stages(DOCKERFILE.read_text())
+    assert builder.startswith("python:${PYTHON_VERSION}-slim AS builder")
+    assert (
+        "pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+        in builder
+    )
+    assert runtime.startswith("python:${PYTHON_VERSION}-slim AS runtime")
+    assert "COPY --from=builder /opt/venv /opt/venv" in runtime
+    assert "pip install" not in runtime, "the runtime stage installs nothing"
+    user = re.search(r"(?m)^USER (\S+)", runtime)
+    assert user and user.group(1).split(":")[0] not in {"0", "root"}
+    assert re.search(r"(?m)^CMD \[\"python\", \"-m\", \"service\"\]$", runtime)
+    assert "--workers" not in DOCKERFILE.read_text()
+
+
+def _runtime_env() -> dict[str, str]:
+    runtime = _stages(DOCKERFILE.read_text())[1]
+    env_line = re.search(r"(?m)^ENV (.*)$", runtime)
+    assert env_line
+    return dict(re.findall(r"(\w+)=(\S+)", env_line.group(1)))
+
+
+def test_dockerfile_settings_are_real_settings_and_point_at_the_volume_and_models() -> None:
+    env = _runtime_env()
+    anomaly = {k: v for k, v in env.items() if k.startswith("ANOMALY_")}
+    fields = {f"ANOMALY_{name.upper()}" for name in Settings.model_fields}
+    assert set(anomaly) <= fields
+    settings = Settings.model_validate(
+        {k.removeprefix("ANOMALY_").lower(): v for k, v in anomaly.items()}
+    )
+    assert settings.host == "0.0.0.0" and settings.port == 8000
+    runtime = _stages(DOCKERFILE.read_text())[1]
+    volume = re.search(r'(?m)^VOLUME \["([^"]+)"\]', runtime)
+    assert volume and settings.store_path.parent == Path(volume.group(1))
+    assert f"COPY models/ {settings.models_dir}/" in runtime
+    assert f"EXPOSE {settings.port}" in runtime
+
+
+def test_dockerignore_sends_only_what_the_image_needs() -> None:
+    lines = [
+        line for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]  # fmt: skip
+    assert lines[0] == "*"
+    assert {"!pyproject.toml", "!README.md", "!service/", "!models/"} <= set(lines)
+    copied = re.findall(r"(?m)^COPY (?!--from)(?:--\S+ )?(\S+)", DOCKERFILE.read_text())
+    for source in copied:
+        assert f"!{source}" in lines or f"!{source.rstrip('/')}/" in lines, source
+
+
+class _ReadyzHandler(http.server.BaseHTTPRequestHandler):
+    ready = True
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        status = 200 if self.path == "/readyz" and type(self).ready else 503
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return
+
+
+@pytest.fixture
+def readyz_server() -> Iterator[tuple[int, type[_ReadyzHandler]]]:
+    handler = type("Handler", (_ReadyzHandler,), {"ready": True})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1], handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _healthcheck_exit(command: list[str], port: int) -> int:
+    env = {**os.environ, "ANOMALY_PORT": str(port)}
+    program = command[command.index("-c") + 1].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    return subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, timeout=30
+    ).returncode
+
+
+def test_the_image_and_compose_healthchecks_pass_on_ready_and_fail_on_503(
+    readyz_server: tuple[int, type[_ReadyzHandler]],
+) -> None:
+    """The healthcheck commands, run as written, against a server that is ready, then not."""
+    port, handler = readyz_server
+    joined = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text())
+    image_cmd = yaml.safe_load(re.search(r"(?m)^HEALTHCHECK .*? CMD (\[.*\])$", joined).group(1))  # type: ignore[union-attr]
+    compose_cmd = yaml.safe_load(COMPOSE.read_text())["services"]["service"]["healthcheck"]["test"]
+    for command in (image_cmd, compose_cmd):
+        assert command[0] in {"python", "CMD"} and "/readyz" in " ".join(command)
+        command = command[1:] if command[0] == "CMD" else command
+        handler.ready = True
+        assert _healthcheck_exit(command, port) == 0
+        handler.ready = False
+        assert _healthcheck_exit(command, port) != 0
+
+
+# --- docker-compose.yml ------------------------------------------------------------------
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def test_compose_file_matches_the_compose_spec_schema() -> None:
+    check = _venv_tool("check-jsonschema")
+    result = subprocess.run(
+        [check, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _env_project(tmp_path: Path, password: str) -> Path:
+    shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
+    env = ENV_EXAMPLE.read_text().replace(
+        "\nGRAFANA_ADMIN_PASSWORD=\n", f"\nGRAFANA_ADMIN_PASSWORD={password}\n"
+    )
+    (tmp_path / ".env").write_text(env)
+    return tmp_path
+
+
+def test_docker_compose_config_accepts_the_file_with_the_example_env(tmp_path: Path) -> None:
+    docker_compose = shutil.which("docker-compose")
+    if docker_compose is None:
+        pytest.skip("docker-compose is not installed (Debian package; .ci/run installs it)")
+    project = _env_project(tmp_path, "a-long-grafana-password")
+    result = subprocess.run(
+        [docker_compose, "config"], cwd=project, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(result.stdout)
+    assert set(resolved["services"]) == {"service", "prometheus", "alertmanager", "grafana"}
+    grafana_env = resolved["services"]["grafana"]["environment"]
+    assert grafana_env["GF_SECURITY_ADMIN_PASSWORD"] == "a-long-grafana-password"
+    (tmp_path / "no-password").mkdir()
+    refused = subprocess.run(
+        [docker_compose, "config"],
+        cwd=_env_project(tmp_path / "no-password", ""),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode != 0
+    assert "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+
+
+def test_compose_has_the_four_services_with_healthchecks_and_ordered_start() -> None:
+    services = _compose()["services"]
+    assert set(services) == {"service", "prometheus", "alertmanager", "grafana"}
+    for name, service in services.items():
+        assert service["healthcheck"]["test"], name
+        assert service.get("restart") == "unless-stopped", name
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in services
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency]
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+    assert services["prometheus"]["depends_on"]["alertmanager"]["condition"] == "service_healthy"
+    # Prometheus must run while the service is unhealthy, to report it.
+    assert services["prometheus"]["depends_on"]["service"]["condition"] == "service_started"
+
+
+def test_compose_volumes_are_named_and_bind_mounts_exist_in_the_repository() -> None:
+    compose = _compose()
+    declared = set(compose["volumes"])
+    used: set[str] = set()
+    for service in compose["services"].values():
+        for volume in service.get("volumes", []):
+            source, target = volume.split(":")[:2]
+            if source.startswith("./"):
+                assert (REPO / source).exists(), source
+                assert volume.endswith(":ro"), f"{volume} should be read-only"
+            else:
+                assert source in declared, source
+                used.add(source)
+    assert used == declared
+    store = compose["services"]["service"]["environment"]["ANOMALY_STORE_PATH"]
+    assert "feedback-data:" + str(Path(store).parent) in compose["services"]["service"]["volumes"]
+
+
+def test_compose_mounts_the_rules_and_configs_where_the_configs_expect_them() -> None:
+    prometheus = _compose()["services"]["prometheus"]
+    mounts = dict(v.split(":")[:2] for v in prometheus["volumes"])
+    assert mounts["./deploy/prometheus/rules"] == "/etc/prometheus/rules"
+    assert mounts["./deploy/prometheus/prometheus.yml"] == "/etc/prometheus/prometheus.yml"
+    alertmanager = _compose()["services"]["alertmanager"]
+    assert (
+        "./deploy/alertmanager/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in (alertmanager["volumes"])
+    )
+
+
+def test_compose_secrets_come_from_the_env_file_and_every_variable_is_documented() -> None:
+    compose_text = COMPOSE.read_text()
+    assert _compose()["services"]["service"]["env_file"] == ".env"
+    interpolated = set(re.findall(r"\$\{(\w+)", compose_text))
+    documented = set(re.findall(r"(?m)^#?\s*(\w+)=", ENV_EXAMPLE.read_text()))
+    assert interpolated <= documented, sorted(interpolated - documented)
+    assert "GF_SECURITY_ADMIN_PASSWORD: ${GRAFANA_ADMIN_PASSWORD:?" in compose_text
+
+
+# --- .env.example ----------------------------------------------------------------------
+
+
+def _env_example_assignments() -> tuple[dict[str, str], dict[str, str]]:
+    """(active, commented-out) assignments in .env.example."""
+    active: dict[str, str] = {}
+    commented: dict[str, str] = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        match = re.fullmatch(r"(#\s*)?([A-Z][A-Z0-9_]*)=(.*)", line.strip())
+        if match:
+            (commented if match.group(1) else active)[match.group(2)] = match.group(3)
+    return active, commented
+
+
+def test_env_example_names_only_real_settings_and_its_values_validate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    active, commented = _env_example_assignments()
+    fields = {f"ANOMALY_{name.upper()}" for name in Settings.model_fields}
+    for name in [*active, *commented]:
+        if name.startswith("ANOMALY_"):
+            assert name in fields, name
+    # The commented key list, with real hashes put in, is what an operator ends up with.
+    example_hash = hashlib.sha256(b"an-operator-generated-key-0123456789abcdef").hexdigest()
+    keys = commented["ANOMALY_API_KEYS"].replace("<hash>", example_hash)
+    for name in list(os.environ):
+        if name.startswith("ANOMALY_"):
+            monkeypatch.delenv(name)
+    for name, value in active.items():
+        if name.startswith("ANOMALY_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ANOMALY_API_KEYS", keys)
+    settings = Settings()
+    assert settings.env == "production"
+    assert {key.name for key in settings.api_keys} == {"scorer", "operator", "admin"}
+    assert {scope for key in settings.api_keys for scope in key.scopes} == {
+        "score",
+        "feedback",
+        "admin",
+    }
+
+
+def test_env_example_holds_no_secret() -> None:
+    active, _ = _env_example_assignments()
+    assert active["GRAFANA_ADMIN_PASSWORD"] == ""
+    assert "ANOMALY_API_KEYS" not in active
+    assert not re.search(r"[0-9a-f]{64}", ENV_EXAMPLE.read_text())
+    assert ".env" in (REPO / ".gitignore").read_text().split()
