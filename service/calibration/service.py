@@ -10,6 +10,7 @@ so the board always ends on the newest version the store holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -42,7 +43,7 @@ from service.calibration.store import (
     ThresholdVersion,
     ThresholdVersionNotFound,
 )
-from service.errors import InvalidRequest, ServiceError, UnknownModel
+from service.errors import BatchTooLarge, InvalidRequest, ServiceError, UnknownModel
 from service.metrics import Metrics
 from service.scoring.recent import RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
@@ -328,6 +329,7 @@ class CalibrationService:
         """Event-loop only. Every retained scored reading of the stream in [start, end]."""
         model = self._model(model_name)
         readings = self.recent.stream_readings(stream_id, start, end, model=model.name)
+        self._check_size(len(readings), "the time range holds")
         if not readings:
             raise NothingToLabel(
                 f"stream {stream_id!r} has no scored reading of model {model.name!r} between "
@@ -341,6 +343,7 @@ class CalibrationService:
         """Score carried readings with the model now (event loop: the engine is not shared
         across threads) and label each one that has a full window."""
         model = self._model(carried.model)
+        self._check_size(len(carried.values), "the request carries")
         values = np.ascontiguousarray(carried.values, dtype=np.float32)
         if values.ndim != 2 or values.shape[1] != model.manifest.n_sensors:
             raise InvalidRequest(
@@ -384,6 +387,14 @@ class CalibrationService:
                 )
             )
         return labels
+
+    def _check_size(self, count: int, what: str) -> None:
+        limit = self.settings.max_batch_readings
+        if count > limit:
+            raise BatchTooLarge(
+                f"{what} {count} readings; one feedback request labels at most {limit} "
+                "(split it, e.g. into shorter time ranges)"
+            )
 
     def replay(self, client_label_id: str, content_hash: str) -> Submission | None:
         """Blocking. An earlier identical submission, so a retry skips lookups and scoring."""
@@ -448,8 +459,12 @@ class CalibrationService:
     async def _scheduled_run(self, trigger: str) -> None:
         await self.sync_from_store()
         for model in self.registry.models():
-            await self.recalibrate(model.name, trigger=trigger)
-            await self.check_drift(model.name)
+            try:
+                await self.recalibrate(model.name, trigger=trigger)
+                await self.check_drift(model.name)
+            except Exception:
+                # Recorded and counted as a failed run; the other models still get theirs.
+                logger.exception("scheduled calibration of %s failed", model.name)
 
     async def recalibrate(self, model_name: str | None, *, trigger: str) -> RecalibrationRun:
         """One step: sample the window, compute the candidate, apply / hold / skip, record."""
@@ -473,21 +488,22 @@ class CalibrationService:
                 logger.exception("recalibration of %s failed", model.name)
                 self.metrics.recalibration_runs.labels(model.name, "failed").inc()
                 self.metrics.last_recalibration.labels(model.name).set(self.clock())
-                await asyncio.to_thread(
-                    self.store.record_run,
-                    model=model.name,
-                    model_version=model.version,
-                    trigger=trigger,
-                    outcome="failed",
-                    current_value=current.value,
-                    candidate=None,
-                    n_samples=0,
-                    message=f"{type(exc).__name__}: {exc}",
-                    statistics={},
-                    threshold_version=None,
-                    pending_id=None,
-                    started_at=started,
-                )
+                with contextlib.suppress(Exception):  # the store itself may be what failed
+                    await asyncio.to_thread(
+                        self.store.record_run,
+                        model=model.name,
+                        model_version=model.version,
+                        trigger=trigger,
+                        outcome="failed",
+                        current_value=current.value,
+                        candidate=None,
+                        n_samples=0,
+                        message=f"{type(exc).__name__}: {exc}",
+                        statistics={},
+                        threshold_version=None,
+                        pending_id=None,
+                        started_at=started,
+                    )
                 raise
             if run.outcome == "applied" and run.threshold_version is not None:
                 self._publish(
@@ -495,7 +511,7 @@ class CalibrationService:
                         self.store.threshold_version, model.name, run.threshold_version
                     )
                 )
-            self._publish_pending(model.name)
+            await asyncio.to_thread(self._publish_pending, model.name)
         self.metrics.recalibration_runs.labels(model.name, run.outcome).inc()
         self.metrics.last_recalibration.labels(model.name).set(run.finished_at)
         logger.info("recalibration of %s (%s): %s", model.name, trigger, run.message)
@@ -595,7 +611,7 @@ class CalibrationService:
                 statistics={"previous_version": current.version, "previous_value": current.value},
             )
             self._publish(version)
-            self._publish_pending(model.name)
+            await asyncio.to_thread(self._publish_pending, model.name)
         return version
 
     async def rollback(
@@ -630,7 +646,7 @@ class CalibrationService:
                 },
             )
             self._publish(version)
-            self._publish_pending(model.name)
+            await asyncio.to_thread(self._publish_pending, model.name)
         return version
 
     async def approve(self, pending_id: int, *, reason: str, author: str) -> ThresholdVersion:
@@ -649,7 +665,7 @@ class CalibrationService:
             except PendingAlreadyDecided as exc:
                 raise PendingClosed(str(exc)) from exc
             self._publish(version)
-            self._publish_pending(pending.model)
+            await asyncio.to_thread(self._publish_pending, pending.model)
         return version
 
     async def reject(self, pending_id: int, *, reason: str, author: str) -> PendingThreshold:
@@ -661,7 +677,7 @@ class CalibrationService:
                 )
             except PendingAlreadyDecided as exc:
                 raise PendingClosed(str(exc)) from exc
-            self._publish_pending(pending.model)
+            await asyncio.to_thread(self._publish_pending, pending.model)
         return rejected
 
     async def _pending(self, pending_id: int) -> PendingThreshold:

@@ -315,3 +315,25 @@ async def test_background_task_recalibrates_after_enough_labels(
     decided = [r for r in runs if r["outcome"] != "insufficient"]
     assert decided and decided[0]["trigger"] in {"interval", "labels"}
     assert decided[-1]["n_samples"] == 120
+
+
+async def test_a_failed_run_is_recorded_counted_and_changes_nothing(
+    make_client: Any, loop_models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(**loop_settings(loop_models))
+    store = client.state.calibration.store
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(store, "normal_sample", broken)
+    response = await client.post(f"/v1/admin/thresholds/{MODEL}/recalibrate", headers=ADMIN)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    monkeypatch.undo()
+    runs = (await client.get("/v1/admin/recalibration-runs", headers=ADMIN)).json()
+    assert [(r["outcome"], r["message"]) for r in runs] == [("failed", "OSError: disk I/O error")]
+    assert (
+        await metric(client, "anomaly_recalibration_runs_total", model=MODEL, outcome="failed") == 1
+    )
+    assert (await current(client))["current"]["version"] == 1
