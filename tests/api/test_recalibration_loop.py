@@ -337,3 +337,43 @@ async def test_a_failed_run_is_recorded_counted_and_changes_nothing(
         await metric(client, "anomaly_recalibration_runs_total", model=MODEL, outcome="failed") == 1
     )
     assert (await current(client))["current"]["version"] == 1
+
+
+async def test_model_reload_keeps_or_persists_thresholds(
+    make_client: Any, loop_models: Path, write_test_artifact: Any
+) -> None:
+    client = await make_client(**loop_settings(loop_models))
+    manual = await client.post(
+        f"/v1/admin/thresholds/{MODEL}",
+        json={"value": BASE * 1.1, "reason": "site tuning"},
+        headers=ADMIN,
+    )
+    assert manual.status_code == 201
+    # Reloading the same model version keeps the threshold in force.
+    assert (await client.post("/v1/admin/models/reload", headers=ADMIN)).status_code == 200
+    model = (await client.get(f"/v1/models/{MODEL}")).json()
+    assert (model["threshold"]["version"], model["threshold"]["current"]) == (
+        2,
+        pytest.approx(BASE * 1.1),
+    )
+    # A new model version starts from its own manifest threshold, persisted as version 3.
+    write_test_artifact(loop_models, version="2", threshold=BASE * 0.9)
+    reloaded = await client.post(f"/v1/admin/models/{MODEL}/reload", headers=ADMIN)
+    assert reloaded.status_code == 200, reloaded.text
+    model = (await client.get(f"/v1/models/{MODEL}")).json()
+    assert model["version"] == "2"
+    assert (model["threshold"]["version"], model["threshold"]["current"]) == (
+        3,
+        pytest.approx(BASE * 0.9),
+    )
+    history = await current(client)
+    assert [(v["version"], v["model_version"], v["source"]) for v in history["versions"]] == [
+        (1, "1", "manifest"),
+        (2, "1", "manual"),
+        (3, "2", "manifest"),
+    ]
+    # Rolling back to a version set for the old model version is refused.
+    refused = await client.post(
+        f"/v1/admin/thresholds/{MODEL}/rollback", json={"version": 2}, headers=ADMIN
+    )
+    assert refused.status_code == 409
