@@ -1,0 +1,122 @@
+"""``python -m models generate`` and ``train`` end to end, in-process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.__main__ import build_parser, main
+from models.data import load_readings
+from service.scoring.artifact import load_artifact, sha256_array
+
+SENSORS = 6
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("data")
+    for name, seed, extra in (("train", 1, []), ("cal", 2, []), ("test", 3, ["--anomalies"])):
+        status = main(
+            ["generate", "--out", str(folder / f"{name}.csv"), "--readings", "1500"]
+            + ["--seed", str(seed), "--sensors", str(SENSORS), *extra]
+        )
+        assert status == 0
+    return folder
+
+
+def tiny(*args: str) -> list[str]:
+    return ["--epochs", "2", "--patience", "1", "--batch-size", "128", *args]
+
+
+def test_generate_writes_labelled_readings(data_dir: Path) -> None:
+    normal = load_readings(data_dir / "train.csv")
+    assert normal.values.shape == (1500, SENSORS)
+    assert normal.labels["anomaly"].sum() == 0
+    test = load_readings(data_dir / "test.csv")
+    labelled = test.labels["anomaly"] > 0
+    assert labelled.any()
+    assert set(test.labels["anomaly_kind"][labelled]) <= {
+        "spike", "step", "drift", "stuck", "correlation"
+    }  # fmt: skip
+    assert set(test.labels["anomaly_sensor"][labelled]) <= set(test.sensors)
+    assert (test.labels["anomaly_kind"][~labelled] == "").all()
+
+
+def test_train_with_calibration_file(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(data_dir / "train.csv")]
+    args += ["--calibration-data", str(data_dir / "cal.csv"), "--out", str(tmp_path)]
+    assert main([*args, "--name", "plant", "--version", "1", *tiny()]) == 0
+    err = capsys.readouterr().err
+    assert "epoch 1/2  train loss" in err and "val loss" in err
+    assert "quantile of 1500 calibration errors" in err
+    assert "--calibration-data with normal" not in err
+    artifact = load_artifact(tmp_path / "plant" / "1")
+    manifest = artifact.manifest
+    assert manifest.threshold.source.endswith("cal.csv")
+    assert manifest.threshold.n_calibration == 1500
+    training = load_readings(data_dir / "train.csv").values
+    assert manifest.training_data_sha256 == sha256_array(training)
+    assert manifest.training["data"]["calibration"]["shape"] == [1500, SENSORS]
+    assert manifest.training["epochs"] == 2
+
+    # The same folder is not overwritten by accident.
+    assert main([*args, "--name", "plant", "--version", "1", *tiny()]) == 2
+    assert "already holds a model" in capsys.readouterr().err
+    assert main([*args, "--name", "plant", "--version", "1", "--force", *tiny()]) == 0
+
+
+def test_train_without_calibration_file_recommends_one(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    assert main([*args, "--name", "p", "--version", "1", "--window", "2", *tiny()]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the threshold was set on the tail of the training run" in err
+    assert "--calibration-data" in err
+    # 225 calibration readings cannot back a 0.99 quantile: the small-sample warning shows.
+    assert "WARNING: only 224 calibration samples" in err
+    manifest = load_artifact(tmp_path / "p" / "1").manifest
+    assert manifest.window == 2
+    assert manifest.threshold.source == "tail of the training data"
+    assert manifest.metrics["threshold_warning"].startswith("only 224 calibration samples")
+
+
+def test_train_refuses_bad_data(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    lines = (data_dir / "train.csv").read_text().splitlines()
+    cells = lines[10].split(",")
+    cells[3] = "nan"
+    lines[10] = ",".join(cells)
+    bad.write_text("\n".join(lines) + "\n")
+    header = lines[0].split(",")
+    args = ["train", "--data", str(bad), "--out", str(tmp_path), "--name", "x", "--version", "1"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}, line 11, column {header[3]}: value is NaN" in err
+    assert not (tmp_path / "x").exists()
+
+    other = tmp_path / "other.npy"
+    np.save(other, np.zeros((100, SENSORS)))
+    args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(other)]
+    assert main([*args, "--out", str(tmp_path), "--name", "x", "--version", "1"]) == 2
+    assert "same names, same order" in capsys.readouterr().err
+
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    assert main([*args, "--name", "x", "--version", "1", "--quantile", "1.5"]) == 2
+    assert "quantile must be in (0, 1)" in capsys.readouterr().err
+
+
+def test_commands_are_registered() -> None:
+    parser = build_parser()
+    args = parser.parse_args(["generate", "--out", "x.csv", "--readings", "3", "--seed", "1"])
+    assert args.command == "generate" and callable(args.run)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["no-such-command"])
