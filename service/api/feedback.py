@@ -187,7 +187,6 @@ class LabelOut(BaseModel):
 class FeedbackResponse(BaseModel):
     submission_id: int
     client_label_id: str | None
-    replayed: bool = Field(description="True when this answers a retry of a stored submission.")
     author: str
     created_at: datetime
     count: int
@@ -198,7 +197,6 @@ class FeedbackResponse(BaseModel):
         return cls(
             submission_id=submission.id,
             client_label_id=submission.client_label_id,
-            replayed=submission.replayed,
             author=submission.author,
             created_at=datetime.fromtimestamp(submission.created_at, tz=UTC),
             count=len(submission.labels),
@@ -297,13 +295,23 @@ def _carried(readings: CarriedReadings, service: CalibrationService) -> Readings
     )
 
 
+def _replayed(response: Response, submission: Submission) -> FeedbackResponse:
+    """A retry gets the stored answer, byte for byte the same body, with 200 and a header."""
+    response.status_code = 200
+    response.headers["Idempotent-Replayed"] = "true"
+    return FeedbackResponse.of(submission)
+
+
 @router.post(
     "",
     status_code=201,
     response_model=FeedbackResponse,
     summary="Label readings normal or anomaly",
     responses={
-        200: {"description": "Replay of a stored submission with the same client label id."},
+        200: {
+            "description": "A retry with the same client label id and content: the stored "
+            "answer, with header Idempotent-Replayed: true."
+        },
         404: {"description": "A reading id is unknown or past its retention."},
         409: {"description": "The client label id was used for different content."},
     },
@@ -320,8 +328,7 @@ async def post_feedback(
     if body.client_label_id is not None:
         stored = await asyncio.to_thread(service.replay, body.client_label_id, content_hash)
         if stored is not None:
-            response.status_code = 200
-            return FeedbackResponse.of(stored)
+            return _replayed(response, stored)
     if body.reading_ids is not None:
         labels = service.labels_for_reading_ids(body.reading_ids, body.label, body.note)
     elif body.time_range is not None:
@@ -345,8 +352,8 @@ async def post_feedback(
         client_label_id=body.client_label_id,
         content_hash=content_hash,
     )
-    if submission.replayed:
-        response.status_code = 200
+    if submission.replayed:  # an identical retry won the race to the store
+        return _replayed(response, submission)
     return FeedbackResponse.of(submission)
 
 

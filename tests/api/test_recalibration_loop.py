@@ -377,3 +377,29 @@ async def test_model_reload_keeps_or_persists_thresholds(
         f"/v1/admin/thresholds/{MODEL}/rollback", json={"version": 2}, headers=ADMIN
     )
     assert refused.status_code == 409
+
+
+async def test_robust_variant_is_median_plus_k_mad(make_client: Any, loop_models: Path) -> None:
+    settings = loop_settings(loop_models) | {
+        "recalibration_method": "robust",
+        "recalibration_mad_k": 6.0,
+        "recalibration_max_change": 0.5,
+    }
+    client = await make_client(**settings)
+    values = readings(np.random.default_rng(11), 300, noise=1.0)
+    response = await client.post(
+        "/v1/feedback",
+        json={"label": "normal", "readings": {"values": values.tolist()}},
+        headers=OPERATOR,
+    )
+    assert response.status_code == 201
+    errors = np.array([lab["error"] for lab in response.json()["labels"]])
+    median = float(np.median(errors))
+    expected = median + 6.0 * 1.4826 * float(np.median(np.abs(errors - median)))
+    run = await recalibrate(client)
+    assert run["candidate"] == pytest.approx(expected, rel=1e-9)
+    assert run["statistics"]["method"] == "robust"
+    change = abs(expected / BASE - 1)
+    assert 0.01 <= change <= 0.5  # the seed gives a move inside the configured cap
+    assert run["outcome"] == "applied"
+    assert (await current(client))["current"]["value"] == pytest.approx(expected)
