@@ -254,6 +254,7 @@ def evaluate_artifact(
         "normal data": normal.source,
         "anomalous data": anomalous.source,
     }
+    notes += reused_data_warnings(manifest, {"normal": normal, "anomalous": anomalous})
     if baseline is not None:
         pca = PCABaseline.fit(baseline.train)
         calibration = baseline.calibration[skip:]
@@ -301,6 +302,23 @@ def evaluate_artifact(
         notes=notes,
     )
     return ArtifactEvaluation(report, evaluations)
+
+
+def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings]) -> list[str]:
+    """Evaluating on the data a model was trained or calibrated on flatters it: say so."""
+    known = {manifest.training_data_sha256: "training"}
+    for role, record in manifest.training.get("data", {}).items():
+        if isinstance(record, dict) and "sha256" in record:
+            known[str(record["sha256"])] = role
+    warnings = []
+    for name, part in parts.items():
+        role = known.get(sha256_array(part.values))
+        if role is not None:
+            warnings.append(
+                f"WARNING: the {name} data is this model's {role} data, so its figures are "
+                "in-sample and flatter the model; evaluate on another run."
+            )
+    return warnings
 
 
 def attribution_table(

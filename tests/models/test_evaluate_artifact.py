@@ -146,3 +146,43 @@ def test_baseline_refuses_data_that_is_not_the_training_data(
     write_readings_csv(tmp_path / "other.csv", other)
     with pytest.raises(DataError, match="fingerprint"):
         baseline_data(manifest, train_file=tmp_path / "other.csv")
+
+
+def test_warns_when_evaluated_on_its_own_calibration_data(
+    artifact_dir: Path, tmp_path: Path
+) -> None:
+    calibration = generate_plant(1500, seed=1, n_sensors=N_SENSORS)  # as in the fixture
+    faulty = generate_plant(1500, seed=31, n_sensors=N_SENSORS)
+    injected = inject_anomalies(faulty.values, seed=32, kinds=("step",))
+    write_readings_csv(tmp_path / "normal.csv", calibration)
+    write_readings_csv(
+        tmp_path / "anomalous.csv",
+        Readings(
+            injected.values,
+            faulty.sensors,
+            None,
+            "faulty",
+            labels={"anomaly": injected.labels.astype(float)},
+        ),
+    )
+    out = tmp_path / "report"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(artifact_dir),
+                "--normal",
+                str(tmp_path / "normal.csv"),
+                "--anomalous",
+                str(tmp_path / "anomalous.csv"),
+                "--out",
+                str(out),
+                "--no-baseline",
+            ]
+        )  # fmt: skip
+        == 0
+    )
+    notes = _report(out)["notes"]
+    assert any("normal data is this model's calibration data" in n for n in notes)  # type: ignore[attr-defined]
+    assert not any("anomalous data is" in n for n in notes)  # type: ignore[attr-defined]
