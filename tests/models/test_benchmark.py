@@ -16,6 +16,7 @@ from models.benchmark import (
     TEP_HARD_FAULTS,
     TEP_REFERENCE_FILE,
     BenchmarkDataMissing,
+    DetectorSet,
     default_data_dir,
     load_skab,
     load_tep,
@@ -23,7 +24,8 @@ from models.benchmark import (
     parse_tep_reference,
     run_skab,
 )
-from models.train import TrainConfig
+from models.synthetic import generate_plant
+from models.train import TrainConfig, train
 
 DATA_DIR = default_data_dir()
 needs_tep = pytest.mark.skipif(
@@ -144,3 +146,23 @@ def test_skab_protocol_counts_every_test_row_once() -> None:
         for counts in variant.counts.values():
             assert counts.tp + counts.fp + counts.fn + counts.tn == test_rows
             assert counts.tp + counts.fn == anomalies
+
+
+def test_detector_set_aligns_pca_with_windowed_autoencoder() -> None:
+    """With a window of w readings the first w-1 have no autoencoder score: every detector
+    drops them, so all scores describe the same readings; limits are calibration quantiles."""
+    torch.set_num_threads(1)
+    values = generate_plant(1200, seed=3, n_sensors=6).values
+    calibration = generate_plant(600, seed=4, n_sensors=6).values
+    sensors = [f"s{i}" for i in range(6)]
+    result = train(values, sensors, TrainConfig(window=3, epochs=3, patience=2))
+    detectors = DetectorSet.build(
+        result, values, calibration, quantile=0.9, calibration_source="test"
+    )
+    scores = detectors.scores(values[:100])
+    assert {name: s.shape for name, s in scores.items()} == dict.fromkeys(DETECTORS, (98,))
+    np.testing.assert_allclose(scores["pca_spe"], detectors.pca.spe(values[2:100]))
+    calibration_scores = detectors.scores(calibration)
+    for name in DETECTORS:
+        assert np.mean(calibration_scores[name] > detectors.limits[name]) <= 0.1
+        assert detectors.limits[name] in calibration_scores[name]  # an order statistic
