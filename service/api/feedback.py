@@ -27,7 +27,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_READING_IDS = 10_000
 
 
-def get_calibration(request: Request) -> CalibrationService:
+async def get_calibration(request: Request) -> CalibrationService:
     service = get_state(request).calibration
     if service is None:
         raise NotReady("the feedback store is not open")
