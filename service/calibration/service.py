@@ -462,6 +462,7 @@ class CalibrationService:
             try:
                 await self.recalibrate(model.name, trigger=trigger)
                 await self.check_drift(model.name)
+                await self.unlabelled(self.review_queue(model.name))  # refreshes its gauge
             except Exception:
                 # Recorded and counted as a failed run; the other models still get theirs.
                 logger.exception("scheduled calibration of %s failed", model.name)
