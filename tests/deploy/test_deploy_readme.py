@@ -1,13 +1,14 @@
 """The README's operations section: its configuration table is the Settings class, and every
 alert's runbook link lands on a runbook entry.
 
-Regenerate the table after changing Settings with ``python tests/deploy/test_deploy_readme.py``
-and paste it between the ``config-table`` markers.
+After changing Settings, rewrite the table in place with
+``.venv/bin/python tests/deploy/test_deploy_readme.py --write`` (without ``--write`` it prints it).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import types
 import typing
 from pathlib import Path
@@ -96,8 +97,8 @@ def test_the_configuration_table_is_the_settings_class() -> None:
     table = section.split(TABLE_START)[1].split(TABLE_END)[0].strip()
     expected = render_settings_table()
     assert table == expected, (
-        "README configuration table is out of date; regenerate it with "
-        "`python tests/deploy/test_deploy_readme.py`"
+        "README configuration table is out of date; rewrite it with "
+        "`.venv/bin/python tests/deploy/test_deploy_readme.py --write`"
     )
 
 
@@ -133,5 +134,15 @@ def test_the_section_has_quick_start_architecture_and_runbook() -> None:
         assert needle in section, needle
 
 
+def write_settings_table() -> None:
+    text = README.read_text()
+    before, rest = text.split(TABLE_START, 1)
+    _, after = rest.split(TABLE_END, 1)
+    README.write_text(f"{before}{TABLE_START}\n{render_settings_table()}\n{TABLE_END}{after}")
+
+
 if __name__ == "__main__":
-    print(render_settings_table())
+    if "--write" in sys.argv[1:]:
+        write_settings_table()
+    else:
+        print(render_settings_table())
