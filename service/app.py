@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import torch
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import (
@@ -47,6 +48,7 @@ class StartupError(RuntimeError):
 
 
 def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
+    torch.set_num_threads(settings.torch_threads)
     thresholds = ThresholdBoard()
     models = ModelRegistry(
         settings.models_dir,

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         "with the reason).",
     )
 
+    torch_threads: int = Field(
+        default=1,
+        ge=1,
+        description="Torch intra-op threads; 1 suits one worker per core (more threads spin and "
+        "contend with the event loop).",
+    )
+
     # --- requests ---------------------------------------------------------------------
     max_batch_readings: int = Field(
         default=10_000, ge=1, description="Most readings one scoring request may carry."
@@ -83,7 +90,9 @@ class Settings(BaseSettings):
 
     # --- smoothing and alerting ------------------------------------------------------
     smoothing_method: SmoothingMethod = Field(
-        default="mean", description="How a stream's normalised scores are smoothed."
+        default="median",
+        description="How a stream's normalised scores are smoothed; the median ignores a "
+        "one-reading blip, the mean and EWMA spread it over the next readings.",
     )
     smoothing_window: int = Field(
         default=3, ge=1, description="Scores the rolling mean/median covers (1 disables smoothing)."

@@ -9,7 +9,7 @@ import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from service.errors import PROBLEM_CONTENT_TYPE, FieldError, ServiceError, problem_body
@@ -84,7 +84,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(body)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up mid-body: nobody reads the reply, so none is logged as an error."""
+    logger.debug("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
