@@ -13,6 +13,13 @@ import numpy as np
 import torch
 from torch import nn
 
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+}
+
 
 def default_latent(n_inputs: int) -> int:
     """A bottleneck deliberately too narrow to learn the identity: about one latent unit per
@@ -30,8 +37,8 @@ def default_hidden(n_inputs: int, latent: int) -> tuple[int, ...]:
 class SensorAutoencoder(nn.Module):
     """An MLP autoencoder over a flattened window of standardised readings.
 
-    Encoder: Linear, ReLU, Dropout per hidden layer, then a linear bottleneck; the decoder
-    mirrors it without dropout.
+    Encoder: Linear, activation (ELU by default), Dropout per hidden layer, then a linear
+    bottleneck; the decoder mirrors it without dropout.
     """
 
     def __init__(
@@ -41,8 +48,11 @@ class SensorAutoencoder(nn.Module):
         hidden: Sequence[int] | None = None,
         latent: int | None = None,
         dropout: float = 0.1,
+        activation: str = "elu",
     ) -> None:
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         latent = default_latent(n_inputs) if latent is None else latent
         hidden = default_hidden(n_inputs, latent) if hidden is None else tuple(hidden)
         if n_inputs < 1 or latent < 1 or any(h < 1 for h in hidden):
@@ -55,13 +65,13 @@ class SensorAutoencoder(nn.Module):
         encoder: list[nn.Module] = []
         width = n_inputs
         for size in self.hidden:
-            encoder += [nn.Linear(width, size), nn.ReLU(), nn.Dropout(dropout)]
+            encoder += [nn.Linear(width, size), ACTIVATIONS[activation](), nn.Dropout(dropout)]
             width = size
         encoder.append(nn.Linear(width, latent))
         decoder: list[nn.Module] = []
         width = latent
         for size in reversed(self.hidden):
-            decoder += [nn.Linear(width, size), nn.ReLU()]
+            decoder += [nn.Linear(width, size), ACTIVATIONS[activation]()]
             width = size
         decoder.append(nn.Linear(width, n_inputs))
         self.encoder = nn.Sequential(*encoder)

@@ -19,7 +19,7 @@ from models.export import (
     reference_sample,
     script_module,
 )
-from models.network import ExportableScorer, ScoringModule, SensorAutoencoder
+from models.network import ACTIVATIONS, ExportableScorer, ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
 from service.scoring.artifact import (
@@ -195,3 +195,18 @@ def test_exported_program_accepts_any_batch(trained: tuple[TrainResult, np.ndarr
             torch.testing.assert_close(
                 program(x)[0], ExportableScorer(result.module)(x)[0], rtol=1e-6, atol=1e-7
             )
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_every_activation_scripts_and_exports(activation: str) -> None:
+    torch.manual_seed(0)
+    autoencoder = SensorAutoencoder(8, hidden=(6,), latent=2, activation=activation).eval()
+    module = ScoringModule(autoencoder, mean=[1.0] * 4, scale=[2.0] * 4, window=2).eval()
+    x = torch.randn(5, 2, 4)
+    with torch.inference_mode():
+        eager = module.score(x)
+        scripted = script_module(module).score(x)
+        program = export_program(module).module()(x)
+    for other in (scripted, program):
+        torch.testing.assert_close(other[0], eager[0])
+        torch.testing.assert_close(other[1], eager[1])
