@@ -44,8 +44,8 @@ def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decision
     order = np.argsort(-part_values, axis=1, kind="stable")
     top_index = part[rows, order]
     top_values = part_values[rows, order]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(totals[:, None] > 0, top_values / totals[:, None], 0.0)
+    # A reading with zero total error has zero top values: dividing by 1 gives shares of 0.
+    shares = top_values / np.where(totals > 0, totals, 1.0)[:, None]
     return Decisions(errors, scores, errors > threshold, top_index, shares)
 
 
