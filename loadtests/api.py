@@ -241,3 +241,14 @@ def status_counts(base_url: str) -> dict[str, float]:
                 key = f"{labels['method']} {labels['endpoint']} {labels['status']}"
                 counts[key] = counts.get(key, 0.0) + sample.value
     return counts
+
+
+def readings_scored(base_url: str) -> float:
+    """Readings the service has scored so far (all models), from its metrics."""
+    text = httpx.get(f"{base_url}{METRICS_PATH}", timeout=10.0).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "anomaly_readings_scored_total"
+    )

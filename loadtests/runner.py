@@ -34,6 +34,7 @@ from loadtests.servers import (
     Server,
 )
 from loadtests.wire import RequestTemplate, render, request_stream, write_records
+from service.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,6 @@ class Context:
             "ANOMALY_ENV": "production",
             "ANOMALY_API_KEYS": json.dumps(keys),
             "ANOMALY_STORE_PATH": str(self.work_dir / "feedback.sqlite3"),
-            # One process per core: torch's intra-op threads would only contend for it.
-            "OMP_NUM_THREADS": "1",
         }
         env.update(overrides)
         return env
@@ -294,18 +293,24 @@ def median_round(measurements: Sequence[Measurement]) -> Measurement:
 
 
 def run_soak(ctx: Context, prepared: Prepared) -> Measurement:
-    """Saturate the soak server over many distinct streams while sampling its RSS."""
+    """Saturate the soak server over many distinct streams while sampling its RSS and the
+    readings it has scored (to tell when its bounded state is full)."""
     config = ctx.config
     server = prepared.server
     interval = max(0.25, config.soak_s / 300)
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
     began = time.monotonic()
-    samples.append((0.0, server.rss_bytes()))
+
+    def take() -> None:
+        scored = api.readings_scored(server.base_url)
+        samples.append((time.monotonic() - began, server.rss_bytes(), scored))
+
+    take()
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(interval):
-            samples.append((time.monotonic() - began, server.rss_bytes()))
+            take()
 
     sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
     sampler.start()
@@ -314,10 +319,11 @@ def run_soak(ctx: Context, prepared: Prepared) -> Measurement:
     finally:
         stop.set()
         sampler.join()
-    samples.append((time.monotonic() - began, server.rss_bytes()))
+    take()
     state = api.stream_state(server.base_url)
+    fill = soak_fill_readings(config)
     measurement.extra.update(
-        rss=rss_summary(samples, config.soak_s * config.rss_warmup_fraction),
+        rss=rss_summary(samples, config.soak_s * config.rss_warmup_fraction, fill),
         distinct_streams=config.soak_streams,
         stream_capacity=config.soak_capacity,
         active_streams=state.active,
@@ -328,31 +334,45 @@ def run_soak(ctx: Context, prepared: Prepared) -> Measurement:
     return measurement
 
 
-def rss_summary(samples: Sequence[tuple[float, int]], warmup_s: float) -> dict[str, Any]:
-    """RSS after warm-up against the first sample taken once warm-up is over."""
+def soak_fill_readings(config: RunConfig) -> int:
+    """Readings after which every bounded structure is full: each stream seen once (so the
+    stream state is at capacity) and the recent-readings store at its maximum."""
+    recent = Settings.model_fields["recent_max_readings"].default
+    return max(config.soak_streams, int(recent))
+
+
+def rss_summary(
+    samples: Sequence[tuple[float, int, float]], warmup_s: float, fill_readings: float
+) -> dict[str, Any]:
+    """RSS against the first sample taken once warm-up is over and the bounded state is full
+    (or, if it never filled, once warm-up is over: then ``filled`` is false)."""
     mb = 1024 * 1024
-    after = [(t, rss) for t, rss in samples if t >= warmup_s] or [samples[-1]]
+    warm = [s for s in samples if s[0] >= warmup_s] or [samples[-1]]
+    full = [s for s in warm if s[2] >= fill_readings]
+    after = full or warm
     reference = after[0][1]
-    deviations = [rss / reference - 1.0 for _, rss in after]
-    worst = max(deviations, key=abs)
-    times = [t for t, _ in after]
+    deviations = [rss / reference - 1.0 for _, rss, _ in after]
+    times = [t for t, _, _ in after]
     slope = 0.0
     if len(after) >= 3 and times[-1] > times[0]:
         mean_t = statistics.fmean(times)
-        mean_r = statistics.fmean(rss for _, rss in after)
-        num = sum((t - mean_t) * (rss - mean_r) for t, rss in after)
+        mean_r = statistics.fmean(rss for _, rss, _ in after)
+        num = sum((t - mean_t) * (rss - mean_r) for t, rss, _ in after)
         den = sum((t - mean_t) ** 2 for t in times)
         slope = num / den * 60 / mb
     return {
         "start_mb": samples[0][1] / mb,
         "reference_mb": reference / mb,
-        "min_mb": min(rss for _, rss in after) / mb,
-        "max_mb": max(rss for _, rss in after) / mb,
+        "reference_s": after[0][0],
+        "filled": bool(full),
+        "fill_readings": fill_readings,
+        "min_mb": min(rss for _, rss, _ in after) / mb,
+        "max_mb": max(rss for _, rss, _ in after) / mb,
         "end_mb": samples[-1][1] / mb,
-        "max_deviation": worst,
+        "max_deviation": max(deviations, key=abs),
         "slope_mb_per_min": slope,
         "warmup_s": warmup_s,
-        "samples": [(round(t, 2), round(rss / mb, 2)) for t, rss in samples],
+        "samples": [(round(t, 2), round(rss / mb, 2), scored) for t, rss, scored in samples],
     }
 
 

@@ -161,12 +161,22 @@ def _judge_soak(result: ScenarioResult, targets: Targets) -> tuple[bool | None, 
     rss = result.extra["rss"]
     deviation = float(rss["max_deviation"])
     verdict = (
-        f"RSS {rss['reference_mb']:.0f} MB after warm-up, {rss['min_mb']:.0f}-{rss['max_mb']:.0f}"
-        f" MB after ({deviation:+.1%} worst), {rss['end_mb']:.0f} MB at the end; "
+        f"RSS {rss['start_mb']:.0f} MB at start, {rss['reference_mb']:.0f} MB at "
+        f"{rss['reference_s']:.0f} s once warm, {rss['min_mb']:.0f}-{rss['max_mb']:.0f} MB "
+        f"after ({deviation:+.1%} worst, {rss['slope_mb_per_min']:+.1f} MB/min); "
         f"{result.extra['distinct_streams']:,} streams through a capacity of "
         f"{result.extra['stream_capacity']:,}, {result.extra['evictions']:,.0f} evictions"
     )
-    ok = abs(deviation) <= targets.rss_tolerance and result.extra["state_bounded"]
+    if not rss["filled"]:
+        verdict += (
+            f"; inconclusive: fewer than {rss['fill_readings']:,.0f} readings scored, so the "
+            "bounded state was still filling (run a longer soak)"
+        )
+    ok = (
+        rss["filled"]
+        and abs(deviation) <= targets.rss_tolerance
+        and bool(result.extra["state_bounded"])
+    )
     return ok, verdict
 
 

@@ -8,6 +8,7 @@ is the application.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -36,6 +37,18 @@ UVICORN_FLAGS = (
     "--lifespan", "on",
     "--no-server-header",
 )  # fmt: skip
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: if the load test is killed, its servers go too."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: servers are still stopped on normal exit
+        pass
+
+
+PR_SET_PDEATHSIG = 1
 
 
 class ServerError(RuntimeError):
@@ -135,6 +148,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + self.start_timeout_s
         method, path = self.ready_check

@@ -67,9 +67,14 @@ def test_batch_tail_is_judged_relative_to_the_median() -> None:
     assert judge("fixed-rate-batch", requests_per_s=10.0, latency_ms=spiky, extra=extra) is False
 
 
-def soak_extra(samples: list[tuple[float, float]], **state: Any) -> dict[str, Any]:
+def soak_extra(
+    samples: list[tuple[float, float]], fill: float = 100.0, **state: Any
+) -> dict[str, Any]:
+    """RSS samples (seconds, MB); the service scores 10 readings a second."""
     extra = {
-        "rss": rss_summary([(t, int(mb * MB)) for t, mb in samples], warmup_s=10.0),
+        "rss": rss_summary(
+            [(t, int(mb * MB), 10.0 * t) for t, mb in samples], warmup_s=10.0, fill_readings=fill
+        ),
         "distinct_streams": 100_000,
         "stream_capacity": 20_000,
         "evictions": 5.0,
@@ -79,14 +84,20 @@ def soak_extra(samples: list[tuple[float, float]], **state: Any) -> dict[str, An
     return extra
 
 
-def test_rss_summary_uses_the_first_sample_after_warm_up() -> None:
+def test_rss_summary_uses_the_first_sample_once_warm_and_full() -> None:
+    samples = [(0.0, 100, 0.0), (5.0, 180, 50.0), (10.0, 200, 90.0), (20.0, 210, 200.0)]
+    samples += [(30.0, 200, 300.0), (40.0, 189, 400.0)]
     summary = rss_summary(
-        [(0.0, 100 * MB), (5.0, 180 * MB), (10.0, 200 * MB), (20.0, 210 * MB), (30.0, 190 * MB)],
-        warmup_s=10.0,
+        [(t, mb * MB, n) for t, mb, n in samples], warmup_s=10.0, fill_readings=100
     )
-    assert summary["start_mb"] == 100.0 and summary["reference_mb"] == 200.0
-    assert summary["min_mb"] == 190.0 and summary["max_mb"] == 210.0 and summary["end_mb"] == 190.0
-    assert math.isclose(summary["max_deviation"], 0.05)
+    # at 10 s warm-up is over but only 90 readings were scored: the reference waits for 20 s
+    assert summary["filled"] and summary["reference_s"] == 20.0
+    assert summary["start_mb"] == 100.0 and summary["reference_mb"] == 210.0
+    assert summary["min_mb"] == 189.0 and summary["max_mb"] == 210.0 and summary["end_mb"] == 189.0
+    assert math.isclose(summary["max_deviation"], -0.1)
+    assert summary["slope_mb_per_min"] < 0
+    never = rss_summary([(t, mb * MB, n) for t, mb, n in samples], warmup_s=10.0, fill_readings=1e6)
+    assert not never["filled"] and never["reference_s"] == 10.0
 
 
 def test_soak_passes_flat_memory_and_fails_growth_or_unbounded_state() -> None:
@@ -95,6 +106,8 @@ def test_soak_passes_flat_memory_and_fails_growth_or_unbounded_state() -> None:
     assert judge("soak", extra=soak_extra(flat)) is True
     assert judge("soak", extra=soak_extra(growing)) is False
     assert judge("soak", extra=soak_extra(flat, state_bounded=False)) is False
+    # memory never judged once the bounded state was full: not a pass
+    assert judge("soak", extra=soak_extra(flat, fill=1e6)) is False
 
 
 def test_table_and_json(tmp_path: Path) -> None:
