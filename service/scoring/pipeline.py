@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 from prometheus_client.metrics import Histogram
 
+from service.errors import FieldError, InvalidReading
 from service.metrics import ERROR_QUANTILES, Metrics
 from service.scoring.decision import ALERT, STATE_NAMES, WARMING_UP, AlertDebouncer, decide
 from service.scoring.payload import ParsedRequest, Readings, to_readings
@@ -148,6 +149,8 @@ class ScoringPipeline:
         else:
             squared = np.empty((0, model.manifest.n_sensors), dtype=np.float32)
             reconstruction = squared
+        if not np.isfinite(squared).all():
+            _reject_overflow(squared, model, warming)
         decisions = decide(squared, threshold.value, self.settings.top_k_sensors)
 
         # Nothing below can reject the request: commit state.
@@ -258,6 +261,26 @@ class ScoringPipeline:
         observe_many(series.errors, errors)
         observe_many(series.scores, errors / threshold.value)
         series.quantiles.add(errors)
+
+
+def _reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> None:
+    """Finite input so far from the training data that its error overflows: refuse it (422)
+    rather than report an infinite score that JSON cannot carry."""
+    rows, cols = np.nonzero(~np.isfinite(squared))
+    errors = [
+        FieldError(
+            f"values[{c}]",
+            f"sensor {model.sensors[c]}: the value is so far outside the model's training range "
+            "that its error overflows",
+            reading_index=warming + r,
+        )
+        for r, c in zip(rows[:20].tolist(), cols[:20].tolist(), strict=True)
+    ]
+    raise InvalidReading(
+        f"{len(set(rows.tolist()))} reading(s) are out of the model's numeric range "
+        f"(first: reading {errors[0].reading_index}, {errors[0].field})",
+        errors=errors,
+    )
 
 
 def render_json(outcome: ScoreOutcome, single: bool) -> bytes:
