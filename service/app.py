@@ -24,7 +24,16 @@ from prometheus_client import (
 from prometheus_client.metrics import MetricWrapperBase
 from pydantic.json_schema import models_json_schema
 
-from service.api import admin, admin_thresholds, drift, feedback, health, models, score
+from service.api import (
+    admin,
+    admin_thresholds,
+    drift,
+    feedback,
+    health,
+    models,
+    score,
+    streams,
+)
 from service.api import metrics as metrics_api
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import install_problem_handlers
@@ -161,6 +170,7 @@ def create_app(
     scoring_access = [Depends(require_scope("score", optional_unless="require_score_key"))]
     app.include_router(score.router, dependencies=scoring_access)
     app.include_router(models.router, dependencies=scoring_access)
+    app.include_router(streams.router, dependencies=scoring_access)
     app.include_router(admin.router, dependencies=[Depends(require_scope("admin"))])
     app.include_router(feedback.router)
     app.include_router(admin_thresholds.router)

@@ -166,6 +166,19 @@ class ModelDetail(ModelSummary):
     training_metrics: dict[str, Any]
 
 
+class StreamStatus(_Doc):
+    """What the service remembers about one stream."""
+
+    stream_id: str
+    model: str
+    model_version: str
+    alert_state: AlertState
+    smoothed_score: float = Field(description="The last smoothed score (0 before any score).")
+    readings_buffered: int = Field(description="Readings held for the model's input window.")
+    window: int
+    idle_seconds: float = Field(description="Seconds since the stream was last scored.")
+
+
 class ModelList(_Doc):
     default_model: str | None
     models: list[ModelSummary]

@@ -7,8 +7,10 @@ artifact is refused (409) and the last good model keeps serving.
 from __future__ import annotations
 
 from fastapi import APIRouter
+from starlette.responses import Response
 
 from service.api.models import summary
+from service.api.streams import ModelQuery, find_stream
 from service.schemas import Problem, ReloadResult
 from service.scoring.registry import LoadedModel
 from service.state import AppState, StateDep
@@ -34,6 +36,18 @@ def _reload(state: AppState, name: str | None) -> ReloadResult:
         if old is not None and (old.sensors != model.sensors or old.window != model.window):
             state.streams.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, m) for m in loaded])
+
+
+@router.delete(
+    "/streams/{stream_id}",
+    status_code=204,
+    summary="Forget a stream's smoothing, alert and window state (e.g. after maintenance)",
+    responses={404: {"model": Problem}},
+)
+async def reset_stream(stream_id: str, state: StateDep, model: str | None = ModelQuery) -> Response:
+    name, _ = find_stream(state, stream_id, model)
+    state.streams.drop((name, stream_id))
+    return Response(status_code=204)
 
 
 @router.post(

@@ -137,6 +137,10 @@ class StreamStates:
             self._evicted("ttl", dropped)
         return dropped
 
+    def drop(self, key: StreamKey) -> bool:
+        """Forget one stream (an operator reset); True if it was held."""
+        return self._states.pop(key, None) is not None
+
     def drop_model(self, model: str) -> int:
         """Forget a model's streams (its sensors or window changed on reload)."""
         keys = [key for key in self._states if key[0] == model]

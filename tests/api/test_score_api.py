@@ -324,3 +324,19 @@ async def test_garbage_never_yields_a_500(client: AppClient) -> None:
             assert 200 <= response.status_code < 500, (body[:80], content_type, response.text)
             if response.status_code >= 400:
                 assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_stream_status_and_reset(make_client: ClientFactory) -> None:
+    client = await make_client(api_keys=[{"name": "root", "scopes": ["admin"], "key": "k" * 40}])
+    missing = await client.get("/v1/streams/s")
+    assert missing.status_code == 404 and missing.json()["title"] == "No such stream"
+    await score(client, {"stream_id": "s", "readings": [[2, 2, 2, 2]] * 4})
+    status = (await client.get("/v1/streams/s", params={"model": "test-plant"})).json()
+    assert status["alert_state"] == "alert" and status["smoothed_score"] == 4.0
+    assert status["model"] == "test-plant" and status["window"] == 1
+    admin = {"Authorization": "Bearer " + "k" * 40}
+    assert (await client.delete("/v1/admin/streams/s")).status_code in (401, 403)
+    assert (await client.delete("/v1/admin/streams/s", headers=admin)).status_code == 204
+    assert (await client.get("/v1/streams/s")).status_code == 404
+    again = (await score(client, {"stream_id": "s", "reading": [0, 0, 0, 0]}))["result"]
+    assert again["alert_state"] == "normal" and again["smoothed_score"] == 0.0

@@ -1,0 +1,50 @@
+"""Per-stream state: what the smoothing and alert rule currently hold for a stream."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from service.errors import UnknownStream
+from service.schemas import Problem, StreamStatus
+from service.scoring.decision import STATE_NAMES, WARMING_UP
+from service.scoring.streams import StreamState
+from service.state import AppState, StateDep
+
+router = APIRouter(prefix="/v1/streams", tags=["streams"])
+
+ModelQuery = Query(default=None, description="Model name; default: the default model.")
+
+
+def find_stream(state: AppState, stream_id: str, model: str | None) -> tuple[str, StreamState]:
+    served = state.models.get(model)
+    stream = state.streams.peek((served.name, stream_id))
+    if stream is None:
+        raise UnknownStream(
+            f"no state for stream {stream_id!r} on model {served.name!r}: it was never scored, "
+            "was idle longer than the TTL, or was evicted"
+        )
+    return served.name, stream
+
+
+@router.get(
+    "/{stream_id}",
+    response_model=StreamStatus,
+    summary="A stream's smoothing and alert state",
+    responses={404: {"model": Problem}},
+)
+async def get_stream(
+    stream_id: str, state: StateDep, model: str | None = ModelQuery
+) -> StreamStatus:
+    name, stream = find_stream(state, stream_id, model)
+    window = len(stream.window_buffer) + 1
+    warming = stream.filled < window - 1
+    return StreamStatus(
+        stream_id=stream_id,
+        model=name,
+        model_version=stream.model_version,
+        alert_state=STATE_NAMES[WARMING_UP if warming else stream.debouncer.phase],
+        smoothed_score=stream.smoother.get(),
+        readings_buffered=stream.filled,
+        window=window,
+        idle_seconds=max(0.0, state.streams.clock() - stream.last_seen),
+    )
