@@ -592,6 +592,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _layer_sizes(result: TrainResult) -> list[int]:
+    width = result.config.window * len(result.sensors)
+    hidden = list(result.config.hidden or ())
+    return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
+
+
 def _labelled_anomalous(readings: Readings | None) -> int:
     if readings is None or "anomaly" not in readings.labels:
         return 0
@@ -613,8 +619,8 @@ def _print_summary(
     lines = [
         f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
         f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})",
-        f"model {result.config.window * len(result.sensors)} -> "
-        f"{' -> '.join(str(h) for h in result.config.hidden or ())} -> {result.config.latent}",
+        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
+        f"({result.config.activation}, window {result.config.window})",
         f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
         f"{threshold.n_calibration} calibration errors ({threshold.source})",
         f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "

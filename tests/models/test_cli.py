@@ -55,6 +55,7 @@ def test_train_with_calibration_file(
     err = capsys.readouterr().err
     assert "epoch 1/2  train loss" in err and "val loss" in err
     assert "quantile of 1500 calibration errors" in err
+    assert "model 6 -> 4 -> 2 -> 4 -> 6 (elu, window 1)" in err
     assert "--calibration-data with normal" not in err
     artifact = load_artifact(tmp_path / "plant" / "1")
     manifest = artifact.manifest
