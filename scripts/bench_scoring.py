@@ -1,0 +1,134 @@
+"""Quick scoring benchmark on 127.0.0.1 (bounded in time): an empty FastAPI endpoint vs
+POST /v1/score on the bundled model, one uvicorn worker each, driven by Debian's ``wrk``.
+
+    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2]
+
+Prints req/s for single readings (and the ratio to the empty endpoint) and readings/s for
+1,000-reading JSON batches and float32 bodies. The load tests under loadtests/ are the
+reference; this is the quick check used while developing the hot path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+EMPTY_APP = """
+from fastapi import FastAPI
+app = FastAPI()
+@app.post("/empty")
+async def empty() -> dict[str, str]:
+    return {}
+"""
+
+
+def lua(path: Path, body: Path, content_type: str) -> Path:
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "{content_type}"\n'
+        'wrk.headers["X-Stream-Id"] = "bench"\n'
+        f'local f = io.open("{body}", "rb"); wrk.body = f:read("*a"); f:close()\n'
+    )
+    return path
+
+
+def wrk(url: str, script: Path, connections: int, duration: int) -> float:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 30,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if match is None or errors is not None:
+        raise RuntimeError(f"wrk run failed:\n{out}")
+    return float(match.group(1))
+
+
+def wait_up(url: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "empty_app.py").write_text(EMPTY_APP)
+        sensors = orjson.loads((REPO / "models/synthetic-plant/1/manifest.json").read_bytes())
+        n = len(sensors["sensors"])
+        rng = np.random.default_rng(0)
+        mean = np.array(sensors["scaler"]["mean"])
+        scale = np.array(sensors["scaler"]["scale"])
+        rows = mean + scale * rng.normal(scale=0.3, size=(1000, n))
+        (tmp / "single.json").write_bytes(
+            orjson.dumps({"stream_id": "bench", "reading": rows[0].round(3).tolist()})
+        )
+        (tmp / "batch.json").write_bytes(
+            orjson.dumps({"stream_id": "bench", "readings": rows.round(3).tolist()})
+        )
+        (tmp / "batch.f32").write_bytes(rows.astype("<f4").tobytes())
+        single = lua(tmp / "single.lua", tmp / "single.json", "application/json")
+        batch = lua(tmp / "batch.lua", tmp / "batch.json", "application/json")
+        f32 = lua(tmp / "f32.lua", tmp / "batch.f32", "application/octet-stream")
+        env_service = {
+            "ANOMALY_STORE_PATH": str(tmp / "store.sqlite3"),
+            "ANOMALY_RECALIBRATION_ENABLED": "false",
+            "PATH": "/usr/bin:/bin",
+        }
+        uvicorn = [python, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
+        empty = subprocess.Popen(
+            [*uvicorn, "--app-dir", str(tmp), "empty_app:app", "--port", "18101"], cwd=REPO
+        )
+        service = subprocess.Popen(
+            [python, "-m", "service", "--port", "18102"], cwd=REPO, env=env_service
+        )
+        try:
+            wait_up("http://127.0.0.1:18101/docs")
+            wait_up("http://127.0.0.1:18102/healthz")
+            score = "http://127.0.0.1:18102/v1/score"
+            for round_ in range(1, args.rounds + 1):
+                base = wrk("http://127.0.0.1:18101/empty", single, 8, args.duration)
+                one = wrk(score, single, 8, args.duration)
+                json_batch = wrk(score, batch, 2, args.duration)
+                binary = wrk(score, f32, 2, args.duration)
+                print(
+                    f"round {round_}: empty {base:,.0f} req/s | single {one:,.0f} req/s "
+                    f"({one / base:.2f}x empty) | JSON 1k batches {json_batch * 1000:,.0f} "
+                    f"readings/s | float32 1k batches {binary * 1000:,.0f} readings/s"
+                )
+        finally:
+            for process in (empty, service):
+                process.terminate()
+                process.wait(timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
