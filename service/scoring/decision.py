@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Below this many scores a plain loop beats numpy's per-call overhead.
+_VECTOR_MIN = 16
+
 # Alert states, as small integers on the hot path and names at the edge.
 NORMAL, ALERT, COOLDOWN, WARMING_UP = 0, 1, 2, 3
 STATE_NAMES: tuple[str, ...] = ("normal", "alert", "cooldown", "warming_up")
@@ -81,6 +84,8 @@ class AlertDebouncer:
             out.fill(NORMAL)
             self._push_all(above)
             return out, 0
+        if len(above) >= _VECTOR_MIN:
+            return self._update_segments(above)
         raised = 0
         bits, k, n = self._bits, self.k, self.n
         for i, high in enumerate(above.tolist()):
@@ -100,6 +105,56 @@ class AlertDebouncer:
                 self.phase = ALERT
                 raised += 1
             out[i] = self.phase
+        return out, raised
+
+    def _update_segments(self, above: np.ndarray) -> tuple[np.ndarray, int]:
+        """The same state machine, vectorised: windowed counts by cumsum, then one step per
+        state change instead of one per reading."""
+        size = len(above)
+        history = np.fromiter(self._bits, dtype=bool, count=len(self._bits))
+        bits = np.concatenate((history, above)).astype(np.int32)
+        sums = np.concatenate(([0], np.cumsum(bits)))
+        end = np.arange(len(history) + 1, len(bits) + 1)
+        counts = sums[end] - sums[np.maximum(end - self.n, 0)]
+        meets = counts >= self.k
+        on = np.flatnonzero(meets)
+        off = np.flatnonzero(~meets)
+        out = np.empty(size, dtype=np.int8)
+        phase, left, raised, i = self.phase, self._left, 0, 0
+        while i < size:
+            if phase == NORMAL:
+                j = int(np.searchsorted(on, i))
+                if j == len(on):
+                    out[i:] = NORMAL
+                    break
+                start = int(on[j])
+                out[i:start] = NORMAL
+                out[start] = ALERT
+                phase, raised, i = ALERT, raised + 1, start + 1
+            elif phase == ALERT:
+                j = int(np.searchsorted(off, i))
+                if j == len(off):
+                    out[i:] = ALERT
+                    break
+                clear = int(off[j])
+                out[i:clear] = ALERT
+                if self.cooldown:
+                    out[clear] = COOLDOWN
+                    phase, left = COOLDOWN, self.cooldown
+                else:
+                    out[clear] = NORMAL
+                    phase = NORMAL
+                i = clear + 1
+            else:  # COOLDOWN: every reading counts `left` down; at 0 the stream is normal again
+                back = i + left - 1
+                if back >= size:
+                    out[i:] = COOLDOWN
+                    left -= size - i
+                    break
+                out[i:back] = COOLDOWN
+                phase, left, i = NORMAL, 0, back
+        self.phase, self._left = phase, left
+        self._push_all(above)
         return out, raised
 
     def _push_all(self, above: np.ndarray) -> None:

@@ -94,20 +94,27 @@ def test_exactly_threshold_is_not_high() -> None:
     assert states(d, [1.0, 1.0000001]) == ["normal", "alert"]
 
 
-@pytest.mark.parametrize("split", [1, 3, 50])
-def test_debouncer_batches_equal_one_by_one(split: int) -> None:
+@pytest.mark.parametrize("split", [3, 16, 50, 300])
+@pytest.mark.parametrize(
+    ("k", "n", "cooldown", "rate"), [(3, 5, 4, 0.3), (1, 1, 0, 0.5), (2, 4, 1, 0.2)]
+)
+def test_debouncer_batches_equal_one_by_one(
+    split: int, k: int, n: int, cooldown: int, rate: float
+) -> None:
     rng = np.random.default_rng(7)
-    scores = np.where(rng.random(300) < 0.3, 2.0, 0.2)
-    whole = AlertDebouncer(k=3, n=5, cooldown=4)
-    want, want_raised = whole.update_many(scores)
-    parts = AlertDebouncer(k=3, n=5, cooldown=4)
+    scores = np.where(rng.random(600) < rate, 2.0, 0.2)
+    one_by_one = AlertDebouncer(k=k, n=n, cooldown=cooldown)
+    want_parts = [one_by_one.update_many(scores[i : i + 1]) for i in range(len(scores))]
+    want = np.concatenate([w for w, _ in want_parts])
+    want_raised = sum(r for _, r in want_parts)
+    parts = AlertDebouncer(k=k, n=n, cooldown=cooldown)
     got, raised = [], 0
     for start in range(0, len(scores), split):
         out, r = parts.update_many(scores[start : start + split])
         got.extend(out.tolist())
         raised += r
     assert got == want.tolist() and raised == want_raised
-    assert ALERT in got and COOLDOWN in got
+    assert ALERT in got and (COOLDOWN in got or cooldown == 0)
 
 
 def test_debouncer_rejects_bad_parameters() -> None:
