@@ -228,7 +228,7 @@ class ScoringPipeline:
         else:
             stamps = np.where(np.isnan(timestamps), received_at, timestamps)
         self.recent.add(
-            ReadingChunk(
+            ReadingChunk.of_request(
                 seq_start=seq_start,
                 ids=chunk_ids,
                 stream_id=stream_id,

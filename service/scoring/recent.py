@@ -1,8 +1,10 @@
 """Recently scored readings, addressable by reading id, for feedback and the review queue.
 
 One chunk per request, held as numpy arrays (no per-reading objects on the hot path);
-bounded by a reading count and a retention time. Generated reading ids encode a
-sequence number, so they need no index; client-supplied ids go into a dict.
+bounded by a reading count and a retention time. Runs of small chunks (single-reading
+traffic) are merged into one, so memory stays near the data itself (~0.4 KB per reading
+for 50 sensors) and the garbage collector sees few objects. Generated reading ids encode
+a sequence number, so they need no index; client-supplied ids go into a dict.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import os
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+SMALL_CHUNK = 64  # chunks below this many readings are merged...
+MERGE_RUN = 128  # ...once this many of them sit at the tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,44 +43,114 @@ class RecentReading:
 
 @dataclass(slots=True)
 class ReadingChunk:
-    """The readings of one request (rows in request order)."""
+    """Readings with consecutive sequence numbers (one request, or a merged run of them)."""
 
     seq_start: int
-    ids: list[str] | None  # None: every id is generated from seq_start + row
-    stream_id: str
-    model: str
-    model_version: str
-    received_at: float
+    ids: Sequence[str | None] | None  # client ids; None (or a None entry) means generated
+    stream_ids: list[str]
+    models: list[str]
+    model_versions: list[str]
+    received_at: np.ndarray  # float64 (b,)
     timestamps: np.ndarray  # float64 (b,)
     errors: np.ndarray  # float64 (b,), NaN while warming up
     squared: np.ndarray  # float32 (b, n), NaN rows while warming up
     values: np.ndarray  # float32 (b, n)
-    threshold: float
-    threshold_version: int
+    thresholds: np.ndarray  # float64 (b,)
+    threshold_versions: np.ndarray  # int64 (b,)
     anomaly: np.ndarray  # bool (b,)
     alert: np.ndarray  # bool (b,)
 
+    @classmethod
+    def of_request(
+        cls,
+        *,
+        seq_start: int,
+        ids: Sequence[str | None] | None,
+        stream_id: str,
+        model: str,
+        model_version: str,
+        received_at: float,
+        timestamps: np.ndarray,
+        errors: np.ndarray,
+        squared: np.ndarray,
+        values: np.ndarray,
+        threshold: float,
+        threshold_version: int,
+        anomaly: np.ndarray,
+        alert: np.ndarray,
+    ) -> ReadingChunk:
+        size = len(errors)
+        return cls(
+            seq_start=seq_start,
+            ids=ids,
+            stream_ids=[stream_id] * size,
+            models=[model] * size,
+            model_versions=[model_version] * size,
+            received_at=np.full(size, received_at),
+            timestamps=timestamps,
+            errors=errors,
+            squared=squared,
+            values=values,
+            thresholds=np.full(size, threshold),
+            threshold_versions=np.full(size, threshold_version, dtype=np.int64),
+            anomaly=anomaly,
+            alert=alert,
+        )
+
+    @classmethod
+    def merge(cls, chunks: list[ReadingChunk]) -> ReadingChunk:
+        """One chunk from consecutive ones (same sensor count)."""
+        ids: list[str | None] | None = None
+        if any(c.ids is not None for c in chunks):
+            ids = []
+            for c in chunks:
+                ids.extend(c.ids if c.ids is not None else [None] * len(c))
+        return cls(
+            seq_start=chunks[0].seq_start,
+            ids=ids,
+            stream_ids=[s for c in chunks for s in c.stream_ids],
+            models=[m for c in chunks for m in c.models],
+            model_versions=[v for c in chunks for v in c.model_versions],
+            received_at=np.concatenate([c.received_at for c in chunks]),
+            timestamps=np.concatenate([c.timestamps for c in chunks]),
+            errors=np.concatenate([c.errors for c in chunks]),
+            squared=np.concatenate([c.squared for c in chunks]),
+            values=np.concatenate([c.values for c in chunks]),
+            thresholds=np.concatenate([c.thresholds for c in chunks]),
+            threshold_versions=np.concatenate([c.threshold_versions for c in chunks]),
+            anomaly=np.concatenate([c.anomaly for c in chunks]),
+            alert=np.concatenate([c.alert for c in chunks]),
+        )
+
     def __len__(self) -> int:
         return len(self.errors)
+
+    def reading_id(self, row: int, prefix: str) -> str:
+        given = self.ids[row] if self.ids is not None else None
+        return given if given is not None else f"{prefix}{self.seq_start + row}"
 
     def reading(self, row: int, prefix: str) -> RecentReading:
         error = float(self.errors[row])
         scored = not np.isnan(error)
         return RecentReading(
-            reading_id=self.ids[row] if self.ids is not None else f"{prefix}{self.seq_start + row}",
-            stream_id=self.stream_id,
-            model=self.model,
-            model_version=self.model_version,
+            reading_id=self.reading_id(row, prefix),
+            stream_id=self.stream_ids[row],
+            model=self.models[row],
+            model_version=self.model_versions[row],
             timestamp=float(self.timestamps[row]),
-            received_at=self.received_at,
+            received_at=float(self.received_at[row]),
             error=error if scored else None,
             squared_errors=self.squared[row].copy() if scored else None,
             values=self.values[row].copy(),
-            threshold=self.threshold,
-            threshold_version=self.threshold_version,
+            threshold=float(self.thresholds[row]),
+            threshold_version=int(self.threshold_versions[row]),
             anomaly=bool(self.anomaly[row]),
             alert=bool(self.alert[row]),
         )
+
+
+def _mask_equal(labels: list[str], value: str) -> np.ndarray:
+    return np.fromiter((label == value for label in labels), dtype=bool, count=len(labels))
 
 
 class RecentReadings:
@@ -100,6 +175,7 @@ class RecentReadings:
         self._chunks: deque[ReadingChunk] = deque()
         self._client_ids: dict[str, ReadingChunk] = {}
         self._total = 0
+        self._small_tail = 0  # small chunks at the right end, not yet merged
 
     def __len__(self) -> int:
         return self._total
@@ -111,60 +187,88 @@ class RecentReadings:
         self._next_seq += count
         return start
 
-    def generated_ids(self, seq_start: int, count: int) -> list[str]:
-        prefix = self.id_prefix
-        return [f"{prefix}{seq}" for seq in range(seq_start, seq_start + count)]
-
     def add(self, chunk: ReadingChunk) -> None:
+        """Chunks must arrive in sequence order (as :meth:`reserve` hands numbers out)."""
         self._chunks.append(chunk)
         self._total += len(chunk)
         if chunk.ids is not None:
-            self._client_ids.update(dict.fromkeys(chunk.ids, chunk))
+            self._client_ids.update((i, chunk) for i in chunk.ids if i is not None)
+        if len(chunk) < SMALL_CHUNK:
+            self._small_tail += 1
+            if self._small_tail >= MERGE_RUN:
+                self._merge_tail()
+        else:
+            self._small_tail = 0
         self._trim()
 
+    def _merge_tail(self) -> None:
+        run = [self._chunks.pop() for _ in range(min(self._small_tail, len(self._chunks)))]
+        run.reverse()
+        self._small_tail = 0
+        groups: list[list[ReadingChunk]] = []
+        for chunk in run:  # models with different sensor counts cannot share arrays
+            if groups and groups[-1][-1].values.shape[1] == chunk.values.shape[1]:
+                groups[-1].append(chunk)
+            else:
+                groups.append([chunk])
+        for group in groups:
+            merged = ReadingChunk.merge(group) if len(group) > 1 else group[0]
+            self._chunks.append(merged)
+            if merged.ids is not None:
+                index = self._client_ids
+                for reading_id in merged.ids:
+                    if reading_id is not None and index.get(reading_id) in group:
+                        index[reading_id] = merged
+
+    def _cutoff(self) -> float:
+        return self.clock() - self.retention_s
+
     def _trim(self) -> None:
-        cutoff = self.clock() - self.retention_s
+        cutoff = self._cutoff()
         chunks = self._chunks
-        while chunks and (self._total > self.max_readings or chunks[0].received_at < cutoff):
+        while chunks and (
+            self._total > self.max_readings or float(chunks[0].received_at[-1]) < cutoff
+        ):
             old = chunks.popleft()
             self._total -= len(old)
             if old.ids is not None:
                 index = self._client_ids
                 for reading_id in old.ids:
-                    if index.get(reading_id) is old:
+                    if reading_id is not None and index.get(reading_id) is old:
                         del index[reading_id]
+        self._small_tail = min(self._small_tail, len(chunks))
 
     # --- lookups ------------------------------------------------------------------------
     def get(self, reading_id: str) -> RecentReading | None:
         """The reading with this id if still retained (a reused client id finds the latest)."""
         self._trim()
         chunk = self._client_ids.get(reading_id)
+        row: int | None = None
         if chunk is not None and chunk.ids is not None:
-            return chunk.reading(chunk.ids.index(reading_id), self.id_prefix)
-        if not reading_id.startswith(self.id_prefix):
+            row = len(chunk.ids) - 1 - list(chunk.ids)[::-1].index(reading_id)
+        elif reading_id.startswith(self.id_prefix) and reading_id[len(self.id_prefix) :].isdigit():
+            seq = int(reading_id[len(self.id_prefix) :])
+            position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1
+            if position >= 0:
+                chunk = self._chunks[position]
+                row = seq - chunk.seq_start
+                if row >= len(chunk) or chunk.reading_id(row, self.id_prefix) != reading_id:
+                    row = None  # beyond the store, or a client id replaced the generated one
+        if chunk is None or row is None or chunk.received_at[row] < self._cutoff():
             return None
-        suffix = reading_id[len(self.id_prefix) :]
-        if not suffix.isdigit():
-            return None
-        seq = int(suffix)
-        position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1
-        if position < 0:
-            return None
-        chunk = self._chunks[position]
-        row = seq - chunk.seq_start
-        if row >= len(chunk) or (chunk.ids is not None and chunk.ids[row] != reading_id):
-            return None  # a client id replaced the generated one for this row
         return chunk.reading(row, self.id_prefix)
 
     def _rows(
         self, since: float | None, model: str | None
     ) -> Iterator[tuple[ReadingChunk, np.ndarray]]:
-        """Chunks (newest first) with a mask of their scored rows at or after ``since``."""
+        """Chunks (newest first) with a mask of their retained, scored rows at or after
+        ``since`` (of ``model``, if given)."""
         self._trim()
+        cutoff = self._cutoff()
         for chunk in reversed(self._chunks):
-            if model is not None and chunk.model != model:
-                continue
-            mask = ~np.isnan(chunk.errors)
+            mask = ~np.isnan(chunk.errors) & (chunk.received_at >= cutoff)
+            if model is not None:
+                mask &= _mask_equal(chunk.models, model)
             if since is not None:
                 mask &= chunk.timestamps >= since
             yield chunk, mask
@@ -217,9 +321,12 @@ class RecentReadings:
         """Scored readings of one stream with ``start <= timestamp <= end``, oldest first."""
         found: list[RecentReading] = []
         for chunk, mask in self._rows(None, model):
-            if chunk.stream_id != stream_id:
-                continue
-            rows = np.flatnonzero(mask & (chunk.timestamps >= start) & (chunk.timestamps <= end))
+            rows = np.flatnonzero(
+                mask
+                & _mask_equal(chunk.stream_ids, stream_id)
+                & (chunk.timestamps >= start)
+                & (chunk.timestamps <= end)
+            )
             found.extend(chunk.reading(row, self.id_prefix) for row in rows.tolist())
         found.sort(key=lambda r: (r.timestamp, r.received_at))
         return found
@@ -232,8 +339,9 @@ class RecentReadings:
         errors: list[np.ndarray] = []
         squared: list[np.ndarray] = []
         for chunk, mask in self._rows(since, model):
-            errors.append(chunk.errors[mask])
-            squared.append(chunk.squared[mask])
+            if mask.any():
+                errors.append(chunk.errors[mask])
+                squared.append(chunk.squared[mask])
         if not errors:
             return np.empty(0, dtype=np.float64), np.empty((0, 0), dtype=np.float32)
         return np.concatenate(errors[::-1]), np.concatenate(squared[::-1])

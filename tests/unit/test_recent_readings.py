@@ -21,7 +21,7 @@ def chunk(
     count: int,
     *,
     stream: str = "s1",
-    ids: list[str] | None = None,
+    ids: list[str | None] | None = None,
     errors: list[float] | None = None,
     alert: list[bool] | None = None,
     timestamps: list[float] | None = None,
@@ -29,7 +29,7 @@ def chunk(
 ) -> ReadingChunk:
     errs = np.array(errors if errors is not None else [0.5] * count, dtype=np.float64)
     values = np.arange(count * 2, dtype=np.float32).reshape(count, 2)
-    c = ReadingChunk(
+    c = ReadingChunk.of_request(
         seq_start=store.reserve(count),
         ids=ids,
         stream_id=stream,
@@ -108,3 +108,78 @@ def test_alerts_audit_sample_and_stream_range() -> None:
     np.testing.assert_allclose(errors, [0.2, 1.5, 1.7, 0.4, 0.1, 3.0, 0.3])
     assert squared.shape == (7, 2)
     assert store.scored_errors("other")[0].size == 0
+
+
+def single(
+    store: RecentReadings,
+    clock: Clock,
+    index: int,
+    *,
+    n_sensors: int = 2,
+    reading_id: str | None = None,
+) -> None:
+    store.add(
+        ReadingChunk.of_request(
+            seq_start=store.reserve(1),
+            ids=[reading_id] if reading_id is not None else None,
+            stream_id=f"s{index % 3}",
+            model="m" if n_sensors == 2 else "wide",
+            model_version="1",
+            received_at=clock(),
+            timestamps=np.array([clock()]),
+            errors=np.array([float(index)]),
+            squared=np.full((1, n_sensors), float(index), dtype=np.float32),
+            values=np.full((1, n_sensors), float(index), dtype=np.float32),
+            threshold=100.0,
+            threshold_version=1,
+            anomaly=np.array([index > 100]),
+            alert=np.array([index % 50 == 0]),
+        )
+    )
+
+
+def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
+    clock = Clock()
+    store = RecentReadings(10_000, 600, clock=clock, id_prefix="r0-")
+    for i in range(400):
+        clock.now += 1
+        client_id = "dup" if i in (10, 300) else f"c{i}" if i % 7 == 0 else None
+        single(store, clock, i, n_sensors=3 if 200 <= i < 205 else 2, reading_id=client_id)
+    assert len(store) == 400
+    # runs of 128 merged (the second split where the sensor count changes), 16 still single
+    assert len(store._chunks) == 1 + 3 + 1 + 16
+    for i in (0, 1, 150, 203, 250, 399):
+        rid = f"c{i}" if i % 7 == 0 else f"r0-{i}"
+        found = store.get(rid)
+        assert found is not None and found.error == float(i) and found.reading_id == rid
+        assert found.stream_id == f"s{i % 3}" and found.values.shape == ((3,) if i == 203 else (2,))
+    assert store.get("r0-7") is None  # that reading carries the client id c7
+    duplicate = store.get("dup")
+    assert duplicate is not None and duplicate.error == 300.0  # the latest use of the id
+    s1 = store.stream_readings("s1", 0, clock.now, model="m")
+    assert [r.error for r in s1] == [
+        float(i) for i in range(400) if i % 3 == 1 and not 200 <= i < 205
+    ]
+    assert [r.error for r in store.alerts(limit=3)] == [350.0, 300.0, 250.0]
+    errors, _ = store.scored_errors("wide")
+    assert errors.tolist() == [200.0, 201.0, 202.0, 203.0, 204.0]
+    clock.now += 300  # cut-off 5100: readings received before it disappear row by row
+    assert store.get("r0-98") is None and store.get("r0-101") is not None
+    assert min(r.error or 0 for r in store.stream_readings("s2", 0, clock.now)) >= 99
+
+
+def test_memory_per_single_reading_stays_near_the_data() -> None:
+    import tracemalloc
+
+    clock = Clock()
+    store = RecentReadings(100_000, 600, clock=clock, id_prefix="r0-")
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(5000):
+            single(store, clock, i, n_sensors=50)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # the data itself: two float32 rows of 50 values plus a few scalars ~ 450 bytes
+    assert used / 5000 < 700
