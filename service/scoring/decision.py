@@ -6,7 +6,6 @@ recalibrated version applies from the next request on.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +69,7 @@ class AlertDebouncer:
         if cooldown < 0:
             raise ValueError(f"cooldown must be >= 0, got {cooldown}")
         self.k, self.n, self.cooldown = k, n, cooldown
-        self._bits: deque[bool] = deque(maxlen=n)
+        self._bits: list[bool] = []  # the last n highs; a list is far smaller than a deque
         self._count = 0
         self._left = 0
         self.phase = NORMAL
@@ -89,8 +88,8 @@ class AlertDebouncer:
         raised = 0
         bits, k, n = self._bits, self.k, self.n
         for i, high in enumerate(above.tolist()):
-            if len(bits) == n and bits[0]:
-                self._count -= 1
+            if len(bits) == n:
+                self._count -= bits.pop(0)
             bits.append(high)
             self._count += high
             if self.phase == ALERT:
@@ -158,6 +157,5 @@ class AlertDebouncer:
         return out, raised
 
     def _push_all(self, above: np.ndarray) -> None:
-        tail = above[-self.n :].tolist()
-        self._bits.extend(tail)
+        self._bits = (self._bits + above[-self.n :].tolist())[-self.n :]
         self._count = sum(self._bits)

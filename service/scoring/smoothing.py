@@ -11,7 +11,6 @@ numpy, giving exactly the values a loop of ``update`` calls would.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
 import numpy as np
@@ -41,10 +40,13 @@ class RollingMean:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
-        self._recent: deque[float] = deque(maxlen=window)
+        self._recent: list[float] = []  # a list: a deque costs ~600 bytes per stream
 
     def update(self, x: float) -> float:
-        self._recent.append(float(x))
+        recent = self._recent
+        recent.append(float(x))
+        if len(recent) > self.window:
+            del recent[0]
         return self.get()
 
     def get(self) -> float:
@@ -59,7 +61,7 @@ class RollingMean:
         end = np.arange(len(history) + 1, len(full) + 1)
         start = np.maximum(end - self.window, 0)
         out = (sums[end] - sums[start]) / (end - start)
-        self._recent.extend(full[-self.window :].tolist())
+        self._recent = full[-self.window :].tolist()
         return out
 
 
@@ -72,10 +74,13 @@ class RollingMedian:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
-        self._recent: deque[float] = deque(maxlen=window)
+        self._recent: list[float] = []  # a list: a deque costs ~600 bytes per stream
 
     def update(self, x: float) -> float:
-        self._recent.append(float(x))
+        recent = self._recent
+        recent.append(float(x))
+        if len(recent) > self.window:
+            del recent[0]
         return self.get()
 
     def get(self) -> float:
@@ -101,7 +106,7 @@ class RollingMedian:
             windows = sliding_window_view(full, self.window)
             first = len(history) + young - self.window + 1
             out[young:] = np.median(windows[first:], axis=1)
-        self._recent.extend(full[-self.window :].tolist())
+        self._recent = full[-self.window :].tolist()
         return out
 
 
