@@ -56,6 +56,10 @@ def to_empty_endpoint(template: RequestTemplate) -> RequestTemplate:
     return replace(template, path=EMPTY_PATH, kind="empty")
 
 
+def to_floor(template: RequestTemplate) -> RequestTemplate:
+    return replace(template, path=EMPTY_PATH, kind="floor")
+
+
 def json_batch_request(space: SensorSpace, readings: np.ndarray) -> RequestTemplate:
     body = orjson.dumps({"stream_id": _stream(), "readings": readings}, option=_NUMPY)
     return RequestTemplate(
@@ -140,8 +144,10 @@ def check_response(
     template: RequestTemplate, body: bytes, response: httpx.Response, space: SensorSpace
 ) -> None:
     """Raise :class:`ResponseMismatch` unless ``response`` answers ``body`` correctly."""
-    if template.kind == "empty":
-        _expect(response.status_code == 200, f"empty endpoint answered {response.status_code}")
+    if template.kind in ("empty", "floor"):
+        _expect(
+            response.status_code == 200, f"{template.kind} endpoint answered {response.status_code}"
+        )
         return
     data = _json(response, template)
     if template.kind == "score":

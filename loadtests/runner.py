@@ -26,6 +26,7 @@ from loadtests.results import ScenarioResult
 from loadtests.scenarios import SCENARIOS, Scenario, Targets
 from loadtests.servers import (
     BASELINE_FACTORY,
+    FLOOR_FACTORY,
     HOST,
     REPO_ROOT,
     SERVICE_FACTORY,
@@ -130,8 +131,11 @@ def server_for(ctx: Context, which: str) -> Server:
     """The shared baseline or service server, started on first use; the soak gets its own."""
     if which in ctx.servers:
         return ctx.servers[which]
+    env: dict[str, str] = {}
     if which == "empty":
-        factory, ready, env = BASELINE_FACTORY, ("POST", api.EMPTY_PATH), {}
+        factory, ready = BASELINE_FACTORY, ("POST", api.EMPTY_PATH)
+    elif which == "floor":
+        factory, ready = FLOOR_FACTORY, ("POST", api.EMPTY_PATH)
     elif which == "service":
         factory, ready, env = SERVICE_FACTORY, ("GET", api.READY_PATH), ctx.service_env()
     elif which == "soak":
@@ -148,7 +152,7 @@ def server_for(ctx: Context, which: str) -> Server:
     ctx.log(f"starting the {which} server on {HOST}:{server.port}")
     server.start()
     ctx.servers[which] = server
-    if which != "empty":
+    if which in ("service", "soak"):
         api.check_model(server.base_url, ctx.space)
     return server
 
@@ -243,7 +247,9 @@ def run_scenario(ctx: Context, scenario: Scenario) -> ScenarioResult:
 
 def server_statuses(server: Server) -> dict[str, float] | None:
     """The service's own count of answers by endpoint and status (None for the baseline)."""
-    return None if server.name == "empty" else api.status_counts(server.base_url)
+    if server.name in ("empty", "floor"):
+        return None
+    return api.status_counts(server.base_url)
 
 
 def saturate(ctx: Context, prepared: Prepared, seconds: float) -> Measurement:

@@ -51,7 +51,7 @@ Builder = Callable[[SensorSpace, "RunConfig", str], list[RequestTemplate]]
 class Scenario:
     name: str
     description: str
-    server: Literal["empty", "service", "soak"]
+    server: Literal["floor", "empty", "service", "soak"]
     generator: Literal["wrk", "open-loop"]
     build: Builder
     judge: Judge
@@ -86,6 +86,10 @@ def _single(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemp
 def _empty(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
     """The single-reading requests, byte for byte, sent to the empty endpoint."""
     return [api.to_empty_endpoint(t) for t in _single(space, config, key)]
+
+
+def _floor(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    return [api.to_floor(t) for t in _single(space, config, key)]
 
 
 def _json_batches(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
@@ -191,6 +195,16 @@ SCENARIOS: dict[str, Scenario] = {
             build=_empty,
             judge=_no_target,
             target_text=lambda t: "baseline",
+            connections=16,
+        ),
+        Scenario(
+            name="raw-asgi",
+            description="bare ASGI app under the same uvicorn, single-reading bodies (the floor)",
+            server="floor",
+            generator="wrk",
+            build=_floor,
+            judge=_no_target,
+            target_text=lambda t: "floor",
             connections=16,
         ),
         Scenario(

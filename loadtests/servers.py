@@ -26,6 +26,7 @@ HOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_FACTORY = "service.app:create_app"
 BASELINE_FACTORY = "loadtests.baseline_app:create_app"
+FLOOR_FACTORY = "loadtests.baseline_app:create_raw_app"
 # The flags the service is deployed with: one worker, no access log, uvloop + httptools.
 UVICORN_FLAGS = (
     "--factory",
