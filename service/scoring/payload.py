@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +38,8 @@ MAX_READING_ID = 256
 _TOP_KEYS = frozenset({"stream_id", "model", "reading", "readings"})
 _READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
 _MAX_REPORTED = 20  # field errors listed in one problem body
+FLOAT32_MAX = 3.4028234663852886e38
+_INFINITIES = (math.inf, -math.inf)
 
 
 @dataclass(slots=True)
@@ -48,6 +51,9 @@ class ParsedRequest:
     readings: list[Any] | None  # JSON: one entry per reading (list or object)
     matrix: np.ndarray | None  # binary bodies arrive as a matrix already
     single: bool  # the request used "reading", so the reply is a single result
+    # The body holds a JSON true/false somewhere: numpy would read a boolean in a reading as
+    # 1.0/0.0, so such bodies take the per-reading path, which refuses booleans.
+    may_hold_booleans: bool = False
 
 
 @dataclass(slots=True)
@@ -63,17 +69,28 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "application/json").split(";", 1)[0].strip().lower()
 
 
+def stream_id_problem(stream_id: str) -> str | None:
+    """Why a stream id is refused, or None. One rule for scoring, feedback and the stream
+    routes: an id must fit in one URL path segment (``GET /v1/streams/{id}``), so no "/".
+    """
+    if not stream_id.strip():
+        return "a non-empty string"
+    if len(stream_id) > MAX_STREAM_ID:
+        return f"at most {MAX_STREAM_ID} characters"
+    if "/" in stream_id or not stream_id.isprintable():
+        return 'no "/" and no control characters (it must fit in one URL path segment)'
+    return None
+
+
 def _check_stream_id(stream_id: object) -> str:
-    if not isinstance(stream_id, str) or not stream_id.strip():
+    if not isinstance(stream_id, str):
         raise InvalidRequest(
             "stream_id must be a non-empty string",
             errors=[FieldError("stream_id", "required: a non-empty string")],
         )
-    if len(stream_id) > MAX_STREAM_ID:
-        raise InvalidRequest(
-            f"stream_id is longer than {MAX_STREAM_ID} characters",
-            errors=[FieldError("stream_id", f"at most {MAX_STREAM_ID} characters")],
-        )
+    problem = stream_id_problem(stream_id)
+    if problem is not None:
+        raise InvalidRequest(f"stream_id: {problem}", errors=[FieldError("stream_id", problem)])
     return stream_id
 
 
@@ -132,7 +149,8 @@ def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
                 f"{len(readings)} readings in one request; the maximum is {max_readings}",
                 errors=[FieldError("readings", f"at most {max_readings} readings")],
             )
-    return ParsedRequest(stream_id, model, readings, None, has_one)
+    may_hold_booleans = b"true" in body or b"false" in body
+    return ParsedRequest(stream_id, model, readings, None, has_one, may_hold_booleans)
 
 
 def _lenient_or_raise(body: bytes, exc: orjson.JSONDecodeError) -> Any:
@@ -205,6 +223,8 @@ def to_readings(
         return Readings(_finite_float32(parsed.matrix, sensors), None, None)
     readings = parsed.readings
     assert readings is not None
+    if parsed.may_hold_booleans:
+        return _slow_readings(readings, sensors, sensor_index)
     try:
         array = np.array(readings)
     except (ValueError, TypeError, OverflowError):
@@ -391,8 +411,16 @@ def _row(
         if isinstance(value, bool) or not isinstance(value, int | float):
             errors.append(FieldError(label, f"expected a number, got {_json_type(value)}", index))
             ok = False
-        elif not math.isfinite(value) or abs(value) > 3.4028234663852886e38:
-            what = "NaN" if value != value else "infinity" if math.isinf(value) else repr(value)
+        elif abs(value) > FLOAT32_MAX or value != value:  # exact for big ints, unlike isfinite
+            what = (
+                "NaN"
+                if value != value
+                else "infinity"
+                if value in _INFINITIES
+                else repr(value)
+                if isinstance(value, float)
+                else "an integer this large"
+            )
             errors.append(FieldError(label, f"{what} is not a finite float32 number", index))
             ok = False
         if len(errors) >= _MAX_REPORTED:
@@ -415,7 +443,10 @@ def _timestamp(value: object) -> tuple[float, str | None]:
     if isinstance(value, bool):
         return math.nan, "expected Unix seconds or an ISO 8601 string, got a boolean"
     if isinstance(value, int | float):
-        return (float(value), None) if math.isfinite(value) else (math.nan, "must be finite")
+        # Compared before float(): the standard parser hands over integers of any size.
+        if value != value or abs(value) > sys.float_info.max:
+            return math.nan, "must be a finite number of Unix seconds"
+        return float(value), None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)

@@ -340,3 +340,18 @@ async def test_stream_status_and_reset(make_client: ClientFactory) -> None:
     assert (await client.get("/v1/streams/s")).status_code == 404
     again = (await score(client, {"stream_id": "s", "reading": [0, 0, 0, 0]}))["result"]
     assert again["alert_state"] == "normal" and again["smoothed_score"] == 0.0
+
+
+async def test_stream_ids_fit_the_stream_routes(client: AppClient) -> None:
+    """An id with "/" could be scored but never reached by GET /v1/streams/{id}: refused."""
+    refused = await client.post(SCORE, json={"stream_id": "line-3/pump-7", "reading": [0] * 4})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "stream_id"
+    await score(client, {"stream_id": "line-3.pump-7", "reading": [0, 0, 0, 0]})
+    assert (await client.get("/v1/streams/line-3.pump-7")).status_code == 200
+
+
+async def test_booleans_among_numbers_are_refused(client: AppClient) -> None:
+    response = await client.post(SCORE, json={"stream_id": "s", "reading": [True, 2.5, 3, 4]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "values[0]"

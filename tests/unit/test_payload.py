@@ -113,6 +113,15 @@ def error_of(body: bytes | object, max_readings: int = 10) -> Exception:
         ({"stream_id": "s", "readings": [[[1, 2, 3]]]}, InvalidReading, "values", 0),
         ({"stream_id": "s", "readings": "abc"}, InvalidRequest, "readings", None),
         ({"stream_id": "s", "readings": [[True, False, True]]}, InvalidReading, "values[0]", 0),
+        # numpy would read a boolean beside numbers as 1.0: refused like the all-boolean row
+        (
+            {"stream_id": "s", "readings": [[1, 2, 3], [True, 2.5, 3]]},
+            InvalidReading,
+            "values[0]",
+            1,
+        ),
+        ({"stream_id": "line/3", "reading": [1, 2, 3]}, InvalidRequest, "stream_id", None),
+        ({"stream_id": "a\nb", "reading": [1, 2, 3]}, InvalidRequest, "stream_id", None),
     ],
 )
 def test_bad_bodies_name_field_and_reading(
@@ -123,6 +132,29 @@ def test_bad_bodies_name_field_and_reading(
     if field is not None:
         first = exc.errors[0]  # type: ignore[attr-defined]
         assert first.field == field and first.reading_index == index
+
+
+def test_integers_beyond_float_range_name_field_and_reading() -> None:
+    """The standard parser (used once orjson refuses) yields Python ints of any size."""
+    huge = b"1" * 400
+    value = error_of(b'{"stream_id": "s", "readings": [[1, 2, 3], [1, 2, ' + huge + b"]]}")
+    assert isinstance(value, InvalidReading)
+    assert value.errors[0].field == "values[2]" and value.errors[0].reading_index == 1
+    stamp = error_of(
+        b'{"stream_id": "s", "readings": [[1, 2, 3], {"values": [1, 2, 3], "timestamp": '
+        + huge
+        + b"}]}"
+    )
+    assert isinstance(stamp, InvalidReading)
+    assert stamp.errors[0].field == "timestamp" and stamp.errors[0].reading_index == 1
+
+
+def test_booleans_in_strings_do_not_change_results() -> None:
+    """A "true" inside a string only sends the batch down the per-reading path."""
+    np.testing.assert_array_equal(
+        readings({"stream_id": "true-false", "readings": [[1, 2, 3], [4, 5, 6]]}),
+        [[1, 2, 3], [4, 5, 6]],
+    )
 
 
 def test_non_finite_json_names_reading() -> None:
