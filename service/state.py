@@ -88,7 +88,15 @@ async def models_dependency(request: Request) -> ModelRegistry:
     return get_state(request).models
 
 
+async def calibration_dependency(request: Request) -> CalibrationService:
+    service = get_state(request).calibration
+    if service is None:
+        raise NotReady("the feedback store is not open")
+    return service
+
+
 StateDep = Annotated[AppState, Depends(state_dependency)]
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 PipelineDep = Annotated[ScoringPipeline, Depends(pipeline_dependency)]
 ModelsDep = Annotated[ModelRegistry, Depends(models_dependency)]
+CalibrationDep = Annotated[CalibrationService, Depends(calibration_dependency)]

@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.feedback import CalibrationDep
 from service.calibration.service import CalibrationService
 from service.calibration.store import PendingThreshold, RecalibrationRun, ThresholdVersion
 from service.security import Principal, require_scope
+from service.state import CalibrationDep
 
 ADMIN_SCOPE = require_scope("admin")
 AdminPrincipal = Annotated[Principal, Depends(ADMIN_SCOPE)]

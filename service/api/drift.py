@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from service.api.feedback import CalibrationDep
 from service.calibration.drift import DriftReport
 from service.calibration.service import CalibrationService
 from service.security import Principal, require_scope
+from service.state import CalibrationDep
 
 DRIFT_SCOPE = require_scope("feedback", "admin")
 DriftPrincipal = Annotated[Principal, Depends(DRIFT_SCOPE)]

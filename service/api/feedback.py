@@ -8,40 +8,34 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-import numpy as np
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.calibration.service import CalibrationService, ReadingsToLabel
 from service.calibration.store import LabelFilter, StoredLabel, Submission, content_fingerprint
-from service.errors import FieldError, InvalidRequest, NotReady
+from service.scoring.payload import MAX_STREAM_ID, matrix_of_rows, stream_id_problem
 from service.scoring.recent import RecentReading
 from service.security import Principal, require_scope
-from service.state import get_state
+from service.state import CalibrationDep
 
 FEEDBACK_SCOPE = require_scope("feedback")
 FeedbackPrincipal = Annotated[Principal, Depends(FEEDBACK_SCOPE)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 MAX_READING_IDS = 10_000
 
 
-async def get_calibration(request: Request) -> CalibrationService:
-    service = get_state(request).calibration
-    if service is None:
-        raise NotReady("the feedback store is not open")
-    return service
-
-
-CalibrationDep = Annotated[CalibrationService, Depends(get_calibration)]
-
-
 def unix_seconds(moment: datetime) -> float:
-    """Naive datetimes are taken as UTC, like the scoring endpoint's timestamps."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+    """Every datetime here is :class:`AwareDatetime`: a naive one is refused (422), as the
+    scoring endpoint refuses ISO timestamps without a time zone."""
     return moment.timestamp()
+
+
+def _stream_id(value: str | None) -> str | None:
+    problem = None if value is None else stream_id_problem(value)
+    if problem is not None:
+        raise ValueError(f"stream_id: {problem}")
+    return value
 
 
 def as_datetime(seconds: float | None) -> datetime | None:
@@ -55,17 +49,20 @@ class _Strict(BaseModel):
 class CarriedReadings(_Strict):
     """Readings sent with the label, scored now with the model in force."""
 
-    values: list[list[FiniteFloat] | dict[str, FiniteFloat]] = Field(
+    # Checked value by value against the model by the scoring endpoint's rules (_carried).
+    values: list[list[Any] | dict[str, Any]] = Field(
         min_length=1,
         description="Consecutive readings of one stream, each a list in the model's sensor "
         "order or an object keyed by sensor name. A model with window w labels readings "
         "w..m (the first w-1 give context).",
     )
-    stream_id: str | None = Field(default=None, max_length=200)
+    stream_id: str | None = Field(default=None, max_length=MAX_STREAM_ID)
     model: str | None = Field(default=None, description="Model to score with; default model.")
-    timestamps: list[datetime] | None = Field(
+    timestamps: list[AwareDatetime] | None = Field(
         default=None, description="One per reading; defaults to the time of the request."
     )
+
+    _stream_id_rule = field_validator("stream_id")(_stream_id)
 
     @model_validator(mode="after")
     def _lengths(self) -> Self:
@@ -79,10 +76,12 @@ class CarriedReadings(_Strict):
 class TimeRange(_Strict):
     """Every retained scored reading of a stream between start and end (inclusive)."""
 
-    stream_id: str = Field(min_length=1, max_length=200)
-    start: datetime
-    end: datetime
+    stream_id: str = Field(min_length=1, max_length=MAX_STREAM_ID)
+    start: AwareDatetime
+    end: AwareDatetime
     model: str | None = None
+
+    _stream_id_rule = field_validator("stream_id")(_stream_id)
 
     @model_validator(mode="after")
     def _ordered(self) -> Self:
@@ -255,36 +254,8 @@ router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 def _carried(readings: CarriedReadings, service: CalibrationService) -> ReadingsToLabel:
     model = service.registry.get(readings.model)
-    n = model.manifest.n_sensors
-    matrix = np.empty((len(readings.values), n), dtype=np.float32)
-    errors: list[FieldError] = []
-    for i, reading in enumerate(readings.values):
-        if isinstance(reading, dict):
-            unknown = sorted(set(reading) - set(model.sensor_index))
-            missing = [s for s in model.sensors if s not in reading]
-            if unknown or missing:
-                errors.append(
-                    FieldError(
-                        field="readings.values",
-                        reading_index=i,
-                        message=(f"unknown sensors {unknown}; " if unknown else "")
-                        + (f"missing sensors {missing[:5]}" if missing else ""),
-                    )
-                )
-                continue
-            matrix[i] = [reading[s] for s in model.sensors]
-        elif len(reading) != n:
-            errors.append(
-                FieldError(
-                    field="readings.values",
-                    reading_index=i,
-                    message=f"{len(reading)} values, model {model.name!r} has {n} sensors",
-                )
-            )
-        else:
-            matrix[i] = reading
-    if errors:
-        raise InvalidRequest(f"{len(errors)} reading(s) do not fit the model", errors=errors)
+    service.check_size(len(readings.values), "the request carries")
+    matrix = matrix_of_rows(readings.values, model.sensors, model.sensor_index, "readings.values")
     return ReadingsToLabel(
         model=model.name,
         stream_id=readings.stream_id,
@@ -365,11 +336,13 @@ async def list_feedback(
     label: Literal["normal", "anomaly"] | None = None,
     stream_id: str | None = None,
     author: str | None = None,
-    since: Annotated[datetime | None, Query(description="Labels given at or after this.")] = None,
-    until: Annotated[datetime | None, Query(description="Labels given before this.")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="Labels given at or after this.")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Labels given before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
-        int | None, Query(ge=1, description="`next_cursor` of the last page.")
+        int | None, Query(ge=1, le=2**63 - 1, description="`next_cursor` of the last page.")
     ] = None,
 ) -> LabelPage:
     filters = LabelFilter(

@@ -45,6 +45,7 @@ from service.calibration.store import (
 )
 from service.errors import BatchTooLarge, InvalidRequest, ServiceError, UnknownModel
 from service.metrics import Metrics
+from service.scoring.pipeline import reject_overflow
 from service.scoring.recent import RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
@@ -329,7 +330,7 @@ class CalibrationService:
         """Event-loop only. Every retained scored reading of the stream in [start, end]."""
         model = self._model(model_name)
         readings = self.recent.stream_readings(stream_id, start, end, model=model.name)
-        self._check_size(len(readings), "the time range holds")
+        self.check_size(len(readings), "the time range holds")
         if not readings:
             raise NothingToLabel(
                 f"stream {stream_id!r} has no scored reading of model {model.name!r} between "
@@ -343,7 +344,7 @@ class CalibrationService:
         """Score carried readings with the model now (event loop: the engine is not shared
         across threads) and label each one that has a full window."""
         model = self._model(carried.model)
-        self._check_size(len(carried.values), "the request carries")
+        self.check_size(len(carried.values), "the request carries")
         values = np.ascontiguousarray(carried.values, dtype=np.float32)
         if values.ndim != 2 or values.shape[1] != model.manifest.n_sensors:
             raise InvalidRequest(
@@ -362,10 +363,13 @@ class CalibrationService:
             view = np.lib.stride_tricks.sliding_window_view(values, (window, values.shape[1]))
             windows = np.ascontiguousarray(view[:, 0])
         squared, _ = model.engine.score(windows)
+        squared = np.asarray(squared, dtype=np.float64)
+        if not np.isfinite(squared).all():
+            reject_overflow(squared, model, window - 1)  # a label with an infinite error
         snapshot = self._current(model)
         now = self.clock()
         labels = []
-        for i, row in enumerate(np.asarray(squared, dtype=np.float64)):
+        for i, row in enumerate(squared):
             reading_index = i + window - 1
             timestamp = (
                 float(carried.timestamps[reading_index]) if carried.timestamps is not None else now
@@ -388,7 +392,7 @@ class CalibrationService:
             )
         return labels
 
-    def _check_size(self, count: int, what: str) -> None:
+    def check_size(self, count: int, what: str) -> None:
         limit = self.settings.max_batch_readings
         if count > limit:
             raise BatchTooLarge(

@@ -352,6 +352,35 @@ def _slow_readings(
     )
 
 
+def matrix_of_rows(
+    rows: list[Any], sensors: list[str], sensor_index: dict[str, int], field: str
+) -> np.ndarray:
+    """Bare readings (lists in manifest order or objects keyed by sensor name) with the
+    scoring endpoint's per-value checks, for callers outside the hot path (feedback's
+    carried readings); errors are named under ``field`` (e.g. ``readings.values[2]``)."""
+    errors: list[FieldError] = []
+    matrix: list[list[float]] = []
+    for i, values in enumerate(rows):
+        row = _row(values, i, sensors, sensor_index, errors)
+        if row is not None:
+            matrix.append(row)
+        if len(errors) >= _MAX_REPORTED:
+            break
+    if errors:
+        named = [
+            FieldError(field + e.field.removeprefix("values"), e.message, e.reading_index)
+            for e in errors
+        ]
+        cls = UnknownSensor if any("unknown sensor" in e.message for e in named) else InvalidReading
+        first = named[0]
+        raise cls(
+            f"reading {first.reading_index}: {first.field}: {first.message}"
+            + (f" (and {len(named) - 1} more)" if len(named) > 1 else ""),
+            errors=named,
+        )
+    return _finite_float32(np.array(matrix, dtype=np.float64).reshape(-1, len(sensors)), sensors)
+
+
 def _row(
     values: Any,
     index: int,

@@ -150,7 +150,7 @@ class ScoringPipeline:
             squared = np.empty((0, model.manifest.n_sensors), dtype=np.float32)
             reconstruction = squared
         if not np.isfinite(squared).all():
-            _reject_overflow(squared, model, warming)
+            reject_overflow(squared, model, warming)
         decisions = decide(squared, threshold.value, self.settings.top_k_sensors)
 
         # Nothing below can reject the request: commit state.
@@ -263,7 +263,7 @@ class ScoringPipeline:
         series.quantiles.add(errors)
 
 
-def _reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> None:
+def reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> None:
     """Finite input so far from the training data that its error overflows: refuse it (422)
     rather than report an infinite score that JSON cannot carry."""
     rows, cols = np.nonzero(~np.isfinite(squared))

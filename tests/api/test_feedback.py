@@ -282,3 +282,38 @@ async def test_review_queue_mixes_alerts_with_an_unbiased_audit_sample(client: A
     assert response.status_code == 201
     queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
     assert queue["alerts"] == []
+
+
+@pytest.mark.parametrize(("value", "field"), [(1e20, "values[0]"), (1e39, "readings.values[0]")])
+async def test_carried_values_beyond_float32_are_refused_naming_the_reading(
+    client: Any, value: float, field: str
+) -> None:
+    """1e39 overflows float32 on the way in; 1e20 fits but its squared error overflows."""
+    body = {"label": "normal", "readings": {"values": [[0, 0, 0, 0], [value, 0, 0, 0]]}}
+    response = await post(client, body)
+    assert response.status_code == 422, response.text
+    first = response.json()["errors"][0]
+    assert (first["field"], first["reading_index"]) == (field, 1)
+    assert (await client.get("/v1/feedback", headers=OPERATOR)).json()["total"] == 0
+
+
+async def test_datetimes_without_time_zone_are_refused(client: Any) -> None:
+    """As the scoring endpoint refuses ISO timestamps without a zone: no silent UTC guess."""
+    window = {"stream_id": "s", "start": "2026-01-01T08:00:00", "end": "2026-01-01T09:00:00Z"}
+    naive_range = await post(client, {"label": "normal", "time_range": window})
+    assert naive_range.status_code == 422
+    assert "start" in str(naive_range.json()["errors"])
+    carried = {"values": [[0, 0, 0, 0]], "timestamps": ["2026-01-01T08:00:00"]}
+    assert (await post(client, {"label": "normal", "readings": carried})).status_code == 422
+    listing = await client.get(
+        "/v1/feedback", params={"since": "2026-01-01T08:00:00"}, headers=OPERATOR
+    )
+    assert listing.status_code == 422
+
+
+async def test_out_of_range_cursor_and_slashed_stream_ids_are_422(client: Any) -> None:
+    huge = await client.get("/v1/feedback", params={"cursor": 10**30}, headers=OPERATOR)
+    assert huge.status_code == 422 and huge.json()["status"] == 422
+    window = {"stream_id": "a/b", "start": "2026-01-01T08:00:00Z", "end": "2026-01-01T09:00:00Z"}
+    slashed = await post(client, {"label": "normal", "time_range": window})
+    assert slashed.status_code == 422 and "stream_id" in str(slashed.json()["errors"])
