@@ -10,11 +10,16 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.calibration.service import CalibrationService
-from service.calibration.store import PendingThreshold, RecalibrationRun, ThresholdVersion
+from service.calibration.store import (
+    MAX_ROW_ID,
+    PendingThreshold,
+    RecalibrationRun,
+    ThresholdVersion,
+)
 from service.security import Principal, require_scope
 from service.state import CalibrationDep
 
@@ -148,14 +153,20 @@ class ThresholdHistory(BaseModel):
 class SetThreshold(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: float = Field(gt=0, allow_inf_nan=False)
+    value: float = Field(
+        gt=0,
+        allow_inf_nan=False,
+        description="Within a factor 1e6 of the model's training baseline (422 otherwise).",
+    )
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The version whose value becomes current again.")
+    version: int = Field(
+        ge=1, le=MAX_ROW_ID, description="The version whose value becomes current again."
+    )
     reason: str = Field(default="", max_length=2000)
 
 
@@ -166,6 +177,7 @@ class Decision(BaseModel):
 
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
+PendingId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 async def _current(service: CalibrationService, name: str) -> CurrentThreshold:
@@ -257,7 +269,7 @@ async def recalibrate_now(model: str, principal: AdminPrincipal, service: Calibr
     summary="Apply a held candidate as a new version",
 )
 async def approve(
-    pending_id: int, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+    pending_id: PendingId, body: Decision, principal: AdminPrincipal, service: CalibrationDep
 ) -> ThresholdVersionOut:
     version = await service.approve(pending_id, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
@@ -269,7 +281,7 @@ async def approve(
     summary="Discard a held candidate",
 )
 async def reject(
-    pending_id: int, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+    pending_id: PendingId, body: Decision, principal: AdminPrincipal, service: CalibrationDep
 ) -> PendingOut:
     pending = await service.reject(pending_id, reason=body.reason, author=principal.name)
     return PendingOut.of(pending)

@@ -14,7 +14,13 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from service.calibration.service import CalibrationService, ReadingsToLabel
-from service.calibration.store import LabelFilter, StoredLabel, Submission, content_fingerprint
+from service.calibration.store import (
+    MAX_ROW_ID,
+    LabelFilter,
+    StoredLabel,
+    Submission,
+    content_fingerprint,
+)
 from service.scoring.payload import MAX_STREAM_ID, matrix_of_rows, stream_id_problem
 from service.scoring.recent import RecentReading
 from service.security import Principal, require_scope
@@ -342,7 +348,7 @@ async def list_feedback(
     until: Annotated[AwareDatetime | None, Query(description="Labels given before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="`next_cursor` of the last page.")
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="`next_cursor` of the last page.")
     ] = None,
 ) -> LabelPage:
     filters = LabelFilter(

@@ -51,6 +51,7 @@ from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
 
+MANUAL_RANGE = 1e6  # a hand-set threshold stays within this factor of the training baseline
 logger = logging.getLogger(__name__)
 
 
@@ -604,6 +605,15 @@ class CalibrationService:
             raise InvalidRequest(f"threshold must be a positive finite number, got {value}")
         async with self._threshold_lock:
             current = self._current(model)
+            low, high = current.baseline / MANUAL_RANGE, current.baseline * MANUAL_RANGE
+            if not low <= value <= high:
+                # error / threshold must stay a finite, meaningful score: a denormal threshold
+                # turns every score into infinity (null in JSON), a huge one silences the model.
+                raise InvalidRequest(
+                    f"threshold {value!r} is outside [{low:.6g}, {high:.6g}]: a hand-set value "
+                    f"must lie within a factor {MANUAL_RANGE:.0e} of the training baseline "
+                    f"{current.baseline:.6g}"
+                )
             version = await asyncio.to_thread(
                 self.store.append_threshold,
                 model.name,

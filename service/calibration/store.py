@@ -28,6 +28,7 @@ LabelSource = Literal["reading_id", "readings", "time_range"]
 ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "rollback"]
 PendingStatus = Literal["pending", "approved", "rejected", "superseded"]
 RunOutcome = Literal["applied", "pending", "unchanged", "insufficient", "failed"]
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: ids and versions from clients stay below
 
 
 class StoreError(Exception):

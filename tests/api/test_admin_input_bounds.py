@@ -1,0 +1,51 @@
+"""Admin inputs the store cannot hold or the scorer cannot use are 422s, never 500s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from calibration_support import ADMIN, API_KEYS
+
+MODEL = "test-plant"
+HUGE = 10**30  # beyond SQLite's 64-bit INTEGER
+
+
+@pytest.fixture
+async def client(make_client: Any) -> Any:
+    return await make_client(api_keys=API_KEYS)
+
+
+@pytest.mark.parametrize("action", ["approve", "reject"])
+async def test_pending_ids_beyond_64_bits_are_422(client: Any, action: str) -> None:
+    response = await client.post(
+        f"/v1/admin/pending-thresholds/{HUGE}/{action}", json={}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_rollback_to_a_version_beyond_64_bits_is_422(client: Any) -> None:
+    response = await client.post(
+        f"/v1/admin/thresholds/{MODEL}/rollback", json={"version": HUGE}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("value", [5e-324, 1e-300, 1e300])
+async def test_hand_set_threshold_must_keep_scores_meaningful(client: Any, value: float) -> None:
+    """A denormal threshold made every score infinite (null in the reply)."""
+    response = await client.post(
+        f"/v1/admin/thresholds/{MODEL}", json={"value": value, "reason": "x"}, headers=ADMIN
+    )
+    assert response.status_code == 422, response.text
+    assert "baseline" in response.json()["detail"]
+    scored = await client.post("/v1/score", json={"stream_id": "s", "reading": [1, 0, 0, 0]})
+    assert scored.json()["result"]["score"] == pytest.approx(0.25)  # threshold 1.0 still
+
+
+async def test_hand_set_threshold_within_range_is_accepted(client: Any) -> None:
+    response = await client.post(
+        f"/v1/admin/thresholds/{MODEL}", json={"value": 2e-6, "reason": "x"}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
