@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import doctest
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -79,6 +81,14 @@ def test_policy_rejects_nonsense(kwargs: dict[str, float]) -> None:
         RecalibrationPolicy(**kwargs)  # type: ignore[arg-type]
 
 
+async def eventually(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Polls instead of sleeping a fixed time: a loaded machine only makes it slower."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.005)
+
+
 async def test_loop_runs_on_interval_and_on_label_trigger_and_stops_cleanly() -> None:
     triggers: list[str] = []
 
@@ -87,8 +97,7 @@ async def test_loop_runs_on_interval_and_on_label_trigger_and_stops_cleanly() ->
 
     loop = RecalibrationLoop(run_once, interval_s=0.05, label_trigger=3)
     loop.start()
-    await asyncio.sleep(0.17)
-    assert triggers.count("interval") >= 2
+    await eventually(lambda: triggers.count("interval") >= 2)
     slow = RecalibrationLoop(run_once, interval_s=60, label_trigger=3)
     triggers.clear()
     await loop.stop()
@@ -98,7 +107,7 @@ async def test_loop_runs_on_interval_and_on_label_trigger_and_stops_cleanly() ->
     await asyncio.sleep(0.02)
     assert triggers == []
     slow.notify_labels(1)
-    await asyncio.sleep(0.02)
+    await eventually(lambda: bool(triggers))
     assert triggers == ["labels"]
     await slow.stop()
     await slow.stop()  # idempotent
@@ -115,6 +124,6 @@ async def test_loop_survives_a_failing_run() -> None:
 
     loop = RecalibrationLoop(flaky, interval_s=0.02, label_trigger=0)
     loop.start()
-    await asyncio.sleep(0.1)
+    await eventually(lambda: calls >= 2)
     await loop.stop()
     assert calls >= 2
