@@ -35,6 +35,7 @@ from service.api import (
     streams,
 )
 from service.api import metrics as metrics_api
+from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import install_problem_handlers
 from service.calibration.service import CalibrationService
@@ -166,7 +167,14 @@ def create_app(
     app.state.keyring = build_keyring(settings)
     app.state.settings = settings
     install_problem_handlers(app)
-    app.add_middleware(RequestMetricsMiddleware)
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        keyring=app.state.keyring,
+        protected_prefixes=(admin.router.prefix, feedback.router.prefix, drift.router.prefix),
+        own_limit_paths=frozenset({score.router.prefix + "/score"}),  # checks its own
+    )
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts the guard's refusals too
     scoring_access = [Depends(require_scope("score", optional_unless="require_score_key"))]
     app.include_router(score.router, dependencies=scoring_access)
     app.include_router(models.router, dependencies=scoring_access)

@@ -194,6 +194,19 @@ def presented_key(request: Request) -> str | None:
     return api_key.strip() if api_key and api_key.strip() else None
 
 
+def authenticate(keyring: KeyRing, key: str | None) -> Principal:
+    """The key's principal; Unauthenticated (401) when it is missing or unknown."""
+    if key is None:
+        raise Unauthenticated(
+            "this endpoint needs an API key: send 'Authorization: Bearer <key>' "
+            "or 'X-API-Key: <key>'"
+        )
+    principal = keyring.authenticate(key)
+    if principal is None:
+        raise Unauthenticated("the API key is not recognised")
+    return principal
+
+
 class require_scope:  # noqa: N801 - used like a function: Depends(require_scope("admin"))
     """FastAPI dependency: the request's key must carry one of ``scopes``.
 
@@ -218,16 +231,9 @@ class require_scope:  # noqa: N801 - used like a function: Depends(require_scope
         keyring: KeyRing = request.app.state.keyring
         settings: Settings = request.app.state.settings
         key = presented_key(request)
-        if key is None:
-            if not self.required(settings):
-                return self.ANONYMOUS
-            raise Unauthenticated(
-                "this endpoint needs an API key: send 'Authorization: Bearer <key>' "
-                "or 'X-API-Key: <key>'"
-            )
-        principal = keyring.authenticate(key)
-        if principal is None:
-            raise Unauthenticated("the API key is not recognised")
+        if key is None and not self.required(settings):
+            return self.ANONYMOUS
+        principal = authenticate(keyring, key)
         if not principal.scopes & self.scopes:
             needed = " or ".join(sorted(self.scopes))
             raise Forbidden(f"API key {principal.name!r} lacks the {needed!r} scope")

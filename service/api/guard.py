@@ -1,0 +1,110 @@
+"""Checks made before any route reads a body: a size limit everywhere, a key where one is
+always required.
+
+FastAPI reads and parses a body parameter before it runs the route's dependencies, so
+without this an anonymous client could make the server buffer any amount and get a 422
+for malformed JSON where a 401 is due. Pure ASGI: nothing is buffered here.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.problems import problem_response
+from service.errors import PayloadTooLarge, ServiceError
+from service.security import KeyRing, authenticate, presented_key
+
+
+class _BodyTooLarge(Exception):
+    """Raised into the app once the 413 is sent, to stop it reading further."""
+
+
+class RequestGuardMiddleware:
+    """``protected_prefixes``: paths (and their sub-paths) whose routes always need a key;
+    a missing or unknown key is refused here, the scope is still checked by the route.
+    ``own_limit_paths`` enforce the size limit themselves (the scoring hot path)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        keyring: KeyRing,
+        protected_prefixes: tuple[str, ...],
+        own_limit_paths: frozenset[str] = frozenset(),
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.keyring = keyring
+        self.protected = protected_prefixes
+        self.own_limit_paths = own_limit_paths
+
+    def _protects(self, path: str) -> bool:
+        return any(path == p or path.startswith(p + "/") for p in self.protected)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.own_limit_paths:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        try:
+            if self._protects(path):
+                authenticate(self.keyring, presented_key(Request(scope)))
+            declared = _content_length(scope)
+            if declared is not None and declared > self.max_body_bytes:
+                raise PayloadTooLarge(
+                    f"the body is {declared} bytes; the limit is {self.max_body_bytes}"
+                )
+        except ServiceError as exc:
+            await _send_problem(exc, path, send)
+            return
+        await self._limited(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Counts the bytes as they stream in (Content-Length may be absent or a lie)."""
+        received = 0
+        refused = False
+
+        async def counting_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes and not refused:
+                    refused = True
+                    limit = self.max_body_bytes
+                    error = PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
+                    await _send_problem(error, scope["path"], send)
+                    raise _BodyTooLarge
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # after the 413 the app's own reply (e.g. a 400) goes nowhere
+                await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+async def _send_problem(error: ServiceError, path: str, send: Send) -> None:
+    headers: dict[str, str] | None = getattr(error, "headers", None)
+    response = problem_response(error.problem(instance=path), headers=headers)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response.raw_headers,
+        }
+    )
+    await send({"type": "http.response.body", "body": response.body})

@@ -1,0 +1,77 @@
+"""Size limit and authentication come before any body is read, on every route."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from calibration_support import ADMIN, API_KEYS, OPERATOR
+
+LIMIT = 4096
+
+
+@pytest.fixture
+async def client(make_client: Any) -> Any:
+    return await make_client(api_keys=API_KEYS, max_body_bytes=LIMIT)
+
+
+PROTECTED_POSTS = [
+    "/v1/feedback",
+    "/v1/admin/thresholds/test-plant",
+    "/v1/admin/thresholds/test-plant/rollback",
+    "/v1/admin/pending-thresholds/1/approve",
+    "/v1/admin/models/reload",
+]
+
+
+@pytest.mark.parametrize("path", PROTECTED_POSTS)
+async def test_anonymous_requests_get_401_whatever_the_body(client: Any, path: str) -> None:
+    for body in (b"{not json", b"x" * (LIMIT * 4)):
+        response = await client.post(
+            path, content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 401, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    unknown_key = await client.post(path, content=b"{", headers={"X-API-Key": "nope" * 10})
+    assert unknown_key.status_code == 401
+
+
+async def test_declared_oversized_body_is_413_before_reading(client: Any) -> None:
+    response = await client.post(
+        "/v1/feedback",
+        content=b" " * (LIMIT + 1),
+        headers={**OPERATOR, "content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["title"] == "Request body too large"
+
+
+async def test_streamed_oversized_body_without_length_is_413(client: Any) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(8):
+            yield b" " * 1024
+
+    response = await client.post(
+        "/v1/admin/thresholds/test-plant",
+        content=chunks(),
+        headers={**ADMIN, "content-type": "application/json"},
+    )
+    assert response.status_code == 413, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    history = await client.get("/v1/admin/thresholds/test-plant", headers=ADMIN)
+    assert history.json()["current"]["version"] == 1
+
+
+async def test_bodies_within_the_limit_still_work(client: Any) -> None:
+    ok = await client.post(
+        "/v1/admin/thresholds/test-plant", json={"value": 2.0, "reason": "x"}, headers=ADMIN
+    )
+    assert ok.status_code == 201, ok.text
+    malformed = await client.post(
+        "/v1/feedback",
+        content=b"{not json",
+        headers={**OPERATOR, "content-type": "application/json"},
+    )
+    assert malformed.status_code == 422
