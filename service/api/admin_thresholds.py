@@ -18,6 +18,7 @@ from service.calibration.store import (
     MAX_ROW_ID,
     PendingThreshold,
     RecalibrationRun,
+    ThresholdSource,
     ThresholdVersion,
 )
 from service.security import Principal, require_scope
@@ -38,7 +39,7 @@ class ThresholdVersionOut(BaseModel):
     value: float
     baseline: float
     drift_ratio: float = Field(description="value / baseline - 1")
-    source: Literal["manifest", "recalibration", "approval", "manual", "rollback"]
+    source: ThresholdSource
     reason: str
     author: str
     statistics: dict[str, Any]

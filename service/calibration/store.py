@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 LabelValue = Literal["normal", "anomaly"]
 LabelSource = Literal["reading_id", "readings", "time_range"]
-ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "rollback"]
+ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "rollback", "restore"]
 PendingStatus = Literal["pending", "approved", "rejected", "superseded"]
 RunOutcome = Literal["applied", "pending", "unchanged", "insufficient", "failed"]
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: ids and versions from clients stay below
@@ -790,7 +790,11 @@ class SqliteFeedbackStore:
         self, model: str, model_version: str, *, value: float, reason: str
     ) -> ThresholdVersion:
         """The latest version for this model version, or the manifest's threshold persisted
-        as a new version when this model version has none yet (first start, new artifact)."""
+        as a new version when this model version has none yet (first start, new artifact).
+
+        Pinning back to an older model version whose latest threshold is not the model's
+        latest appends that value again (source "restore"): the version in force only ever
+        increases, so dashboards and clients never see it go backwards."""
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT * FROM threshold_versions WHERE model = ? AND model_version = ? "
@@ -798,7 +802,23 @@ class SqliteFeedbackStore:
                 (model, model_version),
             ).fetchone()
             if row is not None:
-                return self._threshold(row)
+                newest = conn.execute(
+                    "SELECT MAX(version) FROM threshold_versions WHERE model = ?", (model,)
+                ).fetchone()[0]
+                if row["version"] == newest:
+                    return self._threshold(row)
+                return self._append_threshold(
+                    conn,
+                    model,
+                    model_version,
+                    value=row["value"],
+                    baseline=row["baseline"],
+                    source="restore",
+                    reason=f"{model}/{model_version} served again: the value of its latest "
+                    f"threshold version {row['version']} is back in force",
+                    author="system",
+                    statistics={"restored_version": row["version"]},
+                )
             return self._append_threshold(
                 conn,
                 model,

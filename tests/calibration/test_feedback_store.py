@@ -223,6 +223,23 @@ def test_threshold_versions_are_numbered_and_restored(store: SqliteFeedbackStore
         )  # fmt: skip
 
 
+def test_pinning_back_to_an_older_model_version_never_lowers_the_version(
+    store: SqliteFeedbackStore,
+) -> None:
+    store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    store.append_threshold(
+        "plant", "1", value=1.1, baseline=1.0, source="recalibration", reason="r",
+        author="system", statistics={},
+    )  # fmt: skip
+    assert store.ensure_threshold("plant", "2", value=2.0, reason="manifest v2").version == 3
+    back = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    assert (back.version, back.model_version, back.value, back.baseline) == (4, "1", 1.1, 1.0)
+    assert back.source == "restore" and back.statistics == {"restored_version": 2}
+    assert store.ensure_threshold("plant", "1", value=1.0, reason="manifest").version == 4
+    forward = store.ensure_threshold("plant", "2", value=2.0, reason="manifest v2")
+    assert (forward.version, forward.value) == (5, 2.0)
+
+
 def test_pending_approve_reject_and_supersede(store: SqliteFeedbackStore) -> None:
     current = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     p1 = store.create_pending(
