@@ -23,14 +23,16 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _reload(state: AppState, name: str | None) -> ReloadResult:
+async def _reload(state: AppState, name: str | None) -> ReloadResult:
     before: dict[str, LoadedModel] = {m.name: m for m in state.models.models()}
     # Synchronous on purpose: a reload is rare, and running it on the event loop means no
     # request ever sees a new model with an old threshold.
-    loaded = state.models.reload(name)
     if state.calibration is not None:
-        # The stored threshold of this model version (or its manifest's, persisted).
-        state.calibration.restore_thresholds(loaded)
+        # The stored threshold of this model version (or its manifest's, persisted), after
+        # any recalibration run in progress has finished.
+        loaded = await state.calibration.swap_models(lambda: state.models.reload(name))
+    else:
+        loaded = state.models.reload(name)
     for model in loaded:
         old = before.get(model.name)
         if old is not None and (old.sensors != model.sensors or old.window != model.window):
@@ -57,7 +59,7 @@ async def reset_stream(stream_id: str, state: StateDep, model: str | None = Mode
     responses=_ERRORS,
 )
 async def reload_all(state: StateDep) -> ReloadResult:
-    return _reload(state, None)
+    return await _reload(state, None)
 
 
 @router.post(
@@ -67,4 +69,4 @@ async def reload_all(state: StateDep) -> ReloadResult:
     responses=_ERRORS,
 )
 async def reload_one(name: str, state: StateDep) -> ReloadResult:
-    return _reload(state, name)
+    return await _reload(state, name)

@@ -249,6 +249,18 @@ class CalibrationService:
                 version.source,
             )
 
+    async def swap_models(
+        self, reload: Callable[[], Sequence[LoadedModel]]
+    ) -> Sequence[LoadedModel]:
+        """Run a model reload and restore its thresholds under the threshold lock: no
+        recalibration, approval or hand-set value computed for the old model can then be
+        published over the new model's threshold. Blocking inside, on purpose: no request
+        sees the new model with the old threshold."""
+        async with self._threshold_lock:
+            loaded = reload()
+            self.restore_thresholds(loaded)
+        return loaded
+
     async def sync_from_store(self) -> None:
         """Adopt versions another replica wrote (a shared PostgreSQL store): cheap, per run."""
         async with self._threshold_lock:
@@ -474,9 +486,11 @@ class CalibrationService:
 
     async def recalibrate(self, model_name: str | None, *, trigger: str) -> RecalibrationRun:
         """One step: sample the window, compute the candidate, apply / hold / skip, record."""
-        model = self._model(model_name)
         started = self.clock()
         async with self._threshold_lock:
+            # Resolved under the lock: a reload (which takes it too) can't swap the model
+            # between sampling its labels and publishing the threshold computed from them.
+            model = self._model(model_name)
             current = self._current(model)
             try:
                 sample = await asyncio.to_thread(
@@ -600,10 +614,10 @@ class CalibrationService:
     async def set_by_hand(
         self, model_name: str, value: float, *, reason: str, author: str
     ) -> ThresholdVersion:
-        model = self._model(model_name)
         if not (math.isfinite(value) and value > 0):
             raise InvalidRequest(f"threshold must be a positive finite number, got {value}")
         async with self._threshold_lock:
+            model = self._model(model_name)
             current = self._current(model)
             low, high = current.baseline / MANUAL_RANGE, current.baseline * MANUAL_RANGE
             if not low <= value <= high:
@@ -633,8 +647,8 @@ class CalibrationService:
         self, model_name: str, target: int, *, reason: str, author: str
     ) -> ThresholdVersion:
         """Re-apply an earlier version's value as a new version (history is never rewritten)."""
-        model = self._model(model_name)
         async with self._threshold_lock:
+            model = self._model(model_name)
             try:
                 old = await asyncio.to_thread(self.store.threshold_version, model.name, target)
             except ThresholdVersionNotFound as exc:
