@@ -65,10 +65,53 @@ class Candidate:
     statistics: dict[str, float | int | str]
 
 
+def review_weights(flagged: Sequence[bool] | np.ndarray, flagged_share: float) -> np.ndarray:
+    """Per-label weights (mean 1) that give the readings flagged when scored
+    ``flagged_share`` of the sample's mass, whatever share of the labels they are.
+
+    Operators review every alert but only an audit sample of the rest, so confirmed false
+    alarms are over-represented among confirmed normals; unweighted, they drag the upper
+    quantile up with no real shift. With both kinds present, flagged labels share
+    ``flagged_share`` and unflagged ones the rest, each kind equally; otherwise the
+    weights are equal.
+
+    >>> review_weights([True, False, False, False], 0.5).tolist()
+    [2.0, 0.6666666666666666, 0.6666666666666666, 0.6666666666666666]
+    """
+    marks = np.asarray(flagged, dtype=bool)
+    n_flagged = int(marks.sum())
+    n = marks.size
+    if n_flagged in (0, n):
+        return np.ones(n)
+    share = min(max(flagged_share, 1e-6), 1.0 - 1e-6)
+    return np.where(marks, share / n_flagged, (1.0 - share) / (n - n_flagged)) * n
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Linear interpolation between weighted order statistics: equal weights give exactly
+    ``np.quantile(values, q)``.
+
+    >>> weighted_quantile(np.array([1.0, 2.0, 3.0]), np.ones(3), 0.25)
+    1.5
+    """
+    order = np.argsort(values, kind="stable")
+    ordered, w = values[order], weights[order]
+    below = np.cumsum(w) - w  # mass strictly before each point
+    positions = below / below[-1]
+    return float(np.interp(q, positions, ordered))
+
+
 def candidate_threshold(
-    errors: Sequence[float] | np.ndarray, current: float, policy: RecalibrationPolicy
+    errors: Sequence[float] | np.ndarray,
+    current: float,
+    policy: RecalibrationPolicy,
+    *,
+    weights: np.ndarray | None = None,
 ) -> Candidate:
     """The threshold the confirmed-normal ``errors`` support and whether it may be applied.
+
+    ``weights`` (from :func:`review_weights`) correct for how the labels were sampled;
+    without them every label counts once.
 
     >>> policy = RecalibrationPolicy(quantile=0.5, min_samples=3)
     >>> candidate_threshold([1.0, 1.1, 1.2], 1.0, policy).outcome
@@ -81,7 +124,9 @@ def candidate_threshold(
     if not current > 0:
         raise ValueError(f"current threshold must be positive, got {current}")
     sample = np.asarray(errors, dtype=np.float64)
-    sample = sample[np.isfinite(sample)]
+    finite = np.isfinite(sample)
+    sample = sample[finite]
+    weight = np.ones(sample.size) if weights is None else np.asarray(weights)[finite]
     n = int(sample.size)
     if n < policy.min_samples:
         return Candidate(
@@ -99,12 +144,14 @@ def candidate_threshold(
         "sample_median": float(np.median(sample)),
         "sample_max": float(sample.max()),
     }
+    if weights is not None:
+        statistics["weighted"] = "flagged share"
     if policy.method == "quantile":
-        value = float(np.quantile(sample, policy.quantile))
+        value = weighted_quantile(sample, weight, policy.quantile)
         statistics["quantile"] = policy.quantile
     else:
-        median = float(np.median(sample))
-        mad = float(np.median(np.abs(sample - median))) * MAD_TO_SIGMA
+        median = weighted_quantile(sample, weight, 0.5)
+        mad = weighted_quantile(np.abs(sample - median), weight, 0.5) * MAD_TO_SIGMA
         value = median + policy.mad_k * mad
         statistics.update({"median": median, "mad_sigma": mad, "k": policy.mad_k})
     if not value > 0:

@@ -26,6 +26,7 @@ from service.calibration.recalibrator import (
     RecalibrationLoop,
     RecalibrationPolicy,
     candidate_threshold,
+    review_weights,
 )
 from service.calibration.store import (
     FeedbackStore,
@@ -33,6 +34,7 @@ from service.calibration.store import (
     LabelSource,
     LabelValue,
     NewLabel,
+    NormalSample,
     PendingAlreadyDecided,
     PendingNotFound,
     PendingThreshold,
@@ -301,6 +303,8 @@ class CalibrationService:
             reading_id=reading.reading_id,
             reading_time=reading.timestamp,
             note=note,
+            scored_anomaly=reading.anomaly,
+            scored_alert=reading.alert,
         )
 
     def labels_for_reading_ids(
@@ -401,6 +405,7 @@ class CalibrationService:
                     reading_id=None,
                     reading_time=timestamp,
                     note=note,
+                    scored_anomaly=float(row.mean()) > snapshot.value,
                 )
             )
         return labels
@@ -500,8 +505,20 @@ class CalibrationService:
                     since=started - self.settings.recalibration_window_s,
                     limit=self.settings.recalibration_window_labels,
                 )
+                policy = self.policy_for(model)
+                share, share_from = self._flagged_share(model, sample, policy)
                 candidate = candidate_threshold(
-                    sample.errors, current.value, self.policy_for(model)
+                    sample.errors,
+                    current.value,
+                    policy,
+                    weights=review_weights(sample.flagged, share),
+                )
+                candidate.statistics.update(
+                    {
+                        "flagged_share": share,
+                        "flagged_share_from": share_from,
+                        "n_flagged": sum(sample.flagged),
+                    }
                 )
                 run = await asyncio.to_thread(self._conclude, model, current, candidate, trigger)
             except Exception as exc:
@@ -536,6 +553,26 @@ class CalibrationService:
         self.metrics.last_recalibration.labels(model.name).set(run.finished_at)
         logger.info("recalibration of %s (%s): %s", model.name, trigger, run.message)
         return run
+
+    def _flagged_share(
+        self, model: LoadedModel, sample: NormalSample, policy: RecalibrationPolicy
+    ) -> tuple[float, str]:
+        """How much of the normal error distribution the flagged readings stand for.
+
+        From the representative labels (time ranges, carried readings) when there are
+        any: they hold flagged and unflagged readings in the stream's own proportion.
+        Else from the retained scored readings of the model (true anomalies among them
+        count as flagged: the relative-change cap guards that case). Else the nominal
+        ``1 - quantile``, which leaves confirmed false alarms no more weight than a
+        correct threshold would give them."""
+        pairs = zip(sample.flagged, sample.representative, strict=True)
+        representative = [flagged for flagged, kept_whole in pairs if kept_whole]
+        if representative:
+            return sum(representative) / len(representative), "representative labels"
+        measured = self.recent.flagged_share(model.name)
+        if measured is not None:
+            return measured, "retained scored readings"
+        return 1.0 - policy.quantile, "nominal"
 
     def _conclude(
         self,
@@ -730,9 +767,18 @@ class CalibrationService:
             since=self.clock() - self.settings.recalibration_window_s,
             limit=self.settings.recalibration_window_labels,
         )
-        recent = np.asarray(sample.sensor_errors, dtype=np.float64).reshape(
-            -1, model.manifest.n_sensors
-        )
+        # Labels picked from the review queue because the scorer flagged them are the high
+        # tail by construction: tested against the whole reference law they make a "shift"
+        # out of confirmed false alarms. Kept: labels given to whole spans (time ranges,
+        # carried readings) and reviewed readings that were not flagged (the audit sample).
+        unbiased = [
+            errors
+            for errors, flagged, whole_span in zip(
+                sample.sensor_errors, sample.flagged, sample.representative, strict=True
+            )
+            if whole_span or not flagged
+        ]
+        recent = np.asarray(unbiased, dtype=np.float64).reshape(-1, model.manifest.n_sensors)
         report = await asyncio.to_thread(
             drift_report,
             model.artifact.reference_errors,

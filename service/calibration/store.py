@@ -81,6 +81,11 @@ class NewLabel:
     reading_id: str | None = None
     reading_time: float | None = None
     note: str | None = None
+    # What the scorer decided for the reading: flagged readings (anomaly or alert) are the
+    # ones operators are asked to review, so their labels are over-represented.
+    # None: the error above the threshold in force (carried readings scored at labelling).
+    scored_anomaly: bool | None = None
+    scored_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,8 @@ class StoredLabel:
     note: str | None
     author: str
     created_at: float
+    scored_anomaly: bool = False
+    scored_alert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +184,24 @@ class LabelFilter:
 
 @dataclass(frozen=True, slots=True)
 class NormalSample:
-    """Confirmed-normal errors in a rolling window, oldest first."""
+    """Confirmed-normal errors in a rolling window, oldest first.
+
+    ``flagged``: the reading was an anomaly or in an alert when scored. ``representative``:
+    the label came with its neighbours (a time range or carried readings), not picked from
+    the review queue, so its flagged share is the stream's own."""
 
     errors: tuple[float, ...]
     sensor_errors: tuple[tuple[float, ...], ...]
     label_ids: tuple[int, ...] = field(default=())
+    flagged: tuple[bool, ...] = field(default=())
+    representative: tuple[bool, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """A store that does not know the flags: every label unflagged and representative."""
+        if not self.flagged:
+            object.__setattr__(self, "flagged", (False,) * len(self.errors))
+        if not self.representative:
+            object.__setattr__(self, "representative", (True,) * len(self.errors))
 
 
 @runtime_checkable
@@ -396,9 +416,24 @@ def _migration_2_indexes(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migration_3_scored_flags(conn: sqlite3.Connection) -> None:
+    """What the scorer decided for each labelled reading. Older labels: the anomaly flag
+    is recomputed from their stored error and threshold; whether an alert was on is not
+    known and taken as off."""
+    _run_script(
+        conn,
+        """
+        ALTER TABLE labels ADD COLUMN scored_anomaly INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE labels ADD COLUMN scored_alert INTEGER NOT NULL DEFAULT 0;
+        UPDATE labels SET scored_anomaly = (error > threshold_value);
+        """,
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema", _migration_1_initial),
     (2, "indexes for rolling windows and listings", _migration_2_indexes),
+    (3, "anomaly and alert flags of labelled readings", _migration_3_scored_flags),
 )
 
 
@@ -497,6 +532,8 @@ class SqliteFeedbackStore:
             note=row["note"],
             author=row["author"],
             created_at=row["created_at"],
+            scored_anomaly=bool(row["scored_anomaly"]),
+            scored_alert=bool(row["scored_alert"]),
         )
 
     def _load_submission(
@@ -545,8 +582,8 @@ class SqliteFeedbackStore:
             conn.executemany(
                 "INSERT INTO labels (submission_id, model, model_version, label, error, "
                 "sensor_errors, threshold_value, threshold_version, source, stream_id, "
-                "reading_id, reading_time, note, author, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reading_id, reading_time, note, author, created_at, scored_anomaly, "
+                "scored_alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         submission_id,
@@ -564,6 +601,12 @@ class SqliteFeedbackStore:
                         lab.note,
                         author,
                         now,
+                        int(
+                            lab.error > lab.threshold_value
+                            if lab.scored_anomaly is None
+                            else lab.scored_anomaly
+                        ),
+                        int(lab.scored_alert),
                     )
                     for lab in labels
                 ],
@@ -636,7 +679,8 @@ class SqliteFeedbackStore:
         anomaly."""
         rows = self._query(
             """
-            SELECT id, error, sensor_errors FROM labels AS n
+            SELECT id, error, sensor_errors, scored_anomaly, scored_alert, source
+            FROM labels AS n
             WHERE n.model = ? AND n.model_version = ? AND n.label = 'normal'
               AND n.created_at >= ?
               AND (n.reading_id IS NULL OR (
@@ -656,6 +700,8 @@ class SqliteFeedbackStore:
             errors=tuple(float(r["error"]) for r in rows),
             sensor_errors=tuple(_loads_floats(r["sensor_errors"]) for r in rows),
             label_ids=tuple(int(r["id"]) for r in rows),
+            flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
+            representative=tuple(r["source"] != "reading_id" for r in rows),
         )
 
     def labelled_reading_ids(self, model: str, reading_ids: Sequence[str]) -> set[str]:

@@ -310,6 +310,15 @@ class RecentReadings:
         picks = rng.choice(len(candidates), size=min(size, len(candidates)), replace=False)
         return [candidates[i][0].reading(candidates[i][1], self.id_prefix) for i in picks.tolist()]
 
+    def flagged_share(self, model: str) -> float | None:
+        """The share of retained scored readings of ``model`` that were flagged (anomaly
+        or alert); None when none is retained. Recalibration weighs reviewed labels by it."""
+        flagged = total = 0
+        for chunk, mask in self._rows(None, model):
+            total += int(mask.sum())
+            flagged += int((mask & (chunk.anomaly | chunk.alert)).sum())
+        return flagged / total if total else None
+
     def stream_readings(
         self,
         stream_id: str,

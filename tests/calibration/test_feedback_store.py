@@ -84,7 +84,7 @@ def test_reopen_keeps_data_and_does_not_rerun_migrations(tmp_path: Path, clock: 
 
 
 def test_partial_schema_is_migrated_forward(tmp_path: Path, clock: FakeClock) -> None:
-    """A store written before migration 2 existed gets only migration 2 applied."""
+    """A store written before migration 2 existed gets only the later migrations applied."""
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.execute(
@@ -96,10 +96,58 @@ def test_partial_schema_is_migrated_forward(tmp_path: Path, clock: FakeClock) ->
     conn.commit()
     conn.close()
     store = SqliteFeedbackStore(path, clock=clock)
-    assert store.schema_version() == 2
+    assert store.schema_version() == len(MIGRATIONS)
     indexes = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "labels_model_label_time" in indexes
     store.close()
+
+
+def test_labels_written_before_the_flags_get_them_from_their_errors(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    path = tmp_path / "v2.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    for number, name, migrate in MIGRATIONS[:2]:
+        migrate(conn)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+    conn.execute("INSERT INTO submissions VALUES (1, NULL, 'h', 'ops', 0)")
+    for error in (0.5, 2.0):  # threshold 1.0: the second was an anomaly when scored
+        conn.execute(
+            "INSERT INTO labels (submission_id, model, model_version, label, error, "
+            "sensor_errors, threshold_value, threshold_version, source, author, created_at) "
+            "VALUES (1, 'plant', '1', 'normal', ?, '[0.5, 0.5]', 1.0, 1, 'reading_id', 'ops', ?)",
+            (error, clock.now),
+        )
+    conn.commit()
+    conn.close()
+    store = SqliteFeedbackStore(path, clock=clock)
+    sample = store.normal_sample("plant", "1", since=0, limit=10)
+    assert sample.errors == (0.5, 2.0) and sample.flagged == (False, True)
+    assert sample.representative == (False, False)
+    store.close()
+
+
+def test_scored_flags_are_kept_per_label(store: SqliteFeedbackStore) -> None:
+    flagged_by_alert = NewLabel(
+        model="plant", model_version="1", label="normal", error=0.8, sensor_errors=(0.8, 0.8),
+        threshold_value=1.0, threshold_version=1, source="reading_id", reading_id="r1",
+        scored_anomaly=False, scored_alert=True,
+    )  # fmt: skip
+    store.submit_labels(
+        [flagged_by_alert, label(1.5), label(0.5)], author="ops", client_label_id=None,
+        content_hash="h",
+    )  # fmt: skip
+    sample = store.normal_sample("plant", "1", since=0, limit=10)
+    assert sample.flagged == (True, True, False)  # alert; 1.5 above its threshold; neither
+    assert sample.representative == (False, True, True)
+    stored = store.list_labels(LabelFilter(), limit=10)
+    assert {(x.error, x.scored_anomaly, x.scored_alert) for x in stored} == {
+        (0.8, False, True), (1.5, True, False), (0.5, False, False),
+    }  # fmt: skip
 
 
 def test_refuses_store_from_newer_build(tmp_path: Path, clock: FakeClock) -> None:
