@@ -163,6 +163,8 @@ class LabelOut(BaseModel):
     threshold: float = Field(description="Threshold in force when the reading was scored.")
     threshold_version: int
     source: Literal["reading_id", "readings", "time_range"]
+    scored_anomaly: bool = Field(description="The reading's error was above its threshold.")
+    scored_alert: bool = Field(description="The reading's stream was in an alert when scored.")
     note: str | None
     author: str
     created_at: datetime
@@ -183,6 +185,8 @@ class LabelOut(BaseModel):
             threshold=label.threshold_value,
             threshold_version=label.threshold_version,
             source=label.source,
+            scored_anomaly=label.scored_anomaly,
+            scored_alert=label.scored_alert,
             note=label.note,
             author=label.author,
             created_at=datetime.fromtimestamp(label.created_at, tz=UTC),

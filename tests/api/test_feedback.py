@@ -49,6 +49,7 @@ async def test_label_by_reading_id_records_errors_versions_and_author(client: An
     assert label["sensor_errors"] == pytest.approx([4.0, 0.0, 0.0, 0.0])
     assert (label["model"], label["model_version"]) == (MODEL, "1")
     assert (label["threshold"], label["threshold_version"]) == (1.0, 1)
+    assert (label["scored_anomaly"], label["scored_alert"]) == (first["anomaly"], first["alert"])
     assert (label["author"], label["source"], label["note"]) == (
         "olga-operator",
         "reading_id",
