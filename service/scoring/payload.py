@@ -149,8 +149,20 @@ def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
                 f"{len(readings)} readings in one request; the maximum is {max_readings}",
                 errors=[FieldError("readings", f"at most {max_readings} readings")],
             )
-    may_hold_booleans = b"true" in body or b"false" in body
-    return ParsedRequest(stream_id, model, readings, None, has_one, may_hold_booleans)
+    return ParsedRequest(stream_id, model, readings, None, has_one, _has_boolean(body))
+
+
+def _has_boolean(body: bytes) -> bool:
+    """Whether a JSON true or false may be in the body. Finds single bytes (memchr), which
+    on a large batch costs a tenth of searching for b"true": "u" and "f" occur in no
+    number and in no key of a plain-list body, only in strings such as the stream id."""
+    for letter, word, offset in ((0x75, b"true", 2), (0x66, b"false", 0)):
+        at = body.find(letter)
+        while at != -1:
+            if body[at - offset : at - offset + len(word)] == word:
+                return True
+            at = body.find(letter, at + 1)
+    return False
 
 
 def _lenient_or_raise(body: bytes, exc: orjson.JSONDecodeError) -> Any:
