@@ -167,6 +167,9 @@ def create_app(
     app.state.keyring = build_keyring(settings)
     app.state.settings = settings
     install_problem_handlers(app)
+    score_access = require_scope("score", optional_unless="require_score_key")
+    # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI.
+    app.add_middleware(score.LeanScoreMiddleware, access=score_access)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -175,7 +178,7 @@ def create_app(
         own_limit_paths=frozenset({score.router.prefix + "/score"}),  # checks its own
     )
     app.add_middleware(RequestMetricsMiddleware)  # outermost: counts the guard's refusals too
-    scoring_access = [Depends(require_scope("score", optional_unless="require_score_key"))]
+    scoring_access = [Depends(score_access)]
     app.include_router(score.router, dependencies=scoring_access)
     app.include_router(models.router, dependencies=scoring_access)
     app.include_router(streams.router, dependencies=scoring_access)

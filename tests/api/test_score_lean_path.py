@@ -1,0 +1,86 @@
+"""POST /v1/score is served by a lean ASGI path in front of the router; the FastAPI route
+stays registered for OpenAPI and other methods. These tests pin that split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import AppClient, ClientFactory
+
+from service.state import state_dependency
+
+SCORE = "/v1/score"
+
+
+def requests_counted(client: AppClient, status: str, method: str = "POST") -> float:
+    labels = {"endpoint": SCORE, "method": method, "status": status}
+    value = client.state.registry.get_sample_value("anomaly_http_requests_total", labels)
+    return 0.0 if value is None else value
+
+
+async def test_scoring_skips_the_route_dependencies(client: AppClient) -> None:
+    async def never(*_: object) -> None:
+        raise AssertionError("the FastAPI route's dependencies ran for POST /v1/score")
+
+    client.app.dependency_overrides[state_dependency] = never
+    response = await client.post(SCORE, json={"stream_id": "s", "reading": [0, 0, 0, 2]})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json()["result"]["error"] == pytest.approx(1.0)
+    assert requests_counted(client, "200") == 1
+
+
+async def test_binary_reply_and_query_parameters(client: AppClient) -> None:
+    body = np.array([[0, 0, 0, 2], [0, 0, 0, 0]], dtype="<f4").tobytes()
+    response = await client.post(
+        f"{SCORE}?stream_id=bin",
+        content=body,
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["stream_id"] == "bin" and reply["count"] == 2
+    assert reply["error"] == pytest.approx([1.0, 0.0])
+
+
+async def test_errors_are_problems_and_counted(client: AppClient) -> None:
+    response = await client.post(SCORE, content=b"{", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["instance"] == SCORE
+    assert requests_counted(client, "415") == 1
+
+
+async def test_other_methods_reach_the_router(client: AppClient) -> None:
+    response = await client.get(SCORE)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/problem+json"
+    assert requests_counted(client, "405", method="GET") == 1
+
+
+async def test_openapi_still_documents_scoring(client: AppClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"][SCORE]["post"]
+    assert set(operation["requestBody"]["content"]) == {
+        "application/json",
+        "application/octet-stream",
+        "application/x-npy",
+    }
+    assert {"ScoreRequest", "ScoreResponse", "BulkScoreResponse"} <= set(
+        spec["components"]["schemas"]
+    )
+
+
+async def test_a_key_is_still_required_when_configured(make_client: ClientFactory) -> None:
+    client = await make_client(
+        api_keys=[{"name": "scorer", "scopes": ["score"], "key": "k" * 32}],
+        require_score_key=True,
+    )
+    body = {"stream_id": "s", "reading": [0, 0, 0, 0]}
+    refused = await client.post(SCORE, json=body)
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert requests_counted(client, "401") == 1
+    accepted = await client.post(SCORE, json=body, headers={"X-API-Key": "k" * 32})
+    assert accepted.status_code == 200, accepted.text
