@@ -31,8 +31,8 @@ class Smoother(Protocol):
     def update_many(self, xs: np.ndarray) -> np.ndarray: ...
 
 
-class RollingMean:
-    """Mean of the last ``window`` scores (fewer while a stream is young)."""
+class _LastScores:
+    """The last ``window`` scores of a stream; subclasses say how they are summarised."""
 
     __slots__ = ("_recent", "window")
 
@@ -50,6 +50,15 @@ class RollingMean:
         return self.get()
 
     def get(self) -> float:
+        raise NotImplementedError
+
+
+class RollingMean(_LastScores):
+    """Mean of the last ``window`` scores (fewer while a stream is young)."""
+
+    __slots__ = ()
+
+    def get(self) -> float:
         return sum(self._recent) / len(self._recent) if self._recent else 0.0
 
     def update_many(self, xs: np.ndarray) -> np.ndarray:
@@ -65,23 +74,10 @@ class RollingMean:
         return out
 
 
-class RollingMedian:
+class RollingMedian(_LastScores):
     """Median of the last ``window`` scores: ignores a lone spike entirely."""
 
-    __slots__ = ("_recent", "window")
-
-    def __init__(self, window: int) -> None:
-        if window < 1:
-            raise ValueError(f"window must be >= 1, got {window}")
-        self.window = window
-        self._recent: list[float] = []  # a list: a deque costs ~600 bytes per stream
-
-    def update(self, x: float) -> float:
-        recent = self._recent
-        recent.append(float(x))
-        if len(recent) > self.window:
-            del recent[0]
-        return self.get()
+    __slots__ = ()
 
     def get(self) -> float:
         # Pure Python: for the short windows smoothing uses, faster than np.median.
