@@ -6,7 +6,7 @@ document exactly what it accepts and returns, with examples.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -196,3 +196,8 @@ class Liveness(_Doc):
 class Readiness(_Doc):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(description='"ok", or why the check fails.')
+
+
+def as_datetime(seconds: float | None) -> datetime | None:
+    """Unix seconds as stored, shown to clients as an aware UTC datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)

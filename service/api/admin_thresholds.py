@@ -7,7 +7,8 @@ history. All routes need the ``admin`` scope.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+import dataclasses
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -21,6 +22,7 @@ from service.calibration.store import (
     ThresholdSource,
     ThresholdVersion,
 )
+from service.schemas import as_datetime
 from service.security import Principal, require_scope
 from service.state import CalibrationDep
 
@@ -28,8 +30,10 @@ ADMIN_SCOPE = require_scope("admin")
 AdminPrincipal = Annotated[Principal, Depends(ADMIN_SCOPE)]
 
 
-def _time(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+def _with_datetimes(record: Any, *time_fields: str) -> dict[str, Any]:
+    """A store record's fields, with its Unix-second times as aware datetimes for the API."""
+    fields = dataclasses.asdict(record)
+    return fields | {name: as_datetime(fields[name]) for name in time_fields}
 
 
 class ThresholdVersionOut(BaseModel):
@@ -47,19 +51,7 @@ class ThresholdVersionOut(BaseModel):
 
     @classmethod
     def of(cls, v: ThresholdVersion) -> ThresholdVersionOut:
-        return cls(
-            model=v.model,
-            version=v.version,
-            model_version=v.model_version,
-            value=v.value,
-            baseline=v.baseline,
-            drift_ratio=v.value / v.baseline - 1.0,
-            source=v.source,
-            reason=v.reason,
-            author=v.author,
-            statistics=v.statistics,
-            created_at=datetime.fromtimestamp(v.created_at, tz=UTC),
-        )
+        return cls(**_with_datetimes(v, "created_at"), drift_ratio=v.value / v.baseline - 1.0)
 
 
 class PendingOut(BaseModel):
@@ -80,22 +72,7 @@ class PendingOut(BaseModel):
 
     @classmethod
     def of(cls, p: PendingThreshold) -> PendingOut:
-        return cls(
-            id=p.id,
-            model=p.model,
-            model_version=p.model_version,
-            candidate=p.candidate,
-            current_value=p.current_value,
-            current_version=p.current_version,
-            relative_change=p.relative_change,
-            reason=p.reason,
-            statistics=p.statistics,
-            status=p.status,
-            created_at=datetime.fromtimestamp(p.created_at, tz=UTC),
-            decided_by=p.decided_by,
-            decided_at=_time(p.decided_at),
-            applied_version=p.applied_version,
-        )
+        return cls(**_with_datetimes(p, "created_at", "decided_at"))
 
 
 class RunOut(BaseModel):
@@ -116,22 +93,7 @@ class RunOut(BaseModel):
 
     @classmethod
     def of(cls, r: RecalibrationRun) -> RunOut:
-        return cls(
-            id=r.id,
-            model=r.model,
-            model_version=r.model_version,
-            trigger=r.trigger,
-            outcome=r.outcome,
-            current_value=r.current_value,
-            candidate=r.candidate,
-            n_samples=r.n_samples,
-            message=r.message,
-            statistics=r.statistics,
-            threshold_version=r.threshold_version,
-            pending_id=r.pending_id,
-            started_at=datetime.fromtimestamp(r.started_at, tz=UTC),
-            finished_at=datetime.fromtimestamp(r.finished_at, tz=UTC),
-        )
+        return cls(**_with_datetimes(r, "started_at", "finished_at"))
 
 
 class CurrentThreshold(BaseModel):

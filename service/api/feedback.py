@@ -21,6 +21,7 @@ from service.calibration.store import (
     Submission,
     content_fingerprint,
 )
+from service.schemas import as_datetime
 from service.scoring.payload import MAX_STREAM_ID, matrix_of_rows, stream_id_problem
 from service.scoring.recent import RecentReading
 from service.security import Principal, require_scope
@@ -42,10 +43,6 @@ def _stream_id(value: str | None) -> str | None:
     if problem is not None:
         raise ValueError(f"stream_id: {problem}")
     return value
-
-
-def as_datetime(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
 
 
 class _Strict(BaseModel):
