@@ -19,9 +19,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 LabelValue = Literal["normal", "anomaly"]
 LabelSource = Literal["reading_id", "readings", "time_range"]
@@ -437,6 +437,16 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
 )
 
 
+RecordT = TypeVar("RecordT")
+
+
+def _from_row(record_type: type[RecordT], row: sqlite3.Row, **decoded: Any) -> RecordT:
+    """A record from a row whose columns carry its field names; ``decoded`` overrides the
+    columns stored as JSON or integers that need converting."""
+    columns = {f.name: row[f.name] for f in fields(record_type)}  # type: ignore[arg-type]
+    return record_type(**(columns | decoded))
+
+
 def _loads_floats(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in json.loads(text))
 
@@ -515,23 +525,10 @@ class SqliteFeedbackStore:
 
     @staticmethod
     def _label(row: sqlite3.Row) -> StoredLabel:
-        return StoredLabel(
-            id=row["id"],
-            submission_id=row["submission_id"],
-            model=row["model"],
-            model_version=row["model_version"],
-            label=row["label"],
-            error=row["error"],
+        return _from_row(
+            StoredLabel,
+            row,
             sensor_errors=_loads_floats(row["sensor_errors"]),
-            threshold_value=row["threshold_value"],
-            threshold_version=row["threshold_version"],
-            source=row["source"],
-            stream_id=row["stream_id"],
-            reading_id=row["reading_id"],
-            reading_time=row["reading_time"],
-            note=row["note"],
-            author=row["author"],
-            created_at=row["created_at"],
             scored_anomaly=bool(row["scored_anomaly"]),
             scored_alert=bool(row["scored_alert"]),
         )
@@ -723,18 +720,7 @@ class SqliteFeedbackStore:
 
     @staticmethod
     def _threshold(row: sqlite3.Row) -> ThresholdVersion:
-        return ThresholdVersion(
-            model=row["model"],
-            version=row["version"],
-            model_version=row["model_version"],
-            value=row["value"],
-            baseline=row["baseline"],
-            source=row["source"],
-            reason=row["reason"],
-            author=row["author"],
-            statistics=json.loads(row["statistics"]),
-            created_at=row["created_at"],
-        )
+        return _from_row(ThresholdVersion, row, statistics=json.loads(row["statistics"]))
 
     def latest_threshold(self, model: str, model_version: str) -> ThresholdVersion | None:
         rows = self._query(
@@ -881,22 +867,7 @@ class SqliteFeedbackStore:
 
     @staticmethod
     def _pending(row: sqlite3.Row) -> PendingThreshold:
-        return PendingThreshold(
-            id=row["id"],
-            model=row["model"],
-            model_version=row["model_version"],
-            candidate=row["candidate"],
-            current_value=row["current_value"],
-            current_version=row["current_version"],
-            relative_change=row["relative_change"],
-            reason=row["reason"],
-            statistics=json.loads(row["statistics"]),
-            status=row["status"],
-            created_at=row["created_at"],
-            decided_by=row["decided_by"],
-            decided_at=row["decided_at"],
-            applied_version=row["applied_version"],
-        )
+        return _from_row(PendingThreshold, row, statistics=json.loads(row["statistics"]))
 
     def open_pending(self, model: str) -> PendingThreshold | None:
         rows = self._query(
@@ -1024,22 +995,7 @@ class SqliteFeedbackStore:
 
     @staticmethod
     def _run(row: sqlite3.Row) -> RecalibrationRun:
-        return RecalibrationRun(
-            id=row["id"],
-            model=row["model"],
-            model_version=row["model_version"],
-            trigger=row["trigger"],
-            outcome=row["outcome"],
-            current_value=row["current_value"],
-            candidate=row["candidate"],
-            n_samples=row["n_samples"],
-            message=row["message"],
-            statistics=json.loads(row["statistics"]),
-            threshold_version=row["threshold_version"],
-            pending_id=row["pending_id"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-        )
+        return _from_row(RecalibrationRun, row, statistics=json.loads(row["statistics"]))
 
     def record_run(
         self,
