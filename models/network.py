@@ -81,6 +81,53 @@ class SensorAutoencoder(nn.Module):
         return self.decoder(self.encoder(x))
 
 
+def principal_plane(inputs: np.ndarray, variance_to_keep: float) -> np.ndarray:
+    """Orthonormal basis ``(n_inputs, k)`` of the fewest principal directions of standardised
+    training inputs that keep ``variance_to_keep`` of their variance (the PCA baseline's rule)."""
+    if not 0.0 < variance_to_keep < 1.0:
+        raise ValueError(f"variance_to_keep must be in (0, 1), got {variance_to_keep}")
+    x = np.asarray(inputs, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"a plane needs (n_readings >= 2, n_inputs) inputs, got {x.shape}")
+    _, singular, vt = np.linalg.svd(x, full_matrices=False)
+    variance = singular**2
+    if variance.sum() <= 0:
+        raise ValueError("training inputs have no variance: there is no plane to fit")
+    share = np.cumsum(variance) / variance.sum()
+    k = int(np.searchsorted(share, variance_to_keep - 1e-12) + 1)
+    return np.ascontiguousarray(vt[: min(k, len(share))].T, dtype=np.float32)
+
+
+class PlaneResidualAutoencoder(nn.Module):
+    """A linear principal plane plus an autoencoder on what the plane leaves over.
+
+    A plain autoencoder reconstructs only the range it was trained on: a reading that moves
+    further along the directions normal operation already varies in (a wider operating range,
+    a load change) is reconstructed badly and flagged. The plane extrapolates by construction,
+    and the nonlinear part only ever sees the residual, which such a move leaves in range.
+    The plane is fitted on the training split and frozen (a buffer, not a parameter).
+    """
+
+    def __init__(self, plane: np.ndarray, residual: SensorAutoencoder) -> None:
+        super().__init__()
+        basis = torch.as_tensor(np.asarray(plane, dtype=np.float32))
+        if basis.ndim != 2 or basis.shape[0] != residual.n_inputs:
+            raise ValueError(
+                f"plane of shape {tuple(basis.shape)} does not fit {residual.n_inputs} inputs"
+            )
+        self.n_inputs = residual.n_inputs
+        self.register_buffer("plane", basis.clone())
+        self.residual = residual
+
+    @property
+    def n_components(self) -> int:
+        return int(self.plane.shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_plane = (x @ self.plane) @ self.plane.T
+        return in_plane + self.residual(x - in_plane)
+
+
 class ScoringModule(nn.Module):
     """Raw readings (batch, window, sensors) -> per-sensor squared errors (batch, sensors).
 
@@ -90,7 +137,7 @@ class ScoringModule(nn.Module):
 
     def __init__(
         self,
-        autoencoder: SensorAutoencoder,
+        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder,
         *,
         mean: np.ndarray | Sequence[float],
         scale: np.ndarray | Sequence[float],
