@@ -23,6 +23,7 @@ import torch
 from models.baselines import PCABaseline
 from models.data import DataError, Readings, default_sensor_names, load_readings, sliding_windows
 from models.metrics import DetectorEvaluation, evaluate_detector
+from models.network import principal_plane
 from models.report import (
     EvaluationReport,
     Example,
@@ -217,10 +218,79 @@ def baseline_data(
     )
 
 
+OPERATING_RANGE_STRETCH = 1.5
+"""How much wider than the evaluation's normal readings the operating-range check moves them."""
+OPERATING_RANGE_VARIANCE = 0.9
+"""Share of the normal readings' variance whose directions count as "how normal operation
+varies" (the PCA baseline's rule)."""
+
+
+@dataclass(frozen=True)
+class OperatingRangeCheck:
+    """Would the model alarm if normal operation merely spanned a wider range?
+
+    Normal readings are moved ``stretch`` times further from their mean along the principal
+    directions they already vary in (a wider operating range, nothing broken) and scored
+    again at the operating threshold. A model that only reconstructs the range it was trained
+    on flags many of them; the ``--plane-variance`` option is built not to.
+    """
+
+    stretch: float
+    n_directions: int
+    flagged_before: float
+    flagged_after: float
+
+    @property
+    def ok(self) -> bool:
+        return self.flagged_after < 2 * self.flagged_before + 0.01
+
+    @property
+    def message(self) -> str:
+        moved = (
+            f"normal readings moved {self.stretch:g}x further along their {self.n_directions} "
+            f"principal directions: {self.flagged_after:.1%} flagged (unmoved: "
+            f"{self.flagged_before:.1%})"
+        )
+        if self.ok:
+            return f"ok: {moved}."
+        return (
+            f"WARNING: {moved}. The model alarms when operation merely spans a wider range than "
+            "in training; train on data covering the plant's whole range, or with "
+            "--plane-variance 0.9."
+        )
+
+
+def operating_range_check(
+    artifact: Artifact,
+    normal_values: np.ndarray,
+    *,
+    stretch: float = OPERATING_RANGE_STRETCH,
+    variance_to_keep: float = OPERATING_RANGE_VARIANCE,
+) -> OperatingRangeCheck:
+    manifest = artifact.manifest
+    mean = np.asarray(manifest.scaler.mean)
+    scale = np.asarray(manifest.scaler.scale)
+    z = (np.asarray(normal_values, dtype=np.float64) - mean) / scale
+    centre = z.mean(axis=0)
+    deviation = z - centre
+    plane = principal_plane(deviation, variance_to_keep).astype(np.float64)
+    moved = centre + deviation + (stretch - 1.0) * (deviation @ plane) @ plane.T
+    threshold = manifest.threshold.value
+    before = artifact_errors(artifact, normal_values).mean(axis=1) > threshold
+    after = artifact_errors(artifact, moved * scale + mean).mean(axis=1) > threshold
+    return OperatingRangeCheck(
+        stretch=stretch,
+        n_directions=plane.shape[1],
+        flagged_before=float(before.mean()),
+        flagged_after=float(after.mean()),
+    )
+
+
 @dataclass
 class ArtifactEvaluation:
     report: EvaluationReport
     evaluations: list[DetectorEvaluation]
+    operating_range: OperatingRangeCheck
 
 
 def evaluate_artifact(
@@ -284,6 +354,10 @@ def evaluate_artifact(
         )
         evaluations.append(evaluation)
         scored.append(ScoredDetector(evaluation, values, labels))
+    operating_range = operating_range_check(artifact, normal.values)
+    context["operating range"] = operating_range.message
+    if not operating_range.ok:
+        notes.append(operating_range.message)
     detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])
     tables = []
     faulty = None
@@ -301,7 +375,7 @@ def evaluate_artifact(
         examples=example_readings(per_sensor, scores["autoencoder"], detected, kinds, faulty),
         notes=notes,
     )
-    return ArtifactEvaluation(report, evaluations)
+    return ArtifactEvaluation(report, evaluations, operating_range)
 
 
 def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings]) -> list[str]:
@@ -513,6 +587,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
     written = write_report(result.report, out)
     print(summary_lines(result.evaluations))
+    print(f"operating range (autoencoder): {result.operating_range.message}")
     print(f"\nreport: {written['markdown']}", file=sys.stderr)
     return 0
 

@@ -11,7 +11,12 @@ import torch
 
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
-from models.evaluate import baseline_data
+from models.evaluate import (
+    OperatingRangeCheck,
+    baseline_data,
+    operating_range_check,
+    synthetic_sets,
+)
 from models.export import export_artifact
 from models.synthetic import generate_plant, inject_anomalies
 from models.train import TrainConfig, train
@@ -186,3 +191,50 @@ def test_warns_when_evaluated_on_its_own_calibration_data(
     notes = _report(out)["notes"]
     assert any("normal data is this model's calibration data" in n for n in notes)  # type: ignore[attr-defined]
     assert not any("anomalous data is" in n for n in notes)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "ok"),
+    [(0.01, 0.012, True), (0.01, 0.029, True), (0.01, 0.03, False), (0.0, 0.2, False)],
+)
+def test_operating_range_rule(before: float, after: float, ok: bool) -> None:
+    check = OperatingRangeCheck(1.5, 3, before, after)
+    assert check.ok is ok
+    assert check.message.startswith("ok:" if ok else "WARNING:")
+    assert f"{after:.1%} flagged" in check.message
+
+
+def test_bundled_model_alarms_on_a_wider_operating_range() -> None:
+    """The plain default autoencoder only reconstructs the range it was trained on; the
+    report says so rather than hiding it."""
+    artifact = load_artifact(Path(__file__).parents[2] / "models" / "synthetic-plant" / "1")
+    normal, _ = synthetic_sets(artifact.manifest, n_readings=2000)
+    check = operating_range_check(artifact, normal.values)
+    assert not check.ok
+    assert check.flagged_after > 10 * check.flagged_before
+    unchanged = operating_range_check(artifact, normal.values, stretch=1.0)
+    assert unchanged.flagged_after == unchanged.flagged_before
+
+
+def test_plane_model_passes_the_operating_range_check(tmp_path: Path) -> None:
+    training = generate_plant(3000, seed=0, n_sensors=N_SENSORS)
+    calibration = generate_plant(1500, seed=1, n_sensors=N_SENSORS)
+    result = train(
+        training.values,
+        training.sensors,
+        TrainConfig(epochs=15, patience=5, batch_size=128, plane_variance=0.9),
+        calibration_values=calibration.values,
+    )
+    out = tmp_path / "planed" / "1"
+    export_artifact(
+        result,
+        out,
+        name="planed",
+        version="1",
+        training_data_sha256=sha256_array(training.values),
+        training_data={"training": {"source": training.source}},
+        include_export=False,
+    )
+    normal = generate_plant(2000, seed=5, n_sensors=N_SENSORS).values
+    check = operating_range_check(load_artifact(out), normal)
+    assert check.ok, check.message
