@@ -12,6 +12,9 @@ import numpy as np
 
 # Below this many scores a plain loop beats numpy's per-call overhead.
 _VECTOR_MIN = 16
+# Below this many rows, Python's sort of each row beats building and sorting packed keys.
+_PACKED_MIN = 32
+_FLOAT32_SIGN = 0x8000_0000
 
 # Alert states, as small integers on the hot path and names at the edge.
 NORMAL, ALERT, COOLDOWN, WARMING_UP = 0, 1, 2, 3
@@ -31,24 +34,87 @@ class Decisions:
 
 def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decisions:
     """Errors, normalised scores, flags and top-k contributors for a batch, vectorised."""
-    squared = squared_errors.astype(np.float64, copy=False)
-    totals = squared.sum(axis=1)
-    errors = totals / squared.shape[1]
+    if len(squared_errors) == 1:
+        return _decide_one(squared_errors, threshold, top_k)
+    # Summed in float64 without a float64 copy of the matrix (4 MB on a 10k batch).
+    totals = squared_errors.sum(axis=1, dtype=np.float64)
+    errors = totals / squared_errors.shape[1]
     scores = errors / threshold
-    batch, n_sensors = squared.shape
-    k = min(top_k, n_sensors)
-    rows = np.arange(batch)[:, None]
-    if k < n_sensors:
-        part = np.argpartition(squared, n_sensors - k, axis=1)[:, n_sensors - k :]
-    else:
-        part = np.broadcast_to(np.arange(n_sensors), squared.shape)
-    part_values = squared[rows, part]
-    order = np.argsort(-part_values, axis=1, kind="stable")
-    top_index = part[rows, order]
-    top_values = part_values[rows, order]
+    k = min(top_k, squared_errors.shape[1])
+    top_index = top_contributors(squared_errors, k)
+    top_values = np.take_along_axis(squared_errors, top_index, axis=1).astype(np.float64)
     # A reading with zero total error has zero top values: dividing by 1 gives shares of 0.
     shares = top_values / np.where(totals > 0, totals, 1.0)[:, None]
     return Decisions(errors, scores, errors > threshold, top_index, shares)
+
+
+def _decide_one(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decisions:
+    """The same figures for one reading with Python scalars: numpy's per-call overhead
+    would cost more than the work. The total is numpy's (pairwise) sum, as for a batch."""
+    n_sensors = squared_errors.shape[1]
+    total = float(squared_errors[0].sum(dtype=np.float64))
+    error = total / n_sensors
+    row = squared_errors[0].tolist()
+    top = sorted(range(n_sensors), key=row.__getitem__, reverse=True)[: min(top_k, n_sensors)]
+    divisor = total if total > 0 else 1.0
+    return Decisions(
+        np.array([error]),
+        np.array([error / threshold]),
+        np.array([error > threshold]),
+        np.array([top], dtype=np.intp),
+        np.array([[row[j] / divisor for j in top]]),
+    )
+
+
+def top_contributors(squared: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices of the ``k`` largest values, largest first; equal values keep
+    sensor order (the lower index first).
+
+    >>> top_contributors(np.array([[0.5, 2.0, 0.5, 1.0]], dtype=np.float32), 3).tolist()
+    [[1, 3, 0]]
+    """
+    batch, n_sensors = squared.shape
+    if batch < _PACKED_MIN:
+        # Python's sort is stable, also with reverse=True: ties keep sensor order.
+        positions = range(n_sensors)
+        rows = [
+            sorted(positions, key=row.__getitem__, reverse=True)[:k] for row in squared.tolist()
+        ]
+        return np.array(rows, dtype=np.intp).reshape(batch, k)
+    if squared.dtype == np.float32:
+        bits = squared.view(np.uint32)
+        if int(bits.max()) < _FLOAT32_SIGN:  # no negative values (nor -0.0)
+            return _top_by_packed_keys(bits, k)
+    return _top_by_partition(squared, k)
+
+
+def _top_by_packed_keys(bits: np.ndarray, k: int) -> np.ndarray:
+    """Top-k through one SIMD sort of 64-bit keys: a non-negative float32's bits order like
+    the value, and the low bits hold the complemented column, so sorting keys sorts
+    (value, lower index first) in one pass. ~3x faster than argpartition plus an argsort
+    of the partition, and exact (the value bits are kept whole)."""
+    n_sensors = bits.shape[1]
+    shift = max(1, (n_sensors - 1).bit_length())
+    mask = (1 << shift) - 1
+    keys = bits.astype(np.uint64)
+    keys <<= np.uint64(shift)
+    keys |= np.uint64(mask) - np.arange(n_sensors, dtype=np.uint64)
+    keys.sort(axis=1)
+    top = keys[:, : n_sensors - k - 1 : -1] if k < n_sensors else keys[:, ::-1]
+    index: np.ndarray = mask - (top & np.uint64(mask)).astype(np.intp)
+    return index
+
+
+def _top_by_partition(squared: np.ndarray, k: int) -> np.ndarray:
+    """Any dtype and sign: argpartition, then order the k by value (ties by index)."""
+    batch, n_sensors = squared.shape
+    if k < n_sensors:
+        part = np.sort(np.argpartition(squared, n_sensors - k, axis=1)[:, n_sensors - k :])
+    else:
+        part = np.broadcast_to(np.arange(n_sensors), squared.shape)
+    part_values = np.take_along_axis(squared, part, axis=1)
+    order = np.argsort(-part_values, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1)
 
 
 class AlertDebouncer:

@@ -101,9 +101,20 @@ class RollingMedian(_LastScores):
         if young < len(xs):
             windows = sliding_window_view(full, self.window)
             first = len(history) + young - self.window + 1
-            out[young:] = np.median(windows[first:], axis=1)
+            out[young:] = _median_of_rows(windows[first:])
         self._recent = full[-self.window :].tolist()
         return out
+
+
+def _median_of_rows(windows: np.ndarray) -> np.ndarray:
+    """``np.median(windows, axis=1)``; three values (the default window) by min/max, which
+    picks the same middle value ~10x faster than a partition per row."""
+    if windows.shape[1] == 3:
+        a, b, c = windows[:, 0], windows[:, 1], windows[:, 2]
+        result: np.ndarray = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
+        return result
+    median: np.ndarray = np.median(windows, axis=1)
+    return median
 
 
 class Ewma:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.scoring.decision import AlertDebouncer, decide
+from service.scoring.decision import AlertDebouncer, decide, top_contributors
 from service.scoring.rolling import RollingQuantiles
 from service.scoring.smoothing import RollingMean
 from service.scoring.streams import StreamState, StreamStates
@@ -25,6 +25,48 @@ def test_decide_matches_brute_force() -> None:
         assert (np.diff(out.top_share[row]) <= 0).all()
         total = squared[row].astype(np.float64).sum()
         np.testing.assert_allclose(out.top_share[row], squared[row][out.top_index[row]] / total)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 31, 32, 500])
+@pytest.mark.parametrize("n_sensors", [1, 3, 50, 64, 65])
+def test_top_contributors_order_with_ties(rows: int, n_sensors: int) -> None:
+    """Largest first, equal values in sensor order, on both the small-batch and the
+    packed-key path (and past a power of two of sensors)."""
+    rng = np.random.default_rng(rows * 100 + n_sensors)
+    squared = rng.exponential(size=(rows, n_sensors)).astype(np.float32)
+    squared[:, ::3] = squared[:, :1]  # ties, including ties with the largest
+    squared[0] = 0.0
+    for k in {1, 3, n_sensors}:
+        k = min(k, n_sensors)
+        want = np.argsort(-squared.astype(np.float64), axis=1, kind="stable")[:, :k]
+        assert np.array_equal(top_contributors(squared, k), want)
+
+
+def test_top_contributors_other_dtypes_and_negative_values() -> None:
+    """Inputs the packed keys cannot order (float64, negative values) take the partition
+    path: the same top values, largest first."""
+    rng = np.random.default_rng(5)
+    for squared in (
+        rng.exponential(size=(200, 20)),
+        rng.normal(size=(200, 20)).astype(np.float32),
+        np.full((40, 6), -0.0, dtype=np.float32),
+    ):
+        want = np.sort(squared, axis=1)[:, ::-1][:, :4]
+        got = np.take_along_axis(squared, top_contributors(squared, 4), axis=1)
+        assert np.array_equal(got, want)
+
+
+def test_decide_one_reading_equals_its_row_in_a_batch() -> None:
+    rng = np.random.default_rng(6)
+    squared = (rng.normal(size=(40, 50)) * 10 ** rng.uniform(-4, 4, size=(40, 50))) ** 2
+    squared = squared.astype(np.float32)
+    squared[3] = 0.0
+    batch = decide(squared, threshold=0.7, top_k=3)
+    for row in range(len(squared)):
+        one = decide(squared[row : row + 1], threshold=0.7, top_k=3)
+        for field in ("errors", "scores", "anomalies", "top_index", "top_share"):
+            got, want = getattr(one, field)[0], getattr(batch, field)[row]
+            assert np.array_equal(got, want) and got.dtype == want.dtype, field
 
 
 def test_decide_top_k_capped_and_zero_error() -> None:

@@ -24,10 +24,11 @@ def test_doctests() -> None:
         lambda: RollingMean(5),
         lambda: RollingMedian(5),
         lambda: RollingMedian(4),
+        lambda: RollingMedian(3),
         lambda: Ewma(0.3),
         lambda: RollingMean(1),
     ],
-    ids=["mean5", "median5", "median4", "ewma", "mean1"],
+    ids=["mean5", "median5", "median4", "median3", "ewma", "mean1"],
 )
 @pytest.mark.parametrize("sizes", [[1, 1, 40, 3, 100], [200], [2, 17, 16, 1]])
 def test_batch_update_equals_loop(make: object, sizes: list[int]) -> None:
@@ -39,6 +40,14 @@ def test_batch_update_equals_loop(make: object, sizes: list[int]) -> None:
         want = np.array([looped.update(x) for x in xs])
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
         assert batched.get() == pytest.approx(looped.get())
+
+
+def test_median_of_three_is_exactly_numpys() -> None:
+    rng = np.random.default_rng(4)
+    xs = np.round(rng.exponential(size=500), 1)  # rounded: many ties
+    windows = np.lib.stride_tricks.sliding_window_view(xs, 3)
+    got = smoothing_module._median_of_rows(windows)
+    assert np.array_equal(got, np.median(windows, axis=1))
 
 
 def test_reference_values() -> None:
