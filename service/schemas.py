@@ -199,5 +199,12 @@ class Readiness(_Doc):
 
 
 def as_datetime(seconds: float | None) -> datetime | None:
-    """Unix seconds as stored, shown to clients as an aware UTC datetime."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+    """Unix seconds as stored, shown to clients as an aware UTC datetime. None for a time no
+    date can show (only rows stored before reading times were range-checked hold one): one
+    such row must not make every listing that includes it fail."""
+    if seconds is None:
+        return None
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from service.calibration.service import CalibrationService, ReadingsToLabel
 from service.calibration.store import (
@@ -22,7 +30,12 @@ from service.calibration.store import (
     content_fingerprint,
 )
 from service.schemas import as_datetime
-from service.scoring.payload import MAX_STREAM_ID, matrix_of_rows, stream_id_problem
+from service.scoring.payload import (
+    MAX_STREAM_ID,
+    matrix_of_rows,
+    stream_id_problem,
+    timestamp_range_problem,
+)
 from service.scoring.recent import RecentReading
 from service.security import Principal, require_scope
 from service.state import CalibrationDep
@@ -36,6 +49,17 @@ def unix_seconds(moment: datetime) -> float:
     """Every datetime here is :class:`AwareDatetime`: a naive one is refused (422), as the
     scoring endpoint refuses ISO timestamps without a time zone."""
     return moment.timestamp()
+
+
+def _in_range(moment: datetime) -> datetime:
+    problem = timestamp_range_problem(moment.timestamp())
+    if problem is not None:
+        raise ValueError(f"a reading time {problem}")
+    return moment
+
+
+ReadingTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+"""The scoring endpoint's timestamp rule: aware, and a date that can be shown again."""
 
 
 def _stream_id(value: str | None) -> str | None:
@@ -61,7 +85,7 @@ class CarriedReadings(_Strict):
     )
     stream_id: str | None = Field(default=None, max_length=MAX_STREAM_ID)
     model: str | None = Field(default=None, description="Model to score with; default model.")
-    timestamps: list[AwareDatetime] | None = Field(
+    timestamps: list[ReadingTime] | None = Field(
         default=None, description="One per reading; defaults to the time of the request."
     )
 
@@ -80,8 +104,8 @@ class TimeRange(_Strict):
     """Every retained scored reading of a stream between start and end (inclusive)."""
 
     stream_id: str = Field(min_length=1, max_length=MAX_STREAM_ID)
-    start: AwareDatetime
-    end: AwareDatetime
+    start: ReadingTime
+    end: ReadingTime
     model: str | None = None
 
     _stream_id_rule = field_validator("stream_id")(_stream_id)

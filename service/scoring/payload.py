@@ -40,6 +40,18 @@ _READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
 _MAX_REPORTED = 20  # field errors listed in one problem body
 FLOAT32_MAX = 3.4028234663852886e38
 _INFINITIES = (math.inf, -math.inf)
+EARLIEST_TIMESTAMP = -2208988800.0  # 1900-01-01T00:00:00Z
+LATEST_TIMESTAMP = 253402214400.0  # 9999-12-31T00:00:00Z: a day short of datetime's limit
+# Outside these, a stored time could not be shown again as a date (and a client sending
+# milliseconds as seconds lands beyond the year 9999).
+
+
+def timestamp_range_problem(seconds: float) -> str | None:
+    """Why Unix ``seconds`` can't be a reading's time, or None when it can."""
+    if EARLIEST_TIMESTAMP <= seconds <= LATEST_TIMESTAMP:
+        return None
+    hint = " (milliseconds? send seconds)" if seconds > LATEST_TIMESTAMP else ""
+    return f"must lie between 1900-01-01 and 9999-12-31 UTC{hint}"
 
 
 @dataclass(slots=True)
@@ -487,7 +499,8 @@ def _timestamp(value: object) -> tuple[float, str | None]:
         # Compared before float(): the standard parser hands over integers of any size.
         if value != value or abs(value) > sys.float_info.max:
             return math.nan, "must be a finite number of Unix seconds"
-        return float(value), None
+        seconds = float(value)
+        return seconds, timestamp_range_problem(seconds)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value)
@@ -495,7 +508,8 @@ def _timestamp(value: object) -> tuple[float, str | None]:
             return math.nan, f"{value!r} is not an ISO 8601 date-time"
         if parsed.tzinfo is None:
             return math.nan, "an ISO 8601 timestamp needs a time zone (e.g. Z or +00:00)"
-        return parsed.timestamp(), None
+        seconds = parsed.timestamp()
+        return seconds, timestamp_range_problem(seconds)
     return math.nan, f"expected Unix seconds or an ISO 8601 string, got {_json_type(value)}"
 
 

@@ -11,6 +11,8 @@ import pytest
 from calibration_support import ADMIN, API_KEYS, OPERATOR, errors_of, readings
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.schemas import as_datetime
+
 MODEL = "test-plant"
 
 
@@ -310,6 +312,33 @@ async def test_datetimes_without_time_zone_are_refused(client: Any) -> None:
         "/v1/feedback", params={"since": "2026-01-01T08:00:00"}, headers=OPERATOR
     )
     assert listing.status_code == 422
+
+
+async def test_reading_times_no_date_can_show_are_refused_before_anything_is_stored(
+    client: Any,
+) -> None:
+    """Such a time once made the label listing fail for good after the label was committed."""
+    far = "9999-12-31T23:59:59-14:00"
+    scored = await client.post(
+        "/v1/score", json={"stream_id": "s", "reading": {"values": [0, 0, 0, 0], "timestamp": 1e20}}
+    )
+    assert scored.status_code == 422 and "timestamp" in scored.text
+    carried = {"values": [[0, 0, 0, 0]], "timestamps": [far]}
+    refused = await post(client, {"label": "normal", "readings": carried})
+    assert refused.status_code == 422 and "timestamps" in refused.text
+    window = {"stream_id": "s", "start": "2026-01-01T08:00:00Z", "end": far}
+    assert (await post(client, {"label": "normal", "time_range": window})).status_code == 422
+    listing = await client.get("/v1/feedback", headers=OPERATOR)
+    assert listing.status_code == 200 and listing.json()["total"] == 0
+    queue = await client.get("/v1/feedback/review-queue", headers=OPERATOR)
+    assert queue.status_code == 200
+
+
+def test_a_stored_time_no_date_can_show_is_listed_without_one() -> None:
+    assert as_datetime(1e20) is None
+    assert as_datetime(None) is None
+    moment = as_datetime(1_767_225_600.0)
+    assert moment is not None and moment.year == 2026
 
 
 async def test_out_of_range_cursor_and_slashed_stream_ids_are_422(client: Any) -> None:

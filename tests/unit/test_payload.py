@@ -15,9 +15,17 @@ from service.errors import (
     MalformedBody,
     UnknownSensor,
 )
-from service.scoring.payload import parse_binary, parse_json, to_readings
+from service.scoring.payload import (
+    EARLIEST_TIMESTAMP,
+    LATEST_TIMESTAMP,
+    parse_binary,
+    parse_json,
+    timestamp_range_problem,
+    to_readings,
+)
 
 SENSORS = ["a", "b", "c"]
+UNSHOWABLE_TIMES = (1e20, -1e300, 1.7e12, "9999-12-31T23:59:59-14:00", "0001-01-01T01:00:00+14:00")
 INDEX = {name: i for i, name in enumerate(SENSORS)}
 
 
@@ -103,6 +111,16 @@ def error_of(body: bytes | object, max_readings: int = 10) -> Exception:
             InvalidReading,
             "timestamp",
             0,
+        ),
+        # Times no date can show again (they broke the review queue and label listings).
+        *(
+            (
+                {"stream_id": "s", "readings": [[1, 2, 3], {"values": [1, 2, 3], "timestamp": t}]},
+                InvalidReading,
+                "timestamp",
+                1,
+            )
+            for t in UNSHOWABLE_TIMES
         ),
         (
             {"stream_id": "s", "readings": [{"values": [1, 2, 3], "reading_id": "d"}] * 2},
@@ -231,3 +249,11 @@ def test_binary_bodies() -> None:
     with pytest.raises(InvalidReading) as info:
         to_readings(parsed, SENSORS, INDEX)
     assert info.value.errors[0].reading_index == 2 and info.value.errors[0].field == "values[1]"
+
+
+def test_timestamp_range_edges_and_the_milliseconds_hint() -> None:
+    assert timestamp_range_problem(EARLIEST_TIMESTAMP) is None
+    assert timestamp_range_problem(LATEST_TIMESTAMP) is None
+    assert timestamp_range_problem(1_767_225_600.0) is None  # 2026-01-01
+    assert "milliseconds" in str(timestamp_range_problem(1_767_225_600_000.0))
+    assert timestamp_range_problem(EARLIEST_TIMESTAMP - 1) is not None
