@@ -217,7 +217,34 @@ def parse_binary(
     return ParsedRequest(stream, _check_model(model), None, matrix, False)
 
 
+def _npy_header_problem(body: bytes) -> str | None:
+    """Checks the header against the body before numpy allocates what the header claims
+    (a 100-byte body may declare a terabyte-sized array)."""
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        return str(exc)
+    if dtype.hasobject:
+        return f"it holds Python objects ({dtype}), not numbers"
+    expected = math.prod(shape) * dtype.itemsize
+    available = len(body) - stream.tell()
+    if expected != available:
+        return f"its header declares {shape} {dtype} ({expected} bytes) but {available} follow"
+    return None
+
+
 def _load_npy(body: bytes, n_sensors: int) -> np.ndarray:
+    problem = _npy_header_problem(body)
+    if problem is not None:
+        raise InvalidRequest(
+            f"the body is not a readable .npy array: {problem}",
+            errors=[FieldError("body", "a .npy file of shape (readings, sensors)")],
+        )
     try:
         array = np.load(io.BytesIO(body), allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:

@@ -257,3 +257,26 @@ def test_timestamp_range_edges_and_the_milliseconds_hint() -> None:
     assert timestamp_range_problem(1_767_225_600.0) is None  # 2026-01-01
     assert "milliseconds" in str(timestamp_range_problem(1_767_225_600_000.0))
     assert timestamp_range_problem(EARLIEST_TIMESTAMP - 1) is not None
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # The header claims 12 TB: refused from the header, nothing allocated.
+        (_npy(np.zeros((3, 3), np.float32)).replace(b"(3, 3)", b"(10000000000000, 3)"), "declares"),
+        (_npy(np.zeros((3, 3), np.float64))[:-8], "but 64 follow"),
+        (_npy(np.array([1, "a"], dtype=object)), "Python objects"),
+        (_npy(np.zeros((3, 3), np.float32)) + b"\0\0\0\0", "but 40 follow"),
+    ],
+)
+def test_npy_header_must_match_the_body(body: bytes, expected: str) -> None:
+    with pytest.raises(InvalidRequest, match=expected):
+        parse_binary(
+            body, "application/x-npy", stream_id="s", model=None, n_sensors=3, max_readings=10
+        )
