@@ -40,6 +40,7 @@ _READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
 _MAX_REPORTED = 20  # field errors listed in one problem body
 FLOAT32_MAX = 3.4028234663852886e38
 _INFINITIES = (math.inf, -math.inf)
+_EXACT_INTEGERS = 2.0**53  # every integer up to this converts to float64 exactly
 EARLIEST_TIMESTAMP = -2208988800.0  # 1900-01-01T00:00:00Z
 LATEST_TIMESTAMP = 253402214400.0  # 9999-12-31T00:00:00Z: a day short of datetime's limit
 # Outside these, a stored time could not be shown again as a date (and a client sending
@@ -66,6 +67,9 @@ class ParsedRequest:
     # The body holds a JSON true/false somewhere: numpy would read a boolean in a reading as
     # 1.0/0.0, so such bodies take the per-reading path, which refuses booleans.
     may_hold_booleans: bool = False
+    # The body's only strings are the top-level keys and values: numpy may then convert the
+    # readings to float64 directly, skipping the type discovery that would spot a string.
+    only_top_strings: bool = False
 
 
 @dataclass(slots=True)
@@ -161,7 +165,16 @@ def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
                 f"{len(readings)} readings in one request; the maximum is {max_readings}",
                 errors=[FieldError("readings", f"at most {max_readings} readings")],
             )
-    return ParsedRequest(stream_id, model, readings, None, has_one, _has_boolean(body))
+    top_strings = len(data) + isinstance(data.get("stream_id"), str) + isinstance(model, str)
+    return ParsedRequest(
+        stream_id,
+        model,
+        readings,
+        None,
+        has_one,
+        _has_boolean(body),
+        _quote_count_at_most(body, 2 * top_strings),
+    )
 
 
 def _has_boolean(body: bytes) -> bool:
@@ -174,6 +187,17 @@ def _has_boolean(body: bytes) -> bool:
             if body[at - offset : at - offset + len(word)] == word:
                 return True
             at = body.find(letter, at + 1)
+    return False
+
+
+def _quote_count_at_most(body: bytes, limit: int) -> bool:
+    """Whether ``body`` holds at most ``limit`` double quotes (found by memchr, stopping
+    at the first one over: a tenth of ``bytes.count`` on a large batch)."""
+    at = -1
+    for _ in range(limit + 1):
+        at = body.find(b'"', at + 1)
+        if at == -1:
+            return True
     return False
 
 
@@ -276,6 +300,10 @@ def to_readings(
     assert readings is not None
     if parsed.may_hold_booleans:
         return _slow_readings(readings, sensors, sensor_index)
+    if parsed.only_top_strings:
+        values = _plain_float32(readings, n)
+        if values is not None:
+            return Readings(values, None, None)
     try:
         array = np.array(readings)
     except (ValueError, TypeError, OverflowError):
@@ -283,6 +311,25 @@ def to_readings(
     if array is not None and array.ndim == 2 and array.dtype.kind in "fiu" and array.shape[1] == n:
         return Readings(_finite_float32(array, sensors), None, None)
     return _slow_readings(readings, sensors, sensor_index)
+
+
+def _plain_float32(readings: list[Any], n_sensors: int) -> np.ndarray | None:
+    """The fast path for lists of numbers (no strings or booleans in the body): straight to
+    float64, ~20% quicker than letting numpy discover the type. None for anything else,
+    including values whose float32 is not finite, and integers above 2**53 (whose float64
+    rounding could move their float32 by one step): the general path then gives the
+    precise answer or error."""
+    try:
+        array = np.array(readings, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if array.ndim != 2 or array.shape[1] != n_sensors:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = array.astype(np.float32)
+    if not np.isfinite(values).all() or np.abs(array).max(initial=0.0) > _EXACT_INTEGERS:
+        return None
+    return values
 
 
 def _finite_float32(array: np.ndarray, sensors: list[str]) -> np.ndarray:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -284,9 +285,9 @@ def reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> No
 
 
 def render_json(outcome: ScoreOutcome, single: bool) -> bytes:
-    """The per-reading JSON reply, built from column lists and serialised once."""
+    """The per-reading JSON reply. Large batches are rendered column by column
+    (:func:`_scored_fragments`); the bytes are the same either way."""
     model = outcome.model
-    sensors = model.sensors
     thr = outcome.threshold
     common = {
         "model": model.name,
@@ -294,80 +295,204 @@ def render_json(outcome: ScoreOutcome, single: bool) -> bytes:
         "threshold": thr.value,
         "threshold_version": thr.version,
     }
-    results: list[dict[str, Any]] = []
-    warming = outcome.warming
-    ids = outcome.reading_ids
-    if ids is None:
-        prefix, start = outcome.id_prefix, outcome.seq_start
-        ids = [f"{prefix}{seq}" for seq in range(start, start + len(outcome.values))]
-    window = model.window
-    for i in range(warming):
-        results.append(
-            {
-                "reading_id": ids[i],
-                "status": "warming_up",
-                "alert_state": "warming_up",
-                "alert": False,
-                "readings_needed": window - 1 - outcome.history - i,
-                **common,
-            }
-        )
-    if len(outcome.errors):
-        # Column lists, then one comprehension: no per-value numpy access, no ** merges.
-        # The top-sensor dicts come from flat columns in one pass, then are sliced per
-        # reading: a nested comprehension per reading costs ~3x more on large batches.
-        top_index = outcome.top_index
-        k = top_index.shape[1]
-        rows = np.arange(len(top_index))[:, None]
-        flat = [
-            {"sensor": a, "share": b, "observed": c, "reconstructed": d}
-            for a, b, c, d in zip(
-                [sensors[j] for j in top_index.ravel().tolist()],
-                outcome.top_share.ravel().tolist(),
-                outcome.values[warming:][rows, top_index].ravel().tolist(),
-                outcome.reconstruction[rows, top_index].ravel().tolist(),
-                strict=True,
-            )
-        ]
-        tops = [flat[start : start + k] for start in range(0, len(flat), k)]
-        name, version, value, thr_version = model.name, model.version, thr.value, thr.version
-        results.extend(
-            {
-                "reading_id": rid,
-                "status": "scored",
-                "error": err,
-                "score": score,
-                "anomaly": flag,
-                "smoothed_score": smooth,
-                "alert_state": STATE_NAMES[st],
-                "alert": st == ALERT,
-                "top_sensors": top,
-                "model": name,
-                "model_version": version,
-                "threshold": value,
-                "threshold_version": thr_version,
-            }
-            for rid, err, score, flag, smooth, st, top in zip(
-                ids[warming:],
-                outcome.errors.tolist(),
-                outcome.scores.tolist(),
-                outcome.anomalies.tolist(),
-                outcome.smoothed.tolist(),
-                outcome.states[warming:].tolist(),
-                tops,
-                strict=True,
-            )
-        )
+    if single or len(outcome.errors) < _FRAGMENTS_MIN:
+        ids = _reading_ids(outcome)
+        results = _warming_results(outcome, ids, common) + _scored_results(outcome, ids)
+        if outcome.timestamps is not None:
+            for result, stamp in zip(results, outcome.timestamps.tolist(), strict=True):
+                result["timestamp"] = None if stamp != stamp else stamp
+        body: dict[str, Any] = {"stream_id": outcome.stream_id, **common}
+        if single:
+            body["result"] = results[0]
+        else:
+            body["results"] = results
+            body["alerts_raised"] = outcome.alerts_raised
+        return orjson.dumps(body)
+    ids = outcome.reading_ids or _reading_ids(outcome, outcome.warming)
+    warming = _warming_results(outcome, ids, common)
     if outcome.timestamps is not None:
-        for result, stamp in zip(results, outcome.timestamps.tolist(), strict=True):
+        for result, stamp in zip(warming, outcome.timestamps.tolist(), strict=False):
             result["timestamp"] = None if stamp != stamp else stamp
-    body: dict[str, Any] = {"stream_id": outcome.stream_id, **common}
-    if single:
-        body["result"] = results[0]
+    head = orjson.dumps({"stream_id": outcome.stream_id, **common})
+    pieces = [head[:-1], b',"results":[']
+    if warming:
+        pieces += [orjson.dumps(warming)[1:-1], b","]
+    pieces += [
+        _scored_fragments(outcome, ids, common),
+        b'],"alerts_raised":',
+        str(outcome.alerts_raised).encode(),
+        b"}",
+    ]
+    return b"".join(pieces)
+
+
+# From this many scored readings on, the reply is built from columns of JSON fragments.
+_FRAGMENTS_MIN = 32
+Column = bytes | list[bytes]  # a constant, or one fragment per reading
+# Fragments from a value's key to the next number's key, by anomaly flag and alert state.
+_AFTER_SCORE = np.array(
+    [b',"anomaly":' + flag + b',"smoothed_score":' for flag in (b"false", b"true")], dtype=object
+)
+_AFTER_SMOOTHED = np.array(
+    [
+        b',"alert_state":' + orjson.dumps(name) + b',"alert":'
+        + (b"true" if code == ALERT else b"false") + b',"top_sensors":['
+        for code, name in enumerate(STATE_NAMES)
+    ],
+    dtype=object,
+)  # fmt: skip
+
+
+def _reading_ids(outcome: ScoreOutcome, count: int | None = None) -> list[str]:
+    """The first ``count`` (default: all) reading ids."""
+    count = len(outcome.values) if count is None else count
+    if outcome.reading_ids is not None:
+        return outcome.reading_ids[:count]
+    prefix, start = outcome.id_prefix, outcome.seq_start
+    return [f"{prefix}{seq}" for seq in range(start, start + count)]
+
+
+def _warming_results(
+    outcome: ScoreOutcome, ids: list[str], common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    needed = outcome.model.window - 1 - outcome.history
+    return [
+        {
+            "reading_id": ids[i],
+            "status": "warming_up",
+            "alert_state": "warming_up",
+            "alert": False,
+            "readings_needed": needed - i,
+            **common,
+        }
+        for i in range(outcome.warming)
+    ]
+
+
+def _top_columns(outcome: ScoreOutcome) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Observed and reconstructed values of each reading's top sensors, and their shares."""
+    top_index = outcome.top_index
+    rows = np.arange(len(top_index))[:, None]
+    observed = outcome.values[outcome.warming :][rows, top_index]
+    return outcome.top_share, observed, outcome.reconstruction[rows, top_index]
+
+
+def _scored_results(outcome: ScoreOutcome, ids: list[str]) -> list[dict[str, Any]]:
+    """Scored readings as dicts: the cheaper way for a few readings."""
+    if not len(outcome.errors):
+        return []
+    model, thr = outcome.model, outcome.threshold
+    sensors = model.sensors
+    top_index = outcome.top_index
+    k = top_index.shape[1]
+    shares, observed, reconstructed = _top_columns(outcome)
+    # The top-sensor dicts come from flat columns in one pass, then are sliced per
+    # reading: a nested comprehension per reading costs ~3x more.
+    flat = [
+        {"sensor": a, "share": b, "observed": c, "reconstructed": d}
+        for a, b, c, d in zip(
+            [sensors[j] for j in top_index.ravel().tolist()],
+            shares.ravel().tolist(),
+            observed.ravel().tolist(),
+            reconstructed.ravel().tolist(),
+            strict=True,
+        )
+    ]
+    tops = [flat[start : start + k] for start in range(0, len(flat), k)]
+    name, version, value, thr_version = model.name, model.version, thr.value, thr.version
+    return [
+        {
+            "reading_id": rid,
+            "status": "scored",
+            "error": err,
+            "score": score,
+            "anomaly": flag,
+            "smoothed_score": smooth,
+            "alert_state": STATE_NAMES[st],
+            "alert": st == ALERT,
+            "top_sensors": top,
+            "model": name,
+            "model_version": version,
+            "threshold": value,
+            "threshold_version": thr_version,
+        }
+        for rid, err, score, flag, smooth, st, top in zip(
+            ids[outcome.warming :],
+            outcome.errors.tolist(),
+            outcome.scores.tolist(),
+            outcome.anomalies.tolist(),
+            outcome.smoothed.tolist(),
+            outcome.states[outcome.warming :].tolist(),
+            tops,
+            strict=True,
+        )
+    ]
+
+
+def _json_numbers(values: np.ndarray) -> list[bytes]:
+    """Each value as orjson writes it; float64 values are written as Python floats are."""
+    text = orjson.dumps(np.ascontiguousarray(values), option=orjson.OPT_SERIALIZE_NUMPY)
+    return text[1:-1].split(b",")
+
+
+def _scored_fragments(outcome: ScoreOutcome, ids: list[str], common: dict[str, Any]) -> bytes:
+    """The scored readings' JSON objects, comma-separated, without building a dict per
+    reading: every number column is written by orjson in one call (numpy arrays, split
+    at the commas); keys, and values from a small set (flags, states, sensor names) with
+    the keys around them, are ready-made fragments; one ``join`` interleaves the columns
+    row by row. ~2x faster than dicts on 1,000 readings."""
+    warming = outcome.warming
+    count = len(outcome.errors)
+    k = outcome.top_index.shape[1]
+    shares, observed, reconstructed = _top_columns(outcome)
+    states = outcome.states[warming:]
+    if outcome.reading_ids is None:  # generated: prefix + sequence, written as numbers
+        first = outcome.seq_start + warming
+        columns: list[Column] = [
+            b',{"reading_id":' + orjson.dumps(outcome.id_prefix)[:-1],
+            _json_numbers(np.arange(first, first + count)),
+            b'","status":"scored","error":',
+        ]
     else:
-        body["results"] = results
-        body["alerts_raised"] = outcome.alerts_raised
-    return orjson.dumps(body)
+        columns = [
+            b',{"reading_id":',
+            [orjson.dumps(rid) for rid in ids[warming:]],
+            b',"status":"scored","error":',
+        ]
+    columns += [
+        _json_numbers(outcome.errors),
+        b',"score":',
+        _json_numbers(outcome.scores),
+        _AFTER_SCORE[outcome.anomalies.astype(np.intp)].tolist(),
+        _json_numbers(outcome.smoothed),
+        _AFTER_SMOOTHED[states].tolist(),
+    ]
+    names = [orjson.dumps(name) for name in outcome.model.sensors]
+    first_entry = np.array([b'{"sensor":' + n + b',"share":' for n in names], dtype=object)
+    next_entry = np.array([b'},{"sensor":' + n + b',"share":' for n in names], dtype=object)
+    share_text = _json_numbers(shares.ravel())
+    observed_text = _json_numbers(observed.astype(np.float64).ravel())
+    reconstructed_text = _json_numbers(reconstructed.astype(np.float64).ravel())
+    for j in range(k):
+        columns += [
+            (first_entry if j == 0 else next_entry)[outcome.top_index[:, j]].tolist(),
+            share_text[j::k],
+            b',"observed":',
+            observed_text[j::k],
+            b',"reconstructed":',
+            reconstructed_text[j::k],
+        ]
+    tail = orjson.dumps(common)[1:]  # '"model":...,"threshold_version":N}'
+    if outcome.timestamps is None:
+        columns.append(b"}]," + tail)
+    else:
+        columns += [
+            b"}]," + tail[:-1] + b',"timestamp":',
+            _json_numbers(outcome.timestamps[warming:]),
+            b"}",
+        ]
+    rows = zip(*(repeat(c, count) if isinstance(c, bytes) else c for c in columns), strict=True)
+    return b"".join(chain.from_iterable(rows))[1:]
 
 
 def render_columnar(outcome: ScoreOutcome) -> bytes:

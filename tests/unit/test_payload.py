@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import orjson
@@ -173,6 +174,37 @@ def test_booleans_in_strings_do_not_change_results() -> None:
         readings({"stream_id": "true-false", "readings": [[1, 2, 3], [4, 5, 6]]}),
         [[1, 2, 3], [4, 5, 6]],
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("1.5", "expected a number, got a string"),
+        (None, "expected a number, got null"),
+        (1e39, "overflows float32"),
+        (10**39, "overflows float32"),
+    ],
+)
+def test_lists_of_numbers_fast_path_keeps_every_refusal(value: object, message: str) -> None:
+    """Lists of plain numbers go straight to float64; a numeric string (which numpy would
+    convert), a null, or a value beyond float32 still gets the precise field error."""
+    for body in (
+        {"stream_id": "s", "readings": [[1, 2, 3], [1, value, 3]]},
+        {"stream_id": "s", "model": "m", "reading": [1, value, 3]},
+    ):
+        exc = error_of(json.dumps(body).encode())  # json: orjson refuses big integers
+        assert isinstance(exc, InvalidReading), body
+        first = exc.errors[0]
+        assert first.field == "values[1]" and message in first.message, first
+
+
+def test_lists_of_numbers_convert_exactly() -> None:
+    """The float64 fast path gives the float32 values numpy's typed conversion gives,
+    including integers beyond 2**53 (taken by the general path) and escaped quotes."""
+    rows = [[1, 2**53 + 1, 3], [0.1, -2.5e-8, 3e38], [2**62 + 2**38 + 1, 7, 1e-45]]
+    want = np.array([np.array(row).astype(np.float32) for row in rows])
+    assert np.array_equal(readings({"stream_id": "s", "readings": rows}), want)
+    assert np.array_equal(readings({"stream_id": 'q"uote', "readings": rows}), want)
 
 
 def test_non_finite_json_names_reading() -> None:
