@@ -2,7 +2,9 @@
 
 An artifact is a folder ``<models_dir>/<name>/<version>/`` holding:
 
-- ``model.pt``: a TorchScript module. ``forward(x)`` takes raw readings shaped
+- ``model.pt``: a TorchScript module, carrying ``contract.json`` (sensors, window, scaler,
+  threshold) so a manifest edited or copied from another model is refused. ``forward(x)``
+  takes raw readings shaped
   ``(batch, window, n_sensors)`` (float32; scaling is baked in) and returns per-sensor
   squared errors in standardised units, shaped ``(batch, n_sensors)``. The exported
   method ``score(x)`` returns ``(squared_errors, reconstruction)`` where
@@ -40,6 +42,8 @@ MANIFEST_FILE = "manifest.json"
 TORCHSCRIPT_FILE = "model.pt"
 EXPORT_FILE = "model.pt2"
 REFERENCE_FILE = "reference_errors.npy"
+CONTRACT_FILE = "contract.json"
+"""Stored inside model.pt: the manifest fields the weights were trained for."""
 
 FileFormat = Literal["torchscript", "torch.export", "npy"]
 
@@ -79,7 +83,7 @@ class Scaler(_Strict):
 class Threshold(_Strict):
     """The decision threshold on a reading's reconstruction error, and what backs it."""
 
-    value: float = Field(gt=0)
+    value: float = Field(gt=0, allow_inf_nan=False)
     quantile: float = Field(gt=0, lt=1)
     n_calibration: int = Field(ge=1)
     source: str = Field(description="Where the calibration readings came from.")
@@ -175,8 +179,11 @@ def write_artifact(
     manifest_path = out_dir / MANIFEST_FILE
     manifest_path.unlink(missing_ok=True)
     written: dict[str, FileFormat] = {}
+    contract = json.dumps(model_contract(manifest_fields), sort_keys=True)
     with torchscript_deprecation_silenced():
-        torch.jit.save(scripted, str(out_dir / TORCHSCRIPT_FILE))
+        torch.jit.save(
+            scripted, str(out_dir / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: contract}
+        )
     written[TORCHSCRIPT_FILE] = "torchscript"
     if exported is not None:
         torch.export.save(exported, str(out_dir / EXPORT_FILE))
@@ -202,6 +209,41 @@ def write_artifact(
     tmp.write_text(manifest.model_dump_json(indent=2) + "\n")
     tmp.replace(manifest_path)
     return manifest
+
+
+def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
+    """What the weights were trained for, from manifest fields (a dict or a dumped Manifest):
+    the sensors in order, the window, the scaler and the threshold."""
+    scaler, threshold = fields["scaler"], fields["threshold"]
+    return {
+        "sensors": [str(name) for name in fields["sensors"]],
+        "window": int(fields["window"]),
+        "scaler_mean": [float(v) for v in scaler["mean"]],
+        "scaler_scale": [float(v) for v in scaler["scale"]],
+        "threshold": float(threshold["value"]),
+        "quantile": float(threshold["quantile"]),
+    }
+
+
+def _check_contract(path: Path, manifest: Manifest, stored: str | bytes) -> None:
+    """An artifact written before the contract existed has none; any other must match."""
+    if not stored:
+        return
+    try:
+        contract = json.loads(stored)
+        expected = model_contract(manifest.model_dump())
+        differing = sorted(key for key in expected if contract.get(key) != expected[key])
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ArtifactError(
+            path, f"{TORCHSCRIPT_FILE} holds an unreadable {CONTRACT_FILE}: {exc}"
+        ) from exc
+    if differing:
+        raise ArtifactError(
+            path,
+            f"{MANIFEST_FILE} does not describe the model in {TORCHSCRIPT_FILE}: "
+            f"{', '.join(differing)} differ from what the model was trained with "
+            "(edited, or copied from another model)",
+        )
 
 
 def read_manifest(artifact_dir: Path) -> Manifest:
@@ -235,7 +277,10 @@ def verify_files(artifact_dir: Path, manifest: Manifest) -> None:
         path = artifact_dir / name
         if not path.is_file():
             raise ArtifactError(artifact_dir, f"{name} is listed in the manifest but missing")
-        actual = sha256_file(path)
+        try:
+            actual = sha256_file(path)
+        except OSError as exc:
+            raise ArtifactError(artifact_dir, f"{name} cannot be read: {exc}") from exc
         if actual != expected.sha256:
             raise ArtifactError(
                 artifact_dir,
@@ -249,24 +294,43 @@ def load_artifact(artifact_dir: Path | str) -> Artifact:
     path = Path(artifact_dir)
     manifest = read_manifest(path)
     verify_files(path, manifest)
+    extra_files: dict[str, str | bytes] = {CONTRACT_FILE: ""}  # torch fills in the bytes
     try:
         with torchscript_deprecation_silenced():
             module = torch.jit.load(  # type: ignore[no-untyped-call]
-                str(path / TORCHSCRIPT_FILE), map_location="cpu"
+                str(path / TORCHSCRIPT_FILE), map_location="cpu", _extra_files=extra_files
             )
     except Exception as exc:  # torch raises a variety of RuntimeErrors on bad archives
         raise ArtifactError(
             path, f"{TORCHSCRIPT_FILE} is not a loadable TorchScript module: {exc}"
         ) from exc
+    _check_contract(path, manifest, extra_files[CONTRACT_FILE])
     module.eval()
-    reference = np.load(path / REFERENCE_FILE, allow_pickle=False)
-    if reference.ndim != 2 or reference.shape[1] != manifest.n_sensors or len(reference) == 0:
-        raise ArtifactError(
-            path,
-            f"{REFERENCE_FILE} has shape {reference.shape}, expected (n, {manifest.n_sensors})",
-        )
+    reference = _load_reference(path, manifest)
     _check_module_contract(path, manifest, module)
     return Artifact(path=path, manifest=manifest, module=module, reference_errors=reference)
+
+
+def _load_reference(path: Path, manifest: Manifest) -> np.ndarray:
+    try:
+        reference = np.load(path / REFERENCE_FILE, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ArtifactError(path, f"{REFERENCE_FILE} is not a readable .npy array: {exc}") from exc
+    if (
+        not isinstance(reference, np.ndarray)
+        or reference.dtype.kind != "f"
+        or reference.ndim != 2
+        or reference.shape[1] != manifest.n_sensors
+        or len(reference) == 0
+    ):
+        raise ArtifactError(
+            path,
+            f"{REFERENCE_FILE} holds {getattr(reference, 'dtype', type(reference).__name__)} of "
+            f"shape {getattr(reference, 'shape', None)}, expected floats (n, {manifest.n_sensors})",
+        )
+    if not np.isfinite(reference).all() or (reference < 0).any():
+        raise ArtifactError(path, f"{REFERENCE_FILE} must hold finite, non-negative squared errors")
+    return reference
 
 
 def _check_module_contract(path: Path, manifest: Manifest, module: torch.jit.ScriptModule) -> None:

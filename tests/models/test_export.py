@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +32,8 @@ from service.scoring.artifact import (
     ArtifactError,
     load_artifact,
     sha256_array,
+    sha256_file,
+    torchscript_deprecation_silenced,
 )
 
 N_SENSORS = 5
@@ -168,6 +172,95 @@ def test_tampered_file_is_refused(artifact: Path, tmp_path: Path, victim: str) -
     (copy / victim).write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=f"{victim} checksum mismatch"):
         load_artifact(copy)
+
+
+def _copy(artifact: Path, folder: Path) -> Path:
+    folder.mkdir()
+    for path in artifact.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    return folder
+
+
+def _edit_manifest(folder: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """An edit made with care: every checksum in the manifest is brought up to date."""
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    edit(manifest)
+    for name, entry in manifest["files"].items():
+        entry["sha256"] = sha256_file(folder / name)
+        entry["bytes"] = (folder / name).stat().st_size
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+
+def _swap_first_sensors(m: dict[str, Any]) -> None:
+    m["sensors"][:2] = m["sensors"][1::-1]
+
+
+def _scale_threshold(m: dict[str, Any]) -> None:
+    m["threshold"]["value"] *= 1000
+
+
+def _shift_scaler(m: dict[str, Any]) -> None:
+    m["scaler"]["mean"][0] += 1.0
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_swap_first_sensors, "sensors"),
+        (_scale_threshold, "threshold"),
+        (_shift_scaler, "scaler_mean"),
+    ],
+)
+def test_a_manifest_that_does_not_describe_its_model_is_refused(
+    artifact: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    _edit_manifest(copy, edit)
+    with pytest.raises(ArtifactError, match=f"does not describe the model.*: {named} differ"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_an_infinite_threshold_is_refused_by_the_schema(artifact: Path, tmp_path: Path) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    text = (copy / MANIFEST_FILE).read_text()
+    manifest = json.loads(text)
+    manifest["threshold"]["value"] = float("inf")
+    (copy / MANIFEST_FILE).write_text(json.dumps(manifest))  # json writes Infinity
+    with pytest.raises(ArtifactError, match="threshold.value"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+@pytest.mark.parametrize(
+    ("reference", "named"),
+    [
+        (np.array([object()], dtype=object), "not a readable .npy"),
+        (np.full((5, N_SENSORS), np.nan, dtype=np.float32), "finite, non-negative"),
+        (np.ones((5, N_SENSORS), dtype=np.int64), "expected floats"),
+    ],
+)
+def test_a_bad_reference_sample_with_a_matching_checksum_is_refused(
+    artifact: Path, tmp_path: Path, reference: np.ndarray, named: str
+) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    np.save(copy / REFERENCE_FILE, reference, allow_pickle=True)
+    _edit_manifest(copy, lambda m: None)
+    with pytest.raises(ArtifactError, match=named):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_an_artifact_from_before_the_embedded_contract_still_loads(
+    artifact: Path, tmp_path: Path
+) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    with torchscript_deprecation_silenced():
+        module = torch.jit.load(str(copy / TORCHSCRIPT_FILE))  # type: ignore[no-untyped-call]
+        torch.jit.save(module, str(copy / TORCHSCRIPT_FILE))  # without contract.json
+    _edit_manifest(copy, lambda m: None)
+    assert load_artifact(copy).manifest.name == "tiny"
 
 
 def test_reference_sample_spans_the_calibration_period() -> None:
