@@ -8,6 +8,8 @@ for malformed JSON where a 401 is due. Pure ASGI: nothing is buffered here.
 
 from __future__ import annotations
 
+import sys
+
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,10 +92,16 @@ class RequestGuardMiddleware:
                 raise
 
 
+MAX_LENGTH_DIGITS = 18
+
+
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value) if value.isdigit() else None
+            if not value.isdigit():
+                return None
+            # More digits than any real body has: too large, without int() on thousands of them.
+            return int(value) if len(value) <= MAX_LENGTH_DIGITS else sys.maxsize
     return None
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
 from service.scoring.payload import (
@@ -34,8 +35,9 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         if not declared.isdigit():
             raise InvalidRequest(f"Content-Length {declared!r} is not a byte count")
-        if int(declared) > limit:
-            raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
+        if len(declared) > MAX_LENGTH_DIGITS or int(declared) > limit:
+            shown = declared if len(declared) <= MAX_LENGTH_DIGITS else f"{declared[:12]}…"
+            raise PayloadTooLarge(f"the body is {shown} bytes; the limit is {limit}")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

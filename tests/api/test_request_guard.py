@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from calibration_support import ADMIN, API_KEYS, OPERATOR
+from calibration_support import ADMIN, API_KEYS, OPERATOR, OPERATOR_KEY, SCORER_KEY
 
 LIMIT = 4096
 
@@ -75,3 +75,33 @@ async def test_bodies_within_the_limit_still_work(client: Any) -> None:
         headers={**OPERATOR, "content-type": "application/json"},
     )
     assert malformed.status_code == 422
+
+
+async def _raw_post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
+    """One request straight into the ASGI app: no client library rewrites the headers."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("t", 80),
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+@pytest.mark.parametrize(
+    ("path", "key"), [("/v1/score", SCORER_KEY), ("/v1/feedback", OPERATOR_KEY)]
+)
+async def test_a_content_length_of_thousands_of_digits_is_413(
+    client: Any, path: str, key: str
+) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"9" * 5000)]
+    headers.append((b"x-api-key", key.encode()))
+    assert await _raw_post(client.app, path, headers) == 413
