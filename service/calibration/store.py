@@ -35,6 +35,16 @@ class StoreError(Exception):
     """The store refused an operation; subclasses say why."""
 
 
+class StoreUnavailable(StoreError):
+    """The store's file can't be opened or set up; the message names the path."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(
+            f"cannot open the feedback store {path}: {reason} (is its folder writable, the "
+            "disk full, or another process holding it? ANOMALY_STORE_PATH sets where it lives)"
+        )
+
+
 class IdempotencyConflict(StoreError):
     """A client label id was reused for different content."""
 
@@ -456,18 +466,21 @@ class SqliteFeedbackStore:
 
     def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.RLock()
-        self._conn = sqlite3.connect(
-            str(path), isolation_level=None, check_same_thread=False, timeout=10.0
-        )
-        self._conn.row_factory = sqlite3.Row
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                str(path), isolation_level=None, check_same_thread=False, timeout=10.0
+            )
+            self._conn.row_factory = sqlite3.Row
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(path, str(exc)) from exc
 
     # --- plumbing ---------------------------------------------------------------------
 

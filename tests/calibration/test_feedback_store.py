@@ -17,6 +17,7 @@ from service.calibration.store import (
     PendingNotFound,
     SqliteFeedbackStore,
     StoreError,
+    StoreUnavailable,
     ThresholdVersionNotFound,
     content_fingerprint,
 )
@@ -366,3 +367,14 @@ def test_rejected_transaction_leaves_nothing(store: SqliteFeedbackStore) -> None
         store.submit_labels([label(0.1), bad], author="o", client_label_id="x", content_hash="h")
     assert store.count_labels(LabelFilter()) == 0
     assert store.find_submission("x") is None
+
+
+def test_a_store_that_cannot_be_opened_names_its_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder should be")
+    with pytest.raises(StoreUnavailable, match=r"cannot open the feedback store .*not-a-folder"):
+        SqliteFeedbackStore(blocker / "feedback.sqlite3")
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(b"this is not a database file, not at all" * 100)
+    with pytest.raises(StoreUnavailable, match="garbage.sqlite3: file is not a database"):
+        SqliteFeedbackStore(garbage)
