@@ -114,7 +114,8 @@ class ThresholdHistory(BaseModel):
 
 
 class SetThreshold(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: true would read as 1.0 and "0.03" as a number; an admin's typo must not do that.
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     value: float = Field(
         gt=0,
@@ -125,7 +126,7 @@ class SetThreshold(BaseModel):
 
 
 class Rollback(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     version: int = Field(
         ge=1, le=MAX_ROW_ID, description="The version whose value becomes current again."
@@ -134,7 +135,7 @@ class Rollback(BaseModel):
 
 
 class Decision(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str = Field(default="", max_length=2000)
 

@@ -49,3 +49,32 @@ async def test_hand_set_threshold_within_range_is_accepted(client: Any) -> None:
         f"/v1/admin/thresholds/{MODEL}", json={"value": 2e-6, "reason": "x"}, headers=ADMIN
     )
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (f"/v1/admin/thresholds/{MODEL}", {"value": True, "reason": "x"}, "value"),
+        (f"/v1/admin/thresholds/{MODEL}", {"value": "0.03", "reason": "x"}, "value"),
+        (f"/v1/admin/thresholds/{MODEL}", {"value": 2.0, "reason": 7}, "reason"),
+        (f"/v1/admin/thresholds/{MODEL}/rollback", {"version": True}, "version"),
+        (f"/v1/admin/thresholds/{MODEL}/rollback", {"version": "1"}, "version"),
+        (f"/v1/admin/thresholds/{MODEL}/rollback", {"version": 1.0}, "version"),
+    ],
+)
+async def test_admin_numbers_are_numbers(
+    client: Any, path: str, body: dict[str, Any], field: str
+) -> None:
+    """true once set the threshold to 1.0 and rolled back to version 1."""
+    response = await client.post(path, json=body, headers=ADMIN)
+    assert response.status_code == 422, response.text
+    assert field in response.text
+    history = await client.get(f"/v1/admin/thresholds/{MODEL}", headers=ADMIN)
+    assert len(history.json()["versions"]) == 1
+
+
+async def test_a_whole_number_threshold_is_still_a_number(client: Any) -> None:
+    response = await client.post(
+        f"/v1/admin/thresholds/{MODEL}", json={"value": 2, "reason": "x"}, headers=ADMIN
+    )
+    assert response.status_code == 201, response.text
