@@ -169,6 +169,17 @@ class FeedbackRequest(_Strict):
             )
         return self
 
+    @field_validator("reading_ids")
+    @classmethod
+    def _distinct(cls, ids: list[str] | None) -> list[str] | None:
+        """One reading, one label: a repeated id would count twice in metrics and triggers."""
+        seen: set[str] = set()
+        for reading_id in ids or ():
+            if reading_id in seen:
+                raise ValueError(f"reading id {reading_id!r} is given more than once")
+            seen.add(reading_id)
+        return ids
+
 
 class LabelOut(BaseModel):
     id: int

@@ -94,6 +94,16 @@ async def test_feedback_counter_counts_new_labels_only(client: Any) -> None:
     assert counts == {"normal": 2.0}
 
 
+async def test_a_reading_id_given_twice_is_refused(client: Any) -> None:
+    """It once stored two labels for one reading, counted twice by metrics and triggers."""
+    reading_id = (await score(client, "pump-1", np.zeros((1, 4))))["results"][0]["reading_id"]
+    response = await post(client, {"label": "normal", "reading_ids": [reading_id, reading_id]})
+    assert response.status_code == 422
+    assert f"reading id '{reading_id}' is given more than once" in response.text
+    listed = (await client.get("/v1/feedback", headers=OPERATOR)).json()
+    assert listed["total"] == 0
+
+
 async def test_unknown_or_expired_reading_id_is_404_naming_it(client: Any) -> None:
     scored = await score(client, "pump-1", np.zeros((1, 4)))
     response = await post(
