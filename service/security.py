@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 from starlette.requests import Request
 
 from service.errors import ServiceError
@@ -160,7 +160,9 @@ def read_key_file(path: Path) -> list[ApiKeyConfig]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"API key file {path} is unreadable or not JSON: {exc}") from exc
     try:
-        return TypeAdapter(list[ApiKeyConfig]).validate_python(raw)
+        return TypeAdapter(
+            list[ApiKeyConfig], config=ConfigDict(hide_input_in_errors=True)
+        ).validate_python(raw)
     except ValidationError as exc:
         raise ValueError(f"API key file {path} does not match the schema: {exc}") from exc
 

@@ -18,7 +18,8 @@ class ApiKeyConfig(BaseModel):
     """One API key: a name (recorded as the author of what it does), its scopes, and the key
     in clear (hashed at load) or as the hex SHA-256 of the key."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An error must not echo the entry: it may hold a key in clear.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]*$")
     scopes: list[Scope] = Field(min_length=1)
@@ -38,7 +39,11 @@ class Settings(BaseSettings):
     """Everything an operator can tune; every field maps to ``ANOMALY_<FIELD>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ANOMALY_", extra="forbid", frozen=True, validate_default=True
+        env_prefix="ANOMALY_",
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        hide_input_in_errors=True,  # api_keys may hold keys in clear
     )
 
     # --- serving ----------------------------------------------------------------------

@@ -72,6 +72,22 @@ def test_key_file_is_read(tmp_path: Path) -> None:
         read_key_file(path)
 
 
+def test_a_malformed_key_entry_does_not_echo_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Start-up errors end up in logs: no part of a clear key may be in them."""
+    entry = [{"name": "ops", "scopes": ["admin"], "key": STRONG, "key_sha256": "a" * 64}]
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(entry))
+    with pytest.raises(ValueError, match="exactly one of key, key_sha256") as from_file:
+        read_key_file(path)
+    monkeypatch.setenv("ANOMALY_API_KEYS", json.dumps(entry))
+    with pytest.raises(ValidationError) as from_env:
+        Settings()
+    for error in (from_file, from_env):
+        assert STRONG[-12:] not in str(error.value)
+
+
 def test_settings_read_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(
         "ANOMALY_API_KEYS", json.dumps([{"name": "ops", "scopes": ["admin"], "key": STRONG}])
