@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from service.calibration.service import CalibrationService
 from service.errors import NotReady
 from service.metrics import Metrics
+from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
@@ -50,6 +51,10 @@ class AppState:
     readiness: list[ReadinessCheck] = field(default_factory=list)
     scrape_hooks: list[Callable[[], None]] = field(default_factory=list)  # run before each scrape
     started_at: float = field(default_factory=time.time)
+    batcher: ReadingBatcher = field(init=False)  # single readings, one model call per turn
+
+    def __post_init__(self) -> None:
+        self.batcher = ReadingBatcher(self.pipeline)
 
     async def not_ready_reasons(self) -> dict[str, str | None]:
         """Every check's outcome: None for ok, else the reason."""

@@ -275,7 +275,10 @@ class LeanScoreMiddleware:
             raise unsupported(kind)
         body = await read_body(request, state.settings.max_body_bytes)
         if is_json(kind):
-            return score_body(state, body, kind)
+            parsed = parse_json(body, state.settings.max_batch_readings)
+            if parsed.single:  # scored with the other single readings of this loop turn
+                return render_json(await state.batcher.score(parsed), single=True)
+            return render_json(state.pipeline.score(parsed), single=False)
         query = request.query_params
         return score_body(
             state,

@@ -7,7 +7,7 @@ rejected request leaves the service exactly as it was.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any
 
@@ -23,7 +23,7 @@ from service.scoring.recent import ReadingChunk, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.rolling import RollingQuantiles
 from service.scoring.smoothing import make_smoother
-from service.scoring.streams import StreamState, StreamStates
+from service.scoring.streams import StreamKey, StreamState, StreamStates
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
 
@@ -51,6 +51,27 @@ class ScoreOutcome:
     top_share: np.ndarray  # float64 (s, k)
     reconstruction: np.ndarray  # float32 (s, n)
     alerts_raised: int
+
+
+_NO_ROWS = np.empty((0, 0), dtype=np.float32)
+
+
+@dataclass(slots=True)
+class _Job:
+    """A request between its preparation and its model call's results."""
+
+    parsed: ParsedRequest
+    model: LoadedModel
+    readings: Readings
+    key: StreamKey
+    state: StreamState
+    history: int
+    windows: np.ndarray
+    warming: int
+    threshold: ThresholdSnapshot
+    received_at: float
+    squared: np.ndarray = field(default_factory=lambda: _NO_ROWS)  # set by the model call
+    reconstruction: np.ndarray = field(default_factory=lambda: _NO_ROWS)
 
 
 class _ModelSeries:
@@ -132,24 +153,93 @@ class ScoringPipeline:
         )
 
     def score(self, parsed: ParsedRequest) -> ScoreOutcome:
-        received_at = self._clock()
-        model = self.registry.get(parsed.model)
-        readings: Readings = to_readings(parsed, model.sensors, model.sensor_index)
-        values = readings.values
-        batch = len(values)
+        job = self._prepare(parsed, self.registry.get(parsed.model))
+        self._infer([job])
+        return self._finish(job)
 
+    def score_many(self, requests: list[ParsedRequest]) -> list[ScoreOutcome | Exception]:
+        """Several requests with one model call per run of them, each answered (or refused)
+        as :meth:`score` would in this order. A run ends where the model changes, or where
+        a stream comes again to a windowed model (its windows need the earlier request's
+        readings); with a window of 1 a stream's requests share the run and its state,
+        which they update in order after the model call."""
+        outcomes: list[ScoreOutcome | Exception] = []
+        run: list[_Job] = []
+        states: dict[StreamKey, StreamState] = {}
+
+        def finish_run() -> None:
+            try:
+                self._infer(run)
+            except Exception as exc:  # the model failed: every request of the run fails
+                outcomes.extend(exc for _ in run)
+            else:
+                for job in run:
+                    try:
+                        outcomes.append(self._finish(job))
+                    except Exception as exc:
+                        outcomes.append(exc)
+            run.clear()
+            states.clear()
+
+        for parsed in requests:
+            try:
+                model = self.registry.get(parsed.model)
+                key = (model.name, parsed.stream_id)
+                if run and (model is not run[0].model or (key in states and model.window > 1)):
+                    finish_run()
+                job = self._prepare(parsed, model, states.get(key))
+            except Exception as exc:
+                finish_run()  # keep the answers in request order
+                outcomes.append(exc)
+                continue
+            run.append(job)
+            states[key] = job.state
+        finish_run()
+        return outcomes
+
+    def _prepare(
+        self, parsed: ParsedRequest, model: LoadedModel, state: StreamState | None = None
+    ) -> _Job:
+        """Everything before the model call; reads the stream's state (``state``: the one
+        an earlier request of the same run uses), changes nothing."""
+        received_at = self._clock()
+        readings: Readings = to_readings(parsed, model.sensors, model.sensor_index)
         key = (model.name, parsed.stream_id)
-        state = self.streams.peek(key)
-        if state is None or state.model_version != model.version:
-            state = self._new_state(model, self.streams.clock())
-        history = state.filled
-        windows, warming = state.windows(values)
-        threshold = self.thresholds.get(model.name)
-        if len(windows):
-            squared, reconstruction = model.engine.score(windows)
-        else:
+        if state is None:
+            state = self.streams.peek(key)
+            if state is None or state.model_version != model.version:
+                state = self._new_state(model, self.streams.clock())
+        windows, warming = state.windows(readings.values)
+        return _Job(
+            parsed, model, readings, key, state, state.filled, windows, warming,
+            self.thresholds.get(model.name), received_at,
+        )  # fmt: skip
+
+    @staticmethod
+    def _infer(jobs: list[_Job]) -> None:
+        """One model call for the jobs' windows (all of one model)."""
+        if not jobs:
+            return
+        model = jobs[0].model
+        windows = [job.windows for job in jobs if len(job.windows)]
+        if not windows:
             squared = np.empty((0, model.manifest.n_sensors), dtype=np.float32)
             reconstruction = squared
+        else:
+            squared, reconstruction = model.engine.score(
+                windows[0] if len(windows) == 1 else np.concatenate(windows)
+            )
+        start = 0
+        for job in jobs:
+            stop = start + len(job.windows)
+            job.squared, job.reconstruction = squared[start:stop], reconstruction[start:stop]
+            start = stop
+
+    def _finish(self, job: _Job) -> ScoreOutcome:
+        model, readings, state, warming = job.model, job.readings, job.state, job.warming
+        squared, threshold = job.squared, job.threshold
+        values = readings.values
+        batch = len(values)
         if not np.isfinite(squared).all():
             reject_overflow(squared, model, warming)
         decisions = decide(squared, threshold.value, self.settings.top_k_sensors)
@@ -159,8 +249,9 @@ class ScoringPipeline:
         states = np.full(batch, WARMING_UP, dtype=np.int8)
         states[warming:], raised = state.debouncer.update_many(smoothed)
         state.push(values)
-        self.streams.commit(key, state)
+        self.streams.commit(job.key, state)
 
+        stream_id = job.parsed.stream_id
         seq_start = self.recent.reserve(batch)
         prefix = self.recent.id_prefix
         reading_ids: list[str] | None = None
@@ -170,20 +261,20 @@ class ScoringPipeline:
                 for i, x in enumerate(readings.reading_ids)
             ]
         self._record(
-            model, parsed.stream_id, threshold, seq_start, reading_ids, received_at,
+            model, stream_id, threshold, seq_start, reading_ids, job.received_at,
             readings.timestamps, values, warming, decisions.errors, squared,
             decisions.anomalies, states, raised, decisions.top_index,
         )  # fmt: skip
         return ScoreOutcome(
             model=model,
-            stream_id=parsed.stream_id,
+            stream_id=stream_id,
             threshold=threshold,
             reading_ids=reading_ids,
             id_prefix=prefix,
             seq_start=seq_start,
             timestamps=readings.timestamps,
             warming=warming,
-            history=history,
+            history=job.history,
             values=values,
             errors=decisions.errors,
             scores=decisions.scores,
@@ -192,7 +283,7 @@ class ScoringPipeline:
             states=states,
             top_index=decisions.top_index,
             top_share=decisions.top_share,
-            reconstruction=reconstruction,
+            reconstruction=job.reconstruction,
             alerts_raised=raised,
         )
 

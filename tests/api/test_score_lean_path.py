@@ -3,6 +3,8 @@ stays registered for OpenAPI and other methods. These tests pin that split."""
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from conftest import AppClient, ClientFactory
@@ -84,3 +86,29 @@ async def test_a_key_is_still_required_when_configured(make_client: ClientFactor
     assert requests_counted(client, "401") == 1
     accepted = await client.post(SCORE, json=body, headers={"X-API-Key": "k" * 32})
     assert accepted.status_code == 200, accepted.text
+
+
+async def test_concurrent_single_readings_each_get_their_own_answer(client: AppClient) -> None:
+    """Single readings arriving together share a model call: each still gets its own
+    result, refusal or problem body, and the counts are exact."""
+    bodies: list[dict[str, object]] = [
+        {"stream_id": f"s{i % 3}", "reading": [0, 0, 0, float(i)]} for i in range(12)
+    ]
+    bodies[4] = {"stream_id": "s1", "reading": [0, 0, 0]}  # wrong length
+    bodies[7] = {"stream_id": "s1", "reading": [0, 0, 0, 1], "model": "missing"}
+    responses = await asyncio.gather(*(client.post(SCORE, json=b) for b in bodies))
+    for i, response in enumerate(responses):
+        if i == 4:
+            assert response.status_code == 422, response.text
+            assert response.headers["content-type"] == "application/problem+json"
+        elif i == 7:
+            assert response.status_code == 404, response.text
+        else:
+            assert response.status_code == 200, response.text
+            result = response.json()["result"]
+            assert result["error"] == pytest.approx(i * i / 4)
+    assert requests_counted(client, "200") == 10
+    readings = client.state.registry.get_sample_value(
+        "anomaly_readings_scored_total", {"model": "test-plant"}
+    )
+    assert readings == 10

@@ -1,0 +1,152 @@
+"""Scoring several requests together (one model call) answers each exactly as scoring
+them one by one would: same replies, same stream state, same refusals, same order."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+import torch
+from conftest import ArtifactWriter
+from prometheus_client import CollectorRegistry
+
+from service.errors import InvalidReading, UnknownModel
+from service.metrics import Metrics
+from service.scoring.batching import ReadingBatcher
+from service.scoring.payload import ParsedRequest, parse_json
+from service.scoring.pipeline import ScoreOutcome, ScoringPipeline, render_json
+from service.scoring.recent import RecentReadings
+from service.scoring.registry import ModelRegistry
+from service.scoring.streams import StreamStates
+from service.scoring.thresholds import ThresholdBoard
+from service.settings import Settings
+
+
+def make_pipeline(models_dir: Path, tmp_path: Path) -> ScoringPipeline:
+    settings = Settings(models_dir=models_dir, store_path=tmp_path / "store.sqlite3")
+    thresholds = ThresholdBoard()
+    registry = ModelRegistry(models_dir, thresholds, default_model="flat")
+    assert not registry.load_all()
+    return ScoringPipeline(
+        settings,
+        registry,
+        thresholds,
+        StreamStates(100, 3600),
+        RecentReadings(1000, 3600, id_prefix="t-"),
+        Metrics(CollectorRegistry()),
+    )
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path, write_test_artifact: ArtifactWriter) -> Path:
+    folder = tmp_path / "models"
+    write_test_artifact(folder, "flat", window=1, n_sensors=4, threshold=1.0)
+    write_test_artifact(folder, "windowed", window=3, n_sensors=4, threshold=1.0)
+    return folder
+
+
+def request(stream: str, value: float, model: str | None = None, **extra: object) -> bytes:
+    body: dict[str, object] = {"stream_id": stream, "reading": [value, 0.5, -value, 0.1]}
+    if model is not None:
+        body["model"] = model
+    body.update(extra)
+    return orjson.dumps(body)
+
+
+REQUESTS = [
+    request("a", 0.2),
+    request("b", 3.0),
+    request("a", 2.5),  # same stream, window 1: shares the run and its state
+    request("a", 2.7),
+    request("w", 1.0, "windowed"),  # another model: a new run
+    request("w", 4.0, "windowed"),  # same stream of a windowed model: a new run
+    request("w", 1e30, "windowed"),  # overflows the model: refused alone
+    request("w", 2.0, "windowed"),
+    request("x", 1.0, "nope"),  # unknown model: refused alone
+    request("a", 3.1),
+    orjson.dumps({"stream_id": "a", "reading": [1, 2, 3]}),  # wrong length: refused alone
+    request("b", 0.1),
+    request("a", 2.9),
+]
+
+
+def answers(outcomes: list[ScoreOutcome | Exception]) -> list[bytes | str]:
+    return [
+        type(o).__name__ + str(o) if isinstance(o, Exception) else render_json(o, single=True)
+        for o in outcomes
+    ]
+
+
+def one_by_one(pipeline: ScoringPipeline, parsed: list[ParsedRequest]) -> list[bytes | str]:
+    outcomes: list[ScoreOutcome | Exception] = []
+    for p in parsed:
+        try:
+            outcomes.append(pipeline.score(p))
+        except Exception as exc:
+            outcomes.append(exc)
+    return answers(outcomes)
+
+
+def test_score_many_equals_one_by_one(models_dir: Path, tmp_path: Path) -> None:
+    parsed = [parse_json(body, 10) for body in REQUESTS]
+    alone, together = make_pipeline(models_dir, tmp_path), make_pipeline(models_dir, tmp_path)
+    for _ in range(3):  # again with state carried over (smoothing, windows, alerts)
+        want = one_by_one(alone, parsed)
+        got = answers(together.score_many(parsed))
+        assert got == want
+    kinds = [a.split(":")[0] if isinstance(a, str) else "ok" for a in got]
+    assert kinds.count("ok") == len(REQUESTS) - 3
+    assert any(a.startswith(InvalidReading.__name__) for a in got if isinstance(a, str))
+    assert any(a.startswith(UnknownModel.__name__) for a in got if isinstance(a, str))
+    assert len(alone.streams) == len(together.streams) == 3
+    assert len(alone.recent) == len(together.recent)
+    for key in (("flat", "a"), ("flat", "b"), ("windowed", "w")):
+        a, b = alone.streams.peek(key), together.streams.peek(key)
+        assert a is not None and b is not None
+        assert a.smoother.get() == b.smoother.get() and a.filled == b.filled
+        assert (a.window_buffer == b.window_buffer).all()
+
+
+def test_score_many_runs_share_model_calls(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = make_pipeline(models_dir, tmp_path)
+    calls: list[int] = []
+    engine = pipeline.registry.get("flat").engine
+    module_score = engine._score
+
+    def counted(windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        calls.append(len(windows))
+        return module_score(windows)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(engine, "_score", counted)
+    parsed = [parse_json(request(s, 0.3), 10) for s in ("a", "b", "a", "c", "a")]
+    assert all(not isinstance(o, Exception) for o in pipeline.score_many(parsed))
+    assert calls == [5]
+
+
+async def test_batcher_scores_a_loop_turn_together(
+    models_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = make_pipeline(models_dir, tmp_path)
+    reference = make_pipeline(models_dir, tmp_path)
+    batcher = ReadingBatcher(pipeline)
+    flushes: list[int] = []
+    score_many = pipeline.score_many
+
+    def counted(requests: list[ParsedRequest]) -> list[ScoreOutcome | Exception]:
+        flushes.append(len(requests))
+        return score_many(requests)
+
+    monkeypatch.setattr(pipeline, "score_many", counted)
+    parsed = [parse_json(body, 10) for body in REQUESTS]
+    results = await asyncio.gather(*(batcher.score(p) for p in parsed), return_exceptions=True)
+    assert flushes == [len(REQUESTS)]
+    got = [r if isinstance(r, ScoreOutcome | Exception) else None for r in results]
+    assert None not in got
+    assert answers([r for r in got if r is not None]) == one_by_one(reference, parsed)
+    # A lone request is answered on its own turn.
+    alone = await batcher.score(parsed[0])
+    assert flushes == [len(REQUESTS), 1] and alone.stream_id == "a"
