@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.problems import problem_response
-from service.errors import PayloadTooLarge, ServiceError
+from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType
 from service.security import KeyRing, authenticate, presented_key
 
 
@@ -53,6 +53,10 @@ class RequestGuardMiddleware:
         try:
             if self._protects(path):
                 authenticate(self.keyring, presented_key(Request(scope)))
+                if _has_body(scope) and not _is_json(scope):
+                    raise UnsupportedMediaType(
+                        "this endpoint reads a JSON body: send it as application/json"
+                    )
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 raise PayloadTooLarge(
@@ -93,6 +97,28 @@ class RequestGuardMiddleware:
 
 
 MAX_LENGTH_DIGITS = 18
+
+
+def _header(scope: Scope, wanted: bytes) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    length = _header(scope, b"content-length")
+    return _header(scope, b"transfer-encoding") is not None or (
+        length is not None and length.strip(b"0") != b""
+    )
+
+
+def _is_json(scope: Scope) -> bool:
+    """application/json, or a +json type, whatever the parameters (charset)."""
+    media = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -12,7 +12,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from service.errors import PROBLEM_CONTENT_TYPE, FieldError, ServiceError, problem_body
+from service.errors import (
+    PROBLEM_CONTENT_TYPE,
+    FieldError,
+    MalformedBody,
+    ServiceError,
+    problem_body,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +50,18 @@ async def _service_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    undecodable = [err for err in exc.errors() if err.get("type") == "json_invalid"]
+    if undecodable:
+        # FastAPI reports where JSON decoding stopped as the location: a byte offset, not
+        # a reading index. Answered as the scoring endpoint answers bad JSON.
+        err = undecodable[0]
+        where = _field_of(err.get("loc", ()))[1]
+        reason = (err.get("ctx") or {}).get("error", err.get("msg"))
+        malformed = MalformedBody(
+            f"the body is not valid JSON: {reason}"
+            + ("" if where is None else f" (at character {where})")
+        )
+        return problem_response(malformed.problem(instance=request.url.path))
     errors = []
     for err in exc.errors():
         field, index = _field_of(err.get("loc", ()))
@@ -61,7 +79,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
+        exc.status_code, "HTTP error"
+    )
     body = problem_body(
         status=exc.status_code,
         slug=title.lower().replace(" ", "-"),

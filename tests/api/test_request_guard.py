@@ -74,7 +74,43 @@ async def test_bodies_within_the_limit_still_work(client: Any) -> None:
         content=b"{not json",
         headers={**OPERATOR, "content-type": "application/json"},
     )
-    assert malformed.status_code == 422
+    assert malformed.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/v1/feedback", OPERATOR), ("/v1/admin/thresholds/test-plant", ADMIN)],
+)
+async def test_bad_json_is_400_as_on_the_scoring_endpoint(
+    client: Any, path: str, headers: dict[str, str]
+) -> None:
+    """FastAPI gave 422 with the byte offset of the error as the reading index."""
+    for body in (b'{"label": "normal", ', b'{"label": "\xff\xfe"}', b"\xff\xfe{}"):
+        response = await client.post(
+            path, content=body, headers={**headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 400, (body, response.text)
+        problem = response.json()
+        assert problem["title"] in {"Request body is not valid JSON", "Bad request"}, problem
+        assert "errors" not in problem or all(e["reading_index"] is None for e in problem["errors"])
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+async def test_a_body_that_is_not_json_is_415_naming_the_type(
+    client: Any, content_type: str | None
+) -> None:
+    headers = {**OPERATOR} | ({} if content_type is None else {"content-type": content_type})
+    response = await client.post(
+        "/v1/feedback", content=b'{"label": "normal", "reading_ids": ["x"]}', headers=headers
+    )
+    assert response.status_code == 415, response.text
+    assert "application/json" in response.json()["detail"]
+    charset = await client.post(
+        "/v1/feedback",
+        content=b'{"label": "normal", "reading_ids": ["x"]}',
+        headers={**OPERATOR, "content-type": "application/json; charset=utf-8"},
+    )
+    assert charset.status_code == 404  # read as JSON: the reading id is unknown
 
 
 async def _raw_post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
