@@ -13,6 +13,7 @@ import sys
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.api.middleware import GUARDED_PREFIX_KEY
 from service.api.problems import problem_response
 from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType
 from service.security import KeyRing, authenticate, presented_key
@@ -42,16 +43,17 @@ class RequestGuardMiddleware:
         self.protected = protected_prefixes
         self.own_limit_paths = own_limit_paths
 
-    def _protects(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.protected)
+    def _protecting_prefix(self, path: str) -> str | None:
+        return next((p for p in self.protected if path == p or path.startswith(p + "/")), None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.own_limit_paths:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        prefix = self._protecting_prefix(path)
         try:
-            if self._protects(path):
+            if prefix is not None:
                 authenticate(self.keyring, presented_key(Request(scope)))
                 if _has_body(scope) and not _is_json(scope):
                     raise UnsupportedMediaType(
@@ -63,6 +65,7 @@ class RequestGuardMiddleware:
                     f"the body is {declared} bytes; the limit is {self.max_body_bytes}"
                 )
         except ServiceError as exc:
+            scope[GUARDED_PREFIX_KEY] = prefix or "unmatched"
             await _send_problem(exc, path, send)
             return
         await self._limited(scope, receive, send)

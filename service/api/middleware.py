@@ -13,6 +13,9 @@ from prometheus_client.metrics import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXCLUDED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+GUARDED_PREFIX_KEY = "anomaly.guarded_prefix"
+"""Set by the request guard when it refuses a request before routing: the protected prefix
+(e.g. ``/v1/admin``) becomes the endpoint label, so such refusals are not "unmatched"."""
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
@@ -50,7 +53,7 @@ class RequestMetricsMiddleware:
             self._children.clear()
             self._metrics_id = id(metrics)
         route: Any = scope.get("route")
-        endpoint = getattr(route, "path", None) or "unmatched"
+        endpoint = getattr(route, "path", None) or scope.get(GUARDED_PREFIX_KEY) or "unmatched"
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         key = (endpoint, method, status)
         children = self._children.get(key)

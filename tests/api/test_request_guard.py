@@ -141,3 +141,20 @@ async def test_a_content_length_of_thousands_of_digits_is_413(
     headers = [(b"content-type", b"application/json"), (b"content-length", b"9" * 5000)]
     headers.append((b"x-api-key", key.encode()))
     assert await _raw_post(client.app, path, headers) == 413
+
+
+async def test_refusals_before_routing_are_counted_under_their_route(client: Any) -> None:
+    """The runbook finds a client by endpoint: a 401 from the guard must say which one."""
+    await client.get("/v1/admin/thresholds/test-plant")
+    await client.get("/no/such/path")
+
+    def count(endpoint: str, status: str) -> float | None:
+        labels = {"endpoint": endpoint, "method": "GET", "status": status}
+        value: float | None = client.state.registry.get_sample_value(
+            "anomaly_http_requests_total", labels
+        )
+        return value
+
+    assert count("/v1/admin", "401") == 1  # the guarded prefix: the route is not known yet
+    assert count("unmatched", "404") == 1
+    assert count("unmatched", "401") is None
