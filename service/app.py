@@ -39,7 +39,7 @@ from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import install_problem_handlers
 from service.calibration.service import CalibrationService
-from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
+from service.metrics import SCORE_BUCKETS, BeforeCollect, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
@@ -118,7 +118,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
 
 def _unregister(registry: CollectorRegistry, metrics: Metrics) -> None:
     for collector in vars(metrics).values():
-        if isinstance(collector, MetricWrapperBase):
+        if isinstance(collector, MetricWrapperBase | BeforeCollect):
             registry.unregister(collector)
 
 

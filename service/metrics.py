@@ -7,9 +7,11 @@ The Grafana dashboard and the alert rules in ``deploy/`` read exactly these name
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # Normalised score = error / current threshold; buckets are dense around 1 (the decision).
 SCORE_BUCKETS: tuple[float, ...] = (
@@ -26,8 +28,30 @@ def error_buckets(threshold: float) -> tuple[float, ...]:
     return tuple(round(threshold * factor, 12) for factor in SCORE_BUCKETS)
 
 
+class BeforeCollect(Collector):
+    """Exposes nothing; registered ahead of the service's collectors, so the registry runs
+    its hooks before it reads them. The hot path keeps counts in plain Python numbers and
+    these hooks move them into the collectors: every scrape (or ``get_sample_value``)
+    sees exact counts."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Callable[[], None]] = []
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        for hook in self.hooks:
+            hook()
+        return []
+
+
 class Metrics:
-    """The service's collectors; build one per app with the registry it should report to."""
+    """The service's collectors; build one per app with the registry it should report to.
+
+    ``before_collect``: hooks that flush counts gathered outside the collectors; they run
+    whenever the registry is read.
+    """
 
     def __init__(
         self,
@@ -36,6 +60,9 @@ class Metrics:
         error_bucket_bounds: Sequence[float] = SCORE_BUCKETS,
     ) -> None:
         self.registry = registry
+        self.flusher = BeforeCollect()
+        self.before_collect = self.flusher.hooks
+        registry.register(self.flusher)  # first: collected before the collectors below
         ns = "anomaly"
 
         # --- HTTP -------------------------------------------------------------------

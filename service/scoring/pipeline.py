@@ -7,6 +7,7 @@ rejected request leaves the service exactly as it was.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from itertools import chain, repeat
 from typing import Any
@@ -75,9 +76,20 @@ class _Job:
 
 
 class _ModelSeries:
-    """A model's metric children, resolved once instead of a ``.labels()`` per request."""
+    """A model's metric children, resolved once, and the counts not yet moved into them.
 
-    __slots__ = ("alerts", "anomalies", "errors", "quantiles", "readings", "scores", "top_sensor")
+    The hot path adds to plain Python numbers: a prometheus ``inc``/``observe`` takes a
+    lock and a request made ~10 of them, more than the rest of a single reading's
+    bookkeeping. :meth:`flush` moves the counts in, and runs before every read of the
+    registry (``Metrics.before_collect``), so a scrape still sees exact counts.
+    """
+
+    __slots__ = (
+        "alerts", "anomalies", "error_bounds", "error_buckets", "error_sum", "errors",
+        "pending_alerts", "pending_anomalies", "pending_errors", "pending_readings",
+        "pending_top", "quantiles", "readings", "score_bounds", "score_buckets", "score_sum",
+        "scores", "top_sensor",
+    )  # fmt: skip
 
     def __init__(self, metrics: Metrics, model: LoadedModel, quantile_window: int) -> None:
         name = model.name
@@ -88,19 +100,100 @@ class _ModelSeries:
         self.scores = metrics.score.labels(name)
         self.top_sensor = [metrics.top_sensor.labels(name, s) for s in model.sensors]
         self.quantiles = RollingQuantiles(quantile_window, ERROR_QUANTILES)
+        self.error_bounds: list[float] = list(self.errors._upper_bounds)
+        self.score_bounds: list[float] = list(self.scores._upper_bounds)
+        self.pending_readings = self.pending_anomalies = self.pending_alerts = 0
+        self.pending_top = [0] * len(self.top_sensor)
+        self.error_buckets = [0] * len(self.error_bounds)
+        self.score_buckets = [0] * len(self.score_bounds)
+        self.error_sum = self.score_sum = 0.0
+        self.pending_errors: list[np.ndarray] = []
+
+    def add(
+        self,
+        errors: np.ndarray,
+        scores: np.ndarray,
+        anomalies: np.ndarray,
+        top_index: np.ndarray,
+        raised: int,
+    ) -> None:
+        """Count a request's scored readings (errors, scores and flags of each)."""
+        scored = len(errors)
+        self.pending_readings += scored
+        self.pending_alerts += raised
+        if scored < _LOOP_MAX:
+            for error in errors.tolist():
+                self.error_buckets[bisect_left(self.error_bounds, error)] += 1
+                self.error_sum += error
+            for score in scores.tolist():
+                self.score_buckets[bisect_left(self.score_bounds, score)] += 1
+                self.score_sum += score
+            for row, flagged in enumerate(anomalies.tolist()):
+                if flagged:
+                    self.pending_anomalies += 1
+                    self.pending_top[int(top_index[row, 0])] += 1
+        else:
+            _add_counts(self.error_buckets, np.searchsorted(self.error_bounds, errors))
+            _add_counts(self.score_buckets, np.searchsorted(self.score_bounds, scores))
+            self.error_sum += float(errors.sum())
+            self.score_sum += float(scores.sum())
+            n_anomalies = int(anomalies.sum())
+            if n_anomalies:
+                self.pending_anomalies += n_anomalies
+                _add_counts(self.pending_top, top_index[anomalies, 0])
+        if scored >= _QUANTILE_DIRECT:
+            self.quantiles.add(errors)
+        elif scored:
+            self.pending_errors.append(errors)
+            if len(self.pending_errors) >= _QUANTILE_DIRECT:
+                self._flush_quantiles()
+
+    def flush(self) -> None:
+        if self.pending_readings:
+            self.readings.inc(self.pending_readings)
+            self.pending_readings = 0
+        if self.pending_anomalies:
+            self.anomalies.inc(self.pending_anomalies)
+            self.pending_anomalies = 0
+            for sensor, count in enumerate(self.pending_top):
+                if count:
+                    self.top_sensor[sensor].inc(count)
+                    self.pending_top[sensor] = 0
+        if self.pending_alerts:
+            self.alerts.inc(self.pending_alerts)
+            self.pending_alerts = 0
+        self.error_sum = _flush_histogram(self.errors, self.error_buckets, self.error_sum)
+        self.score_sum = _flush_histogram(self.scores, self.score_buckets, self.score_sum)
+        self._flush_quantiles()
+
+    def _flush_quantiles(self) -> None:
+        if self.pending_errors:
+            self.quantiles.add(np.concatenate(self.pending_errors))
+            self.pending_errors.clear()
 
 
-def observe_many(histogram: Histogram, values: np.ndarray) -> None:
-    """``observe`` for a whole array: one searchsorted instead of a Python loop per value."""
-    if len(values) < 8:  # a Python loop beats numpy's per-call overhead here
-        for value in values.tolist():
-            histogram.observe(value)
-        return
-    bounds = np.asarray(histogram._upper_bounds)
-    counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+# Below this many readings, Python loops beat numpy's per-call overhead.
+_LOOP_MAX = 8
+# Requests with this many readings go straight into the rolling quantiles; smaller ones
+# are gathered until this many requests wait.
+_QUANTILE_DIRECT = 64
+
+
+def _add_counts(totals: list[int], indices: np.ndarray) -> None:
+    counts = np.bincount(indices, minlength=len(totals))
     for index in np.flatnonzero(counts).tolist():
-        histogram._buckets[index].inc(int(counts[index]))
-    histogram._sum.inc(float(values.sum()))
+        totals[index] += int(counts[index])
+
+
+def _flush_histogram(histogram: Histogram, buckets: list[int], total: float) -> float:
+    """Move gathered bucket counts and sum into ``histogram``; returns the new pending sum."""
+    if any(buckets):
+        for index, count in enumerate(buckets):
+            if count:
+                histogram._buckets[index].inc(count)
+                buckets[index] = 0
+        histogram._sum.inc(total)
+    return 0.0
 
 
 class ScoringPipeline:
@@ -123,6 +216,12 @@ class ScoringPipeline:
         self.metrics = metrics
         self._series: dict[tuple[str, str], _ModelSeries] = {}
         self._clock = time.time
+        metrics.before_collect.append(self.flush_metrics)
+
+    def flush_metrics(self) -> None:
+        """Move the counts gathered on the hot path into the collectors."""
+        for series in self._series.values():
+            series.flush()
 
     def series(self, model: LoadedModel) -> _ModelSeries:
         key = (model.name, model.version)
@@ -135,6 +234,7 @@ class ScoringPipeline:
     def rolling_quantiles(self) -> dict[str, dict[float, float]]:
         """Per served model, the rolling error quantiles (computed now, if stale)."""
         served = {(m.name, m.version) for m in self.registry.models()}
+        self.flush_metrics()
         return {
             name: s.quantiles.compute()
             for (name, v), s in self._series.items()
@@ -262,8 +362,8 @@ class ScoringPipeline:
             ]
         self._record(
             model, stream_id, threshold, seq_start, reading_ids, job.received_at,
-            readings.timestamps, values, warming, decisions.errors, squared,
-            decisions.anomalies, states, raised, decisions.top_index,
+            readings.timestamps, values, warming, decisions.errors, decisions.scores,
+            squared, decisions.anomalies, states, raised, decisions.top_index,
         )  # fmt: skip
         return ScoreOutcome(
             model=model,
@@ -299,6 +399,7 @@ class ScoringPipeline:
         values: np.ndarray,
         warming: int,
         errors: np.ndarray,
+        scores: np.ndarray,
         squared: np.ndarray,
         anomalies: np.ndarray,
         states: np.ndarray,
@@ -337,22 +438,7 @@ class ScoringPipeline:
                 alert=states == ALERT,
             )
         )
-        series = self.series(model)
-        scored = len(errors)
-        if not scored:
-            return
-        series.readings.inc(scored)
-        n_anomalies = int(anomalies.sum())
-        if n_anomalies:
-            series.anomalies.inc(n_anomalies)
-            top = np.bincount(top_index[anomalies, 0], minlength=len(series.top_sensor))
-            for sensor in np.flatnonzero(top).tolist():
-                series.top_sensor[sensor].inc(int(top[sensor]))
-        if raised:
-            series.alerts.inc(raised)
-        observe_many(series.errors, errors)
-        observe_many(series.scores, errors / threshold.value)
-        series.quantiles.add(errors)
+        self.series(model).add(errors, scores, anomalies, top_index, raised)
 
 
 def reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> None:

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 import torch
 from conftest import ArtifactWriter
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 from service.errors import InvalidReading, UnknownModel
 from service.metrics import Metrics
@@ -150,3 +151,47 @@ async def test_batcher_scores_a_loop_turn_together(
     # A lone request is answered on its own turn.
     alone = await batcher.score(parsed[0])
     assert flushes == [len(REQUESTS), 1] and alone.stream_id == "a"
+
+
+def test_counts_gathered_on_the_hot_path_are_exact_at_every_read(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    """Counters and histograms are fed in bulk when the registry is read: every read sees
+    what one observe per reading would have recorded."""
+    pipeline = make_pipeline(models_dir, tmp_path)
+    registry = pipeline.metrics.registry
+    reference = CollectorRegistry()
+    bounds = pipeline.metrics.reconstruction_error._upper_bounds[:-1]
+    errors = Histogram("e", "e", buckets=bounds, registry=reference)
+    values = [0.1, 3.0, 0.7, 12.0, 1.0, 0.2, 2.5]
+    batch = [[v, 0.0, 0.0, 0.0] for v in np.linspace(0.0, 4.0, 100).tolist()]
+    model = {"model": "flat"}
+    for round_ in range(2):
+        for v in values:
+            pipeline.score(
+                parse_json(orjson.dumps({"stream_id": "a", "reading": [v, 0, 0, 0]}), 10)
+            )
+            errors.observe(v * v / 4)
+        pipeline.score(parse_json(orjson.dumps({"stream_id": "b", "readings": batch}), 1000))
+        for row in batch:
+            errors.observe(row[0] ** 2 / 4)
+        scored = registry.get_sample_value("anomaly_readings_scored_total", model)
+        assert scored == (round_ + 1) * (len(values) + len(batch))
+        for bound in ("0.1", "1.0", "2.0", "+Inf"):
+            got = registry.get_sample_value(
+                "anomaly_reconstruction_error_bucket", {**model, "le": bound}
+            )
+            want = reference.get_sample_value("e_bucket", {"le": bound})
+            assert got == want, bound
+        got_sum = registry.get_sample_value("anomaly_reconstruction_error_sum", model)
+        assert got_sum == pytest.approx(reference.get_sample_value("e_sum", {}))
+        anomalies = registry.get_sample_value("anomaly_anomalies_total", model)
+        flagged = sum(v * v / 4 > 1.0 for v in values) + sum(r[0] ** 2 / 4 > 1.0 for r in batch)
+        assert anomalies == (round_ + 1) * flagged
+        top = registry.get_sample_value(
+            "anomaly_top_sensor_contributions_total", {**model, "sensor": "s0"}
+        )
+        assert top == anomalies
+    everything = ([r[0] ** 2 / 4 for r in batch] + [v * v / 4 for v in values]) * 2
+    quantiles = pipeline.rolling_quantiles()["flat"]
+    assert quantiles[0.5] == pytest.approx(np.quantile(everything, 0.5))
