@@ -29,8 +29,10 @@ from service.state import AppState, StateDep, get_state
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refusing more than ``limit`` bytes whatever Content-Length claims."""
+async def read_body(request: Request, limit: int) -> bytes | bytearray:
+    """The body, refusing more than ``limit`` bytes whatever Content-Length claims. A body
+    that came in several chunks is joined into a bytearray: writable, so a float32 body
+    becomes the readings' array without another copy."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -45,12 +47,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"the body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else bytearray().join(chunks)
 
 
 def score_body(
     state: AppState,
-    body: bytes,
+    body: bytes | bytearray,
     kind: str,
     *,
     stream_id: str | None = None,
@@ -70,7 +72,7 @@ def score_body(
         n_sensors=served.manifest.n_sensors,
         max_readings=settings.max_batch_readings,
     )
-    return render_columnar(state.pipeline.score(parsed))
+    return render_columnar(state.pipeline.score(parsed, reconstruct=False))
 
 
 _SINGLE = {"stream_id": "pump-7", "reading": [0.12, 3.4, 51.0, 0.98]}

@@ -118,7 +118,7 @@ def _check_model(model: object) -> str | None:
     )
 
 
-def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
+def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
     if not body:
         raise MalformedBody("the request body is empty; send a JSON object")
     try:
@@ -177,7 +177,7 @@ def parse_json(body: bytes, max_readings: int) -> ParsedRequest:
     )
 
 
-def _has_boolean(body: bytes) -> bool:
+def _has_boolean(body: bytes | bytearray) -> bool:
     """Whether a JSON true or false may be in the body. Finds single bytes (memchr), which
     on a large batch costs a tenth of searching for b"true": "u" and "f" occur in no
     number and in no key of a plain-list body, only in strings such as the stream id."""
@@ -190,7 +190,7 @@ def _has_boolean(body: bytes) -> bool:
     return False
 
 
-def _quote_count_at_most(body: bytes, limit: int) -> bool:
+def _quote_count_at_most(body: bytes | bytearray, limit: int) -> bool:
     """Whether ``body`` holds at most ``limit`` double quotes (found by memchr, stopping
     at the first one over: a tenth of ``bytes.count`` on a large batch)."""
     at = -1
@@ -201,7 +201,7 @@ def _quote_count_at_most(body: bytes, limit: int) -> bool:
     return False
 
 
-def _lenient_or_raise(body: bytes, exc: orjson.JSONDecodeError) -> Any:
+def _lenient_or_raise(body: bytes | bytearray, exc: orjson.JSONDecodeError) -> Any:
     """orjson refuses NaN/Infinity and overflowing numbers; the standard parser reads them so
     the reply can name the reading and field instead of a byte offset."""
     try:
@@ -211,7 +211,7 @@ def _lenient_or_raise(body: bytes, exc: orjson.JSONDecodeError) -> Any:
 
 
 def parse_binary(
-    body: bytes,
+    body: bytes | bytearray,
     kind: str,
     *,
     stream_id: str | None,
@@ -229,8 +229,9 @@ def parse_binary(
                 f"({row_bytes} bytes each); got {len(body)} bytes",
                 errors=[FieldError("body", f"length must be a positive multiple of {row_bytes}")],
             )
-        # A copy: torch refuses read-only buffers, and bytes are read-only.
-        matrix = np.frombuffer(body, dtype="<f4").reshape(-1, n_sensors).copy()
+        matrix = np.frombuffer(body, dtype="<f4").reshape(-1, n_sensors)
+        if not matrix.flags.writeable:  # bytes: torch refuses read-only buffers
+            matrix = matrix.copy()
     else:
         matrix = _load_npy(body, n_sensors)
     if len(matrix) > max_readings:
@@ -241,7 +242,7 @@ def parse_binary(
     return ParsedRequest(stream, _check_model(model), None, matrix, False)
 
 
-def _npy_header_problem(body: bytes) -> str | None:
+def _npy_header_problem(body: bytes | bytearray) -> str | None:
     """Checks the header against the body before numpy allocates what the header claims
     (a 100-byte body may declare a terabyte-sized array)."""
     stream = io.BytesIO(body)
@@ -262,7 +263,7 @@ def _npy_header_problem(body: bytes) -> str | None:
     return None
 
 
-def _load_npy(body: bytes, n_sensors: int) -> np.ndarray:
+def _load_npy(body: bytes | bytearray, n_sensors: int) -> np.ndarray:
     problem = _npy_header_problem(body)
     if problem is not None:
         raise InvalidRequest(

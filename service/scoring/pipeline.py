@@ -50,7 +50,7 @@ class ScoreOutcome:
     states: np.ndarray  # int8 (b,)
     top_index: np.ndarray  # int (s, k)
     top_share: np.ndarray  # float64 (s, k)
-    reconstruction: np.ndarray  # float32 (s, n)
+    reconstruction: np.ndarray  # float32 (s, n); (0, n) when not asked for
     alerts_raised: int
 
 
@@ -252,9 +252,11 @@ class ScoringPipeline:
             now=now,
         )
 
-    def score(self, parsed: ParsedRequest) -> ScoreOutcome:
+    def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoreOutcome:
+        """``reconstruct=False``: the reply shows no reconstructed values (the columnar
+        one), so the model may skip computing them (the outcome's are then empty)."""
         job = self._prepare(parsed, self.registry.get(parsed.model))
-        self._infer([job])
+        self._infer([job], reconstruct=reconstruct)
         return self._finish(job)
 
     def score_many(self, requests: list[ParsedRequest]) -> list[ScoreOutcome | Exception]:
@@ -316,7 +318,7 @@ class ScoringPipeline:
         )  # fmt: skip
 
     @staticmethod
-    def _infer(jobs: list[_Job]) -> None:
+    def _infer(jobs: list[_Job], *, reconstruct: bool = True) -> None:
         """One model call for the jobs' windows (all of one model)."""
         if not jobs:
             return
@@ -327,7 +329,8 @@ class ScoringPipeline:
             reconstruction = squared
         else:
             squared, reconstruction = model.engine.score(
-                windows[0] if len(windows) == 1 else np.concatenate(windows)
+                windows[0] if len(windows) == 1 else np.concatenate(windows),
+                reconstruct=reconstruct,
             )
         start = 0
         for job in jobs:

@@ -312,3 +312,21 @@ def test_npy_header_must_match_the_body(body: bytes, expected: str) -> None:
         parse_binary(
             body, "application/x-npy", stream_id="s", model=None, n_sensors=3, max_readings=10
         )
+
+
+def test_a_bytearray_float32_body_is_used_without_a_copy() -> None:
+    """Bodies that arrive in several chunks are joined into a bytearray: the readings'
+    array is a writable view of it (torch refuses read-only buffers; bytes get a copy)."""
+    values = np.arange(12, dtype="<f4").reshape(4, 3)
+    for body in (values.tobytes(), bytearray(values.tobytes())):
+        parsed = parse_binary(
+            body,
+            "application/octet-stream",
+            stream_id="s",
+            model=None,
+            n_sensors=3,
+            max_readings=10,
+        )
+        assert parsed.matrix is not None and parsed.matrix.flags.writeable
+        assert np.array_equal(parsed.matrix, values)
+        assert np.shares_memory(parsed.matrix, body) == isinstance(body, bytearray)
