@@ -565,20 +565,36 @@ def _scored_results(outcome: ScoreOutcome, ids: list[str]) -> list[dict[str, Any
     sensors = model.sensors
     top_index = outcome.top_index
     k = top_index.shape[1]
-    shares, observed, reconstructed = _top_columns(outcome)
-    # The top-sensor dicts come from flat columns in one pass, then are sliced per
-    # reading: a nested comprehension per reading costs ~3x more.
-    flat = [
-        {"sensor": a, "share": b, "observed": c, "reconstructed": d}
-        for a, b, c, d in zip(
-            [sensors[j] for j in top_index.ravel().tolist()],
-            shares.ravel().tolist(),
-            observed.ravel().tolist(),
-            reconstructed.ravel().tolist(),
-            strict=True,
-        )
-    ]
-    tops = [flat[start : start + k] for start in range(0, len(flat), k)]
+    if len(top_index) == 1:  # one reading: Python indexing beats numpy's fancy indexing
+        row = top_index[0].tolist()
+        observed_row = outcome.values[outcome.warming].tolist()
+        reconstructed_row = outcome.reconstruction[0].tolist()
+        tops = [
+            [
+                {
+                    "sensor": sensors[j],
+                    "share": share,
+                    "observed": observed_row[j],
+                    "reconstructed": reconstructed_row[j],
+                }
+                for j, share in zip(row, outcome.top_share[0].tolist(), strict=True)
+            ]
+        ]
+    else:
+        shares, observed, reconstructed = _top_columns(outcome)
+        # The top-sensor dicts come from flat columns in one pass, then are sliced per
+        # reading: a nested comprehension per reading costs ~3x more.
+        flat = [
+            {"sensor": a, "share": b, "observed": c, "reconstructed": d}
+            for a, b, c, d in zip(
+                [sensors[j] for j in top_index.ravel().tolist()],
+                shares.ravel().tolist(),
+                observed.ravel().tolist(),
+                reconstructed.ravel().tolist(),
+                strict=True,
+            )
+        ]
+        tops = [flat[start : start + k] for start in range(0, len(flat), k)]
     name, version, value, thr_version = model.name, model.version, thr.value, thr.version
     return [
         {
