@@ -20,7 +20,7 @@ from service.errors import FieldError, InvalidReading
 from service.metrics import ERROR_QUANTILES, Metrics
 from service.scoring.decision import ALERT, STATE_NAMES, WARMING_UP, AlertDebouncer, decide
 from service.scoring.payload import ParsedRequest, Readings, to_readings
-from service.scoring.recent import ReadingChunk, RecentReadings
+from service.scoring.recent import RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.rolling import RollingQuantiles
 from service.scoring.smoothing import make_smoother
@@ -409,7 +409,6 @@ class ScoringPipeline:
         raised: int,
         top_index: np.ndarray,
     ) -> None:
-        batch = len(values)
         if warming:
             pad = np.full(warming, np.nan)
             all_errors = np.concatenate((pad, errors))
@@ -419,27 +418,21 @@ class ScoringPipeline:
             all_anomalies = np.concatenate((np.zeros(warming, dtype=bool), anomalies))
         else:
             all_errors, all_squared, all_anomalies = errors, squared, anomalies
-        if timestamps is None:
-            stamps = np.full(batch, received_at)
-        else:
-            stamps = np.where(np.isnan(timestamps), received_at, timestamps)
-        self.recent.add(
-            ReadingChunk.of_request(
-                seq_start=seq_start,
-                ids=chunk_ids,
-                stream_id=stream_id,
-                model=model.name,
-                model_version=model.version,
-                received_at=received_at,
-                timestamps=stamps,
-                errors=all_errors,
-                squared=all_squared,
-                values=values,
-                threshold=threshold.value,
-                threshold_version=threshold.version,
-                anomaly=all_anomalies,
-                alert=states == ALERT,
-            )
+        self.recent.add_request(
+            seq_start=seq_start,
+            ids=chunk_ids,
+            stream_id=stream_id,
+            model=model.name,
+            model_version=model.version,
+            received_at=received_at,
+            timestamps=timestamps,
+            errors=all_errors,
+            squared=all_squared,
+            values=values,
+            threshold=threshold.value,
+            threshold_version=threshold.version,
+            anomaly=all_anomalies,
+            alert=states == ALERT,
         )
         self.series(model).add(errors, scores, anomalies, top_index, raised)
 

@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -149,6 +150,65 @@ class ReadingChunk:
         )
 
 
+class _Pending(NamedTuple):
+    """A small request's readings, kept as its arrays until sealed into one chunk with its
+    neighbours (cheaper than building a chunk per request and merging them later)."""
+
+    seq_start: int
+    ids: Sequence[str | None] | None
+    stream_id: str
+    model: str
+    model_version: str
+    received_at: float
+    timestamps: np.ndarray | None  # the client's, NaN where none; None: none at all
+    errors: np.ndarray
+    squared: np.ndarray
+    values: np.ndarray
+    threshold: float
+    threshold_version: int
+    anomaly: np.ndarray
+    alert: np.ndarray
+
+
+def _sealed(parts: list[_Pending]) -> ReadingChunk:
+    """One chunk from consecutive pending requests (same sensor count)."""
+    sizes = [len(p.errors) for p in parts]
+    received_at = np.repeat(np.array([p.received_at for p in parts]), sizes)
+    if all(p.timestamps is None for p in parts):
+        timestamps = received_at.copy()
+    else:
+        given = np.concatenate(
+            [p.timestamps if p.timestamps is not None else np.full(n, np.nan)
+             for p, n in zip(parts, sizes, strict=True)]
+        )  # fmt: skip
+        timestamps = np.where(np.isnan(given), received_at, given)
+    ids: list[str | None] | None = None
+    if any(p.ids is not None for p in parts):
+        ids = []
+        for p, n in zip(parts, sizes, strict=True):
+            ids.extend(p.ids if p.ids is not None else [None] * n)
+    return ReadingChunk(
+        seq_start=parts[0].seq_start,
+        ids=ids,
+        stream_ids=[p.stream_id for p, n in zip(parts, sizes, strict=True) for _ in range(n)],
+        models=[p.model for p, n in zip(parts, sizes, strict=True) for _ in range(n)],
+        model_versions=[
+            p.model_version for p, n in zip(parts, sizes, strict=True) for _ in range(n)
+        ],
+        received_at=received_at,
+        timestamps=timestamps,
+        errors=np.concatenate([p.errors for p in parts]),
+        squared=np.concatenate([p.squared for p in parts]),
+        values=np.concatenate([p.values for p in parts]),
+        thresholds=np.repeat(np.array([p.threshold for p in parts]), sizes),
+        threshold_versions=np.repeat(
+            np.array([p.threshold_version for p in parts], dtype=np.int64), sizes
+        ),
+        anomaly=np.concatenate([p.anomaly for p in parts]),
+        alert=np.concatenate([p.alert for p in parts]),
+    )
+
+
 def _mask_equal(labels: list[str], value: str) -> np.ndarray:
     return np.fromiter((label == value for label in labels), dtype=bool, count=len(labels))
 
@@ -176,6 +236,7 @@ class RecentReadings:
         self._client_ids: dict[str, ReadingChunk] = {}
         self._total = 0
         self._small_tail = 0  # small chunks at the right end, not yet merged
+        self._pending: list[_Pending] = []  # small requests not yet sealed into a chunk
 
     def __len__(self) -> int:
         return self._total
@@ -187,8 +248,98 @@ class RecentReadings:
         self._next_seq += count
         return start
 
+    def add_request(
+        self,
+        *,
+        seq_start: int,
+        ids: Sequence[str | None] | None,
+        stream_id: str,
+        model: str,
+        model_version: str,
+        received_at: float,
+        timestamps: np.ndarray | None,
+        errors: np.ndarray,
+        squared: np.ndarray,
+        values: np.ndarray,
+        threshold: float,
+        threshold_version: int,
+        anomaly: np.ndarray,
+        alert: np.ndarray,
+    ) -> None:
+        """One request's readings, in sequence order. ``timestamps``: the client's (NaN
+        where none; None when none at all), else the receive time is used. A small request
+        waits beside its neighbours and is sealed into one chunk with them (when
+        ``MERGE_RUN`` wait, before any lookup, or when the bound is reached)."""
+        size = len(errors)
+        if size >= SMALL_CHUNK:
+            if timestamps is None:
+                stamps = np.full(size, received_at)
+            else:
+                stamps = np.where(np.isnan(timestamps), received_at, timestamps)
+            self.add(
+                ReadingChunk.of_request(
+                    seq_start=seq_start,
+                    ids=ids,
+                    stream_id=stream_id,
+                    model=model,
+                    model_version=model_version,
+                    received_at=received_at,
+                    timestamps=stamps,
+                    errors=errors,
+                    squared=squared,
+                    values=values,
+                    threshold=threshold,
+                    threshold_version=threshold_version,
+                    anomaly=anomaly,
+                    alert=alert,
+                )  # fmt: skip
+            )
+            return
+        self._pending.append(
+            _Pending(
+                seq_start,
+                ids,
+                stream_id,
+                model,
+                model_version,
+                received_at,
+                timestamps,
+                errors,
+                squared,
+                values,
+                threshold,
+                threshold_version,
+                anomaly,
+                alert,
+            )  # fmt: skip
+        )
+        self._total += size
+        if len(self._pending) >= MERGE_RUN or self._total > self.max_readings:
+            self._seal()
+            self._trim()
+
+    def _seal(self) -> None:
+        """Turn the pending requests into chunks (one per run with the same sensor count)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        runs: list[list[_Pending]] = []
+        for part in pending:  # models with different sensor counts cannot share arrays
+            if runs and runs[-1][-1].values.shape[1] == part.values.shape[1]:
+                runs[-1].append(part)
+            else:
+                runs.append([part])
+        for run in runs:
+            chunk = _sealed(run)
+            self._chunks.append(chunk)
+            if chunk.ids is not None:
+                self._client_ids.update((i, chunk) for i in chunk.ids if i is not None)
+        self._small_tail = 0
+
     def add(self, chunk: ReadingChunk) -> None:
         """Chunks must arrive in sequence order (as :meth:`reserve` hands numbers out)."""
+        self._seal()
         self._chunks.append(chunk)
         self._total += len(chunk)
         if chunk.ids is not None:
@@ -224,6 +375,7 @@ class RecentReadings:
         return self.clock() - self.retention_s
 
     def _trim(self) -> None:
+        self._seal()
         cutoff = self._cutoff()
         chunks = self._chunks
         while chunks and (

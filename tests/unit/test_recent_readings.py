@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from service.scoring.recent import ReadingChunk, RecentReadings
+from service.scoring.recent import ReadingChunk, RecentReading, RecentReadings
 
 
 class Clock:
@@ -183,3 +185,101 @@ def test_memory_per_single_reading_stays_near_the_data() -> None:
         tracemalloc.stop()
     # the data itself: two float32 rows of 50 values plus a few scalars ~ 450 bytes
     assert used / 5000 < 700
+
+
+def request_fields(
+    store: RecentReadings,
+    clock: Clock,
+    count: int,
+    *,
+    width: int = 2,
+    ids: list[str | None] | None = None,
+    timestamps: list[float] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    errs = rng.exponential(size=count)
+    return {
+        "seq_start": store.reserve(count),
+        "ids": ids,
+        "stream_id": f"s{seed % 3}",
+        "model": f"m{width}",
+        "model_version": "1",
+        "received_at": clock(),
+        "timestamps": None if timestamps is None else np.array(timestamps),
+        "errors": errs,
+        "squared": rng.exponential(size=(count, width)).astype(np.float32),
+        "values": rng.normal(size=(count, width)).astype(np.float32),
+        "threshold": 1.0 + seed,
+        "threshold_version": seed,
+        "anomaly": errs > 1.0,
+        "alert": errs > 2.0,
+    }
+
+
+def as_chunk(fields: dict[str, Any]) -> ReadingChunk:
+    """The same request stored as a chunk of its own (the receive time fills in)."""
+    stamps, received = fields["timestamps"], fields["received_at"]
+    size = len(fields["errors"])
+    return ReadingChunk.of_request(
+        **{
+            **fields,
+            "timestamps": np.full(size, received)
+            if stamps is None
+            else np.where(np.isnan(stamps), received, stamps),
+        }
+    )
+
+
+def same(got: RecentReading | None, want: RecentReading | None) -> bool:
+    if got is None or want is None:
+        return got is want
+    arrays = ("values", "squared_errors")
+    plain = [name for name in RecentReading.__dataclass_fields__ if name not in arrays]
+    return all(getattr(got, name) == getattr(want, name) for name in plain) and all(
+        np.array_equal(getattr(got, name), getattr(want, name)) for name in arrays
+    )
+
+
+def test_small_requests_wait_and_are_sealed_with_their_neighbours() -> None:
+    """Requests below SMALL_CHUNK wait as arrays; every lookup sees them, in sequence
+    order, exactly as if each had been stored as its own chunk."""
+    clock = Clock()
+    pending = RecentReadings(10_000, 600, clock=clock, id_prefix="p-")
+    chunked = RecentReadings(10_000, 600, clock=clock, id_prefix="p-")
+    sizes = [1, 3, 1, 70, 1, 2] * 30  # small ones around a large one, past MERGE_RUN
+    nan = float("nan")
+    for i, size in enumerate(sizes):
+        clock.now += 0.5
+        width = 3 if i % 7 == 3 and size < 64 else 2  # another model's sensor count
+        ids = [f"c{i}-{j}" if j % 2 else None for j in range(size)] if i % 5 == 0 else None
+        stamps = [clock() - 3 if j % 2 else nan for j in range(size)] if i % 4 == 0 else None
+        fields = request_fields(pending, clock, size, width=width, ids=ids, timestamps=stamps,
+                                seed=i)  # fmt: skip
+        chunked.reserve(size)
+        pending.add_request(**fields)
+        chunked.add(as_chunk(fields))
+        assert len(pending) == len(chunked)
+        if i % 9 == 0:  # a lookup in the middle seals what waits
+            reading_id = f"p-{sum(sizes[:i])}"
+            assert same(pending.get(reading_id), chunked.get(reading_id))
+    for seq in range(0, sum(sizes), 7):
+        assert same(pending.get(f"p-{seq}"), chunked.get(f"p-{seq}")), seq
+    assert pending.get("c5-1") is not None and same(pending.get("c5-1"), chunked.get("c5-1"))
+    got_alerts = pending.alerts(limit=10_000, include_anomalies=True)
+    want_alerts = chunked.alerts(limit=10_000, include_anomalies=True)
+    assert [r.reading_id for r in got_alerts] == [r.reading_id for r in want_alerts]
+    assert pending.flagged_share("m2") == chunked.flagged_share("m2")
+    errors, squared = pending.scored_errors("m3")
+    want_errors, want_squared = chunked.scored_errors("m3")
+    assert np.array_equal(errors, want_errors) and np.array_equal(squared, want_squared)
+
+
+def test_small_requests_keep_the_bound() -> None:
+    clock = Clock()
+    store = RecentReadings(10, 600, clock=clock, id_prefix="b-")
+    for i in range(40):
+        store.add_request(**request_fields(store, clock, 1 + i % 3, seed=i))
+        assert len(store) <= 10
+    newest = store.get(f"b-{sum(1 + i % 3 for i in range(40)) - 1}")
+    assert newest is not None and store.get("b-0") is None
