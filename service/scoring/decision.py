@@ -43,8 +43,7 @@ def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decision
     errors = totals / squared_errors.shape[1]
     scores = errors / threshold
     k = min(top_k, squared_errors.shape[1])
-    top_index = top_contributors(squared_errors, k)
-    top_values = np.take_along_axis(squared_errors, top_index, axis=1).astype(np.float64)
+    top_index, top_values = _top_with_values(squared_errors, k)
     # A reading with zero total error has zero top values: dividing by 1 gives shares of 0.
     shares = top_values / np.where(totals > 0, totals, 1.0)[:, None]
     return Decisions(errors, scores, errors > threshold, top_index, shares)
@@ -75,6 +74,11 @@ def top_contributors(squared: np.ndarray, k: int) -> np.ndarray:
     >>> top_contributors(np.array([[0.5, 2.0, 0.5, 1.0]], dtype=np.float32), 3).tolist()
     [[1, 3, 0]]
     """
+    return _top_with_values(squared, k)[0]
+
+
+def _top_with_values(squared: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_contributors` and the values there (as float64)."""
     batch, n_sensors = squared.shape
     if batch < _PACKED_MIN:
         # Python's sort is stable, also with reverse=True: ties keep sensor order.
@@ -82,28 +86,36 @@ def top_contributors(squared: np.ndarray, k: int) -> np.ndarray:
         rows = [
             sorted(positions, key=row.__getitem__, reverse=True)[:k] for row in squared.tolist()
         ]
-        return np.array(rows, dtype=np.intp).reshape(batch, k)
-    if squared.dtype == np.float32 and sys.byteorder == "little":  # the keys' word order
-        bits = squared.view(np.uint32)
-        if int(bits.max()) < _FLOAT32_SIGN:  # no negative values (nor -0.0)
-            return _top_by_packed_keys(bits, k)
-    return _top_by_partition(squared, k)
+        index = np.array(rows, dtype=np.intp).reshape(batch, k)
+    elif (
+        squared.dtype == np.float32
+        and sys.byteorder == "little"  # the keys' word order
+        and int(squared.view(np.uint32).max()) < _FLOAT32_SIGN  # no negatives (nor -0.0)
+    ):
+        return _top_by_packed_keys(squared.view(np.uint32), k)
+    else:
+        index = _top_by_partition(squared, k)
+    return index, np.take_along_axis(squared, index, axis=1).astype(np.float64)
 
 
-def _top_by_packed_keys(bits: np.ndarray, k: int) -> np.ndarray:
+def _top_by_packed_keys(bits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k through one SIMD sort of 64-bit keys: a non-negative float32's bits order like
     the value, and the low word holds the complemented column, so sorting keys sorts
     (value, lower index first) in one pass. ~3x faster than argpartition plus an argsort
-    of the partition, and exact (the value bits are kept whole)."""
+    of the partition, and exact: the value comes back from the key's high word."""
     batch, n_sensors = bits.shape
     words = np.empty((batch, n_sensors, 2), dtype=np.uint32)  # little-endian: (low, high)
     words[:, :, 0] = _LOW_WORD - np.arange(n_sensors, dtype=np.uint32)
     words[:, :, 1] = bits
     keys = words.view(np.uint64).reshape(batch, n_sensors)
     keys.sort(axis=1)
-    top = keys[:, : n_sensors - k - 1 : -1] if k < n_sensors else keys[:, ::-1]
-    index: np.ndarray = (_LOW_WORD - (top & _LOW_WORD)).astype(np.intp)
-    return index
+    top = np.ascontiguousarray(
+        keys[:, : n_sensors - k - 1 : -1] if k < n_sensors else keys[:, ::-1]
+    )
+    pairs = top.view(np.uint32).reshape(batch, k, 2)
+    index = (_LOW_WORD - pairs[:, :, 0]).astype(np.intp)
+    values = pairs[:, :, 1].copy().view(np.float32).astype(np.float64)
+    return index, values
 
 
 def _top_by_partition(squared: np.ndarray, k: int) -> np.ndarray:
