@@ -6,6 +6,7 @@ API is one edit away from the scenarios.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ READY_PATH = "/readyz"
 SCORE_PATH = "/v1/score"
 FEEDBACK_PATH = "/v1/feedback"
 METRICS_PATH = "/metrics"
+NPZ_TYPE = "application/x-npz"
 STREAM_PREFIX = "lt-"  # stream ids are lt-<10 digits>, cycling through the scenario's streams
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -67,8 +69,11 @@ def json_batch_request(space: SensorSpace, readings: np.ndarray) -> RequestTempl
     )
 
 
-def binary_batch_request(space: SensorSpace, readings: np.ndarray) -> RequestTemplate:
-    """Raw little-endian float32 rows in manifest order; the stream goes in the query."""
+def binary_batch_request(
+    space: SensorSpace, readings: np.ndarray, *, npz_reply: bool = False
+) -> RequestTemplate:
+    """Raw little-endian float32 rows in manifest order; the stream goes in the query. With
+    ``npz_reply`` the columnar reply comes back as numpy arrays (.npz) instead of JSON."""
     body = np.ascontiguousarray(readings, dtype="<f4").tobytes()
     return RequestTemplate(
         "POST",
@@ -76,7 +81,8 @@ def binary_batch_request(space: SensorSpace, readings: np.ndarray) -> RequestTem
         body,
         "application/octet-stream",
         readings=len(readings),
-        kind="score-binary",
+        kind="score-binary-npz" if npz_reply else "score-binary",
+        headers={"Accept": NPZ_TYPE} if npz_reply else {},
     )
 
 
@@ -103,16 +109,34 @@ def feedback_request(api_key: str, *, backref: int) -> RequestTemplate:
     )
 
 
-def _json(response: httpx.Response, template: RequestTemplate) -> Any:
+def _json_unless_success(response: httpx.Response, template: RequestTemplate) -> None:
     if not response.is_success:
         raise ResponseMismatch(
             f"{template.kind} request to {template.path} answered {response.status_code}: "
             f"{response.text[:500]}"
         )
+
+
+def _json(response: httpx.Response, template: RequestTemplate) -> Any:
+    _json_unless_success(response, template)
     try:
         return response.json()
     except ValueError as exc:
         raise ResponseMismatch(f"{template.kind} reply is not JSON: {exc}") from None
+
+
+def _npz(response: httpx.Response, template: RequestTemplate) -> dict[str, Any]:
+    """The .npz reply as the JSON one would read: arrays as lists, 0-d arrays as scalars."""
+    _json_unless_success(response, template)
+    _expect(
+        response.headers.get("content-type") == NPZ_TYPE,
+        f"asked for {NPZ_TYPE}, got {response.headers.get('content-type')}",
+    )
+    try:
+        with np.load(io.BytesIO(response.content), allow_pickle=False) as arrays:
+            return {name: arrays[name].tolist() for name in arrays.files}
+    except (ValueError, OSError) as exc:
+        raise ResponseMismatch(f"{template.kind} reply is not an .npz: {exc}") from None
 
 
 def _expect(condition: bool, message: str) -> None:
@@ -149,7 +173,8 @@ def check_response(
             response.status_code == 200, f"{template.kind} endpoint answered {response.status_code}"
         )
         return
-    data = _json(response, template)
+    npz_reply = template.kind == "score-binary-npz"
+    data = _npz(response, template) if npz_reply else _json(response, template)
     if template.kind == "score":
         request = orjson.loads(body)
         _expect(data.get("stream_id") == request["stream_id"], f"stream id in {data}")
@@ -169,7 +194,7 @@ def check_response(
         )
         for index in (0, len(results) // 2, len(results) - 1):
             _check_result(results[index], space, f"batch result {index}")
-    elif template.kind == "score-binary":
+    elif template.kind in ("score-binary", "score-binary-npz"):
         _expect(data.get("count") == template.readings, f"binary batch count {data.get('count')}")
         _expect(data.get("model") == space.model, f"binary batch model {data.get('model')!r}")
         scored = template.readings - int(data.get("warming_up", 0))

@@ -100,12 +100,22 @@ def _json_batches(space: SensorSpace, config: RunConfig, key: str) -> list[Reque
     ]
 
 
-def _binary_batches(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
-    rng = _rng(3)
+def _binary(space: SensorSpace, config: RunConfig, *, npz_reply: bool) -> list[RequestTemplate]:
+    rng = _rng(3)  # the same batches whichever reply is asked for
     return [
-        api.binary_batch_request(space, space.readings(config.binary_batch, rng))
+        api.binary_batch_request(
+            space, space.readings(config.binary_batch, rng), npz_reply=npz_reply
+        )
         for _ in range(DISTINCT_BATCHES)
     ]
+
+
+def _binary_batches(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    return _binary(space, config, npz_reply=False)
+
+
+def _binary_batches_npz(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    return _binary(space, config, npz_reply=True)
 
 
 def _mixed(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
@@ -233,6 +243,16 @@ SCENARIOS: dict[str, Scenario] = {
             server="service",
             generator="wrk",
             build=_binary_batches,
+            judge=_judge_binary,
+            target_text=lambda t: f">= {t.binary_readings_per_s:,.0f} readings/s",
+            connections=4,
+        ),
+        Scenario(
+            name="binary-batch-npz",
+            description="binary float32 batches, replies as .npz",
+            server="service",
+            generator="wrk",
+            build=_binary_batches_npz,
             judge=_judge_binary,
             target_text=lambda t: f">= {t.binary_readings_per_s:,.0f} readings/s",
             connections=4,

@@ -15,14 +15,16 @@ from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
 from service.scoring.payload import (
+    NPZ_TYPE,
     is_binary,
     is_json,
     media_type,
     parse_binary,
     parse_json,
     unsupported,
+    wants_npz,
 )
-from service.scoring.pipeline import render_columnar, render_json
+from service.scoring.pipeline import render_columnar, render_json, render_npz
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
 
@@ -50,6 +52,9 @@ async def read_body(request: Request, limit: int) -> bytes | bytearray:
     return chunks[0] if len(chunks) == 1 else bytearray().join(chunks)
 
 
+JSON_REPLY = "application/json"
+
+
 def score_body(
     state: AppState,
     body: bytes | bytearray,
@@ -57,12 +62,14 @@ def score_body(
     *,
     stream_id: str | None = None,
     model: str | None = None,
-) -> bytes:
-    """Transport-neutral: a body of a known media type in, the JSON reply out."""
+    npz: bool = False,
+) -> tuple[bytes, str]:
+    """Transport-neutral: a body of a known media type in, the reply and its media type
+    out (JSON; an ``.npz`` for a binary body when ``npz``)."""
     settings = state.settings
     if is_json(kind):
         parsed = parse_json(body, settings.max_batch_readings)
-        return render_json(state.pipeline.score(parsed), parsed.single)
+        return render_json(state.pipeline.score(parsed), parsed.single), JSON_REPLY
     served = state.models.get(model)
     parsed = parse_binary(
         body,
@@ -72,7 +79,10 @@ def score_body(
         n_sensors=served.manifest.n_sensors,
         max_readings=settings.max_batch_readings,
     )
-    return render_columnar(state.pipeline.score(parsed, reconstruct=False))
+    outcome = state.pipeline.score(parsed, reconstruct=False)
+    if npz:
+        return render_npz(outcome), NPZ_TYPE
+    return render_columnar(outcome), JSON_REPLY
 
 
 _SINGLE = {"stream_id": "pump-7", "reading": [0.12, 3.4, 51.0, 0.98]}
@@ -151,7 +161,9 @@ _REQUEST_BODY = {
             "schema": {"type": "string", "format": "binary"},
             "description": "Little-endian float32, readings × sensors in manifest order "
             "(e.g. `numpy_array.astype('<f4').tobytes()`); stream via ?stream_id= or "
-            "X-Stream-Id. Replies with the columnar BulkScoreResponse.",
+            "X-Stream-Id. Replies with the columnar BulkScoreResponse, or with the same "
+            "fields as numpy arrays in an .npz when the request sends "
+            "`Accept: application/x-npz`.",
         },
         "application/x-npy": {
             "schema": {"type": "string", "format": "binary"},
@@ -185,7 +197,13 @@ _REQUEST_BODY = {
                         ]
                     },
                     "example": _REPLY,
-                }
+                },
+                NPZ_TYPE: {
+                    "schema": {"type": "string", "format": "binary"},
+                    "description": "Binary bodies with `Accept: application/x-npz`: an "
+                    "uncompressed .npz holding BulkScoreResponse's fields as arrays "
+                    "(`numpy.load(io.BytesIO(reply.content))`).",
+                },
             },
         },
         400: {"model": Problem, "description": "The body is not valid JSON."},
@@ -202,22 +220,23 @@ async def score(request: Request, state: StateDep) -> Response:
         raise unsupported(kind)
     body = await read_body(request, state.settings.max_body_bytes)
     if is_json(kind):
-        reply = score_body(state, body, kind)
+        reply, reply_type = score_body(state, body, kind)
     else:
         query = request.query_params
         headers = request.headers
-        reply = score_body(
+        reply, reply_type = score_body(
             state,
             body,
             kind,
             stream_id=query.get("stream_id") or headers.get("x-stream-id"),
             model=query.get("model") or headers.get("x-model"),
+            npz=wants_npz(headers.get("accept")),
         )
-    return Response(reply, media_type="application/json")
+    return Response(reply, media_type=reply_type)
 
 
 SCORE_PATH = router.prefix + "/score"
-_REPLY_CONTENT_TYPE = (b"content-type", b"application/json")
+_JSON_CONTENT_TYPE = (b"content-type", JSON_REPLY.encode("latin-1"))
 
 
 class LeanScoreMiddleware:
@@ -243,17 +262,22 @@ class LeanScoreMiddleware:
         scope["route"] = self._documented_route()
         request = Request(scope, receive)
         try:
-            reply = await self._score(request)
+            reply, reply_type = await self._score(request)
         except Exception as exc:
             response = await self._handled(request, exc)
             await response(scope, receive, send)
             return
         length = (b"content-length", str(len(reply)).encode("latin-1"))
+        content_type = (
+            _JSON_CONTENT_TYPE
+            if reply_type == JSON_REPLY
+            else (b"content-type", reply_type.encode("latin-1"))
+        )
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [length, _REPLY_CONTENT_TYPE],
+                "headers": [length, content_type],
             }
         )
         await send({"type": "http.response.body", "body": reply})
@@ -267,7 +291,7 @@ class LeanScoreMiddleware:
                         break
         return self._route
 
-    async def _score(self, request: Request) -> bytes:
+    async def _score(self, request: Request) -> tuple[bytes, str]:
         # The same order as the route: the access dependency runs before the state one.
         await self.access(request)
         state = get_state(request)
@@ -279,8 +303,8 @@ class LeanScoreMiddleware:
         if is_json(kind):
             parsed = parse_json(body, state.settings.max_batch_readings)
             if parsed.single:  # scored with the other single readings of this loop turn
-                return render_json(await state.batcher.score(parsed), single=True)
-            return render_json(state.pipeline.score(parsed), single=False)
+                return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
+            return render_json(state.pipeline.score(parsed), single=False), JSON_REPLY
         query = request.query_params
         return score_body(
             state,
@@ -288,6 +312,7 @@ class LeanScoreMiddleware:
             kind,
             stream_id=query.get("stream_id") or headers.get("x-stream-id"),
             model=query.get("model") or headers.get("x-model"),
+            npz=wants_npz(headers.get("accept")),
         )
 
     @staticmethod

@@ -32,6 +32,7 @@ JSON_TYPES = frozenset({"application/json"})
 FLOAT32_TYPES = frozenset({"application/octet-stream"})
 NPY_TYPES = frozenset({"application/x-npy", "application/npy"})
 SUPPORTED_TYPES = ("application/json", "application/octet-stream", "application/x-npy")
+NPZ_TYPE = "application/x-npz"  # the bulk reply as numpy arrays, on request (Accept)
 
 MAX_STREAM_ID = 256
 MAX_READING_ID = 256
@@ -600,3 +601,9 @@ def is_json(kind: str) -> bool:
 
 def is_binary(kind: str) -> bool:
     return kind in FLOAT32_TYPES or kind in NPY_TYPES
+
+
+def wants_npz(accept: str | None) -> bool:
+    """A binary body's reply is an ``.npz`` when the client's Accept names it (any
+    parameters, any position); JSON otherwise."""
+    return accept is not None and any(media_type(part) == NPZ_TYPE for part in accept.split(","))

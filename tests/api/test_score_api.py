@@ -109,6 +109,47 @@ async def test_binary_float32_and_npy(client: AppClient) -> None:
     assert sample(client, "anomaly_readings_scored_total", {"model": "test-plant"}) == 12
 
 
+async def test_binary_reply_as_npz_holds_the_columnar_fields(make_client: ClientFactory) -> None:
+    """The same readings on two fresh streams, one answered in JSON and one in .npz: the same
+    fields and values, read back with numpy alone."""
+    client = await make_client()
+    values = np.zeros((6, 4), dtype="<f4")
+    values[4, 2] = 3.0
+    accept = {"as-json": "application/json", "as-npz": "application/json;q=0.5, application/x-npz"}
+    replies = {
+        stream: await client.post(
+            f"{SCORE}?stream_id={stream}",
+            content=values.tobytes(),
+            headers={"content-type": "application/octet-stream", "accept": wanted},
+        )
+        for stream, wanted in accept.items()
+    }
+    assert replies["as-json"].headers["content-type"] == "application/json"
+    assert replies["as-npz"].headers["content-type"] == "application/x-npz"
+    as_json = replies["as-json"].json()
+    with np.load(io.BytesIO(replies["as-npz"].content), allow_pickle=False) as arrays:
+        as_npz = {name: arrays[name] for name in arrays.files}
+    assert set(as_npz) == set(as_json)
+    assert str(as_npz["stream_id"]) == "as-npz"
+    for name, expected in as_json.items():
+        if name in ("stream_id", "first_reading_id", "last_reading_id"):
+            continue
+        if as_npz[name].dtype.kind == "U":  # names: the model, its version, sensors, states
+            assert as_npz[name].tolist() == expected, name
+        else:
+            np.testing.assert_allclose(as_npz[name], np.asarray(expected), rtol=1e-6, err_msg=name)
+
+
+async def test_npz_is_only_for_binary_bodies(client: AppClient) -> None:
+    response = await client.post(
+        SCORE,
+        json={"stream_id": "s", "reading": [0, 0, 0, 0]},
+        headers={"accept": "application/x-npz"},
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+
+
 async def test_smoothing_and_debouncing(make_client: ClientFactory) -> None:
     client = await make_client(
         smoothing_method="mean", smoothing_window=2, alert_k=2, alert_n=3, alert_cooldown=3

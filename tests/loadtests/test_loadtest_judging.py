@@ -49,6 +49,8 @@ def test_batch_throughput_targets() -> None:
     assert judge("json-batch", readings_per_s=149_999.0) is False
     assert judge("binary-batch", readings_per_s=1_000_000.0) is True
     assert judge("binary-batch", readings_per_s=999_999.0) is False
+    assert judge("binary-batch-npz", readings_per_s=1_000_000.0) is True
+    assert judge("binary-batch-npz", readings_per_s=999_999.0) is False
 
 
 def test_fixed_rate_latency_and_achieved_rate() -> None:

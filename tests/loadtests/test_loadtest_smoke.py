@@ -83,6 +83,7 @@ def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path:
     assert results["single"]["readings_per_request"] == 1
     assert results["json-batch"]["readings_per_request"] == 1000
     assert results["binary-batch"]["readings_per_request"] == 1000
+    assert results["binary-batch-npz"]["readings_per_request"] == 1000
     statuses = results["mixed"]["extra"]["server_statuses"]
     assert statuses.get("POST /v1/feedback 201", 0) > 0, statuses
     assert not any(" 4" in key for key in statuses), statuses  # no 404 unknown reading etc.
