@@ -125,13 +125,11 @@ def _is_json(scope: Scope) -> bool:
 
 
 def _content_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if not value.isdigit():
-                return None
-            # More digits than any real body has: too large, without int() on thousands of them.
-            return int(value) if len(value) <= MAX_LENGTH_DIGITS else sys.maxsize
-    return None
+    value = _header(scope, b"content-length")
+    if value is None or not value.isdigit():
+        return None
+    # More digits than any real body has: too large, without int() on thousands of them.
+    return int(value) if len(value) <= MAX_LENGTH_DIGITS else sys.maxsize
 
 
 async def _send_problem(error: ServiceError, path: str, send: Send) -> None:
