@@ -18,6 +18,13 @@ DEFAULT_VARIANCE_TO_KEEP = 0.90
 _MIN_EIGENVALUE = 1e-10
 
 
+def components_keeping(variances: np.ndarray, share: float) -> int:
+    """The fewest leading components (variances in descending order) whose variance adds up
+    to at least ``share`` of the total."""
+    cumulative = np.cumsum(variances) / np.sum(variances)
+    return int(np.searchsorted(cumulative, share - 1e-12) + 1)
+
+
 @dataclass(frozen=True)
 class PCABaseline:
     mean: np.ndarray
@@ -54,18 +61,15 @@ class PCABaseline:
         usable = int(np.sum(eigenvalues > _MIN_EIGENVALUE))
         if usable == 0:
             raise ValueError("training readings have no variance: PCA has nothing to model")
-        share = np.cumsum(eigenvalues) / eigenvalues.sum()
         if n_components is None:
-            k = int(np.searchsorted(share, variance_to_keep - 1e-12) + 1)
-        else:
-            k = n_components
-        k = max(1, min(k, usable))
+            n_components = components_keeping(eigenvalues, variance_to_keep)
+        k = max(1, min(n_components, usable))
         return cls(
             mean=mean,
             scale=scale,
             components=vt[:k].T.copy(),
             eigenvalues=eigenvalues[:k].copy(),
-            explained_variance=float(share[k - 1]),
+            explained_variance=float(eigenvalues[:k].sum() / eigenvalues.sum()),
         )
 
     @property

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models.baselines import components_keeping
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -93,9 +95,8 @@ def principal_plane(inputs: np.ndarray, variance_to_keep: float) -> np.ndarray:
     variance = singular**2
     if variance.sum() <= 0:
         raise ValueError("training inputs have no variance: there is no plane to fit")
-    share = np.cumsum(variance) / variance.sum()
-    k = int(np.searchsorted(share, variance_to_keep - 1e-12) + 1)
-    return np.ascontiguousarray(vt[: min(k, len(share))].T, dtype=np.float32)
+    k = min(components_keeping(variance, variance_to_keep), len(variance))
+    return np.ascontiguousarray(vt[:k].T, dtype=np.float32)
 
 
 class PlaneResidualAutoencoder(nn.Module):
