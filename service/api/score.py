@@ -222,17 +222,23 @@ async def score(request: Request, state: StateDep) -> Response:
     if is_json(kind):
         reply, reply_type = score_body(state, body, kind)
     else:
-        query = request.query_params
-        headers = request.headers
-        reply, reply_type = score_body(
-            state,
-            body,
-            kind,
-            stream_id=query.get("stream_id") or headers.get("x-stream-id"),
-            model=query.get("model") or headers.get("x-model"),
-            npz=wants_npz(headers.get("accept")),
-        )
+        reply, reply_type = _score_binary(state, request, body, kind)
     return Response(reply, media_type=reply_type)
+
+
+def _score_binary(
+    state: AppState, request: Request, body: bytes | bytearray, kind: str
+) -> tuple[bytes, str]:
+    """A binary body: stream and model from the query or headers, the reply type from Accept."""
+    query, headers = request.query_params, request.headers
+    return score_body(
+        state,
+        body,
+        kind,
+        stream_id=query.get("stream_id") or headers.get("x-stream-id"),
+        model=query.get("model") or headers.get("x-model"),
+        npz=wants_npz(headers.get("accept")),
+    )
 
 
 SCORE_PATH = router.prefix + "/score"
@@ -305,15 +311,7 @@ class LeanScoreMiddleware:
             if parsed.single:  # scored with the other single readings of this loop turn
                 return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
             return render_json(state.pipeline.score(parsed), single=False), JSON_REPLY
-        query = request.query_params
-        return score_body(
-            state,
-            body,
-            kind,
-            stream_id=query.get("stream_id") or headers.get("x-stream-id"),
-            model=query.get("model") or headers.get("x-model"),
-            npz=wants_npz(headers.get("accept")),
-        )
+        return _score_binary(state, request, body, kind)
 
     @staticmethod
     async def _handled(request: Request, exc: Exception) -> Response:
