@@ -161,6 +161,11 @@ def create_app(
         summary="Real-time anomaly scores for industrial sensor readings.",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     app.state.services = None
     # Built here, not in the lifespan, so production mode without safe keys never starts.

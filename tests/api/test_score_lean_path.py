@@ -4,10 +4,13 @@ stays registered for OpenAPI and other methods. These tests pin that split."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
 from conftest import AppClient, ClientFactory
+from opentelemetry import trace
+from opentelemetry.trace import NoOpTracer, Tracer, TracerProvider
 
 from service.state import state_dependency
 
@@ -112,3 +115,28 @@ async def test_concurrent_single_readings_each_get_their_own_answer(client: AppC
         "anomaly_readings_scored_total", {"model": "test-plant"}
     )
     assert readings == 10
+
+
+class _CountingTracerProvider(TracerProvider):
+    """Stands for a configured SDK: counts the tracers asked of it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+        self.asked += 1
+        return NoOpTracer()
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+async def test_fastapi_opentelemetry_only_when_asked(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, enabled: bool
+) -> None:
+    """Off by default, FastAPI does not look for a tracer on each request (~12 µs); with
+    ANOMALY_OPENTELEMETRY a configured SDK gets FastAPI's spans for scoring too."""
+    provider = _CountingTracerProvider()
+    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    client = await make_client(opentelemetry=enabled)
+    response = await client.post(SCORE, json={"stream_id": "s", "reading": [0, 0, 0, 2]})
+    assert response.status_code == 200, response.text
+    assert (provider.asked > 0) is enabled
