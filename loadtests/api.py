@@ -192,6 +192,7 @@ def check_response(
             f"batch of {template.readings} answered with "
             f"{len(results) if isinstance(results, list) else results!r} results",
         )
+        assert isinstance(results, list)  # checked above; for the type checker
         for index in (0, len(results) // 2, len(results) - 1):
             _check_result(results[index], space, f"batch result {index}")
     elif template.kind in ("score-binary", "score-binary-npz"):

@@ -8,6 +8,7 @@ out. It is written so that ``torch.jit.script`` and ``torch.export`` both accept
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -80,7 +81,8 @@ class SensorAutoencoder(nn.Module):
         self.decoder = nn.Sequential(*decoder)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(x))
+        decoded: torch.Tensor = self.decoder(self.encoder(x))
+        return decoded
 
 
 def principal_plane(inputs: np.ndarray, variance_to_keep: float) -> np.ndarray:
@@ -109,6 +111,9 @@ class PlaneResidualAutoencoder(nn.Module):
     The plane is fitted on the training split and frozen (a buffer, not a parameter).
     """
 
+    if TYPE_CHECKING:  # a buffer; TorchScript reads class annotations, so only for mypy
+        plane: torch.Tensor
+
     def __init__(self, plane: np.ndarray, residual: SensorAutoencoder) -> None:
         super().__init__()
         basis = torch.as_tensor(np.asarray(plane, dtype=np.float32))
@@ -126,7 +131,8 @@ class PlaneResidualAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         in_plane = (x @ self.plane) @ self.plane.T
-        return in_plane + self.residual(x - in_plane)
+        off_plane: torch.Tensor = self.residual(x - in_plane)
+        return in_plane + off_plane
 
 
 class ScoringModule(nn.Module):
@@ -135,6 +141,10 @@ class ScoringModule(nn.Module):
     Errors are in standardised units and averaged over the window positions, so a sensor's
     error is comparable across sensors and window lengths.
     """
+
+    if TYPE_CHECKING:  # buffers; TorchScript reads class annotations, so only for mypy
+        mean: torch.Tensor
+        scale: torch.Tensor
 
     def __init__(
         self,

@@ -407,7 +407,7 @@ def _fit(
             inputs = _corrupt(target, config, generator)
             optimiser.zero_grad()
             loss = loss_fn(autoencoder(inputs), target)
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             optimiser.step()
             total += loss.item() * len(target)
         train_loss = total / len(train_x)
