@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -156,7 +157,8 @@ def create_app(
             gc.unfreeze()
             _unregister(metrics_registry, state.metrics)
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the app itself, not a CDN.
+    app = FastAPIOffline(
         title="Sensor anomaly service",
         summary="Real-time anomaly scores for industrial sensor readings.",
         version="0.1.0",
