@@ -29,4 +29,3 @@ async def test_docs_pages_load_only_from_the_service(
         loaded = await client.get(asset)
         assert loaded.status_code == 200, asset
         assert len(loaded.content) > 1000, asset  # the file itself, not an error page
-
