@@ -79,6 +79,14 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
+        # FastAPI answers a body it cannot decode with "There was an error parsing the
+        # body"; JSON is UTF-8, so say that and where it breaks.
+        malformed = MalformedBody(
+            f"the body is not valid JSON: it is not UTF-8 ({cause.reason} at byte {cause.start})"
+        )
+        return problem_response(malformed.problem(instance=request.url.path))
     title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "HTTP error"
     )
