@@ -1,8 +1,9 @@
 """Request bodies to one float32 matrix, validated vectorised; precise errors on the slow path.
 
-The happy path never builds a Python object per reading: orjson parses, numpy converts
-the whole batch at once and checks it. Only when that fails does a per-reading pass run
-to say exactly which field of which reading is wrong.
+The happy path never builds a Python object per reading: a batch of plain number lists
+goes from simdjson straight into one float64 buffer; anything else is parsed by orjson and
+numpy converts the whole batch at once and checks it. Only when that fails does a
+per-reading pass run to say exactly which field of which reading is wrong.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 from service.errors import (
     BatchTooLarge,
@@ -37,11 +39,13 @@ NPZ_TYPE = "application/x-npz"  # the bulk reply as numpy arrays, on request (Ac
 MAX_STREAM_ID = 256
 MAX_READING_ID = 256
 _TOP_KEYS = frozenset({"stream_id", "model", "reading", "readings"})
+_PLAIN_BATCH_KEYS = frozenset({"stream_id", "model", "readings"})
 _READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
 _MAX_REPORTED = 20  # field errors listed in one problem body
 FLOAT32_MAX = 3.4028234663852886e38
 _INFINITIES = (math.inf, -math.inf)
 _EXACT_INTEGERS = 2.0**53  # every integer up to this converts to float64 exactly
+_PLAIN_BATCH_MIN_BYTES = 4096  # below this orjson is as quick and simdjson's set-up shows
 EARLIEST_TIMESTAMP = -2208988800.0  # 1900-01-01T00:00:00Z
 LATEST_TIMESTAMP = 253402214400.0  # 9999-12-31T00:00:00Z: a day short of datetime's limit
 # Outside these, a stored time could not be shown again as a date (and a client sending
@@ -122,6 +126,9 @@ def _check_model(model: object) -> str | None:
 def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
     if not body:
         raise MalformedBody("the request body is empty; send a JSON object")
+    plain = _plain_batch(body, max_readings)
+    if plain is not None:
+        return plain
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -176,6 +183,58 @@ def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
         _has_boolean(body),
         _quote_count_at_most(body, 2 * top_strings),
     )
+
+
+def _plain_batch(body: bytes | bytearray, max_readings: int) -> ParsedRequest | None:
+    """A batch whose readings are all lists of plain numbers, parsed by simdjson straight
+    into a float64 matrix (~0.8 ms for 1,000 x 50 against ~2.1 ms for orjson's Python
+    floats and numpy's conversion of them). None for any other body, including every body
+    with something to refuse: the general path then parses it and names the problem, so
+    both paths accept the same bodies and give the same values (a test compares them)."""
+    if (
+        len(body) < _PLAIN_BATCH_MIN_BYTES
+        or not _quote_count_at_most(body, 10)  # keys and the stream id and model only
+        or _has_boolean(body)
+    ):
+        return None
+    try:
+        document = simdjson.Parser().parse(bytes(body))
+        if not isinstance(document, simdjson.Object):
+            return None
+        keys = list(document.keys())
+        if len(set(keys)) != len(keys) or not set(keys) <= _PLAIN_BATCH_KEYS:
+            return None  # a repeated key: orjson keeps the last, simdjson finds the first
+        stream_id, model = document.get("stream_id"), document.get("model", None)
+        readings = document.get("readings")
+        if (
+            not isinstance(stream_id, str)
+            or stream_id_problem(stream_id) is not None
+            or not (model is None or (isinstance(model, str) and model))
+            or not isinstance(readings, simdjson.Array)
+            or not 1 <= len(readings) <= max_readings
+        ):
+            return None
+        n_readings = len(readings)
+        widths = {len(row) if isinstance(row, simdjson.Array) else -1 for row in readings}
+        # as_buffer flattens nested lists: one "[" per reading and one around them (with
+        # none in the strings, even escaped) proves every reading is a flat list.
+        if (
+            len(widths) != 1
+            or min(widths) < 1
+            or "[" in stream_id
+            or "[" in (model or "")
+            or body.count(b"[") != 1 + n_readings
+        ):
+            return None
+        flat = np.frombuffer(readings.as_buffer(of_type="d"), dtype=np.float64)
+    except (ValueError, TypeError, RuntimeError, KeyError):
+        return None  # not JSON, or not numbers: the general path says what is wrong
+    finally:
+        document = readings = None  # simdjson's views of the body go before it does
+    matrix = flat.reshape(n_readings, -1)
+    if np.abs(matrix).max() > _EXACT_INTEGERS:
+        return None  # integers beyond 2**53 take the general path's exact conversion
+    return ParsedRequest(stream_id, model, None, matrix, False)
 
 
 def _has_boolean(body: bytes | bytearray) -> bool:
@@ -297,6 +356,8 @@ def to_readings(
     """Validate against the model's sensors and return one float32 matrix."""
     n = len(sensors)
     if parsed.matrix is not None:
+        if parsed.matrix.shape[1] != n:  # a JSON batch (binary bodies are checked on arrival)
+            return _slow_readings(parsed.matrix.tolist(), sensors, sensor_index)
         return Readings(_finite_float32(parsed.matrix, sensors), None, None)
     readings = parsed.readings
     assert readings is not None
