@@ -108,11 +108,7 @@ class BulkScoreResponse(_Doc):
     alert_state_code: list[int] = Field(description="Index into alert_state_names.")
     alert_state_names: list[str]
     top_sensor_index: list[list[int]] = Field(description="Indexes into sensors.")
-    top_sensor_share: list[list[float]] = Field(
-        description="Each top sensor's share of the reading's squared error (0-1), written "
-        "at float32 precision: the model's per-sensor errors are float32, so further digits "
-        "would carry no information."
-    )
+    top_sensor_share: list[list[float]]
 
 
 class ProblemError(_Doc):

@@ -140,26 +140,6 @@ async def test_binary_reply_as_npz_holds_the_columnar_fields(make_client: Client
             np.testing.assert_allclose(as_npz[name], np.asarray(expected), rtol=1e-6, err_msg=name)
 
 
-async def test_bulk_shares_are_the_per_reading_shares_at_float32(client: AppClient) -> None:
-    """The columnar reply writes top_sensor_share as float32 (the model's errors are
-    float32); the values are the per-reading reply's shares to that precision."""
-    values = np.array([[0.5, 0, 1.5, 2], [3, 0.25, 0, 1], [0, 0, 0, 0.1]], dtype="<f4")
-    bulk = await client.post(
-        f"{SCORE}?stream_id=bulk-shares",
-        content=values.tobytes(),
-        headers={"content-type": "application/octet-stream"},
-    )
-    per_reading = await client.post(
-        SCORE, json={"stream_id": "json-shares", "readings": values.tolist()}
-    )
-    assert bulk.status_code == 200 and per_reading.status_code == 200
-    shares = bulk.json()["top_sensor_share"]
-    for row, result in zip(shares, per_reading.json()["results"], strict=True):
-        expected = [top["share"] for top in result["top_sensors"]]
-        # each share as float32's shortest decimal form, e.g. 0.61538464, not 0.6153846153846154
-        assert row == [float(str(np.float32(x))) for x in expected]
-
-
 async def test_npz_is_only_for_binary_bodies(client: AppClient) -> None:
     response = await client.post(
         SCORE,
