@@ -11,8 +11,8 @@ from pathlib import Path
 
 from loadtests.generators import GeneratorError
 from loadtests.results import table, write_json
-from loadtests.runner import RunConfig, machine_facts, run
-from loadtests.scenarios import SCENARIOS
+from loadtests.runner import machine_facts, run
+from loadtests.scenarios import SCENARIOS, RunConfig
 from loadtests.servers import REPO_ROOT, ServerError
 
 DEFAULT_OUTPUT = REPO_ROOT / "reports" / "loadtest.json"

@@ -23,7 +23,7 @@ from loadtests import api
 from loadtests.generators import Measurement, require_wrk, run_open_loop, run_wrk
 from loadtests.payloads import SensorSpace, find_manifest
 from loadtests.results import ScenarioResult
-from loadtests.scenarios import SCENARIOS, Scenario, Targets
+from loadtests.scenarios import SCENARIOS, RunConfig, Scenario
 from loadtests.servers import (
     BASELINE_FACTORY,
     FLOOR_FACTORY,
@@ -36,33 +36,6 @@ from loadtests.servers import (
 )
 from loadtests.wire import RequestTemplate, render, request_stream, write_records
 from service.settings import Settings
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """What to run and for how long; every phase is bounded in time."""
-
-    scenarios: tuple[str, ...] = tuple(SCENARIOS)
-    saturation_s: float = 15.0
-    fixed_rate_s: float = 30.0
-    batch_rate_s: float = 60.0
-    soak_s: float = 600.0
-    warmup_s: float = 2.0
-    rounds: int = 3
-    models_dir: Path = REPO_ROOT / "models"
-    model: str | None = None
-    pin: bool = True
-    json_batch: int = 1000
-    binary_batch: int = 10_000
-    single_streams: int = 1000
-    soak_streams: int = 100_000
-    soak_capacity: int = 20_000
-    rss_warmup_fraction: float = 0.2
-    targets: Targets = field(default_factory=Targets)
-
-    def with_duration(self, seconds: float) -> RunConfig:
-        """Every phase but the soak lasts ``seconds`` (a quick run)."""
-        return replace(self, saturation_s=seconds, fixed_rate_s=seconds, batch_rate_s=seconds)
 
 
 @dataclass

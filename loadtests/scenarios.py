@@ -7,18 +7,17 @@ it replays (built from the model's sensors) and the rule that judges its result.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from loadtests import api
 from loadtests.payloads import SensorSpace
 from loadtests.results import ScenarioResult
+from loadtests.servers import REPO_ROOT
 from loadtests.wire import RequestTemplate
-
-if TYPE_CHECKING:
-    from loadtests.runner import RunConfig
 
 SEED = 20_260_601
 DISTINCT_SINGLE = 64
@@ -44,7 +43,7 @@ class Targets:
 
 
 Judge = Callable[[ScenarioResult, Targets], tuple[bool | None, str]]
-Builder = Callable[[SensorSpace, "RunConfig", str], list[RequestTemplate]]
+Builder = Callable[[SensorSpace, "RunConfig", str], list[RequestTemplate]]  # defined below
 
 
 @dataclass(frozen=True)
@@ -306,3 +305,30 @@ SCENARIOS: dict[str, Scenario] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What to run and for how long; every phase is bounded in time."""
+
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    saturation_s: float = 15.0
+    fixed_rate_s: float = 30.0
+    batch_rate_s: float = 60.0
+    soak_s: float = 600.0
+    warmup_s: float = 2.0
+    rounds: int = 3
+    models_dir: Path = REPO_ROOT / "models"
+    model: str | None = None
+    pin: bool = True
+    json_batch: int = 1000
+    binary_batch: int = 10_000
+    single_streams: int = 1000
+    soak_streams: int = 100_000
+    soak_capacity: int = 20_000
+    rss_warmup_fraction: float = 0.2
+    targets: Targets = field(default_factory=Targets)
+
+    def with_duration(self, seconds: float) -> RunConfig:
+        """Every phase but the soak lasts ``seconds`` (a quick run)."""
+        return replace(self, saturation_s=seconds, fixed_rate_s=seconds, batch_rate_s=seconds)
