@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
-    "models.train",
+    "models.train_command",
     "models.synthetic",
     "models.evaluate",
     "models.benchmark",

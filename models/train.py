@@ -8,15 +8,12 @@ training and yields a threshold that is too low (too many false alarms in produc
 
 from __future__ import annotations
 
-import argparse
 import copy
 import math
-import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +21,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from models.data import DataError, Readings, load_readings, sliding_windows
-from models.export import export_artifact
+from models.data import sliding_windows
 from models.network import (
     ACTIVATIONS,
     PlaneResidualAutoencoder,
@@ -35,7 +31,6 @@ from models.network import (
     default_latent,
     principal_plane,
 )
-from service.scoring.artifact import MANIFEST_FILE, sha256_array
 
 MIN_TAIL_SAMPLES = 10
 """A q-quantile threshold is trusted when at least this many calibration errors lie beyond it,
@@ -435,241 +430,3 @@ def _corrupt(batch: torch.Tensor, config: TrainConfig, generator: torch.Generato
         keep = torch.rand(batch.shape, generator=generator) >= config.mask_prob
         batch = batch * keep
     return batch
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    defaults = TrainConfig()
-    parser = subparsers.add_parser(
-        "train",
-        help="train, calibrate and export a model artifact",
-        description="Train the sensor autoencoder on normal readings, set its threshold on "
-        "calibration readings and write the artifact to OUT/NAME/VERSION/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, required=True, help=".csv, .dat/.txt or .npy file")
-    data.add_argument("--transpose", action="store_true", help="--data is sensors x readings")
-    data.add_argument(
-        "--calibration-data",
-        type=Path,
-        help="normal readings from another run or period for the threshold (recommended)",
-    )
-    data.add_argument(
-        "--calibration-transpose", action="store_true", help="--calibration-data is transposed"
-    )
-    out = parser.add_argument_group("artifact")
-    out.add_argument("--out", type=Path, default=Path("models"), help="models folder")
-    out.add_argument("--name", required=True, help="model name")
-    out.add_argument("--version", required=True, help="model version")
-    out.add_argument("--force", action="store_true", help="overwrite an existing artifact")
-    model = parser.add_argument_group("model and training")
-    model.add_argument("--window", type=int, default=defaults.window, help="readings per input")
-    model.add_argument(
-        "--hidden", type=int, nargs="+", help="hidden sizes (default: ~2/3 of input width)"
-    )
-    model.add_argument("--latent", type=int, help="bottleneck size (default: input width / 6)")
-    model.add_argument("--dropout", type=float, default=defaults.dropout)
-    model.add_argument("--activation", choices=sorted(ACTIVATIONS), default=defaults.activation)
-    model.add_argument("--epochs", type=int, default=defaults.epochs, help="at most")
-    model.add_argument("--patience", type=int, default=defaults.patience)
-    model.add_argument("--lr", type=float, default=defaults.lr)
-    model.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    model.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    model.add_argument("--seed", type=int, default=defaults.seed)
-    model.add_argument(
-        "--noise-std",
-        type=float,
-        default=defaults.noise_std,
-        help="denoising noise, as a fraction of feature std (0: off)",
-    )
-    model.add_argument(
-        "--mask-prob", type=float, default=defaults.mask_prob, help="denoising masking (0: off)"
-    )
-    model.add_argument(
-        "--plane-variance",
-        type=float,
-        default=defaults.plane_variance,
-        help="keep this share of training variance in a frozen linear PCA plane and model only "
-        "the residual with the autoencoder (robust to wider operating ranges; default: off)",
-    )
-    model.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
-    model.add_argument(
-        "--calibration-fraction",
-        type=float,
-        default=defaults.calibration_fraction,
-        help="tail of --data used for calibration when --calibration-data is absent",
-    )
-    model.add_argument("--quantile", type=float, default=defaults.quantile)
-    parser.set_defaults(run=run)
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        window=args.window,
-        hidden=None if args.hidden is None else tuple(args.hidden),
-        latent=args.latent,
-        dropout=args.dropout,
-        activation=args.activation,
-        epochs=args.epochs,
-        patience=args.patience,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        noise_std=args.noise_std,
-        mask_prob=args.mask_prob,
-        plane_variance=args.plane_variance,
-        val_fraction=args.val_fraction,
-        calibration_fraction=args.calibration_fraction,
-        quantile=args.quantile,
-    )
-
-
-def print_epoch(record: EpochRecord, budget: int) -> None:
-    width = len(str(budget))
-    print(
-        f"epoch {record.epoch:>{width}}/{budget}  train loss {record.train_loss:.5f}  "
-        f"val loss {record.val_loss:.5f}  ({record.seconds:.2f} s)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    artifact_dir = args.out / args.name / args.version
-    if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
-        print(
-            f"error: {artifact_dir} already holds a model (use --force to replace it)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        readings = load_readings(args.data, transpose=args.transpose)
-        calibration = (
-            None
-            if args.calibration_data is None
-            else load_readings(args.calibration_data, transpose=args.calibration_transpose)
-        )
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if calibration is not None and calibration.sensors != readings.sensors:
-        print(
-            f"error: {args.calibration_data} has sensors {calibration.sensors[:5]}..., "
-            f"not the training data's {readings.sensors[:5]}... (same names, same order)",
-            file=sys.stderr,
-        )
-        return 2
-    for name, source in (("training", readings), ("calibration", calibration)):
-        flagged = _labelled_anomalous(source)
-        if flagged:
-            print(
-                f"warning: {flagged} {name} readings are labelled anomalous; the model and "
-                "its threshold assume normal operation only",
-                file=sys.stderr,
-            )
-    print(
-        f"training on {readings.n_readings} readings x {readings.n_sensors} sensors "
-        f"from {readings.source}",
-        file=sys.stderr,
-    )
-    try:
-        result = train(
-            readings.values,
-            readings.sensors,
-            config,
-            calibration_values=None if calibration is None else calibration.values,
-            calibration_source=None if calibration is None else calibration.source,
-            progress=print_epoch,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    training_data: dict[str, Any] = {
-        "training": {
-            "source": readings.source,
-            "shape": list(readings.values.shape),
-            "sha256": sha256_array(readings.values),
-        }
-    }
-    if calibration is not None:
-        training_data["calibration"] = {
-            "source": calibration.source,
-            "shape": list(calibration.values.shape),
-            "sha256": sha256_array(calibration.values),
-        }
-    manifest = export_artifact(
-        result,
-        artifact_dir,
-        name=args.name,
-        version=args.version,
-        training_data_sha256=sha256_array(readings.values),
-        training_data=training_data,
-    )
-    _print_summary(
-        result, manifest.files, artifact_dir, separate_calibration=calibration is not None
-    )
-    return 0
-
-
-def _layer_sizes(result: TrainResult) -> list[int]:
-    width = result.config.window * len(result.sensors)
-    hidden = list(result.config.hidden or ())
-    return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
-
-
-def _labelled_anomalous(readings: Readings | None) -> int:
-    if readings is None or "anomaly" not in readings.labels:
-        return 0
-    column = readings.labels["anomaly"]
-    if column.dtype.kind != "f":
-        return 0
-    return int(np.nansum(column > 0))
-
-
-def _print_summary(
-    result: TrainResult,
-    files: Mapping[str, object],
-    artifact_dir: Path,
-    *,
-    separate_calibration: bool,
-) -> None:
-    threshold = result.threshold
-    low, high = threshold.false_alarm_rate_ci
-    lines = [
-        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
-        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})",
-        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
-        f"({result.config.activation}, window {result.config.window}"
-        + (
-            f", linear plane of {result.metrics['plane_components']} components)"
-            if "plane_components" in result.metrics
-            else ")"
-        ),
-        f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
-        f"{threshold.n_calibration} calibration errors ({threshold.source})",
-        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "
-        f"(95% CI {low:.2%}-{high:.2%})",
-    ]
-    if result.constant_sensors:
-        lines.append(
-            "constant sensors (scale 1, they only flag a change): "
-            + ", ".join(result.constant_sensors)
-        )
-    if threshold.warning:
-        lines.append(f"WARNING: {threshold.warning}")
-    if not separate_calibration:
-        lines.append(
-            "WARNING: the threshold was set on the tail of the training run. Readings of the "
-            "same run are more alike than other runs, so expect more false alarms than "
-            f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
-            "readings from another run or period."
-        )
-    lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
-    for line in lines:
-        print(line, file=sys.stderr)
