@@ -45,6 +45,7 @@ _MAX_REPORTED = 20  # field errors listed in one problem body
 FLOAT32_MAX = 3.4028234663852886e38
 _INFINITIES = (math.inf, -math.inf)
 _EXACT_INTEGERS = 2.0**53  # every integer up to this converts to float64 exactly
+_SIMDJSON_LEN_CAP = 0xFFFFFF  # pysimdjson's len() of an array saturates here
 _PLAIN_BATCH_MIN_BYTES = 4096  # below this orjson is as quick and simdjson's set-up shows
 EARLIEST_TIMESTAMP = -2208988800.0  # 1900-01-01T00:00:00Z
 LATEST_TIMESTAMP = 253402214400.0  # 9999-12-31T00:00:00Z: a day short of datetime's limit
@@ -218,23 +219,31 @@ def _plain_batch(body: bytes | bytearray, max_readings: int) -> ParsedRequest | 
         widths = {len(row) if isinstance(row, simdjson.Array) else -1 for row in readings}
         # as_buffer flattens nested lists: one "[" per reading and one around them (with
         # none in the strings, even escaped) proves every reading is a flat list.
-        if (
-            len(widths) != 1
-            or min(widths) < 1
-            or "[" in stream_id
-            or "[" in (model or "")
-            or body.count(b"[") != 1 + n_readings
-        ):
+        if "[" in stream_id or "[" in (model or "") or body.count(b"[") != 1 + n_readings:
             return None
         flat = np.frombuffer(readings.as_buffer(of_type="d"), dtype=np.float64)
-    except (ValueError, TypeError, RuntimeError, KeyError):
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError):
         return None  # not JSON, or not numbers: the general path says what is wrong
     finally:
         document = readings = None  # simdjson's views of the body go before it does
-    matrix = flat.reshape(n_readings, -1)
+    width = _common_width(widths, n_readings, flat.size)
+    if width is None:
+        return None
+    matrix = flat.reshape(n_readings, width)
     if np.abs(matrix).max() > _EXACT_INTEGERS:
         return None  # integers beyond 2**53 take the general path's exact conversion
     return ParsedRequest(stream_id, model, None, matrix, False)
+
+
+def _common_width(widths: set[int], n_rows: int, n_values: int) -> int | None:
+    """The one length every row has, or None. pysimdjson's ``len`` stops counting at
+    0xFFFFFF, so a length there proves nothing; the values' total must agree too."""
+    if len(widths) != 1 or not 1 <= n_rows < _SIMDJSON_LEN_CAP:
+        return None
+    width = next(iter(widths))
+    if not 1 <= width < _SIMDJSON_LEN_CAP or n_rows * width != n_values:
+        return None
+    return width
 
 
 def _has_boolean(body: bytes | bytearray) -> bool:

@@ -169,3 +169,22 @@ def test_a_bytearray_body_is_accepted() -> None:
     """Bodies that came in several chunks are joined into a bytearray."""
     parsed = parse_json(bytearray(batch(PLAIN)), 1000)
     assert parsed.matrix is not None and np.array_equal(parsed.matrix, np.array(PLAIN))
+
+
+@pytest.mark.parametrize(
+    ("widths", "rows", "values", "expected"),
+    [
+        ({4}, 3, 12, 4),
+        ({4, 3}, 2, 7, None),  # ragged
+        ({-1}, 2, 8, None),  # a reading that is not a list
+        ({4}, 3, 13, None),  # values the lengths don't account for
+        # pysimdjson's len() stops at 0xFFFFFF: rows of 16,777,216 and 16,777,218 values
+        # both report 16,777,215 and would reshape into two rows of 16,777,217
+        ({0xFFFFFF}, 2, 16_777_216 + 16_777_218, None),
+        ({0xFFFFFF}, 2, 2 * 0xFFFFFF, None),  # even when the total happens to fit
+    ],
+)
+def test_row_width_is_trusted_only_when_lengths_and_values_agree(
+    widths: set[int], rows: int, values: int, expected: int | None
+) -> None:
+    assert payload._common_width(widths, rows, values) == expected
