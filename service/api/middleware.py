@@ -14,6 +14,7 @@ from bisect import bisect_left
 from typing import Any
 
 from prometheus_client.metrics import Counter, Histogram
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 EXCLUDED_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -90,7 +91,12 @@ class RequestMetricsMiddleware:
             self._metrics_id = id(metrics)
             metrics.before_collect.append(self.flush)
         route: Any = scope.get("route")
-        endpoint = getattr(route, "path", None) or scope.get(GUARDED_PREFIX_KEY) or "unmatched"
+        endpoint = (
+            getattr(route, "path", None)
+            or scope.get(GUARDED_PREFIX_KEY)
+            or _mount_path(scope)
+            or "unmatched"
+        )
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
         key = (endpoint, method, status)
         counts = self._counts.get(key)
@@ -106,3 +112,15 @@ class RequestMetricsMiddleware:
         """Move the counted requests into the collectors."""
         for counts in self._counts.values():
             counts.flush()
+
+
+def _mount_path(scope: Scope) -> str | None:
+    """The prefix of the mounted app that served the request (e.g. the docs' static files),
+    which sets no route in the scope; None when no mount matched."""
+    served_by = scope.get("endpoint")
+    if served_by is None:
+        return None
+    for route in scope["app"].routes:
+        if isinstance(route, Mount) and route.app is served_by:
+            return route.path
+    return None
