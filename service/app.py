@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
-from fastapi_offline import FastAPIOffline
 from prometheus_client import (
     GC_COLLECTOR,
     PLATFORM_COLLECTOR,
@@ -36,6 +35,7 @@ from service.api import (
     streams,
 )
 from service.api import metrics as metrics_api
+from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import install_problem_handlers
@@ -157,12 +157,13 @@ def create_app(
             gc.unfreeze()
             _unregister(metrics_registry, state.metrics)
 
-    # /docs and /redoc load Swagger UI and ReDoc from the app itself, not a CDN.
-    app = FastAPIOffline(
+    app = FastAPI(
         title="Sensor anomaly service",
         summary="Real-time anomaly scores for industrial sensor readings.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc come from install_offline_docs: no CDN
+        redoc_url=None,
         telemetry={
             "tracing": settings.opentelemetry,
             "metrics": settings.opentelemetry,
@@ -195,6 +196,7 @@ def create_app(
     app.include_router(drift.router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
+    install_offline_docs(app)
     _document_manual_bodies(app)
     return app
 

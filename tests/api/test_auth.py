@@ -26,7 +26,7 @@ PUBLIC = {
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
-    "/static-offline-docs",  # Swagger UI's and ReDoc's files
+    "/docs-assets",  # Swagger UI's and ReDoc's files
 }
 KEY_FOR_SCOPE = {
     "admin": ADMIN,

@@ -31,16 +31,24 @@ async def test_docs_pages_load_only_from_the_service(
         assert len(loaded.content) > 1000, asset  # the file itself, not an error page
 
 
+@pytest.mark.parametrize("page", ["/docs", "/redoc", "/docs/oauth2-redirect"])
+async def test_docs_pages_answer_head_like_fastapis_own(client: AppClient, page: str) -> None:
+    """Uptime checks often send HEAD."""
+    response = await client.head(page)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+
+
 async def test_docs_files_are_counted_under_their_mount(client: AppClient) -> None:
     """A mount sets no route: without care its files would count as "unmatched" requests."""
-    assert (await client.get("/static-offline-docs/swagger-ui.css")).status_code == 200
-    assert (await client.get("/static-offline-docs/missing.js")).status_code == 404
+    assert (await client.get("/docs-assets/swagger-ui.css")).status_code == 200
+    assert (await client.get("/docs-assets/missing.js")).status_code == 404
     registry = client.state.registry
 
     def served(endpoint: str, status: str) -> float | None:
         labels = {"endpoint": endpoint, "method": "GET", "status": status}
         return registry.get_sample_value("anomaly_http_requests_total", labels)
 
-    assert served("/static-offline-docs", "200") == 1
-    assert served("/static-offline-docs", "404") == 1
+    assert served("/docs-assets", "200") == 1
+    assert served("/docs-assets", "404") == 1
     assert served("unmatched", "200") is None
