@@ -176,8 +176,10 @@ def create_app(
     app.state.settings = settings
     install_problem_handlers(app)
     score_access = require_scope("score", optional_unless="require_score_key")
-    # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI.
-    app.add_middleware(score.LeanScoreMiddleware, access=score_access)
+    if not settings.opentelemetry:
+        # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI
+        # (and serves it when FastAPI traces requests, so spans carry the route).
+        app.add_middleware(score.LeanScoreMiddleware, access=score_access)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,

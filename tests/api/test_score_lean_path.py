@@ -4,13 +4,14 @@ stays registered for OpenAPI and other methods. These tests pin that split."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import numpy as np
 import pytest
 from conftest import AppClient, ClientFactory
 from opentelemetry import trace
-from opentelemetry.trace import NoOpTracer, Tracer, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from service.state import state_dependency
 
@@ -117,26 +118,23 @@ async def test_concurrent_single_readings_each_get_their_own_answer(client: AppC
     assert readings == 10
 
 
-class _CountingTracerProvider(TracerProvider):
-    """Stands for a configured SDK: counts the tracers asked of it."""
-
-    def __init__(self) -> None:
-        self.asked = 0
-
-    def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
-        self.asked += 1
-        return NoOpTracer()
-
-
 @pytest.mark.parametrize("enabled", [False, True])
 async def test_fastapi_opentelemetry_only_when_asked(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, enabled: bool
 ) -> None:
-    """Off by default, FastAPI does not look for a tracer on each request (~12 µs); with
-    ANOMALY_OPENTELEMETRY a configured SDK gets FastAPI's spans for scoring too."""
-    provider = _CountingTracerProvider()
-    monkeypatch.setattr(trace, "_TRACER_PROVIDER", provider)
+    """Off by default, FastAPI does not look for an SDK on each request (~12 µs); with
+    ANOMALY_OPENTELEMETRY and an SDK configured, scoring requests become spans."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
     client = await make_client(opentelemetry=enabled)
     response = await client.post(SCORE, json={"stream_id": "s", "reading": [0, 0, 0, 2]})
     assert response.status_code == 200, response.text
-    assert (provider.asked > 0) is enabled
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    if not enabled:
+        assert spans == {}
+        return
+    server = spans["POST /v1/score"]  # named by its route, with the endpoint's span inside
+    assert server.attributes is not None and server.attributes["http.route"] == "/v1/score"
+    assert "fastapi.endpoint" in spans
