@@ -82,10 +82,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     cause = exc.__cause__
     if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
         # FastAPI answers a body it cannot decode with "There was an error parsing the
-        # body"; JSON is UTF-8, so say that and where it breaks.
-        malformed = MalformedBody(
-            f"the body is not valid JSON: it is not UTF-8 ({cause.reason} at byte {cause.start})"
-        )
+        # body"; say which encoding failed and where.
+        where = _undecodable(cause, request.headers.get("content-length"))
+        malformed = MalformedBody(f"the body is not valid JSON: {where}")
         return problem_response(malformed.problem(instance=request.url.path))
     title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "HTTP error"
@@ -98,6 +97,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         instance=request.url.path,
     )
     return problem_response(body, headers=dict(exc.headers) if exc.headers else None)
+
+
+def _undecodable(cause: UnicodeDecodeError, body_length: str | None) -> str:
+    """Where decoding broke, as a byte offset into the body. The standard JSON parser decodes
+    what follows a byte-order mark, and guesses UTF-16/32 from zero bytes."""
+    if cause.encoding.startswith(("utf-16", "utf-32")):
+        return f"it reads as {cause.encoding.upper()}, not UTF-8 ({cause.reason})"
+    skipped = 0  # a byte-order mark the decoder was not given
+    if body_length is not None and body_length.isdigit():
+        skipped = max(0, int(body_length) - len(cause.object))
+    return f"it is not UTF-8 ({cause.reason} at byte {cause.start + skipped})"
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:

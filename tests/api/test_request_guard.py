@@ -85,7 +85,13 @@ async def test_bad_json_is_400_as_on_the_scoring_endpoint(
     client: Any, path: str, headers: dict[str, str]
 ) -> None:
     """FastAPI gave 422 with the byte offset of the error as the reading index."""
-    for body in (b'{"label": "normal", ', b'{"label": "\xff\xfe"}', b"\xff\xfe{}"):
+    bodies = (
+        b'{"label": "normal", ',
+        b'{"label": "\xff\xfe"}',
+        b'\xef\xbb\xbf{"label": "\xff"}',  # after a UTF-8 byte-order mark
+        b"\xff\xfe{}",  # a UTF-16 byte-order mark: read as UTF-16, not a UTF-8 problem
+    )
+    for body in bodies:
         response = await client.post(
             path, content=body, headers={**headers, "content-type": "application/json"}
         )
@@ -94,7 +100,7 @@ async def test_bad_json_is_400_as_on_the_scoring_endpoint(
         assert problem["title"] == "Request body is not valid JSON", problem
         assert "errors" not in problem or all(e["reading_index"] is None for e in problem["errors"])
         bad_byte = body.find(b"\xff")
-        if bad_byte > 0:  # FastAPI said only "There was an error parsing the body"
+        if bad_byte > 0:  # not a UTF-16 mark; FastAPI said only "There was an error parsing..."
             assert "not UTF-8" in problem["detail"], problem
             assert f"at byte {bad_byte}" in problem["detail"], problem
 
