@@ -9,15 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_durability import REPO, Server
+from service_process import REPO, ServiceProcess
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     folder = tmp_path_factory.mktemp("docs")
-    running = Server(REPO / "models", folder / "store.sqlite3", folder / "server.log")
+    running = ServiceProcess(REPO / "models", folder / "store.sqlite3", folder / "server.log")
     try:
         running.wait_ready()
         yield running
@@ -26,7 +26,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def rendered(url: str, profile: Path) -> str:
-    """The page's DOM after its scripts ran, every host but loopback unresolvable."""
+    """The page's DOM after its scripts ran, no host name resolving but loopback's (the CDNs
+    FastAPI's pages use are named by host)."""
     assert CHROMIUM is not None
     result = subprocess.run(
         [
@@ -57,7 +58,7 @@ def rendered(url: str, profile: Path) -> str:
     ],
 )
 def test_docs_render_without_internet(
-    server: Server, tmp_path: Path, page: str, rendered_operation: str
+    server: ServiceProcess, tmp_path: Path, page: str, rendered_operation: str
 ) -> None:
     dom = rendered(server.url + page, tmp_path / "profile")
     assert rendered_operation in dom, dom[-2000:]

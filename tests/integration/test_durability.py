@@ -5,11 +5,6 @@ must list every label it answered 2xx for."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,78 +13,24 @@ from typing import Any
 
 import httpx
 import pytest
+from service_process import ServiceProcess
 
 KEY = "durability-test-key-5f4e3d2c1b0a99887766"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
-REPO = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+SERVER_ENV = {
+    "ANOMALY_API_KEYS": json.dumps(
+        [{"name": "durability", "scopes": ["feedback", "admin"], "key": KEY}]
+    ),
+    "ANOMALY_RECALIBRATION_LABEL_TRIGGER": "25",
+    "ANOMALY_RECALIBRATION_INTERVAL_S": "0.5",
+}
 
 
-class Server:
+class Server(ServiceProcess):
     def __init__(self, models_dir: Path, store: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {
-            **os.environ,
-            "ANOMALY_STORE_PATH": str(store),
-            "ANOMALY_API_KEYS": json.dumps(
-                [{"name": "durability", "scopes": ["feedback", "admin"], "key": KEY}]
-            ),
-            "ANOMALY_RECALIBRATION_LABEL_TRIGGER": "25",
-            "ANOMALY_RECALIBRATION_INTERVAL_S": "0.5",
-        }
-        self._log = log.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "service",
-                "--port",
-                str(self.port),
-                "--models-dir",
-                str(models_dir),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not become ready")
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        super().__init__(models_dir, store, log, SERVER_ENV)
 
 
 @pytest.fixture

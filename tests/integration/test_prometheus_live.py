@@ -39,13 +39,13 @@ import pytest
 from prometheus_harness import (
     PrometheusAPI,
     find_prometheus,
-    free_port,
     has_finite_value,
     start_prometheus,
     start_service,
     wait_for,
     write_prometheus_config,
 )
+from service_process import free_port
 
 pytestmark = pytest.mark.integration
 
