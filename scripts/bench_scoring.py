@@ -26,7 +26,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 EMPTY_APP = """
 from fastapi import FastAPI
-app = FastAPI()
+app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})
 @app.post("/empty")
 async def empty() -> dict[str, str]:
     return {}
