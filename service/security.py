@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -240,8 +240,3 @@ class require_scope:  # noqa: N801 - used like a function: Depends(require_scope
             needed = " or ".join(sorted(self.scopes))
             raise Forbidden(f"API key {principal.name!r} lacks the {needed!r} scope")
         return principal
-
-
-def route_scopes(dependencies: Iterable[object]) -> list[require_scope]:
-    """The scope requirements among a route's dependency callables (for audits and tests)."""
-    return [d for d in dependencies if isinstance(d, require_scope)]
