@@ -169,6 +169,28 @@ def threshold_at_false_alarm_rate(normal_scores: np.ndarray, far: float) -> floa
     return float(ranked[allowed]) if allowed < ranked.size else -math.inf
 
 
+def chance_false_alarms_exceed(n_limit: int, n_test: int, quantile: float, bar: float) -> float:
+    """Chance that more than ``bar`` of ``n_test`` fresh normal readings lie above a limit set
+    at the ``quantile`` (numpy's "higher" order statistic) of ``n_limit`` others, when all the
+    scores are independent draws of one distribution: how often a perfectly stable detector
+    fails a false-alarm bar by sampling alone.
+
+    The limit is the k-th smallest of ``n_limit`` scores, so the share of the distribution
+    above it is Beta(n_limit - k + 1, k) whatever the distribution, and the count of fresh
+    readings above it is beta-binomial.
+
+    >>> round(chance_false_alarms_exceed(480, 480, 0.95, 0.05), 3)
+    0.441
+    """
+    if n_limit < 1 or n_test < 1:
+        raise ValueError(f"need readings on both sides, got {n_limit} and {n_test}")
+    if not 0.0 < quantile < 1.0 or not 0.0 <= bar < 1.0:
+        raise ValueError(f"quantile must be in (0, 1) and bar in [0, 1), got {quantile}, {bar}")
+    rank = math.ceil(quantile * (n_limit - 1) - 1e-12) + 1
+    allowed = math.floor(bar * n_test + 1e-9)
+    return float(stats.betabinom.sf(allowed, n_test, n_limit - rank + 1, rank))
+
+
 @dataclass(frozen=True)
 class RecallAtFalseAlarmRate:
     """An ROC operating point: chosen on the evaluated normals, so it describes the curve and

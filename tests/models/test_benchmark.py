@@ -118,6 +118,19 @@ def test_tep_benchmark_end_to_end(tmp_path: Path) -> None:
         acceptance["autoencoder_average_mdr"] < 31.887
         and acceptance["autoencoder_far_percent"] <= 5.0
     )
+    low, high = acceptance["autoencoder_far_ci_percent"]
+    assert low <= acceptance["autoencoder_far_percent"] <= high
+    assert 0.3 < acceptance["stable_detector_far_above_bar_chance"] < 0.6
+    # Every fault file has 480 readings, so the average MDR at the hindsight limit is the
+    # pooled miss rate the detection table reports at 5% false alarms: two code paths agree.
+    for name, mdr in acceptance["hindsight_average_mdr"].items():
+        points = detectors[name]["recall_at_false_alarm_rate"]
+        (point,) = [p for p in points if p["target_false_alarm_rate"] == 0.05]
+        assert point["false_alarm_rate"] <= 0.05
+        assert mdr == pytest.approx(100 * (1 - point["recall"]))
+    verdict = body["tables"][1]
+    assert verdict["title"].startswith("Reading the verdict")
+    assert [row["detector"] for row in verdict["rows"]] == list(DETECTORS)
 
 
 @needs_skab

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import numpy as np
 import pytest
 
+from models import metrics
 from models.metrics import (
     BinaryMetrics,
     average_precision,
     capacity_diagnosis,
+    chance_false_alarms_exceed,
     evaluate_detector,
     precision_recall_curve,
     recall_at_false_alarm_rate,
@@ -99,6 +102,40 @@ def test_threshold_at_false_alarm_rate() -> None:
     assert threshold_at_false_alarm_rate(normals, 0.999) == 0.0
     with pytest.raises(ValueError):
         threshold_at_false_alarm_rate(normals, 1.0)
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(metrics).failed == 0
+
+
+@pytest.mark.parametrize(
+    ("n_limit", "n_test", "quantile", "bar"),
+    [(480, 480, 0.95, 0.05), (100, 300, 0.9, 0.1), (50, 40, 0.99, 0.0), (7, 20, 0.5, 0.5)],
+)
+def test_chance_false_alarms_exceed_matches_simulation(
+    n_limit: int, n_test: int, quantile: float, bar: float
+) -> None:
+    """The closed form against the protocol run 20,000 times on independent uniform scores."""
+    rng = np.random.default_rng(7)
+    limit_scores = rng.random((20_000, n_limit))
+    test_scores = rng.random((20_000, n_test))
+    limits = np.quantile(limit_scores, quantile, axis=1, method="higher")
+    shares = np.mean(test_scores > limits[:, None], axis=1)
+    simulated = float(np.mean(shares > bar + 1e-12))
+    assert chance_false_alarms_exceed(n_limit, n_test, quantile, bar) == pytest.approx(
+        simulated, abs=0.015
+    )
+
+
+def test_chance_false_alarms_exceed_edges() -> None:
+    # A limit near the top of many readings is rarely beaten; a median limit is almost never
+    # beaten by 99% of fresh readings.
+    assert chance_false_alarms_exceed(10_000, 100, 0.9999, 0.05) < 1e-6
+    assert chance_false_alarms_exceed(100, 100, 0.5, 0.99) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        chance_false_alarms_exceed(0, 10, 0.95, 0.05)
+    with pytest.raises(ValueError):
+        chance_false_alarms_exceed(10, 10, 1.0, 0.05)
 
 
 def test_recall_at_false_alarm_rate() -> None:
