@@ -634,6 +634,14 @@ def _reading_id(value: object) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(value, str) or not value or len(value) > MAX_READING_ID:
         return None, f"a non-empty string of at most {MAX_READING_ID} characters"
+    if not value.isascii():
+        try:  # JSON's \ud800 escapes decode to lone surrogates, which UTF-8 cannot store
+            value.encode()
+        except UnicodeEncodeError:
+            return (
+                None,
+                "must be Unicode text, not a lone surrogate (an unpaired \\uD800-\\uDFFF escape)",
+            )
     return value, None
 
 

@@ -209,6 +209,12 @@ def _sealed(parts: list[_Pending]) -> ReadingChunk:
     )
 
 
+def _is_sequence(text: str) -> bool:
+    """A generated id's sequence number: ASCII digits only ("²".isdigit() is true too, and
+    int() refuses it) and short enough for int() (which refuses over 4,300 digits)."""
+    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
+
+
 def _mask_equal(labels: list[str], value: str) -> np.ndarray:
     return np.fromiter((label == value for label in labels), dtype=bool, count=len(labels))
 
@@ -398,7 +404,9 @@ class RecentReadings:
         row: int | None = None
         if chunk is not None and chunk.ids is not None:
             row = len(chunk.ids) - 1 - list(chunk.ids)[::-1].index(reading_id)
-        elif reading_id.startswith(self.id_prefix) and reading_id[len(self.id_prefix) :].isdigit():
+        elif reading_id.startswith(self.id_prefix) and _is_sequence(
+            reading_id[len(self.id_prefix) :]
+        ):
             seq = int(reading_id[len(self.id_prefix) :])
             position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1
             if position >= 0:

@@ -129,6 +129,14 @@ def error_of(body: bytes | object, max_readings: int = 10) -> Exception:
             "reading_id",
             1,
         ),
+        # A lone surrogate passed parsing, then broke the reply, the store and the review queue.
+        (
+            b'{"stream_id": "s", "readings": [[1, 2, 3], {"values": [1, 2, 3], "reading_id": '
+            b'"\\ud800"}]}',
+            InvalidReading,
+            "reading_id",
+            1,
+        ),
         ({"stream_id": "s", "readings": [[[1, 2, 3]]]}, InvalidReading, "values", 0),
         ({"stream_id": "s", "readings": "abc"}, InvalidRequest, "readings", None),
         ({"stream_id": "s", "readings": [[True, False, True]]}, InvalidReading, "values[0]", 0),

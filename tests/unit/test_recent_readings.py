@@ -68,6 +68,8 @@ def test_get_by_generated_and_client_id() -> None:
     last = store.get("r0-8")
     assert last is not None and last.values[0] == 6.0
     assert store.get("r0-9") is None and store.get("nope") is None and store.get("r0-x") is None
+    # Digits int() refuses: a superscript (isdigit() is true for it) and more than 4,300 digits.
+    assert store.get("r0-²") is None and store.get("r0-" + "1" * 5000) is None
     assert len(store) == 9
 
 
