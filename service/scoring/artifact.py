@@ -252,7 +252,11 @@ def read_manifest(artifact_dir: Path) -> Manifest:
         raise ArtifactError(artifact_dir, f"no {MANIFEST_FILE}")
     try:
         raw = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError:
+        raise ArtifactError(
+            artifact_dir, f"{MANIFEST_FILE} is not a manifest: its JSON is nested too deeply"
+        ) from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, 4,300+ digits
         raise ArtifactError(artifact_dir, f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
     if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(

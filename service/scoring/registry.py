@@ -199,7 +199,17 @@ class ModelRegistry:
         return list(loaded.values())
 
     def _load(self, name: str, folder: Path) -> LoadedModel:
-        artifact = load_artifact(folder)
+        try:
+            artifact = load_artifact(folder)
+        except ArtifactError:
+            raise
+        except Exception as exc:
+            # A check that fails in a way nobody foresaw still refuses this artifact alone:
+            # start-up goes on not ready, a reload keeps the last good model.
+            logger.exception("unexpected failure loading the artifact %s", folder)
+            raise ArtifactError(
+                folder, f"could not be loaded ({type(exc).__name__}: {exc})"
+            ) from exc
         manifest = artifact.manifest
         if manifest.name != name or manifest.version != folder.name:
             raise ArtifactError(

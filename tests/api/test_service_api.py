@@ -66,6 +66,54 @@ async def test_bad_manifest_and_missing_dir(
     assert ready.status_code == 503 and "does not exist" in ready.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        ('{"format_version": 1, "window": ' + "9" * 5000 + "}", "not valid JSON"),
+        ("[" * 100_000, "nested too deeply"),
+    ],
+    ids=["integer-of-5000-digits", "nested-100000-deep"],
+)
+async def test_manifests_json_cannot_read_leave_the_service_running(
+    tmp_path: Path,
+    write_test_artifact: ArtifactWriter,
+    make_client: ClientFactory,
+    manifest: str,
+    reason: str,
+) -> None:
+    """The standard parser raises ValueError and RecursionError here, not JSONDecodeError:
+    they crashed start-up, and a reload answered 500."""
+    models = tmp_path / "odd"
+    (write_test_artifact(models) / "manifest.json").write_text(manifest)
+    client = await make_client(models_dir=models, api_keys=KEYS)
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503 and reason in ready.json()["detail"]
+    refused = await client.post("/v1/admin/models/reload", headers=ADMIN)
+    assert refused.status_code == 409 and reason in refused.json()["detail"]
+
+
+async def test_an_unforeseen_failure_refuses_that_artifact_alone(
+    tmp_path: Path,
+    write_test_artifact: ArtifactWriter,
+    make_client: ClientFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    models = tmp_path / "unforeseen"
+    write_test_artifact(models)
+    client = await make_client(models_dir=models, api_keys=KEYS)
+    reading = {"stream_id": "s", "reading": [2, 0, 0, 0]}
+    assert (await client.post("/v1/score", json=reading)).status_code == 200
+
+    def broken(folder: Path) -> None:
+        raise KeyError("a check nobody foresaw")
+
+    monkeypatch.setattr("service.scoring.registry.load_artifact", broken)
+    refused = await client.post("/v1/admin/models/reload", headers=ADMIN)
+    assert refused.status_code == 409
+    assert "could not be loaded (KeyError" in refused.json()["detail"]
+    assert (await client.post("/v1/score", json=reading)).status_code == 200
+
+
 def test_fail_fast_refuses_to_start(tmp_path: Path, write_test_artifact: ArtifactWriter) -> None:
     models = tmp_path / "bad"
     tamper(write_test_artifact(models))
