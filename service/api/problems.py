@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import orjson
@@ -80,11 +81,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     cause = exc.__cause__
-    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
-        # FastAPI answers a body it cannot decode with "There was an error parsing the
-        # body"; say which encoding failed and where.
-        where = _undecodable(cause, request.headers.get("content-length"))
-        malformed = MalformedBody(f"the body is not valid JSON: {where}")
+    if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
+        # FastAPI answers a body the standard parser gives up on in any way but
+        # JSONDecodeError with "There was an error parsing the body": say why.
+        malformed = MalformedBody(
+            "the body is not valid JSON: "
+            + _unparsable(cause, request.headers.get("content-length"))
+        )
         return problem_response(malformed.problem(instance=request.url.path))
     title = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}.get(
         exc.status_code, "HTTP error"
@@ -97,6 +100,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         instance=request.url.path,
     )
     return problem_response(body, headers=dict(exc.headers) if exc.headers else None)
+
+
+def _unparsable(cause: ValueError | RecursionError, body_length: str | None) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return _undecodable(cause, body_length)
+    if isinstance(cause, RecursionError):
+        return "it is nested too deeply"
+    if "digits" in str(cause):  # int() refuses integer literals over sys.get_int_max_str_digits()
+        return f"a number has more than {sys.get_int_max_str_digits():,} digits"
+    return str(cause)
 
 
 def _undecodable(cause: UnicodeDecodeError, body_length: str | None) -> str:

@@ -105,6 +105,33 @@ async def test_bad_json_is_400_as_on_the_scoring_endpoint(
             assert f"at byte {bad_byte}" in problem["detail"], problem
 
 
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [("/v1/feedback", OPERATOR), ("/v1/admin/thresholds/test-plant", ADMIN)],
+)
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"label": ' + b"9" * 5000 + b"}", "more than 4,300 digits"),
+    ],
+    ids=["deep", "long-number"],
+)
+async def test_json_the_parser_gives_up_on_is_400_saying_why(
+    make_client: Any, path: str, headers: dict[str, str], body: bytes, reason: str
+) -> None:
+    """The standard parser raises RecursionError or ValueError here, which FastAPI answered
+    with only "There was an error parsing the body"."""
+    client = await make_client(api_keys=API_KEYS, max_body_bytes=65536)
+    response = await client.post(
+        path, content=body, headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    problem = response.json()
+    assert problem["title"] == "Request body is not valid JSON", problem
+    assert reason in problem["detail"], problem
+
+
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 async def test_a_body_that_is_not_json_is_415_naming_the_type(
     client: Any, content_type: str | None
