@@ -6,6 +6,7 @@ app with its own settings and metrics registry.
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from service.api import metrics as metrics_api
 from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
-from service.api.problems import install_problem_handlers
+from service.api.problems import document_problems, install_problem_handlers
 from service.calibration.service import CalibrationService
 from service.metrics import SCORE_BUCKETS, BeforeCollect, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
@@ -180,11 +181,12 @@ def create_app(
         # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI
         # (and serves it when FastAPI traces requests, so spans carry the route).
         app.add_middleware(score.LeanScoreMiddleware, access=score_access)
+    always_keyed = (admin.router.prefix, feedback.router.prefix, drift.router.prefix)
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
         keyring=app.state.keyring,
-        protected_prefixes=(admin.router.prefix, feedback.router.prefix, drift.router.prefix),
+        protected_prefixes=always_keyed,
         own_limit_paths=frozenset({score.router.prefix + "/score"}),  # checks its own
     )
     app.add_middleware(RequestMetricsMiddleware)  # outermost: counts the guard's refusals too
@@ -199,14 +201,38 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     install_offline_docs(app)
-    _document_manual_bodies(app)
+    keyed: tuple[str, ...] = always_keyed
+    if settings.require_score_key:
+        keyed += (score.router.prefix + "/score", models.router.prefix, streams.router.prefix)
+    _document_manual_bodies(app, keyed_prefixes=keyed)
     return app
 
 
-def _document_manual_bodies(app: FastAPI) -> None:
-    """Add the schemas of hand-parsed bodies to the OpenAPI components."""
+def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) -> None:
+    """Add the schemas of hand-parsed bodies to the OpenAPI components, and scoring examples
+    for the model being served."""
+    documented: dict[tuple[str, str, bool], dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
+        schema = generic()
+        state: AppState | None = app.state.services
+        served = state.models.models() if state is not None else []
+        if not served:
+            return schema
+        default = state.models.default_name if state is not None else None
+        model = next((m for m in served if m.name == default), served[0])
+        key = (model.name, model.version, default is None)
+        if key not in documented:
+            documented.clear()  # one served set at a time; a reload makes a new one
+            specific = copy.deepcopy(schema)
+            body = specific["paths"][score.SCORE_PATH]["post"]["requestBody"]
+            body["content"]["application/json"]["examples"] = score.request_examples(
+                model, name_model=default is None
+            )
+            documented[key] = specific
+        return documented[key]
+
+    def generic() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
         schema = get_openapi(
@@ -223,6 +249,7 @@ def _document_manual_bodies(app: FastAPI) -> None:
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, definition in defs.get("$defs", {}).items():
             components.setdefault(name, definition)
+        document_problems(schema, keyed_prefixes=keyed_prefixes)
         app.openapi_schema = schema
         return schema
 

@@ -141,6 +141,36 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_DOCUMENTED_REFUSALS = {
+    "400": "The body is not valid JSON.",
+    "401": "No API key, or an unknown one.",
+    "403": "The key lacks the scope this operation needs.",
+    "413": "The body is larger than the configured limit.",
+}
+
+
+def document_problems(schema: dict[str, Any], *, keyed_prefixes: tuple[str, ...]) -> None:
+    """Make the OpenAPI document say what clients get: every refusal is a Problem served as
+    ``application/problem+json`` (FastAPI declares its own 422 shape as application/json),
+    operations with a body can be refused for bad JSON or size, and those under
+    ``keyed_prefixes`` for a missing or insufficient key."""
+    for path, operations in schema.get("paths", {}).items():
+        keyed = path.startswith(keyed_prefixes)
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            added = [*(("400", "413") if "requestBody" in operation else ())]
+            added += [*(("401", "403") if keyed else ())]
+            for status in added:
+                responses.setdefault(status, {"description": _DOCUMENTED_REFUSALS[status]})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
+    components = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(ServiceError, _service_error)

@@ -25,6 +25,7 @@ from service.scoring.payload import (
     wants_npz,
 )
 from service.scoring.pipeline import render_columnar, render_json, render_npz
+from service.scoring.registry import LoadedModel
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
 
@@ -83,6 +84,36 @@ def score_body(
     if npz:
         return render_npz(outcome), NPZ_TYPE
     return render_columnar(outcome), JSON_REPLY
+
+
+def request_examples(model: LoadedModel, *, name_model: bool) -> dict[str, Any]:
+    """The documented request bodies for a served model: its sensors at their training mean
+    (a normal reading), so "Try it out" in /docs scores instead of failing validation.
+    ``name_model``: put the model in every body (several served, no default)."""
+    reading = [float(f"{v:.6g}") for v in model.manifest.scaler.mean]
+    chosen = {"model": model.name} if name_model else {}
+    named = {
+        "stream_id": "pump-7",
+        "model": model.name,
+        "reading": {
+            "values": dict(zip(model.sensors, reading, strict=True)),
+            "reading_id": "scada-184467",
+            "timestamp": 1767607201.0,
+        },
+    }
+    batch = {
+        "stream_id": "pump-7",
+        **chosen,
+        "readings": [reading, {"values": reading, "timestamp": "2026-01-05T10:00:01Z"}],
+    }
+    return {
+        "single": {
+            "summary": f"One reading, {model.name}'s sensor order",
+            "value": {"stream_id": "pump-7", **chosen, "reading": reading},
+        },
+        "batch": {"summary": "A batch, bare and wrapped readings", "value": batch},
+        "named": {"summary": "Sensors by name, with id and timestamp", "value": named},
+    }
 
 
 _SINGLE = {"stream_id": "pump-7", "reading": [0.12, 3.4, 51.0, 0.98]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import AppClient, ArtifactWriter, ClientFactory
@@ -298,3 +299,71 @@ async def test_openapi_documents_the_scoring_api(client: AppClient) -> None:
     )
     for path in ("/v1/models", "/v1/models/{name}", "/healthz", "/readyz", "/metrics"):
         assert path in spec["paths"]
+
+
+async def _examples_score(client: AppClient) -> dict[str, Any]:
+    spec = (await client.get("/openapi.json")).json()
+    body = spec["paths"]["/v1/score"]["post"]["requestBody"]["content"]["application/json"]
+    examples: dict[str, Any] = body["examples"]
+    for name, example in examples.items():
+        reply = await client.post("/v1/score", json=example["value"])
+        assert reply.status_code == 200, (name, reply.text)
+    return examples
+
+
+async def test_openapi_examples_score_against_the_served_model(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    """ "Try it out" in /docs sends these bodies: they had 4 readings' worth of made-up
+    sensors and came back 422 from any real model."""
+    models = tmp_path / "docs"
+    write_test_artifact(models, n_sensors=7)
+    client = await make_client(models_dir=models, api_keys=KEYS)
+    examples = await _examples_score(client)
+    assert len(examples["single"]["value"]["reading"]) == 7
+    assert "model" not in examples["single"]["value"]  # the default model answers
+    assert set(examples["named"]["value"]["reading"]["values"]) == {f"s{i}" for i in range(7)}
+
+    write_test_artifact(models, version="2", n_sensors=3)  # a reload changes the examples
+    assert (await client.post("/v1/admin/models/reload", headers=ADMIN)).status_code == 200
+    assert len((await _examples_score(client))["batch"]["value"]["readings"][0]) == 3
+
+
+async def test_openapi_examples_name_a_model_when_there_is_no_default(
+    tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
+) -> None:
+    models = tmp_path / "two"
+    write_test_artifact(models, "alpha", n_sensors=3)
+    write_test_artifact(models, "beta", n_sensors=2)
+    examples = await _examples_score(await make_client(models_dir=models))
+    assert examples["single"]["value"]["model"] == "alpha"
+
+
+@pytest.mark.parametrize("require_score_key", [False, True])
+async def test_openapi_declares_refusals_as_problems(
+    make_client: ClientFactory, require_score_key: bool
+) -> None:
+    """Generated clients read these: refusals were declared as application/json (422 in
+    FastAPI's own shape), and the 401/403 of keyed operations were missing."""
+    client = await make_client(api_keys=KEYS, require_score_key=require_score_key)
+    spec = (await client.get("/openapi.json")).json()
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    assert response["content"] == {
+                        "application/problem+json": {
+                            "schema": {"$ref": "#/components/schemas/Problem"}
+                        }
+                    }, (method, path, status)
+            keyed = path.startswith(("/v1/admin", "/v1/feedback", "/v1/drift")) or (
+                require_score_key and path.startswith(("/v1/score", "/v1/models", "/v1/streams"))
+            )
+            assert {"401", "403"} <= set(responses) if keyed else "401" not in responses
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(responses), (method, path)
+    anonymous = await client.post("/v1/admin/models/reload")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
