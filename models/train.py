@@ -81,11 +81,11 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
-            (self.weight_decay >= 0, "weight_decay must be non-negative"),
+            (0 < self.lr < math.inf, "lr must be positive and finite"),
+            (0 <= self.weight_decay < math.inf, "weight_decay must be non-negative and finite"),
             (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
             (self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
-            (self.noise_std >= 0, "noise_std must be non-negative"),
+            (0 <= self.noise_std < math.inf, "noise_std must be non-negative and finite"),
             (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
             (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
             (0 <= self.calibration_fraction < 1, "calibration_fraction must be in [0, 1)"),
@@ -197,6 +197,44 @@ def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.n
     return mean, scale, [name for name, flag in zip(sensors, constant, strict=True) if flag]
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_RESOLUTION_SHARE = 0.01
+"""A sensor whose float32 steps exceed this share of its standard deviation is warned about."""
+
+
+def _check_float32_range(values: np.ndarray, sensors: list[str], what: str) -> None:
+    """The model and the service read float32: a larger value would become infinity."""
+    beyond = np.abs(values) > FLOAT32_MAX
+    if beyond.any():
+        row, column = (int(i) for i in np.argwhere(beyond)[0])
+        raise ValueError(
+            f"{what} reading {row}, sensor {sensors[column]}: {values[row, column]:g} is beyond "
+            f"the float32 range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
+            f"{int(beyond.sum())} value(s) are"
+        )
+
+
+def float32_resolution_warnings(
+    train_values: np.ndarray, scale: np.ndarray, sensors: list[str], constant: list[str]
+) -> list[str]:
+    """Sensors whose variation float32, the model's input type, cannot resolve.
+
+    Training standardises in float64, but the artifact and the service see float32 readings:
+    around 1e7 float32 steps by 1, so a sensor sitting there with a std of 0.1 reaches the
+    model as a handful of values and its validation loss does not show it.
+    """
+    largest = np.abs(train_values).max(axis=0).astype(np.float32)
+    steps = np.spacing(largest).astype(np.float64)
+    coarse = (steps > FLOAT32_RESOLUTION_SHARE * scale) & ~np.isin(sensors, constant)
+    return [
+        f"sensor {name}: float32, the model's input type, steps by {step:.3g} around "
+        f"{peak:.6g} while the sensor varies by {std:.3g} (std); send it as a deviation from a "
+        "fixed reference or in smaller units"
+        for name, step, peak, std, flag in zip(sensors, steps, largest, scale, coarse, strict=True)
+        if flag
+    ]
+
+
 def estimate_threshold(
     reading_errors: np.ndarray, quantile: float, *, source: str
 ) -> ThresholdEstimate:
@@ -205,6 +243,11 @@ def estimate_threshold(
     n = int(reading_errors.size)
     if n == 0:
         raise ValueError("no calibration errors to set a threshold from")
+    if not np.isfinite(reading_errors).all():
+        raise ValueError(
+            f"{int(np.sum(~np.isfinite(reading_errors)))} of {n} calibration errors are not "
+            "finite: the model cannot score these readings, so no threshold can be set"
+        )
     value = float(np.quantile(reading_errors, quantile, method="higher"))
     exceeding = int((reading_errors > value).sum())
     ci = clopper_pearson(exceeding, n)
@@ -292,6 +335,9 @@ def train(
                 f"calibration data has shape {calibration_values.shape}, "
                 f"expected (n, {len(sensors)}) like the training data"
             )
+    _check_float32_range(values, sensors, "training")
+    if calibration_values is not None:
+        _check_float32_range(calibration_values, sensors, "calibration")
     splits = time_splits(len(values), config, separate_calibration=calibration_values is not None)
     train_values = values[slice(*splits["train"])]
     val_values = values[slice(*splits["validation"])]
@@ -302,6 +348,7 @@ def train(
         calibration_source = "separate calibration data"
 
     mean, scale, constant = fit_scaler(train_values, sensors)
+    resolution_warnings = float32_resolution_warnings(train_values, scale, sensors, constant)
     window = config.window
     train_x = _standardised_windows(train_values, mean, scale, window)
     val_x = _standardised_windows(val_values, mean, scale, window)
@@ -349,6 +396,7 @@ def train(
         "n_validation_readings": splits["validation"][1] - splits["validation"][0],
         "n_calibration_readings": int(len(calibration_values)),
         "constant_sensors": constant,
+        "warnings": resolution_warnings,
     }
     if isinstance(autoencoder, PlaneResidualAutoencoder):
         metrics["plane_components"] = autoencoder.n_components
@@ -418,6 +466,11 @@ def _fit(
             best_state = copy.deepcopy(autoencoder.state_dict())
         elif epoch - best_epoch >= config.patience:
             break
+    if best_epoch == 0:
+        raise ValueError(
+            f"training diverged: no epoch gave a finite validation loss (last train loss "
+            f"{history[-1].train_loss:g}); lower --lr (now {config.lr:g}) or check the data"
+        )
     autoencoder.load_state_dict(best_state)
     autoencoder.eval()
     return history, best_epoch

@@ -17,7 +17,7 @@ from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
 from models.train import EpochRecord, TrainConfig, TrainResult, train
-from service.scoring.artifact import MANIFEST_FILE, sha256_array
+from service.scoring.artifact import MANIFEST_FILE, name_problem, sha256_array
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,13 +124,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    artifact_dir = args.out / args.name / args.version
-    if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
-        print(
-            f"error: {artifact_dir} already holds a model (use --force to replace it)",
-            file=sys.stderr,
-        )
+    problem = _artifact_dir_problem(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
+    artifact_dir = args.out / args.name / args.version
     try:
         readings = load_readings(args.data, transpose=args.transpose)
         calibration = (
@@ -148,6 +146,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if calibration is not None and sha256_array(calibration.values) == sha256_array(
+        readings.values
+    ):
+        print(
+            "warning: --calibration-data holds the same readings as --data: the threshold is "
+            "set on readings the model was trained on, so it sits too low and production will "
+            "see more false alarms than the quantile promises",
+            file=sys.stderr,
+        )
     for name, source in (("training", readings), ("calibration", calibration)):
         flagged = _labelled_anomalous(source)
         if flagged:
@@ -186,18 +193,40 @@ def run(args: argparse.Namespace) -> int:
             "shape": list(calibration.values.shape),
             "sha256": sha256_array(calibration.values),
         }
-    manifest = export_artifact(
-        result,
-        artifact_dir,
-        name=args.name,
-        version=args.version,
-        training_data_sha256=sha256_array(readings.values),
-        training_data=training_data,
-    )
+    try:
+        manifest = export_artifact(
+            result,
+            artifact_dir,
+            name=args.name,
+            version=args.version,
+            training_data_sha256=sha256_array(readings.values),
+            training_data=training_data,
+        )
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        print(
+            f"error: could not write {artifact_dir} ({exc}); any model already there is unchanged",
+            file=sys.stderr,
+        )
+        return 1
     _print_summary(
         result, manifest.files, artifact_dir, separate_calibration=calibration is not None
     )
     return 0
+
+
+def _artifact_dir_problem(args: argparse.Namespace) -> str | None:
+    """Everything about where the artifact goes that can be refused before training."""
+    for value, what in ((args.name, "--name"), (args.version, "--version")):
+        problem = name_problem(value, what)
+        if problem is not None:
+            return problem
+    for folder in (args.out, args.out / args.name, args.out / args.name / args.version):
+        if folder.exists() and not folder.is_dir():
+            return f"{folder} exists and is not a folder"
+    artifact_dir = args.out / args.name / args.version
+    if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
+        return f"{artifact_dir} already holds a model (use --force to replace it)"
+    return None
 
 
 def _layer_sizes(result: TrainResult) -> list[int]:
@@ -239,6 +268,7 @@ def _print_summary(
         f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "
         f"(95% CI {low:.2%}-{high:.2%})",
     ]
+    lines += [f"WARNING: {warning}" for warning in result.metrics.get("warnings", [])]
     if result.constant_sensors:
         lines.append(
             "constant sensors (scale 1, they only flag a change): "

@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -92,12 +94,26 @@ class Threshold(_Strict):
     )
 
 
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Model names and versions: one folder level each, safe in URLs, never hidden or relative."""
+
+
+def name_problem(value: str, what: str) -> str | None:
+    """Why ``value`` cannot be a model name or version (``what`` says which), or None."""
+    if re.fullmatch(NAME_PATTERN, value) and len(value) <= 128:
+        return None
+    return (
+        f"{what} {value!r} must start with a letter or digit and hold only letters, digits, "
+        "'.', '_' and '-' (at most 128): it names a folder under the models directory"
+    )
+
+
 class Manifest(_Strict):
     """Everything the service needs to trust, load and explain a model."""
 
     format_version: Literal[1] = FORMAT_VERSION
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    version: str = Field(pattern=NAME_PATTERN, max_length=128)
     sensors: list[str] = Field(min_length=1)
     window: int = Field(ge=1, description="Readings per model input: a stream's last `window`.")
     scaler: Scaler
@@ -173,28 +189,55 @@ def write_artifact(
     manifest_fields: dict[str, Any],
     exported: torch.export.ExportedProgram | None = None,
 ) -> Manifest:
-    """Write every file, then the manifest with their checksums (written last, so a crash
-    mid-export leaves no manifest and the folder is never mistaken for a model)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest_path = out_dir / MANIFEST_FILE
-    manifest_path.unlink(missing_ok=True)
+    """Write the artifact all or nothing: every file goes to a hidden staging folder beside
+    ``out_dir``, the manifest (validated, with their checksums) last, and only then does the
+    folder take ``out_dir``'s place. A failure at any step leaves ``out_dir`` as it was, so
+    replacing a model never destroys the one being served."""
+    out_dir = Path(out_dir)
+    staging = out_dir.parent / f".{out_dir.name}.staging"
+    if staging.exists():  # left by a crashed export
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        manifest = _write_files(
+            staging,
+            scripted=scripted,
+            reference_errors=reference_errors,
+            manifest_fields=manifest_fields,
+            exported=exported,
+        )
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _write_files(
+    folder: Path,
+    *,
+    scripted: torch.jit.ScriptModule,
+    reference_errors: np.ndarray,
+    manifest_fields: dict[str, Any],
+    exported: torch.export.ExportedProgram | None,
+) -> Manifest:
     written: dict[str, FileFormat] = {}
     contract = json.dumps(model_contract(manifest_fields), sort_keys=True)
     with torchscript_deprecation_silenced():
         torch.jit.save(
-            scripted, str(out_dir / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: contract}
+            scripted, str(folder / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: contract}
         )
     written[TORCHSCRIPT_FILE] = "torchscript"
     if exported is not None:
-        torch.export.save(exported, str(out_dir / EXPORT_FILE))
+        torch.export.save(exported, str(folder / EXPORT_FILE))
         written[EXPORT_FILE] = "torch.export"
-    np.save(out_dir / REFERENCE_FILE, np.asarray(reference_errors, dtype=np.float32))
+    np.save(folder / REFERENCE_FILE, np.asarray(reference_errors, dtype=np.float32))
     written[REFERENCE_FILE] = "npy"
     files = {
         name: ArtifactFile(
             format=fmt,
-            sha256=sha256_file(out_dir / name),
-            bytes=(out_dir / name).stat().st_size,
+            sha256=sha256_file(folder / name),
+            bytes=(folder / name).stat().st_size,
         )
         for name, fmt in written.items()
     }
@@ -205,15 +248,39 @@ def write_artifact(
         "files": files,
     }
     manifest = Manifest.model_validate(fields)
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2) + "\n")
-    tmp.replace(manifest_path)
+    (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
     return manifest
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """``staging`` becomes ``out_dir``; a model already there is moved aside first and removed
+    only once the new one is in place (put back if the move fails)."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    if not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} exists and is not a folder")
+    replaced = out_dir.parent / f".{out_dir.name}.replaced"
+    if replaced.exists():
+        shutil.rmtree(replaced)
+    out_dir.rename(replaced)
+    try:
+        staging.rename(out_dir)
+    except BaseException:
+        replaced.rename(out_dir)
+        raise
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+CORE_CONTRACT = ("sensors", "window", "scaler_mean", "scaler_scale", "threshold", "quantile")
+"""Keys every contract holds; artifacts written since also hold the threshold's backing and
+the training data's fingerprint, checked when present."""
 
 
 def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
     """What the weights were trained for, from manifest fields (a dict or a dumped Manifest):
-    the sensors in order, the window, the scaler and the threshold."""
+    the sensors in order, the window, the scaler, the threshold and what backs it, and the
+    training data's fingerprint."""
     scaler, threshold = fields["scaler"], fields["threshold"]
     return {
         "sensors": [str(name) for name in fields["sensors"]],
@@ -222,17 +289,26 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
         "scaler_scale": [float(v) for v in scaler["scale"]],
         "threshold": float(threshold["value"]),
         "quantile": float(threshold["quantile"]),
+        "threshold_n_calibration": int(threshold["n_calibration"]),
+        "threshold_source": str(threshold["source"]),
+        "threshold_false_alarm_rate_ci": [float(v) for v in threshold["false_alarm_rate_ci"]],
+        "training_data_sha256": str(fields["training_data_sha256"]),
     }
 
 
 def _check_contract(path: Path, manifest: Manifest, stored: str | bytes) -> None:
-    """An artifact written before the contract existed has none; any other must match."""
+    """An artifact written before the contract existed has none; any other must match on
+    the core keys and on every other key it holds (older contracts hold fewer)."""
     if not stored:
         return
     try:
         contract = json.loads(stored)
         expected = model_contract(manifest.model_dump())
-        differing = sorted(key for key in expected if contract.get(key) != expected[key])
+        differing = sorted(
+            key
+            for key in expected
+            if (key in CORE_CONTRACT or key in contract) and contract.get(key) != expected[key]
+        )
     except (ValueError, TypeError, AttributeError) as exc:
         raise ArtifactError(
             path, f"{TORCHSCRIPT_FILE} holds an unreadable {CONTRACT_FILE}: {exc}"
@@ -364,4 +440,8 @@ def _check_module_contract(path: Path, manifest: Manifest, module: torch.jit.Scr
 def discover_artifacts(models_dir: Path | str) -> list[Path]:
     """Every ``<name>/<version>/`` folder holding a manifest, in a stable order."""
     root = Path(models_dir)
-    return sorted(p.parent for p in root.glob(f"*/*/{MANIFEST_FILE}"))
+    return sorted(
+        p.parent
+        for p in root.glob(f"*/*/{MANIFEST_FILE}")
+        if not (p.parent.name.startswith(".") or p.parent.parent.name.startswith("."))
+    )

@@ -115,6 +115,98 @@ def test_train_refuses_bad_data(
     assert "quantile must be in (0, 1)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["plant/", "../../escaped", "my plant", "", ".hidden"])
+def test_train_refuses_a_bad_name_before_training(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """These trained in full, then failed at export: "plant/" replaced plant/1 with --force
+    and broke it, "../../escaped" wrote outside --out."""
+    out = tmp_path / "models"
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(out)]
+    assert main([*args, "--name", name, "--version", "1", "--force", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert "--name" in err and "names a folder" in err and "epoch" not in err
+    assert not tmp_path.joinpath("escaped").exists() and not out.exists()
+    assert main([*args, "--name", "plant", "--version", "1/2", *tiny()]) == 2
+    assert "--version" in capsys.readouterr().err
+
+
+def test_train_refuses_an_out_that_is_a_file(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "models"
+    out.write_text("not a folder")
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(out)]
+    assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert f"{out} exists and is not a folder" in err and "epoch" not in err
+
+
+def test_train_refuses_values_float32_cannot_hold(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """They trained, then the scaler became infinite in float32 and export crashed on a NaN
+    threshold, leaving a partial artifact."""
+    values = np.random.default_rng(0).normal(size=(400, 3))
+    values[123, 1] = 1.5e39
+    data = tmp_path / "huge.npy"
+    np.save(data, values)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--name", "p"]
+    assert main([*args, "--version", "1", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert "training reading 123, sensor x02: 1.5e+39 is beyond the float32 range" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_train_warns_of_sensors_float32_cannot_resolve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Around 1e7 float32 steps by 1: a sensor with std 0.1 there reaches the model as a few
+    values, while training (in float64) shows nothing wrong."""
+    values = np.random.default_rng(0).normal(size=(600, 3))
+    values[:, 0] = 1e7 + 0.1 * values[:, 0]
+    data = tmp_path / "offset.npy"
+    np.save(data, values)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--name", "p"]
+    assert main([*args, "--version", "1", *tiny()]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: sensor x01: float32, the model's input type, steps by 1 around 1e+07" in err
+    assert "sensor x02" not in err and "sensor x03" not in err
+    warnings = load_artifact(tmp_path / "m" / "p" / "1").manifest.metrics["warnings"]
+    assert len(warnings) == 1 and warnings[0].startswith("sensor x01:")
+
+
+def test_train_warns_when_calibration_data_is_the_training_data(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_csv = str(data_dir / "train.csv")
+    args = ["train", "--data", train_csv, "--calibration-data", train_csv]
+    assert main([*args, "--out", str(tmp_path), "--name", "p", "--version", "1", *tiny()]) == 0
+    assert "--calibration-data holds the same readings as --data" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--lr", "1e6", "--epochs", "5"], "training diverged"),
+        (["--lr", "inf"], "lr must be positive and finite"),
+        (["--noise-std", "inf"], "noise_std must be non-negative and finite"),
+    ],
+)
+def test_train_refuses_a_run_that_cannot_learn(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    message: str,
+) -> None:
+    """A diverged run exported its untrained initial weights with exit status 0."""
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    assert main([*args, "--name", "p", "--version", "1", "--patience", "2", *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
 def test_commands_are_registered() -> None:
     parser = build_parser()
     args = parser.parse_args(["generate", "--out", "x.csv", "--readings", "3", "--seed", "1"])

@@ -3,6 +3,7 @@ refusal of tampered files."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -25,11 +26,14 @@ from models.network import ACTIVATIONS, ExportableScorer, ScoringModule, SensorA
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
 from service.scoring.artifact import (
+    CONTRACT_FILE,
+    CORE_CONTRACT,
     EXPORT_FILE,
     MANIFEST_FILE,
     REFERENCE_FILE,
     TORCHSCRIPT_FILE,
     ArtifactError,
+    discover_artifacts,
     load_artifact,
     sha256_array,
     sha256_file,
@@ -219,6 +223,91 @@ def test_a_manifest_that_does_not_describe_its_model_is_refused(
     _edit_manifest(copy, edit)
     with pytest.raises(ArtifactError, match=f"does not describe the model.*: {named} differ"):
         load_artifact(copy)
+
+
+def _fewer_calibration_samples(m: dict[str, Any]) -> None:
+    m["threshold"]["n_calibration"] *= 100
+
+
+def _other_training_data(m: dict[str, Any]) -> None:
+    m["training_data_sha256"] = "0" * 64
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (_fewer_calibration_samples, "threshold_n_calibration"),
+        (_other_training_data, "training_data_sha256"),
+    ],
+)
+def test_the_threshold_backing_and_training_fingerprint_are_in_the_contract(
+    artifact: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    """What makes a threshold trustworthy (how many samples, from where) and which data the
+    model came from could be edited without notice."""
+    copy = _copy(artifact, tmp_path / "copy")
+    _edit_manifest(copy, edit)
+    with pytest.raises(ArtifactError, match=f"does not describe the model.*: {named} differ"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_contract_from_before_the_backing_keys_still_loads(
+    artifact: Path, tmp_path: Path
+) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    extra = {CONTRACT_FILE: ""}
+    with torchscript_deprecation_silenced():
+        module = torch.jit.load(str(copy / TORCHSCRIPT_FILE), _extra_files=extra)  # type: ignore[no-untyped-call]
+        contract = json.loads(extra[CONTRACT_FILE])
+        older = {key: contract[key] for key in CORE_CONTRACT}
+        torch.jit.save(
+            module, str(copy / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: json.dumps(older)}
+        )
+    _edit_manifest(copy, _fewer_calibration_samples)  # not in an older contract: not checked
+    assert load_artifact(copy).manifest.threshold.n_calibration > 0
+    _edit_manifest(copy, _scale_threshold)  # in every contract
+    with pytest.raises(ArtifactError, match="threshold differ"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_failed_replacement_keeps_the_model_already_there(
+    trained: tuple[TrainResult, np.ndarray], artifact: Path, tmp_path: Path
+) -> None:
+    """Export wrote over the old files before the new manifest was validated: a failure
+    (here a threshold that is not finite) destroyed a working model."""
+    result, plant = trained
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    target = _copy(artifact, tmp_path / "models" / "tiny" / "w1")
+    before = {path.name: path.read_bytes() for path in target.iterdir()}
+    broken = dataclasses.replace(
+        result, threshold=dataclasses.replace(result.threshold, value=float("nan"))
+    )
+    with pytest.raises(ValueError, match="threshold"):
+        export_artifact(
+            broken,
+            target,
+            name="tiny",
+            version="w1",
+            training_data_sha256=sha256_array(plant),
+        )
+    assert {path.name: path.read_bytes() for path in target.iterdir()} == before
+    assert load_artifact(target).manifest.version == "w1"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["w1"]  # no staging left
+    export_artifact(
+        result, target, name="tiny", version="w1", training_data_sha256=sha256_array(plant)
+    )
+    assert load_artifact(target).manifest.version == "w1"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["w1"]
+
+
+def test_discovery_skips_hidden_folders(tmp_path: Path) -> None:
+    for folder in ("plant/1", "plant/.1.staging", ".trash/1"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / MANIFEST_FILE).write_text("{}")
+    assert discover_artifacts(tmp_path) == [tmp_path / "plant" / "1"]
 
 
 @pytest.mark.parametrize("trained", [1], indirect=True)
