@@ -135,6 +135,13 @@ class FeedbackRequest(_Strict):
         max_length=MAX_READING_IDS,
         description="Ids returned by the scoring endpoint (kept for the configured retention).",
     )
+    stream_id: str | None = Field(
+        default=None,
+        max_length=MAX_STREAM_ID,
+        description="With reading_ids: the stream they belong to. Needed when your own reading "
+        "ids repeat across streams (per-device counters): such an id is refused as ambiguous "
+        "without it.",
+    )
     readings: CarriedReadings | None = None
     time_range: TimeRange | None = None
 
@@ -166,6 +173,16 @@ class FeedbackRequest(_Strict):
             raise ValueError(
                 "give exactly one of reading_ids, readings, time_range"
                 + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    _stream_id_rule = field_validator("stream_id")(_stream_id)
+
+    @model_validator(mode="after")
+    def _stream_scopes_reading_ids(self) -> Self:
+        if self.stream_id is not None and self.reading_ids is None:
+            raise ValueError(
+                "stream_id scopes reading_ids; readings and time_range carry their own"
             )
         return self
 
@@ -343,7 +360,9 @@ async def post_feedback(
         if stored is not None:
             return _replayed(response, stored)
     if body.reading_ids is not None:
-        labels = service.labels_for_reading_ids(body.reading_ids, body.label, body.note)
+        labels = service.labels_for_reading_ids(
+            body.reading_ids, body.label, body.note, stream_id=body.stream_id
+        )
     elif body.time_range is not None:
         window = body.time_range
         labels = service.labels_for_time_range(

@@ -48,7 +48,7 @@ from service.calibration.store import (
 from service.errors import BatchTooLarge, InvalidRequest, ServiceError, UnknownModel
 from service.metrics import Metrics
 from service.scoring.pipeline import reject_overflow
-from service.scoring.recent import RecentReading, RecentReadings
+from service.scoring.recent import AmbiguousReadingId, RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
@@ -67,6 +67,12 @@ class UnknownReading(ServiceError):
     status_code = 404
     slug = "unknown-reading"
     title = "Reading not found among recently scored readings"
+
+
+class AmbiguousReading(ServiceError):
+    status_code = 409
+    slug = "ambiguous-reading-id"
+    title = "Several streams' readings carry this reading id"
 
 
 class NothingToLabel(ServiceError):
@@ -308,25 +314,42 @@ class CalibrationService:
         )
 
     def labels_for_reading_ids(
-        self, reading_ids: Sequence[str], label: LabelValue, note: str | None
+        self,
+        reading_ids: Sequence[str],
+        label: LabelValue,
+        note: str | None,
+        *,
+        stream_id: str | None = None,
     ) -> list[NewLabel]:
-        """Event-loop only (reads the recent-readings buffer)."""
+        """Event-loop only (reads the recent-readings buffer). ``stream_id`` picks the stream
+        when clients reuse their own reading ids across streams."""
         labels: list[NewLabel] = []
         missing: list[str] = []
         warming: list[str] = []
+        ambiguous: list[str] = []
         for reading_id in reading_ids:
-            reading = self.recent.get(reading_id)
+            try:
+                reading = self.recent.get(reading_id, stream_id)
+            except AmbiguousReadingId as exc:
+                ambiguous.append(f"{reading_id!r} (streams {', '.join(exc.streams[:5])})")
+                continue
             if reading is None:
                 missing.append(reading_id)
             elif reading.error is None:
                 warming.append(reading_id)
             else:
                 labels.append(self._label_from_reading(reading, label, "reading_id", note))
+        if ambiguous:
+            raise AmbiguousReading(
+                f"reading id(s) {', '.join(ambiguous[:10])} are carried by readings of several "
+                "streams: add stream_id to say which stream's readings you mean"
+            )
         if missing:
+            where = "" if stream_id is None else f" in stream {stream_id!r}"
             raise UnknownReading(
-                f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown or older "
-                f"than the {self.settings.recent_retention_s:g} s retention: send the readings "
-                "themselves instead"
+                f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where} "
+                f"or older than the {self.settings.recent_retention_s:g} s retention: send the "
+                "readings themselves instead"
             )
         if warming:
             raise NothingToLabel(
@@ -466,12 +489,12 @@ class CalibrationService:
         return ReviewQueue(model=model.name, alerts=alerts, audit_sample=audit)
 
     async def unlabelled(self, queue: ReviewQueue) -> ReviewQueue:
-        ids = [r.reading_id for r in (*queue.alerts, *queue.audit_sample)]
-        done = await asyncio.to_thread(self.store.labelled_reading_ids, queue.model, ids)
+        pairs = [(r.stream_id, r.reading_id) for r in (*queue.alerts, *queue.audit_sample)]
+        done = await asyncio.to_thread(self.store.labelled_readings, queue.model, pairs)
         result = ReviewQueue(
             model=queue.model,
-            alerts=[r for r in queue.alerts if r.reading_id not in done],
-            audit_sample=[r for r in queue.audit_sample if r.reading_id not in done],
+            alerts=[r for r in queue.alerts if (r.stream_id, r.reading_id) not in done],
+            audit_sample=[r for r in queue.audit_sample if (r.stream_id, r.reading_id) not in done],
         )
         self.metrics.review_queue.labels(queue.model).set(result.size)
         return result

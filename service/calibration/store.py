@@ -270,7 +270,9 @@ class FeedbackStore(Protocol):
         self, model: str, model_version: str, *, value: float, reason: str
     ) -> ThresholdVersion: ...
 
-    def labelled_reading_ids(self, model: str, reading_ids: Sequence[str]) -> set[str]: ...
+    def labelled_readings(
+        self, model: str, readings: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]: ...
 
     def open_pending(self, model: str) -> PendingThreshold | None: ...
 
@@ -697,10 +699,11 @@ class SqliteFeedbackStore:
                   NOT EXISTS (
                       SELECT 1 FROM labels AS a
                       WHERE a.model = n.model AND a.reading_id = n.reading_id
-                        AND a.label = 'anomaly')
+                        AND a.stream_id IS n.stream_id AND a.label = 'anomaly')
                   AND n.id = (
                       SELECT MAX(d.id) FROM labels AS d
-                      WHERE d.model = n.model AND d.reading_id = n.reading_id)))
+                      WHERE d.model = n.model AND d.reading_id = n.reading_id
+                        AND d.stream_id IS n.stream_id)))
             ORDER BY id DESC LIMIT ?
             """,
             (model, model_version, since, limit),
@@ -714,20 +717,24 @@ class SqliteFeedbackStore:
             representative=tuple(r["source"] != "reading_id" for r in rows),
         )
 
-    def labelled_reading_ids(self, model: str, reading_ids: Sequence[str]) -> set[str]:
-        """Which of these readings already carry a label (the review queue skips them)."""
-        found: set[str] = set()
-        ids = list(dict.fromkeys(reading_ids))
+    def labelled_readings(
+        self, model: str, readings: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Which of these (stream id, reading id) pairs already carry a label (the review
+        queue skips them). A pair, not an id: clients may reuse their ids across streams."""
+        wanted = set(readings)
+        found: set[tuple[str, str]] = set()
+        ids = list(dict.fromkeys(reading_id for _, reading_id in readings))
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join("?" * len(chunk))
             rows = self._query(
-                "SELECT DISTINCT reading_id FROM labels "
+                "SELECT DISTINCT stream_id, reading_id FROM labels "
                 f"WHERE model = ? AND reading_id IN ({marks})",
                 [model, *chunk],
             )
-            found.update(str(r[0]) for r in rows)
-        return found
+            found.update((str(r[0]), str(r[1])) for r in rows)
+        return found & wanted
 
     # --- thresholds -------------------------------------------------------------------
 

@@ -126,6 +126,17 @@ class ReadingChunk:
     def __len__(self) -> int:
         return len(self.errors)
 
+    def client_row(self, reading_id: str, stream_id: str) -> int | None:
+        """The last row carrying this client id for this stream (operator path: a scan)."""
+        ids = self.ids
+        if ids is None:
+            return None
+        streams = self.stream_ids
+        for row in range(len(ids) - 1, -1, -1):
+            if ids[row] == reading_id and streams[row] == stream_id:
+                return row
+        return None
+
     def reading_id(self, row: int, prefix: str) -> str:
         given = self.ids[row] if self.ids is not None else None
         return given if given is not None else f"{prefix}{self.seq_start + row}"
@@ -209,6 +220,94 @@ def _sealed(parts: list[_Pending]) -> ReadingChunk:
     )
 
 
+class AmbiguousReadingId(LookupError):
+    """A client reading id that several streams' retained readings carry."""
+
+    def __init__(self, reading_id: str, streams: list[str]) -> None:
+        super().__init__(reading_id, streams)
+        self.reading_id = reading_id
+        self.streams = streams
+
+
+_Entry = tuple[str, ReadingChunk] | dict[str, ReadingChunk]
+
+
+class _ClientIds:
+    """Client reading ids → the chunk holding each stream's latest reading with that id.
+
+    Ids are the client's own, so two streams may use the same one (per-device counters): an
+    id of one stream holds a (stream, chunk) pair, one that several streams use holds a dict
+    by stream, so a lookup can tell them apart instead of labelling the wrong reading.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[str, _Entry] = {}
+
+    def add(self, chunk: ReadingChunk) -> None:
+        if chunk.ids is None:
+            return
+        entries = self._entries
+        streams = chunk.stream_ids
+        if streams[0] == streams[-1] and len(set(streams)) == 1:
+            given = [i for i in chunk.ids if i is not None]
+            if entries.keys().isdisjoint(given):  # the usual case, at C speed
+                entries.update(dict.fromkeys(given, (streams[0], chunk)))
+                return
+        for reading_id, stream in zip(chunk.ids, streams, strict=True):
+            if reading_id is None:
+                continue
+            entry = entries.get(reading_id)
+            if entry is None or (isinstance(entry, tuple) and entry[0] == stream):
+                entries[reading_id] = (stream, chunk)
+            elif isinstance(entry, tuple):
+                entries[reading_id] = {entry[0]: entry[1], stream: chunk}
+            else:
+                entry[stream] = chunk
+
+    def discard(self, chunk: ReadingChunk) -> None:
+        """Forget the ids whose latest reading (per stream) sits in ``chunk``."""
+        if chunk.ids is None:
+            return
+        entries = self._entries
+        for reading_id, stream in zip(chunk.ids, chunk.stream_ids, strict=True):
+            entry = entries.get(reading_id) if reading_id is not None else None
+            if entry is None:
+                continue
+            if isinstance(entry, tuple):
+                if entry[1] is chunk:
+                    del entries[reading_id]  # type: ignore[arg-type]
+            elif entry.get(stream) is chunk:
+                del entry[stream]
+                if len(entry) == 1:
+                    entries[reading_id] = next(iter(entry.items()))  # type: ignore[index]
+
+    def replace(self, group: list[ReadingChunk], merged: ReadingChunk) -> None:
+        """Point the ids of ``group``'s chunks at the chunk they were merged into."""
+        if merged.ids is None:
+            return
+        old = {id(chunk) for chunk in group}
+        entries = self._entries
+        for reading_id, stream in zip(merged.ids, merged.stream_ids, strict=True):
+            entry = entries.get(reading_id) if reading_id is not None else None
+            if isinstance(entry, tuple):
+                if id(entry[1]) in old:
+                    entries[reading_id] = (entry[0], merged)  # type: ignore[index]
+            elif entry is not None and id(entry.get(stream)) in old:
+                entry[stream] = merged
+
+    def candidates(self, reading_id: str, stream_id: str | None) -> list[tuple[str, ReadingChunk]]:
+        entry = self._entries.get(reading_id)
+        if entry is None:
+            return []
+        pairs = [entry] if isinstance(entry, tuple) else list(entry.items())
+        return [pair for pair in pairs if stream_id is None or pair[0] == stream_id]
+
+    def __contains__(self, reading_id: object) -> bool:
+        return reading_id in self._entries
+
+
 def _is_sequence(text: str) -> bool:
     """A generated id's sequence number: ASCII digits only ("²".isdigit() is true too, and
     int() refuses it) and short enough for int() (which refuses over 4,300 digits)."""
@@ -239,7 +338,7 @@ class RecentReadings:
         self.id_prefix = id_prefix if id_prefix is not None else f"r{os.urandom(4).hex()}-"
         self._next_seq = 0
         self._chunks: deque[ReadingChunk] = deque()
-        self._client_ids: dict[str, ReadingChunk] = {}
+        self._client_ids = _ClientIds()
         self._total = 0
         self._small_tail = 0  # small chunks at the right end, not yet merged
         self._pending: list[_Pending] = []  # small requests not yet sealed into a chunk
@@ -339,8 +438,7 @@ class RecentReadings:
         for run in runs:
             chunk = _sealed(run)
             self._chunks.append(chunk)
-            if chunk.ids is not None:
-                self._client_ids.update((i, chunk) for i in chunk.ids if i is not None)
+            self._client_ids.add(chunk)
         self._small_tail = 0
 
     def add(self, chunk: ReadingChunk) -> None:
@@ -348,8 +446,7 @@ class RecentReadings:
         self._seal()
         self._chunks.append(chunk)
         self._total += len(chunk)
-        if chunk.ids is not None:
-            self._client_ids.update((i, chunk) for i in chunk.ids if i is not None)
+        self._client_ids.add(chunk)
         if len(chunk) < SMALL_CHUNK:
             self._small_tail += 1
             if self._small_tail >= MERGE_RUN:
@@ -371,11 +468,8 @@ class RecentReadings:
         for group in groups:
             merged = ReadingChunk.merge(group) if len(group) > 1 else group[0]
             self._chunks.append(merged)
-            if merged.ids is not None:
-                index = self._client_ids
-                for reading_id in merged.ids:
-                    if reading_id is not None and index.get(reading_id) in group:
-                        index[reading_id] = merged
+            if merged is not group[0]:
+                self._client_ids.replace(group, merged)
 
     def _cutoff(self) -> float:
         return self.clock() - self.retention_s
@@ -389,34 +483,42 @@ class RecentReadings:
         ):
             old = chunks.popleft()
             self._total -= len(old)
-            if old.ids is not None:
-                index = self._client_ids
-                for reading_id in old.ids:
-                    if reading_id is not None and index.get(reading_id) is old:
-                        del index[reading_id]
+            self._client_ids.discard(old)
         self._small_tail = min(self._small_tail, len(chunks))
 
     # --- lookups ------------------------------------------------------------------------
-    def get(self, reading_id: str) -> RecentReading | None:
-        """The reading with this id if still retained (a reused client id finds the latest)."""
+    def get(self, reading_id: str, stream_id: str | None = None) -> RecentReading | None:
+        """The retained reading with this id (of ``stream_id``, if given). A client id reused
+        within a stream finds the latest; one that several streams' retained readings carry
+        raises :class:`AmbiguousReadingId` unless ``stream_id`` says which."""
         self._trim()
-        chunk = self._client_ids.get(reading_id)
-        row: int | None = None
-        if chunk is not None and chunk.ids is not None:
-            row = len(chunk.ids) - 1 - list(chunk.ids)[::-1].index(reading_id)
-        elif reading_id.startswith(self.id_prefix) and _is_sequence(
-            reading_id[len(self.id_prefix) :]
-        ):
-            seq = int(reading_id[len(self.id_prefix) :])
-            position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1
-            if position >= 0:
-                chunk = self._chunks[position]
-                row = seq - chunk.seq_start
-                if row >= len(chunk) or chunk.reading_id(row, self.id_prefix) != reading_id:
-                    row = None  # beyond the store, or a client id replaced the generated one
-        if chunk is None or row is None or chunk.received_at[row] < self._cutoff():
+        cutoff = self._cutoff()
+        if reading_id in self._client_ids:
+            found = []
+            for stream, chunk in self._client_ids.candidates(reading_id, stream_id):
+                row = chunk.client_row(reading_id, stream)
+                if row is not None and chunk.received_at[row] >= cutoff:
+                    found.append(chunk.reading(row, self.id_prefix))
+            if len(found) > 1:
+                raise AmbiguousReadingId(reading_id, sorted(r.stream_id for r in found))
+            return found[0] if found else None
+        prefix = self.id_prefix
+        if not (reading_id.startswith(prefix) and _is_sequence(reading_id[len(prefix) :])):
             return None
-        return chunk.reading(row, self.id_prefix)
+        seq = int(reading_id[len(prefix) :])
+        position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1
+        if position < 0:
+            return None
+        chunk = self._chunks[position]
+        row = seq - chunk.seq_start
+        if (
+            row >= len(chunk)
+            or chunk.reading_id(row, prefix) != reading_id  # a client id took its place
+            or chunk.received_at[row] < cutoff
+            or (stream_id is not None and chunk.stream_ids[row] != stream_id)
+        ):
+            return None
+        return chunk.reading(row, prefix)
 
     def _rows(
         self, since: float | None, model: str | None

@@ -104,6 +104,47 @@ async def test_a_reading_id_given_twice_is_refused(client: Any) -> None:
     assert listed["total"] == 0
 
 
+async def test_a_client_id_several_streams_use_needs_the_stream(client: Any) -> None:
+    """Per-device counters as reading ids: the label went to whichever stream used the id
+    last, a normal reading confirmed as an anomaly or the other way round."""
+    faulty = {"values": [3.0, 0.0, 0.0, 0.0], "reading_id": "scada-42"}
+    healthy = {"values": [0.1, 0.1, 0.1, 0.1], "reading_id": "scada-42"}
+    for stream, reading in (("line-A", faulty), ("line-B", healthy)):
+        reply = await client.post("/v1/score", json={"stream_id": stream, "reading": reading})
+        assert reply.status_code == 200, reply.text
+    ambiguous = await post(client, {"label": "anomaly", "reading_ids": ["scada-42"]})
+    assert ambiguous.status_code == 409
+    assert ambiguous.headers["content-type"] == "application/problem+json"
+    assert "'scada-42' (streams line-A, line-B)" in ambiguous.json()["detail"]
+    assert "stream_id" in ambiguous.json()["detail"]
+    chosen = await post(
+        client, {"label": "anomaly", "reading_ids": ["scada-42"], "stream_id": "line-A"}
+    )
+    assert chosen.status_code == 201, chosen.text
+    (stored,) = chosen.json()["labels"]
+    assert stored["stream_id"] == "line-A" and stored["error"] == pytest.approx(9 / 4)
+    elsewhere = await post(
+        client, {"label": "normal", "reading_ids": ["scada-42"], "stream_id": "line-C"}
+    )
+    assert elsewhere.status_code == 404 and "in stream 'line-C'" in elsewhere.json()["detail"]
+    misplaced = await post(
+        client,
+        {
+            "label": "normal",
+            "stream_id": "line-A",
+            "time_range": {
+                "stream_id": "line-A",
+                "start": "2020-01-01T00:00:00Z",
+                "end": "2030-01-01T00:00:00Z",
+            },
+        },
+    )
+    assert misplaced.status_code == 422 and "stream_id scopes reading_ids" in misplaced.text
+    queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
+    listed = [(r["stream_id"], r["reading_id"]) for r in queue["alerts"] + queue["audit_sample"]]
+    assert ("line-B", "scada-42") in listed  # line-A's reading 42 is labelled, not line-B's
+
+
 async def test_unknown_or_expired_reading_id_is_404_naming_it(client: Any) -> None:
     scored = await score(client, "pump-1", np.zeros((1, 4)))
     response = await post(

@@ -31,7 +31,9 @@ class FakeClock:
         return self.now
 
 
-def label(error: float, kind: str = "normal", reading_id: str | None = None) -> NewLabel:
+def label(
+    error: float, kind: str = "normal", reading_id: str | None = None, stream: str = "s1"
+) -> NewLabel:
     return NewLabel(
         model="plant",
         model_version="1",
@@ -41,7 +43,7 @@ def label(error: float, kind: str = "normal", reading_id: str | None = None) -> 
         threshold_value=1.0,
         threshold_version=1,
         source="reading_id" if reading_id else "readings",
-        stream_id="s1",
+        stream_id=stream,
         reading_id=reading_id,
     )
 
@@ -240,6 +242,24 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     count, newest = store.labels_after("plant", 0)
     assert count == 9 and newest == 9
     assert store.labels_after("plant", newest) == (0, newest)
+
+
+def test_a_reading_is_its_stream_and_id(store: SqliteFeedbackStore) -> None:
+    """Clients reuse their own ids across streams (per-device counters): an anomaly confirmed
+    for one stream's reading 42 withheld another stream's confirmed-normal reading 42 from
+    recalibration, and hid it from the review queue."""
+    store.submit_labels(
+        [
+            label(5.0, "anomaly", reading_id="42", stream="a"),
+            label(0.5, reading_id="42", stream="b"),
+        ],
+        author="o",
+        client_label_id=None,
+        content_hash="h",
+    )
+    assert store.normal_sample("plant", "1", since=0, limit=10).errors == (0.5,)
+    pairs = [("a", "42"), ("c", "42"), ("b", "7")]
+    assert store.labelled_readings("plant", pairs) == {("a", "42")}
 
 
 def test_threshold_versions_are_numbered_and_restored(store: SqliteFeedbackStore) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
-from service.scoring.recent import ReadingChunk, RecentReading, RecentReadings
+from service.scoring.recent import AmbiguousReadingId, ReadingChunk, RecentReading, RecentReadings
 
 
 class Clock:
@@ -147,7 +148,15 @@ def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
     store = RecentReadings(10_000, 600, clock=clock, id_prefix="r0-")
     for i in range(400):
         clock.now += 1
-        client_id = "dup" if i in (10, 300) else f"c{i}" if i % 7 == 0 else None
+        client_id = (
+            "dup"  # streams s1 and s0
+            if i in (10, 300)
+            else "again"  # stream s2 twice
+            if i in (20, 320)
+            else f"c{i}"
+            if i % 7 == 0
+            else None
+        )
         single(store, clock, i, n_sensors=3 if 200 <= i < 205 else 2, reading_id=client_id)
     assert len(store) == 400
     # runs of 128 merged (the second split where the sensor count changes), 16 still single
@@ -158,8 +167,16 @@ def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
         assert found is not None and found.error == float(i) and found.reading_id == rid
         assert found.stream_id == f"s{i % 3}" and found.values.shape == ((3,) if i == 203 else (2,))
     assert store.get("r0-7") is None  # that reading carries the client id c7
-    duplicate = store.get("dup")
-    assert duplicate is not None and duplicate.error == 300.0  # the latest use of the id
+    again = store.get("again")
+    assert again is not None and again.error == 320.0  # reused in one stream: the latest
+    with pytest.raises(AmbiguousReadingId) as ambiguous:
+        store.get("dup")  # two streams' readings: which one is meant?
+    assert ambiguous.value.streams == ["s0", "s1"]
+    for stream, error in (("s0", 300.0), ("s1", 10.0)):
+        found = store.get("dup", stream)
+        assert found is not None and found.error == error and found.stream_id == stream
+    assert store.get("dup", "s2") is None
+    assert store.get("r0-1", "s1") is not None and store.get("r0-1", "s0") is None
     s1 = store.stream_readings("s1", 0, clock.now, model="m")
     assert [r.error for r in s1] == [
         float(i) for i in range(400) if i % 3 == 1 and not 200 <= i < 205
@@ -169,7 +186,27 @@ def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
     assert errors.tolist() == [200.0, 201.0, 202.0, 203.0, 204.0]
     clock.now += 300  # cut-off 5100: readings received before it disappear row by row
     assert store.get("r0-98") is None and store.get("r0-101") is not None
+    dup = store.get("dup")  # s1's reading is past retention: no longer ambiguous
+    assert dup is not None and dup.stream_id == "s0"
     assert min(r.error or 0 for r in store.stream_readings("s2", 0, clock.now)) >= 99
+
+
+def test_a_client_id_of_several_streams_through_batches_and_eviction() -> None:
+    clock = Clock()
+    store = RecentReadings(6, 600, clock=clock, id_prefix="r0-")
+    chunk(store, clock, 2, stream="a", ids=["7", "8"])
+    chunk(store, clock, 2, stream="b", ids=["7", None], errors=[1.5, 0.5])
+    with pytest.raises(AmbiguousReadingId):
+        store.get("7")
+    b = store.get("7", "b")
+    assert b is not None and b.error == 1.5
+    chunk(store, clock, 3, stream="c", ids=["9", "10", "11"])  # 7 readings: stream a's go
+    only = store.get("7")
+    assert only is not None and only.stream_id == "b"
+    assert store.get("7", "a") is None and store.get("8") is None
+    chunk(store, clock, 2, stream="a", ids=["7", "12"])  # a again, b's chunk goes
+    again = store.get("7")
+    assert again is not None and again.stream_id == "a"
 
 
 def test_memory_per_single_reading_stays_near_the_data() -> None:
