@@ -347,8 +347,9 @@ class CalibrationService:
         if missing:
             where = "" if stream_id is None else f" in stream {stream_id!r}"
             raise UnknownReading(
-                f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where} "
-                f"or older than the {self.settings.recent_retention_s:g} s retention: send the "
+                f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where}, "
+                f"older than the {self.settings.recent_retention_s:g} s retention or beyond the "
+                f"{self.settings.recent_max_readings} most recent readings kept: send the "
                 "readings themselves instead"
             )
         if warming:
