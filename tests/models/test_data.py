@@ -109,6 +109,43 @@ def test_timestamps_out_of_order_are_refused(tmp_path: Path) -> None:
         load_readings(path)
 
 
+@pytest.mark.parametrize(
+    ("stamps", "line", "words"),
+    [
+        (["01/02/2024 10:00", "01/01/2024 10:00"], 2, "'01/02/2024 10:00' is not ISO 8601"),
+        (["2024-01-02", "", "2024-01-01"], 3, "column timestamp: timestamp is empty"),
+        (["2024-01-01 10:00", "2024-01-01 10:00"], 3, "the same time as the previous"),
+        (["1", "2", "2024-01-03"], 4, "'2024-01-03' is not a finite number"),
+        (["2026-01-01T00:00:00Z", "2026-01-01T02:00:00"], 3, "lacks a time zone"),
+        (["2026-01-01T00:00:00Z", "2026-01-01T00:30:00+01:00"], 3, "earlier than"),
+        (["2026-01-01", "2026-13-01"], 3, "Month out of range"),
+        (["1500-01-01"], 2, "outside the years 1678-2261"),
+    ],
+)
+def test_timestamps_that_cannot_be_ordered_are_refused(
+    tmp_path: Path, stamps: list[str], line: int, words: str
+) -> None:
+    """Not kept as text: the increasing-time check would silently not happen."""
+    body = "timestamp,a\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps))
+    with pytest.raises(DataError) as caught:
+        load_readings(write(tmp_path / "stamps.csv", body))
+    assert caught.value.line == line
+    assert words in str(caught.value)
+
+
+def test_timestamps_as_numbers_or_with_zones(tmp_path: Path) -> None:
+    numbers = load_readings(write(tmp_path / "n.csv", "time,a\n0.5,1\n1,2\n2e3,3\n"))
+    assert numbers.timestamps is not None and numbers.timestamps.dtype == np.float64
+    np.testing.assert_array_equal(numbers.timestamps, [0.5, 1.0, 2000.0])
+    zoned = load_readings(
+        write(tmp_path / "z.csv", "ts,a\n2026-01-01T00:00:00Z,1\n2026-01-01T01:30+01:00,2\n")
+    )
+    assert zoned.timestamps is not None
+    np.testing.assert_array_equal(
+        zoned.timestamps, np.array(["2026-01-01T00:00", "2026-01-01T00:30"], "datetime64[ns]")
+    )
+
+
 def test_whitespace_dat_and_transpose(tmp_path: Path) -> None:
     path = write(tmp_path / "d.dat", "  1.0e+00   2.0\n 3.0 4.0\n 5.0 6.0\n")
     readings = load_readings(path)
