@@ -7,7 +7,9 @@ cells and ragged rows, each reported with the file, the line and the column.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -24,6 +26,13 @@ TIMESTAMP_FORMATS = (
     "or numbers such as seconds since the start"
 )
 """What a timestamp column may hold, as error messages say it."""
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose mark it starts with
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
 
 _ISO_8601 = re.compile(
     r"(?P<local>(?P<year>\d{4})-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)"
@@ -167,8 +176,40 @@ def _sniff_delimiter(path: Path, first_line: str) -> str:
     return delimiter
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark skipped). Other encodings are refused, not
+    guessed: Latin-1 would decode anything, so a wrong guess would go unnoticed."""
+    data = path.read_bytes()
+    for bom, encoding in _WIDE_BOMS:
+        if data.startswith(bom):
+            raise DataError(
+                path,
+                f"the file is {encoding} text (it starts with a {encoding} byte-order mark, as "
+                "Excel's 'Unicode Text' does), not UTF-8: save it as UTF-8 (Excel: 'CSV UTF-8')",
+            )
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skipped + exc.start
+        problem = f"cannot be decoded ({exc.reason})"
+    else:
+        offset = data.find(b"\x00")
+        if offset < 0:
+            return text
+        problem = "is a NUL: binary data, or UTF-16 without a byte-order mark"
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    raise DataError(
+        path,
+        f"not UTF-8 text: byte {data[offset]:#04x} at byte {offset - line_start + 1} of the line "
+        f"(file offset {offset}) {problem}; save the file as UTF-8 (other encodings, such as "
+        "Latin-1, are not guessed)",
+        line=data.count(b"\n", 0, offset) + 1,
+    )
+
+
 def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterable[str]) -> Readings:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(_read_text(path), newline="") as handle:
         first_line = handle.readline()
         if not first_line.strip():
             raise DataError(path, "file is empty (expected a header row of sensor names)")
@@ -396,7 +437,7 @@ def _parse_label(texts: list[str]) -> np.ndarray:
 def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
     lines: list[int] = []
     cells: list[list[str]] = []
-    with path.open(encoding="utf-8") as handle:
+    with io.StringIO(_read_text(path), newline=None) as handle:
         for number, text in enumerate(handle, start=1):
             fields = text.split()
             if not fields:

@@ -104,6 +104,12 @@ def test_train_refuses_bad_data(
     assert f"{bad}, line 11, column {header[3]}: value is NaN" in err
     assert not (tmp_path / "x").exists()
 
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("temp°C,b\n1,2\n".encode("latin-1"))
+    args = ["train", "--data", str(latin1), "--out", str(tmp_path), "--name", "x", "--version", "1"]
+    assert main(args) == 2
+    assert f"error: {latin1}, line 1: not UTF-8 text" in capsys.readouterr().err
+
     other = tmp_path / "other.npy"
     np.save(other, np.zeros((100, SENSORS)))
     args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(other)]

@@ -146,6 +146,32 @@ def test_timestamps_as_numbers_or_with_zones(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "data", "line", "words"),
+    [
+        ("latin1.csv", "temp°C,b\n1,2\n".encode("latin-1"), 1, "byte 0xb0 at byte 5 of the line"),
+        ("junk.csv", b"a,b\n1,2\n\xff\xfe\x81,3\n", 3, "byte 0xff at byte 1 of the line"),
+        ("bom.csv", b"\xef\xbb\xbfa,b\n1,\xb0\n", 2, "(file offset 9)"),
+        ("nul.csv", b"a,b\n1,2\n\x003,4\n", 3, "is a NUL"),
+        ("latin1.dat", "1 2\n3 4°\n".encode("latin-1"), 2, "byte 0xb0 at byte 4 of the line"),
+        ("excel.csv", "a\tb\n1\t2\n".encode("utf-16"), None, "UTF-16 byte-order mark"),
+    ],
+)
+def test_files_not_utf8_are_refused_not_guessed(
+    tmp_path: Path, name: str, data: bytes, line: int | None, words: str
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DataError, match="UTF-8") as caught:
+        load_readings(tmp_path / name)
+    assert caught.value.line == line
+    assert words in str(caught.value) and str(tmp_path / name) in str(caught.value)
+
+
+def test_utf8_with_byte_order_mark_and_non_ascii_names(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes("\ufefftemp°C;flow\r\n1;2\r\n".encode())
+    assert load_readings(tmp_path / "excel.csv").sensors == ["temp°C", "flow"]
+
+
 def test_whitespace_dat_and_transpose(tmp_path: Path) -> None:
     path = write(tmp_path / "d.dat", "  1.0e+00   2.0\n 3.0 4.0\n 5.0 6.0\n")
     readings = load_readings(path)
