@@ -169,7 +169,10 @@ def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def _sniff_delimiter(path: Path, first_line: str) -> str:
-    counts = {delimiter: first_line.count(delimiter) for delimiter in (",", ";", "\t")}
+    """The separator the header uses most, counted outside double quotes: a ``;`` file may
+    name a column ``"Temp, C"``."""
+    unquoted = "".join(first_line.split('"')[::2])
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in (",", ";", "\t")}
     delimiter, count = max(counts.items(), key=lambda item: item[1])
     if count == 0:
         raise DataError(path, "header has a single column; expected ',', ';' or tab separators")

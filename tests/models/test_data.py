@@ -54,6 +54,13 @@ def test_semicolon_csv_like_skab(tmp_path: Path) -> None:
     assert dropped.sensors == ["a"]
 
 
+def test_separator_inside_quoted_header_names(tmp_path: Path) -> None:
+    path = write(tmp_path / "eu.csv", '"Temp, C";"Flow, m3/h";Pressure\n1;2;3\n4;5;6\n')
+    readings = load_readings(path)
+    assert readings.sensors == ["Temp, C", "Flow, m3/h", "Pressure"]
+    np.testing.assert_array_equal(readings.values, [[1, 2, 3], [4, 5, 6]])
+
+
 def test_label_columns_are_configurable(tmp_path: Path) -> None:
     path = write(tmp_path / "x.csv", "a,anomaly\n1,0\n2,1\n")
     as_sensor = load_readings(path, label_columns=())
