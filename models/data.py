@@ -220,7 +220,9 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         handle.seek(0)
         reader = csv.reader(handle, delimiter=delimiter)
         header = [name.strip() for name in next(reader)]
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+        # Blank lines are skipped; a line of separators (",,") is a reading with every value
+        # missing and is refused below.
+        rows = [(reader.line_num, row) for row in reader if len(row) > 1 or "".join(row).strip()]
 
     _check_header(path, header)
     labels_wanted = {name.lower() for name in label_columns}
@@ -244,6 +246,12 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         raise DataError(path, "header only, no readings")
 
     for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            raise DataError(
+                path,
+                "row has only separators, no values (a missing reading): fill or delete it",
+                line=line,
+            )
         if len(row) != len(header):
             raise DataError(
                 path,

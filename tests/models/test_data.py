@@ -96,6 +96,15 @@ def test_csv_ragged_row(tmp_path: Path) -> None:
         load_readings(path)
 
 
+def test_csv_row_of_separators_is_refused_blank_lines_skipped(tmp_path: Path) -> None:
+    blank = load_readings(write(tmp_path / "blank.csv", "a,b\n1,2\n\n3,4\n  \n\n"))
+    np.testing.assert_array_equal(blank.values, [[1, 2], [3, 4]])
+    with pytest.raises(DataError, match=r"empty.csv, line 3: row has only separators"):
+        load_readings(write(tmp_path / "empty.csv", "a,b\n1,2\n,\n3,4\n"))
+    with pytest.raises(DataError, match=r"excel.csv, line 4: row has only separators"):
+        load_readings(write(tmp_path / "excel.csv", "a;b;c\n1;2;3\n4;5;6\n;;\n;;\n"))
+
+
 def test_csv_header_problems(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="duplicate column name 'a'"):
         load_readings(write(tmp_path / "dup.csv", "a,b,a\n1,2,3\n"))
