@@ -482,8 +482,18 @@ def _load_npy(path: Path, *, transpose: bool) -> Readings:
         raise DataError(path, f"not a readable .npy array: {exc}") from exc
     if array.ndim != 2:
         raise DataError(path, f"array has shape {array.shape}; expected 2-D (readings, sensors)")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise DataError(path, f"array dtype {array.dtype} is not numeric")
+    # Kinds, not np.number: that admits complex (imaginary part dropped with only a warning)
+    # and timedelta64 (a duration's unit silently lost).
+    if array.dtype.kind == "c":
+        raise DataError(
+            path,
+            f"array dtype {array.dtype} is complex: readings must be real (the imaginary part "
+            "would be dropped); save the real part or the magnitude",
+        )
+    if array.dtype.kind not in "biuf":
+        raise DataError(
+            path, f"array dtype {array.dtype} is not real numbers (bool, integer or float)"
+        )
     values = np.asarray(array, dtype=np.float64)
     if transpose:
         values = np.ascontiguousarray(values.T)

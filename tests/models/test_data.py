@@ -222,6 +222,23 @@ def test_npy(tmp_path: Path) -> None:
         load_readings(tmp_path / "cube.npy")
 
 
+@pytest.mark.parametrize(
+    ("array", "words"),
+    [
+        (np.array([[1 + 2j, 2], [3, 4]]), "dtype complex128 is complex"),
+        (np.array([[1, 2], [3, 4]], dtype="timedelta64[s]"), "timedelta64[s] is not real numbers"),
+        (np.array([["1", "2"], ["3", "4"]]), "<U1 is not real numbers"),
+    ],
+)
+def test_npy_that_is_not_real_numbers_is_refused(
+    tmp_path: Path, array: np.ndarray, words: str
+) -> None:
+    np.save(tmp_path / "a.npy", array)
+    with pytest.raises(DataError, match="a.npy: array dtype") as caught:
+        load_readings(tmp_path / "a.npy")
+    assert words in str(caught.value)
+
+
 def test_unsupported_and_missing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="unsupported file type '.parquet'"):
         load_readings(write(tmp_path / "x.parquet", "a"))
