@@ -478,10 +478,12 @@ def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
 def _load_npy(path: Path, *, transpose: bool) -> Readings:
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
         raise DataError(path, f"not a readable .npy array: {exc}") from exc
     if array.ndim != 2:
         raise DataError(path, f"array has shape {array.shape}; expected 2-D (readings, sensors)")
+    if array.size == 0:
+        raise DataError(path, f"array has shape {array.shape}: no readings or no sensors")
     # Kinds, not np.number: that admits complex (imaginary part dropped with only a warning)
     # and timedelta64 (a duration's unit silently lost).
     if array.dtype.kind == "c":

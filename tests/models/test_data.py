@@ -220,6 +220,12 @@ def test_npy(tmp_path: Path) -> None:
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     with pytest.raises(DataError, match="2-D"):
         load_readings(tmp_path / "cube.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(DataError, match="empty.npy: not a readable .npy array"):
+        load_readings(tmp_path / "empty.npy")
+    np.save(tmp_path / "none.npy", np.zeros((0, 3)))
+    with pytest.raises(DataError, match=r"none.npy: array has shape \(0, 3\): no readings"):
+        load_readings(tmp_path / "none.npy")
 
 
 @pytest.mark.parametrize(
