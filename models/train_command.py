@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,21 @@ def run(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    orientation = [
+        warning
+        for warning in (
+            _orientation_warning(args.data, readings, "--transpose", args.transpose),
+            _orientation_warning(
+                args.calibration_data,
+                calibration,
+                "--calibration-transpose",
+                args.calibration_transpose,
+            ),
+        )
+        if warning is not None
+    ]
+    for warning in orientation:
+        print(f"warning: {warning}", file=sys.stderr)
     if calibration is not None and calibration.sensors != readings.sensors:
         print(
             f"error: {args.calibration_data} has sensors {calibration.sensors[:5]}..., "
@@ -195,9 +210,35 @@ def run(args: argparse.Namespace) -> int:
         training_data=training_data,
     )
     _print_summary(
-        result, manifest.files, artifact_dir, separate_calibration=calibration is not None
+        result,
+        manifest.files,
+        artifact_dir,
+        separate_calibration=calibration is not None,
+        data_warnings=orientation,
     )
     return 0
+
+
+def _orientation_warning(
+    path: Path | None, readings: Readings | None, flag: str, transposed: bool
+) -> str | None:
+    """A hint when a header-less file gives fewer readings than sensors: most likely it is
+    stored sensors x readings (TEP's d00.dat is 52 x 500) and was read the wrong way round.
+    Only a hint, since a short recording of many sensors is legitimate; a CSV header says
+    which way round it is."""
+    if path is None or readings is None or path.suffix.lower() == ".csv":
+        return None
+    if readings.n_readings >= readings.n_sensors:
+        return None
+    advice = (
+        f"if it is stored readings x sensors, drop {flag}"
+        if transposed
+        else f"if it is stored sensors x readings, pass {flag}"
+    )
+    return (
+        f"{path} gives {readings.n_readings} readings x {readings.n_sensors} sensors, fewer "
+        f"readings than sensors: {advice}"
+    )
 
 
 def _layer_sizes(result: TrainResult) -> list[int]:
@@ -221,6 +262,7 @@ def _print_summary(
     artifact_dir: Path,
     *,
     separate_calibration: bool,
+    data_warnings: Sequence[str] = (),
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
@@ -253,6 +295,7 @@ def _print_summary(
             f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
             "readings from another run or period."
         )
+    lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
     lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
     for line in lines:
         print(line, file=sys.stderr)

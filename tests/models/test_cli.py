@@ -121,6 +121,38 @@ def test_train_refuses_bad_data(
     assert "quantile must be in (0, 1)" in capsys.readouterr().err
 
 
+def test_train_hints_at_transpose_for_few_readings_of_many_sensors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As TEP's d00.dat (52 sensors x 500 readings) read without --transpose: it trains, so
+    only the hint tells that it trained on 52 readings of 500 sensors."""
+    wide = tmp_path / "d00.dat"
+    np.savetxt(wide, np.random.default_rng(0).normal(size=(12, 20)))
+    args = ["train", "--data", str(wide), "--out", str(tmp_path), "--name", "w", "--version", "1"]
+    assert main([*args, *tiny()]) == 0
+    err = capsys.readouterr().err
+    hint = f"{wide} gives 12 readings x 20 sensors, fewer readings than sensors"
+    assert f"warning: {hint}: if it is stored sensors x readings, pass --transpose" in err
+    assert f"WARNING: {hint}" in err.split("stopped after")[1]  # repeated in the summary
+    assert main([*args, "--version", "2", "--transpose", *tiny()]) == 0
+    assert "fewer readings than sensors" not in capsys.readouterr().err
+    tall = tmp_path / "tall.txt"
+    np.savetxt(tall, np.loadtxt(wide).T)
+    args = ["train", "--data", str(tall), "--transpose", "--out", str(tmp_path), "--name", "t"]
+    assert main([*args, "--version", "1", *tiny()]) == 0
+    assert "if it is stored readings x sensors, drop --transpose" in capsys.readouterr().err
+
+    # Stored the same way but read as is, the calibration file is hinted at before the
+    # sensor mismatch it causes is refused.
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.zeros((12, 20)))
+    args = ["train", "--data", str(wide), "--transpose", "--calibration-data", str(cal)]
+    assert main([*args, "--out", str(tmp_path), "--name", "c", "--version", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"warning: {cal} gives 12 readings x 20 sensors" in err
+    assert "pass --calibration-transpose" in err and "same names, same order" in err
+
+
 def test_commands_are_registered() -> None:
     parser = build_parser()
     args = parser.parse_args(["generate", "--out", "x.csv", "--readings", "3", "--seed", "1"])
