@@ -163,6 +163,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if calibration is not None and calibration.n_readings < config.window:
+        # Checked here, not left to train(): it would say so only after training, unnamed.
+        print(
+            f"error: {args.calibration_data}: {calibration.n_readings} readings are fewer than "
+            f"one window of {config.window} (--window)",
+            file=sys.stderr,
+        )
+        return 2
     for name, source in (("training", readings), ("calibration", calibration)):
         flagged = _labelled_anomalous(source)
         if flagged:
@@ -186,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
             progress=print_epoch,
         )
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # The settings were checked when parsed and the calibration file above, so what
+        # training refuses is the training data: too short for the splits or for the plane.
+        print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
     training_data: dict[str, Any] = {
         "training": {

@@ -153,6 +153,32 @@ def test_train_hints_at_transpose_for_few_readings_of_many_sensors(
     assert "pass --calibration-transpose" in err and "same names, same order" in err
 
 
+def test_train_names_the_file_too_short_to_train_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    files = {}
+    for name, n in (("short", 3), ("four", 4), ("long", 60)):
+        files[name] = tmp_path / f"{name}.npy"
+        np.save(files[name], rng.normal(size=(n, 2)))
+    out = ["--out", str(tmp_path), "--name", "x", "--version", "1", *tiny()]
+
+    assert main(["train", "--data", str(files["short"]), "--window", "4", *out]) == 2
+    assert f"error: {files['short']}: the train split has 3 readings" in capsys.readouterr().err
+
+    args = ["train", "--data", str(files["long"]), "--calibration-data", str(files["short"])]
+    assert main([*args, "--window", "4", *out]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {files['short']}: 3 readings are fewer than one window of 4" in err
+    assert "epoch 1/" not in err  # refused before training, not after
+
+    args = ["train", "--data", str(files["four"]), "--calibration-data", str(files["long"])]
+    args += ["--window", "2", "--val-fraction", "0.5", "--plane-variance", "0.9"]
+    assert main([*args, *out]) == 2
+    assert f"error: {files['four']}: a plane needs" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 def test_commands_are_registered() -> None:
     parser = build_parser()
     args = parser.parse_args(["generate", "--out", "x.csv", "--readings", "3", "--seed", "1"])
