@@ -7,8 +7,11 @@ cells and ragged rows, each reported with the file, the line and the column.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +20,24 @@ import numpy as np
 
 TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
 """Header names (case-insensitive) recognised as the time index rather than a sensor."""
+
+TIMESTAMP_FORMATS = (
+    "ISO 8601 such as 2026-01-31, 2026-01-31 08:00:00 or 2026-01-31T08:00:00.5+01:00, "
+    "or numbers such as seconds since the start"
+)
+"""What a timestamp column may hold, as error messages say it."""
+
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose mark it starts with
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+_ISO_8601 = re.compile(
+    r"(?P<local>(?P<year>\d{4})-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)"
+    r"(?P<zone>Z|(?P<sign>[+-])(?P<hours>\d{2})(?::?(?P<minutes>\d{2}))?)?"
+)
 
 LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sensor")
 """Header names (case-insensitive) recognised as ground truth rather than a sensor.
@@ -57,7 +78,8 @@ class Readings:
     """float64, shape (n_readings, n_sensors)."""
     sensors: list[str]
     timestamps: np.ndarray | None
-    """One entry per reading (datetime64 when parseable, else str), or None."""
+    """One entry per reading, strictly increasing: datetime64[ns] for ISO 8601 (in UTC when the
+    file gives a zone) or float64 for numbers; None without a timestamp column."""
     source: str
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     """Ground-truth columns found in the file (e.g. SKAB's ``anomaly``), one entry per reading:
@@ -147,15 +169,50 @@ def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def _sniff_delimiter(path: Path, first_line: str) -> str:
-    counts = {delimiter: first_line.count(delimiter) for delimiter in (",", ";", "\t")}
+    """The separator the header uses most, counted outside double quotes: a ``;`` file may
+    name a column ``"Temp, C"``."""
+    unquoted = "".join(first_line.split('"')[::2])
+    counts = {delimiter: unquoted.count(delimiter) for delimiter in (",", ";", "\t")}
     delimiter, count = max(counts.items(), key=lambda item: item[1])
     if count == 0:
         raise DataError(path, "header has a single column; expected ',', ';' or tab separators")
     return delimiter
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text (a byte-order mark skipped). Other encodings are refused, not
+    guessed: Latin-1 would decode anything, so a wrong guess would go unnoticed."""
+    data = path.read_bytes()
+    for bom, encoding in _WIDE_BOMS:
+        if data.startswith(bom):
+            raise DataError(
+                path,
+                f"the file is {encoding} text (it starts with a {encoding} byte-order mark, as "
+                "Excel's 'Unicode Text' does), not UTF-8: save it as UTF-8 (Excel: 'CSV UTF-8')",
+            )
+    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[skipped:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = skipped + exc.start
+        problem = f"cannot be decoded ({exc.reason})"
+    else:
+        offset = data.find(b"\x00")
+        if offset < 0:
+            return text
+        problem = "is a NUL: binary data, or UTF-16 without a byte-order mark"
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    raise DataError(
+        path,
+        f"not UTF-8 text: byte {data[offset]:#04x} at byte {offset - line_start + 1} of the line "
+        f"(file offset {offset}) {problem}; save the file as UTF-8 (other encodings, such as "
+        "Latin-1, are not guessed)",
+        line=data.count(b"\n", 0, offset) + 1,
+    )
+
+
 def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterable[str]) -> Readings:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
+    with io.StringIO(_read_text(path), newline="") as handle:
         first_line = handle.readline()
         if not first_line.strip():
             raise DataError(path, "file is empty (expected a header row of sensor names)")
@@ -163,7 +220,9 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         handle.seek(0)
         reader = csv.reader(handle, delimiter=delimiter)
         header = [name.strip() for name in next(reader)]
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+        # Blank lines are skipped; a line of separators (",,") is a reading with every value
+        # missing and is refused below.
+        rows = [(reader.line_num, row) for row in reader if len(row) > 1 or "".join(row).strip()]
 
     _check_header(path, header)
     labels_wanted = {name.lower() for name in label_columns}
@@ -187,6 +246,12 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         raise DataError(path, "header only, no readings")
 
     for line, row in rows:
+        if not any(cell.strip() for cell in row):
+            raise DataError(
+                path,
+                "row has only separators, no values (a missing reading): fill or delete it",
+                line=line,
+            )
         if len(row) != len(header):
             raise DataError(
                 path,
@@ -200,7 +265,10 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     timestamps = None
     if timestamp_index is not None:
         timestamps = _parse_timestamps(
-            path, [row[timestamp_index].strip() for _, row in rows], [line for line, _ in rows]
+            path,
+            [row[timestamp_index].strip() for _, row in rows],
+            [line for line, _ in rows],
+            header[timestamp_index],
         )
     labels = {header[i]: _parse_label([row[i].strip() for _, row in rows]) for i in label_indices}
     return Readings(
@@ -260,24 +328,111 @@ def _check_finite(
     raise DataError(path, reason, line=lines[row], column=columns[col])
 
 
-def _parse_timestamps(path: Path, texts: list[str], lines: Sequence[int]) -> np.ndarray:
-    """datetime64 when every entry parses, so time order can be checked; else the raw strings."""
-    try:
-        stamps = np.array(texts, dtype="datetime64[ns]")
-    except ValueError:
-        return np.array(texts, dtype=str)
-    if np.isnat(stamps).any():
-        return np.array(texts, dtype=str)
-    backwards = np.flatnonzero(np.diff(stamps) < np.timedelta64(0, "ns"))
-    if backwards.size:
-        row = int(backwards[0]) + 1
+def _parse_timestamps(
+    path: Path, texts: list[str], lines: Sequence[int], column: str
+) -> np.ndarray:
+    """Numbers or ISO 8601, strictly increasing. Anything else is refused, not kept as text:
+    the order of ``01/02/2024`` cannot be checked without guessing day and month, and training
+    splits by time. The first cell decides which of the two kinds the column holds."""
+    for text, line in zip(texts, lines, strict=True):
+        if not text:
+            raise DataError(
+                path, "timestamp is empty: every reading needs one", line=line, column=column
+            )
+    if _finite_number(texts[0]) is not None:
+        stamps = _numeric_timestamps(path, texts, lines, column)
+    else:
+        stamps = _iso_timestamps(path, texts, lines, column)
+    not_after = np.flatnonzero(stamps[1:] <= stamps[:-1])
+    if not_after.size:
+        row = int(not_after[0]) + 1
+        relation = "the same time as" if stamps[row] == stamps[row - 1] else "earlier than"
         raise DataError(
             path,
-            f"timestamp {texts[row]!r} is earlier than the previous {texts[row - 1]!r}: "
-            "readings must be in time order (training splits by time)",
+            f"timestamp {texts[row]!r} is {relation} the previous {texts[row - 1]!r}: readings "
+            "must be in time order, strictly increasing (training splits by time)",
             line=lines[row],
         )
     return stamps
+
+
+def _finite_number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _numeric_timestamps(
+    path: Path, texts: list[str], lines: Sequence[int], column: str
+) -> np.ndarray:
+    stamps = np.empty(len(texts), dtype=np.float64)
+    for i, (text, line) in enumerate(zip(texts, lines, strict=True)):
+        value = _finite_number(text)
+        if value is None:
+            raise DataError(
+                path,
+                f"timestamp {text!r} is not a finite number, as the first one {texts[0]!r} is "
+                "(a timestamp column holds numbers or ISO 8601 times, not both)",
+                line=line,
+                column=column,
+            )
+        stamps[i] = value
+    return stamps
+
+
+def _iso_timestamps(path: Path, texts: list[str], lines: Sequence[int], column: str) -> np.ndarray:
+    """datetime64[ns]; times with a zone are converted to UTC, and a column must either give
+    zones throughout or nowhere (local times cannot be ordered against UTC ones)."""
+    matches: list[re.Match[str]] = []
+    for text, line in zip(texts, lines, strict=True):
+        match = _ISO_8601.fullmatch(text)
+        if match is None:
+            raise DataError(
+                path,
+                f"timestamp {text!r} is not ISO 8601 or a number (other formats are refused, "
+                f"not guessed: 01/02 could be January or February); write {TIMESTAMP_FORMATS}",
+                line=line,
+                column=column,
+            )
+        if matches and (match["zone"] is None) != (matches[0]["zone"] is None):
+            raise DataError(
+                path,
+                f"timestamp {text!r} {'gives' if match['zone'] else 'lacks'} a time zone, "
+                f"unlike the first one {texts[0]!r}: give zones throughout or nowhere",
+                line=line,
+                column=column,
+            )
+        if not 1678 <= int(match["year"]) <= 2261:  # what datetime64[ns] holds
+            raise DataError(
+                path, f"timestamp {text!r} is outside the years 1678-2261", line=line, column=column
+            )
+        matches.append(match)
+    local = [match["local"] for match in matches]
+    try:
+        stamps = np.array(local, dtype="datetime64[ns]")
+    except ValueError:
+        for text, line, part in zip(texts, lines, local, strict=True):
+            try:
+                np.datetime64(part, "ns")
+            except ValueError as exc:
+                raise DataError(
+                    path, f"timestamp {text!r} is not a valid time: {exc}", line=line, column=column
+                ) from None
+        raise
+    if matches[0]["zone"] is not None:
+        offsets = [_zone_minutes(match) for match in matches]
+        stamps = stamps - np.array(offsets, dtype="timedelta64[m]")
+    return stamps
+
+
+def _zone_minutes(match: re.Match[str]) -> int:
+    """The UTC offset an ISO 8601 match gives, in minutes (``Z``: 0)."""
+    if match["zone"] == "Z":
+        return 0
+    minutes = 60 * int(match["hours"]) + int(match["minutes"] or 0)
+    return -minutes if match["sign"] == "-" else minutes
 
 
 def _parse_label(texts: list[str]) -> np.ndarray:
@@ -293,7 +448,7 @@ def _parse_label(texts: list[str]) -> np.ndarray:
 def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
     lines: list[int] = []
     cells: list[list[str]] = []
-    with path.open(encoding="utf-8") as handle:
+    with io.StringIO(_read_text(path), newline=None) as handle:
         for number, text in enumerate(handle, start=1):
             fields = text.split()
             if not fields:
@@ -323,12 +478,24 @@ def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
 def _load_npy(path: Path, *, transpose: bool) -> Readings:
     try:
         array = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
         raise DataError(path, f"not a readable .npy array: {exc}") from exc
     if array.ndim != 2:
         raise DataError(path, f"array has shape {array.shape}; expected 2-D (readings, sensors)")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise DataError(path, f"array dtype {array.dtype} is not numeric")
+    if array.size == 0:
+        raise DataError(path, f"array has shape {array.shape}: no readings or no sensors")
+    # Kinds, not np.number: that admits complex (imaginary part dropped with only a warning)
+    # and timedelta64 (a duration's unit silently lost).
+    if array.dtype.kind == "c":
+        raise DataError(
+            path,
+            f"array dtype {array.dtype} is complex: readings must be real (the imaginary part "
+            "would be dropped); save the real part or the magnitude",
+        )
+    if array.dtype.kind not in "biuf":
+        raise DataError(
+            path, f"array dtype {array.dtype} is not real numbers (bool, integer or float)"
+        )
     values = np.asarray(array, dtype=np.float64)
     if transpose:
         values = np.ascontiguousarray(values.T)

@@ -202,16 +202,23 @@ FLOAT32_RESOLUTION_SHARE = 0.01
 """A sensor whose float32 steps exceed this share of its standard deviation is warned about."""
 
 
-def _check_float32_range(values: np.ndarray, sensors: list[str], what: str) -> None:
-    """The model and the service read float32: a larger value would become infinity."""
+class TrainingDiverged(ValueError):
+    """No epoch gave a finite validation loss: the settings, not the data's shape, failed."""
+
+
+def float32_range_problem(values: np.ndarray, sensors: list[str], what: str = "") -> str | None:
+    """The model and the service read float32: a larger value would become infinity.
+    ``what`` ("training", "calibration") goes before "reading N" when no file name does."""
     beyond = np.abs(values) > FLOAT32_MAX
-    if beyond.any():
-        row, column = (int(i) for i in np.argwhere(beyond)[0])
-        raise ValueError(
-            f"{what} reading {row}, sensor {sensors[column]}: {values[row, column]:g} is beyond "
-            f"the float32 range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
-            f"{int(beyond.sum())} value(s) are"
-        )
+    if not beyond.any():
+        return None
+    row, column = (int(i) for i in np.argwhere(beyond)[0])
+    where = f"{what} reading {row}".lstrip()
+    return (
+        f"{where}, sensor {sensors[column]}: {values[row, column]:g} is beyond the float32 "
+        f"range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
+        f"{int(beyond.sum())} value(s) are"
+    )
 
 
 def float32_resolution_warnings(
@@ -335,9 +342,10 @@ def train(
                 f"calibration data has shape {calibration_values.shape}, "
                 f"expected (n, {len(sensors)}) like the training data"
             )
-    _check_float32_range(values, sensors, "training")
-    if calibration_values is not None:
-        _check_float32_range(calibration_values, sensors, "calibration")
+    for what, checked in (("training", values), ("calibration", calibration_values)):
+        problem = None if checked is None else float32_range_problem(checked, sensors, what)
+        if problem is not None:
+            raise ValueError(problem)
     splits = time_splits(len(values), config, separate_calibration=calibration_values is not None)
     train_values = values[slice(*splits["train"])]
     val_values = values[slice(*splits["validation"])]
@@ -467,7 +475,7 @@ def _fit(
         elif epoch - best_epoch >= config.patience:
             break
     if best_epoch == 0:
-        raise ValueError(
+        raise TrainingDiverged(
             f"training diverged: no epoch gave a finite validation loss (last train loss "
             f"{history[-1].train_loss:g}); lower --lr (now {config.lr:g}) or check the data"
         )

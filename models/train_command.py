@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,14 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
-from models.train import EpochRecord, TrainConfig, TrainResult, train
+from models.train import (
+    EpochRecord,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    float32_range_problem,
+    train,
+)
 from service.scoring.artifact import MANIFEST_FILE, name_problem, sha256_array
 
 
@@ -139,6 +146,21 @@ def run(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    orientation = [
+        warning
+        for warning in (
+            _orientation_warning(args.data, readings, "--transpose", args.transpose),
+            _orientation_warning(
+                args.calibration_data,
+                calibration,
+                "--calibration-transpose",
+                args.calibration_transpose,
+            ),
+        )
+        if warning is not None
+    ]
+    for warning in orientation:
+        print(f"warning: {warning}", file=sys.stderr)
     if calibration is not None and calibration.sensors != readings.sensors:
         print(
             f"error: {args.calibration_data} has sensors {calibration.sensors[:5]}..., "
@@ -155,6 +177,19 @@ def run(args: argparse.Namespace) -> int:
             "see more false alarms than the quantile promises",
             file=sys.stderr,
         )
+    for path, source in ((args.data, readings), (args.calibration_data, calibration)):
+        problem = None if source is None else float32_range_problem(source.values, source.sensors)
+        if problem is not None:
+            print(f"error: {path}: {problem}", file=sys.stderr)
+            return 2
+    if calibration is not None and calibration.n_readings < config.window:
+        # Checked here, not left to train(): it would say so only after training, unnamed.
+        print(
+            f"error: {args.calibration_data}: {calibration.n_readings} readings are fewer than "
+            f"one window of {config.window} (--window)",
+            file=sys.stderr,
+        )
+        return 2
     for name, source in (("training", readings), ("calibration", calibration)):
         flagged = _labelled_anomalous(source)
         if flagged:
@@ -177,8 +212,13 @@ def run(args: argparse.Namespace) -> int:
             calibration_source=None if calibration is None else calibration.source,
             progress=print_epoch,
         )
-    except ValueError as exc:
+    except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        # The settings were checked when parsed and both files above, so what training
+        # refuses is the training data: too short for the splits or for the plane.
+        print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
     training_data: dict[str, Any] = {
         "training": {
@@ -209,7 +249,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 1
     _print_summary(
-        result, manifest.files, artifact_dir, separate_calibration=calibration is not None
+        result,
+        manifest.files,
+        artifact_dir,
+        separate_calibration=calibration is not None,
+        data_warnings=orientation,
     )
     return 0
 
@@ -227,6 +271,28 @@ def _artifact_dir_problem(args: argparse.Namespace) -> str | None:
     if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
         return f"{artifact_dir} already holds a model (use --force to replace it)"
     return None
+
+
+def _orientation_warning(
+    path: Path | None, readings: Readings | None, flag: str, transposed: bool
+) -> str | None:
+    """A hint when a header-less file gives fewer readings than sensors: most likely it is
+    stored sensors x readings (TEP's d00.dat is 52 x 500) and was read the wrong way round.
+    Only a hint, since a short recording of many sensors is legitimate; a CSV header says
+    which way round it is."""
+    if path is None or readings is None or path.suffix.lower() == ".csv":
+        return None
+    if readings.n_readings >= readings.n_sensors:
+        return None
+    advice = (
+        f"if it is stored readings x sensors, drop {flag}"
+        if transposed
+        else f"if it is stored sensors x readings, pass {flag}"
+    )
+    return (
+        f"{path} gives {readings.n_readings} readings x {readings.n_sensors} sensors, fewer "
+        f"readings than sensors: {advice}"
+    )
 
 
 def _layer_sizes(result: TrainResult) -> list[int]:
@@ -250,6 +316,7 @@ def _print_summary(
     artifact_dir: Path,
     *,
     separate_calibration: bool,
+    data_warnings: Sequence[str] = (),
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
@@ -283,6 +350,7 @@ def _print_summary(
             f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
             "readings from another run or period."
         )
+    lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
     lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
     for line in lines:
         print(line, file=sys.stderr)

@@ -104,6 +104,12 @@ def test_train_refuses_bad_data(
     assert f"{bad}, line 11, column {header[3]}: value is NaN" in err
     assert not (tmp_path / "x").exists()
 
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("temp°C,b\n1,2\n".encode("latin-1"))
+    args = ["train", "--data", str(latin1), "--out", str(tmp_path), "--name", "x", "--version", "1"]
+    assert main(args) == 2
+    assert f"error: {latin1}, line 1: not UTF-8 text" in capsys.readouterr().err
+
     other = tmp_path / "other.npy"
     np.save(other, np.zeros((100, SENSORS)))
     args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(other)]
@@ -154,7 +160,7 @@ def test_train_refuses_values_float32_cannot_hold(
     args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--name", "p"]
     assert main([*args, "--version", "1", *tiny()]) == 2
     err = capsys.readouterr().err
-    assert "training reading 123, sensor x02: 1.5e+39 is beyond the float32 range" in err
+    assert f"error: {data}: reading 123, sensor x02: 1.5e+39 is beyond the float32" in err
     assert not (tmp_path / "m").exists()
 
 
@@ -205,6 +211,64 @@ def test_train_refuses_a_run_that_cannot_learn(
     assert main([*args, "--name", "p", "--version", "1", "--patience", "2", *options]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
+
+
+def test_train_hints_at_transpose_for_few_readings_of_many_sensors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As TEP's d00.dat (52 sensors x 500 readings) read without --transpose: it trains, so
+    only the hint tells that it trained on 52 readings of 500 sensors."""
+    wide = tmp_path / "d00.dat"
+    np.savetxt(wide, np.random.default_rng(0).normal(size=(12, 20)))
+    args = ["train", "--data", str(wide), "--out", str(tmp_path), "--name", "w", "--version", "1"]
+    assert main([*args, *tiny()]) == 0
+    err = capsys.readouterr().err
+    hint = f"{wide} gives 12 readings x 20 sensors, fewer readings than sensors"
+    assert f"warning: {hint}: if it is stored sensors x readings, pass --transpose" in err
+    assert f"WARNING: {hint}" in err.split("stopped after")[1]  # repeated in the summary
+    assert main([*args, "--version", "2", "--transpose", *tiny()]) == 0
+    assert "fewer readings than sensors" not in capsys.readouterr().err
+    tall = tmp_path / "tall.txt"
+    np.savetxt(tall, np.loadtxt(wide).T)
+    args = ["train", "--data", str(tall), "--transpose", "--out", str(tmp_path), "--name", "t"]
+    assert main([*args, "--version", "1", *tiny()]) == 0
+    assert "if it is stored readings x sensors, drop --transpose" in capsys.readouterr().err
+
+    # Stored the same way but read as is, the calibration file is hinted at before the
+    # sensor mismatch it causes is refused.
+    cal = tmp_path / "cal.npy"
+    np.save(cal, np.zeros((12, 20)))
+    args = ["train", "--data", str(wide), "--transpose", "--calibration-data", str(cal)]
+    assert main([*args, "--out", str(tmp_path), "--name", "c", "--version", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"warning: {cal} gives 12 readings x 20 sensors" in err
+    assert "pass --calibration-transpose" in err and "same names, same order" in err
+
+
+def test_train_names_the_file_too_short_to_train_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rng = np.random.default_rng(0)
+    files = {}
+    for name, n in (("short", 3), ("four", 4), ("long", 60)):
+        files[name] = tmp_path / f"{name}.npy"
+        np.save(files[name], rng.normal(size=(n, 2)))
+    out = ["--out", str(tmp_path), "--name", "x", "--version", "1", *tiny()]
+
+    assert main(["train", "--data", str(files["short"]), "--window", "4", *out]) == 2
+    assert f"error: {files['short']}: the train split has 3 readings" in capsys.readouterr().err
+
+    args = ["train", "--data", str(files["long"]), "--calibration-data", str(files["short"])]
+    assert main([*args, "--window", "4", *out]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {files['short']}: 3 readings are fewer than one window of 4" in err
+    assert "epoch 1/" not in err  # refused before training, not after
+
+    args = ["train", "--data", str(files["four"]), "--calibration-data", str(files["long"])]
+    args += ["--window", "2", "--val-fraction", "0.5", "--plane-variance", "0.9"]
+    assert main([*args, *out]) == 2
+    assert f"error: {files['four']}: a plane needs" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
 
 
 def test_commands_are_registered() -> None:

@@ -54,6 +54,13 @@ def test_semicolon_csv_like_skab(tmp_path: Path) -> None:
     assert dropped.sensors == ["a"]
 
 
+def test_separator_inside_quoted_header_names(tmp_path: Path) -> None:
+    path = write(tmp_path / "eu.csv", '"Temp, C";"Flow, m3/h";Pressure\n1;2;3\n4;5;6\n')
+    readings = load_readings(path)
+    assert readings.sensors == ["Temp, C", "Flow, m3/h", "Pressure"]
+    np.testing.assert_array_equal(readings.values, [[1, 2, 3], [4, 5, 6]])
+
+
 def test_label_columns_are_configurable(tmp_path: Path) -> None:
     path = write(tmp_path / "x.csv", "a,anomaly\n1,0\n2,1\n")
     as_sensor = load_readings(path, label_columns=())
@@ -89,6 +96,15 @@ def test_csv_ragged_row(tmp_path: Path) -> None:
         load_readings(path)
 
 
+def test_csv_row_of_separators_is_refused_blank_lines_skipped(tmp_path: Path) -> None:
+    blank = load_readings(write(tmp_path / "blank.csv", "a,b\n1,2\n\n3,4\n  \n\n"))
+    np.testing.assert_array_equal(blank.values, [[1, 2], [3, 4]])
+    with pytest.raises(DataError, match=r"empty.csv, line 3: row has only separators"):
+        load_readings(write(tmp_path / "empty.csv", "a,b\n1,2\n,\n3,4\n"))
+    with pytest.raises(DataError, match=r"excel.csv, line 4: row has only separators"):
+        load_readings(write(tmp_path / "excel.csv", "a;b;c\n1;2;3\n4;5;6\n;;\n;;\n"))
+
+
 def test_csv_header_problems(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="duplicate column name 'a'"):
         load_readings(write(tmp_path / "dup.csv", "a,b,a\n1,2,3\n"))
@@ -107,6 +123,69 @@ def test_timestamps_out_of_order_are_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"line 3: .*time order"):
         load_readings(path)
+
+
+@pytest.mark.parametrize(
+    ("stamps", "line", "words"),
+    [
+        (["01/02/2024 10:00", "01/01/2024 10:00"], 2, "'01/02/2024 10:00' is not ISO 8601"),
+        (["2024-01-02", "", "2024-01-01"], 3, "column timestamp: timestamp is empty"),
+        (["2024-01-01 10:00", "2024-01-01 10:00"], 3, "the same time as the previous"),
+        (["1", "2", "2024-01-03"], 4, "'2024-01-03' is not a finite number"),
+        (["2026-01-01T00:00:00Z", "2026-01-01T02:00:00"], 3, "lacks a time zone"),
+        (["2026-01-01T00:00:00Z", "2026-01-01T00:30:00+01:00"], 3, "earlier than"),
+        (["2026-01-01", "2026-13-01"], 3, "Month out of range"),
+        (["1500-01-01"], 2, "outside the years 1678-2261"),
+    ],
+)
+def test_timestamps_that_cannot_be_ordered_are_refused(
+    tmp_path: Path, stamps: list[str], line: int, words: str
+) -> None:
+    """Not kept as text: the increasing-time check would silently not happen."""
+    body = "timestamp,a\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps))
+    with pytest.raises(DataError) as caught:
+        load_readings(write(tmp_path / "stamps.csv", body))
+    assert caught.value.line == line
+    assert words in str(caught.value)
+
+
+def test_timestamps_as_numbers_or_with_zones(tmp_path: Path) -> None:
+    numbers = load_readings(write(tmp_path / "n.csv", "time,a\n0.5,1\n1,2\n2e3,3\n"))
+    assert numbers.timestamps is not None and numbers.timestamps.dtype == np.float64
+    np.testing.assert_array_equal(numbers.timestamps, [0.5, 1.0, 2000.0])
+    zoned = load_readings(
+        write(tmp_path / "z.csv", "ts,a\n2026-01-01T00:00:00Z,1\n2026-01-01T01:30+01:00,2\n")
+    )
+    assert zoned.timestamps is not None
+    np.testing.assert_array_equal(
+        zoned.timestamps, np.array(["2026-01-01T00:00", "2026-01-01T00:30"], "datetime64[ns]")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "line", "words"),
+    [
+        ("latin1.csv", "temp°C,b\n1,2\n".encode("latin-1"), 1, "byte 0xb0 at byte 5 of the line"),
+        ("junk.csv", b"a,b\n1,2\n\xff\xfe\x81,3\n", 3, "byte 0xff at byte 1 of the line"),
+        ("bom.csv", b"\xef\xbb\xbfa,b\n1,\xb0\n", 2, "(file offset 9)"),
+        ("nul.csv", b"a,b\n1,2\n\x003,4\n", 3, "is a NUL"),
+        ("latin1.dat", "1 2\n3 4°\n".encode("latin-1"), 2, "byte 0xb0 at byte 4 of the line"),
+        ("excel.csv", "a\tb\n1\t2\n".encode("utf-16"), None, "UTF-16 byte-order mark"),
+    ],
+)
+def test_files_not_utf8_are_refused_not_guessed(
+    tmp_path: Path, name: str, data: bytes, line: int | None, words: str
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(DataError, match="UTF-8") as caught:
+        load_readings(tmp_path / name)
+    assert caught.value.line == line
+    assert words in str(caught.value) and str(tmp_path / name) in str(caught.value)
+
+
+def test_utf8_with_byte_order_mark_and_non_ascii_names(tmp_path: Path) -> None:
+    (tmp_path / "excel.csv").write_bytes("\ufefftemp°C;flow\r\n1;2\r\n".encode())
+    assert load_readings(tmp_path / "excel.csv").sensors == ["temp°C", "flow"]
 
 
 def test_whitespace_dat_and_transpose(tmp_path: Path) -> None:
@@ -141,6 +220,29 @@ def test_npy(tmp_path: Path) -> None:
     np.save(tmp_path / "cube.npy", np.zeros((2, 2, 2)))
     with pytest.raises(DataError, match="2-D"):
         load_readings(tmp_path / "cube.npy")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(DataError, match="empty.npy: not a readable .npy array"):
+        load_readings(tmp_path / "empty.npy")
+    np.save(tmp_path / "none.npy", np.zeros((0, 3)))
+    with pytest.raises(DataError, match=r"none.npy: array has shape \(0, 3\): no readings"):
+        load_readings(tmp_path / "none.npy")
+
+
+@pytest.mark.parametrize(
+    ("array", "words"),
+    [
+        (np.array([[1 + 2j, 2], [3, 4]]), "dtype complex128 is complex"),
+        (np.array([[1, 2], [3, 4]], dtype="timedelta64[s]"), "timedelta64[s] is not real numbers"),
+        (np.array([["1", "2"], ["3", "4"]]), "<U1 is not real numbers"),
+    ],
+)
+def test_npy_that_is_not_real_numbers_is_refused(
+    tmp_path: Path, array: np.ndarray, words: str
+) -> None:
+    np.save(tmp_path / "a.npy", array)
+    with pytest.raises(DataError, match="a.npy: array dtype") as caught:
+        load_readings(tmp_path / "a.npy")
+    assert words in str(caught.value)
 
 
 def test_unsupported_and_missing(tmp_path: Path) -> None:
