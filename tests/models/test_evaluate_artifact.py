@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -238,3 +239,33 @@ def test_plane_model_passes_the_operating_range_check(tmp_path: Path) -> None:
     normal = generate_plant(2000, seed=5, n_sensors=N_SENSORS).values
     check = operating_range_check(load_artifact(out), normal)
     assert check.ok, check.message
+
+
+def test_unreadable_data_file_is_one_error_line(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_readings_csv(
+        tmp_path / "anomalous.csv", generate_plant(500, seed=41, n_sensors=N_SENSORS)
+    )
+    locked = tmp_path / "normal.csv"
+    write_readings_csv(locked, generate_plant(500, seed=42, n_sensors=N_SENSORS))
+    real_open = Path.open
+
+    def open_unless_locked(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_unless_locked)  # chmod does not stop root
+    refusals = {locked: "cannot be read: Permission denied", tmp_path: "is a folder, not a file"}
+    for normal, reason in refusals.items():
+        status = main(
+            ["evaluate", "--model", str(artifact_dir), "--normal", str(normal),
+             "--anomalous", str(tmp_path / "anomalous.csv"), "--no-baseline",
+             "--out", str(tmp_path / "report")]
+        )  # fmt: skip
+        assert status == 2
+        assert capsys.readouterr().err.splitlines() == [f"error: {normal}: {reason}"]
