@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,75 @@ def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Pa
     assert step["fp"] + step["tn"] == ae["n_normal"]  # each kind is scored against all normals
     attribution = next(t for t in body["tables"] if t["title"].startswith("Which sensor"))  # type: ignore[attr-defined]
     assert attribution["rows"][0]["anomaly kind"] == "all"
+
+
+def _labelled_files(folder: Path, labels_column: str) -> tuple[Path, Path, int]:
+    """Normal and anomalous CSV files whose ground truth is in ``labels_column``."""
+    normal = generate_plant(1000, seed=51, n_sensors=N_SENSORS)
+    faulty = generate_plant(1500, seed=52, n_sensors=N_SENSORS)
+    injected = inject_anomalies(faulty.values, seed=53, kinds=("step",))
+    folder.mkdir()
+    paths = folder / "normal.csv", folder / "anomalous.csv"
+    write_readings_csv(
+        paths[0], replace(normal, labels={labels_column: np.zeros(normal.n_readings)})
+    )
+    write_readings_csv(
+        paths[1],
+        replace(faulty, values=injected.values, labels={labels_column: injected.labels * 1.0}),
+    )
+    return *paths, int(injected.labels.sum())
+
+
+def _evaluate(artifact_dir: Path, normal: Path, anomalous: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["evaluate", "--model", str(artifact_dir), "--normal", str(normal),
+         "--anomalous", str(anomalous), "--no-baseline", "--out", str(out), *extra]
+    )  # fmt: skip
+
+
+def test_labels_column_names_the_ground_truth(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column named by --labels-column is the ground truth and no sensor, in both files;
+    one the anomalous file lacks (a typo) is an error, not 'every reading is anomalous'."""
+    normal, anomalous, n_anomalous = _labelled_files(tmp_path / "default", "anomaly")
+    assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "expected") == 0
+    normal, anomalous, _ = _labelled_files(tmp_path / "named", "fault")
+
+    def evaluate(anomalous: Path, out: str, *extra: str) -> int:
+        return _evaluate(artifact_dir, normal, anomalous, tmp_path / out, *extra)
+
+    assert evaluate(anomalous, "out", "--labels-column", "fault") == 0
+    expected = _report(tmp_path / "expected")["detectors"]
+    assert _report(tmp_path / "out")["detectors"] == expected
+    assert expected[0]["n_anomalous"] == n_anomalous  # type: ignore[index]
+    capsys.readouterr()
+
+    assert evaluate(anomalous, "typo", "--labels-column", "falut") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {anomalous}: no column 'falut' (--labels-column); its columns: the model's "
+        f"{N_SENSORS} sensors, a timestamp, 'fault'"
+    ]
+    assert not (tmp_path / "typo").exists()
+    assert evaluate(anomalous, "kinds", "--kinds-column", "kind") == 2
+    assert "no column 'kind' (--kinds-column)" in capsys.readouterr().err
+    values = np.loadtxt(anomalous, delimiter=",", skiprows=1, usecols=range(1, N_SENSORS + 1))
+    np.save(tmp_path / "anomalous.npy", values)
+    assert evaluate(tmp_path / "anomalous.npy", "npy", "--labels-column", "fault") == 2
+    assert "a .npy file has no header row" in capsys.readouterr().err
+
+
+def test_anomalous_file_without_labels_counts_as_anomalous_and_says_so(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal, anomalous, _ = _labelled_files(tmp_path / "data", "fault")
+    assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "out") == 0
+    warning = f"{anomalous} has no 'anomaly' column: every reading in it counts as anomalous"
+    assert f"warning: {warning}" in capsys.readouterr().err.splitlines()
+    body = _report(tmp_path / "out")
+    assert f"WARNING: {warning}." in body["notes"]  # type: ignore[operator]
+    skip = load_artifact(artifact_dir).manifest.window - 1
+    assert body["detectors"][0]["n_anomalous"] == 1500 - skip  # type: ignore[index]
 
 
 def test_refuses_tampered_artifact_and_missing_data(artifact_dir: Path, tmp_path: Path) -> None:
