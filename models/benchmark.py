@@ -44,6 +44,7 @@ from models.report import (
     Figure,
     ScoredDetector,
     Table,
+    check_report_folder,
     markdown_table,
     mean_error_share,
     plot_grouped_bars,
@@ -829,6 +830,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.dataset == "tep":
             bench = run_tep(data_dir, config, verbose=not args.quiet)
             written = write_tep_report(bench, out)
@@ -847,7 +853,7 @@ def run(args: argparse.Namespace) -> int:
             table = skab_table(variants, len(variants[0].per_file))
             written = write_skab_report(variants, table, out, config=config)
             print(_render(table))
-    except BenchmarkDataMissing as exc:
+    except OSError as exc:  # the data missing, or the report not written (a full disk)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\nreport: {written['markdown']}", file=sys.stderr)

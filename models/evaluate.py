@@ -36,6 +36,7 @@ from models.report import (
     Example,
     ScoredDetector,
     Table,
+    check_report_folder,
     mean_error_share,
     write_report,
 )
@@ -627,6 +628,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest = artifact.manifest
+    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
+    try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.synthetic:
             normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
@@ -671,8 +678,11 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
-    written = write_report(result.report, out)
+    try:
+        written = write_report(result.report, out)
+    except OSError as exc:
+        print(f"error: writing the report: {exc}", file=sys.stderr)
+        return 2
     print(summary_lines(result.evaluations))
     print(f"operating range (autoencoder): {result.operating_range.message}")
     print(f"\nreport: {written['markdown']}", file=sys.stderr)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import benchmark
 from models.__main__ import main
 from models.benchmark import (
     DETECTORS,
@@ -72,6 +73,23 @@ def test_missing_data_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
         load_tep(tmp_path)
     assert main(["benchmark", "skab", "--data-dir", str(tmp_path), "--quiet"]) == 2
     assert "SKAB data folder not found" in capsys.readouterr().err
+
+
+def test_out_that_cannot_hold_the_report_is_refused_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ran although --out cannot hold the report")
+
+    monkeypatch.setattr(benchmark, "run_tep", no_run)
+    monkeypatch.setattr(benchmark, "run_skab", no_run)
+    afile = tmp_path / "report.md"
+    afile.write_text("")
+    for dataset in ("tep", "skab"):
+        assert main(["benchmark", dataset, "--data-dir", str(tmp_path), "--out", str(afile)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: --out {afile}: {afile} is a file, not a folder"
+        ]
 
 
 @needs_tep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from models import evaluate
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
 from models.evaluate import (
@@ -339,3 +341,48 @@ def test_unreadable_data_file_is_one_error_line(
         )  # fmt: skip
         assert status == 2
         assert capsys.readouterr().err.splitlines() == [f"error: {normal}: {reason}"]
+
+
+def test_out_that_cannot_hold_the_report_is_refused_before_the_work(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot hold the report")
+
+    monkeypatch.setattr(evaluate, "evaluate_artifact", no_work)
+    afile = tmp_path / "report.md"
+    afile.write_text("")
+    for out in (afile, afile / "sub"):
+        assert (
+            main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--out", str(out)]) == 2
+        )
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: --out {out}: {afile} is a file, not a folder"
+        ]
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # chmod does not stop root
+    out = tmp_path / "new" / "report"
+    assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {out}: no permission to write in {tmp_path}"
+    ]
+
+
+def test_report_that_cannot_be_written_is_one_error_line(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
+
+    monkeypatch.setattr(evaluate, "write_report", disk_full)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--readings", "2000",
+                 "--no-baseline", "--out", str(out)]) == 2  # fmt: skip
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: writing the report: [Errno 28] No space left on device: '{tmp_path}/report.json'"
+    ]
