@@ -126,11 +126,13 @@ def labelled(
                 "as anomalous"
             )
     else:
-        if column.dtype.kind != "f" or np.isnan(column).any():
+        # Exactly 0 or 1: read as "> 0", a -1/1 convention (-1 anomalous) would come out
+        # inverted with no error.
+        if column.dtype.kind != "f" or not np.isin(column, (0.0, 1.0)).all():
             raise DataError(
                 readings.source, "labels must be 0/1 in every row", column=labels_column
             )
-        labels = column > 0
+        labels = column == 1
     kinds = np.full(readings.n_readings, "", dtype=object)
     kind_column = by_name.get(kinds_column.lower()) if kinds_column else None
     if kind_column is not None:

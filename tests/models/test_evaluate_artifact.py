@@ -185,6 +185,12 @@ def test_labels_column_names_the_ground_truth(
     assert not (tmp_path / "typo").exists()
     assert evaluate(anomalous, "kinds", "--kinds-column", "kind") == 2
     assert "no column 'kind' (--kinds-column)" in capsys.readouterr().err
+    inverted = tmp_path / "inverted.csv"  # the -1 anomalous / 1 normal convention
+    inverted.write_text(anomalous.read_text().replace(",1\n", ",-1\n").replace(",0\n", ",1\n"))
+    assert evaluate(inverted, "inverted", "--labels-column", "fault") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {inverted}, column fault: labels must be 0/1 in every row"
+    ]
     values = np.loadtxt(anomalous, delimiter=",", skiprows=1, usecols=range(1, N_SENSORS + 1))
     np.save(tmp_path / "anomalous.npy", values)
     assert evaluate(tmp_path / "anomalous.npy", "npy", "--labels-column", "fault") == 2
