@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 
 from models.baselines import PCABaseline
-from models.data import Readings, load_readings
+from models.data import DataError, Readings, load_readings
 from models.metrics import (
     BinaryMetrics,
     chance_false_alarms_exceed,
@@ -44,6 +44,7 @@ from models.report import (
     Figure,
     ScoredDetector,
     Table,
+    check_report_folder,
     markdown_table,
     mean_error_share,
     plot_grouped_bars,
@@ -196,19 +197,23 @@ class TepData:
 
 
 def load_tep(data_dir: Path) -> TepData:
+    """Every TEP file, read and checked before anything is trained (a bad file is a
+    :class:`DataError` naming it, not a failure minutes in)."""
     folder = _require(data_dir / "tep", "TEP data folder")
-    train_readings = load_readings(_require(folder / "d00.dat", "d00.dat"), transpose=True)
-    normal = load_readings(_require(folder / "d00_te.dat", "d00_te.dat")).values
-    faults = {
-        k: load_readings(_require(folder / f"d{k:02d}.dat", f"d{k:02d}.dat")).values
-        for k in TEP_FAULTS
-    }
-    for name, array in [("d00.dat", train_readings.values), ("d00_te.dat", normal)] + [
-        (f"d{k:02d}.dat", v) for k, v in faults.items()
-    ]:
-        if array.shape[1] != len(TEP_SENSORS):
-            raise ValueError(f"{name} has {array.shape[1]} columns, expected {len(TEP_SENSORS)}")
-    return TepData(train=train_readings.values, normal=normal, faults=faults)
+
+    def read(name: str, *, transpose: bool = False) -> np.ndarray:
+        readings = load_readings(_require(folder / name, name), transpose=transpose)
+        if readings.n_sensors != len(TEP_SENSORS):
+            raise DataError(
+                readings.source, f"{readings.n_sensors} columns, expected {len(TEP_SENSORS)}"
+            )
+        return readings.values
+
+    return TepData(
+        train=read("d00.dat", transpose=True),
+        normal=read("d00_te.dat"),
+        faults={k: read(f"d{k:02d}.dat") for k in TEP_FAULTS},
+    )
 
 
 def parse_tep_reference(path: Path) -> tuple[dict[int, dict[str, float]], dict[str, float]]:
@@ -324,7 +329,13 @@ def run_tep(
 ) -> TepBenchmark:
     started = time.perf_counter()
     data = load_tep(data_dir)
-    published, published_average = parse_tep_reference(data_dir / "tep" / TEP_REFERENCE_FILE)
+    reference = _require(data_dir / "tep" / TEP_REFERENCE_FILE, TEP_REFERENCE_FILE)
+    try:
+        published, published_average = parse_tep_reference(reference)
+    except UnicodeDecodeError as exc:
+        raise DataError(reference, f"not UTF-8 text ({exc.reason})") from None
+    except ValueError as exc:  # its message names the file already
+        raise DataError(reference, str(exc).removeprefix(f"{reference}: ")) from None
     half = len(data.normal) // 2
     limit_half, far_half = data.normal[:half], data.normal[half:]
     # Default settings; only the threshold quantile is the protocol's (it does not change
@@ -573,18 +584,22 @@ def load_skab(data_dir: Path) -> tuple[list[SkabFile], Readings]:
     paths = sorted(valve.glob("*.csv"), key=lambda p: (len(p.stem), p.stem))
     if not paths:
         raise BenchmarkDataMissing(f"no CSV files in {valve}")
-    files = []
+    files: list[SkabFile] = []
     for path in paths:
         readings = load_readings(path)
         if "anomaly" not in readings.labels:
-            raise ValueError(f"{path} has no 'anomaly' column")
+            raise DataError(path, "no 'anomaly' column")
         labels = readings.labels["anomaly"]
-        if np.isnan(labels).any():
-            raise ValueError(f"{path}: 'anomaly' has empty cells")
+        if labels.dtype.kind != "f" or not np.isin(labels, (0.0, 1.0)).all():
+            raise DataError(path, "labels must be 0/1 in every row", column="anomaly")
+        if files and readings.sensors != files[0].readings.sensors:
+            raise DataError(path, f"sensors differ from {files[0].name}'s")
         files.append(SkabFile(path.name, readings, labels.astype(bool)))
     anomaly_free = load_readings(
         _require(folder / "anomaly-free" / "anomaly-free.csv", "SKAB anomaly-free.csv")
     )
+    if anomaly_free.sensors != files[0].readings.sensors:
+        raise DataError(anomaly_free.source, f"sensors differ from {files[0].name}'s")
     return files, anomaly_free
 
 
@@ -630,9 +645,7 @@ def run_skab(
     )
     # B: normal behaviour learned once from anomaly-free.csv; each file's limit is then set
     # on its own first 400 rows (still training rows only), since every run drifts a little.
-    sensors = files[0].readings.sensors
-    if anomaly_free.sensors != sensors:
-        raise ValueError(f"anomaly-free.csv sensors {anomaly_free.sensors} differ from {sensors}")
+    sensors = files[0].readings.sensors  # load_skab checked every file has them
     shared = train(
         anomaly_free.values,
         sensors,
@@ -647,8 +660,6 @@ def run_skab(
     )
     for file in files:
         values = file.readings.values
-        if file.readings.sensors != sensors:
-            raise ValueError(f"{file.name}: sensors differ from {files[0].name}")
         head = values[:SKAB_TRAIN_ROWS]
         # Score the test rows with the preceding rows as context (first window-1 dropped).
         test_labels = file.labels[SKAB_TRAIN_ROWS:]
@@ -829,6 +840,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.dataset == "tep":
             bench = run_tep(data_dir, config, verbose=not args.quiet)
             written = write_tep_report(bench, out)
@@ -847,7 +863,7 @@ def run(args: argparse.Namespace) -> int:
             table = skab_table(variants, len(variants[0].per_file))
             written = write_skab_report(variants, table, out, config=config)
             print(_render(table))
-    except BenchmarkDataMissing as exc:
+    except (DataError, OSError) as exc:  # bad or missing data; a report not written (disk full)
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"\nreport: {written['markdown']}", file=sys.stderr)

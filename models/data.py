@@ -133,6 +133,19 @@ def load_readings(
     are ignored altogether. Both match header names case-insensitively.
     """
     path = Path(path)
+    # A file the process may not read is a DataError naming it like any other bad input,
+    # not an OSError traceback from inside a loader.
+    try:
+        return _load_by_suffix(path, transpose, label_columns, drop_columns)
+    except OSError as exc:
+        raise DataError(path, f"cannot be read: {exc.strerror or exc}") from None
+
+
+def _load_by_suffix(
+    path: Path, transpose: bool, label_columns: Iterable[str], drop_columns: Iterable[str]
+) -> Readings:
+    if path.is_dir():
+        raise DataError(path, "is a folder, not a file")
     if not path.is_file():
         raise DataError(path, "no such file")
     suffix = path.suffix.lower()

@@ -21,7 +21,14 @@ import numpy as np
 import torch
 
 from models.baselines import PCABaseline
-from models.data import DataError, Readings, default_sensor_names, load_readings, sliding_windows
+from models.data import (
+    LABEL_COLUMNS,
+    DataError,
+    Readings,
+    default_sensor_names,
+    load_readings,
+    sliding_windows,
+)
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
 from models.report import (
@@ -29,6 +36,7 @@ from models.report import (
     Example,
     ScoredDetector,
     Table,
+    check_report_folder,
     mean_error_share,
     write_report,
 )
@@ -53,6 +61,9 @@ class LabelledReadings:
     source: str
     faulty_sensor: np.ndarray | None = None
     """Column of the sensor at fault per reading (-1 where normal or unknown), when known."""
+    assumption: str = ""
+    """How the labels were assumed when the file carries none (said on stderr and in the
+    report, since every figure rests on it)."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +99,10 @@ def align_sensors(readings: Readings, sensors: Sequence[str]) -> np.ndarray:
     return readings.values[:, [index[name] for name in sensors]]
 
 
+DEFAULT_LABELS_COLUMN = "anomaly"
+DEFAULT_KINDS_COLUMN = "anomaly_kind"
+
+
 def labelled(
     readings: Readings,
     sensors: Sequence[str],
@@ -102,14 +117,22 @@ def labelled(
     values = align_sensors(readings, sensors)
     by_name = {name.lower(): column for name, column in readings.labels.items()}
     column = by_name.get(labels_column.lower())
+    assumption = ""
     if column is None:
         labels = np.full(readings.n_readings, default_anomalous)
+        if default_anomalous:
+            assumption = (
+                f"{readings.source} has no {labels_column!r} column: every reading in it counts "
+                "as anomalous"
+            )
     else:
-        if column.dtype.kind != "f" or np.isnan(column).any():
+        # Exactly 0 or 1: read as "> 0", a -1/1 convention (-1 anomalous) would come out
+        # inverted with no error.
+        if column.dtype.kind != "f" or not np.isin(column, (0.0, 1.0)).all():
             raise DataError(
                 readings.source, "labels must be 0/1 in every row", column=labels_column
             )
-        labels = column > 0
+        labels = column == 1
     kinds = np.full(readings.n_readings, "", dtype=object)
     kind_column = by_name.get(kinds_column.lower()) if kinds_column else None
     if kind_column is not None:
@@ -121,7 +144,62 @@ def labelled(
         position = {name: i for i, name in enumerate(sensors)}
         faulty = np.array([position.get(str(name), -1) for name in sensor_column], dtype=np.int64)
         faulty[~labels] = -1
-    return LabelledReadings(values, labels, kinds, readings.source, faulty)
+    return LabelledReadings(values, labels, kinds, readings.source, faulty, assumption)
+
+
+def read_labelled(
+    path: Path,
+    sensors: Sequence[str],
+    *,
+    transpose: bool,
+    labels_column: str | None,
+    kinds_column: str | None,
+    anomalous: bool,
+) -> LabelledReadings:
+    """Load an evaluation file with the named ground-truth columns kept out of its sensors.
+
+    A column named on the command line (None: the default) must be in the anomalous file:
+    a typo would otherwise count every reading as anomalous and still print figures.
+    """
+    named = {"--labels-column": labels_column, "--kinds-column": kinds_column}
+    wanted = [*LABEL_COLUMNS, *(name for name in named.values() if name is not None)]
+    readings = load_readings(path, transpose=transpose, label_columns=wanted)
+    found = {name.lower() for name in readings.labels}
+    for option, name in named.items():
+        if anomalous and name is not None and name.lower() not in found:
+            columns = (
+                _columns(readings, sensors)
+                if path.suffix.lower() == ".csv"
+                else f"a {path.suffix} file has no header row naming its columns"
+            )
+            raise DataError(readings.source, f"no column {name!r} ({option}); {columns}")
+    return labelled(
+        readings,
+        sensors,
+        labels_column=labels_column or DEFAULT_LABELS_COLUMN,
+        kinds_column=kinds_column or DEFAULT_KINDS_COLUMN,
+        default_anomalous=anomalous,
+    )
+
+
+def _columns(readings: Readings, sensors: Sequence[str]) -> str:
+    """A CSV file's columns for an error message, the model's sensors counted rather than
+    listed: the column that was meant is among the others."""
+    model = set(sensors)
+    extra = [name for name in readings.sensors if name not in model]
+    shared = readings.n_sensors - len(extra)
+    described = [
+        f"the model's {shared} sensors"
+        if shared == len(sensors)
+        else f"{shared} of the model's {len(sensors)} sensors"
+    ]
+    if readings.timestamps is not None:
+        described.append("a timestamp")
+    others = extra + list(readings.labels)
+    described += [repr(name) for name in others[:20]]
+    if len(others) > 20:
+        described.append(f"and {len(others) - 20} more")
+    return "its columns: " + ", ".join(described)
 
 
 def artifact_errors(
@@ -324,6 +402,7 @@ def evaluate_artifact(
         "normal data": normal.source,
         "anomalous data": anomalous.source,
     }
+    notes += [f"WARNING: {part.assumption}." for part in (normal, anomalous) if part.assumption]
     notes += reused_data_warnings(manifest, {"normal": normal, "anomalous": anomalous})
     if baseline is not None:
         pca = PCABaseline.fit(baseline.train)
@@ -508,12 +587,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     data.add_argument(
         "--anomalous",
         type=Path,
-        help="labelled readings; without a labels column every reading counts as anomalous",
+        help="labelled readings; without a labels column every reading counts as anomalous "
+        "(a warning says so)",
     )
     data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
-    data.add_argument("--labels-column", default="anomaly", help="0/1 ground truth (anomaly)")
     data.add_argument(
-        "--kinds-column", default="anomaly_kind", help="anomaly kind per reading (anomaly_kind)"
+        "--labels-column",
+        help=f"0/1 ground truth ({DEFAULT_LABELS_COLUMN}); when given, the anomalous file must "
+        "have it",
+    )
+    data.add_argument(
+        "--kinds-column",
+        help=f"anomaly kind per reading ({DEFAULT_KINDS_COLUMN}); when given, the anomalous file "
+        "must have it",
     )
     data.add_argument(
         "--synthetic",
@@ -544,6 +630,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     manifest = artifact.manifest
+    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
+    try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.synthetic:
             normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
@@ -551,20 +643,24 @@ def run(args: argparse.Namespace) -> int:
             print("error: pass --normal and --anomalous, or --synthetic", file=sys.stderr)
             return 2
         else:
-            normal = labelled(
-                load_readings(args.normal, transpose=args.transpose),
+            normal = read_labelled(
+                args.normal,
                 manifest.sensors,
+                transpose=args.transpose,
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
-                default_anomalous=False,
+                anomalous=False,
             )
-            anomalous = labelled(
-                load_readings(args.anomalous, transpose=args.transpose),
+            anomalous = read_labelled(
+                args.anomalous,
                 manifest.sensors,
+                transpose=args.transpose,
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
-                default_anomalous=True,
+                anomalous=True,
             )
+            if anomalous.assumption:
+                print(f"warning: {anomalous.assumption}", file=sys.stderr)
         baseline, baseline_note = None, "skipped (--no-baseline)"
         if not args.no_baseline:
             try:
@@ -584,8 +680,11 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
-    written = write_report(result.report, out)
+    try:
+        written = write_report(result.report, out)
+    except OSError as exc:
+        print(f"error: writing the report: {exc}", file=sys.stderr)
+        return 2
     print(summary_lines(result.evaluations))
     print(f"operating range (autoencoder): {result.operating_range.message}")
     print(f"\nreport: {written['markdown']}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,19 @@ def mean_error_share(per_sensor_errors: np.ndarray) -> np.ndarray:
     totals = errors.sum(axis=1, keepdims=True)
     shares = np.divide(errors, totals, out=np.zeros_like(errors), where=totals > 0)
     return np.asarray(shares.mean(axis=0))
+
+
+def check_report_folder(out_dir: Path | str) -> None:
+    """Raise ``OSError`` saying why ``out_dir`` cannot hold a report (a file in its place or
+    above it, no permission), so a command refuses it before its work instead of failing
+    after minutes of it. Nothing is created."""
+    existing = Path(out_dir)
+    while not (existing.exists() or existing.is_symlink()) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(f"no permission to write in {existing}")
 
 
 def write_report(report: EvaluationReport, out_dir: Path | str) -> dict[str, Path]:

@@ -254,6 +254,22 @@ def test_unsupported_and_missing(tmp_path: Path) -> None:
         load_readings(write(tmp_path / "t.csv", "a,b\n1,2\n"), transpose=True)
 
 
+def test_folders_and_unreadable_files_are_data_errors_naming_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(DataError, match=r"folder.csv: is a folder, not a file"):
+        load_readings(tmp_path / "folder.csv")
+    locked = write(tmp_path / "locked.csv", "a,b\n1,2\n")
+
+    def denied(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "open", denied)  # chmod does not stop root, who runs CI
+    with pytest.raises(DataError, match=r"locked.csv: cannot be read: Permission denied$"):
+        load_readings(locked)
+
+
 def test_csv_round_trip_is_exact(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     original = Readings(

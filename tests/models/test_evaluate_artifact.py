@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from models import evaluate
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
 from models.evaluate import (
@@ -131,6 +135,81 @@ def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Pa
     assert attribution["rows"][0]["anomaly kind"] == "all"
 
 
+def _labelled_files(folder: Path, labels_column: str) -> tuple[Path, Path, int]:
+    """Normal and anomalous CSV files whose ground truth is in ``labels_column``."""
+    normal = generate_plant(1000, seed=51, n_sensors=N_SENSORS)
+    faulty = generate_plant(1500, seed=52, n_sensors=N_SENSORS)
+    injected = inject_anomalies(faulty.values, seed=53, kinds=("step",))
+    folder.mkdir()
+    paths = folder / "normal.csv", folder / "anomalous.csv"
+    write_readings_csv(
+        paths[0], replace(normal, labels={labels_column: np.zeros(normal.n_readings)})
+    )
+    write_readings_csv(
+        paths[1],
+        replace(faulty, values=injected.values, labels={labels_column: injected.labels * 1.0}),
+    )
+    return *paths, int(injected.labels.sum())
+
+
+def _evaluate(artifact_dir: Path, normal: Path, anomalous: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["evaluate", "--model", str(artifact_dir), "--normal", str(normal),
+         "--anomalous", str(anomalous), "--no-baseline", "--out", str(out), *extra]
+    )  # fmt: skip
+
+
+def test_labels_column_names_the_ground_truth(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A column named by --labels-column is the ground truth and no sensor, in both files;
+    one the anomalous file lacks (a typo) is an error, not 'every reading is anomalous'."""
+    normal, anomalous, n_anomalous = _labelled_files(tmp_path / "default", "anomaly")
+    assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "expected") == 0
+    normal, anomalous, _ = _labelled_files(tmp_path / "named", "fault")
+
+    def evaluate(anomalous: Path, out: str, *extra: str) -> int:
+        return _evaluate(artifact_dir, normal, anomalous, tmp_path / out, *extra)
+
+    assert evaluate(anomalous, "out", "--labels-column", "fault") == 0
+    expected = _report(tmp_path / "expected")["detectors"]
+    assert _report(tmp_path / "out")["detectors"] == expected
+    assert expected[0]["n_anomalous"] == n_anomalous  # type: ignore[index]
+    capsys.readouterr()
+
+    assert evaluate(anomalous, "typo", "--labels-column", "falut") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {anomalous}: no column 'falut' (--labels-column); its columns: the model's "
+        f"{N_SENSORS} sensors, a timestamp, 'fault'"
+    ]
+    assert not (tmp_path / "typo").exists()
+    assert evaluate(anomalous, "kinds", "--kinds-column", "kind") == 2
+    assert "no column 'kind' (--kinds-column)" in capsys.readouterr().err
+    inverted = tmp_path / "inverted.csv"  # the -1 anomalous / 1 normal convention
+    inverted.write_text(anomalous.read_text().replace(",1\n", ",-1\n").replace(",0\n", ",1\n"))
+    assert evaluate(inverted, "inverted", "--labels-column", "fault") == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: {inverted}, column fault: labels must be 0/1 in every row"
+    ]
+    values = np.loadtxt(anomalous, delimiter=",", skiprows=1, usecols=range(1, N_SENSORS + 1))
+    np.save(tmp_path / "anomalous.npy", values)
+    assert evaluate(tmp_path / "anomalous.npy", "npy", "--labels-column", "fault") == 2
+    assert "a .npy file has no header row" in capsys.readouterr().err
+
+
+def test_anomalous_file_without_labels_counts_as_anomalous_and_says_so(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal, anomalous, _ = _labelled_files(tmp_path / "data", "fault")
+    assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "out") == 0
+    warning = f"{anomalous} has no 'anomaly' column: every reading in it counts as anomalous"
+    assert f"warning: {warning}" in capsys.readouterr().err.splitlines()
+    body = _report(tmp_path / "out")
+    assert f"WARNING: {warning}." in body["notes"]  # type: ignore[operator]
+    skip = load_artifact(artifact_dir).manifest.window - 1
+    assert body["detectors"][0]["n_anomalous"] == 1500 - skip  # type: ignore[index]
+
+
 def test_refuses_tampered_artifact_and_missing_data(artifact_dir: Path, tmp_path: Path) -> None:
     assert main(["evaluate", "--model", str(artifact_dir)]) == 2
     copy = tmp_path / "tampered"
@@ -238,3 +317,78 @@ def test_plane_model_passes_the_operating_range_check(tmp_path: Path) -> None:
     normal = generate_plant(2000, seed=5, n_sensors=N_SENSORS).values
     check = operating_range_check(load_artifact(out), normal)
     assert check.ok, check.message
+
+
+def test_unreadable_data_file_is_one_error_line(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_readings_csv(
+        tmp_path / "anomalous.csv", generate_plant(500, seed=41, n_sensors=N_SENSORS)
+    )
+    locked = tmp_path / "normal.csv"
+    write_readings_csv(locked, generate_plant(500, seed=42, n_sensors=N_SENSORS))
+    real_open = Path.open
+
+    def open_unless_locked(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_unless_locked)  # chmod does not stop root
+    refusals = {locked: "cannot be read: Permission denied", tmp_path: "is a folder, not a file"}
+    for normal, reason in refusals.items():
+        status = main(
+            ["evaluate", "--model", str(artifact_dir), "--normal", str(normal),
+             "--anomalous", str(tmp_path / "anomalous.csv"), "--no-baseline",
+             "--out", str(tmp_path / "report")]
+        )  # fmt: skip
+        assert status == 2
+        assert capsys.readouterr().err.splitlines() == [f"error: {normal}: {reason}"]
+
+
+def test_out_that_cannot_hold_the_report_is_refused_before_the_work(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def no_work(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated although --out cannot hold the report")
+
+    monkeypatch.setattr(evaluate, "evaluate_artifact", no_work)
+    afile = tmp_path / "report.md"
+    afile.write_text("")
+    for out in (afile, afile / "sub"):
+        assert (
+            main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--out", str(out)]) == 2
+        )
+        assert capsys.readouterr().err.splitlines() == [
+            f"error: --out {out}: {afile} is a file, not a folder"
+        ]
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # chmod does not stop root
+    out = tmp_path / "new" / "report"
+    assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --out {out}: no permission to write in {tmp_path}"
+    ]
+
+
+def test_report_that_cannot_be_written_is_one_error_line(
+    artifact_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
+
+    monkeypatch.setattr(evaluate, "write_report", disk_full)
+    out = tmp_path / "report"
+    assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--readings", "2000",
+                 "--no-baseline", "--out", str(out)]) == 2  # fmt: skip
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: writing the report: [Errno 28] No space left on device: '{tmp_path}/report.json'"
+    ]
