@@ -232,10 +232,15 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         delimiter = _sniff_delimiter(path, first_line)
         handle.seek(0)
         reader = csv.reader(handle, delimiter=delimiter)
-        header = [name.strip() for name in next(reader)]
-        # Blank lines are skipped; a line of separators (",,") is a reading with every value
-        # missing and is refused below.
-        rows = [(reader.line_num, row) for row in reader if len(row) > 1 or "".join(row).strip()]
+        try:
+            header = [name.strip() for name in next(reader)]
+            # Blank lines are skipped; a line of separators (",,") is a reading with every
+            # value missing and is refused below.
+            rows = [
+                (reader.line_num, row) for row in reader if len(row) > 1 or "".join(row).strip()
+            ]
+        except csv.Error as exc:  # a field over the csv module's limit, a stray NUL
+            raise DataError(path, f"not a readable CSV ({exc})", line=reader.line_num) from None
 
     _check_header(path, header)
     labels_wanted = {name.lower() for name in label_columns}

@@ -332,7 +332,11 @@ def read_manifest(artifact_dir: Path) -> Manifest:
         raise ArtifactError(
             artifact_dir, f"{MANIFEST_FILE} is not a manifest: its JSON is nested too deeply"
         ) from None
-    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, 4,300+ digits
+    except OSError as exc:
+        raise ArtifactError(
+            artifact_dir, f"{MANIFEST_FILE} cannot be read: {exc.strerror or exc}"
+        ) from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, 4,300+ digits
         raise ArtifactError(artifact_dir, f"{MANIFEST_FILE} is not valid JSON: {exc}") from exc
     if isinstance(raw, dict) and raw.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(

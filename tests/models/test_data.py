@@ -96,6 +96,13 @@ def test_csv_ragged_row(tmp_path: Path) -> None:
         load_readings(path)
 
 
+def test_csv_the_csv_module_cannot_read_is_refused(tmp_path: Path) -> None:
+    """A field over the csv module's 128 KiB limit raised csv.Error through train."""
+    path = write(tmp_path / "long.csv", "a,b\n1,2\n3," + "4" * 200_000 + "\n")
+    with pytest.raises(DataError, match=r"long.csv, line \d+: not a readable CSV \(field larger"):
+        load_readings(path)
+
+
 def test_csv_row_of_separators_is_refused_blank_lines_skipped(tmp_path: Path) -> None:
     blank = load_readings(write(tmp_path / "blank.csv", "a,b\n1,2\n\n3,4\n  \n\n"))
     np.testing.assert_array_equal(blank.values, [[1, 2], [3, 4]])

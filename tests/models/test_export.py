@@ -287,6 +287,21 @@ def test_a_failed_replacement_keeps_the_model_already_there(
     assert sorted(p.name for p in target.parent.iterdir()) == ["w1"]
 
 
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_manifest_that_cannot_be_read_says_so(
+    artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It was reported as "not valid JSON: [Errno 13] Permission denied"."""
+    copy = _copy(artifact, tmp_path / "copy")
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)  # root reads any file: simulate the refusal
+    with pytest.raises(ArtifactError, match="manifest.json cannot be read: Permission denied"):
+        load_artifact(copy)
+
+
 def test_discovery_skips_hidden_folders(tmp_path: Path) -> None:
     for folder in ("plant/1", "plant/.1.staging", ".trash/1"):
         (tmp_path / folder).mkdir(parents=True)
