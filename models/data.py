@@ -78,7 +78,7 @@ class Readings:
     """float64, shape (n_readings, n_sensors)."""
     sensors: list[str]
     timestamps: np.ndarray | None
-    """One entry per reading, strictly increasing: datetime64[ns] for ISO 8601 (in UTC when the
+    """One entry per reading, never decreasing: datetime64[ns] for ISO 8601 (in UTC when the
     file gives a zone) or float64 for numbers; None without a timestamp column."""
     source: str
     labels: dict[str, np.ndarray] = field(default_factory=dict)
@@ -260,9 +260,10 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
             sensor_indices.append(index)
     if not sensor_indices:
         raise DataError(path, "no sensor columns (only timestamp, label or dropped columns)")
+    while rows and not any(cell.strip() for cell in rows[-1][1]):
+        rows.pop()  # separator-only lines below the table, as spreadsheets export them
     if not rows:
         raise DataError(path, "header only, no readings")
-
     for line, row in rows:
         if not any(cell.strip() for cell in row):
             raise DataError(
@@ -349,7 +350,8 @@ def _check_finite(
 def _parse_timestamps(
     path: Path, texts: list[str], lines: Sequence[int], column: str
 ) -> np.ndarray:
-    """Numbers or ISO 8601, strictly increasing. Anything else is refused, not kept as text:
+    """Numbers or ISO 8601, never decreasing (a repeat is a clock coarser than the sampling,
+    or a local-time clock change). Anything else is refused, not kept as text:
     the order of ``01/02/2024`` cannot be checked without guessing day and month, and training
     splits by time. The first cell decides which of the two kinds the column holds."""
     for text, line in zip(texts, lines, strict=True):
@@ -361,14 +363,13 @@ def _parse_timestamps(
         stamps = _numeric_timestamps(path, texts, lines, column)
     else:
         stamps = _iso_timestamps(path, texts, lines, column)
-    not_after = np.flatnonzero(stamps[1:] <= stamps[:-1])
-    if not_after.size:
-        row = int(not_after[0]) + 1
-        relation = "the same time as" if stamps[row] == stamps[row - 1] else "earlier than"
+    backwards = np.flatnonzero(stamps[1:] < stamps[:-1])
+    if backwards.size:
+        row = int(backwards[0]) + 1
         raise DataError(
             path,
-            f"timestamp {texts[row]!r} is {relation} the previous {texts[row - 1]!r}: readings "
-            "must be in time order, strictly increasing (training splits by time)",
+            f"timestamp {texts[row]!r} is earlier than the previous {texts[row - 1]!r}: "
+            "readings must be in time order (training splits by time)",
             line=lines[row],
         )
     return stamps

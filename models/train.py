@@ -206,6 +206,10 @@ class TrainingDiverged(ValueError):
     """No epoch gave a finite validation loss: the settings, not the data's shape, failed."""
 
 
+class CalibrationUnscorable(ValueError):
+    """The trained model returns non-finite errors on calibration readings."""
+
+
 def float32_range_problem(values: np.ndarray, sensors: list[str], what: str = "") -> str | None:
     """The model and the service read float32: a larger value would become infinity.
     ``what`` ("training", "calibration") goes before "reading N" when no file name does."""
@@ -251,7 +255,7 @@ def estimate_threshold(
     if n == 0:
         raise ValueError("no calibration errors to set a threshold from")
     if not np.isfinite(reading_errors).all():
-        raise ValueError(
+        raise CalibrationUnscorable(
             f"{int(np.sum(~np.isfinite(reading_errors)))} of {n} calibration errors are not "
             "finite: the model cannot score these readings, so no threshold can be set"
         )

@@ -17,6 +17,7 @@ from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
 from models.train import (
+    CalibrationUnscorable,
     EpochRecord,
     TrainConfig,
     TrainingDiverged,
@@ -24,7 +25,12 @@ from models.train import (
     float32_range_problem,
     train,
 )
-from service.scoring.artifact import MANIFEST_FILE, name_problem, sha256_array
+from service.scoring.artifact import (
+    MANIFEST_FILE,
+    ArtifactSwapFailed,
+    name_problem,
+    sha256_array,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -215,6 +221,10 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except CalibrationUnscorable as exc:
+        unscorable = args.calibration_data or f"{args.data} (its calibration tail)"
+        print(f"error: {unscorable}: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         # The settings were checked when parsed and both files above, so what training
         # refuses is the training data: too short for the splits or for the plane.
@@ -242,6 +252,9 @@ def run(args: argparse.Namespace) -> int:
             training_data_sha256=sha256_array(readings.values),
             training_data=training_data,
         )
+    except ArtifactSwapFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
         print(
             f"error: could not write {artifact_dir} ({exc}); any model already there is unchanged",
@@ -268,8 +281,11 @@ def _artifact_dir_problem(args: argparse.Namespace) -> str | None:
         if folder.exists() and not folder.is_dir():
             return f"{folder} exists and is not a folder"
     artifact_dir = args.out / args.name / args.version
-    if (artifact_dir / MANIFEST_FILE).exists() and not args.force:
-        return f"{artifact_dir} already holds a model (use --force to replace it)"
+    if not args.force:
+        if (artifact_dir / MANIFEST_FILE).exists():
+            return f"{artifact_dir} already holds a model (use --force to replace it)"
+        if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
+            return f"{artifact_dir} holds files but no model (use --force to replace them all)"
     return None
 
 

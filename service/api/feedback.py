@@ -352,9 +352,10 @@ async def post_feedback(
     principal: FeedbackPrincipal,
     service: CalibrationDep,
 ) -> FeedbackResponse:
-    content_hash = content_fingerprint(
-        {"author": principal.name, "request": body.model_dump(mode="json")}
-    )
+    request = body.model_dump(mode="json")
+    if request["stream_id"] is None:
+        del request["stream_id"]  # as before the field existed: stored retries still replay
+    content_hash = content_fingerprint({"author": principal.name, "request": request})
     if body.client_label_id is not None:
         stored = await asyncio.to_thread(service.replay, body.client_label_id, content_hash)
         if stored is not None:

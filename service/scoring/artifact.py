@@ -27,6 +27,7 @@ import json
 import math
 import re
 import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -181,6 +182,10 @@ def sha256_array(array: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+class ArtifactSwapFailed(OSError):
+    """The new artifact could not take the old one's place, nor the old one return to it."""
+
+
 def write_artifact(
     out_dir: Path,
     *,
@@ -191,13 +196,15 @@ def write_artifact(
 ) -> Manifest:
     """Write the artifact all or nothing: every file goes to a hidden staging folder beside
     ``out_dir``, the manifest (validated, with their checksums) last, and only then does the
-    folder take ``out_dir``'s place. A failure at any step leaves ``out_dir`` as it was, so
-    replacing a model never destroys the one being served."""
+    folder take ``out_dir``'s place. A failure before that leaves ``out_dir`` as it was, so
+    replacing a model never destroys the one being served. A symbolic link is followed: the
+    folder it points to is replaced and the link kept."""
     out_dir = Path(out_dir)
-    staging = out_dir.parent / f".{out_dir.name}.staging"
-    if staging.exists():  # left by a crashed export
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+    if out_dir.is_symlink():
+        out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A name of its own per export: two exports of one version never share a staging folder.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
     try:
         manifest = _write_files(
             staging,
@@ -260,14 +267,18 @@ def _swap_in(staging: Path, out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a folder")
-    replaced = out_dir.parent / f".{out_dir.name}.replaced"
-    if replaced.exists():
-        shutil.rmtree(replaced)
+    replaced = staging.with_name(staging.name.replace(".staging-", ".replaced-", 1))
     out_dir.rename(replaced)
     try:
         staging.rename(out_dir)
-    except BaseException:
-        replaced.rename(out_dir)
+    except BaseException as exc:
+        try:
+            replaced.rename(out_dir)
+        except OSError:
+            raise ArtifactSwapFailed(
+                f"the new artifact could not replace {out_dir} ({exc}) and the previous one "
+                f"could not be put back: it is in {replaced}; move it back to {out_dir}"
+            ) from exc
         raise
     shutil.rmtree(replaced, ignore_errors=True)
 

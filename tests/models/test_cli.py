@@ -137,6 +137,20 @@ def test_train_refuses_a_bad_name_before_training(
     assert "--version" in capsys.readouterr().err
 
 
+def test_train_keeps_files_that_are_not_a_model_unless_forced(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "p" / "1"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 2
+    assert "holds files but no model (use --force" in capsys.readouterr().err
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert main([*args, "--name", "p", "--version", "1", "--force", *tiny()]) == 0
+    assert not (folder / "notes.txt").exists() and load_artifact(folder).manifest.version == "1"
+
+
 def test_train_refuses_an_out_that_is_a_file(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -162,6 +176,23 @@ def test_train_refuses_values_float32_cannot_hold(
     err = capsys.readouterr().err
     assert f"error: {data}: reading 123, sensor x02: 1.5e+39 is beyond the float32" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_train_names_the_calibration_file_the_model_cannot_score(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1e25 fits float32 but its squared error does not: that is the calibration file's
+    problem, and the message had named --data."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "train.npy", rng.normal(size=(300, 3)))
+    calibration = rng.normal(size=(200, 3))
+    calibration[5, 0] = 1e25
+    np.save(tmp_path / "cal.npy", calibration)
+    args = ["train", "--data", str(tmp_path / "train.npy")]
+    args += ["--calibration-data", str(tmp_path / "cal.npy"), "--out", str(tmp_path / "m")]
+    assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'cal.npy'}: 1 of 200 calibration errors are not finite" in err
 
 
 def test_train_warns_of_sensors_float32_cannot_resolve(

@@ -33,6 +33,7 @@ from service.scoring.artifact import (
     REFERENCE_FILE,
     TORCHSCRIPT_FILE,
     ArtifactError,
+    ArtifactSwapFailed,
     discover_artifacts,
     load_artifact,
     sha256_array,
@@ -300,6 +301,54 @@ def test_a_manifest_that_cannot_be_read_says_so(
     monkeypatch.setattr(Path, "read_text", denied)  # root reads any file: simulate the refusal
     with pytest.raises(ArtifactError, match="manifest.json cannot be read: Permission denied"):
         load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_linked_version_folder_is_replaced_where_it_points(
+    trained: tuple[TrainResult, np.ndarray], artifact: Path, tmp_path: Path
+) -> None:
+    """The link had been replaced by a folder, and a dangling link left behind."""
+    result, plant = trained
+    real = _copy(artifact, tmp_path / "store")
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    link = tmp_path / "models" / "tiny" / "w1"
+    link.symlink_to(real, target_is_directory=True)
+    export_artifact(
+        result, link, name="tiny", version="w1", training_data_sha256=sha256_array(plant)
+    )
+    assert link.is_symlink() and load_artifact(link).manifest.version == "w1"
+    assert sorted(p.name for p in link.parent.iterdir()) == ["w1"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "store"]
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_swap_that_cannot_finish_says_where_the_old_model_is(
+    trained: tuple[TrainResult, np.ndarray],
+    artifact: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result, plant = trained
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    target = _copy(artifact, tmp_path / "models" / "tiny" / "w1")
+    moves = []
+    rename = Path.rename
+
+    def failing(self: Path, to: Path) -> Path:
+        moves.append(self.name)
+        if len(moves) > 1:  # the old one moved aside; neither the new nor the old gets back
+            raise OSError(28, "No space left on device")
+        return rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    with pytest.raises(ArtifactSwapFailed, match="it is in .*replaced-.*; move it back to") as info:
+        export_artifact(
+            result, target, name="tiny", version="w1", training_data_sha256=sha256_array(plant)
+        )
+    monkeypatch.undo()
+    (aside,) = [p for p in target.parent.iterdir() if ".replaced-" in p.name]
+    assert str(aside) in str(info.value)
+    assert load_artifact(aside.rename(target)).manifest.version == "w1"
 
 
 def test_discovery_skips_hidden_folders(tmp_path: Path) -> None:
