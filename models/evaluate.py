@@ -129,8 +129,17 @@ def labelled(
         # Exactly 0 or 1: read as "> 0", a -1/1 convention (-1 anomalous) would come out
         # inverted with no error.
         if column.dtype.kind != "f" or not np.isin(column, (0.0, 1.0)).all():
+            seen = (
+                ", ".join(f"{v:g}" for v in np.unique(column)[:6])
+                if column.dtype.kind == "f"
+                else ""
+            )
             raise DataError(
-                readings.source, "labels must be 0/1 in every row", column=labels_column
+                readings.source,
+                "labels must be 0 (normal) or 1 (anomalous) in every row"
+                + (f", found {seen}" if seen else "")
+                + "; a column of fault numbers or of -1/1 needs converting to 0/1 first",
+                column=labels_column,
             )
         labels = column == 1
     kinds = np.full(readings.n_readings, "", dtype=object)

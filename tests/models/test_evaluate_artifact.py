@@ -189,7 +189,8 @@ def test_labels_column_names_the_ground_truth(
     inverted.write_text(anomalous.read_text().replace(",1\n", ",-1\n").replace(",0\n", ",1\n"))
     assert evaluate(inverted, "inverted", "--labels-column", "fault") == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {inverted}, column fault: labels must be 0/1 in every row"
+        f"error: {inverted}, column fault: labels must be 0 (normal) or 1 (anomalous) in every "
+        "row, found -1, 1; a column of fault numbers or of -1/1 needs converting to 0/1 first"
     ]
     values = np.loadtxt(anomalous, delimiter=",", skiprows=1, usecols=range(1, N_SENSORS + 1))
     np.save(tmp_path / "anomalous.npy", values)
