@@ -281,22 +281,31 @@ class TepBenchmark:
         readings, whatever its limit)."""
         target = self.published_average["PCA-Q"]
         mdr = self.average("autoencoder")
-        far_counts = self.far["autoencoder"]
-        far = 100 * far_counts.false_alarm_rate
-        low, high = clopper_pearson(far_counts.fp, far_counts.fp + far_counts.tn)
-        n_limit = self.limit_scores["autoencoder"].size
-        n_held = self.normal_scores["autoencoder"].size
+        far = 100 * self.far["autoencoder"].false_alarm_rate
         return {
             "autoencoder_average_mdr": mdr,
             "published_pca_q_average_mdr": target,
             "autoencoder_far_percent": far,
             "passed": bool(mdr < target and far <= 100 * TEP_FAR_BAR),
-            "autoencoder_far_ci_percent": [100 * low, 100 * high],
-            "stable_detector_far_above_bar_chance": chance_false_alarms_exceed(
-                n_limit, n_held, self.quantile, TEP_FAR_BAR
-            ),
+            "autoencoder_far_ci_percent": list(self.far_interval("autoencoder")),
+            "stable_detector_far_above_bar_chance": self.stable_detector_chance(),
             "hindsight_average_mdr": {name: self.hindsight_mdr(name) for name in DETECTORS},
         }
+
+    def far_interval(self, detector: str) -> tuple[float, float]:
+        """95% Clopper-Pearson interval (%) on the false-alarm rate in the held-apart half."""
+        counts = self.far[detector]
+        low, high = clopper_pearson(counts.fp, counts.fp + counts.tn)
+        return 100 * low, 100 * high
+
+    def stable_detector_chance(self) -> float:
+        """How often a detector scoring both halves alike would miss the false-alarm bar."""
+        return chance_false_alarms_exceed(
+            self.limit_scores["autoencoder"].size,
+            self.normal_scores["autoencoder"].size,
+            self.quantile,
+            TEP_FAR_BAR,
+        )
 
     def hindsight_mdr(self, detector: str, far: float = TEP_FAR_BAR) -> float:
         """Average MDR (%) at the lowest limit flagging at most ``far`` of the held-apart half:
@@ -432,18 +441,17 @@ def verdict_table(bench: TepBenchmark) -> Table:
     each detector's MDR at hindsight limits (ranking quality apart from limit transfer)."""
     rows: list[list[Any]] = []
     for name in DETECTORS:
-        counts = bench.far[name]
-        low, high = clopper_pearson(counts.fp, counts.fp + counts.tn)
+        low, high = bench.far_interval(name)
         rows.append(
             [
                 name,
                 bench.average(name),
-                100 * counts.false_alarm_rate,
-                f"{100 * low:.1f}-{100 * high:.1f}%",
+                100 * bench.far[name].false_alarm_rate,
+                f"{low:.1f}-{high:.1f}%",
                 bench.hindsight_mdr(name),
             ]
         )
-    chance = bench.acceptance()["stable_detector_far_above_bar_chance"]
+    chance = bench.stable_detector_chance()
     hindsight_column = f"average MDR % at <= {TEP_FAR_BAR:.0%} FAR, hindsight limit"
     return Table(
         title="Reading the verdict: false-alarm uncertainty and ranking at hindsight limits",
