@@ -210,19 +210,26 @@ class CalibrationUnscorable(ValueError):
     """The trained model returns non-finite errors on calibration readings."""
 
 
-def float32_range_problem(values: np.ndarray, sensors: list[str], what: str = "") -> str | None:
-    """The model and the service read float32: a larger value would become infinity.
-    ``what`` ("training", "calibration") goes before "reading N" when no file name does."""
+class BeyondFloat32(ValueError):
+    """A value the model and the service (both float32) would read as infinity. ``data`` says
+    whether the training or the calibration readings hold it."""
+
+    def __init__(self, data: str, detail: str) -> None:
+        super().__init__(f"{data} {detail}")
+        self.data = data
+        self.detail = detail
+
+
+def _check_float32_range(values: np.ndarray, sensors: list[str], data: str) -> None:
     beyond = np.abs(values) > FLOAT32_MAX
-    if not beyond.any():
-        return None
-    row, column = (int(i) for i in np.argwhere(beyond)[0])
-    where = f"{what} reading {row}".lstrip()
-    return (
-        f"{where}, sensor {sensors[column]}: {values[row, column]:g} is beyond the float32 "
-        f"range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
-        f"{int(beyond.sum())} value(s) are"
-    )
+    if beyond.any():
+        row, column = (int(i) for i in np.argwhere(beyond)[0])
+        raise BeyondFloat32(
+            data,
+            f"reading {row}, sensor {sensors[column]}: {values[row, column]:g} is beyond the "
+            f"float32 range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
+            f"{int(beyond.sum())} value(s) are",
+        )
 
 
 def float32_resolution_warnings(
@@ -346,10 +353,9 @@ def train(
                 f"calibration data has shape {calibration_values.shape}, "
                 f"expected (n, {len(sensors)}) like the training data"
             )
-    for what, checked in (("training", values), ("calibration", calibration_values)):
-        problem = None if checked is None else float32_range_problem(checked, sensors, what)
-        if problem is not None:
-            raise ValueError(problem)
+    _check_float32_range(values, sensors, "training")
+    if calibration_values is not None:
+        _check_float32_range(calibration_values, sensors, "calibration")
     splits = time_splits(len(values), config, separate_calibration=calibration_values is not None)
     train_values = values[slice(*splits["train"])]
     val_values = values[slice(*splits["validation"])]

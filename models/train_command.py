@@ -17,12 +17,12 @@ from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
 from models.train import (
+    BeyondFloat32,
     CalibrationUnscorable,
     EpochRecord,
     TrainConfig,
     TrainingDiverged,
     TrainResult,
-    float32_range_problem,
     train,
 )
 from service.scoring.artifact import (
@@ -174,20 +174,15 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if calibration is not None and sha256_array(calibration.values) == sha256_array(
-        readings.values
-    ):
+    training_sha256 = sha256_array(readings.values)
+    calibration_sha256 = None if calibration is None else sha256_array(calibration.values)
+    if calibration_sha256 == training_sha256:
         print(
             "warning: --calibration-data holds the same readings as --data: the threshold is "
             "set on readings the model was trained on, so it sits too low and production will "
             "see more false alarms than the quantile promises",
             file=sys.stderr,
         )
-    for path, source in ((args.data, readings), (args.calibration_data, calibration)):
-        problem = None if source is None else float32_range_problem(source.values, source.sensors)
-        if problem is not None:
-            print(f"error: {path}: {problem}", file=sys.stderr)
-            return 2
     if calibration is not None and calibration.n_readings < config.window:
         # Checked here, not left to train(): it would say so only after training, unnamed.
         print(
@@ -218,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
             calibration_source=None if calibration is None else calibration.source,
             progress=print_epoch,
         )
+    except BeyondFloat32 as exc:
+        holder = args.data if exc.data == "training" else args.calibration_data
+        print(f"error: {holder}: {exc.detail}", file=sys.stderr)
+        return 2
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -234,14 +233,14 @@ def run(args: argparse.Namespace) -> int:
         "training": {
             "source": readings.source,
             "shape": list(readings.values.shape),
-            "sha256": sha256_array(readings.values),
+            "sha256": training_sha256,
         }
     }
     if calibration is not None:
         training_data["calibration"] = {
             "source": calibration.source,
             "shape": list(calibration.values.shape),
-            "sha256": sha256_array(calibration.values),
+            "sha256": calibration_sha256,
         }
     try:
         manifest = export_artifact(
@@ -249,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             artifact_dir,
             name=args.name,
             version=args.version,
-            training_data_sha256=sha256_array(readings.values),
+            training_data_sha256=training_sha256,
             training_data=training_data,
         )
     except ArtifactSwapFailed as exc:
