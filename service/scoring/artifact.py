@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import shutil
 import tempfile
 import warnings
@@ -34,11 +33,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_FILE = "manifest.json"
@@ -95,13 +94,19 @@ class Threshold(_Strict):
     )
 
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+ArtifactName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)]
 """Model names and versions: one folder level each, safe in URLs, never hidden or relative."""
+_ARTIFACT_NAME: TypeAdapter[str] = TypeAdapter(ArtifactName)
 
 
 def name_problem(value: str, what: str) -> str | None:
-    """Why ``value`` cannot be a model name or version (``what`` says which), or None."""
-    if re.fullmatch(NAME_PATTERN, value) and len(value) <= 128:
+    """Why ``value`` cannot be a model name or version (``what`` says which), or None: the
+    manifest's own rule, checked before training rather than at export."""
+    try:
+        _ARTIFACT_NAME.validate_python(value)
+    except ValidationError:
+        pass
+    else:
         return None
     return (
         f"{what} {value!r} must start with a letter or digit and hold only letters, digits, "
@@ -113,8 +118,8 @@ class Manifest(_Strict):
     """Everything the service needs to trust, load and explain a model."""
 
     format_version: Literal[1] = FORMAT_VERSION
-    name: str = Field(pattern=NAME_PATTERN, max_length=128)
-    version: str = Field(pattern=NAME_PATTERN, max_length=128)
+    name: ArtifactName
+    version: ArtifactName
     sensors: list[str] = Field(min_length=1)
     window: int = Field(ge=1, description="Readings per model input: a stream's last `window`.")
     scaler: Scaler
