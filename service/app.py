@@ -216,10 +216,9 @@ def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) ->
     def openapi() -> dict[str, Any]:
         schema = generic()
         state: AppState | None = app.state.services
-        served = state.models.models() if state is not None else []
-        if not served:
+        if state is None or not (served := state.models.models()):
             return schema
-        default = state.models.default_name if state is not None else None
+        default = state.models.default_name
         model = next((m for m in served if m.name == default), served[0])
         key = (model.name, model.version, default is None)
         if key not in documented:

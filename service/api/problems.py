@@ -159,8 +159,9 @@ def document_problems(schema: dict[str, Any], *, keyed_prefixes: tuple[str, ...]
         keyed = path.startswith(keyed_prefixes)
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
-            added = [*(("400", "413") if "requestBody" in operation else ())]
-            added += [*(("401", "403") if keyed else ())]
+            added = (("400", "413") if "requestBody" in operation else ()) + (
+                ("401", "403") if keyed else ()
+            )
             for status in added:
                 responses.setdefault(status, {"description": _DOCUMENTED_REFUSALS[status]})
             for status, response in responses.items():

@@ -250,7 +250,7 @@ class _ClientIds:
             return
         entries = self._entries
         streams = chunk.stream_ids
-        if streams[0] == streams[-1] and len(set(streams)) == 1:
+        if len(set(streams)) == 1:
             given = [i for i in chunk.ids if i is not None]
             if entries.keys().isdisjoint(given):  # the usual case, at C speed
                 entries.update(dict.fromkeys(given, (streams[0], chunk)))
