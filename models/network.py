@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from models.baselines import components_keeping
+from models.linear import QuadraticResidual
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -148,7 +149,7 @@ class ScoringModule(nn.Module):
 
     def __init__(
         self,
-        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder,
+        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder | QuadraticResidual,
         *,
         mean: np.ndarray | Sequence[float],
         scale: np.ndarray | Sequence[float],

@@ -22,6 +22,7 @@ from scipy import stats
 from torch import nn
 
 from models.data import sliding_windows
+from models.linear import QuadraticResidual, fit_cva, fit_dpca
 from models.network import (
     ACTIVATIONS,
     PlaneResidualAutoencoder,
@@ -37,10 +38,18 @@ MIN_TAIL_SAMPLES = 10
 i.e. with at least ``MIN_TAIL_SAMPLES / (1 - q)`` calibration samples."""
 
 
+FAMILIES = ("autoencoder", "dpca", "cva")
+"""Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
+LINEAR_FAMILIES = ("dpca", "cva")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides the model; recorded in the artifact's manifest."""
 
+    family: str = "autoencoder"
+    """autoencoder (a dense autoencoder over the window), dpca or cva (linear dynamic
+    statistics, fitted in closed form; see models/linear.py)."""
     window: int = 1
     """Readings per model input (the stream's latest ``window``, flattened)."""
     hidden: tuple[int, ...] | None = None
@@ -74,9 +83,17 @@ class TrainConfig:
     calibration_fraction: float = 0.15
     """Tail of the training file used for calibration when no calibration file is given."""
     quantile: float = 0.99
+    variance: float = 0.9
+    """DPCA: share of the lagged training variance its T² components keep."""
 
     def __post_init__(self) -> None:
         checks = [
+            (self.family in FAMILIES, f"family must be one of {', '.join(FAMILIES)}"),
+            (
+                self.family != "cva" or self.window >= 2,
+                "cva needs window >= 2 (it relates the past window to the next readings)",
+            ),
+            (0 < self.variance < 1, "variance must be in (0, 1)"),
             (self.window >= 1, "window must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.patience >= 1, "patience must be at least 1"),
@@ -104,6 +121,8 @@ class TrainConfig:
 
     def resolved(self, n_sensors: int) -> TrainConfig:
         """This config with the width-derived defaults filled in, as actually trained."""
+        if self.family in LINEAR_FAMILIES:
+            return self
         n_inputs = self.window * n_sensors
         latent = default_latent(n_inputs) if self.latent is None else self.latent
         hidden = default_hidden(n_inputs, latent) if self.hidden is None else tuple(self.hidden)
@@ -371,22 +390,18 @@ def train(
     train_x = _standardised_windows(train_values, mean, scale, window)
     val_x = _standardised_windows(val_values, mean, scale, window)
 
-    with _deterministic_torch(config.seed):
-        plain = SensorAutoencoder(
-            window * len(sensors),
-            hidden=config.hidden,
-            latent=config.latent,
-            dropout=config.dropout,
-            activation=config.activation,
+    extra: dict[str, Any] = {}
+    reconstructor: SensorAutoencoder | PlaneResidualAutoencoder | QuadraticResidual
+    if config.family in LINEAR_FAMILIES:
+        reconstructor, history, best_epoch, extra = _fit_linear(
+            train_values, val_values, mean, scale, config
         )
-        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder = plain
-        if config.plane_variance is not None:
-            # Fitted on the training split only, like the scaler.
-            plane = principal_plane(train_x.numpy(), config.plane_variance)
-            autoencoder = PlaneResidualAutoencoder(plane, plain)
-        history, best_epoch = _fit(autoencoder, train_x, val_x, config, progress)
+    else:
+        reconstructor, history, best_epoch = _train_autoencoder(
+            train_x, val_x, len(sensors), config, progress
+        )
 
-    module = ScoringModule(autoencoder, mean=mean, scale=scale, window=window).eval()
+    module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     calibration_errors = score_readings(module, calibration_values, window)
     threshold = estimate_threshold(
         calibration_errors.mean(axis=1), config.quantile, source=calibration_source
@@ -416,8 +431,9 @@ def train(
         "constant_sensors": constant,
         "warnings": resolution_warnings,
     }
-    if isinstance(autoencoder, PlaneResidualAutoencoder):
-        metrics["plane_components"] = autoencoder.n_components
+    if isinstance(reconstructor, PlaneResidualAutoencoder):
+        metrics["plane_components"] = reconstructor.n_components
+    metrics.update(extra)
     return TrainResult(
         module=module,
         config=config,
@@ -432,6 +448,63 @@ def train(
         calibration_errors=calibration_errors,
         metrics=metrics,
     )
+
+
+def _train_autoencoder(
+    train_x: torch.Tensor,
+    val_x: torch.Tensor,
+    n_sensors: int,
+    config: TrainConfig,
+    progress: ProgressCallback | None,
+) -> tuple[SensorAutoencoder | PlaneResidualAutoencoder, list[EpochRecord], int]:
+    with _deterministic_torch(config.seed):
+        plain = SensorAutoencoder(
+            config.window * n_sensors,
+            hidden=config.hidden,
+            latent=config.latent,
+            dropout=config.dropout,
+            activation=config.activation,
+        )
+        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder = plain
+        if config.plane_variance is not None:
+            # Fitted on the training split only, like the scaler.
+            plane = principal_plane(train_x.numpy(), config.plane_variance)
+            autoencoder = PlaneResidualAutoencoder(plane, plain)
+        history, best_epoch = _fit(autoencoder, train_x, val_x, config, progress)
+    return autoencoder, history, best_epoch
+
+
+def _fit_linear(
+    train_values: np.ndarray,
+    val_values: np.ndarray,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    config: TrainConfig,
+) -> tuple[QuadraticResidual, list[EpochRecord], int, dict[str, Any]]:
+    """DPCA or CVA in closed form on the training split. There are no epochs: the one
+    record's losses are the mean squared error per input, as the autoencoder reports them."""
+    started = time.perf_counter()
+    z_train = (train_values - mean) / scale
+    if len(z_train) <= 2 * config.window + 1:
+        raise ValueError(
+            f"{len(z_train)} training readings are too few for {config.family} with window "
+            f"{config.window}"
+        )
+    fit = (
+        fit_cva(z_train, config.window)
+        if config.family == "cva"
+        else fit_dpca(z_train, config.window, variance=config.variance)
+    )
+    reconstructor = QuadraticResidual(fit.root)
+
+    def loss(values: np.ndarray) -> float:
+        x = _standardised_windows(values, mean, scale, config.window)
+        with torch.no_grad():
+            return float(((reconstructor(x) - x) ** 2).mean())
+
+    record = EpochRecord(1, loss(train_values), loss(val_values), time.perf_counter() - started)
+    details = {"components": fit.n_components, **fit.details}
+    return reconstructor, [record], 1, {config.family: details}
 
 
 def _standardised_windows(

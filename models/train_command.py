@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
+from models.selection import CandidateScore, Selection, autocorrelation_window, candidates, select
 from models.train import (
+    FAMILIES,
+    LINEAR_FAMILIES,
     BeyondFloat32,
     CalibrationUnscorable,
     EpochRecord,
@@ -59,7 +63,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     out.add_argument("--version", required=True, help="model version")
     out.add_argument("--force", action="store_true", help="overwrite an existing artifact")
     model = parser.add_argument_group("model and training")
-    model.add_argument("--window", type=int, default=defaults.window, help="readings per input")
+    model.add_argument(
+        "--family",
+        choices=("auto", *FAMILIES),
+        default="auto",
+        help="model family; auto tries a bounded set of candidates and keeps the one that "
+        "catches most faults injected into the calibration run (docs/training.md)",
+    )
+    model.add_argument(
+        "--window",
+        type=int,
+        help="readings per input (default: chosen with the family, from the data's own "
+        "autocorrelation; 1 for --family autoencoder)",
+    )
     model.add_argument(
         "--hidden", type=int, nargs="+", help="hidden sizes (default: ~2/3 of input width)"
     )
@@ -100,8 +116,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The settings; family and window are those given, or the defaults selection starts
+    from (see :func:`selection_configs`)."""
+    family = "autoencoder" if args.family == "auto" else args.family
+    window = args.window
+    if window is None:
+        window = 1 if family == "autoencoder" else 2
     return TrainConfig(
-        window=args.window,
+        family=family,
+        window=window,
         hidden=None if args.hidden is None else tuple(args.hidden),
         latent=args.latent,
         dropout=args.dropout,
@@ -121,11 +144,71 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
+AUTOENCODER_OPTIONS = (
+    "hidden",
+    "latent",
+    "dropout",
+    "activation",
+    "epochs",
+    "patience",
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "noise_std",
+    "mask_prob",
+    "plane_variance",
+)
+"""Settings only the autoencoder has: giving one says which family is meant."""
+
+
+def autoencoder_options(args: argparse.Namespace) -> list[str]:
+    defaults = TrainConfig()
+    return [
+        name
+        for name in AUTOENCODER_OPTIONS
+        if getattr(args, name) is not None and getattr(args, name) != getattr(defaults, name)
+    ]
+
+
+def selection_configs(
+    args: argparse.Namespace, base: TrainConfig, memory: int
+) -> list[TrainConfig]:
+    """What to train: one config when the family and window are both given (or the family
+    is the autoencoder, whose window defaults to 1), otherwise the candidates they allow.
+    With --family auto, an autoencoder-only option (--epochs, --hidden, ...) means the
+    autoencoder."""
+    family = args.family
+    if family == "auto" and autoencoder_options(args):
+        family = "autoencoder"
+    if family != "auto" and (args.window is not None or family == "autoencoder"):
+        return [base]
+    pool = candidates(base, memory)
+    if family != "auto":
+        pool = [config for config in pool if config.family == family]
+    if args.window is not None:
+        families = FAMILIES if family == "auto" else (family,)
+        pool = [
+            replace(base, family=family, window=args.window)
+            for family in families
+            if family != "cva" or args.window >= 2
+        ]
+    return pool
+
+
 def print_epoch(record: EpochRecord, budget: int) -> None:
     width = len(str(budget))
     print(
         f"epoch {record.epoch:>{width}}/{budget}  train loss {record.train_loss:.5f}  "
         f"val loss {record.val_loss:.5f}  ({record.seconds:.2f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def print_candidate(score: CandidateScore) -> None:
+    print(
+        f"  {score.label:<22} catches {score.mean_detection:6.1%} of injected faults "
+        f"({score.seconds:.1f} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -204,15 +287,35 @@ def run(args: argparse.Namespace) -> int:
         f"from {readings.source}",
         file=sys.stderr,
     )
+    configs = selection_configs(args, config, autocorrelation_window(readings.values))
+    selection: Selection | None = None
     try:
-        result = train(
-            readings.values,
-            readings.sensors,
-            config,
-            calibration_values=None if calibration is None else calibration.values,
-            calibration_source=None if calibration is None else calibration.source,
-            progress=print_epoch,
-        )
+        if len(configs) == 1:
+            result = train(
+                readings.values,
+                readings.sensors,
+                configs[0],
+                calibration_values=None if calibration is None else calibration.values,
+                calibration_source=None if calibration is None else calibration.source,
+                progress=print_epoch,
+            )
+        else:
+            print(
+                f"choosing among {len(configs)} candidates by the faults they catch when "
+                "injected into the calibration run",
+                file=sys.stderr,
+            )
+            selection = select(
+                readings.values,
+                readings.sensors,
+                config,
+                calibration_values=None if calibration is None else calibration.values,
+                calibration_source=None if calibration is None else calibration.source,
+                configs=configs,
+                report=print_candidate,
+            )
+            result = selection.result
+            result.metrics["selection"] = selection.summary()
     except BeyondFloat32 as exc:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)
@@ -310,6 +413,43 @@ def _orientation_warning(
     )
 
 
+def _model_lines(result: TrainResult) -> list[str]:
+    config = result.config
+    lines: list[str] = []
+    selection = result.metrics.get("selection")
+    if isinstance(selection, dict):
+        best = selection["ranking"][0]
+        lines.append(
+            f"chose {config.family} over window {config.window}: it caught "
+            f"{best['mean_detection']:.1%} of faults injected into the calibration run, the "
+            f"most of {len(selection['ranking'])} candidates (the process's memory, from its "
+            f"autocorrelation: {selection['autocorrelation_window']} readings)"
+        )
+    if config.family in LINEAR_FAMILIES:
+        details = result.metrics.get(config.family, {})
+        lines.append(
+            f"model {config.family} over window {config.window}: "
+            f"{details.get('components', '?')} "
+            + ("states" if config.family == "cva" else "components")
+            + " scored by T², the rest by Q (fitted in closed form)"
+        )
+        return lines
+    lines.append(
+        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
+        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
+    )
+    lines.append(
+        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
+        f"({config.activation}, window {config.window}"
+        + (
+            f", linear plane of {result.metrics['plane_components']} components)"
+            if "plane_components" in result.metrics
+            else ")"
+        )
+    )
+    return lines
+
+
 def _layer_sizes(result: TrainResult) -> list[int]:
     width = result.config.window * len(result.sensors)
     hidden = list(result.config.hidden or ())
@@ -335,16 +475,8 @@ def _print_summary(
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
-    lines = [
-        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
-        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})",
-        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
-        f"({result.config.activation}, window {result.config.window}"
-        + (
-            f", linear plane of {result.metrics['plane_components']} components)"
-            if "plane_components" in result.metrics
-            else ")"
-        ),
+    lines = _model_lines(result)
+    lines += [
         f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
         f"{threshold.n_calibration} calibration errors ({threshold.source})",
         f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "

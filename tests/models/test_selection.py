@@ -1,0 +1,98 @@
+"""Model selection on normal data (models/selection.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.__main__ import main
+from models.selection import autocorrelation_window, candidates, injected_detection, select
+from models.train import TrainConfig, train
+from service.scoring.artifact import load_artifact
+from tests.models.test_linear import ar_process
+
+
+def test_the_memory_of_white_noise_is_the_shortest_window() -> None:
+    assert autocorrelation_window(np.random.default_rng(0).normal(size=(2000, 4))) == 2
+
+
+def test_a_slower_process_remembers_longer() -> None:
+    rng = np.random.default_rng(0)
+    fast, slow = np.zeros((3000, 3)), np.zeros((3000, 3))
+    for t in range(1, 3000):
+        noise = rng.normal(size=3)
+        fast[t] = 0.5 * fast[t - 1] + noise
+        slow[t] = 0.95 * slow[t - 1] + noise
+    assert autocorrelation_window(slow) > autocorrelation_window(fast)
+    assert autocorrelation_window(slow, max_window=6) == 6
+
+
+def test_candidates_are_bounded_and_cheapest_first() -> None:
+    pool = candidates(TrainConfig(), memory=15)
+    assert len(pool) == 9
+    assert {(c.family, c.window) for c in pool} >= {("cva", 15), ("dpca", 2), ("autoencoder", 1)}
+    assert all(c.window <= 20 for c in candidates(TrainConfig(), memory=80))
+
+
+def test_a_model_that_ignores_the_faults_detects_at_the_false_alarm_rate() -> None:
+    """The detection rate is measured at the threshold: a detector blind to a kind of fault
+    flags its readings about as often as normal ones."""
+    normal = ar_process(2400, 4, seed=3)
+    sensors = [f"s{i}" for i in range(4)]
+    result = train(
+        normal[:1400],
+        sensors,
+        TrainConfig(family="dpca", window=1, quantile=0.95),
+        calibration_values=normal[1400:],
+    )
+    rates = injected_detection(result, normal[1400:])
+    assert set(rates) == {"spike", "bias", "drift", "stuck", "noise", "correlation", "dynamics"}
+    assert rates["dynamics"] < 0.2  # one reading at a time cannot see dynamics
+    assert rates["spike"] > 0.3  # 5-sigma spikes off the plane
+
+
+def test_selection_prefers_the_dynamic_model_on_a_dynamic_process() -> None:
+    normal = ar_process(3000, 4, seed=5)
+    sensors = [f"s{i}" for i in range(4)]
+    base = TrainConfig(quantile=0.95)
+    configs = [
+        TrainConfig(family="dpca", window=1, quantile=0.95),
+        TrainConfig(family="cva", window=3, quantile=0.95),
+    ]
+    chosen = select(normal[:2000], sensors, base, calibration_values=normal[2000:], configs=configs)
+    assert [s.config.family for s in chosen.ranking] == ["cva", "dpca"]
+    assert chosen.ranking[0].mean_detection > chosen.ranking[1].mean_detection
+    assert chosen.result.config.family == "cva"
+    summary = chosen.summary()
+    assert summary["ranking"][0]["family"] == "cva"  # type: ignore[index]
+
+
+def test_train_chooses_by_default_and_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal = ar_process(2600, 4, seed=6)
+    np.save(tmp_path / "train.npy", normal[:1600])
+    np.save(tmp_path / "cal.npy", normal[1600:])
+    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
+    args += ["--name", "model", "--version", "1", "--family", "cva"]
+    args += ["--calibration-data", str(tmp_path / "cal.npy")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "choosing among 3 candidates" in err
+    assert "chose cva over window" in err
+    manifest = load_artifact(tmp_path / "m" / "model" / "1").manifest
+    assert manifest.training["family"] == "cva"
+    assert manifest.metrics["selection"]["ranking"][0]["family"] == "cva"
+
+
+def test_an_autoencoder_option_means_the_autoencoder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    np.save(tmp_path / "train.npy", ar_process(600, 3, seed=7))
+    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
+    args += ["--name", "model", "--version", "1"]
+    assert main([*args, "--epochs", "2", "--patience", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "choosing among" not in err and "epoch 1/2" in err
