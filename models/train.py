@@ -229,6 +229,15 @@ class CalibrationUnscorable(ValueError):
     """The trained model returns non-finite errors on calibration readings."""
 
 
+class DegenerateCalibration(CalibrationUnscorable):
+    """The calibration errors cannot back a threshold (e.g. their upper tail is flat)."""
+
+
+OUTLIER_RATIO = 3.0
+"""A threshold more than this many times the next lower calibration error rests on one
+reading, not on the tail of normal operation."""
+
+
 class BeyondFloat32(ValueError):
     """A value the model and the service (both float32) would read as infinity. ``data`` says
     whether the training or the calibration readings hold it."""
@@ -286,16 +295,39 @@ def estimate_threshold(
             "finite: the model cannot score these readings, so no threshold can be set"
         )
     value = float(np.quantile(reading_errors, quantile, method="higher"))
+    median = float(np.median(reading_errors))
+    if value <= 0 or value <= median:
+        raise DegenerateCalibration(
+            f"the {quantile:g} quantile of the {n} calibration errors is {value:g}, no higher "
+            f"than their median {median:g}: the errors' upper half is one repeated value, so "
+            "any reading scoring above it would alarm; calibrate on readings that vary "
+            "(a stuck or constant calibration run cannot set a threshold)"
+        )
+    ties = int((reading_errors == value).sum())
+    if ties > max(2, n * (1 - quantile)):
+        raise DegenerateCalibration(
+            f"{ties} of the {n} calibration errors are exactly {value:g}, the {quantile:g} "
+            "quantile: the tail is one repeated value (a saturated or stuck signal), so the "
+            "threshold says nothing about how often normal readings exceed it"
+        )
     exceeding = int((reading_errors > value).sum())
     ci = clopper_pearson(exceeding, n)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
-    warning = None
+    warnings: list[str] = []
     if n < needed:
-        warning = (
+        warnings.append(
             f"only {n} calibration samples for the {quantile:g} quantile: fewer than "
             f"{MIN_TAIL_SAMPLES} lie beyond it, so the threshold is noisy (false-alarm rate "
             f"95% CI {ci[0]:.2%}-{ci[1]:.2%}); use at least {needed} calibration readings"
         )
+    below = reading_errors[reading_errors < value]
+    if below.size and value > OUTLIER_RATIO * float(below.max()):
+        warnings.append(
+            f"the threshold {value:g} rests on an outlier: it is "
+            f"{value / float(below.max()):.1f} times the next calibration error "
+            f"{float(below.max()):g}; check the calibration run for a fault or a glitch"
+        )
+    warning = "; ".join(warnings) or None
     return ThresholdEstimate(
         value=value,
         quantile=quantile,
@@ -386,6 +418,14 @@ def train(
 
     mean, scale, constant = fit_scaler(train_values, sensors)
     resolution_warnings = float32_resolution_warnings(train_values, scale, sensors, constant)
+    n_inputs = config.window * len(sensors)
+    if config.family == "autoencoder" and config.latent is not None and config.latent >= n_inputs:
+        resolution_warnings.append(
+            f"the bottleneck ({config.latent}) is not narrower than the input ({n_inputs} = "
+            f"window {config.window} x {len(sensors)} sensors): the autoencoder can learn to "
+            "copy its input and reconstruct faults as well as normal readings; use a longer "
+            "--window, a smaller --latent, or --family dpca/cva"
+        )
     window = config.window
     train_x = _standardised_windows(train_values, mean, scale, window)
     val_x = _standardised_windows(val_values, mean, scale, window)

@@ -12,6 +12,7 @@ import torch
 from models.network import SensorAutoencoder, default_hidden, default_latent
 from models.synthetic import generate_plant
 from models.train import (
+    DegenerateCalibration,
     EpochRecord,
     TrainConfig,
     TrainResult,
@@ -220,3 +221,40 @@ def test_clopper_pearson_edges() -> None:
     assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 100))
     low, high = clopper_pearson(100, 100)
     assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 100))
+
+
+def test_a_flat_calibration_tail_is_refused_with_the_numbers() -> None:
+    errors = np.zeros(2000)
+    errors[:10] = np.linspace(0.1, 1.0, 10)
+    with pytest.raises(DegenerateCalibration, match=r"is 0, no higher than their median 0"):
+        estimate_threshold(errors, 0.99, source="mostly zeros")
+    saturated = np.random.default_rng(0).uniform(0.0, 1.0, 2000)
+    saturated[-100:] = 5.0
+    with pytest.raises(
+        DegenerateCalibration, match="100 of the 2000 calibration errors are exactly 5"
+    ):
+        estimate_threshold(saturated, 0.99, source="saturated")
+
+
+def test_a_threshold_resting_on_one_outlier_is_warned_about() -> None:
+    errors = np.random.default_rng(0).uniform(0.9, 1.0, 99)
+    errors = np.append(errors, 50.0)
+    estimate = estimate_threshold(errors, 0.99, source="one glitch")
+    assert estimate.value == 50.0
+    assert estimate.warning is not None and "rests on an outlier" in estimate.warning
+    assert "times the next calibration error" in estimate.warning
+    healthy = estimate_threshold(np.random.default_rng(0).gamma(2.0, size=5000), 0.99, source="ok")
+    assert healthy.warning is None
+
+
+def test_a_bottleneck_as_wide_as_the_input_is_warned_about() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(300, 1))
+    config = TrainConfig(epochs=2, patience=1)
+    result = train(values, ["only"], config, calibration_values=rng.normal(size=(200, 1)))
+    assert result.config.latent == 2
+    assert any(
+        "bottleneck (2) is not narrower than the input (1" in w for w in result.metrics["warnings"]
+    )
+    wide = train(rng.normal(size=(300, 12)), [f"s{i}" for i in range(12)], config)
+    assert not any("bottleneck" in w for w in wide.metrics["warnings"])
