@@ -17,6 +17,10 @@ from torch import nn
 from models.baselines import components_keeping
 from models.linear import QuadraticResidual
 
+if TYPE_CHECKING:  # they build on this module's defaults
+    from models.conv import TemporalConvAutoencoder
+    from models.variational import VariationalAutoencoder
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -149,7 +153,11 @@ class ScoringModule(nn.Module):
 
     def __init__(
         self,
-        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder | QuadraticResidual,
+        autoencoder: SensorAutoencoder
+        | PlaneResidualAutoencoder
+        | QuadraticResidual
+        | TemporalConvAutoencoder
+        | VariationalAutoencoder,
         *,
         mean: np.ndarray | Sequence[float],
         scale: np.ndarray | Sequence[float],

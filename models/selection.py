@@ -113,8 +113,8 @@ def autocorrelation_window(values: np.ndarray, *, max_window: int = MAX_WINDOW) 
 def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     """The bounded set tried by default: the linear references over 2 readings, half the
     process's memory and all of it (within 2..MAX_WINDOW), today's single-reading
-    autoencoder and autoencoders over the two shorter windows. Cheapest first, so a tie
-    keeps the cheaper model."""
+    autoencoder, autoencoders over the two shorter windows and a temporal convolutional one
+    over all of it. Cheapest first, so a tie keeps the cheaper model."""
     memory = min(MAX_WINDOW, memory)
     windows = sorted({2, max(2, (memory + 1) // 2), memory})
     configs = [
@@ -122,6 +122,7 @@ def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     ]
     configs.append(replace(base, family="autoencoder", window=1))
     configs += [replace(base, family="autoencoder", window=w) for w in windows[:2]]
+    configs.append(replace(base, family="conv", window=memory))
     assert all(config.family in FAMILIES for config in configs)
     return configs
 

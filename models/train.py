@@ -21,6 +21,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from models.conv import TemporalConvAutoencoder
 from models.data import sliding_windows
 from models.linear import QuadraticResidual, fit_cva, fit_dpca
 from models.network import (
@@ -32,13 +33,14 @@ from models.network import (
     default_latent,
     principal_plane,
 )
+from models.variational import ACTIVE_KL, VariationalAutoencoder
 
 MIN_TAIL_SAMPLES = 10
 """A q-quantile threshold is trusted when at least this many calibration errors lie beyond it,
 i.e. with at least ``MIN_TAIL_SAMPLES / (1 - q)`` calibration samples."""
 
 
-FAMILIES = ("autoencoder", "dpca", "cva")
+FAMILIES = ("autoencoder", "conv", "vae", "dpca", "cva")
 """Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
 LINEAR_FAMILIES = ("dpca", "cva")
 
@@ -48,8 +50,9 @@ class TrainConfig:
     """Everything that decides the model; recorded in the artifact's manifest."""
 
     family: str = "autoencoder"
-    """autoencoder (a dense autoencoder over the window), dpca or cva (linear dynamic
-    statistics, fitted in closed form; see models/linear.py)."""
+    """autoencoder (a dense autoencoder over the window), conv (a temporal convolutional
+    autoencoder, models/conv.py), vae (a variational autoencoder, models/variational.py),
+    dpca or cva (linear dynamic statistics, fitted in closed form, models/linear.py)."""
     window: int = 1
     """Readings per model input (the stream's latest ``window``, flattened)."""
     hidden: tuple[int, ...] | None = None
@@ -85,6 +88,8 @@ class TrainConfig:
     quantile: float = 0.99
     variance: float = 0.9
     """DPCA: share of the lagged training variance its T² components keep."""
+    kl_warmup: int = 20
+    """VAE: epochs over which the KL term's weight rises from 0 to 1 (KL annealing)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -94,6 +99,11 @@ class TrainConfig:
                 "cva needs window >= 2 (it relates the past window to the next readings)",
             ),
             (0 < self.variance < 1, "variance must be in (0, 1)"),
+            (self.kl_warmup >= 0, "kl_warmup must be non-negative"),
+            (
+                self.plane_variance is None or self.family == "autoencoder",
+                "plane_variance needs family autoencoder",
+            ),
             (self.window >= 1, "window must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.patience >= 1, "patience must be at least 1"),
@@ -123,7 +133,7 @@ class TrainConfig:
         """This config with the width-derived defaults filled in, as actually trained."""
         if self.family in LINEAR_FAMILIES:
             return self
-        n_inputs = self.window * n_sensors
+        n_inputs = n_sensors if self.family == "conv" else self.window * n_sensors
         latent = default_latent(n_inputs) if self.latent is None else self.latent
         hidden = default_hidden(n_inputs, latent) if self.hidden is None else tuple(self.hidden)
         return TrainConfig(**{**asdict(self), "latent": latent, "hidden": hidden})
@@ -431,7 +441,7 @@ def train(
     val_x = _standardised_windows(val_values, mean, scale, window)
 
     extra: dict[str, Any] = {}
-    reconstructor: SensorAutoencoder | PlaneResidualAutoencoder | QuadraticResidual
+    reconstructor: Reconstructor | QuadraticResidual
     if config.family in LINEAR_FAMILIES:
         reconstructor, history, best_epoch, extra = _fit_linear(
             train_values, val_values, mean, scale, config
@@ -473,6 +483,15 @@ def train(
     }
     if isinstance(reconstructor, PlaneResidualAutoencoder):
         metrics["plane_components"] = reconstructor.n_components
+    if isinstance(reconstructor, VariationalAutoencoder):
+        kl = latent_kl(reconstructor, val_x)
+        metrics["vae"] = {
+            "active_latent": int((kl > ACTIVE_KL).sum()),
+            "latent_kl": [float(v) for v in kl],
+        }
+        collapse = posterior_collapse_warning(kl.numpy())
+        if collapse is not None:
+            resolution_warnings.append(collapse)
     metrics.update(extra)
     return TrainResult(
         module=module,
@@ -490,26 +509,49 @@ def train(
     )
 
 
+Reconstructor = (
+    SensorAutoencoder | PlaneResidualAutoencoder | TemporalConvAutoencoder | VariationalAutoencoder
+)
+
+
 def _train_autoencoder(
     train_x: torch.Tensor,
     val_x: torch.Tensor,
     n_sensors: int,
     config: TrainConfig,
     progress: ProgressCallback | None,
-) -> tuple[SensorAutoencoder | PlaneResidualAutoencoder, list[EpochRecord], int]:
+) -> tuple[Reconstructor, list[EpochRecord], int]:
     with _deterministic_torch(config.seed):
-        plain = SensorAutoencoder(
-            config.window * n_sensors,
-            hidden=config.hidden,
-            latent=config.latent,
-            dropout=config.dropout,
-            activation=config.activation,
-        )
-        autoencoder: SensorAutoencoder | PlaneResidualAutoencoder = plain
-        if config.plane_variance is not None:
-            # Fitted on the training split only, like the scaler.
-            plane = principal_plane(train_x.numpy(), config.plane_variance)
-            autoencoder = PlaneResidualAutoencoder(plane, plain)
+        autoencoder: Reconstructor
+        if config.family == "conv":
+            autoencoder = TemporalConvAutoencoder(
+                n_sensors,
+                config.window,
+                channels=config.hidden[0] if config.hidden else None,
+                latent=config.latent,
+                dropout=config.dropout,
+                activation=config.activation,
+            )
+        elif config.family == "vae":
+            autoencoder = VariationalAutoencoder(
+                config.window * n_sensors,
+                hidden=config.hidden,
+                latent=config.latent,
+                dropout=config.dropout,
+                activation=config.activation,
+            )
+        else:
+            autoencoder = SensorAutoencoder(
+                config.window * n_sensors,
+                hidden=config.hidden,
+                latent=config.latent,
+                dropout=config.dropout,
+                activation=config.activation,
+            )
+            if config.plane_variance is not None:
+                # Fitted on the training split only, like the scaler.
+                plane = principal_plane(train_x.numpy(), config.plane_variance)
+                autoencoder = PlaneResidualAutoencoder(plane, autoencoder)
         history, best_epoch = _fit(autoencoder, train_x, val_x, config, progress)
     return autoencoder, history, best_epoch
 
@@ -562,7 +604,12 @@ def _fit(
     config: TrainConfig,
     progress: ProgressCallback | None,
 ) -> tuple[list[EpochRecord], int]:
-    """Adam on MSE (denoising when configured); early stopping restores the best weights."""
+    """Adam on MSE (denoising when configured); early stopping restores the best weights.
+    A VAE adds its KL term, per input and weighted from 0 to 1 over ``kl_warmup`` epochs;
+    its validation loss counts the whole KL, and only epochs after the warm-up can be best."""
+    variational = isinstance(autoencoder, VariationalAutoencoder)
+    n_inputs = int(train_x.shape[1])
+    eligible_from = min(config.kl_warmup, config.epochs) if variational else 1
     optimiser = torch.optim.Adam(
         autoencoder.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
@@ -580,7 +627,13 @@ def _fit(
             target = train_x[order[start : start + config.batch_size]]
             inputs = _corrupt(target, config, generator)
             optimiser.zero_grad()
-            loss = loss_fn(autoencoder(inputs), target)
+            if variational:
+                assert isinstance(autoencoder, VariationalAutoencoder)
+                reconstruction, kl = autoencoder.sampled(inputs, generator)
+                weight = min(1.0, epoch / config.kl_warmup) if config.kl_warmup else 1.0
+                loss = loss_fn(reconstruction, target) + weight * kl.sum(1).mean() / n_inputs
+            else:
+                loss = loss_fn(autoencoder(inputs), target)
             loss.backward()
             optimiser.step()
             total += loss.item() * len(target)
@@ -588,10 +641,14 @@ def _fit(
         autoencoder.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(autoencoder(val_x), val_x))
+            if variational:
+                val_loss += float(latent_kl(autoencoder, val_x).sum() / n_inputs)
         record = EpochRecord(epoch, train_loss, val_loss, time.perf_counter() - started)
         history.append(record)
         if progress is not None:
             progress(record, config.epochs)
+        if epoch < eligible_from:
+            continue
         if val_loss < best_loss - 1e-7:
             best_loss, best_epoch = val_loss, epoch
             best_state = copy.deepcopy(autoencoder.state_dict())
@@ -605,6 +662,30 @@ def _fit(
     autoencoder.load_state_dict(best_state)
     autoencoder.eval()
     return history, best_epoch
+
+
+def posterior_collapse_warning(kl: np.ndarray) -> str | None:
+    """A warning when no latent dimension of a VAE carries information (average KL of each,
+    ``kl``, at most ACTIVE_KL nats): it then reconstructs every reading as the average one."""
+    if (kl > ACTIVE_KL).any():
+        return None
+    return (
+        f"posterior collapse: none of the VAE's {len(kl)} latent dimensions carries "
+        f"information (the largest average KL is {float(np.max(kl, initial=0.0)):.2g} nats, "
+        f"below {ACTIVE_KL}), so it reconstructs every reading as the average one; use a "
+        "longer --kl-warmup, a smaller --latent, or another --family"
+    )
+
+
+def latent_kl(autoencoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A VAE's average KL per latent dimension over ``x`` (its posterior against the prior)."""
+    assert isinstance(autoencoder, VariationalAutoencoder)
+    with torch.no_grad():
+        features = autoencoder.body(x)
+        mean = autoencoder.mean(features)
+        log_variance = autoencoder.log_variance(features).clamp(-10, 10)
+        kl: torch.Tensor = 0.5 * (mean**2 + log_variance.exp() - 1 - log_variance)
+    return kl.mean(dim=0)
 
 
 def _corrupt(batch: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:

@@ -17,7 +17,14 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
-from models.selection import CandidateScore, Selection, autocorrelation_window, candidates, select
+from models.selection import (
+    MAX_WINDOW,
+    CandidateScore,
+    Selection,
+    autocorrelation_window,
+    candidates,
+    select,
+)
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
@@ -104,6 +111,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="keep this share of training variance in a frozen linear PCA plane and model only "
         "the residual with the autoencoder (robust to wider operating ranges; default: off)",
     )
+    model.add_argument(
+        "--kl-warmup",
+        type=int,
+        default=defaults.kl_warmup,
+        help="--family vae: epochs over which the KL term's weight rises from 0 to 1",
+    )
     model.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
     model.add_argument(
         "--calibration-fraction",
@@ -121,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     family = "autoencoder" if args.family == "auto" else args.family
     window = args.window
     if window is None:
-        window = 1 if family == "autoencoder" else 2
+        window = 1 if family in ("autoencoder", "vae") else 2
     return TrainConfig(
         family=family,
         window=window,
@@ -141,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         val_fraction=args.val_fraction,
         calibration_fraction=args.calibration_fraction,
         quantile=args.quantile,
+        kl_warmup=args.kl_warmup,
     )
 
 
@@ -157,6 +171,7 @@ AUTOENCODER_OPTIONS = (
     "noise_std",
     "mask_prob",
     "plane_variance",
+    "kl_warmup",
 )
 """Settings only the autoencoder has: giving one says which family is meant."""
 
@@ -180,17 +195,18 @@ def selection_configs(
     family = args.family
     if family == "auto" and autoencoder_options(args):
         family = "autoencoder"
-    if family != "auto" and (args.window is not None or family == "autoencoder"):
+    if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
         return [base]
+    if family == "conv":  # one network to train: over the process's memory
+        return [replace(base, family="conv", window=min(MAX_WINDOW, max(2, memory)))]
     pool = candidates(base, memory)
     if family != "auto":
         pool = [config for config in pool if config.family == family]
-    if args.window is not None:
-        families = FAMILIES if family == "auto" else (family,)
+    if args.window is not None:  # --family auto over one window: every family that fits
         pool = [
-            replace(base, family=family, window=args.window)
-            for family in families
-            if family != "cva" or args.window >= 2
+            replace(base, family=each, window=args.window)
+            for each in FAMILIES
+            if each != "cva" or args.window >= 2
         ]
     return pool
 
@@ -434,10 +450,23 @@ def _model_lines(result: TrainResult) -> list[str]:
             + " scored by T², the rest by Q (fitted in closed form)"
         )
         return lines
+    if config.family == "conv":
+        lines.append(
+            f"model conv over window {config.window}: {len(result.sensors)} sensors -> "
+            f"{' -> '.join(str(size) for size in _layer_sizes(result)[1:3])} channels at "
+            "each reading, and back (kernel 3)"
+        )
     lines.append(
         f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
         f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
     )
+    if config.family == "conv":
+        return lines
+    vae = result.metrics.get("vae")
+    if isinstance(vae, dict):
+        lines.append(
+            f"variational: {vae['active_latent']} of {config.latent} latent dimensions active"
+        )
     lines.append(
         f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
         f"({config.activation}, window {config.window}"
@@ -451,7 +480,7 @@ def _model_lines(result: TrainResult) -> list[str]:
 
 
 def _layer_sizes(result: TrainResult) -> list[int]:
-    width = result.config.window * len(result.sensors)
+    width = len(result.sensors) * (1 if result.config.family == "conv" else result.config.window)
     hidden = list(result.config.hidden or ())
     return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
 

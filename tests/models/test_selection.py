@@ -31,8 +31,13 @@ def test_a_slower_process_remembers_longer() -> None:
 
 def test_candidates_are_bounded_and_cheapest_first() -> None:
     pool = candidates(TrainConfig(), memory=15)
-    assert len(pool) == 9
-    assert {(c.family, c.window) for c in pool} >= {("cva", 15), ("dpca", 2), ("autoencoder", 1)}
+    assert len(pool) == 10
+    assert {(c.family, c.window) for c in pool} >= {
+        ("cva", 15),
+        ("dpca", 2),
+        ("autoencoder", 1),
+        ("conv", 15),
+    }
     assert all(c.window <= 20 for c in candidates(TrainConfig(), memory=80))
 
 
