@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from models.network import ExportableScorer, ScoringModule
+from models.operating_point import parse_smoothing
 from service.scoring.artifact import Manifest, torchscript_deprecation_silenced, write_artifact
 
 if TYPE_CHECKING:
@@ -92,6 +93,7 @@ def export_artifact(
             "source": threshold.source,
             "false_alarm_rate_ci": threshold.false_alarm_rate_ci,
         },
+        "smoothing": parse_smoothing(result.config.smoothing).model_dump(),
         "training_data_sha256": training_data_sha256,
         "training": training,
         "metrics": metrics,

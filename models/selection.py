@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.inject import KINDS, SPIKE_EVERY, fault_plan, inject
+from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
+from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.train import (
     FAMILIES,
     BeyondFloat32,
@@ -34,19 +35,27 @@ from models.train import (
 )
 
 MAX_WINDOW = 20
-FAULTS_PER_KIND = 4
+FAULTS_PER_KIND = 6
+TRANSFER_SLACK = 2.0
+"""A smoothing whose split-half false alarms exceed this many times the quantile's rate
+does not carry to other data well enough to be chosen."""
 
 
 @dataclass(frozen=True)
 class CandidateScore:
     config: TrainConfig
+    """The candidate, its ``smoothing`` the best of those it was weighed with."""
     detection: dict[str, float]
     """Detection rate per kind of injected fault."""
     seconds: float
+    split_false_alarms: float
+    """False alarms on one half of the clean calibration run at a limit set on the other,
+    both ways round, averaged: how well the operating point carries to other data."""
 
     @property
     def label(self) -> str:
-        return f"{self.config.family} window {self.config.window}"
+        smoothing = "" if self.config.smoothing == "none" else f", {self.config.smoothing}"
+        return f"{self.config.family} window {self.config.window}{smoothing}"
 
     @property
     def mean_detection(self) -> float:
@@ -65,7 +74,8 @@ class Selection:
         """For the manifest: what was tried and why the winner won."""
         return {
             "rule": "highest mean detection of faults injected into the calibration run, "
-            "at the threshold's false-alarm rate on the clean run",
+            "at the threshold's false-alarm rate on the clean run, among smoothings whose "
+            f"split-half false alarms stay within {TRANSFER_SLACK:g}x the quantile's",
             "autocorrelation_window": self.autocorrelation_window,
             "fault_kinds": list(KINDS),
             "faults_per_kind": FAULTS_PER_KIND,
@@ -73,6 +83,8 @@ class Selection:
                 {
                     "family": score.config.family,
                     "window": score.config.window,
+                    "smoothing": score.config.smoothing,
+                    "split_false_alarms": round(score.split_false_alarms, 4),
                     "mean_detection": round(score.mean_detection, 4),
                     "detection": {k: round(v, 4) for k, v in score.detection.items()},
                     "seconds": round(score.seconds, 2),
@@ -127,28 +139,113 @@ def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     return configs
 
 
-def injected_detection(
+@dataclass(frozen=True)
+class InjectedRun:
+    """Raw reading scores of the clean calibration run and of its faulty copies."""
+
+    clean: np.ndarray
+    faulty: list[tuple[Fault, np.ndarray]]
+    window: int
+
+
+def injected_run(
     result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
-) -> dict[str, float]:
-    """Detection rate per kind of fault injected into ``calibration_values`` at the
-    result's threshold."""
+) -> InjectedRun:
     z = (np.asarray(calibration_values, dtype=np.float64) - result.scaler_mean) / (
         result.scaler_scale
     )
     window = result.window
-    threshold = result.threshold.value
+
+    def scores(values: np.ndarray) -> np.ndarray:
+        return np.asarray(score_readings(result.module, values, window).mean(axis=1), np.float64)
+
     rng = np.random.default_rng(seed)
+    faulty = [
+        (fault, scores(inject(z, fault, rng) * result.scaler_scale + result.scaler_mean))
+        for fault in fault_plan(len(z), z.shape[1], per_kind=FAULTS_PER_KIND, seed=seed)
+    ]
+    return InjectedRun(scores(np.asarray(calibration_values, dtype=np.float64)), faulty, window)
+
+
+def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
+    """Detection rate per kind of fault, each run smoothed by ``smoothing`` and compared with
+    the ``quantile`` of the smoothed clean run (the threshold ``train`` would set)."""
+    how = parse_smoothing(smoothing)
+    threshold = float(np.quantile(smooth(run.clean, how), quantile, method="higher"))
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    for fault in fault_plan(len(z), z.shape[1], per_kind=FAULTS_PER_KIND, seed=seed):
-        faulty = inject(z, fault, rng) * result.scaler_scale + result.scaler_mean
-        scores = score_readings(result.module, faulty, window).mean(axis=1)
+    for fault, raw in run.faulty:
+        scores = smooth(raw, how)
         # Score i is of the window ending at reading i + window - 1.
         if fault.kind == "spike":  # the spiked readings only, not the normal ones between
-            after = scores[np.arange(fault.onset, len(z), SPIKE_EVERY) - window + 1]
+            after = scores[
+                np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
+            ]
         else:
-            after = scores[max(0, fault.onset - window + 1) :]
+            after = scores[max(0, fault.onset - run.window + 1) :]
         rates[fault.kind].append(float(np.mean(after > threshold)))
-    return {kind: float(np.mean(values)) for kind, values in rates.items()}
+    return {kind: float(np.mean(values)) for kind, values in rates.items() if values}
+
+
+def injected_detection(
+    result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
+) -> dict[str, float]:
+    """Detection rate per kind of fault injected into ``calibration_values``, at the
+    result's own smoothing and quantile."""
+    run = injected_run(result, calibration_values, seed=seed)
+    return detection(run, result.config.smoothing, result.config.quantile)
+
+
+def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> float:
+    """The limit from one half of the clean run, false alarms counted on the other, both
+    ways round and averaged. Noisy on a short run, but a smoothing that holds an excursion
+    for long shows here as a rate well above ``1 - quantile``."""
+    how = parse_smoothing(smoothing)
+    half = len(clean) // 2
+    first, second = smooth(clean[:half], how), smooth(clean[half:], how)
+    rates = [
+        float(np.mean(b > np.quantile(a, quantile, method="higher")))
+        for a, b in ((first, second), (second, first))
+    ]
+    return float(np.mean(rates))
+
+
+def weigh_smoothings(
+    run: InjectedRun, config: TrainConfig, smoothings: tuple[str, ...], seconds: float
+) -> CandidateScore:
+    """The candidate at its best smoothing: the most injected faults caught among those whose
+    split-half false alarms stay within TRANSFER_SLACK x ``1 - quantile`` (or, if none does,
+    the one that carries best)."""
+    weighed = []
+    for spec in smoothings:
+        split = split_false_alarms(run.clean, spec, config.quantile)
+        rates = detection(run, spec, config.quantile)
+        weighed.append((spec, split, rates))
+    allowed = [w for w in weighed if w[1] <= TRANSFER_SLACK * (1 - config.quantile)]
+    if not allowed:
+        allowed = [min(weighed, key=lambda w: w[1])]
+    spec, split, rates = max(allowed, key=lambda w: float(np.mean(list(w[2].values()))))
+    return CandidateScore(replace(config, smoothing=spec), rates, seconds, split)
+
+
+MIN_READINGS = 100
+"""A calibration run shorter than this (scored readings) cannot rank smoothings: too few
+readings lie beyond its quantile on either side of the injected onset."""
+
+
+def choose_smoothing(
+    result: TrainResult,
+    calibration_values: np.ndarray,
+    smoothings: tuple[str, ...] = CANDIDATES,
+    *,
+    seconds: float = 0.0,
+) -> tuple[TrainResult, CandidateScore | None]:
+    """One trained model at the smoothing that catches most injected faults (see
+    weigh_smoothings); unchanged, with None, when the calibration run is too short to tell."""
+    if len(calibration_values) - result.window + 1 < MIN_READINGS:
+        return result, None
+    run = injected_run(result, calibration_values, seed=result.config.seed)
+    score = weigh_smoothings(run, result.config, smoothings, seconds)
+    return result.with_smoothing(score.config.smoothing), score
 
 
 def select(
@@ -159,6 +256,7 @@ def select(
     calibration_values: np.ndarray | None,
     calibration_source: str | None = None,
     configs: list[TrainConfig] | None = None,
+    smoothings: tuple[str, ...] = CANDIDATES,
     report: Callable[[CandidateScore], None] | None = None,
 ) -> Selection:
     """Train every candidate and keep the one that catches most injected faults.
@@ -189,8 +287,8 @@ def select(
             if calibration_values is not None
             else values[slice(*result.splits["calibration"])]
         )
-        detection = injected_detection(result, calibration, seed=base.seed)
-        score = CandidateScore(config, detection, time.perf_counter() - started)
+        run = injected_run(result, calibration, seed=base.seed)
+        score = weigh_smoothings(run, config, smoothings, time.perf_counter() - started)
         if report is not None:
             report(score)
         scored.append((score, result))
@@ -198,4 +296,5 @@ def select(
         raise refusals[0]
     order = sorted(range(len(scored)), key=lambda i: (-scored[i][0].mean_detection, i))
     ranking = [scored[i][0] for i in order]
-    return Selection(ranking, memory, scored[order[0]][1])
+    winner = scored[order[0]][1].with_smoothing(ranking[0].config.smoothing)
+    return Selection(ranking, memory, winner)

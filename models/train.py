@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from models.network import (
     default_latent,
     principal_plane,
 )
+from models.operating_point import parse_smoothing, smooth
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 
 MIN_TAIL_SAMPLES = 10
@@ -88,6 +89,9 @@ class TrainConfig:
     quantile: float = 0.99
     variance: float = 0.9
     """DPCA: share of the lagged training variance its T² components keep."""
+    smoothing: str = "none"
+    """How the service is to smooth the scores: none, mean:N, median:N or ewma:ALPHA. The
+    threshold is the quantile of calibration scores so smoothed (models/operating_point.py)."""
     kl_warmup: int = 20
     """VAE: epochs over which the KL term's weight rises from 0 to 1 (KL annealing)."""
 
@@ -125,6 +129,10 @@ class TrainConfig:
             (self.latent is None or self.latent >= 1, "latent must be at least 1"),
             (self.hidden is None or all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
         ]
+        try:
+            parse_smoothing(self.smoothing)
+        except ValueError as exc:
+            checks.append((False, str(exc)))
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise ValueError("invalid training settings: " + "; ".join(problems))
@@ -189,6 +197,23 @@ class TrainResult:
     @property
     def window(self) -> int:
         return self.config.window
+
+    def with_smoothing(self, spec: str) -> TrainResult:
+        """This model with the threshold set again on calibration scores smoothed by
+        ``spec``: the same weights, another operating point."""
+        config = replace(self.config, smoothing=spec)
+        threshold = estimate_threshold(
+            smooth(self.calibration_errors.mean(axis=1), parse_smoothing(spec)),
+            config.quantile,
+            source=self.threshold.source,
+        )
+        metrics = {
+            **self.metrics,
+            "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
+            "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
+            "threshold_warning": threshold.warning,
+        }
+        return replace(self, config=config, threshold=threshold, metrics=metrics)
 
 
 ProgressCallback = Callable[[EpochRecord, int], None]
@@ -454,7 +479,9 @@ def train(
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     calibration_errors = score_readings(module, calibration_values, window)
     threshold = estimate_threshold(
-        calibration_errors.mean(axis=1), config.quantile, source=calibration_source
+        smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),
+        config.quantile,
+        source=calibration_source,
     )
     train_errors = score_readings(module, train_values, window)
     val_errors = score_readings(module, val_values, window)

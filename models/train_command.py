@@ -17,12 +17,15 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
+from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.selection import (
     MAX_WINDOW,
+    MIN_READINGS,
     CandidateScore,
     Selection,
     autocorrelation_window,
     candidates,
+    choose_smoothing,
     select,
 )
 from models.train import (
@@ -112,6 +115,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "the residual with the autoencoder (robust to wider operating ranges; default: off)",
     )
     model.add_argument(
+        "--smoothing",
+        default="auto",
+        help="how the service is to smooth scores, and so the threshold: none, mean:N, "
+        "median:N or ewma:ALPHA; auto weighs a few on the injected faults (docs/training.md)",
+    )
+    model.add_argument(
         "--kl-warmup",
         type=int,
         default=defaults.kl_warmup,
@@ -155,6 +164,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         calibration_fraction=args.calibration_fraction,
         quantile=args.quantile,
         kl_warmup=args.kl_warmup,
+        smoothing="none" if args.smoothing == "auto" else args.smoothing,
     )
 
 
@@ -221,10 +231,38 @@ def print_epoch(record: EpochRecord, budget: int) -> None:
     )
 
 
+def _with_chosen_smoothing(
+    result: TrainResult,
+    readings: Readings,
+    calibration: Readings | None,
+    smoothings: tuple[str, ...],
+) -> TrainResult:
+    values = (
+        calibration.values
+        if calibration is not None
+        else readings.values[slice(*result.splits["calibration"])]
+    )
+    chosen, score = choose_smoothing(result, values, smoothings)
+    if score is None:
+        print(
+            f"smoothing none: the calibration run is too short (under {MIN_READINGS} scored "
+            "readings) to weigh smoothings on injected faults",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"smoothing {score.config.smoothing}: it catches {score.mean_detection:.1%} of "
+            "faults injected into the calibration run, the most of "
+            f"{len(smoothings)} smoothings whose split-half false alarms stay low",
+            file=sys.stderr,
+        )
+    return chosen
+
+
 def print_candidate(score: CandidateScore) -> None:
     print(
-        f"  {score.label:<22} catches {score.mean_detection:6.1%} of injected faults "
-        f"({score.seconds:.1f} s)",
+        f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults, "
+        f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)",
         file=sys.stderr,
         flush=True,
     )
@@ -304,6 +342,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     configs = selection_configs(args, config, autocorrelation_window(readings.values))
+    smoothings = SMOOTHINGS if args.smoothing == "auto" else (config.smoothing,)
     selection: Selection | None = None
     try:
         if len(configs) == 1:
@@ -315,10 +354,12 @@ def run(args: argparse.Namespace) -> int:
                 calibration_source=None if calibration is None else calibration.source,
                 progress=print_epoch,
             )
+            if len(smoothings) > 1:
+                result = _with_chosen_smoothing(result, readings, calibration, smoothings)
         else:
             print(
-                f"choosing among {len(configs)} candidates by the faults they catch when "
-                "injected into the calibration run",
+                f"choosing among {len(configs)} candidates x {len(smoothings)} smoothings by "
+                "the faults they catch when injected into the calibration run",
                 file=sys.stderr,
             )
             selection = select(
@@ -328,6 +369,7 @@ def run(args: argparse.Namespace) -> int:
                 calibration_values=None if calibration is None else calibration.values,
                 calibration_source=None if calibration is None else calibration.source,
                 configs=configs,
+                smoothings=smoothings,
                 report=print_candidate,
             )
             result = selection.result
@@ -436,7 +478,8 @@ def _model_lines(result: TrainResult) -> list[str]:
     if isinstance(selection, dict):
         best = selection["ranking"][0]
         lines.append(
-            f"chose {config.family} over window {config.window}: it caught "
+            f"chose {config.family} over window {config.window}, smoothing "
+            f"{config.smoothing}: it caught "
             f"{best['mean_detection']:.1%} of faults injected into the calibration run, the "
             f"most of {len(selection['ranking'])} candidates (the process's memory, from its "
             f"autocorrelation: {selection['autocorrelation_window']} readings)"
@@ -507,7 +550,9 @@ def _print_summary(
     lines = _model_lines(result)
     lines += [
         f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
-        f"{threshold.n_calibration} calibration errors ({threshold.source})",
+        f"{threshold.n_calibration} calibration errors"
+        + ("" if result.config.smoothing == "none" else f" smoothed by {result.config.smoothing}")
+        + f" ({threshold.source})",
         f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "
         f"(95% CI {low:.2%}-{high:.2%})",
     ]

@@ -94,6 +94,21 @@ class Threshold(_Strict):
     )
 
 
+class ScoreSmoothing(_Strict):
+    """How a stream's scores are smoothed before they meet the threshold. The threshold is
+    the quantile of calibration scores smoothed this way, so its false-alarm rate is the
+    rate of what the service flags when it smooths the same way."""
+
+    method: Literal["none", "mean", "median", "ewma"]
+    window: int = Field(default=1, ge=1, le=1000, description="Scores a mean or median covers.")
+    alpha: float = Field(default=1.0, gt=0, le=1, description="Weight of the newest score (EWMA).")
+
+    def label(self) -> str:
+        if self.method == "ewma":
+            return f"ewma:{self.alpha:g}"
+        return "none" if self.method == "none" else f"{self.method}:{self.window}"
+
+
 ArtifactName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)]
 """Model names and versions: one folder level each, safe in URLs, never hidden or relative."""
 _ARTIFACT_NAME: TypeAdapter[str] = TypeAdapter(ArtifactName)
@@ -124,6 +139,11 @@ class Manifest(_Strict):
     window: int = Field(ge=1, description="Readings per model input: a stream's last `window`.")
     scaler: Scaler
     threshold: Threshold
+    smoothing: ScoreSmoothing | None = Field(
+        default=None,
+        description="The score smoothing the threshold was calibrated for; absent in artifacts "
+        "written before it was declared, whose scores the service smooths as its settings say.",
+    )
     files: dict[str, ArtifactFile]
     training_data_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     training: dict[str, Any] = Field(description="Settings the model was trained with.")
@@ -309,6 +329,7 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
         "threshold_source": str(threshold["source"]),
         "threshold_false_alarm_rate_ci": [float(v) for v in threshold["false_alarm_rate_ci"]],
         "training_data_sha256": str(fields["training_data_sha256"]),
+        "smoothing": fields.get("smoothing"),
     }
 
 

@@ -1,0 +1,51 @@
+"""The operating point a model ships with: how its scores are smoothed and the threshold on
+the smoothed scores.
+
+The service smooths each stream's scores before it compares them with the threshold, so a
+threshold set on raw calibration scores promises a false-alarm rate the service does not
+deliver. Here the calibration scores are smoothed exactly as the service will smooth them
+(with the service's own smoothers) and the threshold is their quantile.
+
+>>> parse_smoothing("ewma:0.3").label()
+'ewma:0.3'
+>>> smooth(np.array([0.0, 3.0, 0.0, 0.0]), parse_smoothing("median:3")).tolist()
+[0.0, 1.5, 0.0, 0.0]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.scoring.artifact import ScoreSmoothing
+from service.scoring.smoothing import make_smoother
+
+NONE = ScoreSmoothing(method="none")
+CANDIDATES = ("none", "median:3", "median:5", "mean:3", "ewma:0.5", "ewma:0.3", "ewma:0.1")
+"""Smoothings selection weighs, from none to a long memory (an EWMA of 0.1 averages about
+the last 19 scores)."""
+
+
+def parse_smoothing(spec: str) -> ScoreSmoothing:
+    """``none``, ``mean:N``, ``median:N`` or ``ewma:ALPHA``."""
+    method, _, value = spec.strip().partition(":")
+    try:
+        if method == "none" and not value:
+            return NONE
+        if method in ("mean", "median"):
+            return ScoreSmoothing(method=method, window=int(value))
+        if method == "ewma":
+            return ScoreSmoothing(method="ewma", alpha=float(value))
+    except ValueError as exc:  # int("x") or the schema's bounds
+        raise ValueError(f"smoothing {spec!r}: {exc}") from exc
+    raise ValueError(
+        f"smoothing {spec!r} must be none, mean:N, median:N or ewma:ALPHA (0 < ALPHA <= 1)"
+    )
+
+
+def smooth(scores: np.ndarray, smoothing: ScoreSmoothing) -> np.ndarray:
+    """``scores`` of one stream in time order, smoothed as the service smooths them."""
+    values = np.asarray(scores, dtype=np.float64)
+    if smoothing.method == "none":
+        return values
+    smoother = make_smoother(smoothing.method, window=smoothing.window, alpha=smoothing.alpha)
+    return smoother.update_many(values)

@@ -1,0 +1,77 @@
+"""The declared score smoothing and the threshold set on smoothed calibration scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.export import export_artifact
+from models.inject import Fault
+from models.operating_point import parse_smoothing, smooth
+from models.selection import InjectedRun, split_false_alarms, weigh_smoothings
+from models.train import TrainConfig, estimate_threshold, train
+from service.scoring.artifact import ArtifactError, load_artifact
+from service.scoring.smoothing import make_smoother
+from tests.models.test_linear import ar_process
+
+
+@pytest.mark.parametrize("spec", ["median:3", "mean:4", "ewma:0.3"])
+def test_smoothing_is_the_services_own(spec: str) -> None:
+    scores = np.random.default_rng(0).gamma(2.0, size=200)
+    how = parse_smoothing(spec)
+    service = make_smoother(how.method, window=how.window, alpha=how.alpha)  # type: ignore[arg-type]
+    one_by_one = [service.update(x) for x in scores]
+    np.testing.assert_allclose(smooth(scores, how), one_by_one)
+
+
+@pytest.mark.parametrize("spec", ["ewma", "ewma:0", "ewma:2", "median:0", "median:x", "kalman:3"])
+def test_a_smoothing_that_cannot_be_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError, match="smoothing"):
+        parse_smoothing(spec)
+    with pytest.raises(ValueError, match="smoothing"):
+        TrainConfig(smoothing=spec)
+
+
+def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: Path) -> None:
+    process = ar_process(1600, 4, seed=0)
+    sensors = [f"s{i}" for i in range(4)]
+    config = TrainConfig(family="dpca", window=2, smoothing="ewma:0.2")
+    result = train(process[:1000], sensors, config, calibration_values=process[1000:])
+    smoothed = smooth(result.calibration_errors.mean(axis=1), parse_smoothing("ewma:0.2"))
+    assert result.threshold.value == estimate_threshold(smoothed, 0.99, source="x").value
+    raw = result.with_smoothing("none")
+    assert raw.threshold.value > result.threshold.value  # smoothing narrows the tail
+    assert raw.config.smoothing == "none" and result.config.smoothing == "ewma:0.2"
+
+    manifest = export_artifact(
+        result, tmp_path / "m" / "1", name="m", version="1", training_data_sha256="0" * 64
+    )
+    assert manifest.smoothing is not None and manifest.smoothing.label() == "ewma:0.2"
+    assert load_artifact(tmp_path / "m" / "1").manifest.smoothing == manifest.smoothing
+
+    # The smoothing is part of what the weights and threshold were made for: a manifest that
+    # declares another is refused, as an edited threshold is.
+    path = tmp_path / "m" / "1" / "manifest.json"
+    edited = json.loads(path.read_text())
+    edited["smoothing"] = {"method": "none", "window": 1, "alpha": 1.0}
+    path.write_text(json.dumps(edited))
+    with pytest.raises(ArtifactError, match="smoothing"):
+        load_artifact(tmp_path / "m" / "1")
+
+
+def test_a_smoothing_that_holds_excursions_too_long_is_not_chosen() -> None:
+    """Two halves of a clean run with different levels: a long EWMA carries the second
+    half's excursion above the first half's limit for longer, so its split-half false
+    alarms exceed the slack and it is passed over even though it catches more faults."""
+    rng = np.random.default_rng(0)
+    clean = np.concatenate([rng.gamma(2.0, size=600), 1.6 * rng.gamma(2.0, size=600)])
+    faulty = clean.copy()
+    faulty[600:] += 2.0
+    run = InjectedRun(clean, [(Fault("bias", 0, 600, 1.0), faulty)], window=1)
+    long_memory = split_false_alarms(clean, "ewma:0.05", 0.99)
+    assert long_memory > 2 * 0.01
+    chosen = weigh_smoothings(run, TrainConfig(quantile=0.99), ("none", "ewma:0.05"), 0.0)
+    assert chosen.config.smoothing == "none"
