@@ -77,6 +77,7 @@ def export_artifact(
         ],
     }
     manifest_fields: dict[str, Any] = {
+        "golden": golden_sample(module, result.golden_inputs),
         "name": name,
         "version": version,
         "sensors": list(result.sensors),
@@ -105,6 +106,18 @@ def export_artifact(
         manifest_fields=manifest_fields,
         exported=export_program(module) if include_export else None,
     )
+
+
+def golden_sample(module: ScoringModule, inputs: np.ndarray | None) -> dict[str, Any] | None:
+    """The golden sample the service re-scores at load (None without inputs)."""
+    if inputs is None or len(inputs) == 0:
+        return None
+    with torch.inference_mode():
+        errors = module(torch.from_numpy(np.ascontiguousarray(inputs, dtype=np.float32)))
+    return {
+        "inputs": np.asarray(inputs, dtype=np.float64).tolist(),
+        "errors": errors.numpy().astype(np.float64).tolist(),
+    }
 
 
 def _jsonable(value: Any) -> Any:

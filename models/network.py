@@ -183,6 +183,17 @@ class ScoringModule(nn.Module):
         self.register_buffer("scale", scale_t.clone())
 
     def _standardised_reconstruction(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # Refused, not broadcast: (n, sensors) against the (1, window, sensors) reconstruction
+        # would give (n, n, sensors) of plausible numbers in which a spike vanishes.
+        if x.dim() != 3 or x.size(1) != self.window or x.size(2) != self.n_sensors:
+            raise ValueError(
+                "expected raw readings shaped (batch, "
+                + str(self.window)
+                + ", "
+                + str(self.n_sensors)
+                + "): a batch of windows of the model's window and sensors, got "
+                + str(x.shape)
+            )
         z = (x - self.mean) / self.scale
         flat = z.reshape(-1, self.window * self.n_sensors)
         reconstruction = self.autoencoder(flat).reshape(-1, self.window, self.n_sensors)

@@ -193,6 +193,8 @@ class TrainResult:
     calibration_errors: np.ndarray
     """Per-sensor squared errors of the calibration windows, (n_windows, n_sensors)."""
     metrics: dict[str, Any] = field(default_factory=dict)
+    golden_inputs: np.ndarray | None = None
+    """A few raw calibration windows, (n, window, n_sensors): the artifact's golden sample."""
 
     @property
     def window(self) -> int:
@@ -533,6 +535,7 @@ def train(
         best_epoch=best_epoch,
         calibration_errors=calibration_errors,
         metrics=metrics,
+        golden_inputs=golden_windows(calibration_values, window),
     )
 
 
@@ -614,6 +617,16 @@ def _fit_linear(
     record = EpochRecord(1, loss(train_values), loss(val_values), time.perf_counter() - started)
     details = {"components": fit.n_components, **fit.details}
     return reconstructor, [record], 1, {config.family: details}
+
+
+GOLDEN_SIZE = 8
+
+
+def golden_windows(values: np.ndarray, window: int, size: int = GOLDEN_SIZE) -> np.ndarray:
+    """``size`` evenly spaced windows of ``values`` (raw readings, float32)."""
+    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
+    rows = np.linspace(0, len(windows) - 1, min(size, len(windows))).round().astype(np.int64)
+    return np.array(windows[rows], dtype=np.float32)
 
 
 def _standardised_windows(

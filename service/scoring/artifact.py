@@ -109,6 +109,21 @@ class ScoreSmoothing(_Strict):
         return "none" if self.method == "none" else f"{self.method}:{self.window}"
 
 
+class GoldenSample(_Strict):
+    """A few calibration windows and the per-sensor errors the model gave them at export.
+    Loading scores them again: a model file that returns other numbers (zeros, another
+    model's) is refused with the reason."""
+
+    inputs: list[list[list[float]]] = Field(
+        min_length=1, description="Raw readings, (n, window, n_sensors)."
+    )
+    errors: list[list[float]] = Field(description="Per-sensor squared errors, (n, n_sensors).")
+
+
+GOLDEN_RTOL = 1e-4
+GOLDEN_ATOL = 1e-6
+
+
 ArtifactName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)]
 """Model names and versions: one folder level each, safe in URLs, never hidden or relative."""
 _ARTIFACT_NAME: TypeAdapter[str] = TypeAdapter(ArtifactName)
@@ -144,6 +159,10 @@ class Manifest(_Strict):
         description="The score smoothing the threshold was calibrated for; absent in artifacts "
         "written before it was declared, whose scores the service smooths as its settings say.",
     )
+    golden: GoldenSample | None = Field(
+        default=None,
+        description="Absent in artifacts written before it: those are checked on shapes only.",
+    )
     files: dict[str, ArtifactFile]
     training_data_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     training: dict[str, Any] = Field(description="Settings the model was trained with.")
@@ -166,6 +185,22 @@ class Manifest(_Strict):
             raise ValueError(f"files must list {TORCHSCRIPT_FILE}")
         if REFERENCE_FILE not in self.files:
             raise ValueError(f"files must list {REFERENCE_FILE}")
+        if self.golden is not None:
+            shape = np.shape(self.golden.inputs)
+            if len(shape) != 3 or shape[1:] != (self.window, n):
+                raise ValueError(f"golden inputs must be (n, {self.window}, {n}), not {shape}")
+            if np.shape(self.golden.errors) != (shape[0], n):
+                raise ValueError(f"golden errors must be ({shape[0]}, {n})")
+            if (
+                not np.isfinite(self.golden.inputs).all()
+                or not np.isfinite(self.golden.errors).all()
+            ):
+                raise ValueError("golden inputs and errors must be finite")
+            if float(np.max(self.golden.errors)) <= 0:
+                raise ValueError(
+                    "golden errors are all zero: a model that reconstructs calibration "
+                    "readings perfectly cannot flag anything"
+                )
         return self
 
     @property
@@ -254,17 +289,22 @@ def _write_files(
     exported: torch.export.ExportedProgram | None,
 ) -> Manifest:
     written: dict[str, FileFormat] = {}
-    contract = json.dumps(model_contract(manifest_fields), sort_keys=True)
-    with torchscript_deprecation_silenced():
-        torch.jit.save(
-            scripted, str(folder / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: contract}
-        )
-    written[TORCHSCRIPT_FILE] = "torchscript"
+    # The files beside model.pt first: their checksums go into its contract, so a
+    # model.pt2 or reference sample from another model is refused at load.
     if exported is not None:
         torch.export.save(exported, str(folder / EXPORT_FILE))
         written[EXPORT_FILE] = "torch.export"
     np.save(folder / REFERENCE_FILE, np.asarray(reference_errors, dtype=np.float32))
     written[REFERENCE_FILE] = "npy"
+    companions = {name: sha256_file(folder / name) for name in written}
+    contract = json.dumps(
+        {**model_contract(manifest_fields), "companion_files": companions}, sort_keys=True
+    )
+    with torchscript_deprecation_silenced():
+        torch.jit.save(
+            scripted, str(folder / TORCHSCRIPT_FILE), _extra_files={CONTRACT_FILE: contract}
+        )
+    written[TORCHSCRIPT_FILE] = "torchscript"
     files = {
         name: ArtifactFile(
             format=fmt,
@@ -340,7 +380,14 @@ def _check_contract(path: Path, manifest: Manifest, stored: str | bytes) -> None
         return
     try:
         contract = json.loads(stored)
-        expected = model_contract(manifest.model_dump())
+        expected = {
+            **model_contract(manifest.model_dump()),
+            "companion_files": {
+                name: entry.sha256
+                for name, entry in manifest.files.items()
+                if name != TORCHSCRIPT_FILE
+            },
+        }
         differing = sorted(
             key
             for key in expected
@@ -415,6 +462,7 @@ def load_artifact(artifact_dir: Path | str) -> Artifact:
     path = Path(artifact_dir)
     manifest = read_manifest(path)
     verify_files(path, manifest)
+    reference = _load_reference(path, manifest)
     extra_files: dict[str, str | bytes] = {CONTRACT_FILE: ""}  # torch fills in the bytes
     try:
         with torchscript_deprecation_silenced():
@@ -427,7 +475,6 @@ def load_artifact(artifact_dir: Path | str) -> Artifact:
         ) from exc
     _check_contract(path, manifest, extra_files[CONTRACT_FILE])
     module.eval()
-    reference = _load_reference(path, manifest)
     _check_module_contract(path, manifest, module)
     return Artifact(path=path, manifest=manifest, module=module, reference_errors=reference)
 
@@ -476,6 +523,27 @@ def _check_module_contract(path: Path, manifest: Manifest, module: torch.jit.Scr
         )
     if not bool(torch.isfinite(errors).all()):
         raise ArtifactError(path, "model returns non-finite errors on the training mean")
+    if manifest.golden is not None:
+        _check_golden(path, manifest.golden, module)
+
+
+def _check_golden(path: Path, golden: GoldenSample, module: torch.jit.ScriptModule) -> None:
+    inputs = torch.tensor(golden.inputs, dtype=torch.float32)
+    expected = np.asarray(golden.errors, dtype=np.float64)
+    try:
+        with torch.inference_mode():
+            actual = module(inputs).numpy().astype(np.float64)
+    except Exception as exc:
+        raise ArtifactError(path, f"model cannot score its golden sample: {exc}") from exc
+    if actual.shape != expected.shape or not np.allclose(
+        actual, expected, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL
+    ):
+        worst = float(np.max(np.abs(actual - expected))) if actual.shape == expected.shape else None
+        raise ArtifactError(
+            path,
+            f"{TORCHSCRIPT_FILE} does not give the errors recorded for its golden sample "
+            f"(largest difference {worst}): the file is not the model the manifest describes",
+        )
 
 
 def discover_artifacts(models_dir: Path | str) -> list[Path]:

@@ -440,3 +440,69 @@ def test_every_activation_scripts_and_exports(activation: str) -> None:
     for other in (scripted, program):
         torch.testing.assert_close(other[0], eager[0])
         torch.testing.assert_close(other[1], eager[1])
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+@pytest.mark.parametrize("victim", [REFERENCE_FILE, EXPORT_FILE])
+def test_a_file_from_another_model_is_refused_even_with_its_checksum(
+    artifact: Path, tmp_path: Path, victim: str
+) -> None:
+    """Another model's reference sample or model.pt2, well formed, its checksum brought up to
+    date in the manifest: model.pt's contract names the files it was exported with."""
+    copy = _copy(artifact, tmp_path / "copy")
+    other = _copy(artifact, tmp_path / "other")
+    plant = generate_plant(600, seed=9, n_sensors=N_SENSORS).values
+    result = train(plant, [f"s{i}" for i in range(N_SENSORS)], TrainConfig(epochs=2, seed=1))
+    export_artifact(result, other, name="tiny", version="x", training_data_sha256="0" * 64)
+    (copy / victim).write_bytes((other / victim).read_bytes())
+    _edit_manifest(copy, lambda m: None)
+    with pytest.raises(ArtifactError, match="companion_files differ"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("trained", [1], indirect=True)
+def test_a_model_file_that_gives_other_numbers_is_refused_by_its_golden_sample(
+    trained: tuple[TrainResult, np.ndarray], artifact: Path, tmp_path: Path
+) -> None:
+    """A well-formed model.pt returning zeros (or another model's numbers) with the manifest's
+    contract copied into it and the checksum updated: re-scoring the golden sample tells."""
+    result, _ = trained
+    manifest = json.loads((artifact / MANIFEST_FILE).read_text())
+    assert len(manifest["golden"]["inputs"]) == 8
+
+    class Zeros(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(x.shape[0], x.shape[2])
+
+        @torch.jit.export
+        def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.zeros(x.shape[0], x.shape[2]), x[:, -1, :]
+
+    copy = _copy(artifact, tmp_path / "copy")
+    extra: dict[str, Any] = {CONTRACT_FILE: ""}
+    with torchscript_deprecation_silenced():
+        torch.jit.load(str(artifact / TORCHSCRIPT_FILE), _extra_files=extra)
+        torch.jit.save(torch.jit.script(Zeros()), str(copy / TORCHSCRIPT_FILE), _extra_files=extra)
+    _edit_manifest(copy, lambda m: None)
+    with pytest.raises(ArtifactError, match="does not give the errors recorded for its golden"):
+        load_artifact(copy)
+    assert load_artifact(artifact).manifest.golden is not None
+
+
+def test_a_golden_sample_of_zeros_is_refused_by_the_schema(artifact: Path, tmp_path: Path) -> None:
+    copy = _copy(artifact, tmp_path / "copy")
+    _edit_manifest(
+        copy, lambda m: m["golden"].update(errors=[[0.0] * N_SENSORS] * len(m["golden"]["errors"]))
+    )
+    with pytest.raises(ArtifactError, match="golden errors are all zero"):
+        load_artifact(copy)
+
+
+@pytest.mark.parametrize("shape", [(4, N_SENSORS), (4, 1, 3, N_SENSORS), (4, 7, N_SENSORS)])
+def test_the_model_file_refuses_a_wrong_shape_instead_of_broadcasting(
+    artifact: Path, shape: tuple[int, ...]
+) -> None:
+    with torchscript_deprecation_silenced():
+        module = torch.jit.load(str(artifact / TORCHSCRIPT_FILE))
+    with pytest.raises(torch.jit.Error, match=r"expected raw readings shaped \(batch, "):
+        module(torch.ones(shape))
