@@ -14,20 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
-from service.scoring.payload import (
-    NPZ_TYPE,
-    is_binary,
-    is_json,
-    media_type,
-    parse_binary,
-    parse_json,
-    unsupported,
-    wants_npz,
-)
-from service.scoring.pipeline import render_columnar, render_json, render_npz
 from service.scoring.registry import LoadedModel
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
+from service.wire.decode import parse_binary, parse_json
+from service.wire.media import NPZ_TYPE, is_binary, is_json, media_type, unsupported, wants_npz
+from service.wire.replies import render_columnar, render_json, render_npz
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
