@@ -1,8 +1,8 @@
 """Single-reading requests that are ready at the same moment share one model call.
 
 Under load, the event loop hands the server several requests per turn. Scored one by
-one, each pays a full model call (~30 µs hot, ~70 µs once the rest of the request has
-evicted the model from the cache); scored together, they pay one call for all of them.
+one, each pays a full model call (and, once the rest of the request has evicted the
+model from the cache, a cold one); scored together, they pay one call for all of them.
 Nothing waits for a batch to fill: a request is scored on the loop turn it arrives, with
 whichever others arrived in that turn, so a lone request is not delayed.
 """

@@ -125,7 +125,7 @@ async def test_concurrent_single_readings_each_get_their_own_answer(client: AppC
 async def test_fastapi_opentelemetry_only_when_asked(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, enabled: bool
 ) -> None:
-    """Off by default, FastAPI does not look for an SDK on each request (~12 µs); with
+    """Off by default, FastAPI does not look for an SDK on each request; with
     ANOMALY_OPENTELEMETRY and an SDK configured, scoring requests become spans."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
