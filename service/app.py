@@ -22,7 +22,6 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
 )
-from prometheus_client.metrics import MetricWrapperBase
 from pydantic.json_schema import models_json_schema
 
 from service.api import (
@@ -41,7 +40,7 @@ from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import document_problems, install_problem_handlers
 from service.calibration.service import CalibrationService
-from service.metrics import SCORE_BUCKETS, BeforeCollect, Metrics, error_buckets
+from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
@@ -81,7 +80,11 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         if reference is not None
         else SCORE_BUCKETS
     )
-    metrics = Metrics(registry, error_bucket_bounds=buckets)
+    metrics = Metrics(
+        registry,
+        error_bucket_bounds=buckets,
+        quantile_window=settings.error_quantile_window,
+    )
 
     def count_evictions(reason: str, count: int) -> None:
         metrics.stream_evictions.labels(reason).inc(count)
@@ -91,6 +94,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    metrics.state.watch(thresholds, streams, models)
     state = AppState(
         settings=settings,
         registry=registry,
@@ -116,12 +120,6 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
     return state
-
-
-def _unregister(registry: CollectorRegistry, metrics: Metrics) -> None:
-    for collector in vars(metrics).values():
-        if isinstance(collector, MetricWrapperBase | BeforeCollect):
-            registry.unregister(collector)
 
 
 def create_app(
@@ -156,7 +154,7 @@ def create_app(
             app.state.services = None
             await calibration.close()
             gc.unfreeze()
-            _unregister(metrics_registry, state.metrics)
+            state.metrics.unregister()
 
     app = FastAPI(
         title="Sensor anomaly service",

@@ -7,11 +7,12 @@ The Grafana dashboard and the alert rules in ``deploy/`` read exactly these name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.metrics import MetricWrapperBase
+
+from service.collectors import RequestTally, ScoringTally, StateGauges
 
 # Normalised score = error / current threshold; buckets are dense around 1 (the decision).
 SCORE_BUCKETS: tuple[float, ...] = (
@@ -20,7 +21,6 @@ SCORE_BUCKETS: tuple[float, ...] = (
 LATENCY_BUCKETS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
-ERROR_QUANTILES: tuple[float, ...] = (0.5, 0.9, 0.95, 0.99)
 
 
 def error_buckets(threshold: float) -> tuple[float, ...]:
@@ -28,29 +28,13 @@ def error_buckets(threshold: float) -> tuple[float, ...]:
     return tuple(round(threshold * factor, 12) for factor in SCORE_BUCKETS)
 
 
-class BeforeCollect(Collector):
-    """Exposes nothing; registered ahead of the service's collectors, so the registry runs
-    its hooks before it reads them. The hot path keeps counts in plain Python numbers and
-    these hooks move them into the collectors: every scrape (or ``get_sample_value``)
-    sees exact counts."""
-
-    def __init__(self) -> None:
-        self.hooks: list[Callable[[], None]] = []
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        for hook in self.hooks:
-            hook()
-        return []
-
-
 class Metrics:
     """The service's collectors; build one per app with the registry it should report to.
 
-    ``before_collect``: hooks that flush counts gathered outside the collectors; they run
-    whenever the registry is read.
+    Three are custom collectors (``service.collectors``), each with one writer:
+    ``requests`` (the request-metrics middleware), ``scoring`` (the scoring pipeline) and
+    ``state``, which reads the thresholds, streams and models it is told to ``watch`` at
+    collect time. The rest are plain prometheus_client collectors.
     """
 
     def __init__(
@@ -58,97 +42,18 @@ class Metrics:
         registry: CollectorRegistry,
         *,
         error_bucket_bounds: Sequence[float] = SCORE_BUCKETS,
+        quantile_window: int = 10_000,
     ) -> None:
         self.registry = registry
-        self.flusher = BeforeCollect()
-        self.before_collect = self.flusher.hooks
-        registry.register(self.flusher)  # first: collected before the collectors below
         ns = "anomaly"
 
-        # --- HTTP -------------------------------------------------------------------
-        self.http_requests = Counter(
-            "http_requests",
-            "HTTP requests by route template, method and status code.",
-            ["endpoint", "method", "status"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.http_request_duration = Histogram(
-            "http_request_duration_seconds",
-            "Time to handle an HTTP request, by route template.",
-            ["endpoint"],
-            namespace=ns,
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-
-        # --- scoring ----------------------------------------------------------------
-        self.readings_scored = Counter(
-            "readings_scored",
-            "Readings scored (rejected requests are not counted).",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.anomalies = Counter(
-            "anomalies",
-            "Readings whose reconstruction error exceeded the threshold (instantaneous flag).",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.alerts = Counter(
-            "alerts",
-            "Alerts raised after debouncing (k of the last n smoothed scores, with cool-down).",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.reconstruction_error = Histogram(
-            "reconstruction_error",
-            "Per-reading reconstruction error (mean squared error in standardised units).",
-            ["model"],
-            namespace=ns,
-            buckets=tuple(error_bucket_bounds),
-            registry=registry,
-        )
-        self.score = Histogram(
-            "score",
-            "Normalised score (reconstruction error / current threshold).",
-            ["model"],
-            namespace=ns,
-            buckets=SCORE_BUCKETS,
-            registry=registry,
-        )
-        self.error_quantile = Gauge(
-            "reconstruction_error_quantile",
-            "Rolling quantiles of recent reconstruction errors, computed in the service.",
-            ["model", "quantile"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.top_sensor = Counter(
-            "top_sensor_contributions",
-            "Anomalous readings in which this sensor contributed the largest share of the error.",
-            ["model", "sensor"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.model_info = Gauge(
-            "model_info",
-            "Loaded models (value 1), with version and input window.",
-            ["model", "version", "window", "sensors"],
-            namespace=ns,
-            registry=registry,
-        )
+        self.requests = RequestTally(LATENCY_BUCKETS)
+        self.scoring = ScoringTally(error_bucket_bounds, SCORE_BUCKETS, quantile_window)
+        self.state = StateGauges(self.scoring)
+        for collector in (self.requests, self.scoring, self.state):
+            registry.register(collector)
 
         # --- streams ----------------------------------------------------------------
-        self.active_streams = Gauge(
-            "active_streams",
-            "Streams with smoothing state held in memory.",
-            namespace=ns,
-            registry=registry,
-        )
         self.stream_evictions = Counter(
             "stream_evictions",
             "Stream states dropped, by reason (lru: capacity, ttl: idle).",
@@ -158,34 +63,6 @@ class Metrics:
         )
 
         # --- threshold and recalibration ----------------------------------------------
-        self.threshold = Gauge(
-            "threshold",
-            "Threshold on the reconstruction error currently used for decisions.",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.threshold_baseline = Gauge(
-            "threshold_baseline",
-            "Threshold set at training time (from the manifest).",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.threshold_version = Gauge(
-            "threshold_version",
-            "Version number of the threshold currently in force.",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
-        self.threshold_drift_ratio = Gauge(
-            "threshold_drift_ratio",
-            "Current threshold / training baseline - 1.",
-            ["model"],
-            namespace=ns,
-            registry=registry,
-        )
         self.threshold_pending = Gauge(
             "threshold_pending_approvals",
             "Candidate thresholds held for an admin's approval.",
@@ -253,3 +130,9 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+
+    def unregister(self) -> None:
+        """Take every collector built here off the registry (the app shuts down)."""
+        for collector in vars(self).values():
+            if isinstance(collector, MetricWrapperBase | RequestTally | ScoringTally | StateGauges):
+                self.registry.unregister(collector)

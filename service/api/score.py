@@ -14,20 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
-from service.scoring.payload import (
-    NPZ_TYPE,
-    is_binary,
-    is_json,
-    media_type,
-    parse_binary,
-    parse_json,
-    unsupported,
-    wants_npz,
-)
-from service.scoring.pipeline import render_columnar, render_json, render_npz
 from service.scoring.registry import LoadedModel
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
+from service.wire.decode import parse_binary, parse_json
+from service.wire.media import NPZ_TYPE, is_binary, is_json, media_type, unsupported, wants_npz
+from service.wire.replies import render_columnar, render_json, render_npz
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
 
@@ -56,34 +48,35 @@ async def read_body(request: Request, limit: int) -> bytes | bytearray:
 JSON_REPLY = "application/json"
 
 
-def score_body(
-    state: AppState,
-    body: bytes | bytearray,
-    kind: str,
-    *,
-    stream_id: str | None = None,
-    model: str | None = None,
-    npz: bool = False,
-) -> tuple[bytes, str]:
-    """Transport-neutral: a body of a known media type in, the reply and its media type
-    out (JSON; an ``.npz`` for a binary body when ``npz``)."""
-    settings = state.settings
+async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
+    """POST /v1/score, whichever way the request reached it (the FastAPI route, or
+    :class:`LeanScoreMiddleware` in front of the router): the reply and its media type.
+
+    A single JSON reading is scored through the batcher, with the other single readings
+    of this turn of the event loop; a batch or a binary body is scored at once."""
+    kind = media_type(request.headers.get("content-type"))
+    if not (is_json(kind) or is_binary(kind)):
+        raise unsupported(kind)
+    body = await read_body(request, state.settings.max_body_bytes)
     if is_json(kind):
-        parsed = parse_json(body, settings.max_batch_readings)
-        return render_json(state.pipeline.score(parsed), parsed.single), JSON_REPLY
-    served = state.models.get(model)
+        parsed = parse_json(body, state.settings.max_batch_readings)
+        if parsed.single:
+            return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
+        return render_json(state.pipeline.score(parsed), single=False), JSON_REPLY
+    query, headers = request.query_params, request.headers
+    served = state.models.get(query.get("model") or headers.get("x-model"))
     parsed = parse_binary(
         body,
         kind,
-        stream_id=stream_id,
+        stream_id=query.get("stream_id") or headers.get("x-stream-id"),
         model=served.name,
         n_sensors=served.manifest.n_sensors,
-        max_readings=settings.max_batch_readings,
+        max_readings=state.settings.max_batch_readings,
     )
-    outcome = state.pipeline.score(parsed, reconstruct=False)
-    if npz:
-        return render_npz(outcome), NPZ_TYPE
-    return render_columnar(outcome), JSON_REPLY
+    scored = state.pipeline.score(parsed, reconstruct=False)
+    if wants_npz(headers.get("accept")):
+        return render_npz(scored), NPZ_TYPE
+    return render_columnar(scored), JSON_REPLY
 
 
 def request_examples(model: LoadedModel, *, name_model: bool) -> dict[str, Any]:
@@ -246,30 +239,8 @@ _REQUEST_BODY = {
     openapi_extra={"requestBody": _REQUEST_BODY, "parameters": _PARAMETERS},
 )
 async def score(request: Request, state: StateDep) -> Response:
-    kind = media_type(request.headers.get("content-type"))
-    if not (is_json(kind) or is_binary(kind)):
-        raise unsupported(kind)
-    body = await read_body(request, state.settings.max_body_bytes)
-    if is_json(kind):
-        reply, reply_type = score_body(state, body, kind)
-    else:
-        reply, reply_type = _score_binary(state, request, body, kind)
+    reply, reply_type = await serve_score(request, state)
     return Response(reply, media_type=reply_type)
-
-
-def _score_binary(
-    state: AppState, request: Request, body: bytes | bytearray, kind: str
-) -> tuple[bytes, str]:
-    """A binary body: stream and model from the query or headers, the reply type from Accept."""
-    query, headers = request.query_params, request.headers
-    return score_body(
-        state,
-        body,
-        kind,
-        stream_id=query.get("stream_id") or headers.get("x-stream-id"),
-        model=query.get("model") or headers.get("x-model"),
-        npz=wants_npz(headers.get("accept")),
-    )
 
 
 SCORE_PATH = router.prefix + "/score"
@@ -277,14 +248,17 @@ _JSON_CONTENT_TYPE = (b"content-type", JSON_REPLY.encode("latin-1"))
 
 
 class LeanScoreMiddleware:
-    """Serves ``POST /v1/score`` in front of the router, skipping FastAPI's dependency
-    resolution (~120 µs a request, more than the model call on a single reading).
+    """Serves ``POST /v1/score`` in front of the router when FastAPI does not trace
+    requests, skipping its dependency resolution, which costs more than the model call
+    on a single reading.
 
-    The FastAPI route stays registered: it documents the endpoint in OpenAPI and answers
-    any other method. This path keeps its behaviour: the same access check, body limit,
-    parsing and replies, errors through the app's own exception handlers (problem+json),
-    and ``scope["route"]`` set to that route so request metrics carry its template.
-    Must sit inside the request-metrics middleware.
+    Both ways in call :func:`serve_score`, so a reading is scored the same way whichever
+    serves it. The FastAPI route stays registered: it documents the endpoint in OpenAPI,
+    answers any other method, and serves POST when requests are traced (so spans carry
+    the route). This path adds only what the route's machinery would: the same access
+    check, errors through the app's own exception handlers (problem+json), and
+    ``scope["route"]`` set to that route so request metrics carry its template. Must sit
+    inside the request-metrics middleware.
     """
 
     def __init__(self, app: ASGIApp, *, access: require_scope) -> None:
@@ -331,18 +305,7 @@ class LeanScoreMiddleware:
     async def _score(self, request: Request) -> tuple[bytes, str]:
         # The same order as the route: the access dependency runs before the state one.
         await self.access(request)
-        state = get_state(request)
-        headers = request.headers
-        kind = media_type(headers.get("content-type"))
-        if not (is_json(kind) or is_binary(kind)):
-            raise unsupported(kind)
-        body = await read_body(request, state.settings.max_body_bytes)
-        if is_json(kind):
-            parsed = parse_json(body, state.settings.max_batch_readings)
-            if parsed.single:  # scored with the other single readings of this loop turn
-                return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
-            return render_json(state.pipeline.score(parsed), single=False), JSON_REPLY
-        return _score_binary(state, request, body, kind)
+        return await serve_score(request, get_state(request))
 
     @staticmethod
     async def _handled(request: Request, exc: Exception) -> Response:

@@ -226,12 +226,7 @@ class CalibrationService:
         snapshot = ThresholdSnapshot(
             value=version.value, version=version.version, baseline=version.baseline
         )
-        self.board.set(version.model, snapshot)
-        m = self.metrics
-        m.threshold.labels(version.model).set(snapshot.value)
-        m.threshold_baseline.labels(version.model).set(snapshot.baseline)
-        m.threshold_version.labels(version.model).set(snapshot.version)
-        m.threshold_drift_ratio.labels(version.model).set(snapshot.drift_ratio)
+        self.board.set(version.model, snapshot)  # its gauges read the board when collected
 
     def _publish_pending(self, model: str) -> None:
         open_pending = self.store.open_pending(model)

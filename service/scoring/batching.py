@@ -1,8 +1,8 @@
 """Single-reading requests that are ready at the same moment share one model call.
 
 Under load, the event loop hands the server several requests per turn. Scored one by
-one, each pays a full model call (~30 µs hot, ~70 µs once the rest of the request has
-evicted the model from the cache); scored together, they pay one call for all of them.
+one, each pays a full model call (and, once the rest of the request has evicted the
+model from the cache, a cold one); scored together, they pay one call for all of them.
 Nothing waits for a batch to fill: a request is scored on the loop turn it arrives, with
 whichever others arrived in that turn, so a lone request is not delayed.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 
 from service.scoring.payload import ParsedRequest
-from service.scoring.pipeline import ScoreOutcome, ScoringPipeline
+from service.scoring.pipeline import ScoringPipeline
+from service.scoring.scored import ScoredBatch
 
 MAX_BATCH = 256  # requests scored by one flush; more wait for the next turn
 
@@ -24,12 +25,12 @@ class ReadingBatcher:
 
     def __init__(self, pipeline: ScoringPipeline) -> None:
         self._pipeline = pipeline
-        self._pending: list[tuple[ParsedRequest, asyncio.Future[ScoreOutcome]]] = []
+        self._pending: list[tuple[ParsedRequest, asyncio.Future[ScoredBatch]]] = []
         self._scheduled = False
 
-    async def score(self, parsed: ParsedRequest) -> ScoreOutcome:
+    async def score(self, parsed: ParsedRequest) -> ScoredBatch:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[ScoreOutcome] = loop.create_future()
+        future: asyncio.Future[ScoredBatch] = loop.create_future()
         self._pending.append((parsed, future))
         if not self._scheduled:
             # After the tasks already ready: the requests that arrived with this one.

@@ -101,8 +101,8 @@ def _top_with_values(squared: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
 def _top_by_packed_keys(bits: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k through one SIMD sort of 64-bit keys: a non-negative float32's bits order like
     the value, and the low word holds the complemented column, so sorting keys sorts
-    (value, lower index first) in one pass. ~3x faster than argpartition plus an argsort
-    of the partition, and exact: the value comes back from the key's high word."""
+    (value, lower index first) in one pass instead of argpartition plus an argsort of the
+    partition, and exact: the value comes back from the key's high word."""
     batch, n_sensors = bits.shape
     words = np.empty((batch, n_sensors, 2), dtype=np.uint32)  # little-endian: (low, high)
     words[:, :, 0] = _LOW_WORD - np.arange(n_sensors, dtype=np.uint32)

@@ -34,8 +34,8 @@ class ScoringEngine:
 
         Large batches run in slices of ``CHUNK_ROWS``: each layer's output (~0.4 MB) then
         stays in the core's cache for the next layer, and no fresh multi-MB buffers are
-        page-faulted per call; measured 3.4 -> 3.2 ms on 10,000 readings, more when other
-        work contends for the cache. Rows are independent, so the results are the same.
+        page-faulted per call, which matters more when other work contends for the
+        cache. Rows are independent, so the results are the same.
         """
         if not windows.flags.writeable:  # torch warns on read-only buffers
             windows = windows.copy()

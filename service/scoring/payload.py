@@ -1,15 +1,14 @@
-"""Request bodies to one float32 matrix, validated vectorised; precise errors on the slow path.
+"""Readings checked against a model: one float32 matrix, validated vectorised, with
+precise errors on the slow path.
 
-The happy path never builds a Python object per reading: a batch of plain number lists
-goes from simdjson straight into one float64 buffer; anything else is parsed by orjson and
-numpy converts the whole batch at once and checks it. Only when that fails does a
-per-reading pass run to say exactly which field of which reading is wrong.
+A decoded request (:class:`ParsedRequest`, built by ``service.wire.decode``) holds its
+readings either as a matrix already or in their JSON form; numpy converts the whole batch
+at once and checks it. Only when that fails does a per-reading pass run to say exactly
+which field of which reading is wrong.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import math
 import sys
 from dataclasses import dataclass
@@ -17,36 +16,16 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import orjson
-import simdjson
 
-from service.errors import (
-    BatchTooLarge,
-    FieldError,
-    InvalidReading,
-    InvalidRequest,
-    MalformedBody,
-    UnknownSensor,
-    UnsupportedMediaType,
-)
-
-JSON_TYPES = frozenset({"application/json"})
-FLOAT32_TYPES = frozenset({"application/octet-stream"})
-NPY_TYPES = frozenset({"application/x-npy", "application/npy"})
-SUPPORTED_TYPES = ("application/json", "application/octet-stream", "application/x-npy")
-NPZ_TYPE = "application/x-npz"  # the bulk reply as numpy arrays, on request (Accept)
+from service.errors import FieldError, InvalidReading, UnknownSensor
 
 MAX_STREAM_ID = 256
 MAX_READING_ID = 256
-_TOP_KEYS = frozenset({"stream_id", "model", "reading", "readings"})
-_PLAIN_BATCH_KEYS = frozenset({"stream_id", "model", "readings"})
 _READING_KEYS = frozenset({"values", "timestamp", "reading_id"})
 _MAX_REPORTED = 20  # field errors listed in one problem body
 FLOAT32_MAX = 3.4028234663852886e38
 _INFINITIES = (math.inf, -math.inf)
-_EXACT_INTEGERS = 2.0**53  # every integer up to this converts to float64 exactly
-_SIMDJSON_LEN_CAP = 0xFFFFFF  # pysimdjson's len() of an array saturates here
-_PLAIN_BATCH_MIN_BYTES = 4096  # below this orjson is as quick and simdjson's set-up shows
+EXACT_INTEGERS = 2.0**53  # every integer up to this converts to float64 exactly
 EARLIEST_TIMESTAMP = -2208988800.0  # 1900-01-01T00:00:00Z
 LATEST_TIMESTAMP = 253402214400.0  # 9999-12-31T00:00:00Z: a day short of datetime's limit
 # Outside these, a stored time could not be shown again as a date (and a client sending
@@ -87,10 +66,6 @@ class Readings:
     timestamps: np.ndarray | None  # float64 (b,), NaN where the client sent none
 
 
-def media_type(content_type: str | None) -> str:
-    return (content_type or "application/json").split(";", 1)[0].strip().lower()
-
-
 def stream_id_problem(stream_id: str) -> str | None:
     """Why a stream id is refused, or None. One rule for scoring, feedback and the stream
     routes: an id must fit in one URL path segment (``GET /v1/streams/{id}``), so no "/".
@@ -102,263 +77,6 @@ def stream_id_problem(stream_id: str) -> str | None:
     if "/" in stream_id or not stream_id.isprintable():
         return 'no "/" and no control characters (it must fit in one URL path segment)'
     return None
-
-
-def _check_stream_id(stream_id: object) -> str:
-    if not isinstance(stream_id, str):
-        raise InvalidRequest(
-            "stream_id must be a non-empty string",
-            errors=[FieldError("stream_id", "required: a non-empty string")],
-        )
-    problem = stream_id_problem(stream_id)
-    if problem is not None:
-        raise InvalidRequest(f"stream_id: {problem}", errors=[FieldError("stream_id", problem)])
-    return stream_id
-
-
-def _check_model(model: object) -> str | None:
-    if model is None or (isinstance(model, str) and model):
-        return model
-    raise InvalidRequest(
-        "model must be a model name", errors=[FieldError("model", "a non-empty string or absent")]
-    )
-
-
-def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
-    if not body:
-        raise MalformedBody("the request body is empty; send a JSON object")
-    plain = _plain_batch(body, max_readings)
-    if plain is not None:
-        return plain
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        data = _lenient_or_raise(body, exc)
-    if not isinstance(data, dict):
-        raise InvalidRequest(
-            "the body must be a JSON object with stream_id and reading or readings",
-            errors=[FieldError("body", f"expected an object, got {_json_type(data)}")],
-        )
-    unknown = data.keys() - _TOP_KEYS
-    if unknown:
-        raise InvalidRequest(
-            f"unknown field(s): {', '.join(sorted(unknown))}",
-            errors=[
-                FieldError(name, "not a field of a scoring request") for name in sorted(unknown)
-            ],
-        )
-    stream_id = _check_stream_id(data.get("stream_id"))
-    model = _check_model(data.get("model"))
-    has_one, has_many = "reading" in data, "readings" in data
-    if has_one == has_many:
-        raise InvalidRequest(
-            "send exactly one of reading (one reading) or readings (a batch)",
-            errors=[FieldError("readings", "exactly one of reading or readings is required")],
-        )
-    if has_one:
-        readings = [data["reading"]]
-    else:
-        readings = data["readings"]
-        if not isinstance(readings, list):
-            raise InvalidRequest(
-                "readings must be a list of readings",
-                errors=[FieldError("readings", f"expected a list, got {_json_type(readings)}")],
-            )
-        if not readings:
-            raise InvalidRequest(
-                "readings is empty: send at least one reading",
-                errors=[FieldError("readings", "at least one reading is required")],
-            )
-        if len(readings) > max_readings:
-            raise BatchTooLarge(
-                f"{len(readings)} readings in one request; the maximum is {max_readings}",
-                errors=[FieldError("readings", f"at most {max_readings} readings")],
-            )
-    top_strings = len(data) + isinstance(data.get("stream_id"), str) + isinstance(model, str)
-    return ParsedRequest(
-        stream_id,
-        model,
-        readings,
-        None,
-        has_one,
-        _has_boolean(body),
-        _quote_count_at_most(body, 2 * top_strings),
-    )
-
-
-def _plain_batch(body: bytes | bytearray, max_readings: int) -> ParsedRequest | None:
-    """A batch whose readings are all lists of plain numbers, parsed by simdjson straight
-    into a float64 matrix (~0.8 ms for 1,000 x 50 against ~2.1 ms for orjson's Python
-    floats and numpy's conversion of them). None for any other body, including every body
-    with something to refuse: the general path then parses it and names the problem, so
-    both paths accept the same bodies and give the same values (a test compares them)."""
-    if (
-        len(body) < _PLAIN_BATCH_MIN_BYTES
-        or not _quote_count_at_most(body, 10)  # keys and the stream id and model only
-        or _has_boolean(body)
-    ):
-        return None
-    try:
-        document = simdjson.Parser().parse(body)  # copies it: the matrix never views the body
-        if not isinstance(document, simdjson.Object):
-            return None
-        keys = list(document.keys())
-        if len(set(keys)) != len(keys) or not set(keys) <= _PLAIN_BATCH_KEYS:
-            return None  # a repeated key: orjson keeps the last, simdjson finds the first
-        stream_id, model = document.get("stream_id"), document.get("model")
-        readings = document.get("readings")
-        if (
-            not isinstance(stream_id, str)
-            or stream_id_problem(stream_id) is not None
-            or not (model is None or (isinstance(model, str) and model))
-            or not isinstance(readings, simdjson.Array)
-            or not 1 <= len(readings) <= max_readings
-        ):
-            return None
-        n_readings = len(readings)
-        widths = {len(row) if isinstance(row, simdjson.Array) else -1 for row in readings}
-        # as_buffer flattens nested lists: one "[" per reading and one around them (with
-        # none in the strings, even escaped) proves every reading is a flat list.
-        if "[" in stream_id or "[" in (model or "") or body.count(b"[") != 1 + n_readings:
-            return None
-        flat = np.frombuffer(readings.as_buffer(of_type="d"), dtype=np.float64)
-    except (ValueError, TypeError, RuntimeError):  # RuntimeError: integers beyond 64 bits
-        return None  # not JSON, or not numbers: the general path says what is wrong
-    finally:
-        document = readings = None  # frees the parser's tape (~8 bytes a body byte) now
-    width = _common_width(widths, n_readings, flat.size)
-    if width is None:
-        return None
-    matrix = flat.reshape(n_readings, width)
-    if max(matrix.max(), -matrix.min()) > _EXACT_INTEGERS:
-        # Written as integers, these need the general path's exact conversion; it cannot be
-        # told here, so any value this large (1e20 too) takes that path.
-        return None
-    return ParsedRequest(stream_id, model, None, matrix, False)
-
-
-def _common_width(widths: set[int], n_rows: int, n_values: int) -> int | None:
-    """The one length every row has, or None. pysimdjson's ``len`` stops counting at
-    0xFFFFFF, so a length there proves nothing; the values' total must agree too."""
-    if len(widths) != 1 or not 1 <= n_rows < _SIMDJSON_LEN_CAP:
-        return None
-    width = next(iter(widths))
-    if not 1 <= width < _SIMDJSON_LEN_CAP or n_rows * width != n_values:
-        return None
-    return width
-
-
-def _has_boolean(body: bytes | bytearray) -> bool:
-    """Whether a JSON true or false may be in the body. Finds single bytes (memchr), which
-    on a large batch costs a tenth of searching for b"true": "u" and "f" occur in no
-    number and in no key of a plain-list body, only in strings such as the stream id."""
-    for letter, word, offset in ((0x75, b"true", 2), (0x66, b"false", 0)):
-        at = body.find(letter)
-        while at != -1:
-            if body[at - offset : at - offset + len(word)] == word:
-                return True
-            at = body.find(letter, at + 1)
-    return False
-
-
-def _quote_count_at_most(body: bytes | bytearray, limit: int) -> bool:
-    """Whether ``body`` holds at most ``limit`` double quotes (found by memchr, stopping
-    at the first one over: a tenth of ``bytes.count`` on a large batch)."""
-    at = -1
-    for _ in range(limit + 1):
-        at = body.find(b'"', at + 1)
-        if at == -1:
-            return True
-    return False
-
-
-def _lenient_or_raise(body: bytes | bytearray, exc: orjson.JSONDecodeError) -> Any:
-    """orjson refuses NaN/Infinity and overflowing numbers; the standard parser reads them so
-    the reply can name the reading and field instead of a byte offset."""
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
-
-
-def parse_binary(
-    body: bytes | bytearray,
-    kind: str,
-    *,
-    stream_id: str | None,
-    model: str | None,
-    n_sensors: int,
-    max_readings: int,
-) -> ParsedRequest:
-    """A float32 little-endian body (rows of n_sensors) or an ``.npy`` 2-D array."""
-    stream = _check_stream_id(stream_id)
-    if kind in FLOAT32_TYPES:
-        row_bytes = 4 * n_sensors
-        if not body or len(body) % row_bytes:
-            raise InvalidRequest(
-                f"a float32 body must hold whole readings of {n_sensors} values "
-                f"({row_bytes} bytes each); got {len(body)} bytes",
-                errors=[FieldError("body", f"length must be a positive multiple of {row_bytes}")],
-            )
-        matrix = np.frombuffer(body, dtype="<f4").reshape(-1, n_sensors)
-        if not matrix.flags.writeable:  # bytes: torch refuses read-only buffers
-            matrix = matrix.copy()
-    else:
-        matrix = _load_npy(body, n_sensors)
-    if len(matrix) > max_readings:
-        raise BatchTooLarge(
-            f"{len(matrix)} readings in one request; the maximum is {max_readings}",
-            errors=[FieldError("body", f"at most {max_readings} readings")],
-        )
-    return ParsedRequest(stream, _check_model(model), None, matrix, False)
-
-
-def _npy_header_problem(body: bytes | bytearray) -> str | None:
-    """Checks the header against the body before numpy allocates what the header claims
-    (a 100-byte body may declare a terabyte-sized array)."""
-    stream = io.BytesIO(body)
-    try:
-        version = np.lib.format.read_magic(stream)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(stream)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(stream)
-    except (ValueError, OSError, EOFError, TypeError) as exc:
-        return str(exc)
-    if dtype.hasobject:
-        return f"it holds Python objects ({dtype}), not numbers"
-    expected = math.prod(shape) * dtype.itemsize
-    available = len(body) - stream.tell()
-    if expected != available:
-        return f"its header declares {shape} {dtype} ({expected} bytes) but {available} follow"
-    return None
-
-
-def _load_npy(body: bytes | bytearray, n_sensors: int) -> np.ndarray:
-    problem = _npy_header_problem(body)
-    if problem is not None:
-        raise InvalidRequest(
-            f"the body is not a readable .npy array: {problem}",
-            errors=[FieldError("body", "a .npy file of shape (readings, sensors)")],
-        )
-    try:
-        array = np.load(io.BytesIO(body), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise InvalidRequest(
-            f"the body is not a readable .npy array: {exc}",
-            errors=[FieldError("body", "a .npy file of shape (readings, sensors)")],
-        ) from None
-    if not isinstance(array, np.ndarray) or array.dtype.kind not in "fiu":
-        raise InvalidRequest(
-            "the .npy array must hold numbers",
-            errors=[FieldError("body", f"numeric dtype required, got {array.dtype}")],
-        )
-    if array.ndim != 2 or array.shape[1] != n_sensors or array.shape[0] == 0:
-        raise InvalidRequest(
-            f"the .npy array has shape {array.shape}; expected (readings >= 1, {n_sensors})",
-            errors=[FieldError("body", f"shape (readings, {n_sensors})")],
-        )
-    return array
 
 
 def to_readings(
@@ -389,7 +107,7 @@ def to_readings(
 
 def _plain_float32(readings: list[Any], n_sensors: int) -> np.ndarray | None:
     """The fast path for lists of numbers (no strings or booleans in the body): straight to
-    float64, ~20% quicker than letting numpy discover the type. None for anything else,
+    float64, skipping numpy's type discovery. None for anything else,
     including values whose float32 is not finite, and integers above 2**53 (whose float64
     rounding could move their float32 by one step): the general path then gives the
     precise answer or error."""
@@ -401,7 +119,7 @@ def _plain_float32(readings: list[Any], n_sensors: int) -> np.ndarray | None:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
         values = array.astype(np.float32)
-    if not np.isfinite(values).all() or np.abs(array).max(initial=0.0) > _EXACT_INTEGERS:
+    if not np.isfinite(values).all() or np.abs(array).max(initial=0.0) > EXACT_INTEGERS:
         return None
     return values
 
@@ -437,7 +155,7 @@ def _describe_nonfinite(value: Any) -> str:
     return f"{number!r} overflows float32"
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -602,7 +320,7 @@ def _row(
             FieldError(
                 "values",
                 f"expected a list of {n} numbers or an object keyed by sensor name, "
-                f"got {_json_type(values)}",
+                f"got {json_type(values)}",
                 index,
             )
         )
@@ -610,7 +328,7 @@ def _row(
     ok = True
     for label, value in zip(labels, ordered, strict=True):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.append(FieldError(label, f"expected a number, got {_json_type(value)}", index))
+            errors.append(FieldError(label, f"expected a number, got {json_type(value)}", index))
             ok = False
         elif abs(value) > FLOAT32_MAX or value != value:  # exact for big ints, unlike isfinite
             what = (
@@ -666,24 +384,4 @@ def _timestamp(value: object) -> tuple[float, str | None]:
             return math.nan, "an ISO 8601 timestamp needs a time zone (e.g. Z or +00:00)"
         seconds = parsed.timestamp()
         return seconds, timestamp_range_problem(seconds)
-    return math.nan, f"expected Unix seconds or an ISO 8601 string, got {_json_type(value)}"
-
-
-def unsupported(kind: str) -> UnsupportedMediaType:
-    return UnsupportedMediaType(
-        f"content type {kind!r} is not supported; use one of {', '.join(SUPPORTED_TYPES)}"
-    )
-
-
-def is_json(kind: str) -> bool:
-    return kind in JSON_TYPES or kind.endswith("+json")
-
-
-def is_binary(kind: str) -> bool:
-    return kind in FLOAT32_TYPES or kind in NPY_TYPES
-
-
-def wants_npz(accept: str | None) -> bool:
-    """A binary body's reply is an ``.npz`` when the client's Accept names it (any
-    parameters, any position); JSON otherwise."""
-    return accept is not None and any(media_type(part) == NPZ_TYPE for part in accept.split(","))
+    return math.nan, f"expected Unix seconds or an ISO 8601 string, got {json_type(value)}"

@@ -1,10 +1,11 @@
 """Recently scored readings, addressable by reading id, for feedback and the review queue.
 
-One chunk per request, held as numpy arrays (no per-reading objects on the hot path);
-bounded by a reading count and a retention time. Runs of small chunks (single-reading
-traffic) are merged into one, so memory stays near the data itself (~0.4 KB per reading
-for 50 sensors) and the garbage collector sees few objects. Generated reading ids encode
-a sequence number, so they need no index; client-supplied ids go into a dict.
+Held as numpy arrays, one chunk per large request or per run of small ones (no
+per-reading objects on the hot path); bounded by a reading count and a retention time.
+Small requests (single-reading traffic) wait as their :class:`ScoredBatch` and are sealed
+together into one chunk, so memory stays near the data itself and the garbage collector
+sees few objects. Generated reading ids encode a sequence number, so they need no index;
+client-supplied ids go into a dict.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
-SMALL_CHUNK = 64  # chunks below this many readings are merged...
-MERGE_RUN = 128  # ...once this many of them sit at the tail
+from service.scoring.client_ids import AmbiguousReadingId as AmbiguousReadingId
+from service.scoring.client_ids import ClientIds, is_sequence
+from service.scoring.decision import ALERT
+from service.scoring.scored import ScoredBatch
+
+SMALL_CHUNK = 64  # requests below this many readings wait...
+MERGE_RUN = 128  # ...until this many do, then are sealed into one chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +49,7 @@ class RecentReading:
 
 @dataclass(slots=True)
 class ReadingChunk:
-    """Readings with consecutive sequence numbers (one request, or a merged run of them)."""
+    """Readings with consecutive sequence numbers (one large request, or a run of small ones)."""
 
     seq_start: int
     ids: Sequence[str | None] | None  # client ids; None (or a None entry) means generated
@@ -62,65 +67,42 @@ class ReadingChunk:
     alert: np.ndarray  # bool (b,)
 
     @classmethod
-    def of_request(
-        cls,
-        *,
-        seq_start: int,
-        ids: Sequence[str | None] | None,
-        stream_id: str,
-        model: str,
-        model_version: str,
-        received_at: float,
-        timestamps: np.ndarray,
-        errors: np.ndarray,
-        squared: np.ndarray,
-        values: np.ndarray,
-        threshold: float,
-        threshold_version: int,
-        anomaly: np.ndarray,
-        alert: np.ndarray,
-    ) -> ReadingChunk:
-        size = len(errors)
-        return cls(
-            seq_start=seq_start,
-            ids=ids,
-            stream_ids=[stream_id] * size,
-            models=[model] * size,
-            model_versions=[model_version] * size,
-            received_at=np.full(size, received_at),
-            timestamps=timestamps,
-            errors=errors,
-            squared=squared,
-            values=values,
-            thresholds=np.full(size, threshold),
-            threshold_versions=np.full(size, threshold_version, dtype=np.int64),
-            anomaly=anomaly,
-            alert=alert,
-        )
-
-    @classmethod
-    def merge(cls, chunks: list[ReadingChunk]) -> ReadingChunk:
-        """One chunk from consecutive ones (same sensor count)."""
+    def of_batches(cls, batches: Sequence[ScoredBatch]) -> ReadingChunk:
+        """One chunk from consecutive scored requests (same sensor count). A request's
+        rows still warming up get NaN errors; a reading without the client's timestamp
+        gets its receive time."""
+        sizes = [len(b) for b in batches]
+        received_at = np.repeat(np.array([b.received_at for b in batches]), sizes)
+        if all(b.timestamps is None for b in batches):
+            timestamps = received_at.copy()
+        else:
+            given = _joined(
+                [b.timestamps if b.timestamps is not None else np.full(n, np.nan)
+                 for b, n in zip(batches, sizes, strict=True)]
+            )  # fmt: skip
+            timestamps = np.where(np.isnan(given), received_at, given)
         ids: list[str | None] | None = None
-        if any(c.ids is not None for c in chunks):
+        if any(b.reading_ids is not None for b in batches):
             ids = []
-            for c in chunks:
-                ids.extend(c.ids if c.ids is not None else [None] * len(c))
+            for b, n in zip(batches, sizes, strict=True):
+                ids.extend(b.reading_ids if b.reading_ids is not None else [None] * n)
         return cls(
-            seq_start=chunks[0].seq_start,
+            seq_start=batches[0].seq_start,
             ids=ids,
-            stream_ids=[s for c in chunks for s in c.stream_ids],
-            models=[m for c in chunks for m in c.models],
-            model_versions=[v for c in chunks for v in c.model_versions],
-            received_at=np.concatenate([c.received_at for c in chunks]),
-            timestamps=np.concatenate([c.timestamps for c in chunks]),
-            errors=np.concatenate([c.errors for c in chunks]),
-            squared=np.concatenate([c.squared for c in chunks]),
-            values=np.concatenate([c.values for c in chunks]),
-            thresholds=np.concatenate([c.thresholds for c in chunks]),
-            threshold_versions=np.concatenate([c.threshold_versions for c in chunks]),
-            anomaly=np.concatenate([c.anomaly for c in chunks]),
-            alert=np.concatenate([c.alert for c in chunks]),
+            stream_ids=_repeated([b.stream_id for b in batches], sizes),
+            models=_repeated([b.model.name for b in batches], sizes),
+            model_versions=_repeated([b.model.version for b in batches], sizes),
+            received_at=received_at,
+            timestamps=timestamps,
+            errors=_joined([_padded(b.errors, b.warming, np.nan) for b in batches]),
+            squared=_joined([_padded(b.squared, b.warming, np.nan) for b in batches]),
+            values=_joined([b.values for b in batches]),
+            thresholds=np.repeat(np.array([b.threshold.value for b in batches]), sizes),
+            threshold_versions=np.repeat(
+                np.array([b.threshold.version for b in batches], dtype=np.int64), sizes
+            ),
+            anomaly=_joined([_padded(b.anomalies, b.warming, False) for b in batches]),
+            alert=_joined([b.states == ALERT for b in batches]),
         )
 
     def __len__(self) -> int:
@@ -161,157 +143,23 @@ class ReadingChunk:
         )
 
 
-class _Pending(NamedTuple):
-    """A small request's readings, kept as its arrays until sealed into one chunk with its
-    neighbours (cheaper than building a chunk per request and merging them later)."""
-
-    seq_start: int
-    ids: Sequence[str | None] | None
-    stream_id: str
-    model: str
-    model_version: str
-    received_at: float
-    timestamps: np.ndarray | None  # the client's, NaN where none; None: none at all
-    errors: np.ndarray
-    squared: np.ndarray
-    values: np.ndarray
-    threshold: float
-    threshold_version: int
-    anomaly: np.ndarray
-    alert: np.ndarray
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def _sealed(parts: list[_Pending]) -> ReadingChunk:
-    """One chunk from consecutive pending requests (same sensor count)."""
-    sizes = [len(p.errors) for p in parts]
-    received_at = np.repeat(np.array([p.received_at for p in parts]), sizes)
-    if all(p.timestamps is None for p in parts):
-        timestamps = received_at.copy()
-    else:
-        given = np.concatenate(
-            [p.timestamps if p.timestamps is not None else np.full(n, np.nan)
-             for p, n in zip(parts, sizes, strict=True)]
-        )  # fmt: skip
-        timestamps = np.where(np.isnan(given), received_at, given)
-    ids: list[str | None] | None = None
-    if any(p.ids is not None for p in parts):
-        ids = []
-        for p, n in zip(parts, sizes, strict=True):
-            ids.extend(p.ids if p.ids is not None else [None] * n)
-    return ReadingChunk(
-        seq_start=parts[0].seq_start,
-        ids=ids,
-        stream_ids=[p.stream_id for p, n in zip(parts, sizes, strict=True) for _ in range(n)],
-        models=[p.model for p, n in zip(parts, sizes, strict=True) for _ in range(n)],
-        model_versions=[
-            p.model_version for p, n in zip(parts, sizes, strict=True) for _ in range(n)
-        ],
-        received_at=received_at,
-        timestamps=timestamps,
-        errors=np.concatenate([p.errors for p in parts]),
-        squared=np.concatenate([p.squared for p in parts]),
-        values=np.concatenate([p.values for p in parts]),
-        thresholds=np.repeat(np.array([p.threshold for p in parts]), sizes),
-        threshold_versions=np.repeat(
-            np.array([p.threshold_version for p in parts], dtype=np.int64), sizes
-        ),
-        anomaly=np.concatenate([p.anomaly for p in parts]),
-        alert=np.concatenate([p.alert for p in parts]),
-    )
+def _padded(scored: np.ndarray, warming: int, fill: float | bool) -> np.ndarray:
+    """A request's per-score rows with ``warming`` rows of ``fill`` in front."""
+    if not warming:
+        return scored
+    pad = np.full((warming, *scored.shape[1:]), fill, dtype=scored.dtype)
+    return np.concatenate((pad, scored))
 
 
-class AmbiguousReadingId(LookupError):
-    """A client reading id that several streams' retained readings carry."""
-
-    def __init__(self, reading_id: str, streams: list[str]) -> None:
-        super().__init__(reading_id, streams)
-        self.reading_id = reading_id
-        self.streams = streams
-
-
-_Entry = tuple[str, ReadingChunk] | dict[str, ReadingChunk]
-
-
-class _ClientIds:
-    """Client reading ids → the chunk holding each stream's latest reading with that id.
-
-    Ids are the client's own, so two streams may use the same one (per-device counters): an
-    id of one stream holds a (stream, chunk) pair, one that several streams use holds a dict
-    by stream, so a lookup can tell them apart instead of labelling the wrong reading.
-    """
-
-    __slots__ = ("_entries",)
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-
-    def add(self, chunk: ReadingChunk) -> None:
-        if chunk.ids is None:
-            return
-        entries = self._entries
-        streams = chunk.stream_ids
-        if len(set(streams)) == 1:
-            given = [i for i in chunk.ids if i is not None]
-            if entries.keys().isdisjoint(given):  # the usual case, at C speed
-                entries.update(dict.fromkeys(given, (streams[0], chunk)))
-                return
-        for reading_id, stream in zip(chunk.ids, streams, strict=True):
-            if reading_id is None:
-                continue
-            entry = entries.get(reading_id)
-            if entry is None or (isinstance(entry, tuple) and entry[0] == stream):
-                entries[reading_id] = (stream, chunk)
-            elif isinstance(entry, tuple):
-                entries[reading_id] = {entry[0]: entry[1], stream: chunk}
-            else:
-                entry[stream] = chunk
-
-    def discard(self, chunk: ReadingChunk) -> None:
-        """Forget the ids whose latest reading (per stream) sits in ``chunk``."""
-        if chunk.ids is None:
-            return
-        entries = self._entries
-        for reading_id, stream in zip(chunk.ids, chunk.stream_ids, strict=True):
-            entry = entries.get(reading_id) if reading_id is not None else None
-            if entry is None:
-                continue
-            if isinstance(entry, tuple):
-                if entry[1] is chunk:
-                    del entries[reading_id]  # type: ignore[arg-type]
-            elif entry.get(stream) is chunk:
-                del entry[stream]
-                if len(entry) == 1:
-                    entries[reading_id] = next(iter(entry.items()))  # type: ignore[index]
-
-    def replace(self, group: list[ReadingChunk], merged: ReadingChunk) -> None:
-        """Point the ids of ``group``'s chunks at the chunk they were merged into."""
-        if merged.ids is None:
-            return
-        old = {id(chunk) for chunk in group}
-        entries = self._entries
-        for reading_id, stream in zip(merged.ids, merged.stream_ids, strict=True):
-            entry = entries.get(reading_id) if reading_id is not None else None
-            if isinstance(entry, tuple):
-                if id(entry[1]) in old:
-                    entries[reading_id] = (entry[0], merged)  # type: ignore[index]
-            elif entry is not None and id(entry.get(stream)) in old:
-                entry[stream] = merged
-
-    def candidates(self, reading_id: str, stream_id: str | None) -> list[tuple[str, ReadingChunk]]:
-        entry = self._entries.get(reading_id)
-        if entry is None:
-            return []
-        pairs = [entry] if isinstance(entry, tuple) else list(entry.items())
-        return [pair for pair in pairs if stream_id is None or pair[0] == stream_id]
-
-    def __contains__(self, reading_id: object) -> bool:
-        return reading_id in self._entries
-
-
-def _is_sequence(text: str) -> bool:
-    """A generated id's sequence number: ASCII digits only ("²".isdigit() is true too, and
-    int() refuses it) and short enough for int() (which refuses over 4,300 digits)."""
-    return 0 < len(text) <= 20 and text.isascii() and text.isdigit()
+def _repeated(labels: list[str], sizes: list[int]) -> list[str]:
+    out: list[str] = []
+    for label, size in zip(labels, sizes, strict=True):
+        out += [label] * size
+    return out
 
 
 def _mask_equal(labels: list[str], value: str) -> np.ndarray:
@@ -338,10 +186,9 @@ class RecentReadings:
         self.id_prefix = id_prefix if id_prefix is not None else f"r{os.urandom(4).hex()}-"
         self._next_seq = 0
         self._chunks: deque[ReadingChunk] = deque()
-        self._client_ids = _ClientIds()
+        self._client_ids = ClientIds()
         self._total = 0
-        self._small_tail = 0  # small chunks at the right end, not yet merged
-        self._pending: list[_Pending] = []  # small requests not yet sealed into a chunk
+        self._pending: list[ScoredBatch] = []  # small requests not yet sealed into a chunk
 
     def __len__(self) -> int:
         return self._total
@@ -353,74 +200,23 @@ class RecentReadings:
         self._next_seq += count
         return start
 
-    def add_request(
-        self,
-        *,
-        seq_start: int,
-        ids: Sequence[str | None] | None,
-        stream_id: str,
-        model: str,
-        model_version: str,
-        received_at: float,
-        timestamps: np.ndarray | None,
-        errors: np.ndarray,
-        squared: np.ndarray,
-        values: np.ndarray,
-        threshold: float,
-        threshold_version: int,
-        anomaly: np.ndarray,
-        alert: np.ndarray,
-    ) -> None:
-        """One request's readings, in sequence order. ``timestamps``: the client's (NaN
-        where none; None when none at all), else the receive time is used. A small request
-        waits beside its neighbours and is sealed into one chunk with them (when
-        ``MERGE_RUN`` wait, before any lookup, or when the bound is reached)."""
-        size = len(errors)
+    def add(self, batch: ScoredBatch) -> None:
+        """A scored request's readings; requests arrive in sequence order (as
+        :meth:`reserve` hands numbers out). A small request waits beside its neighbours
+        and is sealed into one chunk with them (when ``MERGE_RUN`` wait, before any
+        lookup, or when the bound is reached)."""
+        size = len(batch)
         if size >= SMALL_CHUNK:
-            if timestamps is None:
-                stamps = np.full(size, received_at)
-            else:
-                stamps = np.where(np.isnan(timestamps), received_at, timestamps)
-            self.add(
-                ReadingChunk.of_request(
-                    seq_start=seq_start,
-                    ids=ids,
-                    stream_id=stream_id,
-                    model=model,
-                    model_version=model_version,
-                    received_at=received_at,
-                    timestamps=stamps,
-                    errors=errors,
-                    squared=squared,
-                    values=values,
-                    threshold=threshold,
-                    threshold_version=threshold_version,
-                    anomaly=anomaly,
-                    alert=alert,
-                )  # fmt: skip
-            )
+            self._seal()
+            chunk = ReadingChunk.of_batches([batch])
+            self._chunks.append(chunk)
+            self._total += size
+            self._client_ids.add(chunk)
+            self._trim()
             return
-        self._pending.append(
-            _Pending(
-                seq_start,
-                ids,
-                stream_id,
-                model,
-                model_version,
-                received_at,
-                timestamps,
-                errors,
-                squared,
-                values,
-                threshold,
-                threshold_version,
-                anomaly,
-                alert,
-            )  # fmt: skip
-        )
+        self._pending.append(batch)
         self._total += size
         if len(self._pending) >= MERGE_RUN or self._total > self.max_readings:
-            self._seal()
             self._trim()
 
     def _seal(self) -> None:
@@ -429,47 +225,16 @@ class RecentReadings:
         if not pending:
             return
         self._pending = []
-        runs: list[list[_Pending]] = []
-        for part in pending:  # models with different sensor counts cannot share arrays
-            if runs and runs[-1][-1].values.shape[1] == part.values.shape[1]:
-                runs[-1].append(part)
+        runs: list[list[ScoredBatch]] = []
+        for batch in pending:  # models with different sensor counts cannot share arrays
+            if runs and runs[-1][-1].values.shape[1] == batch.values.shape[1]:
+                runs[-1].append(batch)
             else:
-                runs.append([part])
+                runs.append([batch])
         for run in runs:
-            chunk = _sealed(run)
+            chunk = ReadingChunk.of_batches(run)
             self._chunks.append(chunk)
             self._client_ids.add(chunk)
-        self._small_tail = 0
-
-    def add(self, chunk: ReadingChunk) -> None:
-        """Chunks must arrive in sequence order (as :meth:`reserve` hands numbers out)."""
-        self._seal()
-        self._chunks.append(chunk)
-        self._total += len(chunk)
-        self._client_ids.add(chunk)
-        if len(chunk) < SMALL_CHUNK:
-            self._small_tail += 1
-            if self._small_tail >= MERGE_RUN:
-                self._merge_tail()
-        else:
-            self._small_tail = 0
-        self._trim()
-
-    def _merge_tail(self) -> None:
-        run = [self._chunks.pop() for _ in range(min(self._small_tail, len(self._chunks)))]
-        run.reverse()
-        self._small_tail = 0
-        groups: list[list[ReadingChunk]] = []
-        for chunk in run:  # models with different sensor counts cannot share arrays
-            if groups and groups[-1][-1].values.shape[1] == chunk.values.shape[1]:
-                groups[-1].append(chunk)
-            else:
-                groups.append([chunk])
-        for group in groups:
-            merged = ReadingChunk.merge(group) if len(group) > 1 else group[0]
-            self._chunks.append(merged)
-            if merged is not group[0]:
-                self._client_ids.replace(group, merged)
 
     def _cutoff(self) -> float:
         return self.clock() - self.retention_s
@@ -484,7 +249,6 @@ class RecentReadings:
             old = chunks.popleft()
             self._total -= len(old)
             self._client_ids.discard(old)
-        self._small_tail = min(self._small_tail, len(chunks))
 
     # --- lookups ------------------------------------------------------------------------
     def get(self, reading_id: str, stream_id: str | None = None) -> RecentReading | None:
@@ -503,7 +267,7 @@ class RecentReadings:
                 raise AmbiguousReadingId(reading_id, sorted(r.stream_id for r in found))
             return found[0] if found else None
         prefix = self.id_prefix
-        if not (reading_id.startswith(prefix) and _is_sequence(reading_id[len(prefix) :])):
+        if not (reading_id.startswith(prefix) and is_sequence(reading_id[len(prefix) :])):
             return None
         seq = int(reading_id[len(prefix) :])
         position = bisect_right(self._chunks, seq, key=lambda c: c.seq_start) - 1

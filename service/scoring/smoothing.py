@@ -108,7 +108,7 @@ class RollingMedian(_LastScores):
 
 def _median_of_rows(windows: np.ndarray) -> np.ndarray:
     """``np.median(windows, axis=1)``; three values (the default window) by min/max, which
-    picks the same middle value ~10x faster than a partition per row."""
+    picks the same middle value without a partition per row."""
     if windows.shape[1] == 3:
         a, b, c = windows[:, 0], windows[:, 1], windows[:, 2]
         result: np.ndarray = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))

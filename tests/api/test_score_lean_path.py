@@ -1,5 +1,6 @@
-"""POST /v1/score is served by a lean ASGI path in front of the router; the FastAPI route
-stays registered for OpenAPI and other methods. These tests pin that split."""
+"""POST /v1/score is served by a lean ASGI path in front of the router unless requests are
+traced; the FastAPI route stays registered for OpenAPI and other methods. Both call one
+function (``service.api.score.serve_score``). These tests pin that split."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from service.scoring.payload import ParsedRequest
+from service.scoring.scored import ScoredBatch
 from service.state import state_dependency
 
 SCORE = "/v1/score"
@@ -122,7 +125,7 @@ async def test_concurrent_single_readings_each_get_their_own_answer(client: AppC
 async def test_fastapi_opentelemetry_only_when_asked(
     make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, enabled: bool
 ) -> None:
-    """Off by default, FastAPI does not look for an SDK on each request (~12 µs); with
+    """Off by default, FastAPI does not look for an SDK on each request; with
     ANOMALY_OPENTELEMETRY and an SDK configured, scoring requests become spans."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -138,3 +141,28 @@ async def test_fastapi_opentelemetry_only_when_asked(
     server = spans["POST /v1/score"]  # named by its route, with the endpoint's span inside
     assert server.attributes is not None and server.attributes["http.route"] == "/v1/score"
     assert "fastapi.endpoint" in spans
+
+
+@pytest.mark.parametrize("tracing", [False, True])
+async def test_tracing_on_or_off_scores_the_same_way(
+    make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch, tracing: bool
+) -> None:
+    """Whichever way POST /v1/score is served (the lean path, or FastAPI's route when
+    requests are traced), a single reading goes through the batcher and a batch does not."""
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: TracerProvider())
+    client = await make_client(opentelemetry=tracing)
+    pipeline = client.state.pipeline
+    batched: list[int] = []
+    score_many = pipeline.score_many
+
+    def counted(requests: list[ParsedRequest]) -> list[ScoredBatch | Exception]:
+        batched.append(len(requests))
+        return score_many(requests)
+
+    monkeypatch.setattr(pipeline, "score_many", counted)
+    single = await client.post(SCORE, json={"stream_id": "s", "reading": [0, 0, 0, 2]})
+    batch = await client.post(SCORE, json={"stream_id": "s", "readings": [[0, 0, 0, 2]] * 3})
+    assert single.status_code == 200 and batch.status_code == 200, (single.text, batch.text)
+    assert batched == [1]
+    assert single.json()["result"]["error"] == pytest.approx(1.0)
+    assert [r["error"] for r in batch.json()["results"]] == pytest.approx([1.0] * 3)

@@ -13,13 +13,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
+import numpy as np
 import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.metrics import MetricWrapperBase
 
 from service.metrics import Metrics
+from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.scored import ScoredBatch
+from service.scoring.streams import StreamStates
+from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -63,6 +69,7 @@ def exposed_metrics() -> dict[str, ExposedMetric]:
             label_names = collector._labelnames  # noqa: SLF001 - no public accessor
             if label_names:
                 collector.labels(*["x"] * len(label_names))
+    _feed_custom_collectors(metrics)
     exposed: dict[str, ExposedMetric] = {}
     for family in registry.collect():
         for sample in family.samples:
@@ -72,6 +79,48 @@ def exposed_metrics() -> dict[str, ExposedMetric]:
                 sample.name, labels if known is None else known.labels | labels
             )
     return exposed
+
+
+def _feed_custom_collectors(metrics: Metrics) -> None:
+    """One request, one scored reading and one served model through the custom collectors'
+    public API, so each of their series has a sample."""
+    metrics.requests.add("x", "GET", 200, 0.1)
+    model = cast(
+        LoadedModel,
+        SimpleNamespace(
+            name="x", version="1", sensors=["x"], window=1, manifest=SimpleNamespace(n_sensors=1)
+        ),
+    )
+    one = np.ones(1)
+    metrics.scoring.add(
+        ScoredBatch(
+            model=model,
+            stream_id="x",
+            threshold=ThresholdSnapshot(1.0, 1, 1.0),
+            seq_start=0,
+            id_prefix="r-",
+            reading_ids=None,
+            received_at=0.0,
+            timestamps=None,
+            warming=0,
+            history=0,
+            values=np.ones((1, 1), dtype=np.float32),
+            errors=one,
+            scores=one,
+            anomalies=np.ones(1, dtype=bool),
+            smoothed=one,
+            states=np.zeros(1, dtype=np.int8),
+            top_index=np.zeros((1, 1), dtype=np.intp),
+            top_share=np.ones((1, 1)),
+            squared=np.ones((1, 1), dtype=np.float32),
+            reconstruction=np.ones((1, 1), dtype=np.float32),
+            alerts_raised=1,
+        )  # fmt: skip
+    )
+    board = ThresholdBoard()
+    board.set("x", ThresholdSnapshot(1.0, 1, 1.0))
+    models = cast(ModelRegistry, SimpleNamespace(models=lambda: [model]))
+    metrics.state.watch(board, StreamStates(1, 60), models)
 
 
 @dataclass

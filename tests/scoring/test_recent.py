@@ -1,13 +1,19 @@
-"""The bounded store of recently scored readings."""
+"""The bounded store of recently scored readings, fed as production feeds it: one
+:class:`ScoredBatch` per scored request."""
 
 from __future__ import annotations
 
-from typing import Any
+from types import SimpleNamespace
+from typing import cast
 
 import numpy as np
 import pytest
 
-from service.scoring.recent import AmbiguousReadingId, ReadingChunk, RecentReading, RecentReadings
+from service.scoring.decision import ALERT, NORMAL, WARMING_UP
+from service.scoring.recent import MERGE_RUN, AmbiguousReadingId, RecentReading, RecentReadings
+from service.scoring.registry import LoadedModel
+from service.scoring.scored import ScoredBatch
+from service.scoring.thresholds import ThresholdSnapshot
 
 
 class Clock:
@@ -18,6 +24,62 @@ class Clock:
         return self.now
 
 
+def scored_batch(
+    store: RecentReadings,
+    received_at: float,
+    *,
+    errors: np.ndarray,
+    values: np.ndarray,
+    squared: np.ndarray | None = None,
+    warming: int = 0,
+    stream: str = "s1",
+    ids: list[str | None] | None = None,
+    alert: list[bool] | np.ndarray | None = None,
+    timestamps: np.ndarray | None = None,
+    model: str = "m",
+    threshold: float = 1.0,
+    threshold_version: int = 3,
+) -> ScoredBatch:
+    """A request of ``len(values)`` readings as the pipeline hands it on: its first
+    ``warming`` rows unscored, ``errors`` (and the rest) for the scored rows only; ids as
+    the pipeline resolves them (a client's, else the generated one)."""
+    count, width = values.shape
+    seq_start = store.reserve(count)
+    resolved = None
+    if ids is not None:
+        resolved = [x if x is not None else f"{store.id_prefix}{seq_start + i}"
+                    for i, x in enumerate(ids)]  # fmt: skip
+    states = np.full(count, WARMING_UP, dtype=np.int8)
+    flags = np.asarray(alert if alert is not None else [False] * (count - warming), dtype=bool)
+    states[warming:] = np.where(flags, ALERT, NORMAL)
+    scored = count - warming
+    return ScoredBatch(
+        model=cast(LoadedModel, SimpleNamespace(name=model, version="1")),
+        stream_id=stream,
+        threshold=ThresholdSnapshot(threshold, threshold_version, threshold),
+        seq_start=seq_start,
+        id_prefix=store.id_prefix,
+        reading_ids=resolved,
+        received_at=received_at,
+        timestamps=timestamps,
+        warming=warming,
+        history=0,
+        values=values,
+        errors=errors,
+        scores=errors / threshold,
+        anomalies=errors > threshold,
+        smoothed=errors,
+        states=states,
+        top_index=np.zeros((scored, 1), dtype=np.intp),
+        top_share=np.ones((scored, 1)),
+        squared=squared
+        if squared is not None
+        else np.repeat(errors[:, None], width, axis=1).astype(np.float32),
+        reconstruction=np.zeros((scored, width), dtype=np.float32),
+        alerts_raised=0,
+    )
+
+
 def chunk(
     store: RecentReadings,
     clock: Clock,
@@ -26,37 +88,33 @@ def chunk(
     stream: str = "s1",
     ids: list[str | None] | None = None,
     errors: list[float] | None = None,
+    warming: int = 0,
     alert: list[bool] | None = None,
-    timestamps: list[float] | None = None,
     model: str = "m",
-) -> ReadingChunk:
-    errs = np.array(errors if errors is not None else [0.5] * count, dtype=np.float64)
+) -> None:
+    """Score ``count`` readings of two sensors (``errors`` for the scored rows)."""
+    errs = np.array(errors if errors is not None else [0.5] * (count - warming))
     values = np.arange(count * 2, dtype=np.float32).reshape(count, 2)
-    c = ReadingChunk.of_request(
-        seq_start=store.reserve(count),
-        ids=ids,
-        stream_id=stream,
-        model=model,
-        model_version="1",
-        received_at=clock(),
-        timestamps=np.array(timestamps if timestamps is not None else [clock()] * count),
-        errors=errs,
-        squared=np.repeat(errs[:, None], 2, axis=1).astype(np.float32),
-        values=values,
-        threshold=1.0,
-        threshold_version=3,
-        anomaly=errs > 1.0,
-        alert=np.array(alert if alert is not None else [False] * count),
+    store.add(
+        scored_batch(
+            store,
+            clock(),
+            errors=errs,
+            values=values,
+            warming=warming,
+            stream=stream,
+            ids=ids,
+            alert=alert,
+            model=model,
+        )  # fmt: skip
     )
-    store.add(c)
-    return c
 
 
 def test_get_by_generated_and_client_id() -> None:
     clock = Clock()
     store = RecentReadings(100, 60, clock=clock, id_prefix="r0-")
     chunk(store, clock, 3)
-    chunk(store, clock, 2, ids=["a", "b"], errors=[2.0, float("nan")])
+    chunk(store, clock, 2, ids=["b", "a"], warming=1, errors=[2.0])  # b: warming up
     chunk(store, clock, 4)
     first = store.get("r0-1")
     assert first is not None and first.stream_id == "s1" and first.threshold_version == 3
@@ -78,11 +136,13 @@ def test_bounded_by_count_and_retention() -> None:
     clock = Clock()
     store = RecentReadings(5, 60, clock=clock, id_prefix="r0-")
     chunk(store, clock, 3, ids=["x", "y", "z"])
+    assert store.get("x") is not None  # a lookup seals what waits: x's request alone
     chunk(store, clock, 3)
     assert len(store) == 3 and store.get("x") is None and store.get("r0-3") is not None
     clock.now += 61
     chunk(store, clock, 1)
-    assert len(store) == 1 and store.get("r0-3") is None and store.get("r0-6") is not None
+    # a lookup trims what retention dropped (a small request alone does not)
+    assert store.get("r0-3") is None and store.get("r0-6") is not None and len(store) == 1
 
 
 def test_alerts_audit_sample_and_stream_range() -> None:
@@ -123,27 +183,24 @@ def single(
     n_sensors: int = 2,
     reading_id: str | None = None,
 ) -> None:
+    error = np.array([float(index)])
     store.add(
-        ReadingChunk.of_request(
-            seq_start=store.reserve(1),
-            ids=[reading_id] if reading_id is not None else None,
-            stream_id=f"s{index % 3}",
-            model="m" if n_sensors == 2 else "wide",
-            model_version="1",
-            received_at=clock(),
-            timestamps=np.array([clock()]),
-            errors=np.array([float(index)]),
-            squared=np.full((1, n_sensors), float(index), dtype=np.float32),
+        scored_batch(
+            store,
+            clock(),
+            errors=error,
             values=np.full((1, n_sensors), float(index), dtype=np.float32),
+            stream=f"s{index % 3}",
+            ids=[reading_id] if reading_id is not None else None,
+            alert=[index % 50 == 0],
+            model="m" if n_sensors == 2 else "wide",
             threshold=100.0,
             threshold_version=1,
-            anomaly=np.array([index > 100]),
-            alert=np.array([index % 50 == 0]),
         )
     )
 
 
-def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
+def test_single_readings_are_sealed_in_runs_and_stay_addressable() -> None:
     clock = Clock()
     store = RecentReadings(10_000, 600, clock=clock, id_prefix="r0-")
     for i in range(400):
@@ -159,8 +216,9 @@ def test_single_reading_chunks_are_merged_and_stay_addressable() -> None:
         )
         single(store, clock, i, n_sensors=3 if 200 <= i < 205 else 2, reading_id=client_id)
     assert len(store) == 400
-    # runs of 128 merged (the second split where the sensor count changes), 16 still single
-    assert len(store._chunks) == 1 + 3 + 1 + 16
+    # runs of MERGE_RUN sealed into one chunk each (the second split where the sensor count
+    # changes), the last 16 still waiting
+    assert MERGE_RUN == 128 and len(store._chunks) == 1 + 3 + 1 and len(store._pending) == 16
     for i in (0, 1, 150, 203, 250, 399):
         rid = f"c{i}" if i % 7 == 0 else f"r0-{i}"
         found = store.get(rid)
@@ -195,6 +253,7 @@ def test_a_client_id_of_several_streams_through_batches_and_eviction() -> None:
     clock = Clock()
     store = RecentReadings(6, 600, clock=clock, id_prefix="r0-")
     chunk(store, clock, 2, stream="a", ids=["7", "8"])
+    assert store.get("8") is not None  # a lookup seals what waits: a's request alone
     chunk(store, clock, 2, stream="b", ids=["7", None], errors=[1.5, 0.5])
     with pytest.raises(AmbiguousReadingId):
         store.get("7")
@@ -210,6 +269,7 @@ def test_a_client_id_of_several_streams_through_batches_and_eviction() -> None:
 
 
 def test_memory_per_single_reading_stays_near_the_data() -> None:
+    """Single readings, stored the way the pipeline stores them, cost about their data."""
     import tracemalloc
 
     clock = Clock()
@@ -226,7 +286,7 @@ def test_memory_per_single_reading_stays_near_the_data() -> None:
     assert used / 5000 < 700
 
 
-def request_fields(
+def request(
     store: RecentReadings,
     clock: Clock,
     count: int,
@@ -235,38 +295,24 @@ def request_fields(
     ids: list[str | None] | None = None,
     timestamps: list[float] | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> ScoredBatch:
     rng = np.random.default_rng(seed)
-    errs = rng.exponential(size=count)
-    return {
-        "seq_start": store.reserve(count),
-        "ids": ids,
-        "stream_id": f"s{seed % 3}",
-        "model": f"m{width}",
-        "model_version": "1",
-        "received_at": clock(),
-        "timestamps": None if timestamps is None else np.array(timestamps),
-        "errors": errs,
-        "squared": rng.exponential(size=(count, width)).astype(np.float32),
-        "values": rng.normal(size=(count, width)).astype(np.float32),
-        "threshold": 1.0 + seed,
-        "threshold_version": seed,
-        "anomaly": errs > 1.0,
-        "alert": errs > 2.0,
-    }
-
-
-def as_chunk(fields: dict[str, Any]) -> ReadingChunk:
-    """The same request stored as a chunk of its own (the receive time fills in)."""
-    stamps, received = fields["timestamps"], fields["received_at"]
-    size = len(fields["errors"])
-    return ReadingChunk.of_request(
-        **{
-            **fields,
-            "timestamps": np.full(size, received)
-            if stamps is None
-            else np.where(np.isnan(stamps), received, stamps),
-        }
+    warming = seed % 2 if count > 1 else 0
+    errs = rng.exponential(size=count - warming)
+    return scored_batch(
+        store,
+        clock(),
+        errors=errs,
+        values=rng.normal(size=(count, width)).astype(np.float32),
+        squared=rng.exponential(size=(count - warming, width)).astype(np.float32),
+        warming=warming,
+        stream=f"s{seed % 3}",
+        ids=ids,
+        alert=errs > 2.0,
+        timestamps=None if timestamps is None else np.array(timestamps),
+        model=f"m{width}",
+        threshold=1.0 + seed,
+        threshold_version=seed,
     )
 
 
@@ -281,8 +327,9 @@ def same(got: RecentReading | None, want: RecentReading | None) -> bool:
 
 
 def test_small_requests_wait_and_are_sealed_with_their_neighbours() -> None:
-    """Requests below SMALL_CHUNK wait as arrays; every lookup sees them, in sequence
-    order, exactly as if each had been stored as its own chunk."""
+    """Requests below SMALL_CHUNK wait as they came; every lookup sees them, in sequence
+    order, exactly as if each had been sealed into a chunk of its own (as a lookup after
+    every request does)."""
     clock = Clock()
     pending = RecentReadings(10_000, 600, clock=clock, id_prefix="p-")
     chunked = RecentReadings(10_000, 600, clock=clock, id_prefix="p-")
@@ -293,11 +340,11 @@ def test_small_requests_wait_and_are_sealed_with_their_neighbours() -> None:
         width = 3 if i % 7 == 3 and size < 64 else 2  # another model's sensor count
         ids = [f"c{i}-{j}" if j % 2 else None for j in range(size)] if i % 5 == 0 else None
         stamps = [clock() - 3 if j % 2 else nan for j in range(size)] if i % 4 == 0 else None
-        fields = request_fields(pending, clock, size, width=width, ids=ids, timestamps=stamps,
-                                seed=i)  # fmt: skip
+        batch = request(pending, clock, size, width=width, ids=ids, timestamps=stamps, seed=i)
         chunked.reserve(size)
-        pending.add_request(**fields)
-        chunked.add(as_chunk(fields))
+        pending.add(batch)
+        chunked.add(batch)
+        chunked.get("p-none")  # seals this request alone
         assert len(pending) == len(chunked)
         if i % 9 == 0:  # a lookup in the middle seals what waits
             reading_id = f"p-{sum(sizes[:i])}"
@@ -318,7 +365,7 @@ def test_small_requests_keep_the_bound() -> None:
     clock = Clock()
     store = RecentReadings(10, 600, clock=clock, id_prefix="b-")
     for i in range(40):
-        store.add_request(**request_fields(store, clock, 1 + i % 3, seed=i))
+        store.add(request(store, clock, 1 + i % 3, seed=i))
         assert len(store) <= 10
     newest = store.get(f"b-{sum(1 + i % 3 for i in range(40)) - 1}")
     assert newest is not None and store.get("b-0") is None

@@ -10,10 +10,11 @@ import numpy as np
 import orjson
 import pytest
 
-from service.scoring import pipeline
-from service.scoring.pipeline import ScoreOutcome, render_json
 from service.scoring.registry import LoadedModel
+from service.scoring.scored import ScoredBatch
 from service.scoring.thresholds import ThresholdSnapshot
+from service.wire import replies
+from service.wire.replies import render_json
 
 
 def outcome(
@@ -25,7 +26,7 @@ def outcome(
     timestamps: bool,
     odd_values: bool,
     k: int,
-) -> ScoreOutcome:
+) -> ScoredBatch:
     n = 50
     scored = size - warming
     sensors = [f"s{i:02d}" for i in range(n)]
@@ -40,7 +41,7 @@ def outcome(
     if timestamps:
         stamps = rng.uniform(0, 2e9, size=size)
         stamps[::4] = np.nan
-    return ScoreOutcome(
+    return ScoredBatch(
         model=cast(LoadedModel, model),
         stream_id='line"7',
         threshold=ThresholdSnapshot(value=0.123456789, version=3, baseline=0.1),
@@ -49,6 +50,7 @@ def outcome(
         else None,
         id_prefix="rabcd1234-",
         seq_start=977,
+        received_at=1.7e9,
         timestamps=stamps,
         warming=warming,
         history=0,
@@ -60,6 +62,7 @@ def outcome(
         states=rng.integers(0, 4, size=size).astype(np.int8),
         top_index=rng.integers(0, n, size=(scored, k)),
         top_share=rng.random((scored, k)),
+        squared=rng.exponential(size=(scored, n)).astype(np.float32),
         reconstruction=(rng.normal(size=(scored, n)) * 1e3).astype(np.float32),
         alerts_raised=2,
     )
@@ -91,7 +94,7 @@ def test_fragments_equal_dicts(
         k=k,
     )
     fragments = render_json(scored, single=False)
-    monkeypatch.setattr(pipeline, "_FRAGMENTS_MIN", 10**9)
+    monkeypatch.setattr(replies, "_FRAGMENTS_MIN", 10**9)
     dicts = render_json(scored, single=False)
     assert fragments == dicts
     body: dict[str, Any] = orjson.loads(fragments)

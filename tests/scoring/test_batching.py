@@ -16,13 +16,16 @@ from prometheus_client import CollectorRegistry, Histogram
 from service.errors import InvalidReading, UnknownModel
 from service.metrics import Metrics
 from service.scoring.batching import ReadingBatcher
-from service.scoring.payload import ParsedRequest, parse_json
-from service.scoring.pipeline import ScoreOutcome, ScoringPipeline, render_json
+from service.scoring.payload import ParsedRequest
+from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
+from service.scoring.scored import ScoredBatch
 from service.scoring.streams import StreamStates
 from service.scoring.thresholds import ThresholdBoard
 from service.settings import Settings
+from service.wire.decode import parse_json
+from service.wire.replies import render_json
 
 
 def make_pipeline(models_dir: Path, tmp_path: Path) -> ScoringPipeline:
@@ -73,7 +76,7 @@ REQUESTS = [
 ]
 
 
-def answers(outcomes: list[ScoreOutcome | Exception]) -> list[bytes | str]:
+def answers(outcomes: list[ScoredBatch | Exception]) -> list[bytes | str]:
     return [
         type(o).__name__ + str(o) if isinstance(o, Exception) else render_json(o, single=True)
         for o in outcomes
@@ -81,7 +84,7 @@ def answers(outcomes: list[ScoreOutcome | Exception]) -> list[bytes | str]:
 
 
 def one_by_one(pipeline: ScoringPipeline, parsed: list[ParsedRequest]) -> list[bytes | str]:
-    outcomes: list[ScoreOutcome | Exception] = []
+    outcomes: list[ScoredBatch | Exception] = []
     for p in parsed:
         try:
             outcomes.append(pipeline.score(p))
@@ -137,7 +140,7 @@ async def test_batcher_scores_a_loop_turn_together(
     flushes: list[int] = []
     score_many = pipeline.score_many
 
-    def counted(requests: list[ParsedRequest]) -> list[ScoreOutcome | Exception]:
+    def counted(requests: list[ParsedRequest]) -> list[ScoredBatch | Exception]:
         flushes.append(len(requests))
         return score_many(requests)
 
@@ -145,7 +148,7 @@ async def test_batcher_scores_a_loop_turn_together(
     parsed = [parse_json(body, 10) for body in REQUESTS]
     results = await asyncio.gather(*(batcher.score(p) for p in parsed), return_exceptions=True)
     assert flushes == [len(REQUESTS)]
-    got = [r if isinstance(r, ScoreOutcome | Exception) else None for r in results]
+    got = [r if isinstance(r, ScoredBatch | Exception) else None for r in results]
     assert None not in got
     assert answers([r for r in got if r is not None]) == one_by_one(reference, parsed)
     # A lone request is answered on its own turn.
@@ -161,7 +164,7 @@ def test_counts_gathered_on_the_hot_path_are_exact_at_every_read(
     pipeline = make_pipeline(models_dir, tmp_path)
     registry = pipeline.metrics.registry
     reference = CollectorRegistry()
-    bounds = pipeline.metrics.reconstruction_error._upper_bounds[:-1]
+    bounds = pipeline.metrics.scoring.error_bounds
     errors = Histogram("e", "e", buckets=bounds, registry=reference)
     values = [0.1, 3.0, 0.7, 12.0, 1.0, 0.2, 2.5]
     batch = [[v, 0.0, 0.0, 0.0] for v in np.linspace(0.0, 4.0, 100).tolist()]
@@ -193,5 +196,5 @@ def test_counts_gathered_on_the_hot_path_are_exact_at_every_read(
         )
         assert top == anomalies
     everything = ([r[0] ** 2 / 4 for r in batch] + [v * v / 4 for v in values]) * 2
-    quantiles = pipeline.rolling_quantiles()["flat"]
+    quantiles = pipeline.tally.quantiles([("flat", "1")])["flat"]
     assert quantiles[0.5] == pytest.approx(np.quantile(everything, 0.5))

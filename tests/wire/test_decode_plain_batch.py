@@ -13,15 +13,16 @@ import orjson
 import pytest
 
 from service.errors import ServiceError
-from service.scoring import payload
-from service.scoring.payload import parse_json, to_readings
+from service.scoring.payload import to_readings
+from service.wire import decode
+from service.wire.decode import parse_json
 
 SENSORS = ["a", "b", "c", "d"]
 INDEX = {name: i for i, name in enumerate(SENSORS)}
 ROWS = 300  # enough bytes for the simdjson path (it leaves small bodies to orjson)
 RNG = np.random.default_rng(7)
 GENERAL_ONLY: Callable[..., Any] = lambda *args: None  # noqa: E731
-REAL_PLAIN_BATCH = payload._plain_batch
+REAL_PLAIN_BATCH = decode._plain_batch
 PLAIN = (RNG.normal(size=(ROWS, 4)) * 10.0 ** RNG.integers(-3, 6, size=(ROWS, 4))).tolist()
 
 
@@ -75,9 +76,9 @@ def both_ways(
         answered.append(result is not None)
         return result
 
-    monkeypatch.setattr(payload, "_plain_batch", spy)
+    monkeypatch.setattr(decode, "_plain_batch", spy)
     fast = decoded(body, max_readings)
-    monkeypatch.setattr(payload, "_plain_batch", GENERAL_ONLY)
+    monkeypatch.setattr(decode, "_plain_batch", GENERAL_ONLY)
     general = decoded(body, max_readings)
     return fast, general, any(answered)
 
@@ -152,7 +153,7 @@ ODD_BODIES = {
 def test_every_other_body_gets_the_general_paths_answer(
     body: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert len(body) >= payload._PLAIN_BATCH_MIN_BYTES
+    assert len(body) >= decode._PLAIN_BATCH_MIN_BYTES
     fast, general, _ = both_ways(body, monkeypatch)
     assert fast == general
 
@@ -196,4 +197,4 @@ def test_a_bytearray_body_is_accepted() -> None:
 def test_row_width_is_trusted_only_when_lengths_and_values_agree(
     widths: set[int], rows: int, values: int, expected: int | None
 ) -> None:
-    assert payload._common_width(widths, rows, values) == expected
+    assert decode._common_width(widths, rows, values) == expected

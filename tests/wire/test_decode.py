@@ -1,4 +1,5 @@
-"""Request decoding: the fast path and the precise errors of the slow path."""
+"""Request decoding and validation against a model: the fast path and the precise errors
+of the slow path."""
 
 from __future__ import annotations
 
@@ -19,11 +20,10 @@ from service.errors import (
 from service.scoring.payload import (
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
-    parse_binary,
-    parse_json,
     timestamp_range_problem,
     to_readings,
 )
+from service.wire.decode import parse_binary, parse_json
 
 SENSORS = ["a", "b", "c"]
 UNSHOWABLE_TIMES = (1e20, -1e300, 1.7e12, "9999-12-31T23:59:59-14:00", "0001-01-01T01:00:00+14:00")
