@@ -156,9 +156,20 @@ class ModelSummary(_Doc):
     threshold: ThresholdOut
 
 
+class SmoothingOut(_Doc):
+    method: Literal["none", "mean", "median", "ewma"]
+    window: int
+    alpha: float
+
+
 class ModelDetail(ModelSummary):
     sensors: list[str]
     calibration: CalibrationOut
+    smoothing: SmoothingOut | None = Field(
+        description="The score smoothing the threshold was set for, which the service applies "
+        "unless ANOMALY_SMOOTHING_METHOD overrides it; null for models written before it was "
+        "declared (smoothed as the settings say)."
+    )
     files: dict[str, FileOut]
     path: str
     created_at: datetime

@@ -101,16 +101,26 @@ class Settings(BaseSettings):
     )
 
     # --- smoothing and alerting ------------------------------------------------------
-    smoothing_method: SmoothingMethod = Field(
-        default="median",
+    smoothing_method: SmoothingMethod | None = Field(
+        default=None,
         description="How a stream's normalised scores are smoothed; the median ignores a "
-        "one-reading blip, the mean and EWMA spread it over the next readings.",
+        "one-reading blip, the mean and EWMA spread it over the next readings. Unset: each "
+        "model's declared smoothing, the one its threshold was set for (median for models "
+        "that declare none). Set, it overrides every model's, and a declared model's stated "
+        "false-alarm rate no longer holds.",
     )
     smoothing_window: int = Field(
-        default=3, ge=1, description="Scores the rolling mean/median covers (1 disables smoothing)."
+        default=3,
+        ge=1,
+        description="Scores the rolling mean/median covers (1 disables smoothing), when the "
+        "smoothing comes from these settings.",
     )
     ewma_alpha: float = Field(
-        default=0.5, gt=0, le=1, description="Weight of the newest score for the EWMA method."
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Weight of the newest score for the EWMA method, when the smoothing comes "
+        "from these settings.",
     )
     alert_k: int = Field(
         default=3, ge=1, description="Alert when k of the last n smoothed scores exceed 1.0."

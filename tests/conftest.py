@@ -63,8 +63,10 @@ def build_test_artifact(
     n_sensors: int = 4,
     threshold: float = 1.0,
     scale: float = 1.0,
+    smoothing: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``models_dir/name/version`` and return the folder."""
+    """Write ``models_dir/name/version`` and return the folder; ``smoothing``: the score
+    smoothing the manifest declares (none, as artifacts written before it, by default)."""
     mean = np.zeros(n_sensors)
     scales = np.full(n_sensors, scale)
     with torchscript_deprecation_silenced():
@@ -89,6 +91,7 @@ def build_test_artifact(
                 "false_alarm_rate_ci": (0.004, 0.02),
             },
             "training_data_sha256": "0" * 64,
+            **({} if smoothing is None else {"smoothing": smoothing}),
             "training": {"kind": "scripted test model"},
             "metrics": {"note": "no training"},
         },
@@ -107,6 +110,7 @@ class ArtifactWriter(Protocol):
         n_sensors: int = ...,
         threshold: float = ...,
         scale: float = ...,
+        smoothing: dict[str, Any] | None = ...,
     ) -> Path: ...
 
 

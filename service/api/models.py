@@ -11,6 +11,7 @@ from service.schemas import (
     ModelList,
     ModelSummary,
     Problem,
+    SmoothingOut,
     ThresholdOut,
 )
 from service.scoring.registry import LoadedModel, ModelRegistry
@@ -44,6 +45,9 @@ def detail(models: ModelRegistry, model: LoadedModel) -> ModelDetail:
             source=manifest.threshold.source,
             false_alarm_rate_ci=manifest.threshold.false_alarm_rate_ci,
         ),
+        smoothing=None
+        if manifest.smoothing is None
+        else SmoothingOut(**manifest.smoothing.model_dump()),
         files={
             name: FileOut(format=f.format, sha256=f.sha256, bytes=f.bytes)
             for name, f in manifest.files.items()

@@ -20,7 +20,7 @@ from service.scoring.payload import ParsedRequest, Readings, to_readings
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.scored import ScoredBatch
-from service.scoring.smoothing import make_smoother
+from service.scoring.smoothing import make_smoother, stream_smoothing
 from service.scoring.streams import StreamKey, StreamState, StreamStates
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
@@ -69,8 +69,9 @@ class ScoringPipeline:
 
     def _new_state(self, model: LoadedModel, now: float) -> StreamState:
         s = self.settings
+        how = stream_smoothing(s, model.manifest.smoothing)
         return StreamState(
-            make_smoother(s.smoothing_method, window=s.smoothing_window, alpha=s.ewma_alpha),
+            make_smoother(how.method, window=how.window, alpha=how.alpha),
             AlertDebouncer(s.alert_k, s.alert_n, s.alert_cooldown),
             window=model.window,
             n_sensors=model.manifest.n_sensors,
@@ -175,6 +176,9 @@ class ScoringPipeline:
 
         # Nothing below can reject the request: commit state.
         smoothed = state.smoother.update_many(decisions.scores)
+        # A model that declares its smoothing had its threshold set on smoothed scores: what
+        # it flags is the smoothed score above 1, the rate its manifest states.
+        anomalies = smoothed > 1.0 if model.manifest.smoothing is not None else decisions.anomalies
         states = np.full(batch, WARMING_UP, dtype=np.int8)
         states[warming:], raised = state.debouncer.update_many(smoothed)
         state.push(values)
@@ -202,7 +206,7 @@ class ScoringPipeline:
             values=values,
             errors=decisions.errors,
             scores=decisions.scores,
-            anomalies=decisions.anomalies,
+            anomalies=anomalies,
             smoothed=smoothed,
             states=states,
             top_index=decisions.top_index,

@@ -11,13 +11,14 @@ numpy, giving exactly the values a loop of ``update`` calls would.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
-from service.settings import SmoothingMethod
+from service.scoring.artifact import ScoreSmoothing
+from service.settings import Settings, SmoothingMethod
 
 # Below this many scores a plain loop beats numpy's per-call overhead.
 _VECTOR_MIN = 16
@@ -148,9 +149,24 @@ class Ewma:
         return result
 
 
-def make_smoother(method: SmoothingMethod, *, window: int, alpha: float) -> Smoother:
+def make_smoother(
+    method: SmoothingMethod | Literal["none"], *, window: int, alpha: float
+) -> Smoother:
+    if method == "none":
+        return RollingMean(1)
     if method == "mean":
         return RollingMean(window)
     if method == "median":
         return RollingMedian(window)
     return Ewma(alpha)
+
+
+def stream_smoothing(settings: Settings, declared: ScoreSmoothing | None) -> ScoreSmoothing:
+    """The smoothing a model's streams get: the settings' when they name a method, else the
+    model's declared one (its threshold was set for it), else today's default median."""
+    if settings.smoothing_method is not None or declared is None:
+        method = settings.smoothing_method or "median"
+        return ScoreSmoothing(
+            method=method, window=settings.smoothing_window, alpha=settings.ewma_alpha
+        )
+    return declared

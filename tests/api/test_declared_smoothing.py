@@ -1,0 +1,65 @@
+"""A model that declares its score smoothing gets it, and flags what its threshold was set
+for: the smoothed score above 1. Settings that name a method override it; models written
+before smoothing was declared keep the settings' default (median of 3)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import TEST_MODEL, ClientFactory, build_test_artifact
+
+EWMA = {"method": "ewma", "window": 1, "alpha": 0.5}
+# Scores (error / threshold 1, error = mean of 4 squared z): a reading [a, 0, 0, 0] scores a²/4.
+SPIKE = [math.sqrt(6.0), 0.0, 0.0, 0.0]  # scores 1.5
+QUIET = [0.0, 0.0, 0.0, 0.0]
+
+
+async def scores_of(client: Any, readings: list[list[float]]) -> list[dict[str, Any]]:
+    response = await client.post(
+        "/v1/score", json={"model": TEST_MODEL, "stream_id": "s", "readings": readings}
+    )
+    assert response.status_code == 200, response.text
+    results: list[dict[str, Any]] = response.json()["results"]
+    return results
+
+
+@pytest.fixture
+def declared(tmp_path: Path) -> Path:
+    folder = tmp_path / "declared"
+    build_test_artifact(folder, smoothing=EWMA)
+    return folder
+
+
+async def test_the_declared_smoothing_is_applied_and_decides_the_flag(
+    declared: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(models_dir=declared)
+    results = await scores_of(client, [QUIET, SPIKE, QUIET, SPIKE, SPIKE, SPIKE])
+    assert [r["score"] for r in results] == pytest.approx([0, 1.5, 0, 1.5, 1.5, 1.5])
+    smoothed = [0.0, 0.75, 0.375, 0.9375, 1.21875, 1.359375]
+    assert [r["smoothed_score"] for r in results] == pytest.approx(smoothed)
+    # One reading above the threshold is not a flag; the smoothed score holding above is.
+    assert [r["anomaly"] for r in results] == [False, False, False, False, True, True]
+    model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
+    assert model["smoothing"] == EWMA
+
+
+async def test_settings_that_name_a_method_override_the_declared_one(
+    declared: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(models_dir=declared, smoothing_method="mean", smoothing_window=2)
+    results = await scores_of(client, [QUIET, SPIKE, SPIKE])
+    assert [r["smoothed_score"] for r in results] == pytest.approx([0, 0.75, 1.5])
+    assert [r["anomaly"] for r in results] == [False, False, True]
+
+
+async def test_a_model_that_declares_nothing_keeps_the_default_median(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client()  # the default test model: no declared smoothing
+    results = await scores_of(client, [QUIET, SPIKE, QUIET, QUIET])
+    assert [r["smoothed_score"] for r in results] == pytest.approx([0, 0.75, 0, 0])
+    assert [r["anomaly"] for r in results] == [False, True, False, False]  # raw, as before
