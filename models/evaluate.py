@@ -1,4 +1,5 @@
-"""``python -m models evaluate``: is this artifact worth trusting on these readings?
+"""Is this artifact worth trusting on these readings? (``python -m models evaluate``, whose
+command is ``models.evaluate_command``.)
 
 Scores normal and labelled anomalous readings with the artifact's TorchScript module (the
 code path the service runs), evaluates it at its operating threshold and across all
@@ -9,16 +10,13 @@ limited on its own calibration readings at the same quantile beside it. Writes
 
 from __future__ import annotations
 
-import argparse
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from models.baselines import PCABaseline
 from models.data import (
@@ -27,7 +25,6 @@ from models.data import (
     Readings,
     default_sensor_names,
     load_readings,
-    sliding_windows,
 )
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
@@ -36,18 +33,14 @@ from models.report import (
     Example,
     ScoredDetector,
     Table,
-    check_report_folder,
     mean_error_share,
-    write_report,
 )
+from models.scores import detector_scores, per_sensor_errors, scores_from_errors
 from models.synthetic import generate_plant, inject_anomalies
 from service.scoring.artifact import (
     Artifact,
-    ArtifactError,
     Manifest,
-    load_artifact,
     sha256_array,
-    torchscript_deprecation_silenced,
 )
 
 
@@ -211,20 +204,10 @@ def _columns(readings: Readings, sensors: Sequence[str]) -> str:
     return "its columns: " + ", ".join(described)
 
 
-def artifact_errors(
-    artifact: Artifact, values: np.ndarray, *, batch_size: int = 4096
-) -> np.ndarray:
+def artifact_errors(artifact: Artifact, values: np.ndarray) -> np.ndarray:
     """Per-sensor squared errors from the artifact's TorchScript module (what the service
     runs), for readings ``window-1 .. n-1``."""
-    window = artifact.manifest.window
-    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
-    out = np.empty((len(windows), artifact.manifest.n_sensors), dtype=np.float64)
-    with torchscript_deprecation_silenced(), torch.inference_mode():
-        for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.array(windows[start : start + batch_size], copy=True))
-            errors, _ = artifact.module.score(batch)
-            out[start : start + len(batch)] = errors.numpy()
-    return out
+    return per_sensor_errors(artifact, values)
 
 
 def _source_path(source: str) -> tuple[Path, bool]:
@@ -363,8 +346,8 @@ def operating_range_check(
     plane = principal_plane(deviation, variance_to_keep).astype(np.float64)
     moved = centre + deviation + (stretch - 1.0) * (deviation @ plane) @ plane.T
     threshold = manifest.threshold.value
-    before = artifact_errors(artifact, normal_values).mean(axis=1) > threshold
-    after = artifact_errors(artifact, moved * scale + mean).mean(axis=1) > threshold
+    before = detector_scores(artifact, normal_values) > threshold
+    after = detector_scores(artifact, moved * scale + mean) > threshold
     return OperatingRangeCheck(
         stretch=stretch,
         n_directions=plane.shape[1],
@@ -397,7 +380,7 @@ def evaluate_artifact(
     kinds = np.r_[normal.kinds[skip:], anomalous.kinds[skip:]]
     if labels.all() or not labels.any():
         raise ValueError("the evaluation needs both normal and anomalous readings")
-    scores = {"autoencoder": per_sensor.mean(axis=1)}
+    scores = {"autoencoder": np.concatenate([scores_from_errors(artifact, e) for e in errors])}
     sources = {
         "autoencoder": f"manifest threshold: {manifest.threshold.quantile} quantile of "
         f"{manifest.threshold.n_calibration} readings of {manifest.threshold.source}"
@@ -576,141 +559,3 @@ def synthetic_sets(
         np.asarray(injected.affected_sensor, dtype=np.int64),
     )
     return normal, anomalous
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="evaluate an artifact on normal and labelled anomalous readings",
-        description="Score normal and labelled anomalous readings with an artifact and write "
-        "report.json, report.md and PNG plots: ROC/PR-AUC, rates at the operating threshold, "
-        "recall at fixed false-alarm rates, separability, a capacity diagnosis and the PCA "
-        "baseline (T², SPE) side by side.",
-    )
-    parser.add_argument("--model", type=Path, required=True, help="artifact folder")
-    data = parser.add_argument_group("data (either --normal and --anomalous, or --synthetic)")
-    data.add_argument("--normal", type=Path, help="normal readings (.csv, .dat, .npy)")
-    data.add_argument(
-        "--anomalous",
-        type=Path,
-        help="labelled readings; without a labels column every reading counts as anomalous "
-        "(a warning says so)",
-    )
-    data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
-    data.add_argument(
-        "--labels-column",
-        help=f"0/1 ground truth ({DEFAULT_LABELS_COLUMN}); when given, the anomalous file must "
-        "have it",
-    )
-    data.add_argument(
-        "--kinds-column",
-        help=f"anomaly kind per reading ({DEFAULT_KINDS_COLUMN}); when given, the anomalous file "
-        "must have it",
-    )
-    data.add_argument(
-        "--synthetic",
-        action="store_true",
-        help="fresh synthetic-plant runs (seeds 9001/9002), faults of every kind injected",
-    )
-    data.add_argument(
-        "--readings", type=int, default=20_000, help="readings per synthetic run (20000)"
-    )
-    base = parser.add_argument_group(
-        "PCA baseline (default: the training and calibration data the manifest records)"
-    )
-    base.add_argument("--train", type=Path, help="the model's training data file")
-    base.add_argument("--train-transpose", action="store_true")
-    base.add_argument("--calibration-data", type=Path, help="the model's calibration file")
-    base.add_argument("--calibration-transpose", action="store_true")
-    base.add_argument("--no-baseline", action="store_true", help="skip the PCA baseline")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="report folder (default: reports/<name>-<version>)"
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        artifact = load_artifact(args.model)
-    except ArtifactError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    manifest = artifact.manifest
-    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
-    try:
-        check_report_folder(out)
-    except OSError as exc:
-        print(f"error: --out {out}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.synthetic:
-            normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
-        elif args.normal is None or args.anomalous is None:
-            print("error: pass --normal and --anomalous, or --synthetic", file=sys.stderr)
-            return 2
-        else:
-            normal = read_labelled(
-                args.normal,
-                manifest.sensors,
-                transpose=args.transpose,
-                labels_column=args.labels_column,
-                kinds_column=args.kinds_column,
-                anomalous=False,
-            )
-            anomalous = read_labelled(
-                args.anomalous,
-                manifest.sensors,
-                transpose=args.transpose,
-                labels_column=args.labels_column,
-                kinds_column=args.kinds_column,
-                anomalous=True,
-            )
-            if anomalous.assumption:
-                print(f"warning: {anomalous.assumption}", file=sys.stderr)
-        baseline, baseline_note = None, "skipped (--no-baseline)"
-        if not args.no_baseline:
-            try:
-                baseline = baseline_data(
-                    manifest,
-                    train_file=args.train,
-                    train_transpose=args.train_transpose,
-                    calibration_file=args.calibration_data,
-                    calibration_transpose=args.calibration_transpose,
-                )
-            except DataError as exc:
-                baseline_note = f"the model's training data is not available ({exc})"
-                print(f"warning: no PCA baseline: {exc}", file=sys.stderr)
-        result = evaluate_artifact(
-            artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
-        )
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        written = write_report(result.report, out)
-    except OSError as exc:
-        print(f"error: writing the report: {exc}", file=sys.stderr)
-        return 2
-    print(summary_lines(result.evaluations))
-    print(f"operating range (autoencoder): {result.operating_range.message}")
-    print(f"\nreport: {written['markdown']}", file=sys.stderr)
-    return 0
-
-
-def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
-    lines = [
-        f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
-        f"{'F1':>6} {'FAR':>7} {'MDR':>7}"
-    ]
-    for e in evaluations:
-        at = e.at_threshold
-        lines.append(
-            f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
-            f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
-            f"{at.missed_detection_rate:>7.2%}"
-        )
-    lines += ["", *[f"capacity ({e.detector}): {e.capacity.message}" for e in evaluations]]
-    return "\n".join(lines)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from models import evaluate
+from models import evaluate_command
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
 from models.evaluate import (
@@ -359,7 +359,7 @@ def test_out_that_cannot_hold_the_report_is_refused_before_the_work(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("evaluated although --out cannot hold the report")
 
-    monkeypatch.setattr(evaluate, "evaluate_artifact", no_work)
+    monkeypatch.setattr(evaluate_command, "evaluate_artifact", no_work)
     afile = tmp_path / "report.md"
     afile.write_text("")
     for out in (afile, afile / "sub"):
@@ -386,7 +386,7 @@ def test_report_that_cannot_be_written_is_one_error_line(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
 
-    monkeypatch.setattr(evaluate, "write_report", disk_full)
+    monkeypatch.setattr(evaluate_command, "write_report", disk_full)
     out = tmp_path / "report"
     assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--readings", "2000",
                  "--no-baseline", "--out", str(out)]) == 2  # fmt: skip
