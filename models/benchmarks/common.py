@@ -96,10 +96,7 @@ class DetectorSet:
         start, stop = result.splits["train"]
         pca = PCABaseline.fit(train_values[start:stop])
         calibration = score_all(result, pca, calibration_values)
-        limits = {
-            name: float(np.quantile(scores, quantile, method="higher"))
-            for name, scores in calibration.items()
-        }
+        limits = {name: limit_at(scores, quantile) for name, scores in calibration.items()}
         pca = replace(
             pca,
             t2_limit=limits["pca_t2"],
@@ -111,6 +108,12 @@ class DetectorSet:
 
     def scores(self, values: np.ndarray) -> dict[str, np.ndarray]:
         return score_all(self.result, self.pca, values)
+
+
+def limit_at(calibration_scores: np.ndarray, quantile: float) -> float:
+    """A control limit: the ``quantile`` of calibration scores, as the order statistic at or
+    above it (the rule ``train`` sets its threshold with)."""
+    return float(np.quantile(calibration_scores, quantile, method="higher"))
 
 
 def score_all(result: TrainResult, pca: PCABaseline, values: np.ndarray) -> dict[str, np.ndarray]:

@@ -33,6 +33,9 @@ def _tep_folder(data_dir: Path, *, d00_te: str | None = None, reference: str | N
     np.savetxt(folder / "d00.dat", rng.normal(size=(len(TEP_SENSORS), 20)))
     for name in ["d00_te.dat", *(f"d{k:02d}.dat" for k in TEP_FAULTS)]:
         np.savetxt(folder / name, rng.normal(size=(20, len(TEP_SENSORS))))
+    (folder / "normal").mkdir()
+    for run in ("run01.dat", "run02.dat"):
+        np.savetxt(folder / "normal" / run, rng.normal(size=(20, len(TEP_SENSORS))))
     if d00_te is not None:
         (folder / "d00_te.dat").write_text(d00_te)
     if reference is not None:
@@ -63,6 +66,12 @@ def test_bad_tep_data_is_one_error_line(tmp_path: Path, capsys: pytest.CaptureFi
     _tep_folder(tmp_path / "unpublished")
     line = _one_error_line("tep", tmp_path / "unpublished", capsys)
     assert line.startswith(f"error: {TEP_REFERENCE_FILE} not found")
+    folder = _tep_folder(tmp_path / "no-runs")
+    for run in (folder / "normal").iterdir():
+        run.unlink()
+    assert _one_error_line("tep", tmp_path / "no-runs", capsys) == (
+        f"error: {folder / 'normal'}: no run*.dat files: false alarms are counted on them"
+    )
     folder = _tep_folder(tmp_path / "garbled", reference="Fault PCA\n1 2.0\n")
     assert _one_error_line("tep", tmp_path / "garbled", capsys) == (
         f"error: {folder / TEP_REFERENCE_FILE}: could not parse the MDR table "
