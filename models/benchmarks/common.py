@@ -49,7 +49,7 @@ def require(path: Path, what: str) -> Path:
     if not path.exists():
         raise BenchmarkDataMissing(
             f"{what} not found at {path}; pass --data-dir or set {DATA_DIR_ENV} "
-            "to the folder holding tep/ and skab/"
+            "to the folder holding tep/, skab/ and nab/"
         )
     return path
 

@@ -137,6 +137,25 @@ def run_skab(
         f"{SKAB_QUANTILE} quantile of that file's first {SKAB_TRAIN_ROWS} rows",
         dict.fromkeys(names, zero),
     )
+    # C: the same anomaly-free model with its own threshold (the quantile of its calibration
+    # tail of anomaly-free.csv), judged on every row of the other runs: does a model of the
+    # rig's normal behaviour hold its false-alarm rate on other runs of the same rig?
+    start, stop = shared.splits["calibration"]
+    detectors_c = DetectorSet.build(
+        shared,
+        anomaly_free.values,
+        anomaly_free.values[start:stop],
+        quantile=SKAB_QUANTILE,
+        calibration_source="calibration tail of anomaly-free.csv",
+    )
+    own_threshold = SkabVariant(
+        "anomaly-free model, own threshold",
+        "one model trained on anomaly-free.csv with its limits at the "
+        f"{SKAB_QUANTILE} quantile of that file's calibration tail, judged on every row of "
+        "each file (not only the test rows): FAR is the share of the other runs' normal rows "
+        "it flags",
+        dict.fromkeys(names, zero),
+    )
     for file in files:
         values = file.readings.values
         head = values[:SKAB_TRAIN_ROWS]
@@ -162,6 +181,7 @@ def run_skab(
             calibration_source=f"{file.name} first {SKAB_TRAIN_ROWS} rows",
         )
         _accumulate(recalibrated, file.name, detectors_b, values, test_labels)
+        _accumulate(own_threshold, file.name, detectors_c, values, file.labels, first_row=0)
         if verbose:
             counts = per_file.per_file[file.name]["autoencoder"]
             print(
@@ -169,7 +189,7 @@ def run_skab(
                 f"(best epoch {result.best_epoch})",
                 file=sys.stderr,
             )
-    return [per_file, recalibrated]
+    return [per_file, recalibrated, own_threshold]
 
 
 def _accumulate(
@@ -177,10 +197,16 @@ def _accumulate(
     file_name: str,
     detectors: DetectorSet,
     values: np.ndarray,
-    test_labels: np.ndarray,
+    labels: np.ndarray,
+    *,
+    first_row: int = SKAB_TRAIN_ROWS,
 ) -> None:
+    """Counts on rows ``first_row ..`` (``labels`` are theirs), each scored with the
+    rows before it as context; rows before the model's first full window are not scored."""
     context = detectors.result.window - 1
-    scores = detectors.scores(values[SKAB_TRAIN_ROWS - context :])
+    skipped = max(0, context - first_row)
+    scores = detectors.scores(values[max(0, first_row - context) :])
+    test_labels = labels[skipped:]
     flags = _flags(scores, detectors.limits)
     variant.per_file[file_name] = {}
     for name, flagged in flags.items():

@@ -30,9 +30,19 @@ def test_skab_protocol_counts_every_test_row_once() -> None:
     variants = run_skab(DATA_DIR, config, verbose=False, max_files=2)
     test_rows = sum(f.readings.n_readings - 400 for f in files[:2])
     anomalies = sum(int(f.labels[400:].sum()) for f in files[:2])
-    assert [v.name for v in variants] == ["per-file", "anomaly-free model"]
-    for variant in variants:
+    assert [v.name for v in variants] == [
+        "per-file",
+        "anomaly-free model",
+        "anomaly-free model, own threshold",
+    ]
+    for variant in variants[:2]:
         assert set(variant.per_file) == {"0.csv", "1.csv"}
         for counts in variant.counts.values():
             assert counts.tp + counts.fp + counts.fn + counts.tn == test_rows
             assert counts.tp + counts.fn == anomalies
+    # The anomaly-free model with its own threshold is judged on every row of every file.
+    every_row = sum(f.readings.n_readings for f in files[:2])
+    normal_rows = sum(int((~f.labels).sum()) for f in files[:2])
+    for counts in variants[2].counts.values():
+        assert counts.tp + counts.fp + counts.fn + counts.tn == every_row
+        assert counts.fp + counts.tn == normal_rows
