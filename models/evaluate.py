@@ -26,6 +26,7 @@ from models.data import (
     default_sensor_names,
     load_readings,
 )
+from models.evaluate_events import RunScores, evaluate_events
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
 from models.report import (
@@ -57,6 +58,8 @@ class LabelledReadings:
     assumption: str = ""
     """How the labels were assumed when the file carries none (said on stderr and in the
     report, since every figure rests on it)."""
+    timestamps: np.ndarray | None = None
+    """Per reading, when the file has them (false alerts per day of normal operation)."""
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,9 @@ def labelled(
         position = {name: i for i, name in enumerate(sensors)}
         faulty = np.array([position.get(str(name), -1) for name in sensor_column], dtype=np.int64)
         faulty[~labels] = -1
-    return LabelledReadings(values, labels, kinds, readings.source, faulty, assumption)
+    return LabelledReadings(
+        values, labels, kinds, readings.source, faulty, assumption, readings.timestamps
+    )
 
 
 def read_labelled(
@@ -435,6 +440,24 @@ def evaluate_artifact(
     if anomalous.faulty_sensor is not None:
         faulty = np.r_[np.full(normal.labels.size - skip, -1), anomalous.faulty_sensor[skip:]]
         tables.append(attribution_table(per_sensor, faulty, detected, kinds))
+    threshold = thresholds["autoencoder"]
+    split = normal.labels.size - skip
+    runs = [
+        RunScores(
+            name,
+            part_scores / threshold,
+            part.labels[skip:],
+            part.kinds[skip:],
+            None if part.timestamps is None else part.timestamps[skip:],
+        )
+        for name, part, part_scores in (
+            ("normal run", normal, scores["autoencoder"][:split]),
+            ("labelled run", anomalous, scores["autoencoder"][split:]),
+        )
+    ]
+    events = evaluate_events(runs)
+    context["alerts (event level)"] = events.summary
+    tables += events.tables
     report = EvaluationReport(
         title=f"Evaluation of {manifest.name} {manifest.version}",
         context=context,
@@ -445,6 +468,7 @@ def evaluate_artifact(
         tables=tables,
         examples=example_readings(per_sensor, scores["autoencoder"], detected, kinds, faulty),
         notes=notes,
+        timelines=events.timelines,
     )
     return ArtifactEvaluation(report, evaluations, operating_range)
 
@@ -550,6 +574,7 @@ def synthetic_sets(
         np.zeros(n_readings, dtype=bool),
         np.full(n_readings, "", dtype=object),
         normal_run.source,
+        timestamps=normal_run.timestamps,
     )
     anomalous = LabelledReadings(
         injected.values,
@@ -557,5 +582,6 @@ def synthetic_sets(
         np.asarray(injected.kinds, dtype=object),
         f"{faulty_run.source} with {len(injected.events)} injected faults (seed {seeds[1] + 1})",
         np.asarray(injected.affected_sensor, dtype=np.int64),
+        timestamps=faulty_run.timestamps,
     )
     return normal, anomalous

@@ -145,6 +145,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(summary_lines(result.evaluations))
     print(f"operating range (autoencoder): {result.operating_range.message}")
+    events = result.report.context["alerts (event level)"]
+    print(
+        f"alerts (service's default rule): {events['windows_alerted']:.0%} of "
+        f"{events['windows']} labelled stretches alerted (random: "
+        f"{events['windows_alerted_random']:.0%}), {events['alerts_outside_windows']:.0%} of "
+        f"{events['alerts']} alerts outside them (random: "
+        f"{events['alerts_outside_windows_random']:.0%})"
+    )
     print(f"\nreport: {written['markdown']}", file=sys.stderr)
     return 0
 
@@ -161,5 +169,6 @@ def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
             f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
             f"{at.missed_detection_rate:>7.2%}"
         )
-    lines += ["", *[f"capacity ({e.detector}): {e.capacity.message}" for e in evaluations]]
+    lines += ["", *[f"capacity ({e.detector}, pooled): {e.capacity.message}" for e in evaluations]]
+    lines += [f"per kind ({e.detector}): {e.verdict_summary}" for e in evaluations if e.verdicts]
     return "\n".join(lines)

@@ -117,6 +117,7 @@ class LabelledWindow:
     stream: str
     start: int
     stop: int
+    kind: str = ""
 
     @property
     def length(self) -> int:
@@ -269,8 +270,11 @@ def event_figures(streams: Sequence[StreamEvents]) -> EventFigures:
     )
 
 
-def windows_from_labels(stream: str, labels: np.ndarray) -> list[LabelledWindow]:
-    """Runs of consecutive anomalous readings as windows (a labelled file's events).
+def windows_from_labels(
+    stream: str, labels: np.ndarray, kinds: np.ndarray | None = None
+) -> list[LabelledWindow]:
+    """Runs of consecutive anomalous readings as windows (a labelled file's events), each
+    of the kind of its first reading when ``kinds`` are given.
 
     >>> [(w.start, w.stop) for w in windows_from_labels("s", np.array([0, 1, 1, 0, 1]))]
     [(1, 3), (4, 5)]
@@ -279,7 +283,16 @@ def windows_from_labels(stream: str, labels: np.ndarray) -> list[LabelledWindow]
     edges = np.diff(y)
     starts = np.flatnonzero(edges == 1)
     stops = np.flatnonzero(edges == -1)
-    return [LabelledWindow(stream, int(a), int(b)) for a, b in zip(starts, stops, strict=True)]
+    return [
+        LabelledWindow(stream, int(a), int(b), "" if kinds is None else str(kinds[a]))
+        for a, b in zip(starts, stops, strict=True)
+    ]
+
+
+def first_alert_delay(window: LabelledWindow, alerts: np.ndarray) -> int | None:
+    """Readings from the window's start to its first alert (None: no alert inside)."""
+    inside = alerts[(alerts >= window.start) & (alerts < window.stop)]
+    return int(inside.min() - window.start) if inside.size else None
 
 
 def median_step_seconds(timestamps: np.ndarray | None) -> float | None:

@@ -24,11 +24,11 @@ from models.data import DataError, Readings, load_readings
 from models.metrics import (
     BinaryMetrics,
 )
+from models.plots import plot_grouped_bars
 from models.report import (
     EvaluationReport,
     Figure,
     Table,
-    plot_grouped_bars,
     write_report,
 )
 from models.train import (

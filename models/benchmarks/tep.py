@@ -34,13 +34,13 @@ from models.benchmarks.common import (
 )
 from models.data import DataError, load_readings
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed, evaluate_detector
+from models.plots import plot_grouped_bars
 from models.report import (
     EvaluationReport,
     Figure,
     ScoredDetector,
     Table,
     mean_error_share,
-    plot_grouped_bars,
     write_report,
 )
 from models.train import TrainConfig, clopper_pearson, train

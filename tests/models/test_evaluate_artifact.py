@@ -21,6 +21,7 @@ from models.evaluate import (
     operating_range_check,
     synthetic_sets,
 )
+from models.events import windows_from_labels
 from models.export import export_artifact
 from models.synthetic import generate_plant, inject_anomalies
 from models.train import TrainConfig, train
@@ -90,6 +91,29 @@ def test_synthetic_evaluation_writes_report_with_baseline(
     assert len({(d["n_normal"], d["n_anomalous"]) for d in detectors.values()}) == 1
     markdown = (out / "report.md").read_text()
     assert "Capacity diagnosis" in markdown and "Which sensor?" in markdown
+    for name in ("recall_at_far.png", "timeline.png", "examples.png"):
+        assert (out / name).stat().st_size > 0, name
+    # The rules per kind: every kind has a verdict agreeing with its own figures.
+    assert "## Verdict per anomaly kind" in markdown
+    for kind, verdict in ae["verdicts"].items():
+        assert verdict["recall"] == pytest.approx(ae["per_kind"][kind]["recall"])
+        separation = verdict["separability_log_scores"]
+        separates = separation["p_value"] < 0.01 and separation["cohens_d"] > 2
+        capacity_ok = verdict["median_ratio"] >= 1.5 and verdict["roc_auc"] >= 0.6
+        expected = (
+            "ok" if separates and capacity_ok else "weak" if capacity_ok else ("not separated")
+        )
+        assert verdict["verdict"] == expected, kind
+    # Event level: the labelled run's stretches, each figure beside its random baseline.
+    events = body["context"]["alerts (event level)"]  # type: ignore[index]
+    _, anomalous = synthetic_sets(manifest, n_readings=4000)
+    stretches = windows_from_labels("run", anomalous.labels[manifest.window - 1 :])
+    assert events["windows"] == len(stretches) > 0
+    assert 0.0 <= events["windows_alerted_random"] <= 1.0
+    assert 0.0 <= events["alerts_outside_windows_random"] <= 1.0
+    assert events["false_alerts_per_day"] is not None  # the synthetic runs have timestamps
+    titles = [t["title"] for t in body["tables"]]  # type: ignore[attr-defined]
+    assert "Alerts (event level)" in titles and "Detection delay per anomaly kind" in titles
 
 
 def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Path) -> None:
