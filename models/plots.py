@@ -237,18 +237,14 @@ def plot_recall_at_far(detectors: list[ScoredDetector], path: Path) -> Path:
         e = detector.evaluation
         values = [100 * p.recall for p in e.recall_at_far] + [100 * e.at_threshold.recall]
         offset = (i - (len(detectors) - 1) / 2) * width
-        bars = ax.bar(positions + offset, values, width, label=e.detector)
+        label = f"{e.detector} (threshold: {e.at_threshold.false_alarm_rate:.1%} false alarms)"
+        bars = ax.bar(positions + offset, values, width, label=label)
         ax.bar_label(bars, fmt="%.0f%%", fontsize="x-small")
-    at = first.at_threshold
     ax.set_xticks(positions, groups)
-    ax.set_ylim(0, 110)
+    ax.set_ylim(0, 125)
     ax.set_ylabel("recall %")
-    ax.set_title(
-        f"Recall at fixed false-alarm rates (operating threshold: "
-        f"{at.false_alarm_rate:.1%} false alarms for {first.detector})",
-        fontsize="small",
-    )
-    ax.legend(fontsize="small", loc="lower right")
+    ax.set_title("Recall at fixed false-alarm rates and at each operating threshold")
+    ax.legend(fontsize="x-small", loc="upper left", ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -279,7 +279,14 @@ def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
     todo = [v for v in first.verdicts.values() if v.verdict != "ok"]
     if todo:
         lines += [f"What to do ({first.detector}):", ""]
-        lines += [f"- **{v.kind}**: {v.message}" for v in todo]
+        for v in todo:
+            others = [
+                f"{d.evaluation.detector} {d.evaluation.verdicts[v.kind].verdict}"
+                for d in detectors[1:]
+                if v.kind in d.evaluation.verdicts
+            ]
+            here = f" (here: {', '.join(others)})" if others else ""
+            lines.append(f"- **{v.kind}**: {v.message}{here}")
         lines.append("")
     return lines
 
