@@ -10,7 +10,8 @@ from pathlib import Path
 from models.benchmarks.common import DATA_DIR_ENV, REPO_ROOT, default_data_dir, render_table
 from models.benchmarks.nab import nab_table, run_nab, write_nab_report
 from models.benchmarks.skab import run_skab, skab_table, write_skab_report
-from models.benchmarks.tep import far_table, run_tep, tep_table, write_tep_report
+from models.benchmarks.tep import run_tep
+from models.benchmarks.tep_report import far_table, tep_table, write_tep_report
 from models.data import DataError
 from models.report import (
     check_report_folder,

@@ -11,11 +11,11 @@ from pathlib import Path
 from models.data import (
     DataError,
 )
-from models.evaluate import (
+from models.evaluate import evaluate_artifact
+from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
     DEFAULT_LABELS_COLUMN,
     baseline_data,
-    evaluate_artifact,
     read_labelled,
     synthetic_sets,
 )

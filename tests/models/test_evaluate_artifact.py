@@ -15,12 +15,8 @@ import torch
 from models import evaluate_command
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
-from models.evaluate import (
-    OperatingRangeCheck,
-    baseline_data,
-    operating_range_check,
-    synthetic_sets,
-)
+from models.evaluate import OperatingRangeCheck, operating_range_check
+from models.evaluate_data import baseline_data, synthetic_sets
 from models.events import windows_from_labels
 from models.export import export_artifact
 from models.synthetic import generate_plant, inject_anomalies
