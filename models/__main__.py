@@ -14,8 +14,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "models.train_command",
     "models.synthetic",
-    "models.evaluate",
-    "models.benchmark",
+    "models.evaluate_command",
+    "models.benchmark_command",
 )
 
 

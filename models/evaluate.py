@@ -1,4 +1,5 @@
-"""``python -m models evaluate``: is this artifact worth trusting on these readings?
+"""Is this artifact worth trusting on these readings? (``python -m models evaluate``, whose
+command is ``models.evaluate_command``.)
 
 Scores normal and labelled anomalous readings with the artifact's TorchScript module (the
 code path the service runs), evaluates it at its operating threshold and across all
@@ -9,26 +10,14 @@ limited on its own calibration readings at the same quantile beside it. Writes
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from models.baselines import PCABaseline
-from models.data import (
-    LABEL_COLUMNS,
-    DataError,
-    Readings,
-    default_sensor_names,
-    load_readings,
-    sliding_windows,
-)
+from models.evaluate_data import BaselineData, LabelledReadings
+from models.evaluate_events import RunScores, evaluate_events
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
 from models.report import (
@@ -36,273 +25,20 @@ from models.report import (
     Example,
     ScoredDetector,
     Table,
-    check_report_folder,
     mean_error_share,
-    write_report,
 )
-from models.synthetic import generate_plant, inject_anomalies
+from models.scores import detector_scores, per_sensor_errors, scores_from_errors
 from service.scoring.artifact import (
     Artifact,
-    ArtifactError,
     Manifest,
-    load_artifact,
     sha256_array,
-    torchscript_deprecation_silenced,
 )
 
 
-@dataclass(frozen=True)
-class LabelledReadings:
-    """Readings in the model's sensor order, with per-reading ground truth."""
-
-    values: np.ndarray
-    labels: np.ndarray  # bool
-    kinds: np.ndarray  # str per reading ("" for normal readings)
-    source: str
-    faulty_sensor: np.ndarray | None = None
-    """Column of the sensor at fault per reading (-1 where normal or unknown), when known."""
-    assumption: str = ""
-    """How the labels were assumed when the file carries none (said on stderr and in the
-    report, since every figure rests on it)."""
-
-
-@dataclass(frozen=True)
-class BaselineData:
-    """The readings the PCA baseline is fitted and limited on: the artifact's own training
-    split and calibration readings, located through the manifest and checked by fingerprint."""
-
-    train: np.ndarray
-    calibration: np.ndarray
-    description: str
-
-
-def align_sensors(readings: Readings, sensors: Sequence[str]) -> np.ndarray:
-    """Columns in the model's order. Header-less files (x01, x02, ...) are taken positionally
-    when the count matches, since they carry no names to match."""
-    if list(readings.sensors) == list(sensors):
-        return readings.values
-    if readings.sensors == default_sensor_names(readings.n_sensors):
-        if readings.n_sensors != len(sensors):
-            raise DataError(
-                readings.source,
-                f"{readings.n_sensors} columns but the model has {len(sensors)} sensors",
-            )
-        return readings.values
-    index = {name: i for i, name in enumerate(readings.sensors)}
-    missing = [name for name in sensors if name not in index]
-    if missing:
-        raise DataError(
-            readings.source,
-            f"missing sensors the model needs: {', '.join(missing[:10])}"
-            + (f" and {len(missing) - 10} more" if len(missing) > 10 else ""),
-        )
-    return readings.values[:, [index[name] for name in sensors]]
-
-
-DEFAULT_LABELS_COLUMN = "anomaly"
-DEFAULT_KINDS_COLUMN = "anomaly_kind"
-
-
-def labelled(
-    readings: Readings,
-    sensors: Sequence[str],
-    *,
-    labels_column: str,
-    kinds_column: str | None,
-    default_anomalous: bool,
-    sensor_column_name: str | None = "anomaly_sensor",
-) -> LabelledReadings:
-    """Ground truth from ``labels_column`` when the file has it; otherwise every reading is
-    ``default_anomalous`` (a fault run such as TEP's d01.dat is anomalous throughout)."""
-    values = align_sensors(readings, sensors)
-    by_name = {name.lower(): column for name, column in readings.labels.items()}
-    column = by_name.get(labels_column.lower())
-    assumption = ""
-    if column is None:
-        labels = np.full(readings.n_readings, default_anomalous)
-        if default_anomalous:
-            assumption = (
-                f"{readings.source} has no {labels_column!r} column: every reading in it counts "
-                "as anomalous"
-            )
-    else:
-        # Exactly 0 or 1: read as "> 0", a -1/1 convention (-1 anomalous) would come out
-        # inverted with no error.
-        if column.dtype.kind != "f" or not np.isin(column, (0.0, 1.0)).all():
-            seen = (
-                ", ".join(f"{v:g}" for v in np.unique(column)[:6])
-                if column.dtype.kind == "f"
-                else ""
-            )
-            raise DataError(
-                readings.source,
-                "labels must be 0 (normal) or 1 (anomalous) in every row"
-                + (f", found {seen}" if seen else "")
-                + "; a column of fault numbers or of -1/1 needs converting to 0/1 first",
-                column=labels_column,
-            )
-        labels = column == 1
-    kinds = np.full(readings.n_readings, "", dtype=object)
-    kind_column = by_name.get(kinds_column.lower()) if kinds_column else None
-    if kind_column is not None:
-        kinds = np.where(labels, kind_column.astype(str), "").astype(object)
-    kinds[labels & (kinds == "")] = "anomalous"
-    faulty = None
-    sensor_column = by_name.get(sensor_column_name.lower()) if sensor_column_name else None
-    if sensor_column is not None:
-        position = {name: i for i, name in enumerate(sensors)}
-        faulty = np.array([position.get(str(name), -1) for name in sensor_column], dtype=np.int64)
-        faulty[~labels] = -1
-    return LabelledReadings(values, labels, kinds, readings.source, faulty, assumption)
-
-
-def read_labelled(
-    path: Path,
-    sensors: Sequence[str],
-    *,
-    transpose: bool,
-    labels_column: str | None,
-    kinds_column: str | None,
-    anomalous: bool,
-) -> LabelledReadings:
-    """Load an evaluation file with the named ground-truth columns kept out of its sensors.
-
-    A column named on the command line (None: the default) must be in the anomalous file:
-    a typo would otherwise count every reading as anomalous and still print figures.
-    """
-    named = {"--labels-column": labels_column, "--kinds-column": kinds_column}
-    wanted = [*LABEL_COLUMNS, *(name for name in named.values() if name is not None)]
-    readings = load_readings(path, transpose=transpose, label_columns=wanted)
-    found = {name.lower() for name in readings.labels}
-    for option, name in named.items():
-        if anomalous and name is not None and name.lower() not in found:
-            columns = (
-                _columns(readings, sensors)
-                if path.suffix.lower() == ".csv"
-                else f"a {path.suffix} file has no header row naming its columns"
-            )
-            raise DataError(readings.source, f"no column {name!r} ({option}); {columns}")
-    return labelled(
-        readings,
-        sensors,
-        labels_column=labels_column or DEFAULT_LABELS_COLUMN,
-        kinds_column=kinds_column or DEFAULT_KINDS_COLUMN,
-        default_anomalous=anomalous,
-    )
-
-
-def _columns(readings: Readings, sensors: Sequence[str]) -> str:
-    """A CSV file's columns for an error message, the model's sensors counted rather than
-    listed: the column that was meant is among the others."""
-    model = set(sensors)
-    extra = [name for name in readings.sensors if name not in model]
-    shared = readings.n_sensors - len(extra)
-    described = [
-        f"the model's {shared} sensors"
-        if shared == len(sensors)
-        else f"{shared} of the model's {len(sensors)} sensors"
-    ]
-    if readings.timestamps is not None:
-        described.append("a timestamp")
-    others = extra + list(readings.labels)
-    described += [repr(name) for name in others[:20]]
-    if len(others) > 20:
-        described.append(f"and {len(others) - 20} more")
-    return "its columns: " + ", ".join(described)
-
-
-def artifact_errors(
-    artifact: Artifact, values: np.ndarray, *, batch_size: int = 4096
-) -> np.ndarray:
+def artifact_errors(artifact: Artifact, values: np.ndarray) -> np.ndarray:
     """Per-sensor squared errors from the artifact's TorchScript module (what the service
     runs), for readings ``window-1 .. n-1``."""
-    window = artifact.manifest.window
-    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
-    out = np.empty((len(windows), artifact.manifest.n_sensors), dtype=np.float64)
-    with torchscript_deprecation_silenced(), torch.inference_mode():
-        for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.array(windows[start : start + batch_size], copy=True))
-            errors, _ = artifact.module.score(batch)
-            out[start : start + len(batch)] = errors.numpy()
-    return out
-
-
-def _source_path(source: str) -> tuple[Path, bool]:
-    transposed = source.endswith(" (transposed)")
-    return Path(source.removesuffix(" (transposed)")), transposed
-
-
-def _synthetic_source(source: str) -> tuple[int, int, int] | None:
-    """(plant_seed, seed, n_readings) when the data came from the in-memory generator."""
-    match = re.fullmatch(
-        r"synthetic plant \(plant_seed=(\d+), seed=(\d+), (\d+) readings\)", source
-    )
-    return None if match is None else (int(match[1]), int(match[2]), int(match[3]))
-
-
-def _recorded_values(
-    record: dict[str, Any], override: Path | None, transpose: bool, n_sensors: int
-) -> tuple[np.ndarray, str]:
-    """Load the data a manifest entry describes (or ``override``) and check its fingerprint."""
-    source = str(record.get("source", ""))
-    if override is not None:
-        readings = load_readings(override, transpose=transpose)
-    elif (synthetic := _synthetic_source(source)) is not None:
-        plant_seed, seed, n = synthetic
-        readings = generate_plant(n, seed=seed, n_sensors=n_sensors, plant_seed=plant_seed)
-    else:
-        path, transposed = _source_path(source)
-        if not path.is_file():
-            raise DataError(path, "recorded in the manifest but not found; pass it explicitly")
-        readings = load_readings(path, transpose=transposed)
-    expected = record.get("sha256")
-    actual = sha256_array(readings.values)
-    if expected is not None and actual != expected:
-        raise DataError(
-            readings.source,
-            f"fingerprint {actual[:12]}… differs from the manifest's {str(expected)[:12]}…: "
-            "not the data this model was trained on",
-        )
-    return readings.values, readings.source
-
-
-def baseline_data(
-    manifest: Manifest,
-    *,
-    train_file: Path | None = None,
-    train_transpose: bool = False,
-    calibration_file: Path | None = None,
-    calibration_transpose: bool = False,
-) -> BaselineData:
-    data = manifest.training.get("data", {})
-    splits = manifest.training.get("splits", {})
-    if "train" not in splits:
-        raise DataError(manifest.name, "the manifest records no training split")
-    training_record = dict(data.get("training", {}))
-    training_record.setdefault("sha256", manifest.training_data_sha256)
-    train_values, train_source = _recorded_values(
-        training_record, train_file, train_transpose, manifest.n_sensors
-    )
-    start, stop = splits["train"]
-    if "calibration" in splits:
-        c_start, c_stop = splits["calibration"]
-        calibration = train_values[c_start:c_stop]
-        calibration_source = f"{train_source} rows {c_start}-{c_stop - 1}"
-    else:
-        if "calibration" not in data and calibration_file is None:
-            raise DataError(manifest.name, "calibration data is not recorded; pass it explicitly")
-        calibration, calibration_source = _recorded_values(
-            dict(data.get("calibration", {})),
-            calibration_file,
-            calibration_transpose,
-            manifest.n_sensors,
-        )
-    return BaselineData(
-        train=train_values[start:stop],
-        calibration=calibration,
-        description=f"fitted on {train_source} rows {start}-{stop - 1}; limits on "
-        f"{calibration_source}",
-    )
+    return per_sensor_errors(artifact, values)
 
 
 OPERATING_RANGE_STRETCH = 1.5
@@ -363,8 +99,8 @@ def operating_range_check(
     plane = principal_plane(deviation, variance_to_keep).astype(np.float64)
     moved = centre + deviation + (stretch - 1.0) * (deviation @ plane) @ plane.T
     threshold = manifest.threshold.value
-    before = artifact_errors(artifact, normal_values).mean(axis=1) > threshold
-    after = artifact_errors(artifact, moved * scale + mean).mean(axis=1) > threshold
+    before = detector_scores(artifact, normal_values) > threshold
+    after = detector_scores(artifact, moved * scale + mean) > threshold
     return OperatingRangeCheck(
         stretch=stretch,
         n_directions=plane.shape[1],
@@ -397,7 +133,7 @@ def evaluate_artifact(
     kinds = np.r_[normal.kinds[skip:], anomalous.kinds[skip:]]
     if labels.all() or not labels.any():
         raise ValueError("the evaluation needs both normal and anomalous readings")
-    scores = {"autoencoder": per_sensor.mean(axis=1)}
+    scores = {"autoencoder": np.concatenate([scores_from_errors(artifact, e) for e in errors])}
     sources = {
         "autoencoder": f"manifest threshold: {manifest.threshold.quantile} quantile of "
         f"{manifest.threshold.n_calibration} readings of {manifest.threshold.source}"
@@ -452,6 +188,24 @@ def evaluate_artifact(
     if anomalous.faulty_sensor is not None:
         faulty = np.r_[np.full(normal.labels.size - skip, -1), anomalous.faulty_sensor[skip:]]
         tables.append(attribution_table(per_sensor, faulty, detected, kinds))
+    threshold = thresholds["autoencoder"]
+    split = normal.labels.size - skip
+    runs = [
+        RunScores(
+            name,
+            part_scores / threshold,
+            part.labels[skip:],
+            part.kinds[skip:],
+            None if part.timestamps is None else part.timestamps[skip:],
+        )
+        for name, part, part_scores in (
+            ("normal run", normal, scores["autoencoder"][:split]),
+            ("labelled run", anomalous, scores["autoencoder"][split:]),
+        )
+    ]
+    events = evaluate_events(runs)
+    context["alerts (event level)"] = events.summary
+    tables += events.tables
     report = EvaluationReport(
         title=f"Evaluation of {manifest.name} {manifest.version}",
         context=context,
@@ -462,6 +216,7 @@ def evaluate_artifact(
         tables=tables,
         examples=example_readings(per_sensor, scores["autoencoder"], detected, kinds, faulty),
         notes=notes,
+        timelines=events.timelines,
     )
     return ArtifactEvaluation(report, evaluations, operating_range)
 
@@ -533,184 +288,3 @@ def example_readings(
         )
         for i in chosen[:limit]
     ]
-
-
-# --------------------------------------------------------------------------- synthetic data
-
-SYNTHETIC_SEEDS = (9_001, 9_002)
-"""Normal run and faulty run: far from the seeds the default model is trained with."""
-
-
-def synthetic_sets(
-    manifest: Manifest, *, n_readings: int, seeds: tuple[int, int] = SYNTHETIC_SEEDS
-) -> tuple[LabelledReadings, LabelledReadings]:
-    """Fresh runs of the synthetic plant: one normal, one with labelled faults of every kind.
-    Refuses seeds the manifest says the model was trained or calibrated on."""
-    used = set()
-    for record in manifest.training.get("data", {}).values():
-        synthetic = _synthetic_source(str(record.get("source", "")))
-        if synthetic is not None:
-            used.add(synthetic[1])
-    clash = used & set(seeds)
-    if clash:
-        raise ValueError(f"seed(s) {sorted(clash)} were used to train or calibrate this model")
-    normal_run = generate_plant(n_readings, seed=seeds[0], n_sensors=manifest.n_sensors)
-    if normal_run.sensors != list(manifest.sensors):
-        raise ValueError(
-            "the model's sensors are not the synthetic plant's: --synthetic evaluates models "
-            "trained on the synthetic plant"
-        )
-    faulty_run = generate_plant(n_readings, seed=seeds[1], n_sensors=manifest.n_sensors)
-    injected = inject_anomalies(faulty_run.values, seed=seeds[1] + 1)
-    normal = LabelledReadings(
-        normal_run.values,
-        np.zeros(n_readings, dtype=bool),
-        np.full(n_readings, "", dtype=object),
-        normal_run.source,
-    )
-    anomalous = LabelledReadings(
-        injected.values,
-        injected.labels,
-        np.asarray(injected.kinds, dtype=object),
-        f"{faulty_run.source} with {len(injected.events)} injected faults (seed {seeds[1] + 1})",
-        np.asarray(injected.affected_sensor, dtype=np.int64),
-    )
-    return normal, anomalous
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="evaluate an artifact on normal and labelled anomalous readings",
-        description="Score normal and labelled anomalous readings with an artifact and write "
-        "report.json, report.md and PNG plots: ROC/PR-AUC, rates at the operating threshold, "
-        "recall at fixed false-alarm rates, separability, a capacity diagnosis and the PCA "
-        "baseline (T², SPE) side by side.",
-    )
-    parser.add_argument("--model", type=Path, required=True, help="artifact folder")
-    data = parser.add_argument_group("data (either --normal and --anomalous, or --synthetic)")
-    data.add_argument("--normal", type=Path, help="normal readings (.csv, .dat, .npy)")
-    data.add_argument(
-        "--anomalous",
-        type=Path,
-        help="labelled readings; without a labels column every reading counts as anomalous "
-        "(a warning says so)",
-    )
-    data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
-    data.add_argument(
-        "--labels-column",
-        help=f"0/1 ground truth ({DEFAULT_LABELS_COLUMN}); when given, the anomalous file must "
-        "have it",
-    )
-    data.add_argument(
-        "--kinds-column",
-        help=f"anomaly kind per reading ({DEFAULT_KINDS_COLUMN}); when given, the anomalous file "
-        "must have it",
-    )
-    data.add_argument(
-        "--synthetic",
-        action="store_true",
-        help="fresh synthetic-plant runs (seeds 9001/9002), faults of every kind injected",
-    )
-    data.add_argument(
-        "--readings", type=int, default=20_000, help="readings per synthetic run (20000)"
-    )
-    base = parser.add_argument_group(
-        "PCA baseline (default: the training and calibration data the manifest records)"
-    )
-    base.add_argument("--train", type=Path, help="the model's training data file")
-    base.add_argument("--train-transpose", action="store_true")
-    base.add_argument("--calibration-data", type=Path, help="the model's calibration file")
-    base.add_argument("--calibration-transpose", action="store_true")
-    base.add_argument("--no-baseline", action="store_true", help="skip the PCA baseline")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="report folder (default: reports/<name>-<version>)"
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        artifact = load_artifact(args.model)
-    except ArtifactError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    manifest = artifact.manifest
-    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
-    try:
-        check_report_folder(out)
-    except OSError as exc:
-        print(f"error: --out {out}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        if args.synthetic:
-            normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
-        elif args.normal is None or args.anomalous is None:
-            print("error: pass --normal and --anomalous, or --synthetic", file=sys.stderr)
-            return 2
-        else:
-            normal = read_labelled(
-                args.normal,
-                manifest.sensors,
-                transpose=args.transpose,
-                labels_column=args.labels_column,
-                kinds_column=args.kinds_column,
-                anomalous=False,
-            )
-            anomalous = read_labelled(
-                args.anomalous,
-                manifest.sensors,
-                transpose=args.transpose,
-                labels_column=args.labels_column,
-                kinds_column=args.kinds_column,
-                anomalous=True,
-            )
-            if anomalous.assumption:
-                print(f"warning: {anomalous.assumption}", file=sys.stderr)
-        baseline, baseline_note = None, "skipped (--no-baseline)"
-        if not args.no_baseline:
-            try:
-                baseline = baseline_data(
-                    manifest,
-                    train_file=args.train,
-                    train_transpose=args.train_transpose,
-                    calibration_file=args.calibration_data,
-                    calibration_transpose=args.calibration_transpose,
-                )
-            except DataError as exc:
-                baseline_note = f"the model's training data is not available ({exc})"
-                print(f"warning: no PCA baseline: {exc}", file=sys.stderr)
-        result = evaluate_artifact(
-            artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
-        )
-    except (DataError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        written = write_report(result.report, out)
-    except OSError as exc:
-        print(f"error: writing the report: {exc}", file=sys.stderr)
-        return 2
-    print(summary_lines(result.evaluations))
-    print(f"operating range (autoencoder): {result.operating_range.message}")
-    print(f"\nreport: {written['markdown']}", file=sys.stderr)
-    return 0
-
-
-def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
-    lines = [
-        f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
-        f"{'F1':>6} {'FAR':>7} {'MDR':>7}"
-    ]
-    for e in evaluations:
-        at = e.at_threshold
-        lines.append(
-            f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
-            f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
-            f"{at.missed_detection_rate:>7.2%}"
-        )
-    lines += ["", *[f"capacity ({e.detector}): {e.capacity.message}" for e in evaluations]]
-    return "\n".join(lines)

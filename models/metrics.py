@@ -20,13 +20,18 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from models.separation import (
+    RECONSTRUCTION_ADVICE,
+    CapacityDiagnosis,
+    KindVerdict,
+    Separability,
+    capacity_diagnosis,
+    kind_verdict,
+    separability,
+    verdict_summary,
+)
+
 DEFAULT_FALSE_ALARM_RATES: tuple[float, ...] = (0.01, 0.05)
-# The capacity rule: anomalies whose median error is under 1.5x the normals' median, or an
-# AUC under 0.6, mean the model reconstructs what it should not (the "overpowered
-# autoencoder" trap) or cannot tell the two apart at all.
-CAPACITY_MIN_MEDIAN_RATIO = 1.5
-CAPACITY_MIN_AUC = 0.6
-_LOG_FLOOR = 1e-12
 
 
 def _as_scores_and_labels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -216,102 +221,6 @@ def recall_at_false_alarm_rate(
 
 
 @dataclass(frozen=True)
-class Separability:
-    """Welch's t-test and Cohen's d on log scores: errors are squared and heavy-tailed, so on
-    the raw scale a handful of huge anomalies would dominate both the mean and the variance."""
-
-    welch_t: float
-    p_value: float
-    cohens_d: float
-    n_normal: int
-    n_anomalous: int
-
-
-def separability(normal_scores: np.ndarray, anomalous_scores: np.ndarray) -> Separability:
-    normal = np.log(np.maximum(np.asarray(normal_scores, dtype=np.float64), _LOG_FLOOR))
-    anomalous = np.log(np.maximum(np.asarray(anomalous_scores, dtype=np.float64), _LOG_FLOOR))
-    if normal.size < 2 or anomalous.size < 2:
-        raise ValueError("the t-test needs at least two normal and two anomalous readings")
-    result = stats.ttest_ind(anomalous, normal, equal_var=False)
-    pooled = math.sqrt(
-        ((normal.size - 1) * normal.var(ddof=1) + (anomalous.size - 1) * anomalous.var(ddof=1))
-        / (normal.size + anomalous.size - 2)
-    )
-    difference = float(anomalous.mean() - normal.mean())
-    cohens_d = difference / pooled if pooled > 0 else math.copysign(math.inf, difference)
-    return Separability(
-        welch_t=float(result.statistic),
-        p_value=float(result.pvalue),
-        cohens_d=cohens_d,
-        n_normal=int(normal.size),
-        n_anomalous=int(anomalous.size),
-    )
-
-
-@dataclass(frozen=True)
-class CapacityDiagnosis:
-    """Does the model reconstruct anomalies about as well as normals? If so, a larger model
-    would not help: it needs less capacity (smaller latent, more dropout or noise)."""
-
-    median_normal: float
-    median_anomalous: float
-    median_ratio: float
-    auc: float
-    anomalies_below_normal_median: float
-    ok: bool
-    message: str
-
-
-RECONSTRUCTION_ADVICE = (
-    "The model may be overpowered (it learned to copy its input, faults included): reduce "
-    "the latent size or hidden widths, or train the denoising variant."
-)
-
-
-def capacity_diagnosis(
-    normal_scores: np.ndarray,
-    anomalous_scores: np.ndarray,
-    auc: float,
-    *,
-    advice: str = RECONSTRUCTION_ADVICE,
-) -> CapacityDiagnosis:
-    normal = np.asarray(normal_scores, dtype=np.float64)
-    anomalous = np.asarray(anomalous_scores, dtype=np.float64)
-    median_normal = float(np.median(normal))
-    median_anomalous = float(np.median(anomalous))
-    ratio = median_anomalous / median_normal if median_normal > 0 else math.inf
-    below = float(np.mean(anomalous <= median_normal))
-    problems = []
-    if ratio < CAPACITY_MIN_MEDIAN_RATIO:
-        problems.append(
-            f"the median anomalous error is only {ratio:.2f}x the median normal error "
-            f"(rule: >= {CAPACITY_MIN_MEDIAN_RATIO})"
-        )
-    if auc < CAPACITY_MIN_AUC:
-        problems.append(f"ROC-AUC is {auc:.3f} (rule: >= {CAPACITY_MIN_AUC})")
-    if problems:
-        message = (
-            "WARNING: anomalies score about as low as normal readings: "
-            + "; ".join(problems)
-            + f". {below:.0%} of anomalous readings score below the normal median. {advice}"
-        ).rstrip()
-    else:
-        message = (
-            f"ok: anomalies score {ratio:.1f}x higher than normals at the median "
-            f"and ROC-AUC is {auc:.3f}."
-        )
-    return CapacityDiagnosis(
-        median_normal=median_normal,
-        median_anomalous=median_anomalous,
-        median_ratio=ratio,
-        auc=auc,
-        anomalies_below_normal_median=below,
-        ok=not problems,
-        message=message,
-    )
-
-
-@dataclass(frozen=True)
 class DetectorEvaluation:
     """Everything measured about one detector on one labelled set of readings."""
 
@@ -327,6 +236,13 @@ class DetectorEvaluation:
     separability: Separability
     capacity: CapacityDiagnosis
     per_kind: dict[str, BinaryMetrics] = field(default_factory=dict)
+    verdicts: dict[str, KindVerdict] = field(default_factory=dict)
+    """The separability and capacity rules per kind (every anomalous reading as one kind
+    when no kinds are given)."""
+
+    @property
+    def verdict_summary(self) -> str:
+        return verdict_summary(self.verdicts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,6 +258,8 @@ class DetectorEvaluation:
             "separability_log_scores": asdict(self.separability),
             "capacity": asdict(self.capacity),
             "per_kind": {kind: counts.to_dict() for kind, counts in self.per_kind.items()},
+            "verdicts": {kind: verdict.to_dict() for kind, verdict in self.verdicts.items()},
+            "verdict_summary": self.verdict_summary,
         }
 
 
@@ -366,13 +284,25 @@ def evaluate_detector(
     flags = s > threshold
     auc = roc_auc(s, y)
     per_kind: dict[str, BinaryMetrics] = {}
+    verdicts: dict[str, KindVerdict] = {}
+    kind_array = np.full(y.size, "anomalous", dtype=object)
     if kinds is not None:
         kind_array = np.asarray(kinds, dtype=object).ravel()
         if kind_array.shape != y.shape:
             raise ValueError(f"{kind_array.size} kinds but {y.size} labels")
-        for kind in sorted({str(k) for k in kind_array[y]}):
-            rows = ~y | (kind_array == kind)
+    for kind in sorted({str(k) for k in kind_array[y]}):
+        rows = ~y | (kind_array == kind)
+        if kinds is not None:
             per_kind[kind] = BinaryMetrics.from_flags(flags[rows], y[rows])
+        mine = y & (kind_array == kind)
+        verdicts[kind] = kind_verdict(
+            kind,
+            s[~y],
+            s[mine],
+            threshold=threshold,
+            auc=roc_auc(s[rows], y[rows]),
+            advice=capacity_advice,
+        )
     return DetectorEvaluation(
         detector=detector,
         threshold=float(threshold),
@@ -386,4 +316,5 @@ def evaluate_detector(
         separability=separability(s[~y], s[y]),
         capacity=capacity_diagnosis(s[~y], s[y], auc, advice=capacity_advice),
         per_kind=per_kind,
+        verdicts=verdicts,
     )

@@ -1,10 +1,11 @@
 """Write an evaluation as ``report.json`` (for machines), ``report.md`` (for people) and PNGs.
 
-The plots are the ones a reviewer asks for before trusting a threshold: score histograms with
-the threshold line (is the threshold in the gap?), ROC and PR curves of every detector on the
-same readings (is the autoencoder better than PCA?), the per-sensor share of the error on
-anomalous readings (does it blame plausible sensors?) and, for benchmarks, per-fault bars.
-matplotlib runs on the Agg backend: no display is needed.
+The plots (``models.plots``) are the ones a reviewer asks for before trusting a threshold:
+score counts around the threshold (what share of each class lies beyond it?), ROC, PR and
+recall at fixed false-alarm rates for every detector on the same readings (is the
+autoencoder better than PCA?), the per-sensor share of the error on anomalous readings (does
+it blame plausible sensors?), the smoothed score over time against the threshold and, for
+benchmarks, per-fault bars. The markdown gives the verdict per anomaly kind.
 """
 
 from __future__ import annotations
@@ -12,16 +13,24 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.metrics import DetectorEvaluation, precision_recall_curve, roc_curve
-
-TOP_SENSORS = 20
+from models.metrics import DetectorEvaluation
+from models.plots import (
+    Timeline,
+    plot_contributions,
+    plot_examples,
+    plot_histograms,
+    plot_pr,
+    plot_recall_at_far,
+    plot_roc,
+    plot_timelines,
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,8 @@ class EvaluationReport:
     notes: list[str] = field(default_factory=list)
     examples: list[Example] = field(default_factory=list)
     """Detected anomalous readings whose per-sensor errors are plotted one by one."""
+    timelines: list[Timeline] = field(default_factory=list)
+    """Runs whose smoothed score is plotted over time against the threshold."""
 
 
 def mean_error_share(per_sensor_errors: np.ndarray) -> np.ndarray:
@@ -113,18 +124,21 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> dict[str, Pat
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     if report.detectors:
-        written["histograms"] = _plot_histograms(report.detectors, out / "histograms.png")
-        written["roc"] = _plot_roc(report.detectors, out / "roc.png")
-        written["pr"] = _plot_pr(report.detectors, out / "pr.png")
+        written["histograms"] = plot_histograms(report.detectors, out / "histograms.png")
+        written["roc"] = plot_roc(report.detectors, out / "roc.png")
+        written["pr"] = plot_pr(report.detectors, out / "pr.png")
+        written["recall_at_far"] = plot_recall_at_far(report.detectors, out / "recall_at_far.png")
     if report.contribution_anomalous is not None and report.sensors:
-        written["contributions"] = _plot_contributions(
+        written["contributions"] = plot_contributions(
             report.sensors,
             report.contribution_anomalous,
             report.contribution_normal,
             out / "contributions.png",
         )
     if report.examples and report.sensors:
-        written["examples"] = _plot_examples(report.sensors, report.examples, out / "examples.png")
+        written["examples"] = plot_examples(report.sensors, report.examples, out / "examples.png")
+    if report.timelines:
+        written["timeline"] = plot_timelines(report.timelines, out / "timeline.png")
     json_path = out / "report.json"
     json_path.write_text(json.dumps(_report_dict(report, written), indent=2, default=_jsonable))
     written["json"] = json_path
@@ -132,177 +146,6 @@ def write_report(report: EvaluationReport, out_dir: Path | str) -> dict[str, Pat
     md_path.write_text(_markdown(report, written))
     written["markdown"] = md_path
     return written
-
-
-def plot_grouped_bars(
-    path: Path,
-    categories: Sequence[str],
-    series: Mapping[str, Sequence[float]],
-    *,
-    title: str,
-    ylabel: str,
-    reference_line: tuple[float, str] | None = None,
-) -> Path:
-    """Side-by-side bars per category (e.g. MDR per TEP fault for each method)."""
-    plt = _pyplot()
-    width_inches = min(16.0, max(8.0, 0.12 * len(categories) * max(1, len(series)) + 3))
-    fig, ax = plt.subplots(figsize=(width_inches, 4.5))
-    width = 0.8 / max(1, len(series))
-    positions = np.arange(len(categories))
-    for i, (name, values) in enumerate(series.items()):
-        ax.bar(positions + (i - (len(series) - 1) / 2) * width, values, width, label=name)
-    if reference_line is not None:
-        ax.axhline(reference_line[0], color="black", linestyle="--", linewidth=1)
-        ax.text(
-            len(categories) - 0.5, reference_line[0], reference_line[1], ha="right", va="bottom"
-        )
-    ax.set_xticks(positions, list(categories))
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend(fontsize="small")
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_histograms(detectors: list[ScoredDetector], path: Path) -> Path:
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(detectors), figsize=(5.0 * len(detectors), 3.8), squeeze=False)
-    for ax, detector in zip(axes[0], detectors, strict=True):
-        scores = np.asarray(detector.scores, dtype=np.float64)
-        labels = np.asarray(detector.labels, dtype=bool)
-        threshold = detector.evaluation.threshold
-        positive = scores[scores > 0]
-        floor = float(positive.min()) if positive.size else 1e-12
-        clipped = np.maximum(scores, floor)
-        upper = max(float(clipped.max()), threshold if threshold > 0 else floor)
-        bins = np.geomspace(floor, upper * 1.0001, 60)
-        ax.hist(clipped[~labels], bins=bins, alpha=0.6, label="normal", density=True)
-        ax.hist(clipped[labels], bins=bins, alpha=0.6, label="anomalous", density=True)
-        if threshold > 0:
-            ax.axvline(threshold, color="black", linestyle="--", label="threshold")
-        ax.set_xscale("log")
-        ax.set_xlabel("score (log scale)")
-        ax.set_ylabel("density")
-        ax.set_title(detector.evaluation.detector)
-        ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _plot_roc(detectors: list[ScoredDetector], path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 4.5))
-    for detector in detectors:
-        fpr, tpr, _ = roc_curve(detector.scores, detector.labels)
-        evaluation = detector.evaluation
-        line = ax.plot(fpr, tpr, label=f"{evaluation.detector} (AUC {evaluation.roc_auc:.3f})")
-        at = evaluation.at_threshold
-        ax.plot(at.false_alarm_rate, at.recall, "o", color=line[0].get_color())
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("false-alarm rate")
-    ax.set_ylabel("recall")
-    ax.set_title("ROC (dots: operating thresholds)")
-    ax.legend(fontsize="small", loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _plot_pr(detectors: list[ScoredDetector], path: Path) -> Path:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 4.5))
-    for detector in detectors:
-        precision, recall, _ = precision_recall_curve(detector.scores, detector.labels)
-        evaluation = detector.evaluation
-        line = ax.step(
-            np.r_[0.0, recall],
-            np.r_[precision[0], precision],
-            where="post",
-            label=f"{evaluation.detector} (AP {evaluation.pr_auc:.3f})",
-        )
-        at = evaluation.at_threshold
-        if not math.isnan(at.precision):
-            ax.plot(at.recall, at.precision, "o", color=line[0].get_color())
-    prevalence = float(np.mean(np.asarray(detectors[0].labels, dtype=bool)))
-    ax.axhline(prevalence, color="grey", linestyle=":", linewidth=1)
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Precision-recall (dots: operating thresholds)")
-    ax.legend(fontsize="small", loc="lower left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _plot_contributions(
-    sensors: list[str], anomalous: np.ndarray, normal: np.ndarray | None, path: Path
-) -> Path:
-    plt = _pyplot()
-    order = np.argsort(-anomalous)[:TOP_SENSORS]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.4 * len(order) + 2), 4.2))
-    positions = np.arange(order.size)
-    width = 0.4 if normal is not None else 0.8
-    ax.bar(
-        positions - (width / 2 if normal is not None else 0),
-        anomalous[order],
-        width,
-        label="anomalous readings",
-    )
-    if normal is not None:
-        ax.bar(positions + width / 2, normal[order], width, label="normal readings")
-    ax.axhline(1.0 / len(sensors), color="grey", linestyle=":", linewidth=1, label="uniform share")
-    ax.set_xticks(positions, [sensors[i] for i in order], rotation=60, ha="right")
-    ax.set_ylabel("mean share of the reading's error")
-    ax.set_title(f"Per-sensor contribution (top {order.size} on anomalous readings)")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _plot_examples(sensors: list[str], examples: list[Example], path: Path) -> Path:
-    plt = _pyplot()
-    columns = 2 if len(examples) > 1 else 1
-    rows = math.ceil(len(examples) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(7.0 * columns, 2.6 * rows), squeeze=False)
-    positions = np.arange(len(sensors))
-    for ax, example in zip(axes.ravel(), examples, strict=False):
-        colours = ["tab:blue"] * len(sensors)
-        if example.highlight is not None:
-            colours[example.highlight] = "tab:red"
-        ax.bar(positions, example.errors, color=colours)
-        top = int(np.argmax(example.errors))
-        caption = f"{example.title}; largest: {sensors[top]}"
-        if example.highlight is not None:
-            caption += f"; at fault (red): {sensors[example.highlight]}"
-        ax.set_title(caption, fontsize="small")
-        ax.set_ylabel("squared error")
-        ax.set_xticks([])
-    for ax in axes.ravel()[len(examples) :]:
-        ax.axis("off")
-    fig.suptitle("Per-sensor error of detected anomalous readings")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 
 def _jsonable(value: Any) -> Any:
@@ -399,17 +242,53 @@ def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
     return columns, rows
 
 
-def _per_kind_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[list[Any]]]:
-    kinds = sorted({k for d in detectors for k in d.evaluation.per_kind})
-    columns = ["anomaly kind", *[f"{d.evaluation.detector} recall" for d in detectors]]
+def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
+    """Per kind: each detector's recall and verdict, the rules' figures for the first, and
+    what to do about every kind it does not separate."""
+    first = detectors[0].evaluation
+    kinds = sorted({k for d in detectors for k in d.evaluation.verdicts})
+    columns = ["anomaly kind", "readings", "Cohen's d", "Welch p", "median ratio"]
+    columns += [
+        f"{d.evaluation.detector} {part}" for d in detectors for part in ("recall", "verdict")
+    ]
     rows: list[list[Any]] = []
     for kind in kinds:
+        mine = first.verdicts.get(kind)
         row: list[Any] = [kind]
+        if mine is None:
+            row += ["n/a"] * 4
+        else:
+            p = mine.separability.p_value
+            row += [mine.n_readings, mine.separability.cohens_d]
+            row += [f"{p:.2g}" if p > 0 else "< 1e-300", mine.capacity.median_ratio]
         for d in detectors:
-            counts = d.evaluation.per_kind.get(kind)
-            row.append("n/a" if counts is None else _pct(counts.recall))
+            verdict = d.evaluation.verdicts.get(kind)
+            row += ["n/a", "n/a"] if verdict is None else [_pct(verdict.recall), verdict.verdict]
         rows.append(row)
-    return columns, rows
+    lines = [
+        "## Verdict per anomaly kind",
+        "",
+        "Each kind against every normal reading. A kind separates when Welch's t-test on log "
+        "scores gives p < 0.01 and Cohen's d > 2 (both); it is not separated when its median "
+        "score is under 1.5x the normal median or its ROC-AUC under 0.6 (the capacity rule); "
+        f"otherwise it is weak. Figures: {first.detector}. Recall: at the operating threshold.",
+        "",
+        *markdown_table(columns, rows, {"Cohen's d": 2, "median ratio": 2}),
+        "",
+    ]
+    todo = [v for v in first.verdicts.values() if v.verdict != "ok"]
+    if todo:
+        lines += [f"What to do ({first.detector}):", ""]
+        for v in todo:
+            others = [
+                f"{d.evaluation.detector} {d.evaluation.verdicts[v.kind].verdict}"
+                for d in detectors[1:]
+                if v.kind in d.evaluation.verdicts
+            ]
+            here = f" (here: {', '.join(others)})" if others else ""
+            lines.append(f"- **{v.kind}**: {v.message}{here}")
+        lines.append("")
+    return lines
 
 
 def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
@@ -440,11 +319,12 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
             lines.append(f"- {d.evaluation.detector}: {d.evaluation.threshold_source}")
         lines += ["", "## Capacity diagnosis", ""]
         for d in report.detectors:
-            lines.append(f"- **{d.evaluation.detector}**: {d.evaluation.capacity.message}")
+            e = d.evaluation
+            per_kind = f" Per kind: {e.verdict_summary}" if len(e.verdicts) > 1 else ""
+            lines.append(f"- **{e.detector}**: pooled, {e.capacity.message}{per_kind}")
         lines.append("")
         if any(d.evaluation.per_kind for d in report.detectors):
-            lines += ["## Recall per anomaly kind (at the operating threshold)", ""]
-            lines += [*markdown_table(*_per_kind_rows(report.detectors)), ""]
+            lines += _verdict_section(report.detectors)
     for table in report.tables:
         lines += [f"## {table.title}", ""]
         if table.note:

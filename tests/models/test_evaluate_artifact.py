@@ -12,15 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from models import evaluate
+from models import evaluate_command
 from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
-from models.evaluate import (
-    OperatingRangeCheck,
-    baseline_data,
-    operating_range_check,
-    synthetic_sets,
-)
+from models.evaluate import OperatingRangeCheck, operating_range_check
+from models.evaluate_data import baseline_data, synthetic_sets
+from models.events import windows_from_labels
 from models.export import export_artifact
 from models.synthetic import generate_plant, inject_anomalies
 from models.train import TrainConfig, train
@@ -90,6 +87,29 @@ def test_synthetic_evaluation_writes_report_with_baseline(
     assert len({(d["n_normal"], d["n_anomalous"]) for d in detectors.values()}) == 1
     markdown = (out / "report.md").read_text()
     assert "Capacity diagnosis" in markdown and "Which sensor?" in markdown
+    for name in ("recall_at_far.png", "timeline.png", "examples.png"):
+        assert (out / name).stat().st_size > 0, name
+    # The rules per kind: every kind has a verdict agreeing with its own figures.
+    assert "## Verdict per anomaly kind" in markdown
+    for kind, verdict in ae["verdicts"].items():
+        assert verdict["recall"] == pytest.approx(ae["per_kind"][kind]["recall"])
+        separation = verdict["separability_log_scores"]
+        separates = separation["p_value"] < 0.01 and separation["cohens_d"] > 2
+        capacity_ok = verdict["median_ratio"] >= 1.5 and verdict["roc_auc"] >= 0.6
+        expected = (
+            "ok" if separates and capacity_ok else "weak" if capacity_ok else ("not separated")
+        )
+        assert verdict["verdict"] == expected, kind
+    # Event level: the labelled run's stretches, each figure beside its random baseline.
+    events = body["context"]["alerts (event level)"]  # type: ignore[index]
+    _, anomalous = synthetic_sets(manifest, n_readings=4000)
+    stretches = windows_from_labels("run", anomalous.labels[manifest.window - 1 :])
+    assert events["windows"] == len(stretches) > 0
+    assert 0.0 <= events["windows_alerted_random"] <= 1.0
+    assert 0.0 <= events["alerts_outside_windows_random"] <= 1.0
+    assert events["false_alerts_per_day"] is not None  # the synthetic runs have timestamps
+    titles = [t["title"] for t in body["tables"]]  # type: ignore[attr-defined]
+    assert "Alerts (event level)" in titles and "Detection delay per anomaly kind" in titles
 
 
 def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Path) -> None:
@@ -359,7 +379,7 @@ def test_out_that_cannot_hold_the_report_is_refused_before_the_work(
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("evaluated although --out cannot hold the report")
 
-    monkeypatch.setattr(evaluate, "evaluate_artifact", no_work)
+    monkeypatch.setattr(evaluate_command, "evaluate_artifact", no_work)
     afile = tmp_path / "report.md"
     afile.write_text("")
     for out in (afile, afile / "sub"):
@@ -386,7 +406,7 @@ def test_report_that_cannot_be_written_is_one_error_line(
     def disk_full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "report.json"))
 
-    monkeypatch.setattr(evaluate, "write_report", disk_full)
+    monkeypatch.setattr(evaluate_command, "write_report", disk_full)
     out = tmp_path / "report"
     assert main(["evaluate", "--model", str(artifact_dir), "--synthetic", "--readings", "2000",
                  "--no-baseline", "--out", str(out)]) == 2  # fmt: skip

@@ -1,0 +1,107 @@
+"""``python -m models benchmark tep|skab``: a published real-data protocol with the default
+settings, its figures printed and written as a report (see ``models/benchmarks/``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from models.benchmarks.common import DATA_DIR_ENV, REPO_ROOT, default_data_dir, render_table
+from models.benchmarks.nab import nab_table, run_nab, write_nab_report
+from models.benchmarks.skab import run_skab, skab_table, write_skab_report
+from models.benchmarks.tep import run_tep
+from models.benchmarks.tep_report import far_table, tep_table, write_tep_report
+from models.data import DataError
+from models.report import (
+    check_report_folder,
+)
+from models.train import (
+    TrainConfig,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "benchmark",
+        help="run a published real-data protocol (TEP, SKAB, NAB) with the default settings",
+        description="Train with the default settings on a public dataset's normal data and "
+        "report detection figures next to our PCA and the published ones (TEP: per-fault "
+        "missed detection rate and false alarms on independent normal runs at 95%% and 99%% "
+        "limits; SKAB: F1, FAR, MAR per its per-file protocol; NAB: alerts against labelled "
+        "windows beside randomly placed alerts).",
+    )
+    parser.add_argument("dataset", choices=("tep", "skab", "nab"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"folder holding tep/, skab/ and nab/ (default: ${DATA_DIR_ENV} or ../shared/data)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: reports/<dataset>)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    parser.add_argument(
+        "--plane-variance",
+        type=float,
+        default=None,
+        help="train with the linear PCA plane option (see `train --help`) instead of the "
+        "default plain autoencoder; the acceptance verdict then no longer applies",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = args.data_dir or default_data_dir()
+    out = args.out or REPO_ROOT / "reports" / args.dataset
+    try:
+        config = TrainConfig(plane_variance=args.plane_variance)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.dataset == "tep":
+            written = _tep(data_dir, config, out, verbose=not args.quiet)
+        elif args.dataset == "nab":
+            nab = run_nab(data_dir, config, verbose=not args.quiet)
+            written = write_nab_report(nab, out)
+            print(render_table(nab_table(nab)))
+        else:
+            variants = run_skab(data_dir, config, verbose=not args.quiet)
+            table = skab_table(variants, len(variants[0].per_file))
+            written = write_skab_report(variants, table, out, config=config)
+            print(render_table(table))
+    except (DataError, OSError) as exc:  # bad or missing data; a report not written (disk full)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\nreport: {written['markdown']}", file=sys.stderr)
+    return 0
+
+
+def _tep(data_dir: Path, config: TrainConfig, out: Path, *, verbose: bool) -> dict[str, Path]:
+    bench = run_tep(data_dir, config, verbose=verbose)
+    written = write_tep_report(bench, out)
+    print(render_table(tep_table(bench)))
+    print("\n" + render_table(far_table(bench)))
+    verdict = bench.acceptance()
+    settings = "" if config == TrainConfig() else " [not the default settings]"
+    print(
+        "\nissue bars at the 95% limit (AE average MDR "
+        f"{verdict['autoencoder_average_mdr_95']:.2f}%"
+        f" <= {verdict['bar_average_mdr']:g}% with pooled FAR "
+        f"{verdict['autoencoder_pooled_far_95']:.2f}% <= {verdict['bar_far_95']:g}%): "
+        + ("met" if verdict["passed_95"] else "NOT MET")
+        + settings
+    )
+    if "passed_99" in verdict:
+        print(
+            f"at the 99% limit (pooled FAR {verdict['autoencoder_pooled_far_99']:.2f}% <= "
+            f"{verdict['bar_far_99']:g}%): " + ("met" if verdict["passed_99"] else "NOT MET")
+        )
+    return written

@@ -1,0 +1,147 @@
+"""What every real-data benchmark shares: where the data is, the detectors compared (the
+model and the PCA baseline, limited on the same calibration readings) and how settings and
+tables are described.
+
+Every benchmark uses the default training settings: nothing is tuned on fault or test files,
+which are only ever scored. The PCA baseline is fitted on the model's training split and
+limited on the same calibration readings at the same quantile, so the columns differ only
+in the model.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from models.baselines import PCABaseline
+from models.report import (
+    Table,
+    markdown_table,
+)
+from models.scores import detector_scores, per_sensor_errors
+from models.train import (
+    EpochRecord,
+    TrainConfig,
+    TrainResult,
+)
+
+DATA_DIR_ENV = "SENSOR_DATA_DIR"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+DETECTORS = ("autoencoder", "pca_t2", "pca_spe")
+
+
+class BenchmarkDataMissing(FileNotFoundError):
+    """The benchmark's data folder is not there: say where it was looked for and how to set it."""
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get(DATA_DIR_ENV)
+    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+def require(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise BenchmarkDataMissing(
+            f"{what} not found at {path}; pass --data-dir or set {DATA_DIR_ENV} "
+            "to the folder holding tep/, skab/ and nab/"
+        )
+    return path
+
+
+def progress_printer(label: str, every: int = 25) -> Callable[[EpochRecord, int], None]:
+    def report(record: EpochRecord, budget: int) -> None:
+        if record.epoch == 1 or record.epoch % every == 0:
+            print(
+                f"  [{label}] epoch {record.epoch}/{budget} train {record.train_loss:.4f} "
+                f"val {record.val_loss:.4f}",
+                file=sys.stderr,
+            )
+
+    return report
+
+
+def reading_errors(result: TrainResult, values: np.ndarray) -> np.ndarray:
+    """Per-sensor squared errors for readings ``window-1 .. n-1`` (each scored with the
+    readings before it as context)."""
+    return per_sensor_errors(result, values)
+
+
+@dataclass(frozen=True)
+class DetectorSet:
+    """The autoencoder and the PCA baseline, with limits from the same calibration readings."""
+
+    result: TrainResult
+    pca: PCABaseline
+    limits: dict[str, float]
+    calibration_source: str
+
+    @classmethod
+    def build(
+        cls,
+        result: TrainResult,
+        train_values: np.ndarray,
+        calibration_values: np.ndarray,
+        *,
+        quantile: float,
+        calibration_source: str,
+    ) -> DetectorSet:
+        """PCA is fitted on the autoencoder's training split; every limit is the same
+        quantile (order statistic at or above it) of the same calibration readings."""
+        start, stop = result.splits["train"]
+        pca = PCABaseline.fit(train_values[start:stop])
+        calibration = score_all(result, pca, calibration_values)
+        limits = {name: limit_at(scores, quantile) for name, scores in calibration.items()}
+        pca = replace(
+            pca,
+            t2_limit=limits["pca_t2"],
+            spe_limit=limits["pca_spe"],
+            quantile=quantile,
+            n_calibration=len(calibration["pca_t2"]),
+        )
+        return cls(result, pca, limits, calibration_source)
+
+    def scores(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        return score_all(self.result, self.pca, values)
+
+
+def limit_at(calibration_scores: np.ndarray, quantile: float) -> float:
+    """A control limit: the ``quantile`` of calibration scores, as the order statistic at or
+    above it (the rule ``train`` sets its threshold with)."""
+    return float(np.quantile(calibration_scores, quantile, method="higher"))
+
+
+def score_all(result: TrainResult, pca: PCABaseline, values: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-reading scores of every detector on the same readings (the first ``window-1``
+    readings have no autoencoder score, so they are dropped for all)."""
+    skip = result.window - 1
+    return {
+        "autoencoder": detector_scores(result, values),
+        "pca_t2": pca.t2(values[skip:]),
+        "pca_spe": pca.spe(values[skip:]),
+    }
+
+
+def describe_settings(config: TrainConfig, *, quantile: float) -> str:
+    """``default TrainConfig``, or the options that differ from it. Layer sizes are left out:
+    the benchmark never sets them, and resolved defaults depend on the dataset's width."""
+    reference = asdict(TrainConfig())
+    changed = [
+        f"{name}={value}"
+        for name, value in asdict(config).items()
+        if name not in ("hidden", "latent", "quantile") and value != reference[name]
+    ]
+    head = f"TrainConfig with {', '.join(changed)}" if changed else "default TrainConfig"
+    return f"{head} (threshold quantile {quantile:g}, set by the protocol)"
+
+
+def render_table(table: Table) -> str:
+    lines = [table.title, "", *markdown_table(table.columns, table.rows, table.digits)]
+    if table.note:
+        lines += ["", table.note]
+    return "\n".join(lines)

@@ -1,0 +1,174 @@
+"""``python -m models evaluate``: score normal and labelled readings with an artifact and write
+its report (the evaluation itself is ``models.evaluate``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from models.data import (
+    DataError,
+)
+from models.evaluate import evaluate_artifact
+from models.evaluate_data import (
+    DEFAULT_KINDS_COLUMN,
+    DEFAULT_LABELS_COLUMN,
+    baseline_data,
+    read_labelled,
+    synthetic_sets,
+)
+from models.metrics import DetectorEvaluation
+from models.report import (
+    check_report_folder,
+    write_report,
+)
+from service.scoring.artifact import (
+    ArtifactError,
+    load_artifact,
+)
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate an artifact on normal and labelled anomalous readings",
+        description="Score normal and labelled anomalous readings with an artifact and write "
+        "report.json, report.md and PNG plots: ROC/PR-AUC, rates at the operating threshold, "
+        "recall at fixed false-alarm rates, separability, a capacity diagnosis and the PCA "
+        "baseline (T², SPE) side by side.",
+    )
+    parser.add_argument("--model", type=Path, required=True, help="artifact folder")
+    data = parser.add_argument_group("data (either --normal and --anomalous, or --synthetic)")
+    data.add_argument("--normal", type=Path, help="normal readings (.csv, .dat, .npy)")
+    data.add_argument(
+        "--anomalous",
+        type=Path,
+        help="labelled readings; without a labels column every reading counts as anomalous "
+        "(a warning says so)",
+    )
+    data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
+    data.add_argument(
+        "--labels-column",
+        help=f"0/1 ground truth ({DEFAULT_LABELS_COLUMN}); when given, the anomalous file must "
+        "have it",
+    )
+    data.add_argument(
+        "--kinds-column",
+        help=f"anomaly kind per reading ({DEFAULT_KINDS_COLUMN}); when given, the anomalous file "
+        "must have it",
+    )
+    data.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="fresh synthetic-plant runs (seeds 9001/9002), faults of every kind injected",
+    )
+    data.add_argument(
+        "--readings", type=int, default=20_000, help="readings per synthetic run (20000)"
+    )
+    base = parser.add_argument_group(
+        "PCA baseline (default: the training and calibration data the manifest records)"
+    )
+    base.add_argument("--train", type=Path, help="the model's training data file")
+    base.add_argument("--train-transpose", action="store_true")
+    base.add_argument("--calibration-data", type=Path, help="the model's calibration file")
+    base.add_argument("--calibration-transpose", action="store_true")
+    base.add_argument("--no-baseline", action="store_true", help="skip the PCA baseline")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: reports/<name>-<version>)"
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        artifact = load_artifact(args.model)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    manifest = artifact.manifest
+    out = args.out or Path("reports") / f"{manifest.name}-{manifest.version}"
+    try:
+        check_report_folder(out)
+    except OSError as exc:
+        print(f"error: --out {out}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        if args.synthetic:
+            normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
+        elif args.normal is None or args.anomalous is None:
+            print("error: pass --normal and --anomalous, or --synthetic", file=sys.stderr)
+            return 2
+        else:
+            normal = read_labelled(
+                args.normal,
+                manifest.sensors,
+                transpose=args.transpose,
+                labels_column=args.labels_column,
+                kinds_column=args.kinds_column,
+                anomalous=False,
+            )
+            anomalous = read_labelled(
+                args.anomalous,
+                manifest.sensors,
+                transpose=args.transpose,
+                labels_column=args.labels_column,
+                kinds_column=args.kinds_column,
+                anomalous=True,
+            )
+            if anomalous.assumption:
+                print(f"warning: {anomalous.assumption}", file=sys.stderr)
+        baseline, baseline_note = None, "skipped (--no-baseline)"
+        if not args.no_baseline:
+            try:
+                baseline = baseline_data(
+                    manifest,
+                    train_file=args.train,
+                    train_transpose=args.train_transpose,
+                    calibration_file=args.calibration_data,
+                    calibration_transpose=args.calibration_transpose,
+                )
+            except DataError as exc:
+                baseline_note = f"the model's training data is not available ({exc})"
+                print(f"warning: no PCA baseline: {exc}", file=sys.stderr)
+        result = evaluate_artifact(
+            artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
+        )
+    except (DataError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        written = write_report(result.report, out)
+    except OSError as exc:
+        print(f"error: writing the report: {exc}", file=sys.stderr)
+        return 2
+    print(summary_lines(result.evaluations))
+    print(f"operating range (autoencoder): {result.operating_range.message}")
+    events = result.report.context["alerts (event level)"]
+    print(
+        f"alerts (service's default rule): {events['windows_alerted']:.0%} of "
+        f"{events['windows']} labelled stretches alerted (random: "
+        f"{events['windows_alerted_random']:.0%}), {events['alerts_outside_windows']:.0%} of "
+        f"{events['alerts']} alerts outside them (random: "
+        f"{events['alerts_outside_windows_random']:.0%})"
+    )
+    print(f"\nreport: {written['markdown']}", file=sys.stderr)
+    return 0
+
+
+def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
+    lines = [
+        f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
+        f"{'F1':>6} {'FAR':>7} {'MDR':>7}"
+    ]
+    for e in evaluations:
+        at = e.at_threshold
+        lines.append(
+            f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
+            f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
+            f"{at.missed_detection_rate:>7.2%}"
+        )
+    lines += ["", *[f"capacity ({e.detector}, pooled): {e.capacity.message}" for e in evaluations]]
+    lines += [f"per kind ({e.detector}): {e.verdict_summary}" for e in evaluations if e.verdicts]
+    return "\n".join(lines)

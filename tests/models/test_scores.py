@@ -1,0 +1,40 @@
+"""The one scoring function of the evaluation code: a freshly trained model and its exported
+artifact score the same readings alike, from the first full window on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from models.export import export_artifact
+from models.scores import detector_scores, per_sensor_errors, scores_from_errors
+from models.synthetic import generate_plant
+from models.train import TrainConfig, train
+from service.scoring.artifact import load_artifact, sha256_array
+
+
+def test_trained_model_and_artifact_score_alike(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = generate_plant(1500, seed=5, n_sensors=6)
+    result = train(data.values, data.sensors, TrainConfig(window=3, epochs=3, patience=2))
+    export_artifact(
+        result, tmp_path, name="tiny", version="1",
+        training_data_sha256=sha256_array(data.values), include_export=False,
+    )  # fmt: skip
+    artifact = load_artifact(tmp_path)
+    values = generate_plant(200, seed=6, n_sensors=6).values
+    errors = per_sensor_errors(result, values)
+    assert errors.shape == (198, 6)  # the first window - 1 readings have no score
+    np.testing.assert_allclose(per_sensor_errors(artifact, values), errors, rtol=1e-5, atol=1e-7)
+    scores = detector_scores(result, values)
+    np.testing.assert_allclose(scores, errors.mean(axis=1))
+    np.testing.assert_allclose(scores_from_errors(artifact, errors), scores)
+    # The threshold was set on the same statistic: calibration errors' mean per reading.
+    calibration = result.calibration_errors.astype(np.float64)
+    np.testing.assert_allclose(
+        np.quantile(scores_from_errors(result, calibration), result.threshold.quantile,
+                    method="higher"),
+        result.threshold.value, rtol=1e-6,
+    )  # fmt: skip
