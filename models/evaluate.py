@@ -27,7 +27,7 @@ from models.report import (
     Table,
     mean_error_share,
 )
-from models.scores import detector_scores, per_sensor_errors, scores_from_errors
+from models.scores import alert_rule_for, detector_scores, per_sensor_errors, scores_from_errors
 from service.scoring.artifact import (
     Artifact,
     Manifest,
@@ -203,7 +203,7 @@ def evaluate_artifact(
             ("labelled run", anomalous, scores["autoencoder"][split:]),
         )
     ]
-    events = evaluate_events(runs)
+    events = evaluate_events(runs, alert_rule_for(artifact))
     context["alerts (event level)"] = events.summary
     tables += events.tables
     report = EvaluationReport(

@@ -1,10 +1,11 @@
 """The one way the evaluation code turns readings into a model's per-reading scores.
 
-The benchmarks and ``models evaluate`` score through :func:`detector_scores` only, so when a
-model declares its score smoothing the figures follow it by changing this module alone.
-Today the score is the raw mean of the per-sensor squared errors, the figure the threshold
-is calibrated on. With a window of ``w`` readings the first ``w - 1`` readings of a run
-have no score: every array here starts at reading ``w - 1``.
+The benchmarks and ``models evaluate`` score through :func:`detector_scores` only: the mean
+of the per-sensor squared errors, smoothed as the model declares (the figure its threshold is
+set on, and what the service flags). A model that declares a smoothing has its alerts
+debounced without smoothing them again (:func:`alert_rule_for`). With a window of ``w``
+readings the first ``w - 1`` readings of a run have no score: every array here starts at
+reading ``w - 1``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import numpy as np
 import torch
 
 from models.data import sliding_windows
+from models.events import AlertRule
+from models.operating_point import parse_smoothing, smooth
 from models.train import TrainResult, score_readings
 
 if TYPE_CHECKING:
-    from service.scoring.artifact import Artifact
+    from service.scoring.artifact import Artifact, ScoreSmoothing
 
 
 def per_sensor_errors(
@@ -42,11 +45,25 @@ def per_sensor_errors(
     return out
 
 
+def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:
+    """The smoothing the model's threshold was set for; None for an artifact written before
+    smoothing was declared (the service smooths those as its settings say)."""
+    if isinstance(model, TrainResult):
+        return parse_smoothing(model.config.smoothing)
+    return model.manifest.smoothing
+
+
 def scores_from_errors(model: TrainResult | Artifact, errors: np.ndarray) -> np.ndarray:
     """The model's score per reading from its per-sensor errors (one run, in time order)."""
-    del model  # the hook for a model's declared smoothing: today every model scores raw
     scores: np.ndarray = np.asarray(errors, dtype=np.float64).mean(axis=1)
-    return scores
+    how = declared_smoothing(model)
+    return scores if how is None else smooth(scores, how)
+
+
+def alert_rule_for(model: TrainResult | Artifact) -> AlertRule:
+    """The service's default alert rule, without its smoothing when the model's scores are
+    already smoothed as it declares."""
+    return AlertRule() if declared_smoothing(model) is None else AlertRule(smoothing="none")
 
 
 def detector_scores(model: TrainResult | Artifact, values: np.ndarray) -> np.ndarray:

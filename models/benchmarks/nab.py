@@ -138,7 +138,9 @@ def run_nab(
     max_series: int | None = None,
 ) -> NabBenchmark:
     """``max_series`` runs the first series only (a quick check, not the benchmark)."""
-    rule = rule or AlertRule()
+    # A trained model declares its smoothing and its scores come smoothed (models/scores.py):
+    # the service debounces them without smoothing again.
+    rule = rule or AlertRule(smoothing="none")
     config = replace(config or TrainConfig(), quantile=NAB_QUANTILE)
     streams: dict[str, list[StreamEvents]] = {name: [] for name in NAB_DETECTORS}
     per_series: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,7 @@ from models.events import (
     windows_from_labels,
 )
 from service.scoring.decision import ALERT, AlertDebouncer
-from service.scoring.smoothing import make_smoother
+from service.scoring.smoothing import make_smoother, stream_smoothing
 from service.settings import Settings
 
 
@@ -31,7 +31,8 @@ def test_doctests() -> None:
 def test_default_rule_is_the_services_default_settings() -> None:
     fields = Settings.model_fields
     rule = AlertRule()
-    assert rule.smoothing == fields["smoothing_method"].default
+    # what the service applies to a model that declares no smoothing of its own
+    assert rule.smoothing == stream_smoothing(Settings(), None).method
     assert rule.window == fields["smoothing_window"].default
     assert rule.alpha == fields["ewma_alpha"].default
     assert (rule.k, rule.n, rule.cooldown) == (
