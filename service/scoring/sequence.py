@@ -1,0 +1,41 @@
+"""Scoring a self-contained sequence of one stream's readings, outside any stream state.
+
+Feedback that carries its readings is scored here, the same way a scoring request is:
+the stream windowing of :mod:`service.scoring.streams`, the model call, the overflow
+refusal and the decision rule of :mod:`service.scoring.decision`. Nothing is remembered:
+no stream state, no recent readings, no metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.scoring.decision import Decisions, decide
+from service.scoring.pipeline import reject_overflow
+from service.scoring.registry import LoadedModel
+from service.scoring.streams import windows_of
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSequence:
+    """Readings ``first..`` scored (the ``first`` = window - 1 before them give context)."""
+
+    first: int
+    squared: np.ndarray  # float32 (s, n_sensors): per-sensor squared errors
+    decisions: Decisions
+
+
+def score_sequence(
+    model: LoadedModel, values: np.ndarray, threshold: float, top_k: int
+) -> ScoredSequence:
+    """``values``: float32 ``(m, n_sensors)``, m >= the model's window. Event loop only (the
+    engine is not shared across threads). A reading whose error overflows is refused
+    (:class:`~service.errors.InvalidReading`) as the scoring endpoint refuses it."""
+    history = np.empty((0, values.shape[1]), dtype=np.float32)
+    windows, first = windows_of(history, values, model.window)
+    squared, _ = model.engine.score(np.ascontiguousarray(windows))
+    if not np.isfinite(squared).all():
+        reject_overflow(squared, model, first)
+    return ScoredSequence(first=first, squared=squared, decisions=decide(squared, threshold, top_k))
