@@ -29,8 +29,6 @@ def refresh_gauges(state: AppState) -> None:
     for name, quantiles in state.pipeline.rolling_quantiles().items():
         for quantile, value in quantiles.items():
             metrics.error_quantile.labels(name, str(quantile)).set(value)
-    for hook in state.scrape_hooks:
-        hook()
 
 
 @router.get(
