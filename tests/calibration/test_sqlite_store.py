@@ -1,4 +1,5 @@
-"""The SQLite feedback store: migrations, idempotent submissions, versions, pendings, runs."""
+"""The SQLite feedback store (service/calibration/sqlite): migrations, idempotent submissions,
+versions, pendings, runs."""
 
 from __future__ import annotations
 
