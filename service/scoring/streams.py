@@ -63,7 +63,10 @@ class StreamState:
         Pure: the buffer changes only in :meth:`push`, after the model has scored.
         """
         capacity = len(self.window_buffer)
-        full = self.filled == capacity  # always for window-1 models: nothing to slice
+        if capacity == 0:  # windows_of's first case, inline: single readings' hot path
+            batch, n_sensors = values.shape
+            return values.reshape(batch, 1, n_sensors), 0
+        full = self.filled == capacity
         history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
         return windows_of(history, values, capacity + 1)
 
