@@ -12,13 +12,14 @@
   :mod:`~service.calibration.sqlite`: the records, the store protocol and its errors, the
   SQLite implementation.
 
-Threading is decided here, in the rooms, and nowhere else: every store call (blocking:
-SQLite fsyncs on commit) runs in a worker thread via ``asyncio.to_thread`` inside a room
-method, and everything that touches the scoring path's in-memory state (recent readings,
-the threshold board, the model engine) runs on the event loop. Routes and the lifespan
-only ``await`` room methods; they never call ``to_thread`` themselves. The one deliberate
-exception is :meth:`ThresholdKeeper.swap_models`, which blocks the loop so that no
-request sees a reloaded model before its threshold.
+Threading is decided here, in the rooms: every store call (blocking: SQLite fsyncs on
+commit) runs in a worker thread via ``asyncio.to_thread`` inside a room method, and
+everything that touches the scoring path's in-memory state (recent readings, the threshold
+board, the model engine) runs on the event loop. Routes only ``await`` room methods and
+never call ``to_thread``; the lifespan, which owns the store's lifetime, does so only for
+its readiness ping and its close. The one deliberate exception is
+:meth:`ThresholdKeeper.swap_models`, which blocks the loop so that no request sees a
+reloaded model before its threshold.
 
 The rooms are built in ``service.app.build_state`` and started (thresholds restored, the
 recalibration task started) by the lifespan; no constructor starts anything.
