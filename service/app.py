@@ -6,6 +6,7 @@ app with its own settings and metrics registry.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gc
 import logging
@@ -39,14 +40,19 @@ from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.problems import document_problems, install_problem_handlers
-from service.calibration.service import CalibrationService
+from service.calibration.drift_monitor import DriftMonitor
+from service.calibration.keeper import ThresholdKeeper
+from service.calibration.labelling import LabellingDesk
+from service.calibration.recalibration import Recalibration
+from service.calibration.recalibrator import RecalibrationLoop
+from service.calibration.sqlite import SqliteFeedbackStore
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
+from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
 from service.scoring.streams import StreamStates
-from service.scoring.thresholds import ThresholdBoard
 from service.security import build_keyring, require_scope
 from service.settings import Settings
 from service.state import AppState, ReadinessCheck
@@ -59,11 +65,11 @@ class StartupError(RuntimeError):
 
 
 def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
+    """Every stateful object of one app, wired; the one place they are built. Nothing is
+    started here: the lifespan restores thresholds and starts the background task."""
     torch.set_num_threads(settings.torch_threads)
-    thresholds = ThresholdBoard()
     models = ModelRegistry(
         settings.models_dir,
-        thresholds,
         pinned_versions=settings.pinned_versions,
         default_model=settings.default_model,
     )
@@ -93,8 +99,25 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         settings.stream_capacity, settings.stream_idle_ttl_s, on_evict=count_evictions
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
+    store = SqliteFeedbackStore(settings.store_path)
+    keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
+    thresholds = keeper.board
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
     metrics.state.watch(thresholds, streams, models)
+    loop = RecalibrationLoop(
+        interval_s=settings.recalibration_interval_s,
+        label_trigger=settings.recalibration_label_trigger,
+    )
+    desk = LabellingDesk(
+        store=store,
+        models=models,
+        keeper=keeper,
+        recent=recent,
+        metrics=metrics,
+        settings=settings,
+        labels_stored=loop.notify_labels,
+    )
+    drift_monitor = DriftMonitor(store=store, models=models, metrics=metrics, settings=settings)
     state = AppState(
         settings=settings,
         registry=registry,
@@ -104,6 +127,21 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         streams=streams,
         recent=recent,
         pipeline=pipeline,
+        batcher=ReadingBatcher(pipeline),
+        store=store,
+        keeper=keeper,
+        desk=desk,
+        drift=drift_monitor,
+        recalibration=Recalibration(
+            store=store,
+            models=models,
+            recent=recent,
+            keeper=keeper,
+            drift=drift_monitor,
+            desk=desk,
+            settings=settings,
+        ),
+        recalibration_loop=loop,
     )
 
     async def models_loaded() -> str | None:
@@ -117,8 +155,16 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         missing = [m.name for m in models.models() if m.name not in thresholds]
         return f"no threshold for {', '.join(missing)}" if missing else None
 
+    async def store_reachable() -> str | None:
+        try:
+            await asyncio.to_thread(store.ping)
+        except Exception as exc:
+            return f"feedback store unreachable: {type(exc).__name__}: {exc}"
+        return None
+
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
+    state.readiness.append(ReadinessCheck("store", store_reachable))
     return state
 
 
@@ -136,14 +182,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, metrics_registry)
-        state.calibration = calibration = await CalibrationService.start(
-            registry=state.models,
-            board=state.thresholds,
-            recent=state.recent,
-            metrics=state.metrics,
-            settings=settings,
-        )
-        state.readiness.append(ReadinessCheck("store", calibration.store_problem))
+        try:
+            await state.keeper.restore()
+            await state.drift.check_all()
+        except BaseException:
+            state.store.close()
+            raise
+        if settings.recalibration_enabled:
+            state.recalibration_loop.start(state.recalibration.run_scheduled)
         app.state.services = state
         # Objects built at start-up live forever: keep them out of GC passes (tail latency).
         gc.collect()
@@ -152,7 +198,8 @@ def create_app(
             yield
         finally:
             app.state.services = None
-            await calibration.close()
+            await state.recalibration_loop.stop()
+            await asyncio.to_thread(state.store.close)
             gc.unfreeze()
             state.metrics.unregister()
 

@@ -1,8 +1,9 @@
 """The objects the lifespan builds and routes receive, and the typed dependencies for them.
 
-To add a member (a feedback store, a recalibrator...): give :class:`AppState` a field
-with a default, build it in ``service.app.build_state`` (or the lifespan) and, if it can
-be unhealthy, append a :class:`ReadinessCheck` to ``state.readiness``.
+To add a member: give :class:`AppState` a field, build it in ``service.app.build_state``
+(the one place stateful objects are built; constructors start no tasks), start and stop
+any task it runs in the lifespan, and, if it can be unhealthy, append a
+:class:`ReadinessCheck` to ``state.readiness``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
-from service.calibration.service import CalibrationService
+from service.calibration.drift_monitor import DriftMonitor
+from service.calibration.keeper import ThresholdKeeper
+from service.calibration.labelling import LabellingDesk
+from service.calibration.recalibration import Recalibration
+from service.calibration.recalibrator import RecalibrationLoop
+from service.calibration.store import FeedbackStore
 from service.errors import NotReady
 from service.metrics import Metrics
 from service.scoring.batching import ReadingBatcher
@@ -42,19 +48,20 @@ class AppState:
     settings: Settings
     registry: CollectorRegistry
     metrics: Metrics
-    thresholds: ThresholdBoard
+    thresholds: ThresholdBoard  # read only: the keeper's board
     models: ModelRegistry
     streams: StreamStates
     recent: RecentReadings
     pipeline: ScoringPipeline
-    calibration: CalibrationService | None = None  # feedback, thresholds, drift
+    batcher: ReadingBatcher  # single readings, one model call per turn
+    store: FeedbackStore  # labels, threshold versions, recalibration runs
+    keeper: ThresholdKeeper  # the one writer of thresholds; ``thresholds`` is its board
+    desk: LabellingDesk  # labels and the review queue
+    drift: DriftMonitor
+    recalibration: Recalibration  # one step per model
+    recalibration_loop: RecalibrationLoop  # when the steps run (the lifespan starts it)
     readiness: list[ReadinessCheck] = field(default_factory=list)
-    scrape_hooks: list[Callable[[], None]] = field(default_factory=list)  # run before each scrape
     started_at: float = field(default_factory=time.time)
-    batcher: ReadingBatcher = field(init=False)  # single readings, one model call per turn
-
-    def __post_init__(self) -> None:
-        self.batcher = ReadingBatcher(self.pipeline)
 
     async def not_ready_reasons(self) -> dict[str, str | None]:
         """Every check's outcome: None for ok, else the reason."""
@@ -76,7 +83,7 @@ def get_state(request: Request) -> AppState:
 
 
 # The dependencies are ``async def``: FastAPI runs plain ``def`` dependencies in a thread
-# pool, which costs ~350 µs per request on the hot path.
+# pool, a hand-off the hot path cannot afford.
 async def state_dependency(request: Request) -> AppState:
     return get_state(request)
 
@@ -89,19 +96,26 @@ async def pipeline_dependency(request: Request) -> ScoringPipeline:
     return get_state(request).pipeline
 
 
-async def models_dependency(request: Request) -> ModelRegistry:
-    return get_state(request).models
+async def keeper_dependency(request: Request) -> ThresholdKeeper:
+    return get_state(request).keeper
 
 
-async def calibration_dependency(request: Request) -> CalibrationService:
-    service = get_state(request).calibration
-    if service is None:
-        raise NotReady("the feedback store is not open")
-    return service
+async def desk_dependency(request: Request) -> LabellingDesk:
+    return get_state(request).desk
+
+
+async def drift_dependency(request: Request) -> DriftMonitor:
+    return get_state(request).drift
+
+
+async def recalibration_dependency(request: Request) -> Recalibration:
+    return get_state(request).recalibration
 
 
 StateDep = Annotated[AppState, Depends(state_dependency)]
 SettingsDep = Annotated[Settings, Depends(settings_dependency)]
 PipelineDep = Annotated[ScoringPipeline, Depends(pipeline_dependency)]
-ModelsDep = Annotated[ModelRegistry, Depends(models_dependency)]
-CalibrationDep = Annotated[CalibrationService, Depends(calibration_dependency)]
+KeeperDep = Annotated[ThresholdKeeper, Depends(keeper_dependency)]
+DeskDep = Annotated[LabellingDesk, Depends(desk_dependency)]
+DriftDep = Annotated[DriftMonitor, Depends(drift_dependency)]
+RecalibrationDep = Annotated[Recalibration, Depends(recalibration_dependency)]

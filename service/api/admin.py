@@ -26,18 +26,15 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 async def _reload(state: AppState, name: str | None) -> ReloadResult:
     before: dict[str, LoadedModel] = {m.name: m for m in state.models.models()}
     # Synchronous on purpose: a reload is rare, and running it on the event loop means no
-    # request ever sees a new model with an old threshold.
-    if state.calibration is not None:
-        # The stored threshold of this model version (or its manifest's, persisted), after
-        # any recalibration run in progress has finished.
-        loaded = await state.calibration.swap_models(lambda: state.models.reload(name))
-    else:
-        loaded = state.models.reload(name)
+    # request ever sees a new model with an old threshold. The keeper puts the stored
+    # threshold of each model version (or its manifest's, persisted) in force, after any
+    # recalibration run in progress has finished.
+    loaded = await state.keeper.swap_models(lambda: state.models.reload(name))
     for model in loaded:
         old = before.get(model.name)
         if old is not None and (old.sensors != model.sensors or old.window != model.window):
             state.streams.drop_model(model.name)
-    return ReloadResult(reloaded=[summary(state.models, m) for m in loaded])
+    return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 
 
 @router.delete(

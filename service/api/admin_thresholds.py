@@ -6,7 +6,6 @@ history. All routes need the ``admin`` scope.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.calibration.service import CalibrationService
-from service.calibration.store import (
+from service.calibration.keeper import InForce
+from service.calibration.records import (
     MAX_ROW_ID,
     PendingThreshold,
     RecalibrationRun,
@@ -24,7 +23,7 @@ from service.calibration.store import (
 )
 from service.schemas import as_datetime
 from service.security import Principal, require_scope
-from service.state import CalibrationDep
+from service.state import DriftDep, KeeperDep, RecalibrationDep
 
 ADMIN_SCOPE = require_scope("admin")
 AdminPrincipal = Annotated[Principal, Depends(ADMIN_SCOPE)]
@@ -144,24 +143,22 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
 PendingId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
-async def _current(service: CalibrationService, name: str) -> CurrentThreshold:
-    model = service.registry.get(name)
-    snapshot = service.board.get(model.name)
-    pending = await asyncio.to_thread(service.store.open_pending, model.name)
+def _current(state: InForce) -> CurrentThreshold:
+    snapshot = state.snapshot
     return CurrentThreshold(
-        model=model.name,
-        model_version=model.version,
+        model=state.model.name,
+        model_version=state.model.version,
         value=snapshot.value,
         version=snapshot.version,
         baseline=snapshot.baseline,
         drift_ratio=snapshot.drift_ratio,
-        pending=None if pending is None else PendingOut.of(pending),
+        pending=None if state.pending is None else PendingOut.of(state.pending),
     )
 
 
 @router.get("/thresholds", response_model=list[CurrentThreshold], summary="Thresholds in force")
-async def list_thresholds(_: AdminPrincipal, service: CalibrationDep) -> list[CurrentThreshold]:
-    return [await _current(service, model.name) for model in service.registry.models()]
+async def list_thresholds(_: AdminPrincipal, keeper: KeeperDep) -> list[CurrentThreshold]:
+    return [_current(state) for state in await keeper.all_in_force()]
 
 
 @router.get(
@@ -172,13 +169,13 @@ async def list_thresholds(_: AdminPrincipal, service: CalibrationDep) -> list[Cu
 async def threshold_history(
     model: str,
     _: AdminPrincipal,
-    service: CalibrationDep,
+    keeper: KeeperDep,
     runs: Annotated[int, Query(ge=0, le=500)] = 20,
 ) -> ThresholdHistory:
-    current = await _current(service, model)
-    versions = await asyncio.to_thread(service.store.threshold_history, current.model)
-    pending = await asyncio.to_thread(service.store.list_pending, current.model)
-    recent_runs = await asyncio.to_thread(service.store.list_runs, current.model, limit=runs)
+    current = _current(await keeper.in_force(model))
+    versions = await keeper.versions(current.model)
+    pending = await keeper.pendings(current.model)
+    recent_runs = await keeper.runs(current.model, limit=runs)
     return ThresholdHistory(
         current=current,
         versions=[ThresholdVersionOut.of(v) for v in versions],
@@ -194,11 +191,9 @@ async def threshold_history(
     summary="Set a threshold by hand (no cap applies)",
 )
 async def set_threshold(
-    model: str, body: SetThreshold, principal: AdminPrincipal, service: CalibrationDep
+    model: str, body: SetThreshold, principal: AdminPrincipal, keeper: KeeperDep
 ) -> ThresholdVersionOut:
-    version = await service.set_by_hand(
-        model, body.value, reason=body.reason, author=principal.name
-    )
+    version = await keeper.set_by_hand(model, body.value, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
 
 
@@ -209,9 +204,9 @@ async def set_threshold(
     summary="Make an earlier version's value current again, as a new version",
 )
 async def rollback(
-    model: str, body: Rollback, principal: AdminPrincipal, service: CalibrationDep
+    model: str, body: Rollback, principal: AdminPrincipal, keeper: KeeperDep
 ) -> ThresholdVersionOut:
-    version = await service.rollback(model, body.version, reason=body.reason, author=principal.name)
+    version = await keeper.rollback(model, body.version, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
 
 
@@ -220,9 +215,14 @@ async def rollback(
     response_model=RunOut,
     summary="Run a recalibration step now (same guards as the background task)",
 )
-async def recalibrate_now(model: str, principal: AdminPrincipal, service: CalibrationDep) -> RunOut:
-    run = await service.recalibrate(model, trigger=f"manual:{principal.name}")
-    await service.check_drift(model)
+async def recalibrate_now(
+    model: str,
+    principal: AdminPrincipal,
+    recalibration: RecalibrationDep,
+    drift: DriftDep,
+) -> RunOut:
+    run = await recalibration.recalibrate(model, trigger=f"manual:{principal.name}")
+    await drift.check(model)
     return RunOut.of(run)
 
 
@@ -233,9 +233,9 @@ async def recalibrate_now(model: str, principal: AdminPrincipal, service: Calibr
     summary="Apply a held candidate as a new version",
 )
 async def approve(
-    pending_id: PendingId, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+    pending_id: PendingId, body: Decision, principal: AdminPrincipal, keeper: KeeperDep
 ) -> ThresholdVersionOut:
-    version = await service.approve(pending_id, reason=body.reason, author=principal.name)
+    version = await keeper.approve(pending_id, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
 
 
@@ -245,18 +245,18 @@ async def approve(
     summary="Discard a held candidate",
 )
 async def reject(
-    pending_id: PendingId, body: Decision, principal: AdminPrincipal, service: CalibrationDep
+    pending_id: PendingId, body: Decision, principal: AdminPrincipal, keeper: KeeperDep
 ) -> PendingOut:
-    pending = await service.reject(pending_id, reason=body.reason, author=principal.name)
+    pending = await keeper.reject(pending_id, reason=body.reason, author=principal.name)
     return PendingOut.of(pending)
 
 
 @router.get("/recalibration-runs", response_model=list[RunOut], summary="Recent recalibration runs")
 async def list_runs(
     _: AdminPrincipal,
-    service: CalibrationDep,
+    keeper: KeeperDep,
     model: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[RunOut]:
-    runs = await asyncio.to_thread(service.store.list_runs, model, limit=limit)
+    runs = await keeper.runs(model, limit=limit)
     return [RunOut.of(r) for r in runs]

@@ -7,10 +7,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from service.calibration.drift import DriftReport
-from service.calibration.service import CalibrationService
+from service.calibration.drift import DriftPolicy
+from service.calibration.drift_monitor import ModelDrift
 from service.security import Principal, require_scope
-from service.state import CalibrationDep
+from service.state import DriftDep
 
 DRIFT_SCOPE = require_scope("feedback", "admin")
 DriftPrincipal = Annotated[Principal, Depends(DRIFT_SCOPE)]
@@ -45,13 +45,11 @@ class DriftStatus(BaseModel):
 router = APIRouter(prefix="/v1/drift", tags=["drift"])
 
 
-def _status(
-    model: str, model_version: str, report: DriftReport, service: CalibrationService
-) -> DriftStatus:
-    policy = service.drift_policy
+def _status(drift: ModelDrift, policy: DriftPolicy) -> DriftStatus:
+    report = drift.report
     return DriftStatus(
-        model=model,
-        model_version=model_version,
+        model=drift.model.name,
+        model_version=drift.model.version,
         recommendation=report.recommendation,
         reason=report.reason,
         sufficient=report.sufficient,
@@ -78,16 +76,10 @@ def _status(
 
 
 @router.get("", response_model=list[DriftStatus], summary="Drift status of every loaded model")
-async def drift_all(_: DriftPrincipal, service: CalibrationDep) -> list[DriftStatus]:
-    statuses = []
-    for model in service.registry.models():
-        report = await service.check_drift(model.name)
-        statuses.append(_status(model.name, model.version, report, service))
-    return statuses
+async def drift_all(_: DriftPrincipal, drift: DriftDep) -> list[DriftStatus]:
+    return [_status(checked, drift.policy) for checked in await drift.check_all()]
 
 
 @router.get("/{model}", response_model=DriftStatus, summary="Drift status of one model")
-async def drift_one(model: str, _: DriftPrincipal, service: CalibrationDep) -> DriftStatus:
-    loaded = service.registry.get(model)
-    report = await service.check_drift(loaded.name)
-    return _status(loaded.name, loaded.version, report, service)
+async def drift_one(model: str, _: DriftPrincipal, drift: DriftDep) -> DriftStatus:
+    return _status(await drift.check(model), drift.policy)

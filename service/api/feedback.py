@@ -1,12 +1,11 @@
 """Operator feedback: label readings normal or anomaly, list labels, see the review queue.
 
-Thin: validation here, the work in :class:`service.calibration.service.CalibrationService`.
+Thin: validation here, the work in :class:`service.calibration.labelling.LabellingDesk`.
 A label is acknowledged (201, or 200 for an idempotent replay) only once it is on disk.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
@@ -21,8 +20,9 @@ from pydantic import (
     model_validator,
 )
 
-from service.calibration.service import CalibrationService, ReadingsToLabel
-from service.calibration.store import (
+from service.calibration import labelling
+from service.calibration.labelling import LabellingDesk, Selection
+from service.calibration.records import (
     MAX_ROW_ID,
     LabelFilter,
     StoredLabel,
@@ -38,7 +38,7 @@ from service.scoring.payload import (
 )
 from service.scoring.recent import RecentReading
 from service.security import Principal, require_scope
-from service.state import CalibrationDep
+from service.state import DeskDep
 
 FEEDBACK_SCOPE = require_scope("feedback")
 FeedbackPrincipal = Annotated[Principal, Depends(FEEDBACK_SCOPE)]
@@ -311,11 +311,11 @@ class ReviewQueueOut(BaseModel):
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 
-def _carried(readings: CarriedReadings, service: CalibrationService) -> ReadingsToLabel:
-    model = service.registry.get(readings.model)
-    service.check_size(len(readings.values), "the request carries")
+def _carried(readings: CarriedReadings, desk: LabellingDesk) -> labelling.CarriedReadings:
+    model = desk.model(readings.model)
+    desk.check_size(len(readings.values), "the request carries")
     matrix = matrix_of_rows(readings.values, model.sensors, model.sensor_index, "readings.values")
-    return ReadingsToLabel(
+    return labelling.CarriedReadings(
         model=model.name,
         stream_id=readings.stream_id,
         values=matrix,
@@ -350,37 +350,31 @@ async def post_feedback(
     body: FeedbackRequest,
     response: Response,
     principal: FeedbackPrincipal,
-    service: CalibrationDep,
+    desk: DeskDep,
 ) -> FeedbackResponse:
     request = body.model_dump(mode="json")
     if request["stream_id"] is None:
         del request["stream_id"]  # as before the field existed: stored retries still replay
     content_hash = content_fingerprint({"author": principal.name, "request": request})
     if body.client_label_id is not None:
-        stored = await asyncio.to_thread(service.replay, body.client_label_id, content_hash)
+        stored = await desk.replay(body.client_label_id, content_hash)
         if stored is not None:
             return _replayed(response, stored)
+    selection: Selection
     if body.reading_ids is not None:
-        labels = service.labels_for_reading_ids(
-            body.reading_ids, body.label, body.note, stream_id=body.stream_id
-        )
+        selection = labelling.ReadingIds(body.reading_ids, stream_id=body.stream_id)
     elif body.time_range is not None:
         window = body.time_range
-        labels = service.labels_for_time_range(
-            window.stream_id,
-            unix_seconds(window.start),
-            unix_seconds(window.end),
-            window.model,
-            body.label,
-            body.note,
+        selection = labelling.TimeRange(
+            window.stream_id, unix_seconds(window.start), unix_seconds(window.end), window.model
         )
     else:
         assert body.readings is not None
-        labels = service.labels_for_readings(
-            _carried(body.readings, service), body.label, body.note
-        )
-    submission = await service.submit(
-        labels,
+        selection = _carried(body.readings, desk)
+    submission = await desk.submit(
+        selection,
+        body.label,
+        body.note,
         author=principal.name,
         client_label_id=body.client_label_id,
         content_hash=content_hash,
@@ -393,7 +387,7 @@ async def post_feedback(
 @router.get("", response_model=LabelPage, summary="List labels, newest first")
 async def list_feedback(
     _: FeedbackPrincipal,
-    service: CalibrationDep,
+    desk: DeskDep,
     model: str | None = None,
     label: Literal["normal", "anomaly"] | None = None,
     stream_id: str | None = None,
@@ -415,12 +409,10 @@ async def list_feedback(
         since=None if since is None else unix_seconds(since),
         until=None if until is None else unix_seconds(until),
     )
-    rows = await asyncio.to_thread(
-        service.store.list_labels, filters, limit=limit + 1, before_id=cursor
+    page = await desk.list_labels(filters, limit=limit, cursor=cursor)
+    return LabelPage(
+        items=[LabelOut.of(r) for r in page.items], total=page.total, next_cursor=page.next_cursor
     )
-    total = await asyncio.to_thread(service.store.count_labels, filters)
-    page, next_cursor = service.labels_page(rows, limit)
-    return LabelPage(items=[LabelOut.of(r) for r in page], total=total, next_cursor=next_cursor)
 
 
 @router.get(
@@ -429,9 +421,9 @@ async def list_feedback(
     summary="Readings awaiting review: recent alerts plus a random audit sample",
 )
 async def review_queue(
-    _: FeedbackPrincipal, service: CalibrationDep, model: str | None = None
+    _: FeedbackPrincipal, desk: DeskDep, model: str | None = None
 ) -> ReviewQueueOut:
-    queue = await service.unlabelled(service.review_queue(model))
+    queue = await desk.review_queue(model)
     return ReviewQueueOut(
         model=queue.model,
         size=queue.size,

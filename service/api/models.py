@@ -15,13 +15,14 @@ from service.schemas import (
     ThresholdOut,
 )
 from service.scoring.registry import LoadedModel, ModelRegistry
-from service.state import ModelsDep
+from service.scoring.thresholds import ThresholdBoard
+from service.state import StateDep
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def summary(models: ModelRegistry, model: LoadedModel) -> ModelSummary:
-    current = models.thresholds.get(model.name)
+def summary(models: ModelRegistry, thresholds: ThresholdBoard, model: LoadedModel) -> ModelSummary:
+    current = thresholds.get(model.name)
     return ModelSummary(
         name=model.name,
         version=model.version,
@@ -34,10 +35,10 @@ def summary(models: ModelRegistry, model: LoadedModel) -> ModelSummary:
     )
 
 
-def detail(models: ModelRegistry, model: LoadedModel) -> ModelDetail:
+def detail(models: ModelRegistry, thresholds: ThresholdBoard, model: LoadedModel) -> ModelDetail:
     manifest = model.manifest
     return ModelDetail(
-        **summary(models, model).model_dump(),
+        **summary(models, thresholds, model).model_dump(),
         sensors=manifest.sensors,
         calibration=CalibrationOut(
             quantile=manifest.threshold.quantile,
@@ -60,10 +61,11 @@ def detail(models: ModelRegistry, model: LoadedModel) -> ModelDetail:
 
 
 @router.get("", response_model=ModelList, summary="Models being served")
-async def list_models(models: ModelsDep) -> ModelList:
+async def list_models(state: StateDep) -> ModelList:
+    models = state.models
     return ModelList(
         default_model=models.default_name,
-        models=[summary(models, m) for m in models.models()],
+        models=[summary(models, state.thresholds, m) for m in models.models()],
         problems=dict(models.problems),
     )
 
@@ -74,5 +76,5 @@ async def list_models(models: ModelsDep) -> ModelList:
     summary="One model: sensors, window, threshold, calibration, files",
     responses={404: {"model": Problem}},
 )
-async def get_model(name: str, models: ModelsDep) -> ModelDetail:
-    return detail(models, models.get(name))
+async def get_model(name: str, state: StateDep) -> ModelDetail:
+    return detail(state.models, state.thresholds, state.models.get(name))

@@ -192,22 +192,17 @@ def candidate_threshold(
 
 
 class RecalibrationLoop:
-    """The lifespan-owned task: runs ``run_once`` every ``interval_s`` or as soon as
+    """The background task's timing: runs ``run_once`` every ``interval_s`` or as soon as
     ``label_trigger`` new labels arrived, whichever comes first.
 
-    ``run_once`` does the work (store reads, threshold swap); this class only decides when.
+    ``run_once`` does the work (:meth:`Recalibration.run_scheduled
+    <service.calibration.recalibration.Recalibration.run_scheduled>`); this class only
+    decides when. Built with the other rooms; the lifespan starts and stops its task.
     """
 
-    def __init__(
-        self,
-        run_once: Callable[[str], Awaitable[None]],
-        *,
-        interval_s: float,
-        label_trigger: int,
-    ) -> None:
+    def __init__(self, *, interval_s: float, label_trigger: int) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
-        self._run_once = run_once
         self._interval_s = interval_s
         self._label_trigger = label_trigger
         self._new_labels = 0
@@ -220,9 +215,10 @@ class RecalibrationLoop:
         if self._label_trigger > 0 and self._new_labels >= self._label_trigger:
             self._wake.set()
 
-    def start(self) -> None:
+    def start(self, run_once: Callable[[str], Awaitable[None]]) -> None:
+        """Start the task (``run_once`` gets the trigger: "interval" or "labels")."""
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="recalibration")
+            self._task = asyncio.create_task(self._loop(run_once), name="recalibration")
 
     async def stop(self) -> None:
         """Cancel and wait: a run in flight is abandoned between transactions, never mid-one,
@@ -238,7 +234,7 @@ class RecalibrationLoop:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def _loop(self) -> None:
+    async def _loop(self, run_once: Callable[[str], Awaitable[None]]) -> None:
         while True:
             trigger = "interval"
             try:
@@ -249,7 +245,7 @@ class RecalibrationLoop:
             self._wake.clear()
             self._new_labels = 0
             try:
-                await self._run_once(trigger)
+                await run_once(trigger)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from service.scoring.artifact import (
     load_artifact,
 )
 from service.scoring.engine import ScoringEngine
-from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +72,11 @@ class ModelRegistry:
     def __init__(
         self,
         models_dir: Path,
-        thresholds: ThresholdBoard,
         *,
         pinned_versions: dict[str, str] | None = None,
         default_model: str | None = None,
     ) -> None:
         self.models_dir = models_dir
-        self.thresholds = thresholds
         self.pinned_versions = dict(pinned_versions or {})
         self._default_setting = default_model
         self._models: dict[str, LoadedModel] = {}
@@ -220,15 +216,7 @@ class ModelRegistry:
         return LoadedModel.from_artifact(artifact)
 
     def _install(self, name: str, model: LoadedModel) -> None:
-        previous = self._models.get(name)
-        baseline = model.manifest.threshold.value
-        if previous is None or previous.version != model.version or name not in self.thresholds:
-            version = self.thresholds.get(name).version + 1 if name in self.thresholds else 1
-            self.thresholds.set(
-                name, ThresholdSnapshot(value=baseline, version=version, baseline=baseline)
-            )
+        # Its threshold is put in force by the threshold keeper, which reloads through
+        # ThresholdKeeper.swap_models so no request sees the new model without it.
         self._models[name] = model
         logger.info("serving model %s version %s from %s", name, model.version, model.artifact.path)
-
-    def names(self) -> Iterable[str]:
-        return sorted(self._models)

@@ -19,6 +19,21 @@ StreamKey = tuple[str, str]  # (model name, stream id)
 Clock = Callable[[], float]
 
 
+def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> tuple[np.ndarray, int]:
+    """Model inputs ``(s, window, n_sensors)`` for ``values`` that follow ``history`` (the
+    stream's earlier readings, at most ``window - 1``), and how many leading readings of
+    ``values`` lack a full window (``s`` = the others). Pure."""
+    batch, n_sensors = values.shape
+    if window == 1:
+        return values.reshape(batch, 1, n_sensors), 0
+    combined = np.concatenate((history, values))
+    warming = min(batch, window - 1 - len(history))
+    if warming == batch:
+        return np.empty((0, window, n_sensors), dtype=np.float32), warming
+    view = np.lib.stride_tricks.sliding_window_view(combined, (window, n_sensors))
+    return view[:, 0].copy(), warming  # a copy: the view is read-only
+
+
 class StreamState:
     """What one stream remembers between requests."""
 
@@ -48,16 +63,12 @@ class StreamState:
         Pure: the buffer changes only in :meth:`push`, after the model has scored.
         """
         capacity = len(self.window_buffer)
-        batch, n_sensors = values.shape
-        if capacity == 0:
+        if capacity == 0:  # windows_of's first case, inline: single readings' hot path
+            batch, n_sensors = values.shape
             return values.reshape(batch, 1, n_sensors), 0
-        history = self.window_buffer[capacity - self.filled :]
-        combined = np.concatenate((history, values))
-        warming = min(batch, capacity - self.filled)
-        if warming == batch:
-            return np.empty((0, capacity + 1, n_sensors), dtype=np.float32), warming
-        view = np.lib.stride_tricks.sliding_window_view(combined, (capacity + 1, n_sensors))
-        return view[:, 0].copy(), warming  # a copy: the view is read-only
+        full = self.filled == capacity
+        history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
+        return windows_of(history, values, capacity + 1)
 
     def push(self, values: np.ndarray) -> None:
         capacity = len(self.window_buffer)

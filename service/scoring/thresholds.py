@@ -1,4 +1,8 @@
-"""The thresholds the decision reads: written by the recalibrator, read on every request.
+"""The thresholds the decision reads: read on every request, written by one owner.
+
+The board belongs to :class:`service.calibration.keeper.ThresholdKeeper`, which creates it
+and is the only caller of :meth:`ThresholdBoard.set` (after committing the version to the
+store); everything else reads it.
 
 Each model's threshold is an immutable snapshot swapped in one assignment, so a request
 sees either the old or the new version, never a mix of value and version.
@@ -32,6 +36,7 @@ class ThresholdBoard:
         return self._current[model]
 
     def set(self, model: str, snapshot: ThresholdSnapshot) -> None:
+        """The threshold keeper's alone."""
         if not snapshot.value > 0:
             raise ValueError(f"threshold for {model} must be positive, got {snapshot.value}")
         self._current[model] = snapshot

@@ -11,7 +11,7 @@ import pytest
 from calibration_support import ADMIN, API_KEYS, OPERATOR, errors_of, readings
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.calibration.store import content_fingerprint
+from service.calibration.records import content_fingerprint
 from service.schemas import as_datetime
 
 MODEL = "test-plant"
@@ -85,7 +85,7 @@ async def test_stored_requests_keep_their_fingerprint_across_the_stream_id_field
     ids = [r["reading_id"] for r in (await score(client, "pump-1", np.zeros((2, 4))))["results"]]
     body = {"label": "normal", "reading_ids": ids, "client_label_id": "before-upgrade"}
     assert (await post(client, body)).status_code == 201
-    stored_hash, _ = client.state.calibration.store.find_submission("before-upgrade")
+    stored_hash, _ = client.state.store.find_submission("before-upgrade")
     fields = ("label", "client_label_id", "note", "reading_ids", "readings", "time_range")
     as_before = {"author": "olga-operator", "request": {f: body.get(f) for f in fields}}
     assert stored_hash == content_fingerprint(as_before)

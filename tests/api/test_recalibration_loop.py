@@ -321,7 +321,7 @@ async def test_a_failed_run_is_recorded_counted_and_changes_nothing(
     make_client: Any, loop_models: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     client = await make_client(**loop_settings(loop_models))
-    store = client.state.calibration.store
+    store = client.state.store
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise OSError("disk I/O error")

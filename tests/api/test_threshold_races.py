@@ -33,7 +33,7 @@ async def test_reload_during_a_recalibration_keeps_the_new_models_threshold(
     )
     assert labelled.status_code == 201, labelled.text
 
-    store = client.state.calibration.store
+    store = client.state.store
     sampling, release = threading.Event(), threading.Event()
     original = store.normal_sample
 

@@ -22,7 +22,7 @@ from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
 from service.scoring.scored import ScoredBatch
 from service.scoring.streams import StreamStates
-from service.scoring.thresholds import ThresholdBoard
+from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
 from service.wire.decode import parse_json
 from service.wire.replies import render_json
@@ -30,9 +30,12 @@ from service.wire.replies import render_json
 
 def make_pipeline(models_dir: Path, tmp_path: Path) -> ScoringPipeline:
     settings = Settings(models_dir=models_dir, store_path=tmp_path / "store.sqlite3")
-    thresholds = ThresholdBoard()
-    registry = ModelRegistry(models_dir, thresholds, default_model="flat")
+    registry = ModelRegistry(models_dir, default_model="flat")
     assert not registry.load_all()
+    thresholds = ThresholdBoard()  # the threshold keeper's job in the app: here, the manifests'
+    for model in registry.models():
+        value = model.manifest.threshold.value
+        thresholds.set(model.name, ThresholdSnapshot(value=value, version=1, baseline=value))
     return ScoringPipeline(
         settings,
         registry,

@@ -95,14 +95,14 @@ async def test_loop_runs_on_interval_and_on_label_trigger_and_stops_cleanly() ->
     async def run_once(trigger: str) -> None:
         triggers.append(trigger)
 
-    loop = RecalibrationLoop(run_once, interval_s=0.05, label_trigger=3)
-    loop.start()
+    loop = RecalibrationLoop(interval_s=0.05, label_trigger=3)
+    loop.start(run_once)
     await eventually(lambda: triggers.count("interval") >= 2)
-    slow = RecalibrationLoop(run_once, interval_s=60, label_trigger=3)
+    slow = RecalibrationLoop(interval_s=60, label_trigger=3)
     triggers.clear()
     await loop.stop()
     assert not loop.running
-    slow.start()
+    slow.start(run_once)
     slow.notify_labels(2)
     await asyncio.sleep(0.02)
     assert triggers == []
@@ -122,8 +122,8 @@ async def test_loop_survives_a_failing_run() -> None:
         if calls == 1:
             raise RuntimeError("store down")
 
-    loop = RecalibrationLoop(flaky, interval_s=0.02, label_trigger=0)
-    loop.start()
+    loop = RecalibrationLoop(interval_s=0.02, label_trigger=0)
+    loop.start(flaky)
     await eventually(lambda: calls >= 2)
     await loop.stop()
     assert calls >= 2

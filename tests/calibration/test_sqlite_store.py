@@ -1,4 +1,5 @@
-"""The SQLite feedback store: migrations, idempotent submissions, versions, pendings, runs."""
+"""The SQLite feedback store (service/calibration/sqlite): migrations, idempotent submissions,
+versions, pendings, runs."""
 
 from __future__ import annotations
 
@@ -7,19 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from service.calibration.records import LabelFilter, NewLabel, content_fingerprint
+from service.calibration.sqlite import MIGRATIONS, SqliteFeedbackStore
 from service.calibration.store import (
-    MIGRATIONS,
     FeedbackStore,
     IdempotencyConflict,
-    LabelFilter,
-    NewLabel,
     PendingAlreadyDecided,
     PendingNotFound,
-    SqliteFeedbackStore,
     StoreError,
     StoreUnavailable,
     ThresholdVersionNotFound,
-    content_fingerprint,
 )
 
 
@@ -239,9 +237,6 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     capped = store.normal_sample("plant", "1", since=0, limit=2)
     assert capped.errors == (5.0, 1.0)  # the newest two
     assert store.normal_sample("plant", "2", since=0, limit=100).errors == ()
-    count, newest = store.labels_after("plant", 0)
-    assert count == 9 and newest == 9
-    assert store.labels_after("plant", newest) == (0, newest)
 
 
 def test_a_reading_is_its_stream_and_id(store: SqliteFeedbackStore) -> None:

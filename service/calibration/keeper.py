@@ -1,0 +1,423 @@
+"""The threshold keeper: the one writer of the thresholds in force and of their history.
+
+Every change to a model's threshold (start-up restore, model reload, a recalibration run,
+an approval, a rollback, a hand-set value, a version another replica wrote) goes through
+:class:`ThresholdKeeper`: it commits the version to the store, then swaps the snapshot on
+its :class:`~service.scoring.thresholds.ThresholdBoard`, which the scoring path and the
+routes only read. Changes are serialised by one lock, so the board always ends on the
+newest version the store holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from service.calibration.recalibrator import Candidate
+from service.calibration.records import (
+    PendingThreshold,
+    RecalibrationRun,
+    ThresholdVersion,
+)
+from service.calibration.store import (
+    FeedbackStore,
+    PendingAlreadyDecided,
+    PendingNotFound,
+    ThresholdVersionNotFound,
+)
+from service.errors import InvalidRequest, ServiceError, UnknownModel
+from service.metrics import Metrics
+from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
+from service.settings import Settings
+
+MANUAL_RANGE = 1e6  # a hand-set threshold stays within this factor of the training baseline
+logger = logging.getLogger(__name__)
+
+Propose = Callable[[LoadedModel, ThresholdSnapshot, float], Awaitable[Candidate]]
+"""A recalibration rule: (model, threshold in force, start time) → the candidate."""
+
+
+class PendingMissing(ServiceError):
+    status_code = 404
+    slug = "unknown-pending-threshold"
+    title = "No such pending threshold"
+
+
+class PendingClosed(ServiceError):
+    status_code = 409
+    slug = "pending-threshold-closed"
+    title = "Pending threshold already decided"
+
+
+class VersionMissing(ServiceError):
+    status_code = 404
+    slug = "unknown-threshold-version"
+    title = "No such threshold version"
+
+
+class VersionNotApplicable(ServiceError):
+    status_code = 409
+    slug = "threshold-version-not-applicable"
+    title = "Threshold version belongs to another model version"
+
+
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """A served model's threshold in force and the candidate awaiting approval, if any."""
+
+    model: LoadedModel
+    snapshot: ThresholdSnapshot
+    pending: PendingThreshold | None
+
+
+class ThresholdKeeper:
+    """Owns the threshold board (it creates it; others read ``board``) and writes every
+    threshold version, pending threshold and recalibration run to the store."""
+
+    def __init__(
+        self,
+        *,
+        store: FeedbackStore,
+        models: ModelRegistry,
+        metrics: Metrics,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.metrics = metrics
+        self.settings = settings
+        self.clock = clock
+        self.board = ThresholdBoard()
+        self._lock = asyncio.Lock()
+
+    # --- reads --------------------------------------------------------------------------
+
+    def current(self, model: LoadedModel) -> ThresholdSnapshot:
+        """The snapshot in force for a served model (event loop)."""
+        if model.name not in self.board:
+            raise UnknownModel(f"model {model.name!r} has no threshold in force")
+        return self.board.get(model.name)
+
+    async def in_force(self, model_name: str | None) -> InForce:
+        model = self.models.get(model_name)
+        snapshot = self.board.get(model.name)
+        pending = await asyncio.to_thread(self.store.open_pending, model.name)
+        return InForce(model=model, snapshot=snapshot, pending=pending)
+
+    async def all_in_force(self) -> list[InForce]:
+        return [await self.in_force(model.name) for model in self.models.models()]
+
+    async def versions(self, model: str) -> list[ThresholdVersion]:
+        """Oldest first."""
+        return await asyncio.to_thread(self.store.threshold_history, model)
+
+    async def pendings(self, model: str) -> list[PendingThreshold]:
+        """Newest first, every status."""
+        return await asyncio.to_thread(self.store.list_pending, model)
+
+    async def runs(self, model: str | None, *, limit: int) -> list[RecalibrationRun]:
+        """Newest first."""
+        return await asyncio.to_thread(self.store.list_runs, model, limit=limit)
+
+    # --- publication --------------------------------------------------------------------
+
+    def _publish(self, version: ThresholdVersion) -> None:
+        """Swap the snapshot the decision reads; called after the store commit. The threshold
+        gauges read the board when /metrics is collected (service/collectors.py)."""
+        snapshot = ThresholdSnapshot(
+            value=version.value, version=version.version, baseline=version.baseline
+        )
+        self.board.set(version.model, snapshot)
+
+    def _publish_pending(self, model: str) -> None:
+        """Blocking (a store read)."""
+        open_pending = self.store.open_pending(model)
+        self.metrics.threshold_pending.labels(model).set(0 if open_pending is None else 1)
+
+    def _restore(self, models: Sequence[LoadedModel]) -> None:
+        """Blocking: the latest stored version of each model version, or its manifest
+        threshold persisted as a new version."""
+        for model in models:
+            version = self.store.ensure_threshold(
+                model.name,
+                model.version,
+                value=model.manifest.threshold.value,
+                reason=f"training threshold from the manifest of {model.name}/{model.version}",
+            )
+            self._publish(version)
+            self._publish_pending(model.name)
+            logger.info(
+                "threshold for %s: version %d = %.6g (%s)",
+                model.name,
+                version.version,
+                version.value,
+                version.source,
+            )
+
+    async def restore(self) -> None:
+        """Start-up: put every loaded model's stored threshold in force."""
+        async with self._lock:
+            await asyncio.to_thread(self._restore, self.models.models())
+
+    async def swap_models(
+        self, reload: Callable[[], Sequence[LoadedModel]]
+    ) -> Sequence[LoadedModel]:
+        """Run a model reload and restore its thresholds under the threshold lock: no
+        recalibration, approval or hand-set value computed for the old model can then be
+        published over the new model's threshold. Blocking inside, on purpose: no request
+        sees the new model with the old threshold."""
+        async with self._lock:
+            loaded = reload()
+            self._restore(loaded)
+        return loaded
+
+    async def sync_from_store(self) -> None:
+        """Adopt versions another replica wrote (a shared PostgreSQL store): cheap, per run."""
+        async with self._lock:
+            for model in self.models.models():
+                latest = await asyncio.to_thread(
+                    self.store.latest_threshold, model.name, model.version
+                )
+                if latest is not None and (
+                    model.name not in self.board
+                    or self.board.get(model.name).version != latest.version
+                ):
+                    self._publish(latest)
+
+    # --- recalibration ------------------------------------------------------------------
+
+    async def recalibrate(
+        self, model_name: str | None, *, trigger: str, propose: Propose
+    ) -> RecalibrationRun:
+        """One step: ``propose`` samples and computes the candidate, the keeper applies,
+        holds or skips it and records the run."""
+        started = self.clock()
+        async with self._lock:
+            # Resolved under the lock: a reload (which takes it too) can't swap the model
+            # between sampling its labels and publishing the threshold computed from them.
+            model = self.models.get(model_name)
+            current = self.current(model)
+            try:
+                candidate = await propose(model, current, started)
+                run = await asyncio.to_thread(self._conclude, model, current, candidate, trigger)
+            except Exception as exc:
+                logger.exception("recalibration of %s failed", model.name)
+                self.metrics.recalibration_runs.labels(model.name, "failed").inc()
+                self.metrics.last_recalibration.labels(model.name).set(self.clock())
+                with contextlib.suppress(Exception):  # the store itself may be what failed
+                    await asyncio.to_thread(
+                        self.store.record_run,
+                        model=model.name,
+                        model_version=model.version,
+                        trigger=trigger,
+                        outcome="failed",
+                        current_value=current.value,
+                        candidate=None,
+                        n_samples=0,
+                        message=f"{type(exc).__name__}: {exc}",
+                        statistics={},
+                        threshold_version=None,
+                        pending_id=None,
+                        started_at=started,
+                    )
+                raise
+            if run.outcome == "applied" and run.threshold_version is not None:
+                self._publish(
+                    await asyncio.to_thread(
+                        self.store.threshold_version, model.name, run.threshold_version
+                    )
+                )
+            await asyncio.to_thread(self._publish_pending, model.name)
+        self.metrics.recalibration_runs.labels(model.name, run.outcome).inc()
+        self.metrics.last_recalibration.labels(model.name).set(run.finished_at)
+        logger.info("recalibration of %s (%s): %s", model.name, trigger, run.message)
+        return run
+
+    def _conclude(
+        self,
+        model: LoadedModel,
+        current: ThresholdSnapshot,
+        candidate: Candidate,
+        trigger: str,
+    ) -> RecalibrationRun:
+        """Blocking: persist the version or the pending, then the run that explains it."""
+        statistics: dict[str, Any] = dict(candidate.statistics)
+        statistics["trigger"] = trigger
+        version_number: int | None = None
+        pending_id: int | None = None
+        if candidate.outcome == "applied":
+            assert candidate.value is not None
+            version = self.store.append_threshold(
+                model.name,
+                model.version,
+                value=candidate.value,
+                baseline=current.baseline,
+                source="recalibration",
+                reason=candidate.message,
+                author="recalibrator",
+                statistics=statistics,
+            )
+            version_number = version.version
+        elif candidate.outcome == "pending":
+            assert candidate.value is not None and candidate.relative_change is not None
+            pending_id = self._hold(model, current, candidate, statistics).id
+        return self.store.record_run(
+            model=model.name,
+            model_version=model.version,
+            trigger=trigger,
+            outcome=candidate.outcome,
+            current_value=current.value,
+            candidate=candidate.value,
+            n_samples=candidate.n_samples,
+            message=candidate.message,
+            statistics=statistics,
+            threshold_version=version_number,
+            pending_id=pending_id,
+            started_at=self.clock(),
+        )
+
+    def _hold(
+        self,
+        model: LoadedModel,
+        current: ThresholdSnapshot,
+        candidate: Candidate,
+        statistics: dict[str, Any],
+    ) -> PendingThreshold:
+        """Keep the open pending when the new candidate is essentially the same one, so an
+        admin reviewing it is not raced by the next interval."""
+        assert candidate.value is not None and candidate.relative_change is not None
+        existing = self.store.open_pending(model.name)
+        tolerance = self.settings.recalibration_min_change
+        if (
+            existing is not None
+            and existing.current_version == current.version
+            and abs(existing.candidate / candidate.value - 1.0) <= tolerance
+        ):
+            return existing
+        current_version = self.store.threshold_version(model.name, current.version)
+        return self.store.create_pending(
+            model.name,
+            model.version,
+            candidate=candidate.value,
+            current=current_version,
+            relative_change=candidate.relative_change,
+            reason=candidate.message,
+            statistics=statistics,
+        )
+
+    # --- admin --------------------------------------------------------------------------
+
+    async def set_by_hand(
+        self, model_name: str, value: float, *, reason: str, author: str
+    ) -> ThresholdVersion:
+        if not (math.isfinite(value) and value > 0):
+            raise InvalidRequest(f"threshold must be a positive finite number, got {value}")
+        async with self._lock:
+            model = self.models.get(model_name)
+            current = self.current(model)
+            low, high = current.baseline / MANUAL_RANGE, current.baseline * MANUAL_RANGE
+            if not low <= value <= high:
+                # error / threshold must stay a finite, meaningful score: a denormal threshold
+                # turns every score into infinity (null in JSON), a huge one silences the model.
+                raise InvalidRequest(
+                    f"threshold {value!r} is outside [{low:.6g}, {high:.6g}]: a hand-set value "
+                    f"must lie within a factor {MANUAL_RANGE:.0e} of the training baseline "
+                    f"{current.baseline:.6g}"
+                )
+            version = await asyncio.to_thread(
+                self.store.append_threshold,
+                model.name,
+                model.version,
+                value=value,
+                baseline=current.baseline,
+                source="manual",
+                reason=reason,
+                author=author,
+                statistics={"previous_version": current.version, "previous_value": current.value},
+            )
+            self._publish(version)
+            await asyncio.to_thread(self._publish_pending, model.name)
+        return version
+
+    async def rollback(
+        self, model_name: str, target: int, *, reason: str, author: str
+    ) -> ThresholdVersion:
+        """Re-apply an earlier version's value as a new version (history is never rewritten)."""
+        async with self._lock:
+            model = self.models.get(model_name)
+            try:
+                old = await asyncio.to_thread(self.store.threshold_version, model.name, target)
+            except ThresholdVersionNotFound as exc:
+                raise VersionMissing(str(exc)) from exc
+            if old.model_version != model.version:
+                raise VersionNotApplicable(
+                    f"threshold version {target} was set for {model.name} model version "
+                    f"{old.model_version}; the loaded model is version {model.version}"
+                )
+            current = self.current(model)
+            version = await asyncio.to_thread(
+                self.store.append_threshold,
+                model.name,
+                model.version,
+                value=old.value,
+                baseline=current.baseline,
+                source="rollback",
+                reason=reason or f"rollback to version {target}",
+                author=author,
+                statistics={
+                    "rolled_back_to": target,
+                    "previous_version": current.version,
+                    "previous_value": current.value,
+                },
+            )
+            self._publish(version)
+            await asyncio.to_thread(self._publish_pending, model.name)
+        return version
+
+    async def approve(self, pending_id: int, *, reason: str, author: str) -> ThresholdVersion:
+        async with self._lock:
+            pending = await self._open_pending(pending_id)
+            model = self.models.get(pending.model)
+            if pending.model_version != model.version:
+                raise VersionNotApplicable(
+                    f"pending threshold {pending_id} was computed for {model.name} model version "
+                    f"{pending.model_version}; the loaded model is version {model.version}"
+                )
+            try:
+                version = await asyncio.to_thread(
+                    self.store.approve_pending, pending_id, author=author, reason=reason
+                )
+            except PendingAlreadyDecided as exc:
+                raise PendingClosed(str(exc)) from exc
+            self._publish(version)
+            await asyncio.to_thread(self._publish_pending, pending.model)
+        return version
+
+    async def reject(self, pending_id: int, *, reason: str, author: str) -> PendingThreshold:
+        async with self._lock:
+            pending = await self._open_pending(pending_id)
+            try:
+                rejected = await asyncio.to_thread(
+                    self.store.reject_pending, pending_id, author=author, reason=reason
+                )
+            except PendingAlreadyDecided as exc:
+                raise PendingClosed(str(exc)) from exc
+            await asyncio.to_thread(self._publish_pending, pending.model)
+        return rejected
+
+    async def _open_pending(self, pending_id: int) -> PendingThreshold:
+        try:
+            pending = await asyncio.to_thread(self.store.get_pending, pending_id)
+        except PendingNotFound as exc:
+            raise PendingMissing(str(exc)) from exc
+        if pending.status != "pending":
+            raise PendingClosed(f"pending threshold {pending_id} is already {pending.status}")
+        return pending

@@ -1,0 +1,365 @@
+"""The labelling desk: operator labels for scored readings, durable and idempotent, and the
+queue of readings awaiting review.
+
+A label selects its readings in one of three ways (:class:`ReadingIds`, :class:`TimeRange`,
+:class:`CarriedReadings`); the desk turns them into :class:`NewLabel` records with the
+errors and decisions the scorer made (or makes now, for carried readings) and stores them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.calibration.keeper import ThresholdKeeper
+from service.calibration.records import (
+    LabelFilter,
+    LabelSource,
+    LabelValue,
+    NewLabel,
+    StoredLabel,
+    Submission,
+)
+from service.calibration.store import FeedbackStore, IdempotencyConflict
+from service.errors import BatchTooLarge, InvalidRequest, ServiceError
+from service.metrics import Metrics
+from service.scoring.recent import AmbiguousReadingId, RecentReading, RecentReadings
+from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.sequence import score_sequence
+from service.scoring.smoothing import stream_smoothing
+from service.settings import Settings
+
+
+class LabelConflict(ServiceError):
+    status_code = 409
+    slug = "label-id-conflict"
+    title = "Client label id reused for different content"
+
+
+class UnknownReading(ServiceError):
+    status_code = 404
+    slug = "unknown-reading"
+    title = "Reading not found among recently scored readings"
+
+
+class AmbiguousReading(ServiceError):
+    status_code = 409
+    slug = "ambiguous-reading-id"
+    title = "Several streams' readings carry this reading id"
+
+
+class NothingToLabel(ServiceError):
+    status_code = 422
+    slug = "nothing-to-label"
+    title = "The feedback selects no scored reading"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingIds:
+    """Readings returned by the scoring endpoint; ``stream_id`` picks the stream when
+    clients reuse their own reading ids across streams."""
+
+    reading_ids: Sequence[str]
+    stream_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Every retained scored reading of a stream in [start, end] (Unix seconds)."""
+
+    stream_id: str
+    start: float
+    end: float
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CarriedReadings:
+    """Readings carried in a feedback request: raw values ``(m, n_sensors)`` in manifest order,
+    consecutive readings of one stream (a windowed model scores row i from rows i-w+1..i)."""
+
+    model: str | None
+    stream_id: str | None
+    values: np.ndarray
+    timestamps: Sequence[float] | None
+
+
+Selection = ReadingIds | TimeRange | CarriedReadings
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueue:
+    model: str
+    alerts: list[RecentReading]
+    audit_sample: list[RecentReading]
+
+    @property
+    def size(self) -> int:
+        return len(self.alerts) + len(self.audit_sample)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelPage:
+    items: list[StoredLabel]
+    total: int
+    next_cursor: int | None  # None on the last page
+
+
+class LabellingDesk:
+    """Labels in, review queue out. ``labels_stored`` hears how many new labels were
+    stored (the recalibration task's label trigger)."""
+
+    def __init__(
+        self,
+        *,
+        store: FeedbackStore,
+        models: ModelRegistry,
+        keeper: ThresholdKeeper,
+        recent: RecentReadings,
+        metrics: Metrics,
+        settings: Settings,
+        labels_stored: Callable[[int], None],
+        clock: Callable[[], float] = time.time,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.keeper = keeper
+        self.recent = recent
+        self.metrics = metrics
+        self.settings = settings
+        self.labels_stored = labels_stored
+        self.clock = clock
+        self.rng = rng if rng is not None else np.random.default_rng()
+
+    # --- submitting ---------------------------------------------------------------------
+
+    def model(self, name: str | None) -> LoadedModel:
+        """The served model a label names (the default one for None)."""
+        return self.models.get(name)
+
+    def check_size(self, count: int, what: str) -> None:
+        limit = self.settings.max_batch_readings
+        if count > limit:
+            raise BatchTooLarge(
+                f"{what} {count} readings; one feedback request labels at most {limit} "
+                "(split it, e.g. into shorter time ranges)"
+            )
+
+    async def replay(self, client_label_id: str, content_hash: str) -> Submission | None:
+        """An earlier identical submission, so a retry skips lookups and scoring."""
+        found = await asyncio.to_thread(self.store.find_submission, client_label_id)
+        if found is None:
+            return None
+        stored_hash, submission = found
+        if stored_hash != content_hash:
+            raise LabelConflict(
+                f"client label id {client_label_id!r} was already used for a different "
+                "submission; use a new id"
+            )
+        return submission
+
+    async def submit(
+        self,
+        selection: Selection,
+        label: LabelValue,
+        note: str | None,
+        *,
+        author: str,
+        client_label_id: str | None,
+        content_hash: str,
+    ) -> Submission:
+        """Durable before it returns (the store commits with a full fsync); ``replayed``
+        when an identical retry won the race to the store."""
+        labels = self.labels_for(selection, label, note)
+        try:
+            submission = await asyncio.to_thread(
+                self.store.submit_labels,
+                labels,
+                author=author,
+                client_label_id=client_label_id,
+                content_hash=content_hash,
+            )
+        except IdempotencyConflict as exc:
+            raise LabelConflict(str(exc) + "; use a new id") from exc
+        if not submission.replayed:
+            for stored in submission.labels:
+                self.metrics.feedback.labels(stored.model, stored.label).inc()
+            self.labels_stored(len(submission.labels))
+        return submission
+
+    def labels_for(
+        self, selection: Selection, label: LabelValue, note: str | None
+    ) -> list[NewLabel]:
+        """Event loop only (reads the recent-readings buffer, calls the model)."""
+        if isinstance(selection, ReadingIds):
+            return self._by_reading_ids(selection, label, note)
+        if isinstance(selection, TimeRange):
+            return self._by_time_range(selection, label, note)
+        return self._by_carried_readings(selection, label, note)
+
+    @staticmethod
+    def _from_reading(
+        reading: RecentReading, label: LabelValue, source: LabelSource, note: str | None
+    ) -> NewLabel:
+        assert reading.error is not None and reading.squared_errors is not None
+        return NewLabel(
+            model=reading.model,
+            model_version=reading.model_version,
+            label=label,
+            error=reading.error,
+            sensor_errors=tuple(float(v) for v in reading.squared_errors),
+            threshold_value=reading.threshold,
+            threshold_version=reading.threshold_version,
+            source=source,
+            stream_id=reading.stream_id,
+            reading_id=reading.reading_id,
+            reading_time=reading.timestamp,
+            note=note,
+            scored_anomaly=reading.anomaly,
+            scored_alert=reading.alert,
+        )
+
+    def _by_reading_ids(
+        self, selection: ReadingIds, label: LabelValue, note: str | None
+    ) -> list[NewLabel]:
+        stream_id = selection.stream_id
+        labels: list[NewLabel] = []
+        missing: list[str] = []
+        warming: list[str] = []
+        ambiguous: list[str] = []
+        for reading_id in selection.reading_ids:
+            try:
+                reading = self.recent.get(reading_id, stream_id)
+            except AmbiguousReadingId as exc:
+                ambiguous.append(f"{reading_id!r} (streams {', '.join(exc.streams[:5])})")
+                continue
+            if reading is None:
+                missing.append(reading_id)
+            elif reading.error is None:
+                warming.append(reading_id)
+            else:
+                labels.append(self._from_reading(reading, label, "reading_id", note))
+        if ambiguous:
+            raise AmbiguousReading(
+                f"reading id(s) {', '.join(ambiguous[:10])} are carried by readings of several "
+                "streams: add stream_id to say which stream's readings you mean"
+            )
+        if missing:
+            where = "" if stream_id is None else f" in stream {stream_id!r}"
+            raise UnknownReading(
+                f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where}, "
+                f"older than the {self.settings.recent_retention_s:g} s retention or beyond the "
+                f"{self.settings.recent_max_readings} most recent readings kept: send the "
+                "readings themselves instead"
+            )
+        if warming:
+            raise NothingToLabel(
+                f"reading id(s) {', '.join(repr(r) for r in warming[:10])} were not scored "
+                "(their stream was warming up)"
+            )
+        return labels
+
+    def _by_time_range(
+        self, selection: TimeRange, label: LabelValue, note: str | None
+    ) -> list[NewLabel]:
+        model = self.models.get(selection.model)
+        stream_id, start, end = selection.stream_id, selection.start, selection.end
+        readings = self.recent.stream_readings(stream_id, start, end, model=model.name)
+        self.check_size(len(readings), "the time range holds")
+        if not readings:
+            raise NothingToLabel(
+                f"stream {stream_id!r} has no scored reading of model {model.name!r} between "
+                f"{start:.3f} and {end:.3f} among the retained readings"
+            )
+        return [self._from_reading(r, label, "time_range", note) for r in readings]
+
+    def _by_carried_readings(
+        self, carried: CarriedReadings, label: LabelValue, note: str | None
+    ) -> list[NewLabel]:
+        """Score carried readings with the model and threshold in force now, and label each
+        one that has a full window."""
+        model = self.models.get(carried.model)
+        self.check_size(len(carried.values), "the request carries")
+        values = np.ascontiguousarray(carried.values, dtype=np.float32)
+        if values.ndim != 2 or values.shape[1] != model.manifest.n_sensors:
+            raise InvalidRequest(
+                f"readings must have {model.manifest.n_sensors} values each for model "
+                f"{model.name!r}, got shape {values.shape}"
+            )
+        window = model.window
+        if len(values) < window:
+            raise NothingToLabel(
+                f"model {model.name!r} reads windows of {window} readings: send at least "
+                f"{window} consecutive readings (the first {window - 1} give context only)"
+            )
+        snapshot = self.keeper.current(model)
+        scored = score_sequence(
+            model,
+            values,
+            snapshot.value,
+            self.settings.top_k_sensors,
+            stream_smoothing(self.settings, model.manifest.smoothing),
+        )
+        now = self.clock()
+        errors = scored.decisions.errors.tolist()
+        anomalies = scored.decisions.anomalies.tolist()
+        labels = []
+        for i, row in enumerate(scored.squared.tolist()):
+            reading_index = scored.first + i
+            timestamp = (
+                float(carried.timestamps[reading_index]) if carried.timestamps is not None else now
+            )
+            labels.append(
+                NewLabel(
+                    model=model.name,
+                    model_version=model.version,
+                    label=label,
+                    error=errors[i],
+                    sensor_errors=tuple(row),
+                    threshold_value=snapshot.value,
+                    threshold_version=snapshot.version,
+                    source="readings",
+                    stream_id=carried.stream_id,
+                    reading_id=None,
+                    reading_time=timestamp,
+                    note=note,
+                    scored_anomaly=anomalies[i],
+                )
+            )
+        return labels
+
+    # --- reading back -------------------------------------------------------------------
+
+    async def list_labels(
+        self, filters: LabelFilter, *, limit: int, cursor: int | None
+    ) -> LabelPage:
+        """Newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+        rows = await asyncio.to_thread(
+            self.store.list_labels, filters, limit=limit + 1, before_id=cursor
+        )
+        total = await asyncio.to_thread(self.store.count_labels, filters)
+        if len(rows) > limit:
+            return LabelPage(items=rows[:limit], total=total, next_cursor=rows[limit - 1].id)
+        return LabelPage(items=rows, total=total, next_cursor=None)
+
+    async def review_queue(self, model_name: str | None) -> ReviewQueue:
+        """Recent alerts plus a uniform sample of unflagged readings, leaving out readings
+        someone already labelled; sets the queue's gauge."""
+        model = self.models.get(model_name)
+        s = self.settings
+        alerts = self.recent.alerts(model=model.name, limit=s.review_alert_limit)
+        audit = self.recent.audit_sample(s.review_audit_size, self.rng, model=model.name)
+        pairs = [(r.stream_id, r.reading_id) for r in (*alerts, *audit)]
+        done = await asyncio.to_thread(self.store.labelled_readings, model.name, pairs)
+        queue = ReviewQueue(
+            model=model.name,
+            alerts=[r for r in alerts if (r.stream_id, r.reading_id) not in done],
+            audit_sample=[r for r in audit if (r.stream_id, r.reading_id) not in done],
+        )
+        self.metrics.review_queue.labels(model.name).set(queue.size)
+        return queue

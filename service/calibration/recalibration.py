@@ -1,0 +1,126 @@
+"""One recalibration step per model: sample the confirmed normals, weigh them, propose a
+candidate (the rule is :mod:`service.calibration.recalibrator`); the keeper applies it.
+
+:meth:`Recalibration.run_scheduled` is what the background task runs every interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from service.calibration.drift_monitor import DriftMonitor
+from service.calibration.keeper import ThresholdKeeper
+from service.calibration.labelling import LabellingDesk
+from service.calibration.recalibrator import (
+    Candidate,
+    RecalibrationPolicy,
+    candidate_threshold,
+    review_weights,
+)
+from service.calibration.records import NormalSample, RecalibrationRun
+from service.calibration.store import FeedbackStore
+from service.scoring.recent import RecentReadings
+from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.thresholds import ThresholdSnapshot
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Recalibration:
+    """Proposes candidates from the store's labels; the keeper decides and records."""
+
+    def __init__(
+        self,
+        *,
+        store: FeedbackStore,
+        models: ModelRegistry,
+        recent: RecentReadings,
+        keeper: ThresholdKeeper,
+        drift: DriftMonitor,
+        desk: LabellingDesk,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.recent = recent
+        self.keeper = keeper
+        self.drift = drift
+        self.desk = desk
+        self.settings = settings
+
+    def policy_for(self, model: LoadedModel) -> RecalibrationPolicy:
+        s = self.settings
+        return RecalibrationPolicy(
+            method=s.recalibration_method,
+            quantile=s.recalibration_quantile or model.manifest.threshold.quantile,
+            mad_k=s.recalibration_mad_k,
+            min_samples=s.recalibration_min_samples,
+            max_relative_change=s.recalibration_max_change,
+            min_relative_change=s.recalibration_min_change,
+        )
+
+    async def run_scheduled(self, trigger: str) -> None:
+        """Every model in turn: a recalibration step, a drift check, the review queue's
+        gauge; a model that fails leaves the others theirs."""
+        await self.keeper.sync_from_store()
+        for model in self.models.models():
+            try:
+                await self.recalibrate(model.name, trigger=trigger)
+                await self.drift.check(model.name)
+                await self.desk.review_queue(model.name)  # refreshes its gauge
+            except Exception:
+                # Recorded and counted as a failed run; the other models still get theirs.
+                logger.exception("scheduled calibration of %s failed", model.name)
+
+    async def recalibrate(self, model_name: str | None, *, trigger: str) -> RecalibrationRun:
+        """One step: sample the window, compute the candidate, apply / hold / skip, record."""
+        return await self.keeper.recalibrate(model_name, trigger=trigger, propose=self._propose)
+
+    async def _propose(
+        self, model: LoadedModel, current: ThresholdSnapshot, started: float
+    ) -> Candidate:
+        sample = await asyncio.to_thread(
+            self.store.normal_sample,
+            model.name,
+            model.version,
+            since=started - self.settings.recalibration_window_s,
+            limit=self.settings.recalibration_window_labels,
+        )
+        policy = self.policy_for(model)
+        share, share_from = self._flagged_share(model, sample, policy)
+        candidate = candidate_threshold(
+            sample.errors,
+            current.value,
+            policy,
+            weights=review_weights(sample.flagged, share),
+        )
+        candidate.statistics.update(
+            {
+                "flagged_share": share,
+                "flagged_share_from": share_from,
+                "n_flagged": sum(sample.flagged),
+            }
+        )
+        return candidate
+
+    def _flagged_share(
+        self, model: LoadedModel, sample: NormalSample, policy: RecalibrationPolicy
+    ) -> tuple[float, str]:
+        """How much of the normal error distribution the flagged readings stand for.
+
+        From the representative labels (time ranges, carried readings) when there are
+        any: they hold flagged and unflagged readings in the stream's own proportion.
+        Else from the retained scored readings of the model (true anomalies among them
+        count as flagged: the relative-change cap guards that case). Else the nominal
+        ``1 - quantile``, which leaves confirmed false alarms no more weight than a
+        correct threshold would give them."""
+        pairs = zip(sample.flagged, sample.representative, strict=True)
+        representative = [flagged for flagged, kept_whole in pairs if kept_whole]
+        if representative:
+            return sum(representative) / len(representative), "representative labels"
+        retained = self.recent.flagged_share(model.name)
+        if retained is not None:
+            return retained, "retained scored readings"
+        return 1.0 - policy.quantile, "nominal"

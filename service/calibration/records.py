@@ -1,0 +1,163 @@
+"""The records the calibration rooms and the store pass between them: one dataclass each.
+
+Times are Unix seconds (floats); the API turns them into datetimes at its edge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LabelValue = Literal["normal", "anomaly"]
+LabelSource = Literal["reading_id", "readings", "time_range"]
+ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "rollback", "restore"]
+PendingStatus = Literal["pending", "approved", "rejected", "superseded"]
+RunOutcome = Literal["applied", "pending", "unchanged", "insufficient", "failed"]
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: ids and versions from clients stay below
+
+
+@dataclass(frozen=True, slots=True)
+class NewLabel:
+    """A label as the API hands it to the store (errors already computed)."""
+
+    model: str
+    model_version: str
+    label: LabelValue
+    error: float
+    sensor_errors: tuple[float, ...]
+    threshold_value: float
+    threshold_version: int
+    source: LabelSource
+    stream_id: str | None = None
+    reading_id: str | None = None
+    reading_time: float | None = None
+    note: str | None = None
+    # What the scorer decided for the reading: flagged readings (anomaly or alert) are the
+    # ones operators are asked to review, so their labels are over-represented.
+    # None: the error above the threshold in force (carried readings scored at labelling).
+    scored_anomaly: bool | None = None
+    scored_alert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLabel:
+    id: int
+    submission_id: int
+    model: str
+    model_version: str
+    label: LabelValue
+    error: float
+    sensor_errors: tuple[float, ...]
+    threshold_value: float
+    threshold_version: int
+    source: LabelSource
+    stream_id: str | None
+    reading_id: str | None
+    reading_time: float | None
+    note: str | None
+    author: str
+    created_at: float
+    scored_anomaly: bool = False
+    scored_alert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """One feedback request as stored; ``replayed`` says it was found, not written, this time."""
+
+    id: int
+    client_label_id: str | None
+    author: str
+    created_at: float
+    labels: tuple[StoredLabel, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdVersion:
+    model: str
+    version: int
+    model_version: str
+    value: float
+    baseline: float
+    source: ThresholdSource
+    reason: str
+    author: str
+    statistics: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PendingThreshold:
+    id: int
+    model: str
+    model_version: str
+    candidate: float
+    current_value: float
+    current_version: int
+    relative_change: float
+    reason: str
+    statistics: dict[str, Any]
+    status: PendingStatus
+    created_at: float
+    decided_by: str | None
+    decided_at: float | None
+    applied_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecalibrationRun:
+    id: int
+    model: str
+    model_version: str
+    trigger: str
+    outcome: RunOutcome
+    current_value: float
+    candidate: float | None
+    n_samples: int
+    message: str
+    statistics: dict[str, Any]
+    threshold_version: int | None
+    pending_id: int | None
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LabelFilter:
+    model: str | None = None
+    label: LabelValue | None = None
+    stream_id: str | None = None
+    author: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NormalSample:
+    """Confirmed-normal errors in a rolling window, oldest first.
+
+    ``flagged``: the reading was an anomaly or in an alert when scored. ``representative``:
+    the label came with its neighbours (a time range or carried readings), not picked from
+    the review queue, so its flagged share is the stream's own."""
+
+    errors: tuple[float, ...]
+    sensor_errors: tuple[tuple[float, ...], ...]
+    label_ids: tuple[int, ...] = field(default=())
+    flagged: tuple[bool, ...] = field(default=())
+    representative: tuple[bool, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        """A store that does not know the flags: every label unflagged and representative."""
+        if not self.flagged:
+            object.__setattr__(self, "flagged", (False,) * len(self.errors))
+        if not self.representative:
+            object.__setattr__(self, "representative", (True,) * len(self.errors))
+
+
+def content_fingerprint(payload: Any) -> str:
+    """Stable hash of a request's content, to tell an idempotent replay from a conflicting reuse."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,53 @@
+"""Scoring a self-contained sequence of one stream's readings, outside any stream state.
+
+Feedback that carries its readings is scored here, the same way a scoring request is:
+the stream windowing of :mod:`service.scoring.streams`, the model call, the overflow
+refusal and the decision rule of :mod:`service.scoring.decision`. Nothing is remembered:
+no stream state, no recent readings, no metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from service.scoring.artifact import ScoreSmoothing
+from service.scoring.decision import Decisions, decide
+from service.scoring.pipeline import reject_overflow
+from service.scoring.registry import LoadedModel
+from service.scoring.smoothing import make_smoother
+from service.scoring.streams import windows_of
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSequence:
+    """Readings ``first..`` scored (the ``first`` = window - 1 before them give context)."""
+
+    first: int
+    squared: np.ndarray  # float32 (s, n_sensors): per-sensor squared errors
+    decisions: Decisions
+
+
+def score_sequence(
+    model: LoadedModel,
+    values: np.ndarray,
+    threshold: float,
+    top_k: int,
+    smoothing: ScoreSmoothing,
+) -> ScoredSequence:
+    """``values``: float32 ``(m, n_sensors)``, m >= the model's window. Event loop only (the
+    engine is not shared across threads). A reading whose error overflows is refused
+    (:class:`~service.errors.InvalidReading`) as the scoring endpoint refuses it. A model
+    that declares its smoothing flags the smoothed score above 1 (``smoothing``, the one
+    its streams get, applied from the sequence's first score), as the pipeline does."""
+    history = np.empty((0, values.shape[1]), dtype=np.float32)
+    windows, first = windows_of(history, values, model.window)
+    squared, _ = model.engine.score(np.ascontiguousarray(windows))
+    if not np.isfinite(squared).all():
+        reject_overflow(squared, model, first)
+    decisions = decide(squared, threshold, top_k)
+    if model.manifest.smoothing is not None:
+        smoother = make_smoother(smoothing.method, window=smoothing.window, alpha=smoothing.alpha)
+        decisions = replace(decisions, anomalies=smoother.update_many(decisions.scores) > 1.0)
+    return ScoredSequence(first=first, squared=squared, decisions=decisions)

@@ -1,0 +1,146 @@
+"""The threshold keeper: the one writer of thresholds, on an in-memory store."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from rooms_support import Rooms, open_rooms
+
+from service.calibration.keeper import (
+    PendingClosed,
+    PendingMissing,
+    Propose,
+    ThresholdKeeper,
+    VersionMissing,
+)
+from service.calibration.recalibrator import Candidate
+from service.errors import InvalidRequest
+from service.scoring.registry import LoadedModel
+from service.scoring.thresholds import ThresholdSnapshot
+
+SERVICE = Path(__file__).resolve().parents[2] / "service"
+
+
+@pytest.fixture
+async def rooms(tmp_path: Path) -> AsyncIterator[Rooms]:
+    async with open_rooms(tmp_path) as built:
+        yield built
+
+
+def candidate(outcome: str, value: float | None, change: float | None = None) -> Candidate:
+    return Candidate(
+        outcome=outcome,  # type: ignore[arg-type]
+        current=1.0,
+        value=value,
+        relative_change=change,
+        n_samples=60,
+        message=f"test candidate: {outcome}",
+        statistics={},
+    )
+
+
+def proposing(result: Candidate) -> Propose:
+    async def propose(model: LoadedModel, current: ThresholdSnapshot, started: float) -> Candidate:
+        return result
+
+    return propose
+
+
+async def test_restore_puts_each_manifest_threshold_in_force_and_persists_it(rooms: Rooms) -> None:
+    for name in ("flat", "windowed"):
+        assert rooms.keeper.board.get(name) == ThresholdSnapshot(1.0, 1, 1.0)
+        stored = rooms.store.latest_threshold(name, "1")
+        assert stored is not None and stored.source == "manifest" and stored.version == 1
+    assert rooms.registry.get_sample_value("anomaly_threshold", {"model": "flat"}) == 1.0
+    await rooms.keeper.restore()  # again: the stored version, not a new one
+    assert rooms.keeper.board.get("flat").version == 1
+
+
+async def test_set_by_hand_writes_the_store_then_the_board(rooms: Rooms) -> None:
+    version = await rooms.keeper.set_by_hand("flat", 2.5, reason="test", author="ann")
+    assert (version.version, version.value, version.source) == (2, 2.5, "manual")
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(2.5, 2, 1.0)
+    assert rooms.store.latest_threshold("flat", "1") == version
+    with pytest.raises(InvalidRequest, match="within a factor"):
+        await rooms.keeper.set_by_hand("flat", 1e7, reason="typo", author="ann")
+    assert rooms.keeper.board.get("flat").version == 2
+
+
+async def test_rollback_appends_the_old_value_as_a_new_version(rooms: Rooms) -> None:
+    await rooms.keeper.set_by_hand("flat", 3.0, reason="test", author="ann")
+    rolled = await rooms.keeper.rollback("flat", 1, reason="", author="bob")
+    assert (rolled.version, rolled.value, rolled.source) == (3, 1.0, "rollback")
+    assert rooms.keeper.board.get("flat").version == 3
+    with pytest.raises(VersionMissing):
+        await rooms.keeper.rollback("flat", 99, reason="", author="bob")
+    assert [v.version for v in await rooms.keeper.versions("flat")] == [1, 2, 3]
+
+
+async def test_an_applied_candidate_is_published_and_its_run_recorded(rooms: Rooms) -> None:
+    run = await rooms.keeper.recalibrate(
+        "flat", trigger="test", propose=proposing(candidate("applied", 1.1, 0.1))
+    )
+    assert run.outcome == "applied" and run.threshold_version == 2
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(1.1, 2, 1.0)
+    assert [r.id for r in await rooms.keeper.runs("flat", limit=5)] == [run.id]
+    assert (
+        rooms.registry.get_sample_value(
+            "anomaly_recalibration_runs_total", {"model": "flat", "outcome": "applied"}
+        )
+        == 1.0
+    )
+
+
+async def test_a_held_candidate_waits_for_approval(rooms: Rooms) -> None:
+    run = await rooms.keeper.recalibrate(
+        "flat", trigger="test", propose=proposing(candidate("pending", 2.0, 1.0))
+    )
+    assert run.outcome == "pending" and run.pending_id is not None
+    assert rooms.keeper.board.get("flat").version == 1  # not applied
+    in_force = await rooms.keeper.in_force("flat")
+    assert in_force.pending is not None and in_force.pending.id == run.pending_id
+    version = await rooms.keeper.approve(run.pending_id, reason="ok", author="ann")
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(2.0, version.version, 1.0)
+    with pytest.raises(PendingClosed):
+        await rooms.keeper.approve(run.pending_id, reason="again", author="ann")
+    with pytest.raises(PendingMissing):
+        await rooms.keeper.reject(12345, reason="", author="ann")
+
+
+async def test_a_failed_proposal_is_recorded_and_changes_nothing(rooms: Rooms) -> None:
+    async def broken(model: LoadedModel, current: ThresholdSnapshot, started: float) -> Candidate:
+        raise OSError("disk I/O error")
+
+    with pytest.raises(OSError):
+        await rooms.keeper.recalibrate("flat", trigger="test", propose=broken)
+    assert rooms.keeper.board.get("flat").version == 1
+    (run,) = await rooms.keeper.runs("flat", limit=5)
+    assert run.outcome == "failed" and "disk I/O error" in run.message
+
+
+async def test_a_reload_restores_the_stored_threshold_of_the_new_model(rooms: Rooms) -> None:
+    await rooms.keeper.set_by_hand("flat", 2.0, reason="test", author="ann")
+    loaded = await rooms.keeper.swap_models(lambda: rooms.models.reload("flat"))
+    assert [m.name for m in loaded] == ["flat"]
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(2.0, 2, 1.0)  # same version
+
+
+def test_the_keeper_is_the_only_writer_of_thresholds() -> None:
+    """Nothing in service/ but the keeper writes a ThresholdBoard or makes a snapshot."""
+    writers: set[str] = set()
+    for path in SERVICE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id == "ThresholdSnapshot":
+                writers.add(path.relative_to(SERVICE).as_posix())
+            if isinstance(func, ast.Attribute) and func.attr == "set":
+                target = ast.unparse(func.value)
+                if target.endswith(("board", "thresholds")):
+                    writers.add(path.relative_to(SERVICE).as_posix())
+    assert writers <= {"calibration/keeper.py"}, writers
+    assert ThresholdKeeper.__module__ == "service.calibration.keeper"
