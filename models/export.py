@@ -15,7 +15,8 @@ import torch
 
 from models.network import ExportableScorer, ScoringModule
 from models.operating_point import parse_smoothing
-from service.scoring.artifact import Manifest, torchscript_deprecation_silenced, write_artifact
+from service.scoring.artifact import Manifest, torchscript_deprecation_silenced
+from service.scoring.artifact_writer import write_artifact
 
 if TYPE_CHECKING:
     from models.train import TrainResult

@@ -41,10 +41,10 @@ from models.train import (
 )
 from service.scoring.artifact import (
     MANIFEST_FILE,
-    ArtifactSwapFailed,
     name_problem,
     sha256_array,
 )
+from service.scoring.artifact_writer import ArtifactSwapFailed
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

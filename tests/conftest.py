@@ -20,7 +20,8 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from service.app import create_app
-from service.scoring.artifact import torchscript_deprecation_silenced, write_artifact
+from service.scoring.artifact import torchscript_deprecation_silenced
+from service.scoring.artifact_writer import write_artifact
 from service.settings import Settings
 from service.state import AppState
 

@@ -33,13 +33,13 @@ from service.scoring.artifact import (
     REFERENCE_FILE,
     TORCHSCRIPT_FILE,
     ArtifactError,
-    ArtifactSwapFailed,
     discover_artifacts,
     load_artifact,
     sha256_array,
     sha256_file,
     torchscript_deprecation_silenced,
 )
+from service.scoring.artifact_writer import ArtifactSwapFailed
 
 N_SENSORS = 5
 
