@@ -16,9 +16,7 @@ from models.data import DataError
 from models.report import (
     check_report_folder,
 )
-from models.train import (
-    TrainConfig,
-)
+from models.train import FAMILIES, TrainConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,11 +41,26 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
     parser.add_argument(
+        "--family",
+        choices=("auto", *FAMILIES),
+        default="auto",
+        help="auto: the model `train` makes by default (chosen on the dataset's normal "
+        "training data and faults injected into it); a family: that one, as given",
+    )
+    parser.add_argument(
+        "--window", type=int, default=None, help="with --family: readings per input"
+    )
+    parser.add_argument(
+        "--smoothing",
+        default="none",
+        help="with --family: the declared score smoothing (none, mean:N, median:N, ewma:A)",
+    )
+    parser.add_argument(
         "--plane-variance",
         type=float,
         default=None,
-        help="train with the linear PCA plane option (see `train --help`) instead of the "
-        "default plain autoencoder; the acceptance verdict then no longer applies",
+        help="train the autoencoder with the linear PCA plane option (see `train --help`); "
+        "the acceptance verdict then no longer applies",
     )
     parser.set_defaults(run=run)
 
@@ -55,8 +68,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir()
     out = args.out or REPO_ROOT / "reports" / args.dataset
+    select_model = args.family == "auto" and args.plane_variance is None
     try:
-        config = TrainConfig(plane_variance=args.plane_variance)
+        family = "autoencoder" if args.family == "auto" else args.family
+        window = args.window or (2 if family in ("cva", "dpca", "conv") else 1)
+        config = (
+            TrainConfig()
+            if select_model
+            else TrainConfig(
+                family=family,
+                window=window,
+                smoothing=args.smoothing,
+                plane_variance=args.plane_variance,
+            )
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -67,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.dataset == "tep":
-            written = _tep(data_dir, config, out, verbose=not args.quiet)
+            written = _tep(data_dir, config, out, verbose=not args.quiet, select_model=select_model)
         elif args.dataset == "nab":
-            nab = run_nab(data_dir, config, verbose=not args.quiet)
+            nab = run_nab(data_dir, config, verbose=not args.quiet, select_model=select_model)
             written = write_nab_report(nab, out)
             print(render_table(nab_table(nab)))
         else:
-            variants = run_skab(data_dir, config, verbose=not args.quiet)
+            variants = run_skab(data_dir, config, verbose=not args.quiet, select_model=select_model)
             table = skab_table(variants, len(variants[0].per_file))
             written = write_skab_report(variants, table, out, config=config)
             print(render_table(table))
@@ -84,15 +109,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tep(data_dir: Path, config: TrainConfig, out: Path, *, verbose: bool) -> dict[str, Path]:
-    bench = run_tep(data_dir, config, verbose=verbose)
+def _tep(
+    data_dir: Path, config: TrainConfig, out: Path, *, verbose: bool, select_model: bool
+) -> dict[str, Path]:
+    bench = run_tep(data_dir, config, verbose=verbose, select_model=select_model)
+    chosen = bench.detectors.result.config
+    print(
+        f"model: {chosen.family} over window {chosen.window}, smoothing {chosen.smoothing}"
+        + (" (chosen as `train` chooses by default)" if select_model else " (as given)"),
+        file=sys.stderr,
+    )
     written = write_tep_report(bench, out)
     print(render_table(tep_table(bench)))
     print("\n" + render_table(far_table(bench)))
     verdict = bench.acceptance()
-    settings = "" if config == TrainConfig() else " [not the default settings]"
+    settings = "" if select_model else " [not the default settings]"
     print(
-        "\nissue bars at the 95% limit (AE average MDR "
+        "\nissue bars at the 95% limit (model average MDR "
         f"{verdict['autoencoder_average_mdr_95']:.2f}%"
         f" <= {verdict['bar_average_mdr']:g}% with pooled FAR "
         f"{verdict['autoencoder_pooled_far_95']:.2f}% <= {verdict['bar_far_95']:g}%): "

@@ -24,10 +24,12 @@ from models.report import (
     markdown_table,
 )
 from models.scores import detector_scores, per_sensor_errors
+from models.selection import select
 from models.train import (
     EpochRecord,
     TrainConfig,
     TrainResult,
+    train,
 )
 
 DATA_DIR_ENV = "SENSOR_DATA_DIR"
@@ -145,3 +147,46 @@ def render_table(table: Table) -> str:
     if table.note:
         lines += ["", table.note]
     return "\n".join(lines)
+
+
+def train_as_default(
+    values: np.ndarray,
+    sensors: list[str],
+    config: TrainConfig,
+    *,
+    select_model: bool,
+    calibration_values: np.ndarray | None = None,
+    calibration_source: str | None = None,
+    progress: Callable[[EpochRecord, int], None] | None = None,
+) -> TrainResult:
+    """The model ``python -m models train`` would make. With ``select_model``, its default
+    ``--family auto --smoothing auto``: candidates chosen on faults injected into the
+    calibration data at the CLI's own threshold quantile, then the winner trained again
+    with the protocol's quantile (``config.quantile``, which moves only the threshold); the
+    ranking is kept in ``metrics["selection"]``. Without it, ``config`` as given."""
+    if not select_model:
+        return train(
+            values,
+            sensors,
+            config,
+            calibration_values=calibration_values,
+            calibration_source=calibration_source,
+            progress=progress,
+        )
+    chosen = select(
+        values,
+        sensors,
+        replace(config, quantile=TrainConfig().quantile),
+        calibration_values=calibration_values,
+        calibration_source=calibration_source,
+    )
+    result = train(
+        values,
+        sensors,
+        replace(chosen.result.config, quantile=config.quantile),
+        calibration_values=calibration_values,
+        calibration_source=calibration_source,
+        progress=progress,
+    )
+    result.metrics["selection"] = chosen.summary()
+    return result

@@ -28,6 +28,7 @@ from models.benchmarks.common import (
     describe_settings,
     progress_printer,
     require,
+    train_as_default,
 )
 from models.data import DataError, load_readings
 from models.events import (
@@ -40,7 +41,7 @@ from models.events import (
     median_step_seconds,
 )
 from models.report import EvaluationReport, Table, write_report
-from models.train import TrainConfig, train
+from models.train import TrainConfig
 
 NAB_CORPUS = "realKnownCause"
 NAB_WINDOWS_FILE = "labels/combined_windows.json"
@@ -136,6 +137,7 @@ def run_nab(
     rule: AlertRule | None = None,
     verbose: bool = True,
     max_series: int | None = None,
+    select_model: bool = False,
 ) -> NabBenchmark:
     """``max_series`` runs the first series only (a quick check, not the benchmark)."""
     # A trained model declares its smoothing and its scores come smoothed (models/scores.py):
@@ -149,10 +151,11 @@ def run_nab(
         n = len(series.values)
         probation = int(NAB_PROBATION * n)
         head = series.values[:probation]
-        result = train(
+        result = train_as_default(
             head,
             ["value"],
             config,
+            select_model=select_model,
             calibration_source=f"{series.name} tail of the probationary period",
             progress=progress_printer(f"nab {series.name}") if verbose else None,
         )

@@ -19,6 +19,7 @@ from models.benchmarks.common import (
     describe_settings,
     progress_printer,
     require,
+    train_as_default,
 )
 from models.data import DataError, Readings, load_readings
 from models.metrics import (
@@ -33,7 +34,6 @@ from models.report import (
 )
 from models.train import (
     TrainConfig,
-    train,
 )
 
 SKAB_TRAIN_ROWS = 400
@@ -104,6 +104,7 @@ def run_skab(
     *,
     verbose: bool = True,
     max_files: int | None = None,
+    select_model: bool = False,
 ) -> list[SkabVariant]:
     """``max_files`` runs the protocol on the first files only (a quick check, not the
     benchmark)."""
@@ -125,10 +126,11 @@ def run_skab(
     # B: normal behaviour learned once from anomaly-free.csv; each file's limit is then set
     # on its own first 400 rows (still training rows only), since every run drifts a little.
     sensors = files[0].readings.sensors  # load_skab checked every file has them
-    shared = train(
+    shared = train_as_default(
         anomaly_free.values,
         sensors,
         config,
+        select_model=select_model,
         progress=progress_printer("skab anomaly-free") if verbose else None,
     )
     recalibrated = SkabVariant(
@@ -162,7 +164,13 @@ def run_skab(
         # Score the test rows with the preceding rows as context (first window-1 dropped).
         test_labels = file.labels[SKAB_TRAIN_ROWS:]
 
-        result = train(head, sensors, config, calibration_source=f"{file.name} rows tail of 0-399")
+        result = train_as_default(
+            head,
+            sensors,
+            config,
+            select_model=select_model,
+            calibration_source=f"{file.name} rows tail of 0-399",
+        )
         start, stop = result.splits["calibration"]
         detectors = DetectorSet.build(
             result,

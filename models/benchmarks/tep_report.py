@@ -188,7 +188,7 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
         out_dir / "per_fault_mdr.png",
         [str(k) for k in TEP_FAULTS],
         {
-            "AE (ours)": [mdr["autoencoder"][k] for k in TEP_FAULTS],
+            "model (ours)": [mdr["autoencoder"][k] for k in TEP_FAULTS],
             "PCA-SPE (ours)": [mdr["pca_spe"][k] for k in TEP_FAULTS],
             "PCA-Q (published)": [bench.reference.per_fault[k]["PCA-Q"] for k in TEP_FAULTS],
             "DAE (published)": [bench.reference.per_fault[k]["DAE"] for k in TEP_FAULTS],
@@ -205,8 +205,17 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
             f"{limits} quantiles of all of d00_te.dat; false alarms: normal/run*.dat "
             "(pooled and worst run); MDR: d01..d21",
             "training settings": describe_settings(result.config, quantile=quantile),
-            "model": f"window {result.window}, hidden {result.config.hidden}, "
-            f"latent {result.config.latent}, best epoch {result.best_epoch}",
+            "model": f"{result.config.family} over window {result.window}, smoothing "
+            f"{result.config.smoothing}"
+            + (
+                f", hidden {result.config.hidden}, latent {result.config.latent}, best epoch "
+                f"{result.best_epoch}"
+                if result.config.family in ("autoencoder", "conv", "vae")
+                else ""
+            ),
+            "model selection": result.metrics.get(
+                "selection", "none: the settings were given (--family)"
+            ),
             "PCA baseline": f"{bench.detectors.pca.n_components} components "
             f"({bench.detectors.pca.explained_variance:.1%} of training variance)",
             "summary": bench.summary(),
