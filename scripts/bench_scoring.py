@@ -1,7 +1,7 @@
 """Quick scoring benchmark on 127.0.0.1 (bounded in time): an empty FastAPI endpoint vs
 POST /v1/score on the bundled model, one uvicorn worker each, driven by Debian's ``wrk``.
 
-    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2]
+    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2] [--model DIR]
 
 Prints req/s for single readings (and the ratio to the empty endpoint) and readings/s for
 1,000-reading JSON batches and float32 bodies. The load tests under loadtests/ are the
@@ -73,6 +73,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=6, help="seconds per wrk run")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=REPO / "models/synthetic-plant/1",
+        help="artifact folder to serve (default: the bundled model); readings are drawn "
+        "around its training mean",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -81,7 +88,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "empty_app.py").write_text(EMPTY_APP)
-        sensors = orjson.loads((REPO / "models/synthetic-plant/1/manifest.json").read_bytes())
+        served = tmp / "models" / args.model.parent.name / args.model.name
+        shutil.copytree(args.model, served)
+        sensors = orjson.loads((served / "manifest.json").read_bytes())
         n = len(sensors["sensors"])
         rng = np.random.default_rng(0)
         mean = np.array(sensors["scaler"]["mean"])
@@ -99,6 +108,7 @@ def main() -> int:
         f32 = lua(tmp / "f32.lua", tmp / "batch.f32", "application/octet-stream")
         env_service = {
             "ANOMALY_STORE_PATH": str(tmp / "store.sqlite3"),
+            "ANOMALY_MODELS_DIR": str(tmp / "models"),
             "ANOMALY_RECALIBRATION_ENABLED": "false",
             "PATH": "/usr/bin:/bin",
         }
