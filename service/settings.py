@@ -51,14 +51,16 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
     access_log: bool = Field(
         default=False,
-        description="uvicorn's per-request access log; off by default (~150 µs per request).",
+        description="uvicorn's per-request access log; off by default (it costs every request "
+        "time: docs/performance.md).",
     )
     opentelemetry: bool = Field(
         default=False,
         description="FastAPI's native OpenTelemetry spans, metrics and logs (install the `otel` "
         "extra and configure an SDK, e.g. FASTAPI_OTEL_AUTO_CONFIGURE=true with "
-        "OTEL_EXPORTER_OTLP_ENDPOINT). Off by default: checking for an SDK costs ~12 µs a request, "
-        "and on, scoring goes through FastAPI's router (~120 µs more) so spans carry the route.",
+        "OTEL_EXPORTER_OTLP_ENDPOINT). Off by default: checking for an SDK costs every request "
+        "time, and on, scoring goes through FastAPI's router so spans carry the route "
+        "(figures: docs/performance.md).",
     )
 
     # --- models -----------------------------------------------------------------------
