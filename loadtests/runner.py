@@ -57,6 +57,9 @@ class Context:
             "ANOMALY_MODELS_DIR": str(self.config.models_dir),
             "ANOMALY_ENV": "production",
             "ANOMALY_API_KEYS": json.dumps(keys),
+            # Production closes scoring by default; the scenarios measure the open scoring
+            # path their run history was taken on, so they open it explicitly.
+            "ANOMALY_REQUIRE_SCORE_KEY": "false",
             "ANOMALY_STORE_PATH": str(self.work_dir / "feedback.sqlite3"),
         }
         env.update(overrides)

@@ -27,6 +27,7 @@ from models.train import (
     FAMILIES,
     BeyondFloat32,
     CalibrationUnscorable,
+    DegenerateCalibration,
     TrainConfig,
     TrainingDiverged,
     TrainResult,
@@ -277,6 +278,9 @@ def select(
                 calibration_values=calibration_values,
                 calibration_source=calibration_source,
             )
+        except DegenerateCalibration as exc:
+            refusals.append(exc)  # this candidate's errors on the calibration run tie
+            continue
         except (BeyondFloat32, TrainingDiverged, CalibrationUnscorable):
             raise  # about the data or the settings, not this candidate
         except ValueError as exc:

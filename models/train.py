@@ -340,13 +340,6 @@ def estimate_threshold(
             "any reading scoring above it would alarm; calibrate on readings that vary "
             "(a stuck or constant calibration run cannot set a threshold)"
         )
-    ties = int((reading_errors == value).sum())
-    if ties > max(2, n * (1 - quantile)):
-        raise DegenerateCalibration(
-            f"{ties} of the {n} calibration errors are exactly {value:g}, the {quantile:g} "
-            "quantile: the tail is one repeated value (a saturated or stuck signal), so the "
-            "threshold says nothing about how often normal readings exceed it"
-        )
     exceeding = int((reading_errors > value).sum())
     ci = clopper_pearson(exceeding, n)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
@@ -356,6 +349,14 @@ def estimate_threshold(
             f"only {n} calibration samples for the {quantile:g} quantile: fewer than "
             f"{MIN_TAIL_SAMPLES} lie beyond it, so the threshold is noisy (false-alarm rate "
             f"95% CI {ci[0]:.2%}-{ci[1]:.2%}); use at least {needed} calibration readings"
+        )
+    ties = int((reading_errors == value).sum())
+    if ties > max(2, n * (1 - quantile)):
+        warnings.append(
+            f"{ties} of the {n} calibration errors are exactly {value:g}, the threshold: the "
+            "tail is one repeated value (a quantised, saturated or stuck signal), so fewer "
+            f"than {1 - quantile:.0%} of such readings exceed it and the rate is not what the "
+            "quantile promises"
         )
     below = reading_errors[reading_errors < value]
     if below.size and value > OUTLIER_RATIO * float(below.max()):

@@ -149,6 +149,9 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
             return "; ".join(models.problems.values())
         if not models.models():
             return f"no model loaded from {settings.models_dir}"
+        if models.default_name is None:
+            # Every request that names no model would be refused.
+            return models.no_default_reason()
         return None
 
     async def thresholds_present() -> str | None:
@@ -221,7 +224,8 @@ def create_app(
     app.state.keyring = build_keyring(settings)
     app.state.settings = settings
     install_problem_handlers(app)
-    score_access = require_scope("score", optional_unless="require_score_key")
+    # A key that may label or administer may also score what it labels.
+    score_access = require_scope("score", "feedback", "admin", optional_unless="score_key_required")
     if not settings.opentelemetry:
         # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI
         # (and serves it when FastAPI traces requests, so spans carry the route).
@@ -247,7 +251,7 @@ def create_app(
     app.include_router(metrics_api.router)
     install_offline_docs(app)
     keyed: tuple[str, ...] = always_keyed
-    if settings.require_score_key:
+    if settings.score_key_required:
         keyed += (score.router.prefix + "/score", models.router.prefix, streams.router.prefix)
     _document_manual_bodies(app, keyed_prefixes=keyed)
     return app

@@ -336,7 +336,7 @@ class StateGauges(Collector):
         self._thresholds, self._streams, self._models = thresholds, streams, models
 
     def collect(self) -> Iterator[Metric]:
-        quantiles, info, streams, value, baseline, version, drift = self.describe()
+        quantiles, info, streams, value, baseline, version, drift, refused = self.describe()
         if self._models is not None:
             served = self._models.models()
             for name, found in self.tally.quantiles((m.name, m.version) for m in served).items():
@@ -345,6 +345,8 @@ class StateGauges(Collector):
             for m in served:
                 labels = [m.name, m.version, str(m.window), str(m.manifest.n_sensors)]
                 info.add_metric(labels, 1.0)
+                count = sum(1 for key in self._models.refused if key.split("/", 1)[0] == m.name)
+                refused.add_metric([m.name], float(count))
         if self._streams is not None:
             streams.add_metric([], float(len(self._streams)))
         if self._thresholds is not None:
@@ -355,7 +357,7 @@ class StateGauges(Collector):
                 baseline.add_metric([name], snapshot.baseline)
                 version.add_metric([name], float(snapshot.version))
                 drift.add_metric([name], snapshot.drift_ratio)
-        yield from (quantiles, info, streams, value, baseline, version, drift)
+        yield from (quantiles, info, streams, value, baseline, version, drift, refused)
 
     def describe(self) -> tuple[GaugeMetricFamily, ...]:
         model = ["model"]
@@ -383,4 +385,10 @@ class StateGauges(Collector):
                 "threshold_version", "Version number of the threshold currently in force.", model
             ),
             _gauge("threshold_drift_ratio", "Current threshold / training baseline - 1.", model),
+            _gauge(
+                "model_versions_refused",
+                "Newer versions of a served model refused at start-up (an older good one "
+                "serves); /readyz and /v1/models say why.",
+                model,
+            ),
         )

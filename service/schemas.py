@@ -194,6 +194,10 @@ class ModelList(_Doc):
     default_model: str | None
     models: list[ModelSummary]
     problems: dict[str, str] = Field(description="Artifacts found but not served, and why.")
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="Newer versions refused while an older good one is served (name/version: why).",
+    )
 
 
 class ReloadResult(_Doc):
@@ -207,6 +211,11 @@ class Liveness(_Doc):
 class Readiness(_Doc):
     status: Literal["ready", "not_ready"]
     checks: dict[str, str] = Field(description='"ok", or why the check fails.')
+    refused_artifacts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Model versions refused while an older good version of the same model is "
+        "served (name/version: why); they do not make the service unready.",
+    )
 
 
 def as_datetime(seconds: float | None) -> datetime | None:

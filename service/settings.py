@@ -169,10 +169,11 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="A secrets file holding more keys in the same JSON form."
     )
-    require_score_key: bool = Field(
-        default=False,
-        description="Scoring and model listing need a key with the score scope (feedback and "
-        "admin endpoints always need one).",
+    require_score_key: bool | None = Field(
+        default=None,
+        description="Scoring, streams and model details need a key (any of the score, feedback "
+        "or admin scopes; feedback and admin endpoints always need theirs). Unset: needed in "
+        "production, not in development; false opens them explicitly.",
     )
 
     # --- feedback store, recalibration, drift ------------------------------------------
@@ -243,6 +244,13 @@ class Settings(BaseSettings):
         description="Random unflagged readings added to the review queue, so confirmed normals "
         "are not all drawn from high-error alerts.",
     )
+
+    @property
+    def score_key_required(self) -> bool:
+        """``require_score_key`` as set, else closed in production and open in development."""
+        if self.require_score_key is not None:
+            return self.require_score_key
+        return self.env == "production"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

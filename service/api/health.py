@@ -30,9 +30,11 @@ async def readyz(state: StateDep) -> Response:
     results = await state.not_ready_reasons()
     checks = {name: reason or "ok" for name, reason in results.items()}
     failing = {name: reason for name, reason in results.items() if reason}
+    refused = dict(state.models.refused)
     if not failing:
         return Response(
-            orjson.dumps({"status": "ready", "checks": checks}), media_type="application/json"
+            orjson.dumps({"status": "ready", "checks": checks, "refused_artifacts": refused}),
+            media_type="application/json",
         )
     body = problem_body(
         status=503,
@@ -42,4 +44,5 @@ async def readyz(state: StateDep) -> Response:
         instance="/readyz",
     )
     body["checks"] = checks
+    body["refused_artifacts"] = refused
     return Response(orjson.dumps(body), status_code=503, media_type=PROBLEM_CONTENT_TYPE)

@@ -53,7 +53,7 @@ def detail(models: ModelRegistry, thresholds: ThresholdBoard, model: LoadedModel
             name: FileOut(format=f.format, sha256=f.sha256, bytes=f.bytes)
             for name, f in manifest.files.items()
         },
-        path=str(model.artifact.path),
+        path=f"{model.name}/{model.version}",
         created_at=manifest.created_at,
         torch_version=manifest.torch_version,
         training_metrics=manifest.metrics,
@@ -67,6 +67,7 @@ async def list_models(state: StateDep) -> ModelList:
         default_model=models.default_name,
         models=[summary(models, state.thresholds, m) for m in models.models()],
         problems=dict(models.problems),
+        refused=dict(models.refused),
     )
 
 

@@ -66,7 +66,9 @@ class ModelRegistry:
     """Discovers, verifies and serves models; a failed (re)load never replaces a good model.
 
     ``problems`` maps a model name (or an artifact folder that could not even be named) to
-    why it is not served; readiness reports them.
+    why it is not served; readiness reports them. ``refused`` maps ``name/version`` to why a
+    newer version was refused while an older good one of that name is served: start-up falls
+    back to the newest good version, as a reload keeps the last good model, and says so.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class ModelRegistry:
         self._default_setting = default_model
         self._models: dict[str, LoadedModel] = {}
         self.problems: dict[str, str] = {}
+        self.refused: dict[str, str] = {}
 
     # --- lookups (hot path) -----------------------------------------------------------
     def get(self, name: str | None) -> LoadedModel:
@@ -90,7 +93,7 @@ class ModelRegistry:
         if name is None:
             name = self.default_name
             if name is None:
-                raise UnknownModel(self._no_default_reason())
+                raise UnknownModel(self.no_default_reason())
         try:
             return self._models[name]
         except KeyError:
@@ -105,7 +108,7 @@ class ModelRegistry:
             return next(iter(self._models))
         return None
 
-    def _no_default_reason(self) -> str:
+    def no_default_reason(self) -> str:
         if self._default_setting is not None:
             return f"the default model {self._default_setting!r} is not loaded"
         if not self._models:
@@ -122,40 +125,65 @@ class ModelRegistry:
     # --- loading ------------------------------------------------------------------------
     def candidates(self, only: str | None = None) -> dict[str, Path]:
         """The folder to serve per model name: the pinned version, else the highest."""
+        return {name: folders[0] for name, folders in self._versions(only).items()}
+
+    def _versions(self, only: str | None = None) -> dict[str, list[Path]]:
+        """Per model name, the folders that may be served, preferred first: the pinned version
+        alone, else every version, highest first."""
         by_name: dict[str, list[Path]] = {}
         for folder in discover_artifacts(self.models_dir):
             by_name.setdefault(folder.parent.name, []).append(folder)
         if only is not None:
             by_name = {only: by_name.get(only, [])}
-        chosen: dict[str, Path] = {}
+        chosen: dict[str, list[Path]] = {}
         for name, folders in by_name.items():
             pinned = self.pinned_versions.get(name)
             if pinned is not None:
-                chosen[name] = self.models_dir / name / pinned
+                chosen[name] = [self.models_dir / name / pinned]
             elif folders:
-                chosen[name] = max(folders, key=lambda p: version_key(p.name))
+                chosen[name] = sorted(folders, key=lambda p: version_key(p.name), reverse=True)
         for name, version in self.pinned_versions.items():
             if only in (None, name):
-                chosen.setdefault(name, self.models_dir / name / version)
+                chosen.setdefault(name, [self.models_dir / name / version])
         return chosen
 
     def load_all(self) -> dict[str, str]:
-        """Start-up: load every candidate; returns (and keeps) the problems found."""
+        """Start-up: for every model name the newest version that loads (a pinned version
+        only); returns (and keeps) the problems found. Versions refused on the way to a good
+        one are kept in ``refused``: a bad new file must not take down a good old model."""
         self.problems = {}
+        self.refused = {}
         if not self.models_dir.is_dir():
             self.problems["models_dir"] = f"models directory {self.models_dir} does not exist"
             return self.problems
-        found = self.candidates()
+        found = self._versions()
         if not found:
             self.problems["models_dir"] = (
                 f"no model artifacts (<name>/<version>/manifest.json) under {self.models_dir}"
             )
-        for name, folder in found.items():
-            try:
-                self._install(name, self._load(name, folder))
-            except ArtifactError as exc:
-                logger.error("not serving %s: %s", name, exc)
-                self.problems[name] = str(exc)
+        for name, folders in found.items():
+            refused: dict[str, str] = {}
+            for folder in folders:
+                try:
+                    model = self._load(name, folder)
+                except ArtifactError as exc:
+                    refused[f"{name}/{folder.name}"] = str(exc)
+                    continue
+                self._install(name, model)
+                break
+            if name not in self._models:
+                logger.error("not serving %s: %s", name, "; ".join(refused.values()))
+                self.problems[name] = "; ".join(refused.values())
+            elif refused:
+                for key, reason in refused.items():
+                    logger.error(
+                        "refused %s, serving %s version %s: %s",
+                        key,
+                        name,
+                        self._models[name].version,
+                        reason,
+                    )
+                self.refused.update(refused)
         if self._default_setting is not None and self._default_setting not in self._models:
             self.problems.setdefault(
                 "default_model",
@@ -188,6 +216,8 @@ class ModelRegistry:
         for model_name, model in loaded.items():
             self._install(model_name, model)
             self.problems.pop(model_name, None)
+            for key in [k for k in self.refused if k.split("/", 1)[0] == model_name]:
+                del self.refused[key]
         if self._default_setting is None or self._default_setting in self._models:
             self.problems.pop("default_model", None)
         if self._models:

@@ -133,7 +133,28 @@ async def test_scoring_is_open_unless_configured(make_client: Any) -> None:
     strict = await make_client(**STRICT)
     assert (await strict.post("/v1/score", json=body)).status_code == 401
     assert (await strict.post("/v1/score", json=body, headers=SCORER)).status_code == 200
-    assert (await strict.post("/v1/score", json=body, headers=OPERATOR)).status_code == 403
+    # A key that may label or administer may score what it labels.
+    assert (await strict.post("/v1/score", json=body, headers=OPERATOR)).status_code == 200
+    assert (await strict.post("/v1/score", json=body, headers=ADMIN)).status_code == 200
+
+
+async def test_production_is_closed_by_default(make_client: Any) -> None:
+    """With only admin and feedback keys in production, anonymous callers can neither score
+    (moving any stream's alert state) nor read streams or model details; opening scoring
+    is an explicit setting."""
+    body = {"stream_id": "a", "reading": [0.1, 0.2, 0.3, 0.4]}
+    keys = [k for k in API_KEYS if "score" not in k["scopes"]]
+    closed = await make_client(env="production", api_keys=keys)
+    assert (await closed.post("/v1/score", json=body)).status_code == 401
+    assert (await closed.get("/v1/models")).status_code == 401
+    assert (await closed.get("/v1/streams/a")).status_code == 401
+    assert (await closed.post("/v1/score", json=body, headers=OPERATOR)).status_code == 200
+    detail = (await closed.get("/v1/models/test-plant", headers=OPERATOR)).json()
+    assert detail["path"] == "test-plant/1"  # no absolute server path in replies
+    opened = await make_client(env="production", api_keys=keys, require_score_key=False)
+    assert (await opened.post("/v1/score", json=body)).status_code == 200
+    development = await make_client(api_keys=keys)
+    assert (await development.post("/v1/score", json=body)).status_code == 200
 
 
 async def test_both_header_forms_are_accepted(make_client: Any) -> None:

@@ -119,7 +119,7 @@ def _feed_custom_collectors(metrics: Metrics) -> None:
     )
     board = ThresholdBoard()
     board.set("x", ThresholdSnapshot(1.0, 1, 1.0))
-    models = cast(ModelRegistry, SimpleNamespace(models=lambda: [model]))
+    models = cast(ModelRegistry, SimpleNamespace(models=lambda: [model], refused={}))
     metrics.state.watch(board, StreamStates(1, 60), models)
 
 
