@@ -104,6 +104,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     thresholds = keeper.board
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
     metrics.state.watch(thresholds, streams, models)
+    metrics.show_zeros([model.name for model in models.models()])
     loop = RecalibrationLoop(
         interval_s=settings.recalibration_interval_s,
         label_trigger=settings.recalibration_label_trigger,

@@ -8,10 +8,12 @@ The Grafana dashboard and the alert rules in ``deploy/`` read exactly these name
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics import MetricWrapperBase
 
+from service.calibration.records import LabelValue, RunOutcome
 from service.collectors import RequestTally, ScoringTally, StateGauges
 
 # Normalised score = error / current threshold; buckets are dense around 1 (the decision).
@@ -26,6 +28,11 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 def error_buckets(threshold: float) -> tuple[float, ...]:
     """Raw reconstruction-error buckets placed around a model's training threshold."""
     return tuple(round(threshold * factor, 12) for factor in SCORE_BUCKETS)
+
+
+EVICTION_REASONS = ("lru", "ttl")  # service/scoring/streams.py: capacity, idle
+RECALIBRATION_OUTCOMES: tuple[str, ...] = get_args(RunOutcome)
+LABELS: tuple[str, ...] = get_args(LabelValue)
 
 
 class Metrics:
@@ -130,6 +137,17 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+
+    def show_zeros(self, models: Sequence[str]) -> None:
+        """Counters with labels start at 0 for their known label values, so a fresh
+        deployment's dashboard shows 0, not "No data", before the first event."""
+        for reason in EVICTION_REASONS:
+            self.stream_evictions.labels(reason)
+        for model in models:
+            for outcome in RECALIBRATION_OUTCOMES:
+                self.recalibration_runs.labels(model, outcome)
+            for label in LABELS:
+                self.feedback.labels(model, label)
 
     def unregister(self) -> None:
         """Take every collector built here off the registry (the app shuts down)."""

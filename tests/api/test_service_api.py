@@ -367,3 +367,17 @@ async def test_openapi_declares_refusals_as_problems(
     anonymous = await client.post("/v1/admin/models/reload")
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
+
+
+async def test_labelled_counters_start_at_zero(client: Any) -> None:
+    """A fresh deployment's dashboard shows 0 labels, runs and evictions, not "No data"."""
+    metrics = (await client.get("/metrics")).text
+    for line in (
+        'anomaly_feedback_labels_total{label="normal",model="test-plant"} 0.0',
+        'anomaly_feedback_labels_total{label="anomaly",model="test-plant"} 0.0',
+        'anomaly_recalibration_runs_total{model="test-plant",outcome="applied"} 0.0',
+        'anomaly_recalibration_runs_total{model="test-plant",outcome="failed"} 0.0',
+        'anomaly_stream_evictions_total{reason="lru"} 0.0',
+        'anomaly_stream_evictions_total{reason="ttl"} 0.0',
+    ):
+        assert line in metrics, line
