@@ -42,6 +42,38 @@ def default_hidden(n_inputs: int, latent: int) -> tuple[int, ...]:
     return (max(2 * latent, round(n_inputs * 0.64)),)
 
 
+def layer_sizes(
+    n_inputs: int,
+    hidden: Sequence[int] | None,
+    latent: int | None,
+    dropout: float,
+    activation: str,
+) -> tuple[tuple[int, ...], int]:
+    """The hidden sizes and the bottleneck, defaults filled in and every setting checked."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+    latent = default_latent(n_inputs) if latent is None else latent
+    sizes = default_hidden(n_inputs, latent) if hidden is None else tuple(hidden)
+    if n_inputs < 1 or latent < 1 or any(h < 1 for h in sizes):
+        raise ValueError(f"layer sizes must be positive: {n_inputs}, {sizes}, {latent}")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    return sizes, latent
+
+
+def dense_layers(
+    width: int, sizes: Sequence[int], activation: str, dropout: float | None
+) -> tuple[list[nn.Module], int]:
+    """Linear + activation (+ dropout) per size, from ``width``; and the last width."""
+    layers: list[nn.Module] = []
+    for size in sizes:
+        layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+        if dropout is not None:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    return layers, width
+
+
 class SensorAutoencoder(nn.Module):
     """An MLP autoencoder over a flattened window of standardised readings.
 
@@ -59,31 +91,12 @@ class SensorAutoencoder(nn.Module):
         activation: str = "elu",
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        latent = default_latent(n_inputs) if latent is None else latent
-        hidden = default_hidden(n_inputs, latent) if hidden is None else tuple(hidden)
-        if n_inputs < 1 or latent < 1 or any(h < 1 for h in hidden):
-            raise ValueError(f"layer sizes must be positive: {n_inputs}, {hidden}, {latent}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        self.hidden, self.latent = layer_sizes(n_inputs, hidden, latent, dropout, activation)
         self.n_inputs = n_inputs
-        self.hidden = tuple(hidden)
-        self.latent = latent
-        encoder: list[nn.Module] = []
-        width = n_inputs
-        for size in self.hidden:
-            encoder += [nn.Linear(width, size), ACTIVATIONS[activation](), nn.Dropout(dropout)]
-            width = size
-        encoder.append(nn.Linear(width, latent))
-        decoder: list[nn.Module] = []
-        width = latent
-        for size in reversed(self.hidden):
-            decoder += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-            width = size
-        decoder.append(nn.Linear(width, n_inputs))
-        self.encoder = nn.Sequential(*encoder)
-        self.decoder = nn.Sequential(*decoder)
+        encoder, width = dense_layers(n_inputs, self.hidden, activation, dropout)
+        self.encoder = nn.Sequential(*encoder, nn.Linear(width, self.latent))
+        decoder, width = dense_layers(self.latent, self.hidden[::-1], activation, None)
+        self.decoder = nn.Sequential(*decoder, nn.Linear(width, n_inputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         decoded: torch.Tensor = self.decoder(self.encoder(x))

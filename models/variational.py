@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.network import ACTIVATIONS, default_hidden, default_latent
+from models.network import dense_layers, layer_sizes
 
 ACTIVE_KL = 0.01
 """Average KL (nats) above which a latent dimension counts as active (Burda et al. 2016)."""
@@ -30,30 +30,14 @@ class VariationalAutoencoder(nn.Module):
         activation: str = "elu",
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        latent = default_latent(n_inputs) if latent is None else latent
-        hidden = default_hidden(n_inputs, latent) if hidden is None else tuple(hidden)
-        if n_inputs < 1 or latent < 1 or any(h < 1 for h in hidden):
-            raise ValueError(f"layer sizes must be positive: {n_inputs}, {hidden}, {latent}")
+        self.hidden, self.latent = layer_sizes(n_inputs, hidden, latent, dropout, activation)
         self.n_inputs = n_inputs
-        self.hidden = hidden
-        self.latent = latent
-        body: list[nn.Module] = []
-        width = n_inputs
-        for size in hidden:
-            body += [nn.Linear(width, size), ACTIVATIONS[activation](), nn.Dropout(dropout)]
-            width = size
+        body, width = dense_layers(n_inputs, self.hidden, activation, dropout)
         self.body = nn.Sequential(*body)
-        self.mean = nn.Linear(width, latent)
-        self.log_variance = nn.Linear(width, latent)
-        decoder: list[nn.Module] = []
-        width = latent
-        for size in reversed(hidden):
-            decoder += [nn.Linear(width, size), ACTIVATIONS[activation]()]
-            width = size
-        decoder.append(nn.Linear(width, n_inputs))
-        self.decoder = nn.Sequential(*decoder)
+        self.mean = nn.Linear(width, self.latent)
+        self.log_variance = nn.Linear(width, self.latent)
+        decoder, width = dense_layers(self.latent, self.hidden[::-1], activation, None)
+        self.decoder = nn.Sequential(*decoder, nn.Linear(width, n_inputs))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         decoded: torch.Tensor = self.decoder(self.mean(self.body(x)))
