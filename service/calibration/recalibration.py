@@ -81,6 +81,21 @@ class Recalibration:
     async def _propose(
         self, model: LoadedModel, current: ThresholdSnapshot, started: float
     ) -> Candidate:
+        smoothing = model.manifest.smoothing
+        if smoothing is not None and smoothing.method != "none":
+            # Labels keep each reading's raw error; a quantile of those is not on the scale
+            # of a threshold set on smoothed scores, and would quietly loosen it.
+            return Candidate(
+                outcome="insufficient",
+                current=current.value,
+                value=None,
+                relative_change=None,
+                n_samples=0,
+                message=f"the threshold is on {smoothing.label()}-smoothed scores and labels "
+                "carry raw errors, so no candidate is proposed automatically; set the "
+                "threshold by hand (admin) or retrain with the new normal data",
+                statistics={"smoothing": smoothing.label()},
+            )
         sample = await asyncio.to_thread(
             self.store.normal_sample,
             model.name,

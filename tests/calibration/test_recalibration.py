@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_test_artifact
 from rooms_support import Rooms, open_rooms
 
 from service.calibration.labelling import CarriedReadings
@@ -70,3 +71,17 @@ async def test_the_scheduled_run_steps_every_model_and_refreshes_drift_and_revie
     assert (
         rooms.registry.get_sample_value("anomaly_drift_ks_statistic", {"model": "flat"}) is not None
     )
+
+
+async def test_a_threshold_on_smoothed_scores_is_not_recalibrated_from_raw_errors(
+    tmp_path: Path,
+) -> None:
+    """Labels carry raw errors; a quantile of them would loosen a threshold set on smoothed
+    scores without a word. The run says why and proposes nothing."""
+    ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
+    build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma)
+    async with open_rooms(tmp_path) as rooms:
+        run = await rooms.recalibration.recalibrate("smooth", trigger="test")
+    assert run.outcome == "insufficient"
+    assert "ewma:0.3-smoothed scores" in run.message and "raw errors" in run.message
+    assert rooms.keeper.board.get("smooth").version == 1
