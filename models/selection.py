@@ -31,6 +31,7 @@ from models.train import (
     TrainConfig,
     TrainingDiverged,
     TrainResult,
+    estimate_threshold,
     score_readings,
     train,
 )
@@ -60,7 +61,8 @@ class CandidateScore:
 
     @property
     def mean_detection(self) -> float:
-        return float(np.mean(list(self.detection.values())))
+        """0 for a candidate whose every smoothing left a threshold train refuses."""
+        return float(np.mean(list(self.detection.values()))) if self.detection else 0.0
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,10 @@ def injected_run(
 
 def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
     """Detection rate per kind of fault, each run smoothed by ``smoothing`` and compared with
-    the ``quantile`` of the smoothed clean run (the threshold ``train`` would set)."""
+    the threshold ``train`` would set on the smoothed clean run (refusals included:
+    :class:`~models.train.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
-    threshold = float(np.quantile(smooth(run.clean, how), quantile, method="higher"))
+    threshold = estimate_threshold(smooth(run.clean, how), quantile, source="selection").value
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for fault, raw in run.faulty:
         scores = smooth(raw, how)
@@ -218,9 +221,14 @@ def weigh_smoothings(
     the one that carries best)."""
     weighed = []
     for spec in smoothings:
+        try:
+            rates = detection(run, spec, config.quantile)
+        except DegenerateCalibration:
+            continue  # train would refuse the threshold this smoothing leaves
         split = split_false_alarms(run.clean, spec, config.quantile)
-        rates = detection(run, spec, config.quantile)
         weighed.append((spec, split, rates))
+    if not weighed:  # every smoothing flattens the tail: train will say why
+        return CandidateScore(config, {}, seconds, 1.0)
     allowed = [w for w in weighed if w[1] <= TRANSFER_SLACK * (1 - config.quantile)]
     if not allowed:
         allowed = [min(weighed, key=lambda w: w[1])]

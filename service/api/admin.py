@@ -32,7 +32,11 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     loaded = await state.keeper.swap_models(lambda: state.models.reload(name))
     for model in loaded:
         old = before.get(model.name)
-        if old is not None and (old.sensors != model.sensors or old.window != model.window):
+        if old is not None and (
+            old.sensors != model.sensors
+            or old.window != model.window
+            or old.manifest.smoothing != model.manifest.smoothing
+        ):
             state.streams.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 

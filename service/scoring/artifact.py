@@ -98,7 +98,7 @@ class ScoreSmoothing(_Strict):
     rate of what the service flags when it smooths the same way."""
 
     method: Literal["none", "mean", "median", "ewma"]
-    window: int = Field(default=1, ge=1, le=1000, description="Scores a mean or median covers.")
+    window: int = Field(default=1, ge=1, description="Scores a mean or median covers.")
     alpha: float = Field(default=1.0, gt=0, le=1, description="Weight of the newest score (EWMA).")
 
     def label(self) -> str:

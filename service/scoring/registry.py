@@ -123,10 +123,6 @@ class ModelRegistry:
         return name in self._models
 
     # --- loading ------------------------------------------------------------------------
-    def candidates(self, only: str | None = None) -> dict[str, Path]:
-        """The folder to serve per model name: the pinned version, else the highest."""
-        return {name: folders[0] for name, folders in self._versions(only).items()}
-
     def _versions(self, only: str | None = None) -> dict[str, list[Path]]:
         """Per model name, the folders that may be served, preferred first: the pinned version
         alone, else every version, highest first."""
@@ -162,28 +158,15 @@ class ModelRegistry:
                 f"no model artifacts (<name>/<version>/manifest.json) under {self.models_dir}"
             )
         for name, folders in found.items():
-            refused: dict[str, str] = {}
-            for folder in folders:
-                try:
-                    model = self._load(name, folder)
-                except ArtifactError as exc:
-                    refused[f"{name}/{folder.name}"] = str(exc)
-                    continue
-                self._install(name, model)
-                break
-            if name not in self._models:
+            model, refused = self._newest_good(name, folders)
+            if model is None:
                 logger.error("not serving %s: %s", name, "; ".join(refused.values()))
                 self.problems[name] = "; ".join(refused.values())
-            elif refused:
-                for key, reason in refused.items():
-                    logger.error(
-                        "refused %s, serving %s version %s: %s",
-                        key,
-                        name,
-                        self._models[name].version,
-                        reason,
-                    )
-                self.refused.update(refused)
+                continue
+            self._install(name, model)
+            for key, reason in refused.items():
+                logger.error("refused %s, serving version %s: %s", key, model.version, reason)
+            self.refused.update(refused)
         if self._default_setting is not None and self._default_setting not in self._models:
             self.problems.setdefault(
                 "default_model",
@@ -192,23 +175,25 @@ class ModelRegistry:
         return self.problems
 
     def reload(self, name: str | None = None) -> list[LoadedModel]:
-        """Re-read artifacts (all, or one name); refuses the lot if any is bad.
+        """Re-read artifacts (all, or one name): an operator asking for the newest version
+        gets it or a refusal naming why, never a quiet fallback; refuses the lot if any
+        newest version is bad (reload one name to leave the others out of it).
 
         Everything is verified before anything is swapped in, so a refused reload leaves
         every model as it was.
         """
-        found = self.candidates(only=name)
+        found = self._versions(only=name)
         if name is not None and not found:
             raise UnknownModel(f"no artifact for model {name!r} under {self.models_dir}")
         if not found:
             raise ArtifactRejected(f"no model artifacts under {self.models_dir}")
         loaded: dict[str, LoadedModel] = {}
         failures: list[str] = []
-        for model_name, folder in found.items():
+        for model_name, folders in found.items():
             try:
-                loaded[model_name] = self._load(model_name, folder)
+                loaded[model_name] = self._load(model_name, folders[0])
             except ArtifactError as exc:
-                failures.append(str(exc))
+                failures.append(self._reason(exc))
         if failures:
             raise ArtifactRejected(
                 "reload refused, still serving the previous models: " + "; ".join(failures)
@@ -223,6 +208,27 @@ class ModelRegistry:
         if self._models:
             self.problems.pop("models_dir", None)
         return list(loaded.values())
+
+    def _newest_good(
+        self, name: str, folders: list[Path]
+    ) -> tuple[LoadedModel | None, dict[str, str]]:
+        """The first of ``folders`` (preferred first) that loads, and why the ones before it
+        were refused (``name/version``: reason, paths relative to the models folder)."""
+        refused: dict[str, str] = {}
+        for folder in folders:
+            try:
+                return self._load(name, folder), refused
+            except ArtifactError as exc:
+                refused[f"{name}/{folder.name}"] = self._reason(exc)
+        return None, refused
+
+    def _reason(self, exc: ArtifactError) -> str:
+        """The refusal without the server's absolute path (readiness is unauthenticated)."""
+        try:
+            where = str(Path(exc.path).relative_to(self.models_dir))
+        except ValueError:
+            where = Path(exc.path).name
+        return f"model artifact {where}: {exc.reason}"
 
     def _load(self, name: str, folder: Path) -> LoadedModel:
         try:

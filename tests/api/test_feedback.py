@@ -106,7 +106,7 @@ async def test_feedback_counter_counts_new_labels_only(client: Any) -> None:
         for s in f.samples
         if s.name == "anomaly_feedback_labels_total"
     }
-    assert counts == {"normal": 2.0}
+    assert counts == {"normal": 2.0, "anomaly": 0.0}  # labelled counters start at 0
 
 
 async def test_a_reading_id_given_twice_is_refused(client: Any) -> None:

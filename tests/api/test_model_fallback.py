@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calibration_support import ADMIN, API_KEYS
 from conftest import TEST_MODEL, ClientFactory, build_test_artifact
 
 
@@ -59,3 +60,29 @@ async def test_several_models_without_a_default_are_not_ready(
     assert named.status_code == 200
     chosen = await make_client(models_dir=folder, default_model="plant-b")
     assert (await chosen.get("/readyz")).status_code == 200
+
+
+async def test_reload_names_the_refused_version_and_no_server_path(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    """An operator asking for the newest version gets it or a refusal (reload all is all or
+    nothing; reloading another model by name is not blocked); no reason names a server path."""
+    folder = models_with_a_bad_newest_version(tmp_path / "m")
+    build_test_artifact(folder, name="other")
+    client = await make_client(models_dir=folder, default_model=TEST_MODEL, api_keys=API_KEYS)
+    refused = await client.post("/v1/admin/models/reload", headers=ADMIN)
+    assert refused.status_code == 409
+    assert f"model artifact {TEST_MODEL}/2: " in refused.json()["detail"]
+    other = await client.post("/v1/admin/models/other/reload", headers=ADMIN)
+    assert other.status_code == 200, other.text
+    ready = (await client.get("/readyz")).json()
+    assert str(tmp_path) not in str(ready)
+    assert ready["refused_artifacts"][f"{TEST_MODEL}/2"].startswith(
+        f"model artifact {TEST_MODEL}/2: "
+    )
+
+
+async def test_a_long_smoothing_window_setting_still_scores(make_client: ClientFactory) -> None:
+    client = await make_client(smoothing_method="mean", smoothing_window=5000)
+    reply = await client.post("/v1/score", json={"stream_id": "s", "reading": [0, 0, 0, 0]})
+    assert reply.status_code == 200

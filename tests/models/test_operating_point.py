@@ -75,3 +75,18 @@ def test_a_smoothing_that_holds_excursions_too_long_is_not_chosen() -> None:
     assert long_memory > 2 * 0.01
     chosen = weigh_smoothings(run, TrainConfig(quantile=0.99), ("none", "ewma:0.05"), 0.0)
     assert chosen.config.smoothing == "none"
+
+
+def test_a_smoothing_whose_threshold_train_would_refuse_is_never_chosen() -> None:
+    """Isolated spikes on a flat score: a median of 3 removes them all, leaving a tail no
+    higher than the median; choosing it would make train refuse a model that was fine."""
+    rng = np.random.default_rng(0)
+    clean = np.ones(2000)
+    clean[rng.choice(2000, 30, replace=False)] = 2.0 + rng.random(30)
+    faulty = clean.copy()
+    faulty[1000:] += 0.3
+    run = InjectedRun(clean, [(Fault("bias", 0, 1000, 1.0), faulty)], window=1)
+    chosen = weigh_smoothings(run, TrainConfig(), ("median:3", "none"), 0.0)
+    assert chosen.config.smoothing == "none"
+    alone = weigh_smoothings(run, TrainConfig(), ("median:3",), 0.0)
+    assert alone.detection == {} and alone.mean_detection == 0.0
