@@ -6,6 +6,7 @@ on training's results without training depending on export.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -47,6 +48,16 @@ from service.scoring.artifact import (
 from service.scoring.artifact_writer import ArtifactSwapFailed
 
 
+class DefaultsWhereThereAreSome(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, but not "(default: None)" for options whose help says what
+    happens when they are left out."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     defaults = TrainConfig()
     parser = subparsers.add_parser(
@@ -54,7 +65,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="train, calibrate and export a model artifact",
         description="Train the sensor autoencoder on normal readings, set its threshold on "
         "calibration readings and write the artifact to OUT/NAME/VERSION/.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsWhereThereAreSome,
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, required=True, help=".csv, .dat/.txt or .npy file")
@@ -69,8 +80,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     out = parser.add_argument_group("artifact")
     out.add_argument("--out", type=Path, default=Path("models"), help="models folder")
-    out.add_argument("--name", required=True, help="model name")
-    out.add_argument("--version", required=True, help="model version")
+    out.add_argument(
+        "--name", help="model name (default: the --data file's name, e.g. plant.csv -> plant)"
+    )
+    out.add_argument(
+        "--version",
+        help="model version (default: one above the highest numbered version of NAME in --out, "
+        "or 1)",
+    )
     out.add_argument("--force", action="store_true", help="overwrite an existing artifact")
     model = parser.add_argument_group("model and training")
     model.add_argument(
@@ -268,7 +285,27 @@ def print_candidate(score: CandidateScore) -> None:
     )
 
 
+def default_name(data: Path) -> str:
+    """A model name from a data file's name: ``TEP d00.dat`` -> ``TEP-d00``.
+
+    >>> default_name(Path("var/plant 3.csv"))
+    'plant-3'
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", data.stem).strip("-._")
+    return name[:128] or "model"
+
+
+def next_version(folder: Path) -> str:
+    """One above the highest numbered version in ``folder`` (a model's folder), or 1."""
+    numbers = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return str(max(numbers, default=0) + 1)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.name is None:
+        args.name = default_name(args.data)
+    if args.version is None:
+        args.version = next_version(args.out / args.name)
     try:
         config = config_from_args(args)
     except ValueError as exc:

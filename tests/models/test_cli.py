@@ -308,3 +308,25 @@ def test_commands_are_registered() -> None:
     assert args.command == "generate" and callable(args.run)
     with pytest.raises(SystemExit):
         parser.parse_args(["no-such-command"])
+
+
+def test_train_names_and_numbers_the_model_when_not_told(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No --name or --version: the data file names the model and versions count up."""
+    data = tmp_path / "my plant.csv"
+    data.write_bytes((data_dir / "train.csv").read_bytes())
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "m"), *tiny()]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "m" / "my-plant").iterdir()) == ["1", "2"]
+    assert load_artifact(tmp_path / "m" / "my-plant" / "2").manifest.name == "my-plant"
+    capsys.readouterr()
+
+
+def test_train_help_shows_no_none_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: None)" not in out
+    assert "(default: auto)" in out  # real defaults are still shown
