@@ -224,7 +224,8 @@ class Settings(BaseSettings):
         default=0.01,
         gt=0,
         lt=1,
-        description="Significance level of the KS drift tests (BH-corrected per sensor).",
+        description="Significance level of the KS drift tests, shared by the reading-error "
+        "test and the sensors' (BH-corrected) family.",
     )
     drift_min_effect: float = Field(
         default=0.1, gt=0, lt=1, description="Smallest KS statistic D that counts as drift."
