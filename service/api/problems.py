@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -41,12 +42,44 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> tuple[str, int | None]:
     return name or "body", index
 
 
-async def _service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ServiceError)
-    if exc.status_code >= 500:
-        logger.error("%s: %s", type(exc).__name__, exc.detail)
-    headers: dict[str, str] | None = getattr(exc, "headers", None)
-    return problem_response(exc.problem(instance=request.url.path), headers=headers)
+class LogThrottle:
+    """At most one log line per kind of error per ``interval_s``; the next one says how many
+    were held back. While the service is not ready every request is refused with a 503, and
+    one ERROR line each would flood the log and bury the reason.
+
+    >>> throttle = LogThrottle(10.0)
+    >>> [throttle.admit("NotReady", now) for now in (0.0, 1.0, 2.0, 12.0)]
+    [0, None, None, 2]
+    """
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def admit(self, kind: str, now: float) -> int | None:
+        """The number of lines held back since the last one when this one may be logged,
+        else None (it is counted)."""
+        last = self._last.get(kind)
+        if last is not None and now - last < self.interval_s:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return None
+        self._last[kind] = now
+        return self._held.pop(kind, 0)
+
+
+def _service_error_handler(throttle: LogThrottle) -> Any:
+    async def _service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        if exc.status_code >= 500:
+            held = throttle.admit(type(exc).__name__, time.monotonic())
+            if held is not None:
+                more = f" ({held} more like it held back)" if held else ""
+                logger.error("%s: %s%s", type(exc).__name__, exc.detail, more)
+        headers: dict[str, str] | None = getattr(exc, "headers", None)
+        return problem_response(exc.problem(instance=request.url.path), headers=headers)
+
+    return _service_error
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -174,7 +207,7 @@ def document_problems(schema: dict[str, Any], *, keyed_prefixes: tuple[str, ...]
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ClientDisconnect, _client_gone)
-    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(ServiceError, _service_error_handler(LogThrottle(10.0)))
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)

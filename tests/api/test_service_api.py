@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,18 @@ async def test_labelled_counters_start_at_zero(client: Any) -> None:
         'anomaly_stream_evictions_total{reason="ttl"} 0.0',
     ):
         assert line in metrics, line
+
+
+async def test_refusals_while_not_ready_do_not_flood_the_log(
+    tmp_path: Path, make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every request is a 503 while no model loads: one ERROR line per kind per interval,
+    not one per request."""
+    client = await make_client(models_dir=tmp_path / "missing")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="service.api.problems"):
+        for _ in range(200):
+            reply = await client.post("/v1/score", json={"stream_id": "s", "reading": [0.0]})
+            assert reply.status_code == 503
+    lines = [r for r in caplog.records if r.name == "service.api.problems"]
+    assert 1 <= len(lines) <= 2, [r.getMessage() for r in lines]
