@@ -95,12 +95,12 @@ def run(args: argparse.Namespace) -> int:
             written = _tep(data_dir, config, out, verbose=not args.quiet, select_model=select_model)
         elif args.dataset == "nab":
             nab = run_nab(data_dir, config, verbose=not args.quiet, select_model=select_model)
-            written = write_nab_report(nab, out)
+            written = write_nab_report(nab, out, selected=select_model)
             print(render_table(nab_table(nab)))
         else:
             variants = run_skab(data_dir, config, verbose=not args.quiet, select_model=select_model)
             table = skab_table(variants, len(variants[0].per_file))
-            written = write_skab_report(variants, table, out, config=config)
+            written = write_skab_report(variants, table, out, config=config, selected=select_model)
             print(render_table(table))
     except (DataError, OSError) as exc:  # bad or missing data; a report not written (disk full)
         print(f"error: {exc}", file=sys.stderr)

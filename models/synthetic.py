@@ -276,8 +276,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "anomaly (0/1), anomaly_kind and anomaly_sensor.",
     )
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--readings", type=int, required=True, help="number of readings")
-    parser.add_argument("--seed", type=int, required=True, help="seed of this run")
+    parser.add_argument("--readings", type=int, default=10_000, help="number of readings (10000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of this run (0)")
     parser.add_argument("--sensors", type=int, default=50, help="number of sensors (50)")
     parser.add_argument(
         "--anomalies", action="store_true", help="inject labelled faults of every kind"

@@ -149,6 +149,12 @@ def render_table(table: Table) -> str:
     return "\n".join(lines)
 
 
+SELECTED_SETTINGS = (
+    "chosen for each model as `train` chooses by default (--family auto --smoothing auto: "
+    "faults injected into the training data's calibration part; see docs/training.md)"
+)
+
+
 def train_as_default(
     values: np.ndarray,
     sensors: list[str],

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from models.benchmarks.common import (
+    SELECTED_SETTINGS,
     BenchmarkDataMissing,
     DetectorSet,
     describe_settings,
@@ -281,13 +282,18 @@ def nab_series_table(bench: NabBenchmark) -> Table:
     )
 
 
-def write_nab_report(bench: NabBenchmark, out_dir: Path) -> dict[str, Path]:
+def write_nab_report(
+    bench: NabBenchmark, out_dir: Path, *, selected: bool = False
+) -> dict[str, Path]:
+    """``selected``: the models were chosen as ``train`` chooses by default (per series)."""
     report = EvaluationReport(
         title=f"NAB benchmark ({NAB_CORPUS}, event level)",
         context={
             "protocol": f"per series: train on the first {NAB_PROBATION:.0%} (NAB's probationary "
             "period), score the rest in file order, alerts by the service's rule",
-            "training settings": describe_settings(bench.config, quantile=NAB_QUANTILE),
+            "training settings": SELECTED_SETTINGS
+            if selected
+            else describe_settings(bench.config, quantile=NAB_QUANTILE),
             "alert rule": bench.rule.describe(),
             "summary": bench.summary(),
         },

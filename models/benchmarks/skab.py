@@ -14,6 +14,7 @@ import numpy as np
 
 from models.benchmarks.common import (
     DETECTORS,
+    SELECTED_SETTINGS,
     BenchmarkDataMissing,
     DetectorSet,
     describe_settings,
@@ -272,7 +273,9 @@ def write_skab_report(
     out_dir: Path,
     *,
     config: TrainConfig | None = None,
+    selected: bool = False,
 ) -> dict[str, Path]:
+    """``selected``: the models were chosen as ``train`` chooses by default (per file)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     series: dict[str, list[float]] = {}
     for variant in variants:
@@ -303,7 +306,9 @@ def write_skab_report(
         context={
             "protocol": f"per file: first {SKAB_TRAIN_ROWS} rows train, the rest test; "
             "TP/FP/FN/TN summed over files",
-            "training settings": describe_settings(config or TrainConfig(), quantile=SKAB_QUANTILE),
+            "training settings": SELECTED_SETTINGS
+            if selected
+            else describe_settings(config or TrainConfig(), quantile=SKAB_QUANTILE),
         },
         detectors=[],
         tables=[table, skab_per_file_table(variants[0])],

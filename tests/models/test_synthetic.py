@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from models.__main__ import main
 from models.synthetic import (
     ANOMALY_KINDS,
     REPLAY_LAG,
@@ -92,3 +95,10 @@ def test_injection_is_deterministic_and_validated(normal: np.ndarray) -> None:
         inject_anomalies(normal, seed=1, kinds=("meteor",))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not fit"):
         inject_event(normal, AnomalyEvent("spike", 3999, 4001, 0, 1.0))
+
+
+def test_generate_needs_only_an_output_file(tmp_path: Path) -> None:
+    assert main(["generate", "--out", str(tmp_path / "plant.csv"), "--readings", "50"]) == 0
+    assert main(["generate", "--out", str(tmp_path / "default.csv")]) == 0
+    lines = (tmp_path / "default.csv").read_text().splitlines()
+    assert len(lines) == 1 + 10_000  # the header, then the default number of readings
