@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from models.__main__ import build_parser, main
+from models.__main__ import COMMANDS, build_parser, main
 from models.data import load_readings
 from service.scoring.artifact import load_artifact, sha256_array
 
@@ -330,3 +332,27 @@ def test_train_help_shows_no_none_defaults(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "(default: None)" not in out
     assert "(default: auto)" in out  # real defaults are still shown
+
+
+def test_models_help_works_without_torch() -> None:
+    """The list of commands imports none of them: `python -m models --help` answers on a
+    machine where torch is not installed yet."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from models.__main__ import main\n"
+        "main(['--help'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    for name in COMMANDS:
+        assert name in done.stdout
+
+
+def test_the_command_list_says_what_each_command_says_of_itself() -> None:
+    full = build_parser().format_help()
+    listed = build_parser("").format_help()
+    for _, summary in COMMANDS.values():
+        words = " ".join(summary.split())
+        assert words in " ".join(full.split()) and words in " ".join(listed.split())
