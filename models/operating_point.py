@@ -47,5 +47,4 @@ def smooth(scores: np.ndarray, smoothing: ScoreSmoothing) -> np.ndarray:
     values = np.asarray(scores, dtype=np.float64)
     if smoothing.method == "none":
         return values
-    smoother = make_smoother(smoothing.method, window=smoothing.window, alpha=smoothing.alpha)
-    return smoother.update_many(values)
+    return make_smoother(smoothing).update_many(values)

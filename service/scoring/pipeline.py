@@ -69,9 +69,8 @@ class ScoringPipeline:
 
     def _new_state(self, model: LoadedModel, now: float) -> StreamState:
         s = self.settings
-        how = stream_smoothing(s, model.manifest.smoothing)
         return StreamState(
-            make_smoother(how.method, window=how.window, alpha=how.alpha),
+            make_smoother(stream_smoothing(s, model.manifest.smoothing)),
             AlertDebouncer(s.alert_k, s.alert_n, s.alert_cooldown),
             window=model.window,
             n_sensors=model.manifest.n_sensors,

@@ -48,6 +48,6 @@ def score_sequence(
         reject_overflow(squared, model, first)
     decisions = decide(squared, threshold, top_k)
     if model.manifest.smoothing is not None:
-        smoother = make_smoother(smoothing.method, window=smoothing.window, alpha=smoothing.alpha)
+        smoother = make_smoother(smoothing)
         decisions = replace(decisions, anomalies=smoother.update_many(decisions.scores) > 1.0)
     return ScoredSequence(first=first, squared=squared, decisions=decisions)

@@ -11,14 +11,14 @@ numpy, giving exactly the values a loop of ``update`` calls would.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from service.scoring.artifact import ScoreSmoothing
-from service.settings import Settings, SmoothingMethod
+from service.settings import Settings
 
 # Below this many scores a plain loop beats numpy's per-call overhead.
 _VECTOR_MIN = 16
@@ -149,16 +149,15 @@ class Ewma:
         return result
 
 
-def make_smoother(
-    method: SmoothingMethod | Literal["none"], *, window: int, alpha: float
-) -> Smoother:
-    if method == "none":
+def make_smoother(smoothing: ScoreSmoothing) -> Smoother:
+    """A fresh smoother for one stream (``none``: each score as it is)."""
+    if smoothing.method == "none":
         return RollingMean(1)
-    if method == "mean":
-        return RollingMean(window)
-    if method == "median":
-        return RollingMedian(window)
-    return Ewma(alpha)
+    if smoothing.method == "mean":
+        return RollingMean(smoothing.window)
+    if smoothing.method == "median":
+        return RollingMedian(smoothing.window)
+    return Ewma(smoothing.alpha)
 
 
 def stream_smoothing(settings: Settings, declared: ScoreSmoothing | None) -> ScoreSmoothing:

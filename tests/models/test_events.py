@@ -19,6 +19,7 @@ from models.events import (
     smooth,
     windows_from_labels,
 )
+from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import ALERT, AlertDebouncer
 from service.scoring.smoothing import make_smoother, stream_smoothing
 from service.settings import Settings
@@ -51,7 +52,7 @@ def test_alerts_are_the_services(method: str, k: int, n: int, cooldown: int) -> 
     scores = np.exp(rng.normal(-0.3, 0.6, size=3000))
     scores[1000:1040] *= 4  # an event
     rule = AlertRule(method, window=3, alpha=0.5, k=k, n=n, cooldown=cooldown)
-    smoother = make_smoother(method, window=3, alpha=0.5)  # type: ignore[arg-type]
+    smoother = make_smoother(ScoreSmoothing(method=method, window=3, alpha=0.5))  # type: ignore[arg-type]
     debouncer = AlertDebouncer(k, n, cooldown)
     smoothed, states = [], []
     for batch in np.array_split(scores, [1, 5, 40, 41, 700, 1500]):

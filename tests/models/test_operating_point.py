@@ -22,7 +22,7 @@ from tests.models.test_linear import ar_process
 def test_smoothing_is_the_services_own(spec: str) -> None:
     scores = np.random.default_rng(0).gamma(2.0, size=200)
     how = parse_smoothing(spec)
-    service = make_smoother(how.method, window=how.window, alpha=how.alpha)  # type: ignore[arg-type]
+    service = make_smoother(how)
     one_by_one = [service.update(x) for x in scores]
     np.testing.assert_allclose(smooth(scores, how), one_by_one)
 

@@ -9,6 +9,7 @@ import pytest
 
 import service.scoring.decision as decision_module
 import service.scoring.smoothing as smoothing_module
+from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import ALERT, COOLDOWN, NORMAL, STATE_NAMES, AlertDebouncer
 from service.scoring.smoothing import Ewma, RollingMean, RollingMedian, make_smoother
 
@@ -56,7 +57,7 @@ def test_reference_values() -> None:
     assert [median.update(x) for x in (1.0, 9.0, 2.0, 3.0)] == [1.0, 5.0, 2.0, 3.0]
     ewma = Ewma(0.5)
     assert [ewma.update(x) for x in (2.0, 4.0, 0.0)] == [2.0, 3.0, 1.5]
-    assert make_smoother("median", window=3, alpha=0.5).update(7.0) == 7.0
+    assert make_smoother(ScoreSmoothing(method="median", window=3)).update(7.0) == 7.0
     with pytest.raises(ValueError):
         RollingMean(0)
     with pytest.raises(ValueError):
