@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 import yaml
+from nginx_support import MAIN_CONF as NGINX_CONF
 from promql_support import REPO
+from settings_support import KNOWN_ENV
 
 from service.settings import Settings
 
@@ -165,9 +167,19 @@ def test_the_image_and_compose_healthchecks_pass_on_ready_and_fail_on_503(
 # --- docker-compose.yml ------------------------------------------------------------------
 
 
+DEFAULT_SERVICES = {"service", "prometheus", "alertmanager", "grafana"}
+REPLICAS = {"replica-1", "replica-2", "replica-3"}
+HA_SERVICES = REPLICAS | {"nginx", "postgres", "redis"}
+
+
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
     return data
+
+
+def _default_services() -> dict[str, Any]:
+    """What `docker compose up` runs: the services in no profile."""
+    return {k: v for k, v in _compose()["services"].items() if "profiles" not in v}
 
 
 def test_compose_file_matches_the_compose_spec_schema() -> None:
@@ -186,6 +198,7 @@ def _env_project(tmp_path: Path, password: str) -> Path:
     env = ENV_EXAMPLE.read_text().replace(
         "\nGRAFANA_ADMIN_PASSWORD=\n", f"\nGRAFANA_ADMIN_PASSWORD={password}\n"
     )
+    env = env.replace("\nPOSTGRES_PASSWORD=\n", "\nPOSTGRES_PASSWORD=a-long-postgres-password\n")
     (tmp_path / ".env").write_text(env)
     return tmp_path
 
@@ -200,9 +213,19 @@ def test_docker_compose_config_accepts_the_file_with_the_example_env(tmp_path: P
     )
     assert result.returncode == 0, result.stdout + result.stderr
     resolved = yaml.safe_load(result.stdout)
-    assert set(resolved["services"]) == {"service", "prometheus", "alertmanager", "grafana"}
-    grafana_env = resolved["services"]["grafana"]["environment"]
+    # docker-compose 1.x lists every profile's services in `config`; the default ones are
+    # those in no profile.
+    services = resolved["services"]
+    assert {k for k, v in services.items() if not v.get("profiles")} == DEFAULT_SERVICES
+    assert {k for k, v in services.items() if v.get("profiles") == ["ha"]} == HA_SERVICES
+    grafana_env = services["grafana"]["environment"]
     assert grafana_env["GF_SECURITY_ADMIN_PASSWORD"] == "a-long-grafana-password"
+    # The replicas reach PostgreSQL with the password the postgres container is given.
+    password = services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert password == "a-long-postgres-password"
+    for replica in REPLICAS:
+        url = services[replica]["environment"]["ANOMALY_STORE_URL"]
+        assert url == f"postgresql://anomaly:{password}@postgres:5432/anomaly"
     (tmp_path / "no-password").mkdir()
     refused = subprocess.run(
         [docker_compose, "config"],
@@ -216,19 +239,80 @@ def test_docker_compose_config_accepts_the_file_with_the_example_env(tmp_path: P
 
 
 def test_compose_has_the_four_services_with_healthchecks_and_ordered_start() -> None:
-    services = _compose()["services"]
-    assert set(services) == {"service", "prometheus", "alertmanager", "grafana"}
-    for name, service in services.items():
+    services = _default_services()
+    assert set(services) == DEFAULT_SERVICES
+    every = _compose()["services"]
+    for name, service in every.items():
         assert service["healthcheck"]["test"], name
         assert service.get("restart") == "unless-stopped", name
         for dependency, condition in service.get("depends_on", {}).items():
-            assert dependency in services
+            assert dependency in every
             if condition["condition"] == "service_healthy":
-                assert "healthcheck" in services[dependency]
+                assert "healthcheck" in every[dependency]
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
     assert services["prometheus"]["depends_on"]["alertmanager"]["condition"] == "service_healthy"
     # Prometheus must run while the service is unhealthy, to report it.
     assert services["prometheus"]["depends_on"]["service"]["condition"] == "service_started"
+    # The default stack never waits on, or starts, a service of a profile.
+    for name, service in services.items():
+        assert set(service.get("depends_on", {})) <= DEFAULT_SERVICES, name
+
+
+def test_the_ha_profile_runs_replicas_behind_nginx_on_postgres_and_redis() -> None:
+    services = _compose()["services"]
+    for name in HA_SERVICES:
+        assert services[name]["profiles"] == ["ha"], name
+    single = services["service"]
+    replicas = [services[name] for name in sorted(REPLICAS)]
+    for replica in replicas:
+        assert replica == replicas[0], "the replicas differ only in their names"
+    replica = replicas[0]
+    assert replica["image"] == single["image"] and replica["build"] == single["build"]
+    assert replica["env_file"] == single["env_file"] == ".env"
+    assert replica["healthcheck"] == single["healthcheck"]
+    assert replica["depends_on"] == {
+        "postgres": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
+    env = replica["environment"]
+    assert env["ANOMALY_STORE_URL"].startswith("postgresql://anomaly:${POSTGRES_PASSWORD")
+    assert env["ANOMALY_STORE_URL"].endswith("@postgres:5432/anomaly")
+    assert env["ANOMALY_REDIS_URL"] == "redis://redis:6379/0"
+    assert "ANOMALY_STORE_PATH" not in env and "volumes" not in replica
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_USER"] == postgres["POSTGRES_DB"] == "anomaly"
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert "noeviction" in services["redis"]["command"]
+
+
+def test_nginx_balances_exactly_the_replicas_on_the_port_they_serve() -> None:
+    services = _compose()["services"]
+    nginx = services["nginx"]
+    conf = NGINX_CONF.read_text()
+    upstreams = re.findall(r"(?m)^\s*server ([\w-]+):(\d+)", conf)
+    port = services["replica-1"]["environment"]["ANOMALY_PORT"]
+    assert sorted(upstreams) == [(name, port) for name in sorted(REPLICAS)]
+    assert set(nginx["depends_on"]) == REPLICAS
+    (listen,) = re.findall(r"(?m)^\s*listen (\d+);", conf)
+    (published,) = nginx["ports"]
+    assert published.endswith(f":{listen}")
+    assert listen in " ".join(nginx["healthcheck"]["test"])
+    # Not the single service's host port: both stacks may be defined side by side.
+    assert "${HA_PORT" in published and "${SERVICE_PORT" not in published
+    mounts = dict(v.split(":")[:2] for v in nginx["volumes"])
+    assert mounts == {
+        "./deploy/nginx/nginx.conf": "/etc/nginx/nginx.conf",
+        # nginx.conf includes it by a path relative to its own folder.
+        "./deploy/nginx/anomaly.conf": "/etc/nginx/anomaly.conf",
+    }
+    assert "include anomaly.conf;" in conf
+
+
+def test_every_anomaly_variable_in_compose_is_a_setting() -> None:
+    named = set(re.findall(r"\b(ANOMALY_[A-Z0-9_]+)\b", COMPOSE.read_text()))
+    assert named, "compose sets the service's settings"
+    assert named <= KNOWN_ENV, sorted(named - KNOWN_ENV)
 
 
 def test_compose_volumes_are_named_and_bind_mounts_exist_in_the_repository() -> None:
@@ -245,6 +329,11 @@ def test_compose_volumes_are_named_and_bind_mounts_exist_in_the_repository() -> 
                 assert source in declared, source
                 used.add(source)
     assert used == declared
+    for name, service in compose["services"].items():
+        if service.get("read_only"):
+            # The nginx and replica containers run on a read-only root; what they write
+            # goes to a tmpfs (nginx.conf keeps all of nginx's files under /tmp).
+            assert service["tmpfs"] == ["/tmp"], name
     store = compose["services"]["service"]["environment"]["ANOMALY_STORE_PATH"]
     assert "feedback-data:" + str(Path(store).parent) in compose["services"]["service"]["volumes"]
 

@@ -239,9 +239,7 @@ def _assert_problem(status: int, headers: dict[str, str], body: bytes, expected:
     return problem
 
 
-def test_nginx_s_own_refusals_are_problem_bodies(
-    nginx_binary: str, balancers: Balancers
-) -> None:
+def test_nginx_s_own_refusals_are_problem_bodies(nginx_binary: str, balancers: Balancers) -> None:
     # No replica listens: nothing is reached, nothing is needed from the service.
     balancer = balancers.start([f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"])
     limit = 16 * 1024 * 1024
