@@ -270,12 +270,14 @@ def test_a_killed_replica_is_skipped_and_no_request_fails(
             for _ in range(4):  # both replicas answer while alive
                 assert client.get("/readyz").status_code == 200
             doomed.kill()
-            answers = [client.get("/readyz") for _ in range(20)]
-            answers += [_score(client, f"after-kill-{i}", [0.1, 0.2, 0.3, 0.4]) for i in range(10)]
+            # POSTs first: the rotation's next turn is the killed replica's.
+            answers = [_score(client, f"after-kill-{i}", [0.1, 0.2, 0.3, 0.4]) for i in range(10)]
+            answers += [client.get("/readyz") for _ in range(20)]
     finally:
         doomed.stop()
     assert [a.status_code for a in answers] == [200] * 30, [a.text for a in answers]
-    assert all(a.json().get("status") == "ready" for a in answers[:20])
+    assert all(a.json()["result"]["status"] == "scored" for a in answers[:10])
+    assert all(a.json().get("status") == "ready" for a in answers[10:])
     after_kill = balancer.log_lines()[4:]
     assert len(after_kill) == 30
     dead, alive = _address(doomed), _address(survivor)
@@ -284,6 +286,7 @@ def test_a_killed_replica_is_skipped_and_no_request_fails(
     # nothing, so even a POST is passed on), and the dead one was then left out of the
     # rotation instead of getting every other request.
     assert tried_dead, "no request reached the killed replica: the test proved nothing"
+    assert "POST /v1/score" in tried_dead[0]
     for line in tried_dead:
         assert f"upstream={dead}, {alive} " in line, line
         assert "upstream_status=502, 200 " in line, line
