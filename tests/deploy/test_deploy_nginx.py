@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from nginx_support import MAIN_CONF, MISSING, PROXY_CONF, check_config, find_nginx, render
+from nginx_support import MAIN_CONF, MISSING, PROXY_CONF, REPO, check_config, find_nginx, render
 
 from service.errors import PROBLEM_TYPE_BASE, PayloadTooLarge
 from service.settings import Settings
@@ -57,6 +57,11 @@ def test_the_body_limit_is_the_service_s_default() -> None:
     assert _bytes(limit) == Settings.model_fields["max_body_bytes"].default
     mib = _bytes(limit) // 1024**2
     assert f"{mib} MiB" in PROXY_CONF.read_text()
+    # No deployment file moves the service's limit away from the balancer's.
+    for path in [REPO / "docker-compose.yml", REPO / ".env.example",
+                 *(REPO / "deploy" / "kubernetes").glob("*.yaml")]:  # fmt: skip
+        for value in re.findall(r"(?m)^\s*ANOMALY_MAX_BODY_BYTES[=:]\s*\"?(\d+)", path.read_text()):
+            assert int(value) == _bytes(limit), path.name
 
 
 def _own_problems() -> dict[int, dict[str, object]]:
