@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
@@ -116,6 +117,16 @@ def document_refusals(schema: dict[str, Any], *, json_only_prefixes: tuple[str, 
         components.pop(unused, None)
 
 
+def float32_ceiling(bound: np.float32) -> float:
+    """The largest number whose float32 is at most ``bound``: the service compares readings
+    after their conversion to float32, so a value up to half a float32 step above the bound
+    is within it, and the schema's ``maximum`` says exactly that (ties round to even)."""
+    above = np.nextafter(bound, np.float32(np.inf))
+    middle = (float(bound) + float(above)) / 2  # exact in float64
+    even = int(np.asarray(bound, dtype=np.float32).view(np.uint32)) % 2 == 0
+    return middle if even else float(np.nextafter(middle, -np.inf))
+
+
 def document_readings(schema: dict[str, Any], models: Sequence[LoadedModel]) -> None:
     """A reading's values as the served models take them: a list of exactly their number
     of sensors, or an object naming every sensor of one of them and nothing else, each value
@@ -128,8 +139,8 @@ def document_readings(schema: dict[str, Any], models: Sequence[LoadedModel]) -> 
     objects: list[dict[str, Any]] = []
     for model in models:
         numbers = [
-            {"type": "number", "minimum": low, "maximum": high}
-            for low, high in zip(model.value_low.tolist(), model.value_high.tolist(), strict=True)
+            {"type": "number", "minimum": -float32_ceiling(-low), "maximum": float32_ceiling(high)}
+            for low, high in zip(model.value_low, model.value_high, strict=True)
         ]
         n = len(numbers)
         same = all(number == numbers[0] for number in numbers)

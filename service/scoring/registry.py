@@ -37,19 +37,24 @@ class LoadedModel:
     artifact: Artifact
     engine: ScoringEngine
     sensor_index: dict[str, int] = field(repr=False)
-    value_low: np.ndarray = field(repr=False)  # per sensor: the values it takes
+    # Per sensor, float32 like the readings they are compared with (no cast on the hot path).
+    value_low: np.ndarray = field(repr=False)
     value_high: np.ndarray = field(repr=False)
+    within: tuple[float, float] = field(repr=False)  # inside every sensor's bounds
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
         manifest = artifact.manifest
         mean, scale = np.array(manifest.scaler.mean), np.array(manifest.scaler.scale)
+        low = (mean - VALUE_REACH * scale).astype(np.float32)
+        high = (mean + VALUE_REACH * scale).astype(np.float32)
         return cls(
             artifact=artifact,
             engine=ScoringEngine(artifact),
             sensor_index={name: i for i, name in enumerate(manifest.sensors)},
-            value_low=mean - VALUE_REACH * scale,
-            value_high=mean + VALUE_REACH * scale,
+            value_low=low,
+            value_high=high,
+            within=(float(low.max()), float(high.min())),
         )
 
     @property

@@ -80,8 +80,11 @@ def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
                 FieldError(name, "not a field of a scoring request") for name in sorted(unknown)
             ],
         )
-    if keys_may_repeat(body, len(data)):
-        check_no_repeats(body, _kept_keys(data))
+    # A body with one colon per top-level key (a bare-list reading or batch) has no other
+    # object and nothing to check; any other is checked when its colons are unaccounted.
+    colons = body.count(b":")
+    if colons != len(data) and keys_may_repeat(body, colons, _accounted_colons(data)):
+        check_no_repeats(body)
     stream_id = _check_stream_id(data.get("stream_id"))
     model = _check_model(data.get("model"))
     # null is absent, as the documented schema allows (clients serialise unset fields so)
@@ -122,16 +125,28 @@ def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
     )
 
 
-def _kept_keys(data: dict[str, Any]) -> int:
-    """The keys parsing kept in the objects a scoring body may hold: the request, wrapped
-    readings and their sensor names. Any other object is refused by the checks anyway."""
-    kept = len(data)
+def _accounted_colons(data: dict[str, Any]) -> int:
+    """The colons of the body its parse accounts for: one per key kept in the objects a
+    scoring body may hold (the request, wrapped readings and their sensor names), and those
+    inside the strings where they occur (stream id, model, reading ids, ISO timestamps).
+    A body holding anything else goes to the exact check, then is refused by the others."""
+    accounted = len(data)
+    for value in data.values():
+        if isinstance(value, str):
+            accounted += value.count(":")
     many = data.get("readings")
     for reading in many if isinstance(many, list) else (data.get("reading"),):
-        if isinstance(reading, dict):
+        if type(reading) is dict:  # exact types: the loop runs once per reading
+            accounted += len(reading)
+            stamp, reading_id = reading.get("timestamp"), reading.get("reading_id")
+            if type(stamp) is str:
+                accounted += stamp.count(":")
+            if type(reading_id) is str:
+                accounted += reading_id.count(":")
             values = reading.get("values")
-            kept += len(reading) + (len(values) if isinstance(values, dict) else 0)
-    return kept
+            if type(values) is dict:
+                accounted += len(values)
+    return accounted
 
 
 def _plain_batch(body: bytes | bytearray, max_readings: int) -> ParsedRequest | None:

@@ -40,19 +40,19 @@ def loads_refusing_repeats(body: bytes | bytearray | str) -> Any:
     return json.loads(body, object_pairs_hook=_refuse_repeats)
 
 
-def keys_may_repeat(body: bytes | bytearray, parsed_keys: int) -> bool:
-    """False when ``body`` cannot hold a repeated key: every key is followed by a colon, so
-    a body with no more colons than the keys its parse kept has lost none to a repeat.
-    Colons inside strings (ISO timestamps, ids) only make the answer a cautious True."""
-    return body.count(b":") > parsed_keys
+def keys_may_repeat(body: bytes | bytearray, colons: int, accounted: int) -> bool:
+    """False when ``body`` (holding ``colons`` colons) cannot hold a repeated key. Every key
+    is followed by a colon and the other colons are inside strings: when the keys its parse
+    kept plus the colons inside strings it kept (``accounted``, counting any subset of them)
+    make up every colon, no key was dropped. An escape could hide a colon (``\\u003a``), so
+    a body with a backslash is always checked; unaccounted colons only cost the exact check.
+    """
+    return colons != accounted or body.find(b"\\") != -1
 
 
-def check_no_repeats(body: bytes | bytearray, parsed_keys: int) -> None:
-    """Raises :class:`RepeatedKey` when ``body`` repeats a key; ``parsed_keys``: how many
-    keys the fast parse of ``body`` kept (every object's, or the check is merely slower)."""
-    if keys_may_repeat(body, parsed_keys):
-        try:
-            loads_refusing_repeats(body)
-        except (ValueError, RecursionError):
-            # Not expected of a body orjson read: its own checks then decide.
-            pass
+def check_no_repeats(body: bytes | bytearray) -> None:
+    """Raises :class:`RepeatedKey` when ``body`` repeats a key (the exact, slower check)."""
+    try:
+        loads_refusing_repeats(body)
+    except (ValueError, RecursionError):
+        pass  # not expected of a body orjson read: its own checks then decide

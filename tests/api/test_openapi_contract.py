@@ -4,6 +4,7 @@ the service enforces (schemathesis checks the rest in tests/integration)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -156,19 +157,22 @@ async def test_hand_set_threshold_bounds_are_in_the_schema(client: AppClient) ->
 
 
 async def test_sensor_values_carry_the_models_sensors_and_reach(client: AppClient) -> None:
+    """Unknown sensors and values whose error overflows were 422s for bodies the schema
+    called valid; the bounds stated are exactly the ones enforced, to the last float."""
     schemas = (await spec_of(client))["components"]["schemas"]
-    named = schemas["ReadingIn"]["properties"]["values"]["anyOf"]
-    listed, by_name = named
+    listed, by_name = schemas["ReadingIn"]["properties"]["values"]["anyOf"]
     assert (listed["minItems"], listed["maxItems"]) == (4, 4)
     assert by_name["required"] == ["s0", "s1", "s2", "s3"]
     assert by_name["additionalProperties"] is False
-    assert listed["items"] == {"type": "number", "minimum": -VALUE_REACH, "maximum": VALUE_REACH}
-    ok = {"stream_id": "s", "reading": [VALUE_REACH, 0, 0, -VALUE_REACH]}
+    low, high = listed["items"]["minimum"], listed["items"]["maximum"]
+    assert high == pytest.approx(VALUE_REACH, rel=1e-7) and low == -high  # mean 0, scale 1
+    ok = {"stream_id": "s", "reading": [high, 0, 0, low]}
     assert (await client.post("/v1/score", json=ok, headers=ADMIN)).status_code == 200
-    far = {"stream_id": "s", "reading": [0, 0, VALUE_REACH * 1.5, 0]}
-    refused = await client.post("/v1/score", json=far, headers=ADMIN)
-    assert refused.status_code == 422, refused.text
-    assert refused.json()["errors"][0]["field"] == "values[2]"
+    for beyond in (math.nextafter(high, math.inf), math.nextafter(low, -math.inf)):
+        far = {"stream_id": "s", "reading": [0, 0, beyond, 0]}
+        refused = await client.post("/v1/score", json=far, headers=ADMIN)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["errors"][0]["field"] == "values[2]"
 
 
 async def test_a_null_reading_beside_readings_is_absent(client: AppClient) -> None:

@@ -43,6 +43,8 @@ ROW = "[0.5, 0, 0, 0]"
             ' "2026-01-05T10:00:00Z", "timestamp": "2026-01-05T11:00:00Z"}]}',
             "timestamp",
         ),
+        # Each pair's value decodes to a colon the body does not show.
+        ('{"stream_id": "a", "reading": ' + ROW + ', "stream_id": "\\u003a"}', "stream_id"),
         # orjson refuses NaN: the standard parser's path must refuse repeats too.
         ('{"stream_id": "a", "stream_id": "b", "reading": [NaN, 0, 0, 0]}', "stream_id"),
     ],
