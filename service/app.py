@@ -39,7 +39,13 @@ from service.api import metrics as metrics_api
 from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
-from service.api.problems import document_problems, install_problem_handlers
+from service.api.openapi import (
+    document_access,
+    document_readings,
+    document_refusals,
+    document_threshold_bounds,
+)
+from service.api.problems import install_problem_handlers
 from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
@@ -251,17 +257,14 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     install_offline_docs(app)
-    keyed: tuple[str, ...] = always_keyed
-    if settings.score_key_required:
-        keyed += (score.router.prefix + "/score", models.router.prefix, streams.router.prefix)
-    _document_manual_bodies(app, keyed_prefixes=keyed)
+    _document(app, settings, json_only_prefixes=always_keyed)
     return app
 
 
-def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) -> None:
-    """Add the schemas of hand-parsed bodies to the OpenAPI components, and scoring examples
-    for the model being served."""
-    documented: dict[tuple[str, str, bool], dict[str, Any]] = {}
+def _document(app: FastAPI, settings: Settings, *, json_only_prefixes: tuple[str, ...]) -> None:
+    """The OpenAPI document: the schemas of hand-parsed bodies, access and refusals, and for
+    the models being served, scoring examples and the hand-set threshold's bounds."""
+    documented: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def openapi() -> dict[str, Any]:
         schema = generic()
@@ -270,7 +273,7 @@ def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) ->
             return schema
         default = state.models.default_name
         model = next((m for m in served if m.name == default), served[0])
-        key = (model.name, model.version, default is None)
+        key = (default, *((m.name, m.version) for m in served))
         if key not in documented:
             documented.clear()  # one served set at a time; a reload makes a new one
             specific = copy.deepcopy(schema)
@@ -278,6 +281,8 @@ def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) ->
             body["content"]["application/json"]["examples"] = score.request_examples(
                 model, name_model=default is None
             )
+            document_readings(specific, served)
+            document_threshold_bounds(specific, state.thresholds, [m.name for m in served])
             documented[key] = specific
         return documented[key]
 
@@ -298,7 +303,8 @@ def _document_manual_bodies(app: FastAPI, *, keyed_prefixes: tuple[str, ...]) ->
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         for name, definition in defs.get("$defs", {}).items():
             components.setdefault(name, definition)
-        document_problems(schema, keyed_prefixes=keyed_prefixes)
+        document_access(schema, app.routes, settings)
+        document_refusals(schema, json_only_prefixes=json_only_prefixes)
         app.openapi_schema = schema
         return schema
 

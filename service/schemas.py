@@ -7,11 +7,23 @@ document exactly what it accepts and returns, with examples.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.payload import (
+    EARLIEST_TIMESTAMP,
+    FLOAT32_MAX,
+    LATEST_TIMESTAMP,
+    MAX_STREAM_ID,
+    STREAM_ID_PATTERN,
+)
+
 AlertState = Literal["normal", "alert", "cooldown", "warming_up"]
+SensorValue = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+"""A value the model (float32) can hold: anything larger is refused, never rounded to inf."""
+UnixSeconds = Annotated[float, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
 
 
 class _Doc(BaseModel):
@@ -21,11 +33,11 @@ class _Doc(BaseModel):
 class ReadingIn(_Doc):
     """A reading with its optional extras; a bare list of numbers is accepted too."""
 
-    values: list[float] | dict[str, float] = Field(
+    values: list[SensorValue] | dict[str, SensorValue] = Field(
         description="One value per sensor in the manifest's order, or an object keyed by "
         "sensor name (every sensor, no others).",
     )
-    timestamp: float | datetime | None = Field(
+    timestamp: UnixSeconds | datetime | None = Field(
         default=None, description="Unix seconds or ISO 8601 with a zone; default: receive time."
     )
     reading_id: str | None = Field(
@@ -35,15 +47,42 @@ class ReadingIn(_Doc):
     )
 
 
+def exactly_one_of(*fields: str, only_with: dict[str, str] | None = None) -> dict[str, Any]:
+    """A JSON Schema ``oneOf`` saying exactly one of ``fields`` is given (present and not
+    null); ``only_with`` maps a field to the one it may accompany (null otherwise)."""
+    null = {"type": "null"}
+    branches = []
+    for chosen in fields:
+        properties: dict[str, Any] = {name: null for name in fields if name != chosen}
+        properties[chosen] = {"not": null}
+        for name, partner in (only_with or {}).items():
+            if partner != chosen:
+                properties[name] = null
+        branches.append({"required": [chosen], "properties": properties})
+    return {"oneOf": branches}
+
+
 class ScoreRequest(_Doc):
     """One reading (`reading`) or a batch (`readings`) from one stream."""
 
+    model_config = ConfigDict(json_schema_extra=exactly_one_of("reading", "readings"))
+
     stream_id: str = Field(
-        min_length=1, max_length=256, description="Smoothing state is per stream."
+        min_length=1,
+        max_length=MAX_STREAM_ID,
+        pattern=STREAM_ID_PATTERN,
+        description="Smoothing state is per stream.",
     )
-    model: str | None = Field(default=None, description="Model name; default: the default model.")
-    reading: list[float] | ReadingIn | None = Field(default=None, description="A single reading.")
-    readings: list[list[float] | ReadingIn] | None = Field(
+    model: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX_LENGTH,
+        description="Model name; default: the default model.",
+    )
+    reading: list[SensorValue] | ReadingIn | None = Field(
+        default=None, description="A single reading."
+    )
+    readings: list[list[SensorValue] | ReadingIn] | None = Field(
         default=None, description="A batch, oldest first (at most the configured maximum)."
     )
 

@@ -10,17 +10,16 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from service.api.models import summary
-from service.api.streams import ModelQuery, find_stream
-from service.schemas import Problem, ReloadResult
+from service.api.openapi import problems
+from service.api.params import ModelPath, ModelQuery
+from service.api.streams import find_stream
+from service.schemas import ReloadResult
 from service.scoring.registry import LoadedModel
 from service.state import AppState, StateDep
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
-_ERRORS: dict[int | str, dict[str, object]] = {
-    404: {"model": Problem, "description": "No artifact for that model name."},
-    409: {"model": Problem, "description": "An artifact is bad; nothing was swapped."},
-}
+_REFUSED = "An artifact is bad, or there is none; nothing was swapped."
 
 
 async def _reload(state: AppState, name: str | None) -> ReloadResult:
@@ -45,9 +44,9 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     "/streams/{stream_id}",
     status_code=204,
     summary="Forget a stream's smoothing, alert and window state (e.g. after maintenance)",
-    responses={404: {"model": Problem}},
+    responses=problems(s404="No state for that stream, or no such model."),
 )
-async def reset_stream(stream_id: str, state: StateDep, model: str | None = ModelQuery) -> Response:
+async def reset_stream(stream_id: str, state: StateDep, model: ModelQuery = None) -> Response:
     name, _ = find_stream(state, stream_id, model)
     state.streams.drop((name, stream_id))
     return Response(status_code=204)
@@ -57,7 +56,7 @@ async def reset_stream(stream_id: str, state: StateDep, model: str | None = Mode
     "/models/reload",
     response_model=ReloadResult,
     summary="Re-read every model artifact (all or nothing)",
-    responses=_ERRORS,
+    responses=problems(s409=_REFUSED),
 )
 async def reload_all(state: StateDep) -> ReloadResult:
     return await _reload(state, None)
@@ -67,7 +66,7 @@ async def reload_all(state: StateDep) -> ReloadResult:
     "/models/{name}/reload",
     response_model=ReloadResult,
     summary="Re-read one model's artifact",
-    responses=_ERRORS,
+    responses=problems(s404="No artifact for that model name.", s409=_REFUSED),
 )
-async def reload_one(name: str, state: StateDep) -> ReloadResult:
+async def reload_one(name: ModelPath, state: StateDep) -> ReloadResult:
     return await _reload(state, name)

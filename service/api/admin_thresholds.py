@@ -11,17 +11,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from service.api.bodies import JsonBodyRoute
+from service.api.openapi import problems
+from service.api.params import MAX_CLIENT_ID, ModelPath
 from service.calibration.keeper import InForce
 from service.calibration.records import (
-    MAX_ROW_ID,
     PendingThreshold,
     RecalibrationRun,
     ThresholdSource,
     ThresholdVersion,
 )
 from service.schemas import as_datetime
+from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
 from service.security import Principal, require_scope
 from service.state import DriftDep, KeeperDep, RecalibrationDep
 
@@ -119,16 +122,25 @@ class SetThreshold(BaseModel):
     value: float = Field(
         gt=0,
         allow_inf_nan=False,
-        description="Within a factor 1e6 of the model's training baseline (422 otherwise).",
+        description="Within a factor 1e6 of the model's training baseline (422 otherwise); "
+        "the bounds shown are those of the models being served.",
     )
     reason: str = Field(min_length=1, max_length=2000)
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 3.0 is the integer 3 (as JSON Schema's ``integer`` says);
+    3.5, true and "3" stay refused by the strict check."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    version: int = Field(
-        ge=1, le=MAX_ROW_ID, description="The version whose value becomes current again."
+    version: Annotated[int, BeforeValidator(_whole_number)] = Field(
+        ge=1, le=MAX_CLIENT_ID, description="The version whose value becomes current again."
     )
     reason: str = Field(default="", max_length=2000)
 
@@ -139,8 +151,13 @@ class Decision(BaseModel):
     reason: str = Field(default="", max_length=2000)
 
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"])
-PendingId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=JsonBodyRoute)
+_NO_MODEL = "No such model."
+_PENDING_REFUSALS = problems(
+    s404="No pending threshold with that id, or its model is not served.",
+    s409="It was already decided, or superseded, or its model version is gone.",
+)
+PendingId = Annotated[int, Path(ge=1, le=MAX_CLIENT_ID)]
 
 
 def _current(state: InForce) -> CurrentThreshold:
@@ -165,9 +182,10 @@ async def list_thresholds(_: AdminPrincipal, keeper: KeeperDep) -> list[CurrentT
     "/thresholds/{model}",
     response_model=ThresholdHistory,
     summary="A model's threshold history, pending candidates and recent runs",
+    responses=problems(s404=_NO_MODEL),
 )
 async def threshold_history(
-    model: str,
+    model: ModelPath,
     _: AdminPrincipal,
     keeper: KeeperDep,
     runs: Annotated[int, Query(ge=0, le=500)] = 20,
@@ -188,10 +206,11 @@ async def threshold_history(
     "/thresholds/{model}",
     status_code=201,
     response_model=ThresholdVersionOut,
-    summary="Set a threshold by hand (no cap applies)",
+    summary="Set a threshold by hand (within a factor 1e6 of the training baseline)",
+    responses=problems(s404=_NO_MODEL),
 )
 async def set_threshold(
-    model: str, body: SetThreshold, principal: AdminPrincipal, keeper: KeeperDep
+    model: ModelPath, body: SetThreshold, principal: AdminPrincipal, keeper: KeeperDep
 ) -> ThresholdVersionOut:
     version = await keeper.set_by_hand(model, body.value, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
@@ -202,9 +221,13 @@ async def set_threshold(
     status_code=201,
     response_model=ThresholdVersionOut,
     summary="Make an earlier version's value current again, as a new version",
+    responses=problems(
+        s404="No such model, or no such version of its threshold.",
+        s409="That version belongs to another model version and cannot apply.",
+    ),
 )
 async def rollback(
-    model: str, body: Rollback, principal: AdminPrincipal, keeper: KeeperDep
+    model: ModelPath, body: Rollback, principal: AdminPrincipal, keeper: KeeperDep
 ) -> ThresholdVersionOut:
     version = await keeper.rollback(model, body.version, reason=body.reason, author=principal.name)
     return ThresholdVersionOut.of(version)
@@ -214,9 +237,10 @@ async def rollback(
     "/thresholds/{model}/recalibrate",
     response_model=RunOut,
     summary="Run a recalibration step now (same guards as the background task)",
+    responses=problems(s404=_NO_MODEL),
 )
 async def recalibrate_now(
-    model: str,
+    model: ModelPath,
     principal: AdminPrincipal,
     recalibration: RecalibrationDep,
     drift: DriftDep,
@@ -231,6 +255,7 @@ async def recalibrate_now(
     status_code=201,
     response_model=ThresholdVersionOut,
     summary="Apply a held candidate as a new version",
+    responses=_PENDING_REFUSALS,
 )
 async def approve(
     pending_id: PendingId, body: Decision, principal: AdminPrincipal, keeper: KeeperDep
@@ -243,6 +268,7 @@ async def approve(
     "/pending-thresholds/{pending_id}/reject",
     response_model=PendingOut,
     summary="Discard a held candidate",
+    responses=_PENDING_REFUSALS,
 )
 async def reject(
     pending_id: PendingId, body: Decision, principal: AdminPrincipal, keeper: KeeperDep
@@ -255,7 +281,7 @@ async def reject(
 async def list_runs(
     _: AdminPrincipal,
     keeper: KeeperDep,
-    model: str | None = None,
+    model: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[RunOut]:
     runs = await keeper.runs(model, limit=limit)

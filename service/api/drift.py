@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
+from service.api.openapi import problems
+from service.api.params import ModelPath
 from service.calibration.drift import DriftPolicy
 from service.calibration.drift_monitor import ModelDrift
 from service.security import Principal, require_scope
@@ -80,6 +82,11 @@ async def drift_all(_: DriftPrincipal, drift: DriftDep) -> list[DriftStatus]:
     return [_status(checked, drift.policy) for checked in await drift.check_all()]
 
 
-@router.get("/{model}", response_model=DriftStatus, summary="Drift status of one model")
-async def drift_one(model: str, _: DriftPrincipal, drift: DriftDep) -> DriftStatus:
+@router.get(
+    "/{model}",
+    response_model=DriftStatus,
+    summary="Drift status of one model",
+    responses=problems(s404="No such model."),
+)
+async def drift_one(model: ModelPath, _: DriftPrincipal, drift: DriftDep) -> DriftStatus:
     return _status(await drift.check(model), drift.policy)

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,18 +19,22 @@ from pydantic import (
     model_validator,
 )
 
+from service.api.bodies import JsonBodyRoute
+from service.api.openapi import problems
+from service.api.params import MAX_CLIENT_ID, DateTime, ModelQuery, SecondsOrDateTime
 from service.calibration import labelling
 from service.calibration.labelling import LabellingDesk, Selection
 from service.calibration.records import (
-    MAX_ROW_ID,
     LabelFilter,
     StoredLabel,
     Submission,
     content_fingerprint,
 )
-from service.schemas import as_datetime
+from service.schemas import as_datetime, exactly_one_of
+from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import (
     MAX_STREAM_ID,
+    STREAM_ID_PATTERN,
     matrix_of_rows,
     stream_id_problem,
     timestamp_range_problem,
@@ -58,7 +61,7 @@ def _in_range(moment: datetime) -> datetime:
     return moment
 
 
-ReadingTime = Annotated[AwareDatetime, AfterValidator(_in_range)]
+ReadingTime = Annotated[SecondsOrDateTime, AfterValidator(_in_range)]
 """The scoring endpoint's timestamp rule: aware, and a date that can be shown again."""
 
 
@@ -83,8 +86,15 @@ class CarriedReadings(_Strict):
         "order or an object keyed by sensor name. A model with window w labels readings "
         "w..m (the first w-1 give context).",
     )
-    stream_id: str | None = Field(default=None, max_length=MAX_STREAM_ID)
-    model: str | None = Field(default=None, description="Model to score with; default model.")
+    stream_id: str | None = Field(
+        default=None, min_length=1, max_length=MAX_STREAM_ID, pattern=STREAM_ID_PATTERN
+    )
+    model: str | None = Field(
+        default=None,
+        pattern=NAME_PATTERN,
+        max_length=NAME_MAX_LENGTH,
+        description="Model to score with; default model.",
+    )
     timestamps: list[ReadingTime] | None = Field(
         default=None, description="One per reading; defaults to the time of the request."
     )
@@ -103,18 +113,12 @@ class CarriedReadings(_Strict):
 class TimeRange(_Strict):
     """Every retained scored reading of a stream between start and end (inclusive)."""
 
-    stream_id: str = Field(min_length=1, max_length=MAX_STREAM_ID)
+    stream_id: str = Field(min_length=1, max_length=MAX_STREAM_ID, pattern=STREAM_ID_PATTERN)
     start: ReadingTime
     end: ReadingTime
-    model: str | None = None
+    model: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)
 
     _stream_id_rule = field_validator("stream_id")(_stream_id)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if unix_seconds(self.end) < unix_seconds(self.start):
-            raise ValueError("time_range.end is before time_range.start")
-        return self
 
 
 class FeedbackRequest(_Strict):
@@ -137,7 +141,9 @@ class FeedbackRequest(_Strict):
     )
     stream_id: str | None = Field(
         default=None,
+        min_length=1,
         max_length=MAX_STREAM_ID,
+        pattern=STREAM_ID_PATTERN,
         description="With reading_ids: the stream they belong to. Needed when your own reading "
         "ids repeat across streams (per-device counters): such an id is refused as ambiguous "
         "without it.",
@@ -148,6 +154,9 @@ class FeedbackRequest(_Strict):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
+            **exactly_one_of(
+                "reading_ids", "readings", "time_range", only_with={"stream_id": "reading_ids"}
+            ),
             "examples": [
                 {"label": "normal", "client_label_id": "shift-7-0001", "reading_ids": ["r1a2b-17"]},
                 {
@@ -158,7 +167,7 @@ class FeedbackRequest(_Strict):
                         "end": "2026-01-01T09:00:00Z",
                     },
                 },
-            ]
+            ],
         },
     )
 
@@ -308,7 +317,7 @@ class ReviewQueueOut(BaseModel):
     )
 
 
-router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"], route_class=JsonBodyRoute)
 
 
 def _carried(readings: CarriedReadings, desk: LabellingDesk) -> labelling.CarriedReadings:
@@ -342,8 +351,12 @@ def _replayed(response: Response, submission: Submission) -> FeedbackResponse:
             "description": "A retry with the same client label id and content: the stored "
             "answer, with header Idempotent-Replayed: true."
         },
-        404: {"description": "A reading id is unknown or past its retention."},
-        409: {"description": "The client label id was used for different content."},
+        **problems(
+            s404="A reading id is unknown or past its retention, the time range holds no "
+            "scored reading, or the model is not served.",
+            s409="The client label id was used for different content, or a reading id is "
+            "carried by several streams' readings (add stream_id).",
+        ),
     },
 )
 async def post_feedback(
@@ -388,17 +401,15 @@ async def post_feedback(
 async def list_feedback(
     _: FeedbackPrincipal,
     desk: DeskDep,
-    model: str | None = None,
+    model: Annotated[str | None, Query(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)] = None,
     label: Literal["normal", "anomaly"] | None = None,
     stream_id: str | None = None,
     author: str | None = None,
-    since: Annotated[
-        AwareDatetime | None, Query(description="Labels given at or after this.")
-    ] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Labels given before this.")] = None,
+    since: Annotated[DateTime | None, Query(description="Labels given at or after this.")] = None,
+    until: Annotated[DateTime | None, Query(description="Labels given before this.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
-        int | None, Query(ge=1, le=MAX_ROW_ID, description="`next_cursor` of the last page.")
+        int | None, Query(ge=1, le=MAX_CLIENT_ID, description="`next_cursor` of the last page.")
     ] = None,
 ) -> LabelPage:
     filters = LabelFilter(
@@ -419,9 +430,10 @@ async def list_feedback(
     "/review-queue",
     response_model=ReviewQueueOut,
     summary="Readings awaiting review: recent alerts plus a random audit sample",
+    responses=problems(s404="No such model."),
 )
 async def review_queue(
-    _: FeedbackPrincipal, desk: DeskDep, model: str | None = None
+    _: FeedbackPrincipal, desk: DeskDep, model: ModelQuery = None
 ) -> ReviewQueueOut:
     queue = await desk.review_queue(model)
     return ReviewQueueOut(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from service.api.openapi import problems
+from service.api.params import ModelPath
 from service.schemas import (
     CalibrationOut,
     FileOut,
     ModelDetail,
     ModelList,
     ModelSummary,
-    Problem,
     SmoothingOut,
     ThresholdOut,
 )
@@ -75,7 +76,7 @@ async def list_models(state: StateDep) -> ModelList:
     "/{name}",
     response_model=ModelDetail,
     summary="One model: sensors, window, threshold, calibration, files",
-    responses={404: {"model": Problem}},
+    responses=problems(s404="No such model."),
 )
-async def get_model(name: str, state: StateDep) -> ModelDetail:
+async def get_model(name: ModelPath, state: StateDep) -> ModelDetail:
     return detail(state.models, state.thresholds, state.models.get(name))

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -114,6 +115,9 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     cause = exc.__cause__
+    if exc.status_code == 400 and isinstance(cause, ServiceError):
+        # Raised while FastAPI read the body (a repeated key): the refusal itself, not a 400.
+        return problem_response(cause.problem(instance=request.url.path))
     if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
         # FastAPI answers a body the standard parser gives up on in any way but
         # JSONDecodeError with "There was an error parsing the body": say why.
@@ -132,7 +136,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         detail=str(exc.detail),
         instance=request.url.path,
     )
-    return problem_response(body, headers=dict(exc.headers) if exc.headers else None)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(body, headers=headers or None)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path. Starlette's 405 names only
+    the first route that matched the path, where a path such as /v1/feedback has two."""
+    methods: set[str] = set()
+    path = request.scope["path"]
+    for route in iter_route_contexts(request.app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if route.methods and pattern is not None and pattern.match(path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 def _unparsable(cause: ValueError | RecursionError, body_length: str | None) -> str:
@@ -172,37 +191,6 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
     """The client hung up mid-body: nobody reads the reply, so none is logged as an error."""
     logger.debug("client disconnected during %s %s", request.method, request.url.path)
     return Response(status_code=400)
-
-
-_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
-_DOCUMENTED_REFUSALS = {
-    "400": "The body is not valid JSON.",
-    "401": "No API key, or an unknown one.",
-    "403": "The key lacks the scope this operation needs.",
-    "413": "The body is larger than the configured limit.",
-}
-
-
-def document_problems(schema: dict[str, Any], *, keyed_prefixes: tuple[str, ...]) -> None:
-    """Make the OpenAPI document say what clients get: every refusal is a Problem served as
-    ``application/problem+json`` (FastAPI declares its own 422 shape as application/json),
-    operations with a body can be refused for bad JSON or size, and those under
-    ``keyed_prefixes`` for a missing or insufficient key."""
-    for path, operations in schema.get("paths", {}).items():
-        keyed = path.startswith(keyed_prefixes)
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            added = (("400", "413") if "requestBody" in operation else ()) + (
-                ("401", "403") if keyed else ()
-            )
-            for status in added:
-                responses.setdefault(status, {"description": _DOCUMENTED_REFUSALS[status]})
-            for status, response in responses.items():
-                if status.isdigit() and int(status) >= 400:
-                    response["content"] = {PROBLEM_CONTENT_TYPE: {"schema": _PROBLEM_REF}}
-    components = schema.get("components", {}).get("schemas", {})
-    for unused in ("HTTPValidationError", "ValidationError"):
-        components.pop(unused, None)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

@@ -14,10 +14,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
+from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.payload import MAX_STREAM_ID, STREAM_ID_PATTERN
 from service.scoring.registry import LoadedModel
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
-from service.wire.decode import parse_binary, parse_json
+from service.wire.decode import DTYPES, check_query, parse_binary, parse_json
 from service.wire.media import NPZ_TYPE, is_binary, is_json, media_type, unsupported, wants_npz
 from service.wire.replies import render_columnar, render_json, render_npz
 
@@ -59,6 +61,9 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         raise unsupported(kind)
     body = await read_body(request, state.settings.max_body_bytes)
     if is_json(kind):
+        if request.scope["query_string"]:
+            query = request.query_params
+            check_query(query.get("stream_id"), query.get("model"), query.get("dtype"))
         parsed = parse_json(body, state.settings.max_batch_readings)
         if parsed.single:
             return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
@@ -69,6 +74,7 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         body,
         kind,
         stream_id=query.get("stream_id") or headers.get("x-stream-id"),
+        dtype=query.get("dtype") or headers.get("x-dtype"),
         model=served.name,
         n_sensors=served.manifest.n_sensors,
         max_readings=state.settings.max_batch_readings,
@@ -158,16 +164,31 @@ _PARAMETERS = [
         "name": "stream_id",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
-        "description": "Binary bodies only (or the X-Stream-Id header): the stream.",
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_STREAM_ID,
+            "pattern": STREAM_ID_PATTERN,
+        },
+        "description": "Binary bodies only (or the X-Stream-Id header): the stream. A JSON "
+        "body names its own (this one is checked, not used).",
     },
     {
         "name": "model",
         "in": "query",
         "required": False,
-        "schema": {"type": "string"},
+        "schema": {"type": "string", "pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
         "description": "Binary bodies only (or the X-Model header): the model; default model "
         "otherwise.",
+    },
+    {
+        "name": "dtype",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(DTYPES), "default": "float32"},
+        "description": "application/octet-stream bodies only (or the X-Dtype header): the "
+        "values' type. A float64 body read as float32 would score as different readings, so "
+        "say float64 when you send it (a .npy body carries its own dtype).",
     },
 ]
 _REQUEST_BODY = {
@@ -183,10 +204,10 @@ _REQUEST_BODY = {
         },
         "application/octet-stream": {
             "schema": {"type": "string", "format": "binary"},
-            "description": "Little-endian float32, readings × sensors in manifest order "
-            "(e.g. `numpy_array.astype('<f4').tobytes()`); stream via ?stream_id= or "
-            "X-Stream-Id. Replies with the columnar BulkScoreResponse, or with the same "
-            "fields as numpy arrays in an .npz when the request sends "
+            "description": "Little-endian float32 (or float64 with ?dtype=float64), readings × "
+            "sensors in manifest order (e.g. `numpy_array.astype('<f4').tobytes()`); stream "
+            "via ?stream_id= or X-Stream-Id. Replies with the columnar BulkScoreResponse, or "
+            "with the same fields as numpy arrays in an .npz when the request sends "
             "`Accept: application/x-npz`.",
         },
         "application/x-npy": {
@@ -234,7 +255,10 @@ _REQUEST_BODY = {
         404: {"model": Problem, "description": "Unknown model."},
         413: {"model": Problem, "description": "Body or batch too large."},
         415: {"model": Problem, "description": "Unsupported content type."},
-        422: {"model": Problem, "description": "A field or reading is invalid."},
+        422: {
+            "model": Problem,
+            "description": "A field or reading is invalid, or a JSON object repeats a key.",
+        },
     },
     openapi_extra={"requestBody": _REQUEST_BODY, "parameters": _PARAMETERS},
 )

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
+from service.api.openapi import problems
+from service.api.params import ModelQuery
 from service.errors import UnknownStream
-from service.schemas import Problem, StreamStatus
+from service.schemas import StreamStatus
 from service.scoring.decision import STATE_NAMES, WARMING_UP
 from service.scoring.streams import StreamState
 from service.state import AppState, StateDep
 
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
-
-ModelQuery = Query(default=None, description="Model name; default: the default model.")
 
 
 def find_stream(state: AppState, stream_id: str, model: str | None) -> tuple[str, StreamState]:
@@ -30,11 +30,9 @@ def find_stream(state: AppState, stream_id: str, model: str | None) -> tuple[str
     "/{stream_id}",
     response_model=StreamStatus,
     summary="A stream's smoothing and alert state",
-    responses={404: {"model": Problem}},
+    responses=problems(s404="No state for that stream, or no such model."),
 )
-async def get_stream(
-    stream_id: str, state: StateDep, model: str | None = ModelQuery
-) -> StreamStatus:
+async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) -> StreamStatus:
     name, stream = find_stream(state, stream_id, model)
     window = len(stream.window_buffer) + 1
     warming = stream.filled < window - 1

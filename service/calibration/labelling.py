@@ -58,6 +58,13 @@ class NothingToLabel(ServiceError):
     title = "The feedback selects no scored reading"
 
 
+class EmptyTimeRange(UnknownReading):
+    """Like an unknown reading id: the request is well formed, what it names is not there."""
+
+    slug = "empty-time-range"
+    title = "No scored reading in the time range"
+
+
 @dataclass(frozen=True, slots=True)
 class ReadingIds:
     """Readings returned by the scoring endpoint; ``stream_id`` picks the stream when
@@ -269,10 +276,13 @@ class LabellingDesk:
     ) -> list[NewLabel]:
         model = self.models.get(selection.model)
         stream_id, start, end = selection.stream_id, selection.start, selection.end
+        if end < start:
+            # Well formed, and empty: answered as a range with no reading in it is.
+            raise EmptyTimeRange("time_range.end is before time_range.start: it holds no reading")
         readings = self.recent.stream_readings(stream_id, start, end, model=model.name)
         self.check_size(len(readings), "the time range holds")
         if not readings:
-            raise NothingToLabel(
+            raise EmptyTimeRange(
                 f"stream {stream_id!r} has no scored reading of model {model.name!r} between "
                 f"{start:.3f} and {end:.3f} among the retained readings"
             )

@@ -122,7 +122,9 @@ GOLDEN_RTOL = 1e-4
 GOLDEN_ATOL = 1e-6
 
 
-ArtifactName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=128)]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_MAX_LENGTH = 128
+ArtifactName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=NAME_MAX_LENGTH)]
 """Model names and versions: one folder level each, safe in URLs, never hidden or relative."""
 _ARTIFACT_NAME: TypeAdapter[str] = TypeAdapter(ArtifactName)
 

@@ -66,6 +66,12 @@ class Readings:
     timestamps: np.ndarray | None  # float64 (b,), NaN where the client sent none
 
 
+_ALLOWED = r"[^/\x00-\x1f\x7f-\x9f]"
+STREAM_ID_PATTERN = rf"^{_ALLOWED}*[^/\s\x00-\x1f\x7f-\x9f]{_ALLOWED}*$"
+"""The rule below for the OpenAPI document, as far as a pattern can say it (JSON Schema's
+patterns have no Unicode categories: other unprintable characters are refused too)."""
+
+
 def stream_id_problem(stream_id: str) -> str | None:
     """Why a stream id is refused, or None. One rule for scoring, feedback and the stream
     routes: an id must fit in one URL path segment (``GET /v1/streams/{id}``), so no "/".

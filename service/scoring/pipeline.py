@@ -18,7 +18,7 @@ from service.metrics import Metrics
 from service.scoring.decision import WARMING_UP, AlertDebouncer, decide
 from service.scoring.payload import ParsedRequest, Readings, to_readings
 from service.scoring.recent import RecentReadings
-from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.registry import VALUE_REACH, LoadedModel, ModelRegistry
 from service.scoring.scored import ScoredBatch
 from service.scoring.smoothing import make_smoother, stream_smoothing
 from service.scoring.streams import StreamKey, StreamState, StreamStates
@@ -132,6 +132,11 @@ class ScoringPipeline:
         an earlier request of the same run uses), changes nothing."""
         received_at = self._clock()
         readings: Readings = to_readings(parsed, model.sensors, model.sensor_index)
+        values = readings.values
+        # Two reductions prove the common case (every value within every sensor's reach);
+        # the per-sensor comparison runs only when they cannot.
+        if values.min() < model.within[0] or values.max() > model.within[1]:
+            reject_out_of_reach(values, model)
         key = (model.name, parsed.stream_id)
         if state is None:
             state = self.streams.peek(key)
@@ -217,6 +222,30 @@ class ScoringPipeline:
         self.recent.add(scored)
         self.tally.add(scored)
         return scored
+
+
+def reject_out_of_reach(values: np.ndarray, model: LoadedModel) -> None:
+    """Refuses values further from the training data than any reading could be (the bounds
+    the OpenAPI document states per sensor) rather than score them as noise, or as an error
+    too large to report; returns when every value is within its own sensor's bounds."""
+    rows, cols = np.nonzero((values < model.value_low) | (values > model.value_high))
+    if not len(rows):
+        return
+    errors = [
+        FieldError(
+            f"values[{c}]",
+            f"sensor {model.sensors[c]}: outside [{model.value_low[c]:.6g}, "
+            f"{model.value_high[c]:.6g}], {VALUE_REACH:.0e} training standard deviations "
+            "from its training mean",
+            reading_index=r,
+        )
+        for r, c in zip(rows[:20].tolist(), cols[:20].tolist(), strict=True)
+    ]
+    raise InvalidReading(
+        f"{len(set(rows.tolist()))} reading(s) hold values beyond the model's range "
+        f"(first: reading {rows[0]}, values[{cols[0]}])",
+        errors=errors,
+    )
 
 
 def reject_overflow(squared: np.ndarray, model: LoadedModel, warming: int) -> None:

@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from service.errors import ArtifactRejected, NotReady, UnknownModel
 from service.scoring.artifact import (
     Artifact,
@@ -17,6 +19,10 @@ from service.scoring.artifact import (
 from service.scoring.engine import ScoringEngine
 
 logger = logging.getLogger(__name__)
+
+VALUE_REACH = 1e15
+"""How many training standard deviations from its training mean a value may lie: far beyond
+any real reading, and near enough that its squared error stays finite in float32."""
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -31,14 +37,24 @@ class LoadedModel:
     artifact: Artifact
     engine: ScoringEngine
     sensor_index: dict[str, int] = field(repr=False)
+    # Per sensor, float32 like the readings they are compared with (no cast on the hot path).
+    value_low: np.ndarray = field(repr=False)
+    value_high: np.ndarray = field(repr=False)
+    within: tuple[float, float] = field(repr=False)  # inside every sensor's bounds
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
-        sensors = artifact.manifest.sensors
+        manifest = artifact.manifest
+        mean, scale = np.array(manifest.scaler.mean), np.array(manifest.scaler.scale)
+        low = (mean - VALUE_REACH * scale).astype(np.float32)
+        high = (mean + VALUE_REACH * scale).astype(np.float32)
         return cls(
             artifact=artifact,
             engine=ScoringEngine(artifact),
-            sensor_index={name: i for i, name in enumerate(sensors)},
+            sensor_index={name: i for i, name in enumerate(manifest.sensors)},
+            value_low=low,
+            value_high=high,
+            within=(float(low.max()), float(high.min())),
         )
 
     @property

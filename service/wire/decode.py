@@ -8,8 +8,8 @@ left for :func:`service.scoring.payload.to_readings` to convert and check agains
 from __future__ import annotations
 
 import io
-import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -17,18 +17,23 @@ import orjson
 import simdjson
 
 from service.errors import BatchTooLarge, FieldError, InvalidRequest, MalformedBody
+from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import (
     EXACT_INTEGERS,
     ParsedRequest,
     json_type,
     stream_id_problem,
 )
+from service.wire.json_keys import check_no_repeats, keys_may_repeat, loads_refusing_repeats
 from service.wire.media import FLOAT32_TYPES
 
 _TOP_KEYS = frozenset({"stream_id", "model", "reading", "readings"})
 _PLAIN_BATCH_KEYS = frozenset({"stream_id", "model", "readings"})
 _SIMDJSON_LEN_CAP = 0xFFFFFF  # pysimdjson's len() of an array saturates here
 _PLAIN_BATCH_MIN_BYTES = 4096  # below this orjson is as quick and simdjson's set-up shows
+_MODEL_NAME = re.compile(NAME_PATTERN)
+DTYPES = {"float32": "<f4", "float64": "<f8"}
+"""Raw binary bodies: little-endian, float32 unless the request says otherwise."""
 
 
 def _check_stream_id(stream_id: object) -> str:
@@ -44,11 +49,12 @@ def _check_stream_id(stream_id: object) -> str:
 
 
 def _check_model(model: object) -> str | None:
-    if model is None or (isinstance(model, str) and model):
+    if model is None or (
+        isinstance(model, str) and len(model) <= NAME_MAX_LENGTH and _MODEL_NAME.match(model)
+    ):
         return model
-    raise InvalidRequest(
-        "model must be a model name", errors=[FieldError("model", "a non-empty string or absent")]
-    )
+    rule = f"a model name ({NAME_PATTERN}, at most {NAME_MAX_LENGTH} characters) or absent"
+    raise InvalidRequest(f"model must be {rule}", errors=[FieldError("model", rule)])
 
 
 def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
@@ -74,9 +80,15 @@ def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
                 FieldError(name, "not a field of a scoring request") for name in sorted(unknown)
             ],
         )
+    # A body with one colon per top-level key (a bare-list reading or batch) has no other
+    # object and nothing to check; any other is checked when its colons are unaccounted.
+    colons = body.count(b":")
+    if colons != len(data) and keys_may_repeat(body, colons, _accounted_colons(data)):
+        check_no_repeats(body)
     stream_id = _check_stream_id(data.get("stream_id"))
     model = _check_model(data.get("model"))
-    has_one, has_many = "reading" in data, "readings" in data
+    # null is absent, as the documented schema allows (clients serialise unset fields so)
+    has_one, has_many = data.get("reading") is not None, data.get("readings") is not None
     if has_one == has_many:
         raise InvalidRequest(
             "send exactly one of reading (one reading) or readings (a batch)",
@@ -111,6 +123,30 @@ def parse_json(body: bytes | bytearray, max_readings: int) -> ParsedRequest:
         _has_boolean(body),
         _quote_count_at_most(body, 2 * top_strings),
     )
+
+
+def _accounted_colons(data: dict[str, Any]) -> int:
+    """The colons of the body its parse accounts for: one per key kept in the objects a
+    scoring body may hold (the request, wrapped readings and their sensor names), and those
+    inside the strings where they occur (stream id, model, reading ids, ISO timestamps).
+    A body holding anything else goes to the exact check, then is refused by the others."""
+    accounted = len(data)
+    for value in data.values():
+        if isinstance(value, str):
+            accounted += value.count(":")
+    many = data.get("readings")
+    for reading in many if isinstance(many, list) else (data.get("reading"),):
+        if type(reading) is dict:  # exact types: the loop runs once per reading
+            accounted += len(reading)
+            stamp, reading_id = reading.get("timestamp"), reading.get("reading_id")
+            if type(stamp) is str:
+                accounted += stamp.count(":")
+            if type(reading_id) is str:
+                accounted += reading_id.count(":")
+            values = reading.get("values")
+            if type(values) is dict:
+                accounted += len(values)
+    return accounted
 
 
 def _plain_batch(body: bytes | bytearray, max_readings: int) -> ParsedRequest | None:
@@ -203,9 +239,28 @@ def _lenient_or_raise(body: bytes | bytearray, exc: orjson.JSONDecodeError) -> A
     """orjson refuses NaN/Infinity and overflowing numbers; the standard parser reads them so
     the reply can name the reading and field instead of a byte offset."""
     try:
-        return json.loads(body)
+        return loads_refusing_repeats(body)
     except (ValueError, RecursionError):
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
+
+
+def check_query(stream_id: str | None, model: str | None, dtype: str | None) -> None:
+    """A JSON body's request may carry the binary bodies' query parameters: the body's own
+    fields are used, but a value no request could use is refused, as for a binary body."""
+    if stream_id is not None:
+        _check_stream_id(stream_id)
+    _check_model(model)
+    _check_dtype(dtype)
+
+
+def _check_dtype(dtype: str | None) -> str:
+    name = dtype or "float32"
+    if name not in DTYPES:
+        raise InvalidRequest(
+            f"dtype {name!r} is not one of {', '.join(DTYPES)}",
+            errors=[FieldError("dtype", f"one of {', '.join(DTYPES)}")],
+        )
+    return name
 
 
 def parse_binary(
@@ -216,18 +271,21 @@ def parse_binary(
     model: str | None,
     n_sensors: int,
     max_readings: int,
+    dtype: str | None = None,
 ) -> ParsedRequest:
-    """A float32 little-endian body (rows of n_sensors) or an ``.npy`` 2-D array."""
+    """Raw little-endian rows of n_sensors (float32, or ``dtype``) or an ``.npy`` 2-D array
+    (which says its own dtype)."""
     stream = _check_stream_id(stream_id)
     if kind in FLOAT32_TYPES:
-        row_bytes = 4 * n_sensors
+        name = _check_dtype(dtype)
+        row_bytes = np.dtype(DTYPES[name]).itemsize * n_sensors
         if not body or len(body) % row_bytes:
             raise InvalidRequest(
-                f"a float32 body must hold whole readings of {n_sensors} values "
+                f"a {name} body must hold whole readings of {n_sensors} values "
                 f"({row_bytes} bytes each); got {len(body)} bytes",
                 errors=[FieldError("body", f"length must be a positive multiple of {row_bytes}")],
             )
-        matrix = np.frombuffer(body, dtype="<f4").reshape(-1, n_sensors)
+        matrix = np.frombuffer(body, dtype=DTYPES[name]).reshape(-1, n_sensors)
         if not matrix.flags.writeable:  # bytes: torch refuses read-only buffers
             matrix = matrix.copy()
     else:

@@ -239,11 +239,6 @@ async def test_windowed_model_labels_readings_with_a_full_window(
             1,
         ),
         ({"label": "normal", "reading_ids": []}, "reading_ids", None),
-        (
-            {"label": "normal", "time_range": {"stream_id": "a", "start": 10, "end": 5}},
-            "time_range",
-            None,
-        ),
     ],
 )
 async def test_bad_feedback_is_a_problem_naming_the_field(
@@ -255,6 +250,15 @@ async def test_bad_feedback_is_a_problem_naming_the_field(
     assert problem["status"] == 422
     fields = [(e["field"], e["reading_index"]) for e in problem.get("errors", [])]
     assert any(f.startswith(field) and i == index for f, i in fields), fields
+
+
+async def test_a_reversed_time_range_is_empty(client: Any) -> None:
+    """Well formed (the schema cannot order two fields), so not a 422: it selects nothing,
+    answered as an empty range is (404), saying why."""
+    window = {"stream_id": "a", "start": 10, "end": 5}
+    response = await post(client, {"label": "normal", "time_range": window})
+    assert response.status_code == 404, response.text
+    assert "before time_range.start" in response.json()["detail"]
 
 
 async def test_nan_values_are_refused(client: Any) -> None:
@@ -292,7 +296,7 @@ async def test_time_range_labels_every_retained_reading_of_the_stream(client: An
         client,
         {"label": "normal", "time_range": {"stream_id": "line-a", "start": 0, "end": 10}},
     )
-    assert empty.status_code == 422 and "line-a" in empty.json()["detail"]
+    assert empty.status_code == 404 and "line-a" in empty.json()["detail"]
 
 
 async def test_listing_filters_and_pages(client: Any) -> None:

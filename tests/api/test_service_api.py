@@ -359,12 +359,22 @@ async def test_openapi_declares_refusals_as_problems(
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     }, (method, path, status)
-            keyed = path.startswith(("/v1/admin", "/v1/feedback", "/v1/drift")) or (
+            scoped = path.startswith(("/v1/admin", "/v1/feedback", "/v1/drift"))
+            keyed = scoped or (
                 require_score_key and path.startswith(("/v1/score", "/v1/models", "/v1/streams"))
             )
-            assert {"401", "403"} <= set(responses) if keyed else "401" not in responses
+            # Every /v1 route checks a key that is presented: a wrong one is a 401 anywhere.
+            assert ("401" in responses) == path.startswith("/v1/"), (method, path)
+            # Only feedback, drift and admin routes need a particular scope.
+            assert ("403" in responses) == scoped, (method, path)
+            if path.startswith("/v1/"):
+                anonymous_allowed = {} in operation["security"]
+                assert anonymous_allowed != keyed, (method, path)
+            else:
+                assert "security" not in operation, (method, path)
+            assert ("503" in responses) == (path != "/healthz"), (method, path)
             if "requestBody" in operation:
-                assert {"400", "413"} <= set(responses), (method, path)
+                assert {"400", "413", "415"} <= set(responses), (method, path)
     anonymous = await client.post("/v1/admin/models/reload")
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"

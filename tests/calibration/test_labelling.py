@@ -12,6 +12,7 @@ from rooms_support import Rooms, open_rooms
 
 from service.calibration.labelling import (
     CarriedReadings,
+    EmptyTimeRange,
     LabelConflict,
     NothingToLabel,
     ReadingIds,
@@ -80,7 +81,7 @@ async def test_a_time_range_labels_every_retained_reading_of_the_stream(rooms: R
     labels = rooms.desk.labels_for(TimeRange("pump-2", 0.0, 4e9, "flat"), "anomaly", None)
     assert [label.reading_id for label in labels] == ids
     assert {label.source for label in labels} == {"time_range"}
-    with pytest.raises(NothingToLabel):
+    with pytest.raises(EmptyTimeRange):
         rooms.desk.labels_for(TimeRange("pump-2", 0.0, 1.0, "flat"), "anomaly", None)
 
 
