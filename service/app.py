@@ -52,6 +52,7 @@ from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
+from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
 from service.settings import Settings
@@ -96,13 +97,16 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         metrics.stream_evictions.labels(reason).inc(count)
 
     streams = StreamStates(
-        settings.stream_capacity, settings.stream_idle_ttl_s, on_evict=count_evictions
+        settings.stream_capacity,
+        settings.stream_idle_ttl_s,
+        on_evict=count_evictions,
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
     store = SqliteFeedbackStore(settings.store_path)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    stream_store = build_stream_store(settings, pipeline)
     metrics.state.watch(thresholds, streams, models)
     metrics.show_zeros([model.name for model in models.models()])
     loop = RecalibrationLoop(
@@ -128,11 +132,12 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         streams=streams,
         recent=recent,
         pipeline=pipeline,
-        batcher=ReadingBatcher(pipeline),
+        batcher=ReadingBatcher(stream_store),
         store=store,
         keeper=keeper,
         desk=desk,
         drift=drift_monitor,
+        stream_store=stream_store,
         recalibration=Recalibration(
             store=store,
             models=models,
@@ -169,7 +174,13 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
     state.readiness.append(ReadinessCheck("store", store_reachable))
+    state.readiness.append(ReadinessCheck("stream_state", stream_store.problem))
     return state
+
+
+def build_stream_store(settings: Settings, pipeline: ScoringPipeline) -> StreamStore:
+    """Where stream states live between requests."""
+    return LocalStreamStore(pipeline)
 
 
 def create_app(
@@ -203,6 +214,7 @@ def create_app(
         finally:
             app.state.services = None
             await state.recalibration_loop.stop()
+            await state.stream_store.close()
             await asyncio.to_thread(state.store.close)
             gc.unfreeze()
             state.metrics.unregister()

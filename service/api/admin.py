@@ -37,7 +37,7 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
             or old.window != model.window
             or old.manifest.smoothing != model.manifest.smoothing
         ):
-            state.streams.drop_model(model.name)
+            await state.stream_store.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 
 
@@ -48,8 +48,8 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     responses={404: {"model": Problem}},
 )
 async def reset_stream(stream_id: str, state: StateDep, model: str | None = ModelQuery) -> Response:
-    name, _ = find_stream(state, stream_id, model)
-    state.streams.drop((name, stream_id))
+    name, _ = await find_stream(state, stream_id, model)
+    await state.stream_store.drop((name, stream_id))
     return Response(status_code=204)
 
 
