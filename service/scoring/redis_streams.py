@@ -38,15 +38,17 @@ from service.scoring.streams import Clock, StreamKey, StreamState, StreamStates
 
 ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
 
-# KEYS: the streams. ARGV: idle TTL ms, retention ms, then per stream its expected revision,
-# new revision and state; then per reading the (1-based) stream it belongs to, its key,
-# the stream id (the hash field) and the record. Returns, per stream that moved on, its
-# position, revision and state ('' when it is gone).
+# KEYS: the streams. ARGV: idle TTL ms, retention ms, the readings' key prefix, then per
+# stream its expected revision, new revision and state; then per scored request the
+# (1-based) stream it belongs to, the stream id (the readings' hash field), how many
+# readings, the record size, the generated-id prefix and first sequence number, the
+# length-prefixed ids ('' when all are generated) and the records. Returns, per stream that
+# moved on, its position, revision and state ('' when it is gone).
 _COMMIT = """
-local ttl, retention = tonumber(ARGV[1]), tonumber(ARGV[2])
+local ttl, retention, readings = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local written, moved = {}, {}
 for i, key in ipairs(KEYS) do
-  local at = 3 + (i - 1) * 3
+  local at = 4 + (i - 1) * 3
   local current = redis.call('HMGET', key, 'r', 's')
   local revision = current[1] or ''
   if revision == ARGV[at] then
@@ -59,10 +61,25 @@ for i, key in ipairs(KEYS) do
     moved[#moved + 1] = current[2] or ''
   end
 end
-for at = 3 + #KEYS * 3, #ARGV, 4 do
+for at = 4 + #KEYS * 3, #ARGV, 8 do
   if written[tonumber(ARGV[at])] then
-    redis.call('HSET', ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
-    redis.call('PEXPIRE', ARGV[at + 1], retention)
+    local stream, count, size = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    local prefix, seq = ARGV[at + 4], tonumber(ARGV[at + 5])
+    local ids, records = ARGV[at + 6], ARGV[at + 7]
+    local p = 1
+    for j = 0, count - 1 do
+      local id
+      if ids == '' then
+        id = prefix .. string.format('%d', seq + j)
+      else
+        local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
+        id = string.sub(ids, p + 2, p + 1 + length)
+        p = p + 2 + length
+      end
+      local key = readings .. id
+      redis.call('HSET', key, stream, string.sub(records, j * size + 1, (j + 1) * size))
+      redis.call('PEXPIRE', key, retention)
+    end
   end
 end
 return moved
@@ -193,7 +210,11 @@ class RedisStreamStore:
         if not keys:
             return set()
         position = {key: i for i, key in enumerate(keys, start=1)}
-        args: list[str | bytes | int] = [self._ttl_ms, self._retention_ms]
+        args: list[str | bytes | int] = [
+            self._ttl_ms,
+            self._retention_ms,
+            shared_readings.reading_key_prefix(self.namespace),
+        ]
         revisions: dict[StreamKey, str] = {}
         for key in keys:
             revisions[key] = f"{self._token}:{next(self._revisions)}"
@@ -201,10 +222,12 @@ class RedisStreamStore:
         for outcome in outcomes:
             if isinstance(outcome, Exception):
                 continue
-            at = position[(outcome.model.name, outcome.stream_id)]
-            for reading_id, record in shared_readings.records(outcome):
-                key_name = shared_readings.reading_key(self.namespace, reading_id)
-                args += [at, key_name, outcome.stream_id, record]
+            packed = shared_readings.pack(outcome)
+            args += [
+                position[(outcome.model.name, outcome.stream_id)], outcome.stream_id,
+                packed.count, packed.record_size, packed.id_prefix, packed.seq_start,
+                packed.ids, packed.records,
+            ]  # fmt: skip
         try:
             reply = await self._commit_script(
                 keys=[stream_key(self.namespace, key) for key in keys], args=args

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from redis.asyncio import Redis
@@ -23,62 +24,92 @@ from service.scoring.recent import RecentReading
 from service.scoring.scored import ScoredBatch
 
 # timestamp, received at, error (NaN: warming), threshold, its version, anomaly, alert,
-# sensors, model name bytes, model version bytes
+# sensors, model name bytes, model version bytes; then the values and the squared errors
+# (float32, NaN while warming), the model's name and version.
 _RECORD = struct.Struct("<ddddq??HHH")
 
 SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
 
 
-def reading_key(namespace: str, reading_id: str) -> str:
-    return f"{namespace}:r:{reading_id}"
+def reading_key_prefix(namespace: str) -> str:
+    return f"{namespace}:r:"
 
 
-def records(scored: ScoredBatch) -> Iterator[tuple[str, bytes]]:
-    """(reading id, record) for every reading of a scored request, in order."""
+@dataclass(frozen=True, slots=True)
+class PackedReadings:
+    """A scored request's readings as the commit script takes them: fixed-size records in
+    one string (no argument per reading: packing thousands costs more than scoring them),
+    and the ids either generated (``prefix`` + ``seq_start + i``, built by the script) or
+    length-prefixed in ``ids``."""
+
+    count: int
+    record_size: int
+    id_prefix: str
+    seq_start: int
+    ids: bytes  # b"" when every id is generated
+    records: bytes
+
+
+def pack(scored: ScoredBatch) -> PackedReadings:
     model = scored.model.name.encode()
     version = scored.model.version.encode()
-    n_sensors = scored.values.shape[1]
-    warming = scored.warming
-    prefix, seq = scored.id_prefix, scored.seq_start
-    ids = scored.reading_ids
+    size, n_sensors = scored.values.shape
+    layout = np.dtype(
+        [
+            ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("threshold", "<f8"),
+            ("threshold_version", "<i8"), ("anomaly", "?"), ("alert", "?"),
+            ("n_sensors", "<u2"), ("model_len", "<u2"), ("version_len", "<u2"),
+            ("values", "<f4", (n_sensors,)), ("squared", "<f4", (n_sensors,)),
+            ("model", f"S{len(model)}"), ("version", f"S{len(version)}"),
+        ]
+    )  # fmt: skip
+    rows = np.zeros(size, dtype=layout)
     received = scored.received_at
-    given = scored.timestamps.tolist() if scored.timestamps is not None else None
-    errors = scored.errors.tolist()
-    anomalies = scored.anomalies.tolist()
-    alerts = (scored.states == ALERT).tolist()
-    threshold, threshold_version = scored.threshold.value, scored.threshold.version
-    for i in range(len(scored)):
-        timestamp = given[i] if given is not None and not math.isnan(given[i]) else received
-        row = i - warming
-        scored_row = row >= 0
-        header = _RECORD.pack(
-            timestamp, received, errors[row] if scored_row else math.nan, threshold,
-            threshold_version, bool(anomalies[row]) if scored_row else False, alerts[i],
-            n_sensors, len(model), len(version),
-        )  # fmt: skip
-        parts = [header, model, version, scored.values[i].astype("<f4").tobytes()]
-        if scored_row:
-            parts.append(scored.squared[row].astype("<f4").tobytes())
-        reading_id = ids[i] if ids is not None and ids[i] is not None else f"{prefix}{seq + i}"
-        yield reading_id, b"".join(parts)
+    if scored.timestamps is None:
+        rows["timestamp"] = received
+    else:
+        rows["timestamp"] = np.where(np.isnan(scored.timestamps), received, scored.timestamps)
+    rows["received"] = received
+    warming = scored.warming
+    rows["error"][:warming] = np.nan
+    rows["error"][warming:] = scored.errors
+    rows["threshold"] = scored.threshold.value
+    rows["threshold_version"] = scored.threshold.version
+    rows["anomaly"][warming:] = scored.anomalies
+    rows["alert"] = scored.states == ALERT
+    rows["n_sensors"] = n_sensors
+    rows["model_len"] = len(model)
+    rows["version_len"] = len(version)
+    rows["values"] = scored.values
+    rows["squared"][:warming] = np.nan
+    rows["squared"][warming:] = scored.squared
+    rows["model"] = model
+    rows["version"] = version
+    ids = b""
+    if scored.reading_ids is not None:
+        prefix, seq = scored.id_prefix, scored.seq_start
+        encoded = [
+            (x if x is not None else f"{prefix}{seq + i}").encode()
+            for i, x in enumerate(scored.reading_ids)
+        ]
+        ids = b"".join(len(x).to_bytes(2, "big") + x for x in encoded)
+    return PackedReadings(
+        size, layout.itemsize, scored.id_prefix, scored.seq_start, ids, rows.tobytes()
+    )
 
 
 def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
     (timestamp, received, error, threshold, threshold_version, anomaly, alert, n_sensors,
      model_len, version_len) = _RECORD.unpack_from(record)  # fmt: skip
     at = _RECORD.size
+    values = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
+    at += 4 * n_sensors
+    squared = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
+    at += 4 * n_sensors
     model = record[at : at + model_len].decode()
     at += model_len
     version = record[at : at + version_len].decode()
-    at += version_len
-    values = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
-    at += 4 * n_sensors
     scored = not math.isnan(error)
-    squared = (
-        np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
-        if scored
-        else None
-    )
     return RecentReading(
         reading_id=reading_id,
         stream_id=stream_id,
@@ -87,7 +118,7 @@ def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
         timestamp=timestamp,
         received_at=received,
         error=error if scored else None,
-        squared_errors=squared,
+        squared_errors=squared if scored else None,
         values=values,
         threshold=threshold,
         threshold_version=threshold_version,
@@ -118,7 +149,7 @@ class SharedReadings:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for reading_id in reading_ids:
-                    key = reading_key(self.namespace, reading_id)
+                    key = reading_key_prefix(self.namespace) + reading_id
                     if stream_id is None:
                         pipe.hgetall(key)
                     else:
