@@ -8,6 +8,7 @@ the stream states (one round trip per request); :class:`SharedReadings` reads th
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Callable
@@ -50,19 +51,28 @@ class PackedReadings:
     records: bytes
 
 
-def pack(scored: ScoredBatch) -> PackedReadings:
-    model = scored.model.name.encode()
-    version = scored.model.version.encode()
-    size, n_sensors = scored.values.shape
-    layout = np.dtype(
+@functools.lru_cache(maxsize=64)
+def _layout(n_sensors: int, model_len: int, version_len: int) -> np.dtype[np.void]:
+    """The record as a numpy structured type: packed, the same bytes as ``_RECORD`` and
+    the arrays and names after it."""
+    return np.dtype(
         [
             ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("threshold", "<f8"),
             ("threshold_version", "<i8"), ("anomaly", "?"), ("alert", "?"),
             ("n_sensors", "<u2"), ("model_len", "<u2"), ("version_len", "<u2"),
             ("values", "<f4", (n_sensors,)), ("squared", "<f4", (n_sensors,)),
-            ("model", f"S{len(model)}"), ("version", f"S{len(version)}"),
+            ("model", f"S{model_len}"), ("version", f"S{version_len}"),
         ]
     )  # fmt: skip
+
+
+def pack(scored: ScoredBatch) -> PackedReadings:
+    model = scored.model.name.encode()
+    version = scored.model.version.encode()
+    size, n_sensors = scored.values.shape
+    if size == 1:  # single readings, the common request: struct beats numpy's set-up
+        return _pack_one(scored, model, version, n_sensors)
+    layout = _layout(n_sensors, len(model), len(version))
     rows = np.zeros(size, dtype=layout)
     received = scored.received_at
     if scored.timestamps is None:
@@ -96,6 +106,30 @@ def pack(scored: ScoredBatch) -> PackedReadings:
     return PackedReadings(
         size, layout.itemsize, scored.id_prefix, scored.seq_start, ids, rows.tobytes()
     )
+
+
+def _pack_one(scored: ScoredBatch, model: bytes, version: bytes, n_sensors: int) -> PackedReadings:
+    received = scored.received_at
+    stamp = float(scored.timestamps[0]) if scored.timestamps is not None else math.nan
+    warming = scored.warming == 1
+    header = _RECORD.pack(
+        received if math.isnan(stamp) else stamp, received,
+        math.nan if warming else float(scored.errors[0]), scored.threshold.value,
+        scored.threshold.version, False if warming else bool(scored.anomalies[0]),
+        bool(scored.states[0] == ALERT), n_sensors, len(model), len(version),
+    )  # fmt: skip
+    squared = (
+        np.full(n_sensors, np.nan, dtype="<f4") if warming else scored.squared[0].astype("<f4")
+    )
+    record = b"".join(
+        (header, scored.values[0].astype("<f4").tobytes(), squared.tobytes(), model, version)
+    )
+    ids = b""
+    given = scored.reading_ids[0] if scored.reading_ids is not None else None
+    if given is not None:
+        encoded = given.encode()
+        ids = len(encoded).to_bytes(2, "big") + encoded
+    return PackedReadings(1, len(record), scored.id_prefix, scored.seq_start, ids, record)
 
 
 def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:

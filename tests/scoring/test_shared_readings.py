@@ -88,3 +88,17 @@ def test_packed_readings_read_back_as_the_recent_buffer_holds_them(
         assert held is not None
         same(got, held)
     assert (got.threshold, got.threshold_version, got.model) == (1.0, 3, "windowed")
+
+
+def test_single_readings_pack_as_batches_do(pipeline: ScoringPipeline) -> None:
+    """One reading takes a struct path instead of numpy's: the same records, warming or not."""
+    for i, stamp in enumerate([None, 1_767_600_000.0, None, 1_767_600_003.0]):
+        reading: dict[str, Any] = {"values": [2.0 - i, 0.5, -0.3, 0.1], "reading_id": f"x{i}"}
+        if stamp is not None:
+            reading["timestamp"] = stamp
+        body = orjson.dumps({"stream_id": "s", "reading": reading})
+        packed = pack(pipeline.score(parse_json(body, 100)))
+        assert packed.count == 1 and split(packed.ids, 1, "", 0) == [f"x{i}"]
+        held = pipeline.recent.get(f"x{i}", "s")
+        assert held is not None and (held.error is None) == (i < 2)
+        same(decode(f"x{i}", "s", packed.records), held)
