@@ -95,15 +95,19 @@ class _Staged:
     """One attempt's view of the states: the replica's copies, changed in place; what the
     pipeline commits waits here for Redis."""
 
-    def __init__(self, copies: StreamStates, clock: Clock) -> None:
+    def __init__(self, copies: StreamStates, unusable: dict[StreamKey, str], clock: Clock) -> None:
         self.copies = copies
+        self.unusable = unusable
         self.clock = clock
         self.expected: dict[StreamKey, str] = {}
         self.changed: dict[StreamKey, StreamState] = {}
 
     def peek(self, key: StreamKey) -> StreamState | None:
         state = self.copies.peek(key)
-        self.expected.setdefault(key, state.revision if state is not None else "")
+        if state is not None:
+            self.expected.setdefault(key, state.revision)
+        else:  # none, or one this replica cannot use: start afresh over it
+            self.expected.setdefault(key, self.unusable.get(key, ""))
         return state
 
     def commit(self, key: StreamKey, state: StreamState) -> None:
@@ -137,6 +141,9 @@ class RedisStreamStore:
         self._lock = asyncio.Lock()
         self._token = os.urandom(6).hex()
         self._revisions = itertools.count(1)
+        # Revisions of states in Redis this replica cannot restore (another window, or
+        # idle by this replica's clock): a fresh state replaces them.
+        self._unusable: dict[StreamKey, str] = {}
 
     # --- scoring ------------------------------------------------------------------------
     async def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoredBatch:
@@ -165,7 +172,7 @@ class RedisStreamStore:
         todo = list(range(len(requests)))
         async with self._lock:
             for _ in range(ATTEMPTS):
-                view = _Staged(self.copies, self.clock)
+                view = _Staged(self.copies, self._unusable, self.clock)
                 try:
                     outcomes = compute(view, [requests[i] for i in todo])
                 except BaseException:
@@ -247,6 +254,7 @@ class RedisStreamStore:
                 state = view.changed[key]
                 state.revision = revisions[key]
                 self.copies.commit(key, state)
+                self._unusable.pop(key, None)
         return moved
 
     def _forget(self, view: _Staged) -> None:
@@ -256,10 +264,15 @@ class RedisStreamStore:
     def _adopt(self, key: StreamKey, revision: str, blob: bytes) -> None:
         """Take Redis' state of a stream as this replica's copy ('' revision: none there)."""
         self.copies.drop(key)
+        self._unusable.pop(key, None)
         if not revision:
             return
         state = self._decode(key, blob)
-        if state is not None:
+        if state is None:
+            if len(self._unusable) >= self.copies.capacity:
+                self._unusable.clear()  # bounded; a forgotten one costs one more round trip
+            self._unusable[key] = revision
+        else:
             state.revision = revision
             self.copies.commit(key, state)
 

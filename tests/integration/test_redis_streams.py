@@ -295,3 +295,24 @@ async def test_a_request_costs_one_script_call_whatever_its_size(
     assert calls.get("cmdstat_evalsha", 0) == len(bodies)
     assert calls.get("cmdstat_eval", 0) == 0
     assert calls.get("cmdstat_hget", 0) == 0 and calls.get("cmdstat_get", 0) == 0
+
+
+async def test_a_state_another_replica_cannot_restore_is_replaced_not_fought_over(
+    apps: Apps, redis_server: RedisServer, tmp_path: Path, write_test_artifact: Any
+) -> None:
+    """During a rollout a replica may serve the model with another window: the state the
+    other replica wrote does not fit, so the stream starts afresh instead of 503s."""
+    a = await apps.start(redis_url=redis_server.url)
+    other = tmp_path / "other-window"
+    write_test_artifact(other, "test-plant")
+    write_test_artifact(other, "windowed", window=2)
+    apps.models_dir = other
+    b = await apps.start(redis_url=redis_server.url)
+    body = {"stream_id": "r", "model": "windowed", "readings": [[0.3, 0, 0, 0]] * 3}
+    assert (await a.post(SCORE, json=body)).status_code == 200
+    on_b = await b.post(SCORE, json=body)
+    assert on_b.status_code == 200, on_b.text
+    states = [r["alert_state"] for r in on_b.json()["results"]]
+    assert states[0] == "warming_up" and states[1] != "warming_up"  # afresh, window 2
+    again = await b.post(SCORE, json=body | {"readings": [[0.3, 0, 0, 0]]})
+    assert again.status_code == 200 and again.json()["results"][0]["alert_state"] != "warming_up"
