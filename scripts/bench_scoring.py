@@ -85,6 +85,9 @@ def main() -> int:
         "around its training mean",
     )
     parser.add_argument(
+        "--connections", type=int, default=8, help="wrk connections for single readings"
+    )
+    parser.add_argument(
         "--redis",
         action="store_true",
         help="also measure a service keeping its stream state in Redis (needs redis-server)",
@@ -174,7 +177,7 @@ def main() -> int:
                 print(f"round {round_}: empty {base:,.0f} req/s")
                 figures: dict[str, tuple[float, float, float]] = {}
                 for name, score in targets.items():
-                    one = wrk(score, single, 8, args.duration)
+                    one = wrk(score, single, args.connections, args.duration)
                     json_batch = wrk(score, batch, 2, args.duration)
                     binary = wrk(score, f32, 2, args.duration)
                     figures[name] = (one, json_batch * 1000, binary * 1000)
