@@ -235,6 +235,12 @@ _REQUEST_BODY = {
         413: {"model": Problem, "description": "Body or batch too large."},
         415: {"model": Problem, "description": "Unsupported content type."},
         422: {"model": Problem, "description": "A field or reading is invalid."},
+        503: {
+            "model": Problem,
+            "description": "Not ready; or, with shared stream state, Redis did not answer "
+            "(stream-state-unavailable) or other replicas kept moving the stream "
+            "(stream-contention): nothing was scored, retry.",
+        },
     },
     openapi_extra={"requestBody": _REQUEST_BODY, "parameters": _PARAMETERS},
 )

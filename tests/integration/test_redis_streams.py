@@ -316,3 +316,24 @@ async def test_a_state_another_replica_cannot_restore_is_replaced_not_fought_ove
     assert states[0] == "warming_up" and states[1] != "warming_up"  # afresh, window 2
     again = await b.post(SCORE, json=body | {"readings": [[0.3, 0, 0, 0]]})
     assert again.status_code == 200 and again.json()["results"][0]["alert_state"] != "warming_up"
+
+
+async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    a = await apps.start(
+        redis_url=redis_server.url, stream_idle_ttl_s=30.0, recent_retention_s=90.0
+    )
+    body = {"stream_id": "t", "reading": {"values": [0.1, 0, 0, 0], "reading_id": "t-1"}}
+    assert (await a.post(SCORE, json=body)).status_code == 200
+    admin = redis_server.client()
+    try:
+        (state_key,) = admin.keys("anomaly:s:*")
+        state_ttl = admin.pttl(state_key)
+        reading_ttl = admin.pttl("anomaly:r:t-1")
+        fields = admin.hkeys("anomaly:r:t-1")
+    finally:
+        admin.close()
+    assert 0 < state_ttl <= 30_000
+    assert 30_000 < reading_ttl <= 90_000
+    assert fields == [b"t"]
