@@ -103,6 +103,8 @@ class _Staged:
         self.changed: dict[StreamKey, StreamState] = {}
 
     def peek(self, key: StreamKey) -> StreamState | None:
+        if key in self.changed:  # an earlier run of this attempt moved it on
+            return self.changed[key]
         state = self.copies.peek(key)
         if state is not None:
             self.expected.setdefault(key, state.revision)

@@ -337,3 +337,23 @@ async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
     assert 0 < state_ttl <= 30_000
     assert 30_000 < reading_ttl <= 90_000
     assert fields == [b"t"]
+
+
+async def test_a_stream_twice_in_one_turn_scores_as_in_one_process(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """Single readings of one stream that arrive together share a turn (a windowed model
+    takes them one run after another): the second sees the first, new stream or not."""
+    one = await apps.start()
+    a = await apps.start(redis_url=redis_server.url)
+    rng = np.random.default_rng(11)
+    for turn in range(4):
+        bodies = [
+            {"stream_id": "twice", "model": model, "reading": {
+                "values": rng.normal(0, 1.2, size=4).round(3).tolist(),
+                "reading_id": f"t{turn}-{i}", "timestamp": 1000.0 + 10 * turn + i}}
+            for i in range(3) for model in MODELS
+        ]  # fmt: skip
+        expected = await asyncio.gather(*(one.post(SCORE, json=b) for b in bodies))
+        got = await asyncio.gather(*(a.post(SCORE, json=b) for b in bodies))
+        assert [r.json() for r in got] == [r.json() for r in expected], turn
