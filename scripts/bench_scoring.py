@@ -1,11 +1,14 @@
 """Quick scoring benchmark on 127.0.0.1 (bounded in time): an empty FastAPI endpoint vs
 POST /v1/score on the bundled model, one uvicorn worker each, driven by Debian's ``wrk``.
 
-    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2] [--model DIR]
+    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2] [--model DIR] [--redis]
 
 Prints req/s for single readings (and the ratio to the empty endpoint) and readings/s for
-1,000-reading JSON batches and float32 bodies. The load tests under loadtests/ are the
-reference; this is the quick check used while developing the hot path.
+1,000-reading JSON batches and float32 bodies. ``--redis`` also serves the same model with
+its stream state in Redis (a redis-server on a free loopback port, no persistence) and
+measures it in the same rounds, interleaved, with the ratio to the in-process default.
+The load tests under loadtests/ are the reference; this is the quick check used while
+developing the hot path.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -80,9 +84,21 @@ def main() -> int:
         help="artifact folder to serve (default: the bundled model); readings are drawn "
         "around its training mean",
     )
+    parser.add_argument(
+        "--connections", type=int, default=8, help="wrk connections for single readings"
+    )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help="also measure a service keeping its stream state in Redis (needs redis-server)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
+        return 2
+    redis_server = shutil.which("redis-server")
+    if args.redis and redis_server is None:
+        print("redis-server is not installed (apt-get install -y redis-server)", file=sys.stderr)
         return 2
     python = sys.executable
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -119,25 +135,77 @@ def main() -> int:
         service = subprocess.Popen(
             [python, "-m", "service", "--port", "18102"], cwd=REPO, env=env_service
         )
+        processes = [empty, service]
+        targets = {"in-process": "http://127.0.0.1:18102/v1/score"}
+        if args.redis and redis_server is not None:
+            port = free_port()
+            processes.append(
+                subprocess.Popen(
+                    [
+                        redis_server,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(tmp),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )  # fmt: skip
+            )
+            env_redis = {
+                **env_service,
+                "ANOMALY_STORE_PATH": str(tmp / "store-redis.sqlite3"),
+                "ANOMALY_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            }
+            processes.append(
+                subprocess.Popen(
+                    [python, "-m", "service", "--port", "18103"], cwd=REPO, env=env_redis
+                )
+            )
+            targets["redis"] = "http://127.0.0.1:18103/v1/score"
         try:
             wait_up("http://127.0.0.1:18101/docs")
-            wait_up("http://127.0.0.1:18102/healthz")
-            score = "http://127.0.0.1:18102/v1/score"
+            for url in targets.values():
+                wait_up(url.replace("/v1/score", "/readyz"))
             for round_ in range(1, args.rounds + 1):
                 base = wrk("http://127.0.0.1:18101/empty", single, 8, args.duration)
-                one = wrk(score, single, 8, args.duration)
-                json_batch = wrk(score, batch, 2, args.duration)
-                binary = wrk(score, f32, 2, args.duration)
-                print(
-                    f"round {round_}: empty {base:,.0f} req/s | single {one:,.0f} req/s "
-                    f"({one / base:.2f}x empty) | JSON 1k batches {json_batch * 1000:,.0f} "
-                    f"readings/s | float32 1k batches {binary * 1000:,.0f} readings/s"
-                )
+                print(f"round {round_}: empty {base:,.0f} req/s")
+                figures: dict[str, tuple[float, float, float]] = {}
+                for name, score in targets.items():
+                    one = wrk(score, single, args.connections, args.duration)
+                    json_batch = wrk(score, batch, 2, args.duration)
+                    binary = wrk(score, f32, 2, args.duration)
+                    figures[name] = (one, json_batch * 1000, binary * 1000)
+                    print(
+                        f"  {name}: single {one:,.0f} req/s ({one / base:.2f}x empty) | "
+                        f"JSON 1k batches {json_batch * 1000:,.0f} readings/s | "
+                        f"float32 1k batches {binary * 1000:,.0f} readings/s"
+                    )
+                if "redis" in figures:
+                    ratios = [
+                        r / i for r, i in zip(figures["redis"], figures["in-process"], strict=True)
+                    ]
+                    print(
+                        "  redis / in-process: single {:.2f}x | JSON batches {:.2f}x | "
+                        "float32 batches {:.2f}x".format(*ratios)
+                    )
         finally:
-            for process in (empty, service):
+            for process in processes:
                 process.terminate()
                 process.wait(timeout=30)
     return 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 if __name__ == "__main__":

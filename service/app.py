@@ -10,6 +10,7 @@ import asyncio
 import copy
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +25,7 @@ from prometheus_client import (
     CollectorRegistry,
 )
 from pydantic.json_schema import models_json_schema
+from redis.asyncio import Redis
 
 from service.api import (
     admin,
@@ -57,7 +59,10 @@ from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
+from service.scoring.redis_streams import RedisStreamStore
 from service.scoring.registry import ModelRegistry
+from service.scoring.shared_readings import SharedReadings
+from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
 from service.settings import Settings
@@ -102,13 +107,18 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         metrics.stream_evictions.labels(reason).inc(count)
 
     streams = StreamStates(
-        settings.stream_capacity, settings.stream_idle_ttl_s, on_evict=count_evictions
+        settings.stream_capacity,
+        settings.stream_idle_ttl_s,
+        on_evict=count_evictions,
+        # Shared states carry when they were last seen to other replicas: wall time.
+        clock=time.monotonic if settings.redis_url is None else time.time,
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
     store = SqliteFeedbackStore(settings.store_path)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    stream_store, shared_readings = build_stream_store(settings, pipeline)
     metrics.state.watch(thresholds, streams, models)
     metrics.show_zeros([model.name for model in models.models()])
     loop = RecalibrationLoop(
@@ -123,6 +133,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         metrics=metrics,
         settings=settings,
         labels_stored=loop.notify_labels,
+        shared=shared_readings,
     )
     drift_monitor = DriftMonitor(store=store, models=models, metrics=metrics, settings=settings)
     state = AppState(
@@ -134,11 +145,12 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         streams=streams,
         recent=recent,
         pipeline=pipeline,
-        batcher=ReadingBatcher(pipeline),
+        batcher=ReadingBatcher(stream_store),
         store=store,
         keeper=keeper,
         desk=desk,
         drift=drift_monitor,
+        stream_store=stream_store,
         recalibration=Recalibration(
             store=store,
             models=models,
@@ -175,7 +187,35 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
     state.readiness.append(ReadinessCheck("store", store_reachable))
+    state.readiness.append(ReadinessCheck("stream_state", stream_store.problem))
     return state
+
+
+def build_stream_store(
+    settings: Settings, pipeline: ScoringPipeline
+) -> tuple[StreamStore, SharedReadings | None]:
+    """Where stream states and, for feedback, scored readings are shared: this process
+    (no ``redis_url``), or Redis."""
+    if settings.redis_url is None:
+        return LocalStreamStore(pipeline), None
+    client = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )
+    namespace = "anomaly"
+    store = RedisStreamStore(
+        pipeline,
+        client,
+        namespace=namespace,
+        idle_ttl_s=settings.stream_idle_ttl_s,
+        retention_s=settings.recent_retention_s,
+    )
+    readings = SharedReadings(
+        client, namespace=namespace, retention_s=settings.recent_retention_s, clock=time.time
+    )
+    return store, readings
 
 
 def create_app(
@@ -209,6 +249,7 @@ def create_app(
         finally:
             app.state.services = None
             await state.recalibration_loop.stop()
+            await state.stream_store.close()
             await asyncio.to_thread(state.store.close)
             gc.unfreeze()
             state.metrics.unregister()

@@ -144,3 +144,20 @@ class ModelFailure(ServiceError):
     status_code = 500
     slug = "model-failure"
     title = "The model failed to score valid input"
+
+
+class StreamStateUnavailable(ServiceError):
+    """The shared stream state (Redis) did not answer: scoring without it would smooth and
+    debounce on a partial history, a silently wrong answer."""
+
+    status_code = 503
+    slug = "stream-state-unavailable"
+    title = "Stream state unavailable"
+
+
+class StreamContention(ServiceError):
+    """Replicas kept updating the same stream at once; the client may retry."""
+
+    status_code = 503
+    slug = "stream-contention"
+    title = "Stream busy on other replicas"

@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     recent_retention_s: float = Field(
         default=3600.0, gt=0, description="Seconds a scored reading stays addressable by its id."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis holding stream states and recent readings, shared by every replica "
+        "(e.g. redis://redis:6379/0); unset: held in this process.",
+    )
+    redis_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds a Redis call may take before scoring answers 503.",
+    )
     error_quantile_window: int = Field(
         default=10_000,
         ge=10,

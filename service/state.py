@@ -28,6 +28,7 @@ from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
+from service.scoring.stream_store import StreamStore
 from service.scoring.streams import StreamStates
 from service.scoring.thresholds import ThresholdBoard
 from service.settings import Settings
@@ -50,7 +51,7 @@ class AppState:
     metrics: Metrics
     thresholds: ThresholdBoard  # read only: the keeper's board
     models: ModelRegistry
-    streams: StreamStates
+    streams: StreamStates  # this process's states (with Redis: its copies of shared ones)
     recent: RecentReadings
     pipeline: ScoringPipeline
     batcher: ReadingBatcher  # single readings, one model call per turn
@@ -60,6 +61,7 @@ class AppState:
     drift: DriftMonitor
     recalibration: Recalibration  # one step per model
     recalibration_loop: RecalibrationLoop  # when the steps run (the lifespan starts it)
+    stream_store: StreamStore  # scores against the stream states, wherever they live
     readiness: list[ReadinessCheck] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
 

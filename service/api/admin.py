@@ -36,7 +36,7 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
             or old.window != model.window
             or old.manifest.smoothing != model.manifest.smoothing
         ):
-            state.streams.drop_model(model.name)
+            await state.stream_store.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 
 
@@ -47,8 +47,8 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     responses=problems(s404="No state for that stream, or no such model."),
 )
 async def reset_stream(stream_id: str, state: StateDep, model: ModelQuery = None) -> Response:
-    name, _ = find_stream(state, stream_id, model)
-    state.streams.drop((name, stream_id))
+    name, _ = await find_stream(state, stream_id, model)
+    await state.stream_store.drop((name, stream_id))
     return Response(status_code=204)
 
 

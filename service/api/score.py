@@ -67,7 +67,7 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         parsed = parse_json(body, state.settings.max_batch_readings)
         if parsed.single:
             return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
-        return render_json(state.pipeline.score(parsed), single=False), JSON_REPLY
+        return render_json(await state.stream_store.score(parsed), single=False), JSON_REPLY
     query, headers = request.query_params, request.headers
     served = state.models.get(query.get("model") or headers.get("x-model"))
     parsed = parse_binary(
@@ -79,7 +79,7 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         n_sensors=served.manifest.n_sensors,
         max_readings=state.settings.max_batch_readings,
     )
-    scored = state.pipeline.score(parsed, reconstruct=False)
+    scored = await state.stream_store.score(parsed, reconstruct=False)
     if wants_npz(headers.get("accept")):
         return render_npz(scored), NPZ_TYPE
     return render_columnar(scored), JSON_REPLY
@@ -258,6 +258,12 @@ _REQUEST_BODY = {
         422: {
             "model": Problem,
             "description": "A field or reading is invalid, or a JSON object repeats a key.",
+        },
+        503: {
+            "model": Problem,
+            "description": "Not ready; or, with shared stream state, Redis did not answer "
+            "(stream-state-unavailable) or other replicas kept moving the stream "
+            "(stream-contention): nothing was scored, retry.",
         },
     },
     openapi_extra={"requestBody": _REQUEST_BODY, "parameters": _PARAMETERS},

@@ -15,9 +15,11 @@ from service.state import AppState, StateDep
 router = APIRouter(prefix="/v1/streams", tags=["streams"])
 
 
-def find_stream(state: AppState, stream_id: str, model: str | None) -> tuple[str, StreamState]:
+async def find_stream(
+    state: AppState, stream_id: str, model: str | None
+) -> tuple[str, StreamState]:
     served = state.models.get(model)
-    stream = state.streams.peek((served.name, stream_id))
+    stream = await state.stream_store.peek((served.name, stream_id))
     if stream is None:
         raise UnknownStream(
             f"no state for stream {stream_id!r} on model {served.name!r}: it was never scored, "
@@ -33,7 +35,7 @@ def find_stream(state: AppState, stream_id: str, model: str | None) -> tuple[str
     responses=problems(s404="No state for that stream, or no such model."),
 )
 async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) -> StreamStatus:
-    name, stream = find_stream(state, stream_id, model)
+    name, stream = await find_stream(state, stream_id, model)
     window = len(stream.window_buffer) + 1
     warming = stream.filled < window - 1
     return StreamStatus(
@@ -44,5 +46,5 @@ async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) 
         smoothed_score=stream.smoother.get(),
         readings_buffered=stream.filled,
         window=window,
-        idle_seconds=max(0.0, state.streams.clock() - stream.last_seen),
+        idle_seconds=max(0.0, state.stream_store.clock() - stream.last_seen),
     )

@@ -30,6 +30,7 @@ from service.metrics import Metrics
 from service.scoring.recent import AmbiguousReadingId, RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.sequence import score_sequence
+from service.scoring.shared_readings import SharedFinds, SharedReadings
 from service.scoring.smoothing import stream_smoothing
 from service.settings import Settings
 
@@ -130,6 +131,7 @@ class LabellingDesk:
         metrics: Metrics,
         settings: Settings,
         labels_stored: Callable[[int], None],
+        shared: SharedReadings | None = None,
         clock: Callable[[], float] = time.time,
         rng: np.random.Generator | None = None,
     ) -> None:
@@ -140,6 +142,7 @@ class LabellingDesk:
         self.metrics = metrics
         self.settings = settings
         self.labels_stored = labels_stored
+        self.shared = shared  # other replicas' readings, by id (with Redis)
         self.clock = clock
         self.rng = rng if rng is not None else np.random.default_rng()
 
@@ -182,7 +185,8 @@ class LabellingDesk:
     ) -> Submission:
         """Durable before it returns (the store commits with a full fsync); ``replayed``
         when an identical retry won the race to the store."""
-        labels = self.labels_for(selection, label, note)
+        found = await self.fetch_shared(selection)
+        labels = self.labels_for(selection, label, note, found)
         try:
             submission = await asyncio.to_thread(
                 self.store.submit_labels,
@@ -199,12 +203,24 @@ class LabellingDesk:
             self.labels_stored(len(submission.labels))
         return submission
 
+    async def fetch_shared(self, selection: Selection) -> SharedFinds | None:
+        """With shared state, the readings named by id, from every replica's (each scored
+        reading is written there before its reply); None: look in this process."""
+        if self.shared is None or not isinstance(selection, ReadingIds):
+            return None
+        return await self.shared.find(list(selection.reading_ids), selection.stream_id)
+
     def labels_for(
-        self, selection: Selection, label: LabelValue, note: str | None
+        self,
+        selection: Selection,
+        label: LabelValue,
+        note: str | None,
+        shared: SharedFinds | None = None,
     ) -> list[NewLabel]:
-        """Event loop only (reads the recent-readings buffer, calls the model)."""
+        """Event loop only (reads the recent-readings buffer, calls the model). ``shared``:
+        readings by id that other replicas scored (:meth:`fetch_shared`)."""
         if isinstance(selection, ReadingIds):
-            return self._by_reading_ids(selection, label, note)
+            return self._by_reading_ids(selection, label, note, shared)
         if isinstance(selection, TimeRange):
             return self._by_time_range(selection, label, note)
         return self._by_carried_readings(selection, label, note)
@@ -232,7 +248,11 @@ class LabellingDesk:
         )
 
     def _by_reading_ids(
-        self, selection: ReadingIds, label: LabelValue, note: str | None
+        self,
+        selection: ReadingIds,
+        label: LabelValue,
+        note: str | None,
+        shared: SharedFinds | None,
     ) -> list[NewLabel]:
         stream_id = selection.stream_id
         labels: list[NewLabel] = []
@@ -241,7 +261,13 @@ class LabellingDesk:
         ambiguous: list[str] = []
         for reading_id in selection.reading_ids:
             try:
-                reading = self.recent.get(reading_id, stream_id)
+                if shared is None:
+                    reading = self.recent.get(reading_id, stream_id)
+                else:
+                    found = shared.get(reading_id)
+                    if isinstance(found, AmbiguousReadingId):
+                        raise found
+                    reading = found
             except AmbiguousReadingId as exc:
                 ambiguous.append(f"{reading_id!r} (streams {', '.join(exc.streams[:5])})")
                 continue

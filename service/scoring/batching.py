@@ -12,21 +12,24 @@ from __future__ import annotations
 import asyncio
 
 from service.scoring.payload import ParsedRequest
-from service.scoring.pipeline import ScoringPipeline
 from service.scoring.scored import ScoredBatch
+from service.scoring.stream_store import StreamStore
 
 MAX_BATCH = 256  # requests scored by one flush; more wait for the next turn
 
 
 class ReadingBatcher:
     """Queues parsed requests and scores the queue on the next turn of the event loop,
-    in arrival order (:meth:`ScoringPipeline.score_many` keeps each stream's order and
-    answers every request as if it were scored alone)."""
+    in arrival order (:meth:`StreamStore.score_many` keeps each stream's order and
+    answers every request as if it were scored alone). One flush runs at a time: with
+    shared state a flush waits for Redis, and the requests that arrive meanwhile make up
+    the next one, so a stream's readings reach the shared state in arrival order."""
 
-    def __init__(self, pipeline: ScoringPipeline) -> None:
-        self._pipeline = pipeline
+    def __init__(self, store: StreamStore) -> None:
+        self._store = store
         self._pending: list[tuple[ParsedRequest, asyncio.Future[ScoredBatch]]] = []
         self._scheduled = False
+        self._task: asyncio.Task[None] | None = None  # held: the loop keeps weak references
 
     async def score(self, parsed: ParsedRequest) -> ScoredBatch:
         loop = asyncio.get_running_loop()
@@ -35,22 +38,25 @@ class ReadingBatcher:
         if not self._scheduled:
             # After the tasks already ready: the requests that arrived with this one.
             self._scheduled = True
-            loop.call_soon(self._flush)
+            self._task = loop.create_task(self._flush())
         return await future
 
-    def _flush(self) -> None:
-        pending, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        self._scheduled = bool(self._pending)
-        if self._scheduled:
-            asyncio.get_running_loop().call_soon(self._flush)
+    async def _flush(self) -> None:
         try:
-            outcomes = self._pipeline.score_many([parsed for parsed, _ in pending])
-        except Exception as exc:  # a bug outside any one request: each gets the error
-            outcomes = [exc] * len(pending)
-        for (_, future), outcome in zip(pending, outcomes, strict=True):
-            if future.done():  # the client left (task cancelled); its reading was scored
-                continue
-            if isinstance(outcome, Exception):
-                future.set_exception(outcome)
-            else:
-                future.set_result(outcome)
+            while self._pending:
+                pending, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    outcomes = await self._store.score_many([parsed for parsed, _ in pending])
+                except Exception as exc:  # a bug outside any one request: each gets the error
+                    outcomes = [exc] * len(pending)
+                for (_, future), outcome in zip(pending, outcomes, strict=True):
+                    if future.done():  # the client left (task cancelled); its reading was scored
+                        continue
+                    if isinstance(outcome, Exception):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                if self._pending:
+                    await asyncio.sleep(0)  # let the loop run before the next MAX_BATCH
+        finally:
+            self._scheduled = False

@@ -153,6 +153,16 @@ class AlertDebouncer:
         self._left = 0
         self.phase = NORMAL
 
+    def snapshot(self) -> tuple[list[bool], int, int]:
+        """The last n highs, the cool-down readings left and the phase, for :meth:`restore`."""
+        return list(self._bits), self._left, self.phase
+
+    def restore(self, bits: list[bool], left: int, phase: int) -> None:
+        self._bits = list(bits[-self.n :])
+        self._count = sum(self._bits)
+        self._left = left
+        self.phase = phase
+
     def update_many(self, smoothed: np.ndarray) -> tuple[np.ndarray, int]:
         """States after each score (int8 codes) and how many alerts were raised."""
         above = smoothed > 1.0

@@ -21,7 +21,7 @@ from service.scoring.recent import RecentReadings
 from service.scoring.registry import VALUE_REACH, LoadedModel, ModelRegistry
 from service.scoring.scored import ScoredBatch
 from service.scoring.smoothing import make_smoother, stream_smoothing
-from service.scoring.streams import StreamKey, StreamState, StreamStates
+from service.scoring.streams import StreamKey, StreamState, StreamStates, StreamView
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
 
@@ -67,7 +67,8 @@ class ScoringPipeline:
         self.tally = metrics.scoring
         self._clock = time.time
 
-    def _new_state(self, model: LoadedModel, now: float) -> StreamState:
+    def new_state(self, model: LoadedModel, now: float) -> StreamState:
+        """A stream's state before its first reading."""
         s = self.settings
         return StreamState(
             make_smoother(stream_smoothing(s, model.manifest.smoothing)),
@@ -81,11 +82,36 @@ class ScoringPipeline:
     def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoredBatch:
         """``reconstruct=False``: the reply shows no reconstructed values (the columnar
         one), so the model may skip computing them (the outcome's are then empty)."""
-        job = self._prepare(parsed, self.registry.get(parsed.model))
-        self._infer([job], reconstruct=reconstruct)
-        return self._finish(job)
+        scored = self.compute(parsed, self.streams, reconstruct=reconstruct)
+        self.record(scored)
+        return scored
 
     def score_many(self, requests: list[ParsedRequest]) -> list[ScoredBatch | Exception]:
+        """:meth:`compute_many` on this process's stream states, each scored request recorded."""
+        outcomes = self.compute_many(requests, self.streams)
+        for outcome in outcomes:
+            if not isinstance(outcome, Exception):
+                self.record(outcome)
+        return outcomes
+
+    def record(self, scored: ScoredBatch) -> None:
+        """A scored request joins the recent readings and the metrics: once its stream's new
+        state is kept (here at once; with shared state, once the shared copy took it)."""
+        self.recent.add(scored)
+        self.tally.add(scored)
+
+    def compute(
+        self, parsed: ParsedRequest, streams: StreamView, *, reconstruct: bool = True
+    ) -> ScoredBatch:
+        """One request scored against ``streams``, its new state committed there; not
+        recorded (:meth:`record`)."""
+        job = self._prepare(parsed, self.registry.get(parsed.model), streams)
+        self._infer([job], reconstruct=reconstruct)
+        return self._finish(job, streams)
+
+    def compute_many(
+        self, requests: list[ParsedRequest], streams: StreamView
+    ) -> list[ScoredBatch | Exception]:
         """Several requests with one model call per run of them, each answered (or refused)
         as :meth:`score` would in this order. A run ends where the model changes, or where
         a stream comes again to a windowed model (its windows need the earlier request's
@@ -103,7 +129,7 @@ class ScoringPipeline:
             else:
                 for job in run:
                     try:
-                        outcomes.append(self._finish(job))
+                        outcomes.append(self._finish(job, streams))
                     except Exception as exc:
                         outcomes.append(exc)
             run.clear()
@@ -115,7 +141,7 @@ class ScoringPipeline:
                 key = (model.name, parsed.stream_id)
                 if run and (model is not run[0].model or (key in states and model.window > 1)):
                     finish_run()
-                job = self._prepare(parsed, model, states.get(key))
+                job = self._prepare(parsed, model, streams, states.get(key))
             except Exception as exc:
                 finish_run()  # keep the answers in request order
                 outcomes.append(exc)
@@ -126,7 +152,11 @@ class ScoringPipeline:
         return outcomes
 
     def _prepare(
-        self, parsed: ParsedRequest, model: LoadedModel, state: StreamState | None = None
+        self,
+        parsed: ParsedRequest,
+        model: LoadedModel,
+        streams: StreamView,
+        state: StreamState | None = None,
     ) -> _Job:
         """Everything before the model call; reads the stream's state (``state``: the one
         an earlier request of the same run uses), changes nothing."""
@@ -139,9 +169,9 @@ class ScoringPipeline:
             reject_out_of_reach(values, model)
         key = (model.name, parsed.stream_id)
         if state is None:
-            state = self.streams.peek(key)
+            state = streams.peek(key)
             if state is None or state.model_version != model.version:
-                state = self._new_state(model, self.streams.clock())
+                state = self.new_state(model, streams.clock())
         windows, warming = state.windows(readings.values)
         return _Job(
             parsed, model, readings, key, state, state.filled, windows, warming,
@@ -169,7 +199,7 @@ class ScoringPipeline:
             job.squared, job.reconstruction = squared[start:stop], reconstruction[start:stop]
             start = stop
 
-    def _finish(self, job: _Job) -> ScoredBatch:
+    def _finish(self, job: _Job, streams: StreamView) -> ScoredBatch:
         model, readings, state, warming = job.model, job.readings, job.state, job.warming
         squared, threshold = job.squared, job.threshold
         values = readings.values
@@ -186,7 +216,7 @@ class ScoringPipeline:
         states = np.full(batch, WARMING_UP, dtype=np.int8)
         states[warming:], raised = state.debouncer.update_many(smoothed)
         state.push(values)
-        self.streams.commit(job.key, state)
+        streams.commit(job.key, state)
 
         seq_start = self.recent.reserve(batch)
         prefix = self.recent.id_prefix
@@ -219,8 +249,6 @@ class ScoringPipeline:
             reconstruction=job.reconstruction,
             alerts_raised=raised,
         )
-        self.recent.add(scored)
-        self.tally.add(scored)
         return scored
 
 

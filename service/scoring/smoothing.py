@@ -31,6 +31,10 @@ class Smoother(Protocol):
 
     def update_many(self, xs: np.ndarray) -> np.ndarray: ...
 
+    def snapshot(self) -> list[float]: ...
+
+    def restore(self, remembered: list[float]) -> None: ...
+
 
 class _LastScores:
     """The last ``window`` scores of a stream; subclasses say how they are summarised."""
@@ -52,6 +56,13 @@ class _LastScores:
 
     def get(self) -> float:
         raise NotImplementedError
+
+    def snapshot(self) -> list[float]:
+        """What the smoother remembers, for :meth:`restore` in another process."""
+        return list(self._recent)
+
+    def restore(self, remembered: list[float]) -> None:
+        self._recent = list(remembered[-self.window :])
 
 
 class RollingMean(_LastScores):
@@ -136,6 +147,12 @@ class Ewma:
 
     def get(self) -> float:
         return 0.0 if self._value is None else self._value
+
+    def snapshot(self) -> list[float]:
+        return [] if self._value is None else [self._value]
+
+    def restore(self, remembered: list[float]) -> None:
+        self._value = remembered[-1] if remembered else None
 
     def update_many(self, xs: np.ndarray) -> np.ndarray:
         if len(xs) < _VECTOR_MIN:

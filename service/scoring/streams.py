@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -37,7 +38,10 @@ def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> tuple[np
 class StreamState:
     """What one stream remembers between requests."""
 
-    __slots__ = ("debouncer", "filled", "last_seen", "model_version", "smoother", "window_buffer")
+    __slots__ = (
+        "debouncer", "filled", "last_seen", "model_version", "revision", "smoother",
+        "window_buffer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class StreamState:
         self.window_buffer = np.zeros((window - 1, n_sensors), dtype=np.float32)
         self.filled = 0
         self.last_seen = now
+        self.revision = ""  # shared state: the Redis write this copy came from
 
     def windows(self, values: np.ndarray) -> tuple[np.ndarray, int]:
         """Model inputs for a batch and how many leading readings are still warming up.
@@ -77,6 +82,16 @@ class StreamState:
         take = min(capacity, len(values))
         self.window_buffer = np.concatenate((self.window_buffer[take:], values[-take:]))
         self.filled = min(capacity, self.filled + len(values))
+
+
+class StreamView(Protocol):
+    """Where the pipeline reads a stream's state before scoring and puts it back after."""
+
+    clock: Clock
+
+    def peek(self, key: StreamKey) -> StreamState | None: ...
+
+    def commit(self, key: StreamKey, state: StreamState) -> None: ...
 
 
 class StreamStates:

@@ -21,6 +21,7 @@ from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
 from service.scoring.scored import ScoredBatch
+from service.scoring.stream_store import LocalStreamStore
 from service.scoring.streams import StreamStates
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
@@ -139,7 +140,7 @@ async def test_batcher_scores_a_loop_turn_together(
 ) -> None:
     pipeline = make_pipeline(models_dir, tmp_path)
     reference = make_pipeline(models_dir, tmp_path)
-    batcher = ReadingBatcher(pipeline)
+    batcher = ReadingBatcher(LocalStreamStore(pipeline))
     flushes: list[int] = []
     score_many = pipeline.score_many
 

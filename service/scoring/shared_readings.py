@@ -1,0 +1,215 @@
+"""Scored readings as Redis records, so a label can reach a reading another replica scored.
+
+A reading is a field of the hash ``<ns>:r:<reading id>``, named by its stream, holding the
+packed :class:`~service.scoring.recent.RecentReading`; the hash expires with the retention
+(``ANOMALY_RECENT_RETENTION_S``). The stream store writes them in the same script call as
+the stream states (one round trip per request); :class:`SharedReadings` reads them back.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from service.errors import StreamStateUnavailable
+from service.scoring.client_ids import AmbiguousReadingId
+from service.scoring.decision import ALERT
+from service.scoring.recent import RecentReading
+from service.scoring.scored import ScoredBatch
+
+# timestamp, received at, error (NaN: warming), threshold, its version, anomaly, alert,
+# sensors, model name bytes, model version bytes; then the values and the squared errors
+# (float32, NaN while warming), the model's name and version.
+_RECORD = struct.Struct("<ddddq??HHH")
+
+SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
+
+
+def reading_key_prefix(namespace: str) -> str:
+    return f"{namespace}:r:"
+
+
+@dataclass(frozen=True, slots=True)
+class PackedReadings:
+    """A scored request's readings as the commit script takes them: fixed-size records in
+    one string (no argument per reading: packing thousands costs more than scoring them),
+    and the ids either generated (``prefix`` + ``seq_start + i``, built by the script) or
+    length-prefixed in ``ids``."""
+
+    count: int
+    record_size: int
+    id_prefix: str
+    seq_start: int
+    ids: bytes  # b"" when every id is generated
+    records: bytes
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(n_sensors: int, model_len: int, version_len: int) -> np.dtype[np.void]:
+    """The record as a numpy structured type: packed, the same bytes as ``_RECORD`` and
+    the arrays and names after it."""
+    return np.dtype(
+        [
+            ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("threshold", "<f8"),
+            ("threshold_version", "<i8"), ("anomaly", "?"), ("alert", "?"),
+            ("n_sensors", "<u2"), ("model_len", "<u2"), ("version_len", "<u2"),
+            ("values", "<f4", (n_sensors,)), ("squared", "<f4", (n_sensors,)),
+            ("model", f"S{model_len}"), ("version", f"S{version_len}"),
+        ]
+    )  # fmt: skip
+
+
+def pack(scored: ScoredBatch) -> PackedReadings:
+    model = scored.model.name.encode()
+    version = scored.model.version.encode()
+    size, n_sensors = scored.values.shape
+    if size == 1:  # single readings, the common request: struct beats numpy's set-up
+        return _pack_one(scored, model, version, n_sensors)
+    layout = _layout(n_sensors, len(model), len(version))
+    rows = np.zeros(size, dtype=layout)
+    received = scored.received_at
+    if scored.timestamps is None:
+        rows["timestamp"] = received
+    else:
+        rows["timestamp"] = np.where(np.isnan(scored.timestamps), received, scored.timestamps)
+    rows["received"] = received
+    warming = scored.warming
+    rows["error"][:warming] = np.nan
+    rows["error"][warming:] = scored.errors
+    rows["threshold"] = scored.threshold.value
+    rows["threshold_version"] = scored.threshold.version
+    rows["anomaly"][warming:] = scored.anomalies
+    rows["alert"] = scored.states == ALERT
+    rows["n_sensors"] = n_sensors
+    rows["model_len"] = len(model)
+    rows["version_len"] = len(version)
+    rows["values"] = scored.values
+    rows["squared"][:warming] = np.nan
+    rows["squared"][warming:] = scored.squared
+    rows["model"] = model
+    rows["version"] = version
+    ids = b""
+    if scored.reading_ids is not None:
+        prefix, seq = scored.id_prefix, scored.seq_start
+        encoded = [
+            (x if x is not None else f"{prefix}{seq + i}").encode()
+            for i, x in enumerate(scored.reading_ids)
+        ]
+        ids = b"".join(len(x).to_bytes(2, "big") + x for x in encoded)
+    return PackedReadings(
+        size, layout.itemsize, scored.id_prefix, scored.seq_start, ids, rows.tobytes()
+    )
+
+
+def _pack_one(scored: ScoredBatch, model: bytes, version: bytes, n_sensors: int) -> PackedReadings:
+    received = scored.received_at
+    stamp = float(scored.timestamps[0]) if scored.timestamps is not None else math.nan
+    warming = scored.warming == 1
+    header = _RECORD.pack(
+        received if math.isnan(stamp) else stamp, received,
+        math.nan if warming else float(scored.errors[0]), scored.threshold.value,
+        scored.threshold.version, False if warming else bool(scored.anomalies[0]),
+        bool(scored.states[0] == ALERT), n_sensors, len(model), len(version),
+    )  # fmt: skip
+    squared = (
+        np.full(n_sensors, np.nan, dtype="<f4") if warming else scored.squared[0].astype("<f4")
+    )
+    record = b"".join(
+        (header, scored.values[0].astype("<f4").tobytes(), squared.tobytes(), model, version)
+    )
+    ids = b""
+    given = scored.reading_ids[0] if scored.reading_ids is not None else None
+    if given is not None:
+        encoded = given.encode()
+        ids = len(encoded).to_bytes(2, "big") + encoded
+    return PackedReadings(1, len(record), scored.id_prefix, scored.seq_start, ids, record)
+
+
+def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
+    (timestamp, received, error, threshold, threshold_version, anomaly, alert, n_sensors,
+     model_len, version_len) = _RECORD.unpack_from(record)  # fmt: skip
+    at = _RECORD.size
+    values = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
+    at += 4 * n_sensors
+    squared = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
+    at += 4 * n_sensors
+    model = record[at : at + model_len].decode()
+    at += model_len
+    version = record[at : at + version_len].decode()
+    scored = not math.isnan(error)
+    return RecentReading(
+        reading_id=reading_id,
+        stream_id=stream_id,
+        model=model,
+        model_version=version,
+        timestamp=timestamp,
+        received_at=received,
+        error=error if scored else None,
+        squared_errors=squared if scored else None,
+        values=values,
+        threshold=threshold,
+        threshold_version=threshold_version,
+        anomaly=anomaly,
+        alert=alert,
+    )
+
+
+class SharedReadings:
+    """Looks up readings by id among every replica's (read side; the store writes)."""
+
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        namespace: str,
+        retention_s: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self.client = client
+        self.namespace = namespace
+        self.retention_s = retention_s
+        self.clock = clock
+
+    async def find(self, reading_ids: list[str], stream_id: str | None) -> SharedFinds:
+        """The retained readings with these ids (of ``stream_id``, if given), in one round
+        trip; an id several streams carry, with no stream given, maps to the ambiguity."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for reading_id in reading_ids:
+                    key = reading_key_prefix(self.namespace) + reading_id
+                    if stream_id is None:
+                        pipe.hgetall(key)
+                    else:
+                        pipe.hget(key, stream_id)
+                replies = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise StreamStateUnavailable(
+                "the shared store of recent readings (Redis) did not answer: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        cutoff = self.clock() - self.retention_s
+        found: SharedFinds = {}
+        for reading_id, reply in zip(reading_ids, replies, strict=True):
+            if not reply:  # None (no such field) or {} (no such hash)
+                continue
+            fields: dict[bytes, bytes] = (
+                {stream_id.encode(): reply} if stream_id is not None else reply
+            )
+            readings = [
+                decode(reading_id, stream.decode(), record) for stream, record in fields.items()
+            ]
+            readings = [r for r in readings if r.received_at >= cutoff]
+            if len(readings) > 1:
+                found[reading_id] = AmbiguousReadingId(
+                    reading_id, sorted(r.stream_id for r in readings)
+                )
+            elif readings:
+                found[reading_id] = readings[0]
+        return found

@@ -1,0 +1,90 @@
+"""A stream state carried through bytes between every request scores exactly as one that
+stayed in memory: the guarantee shared state (Redis) rests on."""
+
+from __future__ import annotations
+
+import doctest
+
+import numpy as np
+import pytest
+
+import service.scoring.stream_codec as stream_codec
+from service.scoring.artifact import ScoreSmoothing
+from service.scoring.decision import AlertDebouncer
+from service.scoring.smoothing import make_smoother
+from service.scoring.stream_codec import StateFormatError, encode, restore
+from service.scoring.streams import StreamState
+
+SMOOTHINGS = [
+    ScoreSmoothing(method="none", window=1, alpha=0.5),
+    ScoreSmoothing(method="mean", window=4, alpha=0.5),
+    ScoreSmoothing(method="median", window=3, alpha=0.5),
+    ScoreSmoothing(method="median", window=6, alpha=0.5),
+    ScoreSmoothing(method="ewma", window=1, alpha=0.3),
+]
+
+
+def fresh(smoothing: ScoreSmoothing, window: int, n_sensors: int = 3) -> StreamState:
+    return StreamState(
+        make_smoother(smoothing),
+        AlertDebouncer(k=2, n=4, cooldown=3),
+        window=window,
+        n_sensors=n_sensors,
+        model_version="7",
+        now=1000.0,
+    )
+
+
+def step(state: StreamState, values: np.ndarray, scores: np.ndarray) -> tuple[object, ...]:
+    windows, warming = state.windows(values)
+    smoothed = state.smoother.update_many(scores[warming:])
+    states, raised = state.debouncer.update_many(smoothed)
+    state.push(values)
+    return windows.tobytes(), warming, smoothed.tobytes(), states.tobytes(), raised
+
+
+@pytest.mark.parametrize("smoothing", SMOOTHINGS, ids=lambda s: f"{s.method}{s.window}")
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_a_state_restored_before_every_request_scores_bit_for_bit_the_same(
+    smoothing: ScoreSmoothing, window: int
+) -> None:
+    rng = np.random.default_rng(window * 31 + smoothing.window)
+    kept = fresh(smoothing, window)
+    carried_bytes = encode(fresh(smoothing, window))
+    for _ in range(60):
+        size = int(rng.choice([1, 1, 2, 3, 17, 40]))  # loops and the vectorised paths
+        values = rng.normal(size=(size, 3)).astype(np.float32)
+        scores = rng.gamma(2.0, 0.6, size=size)
+        carried = fresh(smoothing, window)
+        restore(carried, carried_bytes)
+        assert step(carried, values, scores) == step(kept, values, scores)
+        carried_bytes = encode(carried)
+    assert carried_bytes == encode(kept)
+
+
+def test_the_version_last_seen_and_window_rows_travel() -> None:
+    state = fresh(SMOOTHINGS[1], window=3)
+    state.push(np.array([[1.0, 2.0, 3.0]], dtype=np.float32))
+    state.last_seen = 1234.5
+    copy = fresh(SMOOTHINGS[1], window=3)
+    copy.model_version = "other"
+    restore(copy, encode(state))
+    assert (copy.model_version, copy.last_seen, copy.filled) == ("7", 1234.5, 1)
+    assert copy.window_buffer.tolist() == [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]
+
+
+def test_a_state_that_does_not_fit_the_model_is_refused() -> None:
+    state = fresh(SMOOTHINGS[0], window=4)
+    state.push(np.ones((3, 3), dtype=np.float32))
+    with pytest.raises(StateFormatError):
+        restore(fresh(SMOOTHINGS[0], window=2), encode(state))  # more rows than the window
+    with pytest.raises(StateFormatError):
+        restore(fresh(SMOOTHINGS[0], window=4, n_sensors=5), encode(state))
+    with pytest.raises(StateFormatError):
+        restore(fresh(SMOOTHINGS[0], window=4), b"\x09" + encode(state)[1:])  # unknown format
+    with pytest.raises(StateFormatError):
+        restore(fresh(SMOOTHINGS[0], window=4), b"\x01")
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(stream_codec).failed == 0
