@@ -31,7 +31,9 @@ from service.api import (
     drift,
     feedback,
     health,
+    maintenance,
     models,
+    review,
     score,
     streams,
 )
@@ -43,6 +45,7 @@ from service.api.problems import document_problems, install_problem_handlers
 from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
+from service.calibration.maintenance import MaintenanceWindows
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.sqlite import SqliteFeedbackStore
@@ -102,8 +105,12 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     store = SqliteFeedbackStore(settings.store_path)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
-    pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    windows = MaintenanceWindows(store=store, models=models)
+    pipeline = ScoringPipeline(
+        settings, models, thresholds, streams, recent, metrics, windows=windows.match
+    )
     metrics.state.watch(thresholds, streams, models)
+    metrics.maintenance.watch(windows)
     metrics.show_zeros([model.name for model in models.models()])
     loop = RecalibrationLoop(
         interval_s=settings.recalibration_interval_s,
@@ -117,6 +124,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         metrics=metrics,
         settings=settings,
         labels_stored=loop.notify_labels,
+        windows=windows.match,
     )
     drift_monitor = DriftMonitor(store=store, models=models, metrics=metrics, settings=settings)
     state = AppState(
@@ -133,6 +141,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         keeper=keeper,
         desk=desk,
         drift=drift_monitor,
+        maintenance=windows,
         recalibration=Recalibration(
             store=store,
             models=models,
@@ -188,6 +197,7 @@ def create_app(
         state = build_state(settings, metrics_registry)
         try:
             await state.keeper.restore()
+            await state.maintenance.restore()
             await state.drift.check_all()
         except BaseException:
             state.store.close()
@@ -231,7 +241,13 @@ def create_app(
         # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI
         # (and serves it when FastAPI traces requests, so spans carry the route).
         app.add_middleware(score.LeanScoreMiddleware, access=score_access)
-    always_keyed = (admin.router.prefix, feedback.router.prefix, drift.router.prefix)
+    always_keyed = (
+        admin.router.prefix,
+        feedback.router.prefix,
+        drift.router.prefix,
+        maintenance.router.prefix,
+        review.whoami_router.prefix,
+    )
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -248,6 +264,9 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(admin_thresholds.router)
     app.include_router(drift.router)
+    app.include_router(maintenance.router)
+    app.include_router(review.router)
+    app.include_router(review.whoami_router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     install_offline_docs(app)

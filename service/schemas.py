@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-AlertState = Literal["normal", "alert", "cooldown", "warming_up"]
+AlertState = Literal["normal", "alert", "cooldown", "warming_up", "suppressed"]
 
 
 class _Doc(BaseModel):
@@ -73,6 +73,16 @@ class ReadingResult(_Doc):
     model_version: str
     threshold: float
     threshold_version: int
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class ScoreResponse(_Doc):
@@ -84,6 +94,16 @@ class ScoreResponse(_Doc):
     result: ReadingResult | None = Field(default=None, description="For a `reading` request.")
     results: list[ReadingResult] | None = Field(default=None, description="For `readings`.")
     alerts_raised: int | None = Field(default=None, description="New alerts in this batch.")
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class BulkScoreResponse(_Doc):
@@ -109,6 +129,16 @@ class BulkScoreResponse(_Doc):
     alert_state_names: list[str]
     top_sensor_index: list[list[int]] = Field(description="Indexes into sensors.")
     top_sensor_share: list[list[float]]
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class ProblemError(_Doc):

@@ -359,9 +359,9 @@ async def test_openapi_declares_refusals_as_problems(
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     }, (method, path, status)
-            keyed = path.startswith(("/v1/admin", "/v1/feedback", "/v1/drift")) or (
-                require_score_key and path.startswith(("/v1/score", "/v1/models", "/v1/streams"))
-            )
+            keyed = path.startswith(
+                ("/v1/admin", "/v1/feedback", "/v1/drift", "/v1/maintenance-windows", "/v1/whoami")
+            ) or (require_score_key and path.startswith(("/v1/score", "/v1/models", "/v1/streams")))
             assert {"401", "403"} <= set(responses) if keyed else "401" not in responses
             if "requestBody" in operation:
                 assert {"400", "413"} <= set(responses), (method, path)
