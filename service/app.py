@@ -38,6 +38,7 @@ from service.api import (
     streams,
 )
 from service.api import metrics as metrics_api
+from service.api.console import install_console
 from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
@@ -270,6 +271,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     install_offline_docs(app)
+    install_console(app)
     keyed: tuple[str, ...] = always_keyed
     if settings.score_key_required:
         keyed += (score.router.prefix + "/score", models.router.prefix, streams.router.prefix)
