@@ -33,11 +33,14 @@ from service.api import (
     drift,
     feedback,
     health,
+    maintenance,
     models,
+    review,
     score,
     streams,
 )
 from service.api import metrics as metrics_api
+from service.api.console import install_console
 from service.api.docs import install_offline_docs
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
@@ -51,6 +54,7 @@ from service.api.problems import install_problem_handlers
 from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
+from service.calibration.maintenance import MaintenanceWindows
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.sqlite import SqliteFeedbackStore
@@ -117,9 +121,13 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
     store = SqliteFeedbackStore(settings.store_path)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
-    pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)
+    windows = MaintenanceWindows(store=store, models=models)
+    pipeline = ScoringPipeline(
+        settings, models, thresholds, streams, recent, metrics, windows=windows.match
+    )
     stream_store, shared_readings = build_stream_store(settings, pipeline)
     metrics.state.watch(thresholds, streams, models)
+    metrics.maintenance.watch(windows)
     metrics.show_zeros([model.name for model in models.models()])
     loop = RecalibrationLoop(
         interval_s=settings.recalibration_interval_s,
@@ -134,6 +142,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         settings=settings,
         labels_stored=loop.notify_labels,
         shared=shared_readings,
+        windows=windows.match,
     )
     drift_monitor = DriftMonitor(store=store, models=models, metrics=metrics, settings=settings)
     state = AppState(
@@ -151,6 +160,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         desk=desk,
         drift=drift_monitor,
         stream_store=stream_store,
+        maintenance=windows,
         recalibration=Recalibration(
             store=store,
             models=models,
@@ -234,6 +244,7 @@ def create_app(
         state = build_state(settings, metrics_registry)
         try:
             await state.keeper.restore()
+            await state.maintenance.restore()
             await state.drift.check_all()
         except BaseException:
             state.store.close()
@@ -278,7 +289,13 @@ def create_app(
         # Innermost: serves POST /v1/score itself; the route below documents it in OpenAPI
         # (and serves it when FastAPI traces requests, so spans carry the route).
         app.add_middleware(score.LeanScoreMiddleware, access=score_access)
-    always_keyed = (admin.router.prefix, feedback.router.prefix, drift.router.prefix)
+    always_keyed = (
+        admin.router.prefix,
+        feedback.router.prefix,
+        drift.router.prefix,
+        maintenance.router.prefix,
+        review.whoami_router.prefix,
+    )
     app.add_middleware(
         RequestGuardMiddleware,
         max_body_bytes=settings.max_body_bytes,
@@ -295,9 +312,13 @@ def create_app(
     app.include_router(feedback.router)
     app.include_router(admin_thresholds.router)
     app.include_router(drift.router)
+    app.include_router(maintenance.router)
+    app.include_router(review.router)
+    app.include_router(review.whoami_router)
     app.include_router(health.router)
     app.include_router(metrics_api.router)
     install_offline_docs(app)
+    install_console(app)
     _document(app, settings, json_only_prefixes=always_keyed)
     return app
 

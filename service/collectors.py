@@ -34,6 +34,7 @@ from prometheus_client.utils import floatToGoString
 from service.scoring.rolling import RollingQuantiles
 
 if TYPE_CHECKING:
+    from service.calibration.maintenance import MaintenanceWindows
     from service.scoring.registry import LoadedModel, ModelRegistry
     from service.scoring.scored import ScoredBatch
     from service.scoring.streams import StreamStates
@@ -163,10 +164,20 @@ class RequestTally(Collector):
 class _ModelCounts:
     """One model name's counts (the label is the name: its versions share them)."""
 
-    __slots__ = ("alerts", "anomalies", "created", "errors", "readings", "scores", "top")
+    __slots__ = (
+        "alerts",
+        "anomalies",
+        "created",
+        "errors",
+        "excluded",
+        "readings",
+        "scores",
+        "suppressed",
+        "top",
+    )
 
     def __init__(self, error_bounds: Sequence[float], score_bounds: Sequence[float]) -> None:
-        self.readings = self.anomalies = self.alerts = 0
+        self.readings = self.anomalies = self.alerts = self.suppressed = self.excluded = 0
         self.created = time.time()
         self.errors = HistogramCounts(error_bounds)
         self.scores = HistogramCounts(score_bounds)
@@ -191,6 +202,10 @@ class _VersionSeries:
         scored = len(errors)
         counts.readings += scored
         counts.alerts += batch.alerts_raised
+        if batch.maintenance is not None:
+            counts.suppressed += batch.alerts_suppressed
+            if batch.maintenance.excluded_by is not None:
+                counts.excluded += len(batch)
         if scored < _LOOP_MAX:
             for error in errors.tolist():
                 counts.errors.observe(error)
@@ -267,16 +282,18 @@ class ScoringTally(Collector):
         return found
 
     def collect(self) -> Iterator[Metric]:
-        readings, anomalies, alerts, errors, scores, top = self.describe()
+        readings, anomalies, alerts, errors, scores, top, suppressed, excluded = self.describe()
         for name, counts in list(self._models.items()):
             _add_count(readings, [name], counts.readings, counts.created)
             _add_count(anomalies, [name], counts.anomalies, counts.created)
             _add_count(alerts, [name], counts.alerts, counts.created)
+            _add_count(suppressed, [name], counts.suppressed, counts.created)
+            _add_count(excluded, [name], counts.excluded, counts.created)
             counts.errors.add_to(errors, [name])
             counts.scores.add_to(scores, [name])
             for sensor, (count, created) in list(counts.top.items()):
                 _add_count(top, [name, sensor], count, created)
-        yield from (readings, anomalies, alerts, errors, scores, top)
+        yield from (readings, anomalies, alerts, errors, scores, top, suppressed, excluded)
 
     def describe(
         self,
@@ -286,6 +303,8 @@ class ScoringTally(Collector):
         CounterMetricFamily,
         HistogramMetricFamily,
         HistogramMetricFamily,
+        CounterMetricFamily,
+        CounterMetricFamily,
         CounterMetricFamily,
     ]:
         model = ["model"]
@@ -316,6 +335,16 @@ class ScoringTally(Collector):
                 "Anomalous readings in which this sensor contributed the largest share of the "
                 "error.",
                 ["model", "sensor"],
+            ),
+            _counter(
+                "alerts_suppressed",
+                "Alerts a suppress_alerts maintenance window held back (not in anomaly_alerts).",
+                model,
+            ),
+            _counter(
+                "readings_excluded_from_learning",
+                "Readings scored inside an exclude_from_learning maintenance window.",
+                model,
             ),
         )
 
@@ -390,5 +419,36 @@ class StateGauges(Collector):
                 "Newer versions of a served model refused at start-up (an older good one "
                 "serves); /readyz and /v1/models say why.",
                 model,
+            ),
+        )
+
+
+class MaintenanceGauges(Collector):
+    """Maintenance windows in force, by mode, read from their owner at collect time (a
+    window starts and ends by the clock, with no event to set a gauge on)."""
+
+    MODES = ("suppress_alerts", "exclude_from_learning")
+
+    def __init__(self) -> None:
+        self._windows: MaintenanceWindows | None = None
+
+    def watch(self, windows: MaintenanceWindows) -> None:
+        self._windows = windows
+
+    def collect(self) -> Iterator[Metric]:
+        (active,) = self.describe()
+        found = self._windows.active() if self._windows is not None else []
+        for mode in self.MODES:
+            count = sum(1 for w in found if getattr(w, mode))
+            active.add_metric([mode], float(count))
+        yield active
+
+    def describe(self) -> tuple[GaugeMetricFamily]:
+        return (
+            _gauge(
+                "maintenance_windows_active",
+                "Maintenance windows in force now, by mode (suppress_alerts, "
+                "exclude_from_learning).",
+                ["mode"],
             ),
         )

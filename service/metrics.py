@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics import MetricWrapperBase
 
 from service.calibration.records import LabelValue, RunOutcome
-from service.collectors import RequestTally, ScoringTally, StateGauges
+from service.collectors import MaintenanceGauges, RequestTally, ScoringTally, StateGauges
 
 # Normalised score = error / current threshold; buckets are dense around 1 (the decision).
 SCORE_BUCKETS: tuple[float, ...] = (
@@ -57,7 +57,8 @@ class Metrics:
         self.requests = RequestTally(LATENCY_BUCKETS)
         self.scoring = ScoringTally(error_bucket_bounds, SCORE_BUCKETS, quantile_window)
         self.state = StateGauges(self.scoring)
-        for collector in (self.requests, self.scoring, self.state):
+        self.maintenance = MaintenanceGauges()
+        for collector in (self.requests, self.scoring, self.state, self.maintenance):
             registry.register(collector)
 
         # --- streams ----------------------------------------------------------------
@@ -152,5 +153,8 @@ class Metrics:
     def unregister(self) -> None:
         """Take every collector built here off the registry (the app shuts down)."""
         for collector in vars(self).values():
-            if isinstance(collector, MetricWrapperBase | RequestTally | ScoringTally | StateGauges):
+            if isinstance(
+                collector,
+                MetricWrapperBase | RequestTally | ScoringTally | StateGauges | MaintenanceGauges,
+            ):
                 self.registry.unregister(collector)

@@ -20,7 +20,7 @@ from service.scoring.payload import (
     STREAM_ID_PATTERN,
 )
 
-AlertState = Literal["normal", "alert", "cooldown", "warming_up"]
+AlertState = Literal["normal", "alert", "cooldown", "warming_up", "suppressed"]
 SensorValue = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 """A value the model (float32) can hold: anything larger is refused, never rounded to inf."""
 UnixSeconds = Annotated[float, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
@@ -112,6 +112,16 @@ class ReadingResult(_Doc):
     model_version: str
     threshold: float
     threshold_version: int
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class ScoreResponse(_Doc):
@@ -123,6 +133,16 @@ class ScoreResponse(_Doc):
     result: ReadingResult | None = Field(default=None, description="For a `reading` request.")
     results: list[ReadingResult] | None = Field(default=None, description="For `readings`.")
     alerts_raised: int | None = Field(default=None, description="New alerts in this batch.")
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class BulkScoreResponse(_Doc):
@@ -148,6 +168,16 @@ class BulkScoreResponse(_Doc):
     alert_state_names: list[str]
     top_sensor_index: list[list[int]] = Field(description="Indexes into sensors.")
     top_sensor_share: list[list[float]]
+    suppressed_by_window: int | None = Field(
+        default=None,
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window.",
+    )
+    excluded_from_learning_by_window: int | None = Field(
+        default=None,
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample.",
+    )
 
 
 class ProblemError(_Doc):

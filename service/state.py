@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
+from service.calibration.maintenance import MaintenanceWindows
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.store import FeedbackStore
@@ -59,6 +60,7 @@ class AppState:
     keeper: ThresholdKeeper  # the one writer of thresholds; ``thresholds`` is its board
     desk: LabellingDesk  # labels and the review queue
     drift: DriftMonitor
+    maintenance: MaintenanceWindows  # the one writer of maintenance windows
     recalibration: Recalibration  # one step per model
     recalibration_loop: RecalibrationLoop  # when the steps run (the lifespan starts it)
     stream_store: StreamStore  # scores against the stream states, wherever they live
@@ -110,6 +112,10 @@ async def drift_dependency(request: Request) -> DriftMonitor:
     return get_state(request).drift
 
 
+async def maintenance_dependency(request: Request) -> MaintenanceWindows:
+    return get_state(request).maintenance
+
+
 async def recalibration_dependency(request: Request) -> Recalibration:
     return get_state(request).recalibration
 
@@ -121,3 +127,4 @@ KeeperDep = Annotated[ThresholdKeeper, Depends(keeper_dependency)]
 DeskDep = Annotated[LabellingDesk, Depends(desk_dependency)]
 DriftDep = Annotated[DriftMonitor, Depends(drift_dependency)]
 RecalibrationDep = Annotated[Recalibration, Depends(recalibration_dependency)]
+MaintenanceDep = Annotated[MaintenanceWindows, Depends(maintenance_dependency)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import (
     AfterValidator,
@@ -40,6 +41,7 @@ from service.scoring.payload import (
     timestamp_range_problem,
 )
 from service.scoring.recent import RecentReading
+from service.scoring.registry import LoadedModel
 from service.security import Principal, require_scope
 from service.state import DeskDep
 
@@ -223,6 +225,11 @@ class LabelOut(BaseModel):
     source: Literal["reading_id", "readings", "time_range"]
     scored_anomaly: bool = Field(description="The reading's error was above its threshold.")
     scored_alert: bool = Field(description="The reading's stream was in an alert when scored.")
+    excluded_from_learning: str | None = Field(
+        default=None,
+        description="Why recalibration and drift never learn from this label (a maintenance "
+        "window, the learning freeze); None: they may.",
+    )
     note: str | None
     author: str
     created_at: datetime
@@ -245,6 +252,7 @@ class LabelOut(BaseModel):
             source=label.source,
             scored_anomaly=label.scored_anomaly,
             scored_alert=label.scored_alert,
+            excluded_from_learning=label.excluded_from_learning,
             note=label.note,
             author=label.author,
             created_at=datetime.fromtimestamp(label.created_at, tz=UTC),
@@ -277,6 +285,16 @@ class LabelPage(BaseModel):
     next_cursor: int | None = Field(description="Pass as `cursor` for the next page.")
 
 
+class SensorContribution(BaseModel):
+    sensor: str
+    share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
+    observed: float = Field(description="The value received.")
+    reconstructed: float | None = Field(
+        description="What the model expected; None when the reply skipped computing it "
+        "(columnar bodies)."
+    )
+
+
 class ReviewItem(BaseModel):
     reading_id: str
     stream_id: str
@@ -289,9 +307,18 @@ class ReviewItem(BaseModel):
     threshold_version: int
     anomaly: bool
     alert: bool
+    smoothed_score: float | None = None
+    suppressed_by_window: int | None = None
+    excluded_from_learning_by_window: int | None = None
+    sensors: list[SensorContribution] = Field(
+        default_factory=list, description="The largest contributors first."
+    )
 
     @classmethod
-    def of(cls, reading: RecentReading) -> ReviewItem:
+    def of(
+        cls, reading: RecentReading, model: LoadedModel | None = None, top: int = 0
+    ) -> ReviewItem:
+        """``model``: the served model, whose sensors' ``top`` largest shares are listed."""
         return cls(
             reading_id=reading.reading_id,
             stream_id=reading.stream_id,
@@ -304,7 +331,39 @@ class ReviewItem(BaseModel):
             threshold_version=reading.threshold_version,
             anomaly=reading.anomaly,
             alert=reading.alert,
+            smoothed_score=reading.smoothed,
+            suppressed_by_window=reading.suppressed_by,
+            excluded_from_learning_by_window=reading.excluded_by,
+            sensors=[] if model is None else contributions(reading, model, top),
         )
+
+
+def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:
+    """The reading's largest contributors, with what the model expected: squared errors are
+    in standardised units (the artifact contract), so the reconstruction is the observed
+    value less the residual's sign times scale times the root of the squared error."""
+    squared = reading.squared_errors
+    if squared is None or not top or reading.model_version != model.version:
+        return []
+    total = float(squared.sum(dtype=np.float64))
+    order = np.argsort(-squared, kind="stable")[:top].tolist()
+    observed = reading.values.tolist()
+    expected = None
+    if reading.above_reconstruction is not None:
+        sign = np.where(reading.above_reconstruction, 1.0, -1.0)
+        scale = np.asarray(model.manifest.scaler.scale, dtype=np.float64)
+        residual = sign * scale * np.sqrt(squared.astype(np.float64))
+        expected = (reading.values.astype(np.float64) - residual).tolist()
+    sensors = model.sensors
+    return [
+        SensorContribution(
+            sensor=sensors[j],
+            share=float(squared[j]) / total if total > 0 else 0.0,
+            observed=observed[j],
+            reconstructed=None if expected is None else expected[j],
+        )
+        for j in order
+    ]
 
 
 class ReviewQueueOut(BaseModel):
@@ -433,12 +492,17 @@ async def list_feedback(
     responses=problems(s404="No such model."),
 )
 async def review_queue(
-    _: FeedbackPrincipal, desk: DeskDep, model: ModelQuery = None
+    _: FeedbackPrincipal,
+    desk: DeskDep,
+    model: ModelQuery = None,
+    stream_id: Annotated[str | None, Query(description="Only this stream's readings.")] = None,
 ) -> ReviewQueueOut:
-    queue = await desk.review_queue(model)
+    queue = await desk.review_queue(model, stream_id=stream_id)
+    served = desk.model(queue.model)
+    top = desk.settings.top_k_sensors
     return ReviewQueueOut(
         model=queue.model,
         size=queue.size,
-        alerts=[ReviewItem.of(r) for r in queue.alerts],
-        audit_sample=[ReviewItem.of(r) for r in queue.audit_sample],
+        alerts=[ReviewItem.of(r, served, top) for r in queue.alerts],
+        audit_sample=[ReviewItem.of(r, served, top) for r in queue.audit_sample],
     )

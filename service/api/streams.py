@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter
 
 from service.api.openapi import problems
 from service.api.params import ModelQuery
 from service.errors import UnknownStream
 from service.schemas import StreamStatus
-from service.scoring.decision import STATE_NAMES, WARMING_UP
+from service.scoring.decision import ALERT, STATE_NAMES, SUPPRESSED, WARMING_UP
 from service.scoring.streams import StreamState
 from service.state import AppState, StateDep
 
@@ -38,11 +40,16 @@ async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) 
     name, stream = await find_stream(state, stream_id, model)
     window = len(stream.window_buffer) + 1
     warming = stream.filled < window - 1
+    phase = WARMING_UP if warming else stream.debouncer.phase
+    if phase == ALERT:  # as a reading scored now would report it
+        match = state.maintenance.match(name, stream_id, time.time())
+        if match is not None and match.suppressed_by is not None:
+            phase = SUPPRESSED
     return StreamStatus(
         stream_id=stream_id,
         model=name,
         model_version=stream.model_version,
-        alert_state=STATE_NAMES[WARMING_UP if warming else stream.debouncer.phase],
+        alert_state=STATE_NAMES[phase],
         smoothed_score=stream.smoother.get(),
         readings_buffered=stream.filled,
         window=window,

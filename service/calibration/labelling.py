@@ -4,6 +4,15 @@ queue of readings awaiting review.
 A label selects its readings in one of three ways (:class:`ReadingIds`, :class:`TimeRange`,
 :class:`CarriedReadings`); the desk turns them into :class:`NewLabel` records with the
 errors and decisions the scorer made (or makes now, for carried readings) and stores them.
+
+What is learned from (recalibration, the drift sample) is decided here, per label:
+
+- a reading inside an ``exclude_from_learning`` maintenance window is never learned from,
+  whatever its label;
+- learning freeze: a reading scored while its stream was in alert is not learned from when
+  it was labelled as part of a time range (a fault that lasts must not become the normal
+  because someone labelled the hour it fell in); an operator who labels that reading
+  itself, by its id, releases it.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from service.calibration.records import (
 from service.calibration.store import FeedbackStore, IdempotencyConflict
 from service.errors import BatchTooLarge, InvalidRequest, ServiceError
 from service.metrics import Metrics
+from service.scoring.decision import WindowMatch
 from service.scoring.recent import AmbiguousReadingId, RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.sequence import score_sequence
@@ -134,7 +144,9 @@ class LabellingDesk:
         shared: SharedReadings | None = None,
         clock: Callable[[], float] = time.time,
         rng: np.random.Generator | None = None,
+        windows: Callable[[str, str | None, float], WindowMatch | None] | None = None,
     ) -> None:
+        self.windows = windows
         self.store = store
         self.models = models
         self.keeper = keeper
@@ -226,8 +238,16 @@ class LabellingDesk:
         return self._by_carried_readings(selection, label, note)
 
     @staticmethod
+    def learning_exclusion(reading: RecentReading, source: LabelSource) -> str | None:
+        """Why a label of this reading must not be learned from (None: it may be)."""
+        if reading.excluded_by is not None:
+            return f"maintenance window {reading.excluded_by}"
+        if reading.alert and source != "reading_id":
+            return "learning freeze: scored during an alert, labelled as part of a range"
+        return None
+
     def _from_reading(
-        reading: RecentReading, label: LabelValue, source: LabelSource, note: str | None
+        self, reading: RecentReading, label: LabelValue, source: LabelSource, note: str | None
     ) -> NewLabel:
         assert reading.error is not None and reading.squared_errors is not None
         return NewLabel(
@@ -245,6 +265,7 @@ class LabellingDesk:
             note=note,
             scored_anomaly=reading.anomaly,
             scored_alert=reading.alert,
+            excluded_from_learning=self.learning_exclusion(reading, source),
         )
 
     def _by_reading_ids(
@@ -350,6 +371,16 @@ class LabellingDesk:
             timestamp = (
                 float(carried.timestamps[reading_index]) if carried.timestamps is not None else now
             )
+            match = (
+                self.windows(model.name, carried.stream_id, timestamp)
+                if self.windows is not None
+                else None
+            )
+            excluded = (
+                f"maintenance window {match.excluded_by}"
+                if match is not None and match.excluded_by is not None
+                else None
+            )
             labels.append(
                 NewLabel(
                     model=model.name,
@@ -365,6 +396,7 @@ class LabellingDesk:
                     reading_time=timestamp,
                     note=note,
                     scored_anomaly=anomalies[i],
+                    excluded_from_learning=excluded,
                 )
             )
         return labels
@@ -383,13 +415,20 @@ class LabellingDesk:
             return LabelPage(items=rows[:limit], total=total, next_cursor=rows[limit - 1].id)
         return LabelPage(items=rows, total=total, next_cursor=None)
 
-    async def review_queue(self, model_name: str | None) -> ReviewQueue:
-        """Recent alerts plus a uniform sample of unflagged readings, leaving out readings
-        someone already labelled; sets the queue's gauge."""
+    async def review_queue(
+        self, model_name: str | None, *, stream_id: str | None = None
+    ) -> ReviewQueue:
+        """Recent alerts plus a uniform sample of unflagged readings (of one stream, when
+        given), leaving out readings someone already labelled; sets the queue's gauge for
+        the whole model's queue."""
         model = self.models.get(model_name)
         s = self.settings
-        alerts = self.recent.alerts(model=model.name, limit=s.review_alert_limit)
-        audit = self.recent.audit_sample(s.review_audit_size, self.rng, model=model.name)
+        alerts = self.recent.alerts(
+            model=model.name, limit=s.review_alert_limit, stream_id=stream_id
+        )
+        audit = self.recent.audit_sample(
+            s.review_audit_size, self.rng, model=model.name, stream_id=stream_id
+        )
         pairs = [(r.stream_id, r.reading_id) for r in (*alerts, *audit)]
         done = await asyncio.to_thread(self.store.labelled_readings, model.name, pairs)
         queue = ReviewQueue(
@@ -397,5 +436,6 @@ class LabellingDesk:
             alerts=[r for r in alerts if (r.stream_id, r.reading_id) not in done],
             audit_sample=[r for r in audit if (r.stream_id, r.reading_id) not in done],
         )
-        self.metrics.review_queue.labels(model.name).set(queue.size)
+        if stream_id is None:
+            self.metrics.review_queue.labels(model.name).set(queue.size)
         return queue

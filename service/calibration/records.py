@@ -39,6 +39,9 @@ class NewLabel:
     # None: the error above the threshold in force (carried readings scored at labelling).
     scored_anomaly: bool | None = None
     scored_alert: bool = False
+    # Why the label must not be learned from (None: it may be): a maintenance window, or
+    # the learning freeze on readings scored during an alert (service.calibration.labelling).
+    excluded_from_learning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,7 @@ class StoredLabel:
     created_at: float
     scored_anomaly: bool = False
     scored_alert: bool = False
+    excluded_from_learning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +165,71 @@ def content_fingerprint(payload: Any) -> str:
     """Stable hash of a request's content, to tell an idempotent replay from a conflicting reuse."""
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+MaintenanceAction = Literal["created", "ended"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """A maintenance window as an operator asks for it (times in Unix seconds).
+
+    Scope: ``model`` (None: every model) and at most one of ``stream_id`` (one stream) and
+    ``stream_prefix`` (every stream whose id starts with it); neither: every stream."""
+
+    starts_at: float
+    ends_at: float | None  # None: open-ended, until someone ends it
+    suppress_alerts: bool
+    exclude_from_learning: bool
+    reason: str
+    model: str | None = None
+    stream_id: str | None = None
+    stream_prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    id: int
+    model: str | None
+    stream_id: str | None
+    stream_prefix: str | None
+    starts_at: float
+    ends_at: float | None
+    suppress_alerts: bool
+    exclude_from_learning: bool
+    reason: str
+    author: str
+    created_at: float
+    ended_at: float | None  # set when someone ended it early
+    ended_by: str | None
+    end_reason: str | None
+
+    @property
+    def until(self) -> float:
+        """When it stops applying: its end, or the moment it was ended early (inf: open)."""
+        ends = [t for t in (self.ends_at, self.ended_at) if t is not None]
+        return min(ends) if ends else float("inf")
+
+    def covers(self, model: str, stream_id: str | None, at: float) -> bool:
+        """Whether a reading of this model and stream at ``at`` falls inside the window."""
+        if not self.starts_at <= at < self.until:
+            return False
+        if self.model is not None and self.model != model:
+            return False
+        if self.stream_id is not None:
+            return stream_id == self.stream_id
+        if self.stream_prefix is not None:
+            return stream_id is not None and stream_id.startswith(self.stream_prefix)
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceEvent:
+    """One line of a window's audit trail."""
+
+    id: int
+    window_id: int
+    action: MaintenanceAction
+    author: str
+    reason: str
+    at: float

@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from service.calibration.records import (
     LabelFilter,
+    MaintenanceEvent,
+    MaintenanceWindow,
     NewLabel,
     NormalSample,
     PendingStatus,
@@ -23,6 +25,7 @@ from service.calibration.records import (
     Submission,
     ThresholdSource,
     ThresholdVersion,
+    WindowSpec,
 )
 
 
@@ -68,6 +71,18 @@ class ThresholdVersionNotFound(StoreError):
         self.model = model
         self.version = version
         super().__init__(f"model {model!r} has no threshold version {version}")
+
+
+class WindowNotFound(StoreError):
+    def __init__(self, window_id: int) -> None:
+        self.window_id = window_id
+        super().__init__(f"no maintenance window with id {window_id}")
+
+
+class WindowAlreadyEnded(StoreError):
+    def __init__(self, window_id: int) -> None:
+        self.window_id = window_id
+        super().__init__(f"maintenance window {window_id} has already ended")
 
 
 @runtime_checkable
@@ -233,3 +248,23 @@ class FeedbackStore(Protocol):
 
     def list_runs(self, model: str | None = None, *, limit: int = 50) -> list[RecalibrationRun]:
         """The ``limit`` most recent runs (of one model when given), newest first."""
+
+    # --- maintenance windows ----------------------------------------------------------------
+
+    def create_window(self, spec: WindowSpec, *, author: str) -> MaintenanceWindow:
+        """Store a window and its ``created`` audit line in one transaction."""
+
+    def end_window(self, window_id: int, *, author: str, reason: str) -> MaintenanceWindow:
+        """End a window now (its ``ended_at``) with an ``ended`` audit line, atomically;
+        :class:`WindowNotFound`, or :class:`WindowAlreadyEnded` when it no longer applies."""
+
+    def get_window(self, window_id: int) -> MaintenanceWindow:
+        """One window, or :class:`WindowNotFound`."""
+
+    def list_windows(
+        self, *, since: float | None = None, limit: int = 200
+    ) -> list[MaintenanceWindow]:
+        """Newest first; with ``since``, only windows that still applied at or after it."""
+
+    def window_events(self, window_id: int) -> list[MaintenanceEvent]:
+        """A window's audit trail, oldest first."""

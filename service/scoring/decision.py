@@ -19,8 +19,24 @@ _FLOAT32_SIGN = 0x8000_0000
 _LOW_WORD = np.uint32(0xFFFF_FFFF)
 
 # Alert states, as small integers on the hot path and names at the edge.
-NORMAL, ALERT, COOLDOWN, WARMING_UP = 0, 1, 2, 3
-STATE_NAMES: tuple[str, ...] = ("normal", "alert", "cooldown", "warming_up")
+NORMAL, ALERT, COOLDOWN, WARMING_UP, SUPPRESSED = 0, 1, 2, 3, 4
+STATE_NAMES: tuple[str, ...] = ("normal", "alert", "cooldown", "warming_up", "suppressed")
+
+
+@dataclass(frozen=True, slots=True)
+class WindowMatch:
+    """The maintenance windows a request's readings fall in (ids; None: no such window)."""
+
+    suppressed_by: int | None  # a window with mode suppress_alerts
+    excluded_by: int | None  # a window with mode exclude_from_learning
+
+
+def suppress_alerts(states: np.ndarray, raised: int) -> tuple[np.ndarray, int, int]:
+    """Inside a suppress_alerts window the debouncer still runs (so an alert that outlasts
+    the window shows when it ends), but its alert states read ``suppressed`` and none is
+    raised: returns the states, alerts raised (0) and alerts held back."""
+    out = np.where(states == ALERT, np.int8(SUPPRESSED), states).astype(np.int8)
+    return out, 0, raised
 
 
 @dataclass(frozen=True, slots=True)

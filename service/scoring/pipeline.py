@@ -9,13 +9,20 @@ metrics tally take as it is and the caller encodes as its reply.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from service.errors import FieldError, InvalidReading
 from service.metrics import Metrics
-from service.scoring.decision import WARMING_UP, AlertDebouncer, decide
+from service.scoring.decision import (
+    WARMING_UP,
+    AlertDebouncer,
+    WindowMatch,
+    decide,
+    suppress_alerts,
+)
 from service.scoring.payload import ParsedRequest, Readings, to_readings
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import VALUE_REACH, LoadedModel, ModelRegistry
@@ -26,6 +33,8 @@ from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
 from service.settings import Settings
 
 _NO_ROWS = np.empty((0, 0), dtype=np.float32)
+# (model, stream id, Unix time) -> the maintenance windows that cover it, if any.
+WindowLookup = Callable[[str, str, float], WindowMatch | None]
 
 
 @dataclass(slots=True)
@@ -57,8 +66,10 @@ class ScoringPipeline:
         streams: StreamStates,
         recent: RecentReadings,
         metrics: Metrics,
+        windows: WindowLookup | None = None,
     ) -> None:
         self.settings = settings
+        self.windows = windows
         self.registry = registry
         self.thresholds = thresholds
         self.streams = streams
@@ -215,6 +226,14 @@ class ScoringPipeline:
         anomalies = smoothed > 1.0 if model.manifest.smoothing is not None else decisions.anomalies
         states = np.full(batch, WARMING_UP, dtype=np.int8)
         states[warming:], raised = state.debouncer.update_many(smoothed)
+        match = (
+            self.windows(model.name, job.parsed.stream_id, job.received_at)
+            if self.windows is not None
+            else None
+        )
+        held = 0
+        if match is not None and match.suppressed_by is not None:
+            states, raised, held = suppress_alerts(states, raised)
         state.push(values)
         streams.commit(job.key, state)
 
@@ -248,6 +267,8 @@ class ScoringPipeline:
             squared=squared,
             reconstruction=job.reconstruction,
             alerts_raised=raised,
+            maintenance=match,
+            alerts_suppressed=held,
         )
         return scored
 

@@ -45,6 +45,13 @@ class RecentReading:
     threshold_version: int
     anomaly: bool
     alert: bool
+    smoothed: float | None = None  # the stream's smoothed score after it
+    # bool (n_sensors,): observed >= reconstructed, when the reply computed reconstructions.
+    # With the squared error in standardised units this gives the reconstruction back
+    # (observed - sign * scale * sqrt(squared)) at 1 bit a sensor instead of 32.
+    above_reconstruction: np.ndarray | None = None
+    suppressed_by: int | None = None  # a suppress_alerts maintenance window's id
+    excluded_by: int | None = None  # an exclude_from_learning maintenance window's id
 
 
 @dataclass(slots=True)
@@ -60,11 +67,16 @@ class ReadingChunk:
     timestamps: np.ndarray  # float64 (b,)
     errors: np.ndarray  # float64 (b,), NaN while warming up
     squared: np.ndarray  # float32 (b, n), NaN rows while warming up
+    smoothed: np.ndarray  # float64 (b,), NaN while warming up
+    signs: np.ndarray  # uint8 (b, ceil(n / 8)): packed observed >= reconstructed
+    has_signs: np.ndarray  # bool (b,): the reply computed reconstructions for the row
     values: np.ndarray  # float32 (b, n)
     thresholds: np.ndarray  # float64 (b,)
     threshold_versions: np.ndarray  # int64 (b,)
     anomaly: np.ndarray  # bool (b,)
     alert: np.ndarray  # bool (b,)
+    suppressed_by: np.ndarray  # int64 (b,): maintenance window id, 0 for none
+    excluded_by: np.ndarray  # int64 (b,): maintenance window id, 0 for none
 
     @classmethod
     def of_batches(cls, batches: Sequence[ScoredBatch]) -> ReadingChunk:
@@ -96,6 +108,11 @@ class ReadingChunk:
             timestamps=timestamps,
             errors=_joined([_padded(b.errors, b.warming, np.nan) for b in batches]),
             squared=_joined([_padded(b.squared, b.warming, np.nan) for b in batches]),
+            smoothed=_joined([_padded(b.smoothed, b.warming, np.nan) for b in batches]),
+            signs=_joined([_padded(_signs(b), b.warming, 0) for b in batches]),
+            has_signs=_joined(
+                [_padded(np.full(len(b.errors), _has_signs(b)), b.warming, False) for b in batches]
+            ),
             values=_joined([b.values for b in batches]),
             thresholds=np.repeat(np.array([b.threshold.value for b in batches]), sizes),
             threshold_versions=np.repeat(
@@ -103,6 +120,12 @@ class ReadingChunk:
             ),
             anomaly=_joined([_padded(b.anomalies, b.warming, False) for b in batches]),
             alert=_joined([b.states == ALERT for b in batches]),
+            suppressed_by=np.repeat(
+                np.array([_window(b, "suppressed_by") for b in batches], dtype=np.int64), sizes
+            ),
+            excluded_by=np.repeat(
+                np.array([_window(b, "excluded_by") for b in batches], dtype=np.int64), sizes
+            ),
         )
 
     def __len__(self) -> int:
@@ -140,7 +163,34 @@ class ReadingChunk:
             threshold_version=int(self.threshold_versions[row]),
             anomaly=bool(self.anomaly[row]),
             alert=bool(self.alert[row]),
+            smoothed=float(self.smoothed[row]) if scored else None,
+            above_reconstruction=(
+                np.unpackbits(self.signs[row], count=self.values.shape[1]).astype(bool)
+                if scored and self.has_signs[row]
+                else None
+            ),
+            suppressed_by=int(self.suppressed_by[row]) or None,
+            excluded_by=int(self.excluded_by[row]) or None,
         )
+
+
+def _has_signs(batch: ScoredBatch) -> bool:
+    return len(batch.reconstruction) == len(batch.errors)
+
+
+def _signs(batch: ScoredBatch) -> np.ndarray:
+    """Per scored row, packed bits: observed >= reconstructed (zeros when not computed)."""
+    n = batch.values.shape[1]
+    if not _has_signs(batch):
+        return np.zeros((len(batch.errors), (n + 7) // 8), dtype=np.uint8)
+    above = batch.values[batch.warming :] >= batch.reconstruction
+    return np.packbits(above, axis=1)
+
+
+def _window(batch: ScoredBatch, mode: str) -> int:
+    match = batch.maintenance
+    found = None if match is None else getattr(match, mode)
+    return 0 if found is None else int(found)
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:
@@ -285,16 +335,18 @@ class RecentReadings:
         return chunk.reading(row, prefix)
 
     def _rows(
-        self, since: float | None, model: str | None
+        self, since: float | None, model: str | None, stream_id: str | None = None
     ) -> Iterator[tuple[ReadingChunk, np.ndarray]]:
         """Chunks (newest first) with a mask of their retained, scored rows at or after
-        ``since`` (of ``model``, if given)."""
+        ``since`` (of ``model`` and ``stream_id``, if given)."""
         self._trim()
         cutoff = self._cutoff()
         for chunk in reversed(self._chunks):
             mask = ~np.isnan(chunk.errors) & (chunk.received_at >= cutoff)
             if model is not None:
                 mask &= _mask_equal(chunk.models, model)
+            if stream_id is not None:
+                mask &= _mask_equal(chunk.stream_ids, stream_id)
             if since is not None:
                 mask &= chunk.timestamps >= since
             yield chunk, mask
@@ -306,10 +358,11 @@ class RecentReadings:
         model: str | None = None,
         limit: int = 100,
         include_anomalies: bool = False,
+        stream_id: str | None = None,
     ) -> list[RecentReading]:
         """Newest first: readings taken while an alert was active (or also lone anomalies)."""
         found: list[RecentReading] = []
-        for chunk, mask in self._rows(since, model):
+        for chunk, mask in self._rows(since, model, stream_id):
             flagged = chunk.alert | chunk.anomaly if include_anomalies else chunk.alert
             for row in np.flatnonzero(mask & flagged)[::-1].tolist():
                 found.append(chunk.reading(row, self.id_prefix))
@@ -324,12 +377,16 @@ class RecentReadings:
         *,
         since: float | None = None,
         model: str | None = None,
+        stream_id: str | None = None,
     ) -> list[RecentReading]:
         """A uniform random sample of unflagged readings (no anomaly, no alert), without
-        replacement: the counterweight to reviewing only alerts."""
+        replacement: the counterweight to reviewing only alerts. Readings inside an
+        exclude_from_learning maintenance window are left out: they are not the normal to
+        learn."""
         candidates: list[tuple[ReadingChunk, int]] = []
-        for chunk, mask in self._rows(since, model):
-            rows = np.flatnonzero(mask & ~chunk.anomaly & ~chunk.alert).tolist()
+        for chunk, mask in self._rows(since, model, stream_id):
+            unflagged = ~chunk.anomaly & ~chunk.alert
+            rows = np.flatnonzero(mask & unflagged & (chunk.excluded_by == 0)).tolist()
             candidates.extend((chunk, row) for row in rows)
         if not candidates or size <= 0:
             return []
@@ -341,6 +398,7 @@ class RecentReadings:
         or alert); None when none is retained. Recalibration weighs reviewed labels by it."""
         flagged = total = 0
         for chunk, mask in self._rows(None, model):
+            mask = mask & (chunk.excluded_by == 0)  # kept out of learning
             total += int(mask.sum())
             flagged += int((mask & (chunk.anomaly | chunk.alert)).sum())
         return flagged / total if total else None

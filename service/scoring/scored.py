@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.scoring.decision import WindowMatch
 from service.scoring.registry import LoadedModel
 from service.scoring.thresholds import ThresholdSnapshot
 
@@ -38,6 +39,8 @@ class ScoredBatch:
     squared: np.ndarray  # float32 (s, n): per-sensor squared errors
     reconstruction: np.ndarray  # float32 (s, n); (0, n) when the reply does not show it
     alerts_raised: int
+    maintenance: WindowMatch | None = None  # the windows the request fell in, if any
+    alerts_suppressed: int = 0  # alerts a suppress_alerts window held back
 
     def __len__(self) -> int:
         return len(self.values)

@@ -14,16 +14,30 @@ from service.scoring.decision import ALERT, STATE_NAMES
 from service.scoring.scored import ScoredBatch
 
 
+def _maintenance_fields(scored: ScoredBatch) -> dict[str, int]:
+    """The maintenance windows the request fell in; no keys at all outside any window."""
+    match = scored.maintenance
+    if match is None:
+        return {}
+    fields = {}
+    if match.suppressed_by is not None:
+        fields["suppressed_by_window"] = match.suppressed_by
+    if match.excluded_by is not None:
+        fields["excluded_from_learning_by_window"] = match.excluded_by
+    return fields
+
+
 def render_json(scored: ScoredBatch, single: bool) -> bytes:
     """The per-reading JSON reply. Large batches are rendered column by column
     (:func:`_scored_fragments`); the bytes are the same either way."""
     model = scored.model
     thr = scored.threshold
-    common = {
+    common: dict[str, Any] = {
         "model": model.name,
         "model_version": model.version,
         "threshold": thr.value,
         "threshold_version": thr.version,
+        **_maintenance_fields(scored),
     }
     if single or len(scored.errors) < _FRAGMENTS_MIN:
         ids = _reading_ids(scored)
@@ -146,6 +160,7 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
         ]
         tops = [flat[start : start + k] for start in range(0, len(flat), k)]
     name, version, value, thr_version = model.name, model.version, thr.value, thr.version
+    extra = _maintenance_fields(scored)
     return [
         {
             "reading_id": rid,
@@ -161,6 +176,7 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
             "model_version": version,
             "threshold": value,
             "threshold_version": thr_version,
+            **extra,
         }
         for rid, err, score, flag, smooth, st, top in zip(
             ids[scored.warming :],
@@ -273,6 +289,7 @@ def _columnar_fields(scored: ScoredBatch) -> dict[str, Any]:
         "alert_state_names": STATE_NAMES,
         "top_sensor_index": scored.top_index.astype(np.int32),
         "top_sensor_share": scored.top_share,
+        **_maintenance_fields(scored),
     }
     return body
 

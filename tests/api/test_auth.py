@@ -27,6 +27,10 @@ PUBLIC = {
     "/docs/oauth2-redirect",
     "/redoc",
     "/docs-assets",  # Swagger UI's and ReDoc's files
+    # The console's static page and files: everything it shows comes through the keyed API.
+    "/console",
+    "/console/",
+    "/console/assets",
 }
 KEY_FOR_SCOPE = {
     "admin": ADMIN,

@@ -417,3 +417,29 @@ async def test_out_of_range_cursor_and_slashed_stream_ids_are_422(client: Any) -
     window = {"stream_id": "a/b", "start": "2026-01-01T08:00:00Z", "end": "2026-01-01T09:00:00Z"}
     slashed = await post(client, {"label": "normal", "time_range": window})
     assert slashed.status_code == 422 and "stream_id" in str(slashed.json()["errors"])
+
+
+async def test_review_items_show_top_sensors_observed_and_expected_as_the_reply_did(
+    make_client: Any,
+) -> None:
+    """The queue keeps one bit per sensor, not the reconstruction: what it shows must still
+    equal what the score reply said the model expected."""
+    client = await make_client(api_keys=API_KEYS, review_audit_size=0, top_k_sensors=2)
+    values = np.array([[0.5, -4.0, 3.0, 0.1]] * 5)
+    scored = await score(client, "pump-7", values)
+    replied = scored["results"][-1]["top_sensors"]
+    queue = await client.get(
+        "/v1/feedback/review-queue", params={"stream_id": "pump-7"}, headers=OPERATOR
+    )
+    assert queue.status_code == 200, queue.text
+    newest = queue.json()["alerts"][0]
+    assert newest["reading_id"] == scored["results"][-1]["reading_id"]
+    shown = [(s["sensor"], s["observed"], s["reconstructed"]) for s in newest["sensors"]]
+    assert shown == [
+        (t["sensor"], t["observed"], pytest.approx(t["reconstructed"], abs=1e-5)) for t in replied
+    ]
+    assert [s["sensor"] for s in newest["sensors"]] == ["s1", "s2"]
+    other = await client.get(
+        "/v1/feedback/review-queue", params={"stream_id": "pump-8"}, headers=OPERATOR
+    )
+    assert other.json()["alerts"] == []

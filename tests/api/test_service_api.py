@@ -359,9 +359,16 @@ async def test_openapi_declares_refusals_as_problems(
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     }, (method, path, status)
-            scoped = path.startswith(("/v1/admin", "/v1/feedback", "/v1/drift"))
-            keyed = scoped or (
-                require_score_key and path.startswith(("/v1/score", "/v1/models", "/v1/streams"))
+            scoped = path.startswith(
+                ("/v1/admin", "/v1/feedback", "/v1/drift", "/v1/maintenance-windows")
+            )
+            keyed = (
+                scoped
+                or path.startswith("/v1/whoami")
+                or (
+                    require_score_key
+                    and path.startswith(("/v1/score", "/v1/models", "/v1/streams"))
+                )
             )
             # Every /v1 route checks a key that is presented: a wrong one is a 401 anywhere.
             assert ("401" in responses) == path.startswith("/v1/"), (method, path)

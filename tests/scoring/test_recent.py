@@ -319,7 +319,7 @@ def request(
 def same(got: RecentReading | None, want: RecentReading | None) -> bool:
     if got is None or want is None:
         return got is want
-    arrays = ("values", "squared_errors")
+    arrays = ("values", "squared_errors", "above_reconstruction")
     plain = [name for name in RecentReading.__dataclass_fields__ if name not in arrays]
     return all(getattr(got, name) == getattr(want, name) for name in plain) and all(
         np.array_equal(getattr(got, name), getattr(want, name)) for name in arrays

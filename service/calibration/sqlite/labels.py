@@ -72,7 +72,8 @@ class LabelTables(SqliteDatabase):
                 "INSERT INTO labels (submission_id, model, model_version, label, error, "
                 "sensor_errors, threshold_value, threshold_version, source, stream_id, "
                 "reading_id, reading_time, note, author, created_at, scored_anomaly, "
-                "scored_alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "scored_alert, excluded_from_learning) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         submission_id,
@@ -96,6 +97,7 @@ class LabelTables(SqliteDatabase):
                             else lab.scored_anomaly
                         ),
                         int(lab.scored_alert),
+                        lab.excluded_from_learning,
                     )
                     for lab in labels
                 ],
@@ -158,13 +160,15 @@ class LabelTables(SqliteDatabase):
     ) -> NormalSample:
         """The newest ``limit`` confirmed normals since ``since`` for this model version:
         one vote per reading (its latest label), none for a reading anyone confirmed as an
-        anomaly."""
+        anomaly, none for a label kept out of learning (maintenance window, learning
+        freeze)."""
         rows = self._query(
             """
             SELECT id, error, sensor_errors, scored_anomaly, scored_alert, source
             FROM labels AS n
             WHERE n.model = ? AND n.model_version = ? AND n.label = 'normal'
               AND n.created_at >= ?
+              AND n.excluded_from_learning IS NULL
               AND (n.reading_id IS NULL OR (
                   NOT EXISTS (
                       SELECT 1 FROM labels AS a

@@ -1,0 +1,127 @@
+// The console's only way to the service: the public API, with the signed-in key in the
+// Authorization header. The key lives in this tab's session storage, never in a URL.
+
+const KEY = "anomaly-console-key";
+
+export class AuthError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+export const session = {
+  key: () => sessionStorage.getItem(KEY),
+  set: (key) => sessionStorage.setItem(KEY, key),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+export async function api(path, { method = "GET", body } = {}) {
+  const key = session.key();
+  if (!key) throw new AuthError(401, "Sign in with an API key.");
+  const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+    credentials: "omit",
+  });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  const detail = (data && data.detail) || response.statusText;
+  if (response.status === 401 || response.status === 403) {
+    throw new AuthError(response.status, detail);
+  }
+  if (!response.ok) throw new ApiError(response.status, detail);
+  return data;
+}
+
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+// A fresh id per (item, label): a retry of the same click reuses it, so the feedback API
+// answers with the stored submission instead of storing it twice.
+const labelIds = new Map();
+export function clientLabelId(readingId, label) {
+  const key = `${readingId}\u0000${label}`;
+  if (!labelIds.has(key)) labelIds.set(key, `console-${crypto.randomUUID()}`);
+  return labelIds.get(key);
+}
+
+// --- formatting -------------------------------------------------------------------------
+
+const small = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 });
+const large = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
+
+export function number(value) {
+  if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+  return Math.abs(value) >= 10000 ? large.format(value) : small.format(value);
+}
+
+export function share(value) {
+  return Number.isFinite(value) ? percent.format(value) : "–";
+}
+
+const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+export function utcText(date) {
+  return `${date.toISOString().replace(".000Z", "Z")} (UTC)`;
+}
+
+// A time in the operator's zone, with UTC on hover.
+export function timeElement(iso) {
+  const element = document.createElement("time");
+  if (!iso) {
+    element.textContent = "–";
+    return element;
+  }
+  const date = new Date(iso);
+  element.dateTime = date.toISOString();
+  element.textContent = localTime.format(date);
+  element.title = utcText(date);
+  return element;
+}
+
+export function localTimeText(date) {
+  return localTime.format(date);
+}
+
+// --- DOM --------------------------------------------------------------------------------
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === "class") element.className = value;
+    else if (name === "text") element.textContent = value;
+    else if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(element.dataset, value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return element;
+}

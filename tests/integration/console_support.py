@@ -1,0 +1,105 @@
+"""The console's browser tests: a plant-like scripted model, the keys, and Debian's chromium
+driven by Playwright (no browser download)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from conftest import WindowMean
+
+from service.scoring.artifact import torchscript_deprecation_silenced
+from service.scoring.artifact_writer import write_artifact
+
+MODEL = "boiler-feed"
+SENSORS = ["feed_flow", "drum_level", "bearing_temp", "motor_current", "vibration", "outlet_temp"]
+MEAN = np.array([52.0, 80.0, 61.5, 145.0, 0.8, 221.0])
+SCALE = np.array([2.0, 1.5, 0.9, 4.0, 0.05, 3.0])
+FAULTY = SENSORS.index("bearing_temp")
+
+ADMIN_KEY = "console-admin-5b7e1c9a3f2d4e6b8a0c1d2e3f4a5b6c"
+OPERATOR_KEY = "console-operator-9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
+SCADA_KEY = "console-scada-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+API_KEYS = [
+    {"name": "alice-admin", "scopes": ["admin"], "key": ADMIN_KEY},
+    {"name": "olga-operator", "scopes": ["feedback"], "key": OPERATOR_KEY},
+    {"name": "scada-bridge", "scopes": ["score"], "key": SCADA_KEY},
+]
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
+SCADA = {"Authorization": f"Bearer {SCADA_KEY}"}
+
+CHROMIUM = shutil.which("chromium")
+# Nothing reaches past loopback; no component, sync or update traffic.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+]
+
+
+def service_env() -> dict[str, str]:
+    return {
+        "ANOMALY_API_KEYS": json.dumps(API_KEYS),
+        "ANOMALY_RECALIBRATION_ENABLED": "false",  # the tests ask for runs themselves
+        "ANOMALY_RECALIBRATION_MIN_SAMPLES": "20",
+        "ANOMALY_RECALIBRATION_MAX_CHANGE": "0.05",  # a candidate waits for approval
+        "ANOMALY_REVIEW_AUDIT_SIZE": "4",
+    }
+
+
+def build_plant_model(models_dir: Path) -> None:
+    """A window-1 model expecting every sensor at its mean: a reading's per-sensor squared
+    error is its z-score squared, so the faulty sensor is known to be the top one."""
+    with torchscript_deprecation_silenced():
+        scripted = torch.jit.script(WindowMean(MEAN, SCALE, 1))
+    reference = np.random.default_rng(0).chisquare(1, size=(400, len(SENSORS)))
+    write_artifact(
+        models_dir / MODEL / "1",
+        scripted=scripted,
+        reference_errors=reference.astype(np.float32),
+        manifest_fields={
+            "name": MODEL,
+            "version": "1",
+            "sensors": SENSORS,
+            "window": 1,
+            "scaler": {"mean": MEAN.tolist(), "scale": SCALE.tolist()},
+            "threshold": {
+                "value": 2.5,
+                "quantile": 0.99,
+                "n_calibration": 400,
+                "source": "scripted test model",
+                "false_alarm_rate_ci": (0.004, 0.02),
+            },
+            "training_data_sha256": "0" * 64,
+            "training": {"kind": "scripted test model"},
+            "metrics": {"note": "no training"},
+        },
+    )
+
+
+def normal_readings(rng: np.random.Generator, n: int, noise: float = 0.6) -> list[list[float]]:
+    values = MEAN + SCALE * noise * rng.normal(size=(n, len(SENSORS)))
+    rounded: list[list[float]] = np.round(values, 3).tolist()
+    return rounded
+
+
+def fault_readings(rng: np.random.Generator, n: int) -> list[list[float]]:
+    values = MEAN + SCALE * 0.3 * rng.normal(size=(n, len(SENSORS)))
+    values[:, FAULTY] += SCALE[FAULTY] * 9.0  # a bearing running hot
+    rounded: list[list[float]] = np.round(values, 3).tolist()
+    return rounded
+
+
+def stamped(values: list[list[float]], start: float, step: float = 10.0) -> list[dict[str, Any]]:
+    return [{"values": v, "timestamp": start + i * step} for i, v in enumerate(values)]
