@@ -102,6 +102,10 @@ class Podman:
     def image_exists(self, name: str) -> bool:
         return self.run("image", "exists", name, check=False).returncode == 0
 
+    def image_id(self, name: str) -> str | None:
+        found = self.run("image", "inspect", "--format", "{{.Id}}", name, check=False)
+        return found.stdout.strip() if found.returncode == 0 else None
+
 
 def ensure_base_image(podman: Podman, workdir: Path) -> str:
     """The Dockerfile's base, assembled with mmdebstrap unless an image of its name exists."""
@@ -185,19 +189,19 @@ def host_pip_sources(wheels: Path) -> BuildSources:
     return sources
 
 
-@contextmanager
-def built_image(podman: Podman, tag: str, sources: BuildSources) -> Iterator[str]:
-    """The service image, in Docker's format (the OCI format has no HEALTHCHECK), removed
-    afterwards; the layers it shares with the next build stay in podman's cache."""
+def build_image(podman: Podman, tag: str, sources: BuildSources) -> str:
+    """The service image, in Docker's format (the OCI format has no HEALTHCHECK). The image
+    the tag named before is removed once untagged (unless a container still uses it); the
+    layers it shares with this one stay in podman's cache."""
+    previous = podman.image_id(tag)
     podman.run(
         "build", "--format", "docker", "--network", "host", "--pull=never",
         *sources.options(), "--tag", tag, "--file", str(DOCKERFILE), str(REPO),
         timeout=900,
     )  # fmt: skip
-    try:
-        yield tag
-    finally:
-        podman.run("rmi", "--force", tag, check=False)
+    if previous is not None and previous != podman.image_id(tag):
+        podman.run("rmi", previous, check=False)
+    return tag
 
 
 def wait_healthy(podman: Podman, container: str, timeout: float = 180) -> None:

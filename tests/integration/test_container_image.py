@@ -22,7 +22,7 @@ import pytest
 from container_harness import (
     DEBIAN_PACKAGES,
     Podman,
-    built_image,
+    build_image,
     container,
     ensure_base_image,
     host_pip_sources,
@@ -34,6 +34,7 @@ from service_process import free_port
 
 pytestmark = pytest.mark.integration
 
+IMAGE = "localhost/anomaly-service:integration-test"
 KEY = "container-test-3f9a1c7e5b2d4f6a8c0e2b4d6f8a1c3e"
 
 
@@ -52,13 +53,10 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
 
 
 @pytest.fixture(scope="module")
-def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
     work = tmp_path_factory.mktemp("image")
     ensure_base_image(podman, work)
-    # A tag of its own, so that two runs at once never remove each other's image.
-    tag = f"localhost/anomaly-service:test-{uuid.uuid4().hex[:10]}"
-    with built_image(podman, tag, host_pip_sources(work / "wheels")) as built:
-        yield built
+    return build_image(podman, IMAGE, host_pip_sources(work / "wheels"))
 
 
 @pytest.fixture
