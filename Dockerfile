@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
 # The anomaly-scoring service: CPU-only torch, the bundled model, one uvicorn worker per
 # container (scale with replicas), SQLite feedback store on a volume, non-root.
-#   docker build -t anomaly-service .
+#   docker build -t anomaly-service .      (podman: podman build --format docker ..., to keep
+#                                           the HEALTHCHECK, which the OCI format drops)
 #   docker run -p 8000:8000 --env-file .env -v anomaly-data:/var/lib/anomaly anomaly-service
+# Build arguments (TORCH_WHEELS, PIP_*) and an offline build: docs/operations.md.
 ARG PYTHON_VERSION=3.11
 
 # ---- builder: a self-contained virtual environment in /opt/venv ------------------------
@@ -10,10 +12,20 @@ FROM python:${PYTHON_VERSION}-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
-# CPU-only wheel from PyTorch's index first: the default PyPI wheel pulls in CUDA (GBs).
-# The project's own `torch==2.13.0` requirement is then already satisfied.
+# pip's own settings, for a build behind a package mirror or a proxy with its own CA; unset
+# (pip's defaults) unless passed, e.g. --build-arg PIP_INDEX_URL=https://mirror.example/simple.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_FIND_LINKS
+ARG PIP_CERT
+# Where the CPU-only torch wheel comes from, as a pip --find-links location: PyTorch's CPU
+# index by default (PyPI's default wheel pulls in CUDA, GBs), or a directory of wheels
+# mounted into the build for an offline build (docs/operations.md).
+ARG TORCH_WHEELS=https://download.pytorch.org/whl/cpu/torch/
+# torch alone from there; the project's `torch==2.13.0` is then already satisfied, and
+# torch's own dependencies come from PyPI with the project's below.
 RUN python -m venv /opt/venv \
-    && pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+    && pip install --no-cache-dir --no-index --no-deps --find-links "$TORCH_WHEELS" torch==2.13.0
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY service/ service/

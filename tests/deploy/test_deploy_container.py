@@ -60,8 +60,13 @@ def test_hadolint_passes_with_no_findings() -> None:
 def test_dockerfile_is_multi_stage_with_cpu_torch_and_a_slim_non_root_runtime() -> None:
     builder, runtime = _stages(DOCKERFILE.read_text())
     assert builder.startswith("python:${PYTHON_VERSION}-slim AS builder")
+    # torch alone, CPU-only, from the TORCH_WHEELS build argument: PyTorch's CPU index unless
+    # a build points it at local wheels (tests/integration/test_container_image.py does).
+    assert re.search(
+        r"(?m)^ARG TORCH_WHEELS=https://download\.pytorch\.org/whl/cpu/torch/$", builder
+    )
     assert (
-        "pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+        'pip install --no-cache-dir --no-index --no-deps --find-links "$TORCH_WHEELS" torch==2.13.0'
         in builder
     )
     assert runtime.startswith("python:${PYTHON_VERSION}-slim AS runtime")
@@ -71,6 +76,21 @@ def test_dockerfile_is_multi_stage_with_cpu_torch_and_a_slim_non_root_runtime() 
     assert user and user.group(1).split(":")[0] not in {"0", "root"}
     assert re.search(r"(?m)^CMD \[\"python\", \"-m\", \"service\"\]$", runtime)
     assert "--workers" not in DOCKERFILE.read_text()
+
+
+def test_pip_build_arguments_are_unset_by_default_and_stay_in_the_builder() -> None:
+    """A mirror, extra index or CA bundle can be passed to the build's pip; none is set unless
+    passed, and none reaches the runtime image (a build argument is part of its history)."""
+    builder, runtime = _stages(DOCKERFILE.read_text())
+    declared = re.findall(r"(?m)^ARG (PIP_\w+)(=?)", builder)
+    assert {name for name, _ in declared} == {
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+        "PIP_FIND_LINKS",
+        "PIP_CERT",
+    }
+    assert all(equals == "" for _, equals in declared), "no default: pip's own unless passed"
+    assert not re.search(r"(?m)^ARG ", runtime)
 
 
 def _runtime_env() -> dict[str, str]:
