@@ -117,61 +117,69 @@ async def run_open_loop(
     if rate <= 0 or duration_s <= 0 or connections < 1:
         raise ValueError("rate, duration and connections must be positive")
     pool: asyncio.Queue[Connection] = asyncio.Queue()
-    opened = [await Connection.open(host, port) for _ in range(connections)]
-    for conn in opened:
-        pool.put_nowait(conn)
-    scheduled = max(1, round(rate * duration_s))
-    result = OpenLoopResult(rate=rate, duration_s=duration_s, scheduled=scheduled)
-    raw_requests = request_stream(records, n_streams)
-
-    async def send(raw: bytes) -> None:
-        dispatched = clock()
-        conn = await pool.get()
-        try:
-            status, body = await conn.exchange(raw)
-        except _EXCHANGE_ERRORS as exc:
-            result.errors_io += 1
-            result.note_error(f"{type(exc).__name__}: {exc}")
-            await conn.close()
-            try:
-                conn = await Connection.open(host, port)
-            except OSError as reopen_exc:
-                result.note_error(f"reconnect failed: {reopen_exc}")
-                return
-            pool.put_nowait(conn)
-            return
-        result.latencies_s.append(clock() - dispatched)
-        pool.put_nowait(conn)
-        result.completed += 1
-        if status >= 400:
-            result.errors_status += 1
-            result.note_error(f"HTTP {status}: {body[:200]!r}")
-
-    start = clock() + 0.05
+    # Every connection ever opened, replacements included: a straggler cancelled mid-exchange
+    # holds one outside the pool, and each is closed at the end (no transport left to GC).
+    opened: list[Connection] = []
     tasks: set[asyncio.Task[None]] = set()
-    for i in range(scheduled):
-        intended = start + i / rate
-        # The loop's timers have ~1 ms resolution: sleep most of the way, then yield to the
-        # loop (which keeps reading responses) until the send time.
-        delay = intended - clock() - _SPIN_S
-        if delay > 0:
-            await asyncio.sleep(delay)
-        while clock() < intended:
-            await asyncio.sleep(0)
-        result.dispatch_lags_s.append(clock() - intended)
-        task = asyncio.create_task(send(next(raw_requests)[1]))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    if tasks:
-        _, pending = await asyncio.wait(set(tasks), timeout=grace_s)
-        result.unfinished = len(pending)
-        for task in pending:
+    try:
+        for _ in range(connections):
+            opened.append(await Connection.open(host, port))
+        for conn in opened:
+            pool.put_nowait(conn)
+        scheduled = max(1, round(rate * duration_s))
+        result = OpenLoopResult(rate=rate, duration_s=duration_s, scheduled=scheduled)
+        raw_requests = request_stream(records, n_streams)
+
+        async def send(raw: bytes) -> None:
+            dispatched = clock()
+            conn = await pool.get()
+            try:
+                status, body = await conn.exchange(raw)
+            except _EXCHANGE_ERRORS as exc:
+                result.errors_io += 1
+                result.note_error(f"{type(exc).__name__}: {exc}")
+                await conn.close()
+                try:
+                    conn = await Connection.open(host, port)
+                except OSError as reopen_exc:
+                    result.note_error(f"reconnect failed: {reopen_exc}")
+                    return
+                opened.append(conn)
+                pool.put_nowait(conn)
+                return
+            result.latencies_s.append(clock() - dispatched)
+            pool.put_nowait(conn)
+            result.completed += 1
+            if status >= 400:
+                result.errors_status += 1
+                result.note_error(f"HTTP {status}: {body[:200]!r}")
+
+        start = clock() + 0.05
+        for i in range(scheduled):
+            intended = start + i / rate
+            # The loop's timers have ~1 ms resolution: sleep most of the way, then yield to the
+            # loop (which keeps reading responses) until the send time.
+            delay = intended - clock() - _SPIN_S
+            if delay > 0:
+                await asyncio.sleep(delay)
+            while clock() < intended:
+                await asyncio.sleep(0)
+            result.dispatch_lags_s.append(clock() - intended)
+            task = asyncio.create_task(send(next(raw_requests)[1]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            _, pending = await asyncio.wait(set(tasks), timeout=grace_s)
+            result.unfinished = len(pending)
+        result.elapsed_s = clock() - start
+    finally:
+        # Stragglers (or every task, on an error) cancelled and awaited: a task left pending
+        # would be destroyed with the loop, its connection unclosed.
+        for task in tasks:
             task.cancel()
-    result.elapsed_s = clock() - start
-    for conn in opened:
-        await conn.close()
-    while not pool.empty():
-        await pool.get_nowait().close()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for conn in opened:
+            await conn.close()
     return result
 
 

@@ -25,11 +25,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run a published real-data protocol (TEP, SKAB, NAB) with the default settings",
         description="Train with the default settings on a public dataset's normal data and "
         "report detection figures next to our PCA and the published ones (TEP: per-fault "
-        "missed detection rate and false alarms on independent normal runs at 95%% and 99%% "
+        "missed detection rate and false alarms on independent normal runs at 95% and 99% "
         "limits; SKAB: F1, FAR, MAR per its per-file protocol; NAB: alerts against labelled "
         "windows beside randomly placed alerts).",
     )
-    parser.add_argument("dataset", choices=("tep", "skab", "nab"))
+    parser.add_argument(
+        "dataset",
+        choices=("tep", "skab", "nab"),
+        help="Tennessee Eastman Process, Skoltech Anomaly Benchmark or Numenta Anomaly Benchmark",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,

@@ -51,13 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
     data.add_argument(
         "--labels-column",
-        help=f"0/1 ground truth ({DEFAULT_LABELS_COLUMN}); when given, the anomalous file must "
-        "have it",
+        help=f"column of 0/1 ground truth (default: {DEFAULT_LABELS_COLUMN}); when given, the "
+        "anomalous file must have it",
     )
     data.add_argument(
         "--kinds-column",
-        help=f"anomaly kind per reading ({DEFAULT_KINDS_COLUMN}); when given, the anomalous file "
-        "must have it",
+        help=f"column of each reading's anomaly kind (default: {DEFAULT_KINDS_COLUMN}); when "
+        "given, the anomalous file must have it",
     )
     data.add_argument(
         "--synthetic",
@@ -65,15 +65,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="fresh synthetic-plant runs (seeds 9001/9002), faults of every kind injected",
     )
     data.add_argument(
-        "--readings", type=int, default=20_000, help="readings per synthetic run (20000)"
+        "--readings", type=int, default=20_000, help="readings per synthetic run (default: 20000)"
     )
     base = parser.add_argument_group(
         "PCA baseline (default: the training and calibration data the manifest records)"
     )
     base.add_argument("--train", type=Path, help="the model's training data file")
-    base.add_argument("--train-transpose", action="store_true")
+    base.add_argument(
+        "--train-transpose", action="store_true", help="--train is sensors x readings"
+    )
     base.add_argument("--calibration-data", type=Path, help="the model's calibration file")
-    base.add_argument("--calibration-transpose", action="store_true")
+    base.add_argument(
+        "--calibration-transpose",
+        action="store_true",
+        help="--calibration-data is sensors x readings",
+    )
     base.add_argument("--no-baseline", action="store_true", help="skip the PCA baseline")
     parser.add_argument(
         "--out", type=Path, default=None, help="report folder (default: reports/<name>-<version>)"

@@ -276,9 +276,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "anomaly (0/1), anomaly_kind and anomaly_sensor.",
     )
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    parser.add_argument("--readings", type=int, default=10_000, help="number of readings (10000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of this run (0)")
-    parser.add_argument("--sensors", type=int, default=50, help="number of sensors (50)")
+    parser.add_argument(
+        "--readings", type=int, default=10_000, help="number of readings (default: 10000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of this run (default: 0)")
+    parser.add_argument("--sensors", type=int, default=50, help="number of sensors (default: 50)")
     parser.add_argument(
         "--anomalies", action="store_true", help="inject labelled faults of every kind"
     )
@@ -287,7 +289,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         nargs="+",
         choices=ANOMALY_KINDS,
         default=list(ANOMALY_KINDS),
-        help="fault kinds to inject with --anomalies (all)",
+        help="fault kinds to inject with --anomalies (default: all)",
     )
     parser.set_defaults(run=run)
 

@@ -107,14 +107,40 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--hidden", type=int, nargs="+", help="hidden sizes (default: ~2/3 of input width)"
     )
     model.add_argument("--latent", type=int, help="bottleneck size (default: input width / 6)")
-    model.add_argument("--dropout", type=float, default=defaults.dropout)
-    model.add_argument("--activation", choices=sorted(ACTIVATIONS), default=defaults.activation)
-    model.add_argument("--epochs", type=int, default=defaults.epochs, help="at most")
-    model.add_argument("--patience", type=int, default=defaults.patience)
-    model.add_argument("--lr", type=float, default=defaults.lr)
-    model.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
-    model.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    model.add_argument("--seed", type=int, default=defaults.seed)
+    model.add_argument(
+        "--dropout", type=float, default=defaults.dropout, help="dropout rate of hidden layers"
+    )
+    model.add_argument(
+        "--activation",
+        choices=sorted(ACTIVATIONS),
+        default=defaults.activation,
+        help="hidden-layer activation",
+    )
+    model.add_argument(
+        "--epochs",
+        type=int,
+        default=defaults.epochs,
+        help="training epochs at most (early stopping usually ends sooner)",
+    )
+    model.add_argument(
+        "--patience",
+        type=int,
+        default=defaults.patience,
+        help="epochs without a validation improvement before stopping (best weights kept)",
+    )
+    model.add_argument("--lr", type=float, default=defaults.lr, help="Adam learning rate")
+    model.add_argument(
+        "--weight-decay", type=float, default=defaults.weight_decay, help="Adam weight decay"
+    )
+    model.add_argument(
+        "--batch-size", type=int, default=defaults.batch_size, help="readings per training step"
+    )
+    model.add_argument(
+        "--seed",
+        type=int,
+        default=defaults.seed,
+        help="seed of weight initialisation, shuffling and the injected faults",
+    )
     model.add_argument(
         "--noise-std",
         type=float,
@@ -143,14 +169,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=defaults.kl_warmup,
         help="--family vae: epochs over which the KL term's weight rises from 0 to 1",
     )
-    model.add_argument("--val-fraction", type=float, default=defaults.val_fraction)
+    model.add_argument(
+        "--val-fraction",
+        type=float,
+        default=defaults.val_fraction,
+        help="share of --data held out for early stopping",
+    )
     model.add_argument(
         "--calibration-fraction",
         type=float,
         default=defaults.calibration_fraction,
         help="tail of --data used for calibration when --calibration-data is absent",
     )
-    model.add_argument("--quantile", type=float, default=defaults.quantile)
+    model.add_argument(
+        "--quantile",
+        type=float,
+        default=defaults.quantile,
+        help="quantile of calibration scores set as the threshold (1 - the false-alarm rate)",
+    )
     parser.set_defaults(run=run)
 
 

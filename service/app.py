@@ -42,6 +42,7 @@ from service.api import (
 from service.api import metrics as metrics_api
 from service.api.console import install_console
 from service.api.docs import install_offline_docs
+from service.api.drain import DrainUnreadBodyMiddleware
 from service.api.guard import RequestGuardMiddleware
 from service.api.middleware import RequestMetricsMiddleware
 from service.api.openapi import (
@@ -303,7 +304,14 @@ def create_app(
         protected_prefixes=always_keyed,
         own_limit_paths=frozenset({score.router.prefix + "/score"}),  # checks its own
     )
-    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts the guard's refusals too
+    app.add_middleware(RequestMetricsMiddleware)  # counts the guard's refusals too
+    # Outermost: whichever layer refused a request, its unread body is drained after the
+    # request is counted, before the reply completes.
+    app.add_middleware(
+        DrainUnreadBodyMiddleware,
+        max_bytes=settings.refused_body_drain_bytes,
+        timeout_s=settings.refused_body_drain_s,
+    )
     scoring_access = [Depends(score_access)]
     app.include_router(score.router, dependencies=scoring_access)
     app.include_router(models.router, dependencies=scoring_access)

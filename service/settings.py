@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    refused_body_drain_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of a refused request's unread body (a 401, a 413) read and "
+        "dropped before the reply, so clients that send the whole body before reading (Python's "
+        "urllib) get the reply instead of a connection reset; past it the connection is closed.",
+    )
+    refused_body_drain_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Most seconds spent reading a refused request's unread body; past it the "
+        "reply goes out and the connection is closed (a trickled body cannot hold it open).",
+    )
     top_k_sensors: int = Field(
         default=3,
         ge=1,

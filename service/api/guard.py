@@ -55,7 +55,7 @@ class RequestGuardMiddleware:
         try:
             if prefix is not None:
                 authenticate(self.keyring, presented_key(Request(scope)))
-                if _has_body(scope) and not _is_json(scope):
+                if has_body(scope) and not _is_json(scope):
                     raise UnsupportedMediaType(
                         "this endpoint reads a JSON body: send it as application/json"
                     )
@@ -102,30 +102,30 @@ class RequestGuardMiddleware:
 MAX_LENGTH_DIGITS = 18
 
 
-def _header(scope: Scope, wanted: bytes) -> bytes | None:
+def header(scope: Scope, wanted: bytes) -> bytes | None:
     for name, value in scope["headers"]:
         if name == wanted:
             return bytes(value)
     return None
 
 
-def _has_body(scope: Scope) -> bool:
-    length = _header(scope, b"content-length")
-    return _header(scope, b"transfer-encoding") is not None or (
+def has_body(scope: Scope) -> bool:
+    length = header(scope, b"content-length")
+    return header(scope, b"transfer-encoding") is not None or (
         length is not None and length.strip(b"0") != b""
     )
 
 
 def _is_json(scope: Scope) -> bool:
     """application/json, or a +json type, whatever the parameters (charset)."""
-    media = (_header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
+    media = (header(scope, b"content-type") or b"").split(b";")[0].strip().lower()
     return media == b"application/json" or (
         media.startswith(b"application/") and media.endswith(b"+json")
     )
 
 
 def _content_length(scope: Scope) -> int | None:
-    value = _header(scope, b"content-length")
+    value = header(scope, b"content-length")
     if value is None or not value.isdigit():
         return None
     # More digits than any real body has: too large, without int() on thousands of them.

@@ -106,3 +106,36 @@ def test_wrk_measurement_is_parsed(tmp_path: Path) -> None:
     assert measurement.errors == measurement.error_detail["status"] == measurement.requests
     assert measurement.error_rate == 1.0
     assert 0 < measurement.latency_ms["p50"] <= measurement.latency_ms["p99"]
+
+
+def test_open_loop_closes_every_connection_it_opened_even_when_it_gives_up() -> None:
+    """The first connection is dropped by the server (an I/O error: the generator opens a
+    replacement), and the replacement never answers (a straggler, cancelled after the grace
+    period). Every connection, the replacement too, is closed when the run returns: none is
+    left for the garbage collector to find open (a ResourceWarning in a later test)."""
+    accepted: list[asyncio.Event] = []
+
+    async def scenario() -> int:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            closed = asyncio.Event()
+            accepted.append(closed)
+            if len(accepted) == 1:
+                await reader.read(1)
+                writer.close()  # the first request fails: the generator reconnects
+            await reader.read()  # until the client closes its end
+            closed.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        records = render([TEMPLATE], "127.0.0.1", port, run_tag="0123456789")
+        async with server:
+            result = await run_open_loop(
+                records, 1, host="127.0.0.1", port=port, rate=100, duration_s=0.02,
+                connections=1, grace_s=0.5,
+            )  # fmt: skip
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in accepted)), timeout=10)
+        return result.errors_io
+
+    assert asyncio.run(scenario()) == 1
+    assert len(accepted) == 2

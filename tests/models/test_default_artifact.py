@@ -3,15 +3,33 @@ injected faults from normal readings of a run it never saw."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import mannwhitneyu
 
+from models.export import script_module
+from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import AnomalyEvent, generate_plant, inject_anomalies, inject_event
-from models.train import score_readings
-from service.scoring.artifact import EXPORT_FILE, Artifact, load_artifact
+from models.train import GOLDEN_SIZE, golden_windows, score_readings
+from service.scoring.artifact import (
+    CONTRACT_FILE,
+    EXPORT_FILE,
+    GOLDEN_ATOL,
+    GOLDEN_RTOL,
+    MANIFEST_FILE,
+    REFERENCE_FILE,
+    TORCHSCRIPT_FILE,
+    Artifact,
+    ArtifactError,
+    load_artifact,
+    sha256_file,
+    torchscript_deprecation_silenced,
+)
 
 DEFAULT = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"
 UNSEEN_SEED = 404  # neither the training (1), calibration (2) nor the documented test run (3)
@@ -75,3 +93,70 @@ def test_a_spike_blip_crosses_the_threshold_for_one_reading(
     assert np.flatnonzero(after != before).tolist() == [3000]  # a window of one reading
     errors = score_readings(artifact.module, spiked[3000:3001], 1)[0]
     assert int(np.argmax(errors)) == 7  # the contribution points at the faulty sensor
+
+
+CALIBRATION_SEED, CALIBRATION_READINGS = 2, 10_000  # the run scripts/train-default calibrates on
+
+
+def test_the_bundled_artifact_carries_a_golden_sample_of_its_calibration_run(
+    artifact: Artifact,
+) -> None:
+    golden = artifact.manifest.golden
+    assert golden is not None
+    inputs = np.asarray(golden.inputs)
+    assert inputs.shape == (GOLDEN_SIZE, 1, 50)
+    calibration = generate_plant(CALIBRATION_READINGS, seed=CALIBRATION_SEED).values
+    rows = golden_windows(calibration, 1)[:, 0, :]
+    assert np.allclose(inputs[:, 0, :], rows, rtol=1e-6)  # the CSV the model read rounds them
+    # load_artifact has scored them again; the recorded errors are the model's own
+    errors = score_readings(artifact.module, inputs[:, 0, :], 1)
+    assert np.allclose(errors, golden.errors, rtol=GOLDEN_RTOL, atol=GOLDEN_ATOL)
+
+
+def swapped_model(tmp_path: Path, module: torch.jit.ScriptModule) -> Path:
+    """A copy of the bundled artifact whose model.pt is ``module`` carrying the bundled
+    contract, its checksum updated in the manifest: only the golden sample can tell."""
+    folder = tmp_path / "synthetic-plant" / "1"
+    shutil.copytree(DEFAULT, folder)
+    extra = {CONTRACT_FILE: ""}
+    with torchscript_deprecation_silenced():
+        torch.jit.load(str(DEFAULT / TORCHSCRIPT_FILE), _extra_files=extra)  # type: ignore[no-untyped-call]
+        torch.jit.save(module, str(folder / TORCHSCRIPT_FILE), _extra_files=extra)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["files"][TORCHSCRIPT_FILE]["sha256"] = sha256_file(folder / TORCHSCRIPT_FILE)
+    manifest["files"][TORCHSCRIPT_FILE]["bytes"] = (folder / TORCHSCRIPT_FILE).stat().st_size
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    return folder
+
+
+def test_another_models_file_in_place_of_model_pt_is_refused(
+    artifact: Artifact, tmp_path: Path
+) -> None:
+    manifest = artifact.manifest
+    torch.manual_seed(11)
+    other = ScoringModule(
+        SensorAutoencoder(50, hidden=[32], latent=8),
+        mean=manifest.scaler.mean,
+        scale=manifest.scaler.scale,
+        window=1,
+    ).eval()
+    folder = swapped_model(tmp_path, script_module(other))
+    with pytest.raises(ArtifactError, match="golden sample"):
+        load_artifact(folder)
+
+
+def test_model_pt_refuses_a_2d_batch_instead_of_broadcasting(artifact: Artifact) -> None:
+    with pytest.raises(torch.jit.Error, match=r"\(batch, 1, 50\)"):  # type: ignore[attr-defined]
+        artifact.module(torch.zeros(4, 50))
+
+
+def test_a_reference_sample_from_another_model_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "synthetic-plant" / "1"
+    shutil.copytree(DEFAULT, folder)
+    reference = np.load(folder / REFERENCE_FILE) * 1.5
+    np.save(folder / REFERENCE_FILE, reference)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest["files"][REFERENCE_FILE]["sha256"] = sha256_file(folder / REFERENCE_FILE)
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="companion_files"):
+        load_artifact(folder)
