@@ -45,7 +45,7 @@ from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
-from service.calibration.sqlite import SqliteFeedbackStore
+from service.calibration.sql import SqlFeedbackStore
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
@@ -99,7 +99,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         settings.stream_capacity, settings.stream_idle_ttl_s, on_evict=count_evictions
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
-    store = SqliteFeedbackStore(settings.store_path)
+    store = SqlFeedbackStore(settings.store_location)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
     pipeline = ScoringPipeline(settings, models, thresholds, streams, recent, metrics)

@@ -1,9 +1,11 @@
-"""The SQLite schema, as numbered migrations applied in order inside one transaction."""
+"""A SQLite store as the service wrote it before its migrations moved to Alembic: the
+numbered migrations of that build, verbatim, to make fixtures the upgrade must carry over."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -126,3 +128,18 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (2, "indexes for rolling windows and listings", _migration_2_indexes),
     (3, "anomaly and alert flags of labelled readings", _migration_3_scored_flags),
 )
+
+
+def write_legacy_store(path: Path, *, upto: int = len(MIGRATIONS)) -> sqlite3.Connection:
+    """A store file with the first ``upto`` old migrations applied and recorded, open for
+    the caller to add rows (commit and close it before the new code opens the file)."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    for number, name, migrate in MIGRATIONS[:upto]:
+        migrate(conn)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+    conn.commit()
+    return conn
