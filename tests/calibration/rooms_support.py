@@ -23,6 +23,7 @@ from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibration import Recalibration
+from service.calibration.replicas import SoloLink
 from service.calibration.sql import SqlFeedbackStore
 from service.metrics import Metrics
 from service.scoring.pipeline import ScoringPipeline
@@ -104,6 +105,7 @@ def make_rooms(models_dir: Path, clock: Clock, **overrides: Any) -> Rooms:
         drift=drift,
         desk=desk,
         settings=settings,
+        link=SoloLink(on_leading=metrics.recalibration_leader.set),
     )
     return Rooms(
         settings, registry, metrics, models, store, keeper, recent, pipeline, desk, drift,

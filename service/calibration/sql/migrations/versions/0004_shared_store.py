@@ -5,6 +5,9 @@
 - ``threshold_heads``: the newest version number per model, the row writers lock to
   allocate the next one.
 - at most one open pending threshold per model: a partial unique index.
+- on PostgreSQL, the database announces each committed threshold version (channel
+  ``anomaly_thresholds``, payload the model) and each batch of labels (``anomaly_labels``,
+  payload the count), whoever wrote them: replicas listen (service/calibration/replicas.py).
 
 Existing rows are carried over: the votes from the labels, the heads from the versions.
 
@@ -66,8 +69,40 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
 
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(NOTIFY_FUNCTIONS)
+        op.execute(
+            "CREATE TRIGGER threshold_versions_notify AFTER INSERT ON threshold_versions "
+            "FOR EACH ROW EXECUTE FUNCTION anomaly_notify_threshold()"
+        )
+        op.execute(
+            "CREATE TRIGGER labels_notify AFTER INSERT ON labels "
+            "REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT "
+            "EXECUTE FUNCTION anomaly_notify_labels()"
+        )
+
+
+# Notifications are delivered at commit, and only if it commits.
+NOTIFY_FUNCTIONS = """
+CREATE FUNCTION anomaly_notify_threshold() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('anomaly_thresholds', NEW.model);
+    RETURN NULL;
+END $$;
+CREATE FUNCTION anomaly_notify_labels() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('anomaly_labels', (SELECT count(*) FROM inserted)::text);
+    RETURN NULL;
+END $$;
+"""
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER labels_notify ON labels")
+        op.execute("DROP TRIGGER threshold_versions_notify ON threshold_versions")
+        op.execute("DROP FUNCTION anomaly_notify_labels()")
+        op.execute("DROP FUNCTION anomaly_notify_threshold()")
     op.drop_index("pending_one_open", "pending_thresholds")
     op.drop_table("threshold_heads")
     op.drop_table("reading_votes")
