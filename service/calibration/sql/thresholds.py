@@ -76,18 +76,24 @@ class ThresholdTables(SqlDatabase):
 
     def newest_versions(self) -> dict[str, int]:
         """Each model's newest version number (what replicas compare to learn of changes)."""
-        rows = self._rows(sa.select(threshold_heads))
+        rows = self._rows(sa.select(threshold_heads).where(threshold_heads.c.version > 0))
         return {str(r["model"]): int(r["version"]) for r in rows}
 
     @staticmethod
-    def _lock_head(conn: sa.Connection, model: str) -> int | None:
-        """The model's newest version number, its row locked until the transaction ends."""
+    def _lock_head(conn: sa.Connection, model: str) -> int:
+        """The model's newest version number (0 before its first), its row locked until the
+        transaction ends. A model's first writer creates the row: when two replicas do so
+        at once, one insert wins and the other transaction is run again
+        (``SqlDatabase._write``), finding the row; no reads made before it is locked."""
         head = conn.execute(
             sa.select(threshold_heads.c.version)
             .where(threshold_heads.c.model == model)
             .with_for_update()
         ).scalar()
-        return None if head is None else int(head)
+        if head is None:
+            conn.execute(sa.insert(threshold_heads).values(model=model, version=0))
+            return 0
+        return int(head)
 
     def _append_threshold(
         self,
@@ -109,18 +115,12 @@ class ThresholdTables(SqlDatabase):
         if not value > 0:
             raise StoreError(f"threshold for {model} must be positive, got {value}")
         now = self._clock()
-        head = self._lock_head(conn, model)
-        version = (head or 0) + 1
-        if head is None:
-            # Two replicas creating a model's first version: one insert wins, the other
-            # transaction is run again (SqlDatabase._write) and finds the head.
-            conn.execute(sa.insert(threshold_heads).values(model=model, version=version))
-        else:
-            conn.execute(
-                sa.update(threshold_heads)
-                .where(threshold_heads.c.model == model)
-                .values(version=version)
-            )
+        version = self._lock_head(conn, model) + 1
+        conn.execute(
+            sa.update(threshold_heads)
+            .where(threshold_heads.c.model == model)
+            .values(version=version)
+        )
         conn.execute(
             sa.insert(versions).values(
                 model=model,

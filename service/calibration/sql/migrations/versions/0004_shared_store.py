@@ -2,8 +2,8 @@
 
 - ``reading_votes``: one row per labelled reading naming the label that counts, so one
   vote per reading is a primary key, not a query every reader must get right.
-- ``threshold_heads``: the newest version number per model, the row writers lock to
-  allocate the next one.
+- ``threshold_heads``: the newest version number per model (0 before its first), the row
+  writers lock before they read, to allocate the next one.
 - at most one open pending threshold per model: a partial unique index.
 - on PostgreSQL, the database announces each committed threshold version (channel
   ``anomaly_thresholds``, payload the model) and each batch of labels (``anomaly_labels``,
@@ -47,7 +47,7 @@ def upgrade() -> None:
         "threshold_heads",
         sa.Column("model", sa.Text, primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
-        sa.CheckConstraint("version >= 1", name="threshold_heads_version"),
+        sa.CheckConstraint("version >= 0", name="threshold_heads_version"),
     )
     op.execute(
         "INSERT INTO threshold_heads (model, version) "
