@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from legacy_store_support import MIGRATIONS as LEGACY_MIGRATIONS
 from legacy_store_support import write_legacy_store
 
 from service.calibration.records import LabelFilter, NewLabel, content_fingerprint
 from service.calibration.sql import SqlFeedbackStore
 from service.calibration.sql.migrate import head_revision
+from service.calibration.sql.schema import metadata
 from service.calibration.store import (
     FeedbackStore,
     IdempotencyConflict,
@@ -93,6 +95,19 @@ def open_sqlite(clock: FakeClock) -> Iterator[SqliteOpener]:
 
 def test_implements_protocol(store: SqlFeedbackStore) -> None:
     assert isinstance(store, FeedbackStore)
+
+
+def test_the_revisions_make_the_schema_the_queries_are_written_against(
+    store: SqlFeedbackStore,
+) -> None:
+    """service/calibration/sql/schema.py describes what the newest revision leaves."""
+    inspector = sa.inspect(store.engine)
+    found = {
+        table: {column["name"] for column in inspector.get_columns(table)}
+        for table in inspector.get_table_names()
+        if table != "alembic_version"
+    }
+    assert found == {table.name: set(table.columns.keys()) for table in metadata.tables.values()}
 
 
 def test_wal_full_sync_and_every_revision(open_sqlite: SqliteOpener, tmp_path: Path) -> None:
