@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import TEST_MODEL
 from postgres_support import PostgresServer, postgres_server, wait_until
 from service_process import ServiceProcess
-
-from tests.conftest import TEST_MODEL
 
 pytestmark = pytest.mark.integration
 
