@@ -143,6 +143,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
             poll_s=settings.store_poll_s,
             sync_thresholds=keeper.sync_from_store,
             labels_stored=loop.notify_labels,
+            sync_windows=windows.restore,
             on_leading=metrics.recalibration_leader.set,
         )
     else:

@@ -205,7 +205,8 @@ class Settings(BaseSettings):
         default=5.0,
         gt=0,
         description="With a PostgreSQL store: seconds between checks for threshold versions "
-        "another replica wrote, the fallback should a notification be missed.",
+        "and maintenance windows another replica wrote, the fallback should a notification "
+        "be missed.",
     )
     recalibration_enabled: bool = Field(
         default=True, description="Run the background recalibration task."

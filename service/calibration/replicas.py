@@ -9,9 +9,11 @@ One dedicated connection per replica carries both:
   ``store_poll_s`` later at most.
 - **Changes**: ``LISTEN`` on the channels the store's triggers announce commits on
   (revision 0004): a new threshold version makes the keeper adopt it; new labels count
-  toward the label trigger of the recalibration loop (the leader's is the one that acts).
-  Every ``store_poll_s`` the keeper also compares versions with the store, so a
-  notification missed while the connection was down costs one interval, not a version.
+  toward the label trigger of the recalibration loop (the leader's is the one that acts);
+  a maintenance window set or ended anywhere (revision 0005) makes every replica reload
+  the windows it matches readings against. Every ``store_poll_s`` the keeper also compares
+  versions with the store and the windows are reloaded, so a notification missed while
+  the connection was down costs one interval, not a version or a window.
 
 With the embedded SQLite store the single process always leads (:class:`SoloLink`).
 """
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 THRESHOLD_CHANNEL = "anomaly_thresholds"
 LABEL_CHANNEL = "anomaly_labels"
+WINDOW_CHANNEL = "anomaly_windows"
 # Any 64-bit number no other lock of the database uses.
 LEADER_LOCK = 0x616E6F6D616C7932
 
@@ -82,6 +85,7 @@ class PostgresLink:
         poll_s: float,
         sync_thresholds: Callable[[], Awaitable[None]],
         labels_stored: Callable[[int], None],
+        sync_windows: Callable[[], Awaitable[None]],
         on_leading: Callable[[bool], None],
     ) -> None:
         # libpq's own URL form: the same server and credentials as the store's pool.
@@ -89,6 +93,7 @@ class PostgresLink:
         self._poll_s = poll_s
         self._sync_thresholds = sync_thresholds
         self._labels_stored = labels_stored
+        self._sync_windows = sync_windows
         self._on_leading = on_leading
         self._leading = False
         self._connected = False
@@ -156,6 +161,7 @@ class PostgresLink:
         ) as conn:
             await conn.execute(f"LISTEN {THRESHOLD_CHANNEL}")
             await conn.execute(f"LISTEN {LABEL_CHANNEL}")
+            await conn.execute(f"LISTEN {WINDOW_CHANNEL}")
             self._connected = True
             self._last_error = None
             await self._poll()  # what was written while this replica wasn't listening
@@ -170,6 +176,8 @@ class PostgresLink:
                 async for note in conn.notifies(timeout=self._poll_s):
                     if note.channel == THRESHOLD_CHANNEL:
                         await self._poll()
+                    elif note.channel == WINDOW_CHANNEL:
+                        await self._reload_windows()
                     elif note.channel == LABEL_CHANNEL and note.payload.isdigit():
                         self._labels_stored(int(note.payload))
                 await self._poll()
@@ -180,3 +188,11 @@ class PostgresLink:
         except Exception:
             # The store's pool may fail while this connection lives; readiness says so.
             logger.warning("could not compare threshold versions with the store", exc_info=True)
+        await self._reload_windows()
+
+    async def _reload_windows(self) -> None:
+        try:
+            await self._sync_windows()
+        except Exception:
+            # The windows already loaded stay in force until the store answers again.
+            logger.warning("could not reload maintenance windows from the store", exc_info=True)

@@ -1,5 +1,6 @@
 """Replicas of ``python -m service`` on one PostgreSQL store (a throw-away server the test
-starts): a threshold set through one replica is served by the other by notification;
+starts): a threshold set through one replica is served by the other by notification, and
+a maintenance window set or ended through one applies or stops applying on the other;
 exactly one replica leads recalibration, and another takes over when the leader is killed;
 with the server stopped, labels and admin changes get a 503 problem body while scoring goes
 on, and everything recovers when it is back, without a restart.
@@ -99,6 +100,45 @@ def test_thresholds_reach_the_other_replica_by_notification(
         took = wait_until(lambda v=version: served_version(b) == v, timeout=10)
         print(f"version {version} set on A, served by B after {took:.3f} s")
         assert served_version(a) == version
+
+
+def test_maintenance_windows_reach_the_other_replica_by_notification(
+    tmp_path: Path, write_test_artifact: Any, postgres_url: str, started: list[ServiceProcess]
+) -> None:
+    """A window set and ended through one replica applies, then stops applying, to the
+    readings the other scores; polling is set to a minute, so it came by notification."""
+    models = tmp_path / "models"
+    write_test_artifact(models)
+    env = server_env(postgres_url, poll_s=60)
+    a, b = start(tmp_path, models, env, started), start(tmp_path, models, env, started)
+
+    def suppressed_on_b() -> int | None:
+        reading = {"stream_id": "line-a.pump", "readings": [[3.0, 3.0, 3.0, 3.0]]}
+        scored = httpx.post(f"{b.url}/v1/score", json=reading, timeout=5)
+        assert scored.status_code == 200, scored.text
+        window: int | None = scored.json()["results"][0].get("suppressed_by_window")
+        return window
+
+    assert suppressed_on_b() is None
+    created = httpx.post(
+        f"{a.url}/v1/maintenance-windows",
+        json={"stream_prefix": "line-a.", "modes": ["suppress_alerts"], "reason": "overhaul"},
+        headers=HEADERS,
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    window_id = created.json()["id"]
+    took = wait_until(lambda: suppressed_on_b() == window_id, timeout=10)
+    print(f"window {window_id} set on A, applied by B after {took:.3f} s")
+    ended = httpx.post(
+        f"{a.url}/v1/maintenance-windows/{window_id}/end",
+        json={"reason": "done"},
+        headers=HEADERS,
+        timeout=5,
+    )
+    assert ended.status_code == 200, ended.text
+    took = wait_until(lambda: suppressed_on_b() is None, timeout=10)
+    print(f"window {window_id} ended on A, no longer applied by B after {took:.3f} s")
 
 
 def test_one_leader_and_a_takeover_when_it_is_killed(

@@ -6,6 +6,8 @@
 - ``maintenance_window_events``: one audit line per change, written in its transaction.
 - ``labels.excluded_from_learning``: NULL for every existing label, so all of them keep
   being learned from.
+- on PostgreSQL, the database announces each committed change of a window (channel
+  ``anomaly_windows``): every replica reloads the windows it matches readings against.
 
 Self-contained: nothing written before depends on it.
 
@@ -70,8 +72,29 @@ def upgrade() -> None:
     op.create_index("maintenance_window_events_window", "maintenance_window_events", ["window_id"])
     op.add_column("labels", sa.Column("excluded_from_learning", sa.Text))
 
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(NOTIFY_FUNCTION)
+        op.execute(
+            "CREATE TRIGGER maintenance_windows_notify AFTER INSERT OR UPDATE "
+            "ON maintenance_windows FOR EACH STATEMENT "
+            "EXECUTE FUNCTION anomaly_notify_windows()"
+        )
+
+
+# Delivered at commit, and only if it commits (as revision 0004's).
+NOTIFY_FUNCTION = """
+CREATE FUNCTION anomaly_notify_windows() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('anomaly_windows', '');
+    RETURN NULL;
+END $$;
+"""
+
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER maintenance_windows_notify ON maintenance_windows")
+        op.execute("DROP FUNCTION anomaly_notify_windows()")
     with op.batch_alter_table("labels") as batch:
         batch.drop_column("excluded_from_learning")
     op.drop_index("maintenance_window_events_window", "maintenance_window_events")
