@@ -58,7 +58,8 @@ from service.calibration.labelling import LabellingDesk
 from service.calibration.maintenance import MaintenanceWindows
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
-from service.calibration.sqlite import SqliteFeedbackStore
+from service.calibration.replicas import PostgresLink, ReplicaLink, SoloLink
+from service.calibration.sql import SqlFeedbackStore
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
@@ -119,7 +120,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         clock=time.monotonic if settings.redis_url is None else time.time,
     )
     recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
-    store = SqliteFeedbackStore(settings.store_path)
+    store = SqlFeedbackStore(settings.store_location)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
     windows = MaintenanceWindows(store=store, models=models)
@@ -134,6 +135,20 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         interval_s=settings.recalibration_interval_s,
         label_trigger=settings.recalibration_label_trigger,
     )
+    link: ReplicaLink
+    if store.shared:
+        # Every replica's labels reach every loop through the store's notifications,
+        # this replica's own included: counted there, not also here.
+        link = PostgresLink(
+            store.url,
+            poll_s=settings.store_poll_s,
+            sync_thresholds=keeper.sync_from_store,
+            labels_stored=loop.notify_labels,
+            sync_windows=windows.restore,
+            on_leading=metrics.recalibration_leader.set,
+        )
+    else:
+        link = SoloLink(on_leading=metrics.recalibration_leader.set)
     desk = LabellingDesk(
         store=store,
         models=models,
@@ -141,7 +156,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         recent=recent,
         metrics=metrics,
         settings=settings,
-        labels_stored=loop.notify_labels,
+        labels_stored=_ignore if store.shared else loop.notify_labels,
         shared=shared_readings,
         windows=windows.match,
     )
@@ -170,8 +185,10 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
             drift=drift_monitor,
             desk=desk,
             settings=settings,
+            link=link,
         ),
         recalibration_loop=loop,
+        link=link,
     )
 
     async def models_loaded() -> str | None:
@@ -197,9 +214,16 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
 
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
-    state.readiness.append(ReadinessCheck("store", store_reachable))
+    # A shared store down stops labels and threshold changes, not scoring (it goes on with
+    # the thresholds in force), so the replica stays in the load balancer; the embedded
+    # store is the process's own file, and its failure is the process's.
+    state.readiness.append(ReadinessCheck("store", store_reachable, blocking=not store.shared))
     state.readiness.append(ReadinessCheck("stream_state", stream_store.problem))
     return state
+
+
+def _ignore(count: int) -> None:
+    return None
 
 
 def build_stream_store(
@@ -250,6 +274,7 @@ def create_app(
         except BaseException:
             state.store.close()
             raise
+        state.link.start()
         if settings.recalibration_enabled:
             state.recalibration_loop.start(state.recalibration.run_scheduled)
         app.state.services = state
@@ -261,6 +286,7 @@ def create_app(
         finally:
             app.state.services = None
             await state.recalibration_loop.stop()
+            await state.link.stop()
             await state.stream_store.close()
             await asyncio.to_thread(state.store.close)
             gc.unfreeze()

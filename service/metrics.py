@@ -78,6 +78,13 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.recalibration_leader = Gauge(
+            "recalibration_leader",
+            "1 while this replica leads recalibration (holds the store's leader lock; a "
+            "single process with the embedded store always does), else 0.",
+            namespace=ns,
+            registry=registry,
+        )
         self.recalibration_runs = Counter(
             "recalibration_runs",
             "Recalibration runs by outcome (applied, pending, unchanged, insufficient, failed).",

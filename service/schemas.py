@@ -285,6 +285,12 @@ class Readiness(_Doc):
         description="Model versions refused while an older good version of the same model is "
         "served (name/version: why); they do not make the service unready.",
     )
+    details: dict[str, str] = Field(
+        default_factory=dict,
+        description="The store's backend (sqlite or postgresql) and which replica leads "
+        "recalibration. A failing check the service stays ready through (the shared store "
+        "down: scoring goes on) is in `checks` with its reason.",
+    )
 
 
 def as_datetime(seconds: float | None) -> datetime | None:

@@ -8,6 +8,8 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.calibration.sql.urls import engine_url
+
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
 
 SmoothingMethod = Literal["mean", "ewma", "median"]
@@ -202,7 +204,22 @@ class Settings(BaseSettings):
     # --- feedback store, recalibration, drift ------------------------------------------
     store_path: Path = Field(
         default=Path("var/feedback.sqlite3"),
-        description="SQLite file holding labels, threshold versions and recalibration runs.",
+        description="SQLite file holding labels, threshold versions and recalibration runs "
+        "(the embedded default; unused when store_url is set).",
+    )
+    store_url: SecretStr | None = Field(
+        default=None,
+        description="Where the feedback store lives, as a URL: sqlite:///PATH (one process) or "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE (shared by replicas: thresholds reach "
+        "every replica by notification, one replica leads recalibration). Unset: "
+        "sqlite:///<store_path>.",
+    )
+    store_poll_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="With a PostgreSQL store: seconds between checks for threshold versions "
+        "and maintenance windows another replica wrote, the fallback should a notification "
+        "be missed.",
     )
     recalibration_enabled: bool = Field(
         default=True, description="Run the background recalibration task."
@@ -270,6 +287,13 @@ class Settings(BaseSettings):
     )
 
     @property
+    def store_location(self) -> str:
+        """The store's URL: ``store_url`` when set, else the SQLite file at ``store_path``."""
+        if self.store_url is not None:
+            return self.store_url.get_secret_value()
+        return f"sqlite:///{self.store_path}"
+
+    @property
     def score_key_required(self) -> bool:
         """``require_score_key`` as set, else closed in production and open in development."""
         if self.require_score_key is not None:
@@ -286,4 +310,6 @@ class Settings(BaseSettings):
             raise ValueError(f"alert_k ({self.alert_k}) cannot exceed alert_n ({self.alert_n})")
         if self.default_model is not None and not self.default_model.strip():
             raise ValueError("default_model, when set, must name a model")
+        if self.store_url is not None:
+            engine_url(self.store_url.get_secret_value())  # an unusable scheme fails here
         return self

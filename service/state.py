@@ -22,6 +22,7 @@ from service.calibration.labelling import LabellingDesk
 from service.calibration.maintenance import MaintenanceWindows
 from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
+from service.calibration.replicas import ReplicaLink
 from service.calibration.store import FeedbackStore
 from service.errors import NotReady
 from service.metrics import Metrics
@@ -41,6 +42,8 @@ class ReadinessCheck:
 
     name: str
     probe: Callable[[], Awaitable[str | None]]
+    # False: a failure is reported but the service stays ready (what it serves goes on).
+    blocking: bool = True
 
 
 @dataclass(slots=True)
@@ -64,8 +67,17 @@ class AppState:
     recalibration: Recalibration  # one step per model
     recalibration_loop: RecalibrationLoop  # when the steps run (the lifespan starts it)
     stream_store: StreamStore  # scores against the stream states, wherever they live
+    link: ReplicaLink  # leadership and other replicas' changes (the lifespan starts it)
     readiness: list[ReadinessCheck] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+
+    def details(self) -> dict[str, str]:
+        """What /readyz shows beside the checks (nothing secret: it is unauthenticated)."""
+        shared = self.settings.store_location.startswith("postgres")
+        return {
+            "store": "postgresql" if shared else "sqlite",
+            "recalibration_leader": self.link.describe(),
+        }
 
     async def not_ready_reasons(self) -> dict[str, str | None]:
         """Every check's outcome: None for ok, else the reason."""

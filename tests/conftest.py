@@ -7,7 +7,7 @@ with mean 0 and scale 1, a reading ``v`` scores ``mean(v**2)`` on a window-1 mod
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
 from service.settings import Settings
 from service.state import AppState
+from tests.integration.postgres_support import PostgresServer, postgres_server
 
 TEST_MODEL = "test-plant"
 
@@ -171,3 +172,16 @@ async def make_client(models_dir: Path, tmp_path: Path) -> AsyncIterator[ClientF
 @pytest.fixture
 async def client(make_client: ClientFactory) -> AppClient:
     return await make_client()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (skips naming the Debian package when missing)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """A fresh, empty database on the session's server."""
+    return postgres.create_database()

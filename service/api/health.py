@@ -29,11 +29,20 @@ async def healthz() -> Response:
 async def readyz(state: StateDep) -> Response:
     results = await state.not_ready_reasons()
     checks = {name: reason or "ok" for name, reason in results.items()}
-    failing = {name: reason for name, reason in results.items() if reason}
+    blocking = {check.name for check in state.readiness if check.blocking}
+    failing = {name: reason for name, reason in results.items() if reason and name in blocking}
     refused = dict(state.models.refused)
+    details = state.details()
     if not failing:
         return Response(
-            orjson.dumps({"status": "ready", "checks": checks, "refused_artifacts": refused}),
+            orjson.dumps(
+                {
+                    "status": "ready",
+                    "checks": checks,
+                    "refused_artifacts": refused,
+                    "details": details,
+                }
+            ),
             media_type="application/json",
         )
     body = problem_body(
@@ -45,4 +54,5 @@ async def readyz(state: StateDep) -> Response:
     )
     body["checks"] = checks
     body["refused_artifacts"] = refused
+    body["details"] = details
     return Response(orjson.dumps(body), status_code=503, media_type=PROBLEM_CONTENT_TYPE)

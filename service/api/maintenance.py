@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from service.api.bodies import JsonBodyRoute
+from service.api.openapi import problems
 from service.calibration.maintenance import Mode, modes_of
 from service.calibration.records import (
     MAX_ROW_ID,
@@ -137,7 +138,13 @@ async def list_windows(
     return [WindowOut.of(w, now) for w in found]
 
 
-@router.post("", status_code=201, response_model=WindowOut, summary="Set a maintenance window")
+@router.post(
+    "",
+    status_code=201,
+    response_model=WindowOut,
+    summary="Set a maintenance window",
+    responses=problems(s404="No such model."),
+)
 async def create_window(
     body: NewWindow, principal: AdminPrincipal, windows: WindowsDep
 ) -> WindowOut:
@@ -156,13 +163,25 @@ async def create_window(
     return WindowOut.of(window, windows.clock())
 
 
-@router.get("/{window_id}", response_model=WindowOut, summary="One window with its audit trail")
+@router.get(
+    "/{window_id}",
+    response_model=WindowOut,
+    summary="One window with its audit trail",
+    responses=problems(s404="No maintenance window with this id."),
+)
 async def get_window(window_id: WindowId, _: ReaderPrincipal, windows: WindowsDep) -> WindowOut:
     window, events = await windows.get(window_id)
     return WindowOut.of(window, windows.clock(), events)
 
 
-@router.post("/{window_id}/end", response_model=WindowOut, summary="End a window now")
+@router.post(
+    "/{window_id}/end",
+    response_model=WindowOut,
+    summary="End a window now",
+    responses=problems(
+        s404="No maintenance window with this id.", s409="The window has already ended."
+    ),
+)
 async def end_window(
     window_id: WindowId, body: EndWindow, principal: AdminPrincipal, windows: WindowsDep
 ) -> WindowOut:

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from service.api.openapi import problems
 from service.schemas import as_datetime
 from service.security import SCOPES, Principal, require_scope
 from service.settings import Scope
@@ -45,6 +46,7 @@ class WhoAmI(BaseModel):
     "/streams/{stream_id}/readings",
     response_model=StreamReadings,
     summary="One stream's retained scored readings: scores, smoothed scores, alert periods",
+    responses=problems(s404="No such model."),
 )
 async def stream_readings(
     stream_id: str,

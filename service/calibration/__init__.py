@@ -9,8 +9,8 @@
 - :mod:`~service.calibration.drift_monitor`: drift checks (the statistics are in
   :mod:`~service.calibration.drift`).
 - :mod:`~service.calibration.records`, :mod:`~service.calibration.store`,
-  :mod:`~service.calibration.sqlite`: the records, the store protocol and its errors, the
-  SQLite implementation.
+  :mod:`~service.calibration.sql`: the records, the store protocol and its errors, the
+  SQLAlchemy implementation (SQLite or PostgreSQL).
 
 Threading is decided here, in the rooms: every store call (blocking: SQLite fsyncs on
 commit) runs in a worker thread via ``asyncio.to_thread`` inside a room method, and

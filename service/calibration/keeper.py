@@ -180,17 +180,28 @@ class ThresholdKeeper:
         return loaded
 
     async def sync_from_store(self) -> None:
-        """Adopt versions another replica wrote (a shared PostgreSQL store): cheap, per run."""
+        """Adopt versions another replica wrote (a shared PostgreSQL store): one cheap query
+        when nothing changed; called on each notification and every poll interval."""
         async with self._lock:
+            newest = await asyncio.to_thread(self.store.newest_versions)
             for model in self.models.models():
+                known = self.board.get(model.name).version if model.name in self.board else None
+                if newest.get(model.name) in (None, known):
+                    continue
                 latest = await asyncio.to_thread(
                     self.store.latest_threshold, model.name, model.version
                 )
-                if latest is not None and (
-                    model.name not in self.board
-                    or self.board.get(model.name).version != latest.version
-                ):
+                if latest is not None and latest.version != known:
                     self._publish(latest)
+                    logger.info(
+                        "threshold for %s: version %d = %.6g, set by %s (%s)",
+                        model.name,
+                        latest.version,
+                        latest.value,
+                        latest.author,
+                        latest.source,
+                    )
+                await asyncio.to_thread(self._publish_pending, model.name)
 
     # --- recalibration ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from service.calibration.recalibrator import (
     review_weights,
 )
 from service.calibration.records import NormalSample, RecalibrationRun
+from service.calibration.replicas import ReplicaLink
 from service.calibration.store import FeedbackStore
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
@@ -41,6 +42,7 @@ class Recalibration:
         drift: DriftMonitor,
         desk: LabellingDesk,
         settings: Settings,
+        link: ReplicaLink,
     ) -> None:
         self.store = store
         self.models = models
@@ -49,6 +51,7 @@ class Recalibration:
         self.drift = drift
         self.desk = desk
         self.settings = settings
+        self.link = link
 
     def policy_for(self, model: LoadedModel) -> RecalibrationPolicy:
         s = self.settings
@@ -62,12 +65,14 @@ class Recalibration:
         )
 
     async def run_scheduled(self, trigger: str) -> None:
-        """Every model in turn: a recalibration step, a drift check, the review queue's
-        gauge; a model that fails leaves the others theirs."""
+        """Every model in turn: a recalibration step (on the leading replica only: with a
+        shared store one replica recalibrates, the others adopt its versions), a drift
+        check, the review queue's gauge; a model that fails leaves the others theirs."""
         await self.keeper.sync_from_store()
         for model in self.models.models():
             try:
-                await self.recalibrate(model.name, trigger=trigger)
+                if self.link.leading:
+                    await self.recalibrate(model.name, trigger=trigger)
                 await self.drift.check(model.name)
                 await self.desk.review_queue(model.name)  # refreshes its gauge
             except Exception:

@@ -1,15 +1,15 @@
 """The feedback store's contract: the :class:`FeedbackStore` protocol and the errors it raises.
 
-The calibration rooms code against this protocol only. :mod:`service.calibration.sqlite`
-is the single-replica backend; a backend shared by several replicas (PostgreSQL) is a
-second implementation of the same protocol and must keep the promises written on it.
+The calibration rooms code against this protocol only. :mod:`service.calibration.sql`
+implements it on SQLite (one process, the embedded default) and on PostgreSQL (shared by
+replicas) with one set of SQLAlchemy Core statements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from service.calibration.records import (
     LabelFilter,
@@ -27,6 +27,7 @@ from service.calibration.records import (
     ThresholdVersion,
     WindowSpec,
 )
+from service.errors import ServiceError
 
 
 class StoreError(Exception):
@@ -34,12 +35,31 @@ class StoreError(Exception):
 
 
 class StoreUnavailable(StoreError):
-    """The store's file can't be opened or set up; the message names the path."""
+    """The store can't be opened or set up at start-up; the message names where it is."""
 
-    def __init__(self, path: Path | str, reason: str) -> None:
+    def __init__(self, where: Path | str, reason: str) -> None:
         super().__init__(
-            f"cannot open the feedback store {path}: {reason} (is its folder writable, the "
-            "disk full, or another process holding it? ANOMALY_STORE_PATH sets where it lives)"
+            f"cannot open the feedback store {where}: {reason} (is its folder writable, the "
+            "disk full, another process holding it, or the server down? ANOMALY_STORE_URL or "
+            "ANOMALY_STORE_PATH sets where it lives)"
+        )
+
+
+class StoreUnreachable(StoreError, ServiceError):
+    """The store stopped answering while the service runs (a PostgreSQL server down or
+    restarting, a disk failing): requests that need it get a 503; scoring goes on."""
+
+    status_code = 503
+    slug = "store-unavailable"
+    title = "Feedback store unavailable"
+    headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
+
+    def __init__(self, where: str, reason: str) -> None:
+        ServiceError.__init__(
+            self,
+            f"the feedback store {where} is unreachable ({reason}); labels and threshold "
+            "changes are refused until it answers again, scoring goes on with the thresholds "
+            "in force",
         )
 
 
@@ -97,14 +117,13 @@ class FeedbackStore(Protocol):
     - Atomic: every multi-row change (a submission and its labels, a version and the
       pendings it supersedes, an approval) happens in one transaction; version numbers
       and ids are allocated inside it, so concurrent writers (other replicas included)
-      never allocate the same one. A PostgreSQL backend does this with
-      ``SELECT ... FOR UPDATE`` or a serialisable transaction.
+      never allocate the same one (constraints and row locks, not one process's lock).
     - Threshold versions are per model name, start at 1, only ever increase and are
       never rewritten; appending one supersedes the model's open pending thresholds.
     - At most one open (``"pending"``) pending threshold per model.
     - Ids and version numbers stay below ``records.MAX_ROW_ID``.
     - Failures are :class:`StoreError` (or a subclass below); a backend that loses its
-      connection raises it too, so readiness reports it.
+      connection raises :class:`StoreUnreachable`, which the API answers with a 503.
     """
 
     def ping(self) -> None:
@@ -114,7 +133,7 @@ class FeedbackStore(Protocol):
         """Release the connection; no method is called afterwards."""
 
     def schema_version(self) -> int:
-        """The highest schema migration applied."""
+        """The number of the newest schema revision applied."""
 
     # --- labels ---------------------------------------------------------------------------
 
@@ -162,6 +181,10 @@ class FeedbackStore(Protocol):
 
     def latest_threshold(self, model: str, model_version: str) -> ThresholdVersion | None:
         """The highest version set for this model version, if any."""
+
+    def newest_versions(self) -> dict[str, int]:
+        """Every model's newest version number: what a replica compares with its own to
+        learn that another one set a threshold."""
 
     def threshold_history(self, model: str) -> list[ThresholdVersion]:
         """Every version of the model, oldest first."""

@@ -24,10 +24,14 @@ from service.scoring.decision import ALERT
 from service.scoring.recent import RecentReading
 from service.scoring.scored import ScoredBatch
 
-# timestamp, received at, error (NaN: warming), threshold, its version, anomaly, alert,
-# sensors, model name bytes, model version bytes; then the values and the squared errors
-# (float32, NaN while warming), the model's name and version.
-_RECORD = struct.Struct("<ddddq??HHH")
+# timestamp, received at, error and smoothed score (NaN: warming), threshold, its version,
+# the suppress_alerts and exclude_from_learning windows (0: none), anomaly, alert, whether
+# the reply computed reconstructions, sensors, model name bytes, model version bytes; then
+# the values and the squared errors (float32, NaN while warming), one bit a sensor for
+# observed >= reconstructed, the model's name and version. Everything the recent-readings
+# buffer keeps of a reading: a label by id on another replica must see what this one would
+# (a window keeping it out of learning above all).
+_RECORD = struct.Struct("<dddddqqq???HHH")
 
 SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
 
@@ -51,16 +55,35 @@ class PackedReadings:
     records: bytes
 
 
+def _sign_bytes(n_sensors: int) -> int:
+    return (n_sensors + 7) // 8
+
+
+def _windows(scored: ScoredBatch) -> tuple[int, int]:
+    """The request's suppress_alerts and exclude_from_learning window ids, 0 for none."""
+    match = scored.maintenance
+    if match is None:
+        return 0, 0
+    return match.suppressed_by or 0, match.excluded_by or 0
+
+
+def _has_signs(scored: ScoredBatch) -> bool:
+    """Whether the reply computed reconstructions for the scored rows."""
+    return len(scored.reconstruction) == len(scored.errors)
+
+
 @functools.lru_cache(maxsize=64)
 def _layout(n_sensors: int, model_len: int, version_len: int) -> np.dtype[np.void]:
     """The record as a numpy structured type: packed, the same bytes as ``_RECORD`` and
     the arrays and names after it."""
     return np.dtype(
         [
-            ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("threshold", "<f8"),
-            ("threshold_version", "<i8"), ("anomaly", "?"), ("alert", "?"),
+            ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("smoothed", "<f8"),
+            ("threshold", "<f8"), ("threshold_version", "<i8"), ("suppressed_by", "<i8"),
+            ("excluded_by", "<i8"), ("anomaly", "?"), ("alert", "?"), ("has_signs", "?"),
             ("n_sensors", "<u2"), ("model_len", "<u2"), ("version_len", "<u2"),
             ("values", "<f4", (n_sensors,)), ("squared", "<f4", (n_sensors,)),
+            ("signs", "u1", (_sign_bytes(n_sensors),)),
             ("model", f"S{model_len}"), ("version", f"S{version_len}"),
         ]
     )  # fmt: skip
@@ -83,10 +106,18 @@ def pack(scored: ScoredBatch) -> PackedReadings:
     warming = scored.warming
     rows["error"][:warming] = np.nan
     rows["error"][warming:] = scored.errors
+    rows["smoothed"][:warming] = np.nan
+    rows["smoothed"][warming:] = scored.smoothed
     rows["threshold"] = scored.threshold.value
     rows["threshold_version"] = scored.threshold.version
+    rows["suppressed_by"], rows["excluded_by"] = _windows(scored)
     rows["anomaly"][warming:] = scored.anomalies
     rows["alert"] = scored.states == ALERT
+    if _has_signs(scored):
+        rows["has_signs"][warming:] = True
+        rows["signs"][warming:] = np.packbits(
+            scored.values[warming:] >= scored.reconstruction, axis=1
+        )
     rows["n_sensors"] = n_sensors
     rows["model_len"] = len(model)
     rows["version_len"] = len(version)
@@ -112,17 +143,32 @@ def _pack_one(scored: ScoredBatch, model: bytes, version: bytes, n_sensors: int)
     received = scored.received_at
     stamp = float(scored.timestamps[0]) if scored.timestamps is not None else math.nan
     warming = scored.warming == 1
+    has_signs = not warming and _has_signs(scored)
     header = _RECORD.pack(
         received if math.isnan(stamp) else stamp, received,
-        math.nan if warming else float(scored.errors[0]), scored.threshold.value,
-        scored.threshold.version, False if warming else bool(scored.anomalies[0]),
-        bool(scored.states[0] == ALERT), n_sensors, len(model), len(version),
+        math.nan if warming else float(scored.errors[0]),
+        math.nan if warming else float(scored.smoothed[0]), scored.threshold.value,
+        scored.threshold.version, *_windows(scored),
+        False if warming else bool(scored.anomalies[0]), bool(scored.states[0] == ALERT),
+        has_signs, n_sensors, len(model), len(version),
     )  # fmt: skip
     squared = (
         np.full(n_sensors, np.nan, dtype="<f4") if warming else scored.squared[0].astype("<f4")
     )
+    signs = (
+        np.packbits(scored.values[0] >= scored.reconstruction[0]).tobytes()
+        if has_signs
+        else bytes(_sign_bytes(n_sensors))
+    )
     record = b"".join(
-        (header, scored.values[0].astype("<f4").tobytes(), squared.tobytes(), model, version)
+        (
+            header,
+            scored.values[0].astype("<f4").tobytes(),
+            squared.tobytes(),
+            signs,
+            model,
+            version,
+        )
     )
     ids = b""
     given = scored.reading_ids[0] if scored.reading_ids is not None else None
@@ -133,13 +179,16 @@ def _pack_one(scored: ScoredBatch, model: bytes, version: bytes, n_sensors: int)
 
 
 def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
-    (timestamp, received, error, threshold, threshold_version, anomaly, alert, n_sensors,
-     model_len, version_len) = _RECORD.unpack_from(record)  # fmt: skip
+    (timestamp, received, error, smoothed, threshold, threshold_version, suppressed_by,
+     excluded_by, anomaly, alert, has_signs, n_sensors, model_len,
+     version_len) = _RECORD.unpack_from(record)  # fmt: skip
     at = _RECORD.size
     values = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
     at += 4 * n_sensors
     squared = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
     at += 4 * n_sensors
+    signs = np.frombuffer(record, dtype=np.uint8, count=_sign_bytes(n_sensors), offset=at)
+    at += _sign_bytes(n_sensors)
     model = record[at : at + model_len].decode()
     at += model_len
     version = record[at : at + version_len].decode()
@@ -158,6 +207,12 @@ def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
         threshold_version=threshold_version,
         anomaly=anomaly,
         alert=alert,
+        smoothed=smoothed if scored else None,
+        above_reconstruction=(
+            np.unpackbits(signs, count=n_sensors).astype(bool) if scored and has_signs else None
+        ),
+        suppressed_by=suppressed_by or None,
+        excluded_by=excluded_by or None,
     )
 
 

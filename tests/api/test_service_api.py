@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.app import StartupError, create_app
+from service.calibration.store import StoreUnreachable
 from service.settings import Settings
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
@@ -32,6 +33,24 @@ async def test_health_and_ready(client: AppClient) -> None:
     assert ready.json()["status"] == "ready"
     assert ready.json()["checks"]["models"] == "ok"
     assert ready.json()["checks"]["thresholds"] == "ok"
+    # The embedded store: one process, always the recalibration leader.
+    assert ready.json()["details"]["store"] == "sqlite"
+    assert ready.json()["details"]["recalibration_leader"].startswith("this process")
+    assert client.state.registry.get_sample_value("anomaly_recalibration_leader") == 1.0
+
+
+async def test_a_broken_embedded_store_makes_the_process_not_ready(client: AppClient) -> None:
+    """The embedded store is the process's own file: unlike a shared store, its failure
+    takes the process out of service."""
+    client.state.store.close()
+    client.state.store.ping = _unreachable  # type: ignore[method-assign]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert "unreachable" in ready.json()["checks"]["store"]
+
+
+def _unreachable() -> None:
+    raise StoreUnreachable("sqlite:///x", "disk I/O error")
 
 
 async def test_tampered_artifact_is_not_ready(

@@ -23,7 +23,8 @@ from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibration import Recalibration
-from service.calibration.sqlite import SqliteFeedbackStore
+from service.calibration.replicas import SoloLink
+from service.calibration.sql import SqlFeedbackStore
 from service.metrics import Metrics
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
@@ -48,7 +49,7 @@ class Rooms:
     registry: CollectorRegistry
     metrics: Metrics
     models: ModelRegistry
-    store: SqliteFeedbackStore
+    store: SqlFeedbackStore
     keeper: ThresholdKeeper
     recent: RecentReadings
     pipeline: ScoringPipeline
@@ -73,7 +74,7 @@ def make_rooms(models_dir: Path, clock: Clock, **overrides: Any) -> Rooms:
     metrics = Metrics(registry)
     models = ModelRegistry(models_dir)
     assert not models.load_all()
-    store = SqliteFeedbackStore(":memory:", clock=clock)
+    store = SqlFeedbackStore("sqlite:///:memory:", clock=clock)
     keeper = ThresholdKeeper(
         store=store, models=models, metrics=metrics, settings=settings, clock=clock
     )
@@ -104,6 +105,7 @@ def make_rooms(models_dir: Path, clock: Clock, **overrides: Any) -> Rooms:
         drift=drift,
         desk=desk,
         settings=settings,
+        link=SoloLink(on_leading=metrics.recalibration_leader.set),
     )
     return Rooms(
         settings, registry, metrics, models, store, keeper, recent, pipeline, desk, drift,

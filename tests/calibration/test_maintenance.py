@@ -1,19 +1,23 @@
 """Maintenance windows: which readings a window covers, the room that keeps them in memory,
-and their SQLite tables (one migration step, with its audit trail)."""
+and their tables on both backends (Alembic revision 0005, with its audit trail). PostgreSQL
+cases are marked integration and start their own server (tests/integration/postgres_support.py)."""
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from legacy_store_support import write_legacy_store
 
 from service.calibration.maintenance import MaintenanceWindows, UnknownWindow, WindowEnded
-from service.calibration.records import MaintenanceWindow, WindowSpec
-from service.calibration.sqlite import MIGRATIONS, SqliteFeedbackStore
+from service.calibration.records import LabelFilter, MaintenanceWindow, WindowSpec
+from service.calibration.sql import SqlFeedbackStore
+from service.calibration.sql.migrate import head_revision
+from service.calibration.store import StoreError
 from service.scoring.decision import ALERT, COOLDOWN, NORMAL, SUPPRESSED, suppress_alerts
 
 
@@ -65,10 +69,15 @@ def test_suppression_turns_alert_states_and_holds_back_raised_alerts() -> None:
     assert (raised, held) == (0, 1)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A new empty store of each backend, with the clock it writes times from."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 's.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
     clock = Clock()
-    db = SqliteFeedbackStore(tmp_path / "s.sqlite3", clock=clock)
+    db = SqlFeedbackStore(url, clock=clock)
     yield db, clock
     db.close()
 
@@ -101,25 +110,24 @@ def test_store_writes_windows_and_their_audit_trail(store: Any) -> None:
 
 def test_store_refuses_a_window_with_no_mode_or_two_scopes(store: Any) -> None:
     db, _ = store
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="refused"):
         db.create_window(spec(suppress_alerts=False), author="a")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="refused"):
         db.create_window(spec(stream_id="a", stream_prefix="a"), author="a")
+    with pytest.raises(StoreError, match="refused"):
+        db.create_window(spec(ends_at=BASE_SPEC.starts_at), author="a")
     assert db.list_windows() == []  # nothing half-written
+    for window_id in (0, 1):
+        assert db.window_events(window_id) == []
 
 
-def test_migration_4_is_one_self_contained_step(tmp_path: Path) -> None:
-    """A store at schema 3 gains the two tables and the labels column, and its labels keep
-    being learned from (NULL exclusion)."""
+def test_a_store_written_before_alembic_gains_windows_and_keeps_learning(
+    tmp_path: Path,
+) -> None:
+    """A store at the last numbered migration (3) gains the two tables and the labels column
+    (revision 0005), and its labels keep being learned from (NULL exclusion)."""
     path = tmp_path / "v3.sqlite3"
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at REAL NOT NULL)"
-    )
-    for number, name, migrate in MIGRATIONS[:3]:
-        migrate(conn)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+    conn = write_legacy_store(path, upto=3)
     conn.execute("INSERT INTO submissions VALUES (1, NULL, 'h', 'ops', 0)")
     conn.execute(
         "INSERT INTO labels (submission_id, model, model_version, label, error, "
@@ -128,10 +136,14 @@ def test_migration_4_is_one_self_contained_step(tmp_path: Path) -> None:
     )
     conn.commit()
     conn.close()
-    db = SqliteFeedbackStore(path)
-    assert db.schema_version() == 4 == len(MIGRATIONS)
+    db = SqlFeedbackStore(f"sqlite:///{path}")
+    assert db.schema_version() == int(head_revision()) >= 5
     assert db.normal_sample("plant", "1", since=0, limit=10).errors == (0.5,)
+    [kept] = db.list_labels(LabelFilter(), limit=10)
+    assert kept.excluded_from_learning is None
     assert db.list_windows() == []
+    db.create_window(spec(), author="a")
+    assert [w.reason for w in db.list_windows()] == ["overhaul"]
     db.close()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import inspect
 
-from service.calibration.sqlite import SqliteFeedbackStore
+from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import FeedbackStore
 
 
@@ -18,12 +18,12 @@ def public_methods(cls: type) -> dict[str, inspect.Signature]:
     }
 
 
-def test_the_sqlite_store_implements_exactly_the_protocol() -> None:
+def test_the_sql_store_implements_exactly_the_protocol() -> None:
     protocol = public_methods(FeedbackStore)
-    sqlite = public_methods(SqliteFeedbackStore)
-    assert set(sqlite) == set(protocol)
+    sql = public_methods(SqlFeedbackStore)
+    assert set(sql) == set(protocol)
     for name, signature in protocol.items():
-        assert sqlite[name] == signature, name
+        assert sql[name] == signature, name
 
 
 def test_every_protocol_method_says_what_it_promises() -> None:

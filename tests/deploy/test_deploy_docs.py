@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from docs_support import DOCS, github_anchors, relative_links
 from promql_support import PROMETHEUS_CONFIG, REPO, alert_rules
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from service.settings import Settings
@@ -47,6 +48,7 @@ def _type_name(annotation: Any) -> str:
     if origin is dict:
         return "JSON object"
     names = {str: "text", int: "integer", float: "number", bool: "boolean", Path: "path"}
+    names[SecretStr] = "secret text"
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 

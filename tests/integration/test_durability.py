@@ -1,6 +1,7 @@
 """Every acknowledged label survives SIGKILL: a real server (``python -m service``) takes
 feedback from concurrent clients, is killed mid-stream, restarted on the same store, and
-must list every label it answered 2xx for."""
+must list every label it answered 2xx for. On the embedded SQLite store and on a
+PostgreSQL store (a throw-away server the test starts; integration)."""
 
 from __future__ import annotations
 
@@ -29,8 +30,25 @@ SERVER_ENV = {
 
 
 class Server(ServiceProcess):
-    def __init__(self, models_dir: Path, store: Path, log: Path) -> None:
-        super().__init__(models_dir, store, log, SERVER_ENV)
+    def __init__(self, models_dir: Path, store: Path | str, log: Path) -> None:
+        if isinstance(store, str):  # a PostgreSQL URL
+            super().__init__(
+                models_dir,
+                log.with_suffix(".unused"),
+                log,
+                {**SERVER_ENV, "ANOMALY_STORE_URL": store},
+            )
+        else:
+            super().__init__(models_dir, store, log, SERVER_ENV)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where the labels go: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "var" / "feedback.sqlite3"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
 
 
 @pytest.fixture
@@ -64,11 +82,10 @@ def post_until_refused(
 
 
 def test_acknowledged_labels_survive_sigkill(
-    tmp_path: Path, write_test_artifact: Any, servers: list[Server]
+    tmp_path: Path, write_test_artifact: Any, servers: list[Server], store: Path | str
 ) -> None:
     models = tmp_path / "models"
     write_test_artifact(models)
-    store = tmp_path / "var" / "feedback.sqlite3"
     log = tmp_path / "server.log"
 
     first = Server(models, store, log)

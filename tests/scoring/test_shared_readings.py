@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.metrics import Metrics
-from service.scoring.pipeline import ScoringPipeline
+from service.scoring.decision import WindowMatch
+from service.scoring.pipeline import ScoringPipeline, WindowLookup
 from service.scoring.recent import RecentReading, RecentReadings
 from service.scoring.registry import ModelRegistry
 from service.scoring.shared_readings import decode, pack
@@ -24,6 +25,12 @@ from service.wire.decode import parse_json
 
 @pytest.fixture
 def pipeline(tmp_path: Path, write_test_artifact: Any) -> ScoringPipeline:
+    return make_pipeline(tmp_path, write_test_artifact)
+
+
+def make_pipeline(
+    tmp_path: Path, write_test_artifact: Any, windows: WindowLookup | None = None
+) -> ScoringPipeline:
     folder = tmp_path / "models"
     write_test_artifact(folder, "windowed", window=3, n_sensors=4, threshold=1.0)
     registry = ModelRegistry(folder, default_model="windowed")
@@ -37,6 +44,7 @@ def pipeline(tmp_path: Path, write_test_artifact: Any) -> ScoringPipeline:
         StreamStates(100, 3600),
         RecentReadings(1000, 3600, id_prefix="t-"),
         Metrics(CollectorRegistry()),
+        windows=windows,
     )
 
 
@@ -102,3 +110,25 @@ def test_single_readings_pack_as_batches_do(pipeline: ScoringPipeline) -> None:
         held = pipeline.recent.get(f"x{i}", "s")
         assert held is not None and (held.error is None) == (i < 2)
         same(decode(f"x{i}", "s", packed.records), held)
+
+
+def test_the_windows_a_reading_fell_in_travel_with_it(
+    tmp_path: Path, write_test_artifact: Any
+) -> None:
+    """A label by id on another replica must know the reading was inside a window that
+    keeps it out of learning, as the replica that scored it does."""
+    match = WindowMatch(suppressed_by=4, excluded_by=7)
+    pipeline = make_pipeline(tmp_path, write_test_artifact, lambda model, stream, at: match)
+    rows = [[2.0, 0.5, -0.3, 0.1]] * 4
+    batch = pipeline.score(parse_json(orjson.dumps({"stream_id": "s", "readings": rows}), 100))
+    single = pipeline.score(parse_json(orjson.dumps({"stream_id": "s", "reading": rows[0]}), 100))
+    for scored in (batch, single):
+        packed = pack(scored)
+        for row in range(packed.count):
+            reading_id = f"t-{scored.seq_start + row}"
+            record = packed.records[row * packed.record_size : (row + 1) * packed.record_size]
+            got = decode(reading_id, "s", record)
+            assert (got.suppressed_by, got.excluded_by) == (4, 7)
+            held = pipeline.recent.get(reading_id, "s")
+            assert held is not None
+            same(got, held)

@@ -1,15 +1,24 @@
-"""The SQLite feedback store (service/calibration/sqlite): migrations, idempotent submissions,
-versions, pendings, runs."""
+"""The feedback store (service/calibration/sql) on both backends: idempotent submissions,
+one vote per reading, versions, pendings, runs; and the upgrade of a SQLite store written
+before the migrations moved to Alembic. PostgreSQL cases are marked integration and start
+their own server (tests/integration/postgres_support.py)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from legacy_store_support import MIGRATIONS as LEGACY_MIGRATIONS
+from legacy_store_support import write_legacy_store
 
 from service.calibration.records import LabelFilter, NewLabel, content_fingerprint
-from service.calibration.sqlite import MIGRATIONS, SqliteFeedbackStore
+from service.calibration.sql import SqlFeedbackStore
+from service.calibration.sql.migrate import head_revision
+from service.calibration.sql.schema import metadata
 from service.calibration.store import (
     FeedbackStore,
     IdempotencyConflict,
@@ -19,6 +28,8 @@ from service.calibration.store import (
     StoreUnavailable,
     ThresholdVersionNotFound,
 )
+
+HEAD = int(head_revision())
 
 
 class FakeClock:
@@ -51,70 +62,128 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new empty store of each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
 @pytest.fixture
-def store(tmp_path: Path, clock: FakeClock) -> SqliteFeedbackStore:
-    s = SqliteFeedbackStore(tmp_path / "store.sqlite3", clock=clock)
-    yield s  # type: ignore[misc]
+def store(store_url: str, clock: FakeClock) -> Iterator[SqlFeedbackStore]:
+    s = SqlFeedbackStore(store_url, clock=clock)
+    yield s
     s.close()
 
 
-def test_implements_protocol(store: SqliteFeedbackStore) -> None:
+SqliteOpener = Callable[[Path], SqlFeedbackStore]
+
+
+@pytest.fixture
+def open_sqlite(clock: FakeClock) -> Iterator[SqliteOpener]:
+    opened: list[SqlFeedbackStore] = []
+
+    def open_(path: Path) -> SqlFeedbackStore:
+        opened.append(SqlFeedbackStore(f"sqlite:///{path}", clock=clock))
+        return opened[-1]
+
+    yield open_
+    for s in opened:
+        s.close()
+
+
+def test_implements_protocol(store: SqlFeedbackStore) -> None:
     assert isinstance(store, FeedbackStore)
 
 
-def test_wal_full_sync_and_all_migrations(store: SqliteFeedbackStore, tmp_path: Path) -> None:
-    assert store.schema_version() == max(n for n, _, _ in MIGRATIONS)
+def test_the_revisions_make_the_schema_the_queries_are_written_against(
+    store: SqlFeedbackStore,
+) -> None:
+    """service/calibration/sql/schema.py describes what the newest revision leaves."""
+    inspector = sa.inspect(store.engine)
+    found = {
+        table: {column["name"] for column in inspector.get_columns(table)}
+        for table in inspector.get_table_names()
+        if table != "alembic_version"
+    }
+    assert found == {table.name: set(table.columns.keys()) for table in metadata.tables.values()}
+
+
+def test_wal_full_sync_and_every_revision(open_sqlite: SqliteOpener, tmp_path: Path) -> None:
+    store = open_sqlite(tmp_path / "store.sqlite3")
+    assert store.schema_version() == HEAD
     conn = sqlite3.connect(tmp_path / "store.sqlite3")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    rows = conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()
-    assert [r[0] for r in rows] == [n for n, _, _ in MIGRATIONS]
+    assert conn.execute("SELECT version_num FROM alembic_version").fetchone()[0] == f"{HEAD:04d}"
     conn.close()
     # synchronous is per connection: check the store's own.
-    assert store._query("PRAGMA synchronous")[0][0] == 2  # FULL
+    with store.engine.connect() as own:
+        assert own.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
-def test_reopen_keeps_data_and_does_not_rerun_migrations(tmp_path: Path, clock: FakeClock) -> None:
+def test_reopen_keeps_data_and_does_not_rerun_migrations(
+    open_sqlite: SqliteOpener, tmp_path: Path
+) -> None:
     path = tmp_path / "s.sqlite3"
-    first = SqliteFeedbackStore(path, clock=clock)
+    first = open_sqlite(path)
     first.submit_labels([label(0.5)], author="ops", client_label_id="a", content_hash="h")
     first.close()
-    second = SqliteFeedbackStore(path, clock=clock)
+    second = open_sqlite(path)
     assert second.count_labels(LabelFilter()) == 1
-    assert second.schema_version() == len(MIGRATIONS)
-    second.close()
+    assert second.schema_version() == HEAD
 
 
-def test_partial_schema_is_migrated_forward(tmp_path: Path, clock: FakeClock) -> None:
-    """A store written before migration 2 existed gets only the later migrations applied."""
-    path = tmp_path / "old.sqlite3"
-    conn = sqlite3.connect(path)
+@pytest.mark.parametrize("upto", [1, 2, 3])
+def test_a_store_written_before_alembic_is_upgraded_in_place(
+    open_sqlite: SqliteOpener, tmp_path: Path, clock: FakeClock, upto: int
+) -> None:
+    """A store the previous build wrote (its numbered migrations up to ``upto``) opens with
+    its rows kept, only the missing revisions run, and the new constraints hold on it."""
+    path = tmp_path / f"old-{upto}.sqlite3"
+    conn = write_legacy_store(path, upto=upto)
+    conn.execute("INSERT INTO submissions VALUES (1, 'kept', 'h', 'ops', 0)")
+    for i, (reading, kind) in enumerate([("r1", "normal"), ("r1", "normal"), ("r2", "anomaly")]):
+        conn.execute(
+            "INSERT INTO labels (submission_id, model, model_version, label, error, "
+            "sensor_errors, threshold_value, threshold_version, source, stream_id, reading_id, "
+            "author, created_at) VALUES (1, 'plant', '1', ?, ?, '[0.5, 0.5]', 1.0, 1, "
+            "'reading_id', 's1', ?, 'ops', ?)",
+            (kind, 0.5 + i, reading, clock.now),
+        )
     conn.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at REAL NOT NULL)"
+        "INSERT INTO threshold_versions VALUES ('plant', 1, '1', 1.0, 1.0, 'manifest', 'm', "
+        "'system', '{}', 0), ('plant', 2, '1', 1.1, 1.0, 'manual', 'h', 'ops', '{}', 1)"
     )
-    MIGRATIONS[0][2](conn)
-    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial schema', 0)")
     conn.commit()
     conn.close()
-    store = SqliteFeedbackStore(path, clock=clock)
-    assert store.schema_version() == len(MIGRATIONS)
-    indexes = {r[0] for r in store._query("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "labels_model_label_time" in indexes
-    store.close()
+    store = open_sqlite(path)
+    assert store.schema_version() == HEAD
+    assert store.count_labels(LabelFilter()) == 3
+    found = store.find_submission("kept")
+    assert found is not None and len(found[1].labels) == 3
+    # One vote per reading over the old rows: r1's latest label counts, r2 is an anomaly.
+    assert store.normal_sample("plant", "1", since=0, limit=10).errors == (1.5,)
+    assert store.labelled_readings("plant", [("s1", "r1"), ("s1", "r2"), ("s1", "r3")]) == {
+        ("s1", "r1"),
+        ("s1", "r2"),
+    }
+    assert [v.version for v in store.threshold_history("plant")] == [1, 2]
+    appended = store.append_threshold(
+        "plant", "1", value=1.2, baseline=1.0, source="manual", reason="r", author="a",
+        statistics={},
+    )  # fmt: skip
+    assert appended.version == 3
+    with pytest.raises(IdempotencyConflict):
+        store.submit_labels([label(0.1)], author="o", client_label_id="kept", content_hash="x")
 
 
 def test_labels_written_before_the_flags_get_them_from_their_errors(
-    tmp_path: Path, clock: FakeClock
+    open_sqlite: SqliteOpener, tmp_path: Path, clock: FakeClock
 ) -> None:
     path = tmp_path / "v2.sqlite3"
-    conn = sqlite3.connect(path)
-    conn.execute(
-        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at REAL NOT NULL)"
-    )
-    for number, name, migrate in MIGRATIONS[:2]:
-        migrate(conn)
-        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+    conn = write_legacy_store(path, upto=2)
     conn.execute("INSERT INTO submissions VALUES (1, NULL, 'h', 'ops', 0)")
     for error in (0.5, 2.0):  # threshold 1.0: the second was an anomaly when scored
         conn.execute(
@@ -125,14 +194,32 @@ def test_labels_written_before_the_flags_get_them_from_their_errors(
         )
     conn.commit()
     conn.close()
-    store = SqliteFeedbackStore(path, clock=clock)
+    store = open_sqlite(path)
     sample = store.normal_sample("plant", "1", since=0, limit=10)
     assert sample.errors == (0.5, 2.0) and sample.flagged == (False, True)
     assert sample.representative == (False, False)
-    store.close()
 
 
-def test_scored_flags_are_kept_per_label(store: SqliteFeedbackStore) -> None:
+def test_refuses_store_from_newer_build(open_sqlite: SqliteOpener, tmp_path: Path) -> None:
+    legacy = tmp_path / "legacy-new.sqlite3"
+    write_legacy_store(legacy, upto=len(LEGACY_MIGRATIONS)).close()
+    conn = sqlite3.connect(legacy)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=r"\[99\]"):
+        open_sqlite(legacy)
+    path = tmp_path / "new.sqlite3"
+    open_sqlite(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="revision 9999"):
+        open_sqlite(path)
+
+
+def test_scored_flags_are_kept_per_label(store: SqlFeedbackStore) -> None:
     flagged_by_alert = NewLabel(
         model="plant", model_version="1", label="normal", error=0.8, sensor_errors=(0.8, 0.8),
         threshold_value=1.0, threshold_version=1, source="reading_id", reading_id="r1",
@@ -151,18 +238,7 @@ def test_scored_flags_are_kept_per_label(store: SqliteFeedbackStore) -> None:
     }  # fmt: skip
 
 
-def test_refuses_store_from_newer_build(tmp_path: Path, clock: FakeClock) -> None:
-    path = tmp_path / "new.sqlite3"
-    SqliteFeedbackStore(path, clock=clock).close()
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
-    conn.commit()
-    conn.close()
-    with pytest.raises(StoreError, match=r"\[99\]"):
-        SqliteFeedbackStore(path, clock=clock)
-
-
-def test_idempotent_replay_and_conflict(store: SqliteFeedbackStore) -> None:
+def test_idempotent_replay_and_conflict(store: SqlFeedbackStore) -> None:
     first = store.submit_labels(
         [label(0.5), label(0.6)], author="ops", client_label_id="c-1", content_hash="h1"
     )
@@ -181,7 +257,7 @@ def test_idempotent_replay_and_conflict(store: SqliteFeedbackStore) -> None:
     assert found is not None and found[0] == "h1" and found[1].id == first.id
 
 
-def test_without_client_id_every_submission_is_new(store: SqliteFeedbackStore) -> None:
+def test_without_client_id_every_submission_is_new(store: SqlFeedbackStore) -> None:
     store.submit_labels([label(0.5)], author="ops", client_label_id=None, content_hash="h")
     store.submit_labels([label(0.5)], author="ops", client_label_id=None, content_hash="h")
     assert store.count_labels(LabelFilter()) == 2
@@ -192,7 +268,7 @@ def test_content_fingerprint_is_order_insensitive_for_keys() -> None:
     assert content_fingerprint({"a": 1}) != content_fingerprint({"a": 2})
 
 
-def test_list_filters_and_pagination(store: SqliteFeedbackStore, clock: FakeClock) -> None:
+def test_list_filters_and_pagination(store: SqlFeedbackStore, clock: FakeClock) -> None:
     for i in range(5):
         clock.now += 10
         kind = "anomaly" if i % 2 else "normal"
@@ -213,7 +289,7 @@ def test_list_filters_and_pagination(store: SqliteFeedbackStore, clock: FakeCloc
 
 
 def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
-    store: SqliteFeedbackStore, clock: FakeClock
+    store: SqlFeedbackStore, clock: FakeClock
 ) -> None:
     store.submit_labels(
         [label(9.0, reading_id="old")], author="o", client_label_id=None, content_hash="h"
@@ -239,7 +315,37 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     assert store.normal_sample("plant", "2", since=0, limit=100).errors == ()
 
 
-def test_a_reading_is_its_stream_and_id(store: SqliteFeedbackStore) -> None:
+def test_labels_kept_out_of_learning_are_stored_but_never_sampled(
+    store: SqlFeedbackStore,
+) -> None:
+    """A label kept out of learning (a maintenance window, the learning freeze) is listed
+    with its reason; it is no normal for the sample, and as a reading's latest label it
+    also stands in for that reading's earlier ones (one vote per reading)."""
+    kept_out = replace(label(7.0, reading_id="r1"), excluded_from_learning="window 3")
+    store.submit_labels(
+        [label(1.0, reading_id="r1"), label(2.0, reading_id="r2"), label(4.0)],
+        author="o",
+        client_label_id=None,
+        content_hash="h",
+    )
+    written = store.submit_labels(
+        [kept_out, replace(label(5.0), excluded_from_learning="learning freeze")],
+        author="o",
+        client_label_id="k",
+        content_hash="k",
+    )
+    assert [lab.excluded_from_learning for lab in written.labels] == [
+        "window 3",
+        "learning freeze",
+    ]
+    found = store.find_submission("k")
+    assert found is not None and found[1].labels == written.labels
+    listed = store.list_labels(LabelFilter(), limit=10)
+    assert [lab.excluded_from_learning for lab in listed[:2]] == ["learning freeze", "window 3"]
+    assert store.normal_sample("plant", "1", since=0, limit=100).errors == (2.0, 4.0)
+
+
+def test_a_reading_is_its_stream_and_id(store: SqlFeedbackStore) -> None:
     """Clients reuse their own ids across streams (per-device counters): an anomaly confirmed
     for one stream's reading 42 withheld another stream's confirmed-normal reading 42 from
     recalibration, and hid it from the review queue."""
@@ -257,7 +363,7 @@ def test_a_reading_is_its_stream_and_id(store: SqliteFeedbackStore) -> None:
     assert store.labelled_readings("plant", pairs) == {("a", "42")}
 
 
-def test_threshold_versions_are_numbered_and_restored(store: SqliteFeedbackStore) -> None:
+def test_threshold_versions_are_numbered_and_restored(store: SqlFeedbackStore) -> None:
     first = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     assert (first.version, first.source, first.baseline) == (1, "manifest", 1.0)
     assert store.ensure_threshold("plant", "1", value=5.0, reason="ignored").version == 1
@@ -288,7 +394,7 @@ def test_threshold_versions_are_numbered_and_restored(store: SqliteFeedbackStore
 
 
 def test_pinning_back_to_an_older_model_version_never_lowers_the_version(
-    store: SqliteFeedbackStore,
+    store: SqlFeedbackStore,
 ) -> None:
     store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     store.append_threshold(
@@ -304,7 +410,7 @@ def test_pinning_back_to_an_older_model_version_never_lowers_the_version(
     assert (forward.version, forward.value) == (5, 2.0)
 
 
-def test_pending_approve_reject_and_supersede(store: SqliteFeedbackStore) -> None:
+def test_pending_approve_reject_and_supersede(store: SqlFeedbackStore) -> None:
     current = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     p1 = store.create_pending(
         "plant", "1", candidate=2.0, current=current, relative_change=1.0, reason="r",
@@ -344,7 +450,7 @@ def test_pending_approve_reject_and_supersede(store: SqliteFeedbackStore) -> Non
         store.reject_pending(12345, author="a", reason="")
 
 
-def test_new_version_supersedes_stale_pending(store: SqliteFeedbackStore) -> None:
+def test_new_version_supersedes_stale_pending(store: SqlFeedbackStore) -> None:
     current = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     pending = store.create_pending(
         "plant", "1", candidate=2.0, current=current, relative_change=1.0, reason="r",
@@ -359,7 +465,7 @@ def test_new_version_supersedes_stale_pending(store: SqliteFeedbackStore) -> Non
     assert store.list_pending("plant")[0].status == "superseded"
 
 
-def test_runs_are_recorded_newest_first(store: SqliteFeedbackStore, clock: FakeClock) -> None:
+def test_runs_are_recorded_newest_first(store: SqlFeedbackStore, clock: FakeClock) -> None:
     for outcome in ("insufficient", "applied"):
         store.record_run(
             model="plant", model_version="1", trigger="interval", outcome=outcome,  # type: ignore[arg-type]
@@ -372,13 +478,13 @@ def test_runs_are_recorded_newest_first(store: SqliteFeedbackStore, clock: FakeC
     assert store.list_runs("other") == []
 
 
-def test_rejected_transaction_leaves_nothing(store: SqliteFeedbackStore) -> None:
+def test_rejected_transaction_leaves_nothing(store: SqlFeedbackStore) -> None:
     bad = NewLabel(
         model="plant", model_version="1", label="maybe",  # type: ignore[arg-type]
         error=1.0, sensor_errors=(1.0,), threshold_value=1.0, threshold_version=1,
         source="readings",
     )  # fmt: skip
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="refused"):
         store.submit_labels([label(0.1), bad], author="o", client_label_id="x", content_hash="h")
     assert store.count_labels(LabelFilter()) == 0
     assert store.find_submission("x") is None
@@ -388,8 +494,8 @@ def test_a_store_that_cannot_be_opened_names_its_path(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the store's folder should be")
     with pytest.raises(StoreUnavailable, match=r"cannot open the feedback store .*not-a-folder"):
-        SqliteFeedbackStore(blocker / "feedback.sqlite3")
+        SqlFeedbackStore(f"sqlite:///{blocker / 'feedback.sqlite3'}")
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"this is not a database file, not at all" * 100)
     with pytest.raises(StoreUnavailable, match="garbage.sqlite3: file is not a database"):
-        SqliteFeedbackStore(garbage)
+        SqlFeedbackStore(f"sqlite:///{garbage}")

@@ -1,9 +1,11 @@
-"""The SQLite schema, as numbered migrations applied in order inside one transaction."""
+"""A SQLite store as the service wrote it before its migrations moved to Alembic: the
+numbered migrations of that build, verbatim, to make fixtures the upgrade must carry over."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -121,49 +123,23 @@ def _migration_3_scored_flags(conn: sqlite3.Connection) -> None:
     )
 
 
-def _migration_4_maintenance_windows(conn: sqlite3.Connection) -> None:
-    """Maintenance windows with their audit trail, and why a label is kept out of learning
-    (NULL: it is learned from). Self-contained: nothing else in the schema depends on it."""
-    _run_script(
-        conn,
-        """
-        CREATE TABLE maintenance_windows (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            model TEXT,
-            stream_id TEXT,
-            stream_prefix TEXT,
-            starts_at REAL NOT NULL,
-            ends_at REAL,
-            suppress_alerts INTEGER NOT NULL,
-            exclude_from_learning INTEGER NOT NULL,
-            reason TEXT NOT NULL,
-            author TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            ended_at REAL,
-            ended_by TEXT,
-            end_reason TEXT,
-            CHECK (suppress_alerts = 1 OR exclude_from_learning = 1),
-            CHECK (stream_id IS NULL OR stream_prefix IS NULL),
-            CHECK (ends_at IS NULL OR ends_at > starts_at)
-        );
-        CREATE INDEX maintenance_windows_open ON maintenance_windows (ended_at, ends_at);
-        CREATE TABLE maintenance_window_events (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            window_id INTEGER NOT NULL REFERENCES maintenance_windows(id),
-            action TEXT NOT NULL CHECK (action IN ('created', 'ended')),
-            author TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            at REAL NOT NULL
-        );
-        CREATE INDEX maintenance_window_events_window ON maintenance_window_events (window_id);
-        ALTER TABLE labels ADD COLUMN excluded_from_learning TEXT;
-        """,
-    )
-
-
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema", _migration_1_initial),
     (2, "indexes for rolling windows and listings", _migration_2_indexes),
     (3, "anomaly and alert flags of labelled readings", _migration_3_scored_flags),
-    (4, "maintenance windows and labels kept out of learning", _migration_4_maintenance_windows),
 )
+
+
+def write_legacy_store(path: Path, *, upto: int = len(MIGRATIONS)) -> sqlite3.Connection:
+    """A store file with the first ``upto`` old migrations applied and recorded, open for
+    the caller to add rows (commit and close it before the new code opens the file)."""
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "applied_at REAL NOT NULL)"
+    )
+    for number, name, migrate in MIGRATIONS[:upto]:
+        migrate(conn)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (number, name))
+    conn.commit()
+    return conn
