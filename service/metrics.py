@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics import MetricWrapperBase
 
 from service.calibration.records import LabelValue, RunOutcome
-from service.collectors import MaintenanceGauges, RequestTally, ScoringTally, StateGauges
+from service.collectors import RequestTally, ScoringTally
+from service.gauges import MaintenanceGauges, StateGauges
 
 # Normalised score = error / current threshold; buckets are dense around 1 (the decision).
 SCORE_BUCKETS: tuple[float, ...] = (

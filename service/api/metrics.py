@@ -1,5 +1,5 @@
 """The Prometheus scrape endpoint (gauges that mirror state are read as the registry is
-collected: ``service.collectors.StateGauges``)."""
+collected: ``service.gauges.StateGauges``)."""
 
 from __future__ import annotations
 
