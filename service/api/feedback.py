@@ -1,4 +1,5 @@
-"""Operator feedback: label readings normal or anomaly, list labels, see the review queue.
+"""Operator feedback: label readings normal or anomaly, list labels (the review queue is in
+:mod:`service.api.review`).
 
 Thin: validation here, the work in :class:`service.calibration.labelling.LabellingDesk`.
 A label is acknowledged (201, or 200 for an idempotent replay) only once it is on disk.
@@ -9,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
-import numpy as np
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import (
     AfterValidator,
@@ -22,7 +22,7 @@ from pydantic import (
 
 from service.api.bodies import JsonBodyRoute
 from service.api.openapi import problems
-from service.api.params import MAX_CLIENT_ID, DateTime, ModelQuery, SecondsOrDateTime
+from service.api.params import MAX_CLIENT_ID, DateTime, SecondsOrDateTime
 from service.calibration import labelling
 from service.calibration.labelling import LabellingDesk, Selection
 from service.calibration.records import (
@@ -40,8 +40,6 @@ from service.scoring.payload import (
     stream_id_problem,
     timestamp_range_problem,
 )
-from service.scoring.recent import RecentReading
-from service.scoring.registry import LoadedModel
 from service.security import Principal, require_scope
 from service.state import DeskDep
 
@@ -285,97 +283,6 @@ class LabelPage(BaseModel):
     next_cursor: int | None = Field(description="Pass as `cursor` for the next page.")
 
 
-class SensorContribution(BaseModel):
-    sensor: str
-    share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
-    observed: float = Field(description="The value received.")
-    reconstructed: float | None = Field(
-        description="What the model expected; None when the reply skipped computing it "
-        "(columnar bodies)."
-    )
-
-
-class ReviewItem(BaseModel):
-    reading_id: str
-    stream_id: str
-    model: str
-    model_version: str
-    timestamp: datetime
-    error: float | None
-    score: float | None = Field(description="error / the threshold in force when scored.")
-    threshold: float
-    threshold_version: int
-    anomaly: bool
-    alert: bool
-    smoothed_score: float | None = None
-    suppressed_by_window: int | None = None
-    excluded_from_learning_by_window: int | None = None
-    sensors: list[SensorContribution] = Field(
-        default_factory=list, description="The largest contributors first."
-    )
-
-    @classmethod
-    def of(
-        cls, reading: RecentReading, model: LoadedModel | None = None, top: int = 0
-    ) -> ReviewItem:
-        """``model``: the served model, whose sensors' ``top`` largest shares are listed."""
-        return cls(
-            reading_id=reading.reading_id,
-            stream_id=reading.stream_id,
-            model=reading.model,
-            model_version=reading.model_version,
-            timestamp=datetime.fromtimestamp(reading.timestamp, tz=UTC),
-            error=reading.error,
-            score=None if reading.error is None else reading.error / reading.threshold,
-            threshold=reading.threshold,
-            threshold_version=reading.threshold_version,
-            anomaly=reading.anomaly,
-            alert=reading.alert,
-            smoothed_score=reading.smoothed,
-            suppressed_by_window=reading.suppressed_by,
-            excluded_from_learning_by_window=reading.excluded_by,
-            sensors=[] if model is None else contributions(reading, model, top),
-        )
-
-
-def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:
-    """The reading's largest contributors, with what the model expected: squared errors are
-    in standardised units (the artifact contract), so the reconstruction is the observed
-    value less the residual's sign times scale times the root of the squared error."""
-    squared = reading.squared_errors
-    if squared is None or not top or reading.model_version != model.version:
-        return []
-    total = float(squared.sum(dtype=np.float64))
-    order = np.argsort(-squared, kind="stable")[:top].tolist()
-    observed = reading.values.tolist()
-    expected = None
-    if reading.above_reconstruction is not None:
-        sign = np.where(reading.above_reconstruction, 1.0, -1.0)
-        scale = np.asarray(model.manifest.scaler.scale, dtype=np.float64)
-        residual = sign * scale * np.sqrt(squared.astype(np.float64))
-        expected = (reading.values.astype(np.float64) - residual).tolist()
-    sensors = model.sensors
-    return [
-        SensorContribution(
-            sensor=sensors[j],
-            share=float(squared[j]) / total if total > 0 else 0.0,
-            observed=observed[j],
-            reconstructed=None if expected is None else expected[j],
-        )
-        for j in order
-    ]
-
-
-class ReviewQueueOut(BaseModel):
-    model: str
-    size: int
-    alerts: list[ReviewItem] = Field(description="Recent readings taken during an alert.")
-    audit_sample: list[ReviewItem] = Field(
-        description="A uniform random sample of unflagged readings: confirming these as normal "
-        "keeps the recalibration sample from being biased toward high errors."
-    )
-
-
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], route_class=JsonBodyRoute)
 
 
@@ -482,27 +389,4 @@ async def list_feedback(
     page = await desk.list_labels(filters, limit=limit, cursor=cursor)
     return LabelPage(
         items=[LabelOut.of(r) for r in page.items], total=page.total, next_cursor=page.next_cursor
-    )
-
-
-@router.get(
-    "/review-queue",
-    response_model=ReviewQueueOut,
-    summary="Readings awaiting review: recent alerts plus a random audit sample",
-    responses=problems(s404="No such model."),
-)
-async def review_queue(
-    _: FeedbackPrincipal,
-    desk: DeskDep,
-    model: ModelQuery = None,
-    stream_id: Annotated[str | None, Query(description="Only this stream's readings.")] = None,
-) -> ReviewQueueOut:
-    queue = await desk.review_queue(model, stream_id=stream_id)
-    served = desk.model(queue.model)
-    top = desk.settings.top_k_sensors
-    return ReviewQueueOut(
-        model=queue.model,
-        size=queue.size,
-        alerts=[ReviewItem.of(r, served, top) for r in queue.alerts],
-        audit_sample=[ReviewItem.of(r, served, top) for r in queue.audit_sample],
     )

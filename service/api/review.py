@@ -1,19 +1,25 @@
-"""What an operator reviews besides the queue: one stream's recent scores (the console's
-stream view), and who the presented key is (what the console may offer it)."""
+"""What an operator reviews: the review queue (recent alerts and an audit sample, with the
+sensors that drove each), one stream's recent scores (the console's stream view), and who the
+presented key is (what the console may offer it)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
+from service.api.feedback import FeedbackPrincipal
 from service.api.openapi import problems
+from service.api.params import ModelQuery
 from service.schemas import as_datetime
+from service.scoring.recent import RecentReading
+from service.scoring.registry import LoadedModel
 from service.security import SCOPES, Principal, require_scope
 from service.settings import Scope
-from service.state import StateDep
+from service.state import DeskDep, StateDep
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 whoami_router = APIRouter(prefix="/v1/whoami", tags=["feedback"])
@@ -77,3 +83,117 @@ async def stream_readings(
 @whoami_router.get("", response_model=WhoAmI, summary="The presented key's name and scopes")
 async def whoami(principal: Annotated[Principal, Depends(ANY_KEY)]) -> WhoAmI:
     return WhoAmI(name=principal.name, scopes=sorted(principal.scopes))
+
+
+class SensorContribution(BaseModel):
+    sensor: str
+    share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
+    observed: float = Field(description="The value received.")
+    reconstructed: float | None = Field(
+        description="What the model expected; None when the reply skipped computing it "
+        "(columnar bodies)."
+    )
+
+
+class ReviewItem(BaseModel):
+    reading_id: str
+    stream_id: str
+    model: str
+    model_version: str
+    timestamp: datetime
+    error: float | None
+    score: float | None = Field(description="error / the threshold in force when scored.")
+    threshold: float
+    threshold_version: int
+    anomaly: bool
+    alert: bool
+    smoothed_score: float | None = None
+    suppressed_by_window: int | None = None
+    excluded_from_learning_by_window: int | None = None
+    sensors: list[SensorContribution] = Field(
+        default_factory=list, description="The largest contributors first."
+    )
+
+    @classmethod
+    def of(
+        cls, reading: RecentReading, model: LoadedModel | None = None, top: int = 0
+    ) -> ReviewItem:
+        """``model``: the served model, whose sensors' ``top`` largest shares are listed."""
+        return cls(
+            reading_id=reading.reading_id,
+            stream_id=reading.stream_id,
+            model=reading.model,
+            model_version=reading.model_version,
+            timestamp=datetime.fromtimestamp(reading.timestamp, tz=UTC),
+            error=reading.error,
+            score=None if reading.error is None else reading.error / reading.threshold,
+            threshold=reading.threshold,
+            threshold_version=reading.threshold_version,
+            anomaly=reading.anomaly,
+            alert=reading.alert,
+            smoothed_score=reading.smoothed,
+            suppressed_by_window=reading.suppressed_by,
+            excluded_from_learning_by_window=reading.excluded_by,
+            sensors=[] if model is None else contributions(reading, model, top),
+        )
+
+
+def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:
+    """The reading's largest contributors, with what the model expected: squared errors are
+    in standardised units (the artifact contract), so the reconstruction is the observed
+    value less the residual's sign times scale times the root of the squared error."""
+    squared = reading.squared_errors
+    if squared is None or not top or reading.model_version != model.version:
+        return []
+    total = float(squared.sum(dtype=np.float64))
+    order = np.argsort(-squared, kind="stable")[:top].tolist()
+    observed = reading.values.tolist()
+    expected = None
+    if reading.above_reconstruction is not None:
+        sign = np.where(reading.above_reconstruction, 1.0, -1.0)
+        scale = np.asarray(model.manifest.scaler.scale, dtype=np.float64)
+        residual = sign * scale * np.sqrt(squared.astype(np.float64))
+        expected = (reading.values.astype(np.float64) - residual).tolist()
+    sensors = model.sensors
+    return [
+        SensorContribution(
+            sensor=sensors[j],
+            share=float(squared[j]) / total if total > 0 else 0.0,
+            observed=observed[j],
+            reconstructed=None if expected is None else expected[j],
+        )
+        for j in order
+    ]
+
+
+class ReviewQueueOut(BaseModel):
+    model: str
+    size: int
+    alerts: list[ReviewItem] = Field(description="Recent readings taken during an alert.")
+    audit_sample: list[ReviewItem] = Field(
+        description="A uniform random sample of unflagged readings: confirming these as normal "
+        "keeps the recalibration sample from being biased toward high errors."
+    )
+
+
+@router.get(
+    "/review-queue",
+    response_model=ReviewQueueOut,
+    summary="Readings awaiting review: recent alerts plus a random audit sample",
+    responses=problems(s404="No such model."),
+)
+async def review_queue(
+    _: FeedbackPrincipal,
+    desk: DeskDep,
+    model: ModelQuery = None,
+    stream_id: Annotated[str | None, Query(description="Only this stream's readings.")] = None,
+) -> ReviewQueueOut:
+    queue = await desk.review_queue(model, stream_id=stream_id)
+    served = desk.model(queue.model)
+    top = desk.settings.top_k_sensors
+    return ReviewQueueOut(
+        model=queue.model,
+        size=queue.size,
+        alerts=[ReviewItem.of(r, served, top) for r in queue.alerts],
+        audit_sample=[ReviewItem.of(r, served, top) for r in queue.audit_sample],
+    )
