@@ -25,6 +25,21 @@ SensorValue = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 """A value the model (float32) can hold: anything larger is refused, never rounded to inf."""
 UnixSeconds = Annotated[float, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
 
+SuppressedBy = Annotated[
+    int | None,
+    Field(
+        description="A suppress_alerts maintenance window covers the reading (its id): alert "
+        "states read `suppressed` and no alert is raised. Absent outside any window."
+    ),
+]
+ExcludedBy = Annotated[
+    int | None,
+    Field(
+        description="An exclude_from_learning maintenance window covers the reading (its id): "
+        "it never reaches recalibration, the drift sample or the audit sample."
+    ),
+]
+
 
 class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -112,16 +127,8 @@ class ReadingResult(_Doc):
     model_version: str
     threshold: float
     threshold_version: int
-    suppressed_by_window: int | None = Field(
-        default=None,
-        description="A suppress_alerts maintenance window covers the reading (its id): alert "
-        "states read `suppressed` and no alert is raised. Absent outside any window.",
-    )
-    excluded_from_learning_by_window: int | None = Field(
-        default=None,
-        description="An exclude_from_learning maintenance window covers the reading (its id): "
-        "it never reaches recalibration, the drift sample or the audit sample.",
-    )
+    suppressed_by_window: SuppressedBy = None
+    excluded_from_learning_by_window: ExcludedBy = None
 
 
 class ScoreResponse(_Doc):
@@ -133,16 +140,8 @@ class ScoreResponse(_Doc):
     result: ReadingResult | None = Field(default=None, description="For a `reading` request.")
     results: list[ReadingResult] | None = Field(default=None, description="For `readings`.")
     alerts_raised: int | None = Field(default=None, description="New alerts in this batch.")
-    suppressed_by_window: int | None = Field(
-        default=None,
-        description="A suppress_alerts maintenance window covers the reading (its id): alert "
-        "states read `suppressed` and no alert is raised. Absent outside any window.",
-    )
-    excluded_from_learning_by_window: int | None = Field(
-        default=None,
-        description="An exclude_from_learning maintenance window covers the reading (its id): "
-        "it never reaches recalibration, the drift sample or the audit sample.",
-    )
+    suppressed_by_window: SuppressedBy = None
+    excluded_from_learning_by_window: ExcludedBy = None
 
 
 class BulkScoreResponse(_Doc):
@@ -168,16 +167,8 @@ class BulkScoreResponse(_Doc):
     alert_state_names: list[str]
     top_sensor_index: list[list[int]] = Field(description="Indexes into sensors.")
     top_sensor_share: list[list[float]]
-    suppressed_by_window: int | None = Field(
-        default=None,
-        description="A suppress_alerts maintenance window covers the reading (its id): alert "
-        "states read `suppressed` and no alert is raised. Absent outside any window.",
-    )
-    excluded_from_learning_by_window: int | None = Field(
-        default=None,
-        description="An exclude_from_learning maintenance window covers the reading (its id): "
-        "it never reaches recalibration, the drift sample or the audit sample.",
-    )
+    suppressed_by_window: SuppressedBy = None
+    excluded_from_learning_by_window: ExcludedBy = None
 
 
 class ProblemError(_Doc):
