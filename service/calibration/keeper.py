@@ -21,6 +21,7 @@ from typing import Any
 
 from service.calibration.recalibrator import Candidate
 from service.calibration.records import (
+    NewRun,
     PendingThreshold,
     RecalibrationRun,
     ThresholdVersion,
@@ -218,14 +219,15 @@ class ThresholdKeeper:
             current = self.current(model)
             try:
                 candidate = await propose(model, current, started)
-                run = await asyncio.to_thread(self._conclude, model, current, candidate, trigger)
+                run = await asyncio.to_thread(
+                    self._conclude, model, current, candidate, trigger, started
+                )
             except Exception as exc:
                 logger.exception("recalibration of %s failed", model.name)
                 self.metrics.recalibration_runs.labels(model.name, "failed").inc()
                 self.metrics.last_recalibration.labels(model.name).set(self.clock())
                 with contextlib.suppress(Exception):  # the store itself may be what failed
-                    await asyncio.to_thread(
-                        self.store.record_run,
+                    failed = NewRun(
                         model=model.name,
                         model_version=model.version,
                         trigger=trigger,
@@ -239,6 +241,7 @@ class ThresholdKeeper:
                         pending_id=None,
                         started_at=started,
                     )
+                    await asyncio.to_thread(self.store.record_run, failed)
                 raise
             if run.outcome == "applied" and run.threshold_version is not None:
                 self._publish(
@@ -258,6 +261,7 @@ class ThresholdKeeper:
         current: ThresholdSnapshot,
         candidate: Candidate,
         trigger: str,
+        started: float,
     ) -> RecalibrationRun:
         """Blocking: persist the version or the pending, then the run that explains it."""
         statistics: dict[str, Any] = dict(candidate.statistics)
@@ -281,18 +285,20 @@ class ThresholdKeeper:
             assert candidate.value is not None and candidate.relative_change is not None
             pending_id = self._hold(model, current, candidate, statistics).id
         return self.store.record_run(
-            model=model.name,
-            model_version=model.version,
-            trigger=trigger,
-            outcome=candidate.outcome,
-            current_value=current.value,
-            candidate=candidate.value,
-            n_samples=candidate.n_samples,
-            message=candidate.message,
-            statistics=statistics,
-            threshold_version=version_number,
-            pending_id=pending_id,
-            started_at=self.clock(),
+            NewRun(
+                model=model.name,
+                model_version=model.version,
+                trigger=trigger,
+                outcome=candidate.outcome,
+                current_value=current.value,
+                candidate=candidate.value,
+                n_samples=candidate.n_samples,
+                message=candidate.message,
+                statistics=statistics,
+                threshold_version=version_number,
+                pending_id=pending_id,
+                started_at=started,
+            )
         )
 
     def _hold(

@@ -112,6 +112,25 @@ class PendingThreshold:
 
 
 @dataclass(frozen=True, slots=True)
+class NewRun:
+    """A recalibration run as the keeper hands it to the store (the store adds id and
+    ``finished_at``)."""
+
+    model: str
+    model_version: str
+    trigger: str
+    outcome: RunOutcome
+    current_value: float
+    candidate: float | None
+    n_samples: int
+    message: str
+    statistics: dict[str, Any]
+    threshold_version: int | None
+    pending_id: int | None
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class RecalibrationRun:
     id: int
     model: str

@@ -16,11 +16,11 @@ from service.calibration.records import (
     MaintenanceEvent,
     MaintenanceWindow,
     NewLabel,
+    NewRun,
     NormalSample,
     PendingStatus,
     PendingThreshold,
     RecalibrationRun,
-    RunOutcome,
     StoredLabel,
     Submission,
     ThresholdSource,
@@ -251,22 +251,7 @@ class FeedbackStore(Protocol):
 
     # --- recalibration runs -----------------------------------------------------------------
 
-    def record_run(
-        self,
-        *,
-        model: str,
-        model_version: str,
-        trigger: str,
-        outcome: RunOutcome,
-        current_value: float,
-        candidate: float | None,
-        n_samples: int,
-        message: str,
-        statistics: dict[str, Any],
-        threshold_version: int | None,
-        pending_id: int | None,
-        started_at: float,
-    ) -> RecalibrationRun:
+    def record_run(self, run: NewRun) -> RecalibrationRun:
         """Record one recalibration run; ``finished_at`` is the store's clock now."""
 
     def list_runs(self, model: str | None = None, *, limit: int = 50) -> list[RecalibrationRun]:

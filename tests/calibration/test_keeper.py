@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from rooms_support import Rooms, open_rooms
+from rooms_support import Clock, Rooms, open_rooms
 
 from service.calibration.keeper import (
     PendingClosed,
@@ -92,6 +92,19 @@ async def test_an_applied_candidate_is_published_and_its_run_recorded(rooms: Roo
         )
         == 1.0
     )
+
+
+async def test_a_run_records_when_it_started_not_when_it_was_written(tmp_path: Path) -> None:
+    clock = Clock()
+    async with open_rooms(tmp_path, clock) as rooms:
+        started = clock.now
+
+        async def slow(model: LoadedModel, current: ThresholdSnapshot, at: float) -> Candidate:
+            clock.now += 30.0  # sampling and fitting take time the run should account for
+            return candidate("applied", 1.1, 0.1)
+
+        run = await rooms.keeper.recalibrate("flat", trigger="test", propose=slow)
+    assert (run.started_at, run.finished_at) == (started, started + 30.0)
 
 
 async def test_a_held_candidate_waits_for_approval(rooms: Rooms) -> None:

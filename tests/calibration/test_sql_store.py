@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from legacy_store_support import MIGRATIONS as LEGACY_MIGRATIONS
 from legacy_store_support import write_legacy_store
 
-from service.calibration.records import LabelFilter, NewLabel, content_fingerprint
+from service.calibration.records import LabelFilter, NewLabel, NewRun, content_fingerprint
 from service.calibration.sql import SqlFeedbackStore
 from service.calibration.sql.migrate import head_revision
 from service.calibration.sql.schema import metadata
@@ -467,11 +467,11 @@ def test_new_version_supersedes_stale_pending(store: SqlFeedbackStore) -> None:
 
 def test_runs_are_recorded_newest_first(store: SqlFeedbackStore, clock: FakeClock) -> None:
     for outcome in ("insufficient", "applied"):
-        store.record_run(
+        store.record_run(NewRun(
             model="plant", model_version="1", trigger="interval", outcome=outcome,  # type: ignore[arg-type]
             current_value=1.0, candidate=None, n_samples=3, message=outcome,
             statistics={"n": 3}, threshold_version=None, pending_id=None, started_at=clock.now,
-        )  # fmt: skip
+        ))  # fmt: skip
     runs = store.list_runs("plant")
     assert [r.outcome for r in runs] == ["applied", "insufficient"]
     assert runs[0].statistics == {"n": 3}

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.calibration.records import (
+    NewRun,
     PendingStatus,
     PendingThreshold,
     RecalibrationRun,
-    RunOutcome,
     ThresholdSource,
     ThresholdVersion,
 )
@@ -380,37 +380,22 @@ class ThresholdTables(SqlDatabase):
     def _run(row: sa.RowMapping) -> RecalibrationRun:
         return from_row(RecalibrationRun, row, statistics=json.loads(row["statistics"]))
 
-    def record_run(
-        self,
-        *,
-        model: str,
-        model_version: str,
-        trigger: str,
-        outcome: RunOutcome,
-        current_value: float,
-        candidate: float | None,
-        n_samples: int,
-        message: str,
-        statistics: dict[str, Any],
-        threshold_version: int | None,
-        pending_id: int | None,
-        started_at: float,
-    ) -> RecalibrationRun:
+    def record_run(self, run: NewRun) -> RecalibrationRun:
         statement = (
             sa.insert(runs)
             .values(
-                model=model,
-                model_version=model_version,
-                trigger=trigger,
-                outcome=outcome,
-                current_value=current_value,
-                candidate=candidate,
-                n_samples=n_samples,
-                message=message,
-                statistics=json.dumps(statistics, sort_keys=True),
-                threshold_version=threshold_version,
-                pending_id=pending_id,
-                started_at=started_at,
+                model=run.model,
+                model_version=run.model_version,
+                trigger=run.trigger,
+                outcome=run.outcome,
+                current_value=run.current_value,
+                candidate=run.candidate,
+                n_samples=run.n_samples,
+                message=run.message,
+                statistics=json.dumps(run.statistics, sort_keys=True),
+                threshold_version=run.threshold_version,
+                pending_id=run.pending_id,
+                started_at=run.started_at,
                 finished_at=self._clock(),
             )
             .returning(runs.c.id)
