@@ -14,6 +14,7 @@ developing the hot path.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import socket
@@ -129,14 +130,17 @@ def main() -> int:
             "PATH": "/usr/bin:/bin",
         }
         uvicorn = [python, "-m", "uvicorn", "--no-access-log", "--log-level", "warning"]
+        # Free ports, so that two runs on one machine never measure each other's servers.
+        empty_port, service_port, redis_service_port = free_port(), free_port(), free_port()
         empty = subprocess.Popen(
-            [*uvicorn, "--app-dir", str(tmp), "empty_app:app", "--port", "18101"], cwd=REPO
+            [*uvicorn, "--app-dir", str(tmp), "empty_app:app", "--port", str(empty_port)],
+            cwd=REPO,
         )
         service = subprocess.Popen(
-            [python, "-m", "service", "--port", "18102"], cwd=REPO, env=env_service
+            [python, "-m", "service", "--port", str(service_port)], cwd=REPO, env=env_service
         )
         processes = [empty, service]
-        targets = {"in-process": "http://127.0.0.1:18102/v1/score"}
+        targets = {"in-process": f"http://127.0.0.1:{service_port}/v1/score"}
         if args.redis and redis_server is not None:
             port = free_port()
             processes.append(
@@ -164,17 +168,22 @@ def main() -> int:
             }
             processes.append(
                 subprocess.Popen(
-                    [python, "-m", "service", "--port", "18103"], cwd=REPO, env=env_redis
+                    [python, "-m", "service", "--port", str(redis_service_port)],
+                    cwd=REPO,
+                    env=env_redis,
                 )
             )
-            targets["redis"] = "http://127.0.0.1:18103/v1/score"
+            targets["redis"] = f"http://127.0.0.1:{redis_service_port}/v1/score"
         try:
-            wait_up("http://127.0.0.1:18101/docs")
+            empty_url = f"http://127.0.0.1:{empty_port}"
+            wait_up(f"{empty_url}/docs")
             for url in targets.values():
                 wait_up(url.replace("/v1/score", "/readyz"))
+            ratios_by_round: list[list[float]] = []
             for round_ in range(1, args.rounds + 1):
-                base = wrk("http://127.0.0.1:18101/empty", single, 8, args.duration)
-                print(f"round {round_}: empty {base:,.0f} req/s")
+                base = wrk(f"{empty_url}/empty", single, 8, args.duration)
+                load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+                print(f"round {round_}: empty {base:,.0f} req/s (load average {load})")
                 figures: dict[str, tuple[float, float, float]] = {}
                 for name, score in targets.items():
                     one = wrk(score, single, args.connections, args.duration)
@@ -190,10 +199,17 @@ def main() -> int:
                     ratios = [
                         r / i for r, i in zip(figures["redis"], figures["in-process"], strict=True)
                     ]
+                    ratios_by_round.append(ratios)
                     print(
                         "  redis / in-process: single {:.2f}x | JSON batches {:.2f}x | "
                         "float32 batches {:.2f}x".format(*ratios)
                     )
+            if ratios_by_round:
+                medians = np.median(np.array(ratios_by_round), axis=0)
+                print(
+                    "median redis / in-process over {} rounds: single {:.2f}x | JSON batches "
+                    "{:.2f}x | float32 batches {:.2f}x".format(len(ratios_by_round), *medians)
+                )
         finally:
             for process in processes:
                 process.terminate()
