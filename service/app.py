@@ -67,7 +67,7 @@ from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.redis_streams import RedisStreamStore
 from service.scoring.registry import ModelRegistry
-from service.scoring.shared_readings import SharedReadings
+from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
@@ -239,18 +239,11 @@ def build_stream_store(
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    namespace = "anomaly"
+    index = ReadingIndex(namespace="anomaly", retention_s=settings.recent_retention_s)
     store = RedisStreamStore(
-        pipeline,
-        client,
-        namespace=namespace,
-        idle_ttl_s=settings.stream_idle_ttl_s,
-        retention_s=settings.recent_retention_s,
+        pipeline, client, readings=index, idle_ttl_s=settings.stream_idle_ttl_s
     )
-    readings = SharedReadings(
-        client, namespace=namespace, retention_s=settings.recent_retention_s, clock=time.time
-    )
-    return store, readings
+    return store, SharedReadings(client, index=index, clock=time.time)
 
 
 def create_app(

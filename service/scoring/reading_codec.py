@@ -1,9 +1,8 @@
-"""Scored readings as Redis records, so a label can reach a reading another replica scored.
+"""A scored reading as a fixed-size record of bytes, so another replica can read it back.
 
-A reading is a field of the hash ``<ns>:r:<reading id>``, named by its stream, holding the
-packed :class:`~service.scoring.recent.RecentReading`; the hash expires with the retention
-(``ANOMALY_RECENT_RETENTION_S``). The stream store writes them in the same script call as
-the stream states (one round trip per request); :class:`SharedReadings` reads them back.
+A request's readings pack into one string of records (:func:`pack`), which
+:mod:`service.scoring.shared_readings` keeps in Redis; :func:`decode` gives back the
+:class:`~service.scoring.recent.RecentReading` the recent-readings buffer holds.
 """
 
 from __future__ import annotations
@@ -11,15 +10,10 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from service.errors import StreamStateUnavailable
-from service.scoring.client_ids import AmbiguousReadingId
 from service.scoring.decision import ALERT
 from service.scoring.recent import RecentReading
 from service.scoring.scored import ScoredBatch
@@ -32,12 +26,6 @@ from service.scoring.scored import ScoredBatch
 # buffer keeps of a reading: a label by id on another replica must see what this one would
 # (a window keeping it out of learning above all).
 _RECORD = struct.Struct("<dddddqqq???HHH")
-
-SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
-
-
-def reading_key_prefix(namespace: str) -> str:
-    return f"{namespace}:r:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,57 +202,3 @@ def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
         suppressed_by=suppressed_by or None,
         excluded_by=excluded_by or None,
     )
-
-
-class SharedReadings:
-    """Looks up readings by id among every replica's (read side; the store writes)."""
-
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        namespace: str,
-        retention_s: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self.client = client
-        self.namespace = namespace
-        self.retention_s = retention_s
-        self.clock = clock
-
-    async def find(self, reading_ids: list[str], stream_id: str | None) -> SharedFinds:
-        """The retained readings with these ids (of ``stream_id``, if given), in one round
-        trip; an id several streams carry, with no stream given, maps to the ambiguity."""
-        try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for reading_id in reading_ids:
-                    key = reading_key_prefix(self.namespace) + reading_id
-                    if stream_id is None:
-                        pipe.hgetall(key)
-                    else:
-                        pipe.hget(key, stream_id)
-                replies = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StreamStateUnavailable(
-                "the shared store of recent readings (Redis) did not answer: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        cutoff = self.clock() - self.retention_s
-        found: SharedFinds = {}
-        for reading_id, reply in zip(reading_ids, replies, strict=True):
-            if not reply:  # None (no such field) or {} (no such hash)
-                continue
-            fields: dict[bytes, bytes] = (
-                {stream_id.encode(): reply} if stream_id is not None else reply
-            )
-            readings = [
-                decode(reading_id, stream.decode(), record) for stream, record in fields.items()
-            ]
-            readings = [r for r in readings if r.received_at >= cutoff]
-            if len(readings) > 1:
-                found[reading_id] = AmbiguousReadingId(
-                    reading_id, sorted(r.stream_id for r in readings)
-                )
-            elif readings:
-                found[reading_id] = readings[0]
-        return found

@@ -38,17 +38,15 @@ from service.scoring.streams import Clock, StreamKey, StreamState, StreamStates
 
 ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
 
-# KEYS: the streams. ARGV: idle TTL ms, retention ms, the readings' key prefix, then per
-# stream its expected revision, new revision and state; then per scored request the
-# (1-based) stream it belongs to, the stream id (the readings' hash field), how many
-# readings, the record size, the generated-id prefix and first sequence number, the
-# length-prefixed ids ('' when all are generated) and the records. Returns, per stream that
-# moved on, its position, revision and state ('' when it is gone).
-_COMMIT = """
-local ttl, retention, readings = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+# KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
+# revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
+# per stream that moved on, its position, revision and state ('' when it is gone).
+_COMMIT = (
+    """
+local ttl = tonumber(ARGV[1])
 local written, moved = {}, {}
 for i, key in ipairs(KEYS) do
-  local at = 4 + (i - 1) * 3
+  local at = 2 + (i - 1) * 3
   local current = redis.call('HMGET', key, 'r', 's')
   local revision = current[1] or ''
   if revision == ARGV[at] then
@@ -61,29 +59,11 @@ for i, key in ipairs(KEYS) do
     moved[#moved + 1] = current[2] or ''
   end
 end
-for at = 4 + #KEYS * 3, #ARGV, 8 do
-  if written[tonumber(ARGV[at])] then
-    local stream, count, size = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-    local prefix, seq = ARGV[at + 4], tonumber(ARGV[at + 5])
-    local ids, records = ARGV[at + 6], ARGV[at + 7]
-    local p = 1
-    for j = 0, count - 1 do
-      local id
-      if ids == '' then
-        id = prefix .. string.format('%d', seq + j)
-      else
-        local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
-        id = string.sub(ids, p + 2, p + 1 + length)
-        p = p + 2 + length
-      end
-      local key = readings .. id
-      redis.call('HSET', key, stream, string.sub(records, j * size + 1, (j + 1) * size))
-      redis.call('PEXPIRE', key, retention)
-    end
-  end
-end
-return moved
+local at = 2 + #KEYS * 3
 """
+    + shared_readings.WRITE_READINGS
+    + "return moved\n"
+)
 
 
 def stream_key(namespace: str, key: StreamKey) -> str:
@@ -127,18 +107,17 @@ class RedisStreamStore:
         pipeline: ScoringPipeline,
         client: Redis,
         *,
-        namespace: str,
+        readings: shared_readings.ReadingIndex,
         idle_ttl_s: float,
-        retention_s: float,
         clock: Clock = time.time,
     ) -> None:
         self.pipeline = pipeline
         self.client = client
-        self.namespace = namespace
+        self.namespace = readings.namespace
+        self.readings = readings
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
         self._ttl_ms = max(1, round(idle_ttl_s * 1000))
-        self._retention_ms = max(1, round(retention_s * 1000))
         self._commit_script = client.register_script(_COMMIT)
         self._lock = asyncio.Lock()
         self._token = os.urandom(6).hex()
@@ -219,24 +198,18 @@ class RedisStreamStore:
         if not keys:
             return set()
         position = {key: i for i, key in enumerate(keys, start=1)}
-        args: list[str | bytes | int] = [
-            self._ttl_ms,
-            self._retention_ms,
-            shared_readings.reading_key_prefix(self.namespace),
-        ]
+        args: list[str | bytes | int] = [self._ttl_ms]
         revisions: dict[StreamKey, str] = {}
         for key in keys:
             revisions[key] = f"{self._token}:{next(self._revisions)}"
             args += [view.expected.get(key, ""), revisions[key], encode(view.changed[key])]
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                continue
-            packed = shared_readings.pack(outcome)
-            args += [
-                position[(outcome.model.name, outcome.stream_id)], outcome.stream_id,
-                packed.count, packed.record_size, packed.id_prefix, packed.seq_start,
-                packed.ids, packed.records,
-            ]  # fmt: skip
+        scored = [
+            (position[(outcome.model.name, outcome.stream_id)], outcome)
+            for outcome in outcomes
+            if not isinstance(outcome, Exception)
+        ]
+        commit = f"{self._token}:{next(self._revisions)}"
+        args += self.readings.write_args(commit, self.clock(), scored)
         try:
             reply = await self._commit_script(
                 keys=[stream_key(self.namespace, key) for key in keys], args=args

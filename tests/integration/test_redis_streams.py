@@ -321,8 +321,10 @@ async def test_a_state_another_replica_cannot_restore_is_replaced_not_fought_ove
 async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
     apps: Apps, redis_server: RedisServer
 ) -> None:
+    """A request's readings are one value expiring with the retention; the index keys that
+    point into it are per time bucket and outlive it by at most two buckets."""
     a = await apps.start(
-        redis_url=redis_server.url, stream_idle_ttl_s=30.0, recent_retention_s=90.0
+        redis_url=redis_server.url, stream_idle_ttl_s=30.0, recent_retention_s=160.0
     )
     body = {"stream_id": "t", "reading": {"values": [0.1, 0, 0, 0], "reading_id": "t-1"}}
     assert (await a.post(SCORE, json=body)).status_code == 200
@@ -330,13 +332,17 @@ async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
     try:
         (state_key,) = admin.keys("anomaly:s:*")
         state_ttl = admin.pttl(state_key)
-        reading_ttl = admin.pttl("anomaly:r:t-1")
-        fields = admin.hkeys("anomaly:r:t-1")
+        (value_key,) = admin.keys("anomaly:q:*")
+        value_ttl = admin.pttl(value_key)
+        index_ttls = {key: admin.pttl(key) for key in admin.keys("anomaly:[cl]:*")}
+        (field,) = admin.hkeys(next(k for k in index_ttls if k.startswith(b"anomaly:c:")))
     finally:
         admin.close()
     assert 0 < state_ttl <= 30_000
-    assert 30_000 < reading_ttl <= 90_000
-    assert fields == [b"t"]
+    assert 30_000 < value_ttl <= 160_000
+    assert len(index_ttls) == 2
+    assert all(160_000 < ttl <= 160_000 + 2 * 10_000 for ttl in index_ttls.values())
+    assert field == b"t-1\0t"
 
 
 async def test_a_stream_twice_in_one_turn_scores_as_in_one_process(
