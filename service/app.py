@@ -60,6 +60,7 @@ from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.replicas import PostgresLink, ReplicaLink, SoloLink
 from service.calibration.sql import SqlFeedbackStore
+from service.calibration.store import StoreUnreachable
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
@@ -226,6 +227,26 @@ def _ignore(count: int) -> None:
     return None
 
 
+async def restore_from_store(state: AppState) -> None:
+    """Start-up reads of the store: thresholds, maintenance windows, drift. A shared store
+    may be down while a replica starts: the replica then starts degraded, as a running one
+    degrades (manifest thresholds, no maintenance window known, labels and admin 503), and
+    its replica link catches up once the store answers."""
+    shared = state.store.shared
+    try:
+        if await state.keeper.restore(tolerate_unreachable=shared):
+            await state.maintenance.restore()
+            await state.drift.check_all()
+            return
+    except StoreUnreachable:
+        if not shared:
+            raise
+    logger.warning(
+        "started without the feedback store: no maintenance window is known until it "
+        "answers; /readyz names it under checks.store"
+    )
+
+
 def build_stream_store(
     settings: Settings, pipeline: ScoringPipeline
 ) -> tuple[StreamStore, SharedReadings | None]:
@@ -261,9 +282,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, metrics_registry)
         try:
-            await state.keeper.restore()
-            await state.maintenance.restore()
-            await state.drift.check_all()
+            await restore_from_store(state)
         except BaseException:
             state.store.close()
             raise
