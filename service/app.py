@@ -66,7 +66,7 @@ from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
-from service.scoring.redis_streams import RedisStreamStore
+from service.scoring.redis_streams import FAILURE_REASONS, RedisStreamStore
 from service.scoring.registry import ModelRegistry
 from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
@@ -261,8 +261,19 @@ def build_stream_store(
         health_check_interval=30,
     )
     index = ReadingIndex(namespace="anomaly", retention_s=settings.recent_retention_s)
+    failures = pipeline.metrics.stream_state_failures
+    for reason in FAILURE_REASONS:
+        failures.labels(reason)  # 0, not "no data", until the first one
+
+    def count_failure(reason: str) -> None:
+        failures.labels(reason).inc()
+
     store = RedisStreamStore(
-        pipeline, client, readings=index, idle_ttl_s=settings.stream_idle_ttl_s
+        pipeline,
+        client,
+        readings=index,
+        idle_ttl_s=settings.stream_idle_ttl_s,
+        on_failure=count_failure,
     )
     return store, SharedReadings(client, index=index, clock=time.time)
 

@@ -72,6 +72,14 @@ class Metrics:
         )
 
         # --- threshold and recalibration ----------------------------------------------
+        self.stream_state_failures = Counter(
+            "stream_state_failures",
+            "Writes of shared stream state (Redis) that failed, each answered 503, by reason "
+            "(unreachable, timeout, full: maxmemory reached, refused: another error).",
+            ["reason"],
+            namespace=ns,
+            registry=registry,
+        )
         self.threshold_pending = Gauge(
             "threshold_pending_approvals",
             "Candidate thresholds held for an admin's approval.",

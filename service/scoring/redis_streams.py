@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from service.errors import StreamContention, StreamStateUnavailable
 from service.scoring import shared_readings
@@ -37,6 +39,10 @@ from service.scoring.stream_codec import StateFormatError, encode, restore
 from service.scoring.streams import Clock, StreamKey, StreamState, StreamStates
 
 ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
+PROBE_TTL_MS = 60_000  # the readiness check's own key
+# Why a script call failed: down or refusing connections, slower than the timeout, at
+# maxmemory (noeviction refuses writes), anything else Redis answered with an error.
+FAILURE_REASONS = ("unreachable", "timeout", "full", "refused")
 
 # KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
 # revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
@@ -66,9 +72,24 @@ local at = 2 + #KEYS * 3
 )
 
 
+def failure_reason(exc: BaseException) -> str:
+    """A failed Redis call, as one of :data:`FAILURE_REASONS`."""
+    if isinstance(exc, OutOfMemoryError):
+        return "full"
+    if isinstance(exc, RedisTimeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, RedisConnectionError | OSError):
+        return "unreachable"
+    return "refused"
+
+
 def stream_key(namespace: str, key: StreamKey) -> str:
     model, stream = key
     return f"{namespace}:s:{len(model)}:{model}:{stream}"
+
+
+def _ignore(reason: str) -> None:
+    return None
 
 
 class _Staged:
@@ -110,6 +131,7 @@ class RedisStreamStore:
         readings: shared_readings.ReadingIndex,
         idle_ttl_s: float,
         clock: Clock = time.time,
+        on_failure: Callable[[str], None] = _ignore,
     ) -> None:
         self.pipeline = pipeline
         self.client = client
@@ -117,6 +139,11 @@ class RedisStreamStore:
         self.readings = readings
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
+        self.on_failure = on_failure  # a failed script call's reason (FAILURE_REASONS)
+        # The size of the last commit Redis refused for memory, until one is written: the
+        # request's own arguments count toward maxmemory, so a full Redis may still take a
+        # small write (the readiness probe's) while refusing every batch.
+        self._refused_bytes = 0
         self._ttl_ms = max(1, round(idle_ttl_s * 1000))
         self._commit_script = client.register_script(_COMMIT)
         self._lock = asyncio.Lock()
@@ -216,9 +243,19 @@ class RedisStreamStore:
             )
         except (RedisError, OSError) as exc:
             self._forget(view)  # changed in place but not kept: Redis' copy is the truth
+            reason = failure_reason(exc)
+            self.on_failure(reason)
+            if reason == "full":
+                self._refused_bytes = sum(
+                    len(arg) if isinstance(arg, bytes | str) else 8 for arg in args
+                )
+                raise StreamStateUnavailable(
+                    f"the stream state store (Redis) is full and refuses writes: {exc}"
+                ) from exc
             raise StreamStateUnavailable(
                 f"the stream state store (Redis) did not answer: {type(exc).__name__}: {exc}"
             ) from exc
+        self._refused_bytes = 0
         moved: set[StreamKey | None] = set()
         for i in range(0, len(reply), 3):
             key = keys[int(reply[i]) - 1]
@@ -292,8 +329,25 @@ class RedisStreamStore:
         return removed
 
     async def problem(self) -> str | None:
+        """Unreachable, or full: at ``maxmemory`` with ``noeviction`` Redis still answers a
+        ping but refuses writes, so the check is a small expiring write and, after a commit
+        was refused for memory, whether one that size would fit now."""
+        full = (
+            "stream state store (Redis) is full: {}; scoring answers 503 until memory is "
+            "freed or maxmemory raised"
+        )
         try:
-            await self.client.ping()
+            await self.client.set(f"{self.namespace}:ready", b"", px=PROBE_TTL_MS)
+            if self._refused_bytes:
+                memory = await self.client.info("memory")
+                used, limit = int(memory["used_memory"]), int(memory["maxmemory"])
+                if limit and used + self._refused_bytes >= limit:
+                    return full.format(
+                        f"{used:,} of maxmemory {limit:,} bytes used, and it refused a "
+                        f"write of {self._refused_bytes:,} bytes"
+                    )
+        except OutOfMemoryError as exc:
+            return full.format(f"it refuses writes ({exc})")
         except (RedisError, OSError) as exc:
             return f"stream state store (Redis) unreachable: {type(exc).__name__}: {exc}"
         return None

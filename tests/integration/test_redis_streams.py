@@ -270,6 +270,48 @@ async def test_redis_down_is_a_503_with_a_reason_and_recovers_without_restart(
     assert shown["readings_buffered"] == 1
 
 
+async def test_redis_full_is_a_503_readiness_says_so_and_it_recovers(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """At maxmemory with noeviction Redis answers pings but refuses writes: scoring answers
+    503 naming it, /readyz turns the replica away saying why, a metric counts it, and
+    all is back once memory is freed."""
+    a = await apps.start(redis_url=redis_server.url)
+    admin = redis_server.client()
+    try:
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", str(used + 2_000_000))
+        batch = {"stream_id": "f", "readings": [[0.1, 0.2, 0.3, 0.4]] * 2000}
+        for _ in range(100):  # each batch keeps ~120 kB of readings: full well before
+            response = await a.post(SCORE, json=batch)
+            if response.status_code != 200:
+                break
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "full" in response.json()["detail"]
+        assert admin.ping()  # a ping alone would call it healthy
+        ready = await a.get("/readyz")
+        assert ready.status_code == 503
+        assert "full" in ready.json()["checks"]["stream_state"]
+        metrics = (await a.get("/metrics")).text
+        assert 'anomaly_stream_state_failures_total{reason="full"} 1.0' in metrics
+        assert 'anomaly_stream_state_failures_total{reason="unreachable"} 0.0' in metrics
+
+        admin.flushall()
+        back = await a.post(SCORE, json=batch)
+        assert back.status_code == 200, back.text
+        assert (await a.get("/readyz")).status_code == 200
+        # So full that it refuses even the smallest write: readiness needs no refusal first.
+        admin.config_set("maxmemory", "1")
+        ready = await a.get("/readyz")
+        assert ready.status_code == 503 and "full" in ready.json()["checks"]["stream_state"]
+        admin.config_set("maxmemory", "0")
+        assert (await a.get("/readyz")).status_code == 200
+    finally:
+        admin.close()
+
+
 def without_id(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "reading_id"}
 
