@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -169,26 +168,17 @@ return out
 """
 
 
-@dataclass(frozen=True, slots=True)
 class ReadingIndex:
     """Where the scored readings of a namespace live, and for how long."""
 
-    namespace: str
-    retention_s: float
-
-    @property
-    def retention_ms(self) -> int:
-        return max(1, round(self.retention_s * 1000))
-
-    @property
-    def bucket_ms(self) -> int:
-        return max(1000, math.ceil(self.retention_ms / BUCKETS_PER_RETENTION))
-
-    @property
-    def index_ttl_ms(self) -> int:
-        """An index bucket outlives the last record written through it, by a bucket more
-        for replicas whose clocks disagree a little."""
-        return self.retention_ms + 2 * self.bucket_ms
+    def __init__(self, namespace: str, retention_s: float) -> None:
+        self.namespace = namespace
+        self.retention_s = retention_s
+        self.retention_ms = max(1, round(retention_s * 1000))
+        self.bucket_ms = max(1000, math.ceil(self.retention_ms / BUCKETS_PER_RETENTION))
+        # An index bucket outlives the last record written through it, by a bucket more
+        # for replicas whose clocks disagree a little.
+        self.index_ttl_ms = self.retention_ms + 2 * self.bucket_ms
 
     def bucket(self, now: float) -> int:
         return math.floor(now * 1000 / self.bucket_ms)
