@@ -64,6 +64,7 @@ from service.calibration.store import StoreUnreachable
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
+from service.scoring.breaker import Breaker
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.redis_streams import FAILURE_REASONS, RedisStreamStore
@@ -274,6 +275,7 @@ def build_stream_store(
         readings=index,
         idle_ttl_s=settings.stream_idle_ttl_s,
         on_failure=count_failure,
+        breaker=Breaker(settings.redis_breaker_s),
     )
     return store, SharedReadings(client, index=index, clock=time.time)
 

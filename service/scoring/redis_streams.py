@@ -32,6 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 
 from service.errors import StreamContention, StreamStateUnavailable
 from service.scoring import shared_readings
+from service.scoring.breaker import Breaker
 from service.scoring.payload import ParsedRequest
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.scored import ScoredBatch
@@ -42,7 +43,8 @@ ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
 PROBE_TTL_MS = 60_000  # the readiness check's own key
 # Why a script call failed: down or refusing connections, slower than the timeout, at
 # maxmemory (noeviction refuses writes), anything else Redis answered with an error.
-FAILURE_REASONS = ("unreachable", "timeout", "full", "refused")
+# breaker_open: refused at once, a recent call having timed out (service/scoring/breaker.py).
+FAILURE_REASONS = ("unreachable", "timeout", "full", "refused", "breaker_open")
 
 # KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
 # revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
@@ -132,6 +134,7 @@ class RedisStreamStore:
         idle_ttl_s: float,
         clock: Clock = time.time,
         on_failure: Callable[[str], None] = _ignore,
+        breaker: Breaker | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.client = client
@@ -140,6 +143,7 @@ class RedisStreamStore:
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
         self.on_failure = on_failure  # a failed script call's reason (FAILURE_REASONS)
+        self.breaker = breaker if breaker is not None else Breaker(0)
         # The size of the last commit Redis refused for memory, until one is written: the
         # request's own arguments count toward maxmemory, so a full Redis may still take a
         # small write (the readiness probe's) while refusing every batch.
@@ -179,6 +183,14 @@ class RedisStreamStore:
         results: list[ScoredBatch | Exception | None] = [None] * len(requests)
         todo = list(range(len(requests)))
         async with self._lock:
+            if self.breaker.open():
+                self.on_failure("breaker_open")
+                refused = StreamStateUnavailable(
+                    "the stream state store (Redis) timed out moments ago: requests are "
+                    f"refused at once for up to {self.breaker.open_s:g} s before it is tried "
+                    "again"
+                )
+                return [refused] * len(requests)
             for _ in range(ATTEMPTS):
                 view = _Staged(self.copies, self._unusable, self.clock)
                 try:
@@ -245,6 +257,7 @@ class RedisStreamStore:
             self._forget(view)  # changed in place but not kept: Redis' copy is the truth
             reason = failure_reason(exc)
             self.on_failure(reason)
+            self.breaker.failed(reason)
             if reason == "full":
                 self._refused_bytes = sum(
                     len(arg) if isinstance(arg, bytes | str) else 8 for arg in args
@@ -256,6 +269,7 @@ class RedisStreamStore:
                 f"the stream state store (Redis) did not answer: {type(exc).__name__}: {exc}"
             ) from exc
         self._refused_bytes = 0
+        self.breaker.succeeded()
         moved: set[StreamKey | None] = set()
         for i in range(0, len(reply), 3):
             key = keys[int(reply[i]) - 1]

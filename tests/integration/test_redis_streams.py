@@ -6,6 +6,7 @@ with a reason, not a silently fresh stream, until it is back."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -310,6 +311,32 @@ async def test_redis_full_is_a_503_readiness_says_so_and_it_recovers(
         assert (await a.get("/readyz")).status_code == 200
     finally:
         admin.close()
+
+
+async def test_a_hung_redis_costs_one_timeout_then_requests_fail_fast(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """Redis stopped (SIGSTOP: it accepts connections but never answers): the first request
+    waits for the timeout, the next ones are refused at once while the breaker is open."""
+    a = await apps.start(redis_url=redis_server.url, redis_timeout_s=0.5, redis_breaker_s=60.0)
+    body = {"stream_id": "h", "reading": [0.1, 0, 0, 0]}
+    assert (await a.post(SCORE, json=body)).status_code == 200
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        first = await a.post(SCORE, json=body)
+        assert first.status_code == 503, first.text
+        assert "did not answer" in first.json()["detail"]
+        for _ in range(3):
+            fast = await a.post(SCORE, json=body)
+            assert fast.status_code == 503
+            assert fast.headers["content-type"].startswith("application/problem+json")
+            assert "refused at once" in fast.json()["detail"]
+        metrics = (await a.get("/metrics")).text
+        assert 'anomaly_stream_state_failures_total{reason="timeout"} 1.0' in metrics
+        assert 'anomaly_stream_state_failures_total{reason="breaker_open"} 3.0' in metrics
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
 
 
 def without_id(result: dict[str, Any]) -> dict[str, Any]:
