@@ -52,15 +52,17 @@ _CHUNK = 2000
 WRITE_READINGS = """
 local commit, blob, retention, index_ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
 local ckey, lkey = ARGV[at + 4], ARGV[at + 5]
-local any, clients = false, false
+local any, clients, generated = false, false, {}
 at = at + 6
 while at <= #ARGV do
   local n = tonumber(ARGV[at + 4])
   if written[tonumber(ARGV[at])] then
     any = true
-    if ARGV[at + 3] ~= '' then
-      redis.call('ZADD', ARGV[at + 1], ARGV[at + 2], ARGV[at + 3])
-      redis.call('PEXPIRE', ARGV[at + 1], index_ttl)
+    if ARGV[at + 3] ~= '' then  -- one ZADD per sorted set below, not one per request
+      local members = generated[ARGV[at + 1]] or {}
+      members[#members + 1] = ARGV[at + 2]
+      members[#members + 1] = ARGV[at + 3]
+      generated[ARGV[at + 1]] = members
     end
     for c = 0, n - 1, CHUNK do
       local last = math.min(c + CHUNK, n) - 1
@@ -78,6 +80,12 @@ while at <= #ARGV do
 end
 if any then
   redis.call('SET', commit, blob, 'PX', retention)
+end
+for key, members in pairs(generated) do
+  for c = 1, #members, 2 * CHUNK do
+    redis.call('ZADD', key, unpack(members, c, math.min(c + 2 * CHUNK - 1, #members)))
+  end
+  redis.call('PEXPIRE', key, index_ttl)
 end
 if clients then
   redis.call('PEXPIRE', ckey, index_ttl)

@@ -191,3 +191,26 @@ async def test_readings_of_a_stream_that_moved_on_are_not_indexed(
     stale = f"{again.id_prefix}{again.seq_start - 1}"  # the first, discarded scoring
     found = await b.readings.find([answered, stale], None)
     assert list(found) == [answered]
+
+
+async def test_the_requests_of_one_commit_are_each_found_by_id(replicas: list[Replica]) -> None:
+    """Single readings of one turn share one commit (one value, one index write per sorted
+    set): every one is found, on its own stream, as the scoring replica holds it."""
+    a, b = replicas
+    bodies = [
+        {"stream_id": f"p{i % 2}", "reading": {"values": [0.2 * i, 0, 0, 1]}} for i in range(5)
+    ]
+    bodies.append({"stream_id": "p0", "readings": [[1, 1, 0, 0], {"values": [0, 1, 1, 0]}]})
+    parsed = [parse_json(orjson.dumps(body), 100) for body in bodies]
+    outcomes = await a.store.score_many(parsed)
+    ids: list[str] = []
+    for outcome in outcomes:
+        assert not isinstance(outcome, Exception), outcome
+        ids += [f"{outcome.id_prefix}{outcome.seq_start + i}" for i in range(len(outcome.values))]
+    found = await b.readings.find(ids, None)
+    assert sorted(found) == sorted(ids)
+    for reading_id in ids:
+        held = a.pipeline.recent.get(reading_id)
+        got = found[reading_id]
+        assert held is not None and isinstance(got, RecentReading)
+        same(got, held)
