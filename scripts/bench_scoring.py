@@ -184,16 +184,25 @@ def main() -> int:
                 base = wrk(f"{empty_url}/empty", single, 8, args.duration)
                 load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
                 print(f"round {round_}: empty {base:,.0f} req/s (load average {load})")
-                figures: dict[str, tuple[float, float, float]] = {}
-                for name, score in targets.items():
-                    one = wrk(score, single, args.connections, args.duration)
-                    json_batch = wrk(score, batch, 2, args.duration)
-                    binary = wrk(score, f32, 2, args.duration)
-                    figures[name] = (one, json_batch * 1000, binary * 1000)
+                # Each kind of request on both services back to back, in turn first and
+                # second, so load from elsewhere on the machine hits both alike.
+                names = list(targets) if round_ % 2 else list(reversed(targets))
+                runs: dict[str, list[float]] = {name: [] for name in targets}
+                for script, connections, per_request in (
+                    (single, args.connections, 1),
+                    (batch, 2, 1000),
+                    (f32, 2, 1000),
+                ):
+                    for name in names:
+                        rate = wrk(targets[name], script, connections, args.duration)
+                        runs[name].append(rate * per_request)
+                figures = {name: (r[0], r[1], r[2]) for name, r in runs.items()}
+                for name in targets:
+                    one, json_batch, binary = figures[name]
                     print(
                         f"  {name}: single {one:,.0f} req/s ({one / base:.2f}x empty) | "
-                        f"JSON 1k batches {json_batch * 1000:,.0f} readings/s | "
-                        f"float32 1k batches {binary * 1000:,.0f} readings/s"
+                        f"JSON 1k batches {json_batch:,.0f} readings/s | "
+                        f"float32 1k batches {binary:,.0f} readings/s"
                     )
                 if "redis" in figures:
                     ratios = [
