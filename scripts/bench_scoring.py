@@ -47,6 +47,25 @@ def lua(path: Path, body: Path, content_type: str) -> Path:
     return path
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measured(
+    url: str, script: Path, connections: int, duration: int, pids: list[int]
+) -> tuple[float, float]:
+    """Requests per second, and CPU seconds per request of the serving processes: what a
+    request costs, whatever else the machine runs meanwhile."""
+    before = cpu_seconds(pids)
+    rate = wrk(url, script, connections, duration)
+    return rate, (cpu_seconds(pids) - before) / (rate * duration)
+
+
 def wrk(url: str, script: Path, connections: int, duration: int) -> float:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
@@ -141,6 +160,7 @@ def main() -> int:
         )
         processes = [empty, service]
         targets = {"in-process": f"http://127.0.0.1:{service_port}/v1/score"}
+        serving = {"in-process": [service.pid]}  # whose CPU time a request costs
         if args.redis and redis_server is not None:
             port = free_port()
             processes.append(
@@ -174,12 +194,14 @@ def main() -> int:
                 )
             )
             targets["redis"] = f"http://127.0.0.1:{redis_service_port}/v1/score"
+            serving["redis"] = [processes[-1].pid, processes[-2].pid]  # with redis-server
         try:
             empty_url = f"http://127.0.0.1:{empty_port}"
             wait_up(f"{empty_url}/docs")
             for url in targets.values():
                 wait_up(url.replace("/v1/score", "/readyz"))
             ratios_by_round: list[list[float]] = []
+            cost_ratios_by_round: list[list[float]] = []
             for round_ in range(1, args.rounds + 1):
                 base = wrk(f"{empty_url}/empty", single, 8, args.duration)
                 load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -188,14 +210,18 @@ def main() -> int:
                 # second, so load from elsewhere on the machine hits both alike.
                 names = list(targets) if round_ % 2 else list(reversed(targets))
                 runs: dict[str, list[float]] = {name: [] for name in targets}
+                costs: dict[str, list[float]] = {name: [] for name in targets}
                 for script, connections, per_request in (
                     (single, args.connections, 1),
                     (batch, 2, 1000),
                     (f32, 2, 1000),
                 ):
                     for name in names:
-                        rate = wrk(targets[name], script, connections, args.duration)
+                        rate, cpu = measured(
+                            targets[name], script, connections, args.duration, serving[name]
+                        )
                         runs[name].append(rate * per_request)
+                        costs[name].append(cpu / per_request * 1e6)
                 figures = {name: (r[0], r[1], r[2]) for name, r in runs.items()}
                 for name in targets:
                     one, json_batch, binary = figures[name]
@@ -204,6 +230,15 @@ def main() -> int:
                         f"JSON 1k batches {json_batch:,.0f} readings/s | "
                         f"float32 1k batches {binary:,.0f} readings/s"
                     )
+                    print(
+                        "    CPU per reading (µs): single {:.0f} | JSON batches {:.2f} | "
+                        "float32 batches {:.2f}".format(*costs[name])
+                    )
+                if "redis" in costs:
+                    cost_ratios = [
+                        i / r for r, i in zip(costs["redis"], costs["in-process"], strict=True)
+                    ]
+                    cost_ratios_by_round.append(cost_ratios)
                 if "redis" in figures:
                     ratios = [
                         r / i for r, i in zip(figures["redis"], figures["in-process"], strict=True)
@@ -218,6 +253,12 @@ def main() -> int:
                 print(
                     "median redis / in-process over {} rounds: single {:.2f}x | JSON batches "
                     "{:.2f}x | float32 batches {:.2f}x".format(len(ratios_by_round), *medians)
+                )
+                medians = np.median(np.array(cost_ratios_by_round), axis=0)
+                print(
+                    "median in-process / redis CPU per reading (the rate ratio on cores of "
+                    "their own, Redis on the same ones): single {:.2f}x | JSON batches {:.2f}x "
+                    "| float32 batches {:.2f}x".format(*medians)
                 )
         finally:
             for process in processes:
