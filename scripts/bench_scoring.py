@@ -47,23 +47,21 @@ def lua(path: Path, body: Path, content_type: str) -> Path:
     return path
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User and system CPU time the processes have used (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
-    return total / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15
 
 
 def measured(
     url: str, script: Path, connections: int, duration: int, pids: list[int]
-) -> tuple[float, float]:
-    """Requests per second, and CPU seconds per request of the serving processes: what a
-    request costs, whatever else the machine runs meanwhile."""
-    before = cpu_seconds(pids)
+) -> tuple[float, list[float]]:
+    """Requests per second, and CPU seconds per request of each serving process: what a
+    request costs, which other work on the machine moves far less than the rate."""
+    before = [cpu_seconds(pid) for pid in pids]
     rate = wrk(url, script, connections, duration)
-    return rate, (cpu_seconds(pids) - before) / (rate * duration)
+    spent = [cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
+    return rate, [cpu / (rate * duration) for cpu in spent]
 
 
 def wrk(url: str, script: Path, connections: int, duration: int) -> float:
@@ -211,6 +209,7 @@ def main() -> int:
                 names = list(targets) if round_ % 2 else list(reversed(targets))
                 runs: dict[str, list[float]] = {name: [] for name in targets}
                 costs: dict[str, list[float]] = {name: [] for name in targets}
+                parts: dict[str, list[str]] = {name: [] for name in targets}
                 for script, connections, per_request in (
                     (single, args.connections, 1),
                     (batch, 2, 1000),
@@ -221,7 +220,8 @@ def main() -> int:
                             targets[name], script, connections, args.duration, serving[name]
                         )
                         runs[name].append(rate * per_request)
-                        costs[name].append(cpu / per_request * 1e6)
+                        costs[name].append(sum(cpu) / per_request * 1e6)
+                        parts[name].append(" + ".join(f"{c / per_request * 1e6:.2f}" for c in cpu))
                 figures = {name: (r[0], r[1], r[2]) for name, r in runs.items()}
                 for name in targets:
                     one, json_batch, binary = figures[name]
@@ -231,8 +231,11 @@ def main() -> int:
                         f"float32 1k batches {binary:,.0f} readings/s"
                     )
                     print(
-                        "    CPU per reading (µs): single {:.0f} | JSON batches {:.2f} | "
-                        "float32 batches {:.2f}".format(*costs[name])
+                        "    CPU per reading, µs{}: single {} | JSON batches {} | "
+                        "float32 batches {}".format(
+                            " (service + redis-server)" if len(serving[name]) > 1 else "",
+                            *parts[name],
+                        )
                     )
                 if "redis" in costs:
                     cost_ratios = [
