@@ -1,14 +1,18 @@
 """Quick scoring benchmark on 127.0.0.1 (bounded in time): an empty FastAPI endpoint vs
 POST /v1/score on the bundled model, one uvicorn worker each, driven by Debian's ``wrk``.
 
-    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2] [--model DIR] [--redis]
+    .venv/bin/python scripts/bench_scoring.py [--duration 6] [--rounds 2] [--model DIR]
+        [--redis [--redis-baseline DIR]]
 
 Prints req/s for single readings (and the ratio to the empty endpoint) and readings/s for
 1,000-reading JSON batches and float32 bodies. ``--redis`` also serves the same model with
 its stream state in Redis (a redis-server on a free loopback port, no persistence) and
 measures it in the same rounds, interleaved, with the ratio to the in-process default.
-The load tests under loadtests/ are the reference; this is the quick check used while
-developing the hot path.
+``--redis-baseline DIR`` adds a third service, with Redis state, from another checkout,
+so a change is measured against what it replaces in the same rounds. CPU time per reading
+of the serving processes (read from /proc) is printed too: on a machine shared with other
+work it moves far less than the rates. The load tests under loadtests/ are the reference;
+this is the quick check used while developing the hot path.
 """
 
 from __future__ import annotations
@@ -110,6 +114,13 @@ def main() -> int:
         action="store_true",
         help="also measure a service keeping its stream state in Redis (needs redis-server)",
     )
+    parser.add_argument(
+        "--redis-baseline",
+        type=Path,
+        metavar="DIR",
+        help="with --redis, also serve with Redis state the service in DIR, another checkout "
+        "(git worktree add DIR COMMIT), to compare a change in the same rounds",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install -y wrk)", file=sys.stderr)
@@ -183,6 +194,8 @@ def main() -> int:
                 **env_service,
                 "ANOMALY_STORE_PATH": str(tmp / "store-redis.sqlite3"),
                 "ANOMALY_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                # Bounds Redis's memory over many rounds; a TTL's length costs nothing.
+                "ANOMALY_RECENT_RETENTION_S": "300",
             }
             processes.append(
                 subprocess.Popen(
@@ -192,21 +205,38 @@ def main() -> int:
                 )
             )
             targets["redis"] = f"http://127.0.0.1:{redis_service_port}/v1/score"
-            serving["redis"] = [processes[-1].pid, processes[-2].pid]  # with redis-server
+            redis_pid = processes[-2].pid
+            serving["redis"] = [processes[-1].pid, redis_pid]  # with redis-server
+            if args.redis_baseline is not None:
+                baseline_port = free_port()
+                processes.append(
+                    subprocess.Popen(
+                        [python, "-m", "service", "--port", str(baseline_port)],
+                        cwd=args.redis_baseline.resolve(),  # imports that checkout's service
+                        env=env_redis
+                        | {
+                            "ANOMALY_STORE_PATH": str(tmp / "store-baseline.sqlite3"),
+                            "ANOMALY_REDIS_URL": f"redis://127.0.0.1:{port}/1",
+                        },
+                    )
+                )
+                targets["redis-baseline"] = f"http://127.0.0.1:{baseline_port}/v1/score"
+                serving["redis-baseline"] = [processes[-1].pid, redis_pid]
         try:
             empty_url = f"http://127.0.0.1:{empty_port}"
             wait_up(f"{empty_url}/docs")
             for url in targets.values():
                 wait_up(url.replace("/v1/score", "/readyz"))
-            ratios_by_round: list[list[float]] = []
-            cost_ratios_by_round: list[list[float]] = []
+            ratios_by_round: dict[str, list[list[float]]] = {}
+            cost_ratios_by_round: dict[str, list[list[float]]] = {}
             for round_ in range(1, args.rounds + 1):
                 base = wrk(f"{empty_url}/empty", single, 8, args.duration)
                 load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
                 print(f"round {round_}: empty {base:,.0f} req/s (load average {load})")
-                # Each kind of request on both services back to back, in turn first and
-                # second, so load from elsewhere on the machine hits both alike.
-                names = list(targets) if round_ % 2 else list(reversed(targets))
+                # Each kind of request on every service back to back, each first in turn,
+                # so load from elsewhere on the machine hits them alike.
+                shift = round_ % len(targets)
+                names = list(targets)[shift:] + list(targets)[:shift]
                 runs: dict[str, list[float]] = {name: [] for name in targets}
                 costs: dict[str, list[float]] = {name: [] for name in targets}
                 parts: dict[str, list[str]] = {name: [] for name in targets}
@@ -237,29 +267,30 @@ def main() -> int:
                             *parts[name],
                         )
                     )
-                if "redis" in costs:
-                    cost_ratios = [
-                        i / r for r, i in zip(costs["redis"], costs["in-process"], strict=True)
-                    ]
-                    cost_ratios_by_round.append(cost_ratios)
-                if "redis" in figures:
+                for name in targets:
+                    if name == "in-process":
+                        continue
                     ratios = [
-                        r / i for r, i in zip(figures["redis"], figures["in-process"], strict=True)
+                        r / i for r, i in zip(figures[name], figures["in-process"], strict=True)
                     ]
-                    ratios_by_round.append(ratios)
+                    cost_ratios = [
+                        i / r for r, i in zip(costs[name], costs["in-process"], strict=True)
+                    ]
+                    ratios_by_round.setdefault(name, []).append(ratios)
+                    cost_ratios_by_round.setdefault(name, []).append(cost_ratios)
                     print(
-                        "  redis / in-process: single {:.2f}x | JSON batches {:.2f}x | "
+                        f"  {name} / in-process: single {{:.2f}}x | JSON batches {{:.2f}}x | "
                         "float32 batches {:.2f}x".format(*ratios)
                     )
-            if ratios_by_round:
-                medians = np.median(np.array(ratios_by_round), axis=0)
+            for name, by_round in ratios_by_round.items():
+                medians = np.median(np.array(by_round), axis=0)
                 print(
-                    "median redis / in-process over {} rounds: single {:.2f}x | JSON batches "
-                    "{:.2f}x | float32 batches {:.2f}x".format(len(ratios_by_round), *medians)
+                    "median {} / in-process over {} rounds: single {:.2f}x | JSON batches "
+                    "{:.2f}x | float32 batches {:.2f}x".format(name, len(by_round), *medians)
                 )
-                medians = np.median(np.array(cost_ratios_by_round), axis=0)
+                medians = np.median(np.array(cost_ratios_by_round[name]), axis=0)
                 print(
-                    "median in-process / redis CPU per reading (the rate ratio on cores of "
+                    f"median in-process / {name} CPU per reading (the rate ratio on cores of "
                     "their own, Redis on the same ones): single {:.2f}x | JSON batches {:.2f}x "
                     "| float32 batches {:.2f}x".format(*medians)
                 )
