@@ -67,7 +67,7 @@ from service.scoring.batching import ReadingBatcher
 from service.scoring.breaker import Breaker
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
-from service.scoring.redis_streams import FAILURE_REASONS, RedisStreamStore
+from service.scoring.redis_streams import RedisStreamStore
 from service.scoring.registry import ModelRegistry
 from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
@@ -263,8 +263,6 @@ def build_stream_store(
     )
     index = ReadingIndex(namespace="anomaly", retention_s=settings.recent_retention_s)
     failures = pipeline.metrics.stream_state_failures
-    for reason in FAILURE_REASONS:
-        failures.labels(reason)  # 0, not "no data", until the first one
 
     def count_failure(reason: str) -> None:
         failures.labels(reason).inc()

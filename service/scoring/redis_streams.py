@@ -41,10 +41,6 @@ from service.scoring.streams import Clock, StreamKey, StreamState, StreamStates
 
 ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
 PROBE_TTL_MS = 60_000  # the readiness check's own key
-# Why a script call failed: down or refusing connections, slower than the timeout, at
-# maxmemory (noeviction refuses writes), anything else Redis answered with an error.
-# breaker_open: refused at once, a recent call having timed out (service/scoring/breaker.py).
-FAILURE_REASONS = ("unreachable", "timeout", "full", "refused", "breaker_open")
 
 # KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
 # revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
@@ -75,7 +71,7 @@ local at = 2 + #KEYS * 3
 
 
 def failure_reason(exc: BaseException) -> str:
-    """A failed Redis call, as one of :data:`FAILURE_REASONS`."""
+    """A failed Redis call, as one of :data:`service.metrics.STREAM_STATE_FAILURES`."""
     if isinstance(exc, OutOfMemoryError):
         return "full"
     if isinstance(exc, RedisTimeout | TimeoutError):
@@ -142,7 +138,7 @@ class RedisStreamStore:
         self.readings = readings
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
-        self.on_failure = on_failure  # a failed script call's reason (FAILURE_REASONS)
+        self.on_failure = on_failure  # a failed write's reason (STREAM_STATE_FAILURES)
         self.breaker = breaker if breaker is not None else Breaker(0)
         # The size of the last commit Redis refused for memory, until one is written: the
         # request's own arguments count toward maxmemory, so a full Redis may still take a
