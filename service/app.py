@@ -60,14 +60,16 @@ from service.calibration.recalibration import Recalibration
 from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.replicas import PostgresLink, ReplicaLink, SoloLink
 from service.calibration.sql import SqlFeedbackStore
+from service.calibration.store import StoreUnreachable
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
+from service.scoring.breaker import Breaker
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
 from service.scoring.redis_streams import RedisStreamStore
 from service.scoring.registry import ModelRegistry
-from service.scoring.shared_readings import SharedReadings
+from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
@@ -226,6 +228,26 @@ def _ignore(count: int) -> None:
     return None
 
 
+async def restore_from_store(state: AppState) -> None:
+    """Start-up reads of the store: thresholds, maintenance windows, drift. A shared store
+    may be down while a replica starts: the replica then starts degraded, as a running one
+    degrades (manifest thresholds, no maintenance window known, labels and admin 503), and
+    its replica link catches up once the store answers."""
+    shared = state.store.shared
+    try:
+        if await state.keeper.restore(tolerate_unreachable=shared):
+            await state.maintenance.restore()
+            await state.drift.check_all()
+            return
+    except StoreUnreachable:
+        if not shared:
+            raise
+    logger.warning(
+        "started without the feedback store: no maintenance window is known until it "
+        "answers; /readyz names it under checks.store"
+    )
+
+
 def build_stream_store(
     settings: Settings, pipeline: ScoringPipeline
 ) -> tuple[StreamStore, SharedReadings | None]:
@@ -239,18 +261,21 @@ def build_stream_store(
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    namespace = "anomaly"
+    index = ReadingIndex(namespace="anomaly", retention_s=settings.recent_retention_s)
+    failures = pipeline.metrics.stream_state_failures
+
+    def count_failure(reason: str) -> None:
+        failures.labels(reason).inc()
+
     store = RedisStreamStore(
         pipeline,
         client,
-        namespace=namespace,
+        readings=index,
         idle_ttl_s=settings.stream_idle_ttl_s,
-        retention_s=settings.recent_retention_s,
+        on_failure=count_failure,
+        breaker=Breaker(settings.redis_breaker_s),
     )
-    readings = SharedReadings(
-        client, namespace=namespace, retention_s=settings.recent_retention_s, clock=time.time
-    )
-    return store, readings
+    return store, SharedReadings(client, index=index, clock=time.time)
 
 
 def create_app(
@@ -268,9 +293,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = build_state(settings, metrics_registry)
         try:
-            await state.keeper.restore()
-            await state.maintenance.restore()
-            await state.drift.check_all()
+            await restore_from_store(state)
         except BaseException:
             state.store.close()
             raise

@@ -32,6 +32,9 @@ def error_buckets(threshold: float) -> tuple[float, ...]:
 
 
 EVICTION_REASONS = ("lru", "ttl")  # service/scoring/streams.py: capacity, idle
+# service/scoring/redis_streams.py: down or refusing connections, slower than the timeout,
+# at maxmemory (noeviction refuses writes), any other error, refused at once after a timeout
+STREAM_STATE_FAILURES = ("unreachable", "timeout", "full", "refused", "breaker_open")
 RECALIBRATION_OUTCOMES: tuple[str, ...] = get_args(RunOutcome)
 LABELS: tuple[str, ...] = get_args(LabelValue)
 
@@ -72,6 +75,14 @@ class Metrics:
         )
 
         # --- threshold and recalibration ----------------------------------------------
+        self.stream_state_failures = Counter(
+            "stream_state_failures",
+            "Writes of shared stream state (Redis) that failed, each answered 503, by reason "
+            "(unreachable, timeout, full: maxmemory reached, refused: another error).",
+            ["reason"],
+            namespace=ns,
+            registry=registry,
+        )
         self.threshold_pending = Gauge(
             "threshold_pending_approvals",
             "Candidate thresholds held for an admin's approval.",
@@ -152,6 +163,8 @@ class Metrics:
         deployment's dashboard shows 0, not "No data", before the first event."""
         for reason in EVICTION_REASONS:
             self.stream_evictions.labels(reason)
+        for reason in STREAM_STATE_FAILURES:
+            self.stream_state_failures.labels(reason)
         for model in models:
             for outcome in RECALIBRATION_OUTCOMES:
                 self.recalibration_runs.labels(model, outcome)

@@ -174,6 +174,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds a Redis call may take before scoring answers 503.",
     )
+    redis_breaker_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="After a Redis call timed out, seconds during which scoring answers 503 "
+        "at once instead of waiting on Redis again (0: always wait).",
+    )
     error_quantile_window: int = Field(
         default=10_000,
         ge=10,

@@ -30,6 +30,7 @@ from service.calibration.store import (
     FeedbackStore,
     PendingAlreadyDecided,
     PendingNotFound,
+    StoreUnreachable,
     ThresholdVersionNotFound,
 )
 from service.errors import InvalidRequest, ServiceError, UnknownModel
@@ -98,6 +99,8 @@ class ThresholdKeeper:
         self.clock = clock
         self.board = ThresholdBoard()
         self._lock = asyncio.Lock()
+        # Models on their manifest's threshold because the store was unreachable at start.
+        self._unstored: set[str] = set()
 
     # --- reads --------------------------------------------------------------------------
 
@@ -147,6 +150,7 @@ class ThresholdKeeper:
         """Blocking: the latest stored version of each model version, or its manifest
         threshold persisted as a new version."""
         for model in models:
+            self._unstored.discard(model.name)  # a reload's restore replaces it either way
             version = self.store.ensure_threshold(
                 model.name,
                 model.version,
@@ -163,10 +167,32 @@ class ThresholdKeeper:
                 version.source,
             )
 
-    async def restore(self) -> None:
-        """Start-up: put every loaded model's stored threshold in force."""
+    async def restore(self, *, tolerate_unreachable: bool = False) -> bool:
+        """Start-up: put every loaded model's stored threshold in force; False when the
+        store did not answer and ``tolerate_unreachable`` (a shared store, down while a
+        replica starts) let it go on: the models not restored score on their manifest's
+        threshold, as version 0 (none stored), until :meth:`sync_from_store` reaches it."""
         async with self._lock:
-            await asyncio.to_thread(self._restore, self.models.models())
+            try:
+                await asyncio.to_thread(self._restore, self.models.models())
+            except StoreUnreachable:
+                if not tolerate_unreachable:
+                    raise
+                for model in self.models.models():
+                    if model.name not in self.board:
+                        self._unstored.add(model.name)
+                        value = model.manifest.threshold.value
+                        self.board.set(
+                            model.name, ThresholdSnapshot(value=value, version=0, baseline=value)
+                        )
+                        logger.warning(
+                            "threshold for %s: %.6g from its manifest, not yet stored (the "
+                            "store is unreachable)",
+                            model.name,
+                            value,
+                        )
+                return False
+        return True
 
     async def swap_models(
         self, reload: Callable[[], Sequence[LoadedModel]]
@@ -184,6 +210,9 @@ class ThresholdKeeper:
         """Adopt versions another replica wrote (a shared PostgreSQL store): one cheap query
         when nothing changed; called on each notification and every poll interval."""
         async with self._lock:
+            if self._unstored:  # started while the store was down: restore them now
+                unstored = [m for m in self.models.models() if m.name in self._unstored]
+                await asyncio.to_thread(self._restore, unstored)
             newest = await asyncio.to_thread(self.store.newest_versions)
             for model in self.models.models():
                 known = self.board.get(model.name).version if model.name in self.board else None

@@ -55,6 +55,7 @@ class StoreUnreachable(StoreError, ServiceError):
     headers: ClassVar[dict[str, str]] = {"Retry-After": "5"}
 
     def __init__(self, where: str, reason: str) -> None:
+        self.reason = reason
         ServiceError.__init__(
             self,
             f"the feedback store {where} is unreachable ({reason}); labels and threshold "
@@ -125,6 +126,11 @@ class FeedbackStore(Protocol):
     - Failures are :class:`StoreError` (or a subclass below); a backend that loses its
       connection raises :class:`StoreUnreachable`, which the API answers with a 503.
     """
+
+    @property
+    def shared(self) -> bool:
+        """Several processes may use this store at once (a server, not a file): it may be
+        down while this process runs, or starts, and scoring goes on."""
 
     def ping(self) -> None:
         """Raise if the store cannot answer (readiness)."""

@@ -26,10 +26,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from service.errors import StreamContention, StreamStateUnavailable
 from service.scoring import shared_readings
+from service.scoring.breaker import Breaker
 from service.scoring.payload import ParsedRequest
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.scored import ScoredBatch
@@ -37,18 +40,17 @@ from service.scoring.stream_codec import StateFormatError, encode, restore
 from service.scoring.streams import Clock, StreamKey, StreamState, StreamStates
 
 ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
+PROBE_TTL_MS = 60_000  # the readiness check's own key
 
-# KEYS: the streams. ARGV: idle TTL ms, retention ms, the readings' key prefix, then per
-# stream its expected revision, new revision and state; then per scored request the
-# (1-based) stream it belongs to, the stream id (the readings' hash field), how many
-# readings, the record size, the generated-id prefix and first sequence number, the
-# length-prefixed ids ('' when all are generated) and the records. Returns, per stream that
-# moved on, its position, revision and state ('' when it is gone).
-_COMMIT = """
-local ttl, retention, readings = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+# KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
+# revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
+# per stream that moved on, its position, revision and state ('' when it is gone).
+_COMMIT = (
+    """
+local ttl = tonumber(ARGV[1])
 local written, moved = {}, {}
 for i, key in ipairs(KEYS) do
-  local at = 4 + (i - 1) * 3
+  local at = 2 + (i - 1) * 3
   local current = redis.call('HMGET', key, 'r', 's')
   local revision = current[1] or ''
   if revision == ARGV[at] then
@@ -61,34 +63,31 @@ for i, key in ipairs(KEYS) do
     moved[#moved + 1] = current[2] or ''
   end
 end
-for at = 4 + #KEYS * 3, #ARGV, 8 do
-  if written[tonumber(ARGV[at])] then
-    local stream, count, size = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-    local prefix, seq = ARGV[at + 4], tonumber(ARGV[at + 5])
-    local ids, records = ARGV[at + 6], ARGV[at + 7]
-    local p = 1
-    for j = 0, count - 1 do
-      local id
-      if ids == '' then
-        id = prefix .. string.format('%d', seq + j)
-      else
-        local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
-        id = string.sub(ids, p + 2, p + 1 + length)
-        p = p + 2 + length
-      end
-      local key = readings .. id
-      redis.call('HSET', key, stream, string.sub(records, j * size + 1, (j + 1) * size))
-      redis.call('PEXPIRE', key, retention)
-    end
-  end
-end
-return moved
+local at = 2 + #KEYS * 3
 """
+    + shared_readings.WRITE_READINGS
+    + "return moved\n"
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A failed Redis call, as one of :data:`service.metrics.STREAM_STATE_FAILURES`."""
+    if isinstance(exc, OutOfMemoryError):
+        return "full"
+    if isinstance(exc, RedisTimeout | TimeoutError):
+        return "timeout"
+    if isinstance(exc, RedisConnectionError | OSError):
+        return "unreachable"
+    return "refused"
 
 
 def stream_key(namespace: str, key: StreamKey) -> str:
     model, stream = key
     return f"{namespace}:s:{len(model)}:{model}:{stream}"
+
+
+def _ignore(reason: str) -> None:
+    return None
 
 
 class _Staged:
@@ -127,18 +126,25 @@ class RedisStreamStore:
         pipeline: ScoringPipeline,
         client: Redis,
         *,
-        namespace: str,
+        readings: shared_readings.ReadingIndex,
         idle_ttl_s: float,
-        retention_s: float,
         clock: Clock = time.time,
+        on_failure: Callable[[str], None] = _ignore,
+        breaker: Breaker | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.client = client
-        self.namespace = namespace
+        self.namespace = readings.namespace
+        self.readings = readings
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
+        self.on_failure = on_failure  # a failed write's reason (STREAM_STATE_FAILURES)
+        self.breaker = breaker if breaker is not None else Breaker(0)
+        # The size of the last commit Redis refused for memory, until one is written: the
+        # request's own arguments count toward maxmemory, so a full Redis may still take a
+        # small write (the readiness probe's) while refusing every batch.
+        self._refused_bytes = 0
         self._ttl_ms = max(1, round(idle_ttl_s * 1000))
-        self._retention_ms = max(1, round(retention_s * 1000))
         self._commit_script = client.register_script(_COMMIT)
         self._lock = asyncio.Lock()
         self._token = os.urandom(6).hex()
@@ -173,6 +179,14 @@ class RedisStreamStore:
         results: list[ScoredBatch | Exception | None] = [None] * len(requests)
         todo = list(range(len(requests)))
         async with self._lock:
+            if self.breaker.open():
+                self.on_failure("breaker_open")
+                refused = StreamStateUnavailable(
+                    "the stream state store (Redis) timed out moments ago: requests are "
+                    f"refused at once for up to {self.breaker.open_s:g} s before it is tried "
+                    "again"
+                )
+                return [refused] * len(requests)
             for _ in range(ATTEMPTS):
                 view = _Staged(self.copies, self._unusable, self.clock)
                 try:
@@ -219,33 +233,39 @@ class RedisStreamStore:
         if not keys:
             return set()
         position = {key: i for i, key in enumerate(keys, start=1)}
-        args: list[str | bytes | int] = [
-            self._ttl_ms,
-            self._retention_ms,
-            shared_readings.reading_key_prefix(self.namespace),
-        ]
+        args: list[str | bytes | int] = [self._ttl_ms]
         revisions: dict[StreamKey, str] = {}
         for key in keys:
             revisions[key] = f"{self._token}:{next(self._revisions)}"
             args += [view.expected.get(key, ""), revisions[key], encode(view.changed[key])]
-        for outcome in outcomes:
-            if isinstance(outcome, Exception):
-                continue
-            packed = shared_readings.pack(outcome)
-            args += [
-                position[(outcome.model.name, outcome.stream_id)], outcome.stream_id,
-                packed.count, packed.record_size, packed.id_prefix, packed.seq_start,
-                packed.ids, packed.records,
-            ]  # fmt: skip
+        scored = [
+            (position[(outcome.model.name, outcome.stream_id)], outcome)
+            for outcome in outcomes
+            if not isinstance(outcome, Exception)
+        ]
+        commit = f"{self._token}:{next(self._revisions)}"
+        args += self.readings.write_args(commit, self.clock(), scored)
         try:
             reply = await self._commit_script(
                 keys=[stream_key(self.namespace, key) for key in keys], args=args
             )
         except (RedisError, OSError) as exc:
             self._forget(view)  # changed in place but not kept: Redis' copy is the truth
+            reason = failure_reason(exc)
+            self.on_failure(reason)
+            self.breaker.failed(reason)
+            if reason == "full":
+                self._refused_bytes = sum(
+                    len(arg) if isinstance(arg, bytes | str) else 8 for arg in args
+                )
+                raise StreamStateUnavailable(
+                    f"the stream state store (Redis) is full and refuses writes: {exc}"
+                ) from exc
             raise StreamStateUnavailable(
                 f"the stream state store (Redis) did not answer: {type(exc).__name__}: {exc}"
             ) from exc
+        self._refused_bytes = 0
+        self.breaker.succeeded()
         moved: set[StreamKey | None] = set()
         for i in range(0, len(reply), 3):
             key = keys[int(reply[i]) - 1]
@@ -319,8 +339,25 @@ class RedisStreamStore:
         return removed
 
     async def problem(self) -> str | None:
+        """Unreachable, or full: at ``maxmemory`` with ``noeviction`` Redis still answers a
+        ping but refuses writes, so the check is a small expiring write and, after a commit
+        was refused for memory, whether one that size would fit now."""
+        full = (
+            "stream state store (Redis) is full: {}; scoring answers 503 until memory is "
+            "freed or maxmemory raised"
+        )
         try:
-            await self.client.ping()
+            await self.client.set(f"{self.namespace}:ready", b"", px=PROBE_TTL_MS)
+            if self._refused_bytes:
+                memory = await self.client.info("memory")
+                used, limit = int(memory["used_memory"]), int(memory["maxmemory"])
+                if limit and used + self._refused_bytes >= limit:
+                    return full.format(
+                        f"{used:,} of maxmemory {limit:,} bytes used, and it refused a "
+                        f"write of {self._refused_bytes:,} bytes"
+                    )
+        except OutOfMemoryError as exc:
+            return full.format(f"it refuses writes ({exc})")
         except (RedisError, OSError) as exc:
             return f"stream state store (Redis) unreachable: {type(exc).__name__}: {exc}"
         return None

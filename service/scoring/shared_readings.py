@@ -1,270 +1,288 @@
-"""Scored readings as Redis records, so a label can reach a reading another replica scored.
+"""Scored readings in Redis, so a label can reach a reading another replica scored.
 
-A reading is a field of the hash ``<ns>:r:<reading id>``, named by its stream, holding the
-packed :class:`~service.scoring.recent.RecentReading`; the hash expires with the retention
-(``ANOMALY_RECENT_RETENTION_S``). The stream store writes them in the same script call as
-the stream states (one round trip per request); :class:`SharedReadings` reads them back.
+One value per commit of the stream store, and an index by reading id:
+
+- ``<ns>:q:<commit>``, a string: the scored requests of one commit back to back, each its
+  length-prefixed ids (when the client gave any) then its fixed-size records
+  (:mod:`service.scoring.reading_codec`). It expires with the retention
+  (``ANOMALY_RECENT_RETENTION_S``): the reading is gone when its record is.
+- ``<ns>:g:<id prefix>:<bucket>``, a sorted set of generated ids: one member per request,
+  scored by its first sequence number, naming where its records are. A generated id is
+  the replica's prefix and a number, so one member covers every reading of the request.
+- ``<ns>:c:<bucket>``, a hash from ``<client id>\\0<stream>`` to where that reading's record
+  is (the latest such reading wins, as a write replaces the field), and ``<ns>:l:<bucket>``,
+  the same fields in a sorted set, so that a lookup without a stream finds every stream
+  that carries an id (``ZRANGEBYLEX``).
+
+Index keys are per time bucket (a sixteenth of the retention), so they expire as a whole
+a little after the records they point to, instead of a key (and an expiry) per reading,
+which made Redis's work grow with every reading. The stream store writes all of this in
+its one script call per request (:data:`WRITE_READINGS`); :class:`SharedReadings` reads
+it back, in one script call per lookup (:data:`_FIND`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import struct
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
-import numpy as np
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.errors import StreamStateUnavailable
 from service.scoring.client_ids import AmbiguousReadingId
-from service.scoring.decision import ALERT
+from service.scoring.reading_codec import decode, pack
 from service.scoring.recent import RecentReading
 from service.scoring.scored import ScoredBatch
 
-# timestamp, received at, error and smoothed score (NaN: warming), threshold, its version,
-# the suppress_alerts and exclude_from_learning windows (0: none), anomaly, alert, whether
-# the reply computed reconstructions, sensors, model name bytes, model version bytes; then
-# the values and the squared errors (float32, NaN while warming), one bit a sensor for
-# observed >= reconstructed, the model's name and version. Everything the recent-readings
-# buffer keeps of a reading: a label by id on another replica must see what this one would
-# (a window keeping it out of learning above all).
-_RECORD = struct.Struct("<dddddqqq???HHH")
-
 SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
 
+BUCKETS_PER_RETENTION = 16
+# Lua's unpack() is bounded by its C stack: index fields are written this many at a time.
+_CHUNK = 2000
 
-def reading_key_prefix(namespace: str) -> str:
-    return f"{namespace}:r:"
+# The readings part of the commit script (service.scoring.redis_streams), run after the
+# states: ``written[i]`` says whether the i-th stream's state was written, ``at`` is where
+# these arguments start: the commit's key, its value, the retention, the index keys' TTL,
+# the client-id hash and sorted set; then per scored request the (1-based) stream it
+# belongs to, its generated-id sorted set, first sequence number and member ('' when every
+# reading has a client id), how many client ids, and those ids' fields and pointers.
+# Requests of a stream that moved on stay in the value (its offsets are fixed) but are not
+# indexed, so no lookup finds a reading scored on a stale state.
+WRITE_READINGS = """
+local commit, blob, retention, index_ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+local ckey, lkey = ARGV[at + 4], ARGV[at + 5]
+local any, clients, generated = false, false, {}
+at = at + 6
+while at <= #ARGV do
+  local n = tonumber(ARGV[at + 4])
+  if written[tonumber(ARGV[at])] then
+    any = true
+    if ARGV[at + 3] ~= '' then  -- one ZADD per sorted set below, not one per request
+      local members = generated[ARGV[at + 1]] or {}
+      members[#members + 1] = ARGV[at + 2]
+      members[#members + 1] = ARGV[at + 3]
+      generated[ARGV[at + 1]] = members
+    end
+    for c = 0, n - 1, CHUNK do
+      local last = math.min(c + CHUNK, n) - 1
+      local lex = {}
+      for j = c, last do
+        lex[#lex + 1] = 0
+        lex[#lex + 1] = ARGV[at + 5 + 2 * j]
+      end
+      redis.call('HSET', ckey, unpack(ARGV, at + 5 + 2 * c, at + 6 + 2 * last))
+      redis.call('ZADD', lkey, unpack(lex))
+      clients = true
+    end
+  end
+  at = at + 5 + 2 * n
+end
+if any then
+  redis.call('SET', commit, blob, 'PX', retention)
+end
+for key, members in pairs(generated) do
+  for c = 1, #members, 2 * CHUNK do
+    redis.call('ZADD', key, unpack(members, c, math.min(c + 2 * CHUNK - 1, #members)))
+  end
+  redis.call('PEXPIRE', key, index_ttl)
+end
+if clients then
+  redis.call('PEXPIRE', ckey, index_ttl)
+  redis.call('PEXPIRE', lkey, index_ttl)
+end
+""".replace("CHUNK", str(_CHUNK))
 
-
-@dataclass(frozen=True, slots=True)
-class PackedReadings:
-    """A scored request's readings as the commit script takes them: fixed-size records in
-    one string (no argument per reading: packing thousands costs more than scoring them),
-    and the ids either generated (``prefix`` + ``seq_start + i``, built by the script) or
-    length-prefixed in ``ids``."""
-
-    count: int
-    record_size: int
-    id_prefix: str
-    seq_start: int
-    ids: bytes  # b"" when every id is generated
-    records: bytes
-
-
-def _sign_bytes(n_sensors: int) -> int:
-    return (n_sensors + 7) // 8
-
-
-def _windows(scored: ScoredBatch) -> tuple[int, int]:
-    """The request's suppress_alerts and exclude_from_learning window ids, 0 for none."""
-    match = scored.maintenance
-    if match is None:
-        return 0, 0
-    return match.suppressed_by or 0, match.excluded_by or 0
-
-
-def _has_signs(scored: ScoredBatch) -> bool:
-    """Whether the reply computed reconstructions for the scored rows."""
-    return len(scored.reconstruction) == len(scored.errors)
-
-
-@functools.lru_cache(maxsize=64)
-def _layout(n_sensors: int, model_len: int, version_len: int) -> np.dtype[np.void]:
-    """The record as a numpy structured type: packed, the same bytes as ``_RECORD`` and
-    the arrays and names after it."""
-    return np.dtype(
-        [
-            ("timestamp", "<f8"), ("received", "<f8"), ("error", "<f8"), ("smoothed", "<f8"),
-            ("threshold", "<f8"), ("threshold_version", "<i8"), ("suppressed_by", "<i8"),
-            ("excluded_by", "<i8"), ("anomaly", "?"), ("alert", "?"), ("has_signs", "?"),
-            ("n_sensors", "<u2"), ("model_len", "<u2"), ("version_len", "<u2"),
-            ("values", "<f4", (n_sensors,)), ("squared", "<f4", (n_sensors,)),
-            ("signs", "u1", (_sign_bytes(n_sensors),)),
-            ("model", f"S{model_len}"), ("version", f"S{version_len}"),
-        ]
-    )  # fmt: skip
-
-
-def pack(scored: ScoredBatch) -> PackedReadings:
-    model = scored.model.name.encode()
-    version = scored.model.version.encode()
-    size, n_sensors = scored.values.shape
-    if size == 1:  # single readings, the common request: struct beats numpy's set-up
-        return _pack_one(scored, model, version, n_sensors)
-    layout = _layout(n_sensors, len(model), len(version))
-    rows = np.zeros(size, dtype=layout)
-    received = scored.received_at
-    if scored.timestamps is None:
-        rows["timestamp"] = received
-    else:
-        rows["timestamp"] = np.where(np.isnan(scored.timestamps), received, scored.timestamps)
-    rows["received"] = received
-    warming = scored.warming
-    rows["error"][:warming] = np.nan
-    rows["error"][warming:] = scored.errors
-    rows["smoothed"][:warming] = np.nan
-    rows["smoothed"][warming:] = scored.smoothed
-    rows["threshold"] = scored.threshold.value
-    rows["threshold_version"] = scored.threshold.version
-    rows["suppressed_by"], rows["excluded_by"] = _windows(scored)
-    rows["anomaly"][warming:] = scored.anomalies
-    rows["alert"] = scored.states == ALERT
-    if _has_signs(scored):
-        rows["has_signs"][warming:] = True
-        rows["signs"][warming:] = np.packbits(
-            scored.values[warming:] >= scored.reconstruction, axis=1
-        )
-    rows["n_sensors"] = n_sensors
-    rows["model_len"] = len(model)
-    rows["version_len"] = len(version)
-    rows["values"] = scored.values
-    rows["squared"][:warming] = np.nan
-    rows["squared"][warming:] = scored.squared
-    rows["model"] = model
-    rows["version"] = version
-    ids = b""
-    if scored.reading_ids is not None:
-        prefix, seq = scored.id_prefix, scored.seq_start
-        encoded = [
-            (x if x is not None else f"{prefix}{seq + i}").encode()
-            for i, x in enumerate(scored.reading_ids)
-        ]
-        ids = b"".join(len(x).to_bytes(2, "big") + x for x in encoded)
-    return PackedReadings(
-        size, layout.itemsize, scored.id_prefix, scored.seq_start, ids, rows.tobytes()
-    )
-
-
-def _pack_one(scored: ScoredBatch, model: bytes, version: bytes, n_sensors: int) -> PackedReadings:
-    received = scored.received_at
-    stamp = float(scored.timestamps[0]) if scored.timestamps is not None else math.nan
-    warming = scored.warming == 1
-    has_signs = not warming and _has_signs(scored)
-    header = _RECORD.pack(
-        received if math.isnan(stamp) else stamp, received,
-        math.nan if warming else float(scored.errors[0]),
-        math.nan if warming else float(scored.smoothed[0]), scored.threshold.value,
-        scored.threshold.version, *_windows(scored),
-        False if warming else bool(scored.anomalies[0]), bool(scored.states[0] == ALERT),
-        has_signs, n_sensors, len(model), len(version),
-    )  # fmt: skip
-    squared = (
-        np.full(n_sensors, np.nan, dtype="<f4") if warming else scored.squared[0].astype("<f4")
-    )
-    signs = (
-        np.packbits(scored.values[0] >= scored.reconstruction[0]).tobytes()
-        if has_signs
-        else bytes(_sign_bytes(n_sensors))
-    )
-    record = b"".join(
-        (
-            header,
-            scored.values[0].astype("<f4").tobytes(),
-            squared.tobytes(),
-            signs,
-            model,
-            version,
-        )
-    )
-    ids = b""
-    given = scored.reading_ids[0] if scored.reading_ids is not None else None
-    if given is not None:
-        encoded = given.encode()
-        ids = len(encoded).to_bytes(2, "big") + encoded
-    return PackedReadings(1, len(record), scored.id_prefix, scored.seq_start, ids, record)
+# ARGV: the namespace, the stream ('' for any), how many buckets, the buckets newest first,
+# then the ids. Returns (id's position, stream, record) triples. A client id is looked up
+# first, as in one process: the newest bucket holding an id for a stream has its latest
+# reading there. Only when no stream carries it as a client id is it read as a generated
+# one: the request whose first sequence number is the greatest at or below the id's.
+_FIND = """
+local ns, only = ARGV[1], ARGV[2]
+local nb = tonumber(ARGV[3])
+local out = {}
+local function record(pointer)
+  local key, at, size = string.match(pointer, '^(.*)|(%d+)|(%d+)$')
+  local bytes = redis.call('GETRANGE', key, at, tonumber(at) + tonumber(size) - 1)
+  if #bytes == tonumber(size) then return bytes end
+  return nil
+end
+for a = 4 + nb, #ARGV do
+  local id = ARGV[a]
+  local seen = {}
+  local any = false
+  for b = 4, 3 + nb do
+    local fields
+    if only ~= '' then
+      fields = {id .. '\\0' .. only}
+    else
+      fields = {}
+      local range = redis.call('ZRANGEBYLEX', ns .. ':l:' .. ARGV[b], '[' .. id .. '\\0',
+                               '(' .. id .. '\\1')
+      for _, f in ipairs(range) do  -- an id that itself holds a NUL sorts in the range too
+        if not string.find(f, '\\0', #id + 2, true) then fields[#fields + 1] = f end
+      end
+    end
+    if #fields > 0 then
+      local pointers = redis.call('HMGET', ns .. ':c:' .. ARGV[b], unpack(fields))
+      for i, f in ipairs(fields) do
+        local stream = string.sub(f, #id + 2)
+        if pointers[i] and not seen[stream] then
+          seen[stream] = true
+          any = true
+          local bytes = record(pointers[i])
+          if bytes then
+            out[#out + 1] = a - 3 - nb
+            out[#out + 1] = stream
+            out[#out + 1] = bytes
+          end
+        end
+      end
+    end
+  end
+  local prefix, digits = string.match(id, '^(.-)(%d+)$')
+  if not any and prefix and #digits <= 15 then
+    local seq = tonumber(digits)
+    for b = 4, 3 + nb do
+      local hit = redis.call('ZREVRANGEBYSCORE', ns .. ':g:' .. prefix .. ':' .. ARGV[b], seq,
+                             '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+      if #hit > 0 then
+        local key, at, count, size, ids_at, ids_len, stream =
+          string.match(hit[1], '^(.*)|(%d+)|(%d+)|(%d+)|(%d+)|(%d+)|(.*)$')
+        local row = seq - tonumber(hit[2])
+        local mine = row < tonumber(count) and (only == '' or only == stream)
+        if mine and tonumber(ids_len) > 0 then  -- a client id may have taken its place
+          local ids = redis.call('GETRANGE', key, ids_at, tonumber(ids_at) + tonumber(ids_len) - 1)
+          local p = 1
+          for _ = 1, row do p = p + 2 + string.byte(ids, p) * 256 + string.byte(ids, p + 1) end
+          local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
+          mine = string.sub(ids, p + 2, p + 1 + length) == id
+        end
+        if mine then
+          local bytes = record(key .. '|' .. (at + row * size) .. '|' .. size)
+          if bytes then
+            out[#out + 1] = a - 3 - nb
+            out[#out + 1] = stream
+            out[#out + 1] = bytes
+          end
+        end
+        break
+      end
+    end
+  end
+end
+return out
+"""
 
 
-def decode(reading_id: str, stream_id: str, record: bytes) -> RecentReading:
-    (timestamp, received, error, smoothed, threshold, threshold_version, suppressed_by,
-     excluded_by, anomaly, alert, has_signs, n_sensors, model_len,
-     version_len) = _RECORD.unpack_from(record)  # fmt: skip
-    at = _RECORD.size
-    values = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
-    at += 4 * n_sensors
-    squared = np.frombuffer(record, dtype="<f4", count=n_sensors, offset=at).astype(np.float32)
-    at += 4 * n_sensors
-    signs = np.frombuffer(record, dtype=np.uint8, count=_sign_bytes(n_sensors), offset=at)
-    at += _sign_bytes(n_sensors)
-    model = record[at : at + model_len].decode()
-    at += model_len
-    version = record[at : at + version_len].decode()
-    scored = not math.isnan(error)
-    return RecentReading(
-        reading_id=reading_id,
-        stream_id=stream_id,
-        model=model,
-        model_version=version,
-        timestamp=timestamp,
-        received_at=received,
-        error=error if scored else None,
-        squared_errors=squared if scored else None,
-        values=values,
-        threshold=threshold,
-        threshold_version=threshold_version,
-        anomaly=anomaly,
-        alert=alert,
-        smoothed=smoothed if scored else None,
-        above_reconstruction=(
-            np.unpackbits(signs, count=n_sensors).astype(bool) if scored and has_signs else None
-        ),
-        suppressed_by=suppressed_by or None,
-        excluded_by=excluded_by or None,
-    )
+class ReadingIndex:
+    """Where the scored readings of a namespace live, and for how long."""
+
+    def __init__(self, namespace: str, retention_s: float) -> None:
+        self.namespace = namespace
+        self.retention_s = retention_s
+        self.retention_ms = max(1, round(retention_s * 1000))
+        self.bucket_ms = max(1000, math.ceil(self.retention_ms / BUCKETS_PER_RETENTION))
+        # An index bucket outlives the last record written through it, by a bucket more
+        # for replicas whose clocks disagree a little.
+        self.index_ttl_ms = self.retention_ms + 2 * self.bucket_ms
+
+    def bucket(self, now: float) -> int:
+        return math.floor(now * 1000 / self.bucket_ms)
+
+    def search(self, now: float) -> list[int]:
+        """The buckets a reading retained at ``now`` may be indexed in, newest first."""
+        newest = self.bucket(now) + 1
+        oldest = self.bucket(now - self.retention_s) - 1
+        return list(range(newest, oldest - 1, -1))
+
+    def commit_key(self, commit: str) -> str:
+        return f"{self.namespace}:q:{commit}"
+
+    def write_args(
+        self, commit: str, now: float, scored: Sequence[tuple[int, ScoredBatch]]
+    ) -> list[str | bytes | int]:
+        """The arguments :data:`WRITE_READINGS` takes for these scored requests (each with
+        the 1-based position of its stream among the script's keys)."""
+        key = self.commit_key(commit)
+        bucket = self.bucket(now)
+        parts: list[bytes] = []
+        offset = 0
+        segments: list[str | bytes | int] = []
+        for position, outcome in scored:
+            packed = pack(outcome)
+            ids_at = offset
+            offset += len(packed.ids)
+            records_at = offset
+            offset += len(packed.records)
+            parts += [packed.ids, packed.records]
+            size = packed.record_size
+            stream = outcome.stream_id
+            given = outcome.reading_ids
+            member = ""
+            if given is None or None in given:
+                member = (
+                    f"{key}|{records_at}|{packed.count}|{size}|{ids_at}|{len(packed.ids)}|{stream}"
+                )
+            clients: list[str] = []
+            if given is not None:
+                for row, reading_id in enumerate(given):
+                    if reading_id is not None:
+                        clients += [
+                            f"{reading_id}\0{stream}",
+                            f"{key}|{records_at + row * size}|{size}",
+                        ]
+            segments += [
+                position, f"{self.namespace}:g:{outcome.id_prefix}:{bucket}",
+                outcome.seq_start, member, len(clients) // 2, *clients,
+            ]  # fmt: skip
+        return [
+            key, b"".join(parts), self.retention_ms, self.index_ttl_ms,
+            f"{self.namespace}:c:{bucket}", f"{self.namespace}:l:{bucket}", *segments,
+        ]  # fmt: skip
 
 
 class SharedReadings:
     """Looks up readings by id among every replica's (read side; the store writes)."""
 
-    def __init__(
-        self,
-        client: Redis,
-        *,
-        namespace: str,
-        retention_s: float,
-        clock: Callable[[], float],
-    ) -> None:
+    def __init__(self, client: Redis, *, index: ReadingIndex, clock: Callable[[], float]) -> None:
         self.client = client
-        self.namespace = namespace
-        self.retention_s = retention_s
+        self.index = index
         self.clock = clock
+        self._find = client.register_script(_FIND)
 
     async def find(self, reading_ids: list[str], stream_id: str | None) -> SharedFinds:
         """The retained readings with these ids (of ``stream_id``, if given), in one round
         trip; an id several streams carry, with no stream given, maps to the ambiguity."""
+        reading_ids = list(dict.fromkeys(reading_ids))
+        now = self.clock()
+        buckets = self.index.search(now)
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for reading_id in reading_ids:
-                    key = reading_key_prefix(self.namespace) + reading_id
-                    if stream_id is None:
-                        pipe.hgetall(key)
-                    else:
-                        pipe.hget(key, stream_id)
-                replies = await pipe.execute()
+            reply = await self._find(
+                args=[self.index.namespace, stream_id or "", len(buckets), *buckets, *reading_ids]
+            )
         except (RedisError, OSError) as exc:
             raise StreamStateUnavailable(
                 "the shared store of recent readings (Redis) did not answer: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-        cutoff = self.clock() - self.retention_s
-        found: SharedFinds = {}
-        for reading_id, reply in zip(reading_ids, replies, strict=True):
-            if not reply:  # None (no such field) or {} (no such hash)
-                continue
-            fields: dict[bytes, bytes] = (
-                {stream_id.encode(): reply} if stream_id is not None else reply
+        cutoff = now - self.index.retention_s
+        by_id: dict[str, list[RecentReading]] = {}
+        for i in range(0, len(reply), 3):
+            reading_id = reading_ids[int(reply[i]) - 1]
+            stream = reply[i + 1]
+            reading = decode(
+                reading_id, stream.decode() if isinstance(stream, bytes) else stream, reply[i + 2]
             )
-            readings = [
-                decode(reading_id, stream.decode(), record) for stream, record in fields.items()
-            ]
-            readings = [r for r in readings if r.received_at >= cutoff]
+            if reading.received_at >= cutoff:
+                by_id.setdefault(reading_id, []).append(reading)
+        found: SharedFinds = {}
+        for reading_id, readings in by_id.items():
             if len(readings) > 1:
                 found[reading_id] = AmbiguousReadingId(
                     reading_id, sorted(r.stream_id for r in readings)
                 )
-            elif readings:
+            else:
                 found[reading_id] = readings[0]
         return found

@@ -212,3 +212,50 @@ def test_the_store_down_refuses_labels_scoring_goes_on_and_it_recovers(
             f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 2.0, "reason": "by hand"}
         )
         assert changed.status_code == 201, changed.text
+
+
+def test_a_replica_starts_with_the_store_down_and_catches_up_when_it_is_back(
+    tmp_path: Path, write_test_artifact: Any, own_postgres: PostgresServer,
+    started: list[ServiceProcess],
+) -> None:  # fmt: skip
+    """Started while PostgreSQL is down (its database not even migrated yet): it scores on
+    the manifest's threshold as version 0 (none stored), refuses labels and admin with a
+    503, is ready with the store named; once the server is back the schema is upgraded,
+    the manifest's threshold becomes version 1 and labels are taken, without a restart."""
+    models = tmp_path / "models"
+    write_test_artifact(models)
+    url = own_postgres.create_database()
+    own_postgres.stop()
+    replica = start(tmp_path, models, server_env(url, poll_s=0.5), started)
+    reading = {"stream_id": "d", "readings": [[0.1, 0.2, 0.3, 0.4]]}
+    label = {"label": "normal", "readings": {"values": [[0.1, 0.2, 0.3, 0.4]], "stream_id": "d"}}
+    with httpx.Client(base_url=replica.url, headers=HEADERS, timeout=15) as client:
+        scored = client.post("/v1/score", json=reading)
+        assert scored.status_code == 200, scored.text
+        (result,) = scored.json()["results"]
+        assert result["threshold_version"] == 0
+        assert result["threshold"] == pytest.approx(1.0)  # the test artifact's manifest
+        refused = client.post("/v1/feedback", json=label)
+        assert refused.status_code == 503
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/store-unavailable")
+        admin = client.post(
+            f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 2.0, "reason": "by hand"}
+        )
+        assert admin.status_code == 503 and admin.json()["type"].endswith("/store-unavailable")
+        status, body = readiness(replica)
+        assert status == 200 and body["status"] == "ready"
+        assert "unreachable" in body["checks"]["store"]
+        assert not leads(replica)
+
+        own_postgres.start()
+        took = wait_until(
+            lambda: client.post("/v1/feedback", json=label).status_code == 201, timeout=30
+        )
+        print(f"server back: labels accepted after {took:.3f} s")
+        wait_until(lambda: served_version(replica) == 1, timeout=15)
+        wait_until(lambda: leads(replica), timeout=15)
+        assert readiness(replica)[1]["checks"]["store"] == "ok"
+        after = client.post("/v1/score", json=reading).json()["results"][0]
+        assert after["threshold_version"] == 1
+        assert after["threshold"] == pytest.approx(1.0)

@@ -6,6 +6,7 @@ with a reason, not a silently fresh stream, until it is back."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -270,6 +271,74 @@ async def test_redis_down_is_a_503_with_a_reason_and_recovers_without_restart(
     assert shown["readings_buffered"] == 1
 
 
+async def test_redis_full_is_a_503_readiness_says_so_and_it_recovers(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """At maxmemory with noeviction Redis answers pings but refuses writes: scoring answers
+    503 naming it, /readyz turns the replica away saying why, a metric counts it, and
+    all is back once memory is freed."""
+    a = await apps.start(redis_url=redis_server.url)
+    admin = redis_server.client()
+    try:
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory-policy", "noeviction")
+        admin.config_set("maxmemory", str(used + 2_000_000))
+        batch = {"stream_id": "f", "readings": [[0.1, 0.2, 0.3, 0.4]] * 2000}
+        for _ in range(100):  # each batch keeps ~120 kB of readings: full well before
+            response = await a.post(SCORE, json=batch)
+            if response.status_code != 200:
+                break
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert "full" in response.json()["detail"]
+        assert admin.ping()  # a ping alone would call it healthy
+        ready = await a.get("/readyz")
+        assert ready.status_code == 503
+        assert "full" in ready.json()["checks"]["stream_state"]
+        metrics = (await a.get("/metrics")).text
+        assert 'anomaly_stream_state_failures_total{reason="full"} 1.0' in metrics
+        assert 'anomaly_stream_state_failures_total{reason="unreachable"} 0.0' in metrics
+
+        admin.flushall()
+        back = await a.post(SCORE, json=batch)
+        assert back.status_code == 200, back.text
+        assert (await a.get("/readyz")).status_code == 200
+        # So full that it refuses even the smallest write: readiness needs no refusal first.
+        admin.config_set("maxmemory", "1")
+        ready = await a.get("/readyz")
+        assert ready.status_code == 503 and "full" in ready.json()["checks"]["stream_state"]
+        admin.config_set("maxmemory", "0")
+        assert (await a.get("/readyz")).status_code == 200
+    finally:
+        admin.close()
+
+
+async def test_a_hung_redis_costs_one_timeout_then_requests_fail_fast(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """Redis stopped (SIGSTOP: it accepts connections but never answers): the first request
+    waits for the timeout, the next ones are refused at once while the breaker is open."""
+    a = await apps.start(redis_url=redis_server.url, redis_timeout_s=0.5, redis_breaker_s=60.0)
+    body = {"stream_id": "h", "reading": [0.1, 0, 0, 0]}
+    assert (await a.post(SCORE, json=body)).status_code == 200
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        first = await a.post(SCORE, json=body)
+        assert first.status_code == 503, first.text
+        assert "did not answer" in first.json()["detail"]
+        for _ in range(3):
+            fast = await a.post(SCORE, json=body)
+            assert fast.status_code == 503
+            assert fast.headers["content-type"].startswith("application/problem+json")
+            assert "refused at once" in fast.json()["detail"]
+        metrics = (await a.get("/metrics")).text
+        assert 'anomaly_stream_state_failures_total{reason="timeout"} 1.0' in metrics
+        assert 'anomaly_stream_state_failures_total{reason="breaker_open"} 3.0' in metrics
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+
+
 def without_id(result: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in result.items() if k != "reading_id"}
 
@@ -321,8 +390,10 @@ async def test_a_state_another_replica_cannot_restore_is_replaced_not_fought_ove
 async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
     apps: Apps, redis_server: RedisServer
 ) -> None:
+    """A request's readings are one value expiring with the retention; the index keys that
+    point into it are per time bucket and outlive it by at most two buckets."""
     a = await apps.start(
-        redis_url=redis_server.url, stream_idle_ttl_s=30.0, recent_retention_s=90.0
+        redis_url=redis_server.url, stream_idle_ttl_s=30.0, recent_retention_s=160.0
     )
     body = {"stream_id": "t", "reading": {"values": [0.1, 0, 0, 0], "reading_id": "t-1"}}
     assert (await a.post(SCORE, json=body)).status_code == 200
@@ -330,13 +401,17 @@ async def test_states_expire_with_the_idle_ttl_and_readings_with_the_retention(
     try:
         (state_key,) = admin.keys("anomaly:s:*")
         state_ttl = admin.pttl(state_key)
-        reading_ttl = admin.pttl("anomaly:r:t-1")
-        fields = admin.hkeys("anomaly:r:t-1")
+        (value_key,) = admin.keys("anomaly:q:*")
+        value_ttl = admin.pttl(value_key)
+        index_ttls = {key: admin.pttl(key) for key in admin.keys("anomaly:[cl]:*")}
+        (field,) = admin.hkeys(next(k for k in index_ttls if k.startswith(b"anomaly:c:")))
     finally:
         admin.close()
     assert 0 < state_ttl <= 30_000
-    assert 30_000 < reading_ttl <= 90_000
-    assert fields == [b"t"]
+    assert 30_000 < value_ttl <= 160_000
+    assert len(index_ttls) == 2
+    assert all(160_000 < ttl <= 160_000 + 2 * 10_000 for ttl in index_ttls.values())
+    assert field == b"t-1\0t"
 
 
 async def test_a_stream_twice_in_one_turn_scores_as_in_one_process(

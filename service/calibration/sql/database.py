@@ -12,12 +12,20 @@ One SQLAlchemy Core implementation serves both backends:
 A write that loses a race on a unique key (two replicas allocating the same version, an
 identical retry arriving at both) is run again from the start: the second time it sees
 the winner's row.
+
+The schema is brought up to date (Alembic) when the store opens. A PostgreSQL server that
+cannot be reached then does not stop a replica from starting: every call answers
+:class:`StoreUnreachable` (a 503) and the first one that reaches the server runs the
+upgrade first, under the same advisory lock, so replicas started during an outage upgrade
+it once when it is back. A store this build cannot read (written by a newer one) still
+refuses to start when found at start-up, and fails every call when found later.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +39,8 @@ from sqlalchemy.pool import StaticPool
 from service.calibration.sql import migrate
 from service.calibration.sql.urls import engine_url, shown
 from service.calibration.store import StoreError, StoreUnavailable, StoreUnreachable
+
+logger = logging.getLogger(__name__)
 
 RecordT = TypeVar("RecordT")
 ResultT = TypeVar("ResultT")
@@ -106,18 +116,49 @@ class SqlDatabase:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.RLock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
         try:
             self.engine = (
                 _sqlite_engine(self.url)
                 if self.dialect == "sqlite"
                 else _postgresql_engine(self.url)
             )
-            with self._connection(write=True) as conn, conn.begin():
-                migrate.upgrade(conn, self.where)
+        except (exc.SQLAlchemyError, OSError) as error:
+            raise StoreUnavailable(self.where, _reason(error)) from error
+        try:
+            self._ensure_schema()
+        except StoreUnreachable as error:
+            if not self.shared:  # the embedded file is the process's own: its failure too
+                raise StoreUnavailable(self.where, error.reason) from error
+            logger.warning(
+                "the feedback store %s is unreachable (%s): starting without it; its schema "
+                "is brought up to date on the first call that reaches it",
+                self.where,
+                error.reason,
+            )
         except StoreError:
             raise
         except (exc.SQLAlchemyError, OSError) as error:
             raise StoreUnavailable(self.where, _reason(error)) from error
+
+    def _ensure_schema(self) -> None:
+        """Upgrade the schema unless done already; :class:`StoreUnreachable` when the
+        server does not answer."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            try:
+                with self._connection(write=True) as conn, conn.begin():
+                    migrate.upgrade(conn, self.where)
+            except exc.SQLAlchemyError as error:
+                translated = _translated(error, self.where)
+                if isinstance(translated, StoreUnreachable):
+                    raise translated from error
+                raise  # the callers say what else went wrong, where they are
+            self._schema_ready = True
 
     @property
     def shared(self) -> bool:
@@ -134,6 +175,7 @@ class SqlDatabase:
         lost a race on a unique key to another writer."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
+                self._ensure_schema()
                 with self._connection(write=True) as conn, conn.begin():
                     return work(conn)
             except exc.IntegrityError as error:
@@ -145,6 +187,7 @@ class SqlDatabase:
 
     def _read(self, work: Callable[[sa.Connection], ResultT]) -> ResultT:
         try:
+            self._ensure_schema()
             with self._connection() as conn, conn.begin():
                 return work(conn)
         except exc.SQLAlchemyError as error:

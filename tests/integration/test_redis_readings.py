@@ -1,0 +1,216 @@
+"""Scored readings in a real redis-server as one value per commit with an index by id: no
+key per reading, lookups by client and generated id across index buckets, and the
+retention decides what is found, whichever bucket a reading was indexed in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis_harness import RedisServer
+
+from service.metrics import Metrics
+from service.scoring.client_ids import AmbiguousReadingId
+from service.scoring.pipeline import ScoringPipeline
+from service.scoring.recent import RecentReading, RecentReadings
+from service.scoring.redis_streams import RedisStreamStore
+from service.scoring.registry import ModelRegistry
+from service.scoring.shared_readings import ReadingIndex, SharedReadings
+from service.scoring.streams import StreamStates
+from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
+from service.settings import Settings
+from service.wire.decode import parse_json
+
+pytestmark = pytest.mark.integration
+
+RETENTION_S = 1600.0  # buckets of 100 s
+
+
+class Clock:
+    """The stores' clock (index buckets, lookups): starts now, moved by the test; readings
+    are stamped with their real time of receipt."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Replica:
+    """A scoring pipeline, its Redis stream store and the shared readings' reader, on one
+    clock the test moves."""
+
+    def __init__(self, tmp_path: Path, models: Path, url: str, prefix: str) -> None:
+        registry = ModelRegistry(models, default_model="plant")
+        assert not registry.load_all()
+        thresholds = ThresholdBoard()
+        thresholds.set("plant", ThresholdSnapshot(value=1.0, version=1, baseline=1.0))
+        self.clock = Clock()
+        self.pipeline = ScoringPipeline(
+            Settings(models_dir=models, store_path=tmp_path / "store.sqlite3"),
+            registry,
+            thresholds,
+            StreamStates(100, 3600, clock=self.clock),
+            RecentReadings(100_000, RETENTION_S, id_prefix=prefix, clock=self.clock),
+            Metrics(CollectorRegistry()),
+        )
+        self.client = Redis.from_url(url)
+        index = ReadingIndex(namespace="anomaly", retention_s=RETENTION_S)
+        self.store = RedisStreamStore(
+            self.pipeline, self.client, readings=index, idle_ttl_s=3600, clock=self.clock
+        )
+        self.readings = SharedReadings(self.client, index=index, clock=self.clock)
+
+    async def score(self, body: dict[str, Any]) -> Any:
+        parsed = parse_json(orjson.dumps(body), 100_000)
+        (outcome,) = await self.store.score_many([parsed])
+        assert not isinstance(outcome, Exception), outcome
+        return outcome
+
+
+@pytest.fixture
+async def replicas(tmp_path: Path, write_test_artifact: Any, redis_server: RedisServer) -> Any:
+    models = tmp_path / "models"
+    write_test_artifact(models, "plant", n_sensors=4, threshold=1.0)
+    made = [
+        Replica(tmp_path / name, models, redis_server.url, prefix=f"{name}-")
+        for name in ("ra", "rb")
+    ]
+    try:
+        yield made
+    finally:
+        for replica in made:
+            await replica.client.aclose()
+
+
+def same(a: RecentReading, b: RecentReading) -> None:
+    for field in RecentReading.__slots__:
+        x, y = getattr(a, field), getattr(b, field)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            assert x is not None and y is not None, field
+            assert x.tobytes() == y.tobytes(), field
+        else:
+            assert x == y, field
+
+
+async def test_a_large_batch_is_a_few_keys_and_every_reading_is_found_by_id(
+    replicas: list[Replica], redis_server: RedisServer
+) -> None:
+    """More client ids than the script writes in one command (its chunks), with generated
+    ids among them: Redis holds a handful of keys, not one per reading, and the other
+    replica finds each reading exactly as the scoring replica holds it."""
+    a, b = replicas
+    rng = np.random.default_rng(5)
+    count = 4500
+    readings: list[dict[str, Any]] = [
+        {"values": row} for row in rng.normal(0, 1.2, size=(count, 4)).round(3).tolist()
+    ]
+    for i, reading in enumerate(readings):
+        if i % 7:  # every seventh generated, the others the client's
+            reading["reading_id"] = f"dev-{i}"
+    scored = await a.score({"stream_id": "big", "readings": readings})
+    admin = redis_server.client()
+    try:
+        assert admin.dbsize() <= 6  # the state, the value and four index keys
+    finally:
+        admin.close()
+    ids = [
+        r.get("reading_id") or f"{scored.id_prefix}{scored.seq_start + i}"
+        for i, r in enumerate(readings)
+    ]
+    picks = [ids[i] for i in (0, 1, 6, 7, 2000, 2001, 3999, 4001, count - 1)]
+    found = await b.readings.find(picks, None)
+    assert sorted(found) == sorted(picks)
+    for reading_id in picks:
+        held = a.pipeline.recent.get(reading_id)
+        got = found[reading_id]
+        assert held is not None and isinstance(got, RecentReading)
+        same(got, held)
+    # A generated id whose row carries a client id was never handed out: not found.
+    taken = f"{scored.id_prefix}{scored.seq_start + 1}"
+    assert await b.readings.find([taken], None) == {}
+    assert a.pipeline.recent.get(taken) is None
+
+
+async def test_ids_are_found_across_buckets_until_the_retention_ends(
+    replicas: list[Replica],
+) -> None:
+    a, b = replicas
+    first = await a.score({"stream_id": "s1", "reading": {"values": [1, 0, 0, 0]}})
+    generated = f"{first.id_prefix}{first.seq_start}"
+    await a.score({"stream_id": "s1", "reading": {"values": [2, 0, 0, 0], "reading_id": "k"}})
+    for replica in (a, b):
+        replica.clock.now += 700  # seven buckets later
+    # The same client id on another stream, scored by the other replica, in a newer bucket.
+    await b.score({"stream_id": "s2", "reading": {"values": [3, 0, 0, 0], "reading_id": "k"}})
+    # And again on s1, later: a label by id reaches the latest.
+    await a.score({"stream_id": "s1", "reading": {"values": [4, 0, 0, 0], "reading_id": "k"}})
+    found = await b.readings.find([generated, "k"], None)
+    assert isinstance(found[generated], RecentReading)
+    assert found[generated].stream_id == "s1"
+    ambiguous = found["k"]
+    assert isinstance(ambiguous, AmbiguousReadingId) and ambiguous.streams == ["s1", "s2"]
+    on_s1 = (await b.readings.find(["k"], "s1"))["k"]
+    assert isinstance(on_s1, RecentReading)
+    assert on_s1.values.tolist() == [4, 0, 0, 0]
+    assert await b.readings.find([generated], "s2") == {}
+    for replica in (a, b):
+        replica.clock.now += RETENTION_S - 700 + 1  # past every reading's retention
+    # Gone, though the newer index buckets are still in Redis.
+    assert await b.readings.find([generated, "k"], None) == {}
+
+
+async def test_readings_of_a_stream_that_moved_on_are_not_indexed(
+    replicas: list[Replica],
+) -> None:
+    """A request scored on a stale copy is scored again: only the reading that was
+    answered is found by its id."""
+    a, b = replicas
+    await a.score({"stream_id": "m", "reading": [0.5, 0, 0, 0]})
+    await b.score({"stream_id": "m", "reading": [0.7, 0, 0, 0]})  # a's copy is stale now
+    again = await a.score({"stream_id": "m", "reading": {"values": [0.9, 0, 0, 0]}})
+    answered = f"{again.id_prefix}{again.seq_start}"
+    stale = f"{again.id_prefix}{again.seq_start - 1}"  # the first, discarded scoring
+    found = await b.readings.find([answered, stale], None)
+    assert list(found) == [answered]
+
+
+async def test_the_requests_of_one_commit_are_each_found_by_id(replicas: list[Replica]) -> None:
+    """Single readings of one turn share one commit (one value, one index write per sorted
+    set): every one is found, on its own stream, as the scoring replica holds it."""
+    a, b = replicas
+    bodies = [
+        {"stream_id": f"p{i % 2}", "reading": {"values": [0.2 * i, 0, 0, 1]}} for i in range(5)
+    ]
+    bodies.append({"stream_id": "p0", "readings": [[1, 1, 0, 0], {"values": [0, 1, 1, 0]}]})
+    parsed = [parse_json(orjson.dumps(body), 100) for body in bodies]
+    outcomes = await a.store.score_many(parsed)
+    ids: list[str] = []
+    for outcome in outcomes:
+        assert not isinstance(outcome, Exception), outcome
+        ids += [f"{outcome.id_prefix}{outcome.seq_start + i}" for i in range(len(outcome.values))]
+    found = await b.readings.find(ids, None)
+    assert sorted(found) == sorted(ids)
+    for reading_id in ids:
+        held = a.pipeline.recent.get(reading_id)
+        got = found[reading_id]
+        assert held is not None and isinstance(got, RecentReading)
+        same(got, held)
