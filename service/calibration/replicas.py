@@ -38,6 +38,19 @@ WINDOW_CHANNEL = "anomaly_windows"
 LEADER_LOCK = 0x616E6F6D616C7932
 
 
+def announced_labels(payload: str) -> int:
+    """How many labels one ``anomaly_labels`` notification announces. Revision 0006 sends
+    ``"<count> <first label id>"``: the id keeps two inserts of equal size in one transaction
+    from being folded into one notification by PostgreSQL. Revision 0004 sent the count
+    alone; anything else counts for none.
+
+    >>> announced_labels("1000 4001"), announced_labels("12"), announced_labels("")
+    (1000, 12, 0)
+    """
+    count = payload.split(" ", 1)[0]
+    return int(count) if count.isdigit() else 0
+
+
 class ReplicaLink(Protocol):
     """What the app asks about its place among replicas."""
 
@@ -178,8 +191,8 @@ class PostgresLink:
                         await self._poll()
                     elif note.channel == WINDOW_CHANNEL:
                         await self._reload_windows()
-                    elif note.channel == LABEL_CHANNEL and note.payload.isdigit():
-                        self._labels_stored(int(note.payload))
+                    elif note.channel == LABEL_CHANNEL:
+                        self._labels_stored(announced_labels(note.payload))
                 await self._poll()
 
     async def _poll(self) -> None:

@@ -24,12 +24,19 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    """``python -m service`` on a free loopback port, its output appended to ``log``."""
+    """``python -m service`` on a loopback port (a free one unless given: a replica started
+    again behind a balancer keeps its address), its output appended to ``log``."""
 
     def __init__(
-        self, models_dir: Path, store: Path, log: Path, env: Mapping[str, str] | None = None
+        self,
+        models_dir: Path,
+        store: Path,
+        log: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "ANOMALY_STORE_PATH": str(store), **(env or {})}
         self._log = log.open("ab")

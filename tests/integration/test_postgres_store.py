@@ -8,9 +8,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import psycopg
 import pytest
 
 from service.calibration.records import LabelFilter, NewLabel
+from service.calibration.replicas import LABEL_CHANNEL, announced_labels
 from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import IdempotencyConflict
 
@@ -166,3 +168,25 @@ def test_one_vote_per_reading_across_replicas(
     latest = max(r2, key=lambda lab: lab.id)
     assert sample.label_ids == (latest.id,)
     assert sample.errors == (latest.error,)
+
+
+def test_every_label_of_a_large_submission_is_announced(postgres_url: str) -> None:
+    """The leader's label trigger counts what the store announces on ``anomaly_labels``.
+    A submission larger than one insert page is written by several INSERT statements in
+    one transaction; PostgreSQL folds identical notifications of a transaction into one,
+    so statements of equal size must still announce distinct payloads."""
+    store = SqlFeedbackStore(postgres_url)
+    try:
+        with psycopg.connect(postgres_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {LABEL_CHANNEL}")
+            count = 2500  # pages of 1000, 1000 and 500 rows
+            store.submit_labels(
+                [label(reading_id=f"r{i}") for i in range(count)],
+                author="ops",
+                client_label_id=None,
+                content_hash="big",
+            )
+            notes = list(listener.notifies(timeout=2.0))
+    finally:
+        store.close()
+    assert sum(announced_labels(note.payload) for note in notes) == count
