@@ -12,6 +12,16 @@ contribution (Alcala & Qin 2009), non-negative and additive, which is what the s
 per-sensor contributions need. For a pure residual statistic (``M`` a projector) ``z - R z``
 is the ordinary PCA reconstruction.
 
+Serving cost: a dense ``R`` costs ``n²`` multiply-adds per window (``n`` = window x sensors).
+When one eigenvalue ``μ`` of ``M`` repeats ``m`` times, ``R = √μ I + V (√Λ - √μ) Vᵀ`` over the
+other ``n - m`` eigenvectors ``V``, the same matrix applied in ``2n(n - m)``. DPCA's matrix is
+``b I`` plus its ``k`` T² components (the residual directions all share the eigenvalue ``b``).
+CVA's is ``b C⁻¹ + (a - b) JᵀJ`` (``C`` the regularised covariance of the past windows, ``J``
+the state directions): a precision matrix, which has no repeated eigenvalue unless the
+training windows span far fewer than ``n`` directions, so CVA's root stays dense and costs
+``n²``; any exact factor of a full-rank matrix without structure does. :func:`root_residual`
+picks the low-rank form when it is clearly cheaper (:data:`LOW_RANK_SHARE`).
+
 - **DPCA** (Ku, Storer & Georgakis 1995): PCA of the lagged window; T² on the components
   that keep ``variance`` of the training variance, Q on the rest.
 - **CVA** (Russell, Chiang & Braatz 2000): the past window (the latest reading included) is
@@ -55,15 +65,78 @@ class QuadraticResidual(nn.Module):
         return x - x @ self.root
 
 
+class LowRankResidual(nn.Module):
+    """``x -> x - x @ R`` for ``R = c I + V diag(gains) Vᵀ``, without forming ``R``: the same
+    reconstruction as :class:`QuadraticResidual` in ``2 n r`` multiply-adds instead of ``n²``."""
+
+    if TYPE_CHECKING:  # buffers; TorchScript reads class annotations, so only for mypy
+        vectors: torch.Tensor
+        vectors_t: torch.Tensor
+        gains: torch.Tensor
+
+    def __init__(self, scale: float, vectors: np.ndarray, gains: np.ndarray) -> None:
+        super().__init__()
+        v = torch.as_tensor(np.ascontiguousarray(vectors, dtype=np.float32))
+        g = torch.as_tensor(np.ascontiguousarray(gains, dtype=np.float32))
+        if v.ndim != 2 or g.shape != (v.shape[1],):
+            raise ValueError(f"vectors {tuple(v.shape)} and gains {tuple(g.shape)} do not match")
+        self.n_inputs = int(v.shape[0])
+        self.scale = float(scale)
+        self.register_buffer("vectors", v.clone())
+        self.register_buffer("vectors_t", v.T.contiguous())
+        self.register_buffer("gains", g.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - (self.scale * x + ((x @ self.vectors) * self.gains) @ self.vectors_t)
+
+
+LOW_RANK_SHARE = 1 / 3
+"""The low-rank form is used when the other eigenvectors are at most this share of ``n``: it
+runs three products where the dense form runs one, so it pays only well below ``n / 2``."""
+REPEAT_TOLERANCE = 1e-9
+"""Eigenvalues of a statistic's matrix closer than this share of the largest are one repeated
+eigenvalue: far below float32's resolution, so the low-rank root scores as the dense one."""
+
+
+def root_residual(matrix: np.ndarray) -> QuadraticResidual | LowRankResidual:
+    """``z - R z`` for the symmetric root ``R`` of ``matrix``, in the low-rank form when the
+    eigenvalues outside its most repeated one are few enough, else dense."""
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    values = np.clip(values, 0.0, None)
+    n = len(values)
+    tolerance = REPEAT_TOLERANCE * max(float(values[-1]), 1e-300)
+    # The longest run of (sorted) eigenvalues within the tolerance of each other.
+    best, start = (0, 0), 0
+    for end in range(n):
+        while values[end] - values[start] > tolerance:
+            start += 1
+        if end + 1 - start > best[1] - best[0]:
+            best = (start, end + 1)
+    kept = np.r_[0 : best[0], best[1] : n]
+    if LOW_RANK_SHARE * n < len(kept):
+        return QuadraticResidual((vectors * np.sqrt(values)) @ vectors.T)
+    repeated = float(np.sqrt(values[best[0] : best[1]].mean()))
+    return LowRankResidual(repeated, vectors[:, kept], np.sqrt(values[kept]) - repeated)
+
+
 @dataclass(frozen=True)
 class LinearFit:
     """A fitted linear statistic: the matrix root and what it was built from."""
 
-    root: np.ndarray
-    """Symmetric ``(window * n_sensors,)*2`` root of the statistic's matrix."""
+    matrix: np.ndarray
+    """The statistic's ``(window * n_sensors,)*2`` matrix ``M``."""
     n_components: int
     """Components (DPCA) or states (CVA) scored by T²."""
     details: dict[str, float | int]
+
+    @property
+    def root(self) -> np.ndarray:
+        """The symmetric root of ``matrix``, dense."""
+        return _symmetric_root(self.matrix)
+
+    def residual(self) -> QuadraticResidual | LowRankResidual:
+        """The module that serves it, in its cheapest exact form."""
+        return root_residual(self.matrix)
 
 
 def _symmetric_root(matrix: np.ndarray) -> np.ndarray:
@@ -110,7 +183,7 @@ def fit_dpca(z: np.ndarray, window: int, *, variance: float = 0.9) -> LinearFit:
     q_part = np.eye(len(values)) - kept @ kept.T
     matrix = _combined(t2_part, q_part, flat)
     return LinearFit(
-        root=_symmetric_root(matrix),
+        matrix=matrix,
         n_components=k,
         details={"explained_variance": float(values[:k].sum() / max(values.sum(), 1e-300))},
     )
@@ -141,7 +214,7 @@ def fit_cva(z: np.ndarray, window: int, *, states: int | None = None) -> LinearF
     q_part = whiten_past @ residual @ whiten_past
     matrix = _combined(t2_part, q_part, lagged)
     return LinearFit(
-        root=_symmetric_root(matrix),
+        matrix=matrix,
         n_components=r,
         details={"largest_correlation": float(correlations[0])},
     )

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from models.baselines import components_keeping
-from models.linear import QuadraticResidual
+from models.linear import LowRankResidual, QuadraticResidual
 
 if TYPE_CHECKING:  # they build on this module's defaults
     from models.conv import TemporalConvAutoencoder
@@ -169,6 +169,7 @@ class ScoringModule(nn.Module):
         autoencoder: SensorAutoencoder
         | PlaneResidualAutoencoder
         | QuadraticResidual
+        | LowRankResidual
         | TemporalConvAutoencoder
         | VariationalAutoencoder,
         *,

@@ -3,10 +3,13 @@ faults are injected into the calibration run.
 
 The rule (named in docs/training.md): every candidate is trained on the training split and
 its threshold set on the clean calibration run at the configured quantile; then each kind
-of fault in :mod:`models.inject` is injected into copies of the calibration run, and the
+of fault in :mod:`models.inject` is injected into copies of the calibration run. A
 candidate's detection rate is the share of readings after the onset that score above its
-threshold, averaged over the faults. The highest mean detection rate wins; ties go to the
-earlier (cheaper) candidate. Labelled fault data is never read.
+threshold, averaged over the faults; its delay the readings from the onset to the first
+flagged one; its cost the multiply-adds per scored reading. The one-standard-error rule
+(Breiman et al. 1984) is applied to detection, then to delay (paired over the same injected
+faults), and the cheapest survivor wins (:func:`apply_rule`). Labelled fault data is never
+read.
 
 Every candidate flags the same share of the clean calibration run by construction, so the
 ranking compares detection at equal false alarms. Validation loss is not used: it measures
@@ -20,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
+from models.selection_rule import CandidateScore, apply_rule
 from models.train import (
     FAMILIES,
     BeyondFloat32,
@@ -44,28 +50,6 @@ does not carry to other data well enough to be chosen."""
 
 
 @dataclass(frozen=True)
-class CandidateScore:
-    config: TrainConfig
-    """The candidate, its ``smoothing`` the best of those it was weighed with."""
-    detection: dict[str, float]
-    """Detection rate per kind of injected fault."""
-    seconds: float
-    split_false_alarms: float
-    """False alarms on one half of the clean calibration run at a limit set on the other,
-    both ways round, averaged: how well the operating point carries to other data."""
-
-    @property
-    def label(self) -> str:
-        smoothing = "" if self.config.smoothing == "none" else f", {self.config.smoothing}"
-        return f"{self.config.family} window {self.config.window}{smoothing}"
-
-    @property
-    def mean_detection(self) -> float:
-        """0 for a candidate whose every smoothing left a threshold train refuses."""
-        return float(np.mean(list(self.detection.values()))) if self.detection else 0.0
-
-
-@dataclass(frozen=True)
 class Selection:
     ranking: list[CandidateScore]
     """Best first."""
@@ -76,9 +60,11 @@ class Selection:
     def summary(self) -> dict[str, object]:
         """For the manifest: what was tried and why the winner won."""
         return {
-            "rule": "highest mean detection of faults injected into the calibration run, "
-            "at the threshold's false-alarm rate on the clean run, among smoothings whose "
-            f"split-half false alarms stay within {TRANSFER_SLACK:g}x the quantile's",
+            "rule": "one-standard-error rule on the detection of faults injected into the "
+            "calibration run (at the threshold's false-alarm rate on the clean run), then on "
+            "their detection delay, then the fewest multiply-adds per reading; among "
+            f"smoothings whose split-half false alarms stay within {TRANSFER_SLACK:g}x the "
+            "quantile's",
             "autocorrelation_window": self.autocorrelation_window,
             "fault_kinds": list(KINDS),
             "faults_per_kind": FAULTS_PER_KIND,
@@ -90,6 +76,9 @@ class Selection:
                     "split_false_alarms": round(score.split_false_alarms, 4),
                     "mean_detection": round(score.mean_detection, 4),
                     "detection": {k: round(v, 4) for k, v in score.detection.items()},
+                    "mean_delay": round(score.mean_delay, 2),
+                    "multiply_adds": score.multiply_adds,
+                    "out_at": score.out_at,
                     "seconds": round(score.seconds, 2),
                 }
                 for score in self.ranking
@@ -170,13 +159,28 @@ def injected_run(
     return InjectedRun(scores(np.asarray(calibration_values, dtype=np.float64)), faulty, window)
 
 
-def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
-    """Detection rate per kind of fault, each run smoothed by ``smoothing`` and compared with
-    the threshold ``train`` would set on the smoothed clean run (refusals included:
+@dataclass(frozen=True)
+class Outcomes:
+    """What one option did with every injected fault."""
+
+    detection: dict[str, float]
+    """Detection rate per kind."""
+    rates: tuple[float, ...]
+    """Per fault, in the plan's order."""
+    delays: tuple[float, ...]
+    """Per fault but the spikes: readings from the onset to the first flagged one (every
+    reading after the onset when none is)."""
+
+
+def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
+    """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
+    with the threshold ``train`` would set on the smoothed clean run (refusals included:
     :class:`~models.train.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
     threshold = estimate_threshold(smooth(run.clean, how), quantile, source="selection").value
-    rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    rates: list[float] = []
+    delays: list[float] = []
     for fault, raw in run.faulty:
         scores = smooth(raw, how)
         # Score i is of the window ending at reading i + window - 1.
@@ -184,10 +188,29 @@ def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, fl
             after = scores[
                 np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
             ]
-        else:
+        else:  # from the window ending at the onset
             after = scores[max(0, fault.onset - run.window + 1) :]
-        rates[fault.kind].append(float(np.mean(after > threshold)))
-    return {kind: float(np.mean(values)) for kind, values in rates.items() if values}
+            flagged = after > threshold
+            delays.append(float(np.argmax(flagged)) if flagged.any() else float(len(after)))
+        rate = float(np.mean(after > threshold))
+        by_kind[fault.kind].append(rate)
+        rates.append(rate)
+    detected = {kind: float(np.mean(values)) for kind, values in by_kind.items() if values}
+    return Outcomes(detected, tuple(rates), tuple(delays))
+
+
+def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
+    """Detection rate per kind of fault (see :func:`outcomes`)."""
+    return outcomes(run, smoothing, quantile).detection
+
+
+def multiply_adds(result: TrainResult) -> int:
+    """Multiply-adds of the scoring module's matrix products and convolutions for one scored
+    reading (one window), counted by torch's FLOP counter (two FLOPs per multiply-add)."""
+    x = torch.zeros(1, result.window, len(result.scaler_mean))
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        result.module(x)
+    return int(counter.get_total_flops()) // 2
 
 
 def injected_detection(
@@ -214,26 +237,40 @@ def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> fl
 
 
 def weigh_smoothings(
-    run: InjectedRun, config: TrainConfig, smoothings: tuple[str, ...], seconds: float
+    run: InjectedRun,
+    config: TrainConfig,
+    smoothings: tuple[str, ...],
+    seconds: float,
+    cost: int = 0,
 ) -> CandidateScore:
-    """The candidate at its best smoothing: the most injected faults caught among those whose
-    split-half false alarms stay within TRANSFER_SLACK x ``1 - quantile`` (or, if none does,
-    the one that carries best)."""
+    """The candidate at the smoothing :func:`apply_rule` picks among those whose split-half
+    false alarms stay within TRANSFER_SLACK x ``1 - quantile`` (or, if none does, the one
+    that carries best)."""
     weighed = []
     for spec in smoothings:
         try:
-            rates = detection(run, spec, config.quantile)
+            found = outcomes(run, spec, config.quantile)
         except DegenerateCalibration:
             continue  # train would refuse the threshold this smoothing leaves
         split = split_false_alarms(run.clean, spec, config.quantile)
-        weighed.append((spec, split, rates))
+        weighed.append(
+            CandidateScore(
+                replace(config, smoothing=spec),
+                found.detection,
+                seconds,
+                split,
+                found.rates,
+                found.delays,
+                cost,
+            )
+        )
     if not weighed:  # every smoothing flattens the tail: train will say why
-        return CandidateScore(config, {}, seconds, 1.0)
-    allowed = [w for w in weighed if w[1] <= TRANSFER_SLACK * (1 - config.quantile)]
+        return CandidateScore(config, {}, seconds, 1.0, multiply_adds=cost)
+    allowed = [w for w in weighed if w.split_false_alarms <= TRANSFER_SLACK * (1 - config.quantile)]
     if not allowed:
-        allowed = [min(weighed, key=lambda w: w[1])]
-    spec, split, rates = max(allowed, key=lambda w: float(np.mean(list(w[2].values()))))
-    return CandidateScore(replace(config, smoothing=spec), rates, seconds, split)
+        allowed = [min(weighed, key=lambda w: w.split_false_alarms)]
+    winner = next(o for o in apply_rule(allowed) if o.out_at is None)
+    return replace(winner, out_at=None)
 
 
 MIN_READINGS = 100
@@ -248,12 +285,12 @@ def choose_smoothing(
     *,
     seconds: float = 0.0,
 ) -> tuple[TrainResult, CandidateScore | None]:
-    """One trained model at the smoothing that catches most injected faults (see
-    weigh_smoothings); unchanged, with None, when the calibration run is too short to tell."""
+    """One trained model at the smoothing the rule picks (see weigh_smoothings); unchanged,
+    with None, when the calibration run is too short to tell."""
     if len(calibration_values) - result.window + 1 < MIN_READINGS:
         return result, None
     run = injected_run(result, calibration_values, seed=result.config.seed)
-    score = weigh_smoothings(run, result.config, smoothings, seconds)
+    score = weigh_smoothings(run, result.config, smoothings, seconds, multiply_adds(result))
     return result.with_smoothing(score.config.smoothing), score
 
 
@@ -268,7 +305,7 @@ def select(
     smoothings: tuple[str, ...] = CANDIDATES,
     report: Callable[[CandidateScore], None] | None = None,
 ) -> Selection:
-    """Train every candidate and keep the one that catches most injected faults.
+    """Train every candidate and keep the one :func:`apply_rule` picks.
 
     Without a separate calibration run the faults go into the training file's calibration
     tail, as the threshold does."""
@@ -300,13 +337,17 @@ def select(
             else values[slice(*result.splits["calibration"])]
         )
         run = injected_run(result, calibration, seed=base.seed)
-        score = weigh_smoothings(run, config, smoothings, time.perf_counter() - started)
+        score = weigh_smoothings(
+            run, config, smoothings, time.perf_counter() - started, multiply_adds(result)
+        )
         if report is not None:
             report(score)
         scored.append((score, result))
     if not scored:
         raise refusals[0]
-    order = sorted(range(len(scored)), key=lambda i: (-scored[i][0].mean_detection, i))
-    ranking = [scored[i][0] for i in order]
-    winner = scored[order[0]][1].with_smoothing(ranking[0].config.smoothing)
+    judged = apply_rule([score for score, _ in scored])
+    first = next(i for i, score in enumerate(judged) if score.out_at is None)
+    order = sorted(range(len(judged)), key=lambda i: (i != first, -judged[i].mean_detection, i))
+    ranking = [judged[i] for i in order]
+    winner = scored[first][1].with_smoothing(judged[first].config.smoothing)
     return Selection(ranking, memory, winner)

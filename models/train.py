@@ -23,7 +23,7 @@ from torch import nn
 
 from models.conv import TemporalConvAutoencoder
 from models.data import sliding_windows
-from models.linear import QuadraticResidual, fit_cva, fit_dpca
+from models.linear import LowRankResidual, QuadraticResidual, fit_cva, fit_dpca
 from models.network import (
     ACTIVATIONS,
     PlaneResidualAutoencoder,
@@ -469,7 +469,7 @@ def train(
     val_x = _standardised_windows(val_values, mean, scale, window)
 
     extra: dict[str, Any] = {}
-    reconstructor: Reconstructor | QuadraticResidual
+    reconstructor: Reconstructor | QuadraticResidual | LowRankResidual
     if config.family in LINEAR_FAMILIES:
         reconstructor, history, best_epoch, extra = _fit_linear(
             train_values, val_values, mean, scale, config
@@ -593,7 +593,7 @@ def _fit_linear(
     mean: np.ndarray,
     scale: np.ndarray,
     config: TrainConfig,
-) -> tuple[QuadraticResidual, list[EpochRecord], int, dict[str, Any]]:
+) -> tuple[QuadraticResidual | LowRankResidual, list[EpochRecord], int, dict[str, Any]]:
     """DPCA or CVA in closed form on the training split. There are no epochs: the one
     record's losses are the mean squared error per input, as the autoencoder reports them."""
     started = time.perf_counter()
@@ -608,7 +608,7 @@ def _fit_linear(
         if config.family == "cva"
         else fit_dpca(z_train, config.window, variance=config.variance)
     )
-    reconstructor = QuadraticResidual(fit.root)
+    reconstructor = fit.residual()
 
     def loss(values: np.ndarray) -> float:
         x = _standardised_windows(values, mean, scale, config.window)
@@ -617,6 +617,8 @@ def _fit_linear(
 
     record = EpochRecord(1, loss(train_values), loss(val_values), time.perf_counter() - started)
     details = {"components": fit.n_components, **fit.details}
+    if isinstance(reconstructor, LowRankResidual):  # the rest of R is a multiple of identity
+        details["root_rank"] = int(reconstructor.gains.numel())
     return reconstructor, [record], 1, {config.family: details}
 
 

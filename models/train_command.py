@@ -22,13 +22,13 @@ from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.selection import (
     MAX_WINDOW,
     MIN_READINGS,
-    CandidateScore,
     Selection,
     autocorrelation_window,
     candidates,
     choose_smoothing,
     select,
 )
+from models.selection_rule import CandidateScore
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
@@ -305,8 +305,9 @@ def _with_chosen_smoothing(
     else:
         print(
             f"smoothing {score.config.smoothing}: it catches {score.mean_detection:.1%} of "
-            "faults injected into the calibration run, the most of "
-            f"{len(smoothings)} smoothings whose split-half false alarms stay low",
+            f"faults injected into the calibration run after {score.mean_delay:.1f} readings "
+            f"on average, chosen among {len(smoothings)} smoothings whose split-half false "
+            "alarms stay low by the selection rule (detection, then delay)",
             file=sys.stderr,
         )
     return chosen
@@ -314,7 +315,8 @@ def _with_chosen_smoothing(
 
 def print_candidate(score: CandidateScore) -> None:
     print(
-        f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults, "
+        f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults after "
+        f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a reading, "
         f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)",
         file=sys.stderr,
         flush=True,
@@ -549,13 +551,17 @@ def _model_lines(result: TrainResult) -> list[str]:
     lines: list[str] = []
     selection = result.metrics.get("selection")
     if isinstance(selection, dict):
-        best = selection["ranking"][0]
+        ranking = selection["ranking"]
+        chosen, most = ranking[0], max(row["mean_detection"] for row in ranking)
         lines.append(
             f"chose {config.family} over window {config.window}, smoothing "
-            f"{config.smoothing}: it caught "
-            f"{best['mean_detection']:.1%} of faults injected into the calibration run, the "
-            f"most of {len(selection['ranking'])} candidates (the process's memory, from its "
-            f"autocorrelation: {selection['autocorrelation_window']} readings)"
+            f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
+            f"into the calibration run (the most of {len(ranking)} candidates: {most:.1%}) "
+            f"after {chosen.get('mean_delay', 0.0):.1f} readings on average, at "
+            f"{chosen.get('multiply_adds', 0):,} multiply-adds a reading; the rule: within "
+            "one standard error of the best detection, then of the shortest delay, the "
+            "cheapest (the process's memory, from its autocorrelation: "
+            f"{selection['autocorrelation_window']} readings)"
         )
     if config.family in LINEAR_FAMILIES:
         details = result.metrics.get(config.family, {})

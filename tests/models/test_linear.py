@@ -11,7 +11,7 @@ import torch
 
 from models.baselines import PCABaseline
 from models.export import export_artifact
-from models.linear import QuadraticResidual, fit_cva, fit_dpca
+from models.linear import LowRankResidual, QuadraticResidual, fit_cva, fit_dpca, root_residual
 from models.train import TrainConfig, score_readings, train
 from service.scoring.artifact import load_artifact
 
@@ -122,3 +122,31 @@ def test_cva_needs_a_window_of_two() -> None:
         TrainConfig(family="cva", window=1)
     with pytest.raises(ValueError, match="family must be one of"):
         TrainConfig(family="lstm")
+
+
+def test_dpca_serves_its_root_in_low_rank_form_with_the_dense_roots_errors(
+    process: np.ndarray,
+) -> None:
+    """DPCA's matrix is a multiple of identity plus its T² components: the low-rank module
+    gives the dense root's reconstruction, and so the same per-sensor shares."""
+    z = (process - process.mean(0)) / process.std(0)
+    wide = np.hstack([z, np.roll(z, 1, axis=0), np.roll(z, 2, axis=0)])  # 15 sensors
+    fit = fit_dpca(wide, 3)
+    module = fit.residual()
+    assert isinstance(module, LowRankResidual)
+    assert module.gains.numel() == fit.n_components < 45 / 3
+    x = torch.tensor(wide[:60].reshape(20, 45), dtype=torch.float32)
+    torch.testing.assert_close(module(x), QuadraticResidual(fit.root)(x), atol=1e-5, rtol=1e-5)
+
+
+def test_a_root_without_a_dominant_repeated_eigenvalue_stays_dense() -> None:
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(12, 12))
+    assert isinstance(root_residual(a @ a.T), QuadraticResidual)
+    vectors = np.linalg.qr(rng.normal(size=(12, 12)))[0]
+    values = np.r_[5.0, 3.0, np.full(10, 0.5)]
+    module = root_residual((vectors * values) @ vectors.T)
+    assert isinstance(module, LowRankResidual) and module.gains.numel() == 2
+    x = torch.tensor(rng.normal(size=(4, 12)), dtype=torch.float32)
+    dense = QuadraticResidual((vectors * np.sqrt(values)) @ vectors.T)
+    torch.testing.assert_close(module(x), dense(x), atol=1e-5, rtol=1e-5)
