@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,10 @@ def write_artifact(
         out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # A name of its own per export: two exports of one version never share a staging folder.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-", dir=out_dir.parent))
+    # mkdir, not mkdtemp: mkdtemp's folder is private (0700), so a model trained by one user
+    # could not be read by the service running as another (the container's user).
+    staging = out_dir.parent / f".{out_dir.name}.staging-{secrets.token_hex(8)}"
+    staging.mkdir()
     try:
         manifest = _write_files(
             staging,

@@ -304,6 +304,16 @@ def test_a_manifest_that_cannot_be_read_says_so(
 
 
 @pytest.mark.parametrize("trained", [1], indirect=True)
+def test_an_exported_folder_is_as_readable_as_any_folder_its_user_makes(
+    artifact: Path, tmp_path: Path
+) -> None:
+    """Staging in a private temporary folder left the version readable by its owner only:
+    the container's user could not load a model trained on the host."""
+    made = tmp_path / "made-by-mkdir"
+    made.mkdir()
+    assert artifact.stat().st_mode & 0o777 == made.stat().st_mode & 0o777
+
+
 def test_a_linked_version_folder_is_replaced_where_it_points(
     trained: tuple[TrainResult, np.ndarray], artifact: Path, tmp_path: Path
 ) -> None:
