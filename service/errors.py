@@ -161,3 +161,30 @@ class StreamContention(ServiceError):
     status_code = 503
     slug = "stream-contention"
     title = "Stream busy on other replicas"
+
+
+# --- thresholds (service.calibration.keeper) ---------------------------------------------
+
+
+class PendingMissing(ServiceError):
+    status_code = 404
+    slug = "unknown-pending-threshold"
+    title = "No such pending threshold"
+
+
+class PendingClosed(ServiceError):
+    status_code = 409
+    slug = "pending-threshold-closed"
+    title = "Pending threshold already decided"
+
+
+class VersionMissing(ServiceError):
+    status_code = 404
+    slug = "unknown-threshold-version"
+    title = "No such threshold version"
+
+
+class VersionNotApplicable(ServiceError):
+    status_code = 409
+    slug = "threshold-version-not-applicable"
+    title = "Threshold version belongs to another model version"

@@ -33,7 +33,14 @@ from service.calibration.store import (
     StoreUnreachable,
     ThresholdVersionNotFound,
 )
-from service.errors import InvalidRequest, ServiceError, UnknownModel
+from service.errors import (
+    InvalidRequest,
+    PendingClosed,
+    PendingMissing,
+    UnknownModel,
+    VersionMissing,
+    VersionNotApplicable,
+)
 from service.metrics import Metrics
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot
@@ -44,30 +51,6 @@ logger = logging.getLogger(__name__)
 
 Propose = Callable[[LoadedModel, ThresholdSnapshot, float], Awaitable[Candidate]]
 """A recalibration rule: (model, threshold in force, start time) → the candidate."""
-
-
-class PendingMissing(ServiceError):
-    status_code = 404
-    slug = "unknown-pending-threshold"
-    title = "No such pending threshold"
-
-
-class PendingClosed(ServiceError):
-    status_code = 409
-    slug = "pending-threshold-closed"
-    title = "Pending threshold already decided"
-
-
-class VersionMissing(ServiceError):
-    status_code = 404
-    slug = "unknown-threshold-version"
-    title = "No such threshold version"
-
-
-class VersionNotApplicable(ServiceError):
-    status_code = 409
-    slug = "threshold-version-not-applicable"
-    title = "Threshold version belongs to another model version"
 
 
 @dataclass(frozen=True, slots=True)

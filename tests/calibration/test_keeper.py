@@ -9,15 +9,9 @@ from pathlib import Path
 import pytest
 from rooms_support import Clock, Rooms, open_rooms
 
-from service.calibration.keeper import (
-    PendingClosed,
-    PendingMissing,
-    Propose,
-    ThresholdKeeper,
-    VersionMissing,
-)
+from service.calibration.keeper import Propose, ThresholdKeeper
 from service.calibration.recalibrator import Candidate
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, PendingClosed, PendingMissing, VersionMissing
 from service.scoring.registry import LoadedModel
 from service.scoring.thresholds import ThresholdSnapshot
 
