@@ -23,8 +23,10 @@ import numpy as np
 
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
+from models.out_of_time import out_of_time_scores
 from models.train import (
     FAMILIES,
+    LINEAR_FAMILIES,
     BeyondFloat32,
     CalibrationUnscorable,
     DegenerateCalibration,
@@ -142,6 +144,25 @@ def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     return configs
 
 
+def copies_input(config: TrainConfig, n_sensors: int) -> bool:
+    """Whether an autoencoder candidate's bottleneck, with its default sizes, is not narrower
+    than what it reconstructs (per reading for the convolutional one, whose latent channels
+    meet every reading): it can learn to copy faults, so selection passes it over. With one
+    sensor every default autoencoder is such a model.
+
+    >>> copies_input(TrainConfig(family="autoencoder", window=1), 1)
+    True
+    >>> copies_input(TrainConfig(family="autoencoder", window=1), 8)
+    False
+    """
+    if config.family in LINEAR_FAMILIES:
+        return False
+    resolved = config.resolved(n_sensors)
+    assert resolved.latent is not None  # resolved() fills it for every network family
+    width = n_sensors if config.family == "conv" else config.window * n_sensors
+    return resolved.latent >= width
+
+
 @dataclass(frozen=True)
 class InjectedRun:
     """Raw reading scores of the clean calibration run and of its faulty copies."""
@@ -149,6 +170,9 @@ class InjectedRun:
     clean: np.ndarray
     faulty: list[tuple[Fault, np.ndarray]]
     window: int
+    reference: list[np.ndarray] | None = None
+    """Where the threshold is set, when not on ``clean``: raw scores of the parts of a
+    short training run, each from a model trained on the others (models/out_of_time.py)."""
 
 
 def injected_run(
@@ -172,10 +196,14 @@ def injected_run(
 
 def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
     """Detection rate per kind of fault, each run smoothed by ``smoothing`` and compared with
-    the threshold ``train`` would set on the smoothed clean run (refusals included:
+    the threshold ``train`` would set on the smoothed clean run, or on the run's
+    out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.train.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
-    threshold = estimate_threshold(smooth(run.clean, how), quantile, source="selection").value
+    parts = [run.clean] if run.reference is None else run.reference
+    threshold = estimate_threshold(
+        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
+    ).value
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
     for fault, raw in run.faulty:
         scores = smooth(raw, how)
@@ -274,6 +302,8 @@ def select(
     tail, as the threshold does."""
     memory = autocorrelation_window(values)
     tried = candidates(base, memory) if configs is None else configs
+    if configs is None:
+        tried = [c for c in tried if not copies_input(c, values.shape[1])]
     scored: list[tuple[CandidateScore, TrainResult]] = []
     refusals: list[ValueError] = []
     for config in tried:
@@ -300,6 +330,8 @@ def select(
             else values[slice(*result.splits["calibration"])]
         )
         run = injected_run(result, calibration, seed=base.seed)
+        if calibration_values is None:  # ranked at the threshold the model will ship with
+            run = replace(run, reference=out_of_time_scores(result, values))
         score = weigh_smoothings(run, config, smoothings, time.perf_counter() - started)
         if report is not None:
             report(score)
