@@ -28,9 +28,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
+from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
 from models.train import (
     FAMILIES,
+    LINEAR_FAMILIES,
     BeyondFloat32,
     CalibrationUnscorable,
     DegenerateCalibration,
@@ -131,6 +133,25 @@ def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     return configs
 
 
+def copies_input(config: TrainConfig, n_sensors: int) -> bool:
+    """Whether an autoencoder candidate's bottleneck, with its default sizes, is not narrower
+    than what it reconstructs (per reading for the convolutional one, whose latent channels
+    meet every reading): it can learn to copy faults, so selection passes it over. With one
+    sensor every default autoencoder is such a model.
+
+    >>> copies_input(TrainConfig(family="autoencoder", window=1), 1)
+    True
+    >>> copies_input(TrainConfig(family="autoencoder", window=1), 8)
+    False
+    """
+    if config.family in LINEAR_FAMILIES:
+        return False
+    resolved = config.resolved(n_sensors)
+    assert resolved.latent is not None  # resolved() fills it for every network family
+    width = n_sensors if config.family == "conv" else config.window * n_sensors
+    return resolved.latent >= width
+
+
 @dataclass(frozen=True)
 class InjectedRun:
     """Raw reading scores of the clean calibration run and of its faulty copies."""
@@ -138,6 +159,9 @@ class InjectedRun:
     clean: np.ndarray
     faulty: list[tuple[Fault, np.ndarray]]
     window: int
+    reference: list[np.ndarray] | None = None
+    """Where the threshold is set, when not on ``clean``: raw scores of the parts of a
+    short training run, each from a model trained on the others (models/out_of_time.py)."""
 
 
 def injected_run(
@@ -174,10 +198,14 @@ class Outcomes:
 
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
-    with the threshold ``train`` would set on the smoothed clean run (refusals included:
+    with the threshold ``train`` would set on the smoothed clean run, or on the run's
+    out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.train.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
-    threshold = estimate_threshold(smooth(run.clean, how), quantile, source="selection").value
+    parts = [run.clean] if run.reference is None else run.reference
+    threshold = estimate_threshold(
+        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
+    ).value
     by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
     rates: list[float] = []
     delays: list[float] = []
@@ -311,6 +339,8 @@ def select(
     tail, as the threshold does."""
     memory = autocorrelation_window(values)
     tried = candidates(base, memory) if configs is None else configs
+    if configs is None:
+        tried = [c for c in tried if not copies_input(c, values.shape[1])]
     scored: list[tuple[CandidateScore, TrainResult]] = []
     refusals: list[ValueError] = []
     for config in tried:
@@ -337,6 +367,8 @@ def select(
             else values[slice(*result.splits["calibration"])]
         )
         run = injected_run(result, calibration, seed=base.seed)
+        if calibration_values is None:  # ranked at the threshold the model will ship with
+            run = replace(run, reference=out_of_time_scores(result, values))
         score = weigh_smoothings(
             run, config, smoothings, time.perf_counter() - started, multiply_adds(result)
         )

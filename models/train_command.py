@@ -19,6 +19,7 @@ from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.network import ACTIVATIONS
 from models.operating_point import CANDIDATES as SMOOTHINGS
+from models.out_of_time import calibrate_out_of_time
 from models.selection import (
     MAX_WINDOW,
     MIN_READINGS,
@@ -449,6 +450,8 @@ def run(args: argparse.Namespace) -> int:
             )
             result = selection.result
             result.metrics["selection"] = selection.summary()
+        if calibration is None:
+            result = calibrate_out_of_time(result, readings.values)
     except BeyondFloat32 as exc:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)
@@ -643,7 +646,16 @@ def _print_summary(
         )
     if threshold.warning:
         lines.append(f"WARNING: {threshold.warning}")
-    if not separate_calibration:
+    out_of_time = result.metrics.get("out_of_time", {})
+    if out_of_time.get("applied"):
+        lines.append(
+            "WARNING: the calibration tail is too short for the quantile, so the threshold "
+            "comes from out-of-time errors of the whole run (the tail's would be "
+            f"{out_of_time['tail_threshold']:.6g}): it allows for as much drift as half the "
+            "run shows, no more; pass --calibration-data with normal readings from another "
+            "run or period."
+        )
+    elif not separate_calibration:
         lines.append(
             "WARNING: the threshold was set on the tail of the training run. Readings of the "
             "same run are more alike than other runs, so expect more false alarms than "

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.baselines import PCABaseline
+from models.out_of_time import calibrate_out_of_time
 from models.report import (
     Table,
     markdown_table,
@@ -92,13 +93,18 @@ class DetectorSet:
         *,
         quantile: float,
         calibration_source: str,
+        own_threshold: bool = False,
     ) -> DetectorSet:
         """PCA is fitted on the autoencoder's training split; every limit is the same
-        quantile (order statistic at or above it) of the same calibration readings."""
+        quantile (order statistic at or above it) of the same calibration readings.
+        ``own_threshold``: the model keeps the threshold ``train`` gave it (on a short run
+        without calibration data, out of time: models/out_of_time.py)."""
         start, stop = result.splits["train"]
         pca = PCABaseline.fit(train_values[start:stop])
         calibration = score_all(result, pca, calibration_values)
         limits = {name: limit_at(scores, quantile) for name, scores in calibration.items()}
+        if own_threshold:
+            limits["autoencoder"] = result.threshold.value
         pca = replace(
             pca,
             t2_limit=limits["pca_t2"],
@@ -165,13 +171,15 @@ def train_as_default(
     calibration_source: str | None = None,
     progress: Callable[[EpochRecord, int], None] | None = None,
 ) -> TrainResult:
-    """The model ``python -m models train`` would make. With ``select_model``, its default
-    ``--family auto --smoothing auto``: candidates chosen on faults injected into the
-    calibration data at the CLI's own threshold quantile, then the winner trained again
-    with the protocol's quantile (``config.quantile``, which moves only the threshold); the
-    ranking is kept in ``metrics["selection"]``. Without it, ``config`` as given."""
+    """The model ``python -m models train`` would make (a short run without separate
+    calibration data gets its threshold from out-of-time errors, models/out_of_time.py).
+    With ``select_model``, its default ``--family auto --smoothing auto``: candidates
+    chosen on faults injected into the calibration data at the CLI's own threshold
+    quantile, then the winner trained again with the protocol's quantile
+    (``config.quantile``, which moves only the threshold); the ranking is kept in
+    ``metrics["selection"]``. Without it, ``config`` as given."""
     if not select_model:
-        return train(
+        result = train(
             values,
             sensors,
             config,
@@ -179,6 +187,7 @@ def train_as_default(
             calibration_source=calibration_source,
             progress=progress,
         )
+        return result if calibration_values is not None else calibrate_out_of_time(result, values)
     chosen = select(
         values,
         sensors,
@@ -195,4 +204,4 @@ def train_as_default(
         progress=progress,
     )
     result.metrics["selection"] = chosen.summary()
-    return result
+    return result if calibration_values is not None else calibrate_out_of_time(result, values)

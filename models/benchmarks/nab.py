@@ -173,6 +173,7 @@ def run_nab(
             head[start:stop],
             quantile=NAB_QUANTILE,
             calibration_source="tail of the probationary period",
+            own_threshold=True,
         )
         context = result.window - 1
         scores = detectors.scores(series.values[probation - context :])

@@ -179,6 +179,7 @@ def run_skab(
             head[start:stop],
             quantile=SKAB_QUANTILE,
             calibration_source="calibration tail of the first 400 rows",
+            own_threshold=True,
         )
         _accumulate(per_file, file.name, detectors, values, test_labels)
 

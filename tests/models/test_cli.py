@@ -78,16 +78,28 @@ def test_train_without_calibration_file_recommends_one(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
-    assert main([*args, "--name", "p", "--version", "1", "--window", "2", *tiny()]) == 0
+    # A 0.9 quantile needs 100 calibration readings: the 225 of the tail set it.
+    tail = [*args, "--name", "p", "--version", "1", "--window", "2", "--quantile", "0.9"]
+    assert main([*tail, *tiny()]) == 0
     err = capsys.readouterr().err
     assert "WARNING: the threshold was set on the tail of the training run" in err
     assert "--calibration-data" in err
-    # 225 calibration readings cannot back a 0.99 quantile: the small-sample warning shows.
-    assert "WARNING: only 224 calibration samples" in err
     manifest = load_artifact(tmp_path / "p" / "1").manifest
     assert manifest.window == 2
     assert manifest.threshold.source == "tail of the training data"
-    assert manifest.metrics["threshold_warning"].startswith("only 224 calibration samples")
+    assert manifest.threshold.n_calibration == 224
+    assert manifest.metrics["out_of_time"]["applied"] is False
+
+    # 225 cannot back a 0.99 quantile: the threshold comes from out-of-time errors of the
+    # whole run (two halves of 750, less a window's context each).
+    assert main([*args, "--name", "p", "--version", "2", "--window", "2", *tiny()]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: the calibration tail is too short for the quantile" in err
+    assert "--calibration-data" in err
+    manifest = load_artifact(tmp_path / "p" / "2").manifest
+    assert manifest.threshold.source.startswith("out-of-time errors of the training run")
+    assert manifest.threshold.n_calibration == 1498
+    assert manifest.metrics["out_of_time"]["applied"] is True
 
 
 def test_train_refuses_bad_data(
