@@ -16,7 +16,8 @@ single-sensor spikes of 6 standard deviations, seeded.
 Every round runs each tree's singles then its batches, the trees in turn, the order
 reversed every other round, so other load on the machine falls on all of them alike. It
 prints each round's median and, per tree, the median of the rounds' medians as
-requests per second of CPU (1 / median), the ratio to the first tree, and the load average.
+requests per second of CPU (1 / median), the ratio to the first tree (x first), the median
+of the rounds' own ratios to the first tree (paired), and the load average.
 ``--profile FILE`` instead profiles the first tree's single readings with cProfile.
 """
 
@@ -229,13 +230,20 @@ def main() -> int:
         for w in workers:
             w.close()
     print(f"\nload average (1 min) over the run: {min(loads):.2f} to {max(loads):.2f}")
-    print(f"{'tree':<20} {'kind':<7} {'µs CPU':>8} {'req/s of CPU':>13} {'x first':>8}")
+    print(
+        f"{'tree':<20} {'kind':<7} {'µs CPU':>8} {'req/s of CPU':>13} {'x first':>8} {'paired':>7}"
+    )
     for kind, _ in kinds:
         first = statistics.median(medians[(0, kind)])
         for i, tree in enumerate(trees):
             cost = statistics.median(medians[(i, kind)])
+            # The median of each round's ratio: a round on a busier machine weighs no more.
+            paired = statistics.median(
+                a / b for a, b in zip(medians[(0, kind)], medians[(i, kind)], strict=True)
+            )
             print(
-                f"{tree.name:<20} {kind:<7} {cost * 1e6:8.1f} {1 / cost:13,.0f} {first / cost:8.2f}"
+                f"{tree.name:<20} {kind:<7} {cost * 1e6:8.1f} {1 / cost:13,.0f} "
+                f"{first / cost:8.2f} {paired:7.3f}"
             )
     return 0
 
