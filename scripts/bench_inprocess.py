@@ -18,7 +18,8 @@ reversed every other round, so other load on the machine falls on all of them al
 prints each round's median and, per tree, the median of the rounds' medians as
 requests per second of CPU (1 / median), the ratio to the first tree (x first), the median
 of the rounds' own ratios to the first tree (paired), and the load average.
-``--profile FILE`` instead profiles the first tree's single readings with cProfile.
+``--profile FILE`` instead profiles the first tree's single readings with cProfile (its
+batches with ``--profile-batches``).
 """
 
 from __future__ import annotations
@@ -96,10 +97,10 @@ async def _serve(tree: Path) -> None:
                 kind, count, size = line.split()
                 if not made:
                     made = bodies(manifest, singles=int(count), batches=16, size=int(size))
-                if kind == "profile":
+                if kind.startswith("profile-"):
                     profiler = cProfile.Profile()
                     profiler.enable()
-                    times = await _run(app, made["single"], int(count))
+                    times = await _run(app, made[kind.removeprefix("profile-")], int(count))
                     profiler.disable()
                     profiler.dump_stats(os.environ["BENCH_PROFILE"])
                 else:
@@ -198,6 +199,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=200, help="batches a round")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--profile", type=Path, help="cProfile the first tree's singles")
+    parser.add_argument("--profile-batches", action="store_true", help="... or its batches")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
@@ -205,7 +207,8 @@ def main() -> int:
         return 0
     trees: list[Path] = [t.resolve() for t in (args.tree or [REPO])]
     if args.profile is not None:
-        return profile(trees[0], args.profile, args.singles)
+        kind, count = ("batch", args.batches) if args.profile_batches else ("single", args.singles)
+        return profile(trees[0], args.profile, kind, count, args.batch_size)
     kinds = [("single", args.singles), ("batch", args.batches)]
     workers = [Worker(t) for t in trees]
     medians: dict[tuple[int, str], list[float]] = {}
@@ -248,12 +251,13 @@ def main() -> int:
     return 0
 
 
-def profile(tree: Path, out: Path, count: int) -> int:
-    """cProfile of ``count`` single readings after the warm-up, written to ``out``."""
+def profile(tree: Path, out: Path, kind: str, count: int, size: int) -> int:
+    """cProfile of ``count`` requests of ``kind`` after the warm-up, written to ``out``."""
     w = Worker(tree, profile_to=out.resolve())
     try:
-        w.run("single", WARM_UP, 100)
-        w.run("profile", count, 100)
+        w.run("single", WARM_UP, size)
+        w.run("batch", 20, size)
+        w.run(f"profile-{kind}", count, size)
     finally:
         w.close()
     stats = pstats.Stats(str(out))
