@@ -46,8 +46,9 @@ class DrainUnreadBodyMiddleware:
             return message
 
         async def holding_send(message: Message) -> None:
-            if body_done:
-                await _flush(held, send)
+            if body_done:  # the common case: the app read the body before replying
+                if held:
+                    await _flush(held, send)
                 await send(message)
             elif message["type"] == "http.response.start":
                 held.append(message)

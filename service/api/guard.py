@@ -110,10 +110,17 @@ def header(scope: Scope, wanted: bytes) -> bytes | None:
 
 
 def has_body(scope: Scope) -> bool:
-    length = header(scope, b"content-length")
-    return header(scope, b"transfer-encoding") is not None or (
-        length is not None and length.strip(b"0") != b""
-    )
+    """A Transfer-Encoding, or a first Content-Length other than zero: one pass over the
+    headers (every request with a body asks)."""
+    length_seen = False
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length" and not length_seen:
+            if value.strip(b"0") != b"":
+                return True
+            length_seen = True
+    return False
 
 
 def _is_json(scope: Scope) -> bool:

@@ -64,6 +64,8 @@ class Readings:
     values: np.ndarray  # float32 (b, n_sensors), C-contiguous, all finite
     reading_ids: list[str | None] | None  # client ids (None entries get generated ones)
     timestamps: np.ndarray | None  # float64 (b,), NaN where the client sent none
+    # The largest absolute value, when validation already found it (None: not known).
+    magnitude: float | None = None
 
 
 _ALLOWED = r"[^/\x00-\x1f\x7f-\x9f]"
@@ -99,9 +101,9 @@ def to_readings(
     if parsed.may_hold_booleans:
         return _slow_readings(readings, sensors, sensor_index)
     if parsed.only_top_strings:
-        values = _plain_float32(readings, n)
-        if values is not None:
-            return Readings(values, None, None)
+        plain = _plain_float32(readings, n)
+        if plain is not None:
+            return Readings(plain[0], None, None, plain[1])
     try:
         array = np.array(readings)
     except (ValueError, TypeError, OverflowError):
@@ -111,9 +113,10 @@ def to_readings(
     return _slow_readings(readings, sensors, sensor_index)
 
 
-def _plain_float32(readings: list[Any], n_sensors: int) -> np.ndarray | None:
+def _plain_float32(readings: list[Any], n_sensors: int) -> tuple[np.ndarray, float] | None:
     """The fast path for lists of numbers (no strings or booleans in the body): straight to
-    float64, skipping numpy's type discovery. None for anything else,
+    float64, skipping numpy's type discovery; with the largest absolute value. None for
+    anything else,
     including values whose float32 is not finite, and integers above 2**53 (whose float64
     rounding could move their float32 by one step): the general path then gives the
     precise answer or error."""
@@ -125,9 +128,10 @@ def _plain_float32(readings: list[Any], n_sensors: int) -> np.ndarray | None:
         return None
     with np.errstate(over="ignore", invalid="ignore"):
         values = array.astype(np.float32)
-    if not np.isfinite(values).all() or np.abs(array).max(initial=0.0) > EXACT_INTEGERS:
+    magnitude = float(np.abs(array).max(initial=0.0))
+    if not np.isfinite(values).all() or magnitude > EXACT_INTEGERS:
         return None
-    return values
+    return values, magnitude
 
 
 def _finite_float32(array: np.ndarray, sensors: list[str]) -> np.ndarray:

@@ -98,6 +98,9 @@ class ReadingChunk:
             ids = []
             for b, n in zip(batches, sizes, strict=True):
                 ids.extend(b.reading_ids if b.reading_ids is not None else [None] * n)
+        values = _joined([b.values for b in batches])
+        signs, has_signs = _packed_signs(batches, values, sizes)
+        suppressed_by, excluded_by = _windows(batches, sizes)
         return cls(
             seq_start=batches[0].seq_start,
             ids=ids,
@@ -109,23 +112,17 @@ class ReadingChunk:
             errors=_joined([_padded(b.errors, b.warming, np.nan) for b in batches]),
             squared=_joined([_padded(b.squared, b.warming, np.nan) for b in batches]),
             smoothed=_joined([_padded(b.smoothed, b.warming, np.nan) for b in batches]),
-            signs=_joined([_padded(_signs(b), b.warming, 0) for b in batches]),
-            has_signs=_joined(
-                [_padded(np.full(len(b.errors), _has_signs(b)), b.warming, False) for b in batches]
-            ),
-            values=_joined([b.values for b in batches]),
+            signs=signs,
+            has_signs=has_signs,
+            values=values,
             thresholds=np.repeat(np.array([b.threshold.value for b in batches]), sizes),
             threshold_versions=np.repeat(
                 np.array([b.threshold.version for b in batches], dtype=np.int64), sizes
             ),
             anomaly=_joined([_padded(b.anomalies, b.warming, False) for b in batches]),
-            alert=_joined([b.states == ALERT for b in batches]),
-            suppressed_by=np.repeat(
-                np.array([_window(b, "suppressed_by") for b in batches], dtype=np.int64), sizes
-            ),
-            excluded_by=np.repeat(
-                np.array([_window(b, "excluded_by") for b in batches], dtype=np.int64), sizes
-            ),
+            alert=_joined([b.states for b in batches]) == ALERT,
+            suppressed_by=suppressed_by,
+            excluded_by=excluded_by,
         )
 
     def __len__(self) -> int:
@@ -178,19 +175,46 @@ def _has_signs(batch: ScoredBatch) -> bool:
     return len(batch.reconstruction) == len(batch.errors)
 
 
-def _signs(batch: ScoredBatch) -> np.ndarray:
-    """Per scored row, packed bits: observed >= reconstructed (zeros when not computed)."""
-    n = batch.values.shape[1]
-    if not _has_signs(batch):
-        return np.zeros((len(batch.errors), (n + 7) // 8), dtype=np.uint8)
-    above = batch.values[batch.warming :] >= batch.reconstruction
-    return np.packbits(above, axis=1)
+def _packed_signs(
+    batches: Sequence[ScoredBatch], values: np.ndarray, sizes: list[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, packed bits: observed >= reconstructed (zeros where the reply computed no
+    reconstruction, or the row was warming up), and whether it did. One comparison and
+    one packing for the whole chunk: rows without a reconstruction compare with NaN."""
+    n = values.shape[1]
+    shown = [_has_signs(b) for b in batches]
+    has_signs = np.repeat(np.array(shown, dtype=bool), sizes)
+    if not any(shown):
+        return np.zeros((len(values), (n + 7) // 8), dtype=np.uint8), has_signs
+    start = 0
+    for b, size in zip(batches, sizes, strict=True):
+        has_signs[start : start + b.warming] = False
+        start += size
+    reconstruction = _joined(
+        [
+            _padded(
+                b.reconstruction if ok else np.full((len(b.errors), n), np.nan, np.float32),
+                b.warming,
+                np.nan,
+            )
+            for b, ok in zip(batches, shown, strict=True)
+        ]
+    )
+    return np.packbits(values >= reconstruction, axis=1), has_signs
 
 
-def _window(batch: ScoredBatch, mode: str) -> int:
-    match = batch.maintenance
-    found = None if match is None else getattr(match, mode)
-    return 0 if found is None else int(found)
+def _windows(batches: Sequence[ScoredBatch], sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the suppress_alerts and exclude_from_learning windows' ids (0 for none)."""
+    matches = [b.maintenance for b in batches]
+    if matches.count(None) == len(matches):
+        none = np.zeros(sum(sizes), np.int64)
+        return none, none.copy()
+    suppressed = [0 if m is None or m.suppressed_by is None else m.suppressed_by for m in matches]
+    excluded = [0 if m is None or m.excluded_by is None else m.excluded_by for m in matches]
+    return (
+        np.repeat(np.array(suppressed, dtype=np.int64), sizes),
+        np.repeat(np.array(excluded, dtype=np.int64), sizes),
+    )
 
 
 def _joined(arrays: list[np.ndarray]) -> np.ndarray:

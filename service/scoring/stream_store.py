@@ -59,6 +59,10 @@ class LocalStreamStore:
         return self.pipeline.score(parsed, reconstruct=reconstruct)
 
     async def score_many(self, requests: list[ParsedRequest]) -> list[ScoredBatch | Exception]:
+        return self.score_many_now(requests)
+
+    def score_many_now(self, requests: list[ParsedRequest]) -> list[ScoredBatch | Exception]:
+        """:meth:`score_many` without waiting: in-process states are at hand."""
         return self.pipeline.score_many(requests)
 
     async def peek(self, key: StreamKey) -> StreamState | None:

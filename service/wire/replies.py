@@ -37,8 +37,9 @@ def render_json(scored: ScoredBatch, single: bool) -> bytes:
         "model_version": model.version,
         "threshold": thr.value,
         "threshold_version": thr.version,
-        **_maintenance_fields(scored),
     }
+    if scored.maintenance is not None:
+        common.update(_maintenance_fields(scored))
     if single or len(scored.errors) < _FRAGMENTS_MIN:
         ids = _reading_ids(scored)
         results = _warming_results(scored, ids, common) + _scored_results(scored, ids)
@@ -160,8 +161,7 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
         ]
         tops = [flat[start : start + k] for start in range(0, len(flat), k)]
     name, version, value, thr_version = model.name, model.version, thr.value, thr.version
-    extra = _maintenance_fields(scored)
-    return [
+    results = [
         {
             "reading_id": rid,
             "status": "scored",
@@ -176,7 +176,6 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
             "model_version": version,
             "threshold": value,
             "threshold_version": thr_version,
-            **extra,
         }
         for rid, err, score, flag, smooth, st, top in zip(
             ids[scored.warming :],
@@ -189,6 +188,11 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
             strict=True,
         )
     ]
+    if scored.maintenance is not None:
+        extra = _maintenance_fields(scored)
+        for result in results:
+            result.update(extra)
+    return results
 
 
 def _json_numbers(values: np.ndarray) -> list[bytes]:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import cast
 
 import numpy as np
 import pytest
 
-from service.scoring.decision import ALERT, NORMAL, WARMING_UP
+from service.scoring.decision import ALERT, NORMAL, WARMING_UP, WindowMatch
 from service.scoring.recent import MERGE_RUN, AmbiguousReadingId, RecentReading, RecentReadings
 from service.scoring.registry import LoadedModel
 from service.scoring.scored import ScoredBatch
@@ -369,3 +370,35 @@ def test_small_requests_keep_the_bound() -> None:
         assert len(store) <= 10
     newest = store.get(f"b-{sum(1 + i % 3 for i in range(40)) - 1}")
     assert newest is not None and store.get("b-0") is None
+
+
+def test_a_chunk_keeps_each_requests_signs_and_windows() -> None:
+    """Requests sealed together keep their own: which sensors read above the reconstruction
+    (none known while warming up or when the reply computed none), and their windows."""
+    clock = Clock()
+    store = RecentReadings(10_000, 600, clock=clock, id_prefix="p-")
+    rng = np.random.default_rng(3)
+    shown = scored_batch(store, clock(), errors=np.ones(2), values=np.ones((3, 9), np.float32),
+                         warming=1)  # fmt: skip
+    shown = replace(shown, reconstruction=rng.normal(1.0, 1.0, (2, 9)).astype(np.float32))
+    hidden = scored_batch(store, clock(), errors=np.ones(1), values=np.ones((1, 9), np.float32))
+    hidden = replace(
+        hidden, reconstruction=np.empty((0, 9), np.float32), maintenance=WindowMatch(4, None)
+    )
+    windowed = scored_batch(store, clock(), errors=np.ones(1), values=np.ones((1, 9), np.float32))
+    windowed = replace(windowed, maintenance=WindowMatch(None, 7))
+    for batch in (shown, hidden, windowed):
+        store.add(batch)
+    readings = [store.get(f"p-{seq}") for seq in range(5)]
+    assert all(r is not None for r in readings)
+    first, second, third, suppressed, excluded = cast(list[RecentReading], readings)
+    assert first.above_reconstruction is None  # warming up
+    for got, row in ((second, 0), (third, 1)):
+        want = np.ones(9, np.float32) >= shown.reconstruction[row]
+        assert got.above_reconstruction is not None
+        assert got.above_reconstruction.tolist() == want.tolist()
+    assert suppressed.above_reconstruction is None
+    assert (suppressed.suppressed_by, suppressed.excluded_by) == (4, None)
+    assert excluded.above_reconstruction is not None and excluded.above_reconstruction.all()
+    assert (excluded.suppressed_by, excluded.excluded_by) == (None, 7)
+    assert (first.suppressed_by, first.excluded_by) == (None, None)
