@@ -20,6 +20,7 @@ fail when a mechanism is missing, not when the machine is slow.
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from balancer_support import support
 from cluster_support import (
     AUTH,
     Cluster,
@@ -377,14 +379,29 @@ def wait_for_steps(load: LoadLoop, count: int, timeout: float = 60) -> None:
     wait_until(lambda: load.steps >= count, timeout=timeout, interval=0.02)
 
 
+def nginx_fail_timeout_s() -> float:
+    """How long nginx keeps a replica that failed out of its rotation (deploy/nginx/), even
+    once it answers again."""
+    (params,) = set(support.upstream_params())
+    match = re.search(r"fail_timeout=(\d+)s", params)
+    assert match is not None, params
+    return float(match.group(1))
+
+
 def test_c_the_leader_killed_under_load_loses_no_label_and_another_leads(ha: Cluster) -> None:
     (versions_before,) = ha.sql(
         "SELECT count(*) FROM threshold_versions WHERE model = %s", TEST_MODEL
     )[0]
     acknowledged: dict[str, int] = {}
     failovers: list[float] = []
+    fail_timeout = nginx_fail_timeout_s()
+    killed_at = -math.inf
     for round_ in range(ROUNDS):
         ha.heal()
+        # One failure at a time: the replica killed in the round before stays out of nginx's
+        # rotation for fail_timeout after it is back, so a kill sooner than that would leave
+        # nginx no replica it believes alive (502 no-replica for every request until then).
+        time.sleep(max(0.0, killed_at + fail_timeout + 0.5 - time.monotonic()))
         wait_until(lambda: len(ha.leaders()) == 1, timeout=FAILOVER_BOUND_S)
         (leader,) = ha.leaders()
         threshold, _ = threshold_of(leader, TEST_MODEL)
