@@ -15,7 +15,7 @@ from service.api.feedback import FeedbackPrincipal
 from service.api.openapi import problems
 from service.api.params import ModelQuery
 from service.schemas import as_datetime
-from service.scoring.recent import RecentReading
+from service.scoring.reading_chunk import RecentReading
 from service.scoring.registry import LoadedModel
 from service.security import SCOPES, Principal, require_scope
 from service.settings import Scope

@@ -37,7 +37,8 @@ from service.calibration.store import FeedbackStore, IdempotencyConflict
 from service.errors import BatchTooLarge, InvalidRequest, ServiceError
 from service.metrics import Metrics
 from service.scoring.decision import WindowMatch
-from service.scoring.recent import AmbiguousReadingId, RecentReading, RecentReadings
+from service.scoring.reading_chunk import RecentReading
+from service.scoring.recent import AmbiguousReadingId, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.sequence import score_sequence
 from service.scoring.shared_readings import SharedFinds, SharedReadings

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from service.scoring.recent import ReadingChunk
+    from service.scoring.reading_chunk import ReadingChunk
 
     _Entry = tuple[str, ReadingChunk] | dict[str, ReadingChunk]
 

@@ -2,7 +2,7 @@
 
 A request's readings pack into one string of records (:func:`pack`), which
 :mod:`service.scoring.shared_readings` keeps in Redis; :func:`decode` gives back the
-:class:`~service.scoring.recent.RecentReading` the recent-readings buffer holds.
+:class:`~service.scoring.reading_chunk.RecentReading` the recent-readings buffer holds.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.scoring.decision import ALERT
-from service.scoring.recent import RecentReading
+from service.scoring.reading_chunk import RecentReading
 from service.scoring.scored import ScoredBatch
 
 # timestamp, received at, error and smoothed score (NaN: warming), threshold, its version,

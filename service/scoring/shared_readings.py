@@ -31,8 +31,8 @@ from redis.exceptions import RedisError
 
 from service.errors import StreamStateUnavailable
 from service.scoring.client_ids import AmbiguousReadingId
+from service.scoring.reading_chunk import RecentReading
 from service.scoring.reading_codec import decode, pack
-from service.scoring.recent import RecentReading
 from service.scoring.scored import ScoredBatch
 
 SharedFinds = dict[str, RecentReading | AmbiguousReadingId]

@@ -19,7 +19,8 @@ from redis_harness import RedisServer
 from service.metrics import Metrics
 from service.scoring.client_ids import AmbiguousReadingId
 from service.scoring.pipeline import ScoringPipeline
-from service.scoring.recent import RecentReading, RecentReadings
+from service.scoring.reading_chunk import RecentReading
+from service.scoring.recent import RecentReadings
 from service.scoring.redis_streams import RedisStreamStore
 from service.scoring.registry import ModelRegistry
 from service.scoring.shared_readings import ReadingIndex, SharedReadings

@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 from service.metrics import Metrics
 from service.scoring.decision import WindowMatch
 from service.scoring.pipeline import ScoringPipeline, WindowLookup
+from service.scoring.reading_chunk import RecentReading
 from service.scoring.reading_codec import decode, pack
-from service.scoring.recent import RecentReading, RecentReadings
+from service.scoring.recent import RecentReadings
 from service.scoring.registry import ModelRegistry
 from service.scoring.streams import StreamStates
 from service.scoring.thresholds import ThresholdBoard, ThresholdSnapshot

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from service.scoring.decision import ALERT, NORMAL, WARMING_UP, WindowMatch
-from service.scoring.recent import MERGE_RUN, AmbiguousReadingId, RecentReading, RecentReadings
+from service.scoring.reading_chunk import RecentReading
+from service.scoring.recent import MERGE_RUN, AmbiguousReadingId, RecentReadings
 from service.scoring.registry import LoadedModel
 from service.scoring.scored import ScoredBatch
 from service.scoring.thresholds import ThresholdSnapshot
