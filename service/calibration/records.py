@@ -131,20 +131,10 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
-class RecalibrationRun:
+class RecalibrationRun(NewRun):
+    """A run as stored: what the keeper handed over, with the store's id and clock."""
+
     id: int
-    model: str
-    model_version: str
-    trigger: str
-    outcome: RunOutcome
-    current_value: float
-    candidate: float | None
-    n_samples: int
-    message: str
-    statistics: dict[str, Any]
-    threshold_version: int | None
-    pending_id: int | None
-    started_at: float
     finished_at: float
 
 
