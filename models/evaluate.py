@@ -167,6 +167,9 @@ def evaluate_artifact(
         notes.append(f"No PCA baseline: {baseline_note}")
     scored = []
     evaluations = []
+    operation = np.zeros(labels.size, dtype=bool)  # the normal file's unlabelled readings
+    operation[: normal.labels.size - skip] = True
+    operation &= ~labels
     for name, values in scores.items():
         evaluation = evaluate_detector(
             name,
@@ -175,6 +178,7 @@ def evaluate_artifact(
             threshold=thresholds[name],
             threshold_source=sources[name],
             kinds=kinds,
+            operation=operation,
         )
         evaluations.append(evaluation)
         scored.append(ScoredDetector(evaluation, values, labels))

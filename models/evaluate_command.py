@@ -166,14 +166,14 @@ def run(args: argparse.Namespace) -> int:
 def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
     lines = [
         f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
-        f"{'F1':>6} {'FAR':>7} {'MDR':>7}"
+        f"{'F1':>6} {'FAR':>7} {'MDR':>7} {'FAR normal file':>15}"
     ]
     for e in evaluations:
         at = e.at_threshold
         lines.append(
             f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
             f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
-            f"{at.missed_detection_rate:>7.2%}"
+            f"{at.missed_detection_rate:>7.2%} {e.operation_false_alarm_rate:>15.2%}"
         )
     lines += ["", *[f"capacity ({e.detector}, pooled): {e.capacity.message}" for e in evaluations]]
     lines += [f"per kind ({e.detector}): {e.verdict_summary}" for e in evaluations if e.verdicts]

@@ -239,6 +239,11 @@ class DetectorEvaluation:
     verdicts: dict[str, KindVerdict] = field(default_factory=dict)
     """The separability and capacity rules per kind (every anomalous reading as one kind
     when no kinds are given)."""
+    operation_false_alarm_rate: float = math.nan
+    """Share flagged of the readings of normal operation alone (the normal file), NaN when
+    not told which they are. The false-alarm rate at the threshold also counts the normal
+    readings of the labelled file, among them those just after a fault that a model's
+    window and smoothing still carry it into."""
 
     @property
     def verdict_summary(self) -> str:
@@ -260,6 +265,7 @@ class DetectorEvaluation:
             "per_kind": {kind: counts.to_dict() for kind, counts in self.per_kind.items()},
             "verdicts": {kind: verdict.to_dict() for kind, verdict in self.verdicts.items()},
             "verdict_summary": self.verdict_summary,
+            "operation_false_alarm_rate": self.operation_false_alarm_rate,
         }
 
 
@@ -273,11 +279,13 @@ def evaluate_detector(
     kinds: Sequence[str] | np.ndarray | None = None,
     false_alarm_rates: Sequence[float] = DEFAULT_FALSE_ALARM_RATES,
     capacity_advice: str | None = None,
+    operation: np.ndarray | None = None,
 ) -> DetectorEvaluation:
     """``kinds`` names each anomalous reading's kind (normal readings' entries are ignored);
     each kind is scored against all normal readings, so its false-alarm rate is shared.
     ``capacity_advice`` is what to do when the score does not separate (default: the
-    reconstruction-model advice for the autoencoder, none for other detectors)."""
+    reconstruction-model advice for the autoencoder, none for other detectors).
+    ``operation`` marks the readings of normal operation alone (a run without faults)."""
     if capacity_advice is None:
         capacity_advice = RECONSTRUCTION_ADVICE if detector == "autoencoder" else ""
     s, y = _as_scores_and_labels(scores, labels)
@@ -317,4 +325,16 @@ def evaluate_detector(
         capacity=capacity_diagnosis(s[~y], s[y], auc, advice=capacity_advice),
         per_kind=per_kind,
         verdicts=verdicts,
+        operation_false_alarm_rate=_operation_rate(flags, y, operation),
     )
+
+
+def _operation_rate(flags: np.ndarray, labels: np.ndarray, operation: np.ndarray | None) -> float:
+    if operation is None:
+        return math.nan
+    mask = np.asarray(operation, dtype=bool).ravel()
+    if mask.shape != labels.shape:
+        raise ValueError(f"{mask.size} operation flags but {labels.size} labels")
+    if (mask & labels).any():
+        raise ValueError("readings of normal operation cannot be labelled anomalous")
+    return float(np.mean(flags[mask])) if mask.any() else math.nan

@@ -227,14 +227,16 @@ def markdown_table(
 def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[list[Any]]]:
     fars = [p.target_false_alarm_rate for p in detectors[0].evaluation.recall_at_far]
     columns = ["detector", "threshold", "ROC-AUC", "PR-AUC", "precision", "recall", "F1"]
-    columns += ["false alarms", "missed", *[f"recall @ {far:.0%} FAR" for far in fars]]
+    columns += ["false alarms", "false alarms, normal file", "missed"]
+    columns += [f"recall @ {far:.0%} FAR" for far in fars]
     columns += ["Cohen's d (log)", "Welch p"]
     rows = []
     for detector in detectors:
         e = detector.evaluation
         at = e.at_threshold
         row: list[Any] = [e.detector, e.threshold, e.roc_auc, e.pr_auc, at.precision, at.recall]
-        row += [at.f1, _pct(at.false_alarm_rate), _pct(at.missed_detection_rate)]
+        row += [at.f1, _pct(at.false_alarm_rate), _pct(e.operation_false_alarm_rate)]
+        row += [_pct(at.missed_detection_rate)]
         row += [_pct(p.recall) for p in e.recall_at_far]
         p_value = e.separability.p_value
         row += [e.separability.cohens_d, f"{p_value:.2g}" if p_value > 0 else "< 1e-300"]

@@ -19,6 +19,7 @@ from models.evaluate import OperatingRangeCheck, operating_range_check
 from models.evaluate_data import baseline_data, synthetic_sets
 from models.events import windows_from_labels
 from models.export import export_artifact
+from models.scores import detector_scores
 from models.synthetic import generate_plant, inject_anomalies
 from models.train import TrainConfig, train
 from service.scoring.artifact import load_artifact, sha256_array
@@ -151,6 +152,10 @@ def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Pa
     step = ae["per_kind"]["step"]
     assert step["tp"] + step["fn"] == int(np.sum(injected.kinds == "step"))
     assert step["fp"] + step["tn"] == ae["n_normal"]  # each kind is scored against all normals
+    # Normal operation alone: the normal file's readings, whatever the labelled file adds.
+    artifact = load_artifact(artifact_dir)
+    flagged = detector_scores(artifact, normal.values) > artifact.manifest.threshold.value
+    assert ae["operation_false_alarm_rate"] == pytest.approx(float(flagged.mean()))
     attribution = next(t for t in body["tables"] if t["title"].startswith("Which sensor"))  # type: ignore[attr-defined]
     assert attribution["rows"][0]["anomaly kind"] == "all"
 

@@ -186,3 +186,23 @@ def test_evaluate_detector_per_kind_and_flags_strictly_above() -> None:
     body = result.to_dict()
     assert body["at_threshold"]["false_alarm_rate"] == pytest.approx(0.25)
     assert set(body["per_kind"]) == {"spike", "drift"}
+
+
+def test_false_alarms_of_normal_operation_leave_out_the_labelled_file() -> None:
+    """A model with memory flags the readings just after a fault: they count in the false-alarm
+    rate at the threshold but not in that of the normal file alone."""
+    scores = np.array([1.0, 1.0, 1.0, 5.0, 9.0, 9.0, 6.0, 6.0, 1.0, 1.0])
+    labels = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0], dtype=bool)
+    operation = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)  # the normal file
+    result = evaluate_detector(
+        "toy", scores, labels, threshold=3.0, threshold_source="hand", operation=operation
+    )
+    assert result.at_threshold.false_alarm_rate == pytest.approx(3 / 8)
+    assert result.operation_false_alarm_rate == pytest.approx(1 / 4)
+    assert result.to_dict()["operation_false_alarm_rate"] == pytest.approx(0.25)
+    unknown = evaluate_detector("toy", scores, labels, threshold=3.0, threshold_source="hand")
+    assert np.isnan(unknown.operation_false_alarm_rate)
+    with pytest.raises(ValueError, match="cannot be labelled anomalous"):
+        evaluate_detector(
+            "toy", scores, labels, threshold=3.0, threshold_source="hand", operation=labels
+        )
