@@ -192,17 +192,7 @@ def fit_dpca(z: np.ndarray, window: int, *, variance: float = 0.9) -> LinearFit:
 def fit_cva(z: np.ndarray, window: int, *, states: int | None = None) -> LinearFit:
     """CVA on standardised training readings ``z`` (time order), past and future horizons
     both ``window``. ``states`` None: the canonical correlations above 0.5... see
-    :func:`default_states`.
-
-    The covariance of past and future together is the Ledoit-Wolf estimate (shrunk towards
-    a multiple of the identity by an amount the data decide, Ledoit & Wolf 2004), not the
-    sample covariance: past and future have ``2 x window x sensors`` coordinates, as many as
-    a short run has windows (TEP over 8 readings: 832 from 485), and there the sample
-    covariance's smallest eigenvalues are far below the true ones. Whitening by them makes
-    the statistic sit several times higher on another normal run than on the training run
-    (on TEP's two normal runs over 8 readings: 4.3x with the sample covariance, 2.1x shrunk)."""
-    from sklearn.covariance import ledoit_wolf  # training only: the service never fits
-
+    :func:`default_states`."""
     n_inputs = window * z.shape[1]
     lagged = _lagged(z, window)
     if len(lagged) <= window + 1:
@@ -211,10 +201,10 @@ def fit_cva(z: np.ndarray, window: int, *, states: int | None = None) -> LinearF
     future = lagged[window:]
     past = past - past.mean(axis=0)
     future = future - future.mean(axis=0)
-    joint, _ = ledoit_wolf(np.hstack([past, future]), assume_centered=True)
-    whiten_past = _inverse_root(joint[:n_inputs, :n_inputs])
-    whiten_future = _inverse_root(joint[n_inputs:, n_inputs:])
-    hankel = whiten_future @ joint[n_inputs:, :n_inputs] @ whiten_past
+    n = len(past) - 1
+    whiten_past = _inverse_root(past.T @ past / n)
+    whiten_future = _inverse_root(future.T @ future / n)
+    hankel = whiten_future @ (future.T @ past / n) @ whiten_past
     _, correlations, vt = np.linalg.svd(hankel)
     r = default_states(correlations) if states is None else states
     r = max(1, min(r, n_inputs - 1))

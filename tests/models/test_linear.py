@@ -150,31 +150,3 @@ def test_a_root_without_a_dominant_repeated_eigenvalue_stays_dense() -> None:
     x = torch.tensor(rng.normal(size=(4, 12)), dtype=torch.float32)
     dense = QuadraticResidual((vectors * np.sqrt(values)) @ vectors.T)
     torch.testing.assert_close(module(x), dense(x), atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("seed", range(4))
-def test_cva_on_a_short_run_carries_to_the_rest_of_it_better_shrunk(
-    seed: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Over 8 readings of 12 sensors, past and future have 192 coordinates and 200 training
-    readings give 185 windows: the sample covariance's small eigenvalues are far too small,
-    so whitening by them puts the statistic higher on later readings of the same process
-    than the Ledoit-Wolf estimate does (CVA used the sample covariance before)."""
-    import sklearn.covariance
-
-    data = ar_process(3000, 12, seed=seed)
-    z = (data - data[:200].mean(0)) / data[:200].std(0)
-
-    def carried() -> float:
-        matrix = fit_cva(z[:200], 8).matrix
-        flat = [np.lib.stride_tricks.sliding_window_view(part, 8, axis=0).transpose(0, 2, 1)
-                for part in (z[:200], z[1000:])]  # fmt: skip
-        stats = [np.einsum("ij,jk,ik->i", f.reshape(len(f), -1), matrix, f.reshape(len(f), -1))
-                 for f in flat]  # fmt: skip
-        return float(stats[1].mean() / stats[0].mean())
-
-    shrunk = carried()
-    monkeypatch.setattr(
-        sklearn.covariance, "ledoit_wolf", lambda x, assume_centered: (x.T @ x / len(x), 0.0)
-    )
-    assert shrunk < 0.85 * carried()
