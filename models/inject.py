@@ -29,11 +29,9 @@ SIZES: dict[str, float] = {
     "correlation": 0.0,
     "dynamics": 0.0,
 }
-"""Smallest size per kind, in training standard deviations (spike height, step, drift reached
-at the end, added noise std); kinds whose size is 0 change the shape, not the level. The plan
-grades them (SCALES): faults every candidate catches cannot rank the candidates, and neither
-can faults none of them catches."""
-SCALES = (1.0, 2.0, 4.0)
+"""Size per kind, in training standard deviations (spike height, step, drift reached at the
+end, added noise std); kinds whose size is 0 change the shape, not the level. Small on
+purpose: faults every candidate catches cannot rank the candidates."""
 SPIKE_EVERY = 10
 
 
