@@ -166,8 +166,11 @@ class ThresholdEstimate:
     n_exceeding: int
     """Calibration samples strictly above the threshold (the in-sample false alarms)."""
     false_alarm_rate_ci: tuple[float, float]
-    """95% Clopper-Pearson interval on P(normal error > threshold)."""
+    """95% Clopper-Pearson interval on P(normal error > threshold), on the effective counts
+    (see :func:`excursions`)."""
     warning: str | None
+    n_excursions: int = 0
+    """Separate runs of consecutive calibration samples above the threshold."""
 
     @property
     def observed_false_alarm_rate(self) -> float:
@@ -340,8 +343,13 @@ def estimate_threshold(
             "any reading scoring above it would alarm; calibrate on readings that vary "
             "(a stuck or constant calibration run cannot set a threshold)"
         )
-    exceeding = int((reading_errors > value).sum())
-    ci = clopper_pearson(exceeding, n)
+    above = reading_errors > value
+    exceeding = int(above.sum())
+    events = excursions(above)
+    # Consecutive exceedances are one event: the interval is on the effective counts (the
+    # runs estimate of the extremal index, events / exceedances, shrinks both).
+    share = events / exceeding if exceeding else 1.0
+    ci = clopper_pearson(exceeding * share, n * share)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
     warnings: list[str] = []
     if n < needed:
@@ -349,6 +357,14 @@ def estimate_threshold(
             f"only {n} calibration samples for the {quantile:g} quantile: fewer than "
             f"{MIN_TAIL_SAMPLES} lie beyond it, so the threshold is noisy (false-alarm rate "
             f"95% CI {ci[0]:.2%}-{ci[1]:.2%}); use at least {needed} calibration readings"
+        )
+    elif events < MIN_TAIL_SAMPLES:
+        warnings.append(
+            f"the {exceeding} calibration errors above the threshold form only {events} "
+            f"separate excursion{'s' if events != 1 else ''} (the errors are autocorrelated, "
+            "e.g. smoothed): the threshold rests on that many events, so the false-alarm rate "
+            f"on another run is uncertain (95% CI {ci[0]:.2%}-{ci[1]:.2%}); calibrate on a "
+            "longer run or smooth less"
         )
     ties = int((reading_errors == value).sum())
     if ties > max(2, n * (1 - quantile)):
@@ -374,10 +390,26 @@ def estimate_threshold(
         n_exceeding=exceeding,
         false_alarm_rate_ci=ci,
         warning=warning,
+        n_excursions=events,
     )
 
 
-def clopper_pearson(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+def excursions(above: np.ndarray) -> int:
+    """Runs of consecutive ``True`` in a time-ordered series.
+
+    >>> excursions(np.array([False, True, True, False, True]))
+    2
+    """
+    flags = np.asarray(above, dtype=bool)
+    if flags.size == 0:
+        return 0
+    return int(flags[0]) + int(np.sum(flags[1:] & ~flags[:-1]))
+
+
+def clopper_pearson(
+    successes: float, trials: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Also on effective (fractional) counts: the beta quantiles need no integers."""
     alpha = 1 - confidence
     low = (
         0.0

@@ -216,6 +216,21 @@ def test_threshold_interval_and_small_sample_warning() -> None:
     assert small.false_alarm_rate_ci[1] - small.false_alarm_rate_ci[0] > high - low
 
 
+def test_a_tail_of_few_excursions_widens_the_interval_and_warns() -> None:
+    """The same 5000 errors, smoothed: as many lie beyond the quantile, but in a few long
+    excursions, so the threshold rests on a few events and the interval says so."""
+    rng = np.random.default_rng(1)
+    raw = rng.exponential(size=5000)
+    smoothed = np.convolve(raw, np.ones(400) / 400, mode="valid")
+    sharp = estimate_threshold(raw, 0.99, source="x")
+    slow = estimate_threshold(smoothed, 0.99, source="x")
+    assert sharp.warning is None and sharp.n_excursions > 40
+    assert slow.n_exceeding > 40 and slow.n_excursions < 10
+    assert slow.warning is not None and f"only {slow.n_excursions} separate" in slow.warning
+    width = slow.false_alarm_rate_ci[1] - slow.false_alarm_rate_ci[0]
+    assert width > 3 * (sharp.false_alarm_rate_ci[1] - sharp.false_alarm_rate_ci[0])
+
+
 def test_clopper_pearson_edges() -> None:
     low, high = clopper_pearson(0, 100)
     assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 100))
