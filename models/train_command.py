@@ -644,6 +644,14 @@ def _model_lines(result: TrainResult) -> list[str]:
         f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
         f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
     )
+    whitened = result.metrics.get("whitened")
+    if isinstance(whitened, dict):
+        lines.append(
+            f"residual whitened by its covariance on {whitened['out_of_time_windows']} windows "
+            "the network did not learn (each half of the training split scored by a network "
+            "trained on the other; their mean squared error "
+            f"{whitened['out_of_time_mean_square']:.4g})"
+        )
     if config.family == "conv":
         return lines
     vae = result.metrics.get("vae")

@@ -149,6 +149,7 @@ def test_train_chooses_among_the_named_families_only(
     err = capsys.readouterr().err
     assert "choosing among 2 candidates" in err
     assert "autoencoder window 2, whitened" in err
+    assert "windows the network did not learn" in err
     ranking = load_artifact(tmp_path / "m" / "model" / "1").manifest.metrics["selection"]["ranking"]
     assert {(r["family"], r["window"], r["residual"]) for r in ranking} == {
         ("autoencoder", 2, "squares"),
