@@ -581,8 +581,8 @@ def out_of_time_residuals(
             fold = train(fit, sensors, fold_config, calibration_values=scored)
         except ValueError as exc:
             raise ValueError(
-                f"residual whitened: a half of the {len(train_values)} training readings is "
-                f"too short to train a network on and score the other ({exc})"
+                f"residual whitened: a network trained on one half of the {len(train_values)} "
+                f"training readings could not score the other: {exc}"
             ) from exc
         z = ((scored - fold.scaler_mean) / fold.scaler_scale).astype(np.float32)
         flat = sliding_windows(z, config.window).reshape(-1, config.window * len(sensors))

@@ -123,3 +123,13 @@ def test_only_a_network_family_whitens_and_only_by_a_known_statistic() -> None:
         TrainConfig(family="cva", window=2, residual="whitened")
     with pytest.raises(ValueError, match="residual must be one of squares, whitened"):
         TrainConfig(residual="mahalanobis")
+
+
+def test_a_training_split_too_short_to_halve_is_refused_with_the_reason() -> None:
+    values = quiet_relation(200, seed=4)
+    sensors = [f"s{i}" for i in range(6)]
+    # 150 readings leave a validation split of 22 for windows of 15; each half of the
+    # training split leaves one of 10.
+    config = TrainConfig(residual="whitened", window=15, epochs=2, patience=1)
+    with pytest.raises(ValueError, match="residual whitened: a network trained on one half"):
+        train(values[:150], sensors, config, calibration_values=values[150:])
