@@ -10,13 +10,14 @@ from pathlib import Path
 from models.benchmarks.common import DATA_DIR_ENV, REPO_ROOT, default_data_dir, render_table
 from models.benchmarks.nab import nab_table, run_nab, write_nab_report
 from models.benchmarks.skab import run_skab, skab_table, write_skab_report
-from models.benchmarks.tep import run_tep
+from models.benchmarks.tep import TEP_BARS, run_tep
 from models.benchmarks.tep_report import far_table, tep_table, write_tep_report
 from models.data import DataError
 from models.report import (
     check_report_folder,
 )
 from models.train import FAMILIES, TrainConfig
+from models.train_command import family_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,6 +53,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "training data and faults injected into it); a family: that one, as given",
     )
     parser.add_argument(
+        "--families",
+        type=family_list,
+        default=None,
+        help="tep, with --family auto: the model `train --families` makes, chosen by the "
+        "same rule among these families only (comma-separated, e.g. autoencoder,conv,vae)",
+    )
+    parser.add_argument(
         "--window", type=int, default=None, help="with --family: readings per input"
     )
     parser.add_argument(
@@ -73,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir or default_data_dir()
     out = args.out or REPO_ROOT / "reports" / args.dataset
     select_model = args.family == "auto" and args.plane_variance is None
+    if args.families is not None and (args.dataset != "tep" or not select_model):
+        print(
+            "error: --families chooses the model of `benchmark tep` (with --family auto and "
+            "no --plane-variance)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         family = "autoencoder" if args.family == "auto" else args.family
         window = args.window or (2 if family in ("cva", "dpca", "conv") else 1)
@@ -96,7 +111,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.dataset == "tep":
-            written = _tep(data_dir, config, out, verbose=not args.quiet, select_model=select_model)
+            written = _tep(
+                data_dir,
+                config,
+                out,
+                verbose=not args.quiet,
+                select_model=select_model,
+                families=args.families,
+            )
         elif args.dataset == "nab":
             nab = run_nab(data_dir, config, verbose=not args.quiet, select_model=select_model)
             written = write_nab_report(nab, out, selected=select_model)
@@ -114,20 +136,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _tep(
-    data_dir: Path, config: TrainConfig, out: Path, *, verbose: bool, select_model: bool
+    data_dir: Path,
+    config: TrainConfig,
+    out: Path,
+    *,
+    verbose: bool,
+    select_model: bool,
+    families: tuple[str, ...] | None,
 ) -> dict[str, Path]:
-    bench = run_tep(data_dir, config, verbose=verbose, select_model=select_model)
+    bench = run_tep(data_dir, config, verbose=verbose, select_model=select_model, families=families)
     chosen = bench.detectors.result.config
+    how = "(as given)"
+    if select_model:
+        how = (
+            "(chosen as `train` chooses by default)"
+            if families is None
+            else f"(chosen as `train --families {','.join(families)}` chooses)"
+        )
+    residual = ", residual whitened" if chosen.residual == "whitened" else ""
     print(
-        f"model: {chosen.family} over window {chosen.window}, smoothing {chosen.smoothing}"
-        + (" (chosen as `train` chooses by default)" if select_model else " (as given)"),
+        f"model: {chosen.family} over window {chosen.window}{residual}, smoothing "
+        f"{chosen.smoothing} {how}",
         file=sys.stderr,
     )
     written = write_tep_report(bench, out)
     print(render_table(tep_table(bench)))
     print("\n" + render_table(far_table(bench)))
     verdict = bench.acceptance()
-    settings = "" if select_model else " [not the default settings]"
+    settings = "" if select_model and families is None else " [not the default settings]"
     print(
         "\nissue bars at the 95% limit (model average MDR "
         f"{verdict['autoencoder_average_mdr_95']:.2f}%"
@@ -136,6 +172,13 @@ def _tep(
         + ("met" if verdict["passed_95"] else "NOT MET")
         + settings
     )
+    if families is not None:
+        print(
+            f"the best of {','.join(families)} alone against the published DAE "
+            f"({verdict['autoencoder_average_mdr_95']:.2f}% < {TEP_BARS['published_dae']:g}% "
+            "average MDR at the 95% limit): "
+            + ("beaten" if verdict["beats_published_dae"] else "NOT BEATEN")
+        )
     if "passed_99" in verdict:
         print(
             f"at the 99% limit (pooled FAR {verdict['autoencoder_pooled_far_99']:.2f}% <= "

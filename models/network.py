@@ -20,6 +20,7 @@ from models.linear import LowRankResidual, QuadraticResidual
 if TYPE_CHECKING:  # they build on this module's defaults
     from models.conv import TemporalConvAutoencoder
     from models.variational import VariationalAutoencoder
+    from models.whitened import WhitenedResidual
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -171,7 +172,8 @@ class ScoringModule(nn.Module):
         | QuadraticResidual
         | LowRankResidual
         | TemporalConvAutoencoder
-        | VariationalAutoencoder,
+        | VariationalAutoencoder
+        | WhitenedResidual,
         *,
         mean: np.ndarray | Sequence[float],
         scale: np.ndarray | Sequence[float],

@@ -19,7 +19,7 @@ how well a model reproduces normal data, not how well it tells faults from it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -43,6 +43,7 @@ from models.train import (
     score_readings,
     train,
 )
+from models.whitened import RESIDUALS
 
 MAX_WINDOW = 20
 FAULTS_PER_KIND = 6
@@ -74,6 +75,7 @@ class Selection:
                 {
                     "family": score.config.family,
                     "window": score.config.window,
+                    "residual": score.config.residual,
                     "smoothing": score.config.smoothing,
                     "split_false_alarms": round(score.split_false_alarms, 4),
                     "mean_detection": round(score.mean_detection, 4),
@@ -116,11 +118,17 @@ def autocorrelation_window(values: np.ndarray, *, max_window: int = MAX_WINDOW) 
     return max_window
 
 
-def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
+def candidates(
+    base: TrainConfig, memory: int, families: Sequence[str] | None = None
+) -> list[TrainConfig]:
     """The bounded set tried by default: the linear references over 2 readings, half the
     process's memory and all of it (within 2..MAX_WINDOW), today's single-reading
     autoencoder, autoencoders over the two shorter windows and a temporal convolutional one
-    over all of it. Cheapest first, so a tie keeps the cheaper model."""
+    over all of it. Cheapest first, so a tie keeps the cheaper model.
+
+    With ``families``, the set of those families alone (:func:`family_candidates`)."""
+    if families is not None:
+        return family_candidates(base, memory, families)
     memory = min(MAX_WINDOW, memory)
     windows = sorted({2, max(2, (memory + 1) // 2), memory})
     configs = [
@@ -130,6 +138,34 @@ def candidates(base: TrainConfig, memory: int) -> list[TrainConfig]:
     configs += [replace(base, family="autoencoder", window=w) for w in windows[:2]]
     configs.append(replace(base, family="conv", window=memory))
     assert all(config.family in FAMILIES for config in configs)
+    return configs
+
+
+def family_candidates(base: TrainConfig, memory: int, families: Sequence[str]) -> list[TrainConfig]:
+    """Every named family over 2 readings, half the process's memory and all of it (and
+    over 1 reading for the dense and variational autoencoders); each network family with
+    both residual statistics (the sum of squares, whitened: models/whitened.py). In the
+    order of FAMILIES, then window, squares before whitened.
+
+    >>> [(c.window, c.residual) for c in family_candidates(TrainConfig(), 4, ["conv"])]
+    [(2, 'squares'), (2, 'whitened'), (4, 'squares'), (4, 'whitened')]
+    """
+    unknown = sorted(set(families) - set(FAMILIES))
+    if unknown or not families:
+        raise ValueError(f"families must name some of {', '.join(FAMILIES)}, got {unknown}")
+    memory = min(MAX_WINDOW, memory)
+    windows = sorted({2, max(2, (memory + 1) // 2), memory})
+    configs = []
+    for family in (f for f in FAMILIES if f in families):
+        if family in LINEAR_FAMILIES:
+            configs += [replace(base, family=family, window=w, residual="squares") for w in windows]
+            continue
+        own = [1, *windows] if family in ("autoencoder", "vae") else windows
+        configs += [
+            replace(base, family=family, window=w, residual=residual)
+            for w in own
+            for residual in RESIDUALS
+        ]
     return configs
 
 
@@ -330,15 +366,17 @@ def select(
     calibration_values: np.ndarray | None,
     calibration_source: str | None = None,
     configs: list[TrainConfig] | None = None,
+    families: Sequence[str] | None = None,
     smoothings: tuple[str, ...] = CANDIDATES,
     report: Callable[[CandidateScore], None] | None = None,
 ) -> Selection:
-    """Train every candidate and keep the one :func:`apply_rule` picks.
+    """Train every candidate (``configs``, or the bounded set of ``families``, or the
+    default set) and keep the one :func:`apply_rule` picks.
 
     Without a separate calibration run the faults go into the training file's calibration
     tail, as the threshold does."""
     memory = autocorrelation_window(values)
-    tried = candidates(base, memory) if configs is None else configs
+    tried = candidates(base, memory, families) if configs is None else configs
     if configs is None:
         tried = [c for c in tried if not copies_input(c, values.shape[1])]
     scored: list[tuple[CandidateScore, TrainResult]] = []

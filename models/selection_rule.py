@@ -40,7 +40,8 @@ class CandidateScore:
     @property
     def label(self) -> str:
         smoothing = "" if self.config.smoothing == "none" else f", {self.config.smoothing}"
-        return f"{self.config.family} window {self.config.window}{smoothing}"
+        residual = ", whitened" if self.config.residual == "whitened" else ""
+        return f"{self.config.family} window {self.config.window}{residual}{smoothing}"
 
     @property
     def mean_detection(self) -> float:

@@ -35,6 +35,7 @@ from models.network import (
 )
 from models.operating_point import parse_smoothing, smooth
 from models.variational import ACTIVE_KL, VariationalAutoencoder
+from models.whitened import RESIDUALS, WhitenedResidual, inverse_root, second_moment
 
 MIN_TAIL_SAMPLES = 10
 """A q-quantile threshold is trusted when at least this many calibration errors lie beyond it,
@@ -94,6 +95,10 @@ class TrainConfig:
     threshold is the quantile of calibration scores so smoothed (models/operating_point.py)."""
     kl_warmup: int = 20
     """VAE: epochs over which the KL term's weight rises from 0 to 1 (KL annealing)."""
+    residual: str = "squares"
+    """How a network family scores its residual window: squares (the mean of its squared
+    standardised errors) or whitened (its Mahalanobis distance under the residual's
+    covariance on readings the network did not learn, models/whitened.py)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -104,6 +109,11 @@ class TrainConfig:
             ),
             (0 < self.variance < 1, "variance must be in (0, 1)"),
             (self.kl_warmup >= 0, "kl_warmup must be non-negative"),
+            (self.residual in RESIDUALS, f"residual must be one of {', '.join(RESIDUALS)}"),
+            (
+                self.residual == "squares" or self.family not in LINEAR_FAMILIES,
+                "residual whitened needs a network family (dpca and cva whiten already)",
+            ),
             (
                 self.plane_variance is None or self.family == "autoencoder",
                 "plane_variance needs family autoencoder",
@@ -501,15 +511,23 @@ def train(
     val_x = _standardised_windows(val_values, mean, scale, window)
 
     extra: dict[str, Any] = {}
-    reconstructor: Reconstructor | QuadraticResidual | LowRankResidual
+    reconstructor: Reconstructor | QuadraticResidual | LowRankResidual | WhitenedResidual
     if config.family in LINEAR_FAMILIES:
         reconstructor, history, best_epoch, extra = _fit_linear(
             train_values, val_values, mean, scale, config
         )
     else:
-        reconstructor, history, best_epoch = _train_autoencoder(
+        network, history, best_epoch = _train_autoencoder(
             train_x, val_x, len(sensors), config, progress
         )
+        reconstructor = network
+        if config.residual == "whitened":
+            residuals = out_of_time_residuals(train_values, sensors, config, scale)
+            reconstructor = WhitenedResidual(network, inverse_root(second_moment(residuals)))
+            extra["whitened"] = {
+                "out_of_time_windows": len(residuals),
+                "out_of_time_mean_square": float(np.mean(residuals**2)),
+            }
 
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     calibration_errors = score_readings(module, calibration_values, window)
@@ -545,8 +563,11 @@ def train(
     }
     if isinstance(reconstructor, PlaneResidualAutoencoder):
         metrics["plane_components"] = reconstructor.n_components
-    if isinstance(reconstructor, VariationalAutoencoder):
-        kl = latent_kl(reconstructor, val_x)
+    network_part = (
+        reconstructor.network if isinstance(reconstructor, WhitenedResidual) else reconstructor
+    )
+    if isinstance(network_part, VariationalAutoencoder):
+        kl = latent_kl(network_part, val_x)
         metrics["vae"] = {
             "active_latent": int((kl > ACTIVE_KL).sum()),
             "latent_kl": [float(v) for v in kl],
@@ -575,6 +596,35 @@ def train(
 Reconstructor = (
     SensorAutoencoder | PlaneResidualAutoencoder | TemporalConvAutoencoder | VariationalAutoencoder
 )
+
+
+def out_of_time_residuals(
+    train_values: np.ndarray, sensors: list[str], config: TrainConfig, scale: np.ndarray
+) -> np.ndarray:
+    """Residual windows ``(n, window * n_sensors)``, in the units of ``scale`` (the deployed
+    model's standardisation), of each half of the training split (time order) from a network
+    with ``config``'s settings trained on the other half (models/whitened.py says why)."""
+    half = len(train_values) // 2
+    parts = ((train_values[:half], train_values[half:]), (train_values[half:], train_values[:half]))
+    fold_config = replace(config, residual="squares", smoothing="none")
+    residuals = []
+    for fit, scored in parts:
+        try:
+            fold = train(fit, sensors, fold_config, calibration_values=scored)
+        except ValueError as exc:
+            raise ValueError(
+                f"residual whitened: a network trained on one half of the {len(train_values)} "
+                f"training readings could not score the other: {exc}"
+            ) from exc
+        z = ((scored - fold.scaler_mean) / fold.scaler_scale).astype(np.float32)
+        flat = sliding_windows(z, config.window).reshape(-1, config.window * len(sensors))
+        inputs = torch.from_numpy(np.array(flat, dtype=np.float32))
+        with torch.no_grad():
+            standardised = (inputs - fold.module.autoencoder(inputs)).numpy()
+        # From the fold's standardisation to the deployed model's, reading by reading.
+        ratio = np.tile(fold.scaler_scale / scale, config.window)
+        residuals.append(standardised.astype(np.float64) * ratio)
+    return np.concatenate(residuals)
 
 
 def _train_autoencoder(

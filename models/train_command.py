@@ -27,6 +27,7 @@ from models.selection import (
     autocorrelation_window,
     candidates,
     choose_smoothing,
+    copies_input,
     select,
 )
 from models.selection_rule import CandidateScore
@@ -41,6 +42,7 @@ from models.train import (
     TrainResult,
     train,
 )
+from models.whitened import RESIDUALS
 from service.scoring.artifact import (
     MANIFEST_FILE,
     name_problem,
@@ -97,6 +99,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="auto",
         help="model family; auto tries a bounded set of candidates and keeps the one that "
         "catches most faults injected into the calibration run (docs/training.md)",
+    )
+    model.add_argument(
+        "--families",
+        type=family_list,
+        help="with --family auto: choose by the same rule among these families only "
+        "(comma-separated, e.g. autoencoder,conv,vae), each over 2 readings, half the "
+        "data's memory and all of it (and 1 for autoencoder and vae), the networks with "
+        "both --residual statistics",
+    )
+    model.add_argument(
+        "--residual",
+        choices=RESIDUALS,
+        default=TrainConfig().residual,
+        help="how a network scores its residual: the mean of its squares, or whitened by "
+        "its covariance on readings it did not learn (models/whitened.py)",
     )
     model.add_argument(
         "--window",
@@ -218,6 +235,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         calibration_fraction=args.calibration_fraction,
         quantile=args.quantile,
         kl_warmup=args.kl_warmup,
+        residual=args.residual,
         smoothing="none" if args.smoothing == "auto" else args.smoothing,
     )
 
@@ -236,6 +254,7 @@ AUTOENCODER_OPTIONS = (
     "mask_prob",
     "plane_variance",
     "kl_warmup",
+    "residual",
 )
 """Settings only the autoencoder has: giving one says which family is meant."""
 
@@ -249,14 +268,39 @@ def autoencoder_options(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def family_list(text: str) -> tuple[str, ...]:
+    """``--families``: comma-separated names of FAMILIES.
+
+    >>> family_list("conv, autoencoder")
+    ('conv', 'autoencoder')
+    """
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected comma-separated families among {', '.join(FAMILIES)}"
+        )
+    return names
+
+
 def selection_configs(
-    args: argparse.Namespace, base: TrainConfig, memory: int
+    args: argparse.Namespace, base: TrainConfig, memory: int, n_sensors: int
 ) -> list[TrainConfig]:
     """What to train: one config when the family and window are both given (or the family
     is the autoencoder, whose window defaults to 1), otherwise the candidates they allow.
     With --family auto, an autoencoder-only option (--epochs, --hidden, ...) means the
     autoencoder."""
     family = args.family
+    if args.families is not None:  # checked in run(): only with --family auto
+        pool = [
+            config
+            for config in candidates(base, memory, args.families)
+            if not copies_input(config, n_sensors)
+            and (args.window is None or config.window == args.window)
+        ]
+        if args.residual != TrainConfig().residual:  # --residual narrows the pool too
+            pool = [config for config in pool if config.residual == args.residual]
+        return pool
     if family == "auto" and autoencoder_options(args):
         family = "autoencoder"
     if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
@@ -345,6 +389,12 @@ def run(args: argparse.Namespace) -> int:
         args.name = default_name(args.data)
     if args.version is None:
         args.version = next_version(args.out / args.name)
+    if args.families is not None and args.family != "auto":
+        print(
+            f"error: --families chooses among families; --family {args.family} already names one",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = config_from_args(args)
     except ValueError as exc:
@@ -417,7 +467,16 @@ def run(args: argparse.Namespace) -> int:
         f"from {readings.source}",
         file=sys.stderr,
     )
-    configs = selection_configs(args, config, autocorrelation_window(readings.values))
+    configs = selection_configs(
+        args, config, autocorrelation_window(readings.values), readings.n_sensors
+    )
+    if not configs:
+        print(
+            f"error: --families {','.join(args.families)} leaves no candidate with these "
+            "options (--window, --residual)",
+            file=sys.stderr,
+        )
+        return 2
     smoothings = SMOOTHINGS if args.smoothing == "auto" else (config.smoothing,)
     selection: Selection | None = None
     try:
@@ -585,6 +644,14 @@ def _model_lines(result: TrainResult) -> list[str]:
         f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
         f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
     )
+    whitened = result.metrics.get("whitened")
+    if isinstance(whitened, dict):
+        lines.append(
+            f"residual whitened by its covariance on {whitened['out_of_time_windows']} windows "
+            "the network did not learn (each half of the training split scored by a network "
+            "trained on the other; their mean squared error "
+            f"{whitened['out_of_time_mean_square']:.4g})"
+        )
     if config.family == "conv":
         return lines
     vae = result.metrics.get("vae")

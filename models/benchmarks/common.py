@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -170,6 +170,7 @@ def train_as_default(
     calibration_values: np.ndarray | None = None,
     calibration_source: str | None = None,
     progress: Callable[[EpochRecord, int], None] | None = None,
+    families: Sequence[str] | None = None,
 ) -> TrainResult:
     """The model ``python -m models train`` would make (a short run without separate
     calibration data gets its threshold from out-of-time errors, models/out_of_time.py).
@@ -177,7 +178,8 @@ def train_as_default(
     chosen on faults injected into the calibration data at the CLI's own threshold
     quantile, then the winner trained again with the protocol's quantile
     (``config.quantile``, which moves only the threshold); the ranking is kept in
-    ``metrics["selection"]``. Without it, ``config`` as given."""
+    ``metrics["selection"]``. ``families``: chosen as ``train --families`` chooses, among
+    those families only. Without ``select_model``, ``config`` as given."""
     if not select_model:
         result = train(
             values,
@@ -194,6 +196,7 @@ def train_as_default(
         replace(config, quantile=TrainConfig().quantile),
         calibration_values=calibration_values,
         calibration_source=calibration_source,
+        families=families,
     )
     result = train(
         values,

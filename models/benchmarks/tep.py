@@ -268,9 +268,11 @@ def run_tep(
     quantiles: tuple[float, ...] = TEP_QUANTILES,
     verbose: bool = True,
     select_model: bool = False,
+    families: tuple[str, ...] | None = None,
 ) -> TepBenchmark:
     """``select_model``: the model ``train`` makes by default (see train_as_default), chosen
-    on d00 and d00_te only; otherwise ``config`` as given."""
+    on d00 and d00_te only, among ``families`` alone when given (``train --families``);
+    otherwise ``config`` as given."""
     started = time.perf_counter()
     data = load_tep(data_dir)
     path = require(data_dir / "tep" / TEP_REFERENCE_FILE, TEP_REFERENCE_FILE)
@@ -289,6 +291,7 @@ def run_tep(
         TEP_SENSORS,
         config,
         select_model=select_model,
+        families=families,
         calibration_values=data.normal,
         calibration_source=f"d00_te.dat (all {n_limit} readings)",
         progress=progress_printer("tep") if verbose else None,

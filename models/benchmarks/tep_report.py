@@ -208,8 +208,8 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
             "model": f"{result.config.family} over window {result.window}, smoothing "
             f"{result.config.smoothing}"
             + (
-                f", hidden {result.config.hidden}, latent {result.config.latent}, best epoch "
-                f"{result.best_epoch}"
+                f", hidden {result.config.hidden}, latent {result.config.latent}, residual "
+                f"{result.config.residual}, best epoch {result.best_epoch}"
                 if result.config.family in ("autoencoder", "conv", "vae")
                 else ""
             ),

@@ -115,3 +115,14 @@ def test_out_that_cannot_hold_the_report_is_refused_before_the_run(
         assert capsys.readouterr().err.splitlines() == [
             f"error: --out {afile}: {afile} is a file, not a folder"
         ]
+
+
+def test_families_choose_the_tep_model_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["benchmark", "skab", "--data-dir", str(tmp_path), "--quiet"]
+    assert main([*args, "--families", "autoencoder,vae"]) == 2
+    assert "--families chooses the model of `benchmark tep`" in capsys.readouterr().err
+    tep = ["benchmark", "tep", "--data-dir", str(tmp_path), "--quiet"]
+    assert main([*tep, "--families", "conv", "--family", "cva"]) == 2
+    assert "--families chooses the model of `benchmark tep`" in capsys.readouterr().err

@@ -117,3 +117,46 @@ def test_an_autoencoder_option_means_the_autoencoder(
     assert main([*args, "--epochs", "2", "--patience", "1"]) == 0
     err = capsys.readouterr().err
     assert "choosing among" not in err and "epoch 1/2" in err
+
+
+def test_named_families_bound_the_candidates_to_them_with_both_residuals() -> None:
+    pool = candidates(TrainConfig(), memory=15, families=("autoencoder", "conv", "vae"))
+    assert {c.family for c in pool} == {"autoencoder", "conv", "vae"}
+    assert {(c.window, c.residual) for c in pool if c.family == "conv"} == {
+        (w, r) for w in (2, 8, 15) for r in ("squares", "whitened")
+    }
+    assert sorted({c.window for c in pool if c.family == "vae"}) == [1, 2, 8, 15]
+    assert len(pool) == 22
+    assert all(c.residual == "squares" for c in candidates(TrainConfig(), memory=15))
+    linear = candidates(TrainConfig(), memory=15, families=("cva",))
+    assert [(c.family, c.window, c.residual) for c in linear] == [
+        ("cva", w, "squares") for w in (2, 8, 15)
+    ]
+    with pytest.raises(ValueError, match="families must name some of"):
+        candidates(TrainConfig(), memory=15, families=("pca",))
+
+
+def test_train_chooses_among_the_named_families_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal = ar_process(1400, 4, seed=8)
+    np.save(tmp_path / "train.npy", normal[:900])
+    np.save(tmp_path / "cal.npy", normal[900:])
+    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
+    args += ["--name", "model", "--version", "1", "--calibration-data", str(tmp_path / "cal.npy")]
+    args += ["--epochs", "15", "--patience", "3"]
+    assert main([*args, "--families", "autoencoder", "--window", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "choosing among 2 candidates" in err
+    assert "autoencoder window 2, whitened" in err
+    assert "windows the network did not learn" in err
+    ranking = load_artifact(tmp_path / "m" / "model" / "1").manifest.metrics["selection"]["ranking"]
+    assert {(r["family"], r["window"], r["residual"]) for r in ranking} == {
+        ("autoencoder", 2, "squares"),
+        ("autoencoder", 2, "whitened"),
+    }
+    assert main([*args, "--families", "autoencoder", "--family", "conv"]) == 2
+    assert "--family conv already names one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main([*args, "--families", "autoencoder,pca"])
+    assert "expected comma-separated families" in capsys.readouterr().err
