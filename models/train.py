@@ -175,12 +175,12 @@ class ThresholdEstimate:
     source: str
     n_exceeding: int
     """Calibration samples strictly above the threshold (the in-sample false alarms)."""
+    n_excursions: int
+    """Separate runs of consecutive calibration samples above the threshold."""
     false_alarm_rate_ci: tuple[float, float]
     """95% Clopper-Pearson interval on P(normal error > threshold), on the effective counts
     (see :func:`excursions`)."""
     warning: str | None
-    n_excursions: int = 0
-    """Separate runs of consecutive calibration samples above the threshold."""
 
     @property
     def observed_false_alarm_rate(self) -> float:
@@ -226,6 +226,7 @@ class TrainResult:
             **self.metrics,
             "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
             "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
+            "threshold_excursions": threshold.n_excursions,
             "threshold_warning": threshold.warning,
         }
         return replace(self, config=config, threshold=threshold, metrics=metrics)
@@ -358,8 +359,7 @@ def estimate_threshold(
     events = excursions(above)
     # Consecutive exceedances are one event: the interval is on the effective counts (the
     # runs estimate of the extremal index, events / exceedances, shrinks both).
-    share = events / exceeding if exceeding else 1.0
-    ci = clopper_pearson(exceeding * share, n * share)
+    ci = clopper_pearson(events, n * events / exceeding) if exceeding else clopper_pearson(0, n)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
     warnings: list[str] = []
     if n < needed:
@@ -398,14 +398,16 @@ def estimate_threshold(
         n_calibration=n,
         source=source,
         n_exceeding=exceeding,
+        n_excursions=events,
         false_alarm_rate_ci=ci,
         warning=warning,
-        n_excursions=events,
     )
 
 
 def excursions(above: np.ndarray) -> int:
-    """Runs of consecutive ``True`` in a time-ordered series.
+    """Runs of consecutive ``True`` in a time-ordered series (the runs estimator with run
+    length 1: a smoothed score that dips below the threshold for one reading makes two, so
+    this errs towards more events, i.e. towards the narrower interval).
 
     >>> excursions(np.array([False, True, True, False, True]))
     2
@@ -528,6 +530,13 @@ def train(
                 "out_of_time_windows": len(residuals),
                 "out_of_time_mean_square": float(np.mean(residuals**2)),
             }
+            if len(residuals) < n_inputs:
+                resolution_warnings.append(
+                    f"residual whitened: its covariance comes from {len(residuals)} out-of-time "
+                    f"windows for {n_inputs} inputs, so it is singular and the whitening along "
+                    "the directions those windows do not span is set by the ridge alone; use "
+                    "more training readings or a shorter --window"
+                )
 
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     calibration_errors = score_readings(module, calibration_values, window)
@@ -553,6 +562,7 @@ def train(
         },
         "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
         "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
+        "threshold_excursions": threshold.n_excursions,
         "threshold_warning": threshold.warning,
         "calibration_source": calibration_source,
         "n_train_readings": splits["train"][1] - splits["train"][0],
@@ -612,13 +622,13 @@ def out_of_time_residuals(
         try:
             fold = train(fit, sensors, fold_config, calibration_values=scored)
         except ValueError as exc:
+            # One message for every refusal of a half: during selection the candidate is
+            # passed over, as for any candidate this data is too short for.
             raise ValueError(
                 f"residual whitened: a network trained on one half of the {len(train_values)} "
                 f"training readings could not score the other: {exc}"
             ) from exc
-        z = ((scored - fold.scaler_mean) / fold.scaler_scale).astype(np.float32)
-        flat = sliding_windows(z, config.window).reshape(-1, config.window * len(sensors))
-        inputs = torch.from_numpy(np.array(flat, dtype=np.float32))
+        inputs = _standardised_windows(scored, fold.scaler_mean, fold.scaler_scale, config.window)
         with torch.no_grad():
             standardised = (inputs - fold.module.autoencoder(inputs)).numpy()
         # From the fold's standardisation to the deployed model's, reading by reading.

@@ -111,9 +111,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     model.add_argument(
         "--residual",
         choices=RESIDUALS,
-        default=TrainConfig().residual,
-        help="how a network scores its residual: the mean of its squares, or whitened by "
-        "its covariance on readings it did not learn (models/whitened.py)",
+        help="how a network scores its residual: the mean of its squares (default), or "
+        "whitened by its covariance on readings it did not learn (models/whitened.py); with "
+        "--families, only candidates scored so",
     )
     model.add_argument(
         "--window",
@@ -235,7 +235,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         calibration_fraction=args.calibration_fraction,
         quantile=args.quantile,
         kl_warmup=args.kl_warmup,
-        residual=args.residual,
+        residual=TrainConfig().residual if args.residual is None else args.residual,
         smoothing="none" if args.smoothing == "auto" else args.smoothing,
     )
 
@@ -298,7 +298,7 @@ def selection_configs(
             if not copies_input(config, n_sensors)
             and (args.window is None or config.window == args.window)
         ]
-        if args.residual != TrainConfig().residual:  # --residual narrows the pool too
+        if args.residual is not None:  # --residual, even squares, narrows the pool too
             pool = [config for config in pool if config.residual == args.residual]
         return pool
     if family == "auto" and autoencoder_options(args):
@@ -702,8 +702,10 @@ def _print_summary(
         f"{threshold.n_calibration} calibration errors"
         + ("" if result.config.smoothing == "none" else f" smoothed by {result.config.smoothing}")
         + f" ({threshold.source})",
-        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} "
-        f"(95% CI {low:.2%}-{high:.2%})",
+        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} in "
+        f"{threshold.n_excursions} separate excursion"
+        + ("" if threshold.n_excursions == 1 else "s")
+        + f" (95% CI {low:.2%}-{high:.2%})",
     ]
     lines += [f"WARNING: {warning}" for warning in result.metrics.get("warnings", [])]
     if result.constant_sensors:

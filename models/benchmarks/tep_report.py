@@ -181,6 +181,7 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
             threshold=bench.limits[quantile][name],
             threshold_source=f"{quantile:.0%} quantile of d00_te.dat (all readings)",
             kinds=kinds,
+            operation=~labels,  # the normal runs: normal operation alone
         )
         scored.append(ScoredDetector(evaluation, scores, labels))
     mdr = {name: bench.mdr(name, quantile) for name in ("autoencoder", "pca_spe")}

@@ -88,7 +88,9 @@ class Threshold(_Strict):
     n_calibration: int = Field(ge=1)
     source: str = Field(description="Where the calibration readings came from.")
     false_alarm_rate_ci: tuple[float, float] = Field(
-        description="95% Clopper-Pearson interval on the false-alarm rate this threshold implies."
+        description="95% Clopper-Pearson interval on the false-alarm rate this threshold "
+        "implies, on effective counts: a run of consecutive calibration readings above it counts "
+        "as one event (artifacts from before 6 Dec 2026 counted every reading)."
     )
 
 
