@@ -145,7 +145,8 @@ def _symmetric_root(matrix: np.ndarray) -> np.ndarray:
     return np.asarray((vectors * np.sqrt(values)) @ vectors.T)
 
 
-def _inverse_root(covariance: np.ndarray) -> np.ndarray:
+def inverse_root(covariance: np.ndarray) -> np.ndarray:
+    """The symmetric ``C^{-1/2}``, the eigenvalues of ``C`` raised by RIDGE x their mean first."""
     values, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
     values = np.clip(values, 0.0, None)
     values = values + RIDGE * max(float(values.mean()), 1e-12)
@@ -202,8 +203,8 @@ def fit_cva(z: np.ndarray, window: int, *, states: int | None = None) -> LinearF
     past = past - past.mean(axis=0)
     future = future - future.mean(axis=0)
     n = len(past) - 1
-    whiten_past = _inverse_root(past.T @ past / n)
-    whiten_future = _inverse_root(future.T @ future / n)
+    whiten_past = inverse_root(past.T @ past / n)
+    whiten_future = inverse_root(future.T @ future / n)
     hankel = whiten_future @ (future.T @ past / n) @ whiten_past
     _, correlations, vt = np.linalg.svd(hankel)
     r = default_states(correlations) if states is None else states

@@ -10,15 +10,13 @@ linear model).
 
 ``C`` must be the covariance of the residual on readings the network did *not* learn. On
 the readings it was trained on the residual is smaller, most of all along the directions
-it fits best: on TEP's training run, an autoencoder over 8 readings leaves a mean squared
-error of 0.24 on its training split but 0.54-0.59 on readings it never saw, and whitening
-with the training residual's covariance amplifies exactly the directions that grow. So the
+it fits best (on TEP's training run more than twice as small: docs/training.md), and
+whitening with the training residual's covariance amplifies exactly the directions that grow. So the
 training split is cut into two halves in time, a network with the same settings is trained
 on each and scores the other (as models/out_of_time.py does for a threshold); ``C`` is the
 second moment of those out-of-time residuals, and the deployed network is the one trained
-on the whole split. Its eigenvalues get the same ridge as CVA's whitening
-(:data:`models.linear.RIDGE`): directions with almost no residual would otherwise be
-amplified without bound.
+on the whole split. It is whitened as CVA is (:func:`models.linear.inverse_root`, its ridge
+included): directions with almost no residual would otherwise be amplified without bound.
 
 Served as the reconstruction ``x - W r`` (``r = x - f(x)``, ``W = C^{-1/2}`` symmetric): its
 squared error per coordinate ``(W r)²`` adds up to the statistic, and summed per sensor it
@@ -34,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.linear import RIDGE
+from models import linear
 
 if TYPE_CHECKING:  # the networks it wraps build on models/network.py
     from models.conv import TemporalConvAutoencoder
@@ -57,12 +55,9 @@ def inverse_root(second_moment: np.ndarray) -> np.ndarray:
         raise ValueError(f"a second-moment matrix must be square, got {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError("the residual's second-moment matrix is not finite")
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    values = np.clip(values, 0.0, None)
-    if values.sum() <= 0:
+    if np.clip(np.linalg.eigvalsh((matrix + matrix.T) / 2), 0.0, None).sum() <= 0:
         raise ValueError("the network's out-of-time residual is zero: there is nothing to whiten")
-    values = values + RIDGE * float(values.mean())
-    return np.asarray((vectors / np.sqrt(values)) @ vectors.T)
+    return linear.inverse_root(matrix)  # CVA's whitening, ridge included
 
 
 def second_moment(residuals: np.ndarray) -> np.ndarray:

@@ -149,12 +149,21 @@ def test_train_chooses_among_the_named_families_only(
     err = capsys.readouterr().err
     assert "choosing among 2 candidates" in err
     assert "autoencoder window 2, whitened" in err
-    assert "windows the network did not learn" in err
-    ranking = load_artifact(tmp_path / "m" / "model" / "1").manifest.metrics["selection"]["ranking"]
+    manifest = load_artifact(tmp_path / "m" / "model" / "1").manifest
+    ranking = manifest.metrics["selection"]["ranking"]
     assert {(r["family"], r["window"], r["residual"]) for r in ranking} == {
         ("autoencoder", 2, "squares"),
         ("autoencoder", 2, "whitened"),
     }
+    # The summary names the whitening exactly when the chosen model is whitened.
+    whitened = manifest.training["residual"] == "whitened"
+    assert ("windows the network did not learn" in err) == whitened
+    # --residual narrows the named families' candidates, squares as well as whitened.
+    narrowed = ["--families", "autoencoder", "--window", "2", "--residual", "squares", "--force"]
+    assert main([*args, *narrowed]) == 0
+    err = capsys.readouterr().err
+    assert "choosing among" not in err or "choosing among 1 candidate" in err
+    assert "whitened" not in err
     assert main([*args, "--families", "autoencoder", "--family", "conv"]) == 2
     assert "--family conv already names one" in capsys.readouterr().err
     with pytest.raises(SystemExit):

@@ -133,3 +133,19 @@ def test_a_training_split_too_short_to_halve_is_refused_with_the_reason() -> Non
     config = TrainConfig(residual="whitened", window=15, epochs=2, patience=1)
     with pytest.raises(ValueError, match="residual whitened: a network trained on one half"):
         train(values[:150], sensors, config, calibration_values=values[150:])
+
+
+def test_whitening_from_fewer_windows_than_inputs_is_warned_with_the_numbers() -> None:
+    """40 sensors over 8 readings are 320 inputs; the halves of a short training split give
+    fewer out-of-time windows than that, so the covariance is singular."""
+    rng = np.random.default_rng(6)
+    values = rng.normal(size=(500, 40)) @ rng.normal(size=(40, 40))
+    sensors = [f"s{i}" for i in range(40)]
+    config = TrainConfig(residual="whitened", window=8, epochs=2, patience=1)
+    result = train(values[:360], sensors, config, calibration_values=values[360:])
+    windows = result.metrics["whitened"]["out_of_time_windows"]
+    assert windows < 320
+    assert any(
+        f"from {windows} out-of-time windows for 320 inputs" in warning
+        for warning in result.metrics["warnings"]
+    )
