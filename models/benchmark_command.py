@@ -88,6 +88,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if select_model and (args.window is not None or args.smoothing != "none"):
+        print(
+            "error: --window and --smoothing go with --family: the chosen model's own are "
+            "what the benchmark measures",
+            file=sys.stderr,
+        )
+        return 2
     try:
         family = "autoencoder" if args.family == "auto" else args.family
         window = args.window or (2 if family in ("cva", "dpca", "conv") else 1)

@@ -180,6 +180,8 @@ def train_as_default(
     (``config.quantile``, which moves only the threshold); the ranking is kept in
     ``metrics["selection"]``. ``families``: chosen as ``train --families`` chooses, among
     those families only. Without ``select_model``, ``config`` as given."""
+    if families is not None and not select_model:
+        raise ValueError("families choose among candidates: they need select_model")
     if not select_model:
         result = train(
             values,

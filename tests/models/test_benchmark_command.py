@@ -126,3 +126,8 @@ def test_families_choose_the_tep_model_only(
     tep = ["benchmark", "tep", "--data-dir", str(tmp_path), "--quiet"]
     assert main([*tep, "--families", "conv", "--family", "cva"]) == 2
     assert "--families chooses the model of `benchmark tep`" in capsys.readouterr().err
+    # The chosen model's own window and smoothing are measured: giving them is refused.
+    assert main([*tep, "--families", "conv", "--window", "8"]) == 2
+    assert "--window and --smoothing go with --family" in capsys.readouterr().err
+    assert main([*tep, "--smoothing", "ewma:0.3"]) == 2
+    assert "--window and --smoothing go with --family" in capsys.readouterr().err
