@@ -29,13 +29,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from models.operating_point import parse_smoothing, smooth
-from models.train import (
-    MIN_TAIL_SAMPLES,
-    CalibrationUnscorable,
-    TrainResult,
-    estimate_threshold,
-    train,
-)
+from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable, estimate_threshold
+from models.train import TrainResult, train
 
 FOLDS = 2
 """Halves: each fold model is trained on a contiguous half and scores the other, so the

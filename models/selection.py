@@ -30,16 +30,14 @@ from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
+from models.threshold import CalibrationUnscorable, DegenerateCalibration, estimate_threshold
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
     BeyondFloat32,
-    CalibrationUnscorable,
-    DegenerateCalibration,
     TrainConfig,
     TrainingDiverged,
     TrainResult,
-    estimate_threshold,
     score_readings,
     train,
 )

@@ -31,11 +31,11 @@ from models.selection import (
     select,
 )
 from models.selection_rule import CandidateScore
+from models.threshold import CalibrationUnscorable
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
     BeyondFloat32,
-    CalibrationUnscorable,
     EpochRecord,
     TrainConfig,
     TrainingDiverged,

@@ -42,7 +42,8 @@ from models.events import (
     median_step_seconds,
 )
 from models.report import EvaluationReport, Table, write_report
-from models.train import DegenerateCalibration, TrainConfig
+from models.threshold import DegenerateCalibration
+from models.train import TrainConfig
 
 NAB_CORPUS = "realKnownCause"
 NAB_WINDOWS_FILE = "labels/combined_windows.json"

@@ -34,7 +34,8 @@ from models.benchmarks.common import (
 )
 from models.data import DataError, load_readings
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
-from models.train import TrainConfig, clopper_pearson
+from models.threshold import clopper_pearson
+from models.train import TrainConfig
 
 TEP_SENSORS = [f"XMEAS_{i:02d}" for i in range(1, 42)] + [f"XMV_{i:02d}" for i in range(1, 12)]
 TEP_FAULTS = tuple(range(1, 22))

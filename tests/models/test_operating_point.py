@@ -12,7 +12,8 @@ from models.export import export_artifact
 from models.inject import Fault
 from models.operating_point import parse_smoothing, smooth
 from models.selection import InjectedRun, split_false_alarms, weigh_smoothings
-from models.train import TrainConfig, estimate_threshold, train
+from models.threshold import estimate_threshold
+from models.train import TrainConfig, train
 from service.scoring.artifact import ArtifactError, load_artifact
 from service.scoring.smoothing import make_smoother
 from tests.models.test_linear import ar_process
