@@ -26,6 +26,7 @@ from models.report import (
 )
 from models.scores import detector_scores, per_sensor_errors
 from models.selection import select
+from models.stationarity import with_differencing
 from models.train import (
     EpochRecord,
     TrainConfig,
@@ -177,7 +178,11 @@ def train_as_default(
     chosen on faults injected into the calibration data at the CLI's own threshold
     quantile, then the winner trained again with the protocol's quantile
     (``config.quantile``, which moves only the threshold); the ranking is kept in
-    ``metrics["selection"]``. Without it, ``config`` as given."""
+    ``metrics["selection"]``. Without it, ``config`` as given. Either way, sensors are
+    differenced as ``train --difference auto`` does (models/stationarity.py)."""
+    config = with_differencing(
+        config, values, sensors, separate_calibration=calibration_values is not None
+    )
     if not select_model:
         result = train(
             values,
