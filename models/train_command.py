@@ -31,6 +31,7 @@ from models.selection import (
     select,
 )
 from models.selection_rule import CandidateScore
+from models.stationarity import with_differencing
 from models.threshold import CalibrationUnscorable
 from models.train import (
     FAMILIES,
@@ -180,6 +181,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="auto",
         help="how the service is to smooth scores, and so the threshold: none, mean:N, "
         "median:N or ewma:ALPHA; auto weighs a few on the injected faults (docs/training.md)",
+    )
+    model.add_argument(
+        "--difference",
+        choices=("auto", "none"),
+        default="auto",
+        help="auto: on a short run without --calibration-data, sensors whose levels a KPSS "
+        "test finds not stationary are modelled as first differences (docs/training.md); "
+        "none: every sensor as a level",
     )
     model.add_argument(
         "--kl-warmup",
@@ -467,6 +476,19 @@ def run(args: argparse.Namespace) -> int:
         f"from {readings.source}",
         file=sys.stderr,
     )
+    if args.difference == "auto":
+        config = with_differencing(
+            config,
+            readings.values,
+            readings.sensors,
+            separate_calibration=calibration is not None,
+        )
+        if config.difference:
+            print(
+                "modelling as first differences (levels not stationary over this short run, "
+                f"KPSS 5%): {', '.join(config.difference)}",
+                file=sys.stderr,
+            )
     configs = selection_configs(
         args, config, autocorrelation_window(readings.values), readings.n_sensors
     )
