@@ -185,10 +185,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     model.add_argument(
         "--difference",
         choices=("auto", "none"),
-        default="auto",
-        help="auto: on a short run without --calibration-data, sensors whose levels a KPSS "
-        "test finds not stationary are modelled as first differences (docs/training.md); "
-        "none: every sensor as a level",
+        default="none",
+        help="none: every sensor as a level; auto: on a short run without "
+        "--calibration-data, sensors whose levels a KPSS test finds not stationary are "
+        "modelled as first differences, which ends false alarms from wandering levels but "
+        "shows a sustained fault on such a sensor only at its onset (docs/training.md)",
     )
     model.add_argument(
         "--kl-warmup",

@@ -26,7 +26,6 @@ from models.report import (
 )
 from models.scores import detector_scores, per_sensor_errors
 from models.selection import select
-from models.stationarity import with_differencing
 from models.train import (
     EpochRecord,
     TrainConfig,
@@ -183,9 +182,6 @@ def train_as_default(
     those families only. Without ``select_model``, ``config`` as given."""
     if families is not None and not select_model:
         raise ValueError("families choose among candidates: they need select_model")
-    config = with_differencing(
-        config, values, sensors, separate_calibration=calibration_values is not None
-    )
     if not select_model:
         result = train(
             values,
