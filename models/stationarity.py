@@ -13,7 +13,7 @@ The rule, decided before it was run on data: on a training run without separate 
 data whose calibration tail is too short for the quantile (the case models/out_of_time.py
 handles), each sensor is tested with the KPSS test of level stationarity (Kwiatkowski,
 Phillips, Schmidt & Shin 1992) over the whole training run, as the process's memory is
-(models/selection.py): the statistic with a Bartlett long-run variance over
+(models/selection.py): the statistic (statsmodels) with a Bartlett long-run variance over
 ``int(12 (n/100)^(1/4))`` lags (Schwert 1989), against the test's 5% critical value 0.463.
 A sensor the test rejects is modelled in first differences; the others stay levels. With a
 calibration run, or a tail long enough, the threshold is set on readings beyond the training
@@ -26,6 +26,7 @@ alone is seen as one jump. Its relations with the other sensors' levels stay mod
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -46,9 +47,9 @@ def kpss_lags(n_readings: int) -> int:
     return int(12 * (n_readings / 100) ** 0.25)
 
 
-def kpss_statistic(x: np.ndarray, lags: int | None = None) -> float:
-    """The KPSS statistic of level stationarity: the squared partial sums of the demeaned
-    series over n² times its Bartlett long-run variance. 0 for a constant series.
+def kpss_statistic(x: np.ndarray) -> float:
+    """The KPSS statistic of level stationarity (statsmodels' ``kpss``, a constant, Schwert's
+    lags). 0 for a constant series.
 
     >>> rng = np.random.default_rng(0)
     >>> kpss_statistic(rng.standard_normal(400)) < CRITICAL_5
@@ -56,17 +57,20 @@ def kpss_statistic(x: np.ndarray, lags: int | None = None) -> float:
     >>> kpss_statistic(np.cumsum(rng.standard_normal(400))) > CRITICAL_5
     True
     """
+    from statsmodels.tools.sm_exceptions import InterpolationWarning  # training only
+    from statsmodels.tsa.stattools import kpss
+
     e = np.asarray(x, dtype=np.float64)
-    e = e - e.mean()
-    n = len(e)
-    lags = kpss_lags(n) if lags is None else min(lags, n - 1)
-    variance = float(e @ e) / n
-    for k in range(1, lags + 1):
-        variance += 2 * (1 - k / (lags + 1)) * float(e[k:] @ e[:-k]) / n
-    if variance <= 0:
+    if e.std() == 0:
         return 0.0
-    partial = np.cumsum(e)
-    return float(partial @ partial) / (n * n * variance)
+    with warnings.catch_warnings():
+        # Its p-value is read from a table and clipped beyond it; the rule compares the
+        # statistic with the critical value, so that warning says nothing here.
+        warnings.simplefilter("ignore", InterpolationWarning)
+        result = kpss(
+            e, regression="c", nlags=min(kpss_lags(len(e)), len(e) - 1), result_object=True
+        )
+    return float(result.statistic)
 
 
 def short_run(n_readings: int, config: TrainConfig, *, separate_calibration: bool) -> bool:
