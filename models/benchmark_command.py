@@ -17,7 +17,7 @@ from models.report import (
     check_report_folder,
 )
 from models.train import FAMILIES, TrainConfig
-from models.train_command import family_list
+from models.train_options import family_list
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +19,24 @@ from models.network import ACTIVATIONS
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
 from models.selection import (
-    MAX_WINDOW,
     MIN_READINGS,
     Selection,
     autocorrelation_window,
-    candidates,
     choose_smoothing,
-    copies_input,
     select,
 )
-from models.selection_rule import CandidateScore
 from models.stationarity import with_differencing
 from models.threshold import CalibrationUnscorable
 from models.train import (
     FAMILIES,
-    LINEAR_FAMILIES,
     BeyondFloat32,
-    EpochRecord,
     TrainConfig,
     TrainingDiverged,
     TrainResult,
     train,
 )
+from models.train_options import config_from_args, family_list, selection_configs
+from models.train_summary import print_candidate, print_epoch, print_summary
 from models.whitened import RESIDUALS
 from service.scoring.artifact import (
     MANIFEST_FILE,
@@ -218,127 +212,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """The settings; family and window are those given, or the defaults selection starts
-    from (see :func:`selection_configs`)."""
-    family = "autoencoder" if args.family == "auto" else args.family
-    window = args.window
-    if window is None:
-        window = 1 if family in ("autoencoder", "vae") else 2
-    return TrainConfig(
-        family=family,
-        window=window,
-        hidden=None if args.hidden is None else tuple(args.hidden),
-        latent=args.latent,
-        dropout=args.dropout,
-        activation=args.activation,
-        epochs=args.epochs,
-        patience=args.patience,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        noise_std=args.noise_std,
-        mask_prob=args.mask_prob,
-        plane_variance=args.plane_variance,
-        val_fraction=args.val_fraction,
-        calibration_fraction=args.calibration_fraction,
-        quantile=args.quantile,
-        kl_warmup=args.kl_warmup,
-        residual=TrainConfig().residual if args.residual is None else args.residual,
-        smoothing="none" if args.smoothing == "auto" else args.smoothing,
-    )
-
-
-AUTOENCODER_OPTIONS = (
-    "hidden",
-    "latent",
-    "dropout",
-    "activation",
-    "epochs",
-    "patience",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "noise_std",
-    "mask_prob",
-    "plane_variance",
-    "kl_warmup",
-    "residual",
-)
-"""Settings only the autoencoder has: giving one says which family is meant."""
-
-
-def autoencoder_options(args: argparse.Namespace) -> list[str]:
-    defaults = TrainConfig()
-    return [
-        name
-        for name in AUTOENCODER_OPTIONS
-        if getattr(args, name) is not None and getattr(args, name) != getattr(defaults, name)
-    ]
-
-
-def family_list(text: str) -> tuple[str, ...]:
-    """``--families``: comma-separated names of FAMILIES.
-
-    >>> family_list("conv, autoencoder")
-    ('conv', 'autoencoder')
-    """
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in FAMILIES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected comma-separated families among {', '.join(FAMILIES)}"
-        )
-    return names
-
-
-def selection_configs(
-    args: argparse.Namespace, base: TrainConfig, memory: int, n_sensors: int
-) -> list[TrainConfig]:
-    """What to train: one config when the family and window are both given (or the family
-    is the autoencoder, whose window defaults to 1), otherwise the candidates they allow.
-    With --family auto, an autoencoder-only option (--epochs, --hidden, ...) means the
-    autoencoder."""
-    family = args.family
-    if args.families is not None:  # checked in run(): only with --family auto
-        pool = [
-            config
-            for config in candidates(base, memory, args.families)
-            if not copies_input(config, n_sensors)
-            and (args.window is None or config.window == args.window)
-        ]
-        if args.residual is not None:  # --residual, even squares, narrows the pool too
-            pool = [config for config in pool if config.residual == args.residual]
-        return pool
-    if family == "auto" and autoencoder_options(args):
-        family = "autoencoder"
-    if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
-        return [base]
-    if family == "conv":  # one network to train: over the process's memory
-        return [replace(base, family="conv", window=min(MAX_WINDOW, max(2, memory)))]
-    pool = candidates(base, memory)
-    if family != "auto":
-        pool = [config for config in pool if config.family == family]
-    if args.window is not None:  # --family auto over one window: every family that fits
-        pool = [
-            replace(base, family=each, window=args.window)
-            for each in FAMILIES
-            if each != "cva" or args.window >= 2
-        ]
-    return pool
-
-
-def print_epoch(record: EpochRecord, budget: int) -> None:
-    width = len(str(budget))
-    print(
-        f"epoch {record.epoch:>{width}}/{budget}  train loss {record.train_loss:.5f}  "
-        f"val loss {record.val_loss:.5f}  ({record.seconds:.2f} s)",
-        file=sys.stderr,
-        flush=True,
-    )
-
-
 def _with_chosen_smoothing(
     result: TrainResult,
     readings: Readings,
@@ -366,16 +239,6 @@ def _with_chosen_smoothing(
             file=sys.stderr,
         )
     return chosen
-
-
-def print_candidate(score: CandidateScore) -> None:
-    print(
-        f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults after "
-        f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a reading, "
-        f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)",
-        file=sys.stderr,
-        flush=True,
-    )
 
 
 def default_name(data: Path) -> str:
@@ -581,7 +444,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    _print_summary(
+    print_summary(
         result,
         manifest.files,
         artifact_dir,
@@ -631,75 +494,6 @@ def _orientation_warning(
     )
 
 
-def _model_lines(result: TrainResult) -> list[str]:
-    config = result.config
-    lines: list[str] = []
-    selection = result.metrics.get("selection")
-    if isinstance(selection, dict):
-        ranking = selection["ranking"]
-        chosen, most = ranking[0], max(row["mean_detection"] for row in ranking)
-        lines.append(
-            f"chose {config.family} over window {config.window}, smoothing "
-            f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
-            f"into the calibration run (the most of {len(ranking)} candidates: {most:.1%}) "
-            f"after {chosen.get('mean_delay', 0.0):.1f} readings on average, at "
-            f"{chosen.get('multiply_adds', 0):,} multiply-adds a reading; the rule: within "
-            "one standard error of the best detection, then of the shortest delay, the "
-            "cheapest (the process's memory, from its autocorrelation: "
-            f"{selection['autocorrelation_window']} readings)"
-        )
-    if config.family in LINEAR_FAMILIES:
-        details = result.metrics.get(config.family, {})
-        lines.append(
-            f"model {config.family} over window {config.window}: "
-            f"{details.get('components', '?')} "
-            + ("states" if config.family == "cva" else "components")
-            + " scored by T², the rest by Q (fitted in closed form)"
-        )
-        return lines
-    if config.family == "conv":
-        lines.append(
-            f"model conv over window {config.window}: {len(result.sensors)} sensors -> "
-            f"{' -> '.join(str(size) for size in _layer_sizes(result)[1:3])} channels at "
-            "each reading, and back (kernel 3)"
-        )
-    lines.append(
-        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
-        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
-    )
-    whitened = result.metrics.get("whitened")
-    if isinstance(whitened, dict):
-        lines.append(
-            f"residual whitened by its covariance on {whitened['out_of_time_windows']} windows "
-            "the network did not learn (each half of the training split scored by a network "
-            "trained on the other; their mean squared error "
-            f"{whitened['out_of_time_mean_square']:.4g})"
-        )
-    if config.family == "conv":
-        return lines
-    vae = result.metrics.get("vae")
-    if isinstance(vae, dict):
-        lines.append(
-            f"variational: {vae['active_latent']} of {config.latent} latent dimensions active"
-        )
-    lines.append(
-        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
-        f"({config.activation}, window {config.window}"
-        + (
-            f", linear plane of {result.metrics['plane_components']} components)"
-            if "plane_components" in result.metrics
-            else ")"
-        )
-    )
-    return lines
-
-
-def _layer_sizes(result: TrainResult) -> list[int]:
-    width = len(result.sensors) * (1 if result.config.family == "conv" else result.config.window)
-    hidden = list(result.config.hidden or ())
-    return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
-
-
 def _labelled_anomalous(readings: Readings | None) -> int:
     if readings is None or "anomaly" not in readings.labels:
         return 0
@@ -707,54 +501,3 @@ def _labelled_anomalous(readings: Readings | None) -> int:
     if column.dtype.kind != "f":
         return 0
     return int(np.nansum(column > 0))
-
-
-def _print_summary(
-    result: TrainResult,
-    files: Mapping[str, object],
-    artifact_dir: Path,
-    *,
-    separate_calibration: bool,
-    data_warnings: Sequence[str] = (),
-) -> None:
-    threshold = result.threshold
-    low, high = threshold.false_alarm_rate_ci
-    lines = _model_lines(result)
-    lines += [
-        f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
-        f"{threshold.n_calibration} calibration errors"
-        + ("" if result.config.smoothing == "none" else f" smoothed by {result.config.smoothing}")
-        + f" ({threshold.source})",
-        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} in "
-        f"{threshold.n_excursions} separate excursion"
-        + ("" if threshold.n_excursions == 1 else "s")
-        + f" (95% CI {low:.2%}-{high:.2%})",
-    ]
-    lines += [f"WARNING: {warning}" for warning in result.metrics.get("warnings", [])]
-    if result.constant_sensors:
-        lines.append(
-            "constant sensors (scale 1, they only flag a change): "
-            + ", ".join(result.constant_sensors)
-        )
-    if threshold.warning:
-        lines.append(f"WARNING: {threshold.warning}")
-    out_of_time = result.metrics.get("out_of_time", {})
-    if out_of_time.get("applied"):
-        lines.append(
-            "WARNING: the calibration tail is too short for the quantile, so the threshold "
-            "comes from out-of-time errors of the whole run (the tail's would be "
-            f"{out_of_time['tail_threshold']:.6g}): it allows for as much drift as half the "
-            "run shows, no more; pass --calibration-data with normal readings from another "
-            "run or period."
-        )
-    elif not separate_calibration:
-        lines.append(
-            "WARNING: the threshold was set on the tail of the training run. Readings of the "
-            "same run are more alike than other runs, so expect more false alarms than "
-            f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
-            "readings from another run or period."
-        )
-    lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
-    lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
-    for line in lines:
-        print(line, file=sys.stderr)

@@ -1,0 +1,151 @@
+"""What ``python -m models train`` tells its user on stderr: each epoch, each candidate of the
+selection, and the summary of the model written (its shape, threshold, every warning)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from models.selection_rule import CandidateScore
+from models.train import LINEAR_FAMILIES, EpochRecord, TrainResult
+
+
+def print_epoch(record: EpochRecord, budget: int) -> None:
+    width = len(str(budget))
+    print(
+        f"epoch {record.epoch:>{width}}/{budget}  train loss {record.train_loss:.5f}  "
+        f"val loss {record.val_loss:.5f}  ({record.seconds:.2f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def print_candidate(score: CandidateScore) -> None:
+    print(
+        f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults after "
+        f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a reading, "
+        f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def model_lines(result: TrainResult) -> list[str]:
+    config = result.config
+    lines: list[str] = []
+    selection = result.metrics.get("selection")
+    if isinstance(selection, dict):
+        ranking = selection["ranking"]
+        chosen, most = ranking[0], max(row["mean_detection"] for row in ranking)
+        lines.append(
+            f"chose {config.family} over window {config.window}, smoothing "
+            f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
+            f"into the calibration run (the most of {len(ranking)} candidates: {most:.1%}) "
+            f"after {chosen.get('mean_delay', 0.0):.1f} readings on average, at "
+            f"{chosen.get('multiply_adds', 0):,} multiply-adds a reading; the rule: within "
+            "one standard error of the best detection, then of the shortest delay, the "
+            "cheapest (the process's memory, from its autocorrelation: "
+            f"{selection['autocorrelation_window']} readings)"
+        )
+    if config.family in LINEAR_FAMILIES:
+        details = result.metrics.get(config.family, {})
+        lines.append(
+            f"model {config.family} over window {config.window}: "
+            f"{details.get('components', '?')} "
+            + ("states" if config.family == "cva" else "components")
+            + " scored by T², the rest by Q (fitted in closed form)"
+        )
+        return lines
+    if config.family == "conv":
+        lines.append(
+            f"model conv over window {config.window}: {len(result.sensors)} sensors -> "
+            f"{' -> '.join(str(size) for size in layer_sizes(result)[1:3])} channels at "
+            "each reading, and back (kernel 3)"
+        )
+    lines.append(
+        f"stopped after {len(result.history)} epochs; best epoch {result.best_epoch} "
+        f"(val loss {result.history[result.best_epoch - 1].val_loss:.5f})"
+    )
+    whitened = result.metrics.get("whitened")
+    if isinstance(whitened, dict):
+        lines.append(
+            f"residual whitened by its covariance on {whitened['out_of_time_windows']} windows "
+            "the network did not learn (each half of the training split scored by a network "
+            "trained on the other; their mean squared error "
+            f"{whitened['out_of_time_mean_square']:.4g})"
+        )
+    if config.family == "conv":
+        return lines
+    vae = result.metrics.get("vae")
+    if isinstance(vae, dict):
+        lines.append(
+            f"variational: {vae['active_latent']} of {config.latent} latent dimensions active"
+        )
+    lines.append(
+        f"model {' -> '.join(str(size) for size in layer_sizes(result))} "
+        f"({config.activation}, window {config.window}"
+        + (
+            f", linear plane of {result.metrics['plane_components']} components)"
+            if "plane_components" in result.metrics
+            else ")"
+        )
+    )
+    return lines
+
+
+def layer_sizes(result: TrainResult) -> list[int]:
+    width = len(result.sensors) * (1 if result.config.family == "conv" else result.config.window)
+    hidden = list(result.config.hidden or ())
+    return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
+
+
+def print_summary(
+    result: TrainResult,
+    files: Mapping[str, object],
+    artifact_dir: Path,
+    *,
+    separate_calibration: bool,
+    data_warnings: Sequence[str] = (),
+) -> None:
+    threshold = result.threshold
+    low, high = threshold.false_alarm_rate_ci
+    lines = model_lines(result)
+    lines += [
+        f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
+        f"{threshold.n_calibration} calibration errors"
+        + ("" if result.config.smoothing == "none" else f" smoothed by {result.config.smoothing}")
+        + f" ({threshold.source})",
+        f"false-alarm rate on calibration {threshold.observed_false_alarm_rate:.2%} in "
+        f"{threshold.n_excursions} separate excursion"
+        + ("" if threshold.n_excursions == 1 else "s")
+        + f" (95% CI {low:.2%}-{high:.2%})",
+    ]
+    lines += [f"WARNING: {warning}" for warning in result.metrics.get("warnings", [])]
+    if result.constant_sensors:
+        lines.append(
+            "constant sensors (scale 1, they only flag a change): "
+            + ", ".join(result.constant_sensors)
+        )
+    if threshold.warning:
+        lines.append(f"WARNING: {threshold.warning}")
+    out_of_time = result.metrics.get("out_of_time", {})
+    if out_of_time.get("applied"):
+        lines.append(
+            "WARNING: the calibration tail is too short for the quantile, so the threshold "
+            "comes from out-of-time errors of the whole run (the tail's would be "
+            f"{out_of_time['tail_threshold']:.6g}): it allows for as much drift as half the "
+            "run shows, no more; pass --calibration-data with normal readings from another "
+            "run or period."
+        )
+    elif not separate_calibration:
+        lines.append(
+            "WARNING: the threshold was set on the tail of the training run. Readings of the "
+            "same run are more alike than other runs, so expect more false alarms than "
+            f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
+            "readings from another run or period."
+        )
+    lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
+    lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
+    for line in lines:
+        print(line, file=sys.stderr)
