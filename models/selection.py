@@ -127,8 +127,8 @@ def candidates(
     With ``families``, the set of those families alone (:func:`family_candidates`)."""
     if families is not None:
         return family_candidates(base, memory, families)
-    memory = min(MAX_WINDOW, memory)
-    windows = sorted({2, max(2, (memory + 1) // 2), memory})
+    windows = horizons(memory)
+    memory = windows[-1]
     configs = [
         replace(base, family=family, window=w) for family in ("dpca", "cva") for w in windows
     ]
@@ -137,6 +137,17 @@ def candidates(
     configs.append(replace(base, family="conv", window=memory))
     assert all(config.family in FAMILIES for config in configs)
     return configs
+
+
+def horizons(memory: int) -> list[int]:
+    """The windows candidates span: 2 readings, half the process's memory and all of it
+    (within 2..MAX_WINDOW).
+
+    >>> horizons(15), horizons(40), horizons(1)
+    ([2, 8, 15], [2, 10, 20], [2])
+    """
+    memory = max(2, min(MAX_WINDOW, memory))
+    return sorted({2, max(2, (memory + 1) // 2), memory})
 
 
 def family_candidates(base: TrainConfig, memory: int, families: Sequence[str]) -> list[TrainConfig]:
@@ -152,8 +163,7 @@ def family_candidates(base: TrainConfig, memory: int, families: Sequence[str]) -
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown or not families:
         raise ValueError(f"families must name some of {', '.join(FAMILIES)}, got {unknown}")
-    memory = min(MAX_WINDOW, memory)
-    windows = sorted({2, max(2, (memory + 1) // 2), memory})
+    windows = horizons(memory)
     configs = []
     for family in (f for f in FAMILIES if f in families):
         if family in LINEAR_FAMILIES:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from models.selection import MAX_WINDOW, candidates, copies_input
+from models.selection import candidates, copies_input, horizons
 from models.train import FAMILIES, TrainConfig
 
 
@@ -108,7 +108,7 @@ def selection_configs(
     if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
         return [base]
     if family == "conv":  # one network to train: over the process's memory
-        return [replace(base, family="conv", window=min(MAX_WINDOW, max(2, memory)))]
+        return [replace(base, family="conv", window=horizons(memory)[-1])]
     pool = candidates(base, memory)
     if family != "auto":
         pool = [config for config in pool if config.family == family]
