@@ -34,7 +34,7 @@ from models.benchmarks.common import (
 )
 from models.data import DataError, load_readings
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
-from models.threshold import clopper_pearson
+from models.threshold import clopper_pearson, excursions
 from models.train import TrainConfig
 
 TEP_SENSORS = [f"XMEAS_{i:02d}" for i in range(1, 42)] + [f"XMV_{i:02d}" for i in range(1, 12)]
@@ -185,10 +185,15 @@ class TepBenchmark:
         return run, rates[run]
 
     def far_interval(self, detector: str, quantile: float) -> tuple[float, float]:
-        """95% Clopper-Pearson interval (%) on the pooled false-alarm rate, as if readings were
-        independent (they are autocorrelated, so the true spread is wider)."""
+        """95% Clopper-Pearson interval (%) on the pooled false-alarm rate, on effective counts
+        as train's threshold interval is: a run of consecutive false alarms in one normal run
+        is one event (models/threshold.py)."""
+        limit = self.limits[quantile][detector]
+        runs = self.run_scores[detector].values()
+        events = sum(excursions(scores > limit) for scores in runs)
         counts = self.far(detector, quantile)
-        low, high = clopper_pearson(counts.fp, counts.fp + counts.tn)
+        n = counts.fp + counts.tn
+        low, high = clopper_pearson(events, n * events / counts.fp if counts.fp else n)
         return 100 * low, 100 * high
 
     def mdr(self, detector: str, quantile: float) -> dict[int, float]:

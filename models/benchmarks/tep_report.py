@@ -119,8 +119,9 @@ def far_table(bench: TepBenchmark) -> Table:
         columns=columns,
         rows=rows,
         note=(
-            f"Pooled over {n_readings} scored readings of normal/run*.dat. The interval treats "
-            "readings as independent; they are autocorrelated, so the real spread is wider. "
+            f"Pooled over {n_readings} scored readings of normal/run*.dat. The interval counts "
+            "each stretch of consecutive false alarms in a run as one event (the readings are "
+            "autocorrelated), as train's threshold interval does. "
             f"A detector scoring the limit run and these runs alike would still exceed "
             f"{TEP_BARS['far_95']:.0f}% false alarms at the 95% limit with probability "
             f"{chance:.2f} by sampling alone. The published false-alarm rates are the paper's "

@@ -22,6 +22,7 @@ from models.benchmarks.tep import (
     mean_over,
     parse_tep_reference,
 )
+from models.threshold import clopper_pearson
 
 
 def _reference_text(rows: dict[int, list[float]], average: list[float]) -> str:
@@ -100,6 +101,10 @@ def test_false_alarms_pool_runs_and_name_the_worst() -> None:
     assert bench.far("autoencoder", 0.99).fp == 1  # only 100 > 99
     low, high = bench.far_interval("autoencoder", 0.95)
     assert low < 50.0 < high
+    # Three stretches of false alarms (96 | 97, 98 | 100), not four independent readings:
+    # the interval is that of 3 events in 6 effective readings, wider than 4 in 8.
+    assert (low, high) == pytest.approx(tuple(100 * v for v in clopper_pearson(3, 6)))
+    assert high - low > 100 * (clopper_pearson(4, 8)[1] - clopper_pearson(4, 8)[0])
 
 
 def test_missed_detections_count_readings_at_or_under_the_limit() -> None:
