@@ -149,3 +149,41 @@ def test_whitening_from_fewer_windows_than_inputs_is_warned_with_the_numbers() -
         f"from {windows} out-of-time windows for 320 inputs" in warning
         for warning in result.metrics["warnings"]
     )
+
+
+def test_out_of_time_residuals_are_in_the_deployed_models_units(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each half is scored by a network standardised on the other half; its residuals are
+    converted to the deployed model's scale, reading by reading. With folds whose network
+    reconstructs nothing (all zeros), a residual is the reading less the fold's mean over the
+    deployed scale, whatever the halves' spreads: a ratio inverted or laid out by sensor
+    instead of by reading would not give that."""
+    import models.train as training
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(200, 3))
+    values[100:, 0] *= 10.0  # sensor 0 spreads ten times wider in the second half
+    values[:, 2] += 50.0
+    scale = np.array([4.0, 1.5, 0.5])  # the deployed model's, deliberately unlike either half
+
+    class Nothing(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(x)
+
+    class Fold:
+        def __init__(self, fit: np.ndarray) -> None:
+            self.scaler_mean = fit.mean(axis=0)
+            self.scaler_scale = fit.std(axis=0)
+            self.module = type("M", (), {"autoencoder": Nothing()})()
+
+    monkeypatch.setattr(training, "train", lambda fit, *_args, **_kw: Fold(fit))
+    config = TrainConfig(window=2, residual="whitened")
+    residuals = training.out_of_time_residuals(values, ["a", "b", "c"], config, scale)
+    halves = ((values[:100], values[100:]), (values[100:], values[:100]))
+    expected = []
+    for fit, scored in halves:
+        z = (scored - fit.mean(axis=0)) / scale  # the reading less the fold's mean, deployed units
+        windows = np.lib.stride_tricks.sliding_window_view(z, 2, axis=0).transpose(0, 2, 1)
+        expected.append(windows.reshape(len(windows), -1))
+    np.testing.assert_allclose(residuals, np.concatenate(expected), rtol=1e-5, atol=1e-5)
