@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from models.fitting import TrainingDiverged
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
@@ -36,7 +37,6 @@ from models.train import (
     LINEAR_FAMILIES,
     BeyondFloat32,
     TrainConfig,
-    TrainingDiverged,
     TrainResult,
     score_readings,
     train,

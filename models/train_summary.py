@@ -7,8 +7,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from models.fitting import EpochRecord
 from models.selection_rule import CandidateScore
-from models.train import LINEAR_FAMILIES, EpochRecord, TrainResult
+from models.train import LINEAR_FAMILIES, TrainResult
 
 
 def print_epoch(record: EpochRecord, budget: int) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from models.baselines import PCABaseline
+from models.fitting import EpochRecord
 from models.out_of_time import calibrate_out_of_time
 from models.report import (
     Table,
@@ -26,12 +27,7 @@ from models.report import (
 )
 from models.scores import detector_scores, per_sensor_errors
 from models.selection import select
-from models.train import (
-    EpochRecord,
-    TrainConfig,
-    TrainResult,
-    train,
-)
+from models.train import TrainConfig, TrainResult, train
 
 DATA_DIR_ENV = "SENSOR_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]

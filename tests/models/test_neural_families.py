@@ -11,7 +11,8 @@ import torch
 
 from models.conv import TemporalConvAutoencoder
 from models.export import export_artifact
-from models.train import TrainConfig, posterior_collapse_warning, train
+from models.fitting import posterior_collapse_warning
+from models.train import TrainConfig, train
 from models.variational import VariationalAutoencoder
 from tests.models.test_linear import ar_process
 

@@ -9,17 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from models.fitting import EpochRecord
 from models.network import SensorAutoencoder, default_hidden, default_latent
 from models.synthetic import generate_plant
-from models.train import (
-    EpochRecord,
-    TrainConfig,
-    TrainResult,
-    fit_scaler,
-    score_readings,
-    time_splits,
-    train,
-)
+from models.train import TrainConfig, TrainResult, fit_scaler, score_readings, time_splits, train
 
 N_SENSORS = 6
 TINY = TrainConfig(epochs=4, patience=2, batch_size=32, seed=7)
