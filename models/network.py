@@ -159,19 +159,11 @@ class ScoringModule(nn.Module):
 
     Errors are in standardised units and averaged over the window positions, so a sensor's
     error is comparable across sensors and window lengths.
-
-    Sensors in ``differenced`` are modelled as first differences (each reading less the one
-    before it, models/stationarity.py): the module then takes one reading more than the
-    model's positions, and ``feature_mean`` / ``feature_scale`` standardise the differences
-    (``mean`` / ``scale`` stay the readings' own, as the manifest's scaler says).
     """
 
     if TYPE_CHECKING:  # buffers; TorchScript reads class annotations, so only for mypy
         mean: torch.Tensor
         scale: torch.Tensor
-        diff_mask: torch.Tensor
-        feature_mean: torch.Tensor
-        feature_scale: torch.Tensor
 
     def __init__(
         self,
@@ -186,9 +178,6 @@ class ScoringModule(nn.Module):
         mean: np.ndarray | Sequence[float],
         scale: np.ndarray | Sequence[float],
         window: int,
-        differenced: np.ndarray | Sequence[bool] | None = None,
-        feature_mean: np.ndarray | Sequence[float] | None = None,
-        feature_scale: np.ndarray | Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         mean_t = torch.as_tensor(np.asarray(mean, dtype=np.float32))
@@ -198,38 +187,16 @@ class ScoringModule(nn.Module):
             raise ValueError(f"{scale_t.numel()} scales for {n_sensors} means")
         if not bool((scale_t > 0).all()):
             raise ValueError("scales must be positive (use 1 for constant sensors)")
-        mask = np.zeros(n_sensors, dtype=bool) if differenced is None else np.asarray(differenced)
-        if mask.shape != (n_sensors,) or mask.dtype != bool:
-            raise ValueError(f"differenced must be {n_sensors} booleans, one per sensor")
-        lag = 1 if mask.any() else 0
-        f_mean = torch.as_tensor(
-            np.asarray(mean if feature_mean is None else feature_mean, dtype=np.float32)
-        )
-        f_scale = torch.as_tensor(
-            np.asarray(scale if feature_scale is None else feature_scale, dtype=np.float32)
-        )
-        if f_mean.numel() != n_sensors or f_scale.numel() != n_sensors:
-            raise ValueError(f"feature_mean and feature_scale need {n_sensors} values each")
-        if not bool((f_scale > 0).all()):
-            raise ValueError("feature scales must be positive (use 1 for constant features)")
-        if window <= lag:
-            raise ValueError(f"window {window} leaves no position after the differenced reading")
-        if autoencoder.n_inputs != (window - lag) * n_sensors:
+        if autoencoder.n_inputs != window * n_sensors:
             raise ValueError(
                 f"autoencoder takes {autoencoder.n_inputs} inputs, "
-                f"not window {window - lag} x {n_sensors} sensors"
-                + (" (the first reading only feeds the differences)" if lag else "")
+                f"not window {window} x {n_sensors} sensors"
             )
         self.autoencoder = autoencoder
         self.window = window
-        self.lag = lag
-        self.positions = window - lag
         self.n_sensors = n_sensors
         self.register_buffer("mean", mean_t.clone())
         self.register_buffer("scale", scale_t.clone())
-        self.register_buffer("diff_mask", torch.as_tensor(mask.astype(np.float32)))
-        self.register_buffer("feature_mean", f_mean.clone())
-        self.register_buffer("feature_scale", f_scale.clone())
 
     def _standardised_reconstruction(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Refused, not broadcast: (n, sensors) against the (1, window, sensors) reconstruction
@@ -243,13 +210,9 @@ class ScoringModule(nn.Module):
                 + "): a batch of windows of the model's window and sensors, got "
                 + str(x.shape)
             )
-        if self.lag == 0:
-            z = (x - self.mean) / self.scale
-        else:
-            features = x[:, 1:, :] - self.diff_mask * x[:, :-1, :]
-            z = (features - self.feature_mean) / self.feature_scale
-        flat = z.reshape(-1, self.positions * self.n_sensors)
-        reconstruction = self.autoencoder(flat).reshape(-1, self.positions, self.n_sensors)
+        z = (x - self.mean) / self.scale
+        flat = z.reshape(-1, self.window * self.n_sensors)
+        reconstruction = self.autoencoder(flat).reshape(-1, self.window, self.n_sensors)
         return z, reconstruction
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -258,15 +221,10 @@ class ScoringModule(nn.Module):
 
     @torch.jit.export
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Errors and the reconstruction of the latest reading in raw units, in one pass (a
-        differenced sensor's: the reading before it plus the reconstructed difference)."""
+        """Errors and the reconstruction of the latest reading in raw units, in one pass."""
         z, reconstruction = self._standardised_reconstruction(x)
         errors = ((reconstruction - z) ** 2).mean(dim=1)
-        if self.lag == 0:
-            latest = reconstruction[:, -1, :] * self.scale + self.mean
-        else:
-            latest = reconstruction[:, -1, :] * self.feature_scale + self.feature_mean
-            latest = latest + self.diff_mask * x[:, -2, :]
+        latest = reconstruction[:, -1, :] * self.scale + self.mean
         return errors, latest
 
 

@@ -153,8 +153,7 @@ def horizons(memory: int) -> list[int]:
 def family_candidates(base: TrainConfig, memory: int, families: Sequence[str]) -> list[TrainConfig]:
     """Every named family over 2 readings, half the process's memory and all of it (and
     over 1 reading for the dense and variational autoencoders); each network family with
-    both residual statistics (the sum of squares, whitened: models/whitened.py; squares
-    alone when some sensors are differenced). In the
+    both residual statistics (the sum of squares, whitened: models/whitened.py). In the
     order of FAMILIES, then window, squares before whitened.
 
     >>> [(c.window, c.residual) for c in family_candidates(TrainConfig(), 4, ["conv"])]
@@ -174,7 +173,6 @@ def family_candidates(base: TrainConfig, memory: int, families: Sequence[str]) -
             replace(base, family=family, window=w, residual=residual)
             for w in own
             for residual in RESIDUALS
-            if residual == "squares" or not base.difference  # whitening reads levels
         ]
     return configs
 

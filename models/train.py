@@ -96,14 +96,6 @@ class TrainConfig:
     """How a network family scores its residual window: squares (the mean of its squared
     standardised errors) or whitened (its Mahalanobis distance under the residual's
     covariance on readings the network did not learn, models/whitened.py)."""
-    difference: tuple[str, ...] = ()
-    """Sensors modelled as first differences instead of levels (models/stationarity.py says
-    which by default); the model then takes ``window + 1`` readings."""
-
-    @property
-    def lag(self) -> int:
-        """Readings the model takes beyond ``window``: one when any sensor is differenced."""
-        return 1 if self.difference else 0
 
     def __post_init__(self) -> None:
         checks = [
@@ -115,10 +107,6 @@ class TrainConfig:
             (0 < self.variance < 1, "variance must be in (0, 1)"),
             (self.kl_warmup >= 0, "kl_warmup must be non-negative"),
             (self.residual in RESIDUALS, f"residual must be one of {', '.join(RESIDUALS)}"),
-            (
-                self.residual == "squares" or not self.difference,
-                "residual whitened reads levels: it cannot be combined with differenced sensors",
-            ),
             (
                 self.residual == "squares" or self.family not in LINEAR_FAMILIES,
                 "residual whitened needs a network family (dpca and cva whiten already)",
@@ -147,7 +135,6 @@ class TrainConfig:
             ),
             (self.latent is None or self.latent >= 1, "latent must be at least 1"),
             (self.hidden is None or all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
-            (len(set(self.difference)) == len(self.difference), "difference names a sensor twice"),
         ]
         try:
             parse_smoothing(self.smoothing)
@@ -191,9 +178,7 @@ class TrainResult:
 
     @property
     def window(self) -> int:
-        """Raw readings per scored window: the model's ``window``, plus one when a sensor is
-        differenced."""
-        return self.config.window + self.config.lag
+        return self.config.window
 
     def with_smoothing(self, spec: str) -> TrainResult:
         """This model with the threshold set again on calibration scores smoothed by
@@ -226,11 +211,10 @@ def time_splits(
     if not separate_calibration:
         splits["calibration"] = (train + validation, n_readings)
     for name, (start, stop) in splits.items():
-        if stop - start < config.window + config.lag:
+        if stop - start < config.window:
             raise ValueError(
                 f"the {name} split has {stop - start} readings, fewer than one window of "
-                f"{config.window + config.lag}: {n_readings} readings are too few for these "
-                "fractions"
+                f"{config.window}: {n_readings} readings are too few for these fractions"
             )
     return splits
 
@@ -355,20 +339,15 @@ def train(
             "copy its input and reconstruct faults as well as normal readings; use a longer "
             "--window, a smaller --latent, or --family dpca/cva"
         )
-    differenced = differenced_mask(config, sensors)
-    train_features = first_differences(train_values, differenced)
-    val_features = first_differences(val_values, differenced)
-    # The model standardises what it reads: a differenced sensor's differences, fitted on the
-    # training split like the readings' scaler (which the manifest keeps).
-    feature_mean, feature_scale, _ = fit_scaler(train_features, sensors)
-    train_x = _standardised_windows(train_features, feature_mean, feature_scale, config.window)
-    val_x = _standardised_windows(val_features, feature_mean, feature_scale, config.window)
+    window = config.window
+    train_x = _standardised_windows(train_values, mean, scale, window)
+    val_x = _standardised_windows(val_values, mean, scale, window)
 
     extra: dict[str, Any] = {}
     reconstructor: Reconstructor | QuadraticResidual | LowRankResidual | WhitenedResidual
     if config.family in LINEAR_FAMILIES:
         reconstructor, history, best_epoch, extra = _fit_linear(
-            train_features, val_features, feature_mean, feature_scale, config
+            train_values, val_values, mean, scale, config
         )
     else:
         network, history, best_epoch = train_network(train_x, val_x, len(sensors), config, progress)
@@ -388,16 +367,7 @@ def train(
                     "more training readings or a shorter --window"
                 )
 
-    window = config.window + config.lag
-    module = ScoringModule(
-        reconstructor,
-        mean=mean,
-        scale=scale,
-        window=window,
-        differenced=differenced if differenced.any() else None,
-        feature_mean=feature_mean,
-        feature_scale=feature_scale,
-    ).eval()
+    module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     calibration_errors = score_readings(module, calibration_values, window)
     threshold = estimate_threshold(
         smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),
@@ -524,29 +494,6 @@ def _fit_linear(
     if isinstance(reconstructor, LowRankResidual):  # the rest of R is a multiple of identity
         details["root_rank"] = int(reconstructor.gains.numel())
     return reconstructor, [record], 1, {config.family: details}
-
-
-def differenced_mask(config: TrainConfig, sensors: list[str]) -> np.ndarray:
-    """One boolean per sensor: whether ``config.difference`` names it."""
-    unknown = sorted(set(config.difference) - set(sensors))
-    if unknown:
-        raise ValueError(f"difference names sensors the data does not have: {unknown}")
-    return np.array([name in config.difference for name in sensors], dtype=bool)
-
-
-def first_differences(values: np.ndarray, differenced: np.ndarray) -> np.ndarray:
-    """What the model reads: the readings, with each ``differenced`` sensor replaced by its
-    reading less the one before it (one reading fewer when any sensor is).
-
-    >>> first_differences(np.array([[1.0, 5.0], [2.0, 7.0], [4.0, 6.0]]), np.array([False, True]))
-    array([[ 2.,  2.],
-           [ 4., -1.]])
-    """
-    if not differenced.any():
-        return values
-    out = np.array(values[1:], dtype=np.float64)
-    out[:, differenced] -= values[:-1, differenced]
-    return out
 
 
 GOLDEN_SIZE = 8

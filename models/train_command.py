@@ -26,7 +26,6 @@ from models.selection import (
     choose_smoothing,
     select,
 )
-from models.stationarity import with_differencing
 from models.threshold import CalibrationUnscorable
 from models.train import FAMILIES, BeyondFloat32, TrainConfig, TrainResult, train
 from models.train_options import config_from_args, family_list, selection_configs
@@ -169,15 +168,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default="auto",
         help="how the service is to smooth scores, and so the threshold: none, mean:N, "
         "median:N or ewma:ALPHA; auto weighs a few on the injected faults (docs/training.md)",
-    )
-    model.add_argument(
-        "--difference",
-        choices=("auto", "none"),
-        default="none",
-        help="none: every sensor as a level; auto: on a short run without "
-        "--calibration-data, sensors whose levels a KPSS test finds not stationary are "
-        "modelled as first differences, which ends false alarms from wandering levels but "
-        "shows a sustained fault on such a sensor only at its onset (docs/training.md)",
     )
     model.add_argument(
         "--kl-warmup",
@@ -334,19 +324,6 @@ def run(args: argparse.Namespace) -> int:
         f"from {readings.source}",
         file=sys.stderr,
     )
-    if args.difference == "auto":
-        config = with_differencing(
-            config,
-            readings.values,
-            readings.sensors,
-            separate_calibration=calibration is not None,
-        )
-        if config.difference:
-            print(
-                "modelling as first differences (levels not stationary over this short run, "
-                f"KPSS 5%): {', '.join(config.difference)}",
-                file=sys.stderr,
-            )
     configs = selection_configs(
         args, config, autocorrelation_window(readings.values), readings.n_sensors
     )

@@ -91,16 +91,14 @@ def test_train_without_calibration_file_recommends_one(
     assert manifest.metrics["out_of_time"]["applied"] is False
 
     # 225 cannot back a 0.99 quantile: the threshold comes from out-of-time errors of the
-    # whole run (two halves of 750, less a window's context each; the window holds one
-    # reading more when a sensor is differenced, models/stationarity.py).
+    # whole run (two halves of 750, less a window's context each).
     assert main([*args, "--name", "p", "--version", "2", "--window", "2", *tiny()]) == 0
     err = capsys.readouterr().err
     assert "WARNING: the calibration tail is too short for the quantile" in err
     assert "--calibration-data" in err
     manifest = load_artifact(tmp_path / "p" / "2").manifest
     assert manifest.threshold.source.startswith("out-of-time errors of the training run")
-    assert manifest.window == 2 + (1 if manifest.training["difference"] else 0)
-    assert manifest.threshold.n_calibration == 2 * (750 - (manifest.window - 1))
+    assert manifest.threshold.n_calibration == 1498
     assert manifest.metrics["out_of_time"]["applied"] is True
 
 
