@@ -41,7 +41,7 @@ class TrainingDiverged(ValueError):
 
 
 @contextmanager
-def deterministic_torch(seed: int) -> Iterator[None]:
+def _deterministic_torch(seed: int) -> Iterator[None]:
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     torch.manual_seed(seed)
@@ -63,7 +63,7 @@ def train_network(
     config: TrainConfig,
     progress: ProgressCallback | None,
 ) -> tuple[Reconstructor, list[EpochRecord], int]:
-    with deterministic_torch(config.seed):
+    with _deterministic_torch(config.seed):
         autoencoder: Reconstructor
         if config.family == "conv":
             autoencoder = TemporalConvAutoencoder(

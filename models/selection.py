@@ -244,7 +244,7 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
     with the threshold ``train`` would set on the smoothed clean run, or on the run's
     out-of-time ``reference`` when it has one (refusals included:
-    :class:`~models.train.DegenerateCalibration` when it would refuse one)."""
+    :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
     parts = [run.clean] if run.reference is None else run.reference
     threshold = estimate_threshold(

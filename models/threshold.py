@@ -77,7 +77,7 @@ def estimate_threshold(
     events = excursions(above)
     # Consecutive exceedances are one event: the interval is on the effective counts (the
     # runs estimate of the extremal index, events / exceedances, shrinks both).
-    ci = clopper_pearson(events, n * events / exceeding) if exceeding else clopper_pearson(0, n)
+    ci = effective_interval(exceeding, events, n)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
     warnings: list[str] = []
     if n < needed:
@@ -134,6 +134,21 @@ def excursions(above: np.ndarray) -> int:
     if flags.size == 0:
         return 0
     return int(flags[0]) + int(np.sum(flags[1:] & ~flags[:-1]))
+
+
+def effective_interval(exceeding: int, events: int, n: int) -> tuple[float, float]:
+    """95% Clopper-Pearson interval on a rate of ``exceeding`` in ``n`` time-ordered readings
+    that fall in ``events`` separate runs: each run is one event, and the readings count as
+    ``n x events / exceeding`` (the runs estimate of the extremal index).
+
+    >>> effective_interval(4, 4, 8) == clopper_pearson(4, 8)
+    True
+    >>> effective_interval(0, 0, 8) == clopper_pearson(0, 8)
+    True
+    """
+    if exceeding == 0:
+        return clopper_pearson(0, n)
+    return clopper_pearson(events, n * events / exceeding)
 
 
 def clopper_pearson(

@@ -61,7 +61,7 @@ AUTOENCODER_OPTIONS = (
 """Settings only the autoencoder has: giving one says which family is meant."""
 
 
-def autoencoder_options(args: argparse.Namespace) -> list[str]:
+def _autoencoder_options(args: argparse.Namespace) -> list[str]:
     defaults = TrainConfig()
     return [
         name
@@ -103,7 +103,7 @@ def selection_configs(
         if args.residual is not None:  # --residual, even squares, narrows the pool too
             pool = [config for config in pool if config.residual == args.residual]
         return pool
-    if family == "auto" and autoencoder_options(args):
+    if family == "auto" and _autoencoder_options(args):
         family = "autoencoder"
     if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
         return [base]

@@ -32,7 +32,7 @@ def print_candidate(score: CandidateScore) -> None:
     )
 
 
-def model_lines(result: TrainResult) -> list[str]:
+def _model_lines(result: TrainResult) -> list[str]:
     config = result.config
     lines: list[str] = []
     selection = result.metrics.get("selection")
@@ -61,7 +61,7 @@ def model_lines(result: TrainResult) -> list[str]:
     if config.family == "conv":
         lines.append(
             f"model conv over window {config.window}: {len(result.sensors)} sensors -> "
-            f"{' -> '.join(str(size) for size in layer_sizes(result)[1:3])} channels at "
+            f"{' -> '.join(str(size) for size in _layer_sizes(result)[1:3])} channels at "
             "each reading, and back (kernel 3)"
         )
     lines.append(
@@ -84,7 +84,7 @@ def model_lines(result: TrainResult) -> list[str]:
             f"variational: {vae['active_latent']} of {config.latent} latent dimensions active"
         )
     lines.append(
-        f"model {' -> '.join(str(size) for size in layer_sizes(result))} "
+        f"model {' -> '.join(str(size) for size in _layer_sizes(result))} "
         f"({config.activation}, window {config.window}"
         + (
             f", linear plane of {result.metrics['plane_components']} components)"
@@ -95,7 +95,7 @@ def model_lines(result: TrainResult) -> list[str]:
     return lines
 
 
-def layer_sizes(result: TrainResult) -> list[int]:
+def _layer_sizes(result: TrainResult) -> list[int]:
     width = len(result.sensors) * (1 if result.config.family == "conv" else result.config.window)
     hidden = list(result.config.hidden or ())
     return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
@@ -111,7 +111,7 @@ def print_summary(
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
-    lines = model_lines(result)
+    lines = _model_lines(result)
     lines += [
         f"threshold {threshold.value:.6g} = {threshold.quantile:g} quantile of "
         f"{threshold.n_calibration} calibration errors"

@@ -34,7 +34,7 @@ from models.benchmarks.common import (
 )
 from models.data import DataError, load_readings
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
-from models.threshold import clopper_pearson, excursions
+from models.threshold import effective_interval, excursions
 from models.train import TrainConfig
 
 TEP_SENSORS = [f"XMEAS_{i:02d}" for i in range(1, 42)] + [f"XMV_{i:02d}" for i in range(1, 12)]
@@ -192,8 +192,7 @@ class TepBenchmark:
         runs = self.run_scores[detector].values()
         events = sum(excursions(scores > limit) for scores in runs)
         counts = self.far(detector, quantile)
-        n = counts.fp + counts.tn
-        low, high = clopper_pearson(events, n * events / counts.fp if counts.fp else n)
+        low, high = effective_interval(counts.fp, events, counts.fp + counts.tn)
         return 100 * low, 100 * high
 
     def mdr(self, detector: str, quantile: float) -> dict[int, float]:

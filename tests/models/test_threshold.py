@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.threshold import DegenerateCalibration, clopper_pearson, estimate_threshold
+from models.threshold import (
+    DegenerateCalibration,
+    clopper_pearson,
+    estimate_threshold,
+    excursions,
+)
 
 
 def test_threshold_interval_and_small_sample_warning() -> None:
@@ -65,3 +70,19 @@ def test_a_threshold_resting_on_one_outlier_is_warned_about() -> None:
     assert "times the next calibration error" in estimate.warning
     healthy = estimate_threshold(np.random.default_rng(0).gamma(2.0, size=5000), 0.99, source="ok")
     assert healthy.warning is None
+
+
+def test_excursions_count_runs_at_the_edges() -> None:
+    assert excursions(np.array([], dtype=bool)) == 0
+    assert excursions(np.ones(5, dtype=bool)) == 1
+    assert excursions(np.array([True, False, True, True, False])) == 2
+    assert excursions(np.array([False, False])) == 0
+
+
+def test_a_tail_no_calibration_error_exceeds_keeps_the_plain_interval() -> None:
+    """The "higher" order statistic can leave no error above it (a maximum that ties): the
+    interval is then the one for 0 exceedances in every reading, not a division by zero."""
+    errors = np.r_[np.linspace(0.0, 1.0, 990), np.full(10, 2.0)]
+    estimate = estimate_threshold(errors, 0.99, source="x")
+    assert estimate.n_exceeding == 0 and estimate.n_excursions == 0
+    assert estimate.false_alarm_rate_ci == clopper_pearson(0, 1000)

@@ -105,6 +105,15 @@ def test_false_alarms_pool_runs_and_name_the_worst() -> None:
     # the interval is that of 3 events in 6 effective readings, wider than 4 in 8.
     assert (low, high) == pytest.approx(tuple(100 * v for v in clopper_pearson(3, 6)))
     assert high - low > 100 * (clopper_pearson(4, 8)[1] - clopper_pearson(4, 8)[0])
+    # No false alarm at all, and every reading one: the plain intervals' edges.
+    quiet = _bench(limit_run, {"run01": np.zeros(4)}, {k: np.array([200.0]) for k in TEP_FAULTS})
+    assert quiet.far_interval("autoencoder", 0.95) == pytest.approx(
+        tuple(100 * v for v in clopper_pearson(0, 4))
+    )
+    loud = _bench(
+        limit_run, {"run01": np.full(4, 500.0)}, {k: np.array([200.0]) for k in TEP_FAULTS}
+    )
+    assert loud.far_interval("autoencoder", 0.95)[1] == 100.0
 
 
 def test_missed_detections_count_readings_at_or_under_the_limit() -> None:
