@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.scoring.artifact import Manifest, discover_artifacts, read_manifest
+from service.scoring.artifact import discover_artifacts, read_manifest
+from service.scoring.manifest import Manifest
 
 NOISE_STD = 0.05
 SPIKE_FRACTION = 0.01

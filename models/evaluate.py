@@ -28,11 +28,8 @@ from models.report import (
     mean_error_share,
 )
 from models.scores import alert_rule_for, detector_scores, per_sensor_errors, scores_from_errors
-from service.scoring.artifact import (
-    Artifact,
-    Manifest,
-    sha256_array,
-)
+from service.scoring.artifact import Artifact, sha256_array
+from service.scoring.manifest import Manifest
 
 
 def artifact_errors(artifact: Artifact, values: np.ndarray) -> np.ndarray:

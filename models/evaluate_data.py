@@ -20,10 +20,8 @@ from models.data import (
     load_readings,
 )
 from models.synthetic import generate_plant, inject_anomalies
-from service.scoring.artifact import (
-    Manifest,
-    sha256_array,
-)
+from service.scoring.artifact import sha256_array
+from service.scoring.manifest import Manifest
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import torch
 
 from models.network import ExportableScorer, ScoringModule
 from models.operating_point import parse_smoothing
-from service.scoring.artifact import Manifest, torchscript_deprecation_silenced
+from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
+from service.scoring.manifest import Manifest
 
 if TYPE_CHECKING:
     from models.train import TrainResult

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.scoring.artifact import ScoreSmoothing
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
 
 NONE = ScoreSmoothing(method="none")

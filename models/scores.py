@@ -21,7 +21,8 @@ from models.operating_point import parse_smoothing, smooth
 from models.train import TrainResult, score_readings
 
 if TYPE_CHECKING:
-    from service.scoring.artifact import Artifact, ScoreSmoothing
+    from service.scoring.artifact import Artifact
+from service.scoring.manifest import ScoreSmoothing
 
 
 def per_sensor_errors(

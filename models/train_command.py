@@ -31,12 +31,9 @@ from models.train import FAMILIES, BeyondFloat32, TrainConfig, TrainResult, trai
 from models.train_options import config_from_args, family_list, selection_configs
 from models.train_summary import print_candidate, print_epoch, print_summary
 from models.whitened import RESIDUALS
-from service.scoring.artifact import (
-    MANIFEST_FILE,
-    name_problem,
-    sha256_array,
-)
+from service.scoring.artifact import sha256_array
 from service.scoring.artifact_writer import ArtifactSwapFailed
+from service.scoring.manifest import MANIFEST_FILE, name_problem
 
 
 class DefaultsWhereThereAreSome(argparse.ArgumentDefaultsHelpFormatter):

@@ -28,14 +28,13 @@ from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
 from models.train import golden_windows
 from service.scoring.artifact import (
-    REFERENCE_FILE,
-    TORCHSCRIPT_FILE,
     read_manifest,
     sha256_array,
     torchscript_deprecation_silenced,
     verify_files,
 )
 from service.scoring.artifact_writer import write_artifact
+from service.scoring.manifest import REFERENCE_FILE, TORCHSCRIPT_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO / "models" / "synthetic-plant" / "1"

@@ -24,7 +24,7 @@ from service.calibration.records import (
     ThresholdVersion,
 )
 from service.schemas import as_datetime
-from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.security import Principal, require_scope
 from service.state import DriftDep, KeeperDep, RecalibrationDep
 

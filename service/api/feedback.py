@@ -32,7 +32,7 @@ from service.calibration.records import (
     content_fingerprint,
 )
 from service.schemas import as_datetime, exactly_one_of
-from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import (
     MAX_STREAM_ID,
     STREAM_ID_PATTERN,

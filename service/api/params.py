@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BeforeValidator, WithJsonSchema
 
-from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 
 MAX_CLIENT_ID = 2**53 - 1
 """Ids, versions and cursors a client sends: JSON's exact integers, so every client (and the

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service.api.guard import MAX_LENGTH_DIGITS
 from service.errors import InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
-from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import MAX_STREAM_ID, STREAM_ID_PATTERN
 from service.scoring.registry import LoadedModel
 from service.security import require_scope

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from service.scoring.artifact import (
+from service.scoring.artifact import model_contract, sha256_file, torchscript_deprecation_silenced
+from service.scoring.manifest import (
     CONTRACT_FILE,
     EXPORT_FILE,
     MANIFEST_FILE,
@@ -23,9 +24,6 @@ from service.scoring.artifact import (
     ArtifactFile,
     FileFormat,
     Manifest,
-    model_contract,
-    sha256_file,
-    torchscript_deprecation_silenced,
 )
 
 

@@ -20,14 +20,13 @@ import numpy as np
 import torch
 
 from service.scoring.artifact import (
-    EXPORT_FILE,
     GOLDEN_ATOL,
     GOLDEN_RTOL,
     ArtifactError,
-    Manifest,
     read_manifest,
     verify_files,
 )
+from service.scoring.manifest import EXPORT_FILE, Manifest
 
 
 def shape_problem(shape: tuple[int, ...], window: int, n_sensors: int) -> str | None:

@@ -9,14 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from service.errors import ArtifactRejected, NotReady, UnknownModel
-from service.scoring.artifact import (
-    Artifact,
-    ArtifactError,
-    Manifest,
-    discover_artifacts,
-    load_artifact,
-)
+from service.scoring.artifact import Artifact, ArtifactError, discover_artifacts, load_artifact
 from service.scoring.engine import ScoringEngine
+from service.scoring.manifest import Manifest
 
 logger = logging.getLogger(__name__)
 

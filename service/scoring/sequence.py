@@ -12,8 +12,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import Decisions, decide
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.pipeline import reject_overflow
 from service.scoring.registry import LoadedModel
 from service.scoring.smoothing import make_smoother

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
-from service.scoring.artifact import ScoreSmoothing
+from service.scoring.manifest import ScoreSmoothing
 from service.settings import Settings
 
 # Below this many scores a plain loop beats numpy's per-call overhead.

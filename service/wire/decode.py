@@ -17,7 +17,7 @@ import orjson
 import simdjson
 
 from service.errors import BatchTooLarge, FieldError, InvalidRequest, MalformedBody
-from service.scoring.artifact import NAME_MAX_LENGTH, NAME_PATTERN
+from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import (
     EXACT_INTEGERS,
     ParsedRequest,

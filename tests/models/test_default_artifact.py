@@ -17,18 +17,20 @@ from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import AnomalyEvent, generate_plant, inject_anomalies, inject_event
 from models.train import GOLDEN_SIZE, golden_windows, score_readings
 from service.scoring.artifact import (
-    CONTRACT_FILE,
-    EXPORT_FILE,
     GOLDEN_ATOL,
     GOLDEN_RTOL,
-    MANIFEST_FILE,
-    REFERENCE_FILE,
-    TORCHSCRIPT_FILE,
     Artifact,
     ArtifactError,
     load_artifact,
     sha256_file,
     torchscript_deprecation_silenced,
+)
+from service.scoring.manifest import (
+    CONTRACT_FILE,
+    EXPORT_FILE,
+    MANIFEST_FILE,
+    REFERENCE_FILE,
+    TORCHSCRIPT_FILE,
 )
 
 DEFAULT = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"

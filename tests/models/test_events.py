@@ -19,8 +19,8 @@ from models.events import (
     smooth,
     windows_from_labels,
 )
-from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import ALERT, AlertDebouncer
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother, stream_smoothing
 from service.settings import Settings
 

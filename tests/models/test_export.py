@@ -26,12 +26,7 @@ from models.network import ACTIVATIONS, ExportableScorer, ScoringModule, SensorA
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
 from service.scoring.artifact import (
-    CONTRACT_FILE,
     CORE_CONTRACT,
-    EXPORT_FILE,
-    MANIFEST_FILE,
-    REFERENCE_FILE,
-    TORCHSCRIPT_FILE,
     ArtifactError,
     discover_artifacts,
     load_artifact,
@@ -40,6 +35,13 @@ from service.scoring.artifact import (
     torchscript_deprecation_silenced,
 )
 from service.scoring.artifact_writer import ArtifactSwapFailed
+from service.scoring.manifest import (
+    CONTRACT_FILE,
+    EXPORT_FILE,
+    MANIFEST_FILE,
+    REFERENCE_FILE,
+    TORCHSCRIPT_FILE,
+)
 
 N_SENSORS = 5
 

@@ -14,7 +14,8 @@ from models.export import export_artifact, script_module
 from models.network import PlaneResidualAutoencoder, SensorAutoencoder, principal_plane
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, score_readings, train
-from service.scoring.artifact import EXPORT_FILE, load_artifact, sha256_array
+from service.scoring.artifact import load_artifact, sha256_array
+from service.scoring.manifest import EXPORT_FILE
 
 N_SENSORS = 8
 PLANE = TrainConfig(epochs=4, patience=2, batch_size=64, seed=5, plane_variance=0.9)

@@ -13,8 +13,9 @@ import torch
 from models.export import export_program
 from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
-from service.scoring.artifact import EXPORT_FILE, ArtifactError, load_artifact, sha256_file
+from service.scoring.artifact import ArtifactError, load_artifact, sha256_file
 from service.scoring.exported import load_exported, shape_problem
+from service.scoring.manifest import EXPORT_FILE
 
 BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"
 

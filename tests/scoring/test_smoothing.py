@@ -9,8 +9,8 @@ import pytest
 
 import service.scoring.decision as decision_module
 import service.scoring.smoothing as smoothing_module
-from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import ALERT, COOLDOWN, NORMAL, STATE_NAMES, AlertDebouncer
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import Ewma, RollingMean, RollingMedian, make_smoother
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import service.scoring.stream_codec as stream_codec
-from service.scoring.artifact import ScoreSmoothing
 from service.scoring.decision import AlertDebouncer
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
 from service.scoring.stream_codec import StateFormatError, encode, restore
 from service.scoring.streams import StreamState
