@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.calibration.recalibrator import Candidate
@@ -229,30 +229,30 @@ class ThresholdKeeper:
             # between sampling its labels and publishing the threshold computed from them.
             model = self.models.get(model_name)
             current = self.current(model)
+            # What every run of this step records, whatever its outcome (failed until told).
+            frame = NewRun(
+                model=model.name,
+                model_version=model.version,
+                trigger=trigger,
+                outcome="failed",
+                current_value=current.value,
+                candidate=None,
+                n_samples=0,
+                message="",
+                statistics={},
+                threshold_version=None,
+                pending_id=None,
+                started_at=started,
+            )
             try:
                 candidate = await propose(model, current, started)
-                run = await asyncio.to_thread(
-                    self._conclude, model, current, candidate, trigger, started
-                )
+                run = await asyncio.to_thread(self._conclude, model, current, candidate, frame)
             except Exception as exc:
                 logger.exception("recalibration of %s failed", model.name)
                 self.metrics.recalibration_runs.labels(model.name, "failed").inc()
                 self.metrics.last_recalibration.labels(model.name).set(self.clock())
                 with contextlib.suppress(Exception):  # the store itself may be what failed
-                    failed = NewRun(
-                        model=model.name,
-                        model_version=model.version,
-                        trigger=trigger,
-                        outcome="failed",
-                        current_value=current.value,
-                        candidate=None,
-                        n_samples=0,
-                        message=f"{type(exc).__name__}: {exc}",
-                        statistics={},
-                        threshold_version=None,
-                        pending_id=None,
-                        started_at=started,
-                    )
+                    failed = replace(frame, message=f"{type(exc).__name__}: {exc}")
                     await asyncio.to_thread(self.store.record_run, failed)
                 raise
             if run.outcome == "applied" and run.threshold_version is not None:
@@ -272,12 +272,11 @@ class ThresholdKeeper:
         model: LoadedModel,
         current: ThresholdSnapshot,
         candidate: Candidate,
-        trigger: str,
-        started: float,
+        frame: NewRun,
     ) -> RecalibrationRun:
         """Blocking: persist the version or the pending, then the run that explains it."""
         statistics: dict[str, Any] = dict(candidate.statistics)
-        statistics["trigger"] = trigger
+        statistics["trigger"] = frame.trigger
         version_number: int | None = None
         pending_id: int | None = None
         if candidate.outcome == "applied":
@@ -297,19 +296,15 @@ class ThresholdKeeper:
             assert candidate.value is not None and candidate.relative_change is not None
             pending_id = self._hold(model, current, candidate, statistics).id
         return self.store.record_run(
-            NewRun(
-                model=model.name,
-                model_version=model.version,
-                trigger=trigger,
+            replace(
+                frame,
                 outcome=candidate.outcome,
-                current_value=current.value,
                 candidate=candidate.value,
                 n_samples=candidate.n_samples,
                 message=candidate.message,
                 statistics=statistics,
                 threshold_version=version_number,
                 pending_id=pending_id,
-                started_at=started,
             )
         )
 
