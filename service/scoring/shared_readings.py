@@ -108,6 +108,14 @@ local function record(pointer)
   if #bytes == tonumber(size) then return bytes end
   return nil
 end
+local function found(position, stream, pointer)  -- a record gone with its key adds nothing
+  local bytes = record(pointer)
+  if bytes then
+    out[#out + 1] = position
+    out[#out + 1] = stream
+    out[#out + 1] = bytes
+  end
+end
 for a = 4 + nb, #ARGV do
   local id = ARGV[a]
   local seen = {}
@@ -131,12 +139,7 @@ for a = 4 + nb, #ARGV do
         if pointers[i] and not seen[stream] then
           seen[stream] = true
           any = true
-          local bytes = record(pointers[i])
-          if bytes then
-            out[#out + 1] = a - 3 - nb
-            out[#out + 1] = stream
-            out[#out + 1] = bytes
-          end
+          found(a - 3 - nb, stream, pointers[i])
         end
       end
     end
@@ -159,14 +162,7 @@ for a = 4 + nb, #ARGV do
           local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
           mine = string.sub(ids, p + 2, p + 1 + length) == id
         end
-        if mine then
-          local bytes = record(key .. '|' .. (at + row * size) .. '|' .. size)
-          if bytes then
-            out[#out + 1] = a - 3 - nb
-            out[#out + 1] = stream
-            out[#out + 1] = bytes
-          end
-        end
+        if mine then found(a - 3 - nb, stream, key .. '|' .. (at + row * size) .. '|' .. size) end
         break
       end
     end
