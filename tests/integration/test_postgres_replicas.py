@@ -185,14 +185,7 @@ def test_the_store_down_refuses_labels_scoring_goes_on_and_it_recovers(
         assert client.post("/v1/feedback", json=label).status_code == 201
         own_postgres.stop()
 
-        refused = client.post("/v1/feedback", json=label)
-        assert refused.status_code == 503
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["type"].endswith("/store-unavailable")
-        admin = client.post(
-            f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 2.0, "reason": "by hand"}
-        )
-        assert admin.status_code == 503 and admin.json()["type"].endswith("/store-unavailable")
+        assert_store_refuses_writes(client, label)
 
         scored = client.post("/v1/score", json=reading)
         assert scored.status_code == 200, scored.text
@@ -235,14 +228,7 @@ def test_a_replica_starts_with_the_store_down_and_catches_up_when_it_is_back(
         (result,) = scored.json()["results"]
         assert result["threshold_version"] == 0
         assert result["threshold"] == pytest.approx(1.0)  # the test artifact's manifest
-        refused = client.post("/v1/feedback", json=label)
-        assert refused.status_code == 503
-        assert refused.headers["content-type"] == "application/problem+json"
-        assert refused.json()["type"].endswith("/store-unavailable")
-        admin = client.post(
-            f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 2.0, "reason": "by hand"}
-        )
-        assert admin.status_code == 503 and admin.json()["type"].endswith("/store-unavailable")
+        assert_store_refuses_writes(client, label)
         status, body = readiness(replica)
         assert status == 200 and body["status"] == "ready"
         assert "unreachable" in body["checks"]["store"]
@@ -259,3 +245,15 @@ def test_a_replica_starts_with_the_store_down_and_catches_up_when_it_is_back(
         after = client.post("/v1/score", json=reading).json()["results"][0]
         assert after["threshold_version"] == 1
         assert after["threshold"] == pytest.approx(1.0)
+
+
+def assert_store_refuses_writes(client: httpx.Client, label: dict[str, Any]) -> None:
+    """A label and a hand-set threshold both answer 503 store-unavailable as a problem body."""
+    refused = client.post("/v1/feedback", json=label)
+    assert refused.status_code == 503
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/store-unavailable")
+    admin = client.post(
+        f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 2.0, "reason": "by hand"}
+    )
+    assert admin.status_code == 503 and admin.json()["type"].endswith("/store-unavailable")
