@@ -112,6 +112,18 @@ def same(a: RecentReading, b: RecentReading) -> None:
             assert x == y, field
 
 
+async def found_as_held(finder: Replica, holder: Replica, ids: list[str]) -> None:
+    """Every id is found through ``finder``'s shared readings, each equal in every field to
+    the reading ``holder`` scored and keeps."""
+    found = await finder.readings.find(ids, None)
+    assert sorted(found) == sorted(ids)
+    for reading_id in ids:
+        held = holder.pipeline.recent.get(reading_id)
+        got = found[reading_id]
+        assert held is not None and isinstance(got, RecentReading)
+        same(got, held)
+
+
 async def test_a_large_batch_is_a_few_keys_and_every_reading_is_found_by_id(
     replicas: list[Replica], redis_server: RedisServer
 ) -> None:
@@ -138,13 +150,7 @@ async def test_a_large_batch_is_a_few_keys_and_every_reading_is_found_by_id(
         for i, r in enumerate(readings)
     ]
     picks = [ids[i] for i in (0, 1, 6, 7, 2000, 2001, 3999, 4001, count - 1)]
-    found = await b.readings.find(picks, None)
-    assert sorted(found) == sorted(picks)
-    for reading_id in picks:
-        held = a.pipeline.recent.get(reading_id)
-        got = found[reading_id]
-        assert held is not None and isinstance(got, RecentReading)
-        same(got, held)
+    await found_as_held(b, a, picks)
     # A generated id whose row carries a client id was never handed out: not found.
     taken = f"{scored.id_prefix}{scored.seq_start + 1}"
     assert await b.readings.find([taken], None) == {}
@@ -208,10 +214,4 @@ async def test_the_requests_of_one_commit_are_each_found_by_id(replicas: list[Re
     for outcome in outcomes:
         assert not isinstance(outcome, Exception), outcome
         ids += [f"{outcome.id_prefix}{outcome.seq_start + i}" for i in range(len(outcome.values))]
-    found = await b.readings.find(ids, None)
-    assert sorted(found) == sorted(ids)
-    for reading_id in ids:
-        held = a.pipeline.recent.get(reading_id)
-        got = found[reading_id]
-        assert held is not None and isinstance(got, RecentReading)
-        same(got, held)
+    await found_as_held(b, a, ids)
