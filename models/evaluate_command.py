@@ -4,7 +4,6 @@ its report (the evaluation itself is ``models.evaluate``)."""
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from models.evaluate_data import (
 from models.metrics import DetectorEvaluation
 from models.report import (
     check_report_folder,
+    percent,
     write_report,
 )
 from service.scoring.artifact import (
@@ -174,12 +174,8 @@ def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
         lines.append(
             f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
             f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
-            f"{at.missed_detection_rate:>7.2%} {_percent(e.operation_false_alarm_rate):>15}"
+            f"{at.missed_detection_rate:>7.2%} {percent(e.operation_false_alarm_rate, 2):>15}"
         )
     lines += ["", *[f"capacity ({e.detector}, pooled): {e.capacity.message}" for e in evaluations]]
     lines += [f"per kind ({e.detector}): {e.verdict_summary}" for e in evaluations if e.verdicts]
     return "\n".join(lines)
-
-
-def _percent(rate: float) -> str:
-    return "n/a" if math.isnan(rate) else f"{rate:.2%}"

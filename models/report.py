@@ -208,8 +208,9 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:.1f}%"
+def percent(value: float, digits: int = 1) -> str:
+    """A rate as a percentage, ``n/a`` when it is undefined (NaN)."""
+    return "n/a" if not math.isfinite(value) else f"{100 * value:.{digits}f}%"
 
 
 def markdown_table(
@@ -235,9 +236,9 @@ def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
         e = detector.evaluation
         at = e.at_threshold
         row: list[Any] = [e.detector, e.threshold, e.roc_auc, e.pr_auc, at.precision, at.recall]
-        row += [at.f1, _pct(at.false_alarm_rate), _pct(e.operation_false_alarm_rate)]
-        row += [_pct(at.missed_detection_rate)]
-        row += [_pct(p.recall) for p in e.recall_at_far]
+        row += [at.f1, percent(at.false_alarm_rate), percent(e.operation_false_alarm_rate)]
+        row += [percent(at.missed_detection_rate)]
+        row += [percent(p.recall) for p in e.recall_at_far]
         p_value = e.separability.p_value
         row += [e.separability.cohens_d, f"{p_value:.2g}" if p_value > 0 else "< 1e-300"]
         rows.append(row)
@@ -265,7 +266,7 @@ def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
             row += [f"{p:.2g}" if p > 0 else "< 1e-300", mine.capacity.median_ratio]
         for d in detectors:
             verdict = d.evaluation.verdicts.get(kind)
-            row += ["n/a", "n/a"] if verdict is None else [_pct(verdict.recall), verdict.verdict]
+            row += ["n/a", "n/a"] if verdict is None else [percent(verdict.recall), verdict.verdict]
         rows.append(row)
     lines = [
         "## Verdict per anomaly kind",

@@ -22,7 +22,7 @@ from models.train import TrainResult, score_readings
 
 if TYPE_CHECKING:
     from service.scoring.artifact import Artifact
-from service.scoring.manifest import ScoreSmoothing
+    from service.scoring.manifest import ScoreSmoothing
 
 
 def per_sensor_errors(
