@@ -75,8 +75,6 @@ def estimate_threshold(
     above = reading_errors > value
     exceeding = int(above.sum())
     events = excursions(above)
-    # Consecutive exceedances are one event: the interval is on the effective counts (the
-    # runs estimate of the extremal index, events / exceedances, shrinks both).
     ci = effective_interval(exceeding, events, n)
     needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
     warnings: list[str] = []
