@@ -83,6 +83,33 @@ def smooth(scores: np.ndarray, rule: AlertRule) -> np.ndarray:
     return np.concatenate([np.array(head, dtype=np.float64), tail])
 
 
+def alerting(normalised: np.ndarray, rule: AlertRule) -> np.ndarray:
+    """Whether the stream is in alert at each reading, from scores divided by the threshold.
+
+    >>> alerting(np.array([1.5, 0.2, 1.4, 0.1, 0.1, 0.1]), AlertRule("none", k=2, n=3,
+    ...     cooldown=1)).tolist()
+    [False, False, True, False, False, False]
+    """
+    high = smooth(normalised, rule) > 1.0
+    state = np.zeros(high.size, dtype=bool)
+    recent: list[bool] = []
+    count, alerting_now, left = 0, False, 0
+    for i, above in enumerate(high.tolist()):
+        recent.append(above)
+        count += above
+        if len(recent) > rule.n:
+            count -= recent.pop(0)
+        if alerting_now:
+            if count < rule.k:
+                alerting_now, left = False, rule.cooldown
+        elif left > 0:
+            left -= 1
+        if not alerting_now and left <= 0 and count >= rule.k:
+            alerting_now = True
+        state[i] = alerting_now
+    return state
+
+
 def alert_starts(normalised: np.ndarray, rule: AlertRule) -> np.ndarray:
     """Indices of the readings where an alert starts, from scores divided by the threshold.
 
@@ -90,24 +117,8 @@ def alert_starts(normalised: np.ndarray, rule: AlertRule) -> np.ndarray:
     ...     cooldown=1)).tolist()
     [2]
     """
-    high = smooth(normalised, rule) > 1.0
-    starts: list[int] = []
-    recent: list[bool] = []
-    count, alerting, left = 0, False, 0
-    for i, above in enumerate(high.tolist()):
-        recent.append(above)
-        count += above
-        if len(recent) > rule.n:
-            count -= recent.pop(0)
-        if alerting:
-            if count < rule.k:
-                alerting, left = False, rule.cooldown
-        elif left > 0:
-            left -= 1
-        if not alerting and left <= 0 and count >= rule.k:
-            alerting = True
-            starts.append(i)
-    return np.array(starts, dtype=np.int64)
+    state = alerting(normalised, rule)
+    return np.flatnonzero(state & ~np.r_[False, state[:-1]]).astype(np.int64)
 
 
 @dataclass(frozen=True)
