@@ -18,6 +18,7 @@ import numpy as np
 from models.baselines import PCABaseline
 from models.evaluate_data import BaselineData, LabelledReadings
 from models.evaluate_events import RunScores, evaluate_events
+from models.lone_spike import LoneSpikeCheck, lone_spike_check
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
 from models.report import (
@@ -111,6 +112,7 @@ class ArtifactEvaluation:
     report: EvaluationReport
     evaluations: list[DetectorEvaluation]
     operating_range: OperatingRangeCheck
+    lone_spike: LoneSpikeCheck
 
 
 def evaluate_artifact(
@@ -183,6 +185,15 @@ def evaluate_artifact(
     context["operating range"] = operating_range.message
     if not operating_range.ok:
         notes.append(operating_range.message)
+    lone_spike = lone_spike_check(
+        artifact,
+        normal.values,
+        threshold=manifest.threshold.value,
+        scale=np.asarray(manifest.scaler.scale),
+    )
+    context["lone spike"] = {"verdict": lone_spike.message, **lone_spike.as_dict()}
+    if not lone_spike.ok:
+        notes.append(lone_spike.message)
     detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])
     tables = []
     faulty = None
@@ -219,7 +230,7 @@ def evaluate_artifact(
         notes=notes,
         timelines=events.timelines,
     )
-    return ArtifactEvaluation(report, evaluations, operating_range)
+    return ArtifactEvaluation(report, evaluations, operating_range, lone_spike)
 
 
 def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings]) -> list[str]:

@@ -152,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(summary_lines(result.evaluations))
     print(f"operating range (autoencoder): {result.operating_range.message}")
+    print(f"lone spike (autoencoder): {result.lone_spike.message}")
     events = result.report.context["alerts (event level)"]
     print(
         f"alerts (service's default rule): {events['windows_alerted']:.0%} of "

@@ -16,6 +16,7 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
+from models.lone_spike import lone_spike_check
 from models.network import ACTIVATIONS
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
@@ -381,6 +382,14 @@ def run(args: argparse.Namespace) -> int:
         # refuses is the training data: too short for the splits or for the plane.
         print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
+    # On the calibration run when there is one: the readings the operating point was set on.
+    spike = lone_spike_check(
+        result,
+        readings.values if calibration is None else calibration.values,
+        threshold=result.threshold.value,
+        scale=result.scaler_scale,
+    )
+    result.metrics["lone_spike"] = spike.as_dict()
     training_data: dict[str, Any] = {
         "training": {
             "source": readings.source,
@@ -418,6 +427,7 @@ def run(args: argparse.Namespace) -> int:
         artifact_dir,
         separate_calibration=calibration is not None,
         data_warnings=orientation,
+        lone_spike=spike,
     )
     return 0
 

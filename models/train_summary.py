@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from models.fitting import EpochRecord
+from models.lone_spike import LoneSpikeCheck
 from models.selection_rule import CandidateScore
 from models.train import LINEAR_FAMILIES, TrainResult
 
@@ -108,6 +109,7 @@ def print_summary(
     *,
     separate_calibration: bool,
     data_warnings: Sequence[str] = (),
+    lone_spike: LoneSpikeCheck | None = None,
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
@@ -146,6 +148,8 @@ def print_summary(
             f"{1 - threshold.quantile:.0%} in production: pass --calibration-data with normal "
             "readings from another run or period."
         )
+    if lone_spike is not None:
+        lines.append(f"lone spike: {lone_spike.message}")
     lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
     lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
     for line in lines:

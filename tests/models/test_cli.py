@@ -67,6 +67,11 @@ def test_train_with_calibration_file(
     assert manifest.training_data_sha256 == sha256_array(training)
     assert manifest.training["data"]["calibration"]["shape"] == [1500, SENSORS]
     assert manifest.training["epochs"] == 2
+    # What a glitch does to the alert, checked on the calibration run and recorded.
+    spike = manifest.metrics["lone_spike"]
+    assert spike["trials"] > 0 and spike["size_sd"] == 8.0
+    assert f"lone spike: {'ok' if spike['ok'] else 'WARNING'}: " in err
+    assert f"an alert in {spike['alerted']} of {spike['trials']} trials" in err
 
     # The same folder is not overwritten by accident.
     assert main([*args, "--name", "plant", "--version", "1", *tiny()]) == 2

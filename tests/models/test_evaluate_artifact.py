@@ -111,6 +111,11 @@ def test_synthetic_evaluation_writes_report_with_baseline(
     assert events["false_alerts_per_day"] is not None  # the synthetic runs have timestamps
     titles = [t["title"] for t in body["tables"]]  # type: ignore[attr-defined]
     assert "Alerts (event level)" in titles and "Detection delay per anomaly kind" in titles
+    # A one-reading model without smoothing: a glitch is flagged and never alerts.
+    spike = body["context"]["lone spike"]  # type: ignore[index]
+    assert spike["trials"] > 0 and spike["flagged"] == spike["trials"]
+    assert spike["alerted"] == 0 and spike["ok"] is True
+    assert spike["verdict"].startswith("ok:") and "**lone spike**" in markdown
 
 
 def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Path) -> None:
