@@ -33,6 +33,7 @@ from models.benchmarks.common import (
     train_as_default,
 )
 from models.data import DataError, load_readings
+from models.lone_spike import LoneSpikeCheck, lone_spike_check
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
 from models.threshold import effective_interval, excursions
 from models.train import TrainConfig
@@ -160,6 +161,8 @@ class TepBenchmark:
     """The model's per-sensor errors on the normal runs, pooled."""
     fault_errors: np.ndarray
     seconds: float
+    lone_spike: LoneSpikeCheck
+    """What one glitch does to the alert, on d00_te at the highest limit."""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -334,6 +337,12 @@ def run_tep(
         )
     if result.threshold.warning:
         notes.append(f"Threshold: {result.threshold.warning}")
+    lone_spike = lone_spike_check(
+        result,
+        data.normal,
+        threshold=limits[max(quantiles)]["autoencoder"],
+        scale=result.scaler_scale,
+    )
     return TepBenchmark(
         detectors=detectors,
         limits=limits,
@@ -346,5 +355,6 @@ def run_tep(
         ),
         fault_errors=np.concatenate(fault_errors),
         seconds=time.perf_counter() - started,
+        lone_spike=lone_spike,
         notes=notes,
     )

@@ -22,6 +22,7 @@ from models.benchmarks.tep import (
     mean_over,
     parse_tep_reference,
 )
+from models.lone_spike import LoneSpikeCheck
 from models.threshold import clopper_pearson
 
 
@@ -86,6 +87,7 @@ def _bench(limit_scores: np.ndarray, runs: dict[str, np.ndarray], faults: dict[i
         normal_errors=np.zeros((1, 1)),
         fault_errors=np.zeros((1, 1)),
         seconds=0.0,
+        lone_spike=LoneSpikeCheck(8.0, 0, 0, 0, window=1),
     )
 
 
@@ -180,6 +182,9 @@ def test_tep_benchmark_end_to_end(tmp_path: Path) -> None:
         acceptance["autoencoder_average_mdr_95"] <= 18.0
         and acceptance["autoencoder_pooled_far_95"] <= 5.0
     )
+    spike = body["context"]["lone spike (d00_te, 99% limit)"]
+    assert spike["trials"] > 0 and 0 <= spike["alerted"] <= spike["trials"]
+    assert spike["ok"] == (spike["alerted"] == 0)
     far = body["tables"][1]
     assert far["title"].startswith("TEP false alarms on 10 independent normal runs")
     assert len(body["tables"][2]["rows"]) == 2 * len(DETECTORS)
