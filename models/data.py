@@ -11,32 +11,22 @@ import codecs
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from models.timestamps import TimestampError, parse_timestamps
+
 TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
 """Header names (case-insensitive) recognised as the time index rather than a sensor."""
-
-TIMESTAMP_FORMATS = (
-    "ISO 8601 such as 2026-01-31, 2026-01-31 08:00:00 or 2026-01-31T08:00:00.5+01:00, "
-    "or numbers such as seconds since the start"
-)
-"""What a timestamp column may hold, as error messages say it."""
 
 _WIDE_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose mark it starts with
     (codecs.BOM_UTF32_BE, "UTF-32"),
     (codecs.BOM_UTF16_LE, "UTF-16"),
     (codecs.BOM_UTF16_BE, "UTF-16"),
-)
-
-_ISO_8601 = re.compile(
-    r"(?P<local>(?P<year>\d{4})-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)"
-    r"(?P<zone>Z|(?P<sign>[+-])(?P<hours>\d{2})(?::?(?P<minutes>\d{2}))?)?"
 )
 
 LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sensor")
@@ -283,12 +273,14 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     values = _parse_numeric(path, cells, sensors, [line for line, _ in rows])
     timestamps = None
     if timestamp_index is not None:
-        timestamps = _parse_timestamps(
-            path,
-            [row[timestamp_index].strip() for _, row in rows],
-            [line for line, _ in rows],
-            header[timestamp_index],
-        )
+        try:
+            timestamps = parse_timestamps(
+                [row[timestamp_index].strip() for _, row in rows],
+                [line for line, _ in rows],
+                header[timestamp_index],
+            )
+        except TimestampError as exc:
+            raise DataError(path, exc.reason, line=exc.line, column=exc.column) from None
     labels = {header[i]: _parse_label([row[i].strip() for _, row in rows]) for i in label_indices}
     return Readings(
         values=values, sensors=sensors, timestamps=timestamps, source=str(path), labels=labels
@@ -345,113 +337,6 @@ def _check_finite(
     if lines is None:
         raise DataError(path, f"row {row}: {reason}", column=columns[col])
     raise DataError(path, reason, line=lines[row], column=columns[col])
-
-
-def _parse_timestamps(
-    path: Path, texts: list[str], lines: Sequence[int], column: str
-) -> np.ndarray:
-    """Numbers or ISO 8601, never decreasing (a repeat is a clock coarser than the sampling,
-    or a local-time clock change). Anything else is refused, not kept as text:
-    the order of ``01/02/2024`` cannot be checked without guessing day and month, and training
-    splits by time. The first cell decides which of the two kinds the column holds."""
-    for text, line in zip(texts, lines, strict=True):
-        if not text:
-            raise DataError(
-                path, "timestamp is empty: every reading needs one", line=line, column=column
-            )
-    if _finite_number(texts[0]) is not None:
-        stamps = _numeric_timestamps(path, texts, lines, column)
-    else:
-        stamps = _iso_timestamps(path, texts, lines, column)
-    backwards = np.flatnonzero(stamps[1:] < stamps[:-1])
-    if backwards.size:
-        row = int(backwards[0]) + 1
-        raise DataError(
-            path,
-            f"timestamp {texts[row]!r} is earlier than the previous {texts[row - 1]!r}: "
-            "readings must be in time order (training splits by time)",
-            line=lines[row],
-        )
-    return stamps
-
-
-def _finite_number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _numeric_timestamps(
-    path: Path, texts: list[str], lines: Sequence[int], column: str
-) -> np.ndarray:
-    stamps = np.empty(len(texts), dtype=np.float64)
-    for i, (text, line) in enumerate(zip(texts, lines, strict=True)):
-        value = _finite_number(text)
-        if value is None:
-            raise DataError(
-                path,
-                f"timestamp {text!r} is not a finite number, as the first one {texts[0]!r} is "
-                "(a timestamp column holds numbers or ISO 8601 times, not both)",
-                line=line,
-                column=column,
-            )
-        stamps[i] = value
-    return stamps
-
-
-def _iso_timestamps(path: Path, texts: list[str], lines: Sequence[int], column: str) -> np.ndarray:
-    """datetime64[ns]; times with a zone are converted to UTC, and a column must either give
-    zones throughout or nowhere (local times cannot be ordered against UTC ones)."""
-    matches: list[re.Match[str]] = []
-    for text, line in zip(texts, lines, strict=True):
-        match = _ISO_8601.fullmatch(text)
-        if match is None:
-            raise DataError(
-                path,
-                f"timestamp {text!r} is not ISO 8601 or a number (other formats are refused, "
-                f"not guessed: 01/02 could be January or February); write {TIMESTAMP_FORMATS}",
-                line=line,
-                column=column,
-            )
-        if matches and (match["zone"] is None) != (matches[0]["zone"] is None):
-            raise DataError(
-                path,
-                f"timestamp {text!r} {'gives' if match['zone'] else 'lacks'} a time zone, "
-                f"unlike the first one {texts[0]!r}: give zones throughout or nowhere",
-                line=line,
-                column=column,
-            )
-        if not 1678 <= int(match["year"]) <= 2261:  # what datetime64[ns] holds
-            raise DataError(
-                path, f"timestamp {text!r} is outside the years 1678-2261", line=line, column=column
-            )
-        matches.append(match)
-    local = [match["local"] for match in matches]
-    try:
-        stamps = np.array(local, dtype="datetime64[ns]")
-    except ValueError:
-        for text, line, part in zip(texts, lines, local, strict=True):
-            try:
-                np.datetime64(part, "ns")
-            except ValueError as exc:
-                raise DataError(
-                    path, f"timestamp {text!r} is not a valid time: {exc}", line=line, column=column
-                ) from None
-        raise
-    if matches[0]["zone"] is not None:
-        offsets = [_zone_minutes(match) for match in matches]
-        stamps = stamps - np.array(offsets, dtype="timedelta64[m]")
-    return stamps
-
-
-def _zone_minutes(match: re.Match[str]) -> int:
-    """The UTC offset an ISO 8601 match gives, in minutes (``Z``: 0)."""
-    if match["zone"] == "Z":
-        return 0
-    minutes = 60 * int(match["hours"]) + int(match["minutes"] or 0)
-    return -minutes if match["sign"] == "-" else minutes
 
 
 def _parse_label(texts: list[str]) -> np.ndarray:
