@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models.fitting import TrainingDiverged
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
+from models.inputs import BeyondFloat32
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
@@ -35,7 +36,6 @@ from models.threshold import CalibrationUnscorable, DegenerateCalibration, estim
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
-    BeyondFloat32,
     TrainConfig,
     TrainResult,
     score_readings,

@@ -16,6 +16,7 @@ import numpy as np
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
+from models.inputs import BeyondFloat32
 from models.lone_spike import lone_spike_check
 from models.network import ACTIVATIONS
 from models.operating_point import CANDIDATES as SMOOTHINGS
@@ -28,7 +29,7 @@ from models.selection import (
     select,
 )
 from models.threshold import CalibrationUnscorable
-from models.train import FAMILIES, BeyondFloat32, TrainConfig, TrainResult, train
+from models.train import FAMILIES, TrainConfig, TrainResult, train
 from models.train_options import config_from_args, family_list, selection_configs
 from models.train_summary import print_candidate, print_epoch, print_summary
 from models.whitened import RESIDUALS

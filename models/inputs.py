@@ -1,0 +1,65 @@
+"""The readings a model takes: standardised per sensor, and within what float32 (the model's
+and the service's input type) can hold and resolve."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Mean and std per sensor; a constant sensor gets scale 1 (no division by zero) and is
+    returned by name so it can be reported."""
+    mean = values.mean(axis=0)
+    std = values.std(axis=0)
+    # Relative test: float noise on a large constant level must still count as constant.
+    constant = std <= 1e-12 * np.maximum(1.0, np.abs(mean))
+    scale = np.where(constant, 1.0, std)
+    return mean, scale, [name for name, flag in zip(sensors, constant, strict=True) if flag]
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_RESOLUTION_SHARE = 0.01
+"""A sensor whose float32 steps exceed this share of its standard deviation is warned about."""
+
+
+class BeyondFloat32(ValueError):
+    """A value the model and the service (both float32) would read as infinity. ``data`` says
+    whether the training or the calibration readings hold it."""
+
+    def __init__(self, data: str, detail: str) -> None:
+        super().__init__(f"{data} {detail}")
+        self.data = data
+        self.detail = detail
+
+
+def check_float32_range(values: np.ndarray, sensors: list[str], data: str) -> None:
+    beyond = np.abs(values) > FLOAT32_MAX
+    if beyond.any():
+        row, column = (int(i) for i in np.argwhere(beyond)[0])
+        raise BeyondFloat32(
+            data,
+            f"reading {row}, sensor {sensors[column]}: {values[row, column]:g} is beyond the "
+            f"float32 range (+-{FLOAT32_MAX:.3g}) the model and the service read; "
+            f"{int(beyond.sum())} value(s) are",
+        )
+
+
+def float32_resolution_warnings(
+    train_values: np.ndarray, scale: np.ndarray, sensors: list[str], constant: list[str]
+) -> list[str]:
+    """Sensors whose variation float32, the model's input type, cannot resolve.
+
+    Training standardises in float64, but the artifact and the service see float32 readings:
+    around 1e7 float32 steps by 1, so a sensor sitting there with a std of 0.1 reaches the
+    model as a handful of values and its validation loss does not show it.
+    """
+    largest = np.abs(train_values).max(axis=0).astype(np.float32)
+    steps = np.spacing(largest).astype(np.float64)
+    coarse = (steps > FLOAT32_RESOLUTION_SHARE * scale) & ~np.isin(sensors, constant)
+    return [
+        f"sensor {name}: float32, the model's input type, steps by {step:.3g} around "
+        f"{peak:.6g} while the sensor varies by {std:.3g} (std); send it as a deviation from a "
+        "fixed reference or in smaller units"
+        for name, step, peak, std, flag in zip(sensors, steps, largest, scale, coarse, strict=True)
+        if flag
+    ]
