@@ -189,9 +189,8 @@ def evaluate_artifact(
         artifact,
         normal.values,
         threshold=manifest.threshold.value,
-        scale=np.asarray(manifest.scaler.scale),
     )
-    context["lone spike"] = {"verdict": lone_spike.message, **lone_spike.as_dict()}
+    context["lone spike"] = {"message": lone_spike.message, **lone_spike.as_dict()}
     if not lone_spike.ok:
         notes.append(lone_spike.message)
     detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])

@@ -35,7 +35,7 @@ def per_sensor_errors(
         return score_readings(model.module, values, model.window).astype(np.float64)
     from service.scoring.artifact import torchscript_deprecation_silenced
 
-    window = model.manifest.window
+    window = model_window(model)
     windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
     out = np.empty((len(windows), model.manifest.n_sensors), dtype=np.float64)
     with torchscript_deprecation_silenced(), torch.inference_mode():
@@ -44,6 +44,24 @@ def per_sensor_errors(
             errors, _ = model.module.score(batch)
             out[start : start + len(batch)] = errors.numpy()
     return out
+
+
+def model_window(model: TrainResult | Artifact) -> int:
+    """Readings per input of the model."""
+    return model.window if isinstance(model, TrainResult) else model.manifest.window
+
+
+def varying_scales(model: TrainResult | Artifact) -> dict[int, float]:
+    """Each sensor that varied in training (by index) and its training standard deviation; a
+    constant sensor has scale 1, which is no unit of its variation."""
+    if isinstance(model, TrainResult):
+        sensors, scale, constant = model.sensors, model.scaler_scale, model.constant_sensors
+    else:
+        scaler = model.manifest.scaler
+        sensors, scale = model.manifest.sensors, np.asarray(scaler.scale)
+        constant = scaler.constant_sensors
+    fixed = set(constant)
+    return {i: float(scale[i]) for i, name in enumerate(sensors) if name not in fixed}
 
 
 def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:

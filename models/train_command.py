@@ -17,7 +17,7 @@ from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
 from models.inputs import BeyondFloat32
-from models.lone_spike import lone_spike_check
+from models.lone_spike import check_trained
 from models.network import ACTIVATIONS
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
@@ -383,14 +383,10 @@ def run(args: argparse.Namespace) -> int:
         # refuses is the training data: too short for the splits or for the plane.
         print(f"error: {args.data}: {exc}", file=sys.stderr)
         return 2
-    # On the calibration run when there is one: the readings the operating point was set on.
-    spike = lone_spike_check(
-        result,
-        readings.values if calibration is None else calibration.values,
-        threshold=result.threshold.value,
-        scale=result.scaler_scale,
+    spike, spiked = check_trained(
+        result, readings.values, None if calibration is None else calibration.values
     )
-    result.metrics["lone_spike"] = spike.as_dict()
+    result.metrics["lone_spike"] = spike.as_dict() | {"readings": spiked}
     training_data: dict[str, Any] = {
         "training": {
             "source": readings.source,
@@ -428,7 +424,7 @@ def run(args: argparse.Namespace) -> int:
         artifact_dir,
         separate_calibration=calibration is not None,
         data_warnings=orientation,
-        lone_spike=spike,
+        lone_spike=(spike, spiked),
     )
     return 0
 

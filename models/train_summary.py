@@ -109,7 +109,7 @@ def print_summary(
     *,
     separate_calibration: bool,
     data_warnings: Sequence[str] = (),
-    lone_spike: LoneSpikeCheck | None = None,
+    lone_spike: tuple[LoneSpikeCheck, str] | None = None,
 ) -> None:
     threshold = result.threshold
     low, high = threshold.false_alarm_rate_ci
@@ -149,7 +149,8 @@ def print_summary(
             "readings from another run or period."
         )
     if lone_spike is not None:
-        lines.append(f"lone spike: {lone_spike.message}")
+        check, readings = lone_spike
+        lines.append(f"lone spike (on {readings}): {check.message}")
     lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
     lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
     for line in lines:

@@ -341,7 +341,6 @@ def run_tep(
         result,
         data.normal,
         threshold=limits[max(quantiles)]["autoencoder"],
-        scale=result.scaler_scale,
     )
     return TepBenchmark(
         detectors=detectors,

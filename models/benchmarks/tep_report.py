@@ -223,7 +223,7 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
             "summary": bench.summary(),
             "acceptance": bench.acceptance(),
             f"lone spike (d00_te, {max(bench.quantiles):.0%} limit)": {
-                "verdict": bench.lone_spike.message,
+                "message": bench.lone_spike.message,
                 **bench.lone_spike.as_dict(),
             },
             "seconds": round(bench.seconds, 1),

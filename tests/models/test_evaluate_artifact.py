@@ -114,8 +114,8 @@ def test_synthetic_evaluation_writes_report_with_baseline(
     # A one-reading model without smoothing: a glitch is flagged and never alerts.
     spike = body["context"]["lone spike"]  # type: ignore[index]
     assert spike["trials"] > 0 and spike["flagged"] == spike["trials"]
-    assert spike["alerted"] == 0 and spike["ok"] is True
-    assert spike["verdict"].startswith("ok:") and "**lone spike**" in markdown
+    assert spike["alerted"] == 0 and spike["ok"] is True and spike["verdict"] == "ok"
+    assert spike["message"].startswith("ok:") and "**lone spike**" in markdown
 
 
 def test_file_evaluation_reads_labels_and_kinds(artifact_dir: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from models.events import (
     LabelledWindow,
     StreamEvents,
     alert_starts,
+    alerting,
     event_figures,
     random_delay,
     random_window_hit,
@@ -63,6 +64,7 @@ def test_alerts_are_the_services(method: str, k: int, n: int, cooldown: int) -> 
     state = np.concatenate(states)
     raised = np.flatnonzero((state == ALERT) & (np.r_[-1, state[:-1]] != ALERT))
     np.testing.assert_array_equal(alert_starts(scores, rule), raised)
+    np.testing.assert_array_equal(alerting(scores, rule), state == ALERT)
     assert raised.size > 0
 
 

@@ -87,7 +87,7 @@ def _bench(limit_scores: np.ndarray, runs: dict[str, np.ndarray], faults: dict[i
         normal_errors=np.zeros((1, 1)),
         fault_errors=np.zeros((1, 1)),
         seconds=0.0,
-        lone_spike=LoneSpikeCheck(8.0, 0, 0, 0, window=1),
+        lone_spike=LoneSpikeCheck(8.0, 1, 20, 0, 0, 0, n_readings=0, horizon=100),
     )
 
 
@@ -183,8 +183,11 @@ def test_tep_benchmark_end_to_end(tmp_path: Path) -> None:
         and acceptance["autoencoder_pooled_far_95"] <= 5.0
     )
     spike = body["context"]["lone spike (d00_te, 99% limit)"]
-    assert spike["trials"] > 0 and 0 <= spike["alerted"] <= spike["trials"]
-    assert spike["ok"] == (spike["alerted"] == 0)
+    # d00_te is long enough for every position, and the model's own limit rarely alerts
+    assert spike["requested"] == 20 and spike["trials"] >= 10
+    assert spike["verdict"] in ("ok", "alerts") and spike["message"].startswith(
+        "ok:" if spike["verdict"] == "ok" else "WARNING:"
+    )
     far = body["tables"][1]
     assert far["title"].startswith("TEP false alarms on 10 independent normal runs")
     assert len(body["tables"][2]["rows"]) == 2 * len(DETECTORS)
