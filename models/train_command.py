@@ -6,13 +6,13 @@ on training's results without training depending on export.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from models.artifact_target import artifact_dir_problem, default_name, next_version
 from models.data import DataError, Readings, load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
@@ -35,7 +35,6 @@ from models.train_summary import print_candidate, print_epoch, print_summary
 from models.whitened import RESIDUALS
 from service.scoring.artifact import sha256_array
 from service.scoring.artifact_writer import ArtifactSwapFailed
-from service.scoring.manifest import MANIFEST_FILE, name_problem
 
 
 class DefaultsWhereThereAreSome(argparse.ArgumentDefaultsHelpFormatter):
@@ -224,22 +223,6 @@ def _with_chosen_smoothing(
     return chosen
 
 
-def default_name(data: Path) -> str:
-    """A model name from a data file's name: ``TEP d00.dat`` -> ``TEP-d00``.
-
-    >>> default_name(Path("var/plant 3.csv"))
-    'plant-3'
-    """
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", data.stem).strip("-._")
-    return name[:128] or "model"
-
-
-def next_version(folder: Path) -> str:
-    """One above the highest numbered version in ``folder`` (a model's folder), or 1."""
-    numbers = [int(p.name) for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
-    return str(max(numbers, default=0) + 1)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.name is None:
         args.name = default_name(args.data)
@@ -256,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    problem = _artifact_dir_problem(args)
+    problem = artifact_dir_problem(args.out, args.name, args.version, force=args.force)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -427,24 +410,6 @@ def run(args: argparse.Namespace) -> int:
         lone_spike=(spike, spiked),
     )
     return 0
-
-
-def _artifact_dir_problem(args: argparse.Namespace) -> str | None:
-    """Everything about where the artifact goes that can be refused before training."""
-    for value, what in ((args.name, "--name"), (args.version, "--version")):
-        problem = name_problem(value, what)
-        if problem is not None:
-            return problem
-    for folder in (args.out, args.out / args.name, args.out / args.name / args.version):
-        if folder.exists() and not folder.is_dir():
-            return f"{folder} exists and is not a folder"
-    artifact_dir = args.out / args.name / args.version
-    if not args.force:
-        if (artifact_dir / MANIFEST_FILE).exists():
-            return f"{artifact_dir} already holds a model (use --force to replace it)"
-        if artifact_dir.is_dir() and any(artifact_dir.iterdir()):
-            return f"{artifact_dir} holds files but no model (use --force to replace them all)"
-    return None
 
 
 def _orientation_warning(
