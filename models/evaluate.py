@@ -190,7 +190,7 @@ def evaluate_artifact(
         normal.values,
         threshold=manifest.threshold.value,
     )
-    context["lone spike"] = {"message": lone_spike.message, **lone_spike.as_dict()}
+    context["lone spike"] = lone_spike.as_dict()
     if not lone_spike.ok:
         notes.append(lone_spike.message)
     detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])

@@ -40,10 +40,12 @@ the spike's, and around a trial in which the clean run must not be in alert; a s
 carries a reading further lengthens it (:func:`horizon`)."""
 CARRIED = 0.01
 """An EWMA carries a reading until its weight falls below this share."""
-ADVICE = (
-    "a one-reading model with a median smoothing (--window 1 --smoothing median:3) ignores a "
-    "glitch, at the price of the dynamic faults a window catches (docs/evaluation.md)"
-)
+
+
+def readings_needed(window: int, horizon: int, trials: int) -> int:
+    """Readings a run needs for ``trials`` spikes at distinct positions, each with the windows
+    holding it and ``horizon`` scored readings on either side."""
+    return 2 * (window + horizon) + trials - 2
 
 
 @dataclass(frozen=True)
@@ -52,29 +54,34 @@ class LoneSpikeCheck:
     """Spike height, in the sensor's training standard deviations."""
     window: int
     """The model's readings per input."""
+    smoothing: str
+    """What smooths the scores before the threshold (the declared smoothing's label, or
+    ``none``); the service's default smoothing for a model that declares none smooths only
+    what the alert rule counts."""
     requested: int
     """Spikes asked for, one per trial."""
     trials: int
-    """Spikes placed: distinct positions where the clean run is not in alert nearby."""
+    """Spikes placed: positions where the clean run is not in alert nearby."""
     flagged: int
     """Trials in which the spike's own reading is flagged (what the service flags)."""
     alerted: int
     """Trials after whose spike the stream goes into alert (the clean run does not)."""
     n_readings: int
     horizon: int
+    varying_sensors: int
+    """Sensors that varied in training: a spike in their standard deviations means something."""
 
     @property
     def needed(self) -> int:
-        """Readings a run needs for the requested spikes at distinct positions, each with the
-        windows holding it and a horizon on either side."""
-        return 2 * (self.window + self.horizon) + self.requested - 2
+        return readings_needed(self.window, self.horizon, self.requested)
 
     @property
     def verdict(self) -> str:
-        """``ok``, ``alerts``, ``too short`` (nothing placed) or ``inconclusive`` (fewer than
-        half the spikes placed: the clean run alerts too often)."""
-        if self.n_readings < self.needed:
-            return "too short"
+        """``ok``, ``alerts``, ``not checked`` (a run too short for the requested positions, or
+        no sensor that varied) or ``inconclusive`` (fewer than half the spikes placed: the
+        clean run alerts too often)."""
+        if self.n_readings < self.needed or not self.varying_sensors:
+            return "not checked"
         if self.alerted:
             return "alerts"
         return "ok" if 2 * self.trials >= self.requested else "inconclusive"
@@ -87,41 +94,71 @@ class LoneSpikeCheck:
     @property
     def message(self) -> str:
         verdict = self.verdict
-        if verdict == "too short":
+        if not self.varying_sensors:
+            return "not checked: no sensor varied in training."
+        if verdict == "not checked":
+            held = "the window holding it" if self.window == 1 else f"the {self.window} windows"
             return (
                 f"not checked: {self.n_readings} readings where {self.needed} are needed "
-                f"({self.requested} spikes at distinct positions, each with the {self.window} "
-                f"windows holding it and {self.horizon} readings on either side)."
+                f"({self.requested} spikes at distinct positions, each with {held} and "
+                f"{self.horizon} readings on either side)."
             )
         what = (
             f"a lone {self.size:g}-SD spike on one sensor raised an alert in {self.alerted} of "
-            f"{self.trials} trials (flagged at its own reading in {self.flagged})"
+            f"{self.trials} trials"
         )
         skipped = self.requested - self.trials
         if skipped:
             what += (
-                f"; {skipped} of {self.requested} positions skipped: the clean run alerts near them"
+                f" ({skipped} of {self.requested} positions skipped: the clean run alerts "
+                "near them)"
             )
-        if verdict == "ok":
-            return f"ok: {what}."
-        if verdict == "inconclusive":
-            return f"inconclusive: {what}."
-        held = (
-            f"The model sees the spike in all {self.window} windows that hold it"
+        if self.flagged == self.trials:
+            what += "; flagged at its own reading in every trial"
+        else:
+            what += (
+                f"; flagged at its own reading in only {self.flagged}: the declared "
+                f"{self.smoothing} smoothing hides it from the flags"
+                if self.smoothing != "none"
+                else f"; flagged at its own reading in only {self.flagged}"
+            )
+        if verdict != "alerts":
+            return f"{verdict}: {what}."
+        return f"WARNING: {what}. {self._causes()}"
+
+    def _causes(self) -> str:
+        causes = []
+        if self.window > 1:
+            causes.append(f"the model sees the spike in all {self.window} windows that hold it")
+        if self.smoothing != "none":
+            causes.append(f"the {self.smoothing} smoothing carries its score further")
+        because = " and ".join(causes) or "the alert rule counts it"
+        advice = (
+            "a one-reading model without smoothing before the threshold (--window 1 "
+            "--smoothing none) flags a glitch and the service's k-of-n rule keeps it from "
+            "paging, at the price of the dynamic faults a window catches (docs/evaluation.md)"
             if self.window > 1
-            else "The smoothing carries the spike over several readings"
+            else "without smoothing before the threshold (--smoothing none) the glitch is "
+            "flagged and the service's k-of-n rule keeps it from paging"
         )
-        return f"WARNING: {what}. {held}, so a one-reading glitch pages someone; {ADVICE}."
+        because = because[0].upper() + because[1:]
+        return f"{because}, so a one-reading glitch pages someone; {advice}."
 
     def as_dict(self) -> dict[str, float | int | bool | str | None]:
         return {
             "verdict": self.verdict,
             "ok": self.ok,
+            "message": self.message,
             "size_sd": self.size,
+            "window": self.window,
+            "smoothing": self.smoothing,
             "requested": self.requested,
             "trials": self.trials,
             "flagged": self.flagged,
             "alerted": self.alerted,
+            "n_readings": self.n_readings,
+            "needed": self.needed,
+            "horizon": self.horizon,
         }
 
 
@@ -142,6 +179,25 @@ def horizon(model: TrainResult | Artifact, rule: AlertRule) -> int:
     return max(MIN_HORIZON, carried + rule.n + rule.cooldown)
 
 
+def spiked_scores(
+    model: TrainResult | Artifact,
+    values: np.ndarray,
+    clean_errors: np.ndarray,
+    t: int,
+    spike: np.ndarray,
+) -> np.ndarray:
+    """The run's smoothed scores with ``spike`` (one value per sensor, raw units) added to
+    reading ``t``, from its clean per-sensor errors: only the windows holding ``t`` are
+    scored again."""
+    window = model_window(model)
+    i = t - (window - 1)  # the first scored window that holds reading t
+    segment = values[t - window + 1 : t + window].copy()
+    segment[window - 1] += spike
+    errors = clean_errors.copy()
+    errors[i : i + window] = per_sensor_errors(model, segment)
+    return scores_from_errors(model, errors)
+
+
 def lone_spike_check(
     model: TrainResult | Artifact,
     normal_values: np.ndarray,
@@ -151,47 +207,59 @@ def lone_spike_check(
     trials: int = TRIALS,
 ) -> LoneSpikeCheck:
     """``trials`` spikes, one at a time, at distinct positions spread evenly over
-    ``normal_values`` (readings x sensors, one run in time order), cycling over the sensors
-    that varied in training, alternating in sign. Positions where the clean run is in alert
-    within the horizon are skipped: a spike there could not start an alert."""
+    ``normal_values`` (readings x sensors, one run in time order), alternating in sign. The
+    sensors that varied in training are taken in order, each for a block of consecutive
+    trials, so that every sensor gets both signs when there are fewer sensors than trials.
+    Positions where the clean run is in alert within the horizon are skipped: a spike there
+    could not start an alert."""
     values = np.asarray(normal_values, dtype=np.float64)
     n = len(values)
     window = model_window(model)
     rule = alert_rule_for(model)
     reach = horizon(model, rule)
     scales = list(varying_scales(model).items())
+    smoothing = declared_smoothing(model)
+    enough = n >= readings_needed(window, reach, trials) and bool(scales)
     first, last = window - 1 + reach, n - window - reach
-    positions = (
-        np.linspace(first, last, trials).round().astype(int)
-        if last - first >= trials - 1 and scales
-        else np.array([], dtype=int)
+    positions: list[int] = (
+        np.linspace(first, last, trials).round().astype(int).tolist() if enough else []
     )
     done = flagged = alerted = 0
-    if positions.size:
+    if enough:
         clean = per_sensor_errors(model, values)
         busy = alerting(scores_from_errors(model, clean) / threshold, rule)
-    for k, t in enumerate(positions.tolist()):
-        i = t - (window - 1)  # the first scored window that holds reading t
+    for k, t in enumerate(positions):
+        i = t - (window - 1)
         after = slice(i, i + window + reach)
         if busy[i - reach : after.stop].any():
             continue
         sensor, scale = scales[k * len(scales) // len(positions)]
-        segment = values[t - window + 1 : t + window].copy()
-        segment[window - 1, sensor] += (1 if k % 2 == 0 else -1) * size * scale
-        errors = clean.copy()
-        errors[i : i + window] = per_sensor_errors(model, segment)
-        normalised = scores_from_errors(model, errors) / threshold
+        spike = np.zeros(values.shape[1])
+        spike[sensor] = (1 if k % 2 == 0 else -1) * size * scale
+        normalised = spiked_scores(model, values, clean, int(t), spike) / threshold
         done += 1
         flagged += bool(normalised[i] > 1.0)
         alerted += bool(alerting(normalised, rule)[after].any())
-    return LoneSpikeCheck(size, window, trials, done, flagged, alerted, n, reach)
+    return LoneSpikeCheck(
+        size=size,
+        window=window,
+        smoothing="none" if smoothing is None else smoothing.label(),
+        requested=trials,
+        trials=done,
+        flagged=flagged,
+        alerted=alerted,
+        n_readings=n,
+        horizon=reach,
+        varying_sensors=len(scales),
+    )
 
 
 def check_trained(
     result: TrainResult, training: np.ndarray, calibration: np.ndarray | None
 ) -> tuple[LoneSpikeCheck, str]:
     """``train``'s check, and on which readings: the calibration run when there is one; else
-    the training file's calibration tail when it is long enough; else the whole file."""
+    the training file's calibration tail when it is long enough (with the ``window - 1``
+    readings before it, so that every tail reading is scored); else the whole file."""
     threshold = result.threshold.value
     if calibration is not None:
         return lone_spike_check(result, calibration, threshold=threshold), "the calibration run"
@@ -199,7 +267,12 @@ def check_trained(
     tail = lone_spike_check(
         result, training[max(0, start - result.window + 1) : stop], threshold=threshold
     )
-    if tail.verdict != "too short":
+    if tail.verdict != "not checked":
+        if result.metrics.get("out_of_time", {}).get("applied"):
+            return tail, (
+                "the training file's calibration tail, scored in time against a threshold "
+                "from out-of-time errors, which are higher: it may miss an alert"
+            )
         return tail, "the training file's calibration tail"
     whole = lone_spike_check(result, training, threshold=threshold)
     return whole, (

@@ -222,10 +222,7 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
             f"({bench.detectors.pca.explained_variance:.1%} of training variance)",
             "summary": bench.summary(),
             "acceptance": bench.acceptance(),
-            f"lone spike (d00_te, {max(bench.quantiles):.0%} limit)": {
-                "message": bench.lone_spike.message,
-                **bench.lone_spike.as_dict(),
-            },
+            f"lone spike (d00_te, {max(bench.quantiles):.0%} limit)": bench.lone_spike.as_dict(),
             "seconds": round(bench.seconds, 1),
         },
         detectors=scored,

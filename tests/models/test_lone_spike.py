@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -13,7 +15,9 @@ from models.lone_spike import (
     check_trained,
     horizon,
     lone_spike_check,
+    spiked_scores,
 )
+from models.out_of_time import calibrate_out_of_time
 from models.scores import alert_rule_for, per_sensor_errors, scores_from_errors
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
@@ -48,6 +52,7 @@ def test_one_reading_model_flags_a_spike_without_alerting(plant: dict[str, np.nd
     assert result.flagged == result.trials
     assert result.alerted == 0
     assert result.ok is True and result.message.startswith("ok:")
+    assert "flagged at its own reading in every trial" in result.message
 
 
 def test_windowed_model_holds_a_spike_into_an_alert(plant: dict[str, np.ndarray]) -> None:
@@ -57,7 +62,8 @@ def test_windowed_model_holds_a_spike_into_an_alert(plant: dict[str, np.ndarray]
     assert result.ok is False and result.verdict == "alerts"
     assert result.message.startswith("WARNING:")
     assert f"in {result.alerted} of {result.trials} trials" in result.message
-    assert "all 8 windows" in result.message and "--window 1 --smoothing median:3" in result.message
+    assert "The model sees the spike in all 8 windows that hold it, so" in result.message
+    assert "(--window 1 --smoothing none) flags a glitch" in result.message
 
 
 def test_an_ewma_carries_a_spike_into_an_alert(plant: dict[str, np.ndarray]) -> None:
@@ -65,15 +71,21 @@ def test_an_ewma_carries_a_spike_into_an_alert(plant: dict[str, np.ndarray]) -> 
     alert rule's k readings."""
     result = check(fitted(plant, 1, "ewma:0.3"), plant["normal"])
     assert result.trials >= 15 and result.alerted > 0
-    assert "The smoothing carries the spike" in result.message
+    assert "The ewma:0.3 smoothing carries its score further, so" in result.message
+    assert "windows" not in result.message  # one reading: the window is no cause
 
 
-def test_a_median_ignores_a_spike_only_over_one_reading(plant: dict[str, np.ndarray]) -> None:
+def test_a_declared_median_ignores_a_spike_but_hides_it_too(
+    plant: dict[str, np.ndarray],
+) -> None:
     one = check(fitted(plant, 1, "median:3"), plant["normal"])
     assert one.trials >= 15 and one.alerted == 0 and one.ok is True
+    assert one.flagged == 0  # the service flags the declared median, which drops one reading
+    assert "the declared median:3 smoothing hides it from the flags" in one.message
     # Over 3 readings the glitch is in three windows in a row: the median keeps it.
     three = check(fitted(plant, 3, "median:3"), plant["normal"])
     assert three.trials >= 15 and three.alerted > three.trials // 2
+    assert "all 3 windows" in three.message and "median:3 smoothing carries" in three.message
 
 
 def test_a_small_spike_raises_nothing(plant: dict[str, np.ndarray]) -> None:
@@ -83,52 +95,101 @@ def test_a_small_spike_raises_nothing(plant: dict[str, np.ndarray]) -> None:
 
 
 @pytest.mark.parametrize("window", [1, 3, 8])
-def test_a_trial_is_the_whole_spiked_run_scored_again(
+def test_a_trials_scores_are_the_whole_spiked_run_scored_again(
     plant: dict[str, np.ndarray], window: int
 ) -> None:
-    """The check scores only the windows holding the spike; scoring the whole spiked run gives
-    the same verdict for the one spike a single trial places (at the first position, on the
-    first sensor, upwards)."""
+    """Only the windows holding the spike are scored again; the smoothed scores of the whole
+    run are those of the spiked run scored from scratch, wherever the spike is."""
     model = fitted(plant, window, "ewma:0.3")
+    values = plant["normal"]
+    clean = per_sensor_errors(model, values)
+    for t, sensor, height in ((window - 1, 0, 8.0), (700, 3, -5.0), (len(values) - window, 7, 3.0)):
+        spike = np.zeros(N_SENSORS)
+        spike[sensor] = height * model.scaler_scale[sensor]
+        spiked = values.copy()
+        spiked[t] += spike
+        expected = scores_from_errors(model, per_sensor_errors(model, spiked))
+        np.testing.assert_allclose(
+            spiked_scores(model, values, clean, t, spike), expected, rtol=1e-5, atol=1e-9
+        )
+
+
+def test_a_trial_counts_what_the_models_alert_rule_does(plant: dict[str, np.ndarray]) -> None:
+    """One trial (the first position, the first sensor, upwards) against the spiked run's
+    alert states under the model's own rule, counted from the spike's first window to the
+    horizon after its last."""
+    model = fitted(plant, 3, "ewma:0.3")
     threshold = model.threshold.value
     rule = alert_rule_for(model)
+    assert rule.smoothing == "none"  # the declared EWMA is not smoothed again
     reach = horizon(model, rule)
-    spiked = plant["normal"].copy()
-    t = window - 1 + reach
-    spiked[t, 0] += 8.0 * model.scaler_scale[0]
-    normalised = scores_from_errors(model, per_sensor_errors(model, spiked)) / threshold
-    i = t - (window - 1)
+    t = 2 + reach
+    spike = np.zeros(N_SENSORS)
+    spike[0] = 8.0 * model.scaler_scale[0]
+    clean = per_sensor_errors(model, plant["normal"])
+    normalised = spiked_scores(model, plant["normal"], clean, t, spike) / threshold
+    states = alerting(normalised, rule)
     one = lone_spike_check(model, plant["normal"], threshold=threshold, trials=1)
     assert one.trials == 1
-    assert one.flagged == int(normalised[i] > 1.0)
-    assert one.alerted == int(alerting(normalised, rule)[i : i + window + reach].any())
+    assert one.flagged == int(normalised[t - 2] > 1.0)
+    assert one.alerted == int(states[t - 2 : t + 1 + reach].any())
 
 
-def test_positions_where_the_clean_run_is_in_alert_are_not_trials(
+def test_positions_near_the_clean_runs_own_alerts_are_skipped(
     plant: dict[str, np.ndarray],
 ) -> None:
-    """With a threshold every reading exceeds, the clean run is in alert throughout: no spike
-    could start one, so nothing is claimed."""
-    skipped = lone_spike_check(fitted(plant, 1), plant["normal"], threshold=1e-12)
-    assert skipped.trials == 0 and skipped.verdict == "inconclusive"
-    assert skipped.ok is None and skipped.message.startswith("inconclusive:")
-    assert "20 of 20 positions skipped: the clean run alerts near them" in skipped.message
+    """A sustained fault in the normal run puts it in alert over one stretch: exactly the
+    positions whose spike, windows and horizon would touch that stretch are skipped."""
+    model = fitted(plant, 1)
+    threshold = model.threshold.value
+    values = plant["normal"].copy()
+    values[700:760, 2] += 10 * model.scaler_scale[2]
+    busy = np.flatnonzero(
+        alerting(
+            scores_from_errors(model, per_sensor_errors(model, values)) / threshold,
+            alert_rule_for(model),
+        )
+    )
+    result = check(model, values)
+    reach = result.horizon
+    positions = np.linspace(reach, len(values) - 1 - reach, 20).round()
+    near = [p for p in positions if busy[(busy >= p - reach) & (busy < p + 1 + reach)].size]
+    assert 0 < len(near) < 10
+    assert result.trials == 20 - len(near)
+    assert f"({len(near)} of 20 positions skipped: the clean run alerts near them)" in (
+        result.message
+    )
+
+
+@pytest.mark.parametrize(
+    ("placed", "verdict"), [(10, "ok"), (9, "inconclusive"), (0, "inconclusive")]
+)
+def test_fewer_than_half_the_spikes_placed_is_inconclusive(placed: int, verdict: str) -> None:
+    result = LoneSpikeCheck(8.0, 1, "none", 20, placed, placed, 0, 1500, 100, 8)
+    assert result.verdict == verdict and result.message.startswith(f"{verdict}:")
+    assert result.ok is (True if verdict == "ok" else None)
 
 
 def test_a_run_too_short_for_distinct_positions_is_not_checked(
     plant: dict[str, np.ndarray],
 ) -> None:
     model = fitted(plant, 1)
-    needed = 2 * (1 + 100) + 20 - 2
-    short = check(model, plant["normal"][: needed - 1])
-    assert short.trials == 0 and short.verdict == "too short" and short.ok is None
-    assert short.message.startswith(f"not checked: {needed - 1} readings where {needed} are")
-    assert check(model, plant["normal"][:needed]).trials == 20
+    short = check(model, plant["normal"][:219])  # 2 x (1 + 100) + 20 - 2 = 220 are needed
+    assert short.trials == 0 and short.verdict == "not checked" and short.ok is None
+    assert short.message.startswith("not checked: 219 readings where 220 are needed")
+    assert "each with the window holding it and 100 readings" in short.message
+    assert check(model, plant["normal"][:220]).trials == 20
+
+
+def test_no_sensor_that_varied_is_not_checked() -> None:
+    result = LoneSpikeCheck(8.0, 1, "none", 20, 0, 0, 0, 1500, 100, varying_sensors=0)
+    assert result.verdict == "not checked"
+    assert result.message == "not checked: no sensor varied in training."
 
 
 def test_the_horizon_follows_a_long_smoothing(plant: dict[str, np.ndarray]) -> None:
     """Long enough for what the declared smoothing and the rule's k of n and cool-down carry,
-    never under the floor."""
+    never under the floor; for a model that declares none, what the service's rule smooths."""
     base = fitted(plant, 1)
     rule = AlertRule("none")  # n 5, cool-down 10
     for spec, expected in (
@@ -139,17 +200,26 @@ def test_the_horizon_follows_a_long_smoothing(plant: dict[str, np.ndarray]) -> N
     ):
         model = replace(base, config=replace(base.config, smoothing=spec))
         assert horizon(model, rule) == expected, spec
+    undeclared = cast(Any, SimpleNamespace(manifest=SimpleNamespace(smoothing=None)))
+    assert horizon(undeclared, AlertRule("mean", window=500)) == 515
+    assert horizon(undeclared, AlertRule()) == 100
 
 
 def test_train_checks_the_calibration_tail_without_a_calibration_run(
     plant: dict[str, np.ndarray],
 ) -> None:
-    model = train(plant["train"], [f"s{i}" for i in range(N_SENSORS)], TrainConfig(family="dpca"))
+    sensors = [f"s{i}" for i in range(N_SENSORS)]
+    model = train(plant["train"], sensors, TrainConfig(family="dpca", window=8))
     result, readings = check_trained(model, plant["train"], None)
     assert readings == "the training file's calibration tail"
-    assert result.n_readings == 450  # the last 15% of 3000
-    tiny = train(
-        plant["train"][:1000], [f"s{i}" for i in range(N_SENSORS)], TrainConfig(family="dpca")
-    )
+    assert result.n_readings == 450 + 7  # the last 15% of 3000, and 7 readings of context
+    assert result.verdict != "not checked"
+    # 450 readings cannot back a 0.99 quantile: the threshold comes from out-of-time errors
+    shipped = calibrate_out_of_time(model, plant["train"])
+    _, readings = check_trained(shipped, plant["train"], None)
+    assert readings.startswith("the training file's calibration tail, scored in time against")
+    assert readings.endswith("it may miss an alert")
+    tiny = train(plant["train"][:1000], sensors, TrainConfig(family="dpca"))
     whole, readings = check_trained(tiny, plant["train"][:1000], None)
     assert readings.startswith("the whole training file") and whole.n_readings == 1000
+    assert readings.endswith("it may miss an alert")

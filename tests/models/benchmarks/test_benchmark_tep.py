@@ -87,7 +87,7 @@ def _bench(limit_scores: np.ndarray, runs: dict[str, np.ndarray], faults: dict[i
         normal_errors=np.zeros((1, 1)),
         fault_errors=np.zeros((1, 1)),
         seconds=0.0,
-        lone_spike=LoneSpikeCheck(8.0, 1, 20, 0, 0, 0, n_readings=0, horizon=100),
+        lone_spike=LoneSpikeCheck(8.0, 1, "none", 20, 0, 0, 0, 0, 100, 52),
     )
 
 
