@@ -6,10 +6,10 @@ its threshold set on the clean calibration run at the configured quantile; then 
 of fault in :mod:`models.inject` is injected into copies of the calibration run. A
 candidate's detection rate is the share of readings after the onset that score above its
 threshold, averaged over the faults; its delay the readings from the onset to the first
-flagged one; its cost the multiply-adds per scored reading. The one-standard-error rule
-(Breiman et al. 1984) is applied to detection, then to delay (paired over the same injected
-faults), and the cheapest survivor wins (:func:`apply_rule`). Labelled fault data is never
-read.
+one flagged that the clean run does not flag (a false alarm is no detection); its cost the
+multiply-adds per scored reading. The one-standard-error rule (Breiman et al. 1984) is
+applied to detection, then to delay (paired over the same injected faults), and the
+cheapest survivor wins (:func:`apply_rule`). Labelled fault data is never read.
 
 Every candidate flags the same share of the clean calibration run by construction, so the
 ranking compares detection at equal false alarms. Validation loss is not used: it measures
@@ -236,8 +236,8 @@ class Outcomes:
     rates: tuple[float, ...]
     """Per fault, in the plan's order."""
     delays: tuple[float, ...]
-    """Per fault but the spikes: readings from the onset to the first flagged one (every
-    reading after the onset when none is)."""
+    """Per fault but the spikes: readings from the onset to the first one flagged that the
+    clean run does not flag (every reading after the onset when there is none)."""
 
 
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
@@ -250,6 +250,10 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     threshold = estimate_threshold(
         np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
     ).value
+    # Every fault starts at the same reading: one excursion of the clean run just after it
+    # would otherwise be every fault's "detection", and the sooner, the longer a candidate
+    # carries it (a window, an EWMA).
+    clean_flagged = smooth(run.clean, how) > threshold
     by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
     rates: list[float] = []
     delays: list[float] = []
@@ -261,9 +265,10 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
                 np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
             ]
         else:  # from the window ending at the onset
-            after = scores[max(0, fault.onset - run.window + 1) :]
-            flagged = after > threshold
-            delays.append(float(np.argmax(flagged)) if flagged.any() else float(len(after)))
+            start = max(0, fault.onset - run.window + 1)
+            after = scores[start:]
+            added = (after > threshold) & ~clean_flagged[start:]
+            delays.append(float(np.argmax(added)) if added.any() else float(len(after)))
         rate = float(np.mean(after > threshold))
         by_kind[fault.kind].append(rate)
         rates.append(rate)

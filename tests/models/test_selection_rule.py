@@ -4,6 +4,7 @@ within one standard error; then delay the same way; then serving cost."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.inject import Fault
 from models.selection import InjectedRun, multiply_adds, outcomes
@@ -79,6 +80,22 @@ def test_the_delay_is_counted_from_the_onset_to_the_first_flagged_reading() -> N
     assert found.delays[0] == 7
     assert found.delays[1] == len(clean) - (200 - 2)  # never flagged: every reading after
     assert found.rates[0] > 0.9 and found.rates[1] < 0.05
+
+
+@pytest.mark.parametrize("smoothing", ["none", "ewma:0.3"])
+def test_a_false_alarm_of_the_clean_run_after_the_onset_is_no_detection(smoothing: str) -> None:
+    """Every fault starts at the same reading: an excursion of the clean run 3 readings after
+    it, which every faulty copy carries, must not count as the faults' detection."""
+    rng = np.random.default_rng(3)
+    clean = rng.uniform(0, 1, 400)
+    clean[200 - 2 + 3 : 200 - 2 + 6] += 50.0  # in the clean run and every copy of it
+    late = clean.copy()
+    late[200 - 2 + 30 :] += 100.0
+    missed = clean.copy()
+    faults = [(Fault("bias", 0, 200, 1.0), late), (Fault("drift", 0, 200, 1.0), missed)]
+    found = outcomes(InjectedRun(clean, faults, window=3), smoothing, 0.95)
+    assert found.delays[0] == 30
+    assert found.delays[1] == len(clean) - (200 - 2)
 
 
 def test_serving_cost_counts_the_products_of_each_form() -> None:
