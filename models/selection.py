@@ -252,7 +252,10 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     ).value
     # Every fault starts at the same reading: one excursion of the clean run just after it
     # would otherwise be every fault's "detection", and the sooner, the longer a candidate
-    # carries it (a window, an EWMA).
+    # carries it (a window, an EWMA); more so at an out-of-time threshold, which the clean
+    # run can exceed more often than the quantile says. The detection rate keeps those
+    # flags: every candidate flags about the same share of the clean run, which the mean
+    # over the readings after the onset shares out, where the first flag does not.
     clean_flagged = smooth(run.clean, how) > threshold
     by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
     rates: list[float] = []

@@ -30,7 +30,8 @@ class CandidateScore:
     rates: tuple[float, ...] = ()
     """Detection rate of each injected fault, in the plan's order (paired across options)."""
     delays: tuple[float, ...] = ()
-    """Readings from the onset to the first flagged one, per fault but the spikes."""
+    """Readings from the onset to the first one flagged that the clean run does not flag,
+    per fault but the spikes."""
     multiply_adds: int = 0
     """Of the scoring module's matrix products and convolutions, per scored reading."""
     out_at: str | None = None

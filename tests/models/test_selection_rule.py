@@ -89,6 +89,7 @@ def test_a_false_alarm_of_the_clean_run_after_the_onset_is_no_detection(smoothin
     rng = np.random.default_rng(3)
     clean = rng.uniform(0, 1, 400)
     clean[200 - 2 + 3 : 200 - 2 + 6] += 50.0  # in the clean run and every copy of it
+    clean[200 - 2 + 30] = 0.0  # the fault's first reading is no false alarm of its own
     late = clean.copy()
     late[200 - 2 + 30 :] += 100.0
     missed = clean.copy()
