@@ -98,3 +98,19 @@ def apply_rule(options: list[CandidateScore]) -> list[CandidateScore]:
     else:
         out.pop(0, None)
     return [replace(o, out_at=out.get(i)) for i, o in enumerate(options)]
+
+
+def blind_warning(chosen: CandidateScore) -> str | None:
+    """A warning when the chosen option flags no larger share of the readings after the
+    injected faults' onset than the share of normal readings its threshold flags by design
+    (``1 - quantile``): at that threshold the faults look like normal operation to it."""
+    normal = 1 - chosen.config.quantile
+    if not chosen.detection or chosen.mean_detection > normal:
+        return None
+    return (
+        f"the chosen model ({chosen.label}) flags {chosen.mean_detection:.1%} of the readings "
+        "after the onset of the faults injected into its calibration run, no more than the "
+        f"{normal:.1%} of normal readings its threshold flags: at this threshold it cannot "
+        "tell these faults from normal operation. Train on more normal data, or pass "
+        "--calibration-data with normal readings of another run or period"
+    )

@@ -28,6 +28,7 @@ from models.selection import (
     choose_smoothing,
     select,
 )
+from models.selection_rule import CandidateScore, blind_warning
 from models.threshold import CalibrationUnscorable
 from models.train import FAMILIES, TrainConfig, TrainResult, train
 from models.train_options import config_from_args, family_list, selection_configs
@@ -220,7 +221,14 @@ def _with_chosen_smoothing(
             "alarms stay low by the selection rule (detection, then delay)",
             file=sys.stderr,
         )
+        _warn_if_blind(chosen, score)
     return chosen
+
+
+def _warn_if_blind(result: TrainResult, chosen: CandidateScore) -> None:
+    warning = blind_warning(chosen)
+    if warning is not None:  # printed with the summary's warnings, kept in the manifest
+        result.metrics["warnings"] = [*result.metrics.get("warnings", []), warning]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -348,6 +356,7 @@ def run(args: argparse.Namespace) -> int:
             )
             result = selection.result
             result.metrics["selection"] = selection.summary()
+            _warn_if_blind(result, selection.ranking[0])
         if calibration is None:
             result = calibrate_out_of_time(result, readings.values)
     except BeyondFloat32 as exc:

@@ -12,6 +12,7 @@ import torch
 
 from models.__main__ import COMMANDS, build_parser, main
 from models.data import load_readings
+from models.selection_rule import CandidateScore
 from service.scoring.artifact import load_artifact, sha256_array
 
 SENSORS = 6
@@ -374,3 +375,33 @@ def test_the_command_list_says_what_each_command_says_of_itself() -> None:
     for _, summary in COMMANDS.values():
         words = " ".join(summary.split())
         assert words in " ".join(full.split()) and words in " ".join(listed.split())
+
+
+def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the rule's warning says is tested with the rule; here, that it reaches the user
+    and the manifest, for a choice among smoothings as for one among candidates."""
+    import models.train_command
+
+    seen: list[str] = []
+
+    def warn(chosen: CandidateScore) -> str:
+        seen.append(chosen.label)
+        return f"blind: {seen[-1]}"
+
+    monkeypatch.setattr(models.train_command, "blind_warning", warn)
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    args += ["--calibration-data", str(data_dir / "cal.csv")]
+    for version, forced in (
+        ("1", ["--family", "dpca", "--window", "2"]),
+        ("2", ["--families", "dpca"]),
+    ):
+        assert main([*args, *forced, "--name", "p", "--version", version, *tiny()]) == 0
+        err = capsys.readouterr().err
+        assert len(seen) == int(version) and f"WARNING: blind: {seen[-1]}" in err
+        warnings = load_artifact(tmp_path / "p" / version).manifest.metrics["warnings"]
+        assert f"blind: {seen[-1]}" in warnings

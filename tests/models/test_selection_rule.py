@@ -3,12 +3,14 @@ within one standard error; then delay the same way; then serving cost."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from models.inject import Fault
 from models.selection import InjectedRun, multiply_adds, outcomes
-from models.selection_rule import CandidateScore, apply_rule
+from models.selection_rule import CandidateScore, apply_rule, blind_warning
 from models.train import TrainConfig, train
 from tests.models.test_linear import ar_process
 
@@ -111,3 +113,15 @@ def test_serving_cost_counts_the_products_of_each_form() -> None:
     )
     rank = dpca.metrics["dpca"].get("root_rank")
     assert rank is not None and multiply_adds(dpca) == 2 * 24 * rank < 24 * 24
+
+
+def test_a_choice_that_flags_faults_no_more_than_normal_readings_is_warned_of() -> None:
+    """The threshold flags 1 - quantile of normal readings by design: a chosen model that
+    flags no larger share after the faults' onset does not tell them from normal."""
+    quantile = TrainConfig().quantile
+    blind = replace(option(1 - quantile, 5.0, 100), detection={"bias": 0.0, "drift": 0.01})
+    warning = blind_warning(blind)
+    assert warning is not None
+    assert "flags 0.5% of the readings" in warning and f"{1 - quantile:.1%} of normal" in warning
+    assert blind_warning(option(2 * (1 - quantile), 5.0, 100)) is None
+    assert blind_warning(CandidateScore(TrainConfig(), {}, 0.0, 1.0)) is None  # nothing scored
