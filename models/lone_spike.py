@@ -113,14 +113,16 @@ class LoneSpikeCheck:
                 f" ({skipped} of {self.requested} positions skipped: the clean run alerts "
                 "near them)"
             )
-        if self.flagged == self.trials:
+        if self.trials and self.flagged == self.trials:
             what += "; flagged at its own reading in every trial"
-        else:
+        elif self.trials:
+            count = f"only {self.flagged}" if self.flagged else "none"
             what += (
-                f"; flagged at its own reading in only {self.flagged}: the declared "
+                f"; flagged at its own reading in {count}: the declared "
                 f"{self.smoothing} smoothing hides it from the flags"
                 if self.smoothing != "none"
-                else f"; flagged at its own reading in only {self.flagged}"
+                else f"; flagged at its own reading in {count}"
+                + ("" if self.flagged else ": a glitch of this size stays below the threshold")
             )
         if verdict != "alerts":
             return f"{verdict}: {what}."

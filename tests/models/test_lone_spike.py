@@ -223,3 +223,20 @@ def test_train_checks_the_calibration_tail_without_a_calibration_run(
     whole, readings = check_trained(tiny, plant["train"][:1000], None)
     assert readings.startswith("the whole training file") and whole.n_readings == 1000
     assert readings.endswith("it may miss an alert")
+
+
+def test_the_message_says_when_no_spike_is_flagged_and_claims_nothing_of_no_trials() -> None:
+    check = LoneSpikeCheck(
+        size=8.0, window=1, smoothing="none", requested=20, trials=20, flagged=0, alerted=0,
+        n_readings=10_000, horizon=100, varying_sensors=5,
+    )  # fmt: skip
+    assert check.verdict == "ok"
+    assert check.message.endswith(
+        "flagged at its own reading in none: a glitch of this size stays below the threshold."
+    )
+    smoothed = replace(check, smoothing="median:3")
+    assert "in none: the declared median:3 smoothing hides it" in smoothed.message
+    assert "in only 3: the declared" in replace(smoothed, flagged=3).message
+    unplaced = replace(check, trials=0)
+    assert unplaced.verdict == "inconclusive"
+    assert "0 of 0 trials" in unplaced.message and "flagged" not in unplaced.message
