@@ -6,9 +6,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from models.fitting import EpochRecord
 from models.lone_spike import LoneSpikeCheck
+from models.selection import TRANSFER_SLACK
 from models.selection_rule import CandidateScore
 from models.train import LINEAR_FAMILIES, TrainResult
 
@@ -24,13 +26,36 @@ def print_epoch(record: EpochRecord, budget: int) -> None:
 
 
 def print_candidate(score: CandidateScore) -> None:
+    allowed = TRANSFER_SLACK * (1 - score.config.quantile)
     print(
         f"  {score.label:<34} catches {score.mean_detection:6.1%} of injected faults after "
         f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a reading, "
-        f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)",
+        f"{score.split_false_alarms:5.1%} split-half false alarms ({score.seconds:.1f} s)"
+        + (
+            f" (no smoothing kept them within {allowed:.1%}: the fewest taken)"
+            if score.detection and score.split_false_alarms > allowed
+            else ""
+        ),
         file=sys.stderr,
         flush=True,
     )
+
+
+def _ranking_lines(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The candidates as the rule ranked them: the winner, then by detection, each with the
+    step of the rule that passed it over."""
+    lines = ["ranking (the winner, then by detection; the rule's step that passed each over):"]
+    for place, row in enumerate(ranking, start=1):
+        label = f"{row['family']} window {row['window']}"
+        label += ", whitened" if row.get("residual") == "whitened" else ""
+        label += "" if row["smoothing"] == "none" else f", {row['smoothing']}"
+        lines.append(
+            f"  {place:>2}. {label:<34} {row['mean_detection']:6.1%} after "
+            f"{row.get('mean_delay', 0.0):6.1f} readings, "
+            f"{row.get('multiply_adds', 0):>9,} multiply-adds  "
+            + ("chosen" if row.get("out_at") is None else f"out at {row['out_at']}")
+        )
+    return lines
 
 
 def _model_lines(result: TrainResult) -> list[str]:
@@ -50,6 +75,7 @@ def _model_lines(result: TrainResult) -> list[str]:
             "cheapest (the process's memory, from its autocorrelation: "
             f"{selection['autocorrelation_window']} readings)"
         )
+        lines += _ranking_lines(ranking)
     if config.family in LINEAR_FAMILIES:
         details = result.metrics.get(config.family, {})
         lines.append(

@@ -405,3 +405,21 @@ def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
         assert len(seen) == int(version) and f"WARNING: blind: {seen[-1]}" in err
         warnings = load_artifact(tmp_path / "p" / version).manifest.metrics["warnings"]
         assert f"blind: {seen[-1]}" in warnings
+
+
+def test_train_prints_the_ranking_the_manifest_records(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
+    args += ["--calibration-data", str(data_dir / "cal.csv"), "--families", "dpca,cva"]
+    assert main([*args, "--name", "p", "--version", "1"]) == 0
+    err = capsys.readouterr().err
+    lines = err[err.index("ranking (the winner") :].splitlines()[1:]
+    ranking = load_artifact(tmp_path / "p" / "1").manifest.metrics["selection"]["ranking"]
+    assert len(ranking) > 2
+    for place, (line, row) in enumerate(zip(lines, ranking, strict=False), start=1):
+        assert line.lstrip().startswith(f"{place}. {row['family']} window {row['window']}")
+        assert f"{row['mean_detection']:.1%} after" in line
+        assert line.endswith("chosen" if place == 1 else f"out at {row['out_at']}")
+    detections = [row["mean_detection"] for row in ranking[1:]]
+    assert detections == sorted(detections, reverse=True)
