@@ -125,7 +125,10 @@ class ModelRegistry:
         if not self._models:
             return f"no model is loaded from {self.models_dir}"
         names = ", ".join(sorted(self._models))
-        return f"several models are loaded ({names}) and no default is configured: name one"
+        return (
+            f"several models are loaded ({names}) and no default is configured: name one in "
+            "the request's 'model' field, or set ANOMALY_DEFAULT_MODEL"
+        )
 
     def models(self) -> list[LoadedModel]:
         return [self._models[name] for name in sorted(self._models)]

@@ -8,6 +8,8 @@ from pathlib import Path
 from calibration_support import ADMIN, API_KEYS
 from conftest import TEST_MODEL, ClientFactory, build_test_artifact
 
+from service.settings import Settings
+
 
 def models_with_a_bad_newest_version(folder: Path) -> Path:
     build_test_artifact(folder, version="1")
@@ -53,7 +55,10 @@ async def test_several_models_without_a_default_are_not_ready(
     client = await make_client(models_dir=folder)
     ready = await client.get("/readyz")
     assert ready.status_code == 503
-    assert "several models are loaded (plant-a, plant-b)" in ready.json()["checks"]["models"]
+    reason = ready.json()["checks"]["models"]
+    assert "several models are loaded (plant-a, plant-b)" in reason
+    variable = f"{Settings.model_config['env_prefix']}DEFAULT_MODEL"
+    assert f"'model' field, or set {variable}" in reason
     named = await client.post(
         "/v1/score", json={"model": "plant-a", "stream_id": "s", "reading": [0, 0, 0, 0]}
     )
