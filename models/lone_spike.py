@@ -131,7 +131,8 @@ class LoneSpikeCheck:
     def _causes(self) -> str:
         causes = []
         if self.window > 1:
-            causes.append(f"the model sees the spike in all {self.window} windows that hold it")
+            every = "both" if self.window == 2 else f"all {self.window}"
+            causes.append(f"the model sees the spike in {every} windows that hold it")
         if self.smoothing != "none":
             causes.append(f"the {self.smoothing} smoothing carries its score further")
         because = " and ".join(causes) or "the alert rule counts it"

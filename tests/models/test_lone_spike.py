@@ -240,3 +240,9 @@ def test_the_message_says_when_no_spike_is_flagged_and_claims_nothing_of_no_tria
     unplaced = replace(check, trials=0)
     assert unplaced.verdict == "inconclusive"
     assert "0 of 0 trials" in unplaced.message and "flagged" not in unplaced.message
+
+
+def test_the_causes_read_as_english_for_two_windows() -> None:
+    check = LoneSpikeCheck(8.0, 2, "ewma:0.3", 20, 20, 20, 5, 10_000, 100, 5)
+    assert "sees the spike in both windows that hold it" in check.message
+    assert "in all 3 windows" in replace(check, window=3).message
