@@ -122,7 +122,11 @@ class LoneSpikeCheck:
                 f"{self.smoothing} smoothing hides it from the flags"
                 if self.smoothing != "none"
                 else f"; flagged at its own reading in {count}"
-                + ("" if self.flagged else ": a glitch of this size stays below the threshold")
+                + (
+                    ": a glitch of this size stays below the threshold"
+                    if not (self.flagged or self.alerted)
+                    else ""
+                )
             )
         if verdict != "alerts":
             return f"{verdict}: {what}."

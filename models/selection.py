@@ -3,8 +3,8 @@ faults are injected into the calibration run.
 
 The rule (named in docs/training.md): every candidate is trained on the training split and
 its threshold set on the clean calibration run at the configured quantile; then each kind
-of fault in :mod:`models.inject` is injected into copies of the calibration run. A
-candidate's detection rate is the share of readings after the onset that score above its
+of fault in :mod:`models.inject` is injected into copies of the calibration run
+(:mod:`models.injected` measures what it does with them). A candidate's detection rate is the share of readings after the onset that score above its
 threshold, averaged over the faults; its delay the readings from the onset to the first
 one flagged that the clean run does not flag (a false alarm is no detection); its cost the
 multiply-adds per scored reading. The one-standard-error rule (Breiman et al. 1984) is
@@ -27,24 +27,23 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from models.fitting import TrainingDiverged
-from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
+from models.inject import KINDS
+from models.injected import FAULTS_PER_KIND, InjectedRun, injected_run, outcomes
 from models.inputs import BeyondFloat32
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
-from models.threshold import CalibrationUnscorable, DegenerateCalibration, estimate_threshold
+from models.threshold import CalibrationUnscorable, DegenerateCalibration
 from models.train import (
     FAMILIES,
     LINEAR_FAMILIES,
     TrainConfig,
     TrainResult,
-    score_readings,
     train,
 )
 from models.whitened import RESIDUALS
 
 MAX_WINDOW = 20
-FAULTS_PER_KIND = 6
 TRANSFER_SLACK = 2.0
 """A smoothing whose split-half false alarms exceed this many times the quantile's rate
 does not carry to other data well enough to be chosen."""
@@ -75,8 +74,12 @@ class Selection:
                     "window": score.config.window,
                     "residual": score.config.residual,
                     "smoothing": score.config.smoothing,
-                    "split_false_alarms": round(score.split_false_alarms, 4),
+                    # None where every smoothing left a refused threshold: nothing measured
+                    "split_false_alarms": round(score.split_false_alarms, 4)
+                    if score.detection
+                    else None,
                     "mean_detection": round(score.mean_detection, 4),
+                    "clean_flagged": round(score.mean_clean, 4),
                     "detection": {k: round(v, 4) for k, v in score.detection.items()},
                     "mean_delay": round(score.mean_delay, 2),
                     "multiply_adds": score.multiply_adds,
@@ -196,94 +199,6 @@ def copies_input(config: TrainConfig, n_sensors: int) -> bool:
     return resolved.latent >= width
 
 
-@dataclass(frozen=True)
-class InjectedRun:
-    """Raw reading scores of the clean calibration run and of its faulty copies."""
-
-    clean: np.ndarray
-    faulty: list[tuple[Fault, np.ndarray]]
-    window: int
-    reference: list[np.ndarray] | None = None
-    """Where the threshold is set, when not on ``clean``: raw scores of the parts of a
-    short training run, each from a model trained on the others (models/out_of_time.py)."""
-
-
-def injected_run(
-    result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
-) -> InjectedRun:
-    z = (np.asarray(calibration_values, dtype=np.float64) - result.scaler_mean) / (
-        result.scaler_scale
-    )
-    window = result.window
-
-    def scores(values: np.ndarray) -> np.ndarray:
-        return np.asarray(score_readings(result.module, values, window).mean(axis=1), np.float64)
-
-    rng = np.random.default_rng(seed)
-    faulty = [
-        (fault, scores(inject(z, fault, rng) * result.scaler_scale + result.scaler_mean))
-        for fault in fault_plan(len(z), z.shape[1], per_kind=FAULTS_PER_KIND, seed=seed)
-    ]
-    return InjectedRun(scores(np.asarray(calibration_values, dtype=np.float64)), faulty, window)
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """What one option did with every injected fault."""
-
-    detection: dict[str, float]
-    """Detection rate per kind."""
-    rates: tuple[float, ...]
-    """Per fault, in the plan's order."""
-    delays: tuple[float, ...]
-    """Per fault but the spikes: readings from the onset to the first one flagged that the
-    clean run does not flag (every reading after the onset when there is none)."""
-
-
-def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
-    """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
-    with the threshold ``train`` would set on the smoothed clean run, or on the run's
-    out-of-time ``reference`` when it has one (refusals included:
-    :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
-    how = parse_smoothing(smoothing)
-    parts = [run.clean] if run.reference is None else run.reference
-    threshold = estimate_threshold(
-        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
-    ).value
-    # Every fault starts at the same reading: one excursion of the clean run just after it
-    # would otherwise be every fault's "detection", and the sooner, the longer a candidate
-    # carries it (a window, an EWMA); more so at an out-of-time threshold, which the clean
-    # run can exceed more often than the quantile says. The detection rate keeps those
-    # flags: every candidate flags about the same share of the clean run, which the mean
-    # over the readings after the onset shares out, where the first flag does not.
-    clean_flagged = smooth(run.clean, how) > threshold
-    by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    rates: list[float] = []
-    delays: list[float] = []
-    for fault, raw in run.faulty:
-        scores = smooth(raw, how)
-        # Score i is of the window ending at reading i + window - 1.
-        if fault.kind == "spike":  # the spiked readings only, not the normal ones between
-            after = scores[
-                np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
-            ]
-        else:  # from the window ending at the onset
-            start = max(0, fault.onset - run.window + 1)
-            after = scores[start:]
-            added = (after > threshold) & ~clean_flagged[start:]
-            delays.append(float(np.argmax(added)) if added.any() else float(len(after)))
-        rate = float(np.mean(after > threshold))
-        by_kind[fault.kind].append(rate)
-        rates.append(rate)
-    detected = {kind: float(np.mean(values)) for kind, values in by_kind.items() if values}
-    return Outcomes(detected, tuple(rates), tuple(delays))
-
-
-def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:
-    """Detection rate per kind of fault (see :func:`outcomes`)."""
-    return outcomes(run, smoothing, quantile).detection
-
-
 def multiply_adds(result: TrainResult) -> int:
     """Multiply-adds of the scoring module's matrix products and convolutions for one scored
     reading (one window), counted by torch's FLOP counter (two FLOPs per multiply-add)."""
@@ -291,15 +206,6 @@ def multiply_adds(result: TrainResult) -> int:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         result.module(x)
     return int(counter.get_total_flops()) // 2
-
-
-def injected_detection(
-    result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
-) -> dict[str, float]:
-    """Detection rate per kind of fault injected into ``calibration_values``, at the
-    result's own smoothing and quantile."""
-    run = injected_run(result, calibration_values, seed=seed)
-    return detection(run, result.config.smoothing, result.config.quantile)
 
 
 def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> float:
@@ -314,6 +220,11 @@ def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> fl
         for a, b in ((first, second), (second, first))
     ]
     return float(np.mean(rates))
+
+
+def split_allowance(quantile: float) -> float:
+    """The split-half false alarms a smoothing may show: TRANSFER_SLACK x ``1 - quantile``."""
+    return TRANSFER_SLACK * (1 - quantile)
 
 
 def weigh_smoothings(
@@ -342,11 +253,12 @@ def weigh_smoothings(
                 found.rates,
                 found.delays,
                 cost,
+                clean=found.clean,
             )
         )
     if not weighed:  # every smoothing flattens the tail: train will say why
         return CandidateScore(config, {}, seconds, 1.0, multiply_adds=cost)
-    allowed = [w for w in weighed if w.split_false_alarms <= TRANSFER_SLACK * (1 - config.quantile)]
+    allowed = [w for w in weighed if w.split_false_alarms <= split_allowance(config.quantile)]
     if not allowed:
         allowed = [min(weighed, key=lambda w: w.split_false_alarms)]
     winner = next(o for o in apply_rule(allowed) if o.out_at is None)

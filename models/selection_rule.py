@@ -10,7 +10,7 @@ does not rank; the rule has no weights to tune (docs/training.md, "The rule that
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -37,6 +37,9 @@ class CandidateScore:
     out_at: str | None = None
     """Which step of the rule passed this option over (detection, delay, cost); None for
     the winner."""
+    clean: dict[str, float] = field(default_factory=dict)
+    """Per kind, as ``detection``: the share of the same readings the clean run has flagged,
+    what the rate would be if the faults changed nothing."""
 
     @property
     def label(self) -> str:
@@ -52,6 +55,11 @@ class CandidateScore:
     @property
     def mean_delay(self) -> float:
         return float(np.mean(self.delays)) if self.delays else 0.0
+
+    @property
+    def mean_clean(self) -> float:
+        """As :attr:`mean_detection`, of the clean run's flags on the same readings."""
+        return float(np.mean(list(self.clean.values()))) if self.clean else 0.0
 
 
 def _within_one_se(values: list[np.ndarray], best: int, *, lower_is_better: bool) -> list[bool]:
@@ -100,17 +108,22 @@ def apply_rule(options: list[CandidateScore]) -> list[CandidateScore]:
     return [replace(o, out_at=out.get(i)) for i, o in enumerate(options)]
 
 
-def blind_warning(chosen: CandidateScore) -> str | None:
+def blind_warning(chosen: CandidateScore, *, calibration_given: bool) -> str | None:
     """A warning when the chosen option flags no larger share of the readings after the
-    injected faults' onset than the share of normal readings its threshold flags by design
-    (``1 - quantile``): at that threshold the faults look like normal operation to it."""
-    normal = 1 - chosen.config.quantile
-    if not chosen.detection or chosen.mean_detection > normal:
+    injected faults' onset than the clean calibration run flags of the same readings: at its
+    threshold the faults change nothing it shows."""
+    if not chosen.detection or chosen.mean_detection > chosen.mean_clean:
         return None
+    remedy = (
+        "Check that --calibration-data is normal operation of the same process, or train "
+        "on more normal data"
+        if calibration_given
+        else "Train on more normal data, or pass --calibration-data with normal readings of "
+        "another run or period"
+    )
     return (
         f"the chosen model ({chosen.label}) flags {chosen.mean_detection:.1%} of the readings "
         "after the onset of the faults injected into its calibration run, no more than the "
-        f"{normal:.1%} of normal readings its threshold flags: at this threshold it cannot "
-        "tell these faults from normal operation. Train on more normal data, or pass "
-        "--calibration-data with normal readings of another run or period"
+        f"{chosen.mean_clean:.1%} it flags of the same readings without them: at its "
+        f"threshold these faults change nothing it shows. {remedy}"
     )

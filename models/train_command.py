@@ -55,7 +55,7 @@ def _with_chosen_smoothing(
     readings: Readings,
     calibration: Readings | None,
     smoothings: tuple[str, ...],
-) -> TrainResult:
+) -> tuple[TrainResult, CandidateScore | None]:
     values = (
         calibration.values
         if calibration is not None
@@ -76,12 +76,11 @@ def _with_chosen_smoothing(
             "alarms stay low by the selection rule (detection, then delay)",
             file=sys.stderr,
         )
-        _warn_if_blind(chosen, score)
-    return chosen
+    return chosen, score
 
 
-def _warn_if_blind(result: TrainResult, chosen: CandidateScore) -> None:
-    warning = blind_warning(chosen)
+def _warn_if_blind(result: TrainResult, chosen: CandidateScore, *, calibration: bool) -> None:
+    warning = blind_warning(chosen, calibration_given=calibration)
     if warning is not None:  # printed with the summary's warnings, kept in the manifest
         result.metrics["warnings"] = [*result.metrics.get("warnings", []), warning]
 
@@ -181,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     smoothings = SMOOTHINGS if args.smoothing == "auto" else (config.smoothing,)
     selection: Selection | None = None
+    judged: CandidateScore | None = None  # what the chosen option did with injected faults
     try:
         if len(configs) == 1:
             result = train(
@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=print_epoch,
             )
             if len(smoothings) > 1:
-                result = _with_chosen_smoothing(result, readings, calibration, smoothings)
+                result, judged = _with_chosen_smoothing(result, readings, calibration, smoothings)
         else:
             print(
                 f"choosing among {len(configs)} candidates x {len(smoothings)} smoothings by "
@@ -211,9 +211,13 @@ def run(args: argparse.Namespace) -> int:
             )
             result = selection.result
             result.metrics["selection"] = selection.summary()
-            _warn_if_blind(result, selection.ranking[0])
+            judged = selection.ranking[0]
         if calibration is None:
             result = calibrate_out_of_time(result, readings.values)
+            if selection is None and result.metrics["out_of_time"]["applied"]:
+                judged = None  # judged at the tail's threshold, which is not shipped
+        if judged is not None:
+            _warn_if_blind(result, judged, calibration=calibration is not None)
     except BeyondFloat32 as exc:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)

@@ -383,15 +383,16 @@ def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """What the rule's warning says is tested with the rule; here, that it reaches the user
-    and the manifest, for a choice among smoothings as for one among candidates."""
+    """What the rule's warning says is tested with the rule; here, that it judges the model
+    shipped and reaches the user and the manifest, for a choice among smoothings as for one
+    among candidates."""
     import models.train_command
 
-    seen: list[str] = []
+    seen: list[tuple[str, bool]] = []
 
-    def warn(chosen: CandidateScore) -> str:
-        seen.append(chosen.label)
-        return f"blind: {seen[-1]}"
+    def warn(chosen: CandidateScore, *, calibration_given: bool) -> str:
+        seen.append((chosen.label, calibration_given))
+        return f"blind: {chosen.label}"
 
     monkeypatch.setattr(models.train_command, "blind_warning", warn)
     args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
@@ -402,9 +403,14 @@ def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
     ):
         assert main([*args, *forced, "--name", "p", "--version", version, *tiny()]) == 0
         err = capsys.readouterr().err
-        assert len(seen) == int(version) and f"WARNING: blind: {seen[-1]}" in err
-        warnings = load_artifact(tmp_path / "p" / version).manifest.metrics["warnings"]
-        assert f"blind: {seen[-1]}" in warnings
+        manifest = load_artifact(tmp_path / "p" / version).manifest
+        smoothing = manifest.smoothing.label() if manifest.smoothing is not None else "none"
+        shipped = f"dpca window {manifest.window}" + (
+            "" if smoothing == "none" else f", {smoothing}"
+        )
+        assert seen[-1] == (shipped, True) and len(seen) == int(version)
+        assert f"WARNING: blind: {shipped}" in err
+        assert f"blind: {shipped}" in manifest.metrics["warnings"]
 
 
 def test_train_prints_the_ranking_the_manifest_records(
@@ -419,7 +425,8 @@ def test_train_prints_the_ranking_the_manifest_records(
     assert len(ranking) > 2
     for place, (line, row) in enumerate(zip(lines, ranking, strict=False), start=1):
         assert line.lstrip().startswith(f"{place}. {row['family']} window {row['window']}")
-        assert f"{row['mean_detection']:.1%} after" in line
+        clean = f"(clean run {row['clean_flagged']:.1%})"
+        assert f"{row['mean_detection']:.1%} {clean} after" in line
         assert line.endswith("chosen" if place == 1 else f"out at {row['out_at']}")
     detections = [row["mean_detection"] for row in ranking[1:]]
     assert detections == sorted(detections, reverse=True)

@@ -234,6 +234,8 @@ def test_the_message_says_when_no_spike_is_flagged_and_claims_nothing_of_no_tria
     assert check.message.endswith(
         "flagged at its own reading in none: a glitch of this size stays below the threshold."
     )
+    paging = replace(check, alerted=4).message  # later windows, not its own, page
+    assert "flagged at its own reading in none." in paging and "below the threshold" not in paging
     smoothed = replace(check, smoothing="median:3")
     assert "in none: the declared median:3 smoothing hides it" in smoothed.message
     assert "in only 3: the declared" in replace(smoothed, flagged=3).message

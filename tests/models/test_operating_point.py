@@ -10,8 +10,9 @@ import pytest
 
 from models.export import export_artifact
 from models.inject import Fault
+from models.injected import InjectedRun
 from models.operating_point import parse_smoothing, smooth
-from models.selection import InjectedRun, split_false_alarms, weigh_smoothings
+from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
 from models.train import TrainConfig, train
 from service.scoring.artifact import ArtifactError, load_artifact

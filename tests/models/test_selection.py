@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from models.__main__ import main
-from models.selection import autocorrelation_window, candidates, injected_detection, select
+from models.injected import injected_detection
+from models.selection import autocorrelation_window, candidates, select
 from models.train import TrainConfig, train
 from service.scoring.artifact import load_artifact
 from tests.models.test_linear import ar_process

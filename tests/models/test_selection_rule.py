@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from models.inject import Fault
-from models.selection import InjectedRun, multiply_adds, outcomes
+from models.injected import InjectedRun, outcomes
+from models.selection import multiply_adds
 from models.selection_rule import CandidateScore, apply_rule, blind_warning
 from models.train import TrainConfig, train
 from tests.models.test_linear import ar_process
@@ -115,13 +116,34 @@ def test_serving_cost_counts_the_products_of_each_form() -> None:
     assert rank is not None and multiply_adds(dpca) == 2 * 24 * rank < 24 * 24
 
 
-def test_a_choice_that_flags_faults_no_more_than_normal_readings_is_warned_of() -> None:
-    """The threshold flags 1 - quantile of normal readings by design: a chosen model that
-    flags no larger share after the faults' onset does not tell them from normal."""
-    quantile = TrainConfig().quantile
-    blind = replace(option(1 - quantile, 5.0, 100), detection={"bias": 0.0, "drift": 0.01})
-    warning = blind_warning(blind)
+def test_a_choice_that_flags_faults_no_more_than_the_clean_run_is_warned_of() -> None:
+    """A rate no higher than the clean run's flags on the same readings is no detection."""
+    clean = {"bias": 0.02, "drift": 0.0}
+    blind = replace(option(0.01, 5.0, 100), detection={"bias": 0.02, "drift": 0.0}, clean=clean)
+    warning = blind_warning(blind, calibration_given=True)
     assert warning is not None
-    assert "flags 0.5% of the readings" in warning and f"{1 - quantile:.1%} of normal" in warning
-    assert blind_warning(option(2 * (1 - quantile), 5.0, 100)) is None
-    assert blind_warning(CandidateScore(TrainConfig(), {}, 0.0, 1.0)) is None  # nothing scored
+    assert "flags 1.0% of the readings" in warning and "no more than the 1.0% it flags" in warning
+    assert "Check that --calibration-data is normal operation" in warning
+    alone = blind_warning(blind, calibration_given=False)
+    assert alone is not None and "pass --calibration-data with normal readings" in alone
+    seeing = replace(blind, detection={"bias": 0.02, "drift": 0.001})
+    assert blind_warning(seeing, calibration_given=True) is None
+    assert (
+        blind_warning(CandidateScore(TrainConfig(), {}, 0.0, 1.0), calibration_given=True) is None
+    )
+
+
+def test_the_clean_runs_flags_are_counted_on_the_readings_each_rate_counts() -> None:
+    """A copy the fault does not change has the clean run's rate, whatever the clean run
+    flags before the onset; a fault that adds flags has a higher one."""
+    rng = np.random.default_rng(4)
+    clean = rng.uniform(0, 1, 400)
+    clean[250:260] += 50.0  # after the onset: every copy carries it
+    clean[20:40] += 50.0  # before it: no copy's rate counts it
+    raised = clean.copy()
+    raised[300:] += 50.0
+    faults = [(Fault("bias", 0, 200, 1.0), clean.copy()), (Fault("drift", 0, 200, 1.0), raised)]
+    found = outcomes(InjectedRun(clean, faults, window=3), "none", 0.9)
+    assert found.detection["bias"] == found.clean["bias"] == found.clean["drift"]
+    assert 10 / (400 - 198) <= found.clean["bias"] < 0.1  # the 20 before the onset left out
+    assert found.detection["drift"] > found.clean["drift"] + 0.4
