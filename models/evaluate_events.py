@@ -53,14 +53,14 @@ def smoothing_phrase(rule: AlertRule, declared: str | None) -> str:
     >>> smoothing_phrase(AlertRule(smoothing="none"), "ewma:0.3")
     'ewma:0.3 as the model declares'
     >>> smoothing_phrase(AlertRule(), None)
-    "rolling median of 3 (the service's for a model that declares no smoothing)"
+    "rolling median of 3 (the service's default for a model that declares no smoothing)"
     """
     if declared == "none":
         return "no smoothing, as the model declares"
     if declared is not None:
         return f"{declared} as the model declares"
     own = rule.describe().split(",")[0]
-    return f"{own} (the service's for a model that declares no smoothing)"
+    return f"{own} (the service's default for a model that declares no smoothing)"
 
 
 def describe_rule(rule: AlertRule, declared: str | None) -> str:
