@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import numpy as np
@@ -148,3 +149,7 @@ def test_plane_variance_says_it_trains_an_autoencoder(
     # Given a family, nothing is implied: no notice.
     assert main([*args, "--family", "autoencoder", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "applies to the autoencoder" not in capsys.readouterr().err
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(benchmark_command).failed == 0

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
+from models import evaluate_events as evaluate_events_module
 from models.evaluate_events import RunScores, evaluate_events, summary_sentence
 from models.events import AlertRule
 
@@ -75,3 +78,7 @@ def test_no_alerts_is_said_not_nan() -> None:
     assert "no alerts" in cells and "no alert inside a labelled stretch" in cells
     sentence = summary_sentence(result.summary)
     assert sentence == "0% of 1 labelled stretches alerted (random: 0%); no alerts"
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(evaluate_events_module).failed == 0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from models import evaluate_model
 from models.evaluate_model import ModelForm
 from models.metrics import evaluate_detector
 from models.separation import INVISIBLE_ADVICE, RECONSTRUCTION_ADVICE, WINDOW_ADVICE
@@ -90,3 +92,7 @@ def test_a_cva_verdict_reads_its_own_advice() -> None:
     assert "latent" not in verdict.message and "train --window)" not in verdict.message
     assert "--window more than 8" in verdict.message
     assert "latent" not in result.capacity.message and not result.capacity.ok
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(evaluate_model).failed == 0
