@@ -10,7 +10,7 @@ limited on its own calibration readings at the same quantile beside it. Writes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ import numpy as np
 from models.baselines import PCABaseline
 from models.evaluate_data import BaselineData, LabelledReadings
 from models.evaluate_events import RunScores, evaluate_events
+from models.evaluate_model import ModelForm
+from models.evaluate_normal import NormalRateCheck, normal_rate_check
 from models.lone_spike import LoneSpikeCheck, lone_spike_check
 from models.metrics import DetectorEvaluation, evaluate_detector
 from models.network import principal_plane
@@ -53,17 +55,22 @@ class OperatingRangeCheck:
     Normal readings are moved ``stretch`` times further from their mean along the principal
     directions they already vary in (a wider operating range, nothing broken) and scored
     again at the operating threshold. A model that only reconstructs the range it was trained
-    on flags many of them; the ``--plane-variance`` option is built not to.
+    on flags many of them (the autoencoder's ``--plane-variance`` option is built not to).
+    Normal readings already flagged far above the threshold's stated rate (``normal``) leave
+    nothing to compare: the check is then not ok either, and says why.
     """
 
     stretch: float
     n_directions: int
     flagged_before: float
     flagged_after: float
+    normal: NormalRateCheck
+    advice: str
+    """What to do about a model that alarms on a wider range (options of its family only)."""
 
     @property
     def ok(self) -> bool:
-        return self.flagged_after < 2 * self.flagged_before + 0.01
+        return self.normal.ok and self.flagged_after < 2 * self.flagged_before + 0.01
 
     @property
     def message(self) -> str:
@@ -72,12 +79,18 @@ class OperatingRangeCheck:
             f"principal directions: {self.flagged_after:.1%} flagged (unmoved: "
             f"{self.flagged_before:.1%})"
         )
+        if not self.normal.ok:
+            return (
+                f"WARNING: {moved}; but the unmoved normal readings are already flagged far "
+                f"above the {self.normal.stated} the threshold states, so a wider range "
+                "cannot show in them. Evaluate with normal readings of the operation the "
+                "model was trained for."
+            )
         if self.ok:
             return f"ok: {moved}."
         return (
             f"WARNING: {moved}. The model alarms when operation merely spans a wider range than "
-            "in training; train on data covering the plant's whole range, or with "
-            "--plane-variance 0.9."
+            f"in training; {self.advice}"
         )
 
 
@@ -85,6 +98,7 @@ def operating_range_check(
     artifact: Artifact,
     normal_values: np.ndarray,
     *,
+    normal: NormalRateCheck | None = None,
     stretch: float = OPERATING_RANGE_STRETCH,
     variance_to_keep: float = OPERATING_RANGE_VARIANCE,
 ) -> OperatingRangeCheck:
@@ -104,6 +118,8 @@ def operating_range_check(
         n_directions=plane.shape[1],
         flagged_before=float(before.mean()),
         flagged_after=float(after.mean()),
+        normal=normal or normal_rate_check(manifest, before),
+        advice=ModelForm.of(artifact).range_advice(),
     )
 
 
@@ -113,6 +129,8 @@ class ArtifactEvaluation:
     evaluations: list[DetectorEvaluation]
     operating_range: OperatingRangeCheck
     lone_spike: LoneSpikeCheck
+    model: ModelForm
+    normal_rate: NormalRateCheck
 
 
 def evaluate_artifact(
@@ -125,6 +143,8 @@ def evaluate_artifact(
 ) -> ArtifactEvaluation:
     """Score both sets with the artifact (and the PCA baseline on the same readings)."""
     manifest = artifact.manifest
+    form = ModelForm.of(artifact)
+    model = form.name
     skip = manifest.window - 1
     errors = [artifact_errors(artifact, part.values) for part in (normal, anomalous)]
     per_sensor = np.concatenate(errors)
@@ -132,15 +152,18 @@ def evaluate_artifact(
     kinds = np.r_[normal.kinds[skip:], anomalous.kinds[skip:]]
     if labels.all() or not labels.any():
         raise ValueError("the evaluation needs both normal and anomalous readings")
-    scores = {"autoencoder": np.concatenate([scores_from_errors(artifact, e) for e in errors])}
+    scores = {model: np.concatenate([scores_from_errors(artifact, e) for e in errors])}
     sources = {
-        "autoencoder": f"manifest threshold: {manifest.threshold.quantile} quantile of "
+        model: f"manifest threshold: {manifest.threshold.quantile} quantile of "
         f"{manifest.threshold.n_calibration} readings of {manifest.threshold.source}"
     }
-    thresholds = {"autoencoder": manifest.threshold.value}
+    thresholds = {model: manifest.threshold.value}
     notes = []
     context: dict[str, Any] = {
-        "model": f"{manifest.name} {manifest.version} ({artifact.path})",
+        "model": f"{manifest.name} {manifest.version} ({artifact.path}): {model}",
+        "smoothing": f"{form.smoothing}, as the model declares"
+        if form.smoothing is not None
+        else "none declared: the service smooths as its settings say",
         "sensors": manifest.n_sensors,
         "window": manifest.window,
         "normal data": normal.source,
@@ -169,6 +192,14 @@ def evaluate_artifact(
     operation = np.zeros(labels.size, dtype=bool)  # the normal file's unlabelled readings
     operation[: normal.labels.size - skip] = True
     operation &= ~labels
+    normal_rate = normal_rate_check(manifest, scores[model][operation] > thresholds[model])
+    context["normal readings"] = normal_rate.message
+    if not normal_rate.ok:
+        notes.append(normal_rate.message)
+    advice = form.advice()
+    if not normal_rate.ok:
+        text = normal_rate.capacity_advice
+        advice = replace(advice, capacity=text, weak=text, invisible="")
     for name, values in scores.items():
         evaluation = evaluate_detector(
             name,
@@ -178,10 +209,11 @@ def evaluate_artifact(
             threshold_source=sources[name],
             kinds=kinds,
             operation=operation,
+            advice=advice if name == model else None,
         )
         evaluations.append(evaluation)
         scored.append(ScoredDetector(evaluation, values, labels))
-    operating_range = operating_range_check(artifact, normal.values)
+    operating_range = operating_range_check(artifact, normal.values, normal=normal_rate)
     context["operating range"] = operating_range.message
     if not operating_range.ok:
         notes.append(operating_range.message)
@@ -193,13 +225,13 @@ def evaluate_artifact(
     context["lone spike"] = lone_spike.as_dict()
     if not lone_spike.ok:
         notes.append(lone_spike.message)
-    detected = labels & (scores["autoencoder"] > thresholds["autoencoder"])
+    detected = labels & (scores[model] > thresholds[model])
     tables = []
     faulty = None
     if anomalous.faulty_sensor is not None:
         faulty = np.r_[np.full(normal.labels.size - skip, -1), anomalous.faulty_sensor[skip:]]
-        tables.append(attribution_table(per_sensor, faulty, detected, kinds))
-    threshold = thresholds["autoencoder"]
+        tables.append(attribution_table(per_sensor, faulty, detected, kinds, model))
+    threshold = thresholds[model]
     split = normal.labels.size - skip
     runs = [
         RunScores(
@@ -210,11 +242,11 @@ def evaluate_artifact(
             None if part.timestamps is None else part.timestamps[skip:],
         )
         for name, part, part_scores in (
-            ("normal run", normal, scores["autoencoder"][:split]),
-            ("labelled run", anomalous, scores["autoencoder"][split:]),
+            ("normal run", normal, scores[model][:split]),
+            ("labelled run", anomalous, scores[model][split:]),
         )
     ]
-    events = evaluate_events(runs, alert_rule_for(artifact))
+    events = evaluate_events(runs, alert_rule_for(artifact), declared=form.smoothing)
     context["alerts (event level)"] = events.summary
     tables += events.tables
     report = EvaluationReport(
@@ -225,11 +257,11 @@ def evaluate_artifact(
         contribution_anomalous=mean_error_share(per_sensor[labels]),
         contribution_normal=mean_error_share(per_sensor[~labels]),
         tables=tables,
-        examples=example_readings(per_sensor, scores["autoencoder"], detected, kinds, faulty),
+        examples=example_readings(per_sensor, scores[model], detected, kinds, faulty),
         notes=notes,
         timelines=events.timelines,
     )
-    return ArtifactEvaluation(report, evaluations, operating_range, lone_spike)
+    return ArtifactEvaluation(report, evaluations, operating_range, lone_spike, form, normal_rate)
 
 
 def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings]) -> list[str]:
@@ -250,7 +282,11 @@ def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings])
 
 
 def attribution_table(
-    per_sensor: np.ndarray, faulty: np.ndarray, detected: np.ndarray, kinds: np.ndarray
+    per_sensor: np.ndarray,
+    faulty: np.ndarray,
+    detected: np.ndarray,
+    kinds: np.ndarray,
+    model: str = "model",
 ) -> Table:
     """Does the largest per-sensor error point at the sensor that was actually at fault?
     Measured on detected anomalies whose faulty sensor is known."""
@@ -269,7 +305,7 @@ def attribution_table(
         title="Which sensor? Attribution on detected anomalies",
         columns=["anomaly kind", "detected readings", "faulty sensor ranked 1st", "in top 3"],
         rows=rows,
-        note="Per-sensor errors of the autoencoder ranked per reading; chance is "
+        note=f"Per-sensor errors of the {model} ranked per reading; chance is "
         f"{1 / per_sensor.shape[1]:.1%} for 1st place.",
     )
 

@@ -4,6 +4,7 @@ its report (the evaluation itself is ``models.evaluate``)."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from models.evaluate_data import (
     read_labelled,
     synthetic_sets,
 )
+from models.evaluate_events import summary_sentence
 from models.metrics import DetectorEvaluation
 from models.report import (
     check_report_folder,
@@ -150,33 +152,36 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: writing the report: {exc}", file=sys.stderr)
         return 2
+    model = result.model.name
     print(summary_lines(result.evaluations))
-    print(f"operating range (autoencoder): {result.operating_range.message}")
-    print(f"lone spike (autoencoder): {result.lone_spike.message}")
+    print(f"normal readings ({model}): {result.normal_rate.message}")
+    print(f"operating range ({model}): {result.operating_range.message}")
+    print(f"lone spike ({model}): {result.lone_spike.message}")
     events = result.report.context["alerts (event level)"]
-    print(
-        f"alerts (service's default rule): {events['windows_alerted']:.0%} of "
-        f"{events['windows']} labelled stretches alerted (random: "
-        f"{events['windows_alerted_random']:.0%}), {events['alerts_outside_windows']:.0%} of "
-        f"{events['alerts']} alerts outside them (random: "
-        f"{events['alerts_outside_windows_random']:.0%})"
-    )
+    print(f"alerts ({events['rule']}): {summary_sentence(events)}")
     print(f"\nreport: {written['markdown']}", file=sys.stderr)
     return 0
 
 
 def summary_lines(evaluations: Sequence[DetectorEvaluation]) -> str:
+    width = max(12, *(len(e.detector) for e in evaluations))
     lines = [
-        f"{'detector':<12} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
+        f"{'detector':<{width}} {'ROC-AUC':>8} {'PR-AUC':>7} {'precision':>9} {'recall':>7} "
         f"{'F1':>6} {'FAR':>7} {'MDR':>7} {'FAR normal file':>15}"
     ]
     for e in evaluations:
         at = e.at_threshold
         lines.append(
-            f"{e.detector:<12} {e.roc_auc:>8.3f} {e.pr_auc:>7.3f} {at.precision:>9.3f} "
-            f"{at.recall:>7.3f} {at.f1:>6.3f} {at.false_alarm_rate:>7.2%} "
-            f"{at.missed_detection_rate:>7.2%} {percent(e.operation_false_alarm_rate, 2):>15}"
+            f"{e.detector:<{width}} {_number(e.roc_auc):>8} {_number(e.pr_auc):>7} "
+            f"{_number(at.precision):>9} {_number(at.recall):>7} {_number(at.f1):>6} "
+            f"{percent(at.false_alarm_rate, 2):>7} {percent(at.missed_detection_rate, 2):>7} "
+            f"{percent(e.operation_false_alarm_rate, 2):>15}"
         )
     lines += ["", *[f"capacity ({e.detector}, pooled): {e.capacity.message}" for e in evaluations]]
     lines += [f"per kind ({e.detector}): {e.verdict_summary}" for e in evaluations if e.verdicts]
     return "\n".join(lines)
+
+
+def _number(value: float) -> str:
+    """Three decimals, ``n/a`` when undefined (a precision with nothing flagged)."""
+    return f"{value:.3f}" if math.isfinite(value) else "n/a"

@@ -22,7 +22,7 @@ from models.events import (
     windows_from_labels,
 )
 from models.plots import Timeline
-from models.report import Table
+from models.report import Table, percent
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,40 @@ class EventEvaluation:
     summary: dict[str, Any]
 
 
-def evaluate_events(runs: list[RunScores], rule: AlertRule | None = None) -> EventEvaluation:
+def smoothing_phrase(rule: AlertRule, declared: str | None) -> str:
+    """Whose smoothing the scores went through before the alert rule: the model's declared
+    one (already applied to its scores, so the rule adds none) or, for a model that declares
+    none, the service's.
+
+    >>> smoothing_phrase(AlertRule(smoothing="none"), "ewma:0.3")
+    'ewma:0.3 as the model declares'
+    >>> smoothing_phrase(AlertRule(), None)
+    "rolling median of 3 (the service's default for a model that declares no smoothing)"
+    """
+    if declared == "none":
+        return "no smoothing, as the model declares"
+    if declared is not None:
+        return f"{declared} as the model declares"
+    own = rule.describe().split(",")[0]
+    return f"{own} (the service's default for a model that declares no smoothing)"
+
+
+def describe_rule(rule: AlertRule, declared: str | None) -> str:
+    """The whole rule in words, its smoothing named for whose it is."""
+    return (
+        f"{smoothing_phrase(rule, declared)}, then {rule.k} of {rule.n} above the threshold, "
+        f"cool-down {rule.cooldown}"
+    )
+
+
+def evaluate_events(
+    runs: list[RunScores], rule: AlertRule | None = None, *, declared: str | None = None
+) -> EventEvaluation:
+    """``declared``: the label of the smoothing the model declares (its scores in ``runs``
+    already went through it), None when it declares none."""
     rule = rule or AlertRule()
+    smoothed = declared not in (None, "none") or (declared is None and rule.smoothing != "none")
+    score = "smoothed score" if smoothed else "score"
     streams: list[StreamEvents] = []
     timelines: list[Timeline] = []
     for run in runs:
@@ -64,20 +96,21 @@ def evaluate_events(runs: list[RunScores], rule: AlertRule | None = None) -> Eve
         )
         timelines.append(
             Timeline(
-                f"{run.name}: smoothed score / threshold ({alerts.size} alerts, "
+                f"{run.name}: {score} / threshold ({alerts.size} alerts, "
                 f"{len(windows)} labelled stretches)",
                 smooth(run.normalised, rule),
                 run.labels,
                 alerts,
-                f"score ({rule.describe().split(',')[0]})",
+                f"score ({smoothing_phrase(rule, declared)})",
             )
         )
     figures = event_figures(streams)
-    tables = [_summary_table(figures, streams, rule), _kind_table(streams)]
-    return EventEvaluation(figures, tables, timelines, figures.as_dict())
+    described = describe_rule(rule, declared)
+    tables = [_summary_table(figures, streams, described), _kind_table(streams)]
+    return EventEvaluation(figures, tables, timelines, {"rule": described, **figures.as_dict()})
 
 
-def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: AlertRule) -> Table:
+def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: str) -> Table:
     normal_readings = sum(s.normal_readings for s in streams)
     false_alerts = sum(int(v["alerts_outside"]) for v in figures.per_stream.values())
     if figures.false_alerts_per_day is not None:
@@ -85,21 +118,26 @@ def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: Ale
     else:
         per = 10_000 * false_alerts / normal_readings if normal_readings else math.nan
         false_rate = f"{per:.2f} per 10,000 normal readings (no timestamps)"
+    if figures.delays:
+        delay = f"{figures.median_delay:g} / {figures.mean_delay:.1f}"
+    else:
+        delay = "no alert inside a labelled stretch"
+    random_delay = figures.delay_random
     rows: list[list[Any]] = [
         [
             "labelled stretches with an alert inside",
-            f"{figures.windows_alerted:.1%} of {figures.n_windows}",
-            f"{figures.windows_alerted_random:.1%}",
+            _share_of(figures.windows_alerted, figures.n_windows, "no labelled stretches"),
+            percent(figures.windows_alerted_random),
         ],
         [
             "alerts starting outside every labelled stretch",
-            f"{figures.alerts_outside:.1%} of {figures.n_alerts}",
-            f"{figures.alerts_outside_random:.1%}",
+            _share_of(figures.alerts_outside, figures.n_alerts, "no alerts"),
+            percent(figures.alerts_outside_random),
         ],
         [
             "delay to the first alert (readings): median / mean",
-            f"{figures.median_delay:g} / {figures.mean_delay:.1f}",
-            f"mean {figures.delay_random:.1f}",
+            delay,
+            f"mean {random_delay:.1f}" if math.isfinite(random_delay) else "n/a",
         ],
         ["false alerts", f"{false_alerts}: {false_rate}", "n/a"],
     ]
@@ -108,11 +146,40 @@ def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: Ale
         columns=["figure", "model", "random placement"],
         rows=rows,
         note=(
-            f"Alerts by the service's default rule ({rule.describe()}) on the score divided "
-            "by the threshold. A labelled stretch is a run of consecutive anomalous readings. "
+            f"Alerts by the service's rule ({rule}) on the score divided by the threshold. "
+            "A labelled stretch is a run of consecutive anomalous readings. "
             "Random placement: as many alerts per run as the model raised, placed uniformly "
             "at random over its scored readings (exact expectations)."
         ),
+    )
+
+
+def _share_of(share: float, count: int, none: str) -> str:
+    return none if count == 0 else f"{percent(share)} of {count}"
+
+
+def summary_sentence(summary: dict[str, Any]) -> str:
+    """The event-level figures in one line for the terminal: "no alerts" where a share of
+    none would be undefined, never NaN.
+
+    >>> summary_sentence({"windows": 2, "windows_alerted": 0.5, "windows_alerted_random":
+    ...     0.25, "alerts": 0, "alerts_outside_windows": float("nan"),
+    ...     "alerts_outside_windows_random": float("nan")})
+    '50% of 2 labelled stretches alerted (random: 25%); no alerts'
+    """
+    windows, alerts = summary["windows"], summary["alerts"]
+    if windows:
+        stretches = (
+            f"{percent(summary['windows_alerted'], 0)} of {windows} labelled stretches "
+            f"alerted (random: {percent(summary['windows_alerted_random'], 0)})"
+        )
+    else:
+        stretches = "no labelled stretches"
+    if not alerts:
+        return f"{stretches}; no alerts"
+    return (
+        f"{stretches}, {percent(summary['alerts_outside_windows'], 0)} of {alerts} alerts "
+        f"outside them (random: {percent(summary['alerts_outside_windows_random'], 0)})"
     )
 
 

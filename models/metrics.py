@@ -21,7 +21,8 @@ import numpy as np
 from scipy import stats
 
 from models.separation import (
-    RECONSTRUCTION_ADVICE,
+    NO_ADVICE,
+    Advice,
     CapacityDiagnosis,
     KindVerdict,
     Separability,
@@ -278,16 +279,17 @@ def evaluate_detector(
     threshold_source: str,
     kinds: Sequence[str] | np.ndarray | None = None,
     false_alarm_rates: Sequence[float] = DEFAULT_FALSE_ALARM_RATES,
-    capacity_advice: str | None = None,
+    advice: Advice | None = None,
     operation: np.ndarray | None = None,
 ) -> DetectorEvaluation:
     """``kinds`` names each anomalous reading's kind (normal readings' entries are ignored);
     each kind is scored against all normal readings, so its false-alarm rate is shared.
-    ``capacity_advice`` is what to do when the score does not separate (default: the
-    reconstruction-model advice for the autoencoder, none for other detectors).
+    ``advice`` is what to do when the score does not separate, worded for the model being
+    judged (default: a reconstruction network's over one reading for ``"autoencoder"``, only
+    the window for other detectors).
     ``operation`` marks the readings of normal operation alone (a run without faults)."""
-    if capacity_advice is None:
-        capacity_advice = RECONSTRUCTION_ADVICE if detector == "autoencoder" else ""
+    if advice is None:
+        advice = Advice() if detector == "autoencoder" else NO_ADVICE
     s, y = _as_scores_and_labels(scores, labels)
     flags = s > threshold
     auc = roc_auc(s, y)
@@ -309,7 +311,7 @@ def evaluate_detector(
             s[mine],
             threshold=threshold,
             auc=roc_auc(s[rows], y[rows]),
-            advice=capacity_advice,
+            advice=advice,
         )
     return DetectorEvaluation(
         detector=detector,
@@ -322,7 +324,7 @@ def evaluate_detector(
         at_threshold=BinaryMetrics.from_flags(flags, y),
         recall_at_far=[recall_at_false_alarm_rate(s, y, far) for far in false_alarm_rates],
         separability=separability(s[~y], s[y]),
-        capacity=capacity_diagnosis(s[~y], s[y], auc, advice=capacity_advice),
+        capacity=capacity_diagnosis(s[~y], s[y], auc, advice=advice.capacity),
         per_kind=per_kind,
         verdicts=verdicts,
         operation_false_alarm_rate=_operation_rate(flags, y, operation),

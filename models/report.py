@@ -3,7 +3,7 @@
 The plots (``models.plots``) are the ones a reviewer asks for before trusting a threshold:
 score counts around the threshold (what share of each class lies beyond it?), ROC, PR and
 recall at fixed false-alarm rates for every detector on the same readings (is the
-autoencoder better than PCA?), the per-sensor share of the error on anomalous readings (does
+model better than PCA?), the per-sensor share of the error on anomalous readings (does
 it blame plausible sensors?), the smoothed score over time against the threshold and, for
 benchmarks, per-fault bars. The markdown gives the verdict per anomaly kind.
 """

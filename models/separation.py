@@ -141,6 +141,24 @@ INVISIBLE_ADVICE = (
 
 
 @dataclass(frozen=True)
+class Advice:
+    """What a verdict tells the user to do, in the words that fit the model it judges (an
+    option of another family, or a window it already has, would mislead). The defaults fit
+    a reconstruction network over one reading; ``models.evaluate_model`` words the others."""
+
+    capacity: str = RECONSTRUCTION_ADVICE
+    """When anomalies score like normal readings."""
+    weak: str = WINDOW_ADVICE
+    """When a kind scores higher but does not separate by the rule."""
+    invisible: str = INVISIBLE_ADVICE
+    """After ``capacity``, for a kind not separated."""
+
+
+NO_ADVICE = Advice(capacity="", invisible=INVISIBLE_ADVICE)
+"""For the PCA baseline: nothing of its own to change, only the window to try."""
+
+
+@dataclass(frozen=True)
 class KindVerdict:
     """Both rules applied to one kind of anomaly against every normal reading."""
 
@@ -185,9 +203,10 @@ def kind_verdict(
     *,
     threshold: float,
     auc: float,
-    advice: str = RECONSTRUCTION_ADVICE,
+    advice: Advice | None = None,
 ) -> KindVerdict:
     """The verdict on one kind: ok, weak or not separated, each with what to do."""
+    advice = advice or Advice()
     kind_scores = np.asarray(kind_scores, dtype=np.float64)
     normal_scores = np.asarray(normal_scores, dtype=np.float64)
     recall = float(np.mean(kind_scores > threshold)) if kind_scores.size else math.nan
@@ -196,7 +215,7 @@ def kind_verdict(
         result = Separability(nan, nan, nan, int(normal_scores.size), int(kind_scores.size))
     else:
         result = separability(normal_scores, kind_scores)
-    capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice)
+    capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
     figures = (
         f"Cohen's d {result.cohens_d:.2f}, Welch p {result.p_value:.2g}, median "
         f"{capacity.median_ratio:.2f}x normal, ROC-AUC {auc:.3f}, recall {recall:.1%} at "
@@ -204,7 +223,7 @@ def kind_verdict(
     )
     if not capacity.ok:
         verdict = "not separated"
-        todo = " ".join(part for part in (advice, INVISIBLE_ADVICE) if part)
+        todo = " ".join(part for part in (advice.capacity, advice.invisible) if part)
         message = f"NOT SEPARATED: scored like normal readings ({figures}). {todo}"
     elif separates_by_rule(result):
         verdict = "ok"
@@ -217,8 +236,8 @@ def kind_verdict(
         message = (
             f"WEAK: scores higher than normal readings but not separable by the rule (p < "
             f"{SEPARABILITY_MAX_P:g} and d > {SEPARABILITY_MIN_EFFECT:g}; {figures}): expect "
-            f"late or partial detection. {WINDOW_ADVICE}"
-        )
+            f"late or partial detection. {advice.weak}"
+        ).rstrip()
     return KindVerdict(kind, int(kind_scores.size), recall, auc, result, capacity, verdict, message)
 
 

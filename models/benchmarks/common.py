@@ -33,6 +33,14 @@ DATA_DIR_ENV = "SENSOR_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 DETECTORS = ("autoencoder", "pca_t2", "pca_spe")
+"""Keys of the detectors; "autoencoder" is the trained model whatever its family (reports
+show it as :func:`shown` says)."""
+MODEL_LABEL = "model (ours)"
+
+
+def shown(detector: str) -> str:
+    """A detector's name in a table: the trained model is not always an autoencoder."""
+    return MODEL_LABEL if detector == "autoencoder" else detector
 
 
 class BenchmarkDataMissing(FileNotFoundError):

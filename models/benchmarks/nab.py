@@ -29,6 +29,7 @@ from models.benchmarks.common import (
     describe_settings,
     progress_printer,
     require,
+    shown,
     train_as_default,
 )
 from models.data import DataError, load_readings
@@ -215,12 +216,27 @@ def run_nab(
     return NabBenchmark(rule, figures, per_series, config, notes)
 
 
+def describe_nab_rule(rule: AlertRule) -> str:
+    """The rule in words: each model's scores arrive smoothed as it declares, so a rule
+    without smoothing of its own is no "no smoothing" for the model.
+
+    >>> describe_nab_rule(AlertRule(smoothing="none")).split(", then ")[0]
+    "each model's scores smoothed as it declares (PCA-T²: not smoothed)"
+    """
+    if rule.smoothing != "none":
+        return rule.describe()
+    return (
+        "each model's scores smoothed as it declares (PCA-T²: not smoothed), then "
+        f"{rule.k} of {rule.n} above the threshold, cool-down {rule.cooldown}"
+    )
+
+
 def nab_table(bench: NabBenchmark) -> Table:
     rows: list[list[Any]] = []
     for name, f in bench.figures.items():
         rows.append(
             [
-                name,
+                shown(name),
                 f.n_alerts,
                 f"{f.windows_alerted:.0%} ({f.windows_alerted_random:.0%})",
                 f"{f.alerts_outside:.0%} ({f.alerts_outside_random:.0%})",
@@ -241,10 +257,11 @@ def nab_table(bench: NabBenchmark) -> Table:
         ],
         rows=rows,
         note=(
-            f"Rule: {bench.rule.describe()}. In brackets: the same number of alerts per series "
-            "placed uniformly at random over its scored readings (exact expectations). Delay: "
-            "from a window's start to the first alert inside it, over alerted windows. False "
-            "alerts per day: alerts outside every window per day of readings outside them."
+            f"Rule: {describe_nab_rule(bench.rule)}. In brackets: the same number of alerts "
+            "per series placed uniformly at random over its scored readings (exact "
+            "expectations). Delay: from a window's start to the first alert inside it, over "
+            "alerted windows. False alerts per day: alerts outside every window per day of "
+            "readings outside them."
         ),
         digits={"false alerts per day": 2},
     )
@@ -296,7 +313,7 @@ def write_nab_report(
             "training settings": SELECTED_SETTINGS
             if selected
             else describe_settings(bench.config, quantile=NAB_QUANTILE),
-            "alert rule": bench.rule.describe(),
+            "alert rule": describe_nab_rule(bench.rule),
             "summary": bench.summary(),
         },
         detectors=[],

@@ -20,6 +20,7 @@ from models.benchmarks.common import (
     describe_settings,
     progress_printer,
     require,
+    shown,
     train_as_default,
 )
 from models.data import DataError, Readings, load_readings
@@ -231,7 +232,7 @@ def skab_table(variants: list[SkabVariant], n_files: int) -> Table:
         for name, counts in variant.counts.items():
             rows.append(
                 [
-                    f"{name} — {variant.name}",
+                    f"{shown(name)} — {variant.name}",
                     counts.f1,
                     100 * counts.false_alarm_rate,
                     100 * counts.missed_detection_rate,
@@ -259,7 +260,7 @@ def skab_per_file_table(variant: SkabVariant) -> Table:
             counts = by_detector[name]
             row += [counts.f1, 100 * counts.false_alarm_rate, 100 * counts.missed_detection_rate]
         rows.append(row)
-    columns = ["file", "AE F1", "AE FAR %", "AE MAR %", "PCA T²∨SPE F1", "FAR %", "MAR %"]
+    columns = ["file", "model F1", "model FAR %", "model MAR %", "PCA T²∨SPE F1", "FAR %", "MAR %"]
     return Table(
         title=f"SKAB per file ({variant.name})",
         columns=columns,
@@ -281,7 +282,7 @@ def write_skab_report(
     series: dict[str, list[float]] = {}
     for variant in variants:
         counts = variant.counts["autoencoder"]
-        series[f"AE ({variant.name})"] = [
+        series[f"model ({variant.name})"] = [
             100 * counts.f1,
             100 * counts.false_alarm_rate,
             100 * counts.missed_detection_rate,

@@ -249,8 +249,8 @@ class TepBenchmark:
         mdr = self.average("autoencoder", 0.95)
         far95 = 100 * self.far("autoencoder", 0.95).false_alarm_rate
         out: dict[str, Any] = {
-            "autoencoder_average_mdr_95": mdr,
-            "autoencoder_pooled_far_95": far95,
+            "model_average_mdr_95": mdr,
+            "model_pooled_far_95": far95,
             "bar_average_mdr": TEP_BARS["average_mdr"],
             "bar_far_95": TEP_BARS["far_95"],
             "passed_95": bool(mdr <= TEP_BARS["average_mdr"] and far95 <= TEP_BARS["far_95"]),
@@ -262,7 +262,7 @@ class TepBenchmark:
         if 0.99 in self.limits:
             far99 = 100 * self.far("autoencoder", 0.99).false_alarm_rate
             out |= {
-                "autoencoder_pooled_far_99": far99,
+                "model_pooled_far_99": far99,
                 "bar_far_99": TEP_BARS["far_99"],
                 "passed_99": bool(far99 <= TEP_BARS["far_99"]),
             }

@@ -21,6 +21,7 @@ from models.benchmarks.tep import (
     TEP_SHOWN_PUBLISHED,
     TepBenchmark,
 )
+from models.evaluate_model import ModelForm
 from models.metrics import evaluate_detector
 from models.plots import plot_grouped_bars
 from models.report import (
@@ -155,6 +156,49 @@ def run_far_table(bench: TepBenchmark) -> Table:
     )
 
 
+def target_lines(verdict: dict[str, Any], families: tuple[str, ...] | None = None) -> list[str]:
+    """The model's figures against the targets, each worded as a target and its outcome
+    with the figure in brackets (never an inequality the figure contradicts)."""
+
+    def line(target: str, met: bool, figure: float) -> str:
+        return f"  {target}: {'met' if met else 'not met'} ({figure:.2f}%)"
+
+    mdr, far95 = verdict["model_average_mdr_95"], verdict["model_pooled_far_95"]
+    lines = [
+        "targets at the 95% limit:",
+        line(
+            f"average missed-detection rate at most {verdict['bar_average_mdr']:g}%",
+            mdr <= verdict["bar_average_mdr"],
+            mdr,
+        ),
+        line(
+            f"pooled false alarms at most {verdict['bar_far_95']:g}%",
+            far95 <= verdict["bar_far_95"],
+            far95,
+        ),
+        f"  both: {'met' if verdict['passed_95'] else 'not met'}",
+    ]
+    if families is not None:
+        lines.append(
+            line(
+                f"the best of {','.join(families)} alone misses less than the published DAE "
+                f"({TEP_BARS['published_dae']:g}% on average)",
+                verdict["beats_published_dae"],
+                mdr,
+            )
+        )
+    if "passed_99" in verdict:
+        lines += [
+            "target at the 99% limit:",
+            line(
+                f"pooled false alarms at most {verdict['bar_far_99']:g}%",
+                verdict["passed_99"],
+                verdict["model_pooled_far_99"],
+            ),
+        ]
+    return lines
+
+
 def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
     """The report: tables, the per-fault figure and the detection plots at the 95% limit
     (normal readings: the normal runs; anomalous: every fault file)."""
@@ -173,16 +217,18 @@ def write_tep_report(bench: TepBenchmark, out_dir: Path) -> dict[str, Path]:
         dtype=object,
     )
     scored = []
+    form = ModelForm.of(bench.detectors.result)
     for name in DETECTORS:
         scores = np.r_[normal[name], *[bench.fault_scores[name][k] for k in TEP_FAULTS]]
         evaluation = evaluate_detector(
-            name,
+            form.name if name == "autoencoder" else name,
             scores,
             labels,
             threshold=bench.limits[quantile][name],
             threshold_source=f"{quantile:.0%} quantile of d00_te.dat (all readings)",
             kinds=kinds,
             operation=~labels,  # the normal runs: normal operation alone
+            advice=form.advice() if name == "autoencoder" else None,
         )
         scored.append(ScoredDetector(evaluation, scores, labels))
     mdr = {name: bench.mdr(name, quantile) for name in ("autoencoder", "pca_spe")}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,24 @@ def test_families_choose_the_tep_model_only(
     assert "--window and --smoothing go with --family" in capsys.readouterr().err
     assert main([*tep, "--smoothing", "ewma:0.3"]) == 2
     assert "--window and --smoothing go with --family" in capsys.readouterr().err
+
+
+def test_plane_variance_says_it_trains_an_autoencoder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plane-variance is an autoencoder option: without --family the benchmark says, before
+    any work, that it trains an autoencoder over 1 reading without smoothing."""
+    args = ["benchmark", "tep", "--data-dir", str(tmp_path), "--plane-variance", "0.9"]
+    assert main([*args, "--out", str(tmp_path / "report"), "--quiet"]) == 2  # no data here
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "--plane-variance applies to the autoencoder: training an autoencoder over 1 reading "
+        "without smoothing instead of the model `train` chooses"
+    )
+    # Given a family, nothing is implied: no notice.
+    assert main([*args, "--family", "autoencoder", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "applies to the autoencoder" not in capsys.readouterr().err
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(benchmark_command).failed == 0

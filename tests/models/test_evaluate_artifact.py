@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from models.__main__ import main
 from models.data import DataError, Readings, write_readings_csv
 from models.evaluate import OperatingRangeCheck, operating_range_check
 from models.evaluate_data import baseline_data, synthetic_sets
+from models.evaluate_normal import NormalRateCheck
 from models.events import windows_from_labels
 from models.export import export_artifact
 from models.scores import detector_scores
@@ -75,8 +77,9 @@ def test_synthetic_evaluation_writes_report_with_baseline(
         assert (out / name).stat().st_size > 0, name
     body = _report(out)
     detectors = {d["detector"]: d for d in body["detectors"]}  # type: ignore[attr-defined]
-    assert set(detectors) == {"autoencoder", "pca_t2", "pca_spe"}
-    ae = detectors["autoencoder"]
+    # The model is named by its family and window, as its manifest records them.
+    assert set(detectors) == {"autoencoder over 1 reading", "pca_t2", "pca_spe"}
+    ae = detectors["autoencoder over 1 reading"]
     manifest = load_artifact(artifact_dir).manifest
     assert ae["threshold"] == pytest.approx(manifest.threshold.value)
     counts = ae["at_threshold"]
@@ -308,7 +311,8 @@ def test_warns_when_evaluated_on_its_own_calibration_data(
     [(0.01, 0.012, True), (0.01, 0.029, True), (0.01, 0.03, False), (0.0, 0.2, False)],
 )
 def test_operating_range_rule(before: float, after: float, ok: bool) -> None:
-    check = OperatingRangeCheck(1.5, 3, before, after)
+    normal = NormalRateCheck(10, 1000, 0.01, (0.005, 0.02), (0.005, 0.018))
+    check = OperatingRangeCheck(1.5, 3, before, after, normal, "train on more.")
     assert check.ok is ok
     assert check.message.startswith("ok:" if ok else "WARNING:")
     assert f"{after:.1%} flagged" in check.message
@@ -423,3 +427,39 @@ def test_report_that_cannot_be_written_is_one_error_line(
     assert capsys.readouterr().err.splitlines() == [
         f"error: writing the report: [Errno 28] No space left on device: '{tmp_path}/report.json'"
     ]
+
+
+def test_a_normal_file_the_model_flags_throughout_is_said_and_not_blamed_on_copying(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A "normal" file from elsewhere (here: every sensor 20 training SDs away) is flagged
+    throughout: the report says so with the numbers, no check reads ok on it, and the
+    capacity diagnosis does not tell the user the model copies its input."""
+    artifact = load_artifact(artifact_dir)
+    scale = np.asarray(artifact.manifest.scaler.scale)
+    elsewhere = generate_plant(1500, seed=61, n_sensors=N_SENSORS)
+    moved = replace(elsewhere, values=elsewhere.values + 20 * scale)
+    faulty = generate_plant(1500, seed=62, n_sensors=N_SENSORS)
+    injected = inject_anomalies(faulty.values, seed=63, kinds=("step",))
+    write_readings_csv(tmp_path / "normal.csv", moved)
+    write_readings_csv(
+        tmp_path / "anomalous.csv",
+        replace(faulty, values=injected.values, labels={"anomaly": injected.labels * 1.0}),
+    )
+    out = tmp_path / "report"
+    assert _evaluate(artifact_dir, tmp_path / "normal.csv", tmp_path / "anomalous.csv", out) == 0
+    printed = capsys.readouterr().out
+    body = _report(out)
+    context = body["context"]
+    assert context["normal readings"].startswith(  # type: ignore[index]
+        "WARNING: 100.0% of the normal readings flagged (1500 of 1500"
+    )
+    assert context["operating range"].startswith("WARNING:")  # type: ignore[index]
+    model = body["detectors"][0]  # type: ignore[index]
+    assert not model["capacity"]["ok"]
+    verdicts = [v["message"] for v in model["verdicts"].values()]
+    for message in [model["capacity"]["message"], *verdicts]:
+        assert "overpowered" not in message and "latent" not in message
+    assert "normal readings themselves are flagged 100.0%" in model["capacity"]["message"]
+    assert "operating range (autoencoder over 1 reading): WARNING" in printed
+    assert re.search(r"\bnan\b", printed, re.IGNORECASE) is None

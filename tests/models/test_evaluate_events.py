@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
-from models.evaluate_events import RunScores, evaluate_events
+from models import evaluate_events as evaluate_events_module
+from models.evaluate_events import RunScores, evaluate_events, summary_sentence
 from models.events import AlertRule
 
 
@@ -37,3 +40,45 @@ def test_alerts_against_labelled_stretches_per_kind() -> None:
     assert kinds_table["step"][1:3] == [1, "100%"] and kinds_table["step"][4] == 12.0
     assert kinds_table["stuck"][2] == "0%" and kinds_table["stuck"][4] == "n/a"
     assert [t.alerts.tolist() for t in result.timelines] == [[], [112, 202]]
+
+
+def _quiet_run(n: int = 200) -> RunScores:
+    labels = np.zeros(n, dtype=bool)
+    labels[50:80] = True
+    kinds = np.where(labels, "step", "").astype(object)
+    return RunScores("labelled run", np.full(n, 0.5), labels, kinds, None)
+
+
+def test_the_smoothing_is_named_for_whose_it_is() -> None:
+    """A model that declares ewma:0.3 has its scores smoothed so before the rule, which adds
+    none: the report names the model's smoothing, not "no smoothing"."""
+    declared = evaluate_events([_quiet_run()], AlertRule(smoothing="none"), declared="ewma:0.3")
+    note = declared.tables[0].note
+    assert "ewma:0.3 as the model declares, then 3 of 5 above the threshold" in note
+    assert "no smoothing" not in note and "default rule" not in note
+    assert declared.summary["rule"].startswith("ewma:0.3 as the model declares")
+    (line,) = declared.timelines
+    assert "ewma:0.3" in line.smoothing and "no smoothing" not in line.smoothing
+    assert "smoothed score / threshold" in line.title
+    # A model that declares none: the service's own smoothing, said to be the service's.
+    service = evaluate_events([_quiet_run()], AlertRule(), declared=None)
+    assert "rolling median of 3 (the service's" in service.tables[0].note
+    assert "rolling median of 3" in service.timelines[0].smoothing
+    # A model that declares "none": not smoothed, and the title does not say smoothed.
+    bare = evaluate_events([_quiet_run()], AlertRule(smoothing="none"), declared="none")
+    assert "no smoothing, as the model declares" in bare.tables[0].note
+    assert "smoothed" not in bare.timelines[0].title
+
+
+def test_no_alerts_is_said_not_nan() -> None:
+    result = evaluate_events([_quiet_run()], AlertRule(smoothing="none"), declared="none")
+    assert result.figures.n_alerts == 0
+    cells = [str(cell) for row in result.tables[0].rows for cell in row]
+    assert not any("nan" in cell for cell in cells), cells
+    assert "no alerts" in cells and "no alert inside a labelled stretch" in cells
+    sentence = summary_sentence(result.summary)
+    assert sentence == "0% of 1 labelled stretches alerted (random: 0%); no alerts"
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(evaluate_events_module).failed == 0

@@ -8,6 +8,7 @@ import pytest
 from models.metrics import evaluate_detector
 from models.separation import (
     INVISIBLE_ADVICE,
+    NO_ADVICE,
     RECONSTRUCTION_ADVICE,
     WINDOW_ADVICE,
     kind_verdict,
@@ -36,7 +37,7 @@ def test_a_kind_scored_like_normal_readings_is_not_separated_and_says_what_to_do
     assert verdict.message.startswith("NOT SEPARATED")
     assert RECONSTRUCTION_ADVICE in verdict.message and INVISIBLE_ADVICE in verdict.message
     # The PCA baseline gets no autoencoder advice, only the window one.
-    pca = kind_verdict("fault 03", normal, same, threshold=3.0, auc=0.5, advice="")
+    pca = kind_verdict("fault 03", normal, same, threshold=3.0, auc=0.5, advice=NO_ADVICE)
     assert RECONSTRUCTION_ADVICE not in pca.message and INVISIBLE_ADVICE in pca.message
 
 

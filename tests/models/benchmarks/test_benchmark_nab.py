@@ -11,7 +11,15 @@ import torch
 from benchmark_data import DATA_DIR, needs_nab
 
 from models.__main__ import main
-from models.benchmarks.nab import NabSeries, load_nab, run_nab, window_indices, write_nab_report
+from models.benchmarks.nab import (
+    NabSeries,
+    describe_nab_rule,
+    load_nab,
+    run_nab,
+    window_indices,
+    write_nab_report,
+)
+from models.events import AlertRule
 from models.train import TrainConfig
 
 
@@ -61,3 +69,10 @@ def test_nab_protocol_on_one_series(tmp_path: Path) -> None:
     written = write_nab_report(bench, tmp_path)
     body = json.loads(written["json"].read_text())
     assert set(body["context"]["summary"]) == {"autoencoder", "pca_t2"}
+
+
+def test_the_rule_says_each_model_arrives_smoothed_as_it_declares() -> None:
+    text = describe_nab_rule(AlertRule(smoothing="none"))
+    assert text.startswith("each model's scores smoothed as it declares")
+    assert "no smoothing" not in text and text.endswith("3 of 5 above the threshold, cool-down 10")
+    assert describe_nab_rule(AlertRule()) == AlertRule().describe()
