@@ -4,12 +4,13 @@ faults are injected into the calibration run.
 The rule (named in docs/training.md): every candidate is trained on the training split and
 its threshold set on the clean calibration run at the configured quantile; then each kind
 of fault in :mod:`models.inject` is injected into copies of the calibration run
-(:mod:`models.injected` measures what it does with them). A candidate's detection rate is the share of readings after the onset that score above its
-threshold, averaged over the faults; its delay the readings from the onset to the first
-one flagged that the clean run does not flag (a false alarm is no detection); its cost the
-multiply-adds per scored reading. The one-standard-error rule (Breiman et al. 1984) is
-applied to detection, then to delay (paired over the same injected faults), and the
-cheapest survivor wins (:func:`apply_rule`). Labelled fault data is never read.
+(:mod:`models.injected` measures what it does with them). A candidate's detection rate is
+the share of readings after the onset that score above its threshold, averaged over the
+faults; its delay the readings from the onset to the first one flagged that the clean run
+does not flag (a false alarm is no detection); its cost the multiply-adds per scored
+reading. The one-standard-error rule (Breiman et al. 1984) is applied to detection, then to
+delay (paired over the same injected faults), and the cheapest survivor wins
+(:func:`apply_rule`). Labelled fault data is never read.
 
 Every candidate flags the same share of the clean calibration run by construction, so the
 ranking compares detection at equal false alarms. Validation loss is not used: it measures
