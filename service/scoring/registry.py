@@ -126,8 +126,8 @@ class ModelRegistry:
             return f"no model is loaded from {self.models_dir}"
         names = ", ".join(sorted(self._models))
         return (
-            f"several models are loaded ({names}) and no default is configured: name one in "
-            "the request's 'model' field, or set ANOMALY_DEFAULT_MODEL"
+            f"several models are loaded ({names}) and no default is configured: name the "
+            "model in the request (see /docs for each form), or set ANOMALY_DEFAULT_MODEL"
         )
 
     def models(self) -> list[LoadedModel]:
