@@ -73,8 +73,10 @@ def _model_lines(result: TrainResult) -> list[str]:
         ranking = selection["ranking"]
         chosen, most = ranking[0], max(row["mean_detection"] for row in ranking)
         lines.append(
-            f"chose {config.family} over window {config.window}, smoothing "
-            f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
+            f"chose {config.family} over window {config.window}"
+            + (", whitened" if config.residual == "whitened" else "")
+            + ", smoothing "
+            + f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
             f"into the calibration run (the most of {len(ranking)} candidates: {most:.1%}) "
             f"after {chosen.get('mean_delay', 0.0):.1f} readings on average, at "
             f"{chosen.get('multiply_adds', 0):,} multiply-adds a reading; the rule: within "

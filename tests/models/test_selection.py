@@ -159,6 +159,7 @@ def test_train_chooses_among_the_named_families_only(
     # The summary names the whitening exactly when the chosen model is whitened.
     whitened = manifest.training["residual"] == "whitened"
     assert ("windows the network did not learn" in err) == whitened
+    assert ("chose autoencoder over window 2, whitened, smoothing" in err) == whitened
     # --residual narrows the named families' candidates, squares as well as whitened.
     narrowed = ["--families", "autoencoder", "--window", "2", "--residual", "squares", "--force"]
     assert main([*args, *narrowed]) == 0
