@@ -22,9 +22,6 @@ if TYPE_CHECKING:
     from models.train import TrainResult
     from service.scoring.artifact import Artifact
 
-NETWORK_FAMILIES = ("autoencoder", "conv", "vae")
-LINEAR_FAMILIES = ("dpca", "cva")
-
 
 @dataclass(frozen=True)
 class ModelForm:
@@ -78,6 +75,8 @@ class ModelForm:
 
     def advice(self) -> Advice:
         """What the verdicts advise for this model (only options its family takes)."""
+        from models.train import LINEAR_FAMILIES  # torch: imported when a report is made
+
         if self.family in LINEAR_FAMILIES:
             capacity = (
                 f"{self.family.upper()} is a linear statistic fitted in closed form (nothing "
