@@ -56,8 +56,8 @@ class OperatingRangeCheck:
     directions they already vary in (a wider operating range, nothing broken) and scored
     again at the operating threshold. A model that only reconstructs the range it was trained
     on flags many of them (the autoencoder's ``--plane-variance`` option is built not to).
-    Normal readings already flagged far above the threshold's stated rate (``normal``) leave
-    nothing to compare: the check is then not ok either, and says why.
+    Normal readings mostly flagged already (``normal``) leave nothing to compare: the check
+    is then not ok either, and says why.
     """
 
     stretch: float
@@ -81,10 +81,10 @@ class OperatingRangeCheck:
         )
         if not self.normal.ok:
             return (
-                f"WARNING: {moved}; but the unmoved normal readings are already flagged far "
-                f"above the {self.normal.stated} the threshold states, so a wider range "
-                "cannot show in them. Evaluate with normal readings of the operation the "
-                "model was trained for."
+                f"WARNING: {moved}; but most unmoved normal readings are already flagged (the "
+                f"threshold states {self.normal.stated}), so a wider range cannot show in "
+                "them. Evaluate with normal readings of the operation the model was trained "
+                "for."
             )
         if self.ok:
             return f"ok: {moved}."

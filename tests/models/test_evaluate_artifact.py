@@ -311,7 +311,7 @@ def test_warns_when_evaluated_on_its_own_calibration_data(
     [(0.01, 0.012, True), (0.01, 0.029, True), (0.01, 0.03, False), (0.0, 0.2, False)],
 )
 def test_operating_range_rule(before: float, after: float, ok: bool) -> None:
-    normal = NormalRateCheck(10, 1000, 0.01, (0.005, 0.02), (0.005, 0.018))
+    normal = NormalRateCheck(10, 1000, 0.01, (0.005, 0.02))
     check = OperatingRangeCheck(1.5, 3, before, after, normal, "train on more.")
     assert check.ok is ok
     assert check.message.startswith("ok:" if ok else "WARNING:")
@@ -460,6 +460,6 @@ def test_a_normal_file_the_model_flags_throughout_is_said_and_not_blamed_on_copy
     verdicts = [v["message"] for v in model["verdicts"].values()]
     for message in [model["capacity"]["message"], *verdicts]:
         assert "overpowered" not in message and "latent" not in message
-    assert "normal readings themselves are flagged 100.0%" in model["capacity"]["message"]
+    assert "normal readings themselves are 100.0% flagged" in model["capacity"]["message"]
     assert "operating range (autoencoder over 1 reading): WARNING" in printed
     assert re.search(r"\bnan\b", printed, re.IGNORECASE) is None
