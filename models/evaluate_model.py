@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING
 
 from models.separation import RECONSTRUCTION_ADVICE, Advice
 
+SMOOTHED_WINDOW_ADVICE = (
+    "A statistic over a window of readings (train --window) raises the effect size of faults "
+    "that are small reading by reading."
+)
+
 if TYPE_CHECKING:
     from models.train import TrainResult
     from service.scoring.artifact import Artifact
@@ -86,6 +91,8 @@ class ModelForm:
         else:
             capacity = RECONSTRUCTION_ADVICE
         if self.window == 1:
+            if self._smoothed:  # the smoothing is there already: only a window is left
+                return Advice(capacity=capacity, weak=SMOOTHED_WINDOW_ADVICE)
             return Advice(capacity=capacity)
         weak = (
             f"{self._longer()} may raise the effect size of faults that are small reading by "

@@ -83,7 +83,8 @@ class CapacityDiagnosis:
 
 RECONSTRUCTION_ADVICE = (
     "The model may be overpowered (it learned to copy its input, faults included): reduce "
-    "the latent size or hidden widths, or train the denoising variant."
+    "its capacity (train --latent, --hidden) or raise the noise it is trained to remove "
+    "(train --noise-std)."
 )
 
 

@@ -196,7 +196,7 @@ def run_skab(
         if verbose:
             counts = per_file.per_file[file.name]["autoencoder"]
             print(
-                f"  [skab] {file.name}: per-file AE F1 {counts.f1:.2f} "
+                f"  [skab] {file.name}: per-file model F1 {counts.f1:.2f} "
                 f"(best epoch {result.best_epoch})",
                 file=sys.stderr,
             )

@@ -96,3 +96,14 @@ def test_a_cva_verdict_reads_its_own_advice() -> None:
 
 def test_doctests() -> None:
     assert doctest.testmod(evaluate_model).failed == 0
+
+
+def test_a_one_reading_model_that_smooths_is_not_told_to_smooth() -> None:
+    smoothed = ModelForm("autoencoder", 1, "ewma:0.3").advice()
+    assert "--window" in smoothed.weak and "smoothing" not in smoothed.weak
+    assert ModelForm("autoencoder", 1, None).advice().weak == WINDOW_ADVICE
+    assert ModelForm("autoencoder", 1, "none").advice().weak == WINDOW_ADVICE
+    # Denoising is the default: the capacity advice names the options that change it.
+    assert (
+        "--noise-std" in RECONSTRUCTION_ADVICE and "denoising variant" not in RECONSTRUCTION_ADVICE
+    )
