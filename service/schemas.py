@@ -106,7 +106,11 @@ class TopSensor(_Doc):
     sensor: str
     share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
     observed: float = Field(description="The value received.")
-    reconstructed: float = Field(description="What the model expected.")
+    reconstructed: float = Field(
+        description="What the model expected (an autoencoder's reconstruction; for DPCA and "
+        "CVA, whose statistic is a quadratic form written as a reconstruction, no "
+        "expectation of the reading: read the share)."
+    )
 
 
 class ReadingResult(_Doc):
@@ -114,7 +118,11 @@ class ReadingResult(_Doc):
     status: Literal["scored", "warming_up"]
     error: float | None = Field(default=None, description="Reconstruction error (mean squared).")
     score: float | None = Field(default=None, description="error / threshold; > 1 is anomalous.")
-    anomaly: bool | None = Field(default=None, description="Instantaneous flag: error > threshold.")
+    anomaly: bool | None = Field(
+        default=None,
+        description="Flag: score > 1; for a model that declares its smoothing (its threshold "
+        "was set on smoothed scores), smoothed_score > 1.",
+    )
     smoothed_score: float | None = Field(default=None, description="The stream's smoothed score.")
     alert_state: AlertState = Field(description="Debounced state of the stream after this reading.")
     alert: bool
