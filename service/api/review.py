@@ -15,6 +15,7 @@ from service.api.feedback import FeedbackPrincipal
 from service.api.openapi import problems
 from service.api.params import ModelQuery
 from service.schemas import as_datetime
+from service.scoring.manifest import Manifest
 from service.scoring.reading_chunk import RecentReading
 from service.scoring.registry import LoadedModel
 from service.security import SCOPES, Principal, require_scope
@@ -91,7 +92,8 @@ class SensorContribution(BaseModel):
     observed: float = Field(description="The value received.")
     reconstructed: float | None = Field(
         description="What the model expected; None when the reply skipped computing it "
-        "(columnar bodies)."
+        "(columnar bodies) or the model's error does not give it back (a window's mean "
+        "error, or DPCA and CVA, whose statistic expects nothing of the reading)."
     )
 
 
@@ -138,10 +140,20 @@ class ReviewItem(BaseModel):
         )
 
 
+def reconstructs_the_reading(manifest: Manifest) -> bool:
+    """Whether a sensor's squared error is that of the reading's own reconstruction, so
+    that the observed value, its sign and the error give back what the model expected: a
+    network over one reading. Over a window the error is the window's mean; DPCA and CVA
+    write a quadratic form as a reconstruction, which expects nothing of the reading."""
+    family = manifest.training.get("family", "autoencoder")  # none recorded: autoencoder
+    return manifest.window == 1 and family not in ("dpca", "cva")
+
+
 def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:
-    """The reading's largest contributors, with what the model expected: squared errors are
-    in standardised units (the artifact contract), so the reconstruction is the observed
-    value less the residual's sign times scale times the root of the squared error."""
+    """The reading's largest contributors, with what the model expected where that can be
+    told (:func:`reconstructs_the_reading`): squared errors are in standardised units (the
+    artifact contract), so the reconstruction is the observed value less the residual's
+    sign times scale times the root of the squared error."""
     squared = reading.squared_errors
     if squared is None or not top or reading.model_version != model.version:
         return []
@@ -149,7 +161,7 @@ def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[
     order = np.argsort(-squared, kind="stable")[:top].tolist()
     observed = reading.values.tolist()
     expected = None
-    if reading.above_reconstruction is not None:
+    if reading.above_reconstruction is not None and reconstructs_the_reading(model.manifest):
         sign = np.where(reading.above_reconstruction, 1.0, -1.0)
         scale = np.asarray(model.manifest.scaler.scale, dtype=np.float64)
         residual = sign * scale * np.sqrt(squared.astype(np.float64))

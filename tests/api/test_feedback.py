@@ -9,10 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 from calibration_support import ADMIN, API_KEYS, OPERATOR, errors_of, readings
+from conftest import build_test_artifact
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.api.review import reconstructs_the_reading
 from service.calibration.records import content_fingerprint
 from service.schemas import as_datetime
+from service.scoring.artifact import load_artifact
 
 MODEL = "test-plant"
 
@@ -443,3 +446,38 @@ async def test_review_items_show_top_sensors_observed_and_expected_as_the_reply_
         "/v1/feedback/review-queue", params={"stream_id": "pump-8"}, headers=OPERATOR
     )
     assert other.json()["alerts"] == []
+
+
+async def test_review_items_show_no_expected_value_where_the_error_does_not_give_it_back(
+    tmp_path: Path, make_client: Any
+) -> None:
+    """Over a window the per-sensor error is the window's mean, not the latest reading's:
+    the observed value less it is no reconstruction, so the queue shows none (the test model
+    over a window reconstructs each reading as the window's mean)."""
+    build_test_artifact(tmp_path / "m", window=3)
+    client = await make_client(
+        models_dir=tmp_path / "m", api_keys=API_KEYS, review_audit_size=0, top_k_sensors=2
+    )
+    swinging = np.array([[0.5, -4.0, 3.0, 0.1], [-0.5, 4.0, -3.0, -0.1]] * 5)  # far from its mean
+    scored = await score(client, "pump-7", swinging)
+    assert any(r["alert"] for r in scored["results"]) and scored["results"][-1]["top_sensors"]
+    queue = await client.get(
+        "/v1/feedback/review-queue", params={"stream_id": "pump-7"}, headers=OPERATOR
+    )
+    sensors = queue.json()["alerts"][0]["sensors"]
+    assert [s["sensor"] for s in sensors] == ["s1", "s2"]
+    assert all(s["reconstructed"] is None and s["observed"] is not None for s in sensors)
+
+
+@pytest.mark.parametrize(
+    ("window", "family", "shown"),
+    [(1, None, True), (1, "autoencoder", True), (1, "vae", True), (3, None, False),
+     (1, "cva", False), (1, "dpca", False)],
+)  # fmt: skip
+def test_which_models_the_queue_shows_an_expected_value_for(
+    window: int, family: str | None, shown: bool, tmp_path: Path
+) -> None:
+    manifest = load_artifact(build_test_artifact(tmp_path / "m")).manifest
+    training = {**manifest.training} | ({} if family is None else {"family": family})
+    changed = manifest.model_copy(update={"window": window, "training": training})
+    assert reconstructs_the_reading(changed) is shown
