@@ -107,9 +107,9 @@ class TopSensor(_Doc):
     share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
     observed: float = Field(description="The value received.")
     reconstructed: float = Field(
-        description="What the model expected (an autoencoder's reconstruction; for DPCA and "
-        "CVA, whose statistic is a quadratic form written as a reconstruction, no "
-        "expectation of the reading: read the share)."
+        description="What the model expected (a network's reconstruction; for DPCA, CVA and "
+        "a network with a whitened residual, whose statistic is a quadratic form written "
+        "as a reconstruction, no expectation of the reading: read the share)."
     )
 
 

@@ -93,7 +93,8 @@ class SensorContribution(BaseModel):
     reconstructed: float | None = Field(
         description="What the model expected; None when the reply skipped computing it "
         "(columnar bodies) or the model's error does not give it back (a window's mean "
-        "error, or DPCA and CVA, whose statistic expects nothing of the reading)."
+        "error, or DPCA, CVA and a whitened residual, whose statistic expects nothing of the "
+        "reading)."
     )
 
 
@@ -143,10 +144,13 @@ class ReviewItem(BaseModel):
 def reconstructs_the_reading(manifest: Manifest) -> bool:
     """Whether a sensor's squared error is that of the reading's own reconstruction, so
     that the observed value, its sign and the error give back what the model expected: a
-    network over one reading. Over a window the error is the window's mean; DPCA and CVA
-    write a quadratic form as a reconstruction, which expects nothing of the reading."""
-    family = manifest.training.get("family", "autoencoder")  # none recorded: autoencoder
-    return manifest.window == 1 and family not in ("dpca", "cva")
+    network over one reading scoring the squares of its residual. Over a window the error
+    is the window's mean; DPCA, CVA and a whitened residual write a quadratic form as a
+    reconstruction, which expects nothing of the reading."""
+    training = manifest.training
+    family = training.get("family", "autoencoder")  # none recorded: an autoencoder
+    squares = training.get("residual", "squares") == "squares"
+    return manifest.window == 1 and family not in ("dpca", "cva") and squares
 
 
 def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:

@@ -470,14 +470,16 @@ async def test_review_items_show_no_expected_value_where_the_error_does_not_give
 
 
 @pytest.mark.parametrize(
-    ("window", "family", "shown"),
-    [(1, None, True), (1, "autoencoder", True), (1, "vae", True), (3, None, False),
-     (1, "cva", False), (1, "dpca", False)],
+    ("window", "family", "residual", "shown"),
+    [(1, None, None, True), (1, "autoencoder", "squares", True), (1, "vae", None, True),
+     (3, None, None, False), (1, "cva", None, False), (1, "dpca", None, False),
+     (1, "autoencoder", "whitened", False), (1, "vae", "whitened", False)],
 )  # fmt: skip
 def test_which_models_the_queue_shows_an_expected_value_for(
-    window: int, family: str | None, shown: bool, tmp_path: Path
+    window: int, family: str | None, residual: str | None, shown: bool, tmp_path: Path
 ) -> None:
     manifest = load_artifact(build_test_artifact(tmp_path / "m")).manifest
     training = {**manifest.training} | ({} if family is None else {"family": family})
+    training |= {} if residual is None else {"residual": residual}
     changed = manifest.model_copy(update={"window": window, "training": training})
     assert reconstructs_the_reading(changed) is shown
