@@ -194,10 +194,10 @@ def plane_notice(config: TrainConfig) -> str:
     >>> plane_notice(TrainConfig(plane_variance=0.9)).split(" instead")[0]
     'training an autoencoder over 1 reading without smoothing'
     """
-    readings = "reading" if config.window == 1 else "readings"
+    model = ModelForm("autoencoder", config.window, config.smoothing).name
     smoothing = "without smoothing" if config.smoothing == "none" else f"with {config.smoothing}"
     return (
-        f"training an autoencoder over {config.window} {readings} {smoothing} instead of the "
+        f"training an {model} {smoothing} instead of the "
         "model `train` chooses (give --family autoencoder, --window and --smoothing to choose "
         "them)"
     )

@@ -88,13 +88,13 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
             at = np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
         else:  # from the window ending at the onset
             at = np.arange(max(0, fault.onset - run.window + 1), len(raw))
-        flagged = scores[at] > threshold
+        flagged, clean_there = scores[at] > threshold, clean_flagged[at]
         if fault.kind != "spike":
-            added = flagged & ~clean_flagged[at]
+            added = flagged & ~clean_there
             delays.append(float(np.argmax(added)) if added.any() else float(len(at)))
         rate = float(np.mean(flagged))
         by_kind[fault.kind].append(rate)
-        clean_by_kind[fault.kind].append(float(np.mean(clean_flagged[at])))
+        clean_by_kind[fault.kind].append(float(np.mean(clean_there)))
         rates.append(rate)
     detected = {kind: float(np.mean(values)) for kind, values in by_kind.items() if values}
     clean = {kind: float(np.mean(clean_by_kind[kind])) for kind in detected}

@@ -17,6 +17,17 @@ import numpy as np
 from models.train import TrainConfig
 
 
+def candidate_label(family: str, window: int, residual: str, smoothing: str) -> str:
+    """How output names a candidate.
+
+    >>> candidate_label("vae", 8, "whitened", "ewma:0.1")
+    'vae window 8, whitened, ewma:0.1'
+    """
+    whitened = ", whitened" if residual == "whitened" else ""
+    smoothed = "" if smoothing == "none" else f", {smoothing}"
+    return f"{family} window {window}{whitened}{smoothed}"
+
+
 @dataclass(frozen=True)
 class CandidateScore:
     config: TrainConfig
@@ -43,9 +54,8 @@ class CandidateScore:
 
     @property
     def label(self) -> str:
-        smoothing = "" if self.config.smoothing == "none" else f", {self.config.smoothing}"
-        residual = ", whitened" if self.config.residual == "whitened" else ""
-        return f"{self.config.family} window {self.config.window}{residual}{smoothing}"
+        config = self.config
+        return candidate_label(config.family, config.window, config.residual, config.smoothing)
 
     @property
     def mean_detection(self) -> float:

@@ -79,12 +79,6 @@ def _with_chosen_smoothing(
     return chosen, score
 
 
-def _warn_if_blind(result: TrainResult, chosen: CandidateScore, *, calibration: bool) -> None:
-    warning = blind_warning(chosen, calibration_given=calibration)
-    if warning is not None:  # printed with the summary's warnings, kept in the manifest
-        result.metrics["warnings"] = [*result.metrics.get("warnings", []), warning]
-
-
 def run(args: argparse.Namespace) -> int:
     if args.name is None:
         args.name = default_name(args.data)
@@ -216,8 +210,13 @@ def run(args: argparse.Namespace) -> int:
             result = calibrate_out_of_time(result, readings.values)
             if selection is None and result.metrics["out_of_time"]["applied"]:
                 judged = None  # judged at the tail's threshold, which is not shipped
-        if judged is not None:
-            _warn_if_blind(result, judged, calibration=calibration is not None)
+        blind = (
+            None
+            if judged is None
+            else blind_warning(judged, calibration_given=calibration is not None)
+        )
+        if blind is not None:  # printed with the summary's warnings, kept in the manifest
+            result.metrics["warnings"] = [*result.metrics.get("warnings", []), blind]
     except BeyondFloat32 as exc:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)

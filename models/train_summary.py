@@ -11,7 +11,7 @@ from typing import Any
 from models.fitting import EpochRecord
 from models.lone_spike import LoneSpikeCheck
 from models.selection import split_allowance
-from models.selection_rule import CandidateScore
+from models.selection_rule import CandidateScore, candidate_label
 from models.train import LINEAR_FAMILIES, TrainResult
 
 
@@ -48,19 +48,16 @@ def _ranking_lines(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
     step of the rule that passed it over."""
     lines = ["ranking (the winner, then by detection; the rule's step that passed each over):"]
     for place, row in enumerate(ranking, start=1):
-        label = f"{row['family']} window {row['window']}"
-        label += ", whitened" if row.get("residual") == "whitened" else ""
-        label += "" if row["smoothing"] == "none" else f", {row['smoothing']}"
+        label = candidate_label(row["family"], row["window"], row["residual"], row["smoothing"])
         found = (
-            f"{row['mean_detection']:6.1%} (clean run {row.get('clean_flagged', 0.0):.1%}) "
-            f"after {row.get('mean_delay', 0.0):6.1f} readings"
-            if row.get("detection")
+            f"{row['mean_detection']:6.1%} (clean run {row['clean_flagged']:.1%}) "
+            f"after {row['mean_delay']:6.1f} readings"
+            if row["detection"]
             else "no threshold train accepts"
         )
         lines.append(
-            f"  {place:>2}. {label:<34} {found}, {row.get('multiply_adds', 0):>9,} "
-            "multiply-adds  "
-            + ("chosen" if row.get("out_at") is None else f"out at {row['out_at']}")
+            f"  {place:>2}. {label:<34} {found}, {row['multiply_adds']:>9,} multiply-adds  "
+            + ("chosen" if row["out_at"] is None else f"out at {row['out_at']}")
         )
     return lines
 
