@@ -69,6 +69,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="with --family: the declared score smoothing (none, mean:N, median:N, ewma:A)",
     )
     parser.add_argument(
+        "--glitch-guard",
+        action="store_true",
+        help="train the model with the glitch guard (see `train --help`), chosen as `train "
+        "--glitch-guard` chooses it with --family auto",
+    )
+    parser.add_argument(
         "--plane-variance",
         type=float,
         default=None,
@@ -101,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
         family = "autoencoder" if args.family == "auto" else args.family
         window = args.window or (2 if family in ("cva", "dpca", "conv") else 1)
         config = (
-            TrainConfig()
+            TrainConfig(glitch_guard=args.glitch_guard)
             if select_model
             else TrainConfig(
                 family=family,
                 window=window,
                 smoothing=args.smoothing,
                 plane_variance=args.plane_variance,
+                glitch_guard=args.glitch_guard,
             )
         )
     except ValueError as exc:

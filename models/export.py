@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from models.network import ExportableScorer, ScoringModule
-from models.operating_point import parse_smoothing
 from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
 from service.scoring.manifest import Manifest
@@ -96,11 +95,13 @@ def export_artifact(
             "source": threshold.source,
             "false_alarm_rate_ci": threshold.false_alarm_rate_ci,
         },
-        "smoothing": parse_smoothing(result.config.smoothing).model_dump(),
+        "smoothing": result.smoothing.model_dump(exclude_none=True),
         "training_data_sha256": training_data_sha256,
         "training": training,
         "metrics": metrics,
     }
+    if result.glitch_limits is not None:  # absent otherwise: older services still load it
+        manifest_fields["glitch_limits"] = [float(v) for v in result.glitch_limits]
     return write_artifact(
         Path(out_dir),
         scripted=script_module(module),

@@ -63,3 +63,26 @@ def float32_resolution_warnings(
         for name, step, peak, std, flag in zip(sensors, steps, largest, scale, coarse, strict=True)
         if flag
     ]
+
+
+JUMP_FLOOR = 3.0
+"""Training standard deviations a glitch must jump by at least, whatever the training run's
+own largest jump: a smooth training run would otherwise set a limit that normal noise
+crosses."""
+
+
+def jump_limits(train_values: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The glitch guard's per-sensor limits (service/scoring/glitches.py), in raw units: the
+    largest jump of the training split away from both neighbours in the same direction, and
+    at least ``JUMP_FLOOR`` training standard deviations. No training reading exceeds its
+    limit, so the guard changes nothing the model learned from."""
+    values = np.asarray(train_values, dtype=np.float64)
+    floor = JUMP_FLOOR * np.asarray(scale, dtype=np.float64)
+    if len(values) < 3:
+        return floor
+    up = values[1:-1] - values[:-2]
+    down = values[1:-1] - values[2:]
+    same = np.sign(up) == np.sign(down)
+    jumps = np.where(same, np.minimum(np.abs(up), np.abs(down)), 0.0)
+    limits: np.ndarray = np.maximum(jumps.max(axis=0), floor)
+    return limits

@@ -20,6 +20,7 @@ from models.events import AlertRule, alerting
 from models.scores import (
     alert_rule_for,
     declared_smoothing,
+    glitch_limits_of,
     model_window,
     per_sensor_errors,
     scores_from_errors,
@@ -70,6 +71,8 @@ class LoneSpikeCheck:
     horizon: int
     varying_sensors: int
     """Sensors that varied in training: a spike in their standard deviations means something."""
+    guarded: bool = False
+    """The model has the glitch guard (service/scoring/glitches.py)."""
 
     @property
     def needed(self) -> int:
@@ -148,6 +151,11 @@ class LoneSpikeCheck:
             else "without smoothing before the threshold (--smoothing none) the glitch is "
             "flagged and the service's k-of-n rule keeps it from paging"
         )
+        if not self.guarded and (self.window > 1 or self.smoothing.startswith(("ewma", "mean"))):
+            advice = (
+                "--glitch-guard scores a glitch once, at its own reading, and caps what one "
+                f"score adds to a mean or EWMA (docs/training.md); or {advice}"
+            )
         because = because[0].upper() + because[1:]
         return f"{because}, so a one-reading glitch pages someone; {advice}."
 
@@ -198,10 +206,14 @@ def spiked_scores(
     scored again."""
     window = model_window(model)
     i = t - (window - 1)  # the first scored window that holds reading t
-    segment = values[t - window + 1 : t + window].copy()
-    segment[window - 1] += spike
+    # One reading more each side than those windows hold, where the run has it: the glitch
+    # guard judges a reading on both of its neighbours. The windows they add are dropped.
+    start, stop = max(0, t - window), min(len(values), t + window + 1)
+    segment = values[start:stop].copy()
+    segment[t - start] += spike
+    lead = t - start - (window - 1)  # segment windows before the first that holds t
     errors = clean_errors.copy()
-    errors[i : i + window] = per_sensor_errors(model, segment)
+    errors[i : i + window] = per_sensor_errors(model, segment)[lead : lead + window]
     return scores_from_errors(model, errors)
 
 
@@ -258,6 +270,7 @@ def lone_spike_check(
         n_readings=n,
         horizon=reach,
         varying_sensors=len(scales),
+        guarded=glitch_limits_of(model) is not None,
     )
 
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from models.data import sliding_windows
 from models.events import AlertRule
-from models.operating_point import parse_smoothing, smooth
-from models.train import TrainResult, score_readings
+from models.operating_point import smooth
+from models.train import TrainResult
+from models.windows import model_inputs, score_readings
 
 if TYPE_CHECKING:
     from service.scoring.artifact import Artifact
@@ -31,12 +31,12 @@ def per_sensor_errors(
     """Per-sensor squared errors (float64) for readings ``window-1 .. n-1``: a freshly
     trained model scores with its eager module, an artifact with its TorchScript module
     (the code path the service runs)."""
+    limits = glitch_limits_of(model)
     if isinstance(model, TrainResult):
-        return score_readings(model.module, values, model.window).astype(np.float64)
+        return score_readings(model.module, values, model.window, limits=limits).astype(np.float64)
     from service.scoring.artifact import torchscript_deprecation_silenced
 
-    window = model_window(model)
-    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
+    windows = model_inputs(np.asarray(values, dtype=np.float32), model_window(model), limits)
     out = np.empty((len(windows), model.manifest.n_sensors), dtype=np.float64)
     with torchscript_deprecation_silenced(), torch.inference_mode():
         for start in range(0, len(windows), batch_size):
@@ -44,6 +44,14 @@ def per_sensor_errors(
             errors, _ = model.module.score(batch)
             out[start : start + len(batch)] = errors.numpy()
     return out
+
+
+def glitch_limits_of(model: TrainResult | Artifact) -> np.ndarray | None:
+    """The glitch guard's per-sensor jump limits (raw units), if the model has them."""
+    if isinstance(model, TrainResult):
+        return model.glitch_limits
+    limits = model.manifest.glitch_limits
+    return None if limits is None else np.asarray(limits, dtype=np.float64)
 
 
 def model_window(model: TrainResult | Artifact) -> int:
@@ -68,15 +76,22 @@ def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:
     """The smoothing the model's threshold was set for; None for an artifact written before
     smoothing was declared (the service smooths those as its settings say)."""
     if isinstance(model, TrainResult):
-        return parse_smoothing(model.config.smoothing)
+        return model.smoothing
     return model.manifest.smoothing
+
+
+def threshold_of(model: TrainResult | Artifact) -> float:
+    """The threshold the model ships with."""
+    if isinstance(model, TrainResult):
+        return model.threshold.value
+    return model.manifest.threshold.value
 
 
 def scores_from_errors(model: TrainResult | Artifact, errors: np.ndarray) -> np.ndarray:
     """The model's score per reading from its per-sensor errors (one run, in time order)."""
     scores: np.ndarray = np.asarray(errors, dtype=np.float64).mean(axis=1)
     how = declared_smoothing(model)
-    return scores if how is None else smooth(scores, how)
+    return scores if how is None else smooth(scores, how, threshold=threshold_of(model))
 
 
 def alert_rule_for(model: TrainResult | Artifact) -> AlertRule:

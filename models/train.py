@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from models.data import sliding_windows
 from models.fitting import (
@@ -26,7 +25,12 @@ from models.fitting import (
     posterior_collapse_warning,
     train_network,
 )
-from models.inputs import check_float32_range, fit_scaler, float32_resolution_warnings
+from models.inputs import (
+    check_float32_range,
+    fit_scaler,
+    float32_resolution_warnings,
+    jump_limits,
+)
 from models.linear import LowRankResidual, QuadraticResidual, fit_cva, fit_dpca
 from models.network import (
     ACTIVATIONS,
@@ -35,10 +39,12 @@ from models.network import (
     default_hidden,
     default_latent,
 )
-from models.operating_point import parse_smoothing, smooth
-from models.threshold import ThresholdEstimate, estimate_threshold
+from models.operating_point import operating_point, parse_smoothing
+from models.threshold import ThresholdEstimate
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import RESIDUALS, WhitenedResidual, inverse_root, second_moment
+from models.windows import golden_windows, score_readings
+from service.scoring.manifest import ScoreSmoothing
 
 FAMILIES = ("autoencoder", "conv", "vae", "dpca", "cva")
 """Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
@@ -97,6 +103,10 @@ class TrainConfig:
     """How a network family scores its residual window: squares (the mean of its squared
     standardised errors) or whitened (its Mahalanobis distance under the residual's
     covariance on readings the network did not learn, models/whitened.py)."""
+    glitch_guard: bool = False
+    """A one-reading glitch is scored once, at its own reading (jump limits from the
+    training split, service/scoring/glitches.py), and a mean or EWMA smoothing takes in at
+    most a score that cannot raise an alert alone (models/operating_point.py)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -176,20 +186,32 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     golden_inputs: np.ndarray | None = None
     """A few raw calibration windows, (n, window, n_sensors): the artifact's golden sample."""
+    glitch_limits: np.ndarray | None = None
+    """The glitch guard's per-sensor jump limits (raw units), with ``config.glitch_guard``."""
+    score_cap: float | None = None
+    """The guard's cap on the scores the smoothing takes in, a multiple of the threshold."""
 
     @property
     def window(self) -> int:
         return self.config.window
 
+    @property
+    def smoothing(self) -> ScoreSmoothing:
+        """The smoothing its threshold was set on, with the guard's cap when it has one."""
+        return parse_smoothing(self.config.smoothing).model_copy(update={"cap": self.score_cap})
+
     def with_smoothing(self, spec: str) -> TrainResult:
         """This model with the threshold set again on calibration scores smoothed by
         ``spec``: the same weights, another operating point."""
         config = replace(self.config, smoothing=spec)
-        threshold = estimate_threshold(
-            smooth(self.calibration_errors.mean(axis=1), parse_smoothing(spec)),
+        point = operating_point(
+            [self.calibration_errors.mean(axis=1)],
+            parse_smoothing(spec),
             config.quantile,
             source=self.threshold.source,
+            capped=config.glitch_guard,
         )
+        threshold = point.threshold
         metrics = {
             **self.metrics,
             "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
@@ -197,7 +219,9 @@ class TrainResult:
             "threshold_excursions": threshold.n_excursions,
             "threshold_warning": threshold.warning,
         }
-        return replace(self, config=config, threshold=threshold, metrics=metrics)
+        return replace(
+            self, config=config, threshold=threshold, metrics=metrics, score_cap=point.smoothing.cap
+        )
 
 
 def time_splits(
@@ -218,20 +242,6 @@ def time_splits(
                 f"{config.window}: {n_readings} readings are too few for these fractions"
             )
     return splits
-
-
-def score_readings(
-    module: nn.Module, values: np.ndarray, window: int, *, batch_size: int = 4096
-) -> np.ndarray:
-    """Per-sensor squared errors of every window of ``values``, (n - window + 1, n_sensors)."""
-    windows = sliding_windows(np.asarray(values), window)
-    out = np.empty((len(windows), windows.shape[2]), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(windows), batch_size):
-            # np.array copies: the windows are a read-only view torch must not alias.
-            batch = torch.from_numpy(np.array(windows[start : start + batch_size], np.float32))
-            out[start : start + len(batch)] = module(batch).numpy()
-    return out
 
 
 def train(
@@ -310,12 +320,16 @@ def train(
                 )
 
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
-    calibration_errors = score_readings(module, calibration_values, window)
-    threshold = estimate_threshold(
-        smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),
+    limits = jump_limits(train_values, scale) if config.glitch_guard else None
+    calibration_errors = score_readings(module, calibration_values, window, limits=limits)
+    point = operating_point(
+        [calibration_errors.mean(axis=1)],
+        parse_smoothing(config.smoothing),
         config.quantile,
         source=calibration_source,
+        capped=config.glitch_guard,
     )
+    threshold = point.threshold
     train_errors = score_readings(module, train_values, window)
     val_errors = score_readings(module, val_values, window)
     best = history[best_epoch - 1]
@@ -371,6 +385,8 @@ def train(
         calibration_errors=calibration_errors,
         metrics=metrics,
         golden_inputs=golden_windows(calibration_values, window),
+        glitch_limits=limits,
+        score_cap=point.smoothing.cap,
     )
 
 
@@ -436,16 +452,6 @@ def _fit_linear(
     if isinstance(reconstructor, LowRankResidual):  # the rest of R is a multiple of identity
         details["root_rank"] = int(reconstructor.gains.numel())
     return reconstructor, [record], 1, {config.family: details}
-
-
-GOLDEN_SIZE = 8
-
-
-def golden_windows(values: np.ndarray, window: int, size: int = GOLDEN_SIZE) -> np.ndarray:
-    """``size`` evenly spaced windows of ``values`` (raw readings, float32)."""
-    windows = sliding_windows(np.asarray(values, dtype=np.float32), window)
-    rows = np.linspace(0, len(windows) - 1, min(size, len(windows))).round().astype(np.int64)
-    return np.array(windows[rows], dtype=np.float32)
 
 
 def _standardised_windows(

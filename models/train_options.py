@@ -39,6 +39,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         kl_warmup=args.kl_warmup,
         residual=TrainConfig().residual if args.residual is None else args.residual,
         smoothing="none" if args.smoothing == "auto" else args.smoothing,
+        glitch_guard=args.glitch_guard,
     )
 
 

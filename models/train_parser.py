@@ -133,6 +133,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the residual with the autoencoder (robust to wider operating ranges; default: off)",
     )
     model.add_argument(
+        "--glitch-guard",
+        action="store_true",
+        help="score a one-reading glitch once, at its own reading, and cap what one score "
+        "adds to a mean or EWMA, so that one bad value cannot raise an alert with a windowed "
+        "or smoothed model (docs/training.md); selection weighs candidates with it",
+    )
+    model.add_argument(
         "--smoothing",
         default="auto",
         help="how the service is to smooth scores, and so the threshold: none, mean:N, "

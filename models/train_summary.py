@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from models.fitting import EpochRecord
+from models.inputs import JUMP_FLOOR
 from models.lone_spike import LoneSpikeCheck
 from models.selection import split_allowance
 from models.selection_rule import CandidateScore, candidate_label
@@ -134,6 +135,27 @@ def _layer_sizes(result: TrainResult) -> list[int]:
     return [width, *hidden, result.config.latent or 0, *reversed(hidden), width]
 
 
+def _guard_lines(result: TrainResult) -> list[str]:
+    """What the glitch guard will do, in the units a user can check."""
+    if result.glitch_limits is None:
+        return []
+    if result.window == 1:
+        lines = ["glitch guard: one reading per input, so nothing to despike"]
+    else:
+        sds = result.glitch_limits / result.scaler_scale
+        lines = [
+            "glitch guard: a sensor's value that jumps from both neighbours by more than "
+            f"{sds.min():.3g}-{sds.max():.3g} training SDs (its largest training jump, at "
+            f"least {JUMP_FLOOR:g}) is put back to their mean in the windows after its own"
+        ]
+    if result.score_cap is not None:
+        lines.append(
+            f"glitch guard: a score enters the {result.config.smoothing} smoothing at most at "
+            f"{result.score_cap:.3g}x the threshold"
+        )
+    return lines
+
+
 def print_summary(
     result: TrainResult,
     files: Mapping[str, object],
@@ -156,6 +178,7 @@ def print_summary(
         + ("" if threshold.n_excursions == 1 else "s")
         + f" (95% CI {low:.2%}-{high:.2%})",
     ]
+    lines += _guard_lines(result)
     lines += [f"WARNING: {warning}" for warning in result.metrics.get("warnings", [])]
     if result.constant_sensors:
         lines.append(

@@ -26,7 +26,7 @@ from models.data import load_readings, write_readings_csv
 from models.export import export_program, golden_sample, script_module
 from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
-from models.train import golden_windows
+from models.windows import golden_windows
 from service.scoring.artifact import (
     read_manifest,
     sha256_array,

@@ -228,6 +228,11 @@ class SmoothingOut(_Doc):
     method: Literal["none", "mean", "median", "ewma"]
     window: int
     alpha: float
+    cap: float | None = Field(
+        default=None,
+        description="The glitch guard's cap: a score above this multiple of the threshold "
+        "enters the smoothing at it; null: uncapped.",
+    )
 
 
 class ModelDetail(ModelSummary):
@@ -237,6 +242,12 @@ class ModelDetail(ModelSummary):
         description="The score smoothing the threshold was set for, which the service applies "
         "unless ANOMALY_SMOOTHING_METHOD overrides it; null for models written before it was "
         "declared (smoothed as the settings say)."
+    )
+    glitch_guard: bool = Field(
+        default=False,
+        description="Whether a one-reading glitch is scored once, at its own reading: a "
+        "sensor's value that jumps from both neighbours by more than any in training is put "
+        "back to their mean in the stream's history (docs/training.md).",
     )
     files: dict[str, FileOut]
     path: str
@@ -253,7 +264,10 @@ class StreamStatus(_Doc):
     model_version: str
     alert_state: AlertState
     smoothed_score: float = Field(description="The last smoothed score (0 before any score).")
-    readings_buffered: int = Field(description="Readings held for the model's input window.")
+    readings_buffered: int = Field(
+        description="Readings held for the model's input window (with the glitch guard one "
+        "more: the oldest one's predecessor, to judge it on)."
+    )
     window: int
     idle_seconds: float = Field(description="Seconds since the stream was last scored.")
 

@@ -66,9 +66,11 @@ def build_test_artifact(
     threshold: float = 1.0,
     scale: float = 1.0,
     smoothing: dict[str, Any] | None = None,
+    glitch_limits: list[float] | None = None,
 ) -> Path:
     """Write ``models_dir/name/version`` and return the folder; ``smoothing``: the score
-    smoothing the manifest declares (none, as artifacts written before it, by default)."""
+    smoothing the manifest declares (none, as artifacts written before it, by default);
+    ``glitch_limits``: the glitch guard's (none by default)."""
     mean = np.zeros(n_sensors)
     scales = np.full(n_sensors, scale)
     with torchscript_deprecation_silenced():
@@ -94,6 +96,7 @@ def build_test_artifact(
             },
             "training_data_sha256": "0" * 64,
             **({} if smoothing is None else {"smoothing": smoothing}),
+            **({} if glitch_limits is None else {"glitch_limits": glitch_limits}),
             "training": {"kind": "scripted test model"},
             "metrics": {"note": "no training"},
         },

@@ -50,6 +50,7 @@ def detail(models: ModelRegistry, thresholds: ThresholdBoard, model: LoadedModel
         smoothing=None
         if manifest.smoothing is None
         else SmoothingOut(**manifest.smoothing.model_dump()),
+        glitch_guard=manifest.glitch_limits is not None,
         files={
             name: FileOut(format=f.format, sha256=f.sha256, bytes=f.bytes)
             for name, f in manifest.files.items()

@@ -38,8 +38,7 @@ async def find_stream(
 )
 async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) -> StreamStatus:
     name, stream = await find_stream(state, stream_id, model)
-    window = len(stream.window_buffer) + 1
-    warming = stream.filled < window - 1
+    warming = stream.context < stream.window - 1
     phase = WARMING_UP if warming else stream.debouncer.phase
     if phase == ALERT:  # as a reading scored now would report it
         match = state.maintenance.match(name, stream_id, time.time())
@@ -52,6 +51,6 @@ async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) 
         alert_state=STATE_NAMES[phase],
         smoothed_score=stream.smoother.get(),
         readings_buffered=stream.filled,
-        window=window,
+        window=stream.window,
         idle_seconds=max(0.0, state.stream_store.clock() - stream.last_seen),
     )

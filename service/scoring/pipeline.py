@@ -90,6 +90,7 @@ class ScoringPipeline:
             n_sensors=model.manifest.n_sensors,
             model_version=model.version,
             now=now,
+            limits=model.glitch_limits,
         )
 
     def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoredBatch:
@@ -192,7 +193,7 @@ class ScoringPipeline:
                 state = self.new_state(model, streams.clock())
         windows, warming = state.windows(readings.values)
         return _Job(
-            parsed, model, readings, key, state, state.filled, windows, warming,
+            parsed, model, readings, key, state, state.context, windows, warming,
             self.thresholds.get(model.name), received_at,
         )  # fmt: skip
 

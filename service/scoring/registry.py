@@ -36,6 +36,8 @@ class LoadedModel:
     value_low: np.ndarray = field(repr=False)
     value_high: np.ndarray = field(repr=False)
     within: tuple[float, float] = field(repr=False)  # inside every sensor's bounds
+    # The glitch guard's jump limits (float32, as the readings), when the model has them.
+    glitch_limits: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
@@ -50,6 +52,11 @@ class LoadedModel:
             value_low=low,
             value_high=high,
             within=(float(low.max()), float(high.min())),
+            glitch_limits=(
+                None
+                if manifest.glitch_limits is None
+                else np.asarray(manifest.glitch_limits, dtype=np.float32)
+            ),
         )
 
     @property

@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from service.scoring.decision import AlertDebouncer
+from service.scoring.glitches import despiked, history_rows
 from service.scoring.smoothing import Smoother
 
 StreamKey = tuple[str, str]  # (model name, stream id)
@@ -35,12 +36,27 @@ def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> tuple[np
     return view[:, 0].copy(), warming  # a copy: the view is read-only
 
 
+def guarded_windows_of(
+    history: np.ndarray, values: np.ndarray, window: int, limits: np.ndarray
+) -> tuple[np.ndarray, int]:
+    """:func:`windows_of` for a model with the glitch guard (service/scoring/glitches.py):
+    ``history`` holds up to ``window`` raw readings, the oldest of which, when it holds that
+    many, only serves as its successor's neighbour. Pure."""
+    combined = np.concatenate((history, values))
+    clean = despiked(combined, limits)
+    lead = max(0, len(history) - (window - 1))
+    windows, warming = windows_of(clean[lead : len(history)], clean[len(history) :], window)
+    if len(windows):
+        windows[:, -1] = values[warming:]  # each window's latest reading as it came
+    return windows, warming
+
+
 class StreamState:
     """What one stream remembers between requests."""
 
     __slots__ = (
-        "debouncer", "filled", "last_seen", "model_version", "revision", "smoother",
-        "window_buffer",
+        "debouncer", "filled", "last_seen", "limits", "model_version", "revision", "smoother",
+        "window", "window_buffer",
     )  # fmt: skip
 
     def __init__(
@@ -52,12 +68,18 @@ class StreamState:
         n_sensors: int,
         model_version: str,
         now: float,
+        limits: np.ndarray | None = None,
     ) -> None:
         self.smoother = smoother
         self.debouncer = debouncer
         self.model_version = model_version
-        # The last window-1 readings (oldest first); only the last `filled` rows are real.
-        self.window_buffer = np.zeros((window - 1, n_sensors), dtype=np.float32)
+        self.window = window
+        # The glitch guard's jump limits (float32, one per sensor), when the model has them.
+        self.limits = limits if window > 1 else None
+        # The last window-1 readings (oldest first; with the guard one more); only the last
+        # `filled` rows are real.
+        rows = history_rows(window, self.limits is not None)
+        self.window_buffer = np.zeros((rows, n_sensors), dtype=np.float32)
         self.filled = 0
         self.last_seen = now
         self.revision = ""  # shared state: the Redis write this copy came from
@@ -73,7 +95,14 @@ class StreamState:
             return values.reshape(batch, 1, n_sensors), 0
         full = self.filled == capacity
         history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
-        return windows_of(history, values, capacity + 1)
+        if self.limits is not None:
+            return guarded_windows_of(history, values, self.window, self.limits)
+        return windows_of(history, values, self.window)
+
+    @property
+    def context(self) -> int:
+        """Readings held that the next window can use (at most ``window - 1``)."""
+        return min(self.filled, self.window - 1)
 
     def push(self, values: np.ndarray) -> None:
         capacity = len(self.window_buffer)

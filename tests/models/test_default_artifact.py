@@ -15,7 +15,7 @@ from scipy.stats import mannwhitneyu
 from models.export import script_module
 from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import AnomalyEvent, generate_plant, inject_anomalies, inject_event
-from models.train import GOLDEN_SIZE, golden_windows, score_readings
+from models.windows import GOLDEN_SIZE, golden_windows, score_readings
 from service.scoring.artifact import (
     GOLDEN_ATOL,
     GOLDEN_RTOL,

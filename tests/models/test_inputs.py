@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from models.inputs import (
+    JUMP_FLOOR,
     BeyondFloat32,
     check_float32_range,
     fit_scaler,
     float32_resolution_warnings,
+    jump_limits,
 )
+from service.scoring.glitches import despiked
 
 
 def test_fit_scaler_treats_float_noise_on_a_constant_as_constant() -> None:
@@ -36,3 +39,16 @@ def test_a_sensor_float32_cannot_resolve_is_named_unless_constant() -> None:
     _, scale, constant = fit_scaler(values, ["coarse", "fine", "flat"])
     warnings = float32_resolution_warnings(values, scale, ["coarse", "fine", "flat"], constant)
     assert len(warnings) == 1 and warnings[0].startswith("sensor coarse: float32")
+
+
+def test_jump_limits_pass_every_training_reading_and_are_at_least_three_sds() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(2000, 3)) * np.array([1.0, 10.0, 0.1])
+    values[700, 0] += 9.0  # the largest jump of the first sensor, away from both neighbours
+    scale = values.std(axis=0)
+    limits = jump_limits(values, scale)
+    assert limits[0] >= 9.0 and limits[0] < 12.0
+    np.testing.assert_array_less(JUMP_FLOOR * scale * (1 - 1e-12), limits)
+    np.testing.assert_array_equal(despiked(values, limits), values)  # training is untouched
+    smooth = np.cumsum(np.full((100, 2), 0.01), axis=0)  # never jumps back: the floor only
+    np.testing.assert_allclose(jump_limits(smooth, np.ones(2)), [JUMP_FLOOR, JUMP_FLOOR])

@@ -33,11 +33,13 @@ def plant() -> dict[str, np.ndarray]:
     }
 
 
-def fitted(plant: dict[str, np.ndarray], window: int, smoothing: str = "none") -> TrainResult:
+def fitted(
+    plant: dict[str, np.ndarray], window: int, smoothing: str = "none", *, guard: bool = False
+) -> TrainResult:
     return train(
         plant["train"],
         [f"s{i}" for i in range(N_SENSORS)],
-        TrainConfig(family="dpca", window=window, smoothing=smoothing),
+        TrainConfig(family="dpca", window=window, smoothing=smoothing, glitch_guard=guard),
         calibration_values=plant["calibration"],
     )
 
@@ -88,19 +90,34 @@ def test_a_declared_median_ignores_a_spike_but_hides_it_too(
     assert "all 3 windows" in three.message and "median:3 smoothing carries" in three.message
 
 
+@pytest.mark.parametrize("smoothing", ["none", "ewma:0.5", "mean:3"])
+def test_the_glitch_guard_keeps_a_spike_from_alerting_a_windowed_model(
+    plant: dict[str, np.ndarray], smoothing: str
+) -> None:
+    """Without the guard half the spikes alert; with it none does, and each is still scored
+    at its own reading as before (flagged as often)."""
+    plain = check(fitted(plant, 8, smoothing), plant["normal"])
+    assert plain.trials >= 15 and plain.alerted >= plain.trials // 2
+    guarded = check(fitted(plant, 8, smoothing, guard=True), plant["normal"])
+    assert guarded.trials == plain.trials
+    assert guarded.alerted == 0 and guarded.flagged == plain.flagged
+
+
 def test_a_small_spike_raises_nothing(plant: dict[str, np.ndarray]) -> None:
     result = check(fitted(plant, 8), plant["normal"], size=1.0)
     assert result.trials >= 15
     assert result.alerted == 0 and result.flagged < result.trials // 4
 
 
+@pytest.mark.parametrize("guard", [False, True])
 @pytest.mark.parametrize("window", [1, 3, 8])
 def test_a_trials_scores_are_the_whole_spiked_run_scored_again(
-    plant: dict[str, np.ndarray], window: int
+    plant: dict[str, np.ndarray], window: int, guard: bool
 ) -> None:
     """Only the windows holding the spike are scored again; the smoothed scores of the whole
-    run are those of the spiked run scored from scratch, wherever the spike is."""
-    model = fitted(plant, window, "ewma:0.3")
+    run are those of the spiked run scored from scratch, wherever the spike is (with the
+    glitch guard too, which judges a reading on both neighbours)."""
+    model = fitted(plant, window, "ewma:0.3", guard=guard)
     values = plant["normal"]
     clean = per_sensor_errors(model, values)
     for t, sensor, height in ((window - 1, 0, 8.0), (700, 3, -5.0), (len(values) - window, 7, 3.0)):

@@ -109,6 +109,28 @@ def test_train_chooses_by_default_and_says_why(
     assert manifest.metrics["selection"]["ranking"][0]["family"] == "cva"
 
 
+def test_train_with_the_glitch_guard_weighs_and_ships_candidates_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal = ar_process(2600, 4, seed=6)
+    np.save(tmp_path / "train.npy", normal[:1600])
+    np.save(tmp_path / "cal.npy", normal[1600:])
+    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
+    args += ["--name", "model", "--version", "1", "--family", "cva", "--glitch-guard"]
+    args += ["--calibration-data", str(tmp_path / "cal.npy")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "chose cva over window" in err
+    assert "glitch guard: a sensor's value that jumps from both neighbours by more than" in err
+    manifest = load_artifact(tmp_path / "m" / "model" / "1").manifest
+    assert manifest.training["glitch_guard"] is True
+    assert manifest.glitch_limits is not None and len(manifest.glitch_limits) == 4
+    smoothing = manifest.smoothing
+    assert smoothing is not None
+    assert (smoothing.cap is not None) == (smoothing.method in ("ewma", "mean"))
+    assert ("enters the" in err) == (smoothing.cap is not None)
+
+
 def test_an_autoencoder_option_means_the_autoencoder(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,7 +12,8 @@ import torch
 from models.fitting import EpochRecord
 from models.network import SensorAutoencoder, default_hidden, default_latent
 from models.synthetic import generate_plant
-from models.train import TrainConfig, TrainResult, score_readings, time_splits, train
+from models.train import TrainConfig, TrainResult, time_splits, train
+from models.windows import score_readings
 
 N_SENSORS = 6
 TINY = TrainConfig(epochs=4, patience=2, batch_size=32, seed=7)

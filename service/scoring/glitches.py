@@ -1,0 +1,55 @@
+"""The glitch guard's first part: a one-reading glitch is scored once, at its own reading.
+
+A model over a window of readings sees every reading in ``window`` consecutive inputs, so
+one bad value (a transmission glitch, a sensor's single wild sample) raises ``window``
+scores in a row and, smoothed, an alert. A model trained with the guard declares per-sensor
+jump limits (``Manifest.glitch_limits``): a sensor's value that jumps away from both of its
+raw neighbours, in the same direction, by more than its limit is, once its successor has
+come, replaced in the stream's history by its neighbours' mean. The latest reading of every
+window stays as it came, so a glitch is still scored where it happens; a step or a drift
+never jumps back, so it is never touched.
+
+One function decides for offline scoring (``models``) and for the service, which sees the
+same numbers whatever batches a stream's readings come in: a reading is judged on its raw
+neighbours only, never on a neighbour already replaced.
+
+>>> limits = np.array([1.0], dtype=np.float32)
+>>> despiked(np.array([[0.0], [5.0], [0.0], [0.5]], dtype=np.float32), limits).ravel().tolist()
+[0.0, 0.0, 0.0, 0.5]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """``values`` (readings x sensors, time order) with each interior reading's sensor that
+    jumps from both raw neighbours, in the same direction, by more than its limit replaced
+    by their mean; the first and last readings are kept (a neighbour is missing)."""
+    out = np.array(values, copy=True)
+    if len(values) < 3:
+        return out
+    middle, before, after = values[1:-1], values[:-2], values[2:]
+    up, down = middle - before, middle - after
+    hit = ((up > limits) & (down > limits)) | ((up < -limits) & (down < -limits))
+    if hit.any():
+        out[1:-1] = np.where(hit, (before + after) / 2, middle)
+    return out
+
+
+def guarded_windows(values: np.ndarray, window: int, limits: np.ndarray) -> np.ndarray:
+    """Every window of ``window`` consecutive readings, ``(n - window + 1, window, sensors)``,
+    from the despiked readings but for each window's latest reading, which is raw."""
+    view = np.lib.stride_tricks.sliding_window_view(
+        despiked(values, limits), (window, values.shape[1])
+    )[:, 0]
+    out = np.array(view, copy=True)
+    out[:, -1] = values[window - 1 :]
+    return out
+
+
+def history_rows(window: int, guarded: bool) -> int:
+    """Raw readings a stream keeps between requests: the ``window - 1`` before the next one,
+    and with the guard one more, the oldest one's predecessor, to judge it on."""
+    return window if guarded and window > 1 else window - 1
