@@ -70,9 +70,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--glitch-guard",
-        action="store_true",
-        help="train the model with the glitch guard (see `train --help`), chosen as `train "
-        "--glitch-guard` chooses it with --family auto",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig().glitch_guard,
+        help="the glitch guard (see `train --help`), on as `train` has it by default; "
+        "--no-glitch-guard measures the model trained and chosen without it",
     )
     parser.add_argument(
         "--plane-variance",

@@ -134,10 +134,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--glitch-guard",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.glitch_guard,
         help="score a one-reading glitch once, at its own reading, and cap what one score "
         "adds to a mean or EWMA, so that one bad value cannot raise an alert with a windowed "
-        "or smoothed model (docs/training.md); selection weighs candidates with it",
+        "or smoothed model (docs/training.md); selection weighs candidates with it or, with "
+        "--no-glitch-guard, without it",
     )
     model.add_argument(
         "--smoothing",

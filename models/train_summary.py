@@ -143,10 +143,12 @@ def _guard_lines(result: TrainResult) -> list[str]:
         lines = ["glitch guard: one reading per input, so nothing to despike"]
     else:
         sds = result.glitch_limits / result.scaler_scale
+        low, high = f"{sds.min():.3g}", f"{sds.max():.3g}"
         lines = [
             "glitch guard: a sensor's value that jumps from both neighbours by more than "
-            f"{sds.min():.3g}-{sds.max():.3g} training SDs (its largest training jump, at "
-            f"least {JUMP_FLOOR:g}) is put back to their mean in the windows after its own"
+            + (low if low == high else f"{low}-{high}")
+            + f" training SDs (its largest training jump, at least {JUMP_FLOOR:g}) is put "
+            "back to their mean in the windows after its own"
         ]
     if result.score_cap is not None:
         lines.append(

@@ -66,6 +66,9 @@ def test_windowed_model_holds_a_spike_into_an_alert(plant: dict[str, np.ndarray]
     assert f"in {result.alerted} of {result.trials} trials" in result.message
     assert "The model sees the spike in all 8 windows that hold it, so" in result.message
     assert "(--window 1 --smoothing none) flags a glitch" in result.message
+    assert "--glitch-guard scores a glitch once" in result.message  # trained without it
+    guarded = replace(result, guarded=True)  # one that alerts with it gets no such advice
+    assert "--glitch-guard" not in guarded.message and guarded.verdict == "alerts"
 
 
 def test_an_ewma_carries_a_spike_into_an_alert(plant: dict[str, np.ndarray]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -91,44 +92,44 @@ def test_selection_prefers_the_dynamic_model_on_a_dynamic_process() -> None:
     assert summary["ranking"][0]["family"] == "cva"  # type: ignore[index]
 
 
+def train_cva(tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[str, Any]:
+    """``train --family cva`` with a calibration run: what it printed, and its manifest."""
+    normal = ar_process(2600, 4, seed=6)
+    np.save(tmp_path / "train.npy", normal[:1600])
+    np.save(tmp_path / "cal.npy", normal[1600:])
+    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
+    args += ["--name", "model", "--version", "1", "--family", "cva", *extra]
+    args += ["--calibration-data", str(tmp_path / "cal.npy")]
+    assert main(args) == 0
+    return capsys.readouterr().err, load_artifact(tmp_path / "m" / "model" / "1").manifest
+
+
 def test_train_chooses_by_default_and_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    normal = ar_process(2600, 4, seed=6)
-    np.save(tmp_path / "train.npy", normal[:1600])
-    np.save(tmp_path / "cal.npy", normal[1600:])
-    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
-    args += ["--name", "model", "--version", "1", "--family", "cva"]
-    args += ["--calibration-data", str(tmp_path / "cal.npy")]
-    assert main(args) == 0
-    err = capsys.readouterr().err
+    err, manifest = train_cva(tmp_path, capsys)
     assert "choosing among 3 candidates" in err
     assert "chose cva over window" in err
-    manifest = load_artifact(tmp_path / "m" / "model" / "1").manifest
     assert manifest.training["family"] == "cva"
     assert manifest.metrics["selection"]["ranking"][0]["family"] == "cva"
-
-
-def test_train_with_the_glitch_guard_weighs_and_ships_candidates_with_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    normal = ar_process(2600, 4, seed=6)
-    np.save(tmp_path / "train.npy", normal[:1600])
-    np.save(tmp_path / "cal.npy", normal[1600:])
-    args = ["train", "--data", str(tmp_path / "train.npy"), "--out", str(tmp_path / "m")]
-    args += ["--name", "model", "--version", "1", "--family", "cva", "--glitch-guard"]
-    args += ["--calibration-data", str(tmp_path / "cal.npy")]
-    assert main(args) == 0
-    err = capsys.readouterr().err
-    assert "chose cva over window" in err
-    assert "glitch guard: a sensor's value that jumps from both neighbours by more than" in err
-    manifest = load_artifact(tmp_path / "m" / "model" / "1").manifest
+    # The glitch guard is on by default: weighed in selection, shipped in the manifest.
     assert manifest.training["glitch_guard"] is True
+    assert "glitch guard: a sensor's value that jumps from both neighbours by more than" in err
     assert manifest.glitch_limits is not None and len(manifest.glitch_limits) == 4
     smoothing = manifest.smoothing
     assert smoothing is not None
     assert (smoothing.cap is not None) == (smoothing.method in ("ewma", "mean"))
     assert ("enters the" in err) == (smoothing.cap is not None)
+
+
+def test_train_without_the_glitch_guard_ships_none_of_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err, manifest = train_cva(tmp_path, capsys, "--no-glitch-guard")
+    assert manifest.training["glitch_guard"] is False
+    assert manifest.glitch_limits is None
+    assert manifest.smoothing is not None and manifest.smoothing.cap is None
+    assert "glitch guard" not in err
 
 
 def test_an_autoencoder_option_means_the_autoencoder(
