@@ -97,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.plane_variance is not None and args.family not in ("auto", "autoencoder"):
+        print(
+            f"error: --plane-variance is an autoencoder option: it needs --family autoencoder "
+            f"(or none), not --family {args.family}",
+            file=sys.stderr,
+        )
+        return 2
     if select_model and (args.window is not None or args.smoothing != "none"):
         print(
             "error: --window and --smoothing go with --family: the chosen model's own are "
@@ -181,11 +188,9 @@ def _tep(
     if plane_implied:
         how = "(--plane-variance: an autoencoder)"
     residual = ", residual whitened" if chosen.residual == "whitened" else ""
-    smoothing = "without smoothing" if chosen.smoothing == "none" else chosen.smoothing
-    print(
-        f"model: {ModelForm.of(bench.detectors.result).name}{residual}, {smoothing} {how}",
-        file=sys.stderr,
-    )
+    guard = ", glitch guard" if chosen.glitch_guard else ""
+    form = ModelForm.of(bench.detectors.result)
+    print(f"model: {form.name}{residual}, {form.smoothed_as}{guard} {how}", file=sys.stderr)
     written = write_tep_report(bench, out)
     print(render_table(tep_table(bench)))
     print("\n" + render_table(far_table(bench)))
@@ -202,10 +207,9 @@ def plane_notice(config: TrainConfig) -> str:
     >>> plane_notice(TrainConfig(plane_variance=0.9)).split(" instead")[0]
     'training an autoencoder over 1 reading without smoothing'
     """
-    model = ModelForm("autoencoder", config.window, config.smoothing).name
-    smoothing = "without smoothing" if config.smoothing == "none" else f"with {config.smoothing}"
+    form = ModelForm("autoencoder", config.window, config.smoothing)
     return (
-        f"training an {model} {smoothing} instead of the "
+        f"training an {form.name} {form.smoothed_as} instead of the "
         "model `train` chooses (give --family autoencoder, --window and --smoothing to choose "
         "them)"
     )

@@ -61,6 +61,17 @@ class ModelForm:
         return f"{self.family} over {self.window} {readings}"
 
     @property
+    def smoothed_as(self) -> str:
+        """Its declared smoothing in words.
+
+        >>> ModelForm("cva", 8, "none").smoothed_as, ModelForm("cva", 8, "ewma:0.3").smoothed_as
+        ('without smoothing', 'with ewma:0.3')
+        """
+        if self.smoothing is None:
+            return "smoothed as the service's settings say"
+        return "without smoothing" if self.smoothing == "none" else f"with {self.smoothing}"
+
+    @property
     def _smoothed(self) -> bool:
         return self.smoothing not in (None, "none")
 

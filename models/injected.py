@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
-from models.operating_point import OperatingPoint, operating_point, parse_smoothing
+from models.operating_point import parse_smoothing, smooth
+from models.threshold import estimate_threshold
 from models.train import TrainResult
 from models.windows import score_readings
 
@@ -26,8 +27,6 @@ class InjectedRun:
     reference: list[np.ndarray] | None = None
     """Where the threshold is set, when not on ``clean``: raw scores of the parts of a
     short training run, each from a model trained on the others (models/out_of_time.py)."""
-    capped: bool = False
-    """The model has the glitch guard: its smoothing's cap is set with the threshold."""
 
 
 def injected_run(
@@ -47,8 +46,7 @@ def injected_run(
         (fault, scores(inject(z, fault, rng) * result.scaler_scale + result.scaler_mean))
         for fault in fault_plan(len(z), z.shape[1], per_kind=FAULTS_PER_KIND, seed=seed)
     ]
-    clean = scores(np.asarray(calibration_values, dtype=np.float64))
-    return InjectedRun(clean, faulty, window, capped=result.config.glitch_guard)
+    return InjectedRun(scores(np.asarray(calibration_values, dtype=np.float64)), faulty, window)
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,6 @@ class Outcomes:
     clean run does not flag (every reading after the onset when there is none)."""
     clean: dict[str, float]
     """Per kind, as ``detection``: the share of the same readings flagged in the clean run."""
-    point: OperatingPoint
-    """The threshold (and the smoothing with its cap) they were judged at."""
 
 
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
@@ -73,23 +69,22 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     with the threshold ``train`` would set on the smoothed clean run, or on the run's
     out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
+    how = parse_smoothing(smoothing)
     parts = [run.clean] if run.reference is None else run.reference
-    point = operating_point(
-        parts, parse_smoothing(smoothing), quantile, source="selection", capped=run.capped
-    )
-    threshold = point.threshold.value
-    smooth = point.smooth
+    threshold = estimate_threshold(
+        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
+    ).value
     # Every fault starts at the same reading: one excursion of the clean run just after it
     # would otherwise be every fault's "detection", and the sooner, the longer a candidate
     # carries it (a window, an EWMA). The rate keeps the clean run's flags, and reports
     # them beside it: a rate no higher than theirs is no detection.
-    clean_flagged = smooth(run.clean) > threshold
+    clean_flagged = smooth(run.clean, how) > threshold
     by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
     clean_by_kind: dict[str, list[float]] = {kind: [] for kind in KINDS}
     rates: list[float] = []
     delays: list[float] = []
     for fault, raw in run.faulty:
-        scores = smooth(raw)
+        scores = smooth(raw, how)
         # Score i is of the window ending at reading i + window - 1.
         if fault.kind == "spike":  # the spiked readings only, not the normal ones between
             at = np.arange(fault.onset, len(raw) + run.window - 1, SPIKE_EVERY) - run.window + 1
@@ -105,7 +100,7 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
         rates.append(rate)
     detected = {kind: float(np.mean(values)) for kind, values in by_kind.items() if values}
     clean = {kind: float(np.mean(clean_by_kind[kind])) for kind in detected}
-    return Outcomes(detected, tuple(rates), tuple(delays), clean, point)
+    return Outcomes(detected, tuple(rates), tuple(delays), clean)
 
 
 def detection(run: InjectedRun, smoothing: str, quantile: float) -> dict[str, float]:

@@ -137,9 +137,14 @@ class LoneSpikeCheck:
 
     def _causes(self) -> str:
         causes = []
-        if self.window > 1:
-            every = "both" if self.window == 2 else f"all {self.window}"
+        every = "both" if self.window == 2 else f"all {self.window}"
+        if self.window > 1 and not self.guarded:
             causes.append(f"the model sees the spike in {every} windows that hold it")
+        elif self.window > 1 and self.smoothing == "none":  # nothing else can carry it
+            causes.append(
+                "a spike no larger than the training run's own largest jump stays, past the "
+                f"glitch guard, in {every} windows that hold it"
+            )
         if self.smoothing != "none":
             causes.append(f"the {self.smoothing} smoothing carries its score further")
         because = " and ".join(causes) or "the alert rule counts it"
@@ -151,10 +156,10 @@ class LoneSpikeCheck:
             else "without smoothing before the threshold (--smoothing none) the glitch is "
             "flagged and the service's k-of-n rule keeps it from paging"
         )
-        if not self.guarded and (self.window > 1 or self.smoothing.startswith(("ewma", "mean"))):
+        if self.window > 1 and not self.guarded:
             advice = (
-                "--glitch-guard scores a glitch once, at its own reading, and caps what one "
-                f"score adds to a mean or EWMA (docs/training.md); or {advice}"
+                "the glitch guard (train's default, --glitch-guard) scores a glitch once, at "
+                f"its own reading (docs/training.md); or {advice}"
             )
         because = because[0].upper() + because[1:]
         return f"{because}, so a one-reading glitch pages someone; {advice}."
@@ -206,14 +211,16 @@ def spiked_scores(
     scored again."""
     window = model_window(model)
     i = t - (window - 1)  # the first scored window that holds reading t
-    # One reading more each side than those windows hold, where the run has it: the glitch
-    # guard judges a reading on both of its neighbours. The windows they add are dropped.
+    # The glitch guard judges a reading on its raw neighbours: the spike also changes how
+    # t - 1 and t + 1 are judged, and t + 1 sits in one window more, the one ending at
+    # t + window. The segment holds one reading more each side, where the run has them.
     start, stop = max(0, t - window), min(len(values), t + window + 1)
     segment = values[start:stop].copy()
     segment[t - start] += spike
     lead = t - start - (window - 1)  # segment windows before the first that holds t
+    count = min(window + 1, len(clean_errors) - i)
     errors = clean_errors.copy()
-    errors[i : i + window] = per_sensor_errors(model, segment)[lead : lead + window]
+    errors[i : i + count] = per_sensor_errors(model, segment)[lead : lead + count]
     return scores_from_errors(model, errors)
 
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.operating_point import operating_point, parse_smoothing
-from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable
+from models.operating_point import parse_smoothing, smooth
+from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable, estimate_threshold
 from models.train import TrainResult, train
 
 FOLDS = 2
@@ -118,15 +118,14 @@ def calibrate_out_of_time(
     if decision.applies:
         try:
             parts = out_of_time_errors(result, values, folds=folds)
-            point = operating_point(
-                [part.mean(axis=1) for part in parts],
-                parse_smoothing(result.config.smoothing),
+            how = parse_smoothing(result.config.smoothing)
+            scores = np.concatenate([smooth(part.mean(axis=1), how) for part in parts])
+            threshold = estimate_threshold(
+                scores,
                 result.config.quantile,
                 source=f"out-of-time errors of the training run ({folds} halves, each scored "
                 "by a model trained on the other)",
-                capped=result.config.glitch_guard,
             )
-            threshold = point.threshold
         except (CalibrationUnscorable, ValueError) as exc:
             note["reason"] = f"{decision.reason}, but the out-of-time models failed: {exc}"
         else:
@@ -134,7 +133,7 @@ def calibrate_out_of_time(
                 "applied": True,
                 "reason": decision.reason,
                 "folds": folds,
-                "n_calibration": int(sum(len(part) for part in parts)),
+                "n_calibration": int(scores.size),
                 "tail_threshold": result.threshold.value,
                 "threshold": threshold.value,
             }
@@ -151,7 +150,6 @@ def calibrate_out_of_time(
             return replace(
                 result,
                 threshold=threshold,
-                score_cap=point.smoothing.cap,
                 calibration_errors=np.concatenate(parts).astype(np.float32),
                 metrics=metrics,
             )

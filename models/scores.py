@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.events import AlertRule
-from models.operating_point import smooth
+from models.operating_point import parse_smoothing, smooth
 from models.train import TrainResult
 from models.windows import model_inputs, score_readings
 
@@ -76,22 +76,15 @@ def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:
     """The smoothing the model's threshold was set for; None for an artifact written before
     smoothing was declared (the service smooths those as its settings say)."""
     if isinstance(model, TrainResult):
-        return model.smoothing
+        return parse_smoothing(model.config.smoothing)
     return model.manifest.smoothing
-
-
-def threshold_of(model: TrainResult | Artifact) -> float:
-    """The threshold the model ships with."""
-    if isinstance(model, TrainResult):
-        return model.threshold.value
-    return model.manifest.threshold.value
 
 
 def scores_from_errors(model: TrainResult | Artifact, errors: np.ndarray) -> np.ndarray:
     """The model's score per reading from its per-sensor errors (one run, in time order)."""
     scores: np.ndarray = np.asarray(errors, dtype=np.float64).mean(axis=1)
     how = declared_smoothing(model)
-    return scores if how is None else smooth(scores, how, threshold=threshold_of(model))
+    return scores if how is None else smooth(scores, how)
 
 
 def alert_rule_for(model: TrainResult | Artifact) -> AlertRule:

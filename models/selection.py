@@ -209,16 +209,11 @@ def multiply_adds(result: TrainResult) -> int:
     return int(counter.get_total_flops()) // 2
 
 
-def split_false_alarms(
-    clean: np.ndarray, smoothing: str, quantile: float, *, cap: float | None = None
-) -> float:
+def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> float:
     """The limit from one half of the clean run, false alarms counted on the other, both
     ways round and averaged. Noisy on a short run, but a smoothing that holds an excursion
-    for long shows here as a rate well above ``1 - quantile``. ``cap``: the glitch guard's
-    cap on the scores the smoothing takes in (their units)."""
+    for long shows here as a rate well above ``1 - quantile``."""
     how = parse_smoothing(smoothing)
-    if cap is not None:
-        clean = np.minimum(clean, cap)
     half = len(clean) // 2
     first, second = smooth(clean[:half], how), smooth(clean[half:], how)
     rates = [
@@ -249,7 +244,7 @@ def weigh_smoothings(
             found = outcomes(run, spec, config.quantile)
         except DegenerateCalibration:
             continue  # train would refuse the threshold this smoothing leaves
-        split = split_false_alarms(run.clean, spec, config.quantile, cap=found.point.cap)
+        split = split_false_alarms(run.clean, spec, config.quantile)
         weighed.append(
             CandidateScore(
                 replace(config, smoothing=spec),

@@ -39,12 +39,11 @@ from models.network import (
     default_hidden,
     default_latent,
 )
-from models.operating_point import operating_point, parse_smoothing
-from models.threshold import ThresholdEstimate
+from models.operating_point import parse_smoothing, smooth
+from models.threshold import ThresholdEstimate, estimate_threshold
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import RESIDUALS, WhitenedResidual, inverse_root, second_moment
 from models.windows import golden_windows, score_readings
-from service.scoring.manifest import ScoreSmoothing
 
 FAMILIES = ("autoencoder", "conv", "vae", "dpca", "cva")
 """Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
@@ -104,11 +103,11 @@ class TrainConfig:
     standardised errors) or whitened (its Mahalanobis distance under the residual's
     covariance on readings the network did not learn, models/whitened.py)."""
     glitch_guard: bool = True
-    """A one-reading glitch is scored once, at its own reading (jump limits from the
-    training split, service/scoring/glitches.py), and a mean or EWMA smoothing takes in at
-    most a score that cannot raise an alert alone (models/operating_point.py). On by
-    default: on normal data with injected faults it kept windowed models' detection and
-    stopped one glitch from raising an alert (docs/training.md)."""
+    """A one-reading glitch is scored once, at its own reading: a model over a window sees
+    it put back to its neighbours' mean in the windows after its own (jump limits from the
+    training split, service/scoring/glitches.py). On by default: on normal data with
+    injected faults it kept windowed models' detection and cut the alerts one glitch
+    raises (docs/training.md)."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -190,30 +189,20 @@ class TrainResult:
     """A few raw calibration windows, (n, window, n_sensors): the artifact's golden sample."""
     glitch_limits: np.ndarray | None = None
     """The glitch guard's per-sensor jump limits (raw units), with ``config.glitch_guard``."""
-    score_cap: float | None = None
-    """The guard's cap on the scores the smoothing takes in, a multiple of the threshold."""
 
     @property
     def window(self) -> int:
         return self.config.window
 
-    @property
-    def smoothing(self) -> ScoreSmoothing:
-        """The smoothing its threshold was set on, with the guard's cap when it has one."""
-        return parse_smoothing(self.config.smoothing).model_copy(update={"cap": self.score_cap})
-
     def with_smoothing(self, spec: str) -> TrainResult:
         """This model with the threshold set again on calibration scores smoothed by
         ``spec``: the same weights, another operating point."""
         config = replace(self.config, smoothing=spec)
-        point = operating_point(
-            [self.calibration_errors.mean(axis=1)],
-            parse_smoothing(spec),
+        threshold = estimate_threshold(
+            smooth(self.calibration_errors.mean(axis=1), parse_smoothing(spec)),
             config.quantile,
             source=self.threshold.source,
-            capped=config.glitch_guard,
         )
-        threshold = point.threshold
         metrics = {
             **self.metrics,
             "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
@@ -221,9 +210,7 @@ class TrainResult:
             "threshold_excursions": threshold.n_excursions,
             "threshold_warning": threshold.warning,
         }
-        return replace(
-            self, config=config, threshold=threshold, metrics=metrics, score_cap=point.smoothing.cap
-        )
+        return replace(self, config=config, threshold=threshold, metrics=metrics)
 
 
 def time_splits(
@@ -324,14 +311,11 @@ def train(
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
     limits = jump_limits(train_values, scale) if config.glitch_guard else None
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
-    point = operating_point(
-        [calibration_errors.mean(axis=1)],
-        parse_smoothing(config.smoothing),
+    threshold = estimate_threshold(
+        smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),
         config.quantile,
         source=calibration_source,
-        capped=config.glitch_guard,
     )
-    threshold = point.threshold
     train_errors = score_readings(module, train_values, window)
     val_errors = score_readings(module, val_values, window)
     best = history[best_epoch - 1]
@@ -388,7 +372,6 @@ def train(
         metrics=metrics,
         golden_inputs=golden_windows(calibration_values, window),
         glitch_limits=limits,
-        score_cap=point.smoothing.cap,
     )
 
 

@@ -136,10 +136,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--glitch-guard",
         action=argparse.BooleanOptionalAction,
         default=defaults.glitch_guard,
-        help="score a one-reading glitch once, at its own reading, and cap what one score "
-        "adds to a mean or EWMA, so that one bad value cannot raise an alert with a windowed "
-        "or smoothed model (docs/training.md); selection weighs candidates with it or, with "
-        "--no-glitch-guard, without it",
+        help="a model over a window scores a one-reading glitch once, at its own reading: "
+        "the windows after it see it put back to its neighbours' mean (docs/training.md); "
+        "selection weighs candidates with it or, with --no-glitch-guard, without it",
     )
     model.add_argument(
         "--smoothing",

@@ -140,22 +140,15 @@ def _guard_lines(result: TrainResult) -> list[str]:
     if result.glitch_limits is None:
         return []
     if result.window == 1:
-        lines = ["glitch guard: one reading per input, so nothing to despike"]
-    else:
-        sds = result.glitch_limits / result.scaler_scale
-        low, high = f"{sds.min():.3g}", f"{sds.max():.3g}"
-        lines = [
-            "glitch guard: a sensor's value that jumps from both neighbours by more than "
-            + (low if low == high else f"{low}-{high}")
-            + f" training SDs (its largest training jump, at least {JUMP_FLOOR:g}) is put "
-            "back to their mean in the windows after its own"
-        ]
-    if result.score_cap is not None:
-        lines.append(
-            f"glitch guard: a score enters the {result.config.smoothing} smoothing at most at "
-            f"{result.score_cap:.3g}x the threshold"
-        )
-    return lines
+        return ["glitch guard: one reading per input, so nothing to despike"]
+    sds = result.glitch_limits / result.scaler_scale
+    low, high = f"{sds.min():.3g}", f"{sds.max():.3g}"
+    return [
+        "glitch guard: a sensor's value that jumps from both neighbours by more than "
+        + (low if low == high else f"{low}-{high}")
+        + f" training SDs (its largest training jump, at least {JUMP_FLOOR:g}) is put back to "
+        "their mean in the windows after its own"
+    ]
 
 
 def print_summary(

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from models.data import sliding_windows
-from service.scoring.glitches import guarded_windows
+from service.scoring.streams import guarded_windows_of
 
 
 def model_inputs(values: np.ndarray, window: int, limits: np.ndarray | None) -> np.ndarray:
@@ -21,7 +21,10 @@ def model_inputs(values: np.ndarray, window: int, limits: np.ndarray | None) -> 
     if limits is None or window == 1 or len(values) < window:
         return sliding_windows(np.asarray(values), window)  # the last: its refusal
     values32 = np.asarray(values, dtype=np.float32)
-    return guarded_windows(values32, window, np.asarray(limits, dtype=np.float32))
+    windows, _ = guarded_windows_of(
+        values32[:0], values32, window, np.asarray(limits, dtype=np.float32)
+    )
+    return windows
 
 
 def score_readings(

@@ -228,11 +228,6 @@ class SmoothingOut(_Doc):
     method: Literal["none", "mean", "median", "ewma"]
     window: int
     alpha: float
-    cap: float | None = Field(
-        default=None,
-        description="The glitch guard's cap: a score above this multiple of the threshold "
-        "enters the smoothing at it; null: uncapped.",
-    )
 
 
 class ModelDetail(ModelSummary):

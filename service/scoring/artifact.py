@@ -103,9 +103,6 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
     the sensors in order, the window, the scaler, the threshold and what backs it, the
     training data's fingerprint, the smoothing and the glitch guard's limits."""
     scaler, threshold = fields["scaler"], fields["threshold"]
-    smoothing = fields.get("smoothing")
-    if isinstance(smoothing, dict):  # a cap is written only when there is one
-        smoothing = {key: value for key, value in smoothing.items() if value is not None}
     limits = fields.get("glitch_limits")
     return {
         "sensors": [str(name) for name in fields["sensors"]],
@@ -118,7 +115,7 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
         "threshold_source": str(threshold["source"]),
         "threshold_false_alarm_rate_ci": [float(v) for v in threshold["false_alarm_rate_ci"]],
         "training_data_sha256": str(fields["training_data_sha256"]),
-        "smoothing": smoothing,
+        "smoothing": fields.get("smoothing"),
         "glitch_limits": None if limits is None else [float(v) for v in limits],
     }
 

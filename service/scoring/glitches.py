@@ -11,7 +11,10 @@ never jumps back, so it is never touched.
 
 One function decides for offline scoring (``models``) and for the service, which sees the
 same numbers whatever batches a stream's readings come in: a reading is judged on its raw
-neighbours only, never on a neighbour already replaced.
+neighbours only, never on a neighbour already replaced. (So two glitches two readings apart
+are not both put back: the normal reading between them, which jumps from both, takes their
+mean instead. Judging each reading on its already despiked predecessor would put both back.)
+The windows are formed in :mod:`service.scoring.streams`.
 
 >>> limits = np.array([1.0], dtype=np.float32)
 >>> despiked(np.array([[0.0], [5.0], [0.0], [0.5]], dtype=np.float32), limits).ravel().tolist()
@@ -36,20 +39,3 @@ def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
     if hit.any():
         out[1:-1] = np.where(hit, (before + after) / 2, middle)
     return out
-
-
-def guarded_windows(values: np.ndarray, window: int, limits: np.ndarray) -> np.ndarray:
-    """Every window of ``window`` consecutive readings, ``(n - window + 1, window, sensors)``,
-    from the despiked readings but for each window's latest reading, which is raw."""
-    view = np.lib.stride_tricks.sliding_window_view(
-        despiked(values, limits), (window, values.shape[1])
-    )[:, 0]
-    out = np.array(view, copy=True)
-    out[:, -1] = values[window - 1 :]
-    return out
-
-
-def history_rows(window: int, guarded: bool) -> int:
-    """Raw readings a stream keeps between requests: the ``window - 1`` before the next one,
-    and with the guard one more, the oldest one's predecessor, to judge it on."""
-    return window if guarded and window > 1 else window - 1

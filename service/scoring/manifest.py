@@ -67,14 +67,6 @@ class ScoreSmoothing(_Strict):
     method: Literal["none", "mean", "median", "ewma"]
     window: int = Field(default=1, ge=1, description="Scores a mean or median covers.")
     alpha: float = Field(default=1.0, gt=0, le=1, description="Weight of the newest score (EWMA).")
-    cap: float | None = Field(
-        default=None,
-        gt=0,
-        allow_inf_nan=False,
-        description="The glitch guard's second part: a score above this multiple of the "
-        "threshold enters a mean or an EWMA at it, so that one reading cannot hold the "
-        "smoothed score up long enough for an alert; absent: uncapped.",
-    )
 
     def label(self) -> str:
         if self.method == "ewma":
@@ -162,11 +154,6 @@ class Manifest(_Strict):
             or not all(math.isfinite(v) and v > 0 for v in self.glitch_limits)
         ):
             raise ValueError(f"glitch limits must be {n} positive finite values, one per sensor")
-        if self.smoothing is not None and self.smoothing.cap is not None:
-            if self.smoothing.method not in ("mean", "ewma"):
-                raise ValueError("a score cap needs a mean or an EWMA smoothing")
-            if self.smoothing.cap <= 1:
-                raise ValueError("a score cap must lie above the threshold (a multiple above 1)")
         if TORCHSCRIPT_FILE not in self.files:
             raise ValueError(f"files must list {TORCHSCRIPT_FILE}")
         if REFERENCE_FILE not in self.files:

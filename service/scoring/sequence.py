@@ -45,7 +45,7 @@ def score_sequence(
     limits = model.glitch_limits
     windows, first = (
         windows_of(history, values, model.window)
-        if limits is None or model.window == 1
+        if limits is None
         else guarded_windows_of(history, values, model.window, limits)
     )
     squared, _ = model.engine.score(np.ascontiguousarray(windows))

@@ -166,37 +166,8 @@ class Ewma:
         return result
 
 
-class Capped:
-    """Another smoother fed each score at most ``cap`` (the glitch guard's second part, see
-    ``ScoreSmoothing.cap``): what it remembers is the capped scores."""
-
-    __slots__ = ("cap", "inner")
-
-    def __init__(self, inner: Smoother, cap: float) -> None:
-        self.inner = inner
-        self.cap = cap
-
-    def update(self, x: float) -> float:
-        return self.inner.update(min(float(x), self.cap))
-
-    def get(self) -> float:
-        return self.inner.get()
-
-    def update_many(self, xs: np.ndarray) -> np.ndarray:
-        return self.inner.update_many(np.minimum(xs, self.cap))
-
-    def snapshot(self) -> list[float]:
-        return self.inner.snapshot()
-
-    def restore(self, remembered: list[float]) -> None:
-        self.inner.restore(remembered)
-
-
 def make_smoother(smoothing: ScoreSmoothing) -> Smoother:
-    """A fresh smoother for one stream (``none``: each score as it is), fed scores at most
-    the smoothing's cap when it has one."""
-    if smoothing.cap is not None:
-        return Capped(make_smoother(smoothing.model_copy(update={"cap": None})), smoothing.cap)
+    """A fresh smoother for one stream (``none``: each score as it is)."""
     if smoothing.method == "none":
         return RollingMean(1)
     if smoothing.method == "mean":

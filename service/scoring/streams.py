@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from service.scoring.decision import AlertDebouncer
-from service.scoring.glitches import despiked, history_rows
+from service.scoring.glitches import despiked
 from service.scoring.smoothing import Smoother
 
 StreamKey = tuple[str, str]  # (model name, stream id)
@@ -40,8 +40,10 @@ def guarded_windows_of(
     history: np.ndarray, values: np.ndarray, window: int, limits: np.ndarray
 ) -> tuple[np.ndarray, int]:
     """:func:`windows_of` for a model with the glitch guard (service/scoring/glitches.py):
+    every window from the despiked readings but for its latest, which stays as it came.
     ``history`` holds up to ``window`` raw readings, the oldest of which, when it holds that
-    many, only serves as its successor's neighbour. Pure."""
+    many, only serves as its successor's neighbour. Offline scoring (empty ``history``) and
+    the service share it. Pure."""
     combined = np.concatenate((history, values))
     clean = despiked(combined, limits)
     lead = max(0, len(history) - (window - 1))
@@ -49,6 +51,12 @@ def guarded_windows_of(
     if len(windows):
         windows[:, -1] = values[warming:]  # each window's latest reading as it came
     return windows, warming
+
+
+def history_rows(window: int, guarded: bool) -> int:
+    """Raw readings a stream keeps between requests: the ``window - 1`` before the next one,
+    and with the glitch guard one more, the oldest one's predecessor, to judge it on."""
+    return window if guarded and window > 1 else window - 1
 
 
 class StreamState:

@@ -44,7 +44,7 @@ async def test_the_declared_smoothing_is_applied_and_decides_the_flag(
     # One reading above the threshold is not a flag; the smoothed score holding above is.
     assert [r["anomaly"] for r in results] == [False, False, False, False, True, True]
     model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
-    assert model["smoothing"] == {**EWMA, "cap": None}
+    assert model["smoothing"] == EWMA
     assert model["glitch_guard"] is False
 
 

@@ -1,14 +1,23 @@
 """A model with the glitch guard: a one-reading glitch is scored at its own reading only,
-whatever batches the stream's readings come in, and its declared cap limits what one score
-adds to the smoothing."""
+whatever batches the stream's readings come in."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
+from calibration_support import API_KEYS, OPERATOR
 from conftest import TEST_MODEL, ClientFactory, build_test_artifact
+
+from models.export import export_artifact
+from models.scores import per_sensor_errors, scores_from_errors
+from models.synthetic import generate_plant
+from models.train import TrainConfig, train
+from service.scoring.artifact import load_artifact
 
 # The test model expects the latest reading to be the mean of the window's earlier ones;
 # a score is the mean over 4 sensors of the squared difference (threshold 1).
@@ -66,21 +75,23 @@ async def test_a_step_is_no_glitch(tmp_path: Path, make_client: ClientFactory) -
     assert scores["guarded"] == scores["plain"]
 
 
-async def test_the_declared_cap_limits_what_one_score_adds(
+async def test_feedback_carrying_readings_is_scored_as_the_stream_was(
     tmp_path: Path, make_client: ClientFactory
 ) -> None:
-    ewma = {"method": "ewma", "window": 1, "alpha": 0.5}
-    smoothed = {}
-    for name, smoothing in (("plain", ewma), ("capped", {**ewma, "cap": 2.0})):
-        folder = models_with(tmp_path / name, smoothing=smoothing, glitch_limits=LIMITS)
-        client = await make_client(models_dir=folder)
-        results = await score(client, RUN, "s")
-        smoothed[name] = [r["smoothed_score"] for r in results[2:]]
-    assert smoothed["plain"] == pytest.approx([0, 12.5, 6.25, 3.125, 1.5625])
-    assert smoothed["capped"] == pytest.approx([0, 1.0, 0.5, 0.25, 0.125])
+    """Readings sent with a label are scored on the spot as a stream scores them, the glitch
+    put back in the windows after its own; the model and the stream say the guard is on."""
+    client = await make_client(
+        api_keys=API_KEYS, models_dir=models_with(tmp_path, glitch_limits=LIMITS)
+    )
+    response = await client.post(
+        "/v1/feedback", json={"label": "normal", "readings": {"values": RUN}}, headers=OPERATOR
+    )
+    assert response.status_code == 201, response.text
+    assert [lab["error"] for lab in response.json()["labels"]] == pytest.approx([0, 25, 0, 0, 0])
 
+    await score(client, RUN, "s")
     model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
-    assert model["smoothing"]["cap"] == 2.0 and model["glitch_guard"] is True
+    assert model["glitch_guard"] is True
     stream = (await client.get("/v1/streams/s", params={"model": TEST_MODEL})).json()
     assert stream["window"] == 3 and stream["readings_buffered"] == 3
 
@@ -90,8 +101,6 @@ async def test_the_declared_cap_limits_what_one_score_adds(
     [
         ({"glitch_limits": [1.0, 1.0]}, "glitch limits must be 4"),
         ({"glitch_limits": [1.0, 1.0, 0.0, 1.0]}, "glitch limits must be 4 positive"),
-        ({"smoothing": {"method": "median", "window": 3, "cap": 2.0}}, "needs a mean or an EWMA"),
-        ({"smoothing": {"method": "ewma", "alpha": 0.5, "cap": 0.5}}, "above the threshold"),
     ],
 )
 def test_guard_fields_that_cannot_be_right_are_refused(
@@ -99,3 +108,45 @@ def test_guard_fields_that_cannot_be_right_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=reason):
         build_test_artifact(tmp_path / "models", window=3, **fields)
+
+
+@pytest.mark.parametrize("window", [2, 3])
+@pytest.mark.parametrize("smoothing", ["ewma:0.3", "mean:3"])
+async def test_a_trained_model_serves_the_offline_scores_in_any_batches(
+    tmp_path: Path, make_client: ClientFactory, window: int, smoothing: str
+) -> None:
+    """A guarded model trained and exported by `train`: the service's smoothed scores equal
+    those `models evaluate` computes, sent one by one, in random batches or at once."""
+    torch.set_num_threads(1)
+    data = generate_plant(1500, seed=5, n_sensors=4)
+    config = TrainConfig(family="dpca", window=window, smoothing=smoothing, glitch_guard=True)
+    result = train(data.values, data.sensors, config)
+    folder = tmp_path / "models" / "m" / "1"
+    export_artifact(
+        result, folder, name="m", version="1", training_data_sha256="0" * 64,
+        include_export=False,
+    )  # fmt: skip
+    artifact = load_artifact(folder)
+    values = generate_plant(80, seed=6, n_sensors=4).values
+    values[[3, 10, 11, 40, 41, 42, 60, 79], 1] += 30 * result.scaler_scale[1]  # glitches, runs
+    values[20, 2] -= 30 * result.scaler_scale[2]
+    errors = per_sensor_errors(artifact, values)
+    offline = scores_from_errors(artifact, errors) / artifact.manifest.threshold.value
+    assert not np.allclose(per_sensor_errors(replace(result, glitch_limits=None), values), errors)
+    client = await make_client(models_dir=tmp_path / "models")
+    rng = np.random.default_rng(0)
+    for trial, mode in enumerate(["ones", "random", "all"]):
+        got: list[float] = []
+        start = 0
+        while start < len(values):
+            size = (
+                1 if mode == "ones" else len(values) if mode == "all" else int(rng.integers(1, 7))
+            )
+            batch = values[start : start + size].tolist()
+            response = await client.post(
+                "/v1/score", json={"model": "m", "stream_id": f"s{trial}", "readings": batch}
+            )
+            assert response.status_code == 200, response.text
+            got += [r["smoothed_score"] for r in response.json()["results"] if "score" in r]
+            start += size
+        np.testing.assert_allclose(got, offline, rtol=2e-5, atol=1e-6, err_msg=mode)

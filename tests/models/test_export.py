@@ -222,10 +222,6 @@ def _glitch_limits_added(m: dict[str, Any]) -> None:
     m["glitch_limits"] = [1.0] * len(m["sensors"])
 
 
-def _smoothing_capped(m: dict[str, Any]) -> None:
-    m["smoothing"] = {"method": "ewma", "window": 1, "alpha": 0.5, "cap": 3.0}
-
-
 @pytest.mark.parametrize("trained", [1], indirect=True)
 @pytest.mark.parametrize(
     ("edit", "named"),
@@ -236,9 +232,8 @@ def _smoothing_capped(m: dict[str, Any]) -> None:
         # what makes the threshold trustworthy, and which data the model came from
         (_fewer_calibration_samples, "threshold_n_calibration"),
         (_other_training_data, "training_data_sha256"),
-        # how its scores are read: the glitch guard's limits and the smoothing's cap
+        # how its readings are read: the glitch guard's limits
         (_glitch_limits_added, "glitch_limits"),
-        (_smoothing_capped, "smoothing"),
     ],
 )
 def test_a_manifest_that_does_not_describe_its_model_is_refused(

@@ -66,9 +66,13 @@ def test_windowed_model_holds_a_spike_into_an_alert(plant: dict[str, np.ndarray]
     assert f"in {result.alerted} of {result.trials} trials" in result.message
     assert "The model sees the spike in all 8 windows that hold it, so" in result.message
     assert "(--window 1 --smoothing none) flags a glitch" in result.message
-    assert "--glitch-guard scores a glitch once" in result.message  # trained without it
+    assert "(train's default, --glitch-guard) scores a glitch once" in result.message
     guarded = replace(result, guarded=True)  # one that alerts with it gets no such advice
     assert "--glitch-guard" not in guarded.message and guarded.verdict == "alerts"
+    assert "stays, past the glitch guard, in all 8 windows" in guarded.message
+    smoothed = replace(guarded, smoothing="ewma:0.3")  # the smoothing carries the glitch
+    assert "past the glitch guard" not in smoothed.message
+    assert smoothed.message.count("ewma:0.3 smoothing carries its score further") == 1
 
 
 def test_an_ewma_carries_a_spike_into_an_alert(plant: dict[str, np.ndarray]) -> None:
@@ -104,6 +108,28 @@ def test_the_glitch_guard_keeps_a_spike_from_alerting_a_windowed_model(
     guarded = check(fitted(plant, 8, smoothing, guard=True), plant["normal"])
     assert guarded.trials == plain.trials
     assert guarded.alerted == 0 and guarded.flagged == plain.flagged
+
+
+@pytest.mark.parametrize("beside", [1, -2])
+def test_a_guarded_trial_rescores_every_window_the_spike_changes(
+    plant: dict[str, np.ndarray], beside: int
+) -> None:
+    """The guard judges a reading on its raw neighbours: a spike at t decides whether a
+    glitch of the clean run at t + 1 is put back (it then sits in the window ending at
+    t + 3 too), and a glitch at t - 2 is judged on t - 3, which the segment must hold."""
+    window, t, sensor = 3, 700, 3
+    model = fitted(plant, window, guard=True)
+    values = plant["normal"].copy()
+    values[t + beside, sensor] += 8 * model.scaler_scale[sensor]  # the clean run's glitch
+    clean = per_sensor_errors(model, values)
+    spike = np.zeros(N_SENSORS)
+    spike[sensor] = 8 * model.scaler_scale[sensor]
+    spiked = values.copy()
+    spiked[t] += spike
+    expected = scores_from_errors(model, per_sensor_errors(model, spiked))
+    np.testing.assert_allclose(
+        spiked_scores(model, values, clean, t, spike), expected, rtol=1e-5, atol=1e-9
+    )
 
 
 def test_a_small_spike_raises_nothing(plant: dict[str, np.ndarray]) -> None:

@@ -8,16 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.events import AlertRule
 from models.export import export_artifact
 from models.inject import Fault
 from models.injected import InjectedRun
-from models.operating_point import operating_point, parse_smoothing, score_cap, smooth
+from models.operating_point import parse_smoothing, smooth
 from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
 from models.train import TrainConfig, train
 from service.scoring.artifact import ArtifactError, load_artifact
-from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
 from tests.models.test_linear import ar_process
 
@@ -94,43 +92,3 @@ def test_a_smoothing_whose_threshold_train_would_refuse_is_never_chosen() -> Non
     assert chosen.config.smoothing == "none"
     alone = weigh_smoothings(run, TrainConfig(), ("median:3",), 0.0)
     assert alone.detection == {} and alone.mean_detection == 0.0
-
-
-@pytest.mark.parametrize("alpha", [0.5, 0.3, 0.1])
-def test_one_reading_at_the_cap_cannot_raise_an_alert_alone(alpha: float) -> None:
-    """On top of a typical level, a score at the cap keeps an EWMA above the threshold for
-    fewer readings than the default rule's k; a larger one, uncapped, for k or more."""
-    how = ScoreSmoothing(method="ewma", alpha=alpha)
-    typical, threshold, k = 1.0, 2.0, AlertRule().k
-    cap = score_cap(how, typical, threshold)
-    assert cap is not None and cap > threshold
-
-    def above(value: float) -> int:
-        smoother = make_smoother(how)
-        smoother.update(typical)
-        held = [smoother.update(value)] + [smoother.update(typical) for _ in range(30)]
-        return sum(x > threshold for x in held)
-
-    assert above(cap) <= k - 1
-    assert above(4 * cap) >= k
-    mean = ScoreSmoothing(method="mean", window=4)
-    assert score_cap(mean, typical, threshold) == typical + 4 * (threshold - typical)
-    assert score_cap(ScoreSmoothing(method="median", window=3), typical, threshold) is None
-
-
-def test_a_capped_operating_point_is_what_the_service_flags() -> None:
-    rng = np.random.default_rng(0)
-    scores = rng.gamma(2.0, size=4000)
-    scores[::250] += 60.0  # glitches, each held up by the EWMA
-    how = parse_smoothing("ewma:0.3")
-    plain = operating_point([scores], how, 0.99, source="x")
-    capped = operating_point([scores], how, 0.99, source="x", capped=True)
-    assert plain.smoothing.cap is None and capped.smoothing.cap is not None
-    assert capped.smoothing.cap > 1 and capped.threshold.value < plain.threshold.value
-    threshold = capped.threshold.value
-    # The service smooths error / threshold with the manifest's smoothing, cap included.
-    service = make_smoother(capped.smoothing).update_many(scores / threshold)
-    np.testing.assert_allclose(service * threshold, capped.smooth(scores), rtol=1e-12)
-    assert threshold == np.quantile(capped.smooth(scores), 0.99, method="higher")
-    with pytest.raises(ValueError, match="needs the threshold"):
-        smooth(scores, capped.smoothing)

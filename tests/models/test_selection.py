@@ -116,10 +116,6 @@ def test_train_chooses_by_default_and_says_why(
     assert manifest.training["glitch_guard"] is True
     assert "glitch guard: a sensor's value that jumps from both neighbours by more than" in err
     assert manifest.glitch_limits is not None and len(manifest.glitch_limits) == 4
-    smoothing = manifest.smoothing
-    assert smoothing is not None
-    assert (smoothing.cap is not None) == (smoothing.method in ("ewma", "mean"))
-    assert ("enters the" in err) == (smoothing.cap is not None)
 
 
 def test_train_without_the_glitch_guard_ships_none_of_it(
@@ -128,8 +124,7 @@ def test_train_without_the_glitch_guard_ships_none_of_it(
     err, manifest = train_cva(tmp_path, capsys, "--no-glitch-guard")
     assert manifest.training["glitch_guard"] is False
     assert manifest.glitch_limits is None
-    assert manifest.smoothing is not None and manifest.smoothing.cap is None
-    assert "glitch guard" not in err
+    assert "glitch guard:" not in err  # no summary line (the lone-spike advice may name it)
 
 
 def test_an_autoencoder_option_means_the_autoencoder(

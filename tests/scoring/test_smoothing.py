@@ -132,21 +132,3 @@ def test_debouncer_rejects_bad_parameters() -> None:
         AlertDebouncer(k=4, n=3, cooldown=0)
     with pytest.raises(ValueError):
         AlertDebouncer(k=1, n=3, cooldown=-1)
-
-
-@pytest.mark.parametrize("method", ["mean", "ewma"])
-def test_a_capped_smoother_takes_in_each_score_at_most_at_its_cap(method: str) -> None:
-    how = ScoreSmoothing(method=method, window=3, alpha=0.5, cap=2.0)  # type: ignore[arg-type]
-    scores = np.random.default_rng(0).gamma(2.0, size=60)
-    assert (scores > 2.0).sum() > 10
-    plain = make_smoother(how.model_copy(update={"cap": None}))
-    expected = plain.update_many(np.minimum(scores, 2.0))
-    capped = make_smoother(how)
-    np.testing.assert_allclose(capped.update_many(scores), expected)
-    one_by_one = make_smoother(how)
-    np.testing.assert_allclose([one_by_one.update(x) for x in scores], expected)
-    # What it remembers is the capped scores: another process carries on alike.
-    restored = make_smoother(how)
-    restored.restore(capped.snapshot())
-    assert restored.update(50.0) == pytest.approx(capped.update(50.0))
-    assert restored.get() == pytest.approx(plain.update(2.0))

@@ -21,13 +21,13 @@ SMOOTHINGS = [
     ScoreSmoothing(method="median", window=3, alpha=0.5),
     ScoreSmoothing(method="median", window=6, alpha=0.5),
     ScoreSmoothing(method="ewma", window=1, alpha=0.3),
-    # the glitch guard: its cap, and (see fresh) its limits and one more reading kept
-    ScoreSmoothing(method="ewma", window=2, alpha=0.3, cap=2.5),
+    # with the glitch guard (see fresh): its limits, and one more reading kept
+    ScoreSmoothing(method="ewma", window=2, alpha=0.3),
 ]
 
 
 def fresh(smoothing: ScoreSmoothing, window: int, n_sensors: int = 3) -> StreamState:
-    guarded = smoothing.cap is not None
+    guarded = smoothing.method == "ewma" and smoothing.window == 2
     return StreamState(
         make_smoother(smoothing),
         AlertDebouncer(k=2, n=4, cooldown=3),
