@@ -188,7 +188,8 @@ class TrainResult:
     golden_inputs: np.ndarray | None = None
     """A few raw calibration windows, (n, window, n_sensors): the artifact's golden sample."""
     glitch_limits: np.ndarray | None = None
-    """The glitch guard's per-sensor jump limits (raw units), with ``config.glitch_guard``."""
+    """The glitch guard's per-sensor jump limits (raw units), with ``config.glitch_guard``
+    and a window of more than one reading."""
 
     @property
     def window(self) -> int:
@@ -309,7 +310,9 @@ def train(
                 )
 
     module = ScoringModule(reconstructor, mean=mean, scale=scale, window=window).eval()
-    limits = jump_limits(train_values, scale) if config.glitch_guard else None
+    # Over one reading there is nothing to despike: no limits, and an artifact older
+    # services still load.
+    limits = jump_limits(train_values, scale) if config.glitch_guard and window > 1 else None
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
     threshold = estimate_threshold(
         smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),

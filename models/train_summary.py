@@ -139,8 +139,6 @@ def _guard_lines(result: TrainResult) -> list[str]:
     """What the glitch guard will do, in the units a user can check."""
     if result.glitch_limits is None:
         return []
-    if result.window == 1:
-        return ["glitch guard: one reading per input, so nothing to despike"]
     sds = result.glitch_limits / result.scaler_scale
     low, high = f"{sds.min():.3g}", f"{sds.max():.3g}"
     return [
