@@ -149,6 +149,11 @@ def test_plane_variance_says_it_trains_an_autoencoder(
     # Given a family, nothing is implied: no notice.
     assert main([*args, "--family", "autoencoder", "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert "applies to the autoencoder" not in capsys.readouterr().err
+    # Another family is refused by the option's name, before any work.
+    assert main([*args, "--family", "cva", "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--plane-variance is an autoencoder option: it needs --family autoencoder" in err
+    assert "plane_variance" not in err and not (tmp_path / "c").exists()
 
 
 def test_doctests() -> None:
