@@ -114,7 +114,7 @@ class TrainConfig:
             (self.family in FAMILIES, f"family must be one of {', '.join(FAMILIES)}"),
             (
                 self.family != "cva" or self.window >= 2,
-                "cva needs window >= 2 (it relates the past window to the next readings)",
+                "cva needs window >= 2 (it relates past readings to the next ones)",
             ),
             (0 < self.variance < 1, "variance must be in (0, 1)"),
             (self.kl_warmup >= 0, "kl_warmup must be non-negative"),

@@ -4,6 +4,7 @@ themselves are models.train's TrainConfig; train_options turns the parsed option
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from models.network import ACTIVATIONS
@@ -170,3 +171,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.quantile,
         help="quantile of calibration scores set as the threshold (1 - the false-alarm rate)",
     )
+
+
+def in_option_words(message: str) -> str:
+    """A settings message (``TrainConfig``'s, which names its fields) with each field that is
+    an option of this command named as the option.
+
+    >>> in_option_words("invalid training settings: plane_variance needs family autoencoder")
+    'invalid training settings: --plane-variance needs --family autoencoder'
+    """
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = {
+        action.dest: max(action.option_strings, key=len)
+        for action in parser._actions  # argparse lists its arguments nowhere public
+        if action.option_strings and action.dest != "help"
+    }
+    for dest, option in options.items():
+        message = re.sub(rf"(?<![\w-]){dest}\b", option, message)
+    return message

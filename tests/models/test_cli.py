@@ -172,6 +172,17 @@ def test_train_keeps_files_that_are_not_a_model_unless_forced(
     assert not (folder / "notes.txt").exists() and load_artifact(folder).manifest.version == "1"
 
 
+def test_train_names_the_options_a_refused_setting_comes_from(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path / "m")]
+    assert main([*args, "--family", "cva", "--plane-variance", "0.9", "--batch-size", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--plane-variance needs --family autoencoder" in err
+    assert "--batch-size must be at least 1" in err
+    assert "plane_variance" not in err and "batch_size" not in err
+
+
 def test_train_refuses_an_out_that_is_a_file(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -247,8 +258,8 @@ def test_train_warns_when_calibration_data_is_the_training_data(
     ("options", "message"),
     [
         (["--lr", "1e6", "--epochs", "5"], "training diverged"),
-        (["--lr", "inf"], "lr must be positive and finite"),
-        (["--noise-std", "inf"], "noise_std must be non-negative and finite"),
+        (["--lr", "inf"], "--lr must be positive and finite"),
+        (["--noise-std", "inf"], "--noise-std must be non-negative and finite"),
     ],
 )
 def test_train_refuses_a_run_that_cannot_learn(
