@@ -106,10 +106,10 @@ class TopSensor(_Doc):
     sensor: str
     share: float = Field(description="This sensor's share of the reading's squared error (0-1).")
     observed: float = Field(description="The value received.")
-    reconstructed: float = Field(
-        description="What the model expected (a network's reconstruction; for DPCA, CVA and "
-        "a network with a whitened residual, whose statistic is a quadratic form written "
-        "as a reconstruction, no expectation of the reading: read the share)."
+    reconstructed: float | None = Field(
+        description="What the model expected (a network's reconstruction of the reading); "
+        "null for DPCA, CVA and a network with a whitened residual, whose statistic is a "
+        "quadratic form that expects nothing of the reading: read the share."
     )
 
 

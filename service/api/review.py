@@ -144,13 +144,9 @@ class ReviewItem(BaseModel):
 def reconstructs_the_reading(manifest: Manifest) -> bool:
     """Whether a sensor's squared error is that of the reading's own reconstruction, so
     that the observed value, its sign and the error give back what the model expected: a
-    network over one reading scoring the squares of its residual. Over a window the error
-    is the window's mean; DPCA, CVA and a whitened residual write a quadratic form as a
-    reconstruction, which expects nothing of the reading."""
-    training = manifest.training
-    family = training.get("family", "autoencoder")  # none recorded: an autoencoder
-    squares = training.get("residual", "squares") == "squares"
-    return manifest.window == 1 and family not in ("dpca", "cva") and squares
+    network over one reading scoring the squares of its residual
+    (``Manifest.expects_readings``). Over a window the error is the window's mean."""
+    return manifest.window == 1 and manifest.expects_readings
 
 
 def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[SensorContribution]:

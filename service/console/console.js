@@ -219,7 +219,7 @@ function queueCard(reading) {
 function sensorTable(reading) {
   if (!reading.sensors.length) return h("p", { text: "No per-sensor figures for this reading." });
   return h("table", { class: "sensors" },
-    h("caption", { class: "hint", text: "Sensors by their share of the error: observed vs what the model expected" }),
+    h("caption", { class: "hint", text: "Sensors by their share of the error: observed, and what the model expected where it expects a value" }),
     h("thead", {}, h("tr", {}, ...["Sensor", "Share", "", "Observed", "Expected"].map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, ...reading.sensors.map((sensor) => {
       const bar = h("div", { class: "share" });

@@ -179,3 +179,12 @@ class Manifest(_Strict):
     @property
     def n_sensors(self) -> int:
         return len(self.sensors)
+
+    @property
+    def expects_readings(self) -> bool:
+        """Whether the model's reconstruction of a reading is what it expected of it: a
+        network scoring the squares of its residual. DPCA, CVA and a whitened residual write
+        a quadratic form as a reconstruction, which expects nothing of the reading."""
+        family = self.training.get("family", "autoencoder")  # none recorded: an autoencoder
+        squares = self.training.get("residual", "squares") == "squares"
+        return family not in ("dpca", "cva") and squares

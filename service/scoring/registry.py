@@ -38,6 +38,8 @@ class LoadedModel:
     within: tuple[float, float] = field(repr=False)  # inside every sensor's bounds
     # The glitch guard's jump limits (float32, as the readings), when the model has them.
     glitch_limits: np.ndarray | None = field(default=None, repr=False)
+    # Whether its reconstruction is an expectation of the reading (replies show it, or null).
+    expects_readings: bool = field(default=True, repr=False)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
@@ -57,6 +59,7 @@ class LoadedModel:
                 if manifest.glitch_limits is None
                 else np.asarray(manifest.glitch_limits, dtype=np.float32)
             ),
+            expects_readings=manifest.expects_readings,
         )
 
     @property

@@ -133,7 +133,11 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
     if len(top_index) == 1:  # one reading: Python indexing beats numpy's fancy indexing
         row = top_index[0].tolist()
         observed_row = scored.values[scored.warming].tolist()
-        reconstructed_row = scored.reconstruction[0].tolist()
+        reconstructed_row = (
+            scored.reconstruction[0].tolist()
+            if model.expects_readings
+            else [None] * len(observed_row)
+        )
         tops = [
             [
                 {
@@ -155,7 +159,9 @@ def _scored_results(scored: ScoredBatch, ids: list[str]) -> list[dict[str, Any]]
                 [sensors[j] for j in top_index.ravel().tolist()],
                 shares.ravel().tolist(),
                 observed.ravel().tolist(),
-                reconstructed.ravel().tolist(),
+                reconstructed.ravel().tolist()
+                if model.expects_readings
+                else repeat(None, top_index.size),
                 strict=True,
             )
         ]
@@ -238,7 +244,11 @@ def _scored_fragments(scored: ScoredBatch, ids: list[str], common: dict[str, Any
     next_entry = np.array([b'},{"sensor":' + n + b',"share":' for n in names], dtype=object)
     share_text = _json_numbers(shares.ravel())
     observed_text = _json_numbers(observed.astype(np.float64).ravel())
-    reconstructed_text = _json_numbers(reconstructed.astype(np.float64).ravel())
+    reconstructed_text = (
+        _json_numbers(reconstructed.astype(np.float64).ravel())
+        if scored.model.expects_readings
+        else [b"null"] * (count * k)
+    )
     for j in range(k):
         columns += [
             (first_entry if j == 0 else next_entry)[scored.top_index[:, j]].tolist(),

@@ -483,3 +483,6 @@ def test_which_models_the_queue_shows_an_expected_value_for(
     training |= {} if residual is None else {"residual": residual}
     changed = manifest.model_copy(update={"window": window, "training": training})
     assert reconstructs_the_reading(changed) is shown
+    # A score reply shows the reconstruction of a network scoring its squares, any window.
+    network = family not in ("cva", "dpca") and residual != "whitened"
+    assert changed.expects_readings is network

@@ -26,13 +26,16 @@ def outcome(
     timestamps: bool,
     odd_values: bool,
     k: int,
+    expects: bool = True,
 ) -> ScoredBatch:
     n = 50
     scored = size - warming
     sensors = [f"s{i:02d}" for i in range(n)]
     if odd_values:
         sensors[1] = 'quo"te\\é\u2028'
-    model = SimpleNamespace(name="plant", version="7", sensors=sensors, window=warming + 2)
+    model = SimpleNamespace(
+        name="plant", version="7", sensors=sensors, window=warming + 2, expects_readings=expects
+    )
     scale = 10 ** rng.uniform(-8, 8, size=scored) if odd_values else 1.0
     errors = rng.exponential(size=scored) * scale
     if odd_values and scored:
@@ -99,3 +102,24 @@ def test_fragments_equal_dicts(
     assert fragments == dicts
     body: dict[str, Any] = orjson.loads(fragments)
     assert len(body["results"]) == size and body["alerts_raised"] == 2
+
+
+@pytest.mark.parametrize("size", [1, 5, 33, 200])
+def test_a_model_that_expects_nothing_of_the_reading_replies_null(
+    monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """DPCA, CVA and a whitened residual write a quadratic form as a reconstruction: the
+    reply says null there, in either renderer, and keeps the observed values."""
+    rng = np.random.default_rng(size)
+    scored = outcome(
+        rng, size, warming=0, client_ids=False, timestamps=False, odd_values=False, k=3,
+        expects=False,
+    )  # fmt: skip
+    body = render_json(scored, single=size == 1)
+    monkeypatch.setattr(replies, "_FRAGMENTS_MIN", 10**9)
+    assert render_json(scored, single=size == 1) == body
+    parsed: dict[str, Any] = orjson.loads(body)
+    results = [parsed["result"]] if size == 1 else parsed["results"]
+    tops = [top for result in results for top in result["top_sensors"]]
+    assert len(tops) == 3 * size
+    assert all(top["reconstructed"] is None and top["observed"] is not None for top in tops)
