@@ -70,10 +70,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--glitch-guard",
-        action=argparse.BooleanOptionalAction,
-        default=TrainConfig().glitch_guard,
-        help="the glitch guard (see `train --help`), on as `train` has it by default; "
-        "--no-glitch-guard measures the model trained and chosen without it",
+        action="store_true",
+        help="train the model with the glitch guard (see `train --help`), chosen as `train "
+        "--glitch-guard` chooses with --family auto; not the default settings",
     )
     parser.add_argument(
         "--plane-variance",
@@ -188,14 +187,14 @@ def _tep(
     if plane_implied:
         how = "(--plane-variance: an autoencoder)"
     residual = ", residual whitened" if chosen.residual == "whitened" else ""
-    guard = ", glitch guard" if chosen.glitch_guard else ""
+    guard = ", glitch guard" if bench.detectors.result.glitch_limits is not None else ""
     form = ModelForm.of(bench.detectors.result)
     print(f"model: {form.name}{residual}, {form.smoothed_as}{guard} {how}", file=sys.stderr)
     written = write_tep_report(bench, out)
     print(render_table(tep_table(bench)))
     print("\n" + render_table(far_table(bench)))
     print()
-    if not select_model or families is not None:
+    if not select_model or families is not None or chosen.glitch_guard:
         print("(not the default settings: the targets are set for those)")
     print("\n".join(target_lines(bench.acceptance(), families)))
     return written

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.scoring.glitches import despiked
+
 
 def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Mean and std per sensor; a constant sensor gets scale 1 (no division by zero) and is
@@ -86,3 +88,15 @@ def jump_limits(train_values: np.ndarray, scale: np.ndarray) -> np.ndarray:
     jumps = np.where(same, np.minimum(np.abs(up), np.abs(down)), 0.0)
     limits: np.ndarray = np.maximum(jumps.max(axis=0), floor)
     return limits
+
+
+REWRITTEN_WARNING = 0.001
+"""Share of a normal calibration run the glitch guard may rewrite before ``train`` warns: a
+normal run holds no glitches, so what the guard rewrites there is the process moving."""
+
+
+def rewritten_readings(values: np.ndarray, limits: np.ndarray) -> int:
+    """Readings of ``values`` (a run in time order) with a value the glitch guard rewrites."""
+    run = np.asarray(values, dtype=np.float32)
+    changed = despiked(run, np.asarray(limits, dtype=np.float32)) != run
+    return int(changed.any(axis=1).sum())

@@ -158,8 +158,8 @@ class LoneSpikeCheck:
         )
         if self.window > 1 and not self.guarded:
             advice = (
-                "the glitch guard (train's default, --glitch-guard) scores a glitch once, at "
-                f"its own reading (docs/training.md); or {advice}"
+                "train --glitch-guard scores a glitch once, at its own reading, where normal "
+                f"runs never jump like one (docs/training.md); or {advice}"
             )
         because = because[0].upper() + because[1:]
         return f"{because}, so a one-reading glitch pages someone; {advice}."
@@ -210,6 +210,8 @@ def spiked_scores(
     reading ``t``, from its clean per-sensor errors: only the windows holding ``t`` are
     scored again."""
     window = model_window(model)
+    if not window - 1 <= t < len(values):
+        raise ValueError(f"reading {t} of {len(values)} is not scored by a model over {window}")
     i = t - (window - 1)  # the first scored window that holds reading t
     # The glitch guard judges a reading on its raw neighbours: the spike also changes how
     # t - 1 and t + 1 are judged, and t + 1 sits in one window more, the one ending at

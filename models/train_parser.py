@@ -135,11 +135,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--glitch-guard",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.glitch_guard,
+        action="store_true",
         help="a model over a window scores a one-reading glitch once, at its own reading: "
-        "the windows after it see it put back to its neighbours' mean (docs/training.md); "
-        "selection weighs candidates with it or, with --no-glitch-guard, without it",
+        "the windows after it see it put back to its neighbours' mean; selection weighs "
+        "candidates with it (docs/training.md, also on what it rewrote of a normal run)",
     )
     model.add_argument(
         "--smoothing",

@@ -12,8 +12,8 @@ never jumps back, so it is never touched.
 One function decides for offline scoring (``models``) and for the service, which sees the
 same numbers whatever batches a stream's readings come in: a reading is judged on its raw
 neighbours only, never on a neighbour already replaced. (So two glitches two readings apart
-are not both put back: the normal reading between them, which jumps from both, takes their
-mean instead. Judging each reading on its already despiked predecessor would put both back.)
+are not removed: both are put back, but the normal reading between them, which jumps from
+both, takes their level. Judging each reading on its despiked predecessor would remove both.)
 The windows are formed in :mod:`service.scoring.streams`.
 
 >>> limits = np.array([1.0], dtype=np.float32)

@@ -66,7 +66,7 @@ def test_windowed_model_holds_a_spike_into_an_alert(plant: dict[str, np.ndarray]
     assert f"in {result.alerted} of {result.trials} trials" in result.message
     assert "The model sees the spike in all 8 windows that hold it, so" in result.message
     assert "(--window 1 --smoothing none) flags a glitch" in result.message
-    assert "(train's default, --glitch-guard) scores a glitch once" in result.message
+    assert "train --glitch-guard scores a glitch once" in result.message
     guarded = replace(result, guarded=True)  # one that alerts with it gets no such advice
     assert "--glitch-guard" not in guarded.message and guarded.verdict == "alerts"
     assert "stays, past the glitch guard, in all 8 windows" in guarded.message
@@ -130,6 +130,8 @@ def test_a_guarded_trial_rescores_every_window_the_spike_changes(
     np.testing.assert_allclose(
         spiked_scores(model, values, clean, t, spike), expected, rtol=1e-5, atol=1e-9
     )
+    with pytest.raises(ValueError, match="not scored"):  # no window ends there
+        spiked_scores(model, values, clean, window - 2, spike)
 
 
 def test_a_small_spike_raises_nothing(plant: dict[str, np.ndarray]) -> None:

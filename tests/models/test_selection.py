@@ -112,19 +112,19 @@ def test_train_chooses_by_default_and_says_why(
     assert "chose cva over window" in err
     assert manifest.training["family"] == "cva"
     assert manifest.metrics["selection"]["ranking"][0]["family"] == "cva"
-    # The glitch guard is on by default: weighed in selection, shipped in the manifest.
+    assert manifest.training["glitch_guard"] is False  # off by default
+    assert manifest.glitch_limits is None and "glitch guard:" not in err
+
+
+def test_train_with_the_glitch_guard_weighs_and_ships_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err, manifest = train_cva(tmp_path, capsys, "--glitch-guard")
     assert manifest.training["glitch_guard"] is True
     assert "glitch guard: a sensor's value that jumps from both neighbours by more than" in err
     assert manifest.glitch_limits is not None and len(manifest.glitch_limits) == 4
-
-
-def test_train_without_the_glitch_guard_ships_none_of_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    err, manifest = train_cva(tmp_path, capsys, "--no-glitch-guard")
-    assert manifest.training["glitch_guard"] is False
-    assert manifest.glitch_limits is None
-    assert "glitch guard:" not in err  # no summary line (the lone-spike advice may name it)
+    rewritten = manifest.metrics["glitch_guard"]["calibration_readings_rewritten"]
+    assert 0 <= rewritten <= 1000
 
 
 def test_an_autoencoder_option_means_the_autoencoder(

@@ -161,9 +161,11 @@ def test_window_model_scores_one_row_per_window(plant: np.ndarray, sensors: list
     start, stop = result.splits["calibration"]
     assert result.calibration_errors.shape == (stop - start - 3, N_SENSORS)
     assert score_readings(result.module, plant[:10], 4).shape == (7, N_SENSORS)
-    # The glitch guard (on by default) has limits for a window, none for one reading.
-    assert result.glitch_limits is not None and len(result.glitch_limits) == N_SENSORS
-    assert train(plant, sensors, TINY).glitch_limits is None
+    assert result.glitch_limits is None  # the glitch guard is off by default
+    # With it, limits for a window and none for one reading.
+    guarded = train(plant, sensors, replace(TINY, window=4, glitch_guard=True))
+    assert guarded.glitch_limits is not None and len(guarded.glitch_limits) == N_SENSORS
+    assert train(plant, sensors, replace(TINY, glitch_guard=True)).glitch_limits is None
 
 
 def test_denoising_variants_train(plant: np.ndarray, sensors: list[str]) -> None:
