@@ -1,4 +1,5 @@
-"""The glitch guard's first part: a one-reading glitch is scored once, at its own reading.
+"""The glitch guard (``train --glitch-guard``): a one-reading glitch is scored once, at its
+own reading.
 
 A model over a window of readings sees every reading in ``window`` consecutive inputs, so
 one bad value (a transmission glitch, a sensor's single wild sample) raises ``window``
