@@ -70,7 +70,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--glitch-guard",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=TrainConfig().glitch_guard,
         help="train the model with the glitch guard (see `train --help`), chosen as `train "
         "--glitch-guard` chooses with --family auto; not the default settings",
     )

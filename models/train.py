@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,20 @@ from models.windows import golden_windows, score_readings
 FAMILIES = ("autoencoder", "conv", "vae", "dpca", "cva")
 """Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
 LINEAR_FAMILIES = ("dpca", "cva")
+
+
+class InvalidSettings(ValueError):
+    """Settings ``TrainConfig`` refuses: each problem a template whose ``{field}`` markers
+    name settings, written as field names unless :meth:`naming` says otherwise (the CLI
+    names its options)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(self.naming(lambda field: field))
+
+    def naming(self, name: Callable[[str], str]) -> str:
+        names = {field.name: name(field.name) for field in fields(TrainConfig)}
+        return "invalid training settings: " + "; ".join(p.format(**names) for p in self.problems)
 
 
 @dataclass(frozen=True)
@@ -113,50 +128,60 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.family in FAMILIES, f"family must be one of {', '.join(FAMILIES)}"),
+            (self.family in FAMILIES, f"{{family}} must be one of {', '.join(FAMILIES)}"),
             (
                 self.family != "cva" or self.window >= 2,
-                "cva needs window >= 2 (it relates past readings to the next ones)",
+                "cva needs {window} >= 2 (it relates past readings to the next ones)",
             ),
-            (0 < self.variance < 1, "variance must be in (0, 1)"),
-            (self.kl_warmup >= 0, "kl_warmup must be non-negative"),
-            (self.residual in RESIDUALS, f"residual must be one of {', '.join(RESIDUALS)}"),
+            (0 < self.variance < 1, "{variance} must be in (0, 1)"),
+            (self.kl_warmup >= 0, "{kl_warmup} must be non-negative"),
+            (self.residual in RESIDUALS, f"{{residual}} must be one of {', '.join(RESIDUALS)}"),
             (
                 self.residual == "squares" or self.family not in LINEAR_FAMILIES,
-                "residual whitened needs a network family (dpca and cva whiten already)",
+                "{residual} whitened needs a network family (dpca and cva whiten already)",
             ),
             (
                 self.plane_variance is None or self.family == "autoencoder",
-                "plane_variance needs family autoencoder",
+                "{plane_variance} needs {family} autoencoder",
             ),
-            (self.window >= 1, "window must be at least 1"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.patience >= 1, "patience must be at least 1"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (0 < self.lr < math.inf, "lr must be positive and finite"),
-            (0 <= self.weight_decay < math.inf, "weight_decay must be non-negative and finite"),
-            (0 <= self.dropout < 1, "dropout must be in [0, 1)"),
-            (self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
-            (0 <= self.noise_std < math.inf, "noise_std must be non-negative and finite"),
-            (0 <= self.mask_prob < 1, "mask_prob must be in [0, 1)"),
-            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
-            (0 <= self.calibration_fraction < 1, "calibration_fraction must be in [0, 1)"),
-            (self.val_fraction + self.calibration_fraction < 1, "val + calibration must be < 1"),
-            (0 < self.quantile < 1, "quantile must be in (0, 1)"),
+            (self.window >= 1, "{window} must be at least 1"),
+            (self.epochs >= 1, "{epochs} must be at least 1"),
+            (self.patience >= 1, "{patience} must be at least 1"),
+            (self.batch_size >= 1, "{batch_size} must be at least 1"),
+            (0 < self.lr < math.inf, "{lr} must be positive and finite"),
+            (0 <= self.weight_decay < math.inf, "{weight_decay} must be non-negative and finite"),
+            (0 <= self.dropout < 1, "{dropout} must be in [0, 1)"),
+            (
+                self.activation in ACTIVATIONS,
+                f"{{activation}} must be one of {sorted(ACTIVATIONS)}",
+            ),
+            (0 <= self.noise_std < math.inf, "{noise_std} must be non-negative and finite"),
+            (0 <= self.mask_prob < 1, "{mask_prob} must be in [0, 1)"),
+            (0 < self.val_fraction < 1, "{val_fraction} must be in (0, 1)"),
+            (0 <= self.calibration_fraction < 1, "{calibration_fraction} must be in [0, 1)"),
+            (
+                self.val_fraction + self.calibration_fraction < 1,
+                "{val_fraction} + {calibration_fraction} must be < 1",
+            ),
+            (0 < self.quantile < 1, "{quantile} must be in (0, 1)"),
             (
                 self.plane_variance is None or 0 < self.plane_variance < 1,
-                "plane_variance must be in (0, 1)",
+                "{plane_variance} must be in (0, 1)",
             ),
-            (self.latent is None or self.latent >= 1, "latent must be at least 1"),
-            (self.hidden is None or all(h >= 1 for h in self.hidden), "hidden sizes must be >= 1"),
+            (self.latent is None or self.latent >= 1, "{latent} must be at least 1"),
+            (
+                self.hidden is None or all(h >= 1 for h in self.hidden),
+                "{hidden} sizes must be >= 1",
+            ),
         ]
         try:
             parse_smoothing(self.smoothing)
-        except ValueError as exc:
-            checks.append((False, str(exc)))
+        except ValueError as exc:  # its text holds the user's value: no markers in it
+            text = str(exc).removeprefix("smoothing")
+            checks.append((False, "{smoothing}" + text.replace("{", "{{").replace("}", "}}")))
         problems = [message for ok, message in checks if not ok]
         if problems:
-            raise ValueError("invalid training settings: " + "; ".join(problems))
+            raise InvalidSettings(problems)
 
     def resolved(self, n_sensors: int) -> TrainConfig:
         """This config with the width-derived defaults filled in, as actually trained."""
@@ -367,10 +392,12 @@ def train(
         if rewritten > REWRITTEN_WARNING * len(calibration_values):
             resolution_warnings.append(
                 f"glitch guard: it rewrote {rewritten} of the {len(calibration_values)} "
-                f"calibration readings ({rewritten / len(calibration_values):.1%}), a normal "
-                "run: this process moves by more than the training run's largest jump, and "
-                "a model over a window flags its answer to a move the guard took out; train "
-                "without --glitch-guard, or on a longer normal run"
+                f"calibration readings ({calibration_source}; "
+                f"{rewritten / len(calibration_values):.2%}, above the "
+                f"{REWRITTEN_WARNING:.1%} a normal run should show): this process moves by "
+                "more than the training run's largest jump, and a model over a window flags "
+                "its answer to a move the guard took out; train without --glitch-guard, or "
+                "on a longer normal run"
             )
     metrics.update(extra)
     return TrainResult(

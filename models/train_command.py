@@ -29,9 +29,9 @@ from models.selection import (
 )
 from models.selection_rule import CandidateScore, blind_warning
 from models.threshold import CalibrationUnscorable
-from models.train import TrainResult, train
+from models.train import InvalidSettings, TrainResult, train
 from models.train_options import config_from_args, selection_configs
-from models.train_parser import DefaultsWhereThereAreSome, add_arguments, in_option_words
+from models.train_parser import DefaultsWhereThereAreSome, add_arguments, option_name
 from models.train_summary import print_candidate, print_epoch, print_summary
 from service.scoring.artifact import sha256_array
 from service.scoring.artifact_writer import ArtifactSwapFailed
@@ -92,8 +92,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         config = config_from_args(args)
+    except InvalidSettings as exc:
+        print(f"error: {exc.naming(option_name)}", file=sys.stderr)
+        return 2
     except ValueError as exc:
-        print(f"error: {in_option_words(str(exc))}", file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     problem = artifact_dir_problem(args.out, args.name, args.version, force=args.force)
     if problem is not None:

@@ -4,7 +4,6 @@ themselves are models.train's TrainConfig; train_options turns the parsed option
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from models.network import ACTIVATIONS
@@ -135,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--glitch-guard",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.glitch_guard,
         help="a model over a window scores a one-reading glitch once, at its own reading: "
         "the windows after it see it put back to its neighbours' mean; selection weighs "
         "candidates with it (docs/training.md, also on what it rewrote of a normal run)",
@@ -172,20 +172,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def in_option_words(message: str) -> str:
-    """A settings message (``TrainConfig``'s, which names its fields) with each field that is
-    an option of this command named as the option.
+def option_name(field: str) -> str:
+    """The option that sets a ``TrainConfig`` field (the field's own name when none does).
 
-    >>> in_option_words("invalid training settings: plane_variance needs family autoencoder")
-    'invalid training settings: --plane-variance needs --family autoencoder'
+    >>> option_name("plane_variance"), option_name("variance")
+    ('--plane-variance', 'variance')
     """
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    options = {
-        action.dest: max(action.option_strings, key=len)
-        for action in parser._actions  # argparse lists its arguments nowhere public
-        if action.option_strings and action.dest != "help"
-    }
-    for dest, option in options.items():
-        message = re.sub(rf"(?<![\w-]){dest}\b", option, message)
-    return message
+    for action in parser._actions:  # argparse lists its arguments nowhere public
+        if action.dest == field and action.option_strings:
+            return max(action.option_strings, key=len)
+    return field

@@ -138,6 +138,8 @@ def _layer_sizes(result: TrainResult) -> list[int]:
 def _guard_lines(result: TrainResult) -> list[str]:
     """What the glitch guard will do, in the units a user can check."""
     if result.glitch_limits is None:
+        if result.config.glitch_guard:  # asked for, over one reading
+            return ["glitch guard: one reading per input, so nothing to despike"]
         return []
     sds = result.glitch_limits / result.scaler_scale
     low, high = f"{sds.min():.3g}", f"{sds.max():.3g}"

@@ -241,8 +241,9 @@ class ModelDetail(ModelSummary):
     glitch_guard: bool = Field(
         default=False,
         description="Whether a one-reading glitch is scored once, at its own reading: a "
-        "sensor's value that jumps from both neighbours by more than any in training is put "
-        "back to their mean in the stream's history (docs/training.md).",
+        "sensor's value that jumps from both neighbours by more than its limit (the largest "
+        "such jump in training, at least 3 training SDs) is put back to their mean in the "
+        "windows after its own (docs/training.md).",
     )
     files: dict[str, FileOut]
     path: str

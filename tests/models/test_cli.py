@@ -181,6 +181,21 @@ def test_train_names_the_options_a_refused_setting_comes_from(
     assert "--plane-variance needs --family autoencoder" in err
     assert "--batch-size must be at least 1" in err
     assert "plane_variance" not in err and "batch_size" not in err
+    # What the user typed, and the text of a smoothing's own refusal, stay as they are.
+    assert main([*args, "--smoothing", "window:3"]) == 2
+    assert "--smoothing 'window:3' must be" in capsys.readouterr().err
+    assert main([*args, "--smoothing", "mean:0"]) == 2
+    err = capsys.readouterr().err
+    assert "--smoothing 'mean:0'" in err and "--window" not in err
+
+
+def test_the_glitch_guard_on_a_one_reading_model_says_it_does_nothing(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path / "m")]
+    args += ["--name", "p", "--version", "1", "--family", "dpca", "--window", "1"]
+    assert main([*args, "--glitch-guard"]) == 0
+    assert "glitch guard: one reading per input, so nothing to despike" in capsys.readouterr().err
 
 
 def test_train_refuses_an_out_that_is_a_file(

@@ -12,9 +12,7 @@ from models.inputs import (
     fit_scaler,
     float32_resolution_warnings,
     jump_limits,
-    rewritten_readings,
 )
-from models.train import TrainConfig, train
 from service.scoring.glitches import despiked
 
 
@@ -54,19 +52,3 @@ def test_jump_limits_pass_every_training_reading_and_are_at_least_three_sds() ->
     np.testing.assert_array_equal(despiked(values, limits), values)  # training is untouched
     smooth = np.cumsum(np.full((100, 2), 0.01), axis=0)  # never jumps back: the floor only
     np.testing.assert_allclose(jump_limits(smooth, np.ones(2)), [JUMP_FLOOR, JUMP_FLOOR])
-
-
-def test_train_warns_when_the_guard_rewrites_a_normal_run() -> None:
-    """A run whose normal jumps exceed the short training run's: the guard rewrites the
-    calibration run, which holds no glitches, and train says so with the count."""
-    rng = np.random.default_rng(3)
-    values = np.cumsum(rng.normal(size=(1400, 3)), axis=0) * 0.1 + rng.normal(size=(1400, 3))
-    calibration = values[1000:].copy()
-    calibration[::40, 0] += 6.0  # normal for this run, beyond anything in training
-    config = TrainConfig(family="dpca", window=3, glitch_guard=True)
-    result = train(values[:1000], ["a", "b", "c"], config, calibration_values=calibration)
-    assert rewritten_readings(calibration, result.glitch_limits) >= 5
-    assert result.metrics["glitch_guard"]["calibration_readings_rewritten"] >= 5
-    assert any(w.startswith("glitch guard: it rewrote") for w in result.metrics["warnings"])
-    quiet = train(values[:1000], ["a", "b", "c"], config, calibration_values=values[1000:])
-    assert not any(w.startswith("glitch guard") for w in quiet.metrics["warnings"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from models.fitting import EpochRecord
+from models.inputs import rewritten_readings
 from models.network import SensorAutoencoder, default_hidden, default_latent
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, time_splits, train
@@ -177,7 +178,7 @@ def test_denoising_variants_train(plant: np.ndarray, sensors: list[str]) -> None
 def test_config_is_validated_and_resolved() -> None:
     with pytest.raises(ValueError, match="quantile must be in"):
         TrainConfig(quantile=1.0)
-    with pytest.raises(ValueError, match="val \\+ calibration must be < 1"):
+    with pytest.raises(ValueError, match="val_fraction \\+ calibration_fraction must be < 1"):
         TrainConfig(val_fraction=0.5, calibration_fraction=0.5)
     resolved = TrainConfig(window=2).resolved(50)
     assert resolved.latent == default_latent(100) and resolved.hidden == default_hidden(100, 17)
@@ -202,3 +203,21 @@ def test_a_bottleneck_as_wide_as_the_input_is_warned_about() -> None:
     )
     wide = train(rng.normal(size=(300, 12)), [f"s{i}" for i in range(12)], config)
     assert not any("bottleneck" in w for w in wide.metrics["warnings"])
+
+
+def test_train_warns_when_the_guard_rewrites_a_normal_run() -> None:
+    """A run whose normal jumps exceed the short training run's: the guard rewrites the
+    calibration run, which holds no glitches, and train says so with the count."""
+    rng = np.random.default_rng(3)
+    values = np.cumsum(rng.normal(size=(1400, 3)), axis=0) * 0.1 + rng.normal(size=(1400, 3))
+    calibration = values[1000:].copy()
+    calibration[::40, 0] += 6.0  # normal for this run, beyond anything in training
+    config = TrainConfig(family="dpca", window=3, glitch_guard=True)
+    result = train(values[:1000], ["a", "b", "c"], config, calibration_values=calibration)
+    assert rewritten_readings(calibration, result.glitch_limits) >= 5
+    assert result.metrics["glitch_guard"]["calibration_readings_rewritten"] >= 5
+    warning = next(w for w in result.metrics["warnings"] if w.startswith("glitch guard:"))
+    assert "calibration readings (separate calibration data; " in warning
+    assert "above the 0.1% a normal run should show" in warning
+    quiet = train(values[:1000], ["a", "b", "c"], config, calibration_values=values[1000:])
+    assert not any(w.startswith("glitch guard") for w in quiet.metrics["warnings"])
