@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.scoring.glitches import despiked
+from service.scoring.glitches import despiked, jumps
 
 
 def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -82,11 +82,7 @@ def jump_limits(train_values: np.ndarray, scale: np.ndarray) -> np.ndarray:
     floor = JUMP_FLOOR * np.asarray(scale, dtype=np.float64)
     if len(values) < 3:
         return floor
-    up = values[1:-1] - values[:-2]
-    down = values[1:-1] - values[2:]
-    same = np.sign(up) == np.sign(down)
-    jumps = np.where(same, np.minimum(np.abs(up), np.abs(down)), 0.0)
-    limits: np.ndarray = np.maximum(jumps.max(axis=0), floor)
+    limits: np.ndarray = np.maximum(jumps(values).max(axis=0), floor)
     return limits
 
 

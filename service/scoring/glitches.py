@@ -27,6 +27,18 @@ from __future__ import annotations
 import numpy as np
 
 
+def jumps(values: np.ndarray) -> np.ndarray:
+    """How far each interior reading's value (rows ``1 .. n-2`` of ``values``, readings x
+    sensors) jumps away from both raw neighbours in the same direction; 0 where it does not.
+    Training's largest sets the limits (models/inputs.py)."""
+    up = values[1:-1] - values[:-2]
+    down = values[1:-1] - values[2:]
+    jumped: np.ndarray = np.where(
+        np.sign(up) == np.sign(down), np.minimum(np.abs(up), np.abs(down)), 0
+    )
+    return jumped
+
+
 def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
     """``values`` (readings x sensors, time order) with each interior reading's sensor that
     jumps from both raw neighbours, in the same direction, by more than its limit replaced
@@ -34,9 +46,7 @@ def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
     out = np.array(values, copy=True)
     if len(values) < 3:
         return out
-    middle, before, after = values[1:-1], values[:-2], values[2:]
-    up, down = middle - before, middle - after
-    hit = ((up > limits) & (down > limits)) | ((up < -limits) & (down < -limits))
+    hit = jumps(values) > limits
     if hit.any():
-        out[1:-1] = np.where(hit, (before + after) / 2, middle)
+        out[1:-1] = np.where(hit, (values[:-2] + values[2:]) / 2, values[1:-1])
     return out
