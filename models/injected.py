@@ -64,16 +64,24 @@ class Outcomes:
     """Per kind, as ``detection``: the share of the same readings flagged in the clean run."""
 
 
+def selection_threshold(run: InjectedRun, smoothing: str, quantile: float) -> float:
+    """The threshold ``train`` would set at ``smoothing``: on the smoothed clean run, or on
+    the run's out-of-time ``reference`` when it has one (refusals included:
+    :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
+    how = parse_smoothing(smoothing)
+    parts = [run.clean] if run.reference is None else run.reference
+    return estimate_threshold(
+        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
+    ).value
+
+
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
     with the threshold ``train`` would set on the smoothed clean run, or on the run's
     out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
     how = parse_smoothing(smoothing)
-    parts = [run.clean] if run.reference is None else run.reference
-    threshold = estimate_threshold(
-        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
-    ).value
+    threshold = selection_threshold(run, smoothing, quantile)
     # Every fault starts at the same reading: one excursion of the clean run just after it
     # would otherwise be every fault's "detection", and the sooner, the longer a candidate
     # carries it (a window, an EWMA). The rate keeps the clean run's flags, and reports

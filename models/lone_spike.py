@@ -4,8 +4,9 @@ readings, run through the model's scores, smoothing and the service's alert rule
 A transmitter glitch is one reading; the service's debounced alert exists so that it does not
 raise an alert. A model over a window of readings sees the glitch in every window that holds
 it, and a long smoothing carries it further, so whether a glitch alerts depends on the model,
-not only on the alert rule. Selection does not weigh this (it counts faults caught); this
-check tells a user what the chosen operating point does with a glitch.
+not only on the alert rule. This check tells a user what the chosen operating point does
+with a glitch, and selection asks it of each smoothing (models/selection.py: a smoothing at
+which a glitch pages is passed over where another is left).
 """
 
 from __future__ import annotations

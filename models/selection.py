@@ -29,8 +29,15 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from models.fitting import TrainingDiverged
 from models.inject import KINDS
-from models.injected import FAULTS_PER_KIND, InjectedRun, injected_run, outcomes
+from models.injected import (
+    FAULTS_PER_KIND,
+    InjectedRun,
+    injected_run,
+    outcomes,
+    selection_threshold,
+)
 from models.inputs import BeyondFloat32
+from models.lone_spike import lone_spike_check
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
@@ -65,7 +72,8 @@ class Selection:
             "calibration run (at the threshold's false-alarm rate on the clean run), then on "
             "their detection delay, then the fewest multiply-adds per reading; among "
             f"smoothings whose split-half false alarms stay within {TRANSFER_SLACK:g}x the "
-            "quantile's",
+            "quantile's and, where any does, at which a lone spike on one sensor raises no "
+            "alert",
             "autocorrelation_window": self.autocorrelation_window,
             "fault_kinds": list(KINDS),
             "faults_per_kind": FAULTS_PER_KIND,
@@ -84,6 +92,7 @@ class Selection:
                     "detection": {k: round(v, 4) for k, v in score.detection.items()},
                     "mean_delay": round(score.mean_delay, 2),
                     "multiply_adds": score.multiply_adds,
+                    "glitch_pages": score.glitch_pages,
                     "out_at": score.out_at,
                     "seconds": round(score.seconds, 2),
                 }
@@ -234,10 +243,15 @@ def weigh_smoothings(
     smoothings: tuple[str, ...],
     seconds: float,
     cost: int = 0,
+    pages: Callable[[str], bool | None] | None = None,
 ) -> CandidateScore:
     """The candidate at the smoothing :func:`apply_rule` picks among those whose split-half
     false alarms stay within TRANSFER_SLACK x ``1 - quantile`` (or, if none does, the one
-    that carries best)."""
+    that carries best) and, when ``pages`` says so of any of those, at which a lone spike
+    does not raise an alert: the service's debounced alert promises that one bad reading
+    pages no one, and a smoothing that carries a glitch's score into an alert breaks it.
+    Where every smoothing pages (a model over a window without the glitch guard sees the
+    spike in every window), the choice is as if nothing had been checked."""
     weighed = []
     for spec in smoothings:
         try:
@@ -262,8 +276,28 @@ def weigh_smoothings(
     allowed = [w for w in weighed if w.split_false_alarms <= split_allowance(config.quantile)]
     if not allowed:
         allowed = [min(weighed, key=lambda w: w.split_false_alarms)]
+    if pages is not None:
+        allowed = [replace(w, glitch_pages=pages(w.config.smoothing)) for w in allowed]
+        quiet = [w for w in allowed if w.glitch_pages is not True]
+        allowed = quiet or allowed
     winner = next(o for o in apply_rule(allowed) if o.out_at is None)
     return replace(winner, out_at=None)
+
+
+def glitch_pages(
+    result: TrainResult, calibration: np.ndarray, run: InjectedRun
+) -> Callable[[str], bool | None]:
+    """Whether, at a smoothing and the threshold the ranking sets for it, a lone spike
+    injected into the calibration run raises an alert
+    (:func:`models.lone_spike.lone_spike_check`); None where the check cannot say."""
+
+    def pages(spec: str) -> bool | None:
+        at = replace(result, config=replace(result.config, smoothing=spec))
+        threshold = selection_threshold(run, spec, result.config.quantile)
+        check = lone_spike_check(at, calibration, threshold=threshold)
+        return None if check.ok is None else not check.ok
+
+    return pages
 
 
 MIN_READINGS = 100
@@ -283,7 +317,14 @@ def choose_smoothing(
     if len(calibration_values) - result.window + 1 < MIN_READINGS:
         return result, None
     run = injected_run(result, calibration_values, seed=result.config.seed)
-    score = weigh_smoothings(run, result.config, smoothings, seconds, multiply_adds(result))
+    score = weigh_smoothings(
+        run,
+        result.config,
+        smoothings,
+        seconds,
+        multiply_adds(result),
+        pages=glitch_pages(result, calibration_values, run),
+    )
     return result.with_smoothing(score.config.smoothing), score
 
 
@@ -337,7 +378,12 @@ def select(
         if calibration_values is None:  # ranked at the threshold the model will ship with
             run = replace(run, reference=out_of_time_scores(result, values))
         score = weigh_smoothings(
-            run, config, smoothings, time.perf_counter() - started, multiply_adds(result)
+            run,
+            config,
+            smoothings,
+            time.perf_counter() - started,
+            multiply_adds(result),
+            pages=glitch_pages(result, calibration, run),
         )
         if report is not None:
             report(score)

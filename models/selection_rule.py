@@ -48,6 +48,9 @@ class CandidateScore:
     out_at: str | None = None
     """Which step of the rule passed this option over (detection, delay, cost); None for
     the winner."""
+    glitch_pages: bool | None = None
+    """Whether a lone spike on one sensor raises an alert at this option's smoothing and
+    threshold (None: not checked)."""
     clean: dict[str, float] = field(default_factory=dict)
     """Per kind, as ``detection``: the share of the same readings the clean run has flagged,
     what the rate would be if the faults changed nothing."""

@@ -36,6 +36,7 @@ def print_candidate(score: CandidateScore) -> None:
             f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a "
             f"reading, {score.split_false_alarms:5.1%} split-half false alarms"
             + (f" (above the {allowed:.1%} allowed)" if score.split_false_alarms > allowed else "")
+            + (", a lone spike pages at every smoothing" if score.glitch_pages else "")
         )
     print(
         f"  {score.label:<34} {found} ({score.seconds:.1f} s)",

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from models.events import AlertRule, alerting
+from models.injected import injected_run
 from models.lone_spike import (
     LoneSpikeCheck,
     check_trained,
@@ -19,6 +20,7 @@ from models.lone_spike import (
 )
 from models.out_of_time import calibrate_out_of_time
 from models.scores import alert_rule_for, per_sensor_errors, scores_from_errors
+from models.selection import glitch_pages
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
 
@@ -296,3 +298,18 @@ def test_the_causes_read_as_english_for_two_windows() -> None:
     check = LoneSpikeCheck(8.0, 2, "ewma:0.3", 20, 20, 20, 5, 10_000, 100, 5)
     assert "sees the spike in both windows that hold it" in check.message
     assert "in all 3 windows" in replace(check, window=3).message
+
+
+def test_selection_asks_the_lone_spike_check_at_the_threshold_it_ranks_with(
+    plant: dict[str, np.ndarray],
+) -> None:
+    """Selection's question, for each smoothing, is the check train runs on the model it
+    would ship at that smoothing: a mean of 3 carries a spike's score over three readings,
+    which the 3-of-5 rule counts as an alert; unsmoothed, the spike is one flag."""
+    result = fitted(plant, 1)
+    run = injected_run(result, plant["calibration"], seed=0)
+    pages = glitch_pages(result, plant["calibration"], run)
+    for spec, expected in (("none", False), ("mean:3", True)):
+        shipped = check(result.with_smoothing(spec), plant["calibration"])
+        assert shipped.ok is not expected
+        assert pages(spec) is expected

@@ -79,6 +79,31 @@ def test_a_smoothing_that_holds_excursions_too_long_is_not_chosen() -> None:
     assert chosen.config.smoothing == "none"
 
 
+def test_a_smoothing_at_which_a_lone_glitch_pages_is_passed_over_while_another_does_not() -> None:
+    """An EWMA catches a small bias the raw score misses; where a glitch pages at the EWMA
+    and not without it, the raw score is chosen. Where every smoothing pages, or the check
+    cannot say, the choice is the one made without asking."""
+    rng = np.random.default_rng(0)
+    clean = rng.gamma(2.0, size=1200)
+    faulty = clean.copy()
+    faulty[600:] += 1.0
+    run = InjectedRun(clean, [(Fault("bias", 0, 600, 1.0), faulty)], window=1)
+    both, config = ("none", "ewma:0.3"), TrainConfig(quantile=0.99)
+    unasked = weigh_smoothings(run, config, both, 0.0)
+    assert unasked.config.smoothing == "ewma:0.3" and unasked.glitch_pages is None
+
+    def at_the_ewma(spec: str) -> bool:
+        return spec != "none"
+
+    quiet = weigh_smoothings(run, config, both, 0.0, pages=at_the_ewma)
+    assert quiet.config.smoothing == "none" and quiet.glitch_pages is False
+    assert quiet.mean_detection < unasked.mean_detection
+    every = weigh_smoothings(run, config, both, 0.0, pages=lambda spec: True)
+    assert every.config.smoothing == "ewma:0.3" and every.glitch_pages is True
+    unknown = weigh_smoothings(run, config, both, 0.0, pages=lambda spec: None)
+    assert unknown.config.smoothing == "ewma:0.3" and unknown.glitch_pages is None
+
+
 def test_a_smoothing_whose_threshold_train_would_refuse_is_never_chosen() -> None:
     """Isolated spikes on a flat score: a median of 3 removes them all, leaving a tail no
     higher than the median; choosing it would make train refuse a model that was fine."""
