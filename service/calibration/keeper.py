@@ -142,6 +142,8 @@ class ThresholdKeeper:
             )
             self._publish(version)
             self._publish_pending(model.name)
+            if "replaced_baseline" in version.statistics:
+                logger.warning("threshold for %s: %s", model.name, version.reason)
             logger.info(
                 "threshold for %s: version %d = %.6g (%s)",
                 model.name,

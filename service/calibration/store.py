@@ -218,8 +218,10 @@ class FeedbackStore(Protocol):
     ) -> ThresholdVersion:
         """The version in force for a model version being served, in one transaction:
         its latest version when that is the model's newest; else that value appended
-        again (source ``"restore"``); else, for a model version never seen, ``value``
-        appended as source ``"manifest"`` with ``value`` as its baseline."""
+        again (source ``"restore"``); else, for a model version never seen, or one whose
+        stored baseline is not ``value`` (another artifact under the same name and
+        version), ``value`` appended as source ``"manifest"`` with ``value`` as its
+        baseline."""
 
     # --- pending thresholds -----------------------------------------------------------------
 

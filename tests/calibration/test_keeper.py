@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import build_test_artifact
 from rooms_support import Clock, Rooms, open_rooms
 
 from service.calibration.keeper import Propose, ThresholdKeeper
@@ -133,6 +135,20 @@ async def test_a_reload_restores_the_stored_threshold_of_the_new_model(rooms: Ro
     loaded = await rooms.keeper.swap_models(lambda: rooms.models.reload("flat"))
     assert [m.name for m in loaded] == ["flat"]
     assert rooms.keeper.board.get("flat") == ThresholdSnapshot(2.0, 2, 1.0)  # same version
+
+
+async def test_a_model_retrained_in_place_gets_its_own_manifest_threshold(
+    rooms: Rooms, tmp_path: Path
+) -> None:
+    """The same name and version, another artifact (another manifest threshold): the
+    threshold set by hand for the one it replaced does not score the new one."""
+    await rooms.keeper.set_by_hand("flat", 2.0, reason="test", author="ann")
+    shutil.rmtree(tmp_path / "models" / "flat" / "1")
+    build_test_artifact(tmp_path / "models", "flat", window=1, n_sensors=4, threshold=0.5)
+    await rooms.keeper.swap_models(lambda: rooms.models.reload("flat"))
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(0.5, 3, 0.5)
+    stored = rooms.store.latest_threshold("flat", "1")
+    assert stored is not None and stored.source == "manifest"
 
 
 def test_the_keeper_is_the_only_writer_of_thresholds() -> None:

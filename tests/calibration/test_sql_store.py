@@ -366,7 +366,7 @@ def test_a_reading_is_its_stream_and_id(store: SqlFeedbackStore) -> None:
 def test_threshold_versions_are_numbered_and_restored(store: SqlFeedbackStore) -> None:
     first = store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
     assert (first.version, first.source, first.baseline) == (1, "manifest", 1.0)
-    assert store.ensure_threshold("plant", "1", value=5.0, reason="ignored").version == 1
+    assert store.ensure_threshold("plant", "1", value=1.0, reason="again").version == 1
     second = store.append_threshold(
         "plant",
         "1",
@@ -391,6 +391,25 @@ def test_threshold_versions_are_numbered_and_restored(store: SqlFeedbackStore) -
             "plant", "1", value=0.0, baseline=1.0, source="manual", reason="", author="a",
             statistics={},
         )  # fmt: skip
+
+
+def test_another_artifact_under_the_same_version_starts_from_its_own_manifest(
+    store: SqlFeedbackStore,
+) -> None:
+    """A model retrained in place (the same name and version, another manifest threshold):
+    what was recalibrated for the model it replaced does not carry over to it."""
+    store.ensure_threshold("plant", "1", value=1.0, reason="manifest")
+    store.append_threshold(
+        "plant", "1", value=1.1, baseline=1.0, source="recalibration", reason="r",
+        author="system", statistics={},
+    )  # fmt: skip
+    assert store.ensure_threshold("plant", "1", value=1.0, reason="manifest").value == 1.1
+    retrained = store.ensure_threshold("plant", "1", value=0.7, reason="manifest")
+    assert (retrained.version, retrained.value, retrained.baseline) == (3, 0.7, 0.7)
+    assert retrained.source == "manifest"
+    assert retrained.statistics == {"replaced_baseline": 1.0}
+    assert "another artifact" in retrained.reason and "0.7" in retrained.reason
+    assert store.ensure_threshold("plant", "1", value=0.7, reason="manifest").version == 3
 
 
 def test_pinning_back_to_an_older_model_version_never_lowers_the_version(

@@ -185,11 +185,30 @@ class ThresholdTables(SqlDatabase):
 
         Pinning back to an older model version whose latest threshold is not the model's
         latest appends that value again (source "restore"): the version in force only ever
-        increases, so dashboards and clients never see it go backwards."""
+        increases, so dashboards and clients never see it go backwards.
+
+        Every version of a model version keeps the manifest threshold it started from as its
+        baseline. A served manifest with another threshold is another artifact written under
+        the same name and version (``train --force``): the stored versions were set for a
+        model no longer served, so its manifest's threshold is appended instead."""
 
         def work(conn: sa.Connection) -> ThresholdVersion:
             newest = self._lock_head(conn, model)
             row = conn.execute(self._latest_query(model, model_version)).mappings().first()
+            if row is not None and float(row["baseline"]) != value:
+                return self._append_threshold(
+                    conn,
+                    model,
+                    model_version,
+                    value=value,
+                    baseline=value,
+                    source="manifest",
+                    reason=f"{model}/{model_version} is another artifact than the one its "
+                    f"stored thresholds were set for (its manifest's threshold {value:.6g}, "
+                    f"theirs {float(row['baseline']):.6g}): {reason}",
+                    author="system",
+                    statistics={"replaced_baseline": float(row["baseline"])},
+                )
             if row is not None:
                 if row["version"] == newest:
                     return self._threshold(row)
