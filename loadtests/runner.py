@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 from loadtests import api
 from loadtests.generators import Measurement, require_wrk, run_open_loop, run_wrk
@@ -169,9 +170,33 @@ def prepare(ctx: Context, scenario: Scenario) -> Prepared:
         readings_per_request=sum(t.readings for t in templates) / len(templates),
     )
     probe(prepared, ctx.space)
+    if scenario.server == "service":
+        prime_streams(prepared, ctx.space)
     if scenario.generator == "wrk" and scenario.phase != "soak" and ctx.config.warmup_s > 0:
         saturate(ctx, prepared, ctx.config.warmup_s)
     return prepared
+
+
+def prime_streams(prepared: Prepared, space: SensorSpace) -> None:
+    """Give every stream of the cycle the ``window - 1`` readings a windowed model needs
+    before it scores, so that what is measured is scoring (a warming-up reply skips the
+    model) and a label always names a scored reading (one that warmed a stream up cannot be
+    labelled). Nothing to do for a model over one reading."""
+    if space.window <= 1:
+        return
+    rng = np.random.default_rng(5)
+    with httpx.Client(base_url=prepared.server.base_url, timeout=30.0) as client:
+        for stream in range(prepared.n_streams):
+            body = {
+                "stream_id": f"{api.STREAM_PREFIX}{stream:010d}",
+                "readings": space.readings(space.window - 1, rng).tolist(),
+            }
+            response = client.post(api.SCORE_PATH, json=body)
+            if response.status_code != 200:
+                raise api.ResponseMismatch(
+                    f"priming stream {stream} answered {response.status_code}: "
+                    f"{response.text[:500]}"
+                )
 
 
 def probe(prepared: Prepared, space: SensorSpace) -> None:
