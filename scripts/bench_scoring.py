@@ -102,7 +102,7 @@ def main() -> int:
     parser.add_argument(
         "--model",
         type=Path,
-        default=REPO / "models/synthetic-plant/1",
+        default=REPO / "models/synthetic-plant/2",
         help="artifact folder to serve (default: the bundled model); readings are drawn "
         "around its training mean",
     )

@@ -7,7 +7,7 @@ was expected instead, ``(batch, window, sensors)`` with the model's numbers, and
 program only after the manifest's checksums and golden sample vouch for it::
 
     from service.scoring.exported import load_exported
-    scorer = load_exported("models/synthetic-plant/1")
+    scorer = load_exported("models/synthetic-plant/2")
     errors, reconstruction = scorer(torch.tensor(readings).reshape(-1, 1, 50))
 """
 

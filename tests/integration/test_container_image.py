@@ -86,13 +86,14 @@ def test_the_image_keeps_its_healthcheck_runs_as_10001_and_keeps_labels_across_a
         assert ids == ["10001", "10001"], ids
 
         headers = {"Authorization": f"Bearer {KEY}"}
-        reading = {"stream_id": "line-1", "reading": [0.0] * 50}
+        # The bundled model reads a window of 20: the 20th reading of a stream is scored.
+        readings = {"stream_id": "line-1", "readings": [[0.0] * 50] * 20}
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             # Production is closed by default: no key, no score.
-            assert client.post("/v1/score", json=reading).status_code == 401
-            scored = client.post("/v1/score", json=reading, headers=headers)
+            assert client.post("/v1/score", json=readings).status_code == 401
+            scored = client.post("/v1/score", json=readings, headers=headers)
             assert scored.status_code == 200, scored.text
-            result = scored.json()["result"]
+            result = scored.json()["results"][-1]
             assert result["status"] == "scored" and result["anomaly"] is True
             label = {
                 "label": "anomaly",

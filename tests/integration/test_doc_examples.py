@@ -74,7 +74,7 @@ def test_the_readme_tour_runs_as_written(tmp_path: Path) -> None:
     markdown = readme_usage()
     assert len(chosen(markdown)) >= 4
     output = run_examples(markdown, tmp_path)
-    assert '"reading_id":"pump-7-0001"' in output  # scored with the id the tour gives it
+    assert '"reading_id":"pump-7-0021"' in output  # scored with the id the tour gives it
     assert '"client_label_id":"shift-7-0001"' in output  # and labelled by it
     assert "anomaly_readings_scored_total" in output
 

@@ -15,7 +15,7 @@ from models.separation import INVISIBLE_ADVICE, RECONSTRUCTION_ADVICE, WINDOW_AD
 from service.scoring.artifact import load_artifact
 from service.scoring.manifest import ScoreSmoothing
 
-BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"
+BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "2"
 
 
 def _artifact(**training: object) -> SimpleNamespace:
@@ -39,9 +39,14 @@ def test_the_model_is_named_by_the_family_and_window_its_manifest_records() -> N
     form = ModelForm.of(cva)  # type: ignore[arg-type]
     assert form == ModelForm("cva", 8, "ewma:0.3", None)
     assert form.name == "cva over 8 readings"
-    # An artifact from before families were recorded is an autoencoder.
+    # An artifact from before families (and smoothings) were recorded is an autoencoder.
+    manifest = load_artifact(BUNDLED).manifest
+    training = {k: v for k, v in manifest.training.items() if k != "family"}
+    older = manifest.model_copy(update={"window": 1, "smoothing": None, "training": training})
+    form = ModelForm.of(SimpleNamespace(manifest=older))  # type: ignore[arg-type]
+    assert form.name == "autoencoder over 1 reading" and form.smoothing is None
     bundled = ModelForm.of(load_artifact(BUNDLED))
-    assert bundled.name == "autoencoder over 1 reading" and bundled.smoothing is None
+    assert bundled.name == "conv over 20 readings" and bundled.smoothing == "none"
 
 
 def test_cva_over_8_readings_gets_no_autoencoder_or_use_a_window_advice() -> None:

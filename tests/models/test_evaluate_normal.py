@@ -14,7 +14,7 @@ from models.synthetic import generate_plant
 from service.scoring.artifact import load_artifact
 from service.scoring.manifest import Manifest
 
-BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"
+BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "2"
 
 
 def _manifest() -> Manifest:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from models.data import sliding_windows
 from models.export import export_program
 from models.network import ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
@@ -17,13 +18,14 @@ from service.scoring.artifact import ArtifactError, load_artifact, sha256_file
 from service.scoring.exported import load_exported, shape_problem
 from service.scoring.manifest import EXPORT_FILE
 
-BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "1"
+BUNDLED = Path(__file__).parents[2] / "models" / "synthetic-plant" / "2"
+WINDOW = 20  # the bundled model's (tests/models/test_default_artifact.py checks it)
 
 
 def test_the_bundled_program_scores_as_model_pt_does() -> None:
     scorer = load_exported(BUNDLED)
     readings = generate_plant(200, seed=5).values
-    x = torch.tensor(readings, dtype=torch.float32).reshape(-1, 1, 50)
+    x = torch.tensor(sliding_windows(readings, WINDOW), dtype=torch.float32)
     with torch.inference_mode():
         errors, reconstruction = scorer(x)
         expected_errors, expected_reconstruction = load_artifact(BUNDLED).module.score(x)
@@ -31,10 +33,13 @@ def test_the_bundled_program_scores_as_model_pt_does() -> None:
     assert torch.equal(reconstruction, expected_reconstruction)
 
 
-@pytest.mark.parametrize("shape", [(3, 50), (3, 1, 49), (3, 2, 50), (1, 3, 1, 50)])
+@pytest.mark.parametrize(
+    "shape", [(3, 50), (3, WINDOW, 49), (3, WINDOW - 1, 50), (3, 1, 50), (1, 3, WINDOW, 50)]
+)
 def test_a_wrong_shape_is_refused_naming_the_expected_one(shape: tuple[int, ...]) -> None:
     scorer = load_exported(BUNDLED)
-    with pytest.raises(ValueError, match=r"\(batch, window, sensors\) = \(batch, 1, 50\)"):
+    expected = rf"\(batch, window, sensors\) = \(batch, {WINDOW}, 50\)"
+    with pytest.raises(ValueError, match=expected):
         scorer(torch.zeros(shape))
 
 
@@ -53,15 +58,15 @@ def test_a_2d_batch_gets_a_reshape_hint() -> None:
 
 
 def test_a_program_from_another_model_is_refused(tmp_path: Path) -> None:
-    folder = tmp_path / "synthetic-plant" / "1"
+    folder = tmp_path / "synthetic-plant" / "2"
     shutil.copytree(BUNDLED, folder)
     torch.manual_seed(3)
     manifest = json.loads((folder / "manifest.json").read_text())
     other = ScoringModule(
-        SensorAutoencoder(50, hidden=[32], latent=8),
+        SensorAutoencoder(50 * WINDOW, hidden=[32], latent=8),
         mean=manifest["scaler"]["mean"],
         scale=manifest["scaler"]["scale"],
-        window=1,
+        window=WINDOW,
     ).eval()
     torch.export.save(export_program(other), str(folder / EXPORT_FILE))
     manifest["files"][EXPORT_FILE]["sha256"] = sha256_file(folder / EXPORT_FILE)
