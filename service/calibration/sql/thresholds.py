@@ -195,21 +195,7 @@ class ThresholdTables(SqlDatabase):
         def work(conn: sa.Connection) -> ThresholdVersion:
             newest = self._lock_head(conn, model)
             row = conn.execute(self._latest_query(model, model_version)).mappings().first()
-            if row is not None and float(row["baseline"]) != value:
-                return self._append_threshold(
-                    conn,
-                    model,
-                    model_version,
-                    value=value,
-                    baseline=value,
-                    source="manifest",
-                    reason=f"{model}/{model_version} is another artifact than the one its "
-                    f"stored thresholds were set for (its manifest's threshold {value:.6g}, "
-                    f"theirs {float(row['baseline']):.6g}): {reason}",
-                    author="system",
-                    statistics={"replaced_baseline": float(row["baseline"])},
-                )
-            if row is not None:
+            if row is not None and float(row["baseline"]) == value:
                 if row["version"] == newest:
                     return self._threshold(row)
                 return self._append_threshold(
@@ -224,6 +210,14 @@ class ThresholdTables(SqlDatabase):
                     author="system",
                     statistics={"restored_version": row["version"]},
                 )
+            replaced = {} if row is None else {"replaced_baseline": float(row["baseline"])}
+            why = reason
+            if replaced:
+                why = (
+                    f"{model}/{model_version} is another artifact than the one its stored "
+                    f"thresholds were set for (its manifest's threshold {value:.6g}, theirs "
+                    f"{replaced['replaced_baseline']:.6g}): {reason}"
+                )
             return self._append_threshold(
                 conn,
                 model,
@@ -231,9 +225,9 @@ class ThresholdTables(SqlDatabase):
                 value=value,
                 baseline=value,
                 source="manifest",
-                reason=reason,
+                reason=why,
                 author="system",
-                statistics={},
+                statistics=replaced,
             )
 
         return self._write(work)
