@@ -159,7 +159,8 @@ def new_run_tag() -> str:
 
 
 def prepare(ctx: Context, scenario: Scenario) -> Prepared:
-    """Start the server, check the answers to a cycle of requests, warm up."""
+    """Start the server, prime its streams, check the answers to a cycle of requests, warm
+    up."""
     server = server_for(ctx, scenario.server)
     templates = scenario.build(ctx.space, ctx.config, ctx.api_key)
     prepared = Prepared(
@@ -169,9 +170,9 @@ def prepare(ctx: Context, scenario: Scenario) -> Prepared:
         n_streams=scenario.n_streams(ctx.config),
         readings_per_request=sum(t.readings for t in templates) / len(templates),
     )
-    probe(prepared, ctx.space)
     if scenario.server == "service":
         prime_streams(prepared, ctx.space)
+    probe(prepared, ctx.space)
     if scenario.generator == "wrk" and scenario.phase != "soak" and ctx.config.warmup_s > 0:
         saturate(ctx, prepared, ctx.config.warmup_s)
     return prepared

@@ -94,3 +94,41 @@ def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path:
     assert soak["evictions"] > 0 and soak["state_bounded"]
     assert len(soak["rss"]["samples"]) >= 3
     assert data["meta"]["cores"] >= 1 and data["meta"]["uvicorn_flags"]
+
+
+def test_the_mixed_scenario_alone_labels_only_scored_readings(
+    smoke_models: Path, tmp_path: Path
+) -> None:
+    """Run on a fresh server, with no scenario before it to warm its streams up: every label
+    names a reading its stream scored, whatever window the served model reads."""
+    output = tmp_path / "loadtest.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadtests",
+            "run",
+            "--scenario",
+            "mixed",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--rounds",
+            "1",
+            "--models-dir",
+            str(smoke_models),
+            "--output",
+            str(output),
+        ],  # fmt: skip
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode in (0, 1), completed.stderr[-3000:]
+    (mixed,) = json.loads(output.read_text())["results"]
+    statuses = mixed["extra"]["server_statuses"]
+    assert statuses.get("POST /v1/feedback 201", 0) > 0, statuses
+    assert mixed["error_rate"] == 0.0, (mixed["errors"], statuses)
