@@ -187,4 +187,4 @@ class VersionMissing(ServiceError):
 class VersionNotApplicable(ServiceError):
     status_code = 409
     slug = "threshold-version-not-applicable"
-    title = "Threshold version belongs to another model version"
+    title = "Threshold version belongs to another model version or artifact"

@@ -84,6 +84,8 @@ class ThresholdKeeper:
         self._lock = asyncio.Lock()
         # Models on their manifest's threshold because the store was unreachable at start.
         self._unstored: set[str] = set()
+        # Per model, the newest version sync found set for another artifact (said once).
+        self._foreign: dict[str, int] = {}
 
     # --- reads --------------------------------------------------------------------------
 
@@ -142,8 +144,14 @@ class ThresholdKeeper:
             )
             self._publish(version)
             self._publish_pending(model.name)
-            if "replaced_baseline" in version.statistics:
-                logger.warning("threshold for %s: %s", model.name, version.reason)
+            if "replaced_baseline" in version.statistics:  # the version in force says why
+                logger.warning(
+                    "threshold for %s: version %d started from the manifest when the artifact "
+                    "was replaced: %s",
+                    model.name,
+                    version.version,
+                    version.reason,
+                )
             logger.info(
                 "threshold for %s: version %d = %.6g (%s)",
                 model.name,
@@ -206,7 +214,20 @@ class ThresholdKeeper:
                 latest = await asyncio.to_thread(
                     self.store.latest_threshold, model.name, model.version
                 )
-                if latest is not None and latest.version != known:
+                if latest is not None and latest.baseline != model.manifest.threshold.value:
+                    # Another replica serves another artifact under this name and version
+                    # (a retrain in place, mid-deploy): its thresholds are not this model's.
+                    if self._foreign.get(model.name) != latest.version:
+                        self._foreign[model.name] = latest.version
+                        logger.warning(
+                            "threshold for %s: version %d was set for another artifact "
+                            "(manifest threshold %.6g, this one's %.6g); not adopted",
+                            model.name,
+                            latest.version,
+                            latest.baseline,
+                            model.manifest.threshold.value,
+                        )
+                elif latest is not None and latest.version != known:
                     self._publish(latest)
                     logger.info(
                         "threshold for %s: version %d = %.6g, set by %s (%s)",
@@ -389,6 +410,13 @@ class ThresholdKeeper:
                     f"{old.model_version}; the loaded model is version {model.version}"
                 )
             current = self.current(model)
+            if old.baseline != model.manifest.threshold.value:
+                raise VersionNotApplicable(
+                    f"threshold version {target} was set for another artifact of "
+                    f"{model.name}/{model.version} (its manifest's threshold was "
+                    f"{old.baseline:.6g}; the loaded one's is "
+                    f"{model.manifest.threshold.value:.6g})"
+                )
             version = await asyncio.to_thread(
                 self.store.append_threshold,
                 model.name,

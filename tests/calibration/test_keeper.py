@@ -13,7 +13,13 @@ from rooms_support import Clock, Rooms, open_rooms
 
 from service.calibration.keeper import Propose, ThresholdKeeper
 from service.calibration.recalibrator import Candidate
-from service.errors import InvalidRequest, PendingClosed, PendingMissing, VersionMissing
+from service.errors import (
+    InvalidRequest,
+    PendingClosed,
+    PendingMissing,
+    VersionMissing,
+    VersionNotApplicable,
+)
 from service.scoring.registry import LoadedModel
 from service.scoring.thresholds import ThresholdSnapshot
 
@@ -149,6 +155,26 @@ async def test_a_model_retrained_in_place_gets_its_own_manifest_threshold(
     assert rooms.keeper.board.get("flat") == ThresholdSnapshot(0.5, 3, 0.5)
     stored = rooms.store.latest_threshold("flat", "1")
     assert stored is not None and stored.source == "manifest"
+    with pytest.raises(VersionNotApplicable, match="another artifact"):
+        await rooms.keeper.rollback("flat", 2, reason="", author="bob")  # the former one's
+    assert rooms.keeper.board.get("flat").version == 3
+
+
+async def test_sync_adopts_only_versions_set_for_the_artifact_it_serves(rooms: Rooms) -> None:
+    """Another replica on another artifact under the same name and version (a retrain in
+    place, mid-deploy) writes versions this one must not score with."""
+    rooms.store.append_threshold(
+        "flat", "1", value=9.0, baseline=0.3, source="manifest", reason="other artifact",
+        author="system", statistics={},
+    )  # fmt: skip
+    await rooms.keeper.sync_from_store()
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(1.0, 1, 1.0)
+    rooms.store.append_threshold(
+        "flat", "1", value=1.5, baseline=1.0, source="manual", reason="ours",
+        author="ann", statistics={},
+    )  # fmt: skip
+    await rooms.keeper.sync_from_store()
+    assert rooms.keeper.board.get("flat") == ThresholdSnapshot(1.5, 3, 1.0)
 
 
 def test_the_keeper_is_the_only_writer_of_thresholds() -> None:
