@@ -311,12 +311,18 @@ def choose_smoothing(
     smoothings: tuple[str, ...] = CANDIDATES,
     *,
     seconds: float = 0.0,
+    training_values: np.ndarray | None = None,
 ) -> tuple[TrainResult, CandidateScore | None]:
     """One trained model at the smoothing the rule picks (see weigh_smoothings); unchanged,
-    with None, when the calibration run is too short to tell."""
+    with None, when the calibration run is too short to tell. ``training_values``: the
+    training file, when ``calibration_values`` is its tail (no calibration run): each
+    smoothing is then weighed at the threshold it would ship with, from out-of-time errors
+    where the tail is too short (models/out_of_time.py), as :func:`select` weighs."""
     if len(calibration_values) - result.window + 1 < MIN_READINGS:
         return result, None
     run = injected_run(result, calibration_values, seed=result.config.seed)
+    if training_values is not None:
+        run = replace(run, reference=out_of_time_scores(result, training_values))
     score = weigh_smoothings(
         run,
         result.config,

@@ -61,7 +61,8 @@ def _with_chosen_smoothing(
         if calibration is not None
         else readings.values[slice(*result.splits["calibration"])]
     )
-    chosen, score = choose_smoothing(result, values, smoothings)
+    training = readings.values if calibration is None else None
+    chosen, score = choose_smoothing(result, values, smoothings, training_values=training)
     if score is None:
         print(
             f"smoothing none: the calibration run is too short (under {MIN_READINGS} scored "
@@ -211,8 +212,6 @@ def run(args: argparse.Namespace) -> int:
             judged = selection.ranking[0]
         if calibration is None:
             result = calibrate_out_of_time(result, readings.values)
-            if selection is None and result.metrics["out_of_time"]["applied"]:
-                judged = None  # judged at the tail's threshold, which is not shipped
         blind = (
             None
             if judged is None

@@ -18,9 +18,9 @@ from models.lone_spike import (
     lone_spike_check,
     spiked_scores,
 )
-from models.out_of_time import calibrate_out_of_time
+from models.out_of_time import calibrate_out_of_time, out_of_time_scores
 from models.scores import alert_rule_for, per_sensor_errors, scores_from_errors
-from models.selection import glitch_pages
+from models.selection import choose_smoothing, glitch_pages, weigh_smoothings
 from models.synthetic import generate_plant
 from models.train import TrainConfig, TrainResult, train
 
@@ -313,3 +313,29 @@ def test_selection_asks_the_lone_spike_check_at_the_threshold_it_ranks_with(
         shipped = check(result.with_smoothing(spec), plant["calibration"])
         assert shipped.ok is not expected
         assert pages(spec) is expected
+
+
+def test_without_a_calibration_run_smoothings_are_weighed_at_the_shipped_threshold(
+    plant: dict[str, np.ndarray],
+) -> None:
+    """A training file whose calibration tail is too short for the quantile ships a
+    threshold from out-of-time errors: a smoothing is weighed, and asked whether a glitch
+    pages, at that threshold, not the tail's."""
+    values = plant["train"][:2400]
+    result = train(values, [f"s{i}" for i in range(N_SENSORS)], TrainConfig(family="dpca"))
+    tail = values[slice(*result.splits["calibration"])]
+    run = replace(injected_run(result, tail, seed=0), reference=out_of_time_scores(result, values))
+    pages = glitch_pages(result, tail, run)
+    smoothings = ("none", "mean:3", "ewma:0.3", "ewma:0.1")
+    for spec in smoothings:
+        shipped = calibrate_out_of_time(result.with_smoothing(spec), values)
+        assert shipped.metrics["out_of_time"]["applied"]
+        verdict = check(shipped, tail).ok
+        assert pages(spec) is (None if verdict is None else not verdict), spec
+    _, chosen = choose_smoothing(result, tail, smoothings, training_values=values)
+    expected = weigh_smoothings(run, result.config, smoothings, 0.0, pages=pages)
+    assert chosen is not None
+    assert (chosen.config.smoothing, chosen.detection) == (
+        expected.config.smoothing,
+        expected.detection,
+    )
