@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     pinned_versions: dict[str, str] = Field(
         default_factory=dict,
-        description='Serve these versions instead of the highest, e.g. {"synthetic-plant": "1"}.',
+        description='Serve these versions instead of the highest, e.g. {"synthetic-plant": "2"}.',
     )
     fail_fast_on_bad_artifact: bool = Field(
         default=False,

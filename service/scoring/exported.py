@@ -7,8 +7,9 @@ was expected instead, ``(batch, window, sensors)`` with the model's numbers, and
 program only after the manifest's checksums and golden sample vouch for it::
 
     from service.scoring.exported import load_exported
-    scorer = load_exported("models/synthetic-plant/2")
-    errors, reconstruction = scorer(torch.tensor(readings).reshape(-1, 1, 50))
+    scorer = load_exported("models/synthetic-plant/2")  # 20 readings of 50 sensors a window
+    windows = np.lib.stride_tricks.sliding_window_view(readings, (20, 50))[:, 0]
+    errors, reconstruction = scorer(torch.tensor(windows))
 """
 
 from __future__ import annotations

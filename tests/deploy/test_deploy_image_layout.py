@@ -4,7 +4,8 @@ What the Dockerfile does, done by hand: the build context as .dockerignore filte
 into a wheel and installed (not editable) into a fresh virtual environment; the service then
 runs from outside the repository with the runtime stage's ANOMALY_* environment, the bundled
 models copied as the image copies them, and a key (production mode); the HEALTHCHECK command,
-run as written, turns healthy; a reading is scored on the bundled model. Third-party
+run as written, turns healthy; the bundled model scores a stream's readings once its window is
+full. Third-party
 dependencies come from the project's venv (a .pth line) instead of being downloaded.
 """
 
@@ -184,12 +185,14 @@ def test_installed_package_runs_the_bundled_model_with_the_image_environment(
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             models = client.get("/v1/models", headers=headers).json()
             bundled = next(m for m in models["models"] if m["default"])
-            reading = [0.0] * bundled["n_sensors"]
+            readings = [[0.0] * bundled["n_sensors"]] * bundled["window"]
             scored = client.post(
-                "/v1/score", json={"stream_id": "image", "reading": reading}, headers=headers
+                "/v1/score", json={"stream_id": "image", "readings": readings}, headers=headers
             )
             assert scored.status_code == 200, scored.text
             assert scored.json()["model"] == bundled["name"]
+            assert scored.json()["results"][-1]["status"] == "scored"
+            reading = readings[0]
             assert (
                 client.post(
                     "/v1/score", json={"stream_id": "image", "reading": reading}

@@ -319,8 +319,8 @@ def test_operating_range_rule(before: float, after: float, ok: bool) -> None:
 
 
 def test_bundled_model_alarms_on_a_wider_operating_range() -> None:
-    """The plain default autoencoder only reconstructs the range it was trained on; the
-    report says so rather than hiding it."""
+    """The bundled model only reconstructs the range it was trained on; the report says so
+    rather than hiding it."""
     artifact = load_artifact(Path(__file__).parents[2] / "models" / "synthetic-plant" / "2")
     normal, _ = synthetic_sets(artifact.manifest, n_readings=2000)
     check = operating_range_check(artifact, normal.values)

@@ -36,7 +36,7 @@ def test_sliced_batches_equal_one_call(
 
 
 def test_bundled_model_sliced_equals_one_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The bundled MLP: matrix products over fewer rows, the same values (within 1e-6)."""
+    """The bundled model: products over fewer rows, the same values (within 1e-6)."""
     folders = sorted(REPO_MODELS_DIR.glob("*/*/manifest.json"))
     if not folders:
         pytest.skip(f"no bundled model under {REPO_MODELS_DIR}")
