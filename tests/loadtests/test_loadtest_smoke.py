@@ -35,9 +35,11 @@ def smoke_models(tmp_path: Path, write_test_artifact: Any) -> Path:
     return folder
 
 
-def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path: Path) -> None:
-    output = tmp_path / "loadtest.json"
-    completed = subprocess.run(
+def run_loadtests(
+    *args: str, models: Path, output: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``python -m loadtests run`` for a second a scenario, one round, no warm-up."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -45,29 +47,30 @@ def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path:
             "run",
             "--duration",
             "1",
-            "--soak-duration",
-            "3",
             "--warmup",
             "0",
             "--rounds",
             "1",
-            "--binary-batch",
-            "1000",
-            "--soak-streams",
-            "3000",
-            "--soak-capacity",
-            "500",
+            *args,
             "--models-dir",
-            str(smoke_models),
+            str(models),
             "--output",
             str(output),
         ],  # fmt: skip
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path: Path) -> None:
+    output = tmp_path / "loadtest.json"
+    completed = run_loadtests(
+        "--soak-duration", "3", "--binary-batch", "1000", "--soak-streams", "3000",
+        "--soak-capacity", "500", models=smoke_models, output=output, timeout=240,
+    )  # fmt: skip
     print(completed.stdout)
     # 0: every target met, 1: some missed (timings are not this test's business), 2: broken
     assert completed.returncode in (0, 1), completed.stderr[-3000:]
@@ -102,30 +105,8 @@ def test_the_mixed_scenario_alone_labels_only_scored_readings(
     """Run on a fresh server, with no scenario before it to warm its streams up: every label
     names a reading its stream scored, whatever window the served model reads."""
     output = tmp_path / "loadtest.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "loadtests",
-            "run",
-            "--scenario",
-            "mixed",
-            "--duration",
-            "1",
-            "--warmup",
-            "0",
-            "--rounds",
-            "1",
-            "--models-dir",
-            str(smoke_models),
-            "--output",
-            str(output),
-        ],  # fmt: skip
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    completed = run_loadtests(
+        "--scenario", "mixed", models=smoke_models, output=output, timeout=120
     )
     assert completed.returncode in (0, 1), completed.stderr[-3000:]
     (mixed,) = json.loads(output.read_text())["results"]
