@@ -17,8 +17,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
+from service.calibration.outcome import record_outcome
 from service.calibration.recalibrator import Candidate
 from service.calibration.records import (
     NewRun,
@@ -269,7 +269,15 @@ class ThresholdKeeper:
             )
             try:
                 candidate = await propose(model, current, started)
-                run = await asyncio.to_thread(self._conclude, model, current, candidate, frame)
+                run = await asyncio.to_thread(
+                    record_outcome,
+                    self.store,
+                    model,
+                    current,
+                    candidate,
+                    frame,
+                    same_within=self.settings.recalibration_min_change,
+                )
             except Exception as exc:
                 logger.exception("recalibration of %s failed", model.name)
                 self.metrics.recalibration_runs.labels(model.name, "failed").inc()
@@ -289,76 +297,6 @@ class ThresholdKeeper:
         self.metrics.last_recalibration.labels(model.name).set(run.finished_at)
         logger.info("recalibration of %s (%s): %s", model.name, trigger, run.message)
         return run
-
-    def _conclude(
-        self,
-        model: LoadedModel,
-        current: ThresholdSnapshot,
-        candidate: Candidate,
-        frame: NewRun,
-    ) -> RecalibrationRun:
-        """Blocking: persist the version or the pending, then the run that explains it."""
-        statistics: dict[str, Any] = dict(candidate.statistics)
-        statistics["trigger"] = frame.trigger
-        version_number: int | None = None
-        pending_id: int | None = None
-        if candidate.outcome == "applied":
-            assert candidate.value is not None
-            version = self.store.append_threshold(
-                model.name,
-                model.version,
-                value=candidate.value,
-                baseline=current.baseline,
-                source="recalibration",
-                reason=candidate.message,
-                author="recalibrator",
-                statistics=statistics,
-            )
-            version_number = version.version
-        elif candidate.outcome == "pending":
-            assert candidate.value is not None and candidate.relative_change is not None
-            pending_id = self._hold(model, current, candidate, statistics).id
-        return self.store.record_run(
-            replace(
-                frame,
-                outcome=candidate.outcome,
-                candidate=candidate.value,
-                n_samples=candidate.n_samples,
-                message=candidate.message,
-                statistics=statistics,
-                threshold_version=version_number,
-                pending_id=pending_id,
-            )
-        )
-
-    def _hold(
-        self,
-        model: LoadedModel,
-        current: ThresholdSnapshot,
-        candidate: Candidate,
-        statistics: dict[str, Any],
-    ) -> PendingThreshold:
-        """Keep the open pending when the new candidate is essentially the same one, so an
-        admin reviewing it is not raced by the next interval."""
-        assert candidate.value is not None and candidate.relative_change is not None
-        existing = self.store.open_pending(model.name)
-        tolerance = self.settings.recalibration_min_change
-        if (
-            existing is not None
-            and existing.current_version == current.version
-            and abs(existing.candidate / candidate.value - 1.0) <= tolerance
-        ):
-            return existing
-        current_version = self.store.threshold_version(model.name, current.version)
-        return self.store.create_pending(
-            model.name,
-            model.version,
-            candidate=candidate.value,
-            current=current_version,
-            relative_change=candidate.relative_change,
-            reason=candidate.message,
-            statistics=statistics,
-        )
 
     # --- admin --------------------------------------------------------------------------
 
