@@ -234,13 +234,15 @@ def lone_spike_check(
     threshold: float,
     size: float = SPIKE_SIZE,
     trials: int = TRIALS,
+    clean_errors: np.ndarray | None = None,
 ) -> LoneSpikeCheck:
     """``trials`` spikes, one at a time, at distinct positions spread evenly over
     ``normal_values`` (readings x sensors, one run in time order), alternating in sign. The
     sensors that varied in training are taken in order, each for a block of consecutive
     trials, so that every sensor gets both signs when there are fewer sensors than trials.
     Positions where the clean run is in alert within the horizon are skipped: a spike there
-    could not start an alert."""
+    could not start an alert. ``clean_errors``: the run's per-sensor errors, when the caller
+    has them (they depend on the model and the run, not on its smoothing or threshold)."""
     values = np.asarray(normal_values, dtype=np.float64)
     n = len(values)
     window = model_window(model)
@@ -255,7 +257,7 @@ def lone_spike_check(
     )
     done = flagged = alerted = 0
     if enough:
-        clean = per_sensor_errors(model, values)
+        clean = per_sensor_errors(model, values) if clean_errors is None else clean_errors
         busy = alerting(scores_from_errors(model, clean) / threshold, rule)
     for k, t in enumerate(positions):
         i = t - (window - 1)

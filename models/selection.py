@@ -40,6 +40,7 @@ from models.inputs import BeyondFloat32
 from models.lone_spike import lone_spike_check
 from models.operating_point import CANDIDATES, parse_smoothing, smooth
 from models.out_of_time import out_of_time_scores
+from models.scores import per_sensor_errors
 from models.selection_rule import CandidateScore, apply_rule
 from models.threshold import CalibrationUnscorable, DegenerateCalibration
 from models.train import (
@@ -291,10 +292,14 @@ def glitch_pages(
     injected into the calibration run raises an alert
     (:func:`models.lone_spike.lone_spike_check`); None where the check cannot say."""
 
+    clean: list[np.ndarray] = []  # the run's per-sensor errors, scored once if asked
+
     def pages(spec: str) -> bool | None:
+        if not clean:
+            clean.append(per_sensor_errors(result, np.asarray(calibration, dtype=np.float64)))
         at = replace(result, config=replace(result.config, smoothing=spec))
         threshold = selection_threshold(run, spec, result.config.quantile)
-        check = lone_spike_check(at, calibration, threshold=threshold)
+        check = lone_spike_check(at, calibration, threshold=threshold, clean_errors=clean[0])
         return None if check.ok is None else not check.ok
 
     return pages
