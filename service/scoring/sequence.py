@@ -17,7 +17,7 @@ from service.scoring.manifest import ScoreSmoothing
 from service.scoring.pipeline import reject_overflow
 from service.scoring.registry import LoadedModel
 from service.scoring.smoothing import make_smoother
-from service.scoring.streams import guarded_windows_of, windows_of
+from service.scoring.streams import input_windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,12 +42,7 @@ def score_sequence(
     that declares its smoothing flags the smoothed score above 1 (``smoothing``, the one
     its streams get, applied from the sequence's first score), as the pipeline does."""
     history = np.empty((0, values.shape[1]), dtype=np.float32)
-    limits = model.glitch_limits
-    windows, first = (
-        windows_of(history, values, model.window)
-        if limits is None
-        else guarded_windows_of(history, values, model.window, limits)
-    )
+    windows, first = input_windows(history, values, model.window, model.glitch_limits)
     squared, _ = model.engine.score(np.ascontiguousarray(windows))
     if not np.isfinite(squared).all():
         reject_overflow(squared, model, first)

@@ -53,6 +53,17 @@ def guarded_windows_of(
     return windows, warming
 
 
+def input_windows(
+    history: np.ndarray, values: np.ndarray, window: int, limits: np.ndarray | None
+) -> tuple[np.ndarray, int]:
+    """The model's inputs for ``values`` after ``history``: :func:`guarded_windows_of` for a
+    model with the glitch guard's ``limits`` (over more than one reading), else
+    :func:`windows_of`. Pure."""
+    if limits is None or window == 1:
+        return windows_of(history, values, window)
+    return guarded_windows_of(history, values, window, limits)
+
+
 def history_rows(window: int, guarded: bool) -> int:
     """Raw readings a stream keeps between requests: the ``window - 1`` before the next one,
     and with the glitch guard one more, the oldest one's predecessor, to judge it on."""
@@ -103,9 +114,7 @@ class StreamState:
             return values.reshape(batch, 1, n_sensors), 0
         full = self.filled == capacity
         history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
-        if self.limits is not None:
-            return guarded_windows_of(history, values, self.window, self.limits)
-        return windows_of(history, values, self.window)
+        return input_windows(history, values, self.window, self.limits)
 
     @property
     def context(self) -> int:
