@@ -17,7 +17,7 @@ from models.evaluate_model import ModelForm
 from models.report import (
     check_report_folder,
 )
-from models.train import FAMILIES, TrainConfig
+from models.train_config import FAMILIES, TrainConfig
 from models.train_options import family_list
 
 

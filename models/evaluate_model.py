@@ -91,7 +91,7 @@ class ModelForm:
 
     def advice(self) -> Advice:
         """What the verdicts advise for this model (only options its family takes)."""
-        from models.train import LINEAR_FAMILIES  # torch: imported when a report is made
+        from models.train_config import LINEAR_FAMILIES  # torch: imported when a report is made
 
         if self.family in LINEAR_FAMILIES:
             capacity = (

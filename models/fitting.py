@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,10 +17,8 @@ from torch import nn
 
 from models.conv import TemporalConvAutoencoder
 from models.network import PlaneResidualAutoencoder, SensorAutoencoder, principal_plane
+from models.train_config import TrainConfig
 from models.variational import ACTIVE_KL, VariationalAutoencoder
-
-if TYPE_CHECKING:  # its settings; models/train.py builds on this module
-    from models.train import TrainConfig
 
 
 @dataclass(frozen=True)

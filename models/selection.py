@@ -43,13 +43,8 @@ from models.out_of_time import out_of_time_scores
 from models.scores import per_sensor_errors
 from models.selection_rule import CandidateScore, apply_rule
 from models.threshold import CalibrationUnscorable, DegenerateCalibration
-from models.train import (
-    FAMILIES,
-    LINEAR_FAMILIES,
-    TrainConfig,
-    TrainResult,
-    train,
-)
+from models.train import TrainResult, train
+from models.train_config import FAMILIES, LINEAR_FAMILIES, TrainConfig
 from models.whitened import RESIDUALS
 
 MAX_WINDOW = 20

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 
 
 def candidate_label(family: str, window: int, residual: str, smoothing: str) -> str:

@@ -29,7 +29,8 @@ from models.selection import (
 )
 from models.selection_rule import CandidateScore, blind_warning
 from models.threshold import CalibrationUnscorable
-from models.train import InvalidSettings, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import InvalidSettings
 from models.train_options import config_from_args, selection_configs
 from models.train_parser import DefaultsWhereThereAreSome, add_arguments, option_name
 from models.train_summary import print_candidate, print_epoch, print_summary

@@ -7,7 +7,7 @@ import argparse
 from dataclasses import replace
 
 from models.selection import candidates, copies_input, horizons
-from models.train import FAMILIES, TrainConfig
+from models.train_config import FAMILIES, TrainConfig
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from models.network import ACTIVATIONS
-from models.train import FAMILIES, TrainConfig
+from models.train_config import FAMILIES, TrainConfig
 from models.train_options import family_list
 from models.whitened import RESIDUALS
 

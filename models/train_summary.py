@@ -13,7 +13,8 @@ from models.inputs import JUMP_FLOOR
 from models.lone_spike import LoneSpikeCheck
 from models.selection import split_allowance
 from models.selection_rule import CandidateScore, candidate_label
-from models.train import LINEAR_FAMILIES, TrainResult
+from models.train import TrainResult
+from models.train_config import LINEAR_FAMILIES
 
 
 def print_epoch(record: EpochRecord, budget: int) -> None:

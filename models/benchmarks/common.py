@@ -27,7 +27,8 @@ from models.report import (
 )
 from models.scores import detector_scores, per_sensor_errors
 from models.selection import select
-from models.train import TrainConfig, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import TrainConfig
 
 DATA_DIR_ENV = "SENSOR_DATA_DIR"
 REPO_ROOT = Path(__file__).resolve().parents[2]

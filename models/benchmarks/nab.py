@@ -44,7 +44,7 @@ from models.events import (
 )
 from models.report import EvaluationReport, Table, write_report
 from models.threshold import DegenerateCalibration
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 
 NAB_CORPUS = "realKnownCause"
 NAB_WINDOWS_FILE = "labels/combined_windows.json"

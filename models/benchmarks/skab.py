@@ -34,9 +34,7 @@ from models.report import (
     Table,
     write_report,
 )
-from models.train import (
-    TrainConfig,
-)
+from models.train_config import TrainConfig
 
 SKAB_TRAIN_ROWS = 400
 SKAB_QUANTILE = 0.99

@@ -36,7 +36,7 @@ from models.data import DataError, load_readings
 from models.lone_spike import LoneSpikeCheck, lone_spike_check
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
 from models.threshold import effective_interval, excursions
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 
 TEP_SENSORS = [f"XMEAS_{i:02d}" for i in range(1, 42)] + [f"XMV_{i:02d}" for i in range(1, 12)]
 TEP_FAULTS = tuple(range(1, 22))

@@ -16,7 +16,8 @@ from conftest import TEST_MODEL, ClientFactory, build_test_artifact
 from models.export import export_artifact
 from models.scores import per_sensor_errors, scores_from_errors
 from models.synthetic import generate_plant
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact
 
 # The test model expects the latest reading to be the mean of the window's earlier ones;

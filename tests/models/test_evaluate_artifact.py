@@ -23,7 +23,8 @@ from models.events import windows_from_labels
 from models.export import export_artifact
 from models.scores import detector_scores
 from models.synthetic import generate_plant, inject_anomalies
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact, sha256_array
 
 N_SENSORS = 8

@@ -24,7 +24,8 @@ from models.export import (
 )
 from models.network import ACTIVATIONS, ExportableScorer, ScoringModule, SensorAutoencoder
 from models.synthetic import generate_plant
-from models.train import TrainConfig, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import TrainConfig
 from service.scoring.artifact import (
     CORE_CONTRACT,
     ArtifactError,

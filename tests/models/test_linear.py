@@ -12,7 +12,8 @@ import torch
 from models.baselines import PCABaseline
 from models.export import export_artifact
 from models.linear import LowRankResidual, QuadraticResidual, fit_cva, fit_dpca, root_residual
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from models.windows import score_readings
 from service.scoring.artifact import load_artifact
 

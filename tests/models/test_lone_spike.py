@@ -22,7 +22,8 @@ from models.out_of_time import calibrate_out_of_time, out_of_time_scores
 from models.scores import alert_rule_for, per_sensor_errors, scores_from_errors
 from models.selection import choose_smoothing, glitch_pages, weigh_smoothings
 from models.synthetic import generate_plant
-from models.train import TrainConfig, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import TrainConfig
 
 N_SENSORS = 8
 

@@ -12,7 +12,8 @@ import torch
 from models.conv import TemporalConvAutoencoder
 from models.export import export_artifact
 from models.fitting import posterior_collapse_warning
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from models.variational import VariationalAutoencoder
 from tests.models.test_linear import ar_process
 

@@ -14,7 +14,8 @@ from models.injected import InjectedRun
 from models.operating_point import parse_smoothing, smooth
 from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from service.scoring.artifact import ArtifactError, load_artifact
 from service.scoring.smoothing import make_smoother
 from tests.models.test_linear import ar_process

@@ -14,7 +14,8 @@ from models.injected import InjectedRun, detection
 from models.out_of_time import calibrate_out_of_time, decide, out_of_time_errors
 from models.scores import detector_scores
 from models.selection import copies_input, select
-from models.train import TrainConfig, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact
 from tests.models.test_linear import ar_process
 

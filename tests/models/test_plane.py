@@ -13,7 +13,8 @@ from models.__main__ import main
 from models.export import export_artifact, script_module
 from models.network import PlaneResidualAutoencoder, SensorAutoencoder, principal_plane
 from models.synthetic import generate_plant
-from models.train import TrainConfig, TrainResult, train
+from models.train import TrainResult, train
+from models.train_config import TrainConfig
 from models.windows import score_readings
 from service.scoring.artifact import load_artifact, sha256_array
 from service.scoring.manifest import EXPORT_FILE

@@ -13,7 +13,8 @@ import torch
 from models.export import export_artifact
 from models.scores import detector_scores, per_sensor_errors, scores_from_errors
 from models.synthetic import generate_plant
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact, sha256_array
 
 

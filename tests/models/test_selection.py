@@ -12,7 +12,8 @@ from models.__main__ import main
 from models.injected import injected_detection
 from models.inputs import rewritten_readings
 from models.selection import autocorrelation_window, candidates, select
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact
 from tests.models.test_linear import ar_process
 

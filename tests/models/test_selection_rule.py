@@ -12,7 +12,8 @@ from models.inject import Fault
 from models.injected import InjectedRun, outcomes
 from models.selection import multiply_adds
 from models.selection_rule import CandidateScore, apply_rule, blind_warning
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from tests.models.test_linear import ar_process
 
 RNG = np.random.default_rng(0)

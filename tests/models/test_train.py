@@ -11,9 +11,10 @@ import torch
 
 from models.fitting import EpochRecord
 from models.inputs import rewritten_readings
-from models.network import SensorAutoencoder, default_hidden, default_latent
+from models.network import SensorAutoencoder
 from models.synthetic import generate_plant
-from models.train import TrainConfig, TrainResult, time_splits, train
+from models.train import TrainResult, time_splits, train
+from models.train_config import TrainConfig
 from models.windows import score_readings
 
 N_SENSORS = 6
@@ -173,17 +174,6 @@ def test_denoising_variants_train(plant: np.ndarray, sensors: list[str]) -> None
     for config in (replace(TINY, noise_std=0.0), replace(TINY, noise_std=0.0, mask_prob=0.3)):
         result = train(plant, sensors, config)
         assert math.isfinite(result.threshold.value) and result.threshold.value > 0
-
-
-def test_config_is_validated_and_resolved() -> None:
-    with pytest.raises(ValueError, match="quantile must be in"):
-        TrainConfig(quantile=1.0)
-    with pytest.raises(ValueError, match="val_fraction \\+ calibration_fraction must be < 1"):
-        TrainConfig(val_fraction=0.5, calibration_fraction=0.5)
-    resolved = TrainConfig(window=2).resolved(50)
-    assert resolved.latent == default_latent(100) and resolved.hidden == default_hidden(100, 17)
-    assert TrainConfig().resolved(50).latent == 8
-    assert TrainConfig().resolved(50).hidden == (32,)
 
 
 def test_default_autoencoder_is_underpowered() -> None:

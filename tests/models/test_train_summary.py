@@ -6,7 +6,7 @@ import pytest
 
 from models.selection import split_allowance
 from models.selection_rule import CandidateScore
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 from models.train_summary import print_candidate
 
 CONFIG = TrainConfig(family="dpca", window=2, quantile=0.99)

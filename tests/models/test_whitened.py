@@ -11,7 +11,8 @@ import torch
 
 from models.export import export_artifact
 from models.network import SensorAutoencoder
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 from models.whitened import WhitenedResidual, inverse_root, second_moment
 from models.windows import score_readings
 from service.scoring.artifact import load_artifact

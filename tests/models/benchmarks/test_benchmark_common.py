@@ -8,7 +8,8 @@ import torch
 
 from models.benchmarks.common import DETECTORS, DetectorSet, train_as_default
 from models.synthetic import generate_plant
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 
 
 def test_detector_set_aligns_pca_with_windowed_autoencoder() -> None:

@@ -20,7 +20,7 @@ from models.benchmarks.nab import (
     write_nab_report,
 )
 from models.events import AlertRule
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 
 
 def test_windows_become_index_ranges_of_the_scored_readings() -> None:

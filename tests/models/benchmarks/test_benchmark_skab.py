@@ -7,7 +7,7 @@ import torch
 from benchmark_data import DATA_DIR, needs_skab
 
 from models.benchmarks.skab import load_skab, run_skab
-from models.train import TrainConfig
+from models.train_config import TrainConfig
 
 
 @needs_skab

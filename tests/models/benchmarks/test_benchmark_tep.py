@@ -24,7 +24,7 @@ from models.benchmarks.tep import (
 )
 from models.lone_spike import LoneSpikeCheck
 from models.threshold import clopper_pearson
-from models.train import FAMILIES
+from models.train_config import FAMILIES
 
 
 def _reference_text(rows: dict[int, list[float]], average: list[float]) -> str:

@@ -18,7 +18,8 @@ from models.benchmarks.tep import (
 from models.benchmarks.tep_report import target_lines, write_tep_report
 from models.lone_spike import LoneSpikeCheck
 from models.synthetic import generate_plant
-from models.train import TrainConfig, train
+from models.train import train
+from models.train_config import TrainConfig
 
 
 def _verdict(mdr: float, far95: float, far99: float) -> dict[str, object]:
