@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from loadtests.generators import GeneratorError
+from loadtests.machine import machine_facts
 from loadtests.results import table, write_json
-from loadtests.runner import machine_facts, run
+from loadtests.runner import run
 from loadtests.scenarios import SCENARIOS, RunConfig
 from loadtests.servers import REPO_ROOT, ServerError
 

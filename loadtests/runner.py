@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import secrets
-import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -29,14 +23,12 @@ from loadtests.servers import (
     BASELINE_FACTORY,
     FLOOR_FACTORY,
     HOST,
-    REPO_ROOT,
     SERVICE_FACTORY,
-    UVICORN_FLAGS,
     Pinning,
     Server,
 )
+from loadtests.soak import rss_summary, soak_fill_readings
 from loadtests.wire import RequestTemplate, render, request_stream, write_records
-from service.settings import Settings
 
 
 @dataclass
@@ -342,48 +334,6 @@ def run_soak(ctx: Context, prepared: Prepared) -> Measurement:
     return measurement
 
 
-def soak_fill_readings(config: RunConfig) -> int:
-    """Readings after which every bounded structure is full: each stream seen once (so the
-    stream state is at capacity) and the recent-readings store at its maximum."""
-    recent = Settings.model_fields["recent_max_readings"].default
-    return max(config.soak_streams, int(recent))
-
-
-def rss_summary(
-    samples: Sequence[tuple[float, int, float]], warmup_s: float, fill_readings: float
-) -> dict[str, Any]:
-    """RSS against the first sample taken once warm-up is over and the bounded state is full
-    (or, if it never filled, once warm-up is over: then ``filled`` is false)."""
-    mb = 1024 * 1024
-    warm = [s for s in samples if s[0] >= warmup_s] or [samples[-1]]
-    full = [s for s in warm if s[2] >= fill_readings]
-    after = full or warm
-    reference = after[0][1]
-    deviations = [rss / reference - 1.0 for _, rss, _ in after]
-    times = [t for t, _, _ in after]
-    slope = 0.0
-    if len(after) >= 3 and times[-1] > times[0]:
-        mean_t = statistics.fmean(times)
-        mean_r = statistics.fmean(rss for _, rss, _ in after)
-        num = sum((t - mean_t) * (rss - mean_r) for t, rss, _ in after)
-        den = sum((t - mean_t) ** 2 for t in times)
-        slope = num / den * 60 / mb
-    return {
-        "start_mb": samples[0][1] / mb,
-        "reference_mb": reference / mb,
-        "reference_s": after[0][0],
-        "filled": bool(full),
-        "fill_readings": fill_readings,
-        "min_mb": min(rss for _, rss, _ in after) / mb,
-        "max_mb": max(rss for _, rss, _ in after) / mb,
-        "end_mb": samples[-1][1] / mb,
-        "max_deviation": max(deviations, key=abs),
-        "slope_mb_per_min": slope,
-        "warmup_s": warmup_s,
-        "samples": [(round(t, 2), round(rss / mb, 2), scored) for t, rss, scored in samples],
-    }
-
-
 def finish(ctx: Context, prepared: Prepared, measurement: Measurement) -> ScenarioResult:
     prepared.server.check_alive()
     scenario = prepared.scenario
@@ -414,43 +364,3 @@ def finish(ctx: Context, prepared: Prepared, measurement: Measurement) -> Scenar
             if x
         )
     return result
-
-
-def machine_facts() -> dict[str, Any]:
-    """What the figures depend on: CPU, cores, load, versions."""
-    facts: dict[str, Any] = {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "uvicorn_flags": list(UVICORN_FLAGS),
-    }
-    try:
-        wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-        facts["wrk"] = (wrk.stdout or wrk.stderr).splitlines()[0]
-    except (OSError, IndexError):
-        facts["wrk"] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=REPO_ROOT,
-        )
-        facts["commit"] = commit.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        facts["commit"] = None
-    return facts
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.results import ScenarioResult, table, write_json
-from loadtests.runner import rss_summary
 from loadtests.scenarios import SCENARIOS, Targets
+from loadtests.soak import rss_summary
 
 MB = 1024 * 1024
 TARGETS = Targets()
