@@ -33,7 +33,7 @@ from models.train import TrainResult, train
 from models.train_config import InvalidSettings
 from models.train_options import config_from_args, selection_configs
 from models.train_parser import DefaultsWhereThereAreSome, add_arguments, option_name
-from models.train_summary import print_candidate, print_epoch, print_summary
+from models.train_summary import print_candidate, print_epoch, print_summary, smoothing_choice
 from service.scoring.artifact import sha256_array
 from service.scoring.artifact_writer import ArtifactSwapFailed
 
@@ -71,13 +71,7 @@ def _with_chosen_smoothing(
             file=sys.stderr,
         )
     else:
-        print(
-            f"smoothing {score.config.smoothing}: it catches {score.mean_detection:.1%} of "
-            f"faults injected into the calibration run after {score.mean_delay:.1f} readings "
-            f"on average, chosen among {len(smoothings)} smoothings whose split-half false "
-            "alarms stay low by the selection rule (detection, then delay)",
-            file=sys.stderr,
-        )
+        print(smoothing_choice(score, len(smoothings)), file=sys.stderr)
     return chosen, score
 
 

@@ -46,6 +46,22 @@ def print_candidate(score: CandidateScore) -> None:
     )
 
 
+def smoothing_choice(score: CandidateScore, n_smoothings: int) -> str:
+    """The line for one forced model's smoothing, chosen as selection chooses a candidate's."""
+    line = (
+        f"smoothing {score.config.smoothing}: it catches {score.mean_detection:.1%} of "
+        f"faults injected into the calibration run after {score.mean_delay:.1f} readings "
+        f"on average, chosen among {n_smoothings} smoothings by the selection rule "
+        "(split-half false alarms, a lone spike, detection, then delay)"
+    )
+    if score.glitch_pages:
+        line += (
+            "; a lone spike on one sensor pages at every smoothing: train --glitch-guard, "
+            "or a one-reading model, keeps a glitch from paging (docs/training.md)"
+        )
+    return line
+
+
 def _ranking_lines(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
     """The candidates as the rule ranked them: the winner, then by detection, each with the
     step of the rule that passed it over."""

@@ -7,7 +7,7 @@ import pytest
 from models.selection import split_allowance
 from models.selection_rule import CandidateScore
 from models.train_config import TrainConfig
-from models.train_summary import print_candidate
+from models.train_summary import print_candidate, smoothing_choice
 
 CONFIG = TrainConfig(family="dpca", window=2, quantile=0.99)
 ALLOWED = split_allowance(CONFIG.quantile)
@@ -33,3 +33,24 @@ def test_a_candidate_without_an_accepted_threshold_claims_no_detection(
     line = capsys.readouterr().err
     assert "left a threshold train refuses at every smoothing" in line
     assert "catches" not in line and "readings" not in line and "split-half" not in line
+
+
+@pytest.mark.parametrize(("pages", "said"), [(True, True), (False, False), (None, False)])
+def test_a_forced_models_smoothing_line_says_when_a_glitch_pages_at_every_smoothing(
+    pages: bool | None, said: bool
+) -> None:
+    """``train --family X`` weighs one model's smoothings as selection weighs a candidate's;
+    its line says, as a candidate's does, when no smoothing keeps a lone spike from paging
+    (and never when the check said no or could not tell)."""
+    score = CandidateScore(
+        TrainConfig(family="cva", window=8, smoothing="ewma:0.3"),
+        {"bias": 0.25},
+        0.1,
+        0.01,
+        delays=(4.0,),
+        glitch_pages=pages,
+    )
+    line = smoothing_choice(score, 7)
+    assert line.startswith("smoothing ewma:0.3: it catches 25.0% of faults injected")
+    assert "after 4.0 readings" in line and "among 7 smoothings" in line
+    assert ("a lone spike on one sensor pages at every smoothing" in line) is said
