@@ -29,6 +29,8 @@ def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> tuple[np
     if window == 1:
         return values.reshape(batch, 1, n_sensors), 0
     combined = np.concatenate((history, values))
+    if batch == 1 and len(history) == window - 1:  # a warm stream's next reading
+        return combined[np.newaxis], 0  # its one window, already a fresh contiguous array
     warming = min(batch, window - 1 - len(history))
     if warming == batch:
         return np.empty((0, window, n_sensors), dtype=np.float32), warming
@@ -46,6 +48,10 @@ def guarded_windows_of(
     the service share it. Pure."""
     combined = np.concatenate((history, values))
     clean = despiked(combined, limits)
+    if len(values) == 1 and len(history) == window:  # a warm stream's next reading
+        # Its one window: the despiked readings after the oldest, which only served as a
+        # neighbour; despiked keeps the last reading as it came.
+        return clean[np.newaxis, 1:], 0
     lead = max(0, len(history) - (window - 1))
     windows, warming = windows_of(clean[lead : len(history)], clean[len(history) :], window)
     if len(windows):

@@ -8,7 +8,13 @@ import pytest
 from service.scoring.decision import AlertDebouncer, decide, top_contributors
 from service.scoring.rolling import RollingQuantiles
 from service.scoring.smoothing import RollingMean
-from service.scoring.streams import StreamState, StreamStates, guarded_windows_of, history_rows
+from service.scoring.streams import (
+    StreamState,
+    StreamStates,
+    guarded_windows_of,
+    history_rows,
+    input_windows,
+)
 
 
 def test_decide_matches_brute_force() -> None:
@@ -206,6 +212,29 @@ def test_a_stream_gets_the_offline_windows_in_any_batches(window: int, seed: int
         start += size
     np.testing.assert_array_equal(np.concatenate(got), expected)
     assert state.context == window - 1 and state.filled == window
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+@pytest.mark.parametrize("window", [2, 5])
+def test_a_warm_stream_scored_one_reading_at_a_time_gets_the_offline_windows(
+    guarded: bool, window: int
+) -> None:
+    """A warm stream's next reading has its own short path (its one window, formed without
+    sliding over the batch): it must give what the offline windows over the whole run give,
+    glitches put back before the latest reading and kept at it."""
+    rng = np.random.default_rng(window)
+    values = rng.normal(size=(40, 3)).astype(np.float32)
+    values[[10, 11, 25, 33], [0, 2, 1, 0]] += 6.0  # lone spikes, and two side by side
+    limits = np.full(3, 2.0, dtype=np.float32) if guarded else None
+    expected, _ = input_windows(values[:0], values, window, limits)
+    state = guarded_state(window, 3, limits)
+    got = []
+    for row in values:
+        windows, _ = state.windows(row[np.newaxis])
+        assert windows.flags.c_contiguous and windows.flags.writeable
+        got.append(windows)
+        state.push(row[np.newaxis])
+    np.testing.assert_array_equal(np.concatenate(got), expected)
 
 
 def test_without_limits_a_stream_keeps_its_plain_windows() -> None:
