@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from service.calibration.sql.labels import LabelTables
 from service.calibration.sql.maintenance import MaintenanceTables
+from service.calibration.sql.runs import RunTables
 from service.calibration.sql.thresholds import ThresholdTables
 
 __all__ = ["SqlFeedbackStore"]
 
 
-class SqlFeedbackStore(LabelTables, ThresholdTables, MaintenanceTables):
+class SqlFeedbackStore(LabelTables, ThresholdTables, RunTables, MaintenanceTables):
     """:class:`service.calibration.store.FeedbackStore` on the database a URL names
     (``sqlite:///:memory:`` for tests)."""

@@ -1,4 +1,4 @@
-"""Threshold versions, pending thresholds and recalibration runs.
+"""Threshold versions and pending thresholds (recalibration runs: ``runs.py``).
 
 Every write that touches a model's versions or pendings first locks the model's row in
 ``threshold_heads`` (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
@@ -15,17 +15,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.calibration.records import (
-    NewRun,
     PendingStatus,
     PendingThreshold,
-    RecalibrationRun,
     ThresholdSource,
     ThresholdVersion,
 )
 from service.calibration.sql.database import SqlDatabase, from_row
 from service.calibration.sql.schema import (
     pending_thresholds,
-    recalibration_runs,
     threshold_heads,
     threshold_versions,
 )
@@ -38,12 +35,10 @@ from service.calibration.store import (
 
 versions = threshold_versions
 pendings = pending_thresholds
-runs = recalibration_runs
 
 
 class ThresholdTables(SqlDatabase):
-    """The ``threshold_versions``, ``threshold_heads``, ``pending_thresholds`` and
-    ``recalibration_runs`` tables."""
+    """The ``threshold_versions``, ``threshold_heads`` and ``pending_thresholds`` tables."""
 
     @staticmethod
     def _threshold(row: sa.RowMapping) -> ThresholdVersion:
@@ -386,43 +381,3 @@ class ThresholdTables(SqlDatabase):
             return self._pending(self._pending_row(conn, pending_id))
 
         return self._write(work)
-
-    # --- recalibration runs -----------------------------------------------------------
-
-    @staticmethod
-    def _run(row: sa.RowMapping) -> RecalibrationRun:
-        return from_row(RecalibrationRun, row, statistics=json.loads(row["statistics"]))
-
-    def record_run(self, run: NewRun) -> RecalibrationRun:
-        statement = (
-            sa.insert(runs)
-            .values(
-                model=run.model,
-                model_version=run.model_version,
-                trigger=run.trigger,
-                outcome=run.outcome,
-                current_value=run.current_value,
-                candidate=run.candidate,
-                n_samples=run.n_samples,
-                message=run.message,
-                statistics=json.dumps(run.statistics, sort_keys=True),
-                threshold_version=run.threshold_version,
-                pending_id=run.pending_id,
-                started_at=run.started_at,
-                finished_at=self._clock(),
-            )
-            .returning(runs.c.id)
-        )
-
-        def work(conn: sa.Connection) -> sa.RowMapping:
-            run_id = conn.execute(statement).scalar_one()
-            # Read back, not RETURNING: SQLite returns a REAL column's 1.0 as the integer 1.
-            return conn.execute(sa.select(runs).where(runs.c.id == run_id)).mappings().one()
-
-        return self._run(self._write(work))
-
-    def list_runs(self, model: str | None = None, *, limit: int = 50) -> list[RecalibrationRun]:
-        query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
-        if model is not None:
-            query = query.where(runs.c.model == model)
-        return [self._run(r) for r in self._rows(query)]
