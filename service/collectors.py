@@ -166,6 +166,7 @@ class _ModelCounts:
         "created",
         "errors",
         "excluded",
+        "glitched",
         "readings",
         "scores",
         "suppressed",
@@ -174,6 +175,7 @@ class _ModelCounts:
 
     def __init__(self, error_bounds: Sequence[float], score_bounds: Sequence[float]) -> None:
         self.readings = self.anomalies = self.alerts = self.suppressed = self.excluded = 0
+        self.glitched = 0
         self.created = time.time()
         self.errors = HistogramCounts(error_bounds)
         self.scores = HistogramCounts(score_bounds)
@@ -198,6 +200,7 @@ class _VersionSeries:
         scored = len(errors)
         counts.readings += scored
         counts.alerts += batch.alerts_raised
+        counts.glitched += batch.glitched
         if batch.maintenance is not None:
             counts.suppressed += batch.alerts_suppressed
             if batch.maintenance.excluded_by is not None:
@@ -278,18 +281,31 @@ class ScoringTally(Collector):
         return found
 
     def collect(self) -> Iterator[Metric]:
-        readings, anomalies, alerts, errors, scores, top, suppressed, excluded = self.describe()
+        readings, anomalies, alerts, errors, scores, top, suppressed, excluded, glitched = (
+            self.describe()
+        )
         for name, counts in list(self._models.items()):
             _add_count(readings, [name], counts.readings, counts.created)
             _add_count(anomalies, [name], counts.anomalies, counts.created)
             _add_count(alerts, [name], counts.alerts, counts.created)
             _add_count(suppressed, [name], counts.suppressed, counts.created)
             _add_count(excluded, [name], counts.excluded, counts.created)
+            _add_count(glitched, [name], counts.glitched, counts.created)
             counts.errors.add_to(errors, [name])
             counts.scores.add_to(scores, [name])
             for sensor, (count, created) in list(counts.top.items()):
                 _add_count(top, [name, sensor], count, created)
-        yield from (readings, anomalies, alerts, errors, scores, top, suppressed, excluded)
+        yield from (
+            readings,
+            anomalies,
+            alerts,
+            errors,
+            scores,
+            top,
+            suppressed,
+            excluded,
+            glitched,
+        )
 
     def describe(
         self,
@@ -299,6 +315,7 @@ class ScoringTally(Collector):
         CounterMetricFamily,
         HistogramMetricFamily,
         HistogramMetricFamily,
+        CounterMetricFamily,
         CounterMetricFamily,
         CounterMetricFamily,
         CounterMetricFamily,
@@ -340,6 +357,13 @@ class ScoringTally(Collector):
             _counter(
                 "readings_excluded_from_learning",
                 "Readings scored inside an exclude_from_learning maintenance window.",
+                model,
+            ),
+            _counter(
+                "glitched_readings",
+                "Readings of a model with the glitch guard in which a sensor's value jumped "
+                "from both neighbours beyond its limit: the model's later windows hold it put "
+                "back to their mean (counted once its successor has come).",
                 model,
             ),
         )

@@ -50,3 +50,15 @@ def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
     if hit.any():
         out[1:-1] = np.where(hit, (values[:-2] + values[2:]) / 2, values[1:-1])
     return out
+
+
+def newly_glitched(history: np.ndarray, values: np.ndarray, limits: np.ndarray) -> int:
+    """How many readings :func:`despiked` puts a value of back among those ``values`` makes
+    judgeable after ``history`` (the stream's raw readings before them): a reading is judged
+    once its successor has come, so each is counted once, by the request that brings its
+    successor. Pure."""
+    start = max(0, len(history) - 2)  # the first newly judged reading's predecessor
+    run = np.concatenate((history[start:], values))
+    if len(run) < 3:
+        return 0
+    return int((jumps(run) > limits).any(axis=1).sum())

@@ -242,6 +242,7 @@ class ScoringPipeline:
         held = 0
         if match is not None and match.suppressed_by is not None:
             states, raised, held = suppress_alerts(states, raised)
+        glitched = state.glitched(values)
         state.push(values)
         streams.commit(job.key, state)
 
@@ -277,6 +278,7 @@ class ScoringPipeline:
             alerts_raised=raised,
             maintenance=match,
             alerts_suppressed=held,
+            glitched=glitched,
         )
         return scored
 

@@ -41,6 +41,7 @@ class ScoredBatch:
     alerts_raised: int
     maintenance: WindowMatch | None = None  # the windows the request fell in, if any
     alerts_suppressed: int = 0  # alerts a suppress_alerts window held back
+    glitched: int = 0  # readings the glitch guard put a value of back (service/scoring/glitches.py)
 
     def __len__(self) -> int:
         return len(self.values)

@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from service.scoring.decision import AlertDebouncer
-from service.scoring.glitches import despiked
+from service.scoring.glitches import despiked, newly_glitched
 from service.scoring.smoothing import Smoother
 
 StreamKey = tuple[str, str]  # (model name, stream id)
@@ -118,9 +118,19 @@ class StreamState:
         if capacity == 0:  # windows_of's first case, inline: single readings' hot path
             batch, n_sensors = values.shape
             return values.reshape(batch, 1, n_sensors), 0
+        return input_windows(self._history(), values, self.window, self.limits)
+
+    def glitched(self, values: np.ndarray) -> int:
+        """Readings whose value the glitch guard puts back, among those ``values`` make
+        judgeable (0 without the guard). Pure, like :meth:`windows`."""
+        if self.limits is None:
+            return 0
+        return newly_glitched(self._history(), values, self.limits)
+
+    def _history(self) -> np.ndarray:
+        capacity = len(self.window_buffer)
         full = self.filled == capacity
-        history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
-        return input_windows(history, values, self.window, self.limits)
+        return self.window_buffer if full else self.window_buffer[capacity - self.filled :]
 
     @property
     def context(self) -> int:

@@ -67,6 +67,30 @@ async def test_a_glitch_is_scored_at_its_own_reading_only(
         assert await scores_in_batches(guarded, sizes, f"s{i}") == pytest.approx(expected), sizes
 
 
+async def test_each_glitch_is_counted_once_whatever_the_batches(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    """``anomaly_glitched_readings_total`` counts a reading the guard put a value of back
+    once, by the request that brings its successor; a step and a model without the guard
+    count none."""
+    guarded = await make_client(models_dir=models_with(tmp_path / "g", glitch_limits=LIMITS))
+    registry = guarded.state.registry
+    count = {"model": TEST_MODEL}
+    assert registry.get_sample_value("anomaly_glitched_readings_total", count) is None
+    for i, sizes in enumerate(([7], [1] * 7, [2, 3, 2], [4, 1, 2], [3, 4])):
+        await scores_in_batches(guarded, sizes, f"s{i}")
+        assert registry.get_sample_value("anomaly_glitched_readings_total", count) == i + 1
+    await score(guarded, RUN[:4], "judged-later")  # the glitch is the last reading: not judged
+    assert registry.get_sample_value("anomaly_glitched_readings_total", count) == 5
+    await score(guarded, [QUIET], "judged-later")
+    assert registry.get_sample_value("anomaly_glitched_readings_total", count) == 6
+    await score(guarded, [QUIET, QUIET, QUIET, GLITCH, GLITCH, GLITCH], "step")
+    assert registry.get_sample_value("anomaly_glitched_readings_total", count) == 6
+    plain = await make_client(models_dir=models_with(tmp_path / "plain"))
+    await scores_in_batches(plain, [7], "s")
+    assert plain.state.registry.get_sample_value("anomaly_glitched_readings_total", count) == 0
+
+
 async def test_a_step_is_no_glitch(tmp_path: Path, make_client: ClientFactory) -> None:
     step = [QUIET, QUIET, QUIET, GLITCH, GLITCH, GLITCH]
     scores = {}
