@@ -21,10 +21,9 @@ def model_inputs(values: np.ndarray, window: int, limits: np.ndarray | None) -> 
     if limits is None or window == 1 or len(values) < window:
         return sliding_windows(np.asarray(values), window)  # the last: its refusal
     values32 = np.asarray(values, dtype=np.float32)
-    windows, _ = guarded_windows_of(
+    return guarded_windows_of(
         values32[:0], values32, window, np.asarray(limits, dtype=np.float32)
-    )
-    return windows
+    ).windows
 
 
 def score_readings(

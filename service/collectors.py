@@ -362,8 +362,9 @@ class ScoringTally(Collector):
             _counter(
                 "glitched_readings",
                 "Readings of a model with the glitch guard in which a sensor's value jumped "
-                "from both neighbours beyond its limit: the model's later windows hold it put "
-                "back to their mean (counted once its successor has come).",
+                "from both raw neighbours, in the same direction, beyond its limit; the "
+                "model's later windows hold it replaced by the neighbours' mean (counted when "
+                "its successor comes).",
                 model,
             ),
         )

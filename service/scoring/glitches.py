@@ -39,26 +39,22 @@ def jumps(values: np.ndarray) -> np.ndarray:
     return jumped
 
 
-def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
+def despike(values: np.ndarray, limits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``values`` (readings x sensors, time order) with each interior reading's sensor that
     jumps from both raw neighbours, in the same direction, by more than its limit replaced
-    by their mean; the first and last readings are kept (a neighbour is missing)."""
+    by their mean (the first and last readings are kept: a neighbour is missing), and
+    whether each reading had a value replaced."""
     out = np.array(values, copy=True)
+    replaced = np.zeros(len(values), dtype=bool)
     if len(values) < 3:
-        return out
+        return out, replaced
     hit = jumps(values) > limits
     if hit.any():
         out[1:-1] = np.where(hit, (values[:-2] + values[2:]) / 2, values[1:-1])
-    return out
+        replaced[1:-1] = hit.any(axis=1)
+    return out, replaced
 
 
-def newly_glitched(history: np.ndarray, values: np.ndarray, limits: np.ndarray) -> int:
-    """How many readings :func:`despiked` puts a value of back among those ``values`` makes
-    judgeable after ``history`` (the stream's raw readings before them): a reading is judged
-    once its successor has come, so each is counted once, by the request that brings its
-    successor. Pure."""
-    start = max(0, len(history) - 2)  # the first newly judged reading's predecessor
-    run = np.concatenate((history[start:], values))
-    if len(run) < 3:
-        return 0
-    return int((jumps(run) > limits).any(axis=1).sum())
+def despiked(values: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """:func:`despike`'s values alone."""
+    return despike(values, limits)[0]

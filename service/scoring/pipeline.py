@@ -51,6 +51,7 @@ class _Job:
     history: int
     windows: np.ndarray
     warming: int
+    glitched: int  # readings the glitch guard acted on, counted when the request commits
     threshold: ThresholdSnapshot
     received_at: float
     squared: np.ndarray = field(default_factory=lambda: _NO_ROWS)  # set by the model call
@@ -191,10 +192,10 @@ class ScoringPipeline:
             state = streams.peek(key)
             if state is None or state.model_version != model.version:
                 state = self.new_state(model, streams.clock())
-        windows, warming = state.windows(readings.values)
+        inputs = state.windows(readings.values)
         return _Job(
-            parsed, model, readings, key, state, state.context, windows, warming,
-            self.thresholds.get(model.name), received_at,
+            parsed, model, readings, key, state, state.context, inputs.windows, inputs.warming,
+            inputs.glitched, self.thresholds.get(model.name), received_at,
         )  # fmt: skip
 
     @staticmethod
@@ -242,7 +243,6 @@ class ScoringPipeline:
         held = 0
         if match is not None and match.suppressed_by is not None:
             states, raised, held = suppress_alerts(states, raised)
-        glitched = state.glitched(values)
         state.push(values)
         streams.commit(job.key, state)
 
@@ -278,7 +278,7 @@ class ScoringPipeline:
             alerts_raised=raised,
             maintenance=match,
             alerts_suppressed=held,
-            glitched=glitched,
+            glitched=job.glitched,
         )
         return scored
 

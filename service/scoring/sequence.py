@@ -42,8 +42,9 @@ def score_sequence(
     that declares its smoothing flags the smoothed score above 1 (``smoothing``, the one
     its streams get, applied from the sequence's first score), as the pipeline does."""
     history = np.empty((0, values.shape[1]), dtype=np.float32)
-    windows, first = input_windows(history, values, model.window, model.glitch_limits)
-    squared, _ = model.engine.score(np.ascontiguousarray(windows))
+    inputs = input_windows(history, values, model.window, model.glitch_limits)
+    first = inputs.warming
+    squared, _ = model.engine.score(np.ascontiguousarray(inputs.windows))
     if not np.isfinite(squared).all():
         reject_overflow(squared, model, first)
     decisions = decide(squared, threshold, top_k)

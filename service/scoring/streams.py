@@ -9,59 +9,74 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from service.scoring.decision import AlertDebouncer
-from service.scoring.glitches import despiked, newly_glitched
+from service.scoring.glitches import despike
 from service.scoring.smoothing import Smoother
 
 StreamKey = tuple[str, str]  # (model name, stream id)
 Clock = Callable[[], float]
 
 
-def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> tuple[np.ndarray, int]:
-    """Model inputs ``(s, window, n_sensors)`` for ``values`` that follow ``history`` (the
-    stream's earlier readings, at most ``window - 1``), and how many leading readings of
-    ``values`` lack a full window (``s`` = the others). Pure."""
+@dataclass(frozen=True, slots=True)
+class ModelInputs:
+    """A batch's model inputs after a stream's earlier readings."""
+
+    windows: np.ndarray
+    """``(s, window, n_sensors)``, C-contiguous: one window per reading that has a full one."""
+    warming: int
+    """Leading readings of the batch without a full window (``s`` = the others)."""
+    glitched: int = 0
+    """Readings the glitch guard put a value of back among those the batch makes judgeable:
+    a reading is judged once its successor has come, so each is counted once."""
+
+
+def windows_of(history: np.ndarray, values: np.ndarray, window: int) -> ModelInputs:
+    """Model inputs for ``values`` that follow ``history`` (the stream's earlier readings,
+    at most ``window - 1``). Pure."""
     batch, n_sensors = values.shape
     if window == 1:
-        return values.reshape(batch, 1, n_sensors), 0
+        return ModelInputs(values.reshape(batch, 1, n_sensors), 0)
     combined = np.concatenate((history, values))
     if batch == 1 and len(history) == window - 1:  # a warm stream's next reading
-        return combined[np.newaxis], 0  # its one window, already a fresh contiguous array
+        return ModelInputs(combined[np.newaxis], 0)  # its one window, a fresh array already
     warming = min(batch, window - 1 - len(history))
     if warming == batch:
-        return np.empty((0, window, n_sensors), dtype=np.float32), warming
+        return ModelInputs(np.empty((0, window, n_sensors), dtype=np.float32), warming)
     view = np.lib.stride_tricks.sliding_window_view(combined, (window, n_sensors))
-    return view[:, 0].copy(), warming  # a copy: the view is read-only
+    return ModelInputs(view[:, 0].copy(), warming)  # a copy: the view is read-only
 
 
 def guarded_windows_of(
     history: np.ndarray, values: np.ndarray, window: int, limits: np.ndarray
-) -> tuple[np.ndarray, int]:
+) -> ModelInputs:
     """:func:`windows_of` for a model with the glitch guard (service/scoring/glitches.py):
     every window from the despiked readings but for its latest, which stays as it came.
     ``history`` holds up to ``window`` raw readings, the oldest of which, when it holds that
     many, only serves as its successor's neighbour. Offline scoring (empty ``history``) and
     the service share it. Pure."""
     combined = np.concatenate((history, values))
-    clean = despiked(combined, limits)
+    clean, replaced = despike(combined, limits)
+    # Judged now: the readings whose successor is in ``values``, the last history one first.
+    glitched = int(replaced[max(0, len(history) - 1) :].sum())
     if len(values) == 1 and len(history) == window:  # a warm stream's next reading
         # Its one window: the despiked readings after the oldest, which only served as a
-        # neighbour; despiked keeps the last reading as it came.
-        return clean[np.newaxis, 1:], 0
+        # neighbour; despike keeps the last reading as it came.
+        return ModelInputs(clean[np.newaxis, 1:], 0, glitched)
     lead = max(0, len(history) - (window - 1))
-    windows, warming = windows_of(clean[lead : len(history)], clean[len(history) :], window)
-    if len(windows):
-        windows[:, -1] = values[warming:]  # each window's latest reading as it came
-    return windows, warming
+    inputs = windows_of(clean[lead : len(history)], clean[len(history) :], window)
+    if len(inputs.windows):
+        inputs.windows[:, -1] = values[inputs.warming :]  # each window's latest as it came
+    return ModelInputs(inputs.windows, inputs.warming, glitched)
 
 
 def input_windows(
     history: np.ndarray, values: np.ndarray, window: int, limits: np.ndarray | None
-) -> tuple[np.ndarray, int]:
+) -> ModelInputs:
     """The model's inputs for ``values`` after ``history``: :func:`guarded_windows_of` for a
     model with the glitch guard's ``limits`` (over more than one reading), else
     :func:`windows_of`. Pure."""
@@ -109,28 +124,18 @@ class StreamState:
         self.last_seen = now
         self.revision = ""  # shared state: the Redis write this copy came from
 
-    def windows(self, values: np.ndarray) -> tuple[np.ndarray, int]:
-        """Model inputs for a batch and how many leading readings are still warming up.
+    def windows(self, values: np.ndarray) -> ModelInputs:
+        """Model inputs for a batch after the stream's readings so far.
 
         Pure: the buffer changes only in :meth:`push`, after the model has scored.
         """
         capacity = len(self.window_buffer)
         if capacity == 0:  # windows_of's first case, inline: single readings' hot path
             batch, n_sensors = values.shape
-            return values.reshape(batch, 1, n_sensors), 0
-        return input_windows(self._history(), values, self.window, self.limits)
-
-    def glitched(self, values: np.ndarray) -> int:
-        """Readings whose value the glitch guard puts back, among those ``values`` make
-        judgeable (0 without the guard). Pure, like :meth:`windows`."""
-        if self.limits is None:
-            return 0
-        return newly_glitched(self._history(), values, self.limits)
-
-    def _history(self) -> np.ndarray:
-        capacity = len(self.window_buffer)
+            return ModelInputs(values.reshape(batch, 1, n_sensors), 0)
         full = self.filled == capacity
-        return self.window_buffer if full else self.window_buffer[capacity - self.filled :]
+        history = self.window_buffer if full else self.window_buffer[capacity - self.filled :]
+        return input_windows(history, values, self.window, self.limits)
 
     @property
     def context(self) -> int:

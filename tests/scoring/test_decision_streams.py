@@ -133,17 +133,20 @@ def test_window_buffer_warms_up_then_slides() -> None:
     clock = Clock()
     state = new_state(clock, window=3)
     first = np.array([[1, 1], [2, 2]], dtype=np.float32)
-    windows, warming = state.windows(first)
+    inputs = state.windows(first)
+    windows, warming = inputs.windows, inputs.warming
     assert warming == 2 and windows.shape == (0, 3, 2)
     state.push(first)
     nxt = np.array([[3, 3], [4, 4]], dtype=np.float32)
-    windows, warming = state.windows(nxt)
+    inputs = state.windows(nxt)
+    windows, warming = inputs.windows, inputs.warming
     assert warming == 0
     np.testing.assert_array_equal(windows[:, :, 0], [[1, 2, 3], [2, 3, 4]])
     state.push(nxt)
     np.testing.assert_array_equal(state.window_buffer[:, 0], [3, 4])
     one = new_state(clock, window=3)
-    windows, warming = one.windows(np.arange(10, dtype=np.float32).reshape(5, 2))
+    inputs = one.windows(np.arange(10, dtype=np.float32).reshape(5, 2))
+    windows, warming = inputs.windows, inputs.warming
     assert warming == 2 and windows.shape == (3, 3, 2)
 
 
@@ -171,7 +174,7 @@ def column(*values: float) -> np.ndarray:
 
 def test_each_windows_latest_reading_stays_raw() -> None:
     data = column(0.0, 0.0, 5.0, 0.0, 0.0)
-    windows = guarded_windows_of(data[:0], data, 3, GLITCH_LIMITS)[0]
+    windows = guarded_windows_of(data[:0], data, 3, GLITCH_LIMITS).windows
     assert windows[:, :, 0].tolist() == [[0, 0, 5], [0, 0, 0], [0, 0, 0]]
 
 
@@ -195,9 +198,9 @@ def test_a_stream_gets_the_offline_windows_in_any_batches(window: int, seed: int
     values = rng.normal(size=(60, 3)).astype(np.float32)
     values[rng.choice(60, size=8, replace=False), rng.integers(0, 3, size=8)] += 6.0
     limits = np.full(3, 2.0, dtype=np.float32)
-    expected, _ = guarded_windows_of(values[:0], values, window, limits)
+    expected = guarded_windows_of(values[:0], values, window, limits).windows
     assert not np.array_equal(
-        expected, guarded_windows_of(values[:0], values, window, limits * 100)[0]
+        expected, guarded_windows_of(values[:0], values, window, limits * 100).windows
     )
 
     state = guarded_state(window, 3, limits)
@@ -205,7 +208,8 @@ def test_a_stream_gets_the_offline_windows_in_any_batches(window: int, seed: int
     while start < len(values):
         size = int(rng.integers(1, 9))
         batch = values[start : start + size]
-        windows, warming = state.windows(batch)
+        inputs = state.windows(batch)
+        windows, warming = inputs.windows, inputs.warming
         assert warming == max(0, min(len(batch), window - 1 - start))
         got.append(windows)
         state.push(batch)
@@ -226,11 +230,11 @@ def test_a_warm_stream_scored_one_reading_at_a_time_gets_the_offline_windows(
     values = rng.normal(size=(40, 3)).astype(np.float32)
     values[[10, 11, 25, 33], [0, 2, 1, 0]] += 6.0  # lone spikes, and two side by side
     limits = np.full(3, 2.0, dtype=np.float32) if guarded else None
-    expected, _ = input_windows(values[:0], values, window, limits)
+    expected = input_windows(values[:0], values, window, limits).windows
     state = guarded_state(window, 3, limits)
     got = []
     for row in values:
-        windows, _ = state.windows(row[np.newaxis])
+        windows = state.windows(row[np.newaxis]).windows
         assert windows.flags.c_contiguous and windows.flags.writeable
         got.append(windows)
         state.push(row[np.newaxis])
@@ -240,6 +244,6 @@ def test_a_warm_stream_scored_one_reading_at_a_time_gets_the_offline_windows(
 def test_without_limits_a_stream_keeps_its_plain_windows() -> None:
     values = column(0.0, 0.0, 5.0, 0.0, 0.0)
     state = guarded_state(3, 2, None)
-    windows, _ = state.windows(values)
+    windows = state.windows(values).windows
     assert windows[:, 1, 0].tolist() == [0, 5, 0]
     assert len(state.window_buffer) == 2

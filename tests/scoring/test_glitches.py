@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.scoring.glitches import despiked, newly_glitched
+from service.scoring.glitches import despike, despiked
+from service.scoring.streams import guarded_windows_of
 
 LIMITS = np.array([1.0, 1.0], dtype=np.float32)
 
@@ -57,21 +58,23 @@ def test_the_first_and_last_readings_are_kept() -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_a_stream_counts_each_reading_despiked_puts_back_once(seed: int) -> None:
+@pytest.mark.parametrize("window", [2, 5])
+def test_a_stream_counts_each_reading_despiked_puts_back_once(seed: int, window: int) -> None:
     """A stream's requests, in any batches, count the readings a whole-run despiking puts a
     value of back, each once (the request that brings its successor counts it)."""
     rng = np.random.default_rng(seed)
     run = rng.normal(scale=0.2, size=(80, 2)).astype(np.float32)
     spikes = rng.choice(np.arange(1, 79), size=10, replace=False)
     run[spikes, rng.integers(0, 2, size=10)] += 5.0
+    _, replaced = despike(run, LIMITS)
     expected = int((despiked(run, LIMITS) != run).any(axis=1).sum())
-    assert expected >= 5
+    assert expected >= 5 and int(replaced.sum()) == expected
     counted, start = 0, 0
     while start < len(run):
         size = int(rng.integers(1, 6))
-        history = run[max(0, start - 4) : start]  # a stream keeps a few raw readings
-        counted += newly_glitched(history, run[start : start + size], LIMITS)
+        history = run[max(0, start - window) : start]  # what a stream keeps with the guard
+        counted += guarded_windows_of(history, run[start : start + size], window, LIMITS).glitched
         start += size
     assert counted == expected
-    assert newly_glitched(run[:0], run, LIMITS) == expected
-    assert newly_glitched(run[:0], run[:2], LIMITS) == 0  # no reading has both neighbours
+    assert guarded_windows_of(run[:0], run, window, LIMITS).glitched == expected
+    assert guarded_windows_of(run[:0], run[:2], window, LIMITS).glitched == 0  # no neighbours

@@ -40,7 +40,8 @@ def fresh(smoothing: ScoreSmoothing, window: int, n_sensors: int = 3) -> StreamS
 
 
 def step(state: StreamState, values: np.ndarray, scores: np.ndarray) -> tuple[object, ...]:
-    windows, warming = state.windows(values)
+    inputs = state.windows(values)
+    windows, warming = inputs.windows, inputs.warming
     smoothed = state.smoother.update_many(scores[warming:])
     states, raised = state.debouncer.update_many(smoothed)
     state.push(values)
