@@ -45,6 +45,7 @@ def two_models(tmp_path: Path, write_test_artifact: Any) -> Path:
     folder = tmp_path / "two-models"
     write_test_artifact(folder, "test-plant")
     write_test_artifact(folder, "windowed", window=4)
+    write_test_artifact(folder, "guarded", window=3, glitch_limits=[2.0] * 4)
     return folder
 
 
@@ -141,6 +142,44 @@ async def test_alternating_replicas_answer_as_one_process(
             for shown in (shown_a, shown_b):
                 for field in ("alert_state", "smoothed_score", "readings_buffered", "window"):
                     assert shown[field] == mine[field], (stream, model, field)
+
+
+def glitched_readings(metrics: str) -> float:
+    """``anomaly_glitched_readings_total`` of the guarded model in a /metrics text."""
+    prefix = 'anomaly_glitched_readings_total{model="guarded"} '
+    lines = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(lines[0].removeprefix(prefix)) if lines else 0.0
+
+
+async def test_replicas_count_each_glitch_once_between_them(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """A stream alternating replicas has each glitch counted once, by the replica whose
+    request brings its successor: the replicas' counts add up to one process's."""
+    one = await apps.start()
+    a = await apps.start(redis_url=redis_server.url)
+    b = await apps.start(redis_url=redis_server.url)
+    rng = np.random.default_rng(3)
+    run = rng.normal(0, 0.3, size=(90, 4)).round(4)
+    run[rng.choice(np.arange(1, 89), size=12, replace=False), rng.integers(0, 4, 12)] += 6.0
+    bodies: list[dict[str, Any]] = []
+    start = 0
+    while start < len(run):
+        size = int(rng.choice([1, 1, 2, 5]))
+        rows = run[start : start + size].tolist()
+        body: dict[str, Any] = {"stream_id": "g-1", "model": "guarded"}
+        body.update({"reading": rows[0]} if size == 1 else {"readings": rows})
+        bodies.append(body)
+        start += size
+    await replies(one, bodies)
+    for i, body in enumerate(bodies):
+        await replies((a, b)[i % 2], [body])
+    alone, shares = [
+        [glitched_readings((await c.get("/metrics")).text) for c in clients]
+        for clients in ((one,), (a, b))
+    ]
+    assert alone[0] >= 8
+    assert all(share > 0 for share in shares) and sum(shares) == alone[0]
 
 
 async def test_concurrent_clients_on_both_replicas_keep_each_stream_exact(
