@@ -1,5 +1,6 @@
 """``python -m models train``'s options: what each means and its default (the settings
-themselves are models.train's TrainConfig; train_options turns the parsed options into them)."""
+themselves are models.train_config's TrainConfig; train_options turns the parsed options
+into them)."""
 
 from __future__ import annotations
 

@@ -55,9 +55,16 @@ def smoothing_choice(score: CandidateScore, n_smoothings: int) -> str:
         "(split-half false alarms, a lone spike, detection, then delay)"
     )
     if score.glitch_pages:
-        line += (
-            "; a lone spike on one sensor pages at every smoothing: train --glitch-guard, "
-            "or a one-reading model, keeps a glitch from paging (docs/training.md)"
+        config = score.config
+        line += "; a lone spike on one sensor pages at every smoothing" + (
+            ": train --glitch-guard, or a one-reading model (--window 1), keeps a glitch "
+            "from paging (docs/training.md)"
+            if config.window > 1 and not config.glitch_guard
+            else ", past the glitch guard (a spike within the training run's own largest "
+            "jump): a one-reading model (--window 1) keeps a glitch from paging, at the "
+            "price of the dynamic faults a window catches (docs/evaluation.md)"
+            if config.window > 1
+            else ": the alert rule counts it even unsmoothed (docs/evaluation.md)"
         )
     return line
 

@@ -54,3 +54,24 @@ def test_a_forced_models_smoothing_line_says_when_a_glitch_pages_at_every_smooth
     assert line.startswith("smoothing ewma:0.3: it catches 25.0% of faults injected")
     assert "after 4.0 readings" in line and "among 7 smoothings" in line
     assert ("a lone spike on one sensor pages at every smoothing" in line) is said
+    assert ("train --glitch-guard" in line) is said
+
+
+@pytest.mark.parametrize(
+    ("window", "guard", "advice", "not_advised"),
+    [
+        (8, False, "train --glitch-guard", "past the glitch guard"),
+        (8, True, "past the glitch guard", "train --glitch-guard"),
+        (1, False, "the alert rule counts it", "--window 1"),
+    ],
+)
+def test_the_advice_fits_the_forced_model(
+    window: int, guard: bool, advice: str, not_advised: str
+) -> None:
+    """The guard is advised only to a windowed model without it, a one-reading model only
+    to a windowed one."""
+    config = TrainConfig(family="conv", window=window, glitch_guard=guard)
+    line = smoothing_choice(
+        CandidateScore(config, {"bias": 0.5}, 0.1, 0.01, delays=(2.0,), glitch_pages=True), 7
+    )
+    assert advice in line and not_advised not in line
