@@ -82,6 +82,20 @@ def _single(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemp
     return [api.single_request(space, reading) for reading in readings]
 
 
+def _soak(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
+    """Single readings; for a model over a window, a window's worth in each request. The soak
+    comes back to a stream only after the state has evicted it, so a single reading would
+    only ever warm it up again and the model would never score: each request now warms its
+    stream up and scores its last reading."""
+    if space.window <= 1:
+        return _single(space, config, key)
+    rng = _rng(6)
+    return [
+        api.json_batch_request(space, space.readings(space.window, rng))
+        for _ in range(DISTINCT_SINGLE)
+    ]
+
+
 def _empty(space: SensorSpace, config: RunConfig, key: str) -> list[RequestTemplate]:
     """The single-reading requests, byte for byte, sent to the empty endpoint."""
     return [api.to_empty_endpoint(t) for t in _single(space, config, key)]
@@ -293,10 +307,11 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             name="soak",
-            description="single readings over 100,000 distinct streams, RSS sampled",
+            description="single readings (a windowed model's window of them a request) over "
+            "100,000 distinct streams, RSS sampled",
             server="soak",
             generator="wrk",
-            build=_single,
+            build=_soak,
             judge=_judge_soak,
             target_text=lambda t: f"RSS within +/-{t.rss_tolerance:.0%}",
             connections=16,

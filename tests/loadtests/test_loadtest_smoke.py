@@ -96,6 +96,8 @@ def test_every_scenario_runs_and_answers_correctly(smoke_models: Path, tmp_path:
     assert soak["active_streams"] <= 500 < soak["evictions"] + 500
     assert soak["evictions"] > 0 and soak["state_bounded"]
     assert len(soak["rss"]["samples"]) >= 3
+    # Every soak request scored a reading, a windowed model's too (its window in a request).
+    assert soak["rss"]["samples"][-1][2] >= results["soak"]["requests"]
     assert data["meta"]["cores"] >= 1 and data["meta"]["uvicorn_flags"]
 
 
