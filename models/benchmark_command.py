@@ -12,8 +12,8 @@ from models.benchmarks.nab import nab_table, run_nab, write_nab_report
 from models.benchmarks.skab import run_skab, skab_table, write_skab_report
 from models.benchmarks.tep import run_tep
 from models.benchmarks.tep_report import far_table, target_lines, tep_table, write_tep_report
-from models.data import DataError
 from models.evaluate_model import ModelForm
+from models.readings import DataError
 from models.report import (
     check_report_folder,
 )

@@ -1,33 +1,33 @@
 """Reading sensor data from CSV, whitespace ``.dat`` and ``.npy`` files.
 
-Every loader returns :class:`Readings` in time order (rows = readings, columns = sensors)
-and refuses anything a model could silently learn garbage from: NaN, Inf, non-numeric
-cells and ragged rows, each reported with the file, the line and the column.
+Every loader returns :class:`models.readings.Readings` in time order (rows = readings,
+columns = sensors) and refuses anything a model could silently learn garbage from: NaN, Inf,
+non-numeric cells and ragged rows, each reported with the file, the line and the column
+(``models/readings.py`` holds the checks all loaders share).
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from models.readings import (
+    DataError,
+    Readings,
+    check_finite,
+    default_sensor_names,
+    parse_numeric,
+    read_text,
+)
 from models.timestamps import TimestampError, parse_timestamps
 
 TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
 """Header names (case-insensitive) recognised as the time index rather than a sensor."""
-
-_WIDE_BOMS = (
-    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose mark it starts with
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
 
 LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sensor")
 """Header names (case-insensitive) recognised as ground truth rather than a sensor.
@@ -35,77 +35,6 @@ LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sen
 SKAB files carry ``anomaly`` and ``changepoint``; files written by ``python -m models
 generate --anomalies`` carry ``anomaly``, ``anomaly_kind`` and ``anomaly_sensor``.
 """
-
-
-class DataError(Exception):
-    """A data file cannot be used as sensor readings; the message names file, line and column."""
-
-    def __init__(
-        self,
-        path: Path | str,
-        reason: str,
-        *,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.line = line
-        self.column = column
-        where = self.path
-        if line is not None:
-            where += f", line {line}"
-        if column is not None:
-            where += f", column {column}"
-        super().__init__(f"{where}: {reason}")
-
-
-@dataclass(frozen=True)
-class Readings:
-    """Sensor readings in time order, with what is known about where they came from."""
-
-    values: np.ndarray
-    """float64, shape (n_readings, n_sensors)."""
-    sensors: list[str]
-    timestamps: np.ndarray | None
-    """One entry per reading, never decreasing: datetime64[ns] for ISO 8601 (in UTC when the
-    file gives a zone) or float64 for numbers; None without a timestamp column."""
-    source: str
-    labels: dict[str, np.ndarray] = field(default_factory=dict)
-    """Ground-truth columns found in the file (e.g. SKAB's ``anomaly``), one entry per reading:
-    numeric columns as float64, others as str."""
-
-    def __post_init__(self) -> None:
-        if self.values.ndim != 2:
-            raise ValueError(f"values must be 2-D (readings, sensors), got {self.values.shape}")
-        if self.values.shape[1] != len(self.sensors):
-            raise ValueError(
-                f"{len(self.sensors)} sensor names for {self.values.shape[1]} value columns"
-            )
-        n = self.values.shape[0]
-        if self.timestamps is not None and len(self.timestamps) != n:
-            raise ValueError(f"{len(self.timestamps)} timestamps for {n} readings")
-        for name, column in self.labels.items():
-            if len(column) != n:
-                raise ValueError(f"label column {name!r} has {len(column)} entries for {n}")
-
-    @property
-    def n_readings(self) -> int:
-        return int(self.values.shape[0])
-
-    @property
-    def n_sensors(self) -> int:
-        return int(self.values.shape[1])
-
-    def slice(self, start: int, stop: int) -> Readings:
-        """Readings ``start:stop`` (by time), labels and timestamps included."""
-        return Readings(
-            values=self.values[start:stop],
-            sensors=list(self.sensors),
-            timestamps=None if self.timestamps is None else self.timestamps[start:stop],
-            source=f"{self.source}[{start}:{stop}]",
-            labels={name: column[start:stop] for name, column in self.labels.items()},
-        )
 
 
 def load_readings(
@@ -150,12 +79,6 @@ def _load_by_suffix(
     raise DataError(path, f"unsupported file type {suffix!r}: use .csv, .dat, .txt or .npy")
 
 
-def default_sensor_names(n_sensors: int) -> list[str]:
-    """Names for header-less files: x01, x02, ... (zero-padded so they sort in order)."""
-    width = max(2, len(str(n_sensors)))
-    return [f"x{i:0{width}d}" for i in range(1, n_sensors + 1)]
-
-
 def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
     """Every run of ``window`` consecutive readings, shaped (n - window + 1, window, n_sensors).
 
@@ -182,40 +105,8 @@ def _sniff_delimiter(path: Path, first_line: str) -> str:
     return delimiter
 
 
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text (a byte-order mark skipped). Other encodings are refused, not
-    guessed: Latin-1 would decode anything, so a wrong guess would go unnoticed."""
-    data = path.read_bytes()
-    for bom, encoding in _WIDE_BOMS:
-        if data.startswith(bom):
-            raise DataError(
-                path,
-                f"the file is {encoding} text (it starts with a {encoding} byte-order mark, as "
-                "Excel's 'Unicode Text' does), not UTF-8: save it as UTF-8 (Excel: 'CSV UTF-8')",
-            )
-    skipped = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = data[skipped:].decode("utf-8")
-    except UnicodeDecodeError as exc:
-        offset = skipped + exc.start
-        problem = f"cannot be decoded ({exc.reason})"
-    else:
-        offset = data.find(b"\x00")
-        if offset < 0:
-            return text
-        problem = "is a NUL: binary data, or UTF-16 without a byte-order mark"
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    raise DataError(
-        path,
-        f"not UTF-8 text: byte {data[offset]:#04x} at byte {offset - line_start + 1} of the line "
-        f"(file offset {offset}) {problem}; save the file as UTF-8 (other encodings, such as "
-        "Latin-1, are not guessed)",
-        line=data.count(b"\n", 0, offset) + 1,
-    )
-
-
 def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterable[str]) -> Readings:
-    with io.StringIO(_read_text(path), newline="") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         first_line = handle.readline()
         if not first_line.strip():
             raise DataError(path, "file is empty (expected a header row of sensor names)")
@@ -270,7 +161,7 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
 
     sensors = [header[i] for i in sensor_indices]
     cells = [[row[i] for i in sensor_indices] for _, row in rows]
-    values = _parse_numeric(path, cells, sensors, [line for line, _ in rows])
+    values = parse_numeric(path, cells, sensors, [line for line, _ in rows])
     timestamps = None
     if timestamp_index is not None:
         try:
@@ -297,48 +188,6 @@ def _check_header(path: Path, header: Sequence[str]) -> None:
         seen.add(name)
 
 
-def _parse_numeric(
-    path: Path, cells: list[list[str]], columns: Sequence[str], lines: Sequence[int]
-) -> np.ndarray:
-    """Parse a table of strings to float64; on failure, find the first offending cell."""
-    try:
-        values = np.array(cells, dtype=np.float64)
-    except ValueError:
-        for row, line in zip(cells, lines, strict=True):
-            for text, column in zip(row, columns, strict=True):
-                try:
-                    float(text)
-                except ValueError:
-                    raise DataError(
-                        path, f"value {text.strip()!r} is not a number", line=line, column=column
-                    ) from None
-        raise
-    _check_finite(path, values, columns, lines)
-    return values
-
-
-def _check_finite(
-    path: Path,
-    values: np.ndarray,
-    columns: Sequence[str],
-    lines: Sequence[int] | None,
-) -> None:
-    """Raise on the first NaN/Inf; ``lines`` maps rows to file lines (None: name the row)."""
-    bad = ~np.isfinite(values)
-    if not bad.any():
-        return
-    row, col = (int(i) for i in np.argwhere(bad)[0])
-    value = values[row, col]
-    kind = "NaN (missing value)" if math.isnan(value) else f"{value} (infinite)"
-    reason = (
-        f"value is {kind}; fill or drop such readings before training "
-        f"({int(bad.sum())} non-finite values in total)"
-    )
-    if lines is None:
-        raise DataError(path, f"row {row}: {reason}", column=columns[col])
-    raise DataError(path, reason, line=lines[row], column=columns[col])
-
-
 def _parse_label(texts: list[str]) -> np.ndarray:
     """Numeric (float64, empty cells NaN) when every non-empty cell is a number, else str."""
     if not any(texts):
@@ -352,7 +201,7 @@ def _parse_label(texts: list[str]) -> np.ndarray:
 def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
     lines: list[int] = []
     cells: list[list[str]] = []
-    with io.StringIO(_read_text(path), newline=None) as handle:
+    with io.StringIO(read_text(path), newline=None) as handle:
         for number, text in enumerate(handle, start=1):
             fields = text.split()
             if not fields:
@@ -368,7 +217,7 @@ def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
     if not cells:
         raise DataError(path, "file is empty")
     file_columns = [f"{i}" for i in range(1, len(cells[0]) + 1)]
-    values = _parse_numeric(path, cells, file_columns, lines)
+    values = parse_numeric(path, cells, file_columns, lines)
     if transpose:
         values = np.ascontiguousarray(values.T)
     return Readings(
@@ -404,7 +253,7 @@ def _load_npy(path: Path, *, transpose: bool) -> Readings:
     if transpose:
         values = np.ascontiguousarray(values.T)
     sensors = default_sensor_names(values.shape[1])
-    _check_finite(path, values, sensors, None)  # a .npy file has no lines: name the row
+    check_finite(path, values, sensors, None)  # a .npy file has no lines: name the row
     return Readings(
         values=values,
         sensors=sensors,

@@ -9,9 +9,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.data import (
-    DataError,
-)
 from models.evaluate import evaluate_artifact
 from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
@@ -22,6 +19,7 @@ from models.evaluate_data import (
 )
 from models.evaluate_events import summary_sentence
 from models.metrics import DetectorEvaluation
+from models.readings import DataError
 from models.report import (
     check_report_folder,
     percent,

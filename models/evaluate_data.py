@@ -12,13 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from models.data import (
-    LABEL_COLUMNS,
-    DataError,
-    Readings,
-    default_sensor_names,
-    load_readings,
-)
+from models.data import LABEL_COLUMNS, load_readings
+from models.readings import DataError, Readings, default_sensor_names
 from models.synthetic import generate_plant, inject_anomalies
 from service.scoring.artifact import sha256_array
 from service.scoring.manifest import Manifest

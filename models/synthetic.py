@@ -22,7 +22,8 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from models.data import Readings, write_readings_csv
+from models.data import write_readings_csv
+from models.readings import Readings
 
 PLANT_SEED = 20_240_601
 N_FACTORS = 4

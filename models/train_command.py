@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from models.artifact_target import artifact_dir_problem, default_name, next_version
-from models.data import DataError, Readings, load_readings
+from models.data import load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
 from models.inputs import BeyondFloat32
 from models.lone_spike import check_trained
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
+from models.readings import DataError, Readings
 from models.selection import (
     MIN_READINGS,
     Selection,

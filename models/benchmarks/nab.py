@@ -32,7 +32,7 @@ from models.benchmarks.common import (
     shown,
     train_as_default,
 )
-from models.data import DataError, load_readings
+from models.data import load_readings
 from models.events import (
     AlertRule,
     EventFigures,
@@ -42,6 +42,7 @@ from models.events import (
     event_figures,
     median_step_seconds,
 )
+from models.readings import DataError
 from models.report import EvaluationReport, Table, write_report
 from models.threshold import DegenerateCalibration
 from models.train_config import TrainConfig

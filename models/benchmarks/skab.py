@@ -23,11 +23,12 @@ from models.benchmarks.common import (
     shown,
     train_as_default,
 )
-from models.data import DataError, Readings, load_readings
+from models.data import load_readings
 from models.metrics import (
     BinaryMetrics,
 )
 from models.plots import plot_grouped_bars
+from models.readings import DataError, Readings
 from models.report import (
     EvaluationReport,
     Figure,

@@ -32,9 +32,10 @@ from models.benchmarks.common import (
     require,
     train_as_default,
 )
-from models.data import DataError, load_readings
+from models.data import load_readings
 from models.lone_spike import LoneSpikeCheck, lone_spike_check
 from models.metrics import BinaryMetrics, chance_false_alarms_exceed
+from models.readings import DataError
 from models.threshold import effective_interval, excursions
 from models.train_config import TrainConfig
 

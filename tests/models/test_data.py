@@ -8,14 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.data import (
-    DataError,
-    Readings,
-    default_sensor_names,
-    load_readings,
-    sliding_windows,
-    write_readings_csv,
-)
+from models.data import load_readings, sliding_windows, write_readings_csv
+from models.readings import DataError, Readings, default_sensor_names
 
 DATA_DIR = Path(os.environ.get("SENSOR_DATA_DIR", Path(__file__).parents[3] / "shared" / "data"))
 

@@ -15,12 +15,13 @@ import torch
 
 from models import evaluate_command
 from models.__main__ import main
-from models.data import DataError, Readings, write_readings_csv
+from models.data import write_readings_csv
 from models.evaluate import OperatingRangeCheck, operating_range_check
 from models.evaluate_data import baseline_data, synthetic_sets
 from models.evaluate_normal import NormalRateCheck
 from models.events import windows_from_labels
 from models.export import export_artifact
+from models.readings import DataError, Readings
 from models.scores import detector_scores
 from models.synthetic import generate_plant, inject_anomalies
 from models.train import train
