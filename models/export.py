@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from models.network import ExportableScorer, ScoringModule
-from models.operating_point import parse_smoothing
 from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
 from service.scoring.manifest import Manifest
@@ -96,7 +95,7 @@ def export_artifact(
             "source": threshold.source,
             "false_alarm_rate_ci": threshold.false_alarm_rate_ci,
         },
-        "smoothing": parse_smoothing(result.config.smoothing).model_dump(),
+        "smoothing": result.smoothing.model_dump(exclude_none=True),
         "training_data_sha256": training_data_sha256,
         "training": training,
         "metrics": metrics,

@@ -42,8 +42,30 @@ def parse_smoothing(spec: str) -> ScoreSmoothing:
     )
 
 
+def declared(spec: str, calibration_scores: np.ndarray) -> ScoreSmoothing:
+    """The smoothing ``spec`` as a model declares it: started where the raw calibration
+    scores (one per reading) sit, their mean for an EWMA or a mean, their median for a
+    median, so a new stream is smoothed from its first score as the threshold assumes
+    (service/scoring/smoothing.py's make_smoother says why).
+
+    >>> declared("ewma:0.5", np.array([1.0, 2.0, 6.0])).start
+    3.0
+    >>> smooth(np.array([3.0, 3.0]), declared("ewma:0.5", np.array([1.0]))).tolist()
+    [2.0, 2.5]
+    """
+    smoothing = parse_smoothing(spec)
+    if smoothing.method == "none":
+        return smoothing
+    scores = np.asarray(calibration_scores, dtype=np.float64)
+    if not scores.size:
+        raise ValueError("a declared smoothing needs calibration scores to start from")
+    level = np.median(scores) if smoothing.method == "median" else np.mean(scores)
+    return ScoreSmoothing.model_validate({**smoothing.model_dump(), "start": float(level)})
+
+
 def smooth(scores: np.ndarray, smoothing: ScoreSmoothing) -> np.ndarray:
-    """``scores`` of one stream in time order, smoothed as the service smooths them."""
+    """``scores`` of one stream in time order, smoothed as the service smooths them (a
+    declared ``start`` in the scores' own units)."""
     values = np.asarray(scores, dtype=np.float64)
     if smoothing.method == "none":
         return values

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from models.operating_point import parse_smoothing, smooth
+from models.operating_point import declared, smooth
 from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable, estimate_threshold
 from models.train import TrainResult, train
 
@@ -118,8 +118,11 @@ def calibrate_out_of_time(
     if decision.applies:
         try:
             parts = out_of_time_errors(result, values, folds=folds)
-            how = parse_smoothing(result.config.smoothing)
-            scores = np.concatenate([smooth(part.mean(axis=1), how) for part in parts])
+            raw = [part.mean(axis=1) for part in parts]
+            # Each half starts as a new stream does, where the model's declared smoothing
+            # will start: these errors become its calibration errors.
+            how = declared(result.config.smoothing, np.concatenate(raw))
+            scores = np.concatenate([smooth(part, how) for part in raw])
             threshold = estimate_threshold(
                 scores,
                 result.config.quantile,

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from models.events import AlertRule
-from models.operating_point import parse_smoothing, smooth
+from models.operating_point import smooth
 from models.train import TrainResult
 from models.windows import model_inputs, score_readings
 
@@ -76,7 +76,7 @@ def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:
     """The smoothing the model's threshold was set for; None for an artifact written before
     smoothing was declared (the service smooths those as its settings say)."""
     if isinstance(model, TrainResult):
-        return parse_smoothing(model.config.smoothing)
+        return model.smoothing
     return model.manifest.smoothing
 
 

@@ -37,12 +37,13 @@ from models.network import (
     PlaneResidualAutoencoder,
     ScoringModule,
 )
-from models.operating_point import parse_smoothing, smooth
+from models.operating_point import declared, smooth
 from models.threshold import ThresholdEstimate, estimate_threshold
 from models.train_config import LINEAR_FAMILIES, TrainConfig
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import WhitenedResidual, inverse_root, second_moment
 from models.windows import golden_windows, score_readings
+from service.scoring.manifest import ScoreSmoothing
 
 
 @dataclass
@@ -74,12 +75,19 @@ class TrainResult:
     def window(self) -> int:
         return self.config.window
 
+    @property
+    def smoothing(self) -> ScoreSmoothing:
+        """The smoothing the model declares: its threshold's, started at its calibration
+        scores' level."""
+        return declared(self.config.smoothing, self.calibration_errors.mean(axis=1))
+
     def with_smoothing(self, spec: str) -> TrainResult:
         """This model with the threshold set again on calibration scores smoothed by
         ``spec``: the same weights, another operating point."""
         config = replace(self.config, smoothing=spec)
+        scores = self.calibration_errors.mean(axis=1)
         threshold = estimate_threshold(
-            smooth(self.calibration_errors.mean(axis=1), parse_smoothing(spec)),
+            smooth(scores, declared(spec, scores)),
             config.quantile,
             source=self.threshold.source,
         )
@@ -193,8 +201,9 @@ def train(
     # services still load.
     limits = jump_limits(train_values, scale) if config.glitch_guard and window > 1 else None
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
+    calibration_scores = calibration_errors.mean(axis=1)
     threshold = estimate_threshold(
-        smooth(calibration_errors.mean(axis=1), parse_smoothing(config.smoothing)),
+        smooth(calibration_scores, declared(config.smoothing, calibration_scores)),
         config.quantile,
         source=calibration_source,
     )

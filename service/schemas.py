@@ -228,6 +228,12 @@ class SmoothingOut(_Doc):
     method: Literal["none", "mean", "median", "ewma"]
     window: int
     alpha: float
+    start: float | None = Field(
+        default=None,
+        description="The raw score (the threshold's units) a new stream's smoothing starts "
+        "from, the calibration scores' level; null: from the stream's first score (models "
+        "written before it).",
+    )
 
 
 class ModelDetail(ModelSummary):

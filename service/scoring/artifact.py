@@ -104,6 +104,11 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
     training data's fingerprint, the smoothing and the glitch guard's limits."""
     scaler, threshold = fields["scaler"], fields["threshold"]
     limits = fields.get("glitch_limits")
+    smoothing = fields.get("smoothing")
+    if isinstance(smoothing, dict):
+        # An unset field is absent from the contract an artifact was written with, as it is
+        # from contracts written before the field existed.
+        smoothing = {key: value for key, value in smoothing.items() if value is not None}
     return {
         "sensors": [str(name) for name in fields["sensors"]],
         "window": int(fields["window"]),
@@ -115,7 +120,7 @@ def model_contract(fields: dict[str, Any]) -> dict[str, Any]:
         "threshold_source": str(threshold["source"]),
         "threshold_false_alarm_rate_ci": [float(v) for v in threshold["false_alarm_rate_ci"]],
         "training_data_sha256": str(fields["training_data_sha256"]),
-        "smoothing": fields.get("smoothing"),
+        "smoothing": smoothing,
         "glitch_limits": None if limits is None else [float(v) for v in limits],
     }
 

@@ -67,6 +67,15 @@ class ScoreSmoothing(_Strict):
     method: Literal["none", "mean", "median", "ewma"]
     window: int = Field(default=1, ge=1, description="Scores a mean or median covers.")
     alpha: float = Field(default=1.0, gt=0, le=1, description="Weight of the newest score (EWMA).")
+    start: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="The raw score a new stream's smoothing starts from, as if it had seen "
+        "calibration scores before (their mean for an EWMA or mean, their median for a "
+        "median), so a stream's first scores are smoothed as much as the threshold assumes. "
+        "Absent in artifacts written before it: a new stream starts from its first score.",
+    )
 
     def label(self) -> str:
         if self.method == "ewma":

@@ -84,8 +84,9 @@ class ScoringPipeline:
     def new_state(self, model: LoadedModel, now: float) -> StreamState:
         """A stream's state before its first reading."""
         s = self.settings
+        threshold = self.thresholds.get(model.name).value
         return StreamState(
-            make_smoother(stream_smoothing(s, model.manifest.smoothing)),
+            make_smoother(stream_smoothing(s, model.manifest.smoothing), threshold),
             AlertDebouncer(s.alert_k, s.alert_n, s.alert_cooldown),
             window=model.window,
             n_sensors=model.manifest.n_sensors,

@@ -40,7 +40,8 @@ def score_sequence(
     engine is not shared across threads). A reading whose error overflows is refused
     (:class:`~service.errors.InvalidReading`) as the scoring endpoint refuses it. A model
     that declares its smoothing flags the smoothed score above 1 (``smoothing``, the one
-    its streams get, applied from the sequence's first score), as the pipeline does."""
+    its streams get, started at the sequence's first score as a new stream's is), as the
+    pipeline does."""
     history = np.empty((0, values.shape[1]), dtype=np.float32)
     inputs = input_windows(history, values, model.window, model.glitch_limits)
     first = inputs.warming
@@ -49,6 +50,6 @@ def score_sequence(
         reject_overflow(squared, model, first)
     decisions = decide(squared, threshold, top_k)
     if model.manifest.smoothing is not None:
-        smoother = make_smoother(smoothing)
+        smoother = make_smoother(smoothing, threshold)
         decisions = replace(decisions, anomalies=smoother.update_many(decisions.scores) > 1.0)
     return ScoredSequence(first=first, squared=squared, decisions=decisions)

@@ -37,15 +37,21 @@ class Smoother(Protocol):
 
 
 class _LastScores:
-    """The last ``window`` scores of a stream; subclasses say how they are summarised."""
+    """The last ``window`` scores of a stream; subclasses say how they are summarised.
+    ``start``: a new stream's ``window - 1`` scores before its first (see make_smoother);
+    None: a young stream is summarised over the scores it has."""
 
-    __slots__ = ("_recent", "window")
+    __slots__ = ("_recent", "_start", "window")
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, start: float | None = None) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
         self.window = window
-        self._recent: list[float] = []  # a list: a deque costs ~600 bytes per stream
+        self._start = start
+        self._recent: list[float] = self._fresh()  # a list: a deque costs ~600 bytes per stream
+
+    def _fresh(self) -> list[float]:
+        return [] if self._start is None else [self._start] * (self.window - 1)
 
     def update(self, x: float) -> float:
         recent = self._recent
@@ -62,7 +68,7 @@ class _LastScores:
         return list(self._recent)
 
     def restore(self, remembered: list[float]) -> None:
-        self._recent = list(remembered[-self.window :])
+        self._recent = list(remembered[-self.window :]) if remembered else self._fresh()
 
 
 class RollingMean(_LastScores):
@@ -130,19 +136,22 @@ def _median_of_rows(windows: np.ndarray) -> np.ndarray:
 
 
 class Ewma:
-    """Exponentially weighted mean; the first score seeds it."""
+    """Exponentially weighted mean; ``start`` seeds it (see make_smoother), else the first
+    score does."""
 
-    __slots__ = ("_value", "alpha")
+    __slots__ = ("_start", "_value", "alpha")
 
-    def __init__(self, alpha: float) -> None:
+    def __init__(self, alpha: float, start: float | None = None) -> None:
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         self.alpha = alpha
+        self._start = start
         self._value: float | None = None
 
     def update(self, x: float) -> float:
         x = float(x)
-        self._value = x if self._value is None else self.alpha * x + (1 - self.alpha) * self._value
+        previous = self._start if self._value is None else self._value
+        self._value = x if previous is None else self.alpha * x + (1 - self.alpha) * previous
         return self._value
 
     def get(self) -> float:
@@ -158,7 +167,9 @@ class Ewma:
         if len(xs) < _VECTOR_MIN:
             return np.array([self.update(x) for x in xs.tolist()], dtype=np.float64)
         xs = xs.astype(np.float64)
-        previous = float(xs[0]) if self._value is None else self._value
+        previous = self._start if self._value is None else self._value
+        if previous is None:
+            previous = float(xs[0])
         decay = 1 - self.alpha
         out, _ = lfilter([self.alpha], [1.0, -decay], xs, zi=[decay * previous])
         result = np.asarray(out, dtype=np.float64)
@@ -166,20 +177,29 @@ class Ewma:
         return result
 
 
-def make_smoother(smoothing: ScoreSmoothing) -> Smoother:
-    """A fresh smoother for one stream (``none``: each score as it is)."""
+def make_smoother(smoothing: ScoreSmoothing, unit: float = 1.0) -> Smoother:
+    """A fresh smoother for one stream (``none``: each score as it is), for scores divided by
+    ``unit`` (the service's: by the threshold in force).
+
+    A declared ``start`` is where the stream begins, as if it had seen calibration scores
+    before its first: seeded by its first score alone, an EWMA or a young mean would carry a
+    new stream's first scores unsmoothed, above a threshold set on smoothed scores more often
+    than the rate it promises, and one high first score would weigh as much as a lasting
+    fault (as after a restart or an eviction, for every stream at once)."""
+    start = None if smoothing.start is None else smoothing.start / unit
     if smoothing.method == "none":
         return RollingMean(1)
     if smoothing.method == "mean":
-        return RollingMean(smoothing.window)
+        return RollingMean(smoothing.window, start)
     if smoothing.method == "median":
-        return RollingMedian(smoothing.window)
-    return Ewma(smoothing.alpha)
+        return RollingMedian(smoothing.window, start)
+    return Ewma(smoothing.alpha, start)
 
 
 def stream_smoothing(settings: Settings, declared: ScoreSmoothing | None) -> ScoreSmoothing:
     """The smoothing a model's streams get: the settings' when they name a method, else the
-    model's declared one (its threshold was set for it), else today's default median."""
+    model's declared one (its threshold was set for it, and its start), else today's default
+    median."""
     if settings.smoothing_method is not None or declared is None:
         method = settings.smoothing_method or "median"
         return ScoreSmoothing(

@@ -44,8 +44,22 @@ async def test_the_declared_smoothing_is_applied_and_decides_the_flag(
     # One reading above the threshold is not a flag; the smoothed score holding above is.
     assert [r["anomaly"] for r in results] == [False, False, False, False, True, True]
     model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
-    assert model["smoothing"] == EWMA
+    assert model["smoothing"] == {**EWMA, "start": None}
     assert model["glitch_guard"] is False
+
+
+async def test_a_new_stream_starts_where_the_model_declares(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    folder = tmp_path / "started"
+    build_test_artifact(folder, smoothing={**EWMA, "start": 0.25})
+    client = await make_client(models_dir=folder)
+    results = await scores_of(client, [SPIKE, SPIKE, QUIET])
+    # From 0.25, not from the first score: a first high score weighs as any later one does.
+    assert [r["smoothed_score"] for r in results] == pytest.approx([0.875, 1.1875, 0.59375])
+    assert [r["anomaly"] for r in results] == [False, True, False]
+    model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
+    assert model["smoothing"] == {**EWMA, "start": 0.25}
 
 
 async def test_settings_that_name_a_method_override_the_declared_one(

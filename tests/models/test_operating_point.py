@@ -11,7 +11,7 @@ import pytest
 from models.export import export_artifact
 from models.inject import Fault
 from models.injected import InjectedRun
-from models.operating_point import parse_smoothing, smooth
+from models.operating_point import declared, parse_smoothing, smooth
 from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
 from models.train import train
@@ -43,7 +43,12 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
     sensors = [f"s{i}" for i in range(4)]
     config = TrainConfig(family="dpca", window=2, smoothing="ewma:0.2")
     result = train(process[:1000], sensors, config, calibration_values=process[1000:])
-    smoothed = smooth(result.calibration_errors.mean(axis=1), parse_smoothing("ewma:0.2"))
+    scores = result.calibration_errors.mean(axis=1)
+    # Started where the calibration scores sit, as the service starts a new stream.
+    start = float(scores.astype(np.float64).mean())
+    how = parse_smoothing("ewma:0.2").model_copy(update={"start": start})
+    assert result.smoothing == how
+    smoothed = smooth(scores, how)
     assert result.threshold.value == estimate_threshold(smoothed, 0.99, source="x").value
     raw = result.with_smoothing("none")
     assert raw.threshold.value > result.threshold.value  # smoothing narrows the tail
@@ -52,17 +57,35 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
     manifest = export_artifact(
         result, tmp_path / "m" / "1", name="m", version="1", training_data_sha256="0" * 64
     )
-    assert manifest.smoothing is not None and manifest.smoothing.label() == "ewma:0.2"
+    assert manifest.smoothing == how
     assert load_artifact(tmp_path / "m" / "1").manifest.smoothing == manifest.smoothing
 
     # The smoothing is part of what the weights and threshold were made for: a manifest that
     # declares another is refused, as an edited threshold is.
     path = tmp_path / "m" / "1" / "manifest.json"
     edited = json.loads(path.read_text())
-    edited["smoothing"] = {"method": "none", "window": 1, "alpha": 1.0}
-    path.write_text(json.dumps(edited))
-    with pytest.raises(ArtifactError, match="smoothing"):
-        load_artifact(tmp_path / "m" / "1")
+    original = edited["smoothing"]
+    for other in ({"method": "none", "window": 1, "alpha": 1.0}, {**original, "start": 0.0}):
+        edited["smoothing"] = other
+        path.write_text(json.dumps(edited))
+        with pytest.raises(ArtifactError, match="smoothing"):
+            load_artifact(tmp_path / "m" / "1")
+
+
+@pytest.mark.parametrize(
+    ("spec", "start"), [("ewma:0.3", 2.5), ("mean:3", 2.5), ("median:5", 1.5), ("none", None)]
+)
+def test_a_declared_smoothing_starts_at_the_calibration_level(
+    spec: str, start: float | None
+) -> None:
+    how = declared(spec, np.array([1.0, 2.0, 7.0, 0.0]))
+    assert how.label() == spec and how.start == start
+
+
+def test_a_declared_smoothing_without_calibration_scores_is_refused() -> None:
+    with pytest.raises(ValueError, match="calibration scores"):
+        declared("ewma:0.3", np.array([]))
+    assert declared("none", np.array([])).start is None
 
 
 def test_a_smoothing_that_holds_excursions_too_long_is_not_chosen() -> None:

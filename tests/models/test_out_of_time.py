@@ -11,9 +11,11 @@ import pytest
 from models.__main__ import main
 from models.inject import Fault
 from models.injected import InjectedRun, detection
+from models.operating_point import smooth
 from models.out_of_time import calibrate_out_of_time, decide, out_of_time_errors
 from models.scores import detector_scores
 from models.selection import copies_input, select
+from models.threshold import estimate_threshold
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
 from service.scoring.artifact import load_artifact
@@ -88,6 +90,15 @@ def test_the_smoothing_a_model_declares_is_applied_to_each_half() -> None:
     )
     smoothed = calibrate_out_of_time(smoothed_model, run[:400])
     assert smoothed.threshold.value < raw.threshold.value  # a mean of 5 pulls the tail in
+    # Each half starts as a new stream does: at the level of the errors the threshold is set
+    # on, which are the model's calibration errors from now on.
+    halves = [part.mean(axis=1) for part in out_of_time_errors(smoothed_model, run[:400])]
+    level = float(np.concatenate(halves).astype(np.float64).mean())
+    assert smoothed.smoothing.start == pytest.approx(level, rel=1e-6)
+    assert smoothed_model.smoothing.start != pytest.approx(level, rel=1e-3)
+    seeded = smoothed.smoothing
+    expected = np.concatenate([smooth(half, seeded) for half in halves])
+    assert smoothed.threshold.value == estimate_threshold(expected, 0.99, source="x").value
 
 
 def test_selection_ranks_at_the_threshold_a_short_run_ships_with() -> None:

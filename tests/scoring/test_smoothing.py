@@ -28,8 +28,11 @@ def test_doctests() -> None:
         lambda: RollingMedian(3),
         lambda: Ewma(0.3),
         lambda: RollingMean(1),
+        lambda: RollingMean(5, 0.4),
+        lambda: RollingMedian(3, 0.4),
+        lambda: Ewma(0.3, 0.4),
     ],
-    ids=["mean5", "median5", "median4", "median3", "ewma", "mean1"],
+    ids=["mean5", "median5", "median4", "median3", "ewma", "mean1", "mean5-", "median3-", "ewma-"],
 )
 @pytest.mark.parametrize("sizes", [[1, 1, 40, 3, 100], [200], [2, 17, 16, 1]])
 def test_batch_update_equals_loop(make: object, sizes: list[int]) -> None:
@@ -62,6 +65,50 @@ def test_reference_values() -> None:
         RollingMean(0)
     with pytest.raises(ValueError):
         Ewma(0.0)
+
+
+def test_a_declared_start_is_where_a_new_stream_begins() -> None:
+    assert [Ewma(0.5, 1.0).update(x) for x in (3.0,)] == [2.0]
+    ewma = Ewma(0.5, 1.0)
+    assert [ewma.update(x) for x in (3.0, 3.0)] == [2.0, 2.5]
+    mean = RollingMean(3, 1.0)
+    assert [mean.update(x) for x in (4.0, 4.0, 4.0)] == [2.0, 3.0, 4.0]
+    median = RollingMedian(3, 1.0)
+    assert [median.update(x) for x in (9.0, 2.0, 3.0)] == [1.0, 2.0, 3.0]  # a first spike: none
+    # Divided by the unit the stream's scores are divided by (the threshold in force).
+    seeded = ScoreSmoothing(method="ewma", alpha=0.5, start=2.0)
+    assert make_smoother(seeded, 4.0).update(1.5) == 1.0
+    # "none" has nothing to start.
+    assert make_smoother(ScoreSmoothing(method="none", start=2.0)).update(7.0) == 7.0
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: Ewma(0.5, 1.0), lambda: RollingMean(3, 1.0), lambda: RollingMedian(3, 1.0)]
+)
+def test_a_restored_stream_that_never_scored_starts_at_the_declared_start(make: object) -> None:
+    fresh, restored = make(), make()  # type: ignore[operator]
+    restored.update(50.0)
+    restored.restore(fresh.snapshot())
+    assert restored.update(3.0) == fresh.update(3.0)
+    assert restored.snapshot() == fresh.snapshot()
+
+
+@pytest.mark.parametrize("spec", ["ewma:0.3", "mean:3", "median:3"])
+def test_new_streams_flag_no_more_often_than_the_threshold_promises(spec: str) -> None:
+    """Started at the calibration scores' level, a new stream's first smoothed scores cross
+    a threshold set on smoothed calibration scores at about the promised rate; started from
+    its first score, the first crosses it several times as often."""
+    from models.operating_point import declared, parse_smoothing, smooth
+
+    rng = np.random.default_rng(7)
+    calibration = rng.exponential(size=50_000)
+    how = declared(spec, calibration)
+    threshold = np.quantile(smooth(calibration, how), 0.99)
+    streams = rng.exponential(size=(4000, 3))
+    seeded = np.array([smooth(s, how) for s in streams]) > threshold
+    unseeded = np.array([smooth(s, parse_smoothing(spec)) for s in streams]) > threshold
+    assert seeded.mean(axis=0).max() <= 0.015
+    assert unseeded[:, 0].mean() >= 0.03
 
 
 def states(debouncer: AlertDebouncer, scores: list[float]) -> list[str]:
