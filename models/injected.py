@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
-from models.operating_point import parse_smoothing, smooth
+from models.operating_point import declared, smooth
 from models.threshold import estimate_threshold
 from models.train import TrainResult
 from models.windows import score_readings
@@ -68,11 +68,17 @@ def selection_threshold(run: InjectedRun, smoothing: str, quantile: float) -> fl
     """The threshold ``train`` would set at ``smoothing``: on the smoothed clean run, or on
     the run's out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
-    how = parse_smoothing(smoothing)
-    parts = [run.clean] if run.reference is None else run.reference
+    parts = calibration_parts(run)
+    how = declared(smoothing, np.concatenate(parts))
     return estimate_threshold(
         np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
     ).value
+
+
+def calibration_parts(run: InjectedRun) -> list[np.ndarray]:
+    """The scores ``train`` would set the threshold on: the clean run, or its out-of-time
+    ``reference``."""
+    return [run.clean] if run.reference is None else list(run.reference)
 
 
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
@@ -80,7 +86,8 @@ def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     with the threshold ``train`` would set on the smoothed clean run, or on the run's
     out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
-    how = parse_smoothing(smoothing)
+    # Every run starts as a new stream of the model does, where its declared smoothing would.
+    how = declared(smoothing, np.concatenate(calibration_parts(run)))
     threshold = selection_threshold(run, smoothing, quantile)
     # Every fault starts at the same reading: one excursion of the clean run just after it
     # would otherwise be every fault's "detection", and the sooner, the longer a candidate

@@ -118,11 +118,11 @@ def calibrate_out_of_time(
     if decision.applies:
         try:
             parts = out_of_time_errors(result, values, folds=folds)
-            raw = [part.mean(axis=1) for part in parts]
-            # Each half starts as a new stream does, where the model's declared smoothing
-            # will start: these errors become its calibration errors.
-            how = declared(result.config.smoothing, np.concatenate(raw))
-            scores = np.concatenate([smooth(part, how) for part in raw])
+            errors = np.concatenate(parts).astype(np.float32)
+            # These errors become the model's calibration errors, so its declared smoothing
+            # starts where they sit; each half starts there, as a new stream does.
+            how = declared(result.config.smoothing, errors.mean(axis=1))
+            scores = np.concatenate([smooth(part.mean(axis=1), how) for part in parts])
             threshold = estimate_threshold(
                 scores,
                 result.config.quantile,
@@ -153,7 +153,7 @@ def calibrate_out_of_time(
             return replace(
                 result,
                 threshold=threshold,
-                calibration_errors=np.concatenate(parts).astype(np.float32),
+                calibration_errors=errors,
                 metrics=metrics,
             )
     return replace(result, metrics={**result.metrics, "out_of_time": note})

@@ -38,7 +38,7 @@ from models.injected import (
 )
 from models.inputs import BeyondFloat32
 from models.lone_spike import lone_spike_check
-from models.operating_point import CANDIDATES, parse_smoothing, smooth
+from models.operating_point import CANDIDATES, declared, smooth
 from models.out_of_time import out_of_time_scores
 from models.scores import per_sensor_errors
 from models.selection_rule import CandidateScore, apply_rule
@@ -217,8 +217,9 @@ def multiply_adds(result: TrainResult) -> int:
 def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> float:
     """The limit from one half of the clean run, false alarms counted on the other, both
     ways round and averaged. Noisy on a short run, but a smoothing that holds an excursion
-    for long shows here as a rate well above ``1 - quantile``."""
-    how = parse_smoothing(smoothing)
+    for long shows here as a rate well above ``1 - quantile``. Each half starts as a new
+    stream of a model calibrated on the run would."""
+    how = declared(smoothing, clean)
     half = len(clean) // 2
     first, second = smooth(clean[:half], how), smooth(clean[half:], how)
     rates = [

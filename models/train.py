@@ -77,8 +77,9 @@ class TrainResult:
 
     @property
     def smoothing(self) -> ScoreSmoothing:
-        """The smoothing the model declares: its threshold's, started at its calibration
-        scores' level."""
+        """The smoothing the model declares: ``config.smoothing``, started where the scores
+        its threshold was set on, its calibration errors', sit (models/operating_point.py).
+        Derived, not stored: whatever replaces the settings or those errors moves it too."""
         return declared(self.config.smoothing, self.calibration_errors.mean(axis=1))
 
     def with_smoothing(self, spec: str) -> TrainResult:
@@ -202,8 +203,9 @@ def train(
     limits = jump_limits(train_values, scale) if config.glitch_guard and window > 1 else None
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
     calibration_scores = calibration_errors.mean(axis=1)
+    smoothing = declared(config.smoothing, calibration_scores)
     threshold = estimate_threshold(
-        smooth(calibration_scores, declared(config.smoothing, calibration_scores)),
+        smooth(calibration_scores, smoothing),
         config.quantile,
         source=calibration_source,
     )

@@ -265,7 +265,10 @@ class StreamStatus(_Doc):
     model: str
     model_version: str
     alert_state: AlertState
-    smoothed_score: float = Field(description="The last smoothed score (0 before any score).")
+    smoothed_score: float = Field(
+        description="The last smoothed score; before any score, where the model's declared "
+        "smoothing starts (0 for a model that declares no start)."
+    )
     readings_buffered: int = Field(
         description="Readings held for the model's input window (with the glitch guard one "
         "more: the oldest one's predecessor, to judge it on)."

@@ -9,7 +9,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 FORMAT_VERSION: Literal[1] = 1
 MANIFEST_FILE = "manifest.json"
@@ -76,6 +85,15 @@ class ScoreSmoothing(_Strict):
         "median), so a stream's first scores are smoothed as much as the threshold assumes. "
         "Absent in artifacts written before it: a new stream starts from its first score.",
     )
+
+    @model_serializer(mode="wrap")
+    def _unset_start_left_out(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Written without it, a manifest whose smoothing starts nowhere is one an older
+        # service (whose schema has no such field) still loads.
+        data: dict[str, Any] = handler(self)
+        if data.get("start") is None:
+            data.pop("start", None)
+        return data
 
     def label(self) -> str:
         if self.method == "ewma":

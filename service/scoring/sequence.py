@@ -40,8 +40,8 @@ def score_sequence(
     engine is not shared across threads). A reading whose error overflows is refused
     (:class:`~service.errors.InvalidReading`) as the scoring endpoint refuses it. A model
     that declares its smoothing flags the smoothed score above 1 (``smoothing``, the one
-    its streams get, started at the sequence's first score as a new stream's is), as the
-    pipeline does."""
+    its streams get, the sequence smoothed as a new stream's scores are: from the declared
+    start, else from its first score), as the pipeline does."""
     history = np.empty((0, values.shape[1]), dtype=np.float32)
     inputs = input_windows(history, values, model.window, model.glitch_limits)
     first = inputs.warming

@@ -155,7 +155,9 @@ class Ewma:
         return self._value
 
     def get(self) -> float:
-        return 0.0 if self._value is None else self._value
+        if self._value is None:  # before any score: where it starts, as a mean's padding is
+            return 0.0 if self._start is None else self._start
+        return self._value
 
     def snapshot(self) -> list[float]:
         return [] if self._value is None else [self._value]

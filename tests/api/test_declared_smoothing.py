@@ -48,18 +48,35 @@ async def test_the_declared_smoothing_is_applied_and_decides_the_flag(
     assert model["glitch_guard"] is False
 
 
-async def test_a_new_stream_starts_where_the_model_declares(
-    tmp_path: Path, make_client: ClientFactory
-) -> None:
+BIG = [math.sqrt(12.0), 0.0, 0.0, 0.0]  # error 3: scores 1.5 at threshold 2
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Path:
     folder = tmp_path / "started"
-    build_test_artifact(folder, smoothing={**EWMA, "start": 0.25})
-    client = await make_client(models_dir=folder)
-    results = await scores_of(client, [SPIKE, SPIKE, QUIET])
-    # From 0.25, not from the first score: a first high score weighs as any later one does.
-    assert [r["smoothed_score"] for r in results] == pytest.approx([0.875, 1.1875, 0.59375])
+    build_test_artifact(folder, smoothing={**EWMA, "start": 0.8}, threshold=2.0)
+    return folder
+
+
+async def test_a_new_stream_starts_where_the_model_declares(
+    started: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(models_dir=started)
+    results = await scores_of(client, [BIG, BIG, QUIET])
+    # From 0.4 (the start 0.8 in the threshold's units), not from the first score: a first
+    # high score weighs as any later one does, and alone it does not flag.
+    assert [r["smoothed_score"] for r in results] == pytest.approx([0.95, 1.225, 0.6125])
     assert [r["anomaly"] for r in results] == [False, True, False]
     model = (await client.get(f"/v1/models/{TEST_MODEL}")).json()
-    assert model["smoothing"] == {**EWMA, "start": 0.25}
+    assert model["smoothing"] == {**EWMA, "start": 0.8}
+
+
+async def test_settings_that_override_the_smoothing_start_from_the_first_score(
+    started: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(models_dir=started, smoothing_method="mean", smoothing_window=2)
+    results = await scores_of(client, [BIG, BIG, QUIET])
+    assert [r["smoothed_score"] for r in results] == pytest.approx([1.5, 1.5, 0.75])
 
 
 async def test_settings_that_name_a_method_override_the_declared_one(

@@ -10,7 +10,7 @@ import pytest
 
 from models.export import export_artifact
 from models.inject import Fault
-from models.injected import InjectedRun
+from models.injected import InjectedRun, injected_run, selection_threshold
 from models.operating_point import declared, parse_smoothing, smooth
 from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
@@ -64,12 +64,39 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
     # declares another is refused, as an edited threshold is.
     path = tmp_path / "m" / "1" / "manifest.json"
     edited = json.loads(path.read_text())
+    assert edited["smoothing"]["start"] == start
+    # A smoothing that starts nowhere is written as before it could: older services load it.
+    export_artifact(raw, tmp_path / "m" / "2", name="m", version="2", training_data_sha256="0" * 64)
+    written = json.loads((tmp_path / "m" / "2" / "manifest.json").read_text())
+    assert written["smoothing"] == {"method": "none", "window": 1, "alpha": 1.0}
     original = edited["smoothing"]
     for other in ({"method": "none", "window": 1, "alpha": 1.0}, {**original, "start": 0.0}):
         edited["smoothing"] = other
         path.write_text(json.dumps(edited))
         with pytest.raises(ArtifactError, match="smoothing"):
             load_artifact(tmp_path / "m" / "1")
+
+
+def test_a_high_first_calibration_score_is_smoothed_as_any_other() -> None:
+    """The threshold is set on calibration scores smoothed from the declared start, as the
+    service smooths a new stream: a calibration run that opens high does not carry its first
+    score, unsmoothed, into the tail."""
+    process = ar_process(1600, 4, seed=0)
+    calibration = process[1000:].copy()
+    calibration[0] += 6.0
+    sensors = [f"s{i}" for i in range(4)]
+    config = TrainConfig(family="dpca", window=2, smoothing="ewma:0.2")
+    result = train(process[:1000], sensors, config, calibration_values=calibration)
+    scores = result.calibration_errors.mean(axis=1)
+    seeded = estimate_threshold(smooth(scores, result.smoothing), 0.99, source="x").value
+    from_first = estimate_threshold(smooth(scores, parse_smoothing("ewma:0.2")), 0.99, source="x")
+    assert result.threshold.value == seeded
+    assert from_first.value > 2 * seeded  # the first score's excursion would have set it
+    assert result.with_smoothing("ewma:0.2").threshold.value == seeded
+    # Selection ranks each smoothing at the threshold train then sets for it.
+    run = injected_run(result, calibration)
+    for spec in ("ewma:0.2", "mean:3", "median:3", "none"):
+        assert selection_threshold(run, spec, 0.99) == result.with_smoothing(spec).threshold.value
 
 
 @pytest.mark.parametrize(

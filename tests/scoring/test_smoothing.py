@@ -78,6 +78,7 @@ def test_a_declared_start_is_where_a_new_stream_begins() -> None:
     # Divided by the unit the stream's scores are divided by (the threshold in force).
     seeded = ScoreSmoothing(method="ewma", alpha=0.5, start=2.0)
     assert make_smoother(seeded, 4.0).update(1.5) == 1.0
+    assert Ewma(0.5).get() == RollingMean(3).get() == RollingMedian(3).get() == 0.0
     # "none" has nothing to start.
     assert make_smoother(ScoreSmoothing(method="none", start=2.0)).update(7.0) == 7.0
 
@@ -86,11 +87,16 @@ def test_a_declared_start_is_where_a_new_stream_begins() -> None:
     "make", [lambda: Ewma(0.5, 1.0), lambda: RollingMean(3, 1.0), lambda: RollingMedian(3, 1.0)]
 )
 def test_a_restored_stream_that_never_scored_starts_at_the_declared_start(make: object) -> None:
-    fresh, restored = make(), make()  # type: ignore[operator]
-    restored.update(50.0)
-    restored.restore(fresh.snapshot())
+    fresh = make()  # type: ignore[operator]
+    # Its own snapshot, or an empty history (a stream that never scored, as a state an
+    # older service wrote for a stream that had not yet scored).
+    for remembered in (fresh.snapshot(), []):
+        restored = make()  # type: ignore[operator]
+        restored.update(50.0)
+        restored.restore(remembered)
+        assert restored.get() == fresh.get() == 1.0  # before any score: the start
+        assert restored.snapshot() == fresh.snapshot()
     assert restored.update(3.0) == fresh.update(3.0)
-    assert restored.snapshot() == fresh.snapshot()
 
 
 @pytest.mark.parametrize("spec", ["ewma:0.3", "mean:3", "median:3"])
