@@ -101,9 +101,17 @@ def out_of_time_scores(result: TrainResult, values: np.ndarray) -> list[np.ndarr
     if not decide(result).applies:
         return None
     try:
-        return [part.mean(axis=1) for part in out_of_time_errors(result, values)]
+        return [kept_scores(part) for part in out_of_time_errors(result, values)]
     except ValueError:  # CalibrationUnscorable included: the tail's threshold stays
         return None
+
+
+def kept_scores(errors: np.ndarray) -> np.ndarray:
+    """Reading scores of out-of-time ``errors`` as the model that keeps them as its
+    calibration errors (float32) computes them, so selection, the threshold and the model's
+    declared smoothing start from the same level to the last bit."""
+    scores: np.ndarray = np.asarray(errors, dtype=np.float32).mean(axis=1)
+    return scores
 
 
 def calibrate_out_of_time(
@@ -119,10 +127,11 @@ def calibrate_out_of_time(
         try:
             parts = out_of_time_errors(result, values, folds=folds)
             errors = np.concatenate(parts).astype(np.float32)
+            raw = [kept_scores(part) for part in parts]
             # These errors become the model's calibration errors, so its declared smoothing
             # starts where they sit; each half starts there, as a new stream does.
-            how = declared(result.config.smoothing, errors.mean(axis=1))
-            scores = np.concatenate([smooth(part.mean(axis=1), how) for part in parts])
+            how = declared(result.config.smoothing, np.concatenate(raw))
+            scores = np.concatenate([smooth(part, how) for part in raw])
             threshold = estimate_threshold(
                 scores,
                 result.config.quantile,

@@ -32,6 +32,7 @@ from models.inject import KINDS
 from models.injected import (
     FAULTS_PER_KIND,
     InjectedRun,
+    calibration_parts,
     injected_run,
     outcomes,
     selection_threshold,
@@ -214,12 +215,15 @@ def multiply_adds(result: TrainResult) -> int:
     return int(counter.get_total_flops()) // 2
 
 
-def split_false_alarms(clean: np.ndarray, smoothing: str, quantile: float) -> float:
+def split_false_alarms(
+    clean: np.ndarray, smoothing: str, quantile: float, *, start_from: np.ndarray | None = None
+) -> float:
     """The limit from one half of the clean run, false alarms counted on the other, both
     ways round and averaged. Noisy on a short run, but a smoothing that holds an excursion
     for long shows here as a rate well above ``1 - quantile``. Each half starts as a new
-    stream of a model calibrated on the run would."""
-    how = declared(smoothing, clean)
+    stream of the model would: where the scores its threshold is set on sit (``start_from``,
+    the clean run unless given)."""
+    how = declared(smoothing, clean if start_from is None else start_from)
     half = len(clean) // 2
     first, second = smooth(clean[:half], how), smooth(clean[half:], how)
     rates = [
@@ -255,7 +259,9 @@ def weigh_smoothings(
             found = outcomes(run, spec, config.quantile)
         except DegenerateCalibration:
             continue  # train would refuse the threshold this smoothing leaves
-        split = split_false_alarms(run.clean, spec, config.quantile)
+        split = split_false_alarms(
+            run.clean, spec, config.quantile, start_from=np.concatenate(calibration_parts(run))
+        )
         weighed.append(
             CandidateScore(
                 replace(config, smoothing=spec),

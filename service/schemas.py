@@ -232,7 +232,7 @@ class SmoothingOut(_Doc):
         default=None,
         description="The raw score (the threshold's units) a new stream's smoothing starts "
         "from, the calibration scores' level; null: from the stream's first score (models "
-        "written before it).",
+        "without smoothing, and models written before it).",
     )
 
 

@@ -83,7 +83,8 @@ class ScoreSmoothing(_Strict):
         description="The raw score a new stream's smoothing starts from, as if it had seen "
         "calibration scores before (their mean for an EWMA or mean, their median for a "
         "median), so a stream's first scores are smoothed as much as the threshold assumes. "
-        "Absent in artifacts written before it: a new stream starts from its first score.",
+        "Absent for 'none' (nothing to start) and in artifacts written before it: a new "
+        "stream's smoothing then starts from its first score.",
     )
 
     @model_serializer(mode="wrap")

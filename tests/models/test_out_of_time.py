@@ -3,6 +3,7 @@ selection ranks at it (models/selection.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +11,17 @@ import pytest
 
 from models.__main__ import main
 from models.inject import Fault
-from models.injected import InjectedRun, detection
-from models.operating_point import parse_smoothing, smooth
-from models.out_of_time import calibrate_out_of_time, decide, out_of_time_errors
+from models.injected import InjectedRun, detection, injected_run, outcomes, selection_threshold
+from models.operating_point import declared, parse_smoothing, smooth
+from models.out_of_time import (
+    calibrate_out_of_time,
+    decide,
+    kept_scores,
+    out_of_time_errors,
+    out_of_time_scores,
+)
 from models.scores import detector_scores
-from models.selection import copies_input, select
+from models.selection import copies_input, select, split_false_alarms
 from models.threshold import estimate_threshold
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
@@ -101,15 +108,56 @@ def test_each_half_starts_where_the_declared_smoothing_will() -> None:
     run[200] += 6.0  # the second half's first reading
     model = train(run, SENSORS, TrainConfig(family="dpca", window=1, smoothing="mean:5"))
     calibrated = calibrate_out_of_time(model, run)
-    parts = out_of_time_errors(model, run)
-    halves = [part.mean(axis=1) for part in parts]
-    kept = np.concatenate(parts).astype(np.float32)  # kept as its calibration errors
-    level = float(np.mean(kept.mean(axis=1).astype(np.float64)))
+    halves = [kept_scores(part) for part in out_of_time_errors(model, run)]
+    level = float(np.mean(np.concatenate(halves).astype(np.float64)))
     assert calibrated.smoothing.start == level != model.smoothing.start
     seeded = np.concatenate([smooth(half, calibrated.smoothing) for half in halves])
     from_first = np.concatenate([smooth(half, parse_smoothing("mean:5")) for half in halves])
     assert calibrated.threshold.value == estimate_threshold(seeded, 0.99, source="x").value
     assert calibrated.threshold.value < estimate_threshold(from_first, 0.99, source="x").value
+
+
+@pytest.mark.parametrize("spec", ["ewma:0.1", "ewma:0.5", "mean:3", "median:5", "none"])
+def test_selection_weighs_a_short_run_at_the_threshold_and_start_it_ships_with(spec: str) -> None:
+    run = drifting(800, seed=7)[:400].copy()
+    run[0] += 6.0
+    run[200] += 6.0  # each half opens high: where a smoothing starts shows in its tail
+    model = train(run, SENSORS, TrainConfig(family="dpca", window=1))
+    references = out_of_time_scores(model, run)
+    assert references is not None
+    injected = replace(injected_run(model, run), reference=references)
+    shipped = calibrate_out_of_time(model.with_smoothing(spec), run)
+    assert selection_threshold(injected, spec, 0.99) == shipped.threshold.value
+    assert declared(spec, np.concatenate(references)) == shipped.smoothing
+
+
+def test_selection_starts_each_faulty_run_where_the_shipped_smoothing_starts() -> None:
+    """A fault from a run's first reading is caught as soon as the shipped smoothing would
+    catch it: from where its threshold's scores sit (here the out-of-time reference, far
+    above the clean run), not from the fault's first score nor from the clean run's level."""
+    clean = 1.0 + 0.01 * (np.arange(200) % 10)
+    fault = Fault("bias", sensor=0, onset=0, size=1.0)
+    faulty = np.concatenate([[0.0], np.full(199, 12.0)])
+    run = InjectedRun(clean, [(fault, faulty)], window=1, reference=[clean + 10.0, clean + 10.0])
+    delay = outcomes(run, "ewma:0.1", 0.99).delays[0]
+    assert 0 < delay < 15  # from 0 (the first score) or from 1.05 (the clean run): 24 or more
+
+
+def test_the_split_half_check_starts_where_it_is_told() -> None:
+    rng = np.random.default_rng(3)
+    clean = 1.0 + rng.exponential(0.1, size=400)
+    clean[200] = 30.0  # the second half opens high
+    level = np.full(10, 5.0)
+    started = split_false_alarms(clean, "ewma:0.1", 0.99, start_from=level)
+    how = declared("ewma:0.1", level)
+    first, second = smooth(clean[:200], how), smooth(clean[200:], how)
+    by_hand = np.mean(
+        [
+            np.mean(b > np.quantile(a, 0.99, method="higher"))
+            for a, b in ((first, second), (second, first))
+        ]
+    )
+    assert started == by_hand != split_false_alarms(clean, "ewma:0.1", 0.99)
 
 
 def test_selection_ranks_at_the_threshold_a_short_run_ships_with() -> None:
