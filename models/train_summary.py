@@ -11,8 +11,8 @@ from typing import Any
 from models.fitting import EpochRecord
 from models.inputs import JUMP_FLOOR
 from models.lone_spike import LoneSpikeCheck
-from models.selection import split_allowance
 from models.selection_rule import CandidateScore, candidate_label
+from models.smoothing_choice import split_allowance
 from models.train import TrainResult
 from models.train_config import LINEAR_FAMILIES
 

@@ -20,7 +20,8 @@ from models.lone_spike import (
 )
 from models.out_of_time import calibrate_out_of_time, out_of_time_scores
 from models.scores import alert_rule_for, per_sensor_errors, scores_from_errors
-from models.selection import choose_smoothing, glitch_pages, weigh_smoothings
+from models.selection import choose_smoothing
+from models.smoothing_choice import glitch_pages, weigh_smoothings
 from models.synthetic import generate_plant
 from models.train import TrainResult, train
 from models.train_config import TrainConfig

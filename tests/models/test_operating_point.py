@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 
 from models.export import export_artifact
-from models.inject import Fault
-from models.injected import InjectedRun, injected_run, selection_threshold
+from models.injected import injected_run, selection_threshold
 from models.operating_point import declared, parse_smoothing, smooth
-from models.selection import split_false_alarms, weigh_smoothings
 from models.threshold import estimate_threshold
 from models.train import train
 from models.train_config import TrainConfig
@@ -113,58 +111,3 @@ def test_a_declared_smoothing_without_calibration_scores_is_refused() -> None:
     with pytest.raises(ValueError, match="calibration scores"):
         declared("ewma:0.3", np.array([]))
     assert declared("none", np.array([])).start is None
-
-
-def test_a_smoothing_that_holds_excursions_too_long_is_not_chosen() -> None:
-    """Two halves of a clean run with different levels: a long EWMA carries the second
-    half's excursion above the first half's limit for longer, so its split-half false
-    alarms exceed the slack and it is passed over even though it catches more faults."""
-    rng = np.random.default_rng(0)
-    clean = np.concatenate([rng.gamma(2.0, size=600), 1.6 * rng.gamma(2.0, size=600)])
-    faulty = clean.copy()
-    faulty[600:] += 2.0
-    run = InjectedRun(clean, [(Fault("bias", 0, 600, 1.0), faulty)], window=1)
-    long_memory = split_false_alarms(clean, "ewma:0.05", 0.99)
-    assert long_memory > 2 * 0.01
-    chosen = weigh_smoothings(run, TrainConfig(quantile=0.99), ("none", "ewma:0.05"), 0.0)
-    assert chosen.config.smoothing == "none"
-
-
-def test_a_smoothing_at_which_a_lone_glitch_pages_is_passed_over_while_another_does_not() -> None:
-    """An EWMA catches a small bias the raw score misses; where a glitch pages at the EWMA
-    and not without it, the raw score is chosen. Where every smoothing pages, or the check
-    cannot say, the choice is the one made without asking."""
-    rng = np.random.default_rng(0)
-    clean = rng.gamma(2.0, size=1200)
-    faulty = clean.copy()
-    faulty[600:] += 1.0
-    run = InjectedRun(clean, [(Fault("bias", 0, 600, 1.0), faulty)], window=1)
-    both, config = ("none", "ewma:0.3"), TrainConfig(quantile=0.99)
-    unasked = weigh_smoothings(run, config, both, 0.0)
-    assert unasked.config.smoothing == "ewma:0.3" and unasked.glitch_pages is None
-
-    def at_the_ewma(spec: str) -> bool:
-        return spec != "none"
-
-    quiet = weigh_smoothings(run, config, both, 0.0, pages=at_the_ewma)
-    assert quiet.config.smoothing == "none" and quiet.glitch_pages is False
-    assert quiet.mean_detection < unasked.mean_detection
-    every = weigh_smoothings(run, config, both, 0.0, pages=lambda spec: True)
-    assert every.config.smoothing == "ewma:0.3" and every.glitch_pages is True
-    unknown = weigh_smoothings(run, config, both, 0.0, pages=lambda spec: None)
-    assert unknown.config.smoothing == "ewma:0.3" and unknown.glitch_pages is None
-
-
-def test_a_smoothing_whose_threshold_train_would_refuse_is_never_chosen() -> None:
-    """Isolated spikes on a flat score: a median of 3 removes them all, leaving a tail no
-    higher than the median; choosing it would make train refuse a model that was fine."""
-    rng = np.random.default_rng(0)
-    clean = np.ones(2000)
-    clean[rng.choice(2000, 30, replace=False)] = 2.0 + rng.random(30)
-    faulty = clean.copy()
-    faulty[1000:] += 0.3
-    run = InjectedRun(clean, [(Fault("bias", 0, 1000, 1.0), faulty)], window=1)
-    chosen = weigh_smoothings(run, TrainConfig(), ("median:3", "none"), 0.0)
-    assert chosen.config.smoothing == "none"
-    alone = weigh_smoothings(run, TrainConfig(), ("median:3",), 0.0)
-    assert alone.detection == {} and alone.mean_detection == 0.0

@@ -21,7 +21,7 @@ from models.out_of_time import (
     out_of_time_scores,
 )
 from models.scores import detector_scores
-from models.selection import copies_input, select, split_false_alarms
+from models.selection import copies_input, select
 from models.threshold import estimate_threshold
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
@@ -141,23 +141,6 @@ def test_selection_starts_each_faulty_run_where_the_shipped_smoothing_starts() -
     run = InjectedRun(clean, [(fault, faulty)], window=1, reference=[clean + 10.0, clean + 10.0])
     delay = outcomes(run, "ewma:0.1", 0.99).delays[0]
     assert 0 < delay < 15  # from 0 (the first score) or from 1.05 (the clean run): 24 or more
-
-
-def test_the_split_half_check_starts_where_it_is_told() -> None:
-    rng = np.random.default_rng(3)
-    clean = 1.0 + rng.exponential(0.1, size=400)
-    clean[200] = 30.0  # the second half opens high
-    level = np.full(10, 5.0)
-    started = split_false_alarms(clean, "ewma:0.1", 0.99, start_from=level)
-    how = declared("ewma:0.1", level)
-    first, second = smooth(clean[:200], how), smooth(clean[200:], how)
-    by_hand = np.mean(
-        [
-            np.mean(b > np.quantile(a, 0.99, method="higher"))
-            for a, b in ((first, second), (second, first))
-        ]
-    )
-    assert started == by_hand != split_false_alarms(clean, "ewma:0.1", 0.99)
 
 
 def test_selection_ranks_at_the_threshold_a_short_run_ships_with() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.selection import split_allowance
 from models.selection_rule import CandidateScore
+from models.smoothing_choice import split_allowance
 from models.train_config import TrainConfig
 from models.train_summary import print_candidate, smoothing_choice
 
