@@ -95,7 +95,7 @@ def export_artifact(
             "source": threshold.source,
             "false_alarm_rate_ci": threshold.false_alarm_rate_ci,
         },
-        "smoothing": result.smoothing.model_dump(exclude_none=True),
+        "smoothing": result.smoothing.model_dump(),
         "training_data_sha256": training_data_sha256,
         "training": training,
         "metrics": metrics,

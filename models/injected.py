@@ -13,6 +13,7 @@ from models.operating_point import declared, smooth
 from models.threshold import estimate_threshold
 from models.train import TrainResult
 from models.windows import score_readings
+from service.scoring.manifest import ScoreSmoothing
 
 FAULTS_PER_KIND = 6
 
@@ -68,11 +69,7 @@ def selection_threshold(run: InjectedRun, smoothing: str, quantile: float) -> fl
     """The threshold ``train`` would set at ``smoothing``: on the smoothed clean run, or on
     the run's out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
-    parts = calibration_parts(run)
-    how = declared(smoothing, np.concatenate(parts))
-    return estimate_threshold(
-        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
-    ).value
+    return _threshold(run, shipped_smoothing(run, smoothing), quantile)
 
 
 def calibration_parts(run: InjectedRun) -> list[np.ndarray]:
@@ -81,14 +78,26 @@ def calibration_parts(run: InjectedRun) -> list[np.ndarray]:
     return [run.clean] if run.reference is None else list(run.reference)
 
 
+def shipped_smoothing(run: InjectedRun, smoothing: str) -> ScoreSmoothing:
+    """``smoothing`` as the model would declare it: started where the scores its threshold
+    is set on sit, where every run of it then starts, as a new stream does."""
+    return declared(smoothing, np.concatenate(calibration_parts(run)))
+
+
+def _threshold(run: InjectedRun, how: ScoreSmoothing, quantile: float) -> float:
+    parts = calibration_parts(run)
+    return estimate_threshold(
+        np.concatenate([smooth(part, how) for part in parts]), quantile, source="selection"
+    ).value
+
+
 def outcomes(run: InjectedRun, smoothing: str, quantile: float) -> Outcomes:
     """Each fault's detection rate and delay, each run smoothed by ``smoothing`` and compared
     with the threshold ``train`` would set on the smoothed clean run, or on the run's
     out-of-time ``reference`` when it has one (refusals included:
     :class:`~models.threshold.DegenerateCalibration` when it would refuse one)."""
-    # Every run starts as a new stream of the model does, where its declared smoothing would.
-    how = declared(smoothing, np.concatenate(calibration_parts(run)))
-    threshold = selection_threshold(run, smoothing, quantile)
+    how = shipped_smoothing(run, smoothing)
+    threshold = _threshold(run, how, quantile)
     # Every fault starts at the same reading: one excursion of the clean run just after it
     # would otherwise be every fault's "detection", and the sooner, the longer a candidate
     # carries it (a window, an EWMA). The rate keeps the clean run's flags, and reports
