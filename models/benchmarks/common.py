@@ -27,6 +27,7 @@ from models.report import (
 )
 from models.scores import detector_scores, per_sensor_errors
 from models.selection import select
+from models.selection_rule import candidate_label
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
 
@@ -138,6 +139,12 @@ def score_all(result: TrainResult, pca: PCABaseline, values: np.ndarray) -> dict
         "pca_t2": pca.t2(values[skip:]),
         "pca_spe": pca.spe(values[skip:]),
     }
+
+
+def model_label(result: TrainResult) -> str:
+    """Which model a run got, as ``train``'s selection names its candidates."""
+    config = result.config
+    return candidate_label(config.family, config.window, config.residual, config.smoothing)
 
 
 def describe_settings(config: TrainConfig, *, quantile: float) -> str:

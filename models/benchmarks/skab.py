@@ -18,6 +18,7 @@ from models.benchmarks.common import (
     BenchmarkDataMissing,
     DetectorSet,
     describe_settings,
+    model_label,
     progress_printer,
     require,
     shown,
@@ -91,6 +92,8 @@ class SkabVariant:
     description: str
     counts: dict[str, BinaryMetrics]
     per_file: dict[str, dict[str, BinaryMetrics]] = field(default_factory=dict)
+    models: dict[str, tuple[str, float]] = field(default_factory=dict)
+    """Per file, the model that scored it and its threshold."""
 
 
 def _flags(scores: dict[str, np.ndarray], limits: dict[str, float]) -> dict[str, np.ndarray]:
@@ -182,6 +185,7 @@ def run_skab(
             own_threshold=True,
         )
         _accumulate(per_file, file.name, detectors, values, test_labels)
+        per_file.models[file.name] = (model_label(result), float(detectors.limits["autoencoder"]))
 
         detectors_b = DetectorSet.build(
             shared,
@@ -191,7 +195,15 @@ def run_skab(
             calibration_source=f"{file.name} first {SKAB_TRAIN_ROWS} rows",
         )
         _accumulate(recalibrated, file.name, detectors_b, values, test_labels)
+        recalibrated.models[file.name] = (
+            model_label(shared),
+            float(detectors_b.limits["autoencoder"]),
+        )
         _accumulate(own_threshold, file.name, detectors_c, values, file.labels, first_row=0)
+        own_threshold.models[file.name] = (
+            model_label(shared),
+            float(detectors_c.limits["autoencoder"]),
+        )
         if verbose:
             counts = per_file.per_file[file.name]["autoencoder"]
             print(
@@ -254,17 +266,17 @@ def skab_table(variants: list[SkabVariant], n_files: int) -> Table:
 def skab_per_file_table(variant: SkabVariant) -> Table:
     rows: list[list[Any]] = []
     for file_name, by_detector in variant.per_file.items():
-        row: list[Any] = [file_name]
+        row: list[Any] = [file_name, *variant.models[file_name]]
         for name in ("autoencoder", "pca_t2_or_spe"):
             counts = by_detector[name]
             row += [counts.f1, 100 * counts.false_alarm_rate, 100 * counts.missed_detection_rate]
         rows.append(row)
-    columns = ["file", "model F1", "model FAR %", "model MAR %", "PCA T²∨SPE F1", "FAR %", "MAR %"]
+    scores = ["model F1", "model FAR %", "model MAR %", "PCA T²∨SPE F1", "FAR %", "MAR %"]
     return Table(
         title=f"SKAB per file ({variant.name})",
-        columns=columns,
+        columns=["file", "model", "threshold", *scores],
         rows=rows,
-        digits={c: (2 if "F1" in c else 1) for c in columns},
+        digits={"threshold": 4} | {c: (2 if "F1" in c else 1) for c in scores},
     )
 
 
@@ -312,7 +324,7 @@ def write_skab_report(
             else describe_settings(config or TrainConfig(), quantile=SKAB_QUANTILE),
         },
         detectors=[],
-        tables=[table, skab_per_file_table(variants[0])],
+        tables=[table, *(skab_per_file_table(variant) for variant in variants[:2])],
         figures=[Figure(figure.name, "F1, FAR and MAR next to the published leaderboard")],
     )
     return write_report(report, out_dir)

@@ -20,6 +20,7 @@ from models.benchmarks.nab import (
     write_nab_report,
 )
 from models.events import AlertRule
+from models.selection_rule import candidate_label
 from models.train_config import TrainConfig
 
 
@@ -60,15 +61,23 @@ def test_nab_loads_realknowncause_in_file_order() -> None:
 @pytest.mark.slow
 def test_nab_protocol_on_one_series(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    bench = run_nab(DATA_DIR, TrainConfig(epochs=3, patience=2), verbose=False, max_series=1)
+    config = TrainConfig(epochs=3, patience=2)
+    bench = run_nab(DATA_DIR, config, verbose=False, max_series=1)
     figures = bench.figures["autoencoder"]
     (name,) = bench.per_series
-    assert figures.n_windows == bench.per_series[name]["windows"] == 2
-    assert figures.n_alerts == bench.per_series[name]["autoencoder_alerts"]
+    info = bench.per_series[name]
+    assert figures.n_windows == info["windows"] == 2
+    assert figures.n_alerts == info["autoencoder_alerts"]
     assert 0.0 <= figures.windows_alerted_random <= 1.0
     written = write_nab_report(bench, tmp_path)
     body = json.loads(written["json"].read_text())
     assert set(body["context"]["summary"]) == {"autoencoder", "pca_t2"}
+    # Which model each series got, so a change in its alerts can be traced to a choice.
+    assert info["model"] == candidate_label(config.family, config.window, "squares", "none")
+    assert info["threshold"] > 0
+    assert f"| {name} | {info['model']} | {info['threshold']:.4f} |" in (
+        written["markdown"].read_text()
+    )
 
 
 def test_the_rule_says_each_model_arrives_smoothed_as_it_declares() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from benchmark_data import DATA_DIR, needs_skab
 
-from models.benchmarks.skab import load_skab, run_skab
+from models.benchmarks.skab import load_skab, run_skab, skab_table, write_skab_report
+from models.selection_rule import candidate_label
 from models.train_config import TrainConfig
 
 
@@ -23,7 +26,7 @@ def test_skab_loads_valve1_with_labels() -> None:
 
 @needs_skab
 @pytest.mark.slow
-def test_skab_protocol_counts_every_test_row_once() -> None:
+def test_skab_protocol_counts_every_test_row_once(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     files, _ = load_skab(DATA_DIR)
     config = TrainConfig(epochs=3, patience=2)
@@ -36,7 +39,7 @@ def test_skab_protocol_counts_every_test_row_once() -> None:
         "anomaly-free model, own threshold",
     ]
     for variant in variants[:2]:
-        assert set(variant.per_file) == {"0.csv", "1.csv"}
+        assert set(variant.per_file) == set(variant.models) == {"0.csv", "1.csv"}
         for counts in variant.counts.values():
             assert counts.tp + counts.fp + counts.fn + counts.tn == test_rows
             assert counts.tp + counts.fn == anomalies
@@ -46,3 +49,16 @@ def test_skab_protocol_counts_every_test_row_once() -> None:
     for counts in variants[2].counts.values():
         assert counts.tp + counts.fp + counts.fn + counts.tn == every_row
         assert counts.fp + counts.tn == normal_rows
+    # Which model scored each file and at which threshold: per file its own; the anomaly-free
+    # model one for all, at each file's limit or at its own threshold.
+    label = candidate_label(config.family, config.window, "squares", "none")
+    assert {m for m, _ in variants[0].models.values()} == {label}
+    shared = {m for variant in variants[1:] for m, _ in variant.models.values()}
+    assert shared == {label}
+    assert len({t for _, t in variants[2].models.values()}) == 1
+    assert all(t > 0 for variant in variants for _, t in variant.models.values())
+    written = write_skab_report(variants, skab_table(variants, 2), tmp_path, config=config)
+    text = written["markdown"].read_text()
+    for variant in variants[:2]:
+        model, threshold = variant.models["1.csv"]
+        assert f"| 1.csv | {model} | {threshold:.4f} |" in text
