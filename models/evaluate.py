@@ -41,6 +41,9 @@ def artifact_errors(artifact: Artifact, values: np.ndarray) -> np.ndarray:
     return per_sensor_errors(artifact, values)
 
 
+EXAMPLES_APART = 10
+"""Readings between two examples beyond the first of each kind (at least the model's window)."""
+
 OPERATING_RANGE_STRETCH = 1.5
 """How much wider than the evaluation's normal readings the operating-range check moves them."""
 OPERATING_RANGE_VARIANCE = 0.9
@@ -123,6 +126,10 @@ def operating_range_check(
     )
 
 
+class TooFewReadings(ValueError):
+    """The data hold too few readings (or too few of a class) to evaluate."""
+
+
 @dataclass
 class ArtifactEvaluation:
     report: EvaluationReport
@@ -131,6 +138,8 @@ class ArtifactEvaluation:
     lone_spike: LoneSpikeCheck
     model: ModelForm
     normal_rate: NormalRateCheck
+    reused_data: list[str]
+    """Warnings that the evaluation reads the model's own training or calibration data."""
 
 
 def evaluate_artifact(
@@ -146,12 +155,24 @@ def evaluate_artifact(
     form = ModelForm.of(artifact)
     model = form.name
     skip = manifest.window - 1
+    for name, part in (("normal", normal), ("anomalous", anomalous)):
+        if len(part.values) < manifest.window:
+            raise TooFewReadings(
+                f"the {name} readings ({part.source}) are {len(part.values)}, fewer than one "
+                f"window of the {manifest.window} readings the model scores at a time"
+            )
     errors = [artifact_errors(artifact, part.values) for part in (normal, anomalous)]
     per_sensor = np.concatenate(errors)
     labels = np.r_[normal.labels[skip:], anomalous.labels[skip:]]
     kinds = np.r_[normal.kinds[skip:], anomalous.kinds[skip:]]
-    if labels.all() or not labels.any():
-        raise ValueError("the evaluation needs both normal and anomalous readings")
+    n_anomalous = int(labels.sum())
+    if n_anomalous < 2 or labels.size - n_anomalous < 2:
+        # The pooled t-test needs two of each; fewer leaves nothing to evaluate.
+        after = f" after each run's first {skip} (the model's window)" if skip else ""
+        raise TooFewReadings(
+            f"the evaluation needs at least two scored normal and two scored anomalous "
+            f"readings; the data give {labels.size - n_anomalous} and {n_anomalous}{after}"
+        )
     scores = {model: np.concatenate([scores_from_errors(artifact, e) for e in errors])}
     sources = {
         model: f"manifest threshold: {manifest.threshold.quantile} quantile of "
@@ -170,7 +191,8 @@ def evaluate_artifact(
         "anomalous data": anomalous.source,
     }
     notes += [f"WARNING: {part.assumption}." for part in (normal, anomalous) if part.assumption]
-    notes += reused_data_warnings(manifest, {"normal": normal, "anomalous": anomalous})
+    reused = reused_data_warnings(manifest, {"normal": normal, "anomalous": anomalous})
+    notes += reused
     if baseline is not None:
         pca = PCABaseline.fit(baseline.train)
         calibration = baseline.calibration[skip:]
@@ -257,11 +279,23 @@ def evaluate_artifact(
         contribution_anomalous=mean_error_share(per_sensor[labels]),
         contribution_normal=mean_error_share(per_sensor[~labels]),
         tables=tables,
-        examples=example_readings(per_sensor, scores[model], detected, kinds, faulty),
+        examples=example_readings(
+            per_sensor,
+            scores[model],
+            detected,
+            kinds,
+            faulty,
+            threshold,
+            smoothed=form.smoothed,
+            apart=max(EXAMPLES_APART, manifest.window),
+            split=split,
+        ),
         notes=notes,
         timelines=events.timelines,
     )
-    return ArtifactEvaluation(report, evaluations, operating_range, lone_spike, form, normal_rate)
+    return ArtifactEvaluation(
+        report, evaluations, operating_range, lone_spike, form, normal_rate, reused
+    )
 
 
 def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings]) -> list[str]:
@@ -279,6 +313,12 @@ def reused_data_warnings(manifest: Manifest, parts: dict[str, LabelledReadings])
                 "in-sample and flatter the model; evaluate on another run."
             )
     return warnings
+
+
+def _position(index: int, split: int) -> str:
+    if index < split:
+        return f"normal run, reading {index}"
+    return f"labelled run, reading {index - split}"
 
 
 def attribution_table(
@@ -316,20 +356,37 @@ def example_readings(
     detected: np.ndarray,
     kinds: np.ndarray,
     faulty: np.ndarray | None,
+    threshold: float,
     *,
     limit: int = 6,
+    smoothed: bool = False,
+    apart: int = 1,
+    split: int = 0,
 ) -> list[Example]:
-    """The highest-scoring detected reading of each anomaly kind (then the next highest)."""
-    order = [int(i) for i in np.argsort(-scores) if detected[i]]
+    """The highest-scoring detected reading of each anomaly kind, then the next highest at
+    least ``apart`` readings from every one chosen (neighbouring readings share most of a
+    window and a smoothing, so they would show one moment twice). Titles give where the reading
+    is, as the time plot counts (the scored readings of each run; the normal run's ``split``
+    come first), and its score against the threshold, ``smoothed`` as the model declares (the
+    bars are the reading's own errors)."""
+    score_name = "smoothed score" if smoothed else "score"
+    order = [int(i) for i in np.argsort(-scores, kind="stable") if detected[i]]
     chosen: list[int] = []
     for kind in sorted(set(kinds[detected])):
         first = next((i for i in order if kinds[i] == kind), None)
         if first is not None:
             chosen.append(first)
-    chosen += [i for i in order if i not in chosen][: max(0, limit - len(chosen))]
+    for i in order:
+        if len(chosen) >= limit:
+            break
+        if all(abs(i - j) >= apart for j in chosen):
+            chosen.append(i)
     return [
         Example(
-            title=f"{kinds[i]} (error {scores[i]:.3g})",
+            title=(
+                f"{kinds[i]}, {_position(i, split)} ({score_name} {scores[i] / threshold:.3g}x "
+                "the threshold)"
+            ),
             errors=per_sensor[i],
             highlight=None if faulty is None or faulty[i] < 0 else int(faulty[i]),
         )

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.evaluate import evaluate_artifact
+from models.evaluate import TooFewReadings, evaluate_artifact
 from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
     DEFAULT_LABELS_COLUMN,
@@ -101,6 +101,13 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"error: --out {out}: {exc}", file=sys.stderr)
         return 2
+    if args.synthetic and (args.normal is not None or args.anomalous is not None):
+        print(
+            "error: --synthetic evaluates on fresh synthetic runs: pass it or --normal and "
+            "--anomalous, not both",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if args.synthetic:
             normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
@@ -142,6 +149,10 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_artifact(
             artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
         )
+    except TooFewReadings as exc:
+        more = f" (--readings {args.readings}: try more)" if args.synthetic else ""
+        print(f"error: {exc}{more}", file=sys.stderr)
+        return 2
     except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -151,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: writing the report: {exc}", file=sys.stderr)
         return 2
     model = result.model.name
+    for warning in result.reused_data:  # the report's notes say it too
+        print(f"warning: {warning.removeprefix('WARNING: ')}", file=sys.stderr)
     print(summary_lines(result.evaluations))
     print(f"normal readings ({model}): {result.normal_rate.message}")
     print(f"operating range ({model}): {result.operating_range.message}")

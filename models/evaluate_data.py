@@ -53,9 +53,14 @@ def align_sensors(readings: Readings, sensors: Sequence[str]) -> np.ndarray:
         return readings.values
     if readings.sensors == default_sensor_names(readings.n_sensors):
         if readings.n_sensors != len(sensors):
+            hint = (
+                " (its rows are the sensors: pass --transpose)"
+                if readings.n_readings == len(sensors)
+                else ""
+            )
             raise DataError(
                 readings.source,
-                f"{readings.n_sensors} columns but the model has {len(sensors)} sensors",
+                f"{readings.n_sensors} columns but the model has {len(sensors)} sensors{hint}",
             )
         return readings.values
     index = {name: i for i, name in enumerate(readings.sensors)}

@@ -106,11 +106,15 @@ def evaluate_events(
         )
     figures = event_figures(streams)
     described = describe_rule(rule, declared)
-    tables = [_summary_table(figures, streams, described), _kind_table(streams)]
-    return EventEvaluation(figures, tables, timelines, {"rule": described, **figures.as_dict()})
+    summary = {"rule": described, **figures.as_dict()}
+    informative = not figures.n_alerts or beats_random(summary)
+    tables = [_summary_table(figures, streams, described, informative), _kind_table(streams)]
+    return EventEvaluation(figures, tables, timelines, summary)
 
 
-def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: str) -> Table:
+def _summary_table(
+    figures: EventFigures, streams: list[StreamEvents], rule: str, informative: bool
+) -> Table:
     normal_readings = sum(s.normal_readings for s in streams)
     false_alerts = sum(int(v["alerts_outside"]) for v in figures.per_stream.values())
     if figures.false_alerts_per_day is not None:
@@ -150,6 +154,7 @@ def _summary_table(figures: EventFigures, streams: list[StreamEvents], rule: str
             "A labelled stretch is a run of consecutive anomalous readings. "
             "Random placement: as many alerts per run as the model raised, placed uniformly "
             "at random over its scored readings (exact expectations)."
+            + ("" if informative else f" The alerts are {NO_BETTER_THAN_RANDOM}.")
         ),
     )
 
@@ -177,10 +182,31 @@ def summary_sentence(summary: dict[str, Any]) -> str:
         stretches = "no labelled stretches"
     if not alerts:
         return f"{stretches}; no alerts"
-    return (
+    sentence = (
         f"{stretches}, {percent(summary['alerts_outside_windows'], 0)} of {alerts} alerts "
         f"outside them (random: {percent(summary['alerts_outside_windows_random'], 0)})"
     )
+    return sentence if beats_random(summary) else f"{sentence}; {NO_BETTER_THAN_RANDOM}"
+
+
+NO_BETTER_THAN_RANDOM = (
+    "no better than as many alerts placed at random, so these figures say nothing about the "
+    "model here (e.g. a run labelled anomalous throughout)"
+)
+
+
+def beats_random(summary: dict[str, Any]) -> bool:
+    """Whether the alerts do better than as many placed at random on either count: more
+    labelled stretches alerted, or fewer alerts outside them.
+
+    >>> beats_random({"windows": 1, "windows_alerted": 1.0, "windows_alerted_random": 1.0,
+    ...     "alerts": 2, "alerts_outside_windows": 0.0, "alerts_outside_windows_random": 0.0})
+    False
+    """
+    if summary["windows"] and summary["windows_alerted"] > summary["windows_alerted_random"]:
+        return True
+    outside, chance = summary["alerts_outside_windows"], summary["alerts_outside_windows_random"]
+    return bool(summary["alerts"]) and outside < chance
 
 
 def _kind_table(streams: list[StreamEvents]) -> Table:

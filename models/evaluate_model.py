@@ -72,12 +72,13 @@ class ModelForm:
         return "without smoothing" if self.smoothing == "none" else f"with {self.smoothing}"
 
     @property
-    def _smoothed(self) -> bool:
+    def smoothed(self) -> bool:
+        """Whether it declares a smoothing other than none."""
         return self.smoothing not in (None, "none")
 
     def _longer(self) -> str:
         """The window and smoothing it has, and what longer ones would be."""
-        if self._smoothed:
+        if self.smoothed:
             return (
                 f"It already reads {self.window} readings per input and smooths its scores "
                 f"({self.smoothing}): a longer window (train --window more than {self.window}) "
@@ -96,13 +97,13 @@ class ModelForm:
         if self.family in LINEAR_FAMILIES:
             capacity = (
                 f"{self.family.upper()} is a linear statistic fitted in closed form (nothing "
-                "in it learns to copy faults): this kind moves the readings within the "
-                "variation it takes for normal."
+                "in it learns to copy faults): what it does not separate moves the readings "
+                "within the variation it takes for normal."
             )
         else:
             capacity = RECONSTRUCTION_ADVICE
         if self.window == 1:
-            if self._smoothed:  # the smoothing is there already: only a window is left
+            if self.smoothed:  # the smoothing is there already: only a window is left
                 return Advice(capacity=capacity, weak=SMOOTHED_WINDOW_ADVICE)
             return Advice(capacity=capacity)
         weak = (

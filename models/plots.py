@@ -326,11 +326,16 @@ def plot_timelines(timelines: list[Timeline], path: Path) -> Path:
         for i, (a, b) in enumerate(zip(starts, stops, strict=True)):
             ax.axvspan(a, b, color="tab:orange", alpha=0.2, label="labelled" if i == 0 else None)
             ax.axvline(a, color="tab:red", linewidth=1, label="onset" if i == 0 else None)
+        top = max(float(np.nanmax(line.smoothed)) if line.smoothed.size else 1.0, 1.0)
         if line.alerts.size:
-            top = float(np.nanmax(line.smoothed)) if line.smoothed.size else 1.0
-            ax.plot(line.alerts, np.full(line.alerts.size, max(top, 1.0) * 1.05), "v",
+            ax.plot(line.alerts, np.full(line.alerts.size, top * 1.05), "v",
                     color="tab:green", markersize=5, label="alert starts")  # fmt: skip
         ax.set_yscale("symlog", linthresh=1.0)
+        # symlog labels only decades: below the threshold (its linear part) say the levels too.
+        decades = 10.0 ** np.arange(0, max(1, math.ceil(math.log10(top * 1.05))) + 1)
+        ticks = [0.0, 0.25, 0.5, 0.75, *decades]
+        ax.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
+        ax.set_ylim(bottom=0.0)
         ax.set_ylabel("score / threshold")
         ax.set_title(line.title, fontsize="small")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.005, 1.0))

@@ -208,6 +208,18 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def p_text(p_value: float) -> str:
+    """A p-value as the tables print it: ``n/a`` where no test ran (a kind of one reading),
+    ``< 1e-300`` where it underflows to 0.
+
+    >>> [p_text(v) for v in (0.0123, 0.0, float("nan"))]
+    ['0.012', '< 1e-300', 'n/a']
+    """
+    if math.isnan(p_value):
+        return "n/a"
+    return f"{p_value:.2g}" if p_value > 0 else "< 1e-300"
+
+
 def percent(value: float, digits: int = 1) -> str:
     """A rate as a percentage, ``n/a`` when it is undefined (NaN)."""
     return "n/a" if not math.isfinite(value) else f"{100 * value:.{digits}f}%"
@@ -240,7 +252,7 @@ def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
         row += [percent(at.missed_detection_rate)]
         row += [percent(p.recall) for p in e.recall_at_far]
         p_value = e.separability.p_value
-        row += [e.separability.cohens_d, f"{p_value:.2g}" if p_value > 0 else "< 1e-300"]
+        row += [e.separability.cohens_d, p_text(p_value)]
         rows.append(row)
     return columns, rows
 
@@ -263,7 +275,7 @@ def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
         else:
             p = mine.separability.p_value
             row += [mine.n_readings, mine.separability.cohens_d]
-            row += [f"{p:.2g}" if p > 0 else "< 1e-300", mine.capacity.median_ratio]
+            row += [p_text(p), mine.capacity.median_ratio]
         for d in detectors:
             verdict = d.evaluation.verdicts.get(kind)
             row += ["n/a", "n/a"] if verdict is None else [percent(verdict.recall), verdict.verdict]
@@ -274,7 +286,8 @@ def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
         "Each kind against every normal reading. A kind separates when Welch's t-test on log "
         "scores gives p < 0.01 and Cohen's d > 2 (both); it is not separated when its median "
         "score is under 1.5x the normal median or its ROC-AUC under 0.6 (the capacity rule); "
-        f"otherwise it is weak. Figures: {first.detector}. Recall: at the operating threshold.",
+        "otherwise it is weak; a kind of a single reading is too few to test. Figures: "
+        f"{first.detector}. Recall: at the operating threshold.",
         "",
         *markdown_table(columns, rows, {"Cohen's d": 2, "median ratio": 2}),
         "",

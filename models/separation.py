@@ -111,7 +111,7 @@ def capacity_diagnosis(
         problems.append(f"ROC-AUC is {auc:.3f} (rule: >= {CAPACITY_MIN_AUC})")
     if problems:
         message = (
-            "WARNING: anomalies score about as low as normal readings: "
+            "WARNING: the typical anomalous reading scores about as low as normal ones: "
             + "; ".join(problems)
             + f". {below:.0%} of anomalous readings score below the normal median. {advice}"
         ).rstrip()
@@ -171,8 +171,9 @@ class KindVerdict:
     separability: Separability
     capacity: CapacityDiagnosis
     verdict: str
-    """"ok" (separates), "weak" (scores higher, but not separable by the rule) or
-    "not separated" (scored like normal readings)."""
+    """"ok" (separates), "weak" (scores higher, but not separable by the rule), "not
+    separated" (its typical reading scores like normal ones) or "too few" (one reading: the
+    rule's test cannot run)."""
     message: str
 
     @property
@@ -214,8 +215,16 @@ def kind_verdict(
     if kind_scores.size < 2:
         nan = math.nan
         result = Separability(nan, nan, nan, int(normal_scores.size), int(kind_scores.size))
-    else:
-        result = separability(normal_scores, kind_scores)
+        capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
+        message = (
+            f"TOO FEW READINGS: {kind_scores.size} of this kind, and the rule's t-test needs "
+            f"two; recall {recall:.1%} at the threshold says nothing about the next ones. "
+            "Evaluate on more of them."
+        )
+        return KindVerdict(
+            kind, int(kind_scores.size), recall, auc, result, capacity, "too few", message
+        )
+    result = separability(normal_scores, kind_scores)
     capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
     figures = (
         f"Cohen's d {result.cohens_d:.2f}, Welch p {result.p_value:.2g}, median "
@@ -225,7 +234,10 @@ def kind_verdict(
     if not capacity.ok:
         verdict = "not separated"
         todo = " ".join(part for part in (advice.capacity, advice.invisible) if part)
-        message = f"NOT SEPARATED: scored like normal readings ({figures}). {todo}"
+        message = (
+            f"NOT SEPARATED: its typical reading scores close to normal ones ({figures}); "
+            f"what crosses the threshold is the {recall:.1%} that stand out. {todo}"
+        )
     elif separates_by_rule(result):
         verdict = "ok"
         message = (
@@ -249,9 +261,12 @@ def verdict_summary(verdicts: dict[str, KindVerdict]) -> str:
     ok = [k for k, v in verdicts.items() if v.verdict == "ok"]
     weak = [k for k, v in verdicts.items() if v.verdict == "weak"]
     missed = [k for k, v in verdicts.items() if v.verdict == "not separated"]
+    few = [k for k, v in verdicts.items() if v.verdict == "too few"]
     parts = [f"{len(ok)} of {len(verdicts)} kinds separate by the rule"]
     if weak:
         parts.append(f"weak: {', '.join(weak)}")
     if missed:
         parts.append(f"not separated: {', '.join(missed)}")
+    if few:
+        parts.append(f"too few readings to test: {', '.join(few)}")
     return "; ".join(parts) + "."

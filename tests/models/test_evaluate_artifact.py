@@ -16,7 +16,7 @@ import torch
 from models import evaluate_command
 from models.__main__ import main
 from models.data import write_readings_csv
-from models.evaluate import OperatingRangeCheck, operating_range_check
+from models.evaluate import OperatingRangeCheck, example_readings, operating_range_check
 from models.evaluate_data import baseline_data, synthetic_sets
 from models.evaluate_normal import NormalRateCheck
 from models.events import windows_from_labels
@@ -269,7 +269,7 @@ def test_baseline_refuses_data_that_is_not_the_training_data(
 
 
 def test_warns_when_evaluated_on_its_own_calibration_data(
-    artifact_dir: Path, tmp_path: Path
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     calibration = generate_plant(1500, seed=1, n_sensors=N_SENSORS)  # as in the fixture
     faulty = generate_plant(1500, seed=31, n_sensors=N_SENSORS)
@@ -306,6 +306,67 @@ def test_warns_when_evaluated_on_its_own_calibration_data(
     notes = _report(out)["notes"]
     assert any("normal data is this model's calibration data" in n for n in notes)  # type: ignore[attr-defined]
     assert not any("anomalous data is" in n for n in notes)  # type: ignore[attr-defined]
+    # The terminal says it too: in-sample figures must not pass unnoticed.
+    err = capsys.readouterr().err
+    assert "warning: the normal data is this model's calibration data" in err
+    assert "anomalous data is" not in err
+
+
+def test_input_mistakes_are_one_error_line_that_says_what_to_do(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    normal, anomalous, _ = _labelled_files(tmp_path / "data", "anomaly")
+    out = str(tmp_path / "out")
+    model = ["evaluate", "--model", str(artifact_dir), "--out", out, "--no-baseline"]
+    # --synthetic would silently replace the files given.
+    assert main([*model, "--synthetic", "--normal", str(normal)]) == 2
+    assert capsys.readouterr().err.startswith("error: --synthetic evaluates on fresh synthetic")
+    # A synthetic run too short to hold faults: the figures it lacks, and the option to raise.
+    assert main([*model, "--synthetic", "--readings", "30"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: the evaluation needs at least two scored normal and two")
+    assert err.endswith("(--readings 30: try more)")
+    # A file stored sensors x readings, as TEP's d00.dat is.
+    stored = tmp_path / "transposed.npy"
+    np.save(stored, generate_plant(500, seed=61, n_sensors=N_SENSORS).values.T)
+    assert _evaluate(artifact_dir, stored, anomalous, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("500 columns but the model has 8 sensors (its rows are the sensors: "
+                        "pass --transpose)")  # fmt: skip
+    # Too short for the model's window: which file.
+    bundled = Path(__file__).parents[2] / "models" / "synthetic-plant" / "2"
+    window, n_sensors = load_artifact(bundled).manifest.window, 50
+    short, long = tmp_path / "short.npy", tmp_path / "long.npy"
+    np.save(short, np.zeros((3, n_sensors)))
+    np.save(long, np.zeros((500, n_sensors)))
+    assert _evaluate(bundled, long, short, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after: no labels column
+    assert err.startswith(f"error: the anomalous readings ({short}")
+    assert err.endswith(f"are 3, fewer than one window of the {window} readings the model "
+                        "scores at a time")  # fmt: skip
+
+
+def test_examples_show_each_kind_then_other_moments_not_neighbours() -> None:
+    scores = np.r_[np.zeros(50), np.linspace(10.0, 5.0, 40), np.linspace(3.0, 2.0, 10)]
+    detected = scores > 1.0
+    kinds = np.array([""] * 50 + ["step"] * 40 + ["spike"] * 10, dtype=object)
+    per_sensor = np.ones((100, 4))
+    examples = example_readings(
+        per_sensor, scores, detected, kinds, None, 2.0, smoothed=True, apart=10, split=30
+    )
+    # The best of each kind first, then the best at least 10 readings from all chosen.
+    assert [e.title for e in examples] == [
+        "spike, labelled run, reading 60 (smoothed score 1.5x the threshold)",
+        "step, labelled run, reading 20 (smoothed score 5x the threshold)",
+        "step, labelled run, reading 30 (smoothed score 4.36x the threshold)",
+        "step, labelled run, reading 40 (smoothed score 3.72x the threshold)",
+        "step, labelled run, reading 50 (smoothed score 3.08x the threshold)",
+    ]  # five: no other detected reading is 10 from all of these
+    bare = example_readings(per_sensor, scores, detected, kinds, None, 2.0, split=30, limit=2)
+    assert [e.title for e in bare] == [
+        "spike, labelled run, reading 60 (score 1.5x the threshold)",
+        "step, labelled run, reading 20 (score 5x the threshold)",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from models import evaluate_events as evaluate_events_module
-from models.evaluate_events import RunScores, evaluate_events, summary_sentence
+from models.evaluate_events import (
+    NO_BETTER_THAN_RANDOM,
+    RunScores,
+    evaluate_events,
+    summary_sentence,
+)
 from models.events import AlertRule
 
 
@@ -78,6 +83,30 @@ def test_no_alerts_is_said_not_nan() -> None:
     assert "no alerts" in cells and "no alert inside a labelled stretch" in cells
     sentence = summary_sentence(result.summary)
     assert sentence == "0% of 1 labelled stretches alerted (random: 0%); no alerts"
+
+
+def test_alerts_no_better_than_random_placement_are_said_to_tell_nothing() -> None:
+    """A run labelled anomalous throughout: any alert is inside its one stretch, as a random
+    one would be, so the figures cannot tell a good model from a bad one."""
+    high = np.full(300, 0.5)
+    high[100:120] = 5.0
+    throughout = RunScores(
+        "labelled run", high, np.ones(300, dtype=bool), np.full(300, "fault", dtype=object), None
+    )
+    rule = AlertRule("none", k=3, n=5, cooldown=10)
+    result = evaluate_events([throughout], rule)
+    assert result.summary["windows_alerted"] == result.summary["windows_alerted_random"] == 1.0
+    assert summary_sentence(result.summary).endswith(NO_BETTER_THAN_RANDOM)
+    assert NO_BETTER_THAN_RANDOM in result.tables[0].note
+    # Alerts inside short stretches beat random placement: nothing is added.
+    labels = np.zeros(300, dtype=bool)
+    labels[95:125] = True
+    apart = RunScores(
+        "labelled run", high, labels, np.where(labels, "fault", "").astype(object), None
+    )
+    informative = evaluate_events([apart], rule)
+    assert NO_BETTER_THAN_RANDOM not in summary_sentence(informative.summary)
+    assert NO_BETTER_THAN_RANDOM not in informative.tables[0].note
 
 
 def test_doctests() -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import doctest
 import json
 from pathlib import Path
 
 import numpy as np
 
+from models import report as report_module
 from models.metrics import evaluate_detector
 from models.report import (
     EvaluationReport,
@@ -62,3 +64,32 @@ def test_write_report(tmp_path: Path) -> None:
     assert "| autoencoder |" in markdown and "n/a" in markdown
     assert "![examples](examples.png)" in markdown
     assert "nested**: a = 1.500" in markdown
+
+
+def test_a_kind_of_one_reading_shows_no_p_value_and_no_verdict_it_cannot_have(
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(1)
+    scores = np.r_[rng.lognormal(0, 0.3, 300), rng.lognormal(2, 0.3, 40), [50.0]]
+    labels = np.r_[np.zeros(300, bool), np.ones(41, bool)]
+    kinds = np.array([""] * 300 + ["step"] * 40 + ["spike"], dtype=object)
+    evaluation = evaluate_detector(
+        "model", scores, labels, threshold=4.0, threshold_source="test", kinds=kinds
+    )
+    report = EvaluationReport(
+        title="toy", context={}, detectors=[ScoredDetector(evaluation, scores, labels)]
+    )
+    write_report(report, tmp_path)
+    rows = {
+        line.split(" | ")[0].strip("| "): line
+        for line in (tmp_path / "report.md").read_text().splitlines()
+        if line.startswith(("| spike |", "| step |"))
+    }
+    assert rows["spike"].startswith("| spike | 1 | n/a | n/a |")
+    assert rows["spike"].rstrip(" |").endswith("100.0% | too few")
+    assert "< 1e-300" not in rows["spike"] and "nan" not in rows["spike"]
+    assert "n/a" not in rows["step"].split(" | ")[3]  # a kind the test can judge keeps its p
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(report_module).failed == 0

@@ -52,6 +52,18 @@ def test_a_kind_that_scores_higher_but_fails_the_rule_is_weak() -> None:
     assert verdict.verdict == "weak" and WINDOW_ADVICE in verdict.message
 
 
+def test_a_kind_of_one_reading_is_too_few_to_judge_whatever_its_recall() -> None:
+    normal = _scores(0.0, 2000, 0)
+    verdict = kind_verdict("spike", normal, np.array([50.0]), threshold=3.0, auc=1.0)
+    assert verdict.verdict == "too few" and not verdict.separates
+    assert verdict.recall == 1.0 and np.isnan(verdict.separability.p_value)
+    assert verdict.message.startswith("TOO FEW READINGS: 1 of this kind")
+    assert "p nan" not in verdict.message
+    ok = kind_verdict("step", normal, _scores(2.0, 300, 1), threshold=3.0, auc=0.999)
+    summary = verdict_summary({"spike": verdict, "step": ok})
+    assert summary == "1 of 2 kinds separate by the rule; too few readings to test: spike."
+
+
 def test_evaluate_detector_applies_the_rules_per_kind_not_pooled() -> None:
     """Pooled, a strong kind hides a missed one; per kind, the verdicts say which is which."""
     normal = _scores(0.0, 2000, 0)
