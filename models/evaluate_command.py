@@ -51,6 +51,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     data.add_argument("--transpose", action="store_true", help="both files are sensors x readings")
     data.add_argument(
+        "--normal-transpose", action="store_true", help="--normal is sensors x readings"
+    )
+    data.add_argument(
+        "--anomalous-transpose", action="store_true", help="--anomalous is sensors x readings"
+    )
+    data.add_argument(
         "--labels-column",
         help=f"column of 0/1 ground truth (default: {DEFAULT_LABELS_COLUMN}); when given, the "
         "anomalous file must have it",
@@ -118,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             normal = read_labelled(
                 args.normal,
                 manifest.sensors,
-                transpose=args.transpose,
+                transpose=args.transpose or args.normal_transpose,
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
                 anomalous=False,
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
             anomalous = read_labelled(
                 args.anomalous,
                 manifest.sensors,
-                transpose=args.transpose,
+                transpose=args.transpose or args.anomalous_transpose,
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
                 anomalous=True,

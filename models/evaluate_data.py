@@ -54,7 +54,8 @@ def align_sensors(readings: Readings, sensors: Sequence[str]) -> np.ndarray:
     if readings.sensors == default_sensor_names(readings.n_sensors):
         if readings.n_sensors != len(sensors):
             hint = (
-                " (its rows are the sensors: pass --transpose)"
+                " (its rows are the sensors: pass --transpose, or --normal-transpose or "
+                "--anomalous-transpose for this file alone)"
                 if readings.n_readings == len(sensors)
                 else ""
             )

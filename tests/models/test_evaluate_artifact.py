@@ -332,7 +332,11 @@ def test_input_mistakes_are_one_error_line_that_says_what_to_do(
     assert _evaluate(artifact_dir, stored, anomalous, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("500 columns but the model has 8 sensors (its rows are the sensors: "
-                        "pass --transpose)")  # fmt: skip
+                        "pass --transpose, or --normal-transpose or --anomalous-transpose for "
+                        "this file alone)")  # fmt: skip
+    # Which is what TEP needs: its training run stored transposed, its fault runs not.
+    assert _evaluate(artifact_dir, stored, anomalous, tmp_path / "out", "--normal-transpose") == 0
+    assert _evaluate(artifact_dir, stored, anomalous, tmp_path / "out2", "--transpose") == 2
     # Too short for the model's window: which file.
     bundled = Path(__file__).parents[2] / "models" / "synthetic-plant" / "2"
     window, n_sensors = load_artifact(bundled).manifest.window, 50
