@@ -13,6 +13,7 @@ from models.operating_point import declared, smooth
 from models.threshold import estimate_threshold
 from models.train import TrainResult
 from models.windows import score_readings
+from service.scoring.decision import reading_errors
 from service.scoring.manifest import ScoreSmoothing
 
 FAULTS_PER_KIND = 6
@@ -40,7 +41,7 @@ def injected_run(
 
     def scores(values: np.ndarray) -> np.ndarray:
         errors = score_readings(result.module, values, window, limits=result.glitch_limits)
-        return np.asarray(errors.mean(axis=1), np.float64)
+        return reading_errors(errors)
 
     rng = np.random.default_rng(seed)
     faulty = [

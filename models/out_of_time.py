@@ -31,6 +31,7 @@ import numpy as np
 from models.operating_point import declared, smooth
 from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable, estimate_threshold
 from models.train import TrainResult, train
+from service.scoring.decision import reading_errors
 
 FOLDS = 2
 """Halves: each fold model is trained on a contiguous half and scores the other, so the
@@ -110,8 +111,7 @@ def kept_scores(errors: np.ndarray) -> np.ndarray:
     """Reading scores of out-of-time ``errors`` as the model that keeps them as its
     calibration errors (float32) computes them, so selection, the threshold and the model's
     declared smoothing start from the same level to the last bit."""
-    scores: np.ndarray = np.asarray(errors, dtype=np.float32).mean(axis=1)
-    return scores
+    return reading_errors(np.asarray(errors, dtype=np.float32))
 
 
 def calibrate_out_of_time(

@@ -19,6 +19,7 @@ from models.events import AlertRule
 from models.operating_point import smooth
 from models.train import TrainResult
 from models.windows import model_inputs, score_readings
+from service.scoring.decision import reading_errors
 
 if TYPE_CHECKING:
     from service.scoring.artifact import Artifact
@@ -82,7 +83,7 @@ def declared_smoothing(model: TrainResult | Artifact) -> ScoreSmoothing | None:
 
 def scores_from_errors(model: TrainResult | Artifact, errors: np.ndarray) -> np.ndarray:
     """The model's score per reading from its per-sensor errors (one run, in time order)."""
-    scores: np.ndarray = np.asarray(errors, dtype=np.float64).mean(axis=1)
+    scores = reading_errors(np.asarray(errors))
     how = declared_smoothing(model)
     return scores if how is None else smooth(scores, how)
 

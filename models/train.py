@@ -43,6 +43,7 @@ from models.train_config import LINEAR_FAMILIES, TrainConfig
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import WhitenedResidual, inverse_root, second_moment
 from models.windows import golden_windows, score_readings
+from service.scoring.decision import reading_errors
 from service.scoring.manifest import ScoreSmoothing
 
 
@@ -80,13 +81,13 @@ class TrainResult:
         """The smoothing the model declares: ``config.smoothing``, started where the scores
         its threshold was set on, its calibration errors', sit (models/operating_point.py).
         Derived, not stored: whatever replaces the settings or those errors moves it too."""
-        return declared(self.config.smoothing, self.calibration_errors.mean(axis=1))
+        return declared(self.config.smoothing, reading_errors(self.calibration_errors))
 
     def with_smoothing(self, spec: str) -> TrainResult:
         """This model with the threshold set again on calibration scores smoothed by
         ``spec``: the same weights, another operating point."""
         config = replace(self.config, smoothing=spec)
-        scores = self.calibration_errors.mean(axis=1)
+        scores = reading_errors(self.calibration_errors)
         threshold = estimate_threshold(
             smooth(scores, declared(spec, scores)),
             config.quantile,
@@ -202,7 +203,7 @@ def train(
     # services still load.
     limits = jump_limits(train_values, scale) if config.glitch_guard and window > 1 else None
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
-    calibration_scores = calibration_errors.mean(axis=1)
+    calibration_scores = reading_errors(calibration_errors)
     smoothing = declared(config.smoothing, calibration_scores)
     threshold = estimate_threshold(
         smooth(calibration_scores, smoothing),
@@ -221,8 +222,7 @@ def train(
         "val_error_mean": float(val_errors.mean()),
         "calibration_error_mean": float(calibration_errors.mean()),
         "calibration_error_quantiles": {
-            str(q): float(np.quantile(calibration_errors.mean(axis=1), q))
-            for q in (0.5, 0.9, 0.95, 0.99)
+            str(q): float(np.quantile(calibration_scores, q)) for q in (0.5, 0.9, 0.95, 0.99)
         },
         "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
         "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),

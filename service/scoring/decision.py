@@ -50,13 +50,25 @@ class Decisions:
     top_share: np.ndarray  # float64 (b, k): their share of the reading's squared error
 
 
+def reading_errors(squared_errors: np.ndarray) -> np.ndarray:
+    """Each reading's error, the mean of its per-sensor squared errors, as the service
+    computes it: summed in float64 (numpy's pairwise sum; no float64 copy of the matrix),
+    then divided. Training sets thresholds on errors computed by this function, so a
+    calibration reading at the threshold is at it in the service too, not an ulp above.
+
+    >>> reading_errors(np.array([[1.0, 2.0], [0.5, 0.5]], dtype=np.float32)).tolist()
+    [1.5, 0.5]
+    """
+    errors: np.ndarray = squared_errors.sum(axis=1, dtype=np.float64) / squared_errors.shape[1]
+    return errors
+
+
 def decide(squared_errors: np.ndarray, threshold: float, top_k: int) -> Decisions:
     """Errors, normalised scores, flags and top-k contributors for a batch, vectorised."""
     if len(squared_errors) == 1:
         return _decide_one(squared_errors, threshold, top_k)
-    # Summed in float64 without a float64 copy of the matrix (4 MB on a 10k batch).
     totals = squared_errors.sum(axis=1, dtype=np.float64)
-    errors = totals / squared_errors.shape[1]
+    errors = totals / squared_errors.shape[1]  # reading_errors, with the totals kept
     scores = errors / threshold
     k = min(top_k, squared_errors.shape[1])
     top_index, top_values = _top_with_values(squared_errors, k)

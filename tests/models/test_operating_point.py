@@ -11,10 +11,14 @@ import pytest
 from models.export import export_artifact
 from models.injected import injected_run, selection_threshold
 from models.operating_point import declared, parse_smoothing, smooth
+from models.synthetic import generate_plant
 from models.threshold import estimate_threshold
 from models.train import train
 from models.train_config import TrainConfig
 from service.scoring.artifact import ArtifactError, load_artifact
+from service.scoring.decision import reading_errors
+from service.scoring.registry import LoadedModel
+from service.scoring.sequence import score_sequence
 from service.scoring.smoothing import make_smoother
 from tests.models.test_linear import ar_process
 
@@ -41,9 +45,9 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
     sensors = [f"s{i}" for i in range(4)]
     config = TrainConfig(family="dpca", window=2, smoothing="ewma:0.2")
     result = train(process[:1000], sensors, config, calibration_values=process[1000:])
-    scores = result.calibration_errors.mean(axis=1)
+    scores = reading_errors(result.calibration_errors)
     # Started where the calibration scores sit, as the service starts a new stream.
-    start = float(scores.astype(np.float64).mean())
+    start = float(scores.mean())
     how = parse_smoothing("ewma:0.2").model_copy(update={"start": start})
     assert result.smoothing == how
     smoothed = smooth(scores, how)
@@ -75,6 +79,35 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
             load_artifact(tmp_path / "m" / "1")
 
 
+@pytest.mark.parametrize("spec", ["median:3", "median:5", "ewma:0.3", "none"])
+def test_the_service_flags_the_calibration_run_as_often_as_train_counts(
+    tmp_path: Path, spec: str
+) -> None:
+    """The false-alarm rate train states is the rate the service flags at, to the reading: a
+    calibration reading at the threshold (for a median, up to its length of readings share
+    that value) is not an ulp above it in the service."""
+    training = generate_plant(3000, seed=0, n_sensors=8)
+    calibration = generate_plant(3000, seed=1, n_sensors=8)
+    config = TrainConfig(family="cva", window=4, smoothing=spec)
+    result = train(training.values, training.sensors, config, calibration_values=calibration.values)
+    folder = tmp_path / "m" / "1"
+    export_artifact(result, folder, name="m", version="1", training_data_sha256="0" * 64)
+    model = LoadedModel.from_artifact(load_artifact(folder))
+    assert model.manifest.smoothing is not None
+    served = score_sequence(
+        model,
+        calibration.values.astype(np.float32),
+        model.manifest.threshold.value,
+        3,
+        model.manifest.smoothing,
+    )
+    np.testing.assert_array_equal(served.squared, result.calibration_errors)
+    counted = smooth(reading_errors(result.calibration_errors), result.smoothing)
+    counted_flags = counted > result.threshold.value
+    assert 0 < counted_flags.sum() <= 0.01 * counted.size
+    np.testing.assert_array_equal(served.decisions.anomalies, counted_flags)
+
+
 def test_a_high_first_calibration_score_is_smoothed_as_any_other() -> None:
     """The threshold is set on calibration scores smoothed from the declared start, as the
     service smooths a new stream: a calibration run that opens high does not carry its first
@@ -85,7 +118,7 @@ def test_a_high_first_calibration_score_is_smoothed_as_any_other() -> None:
     sensors = [f"s{i}" for i in range(4)]
     config = TrainConfig(family="dpca", window=2, smoothing="ewma:0.2")
     result = train(process[:1000], sensors, config, calibration_values=calibration)
-    scores = result.calibration_errors.mean(axis=1)
+    scores = reading_errors(result.calibration_errors)
     seeded = estimate_threshold(smooth(scores, result.smoothing), 0.99, source="x").value
     from_first = estimate_threshold(smooth(scores, parse_smoothing("ewma:0.2")), 0.99, source="x")
     assert result.threshold.value == seeded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.scoring.decision import AlertDebouncer, decide, top_contributors
+from service.scoring.decision import AlertDebouncer, decide, reading_errors, top_contributors
 from service.scoring.rolling import RollingQuantiles
 from service.scoring.smoothing import RollingMean
 from service.scoring.streams import (
@@ -31,6 +31,22 @@ def test_decide_matches_brute_force() -> None:
         assert (np.diff(out.top_share[row]) <= 0).all()
         total = squared[row].astype(np.float64).sum()
         np.testing.assert_allclose(out.top_share[row], squared[row][out.top_index[row]] / total)
+
+
+@pytest.mark.parametrize("n_sensors", [1, 7, 52, 129, 300])
+def test_a_readings_error_is_the_same_to_the_bit_alone_in_a_batch_and_in_training(
+    n_sensors: int,
+) -> None:
+    """Training sets thresholds on reading_errors; the service decides a single reading and a
+    batch on its own sums: all three must agree exactly, or a calibration reading at the
+    threshold flags in the service (past 128 sensors numpy's pairwise sum blocks)."""
+    rng = np.random.default_rng(n_sensors)
+    squared = rng.exponential(size=(40, n_sensors)).astype(np.float32)
+    expected = reading_errors(squared)
+    assert expected.dtype == np.float64
+    assert decide(squared, 1.0, 3).errors.tolist() == expected.tolist()
+    alone = [decide(squared[i : i + 1], 1.0, 3).errors[0] for i in range(40)]
+    assert alone == expected.tolist()
 
 
 @pytest.mark.parametrize("rows", [1, 5, 31, 32, 500])
