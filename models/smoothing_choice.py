@@ -6,6 +6,7 @@ candidate."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -46,6 +47,30 @@ def split_false_alarms(
 def split_allowance(quantile: float) -> float:
     """The split-half false alarms a smoothing may show: TRANSFER_SLACK x ``1 - quantile``."""
     return TRANSFER_SLACK * (1 - quantile)
+
+
+def split_warning(chosen: CandidateScore, *, calibration_given: bool) -> str | None:
+    """A warning when the chosen option's split-half false alarms exceed the allowance
+    (which narrows a candidate's smoothings, keeping the nearest when none meets it, but does
+    not rank candidates): the rate its threshold states is unlikely to hold on other data of
+    the process."""
+    rate, allowed = chosen.split_false_alarms, split_allowance(chosen.config.quantile)
+    if not math.isfinite(rate) or rate <= allowed:
+        return None
+    remedy = (
+        "Check that --calibration-data is normal operation of the same process, or train "
+        "on a longer run that covers how it varies"
+        if calibration_given
+        else "Train on a longer run that covers how the process varies, or pass "
+        "--calibration-data with normal readings of another run or period"
+    )
+    return (
+        f"the chosen model ({chosen.label}) flags {rate:.1%} of one half of its calibration "
+        f"run at a limit set on the other half (both ways round), above the {allowed:.1%} its "
+        f"{chosen.config.quantile:g} quantile allows: the run changes between its halves "
+        "(drift, another operating state), so expect more false alarms on other data than "
+        f"the threshold states. {remedy}"
+    )
 
 
 def weigh_smoothings(

@@ -29,6 +29,7 @@ from models.selection import (
     select,
 )
 from models.selection_rule import CandidateScore, blind_warning
+from models.smoothing_choice import split_warning
 from models.threshold import CalibrationUnscorable
 from models.train import TrainResult, train
 from models.train_config import InvalidSettings
@@ -208,13 +209,19 @@ def run(args: argparse.Namespace) -> int:
             judged = selection.ranking[0]
         if calibration is None:
             result = calibrate_out_of_time(result, readings.values)
-        blind = (
-            None
+        given = calibration is not None
+        found = (
+            []
             if judged is None
-            else blind_warning(judged, calibration_given=calibration is not None)
+            else [
+                blind_warning(judged, calibration_given=given),
+                split_warning(judged, calibration_given=given),
+            ]
         )
-        if blind is not None:  # printed with the summary's warnings, kept in the manifest
-            result.metrics["warnings"] = [*result.metrics.get("warnings", []), blind]
+        # Printed with the summary's warnings, kept in the manifest.
+        warned = [warning for warning in found if warning is not None]
+        if warned:
+            result.metrics["warnings"] = [*result.metrics.get("warnings", []), *warned]
     except BeyondFloat32 as exc:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)

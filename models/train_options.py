@@ -119,4 +119,6 @@ def selection_configs(
             for each in FAMILIES
             if each != "cva" or args.window >= 2
         ]
-    return pool
+    # Selection passes over autoencoders that can copy their input, as it does without the
+    # command (a model forced with --family and --window is trained, with its warning).
+    return [config for config in pool if not copies_input(config, n_sensors)]

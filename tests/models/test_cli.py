@@ -420,7 +420,11 @@ def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
         seen.append((chosen.label, calibration_given))
         return f"blind: {chosen.label}"
 
+    def split(chosen: CandidateScore, *, calibration_given: bool) -> str:
+        return f"split: {chosen.label}"
+
     monkeypatch.setattr(models.train_command, "blind_warning", warn)
+    monkeypatch.setattr(models.train_command, "split_warning", split)
     args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
     args += ["--calibration-data", str(data_dir / "cal.csv")]
     for version, forced in (
@@ -437,6 +441,8 @@ def test_train_keeps_the_warning_that_the_model_cannot_tell_faults(
         assert seen[-1] == (shipped, True) and len(seen) == int(version)
         assert f"WARNING: blind: {shipped}" in err
         assert f"blind: {shipped}" in manifest.metrics["warnings"]
+        assert f"WARNING: split: {shipped}" in err
+        assert f"split: {shipped}" in manifest.metrics["warnings"]
 
 
 def test_train_prints_the_ranking_the_manifest_records(

@@ -4,11 +4,18 @@ check, the lone-glitch check and thresholds train would refuse."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.inject import Fault
 from models.injected import InjectedRun
 from models.operating_point import declared, smooth
-from models.smoothing_choice import split_false_alarms, weigh_smoothings
+from models.selection_rule import CandidateScore
+from models.smoothing_choice import (
+    split_allowance,
+    split_false_alarms,
+    split_warning,
+    weigh_smoothings,
+)
 from models.train_config import TrainConfig
 
 
@@ -82,3 +89,23 @@ def test_the_split_half_check_starts_where_it_is_told() -> None:
         ]
     )
     assert started == by_hand != split_false_alarms(clean, "ewma:0.1", 0.99)
+
+
+def test_a_chosen_model_beyond_the_split_half_allowance_is_warned_of() -> None:
+    """Selection narrows a candidate's smoothings by the allowance but ranks candidates on
+    detection, so the one shipped may break it (a short run that drifts between its halves):
+    the user is told, with the figures and what to do."""
+    config = TrainConfig(family="dpca", window=2, smoothing="median:5", quantile=0.99)
+    assert split_allowance(0.99) == pytest.approx(2 * 0.01)
+    within = CandidateScore(config, {"drift": 0.2}, 0.0, split_false_alarms=0.02)
+    assert split_warning(within, calibration_given=False) is None
+    beyond = CandidateScore(config, {"drift": 0.2}, 0.0, split_false_alarms=0.25)
+    warning = split_warning(beyond, calibration_given=False)
+    assert warning is not None
+    assert warning.startswith("the chosen model (dpca window 2, median:5) flags 25.0% of one half")
+    assert "above the 2.0% its 0.99 quantile allows" in warning
+    assert warning.endswith("pass --calibration-data with normal readings of another run or period")
+    given = split_warning(beyond, calibration_given=True)
+    assert given is not None and "Check that --calibration-data is normal operation" in given
+    unmeasured = CandidateScore(config, {}, 0.0, split_false_alarms=float("nan"))
+    assert split_warning(unmeasured, calibration_given=False) is None
