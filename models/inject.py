@@ -32,6 +32,11 @@ SIZES: dict[str, float] = {
 """Size per kind, in training standard deviations (spike height, step, drift reached at the
 end, added noise std); kinds whose size is 0 change the shape, not the level. Small on
 purpose: faults every candidate catches cannot rank the candidates."""
+SLOWED_OVER = 5
+"""Readings the dynamics fault averages over (slower dynamics, the same spread)."""
+MIN_INJECTABLE = 2 * SLOWED_OVER
+"""Readings a run needs for every fault: they start halfway, and the slowest holds
+``SLOWED_OVER`` readings after its onset."""
 SPIKE_EVERY = 10
 
 
@@ -72,7 +77,7 @@ def inject(z: np.ndarray, fault: Fault, rng: np.random.Generator) -> np.ndarray:
         source = out[:start, j]
         segment[:] = np.resize(source[::-1], length)
     else:  # dynamics: slower (a moving average), rescaled to the same spread
-        smoothed = np.convolve(segment, np.ones(5) / 5, mode="same")
+        smoothed = np.convolve(segment, np.ones(SLOWED_OVER) / SLOWED_OVER, mode="same")
         spread = smoothed.std()
         segment[:] = (smoothed - smoothed.mean()) / (spread if spread > 0 else 1.0)
         segment[:] = segment * z[start:, j].std() + z[start:, j].mean()

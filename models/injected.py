@@ -8,7 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.inject import KINDS, SPIKE_EVERY, Fault, fault_plan, inject
+from models.inject import (
+    KINDS,
+    MIN_INJECTABLE,
+    SLOWED_OVER,
+    SPIKE_EVERY,
+    Fault,
+    fault_plan,
+    inject,
+)
 from models.operating_point import declared, smooth
 from models.threshold import estimate_threshold
 from models.train import TrainResult
@@ -34,6 +42,13 @@ class InjectedRun:
 def injected_run(
     result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
 ) -> InjectedRun:
+    if len(calibration_values) < MIN_INJECTABLE:
+        raise ValueError(
+            f"the calibration run has {len(calibration_values)} readings, too few to inject "
+            f"faults into (at least {MIN_INJECTABLE}: they start halfway, and one averages "
+            f"{SLOWED_OVER} readings); train on more readings, pass --calibration-data, or name "
+            "the model with --family and --window"
+        )
     z = (np.asarray(calibration_values, dtype=np.float64) - result.scaler_mean) / (
         result.scaler_scale
     )

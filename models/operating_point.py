@@ -26,7 +26,13 @@ the last 19 scores)."""
 
 
 def parse_smoothing(spec: str) -> ScoreSmoothing:
-    """``none``, ``mean:N``, ``median:N`` or ``ewma:ALPHA``."""
+    """``none``, ``mean:N``, ``median:N`` or ``ewma:ALPHA``; anything else, or out of the
+    schema's bounds, is one line saying what is allowed.
+
+    >>> parse_smoothing("ewma:2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: smoothing 'ewma:2' must be none, mean:N, ... or ewma:ALPHA (0 < ALPHA <= 1)
+    """
     method, _, value = spec.strip().partition(":")
     try:
         if method == "none" and not value:
@@ -35,11 +41,14 @@ def parse_smoothing(spec: str) -> ScoreSmoothing:
             return ScoreSmoothing(method=method, window=int(value))
         if method == "ewma":
             return ScoreSmoothing(method="ewma", alpha=float(value))
-    except ValueError as exc:  # int("x") or the schema's bounds
-        raise ValueError(f"smoothing {spec!r}: {exc}") from exc
-    raise ValueError(
-        f"smoothing {spec!r} must be none, mean:N, median:N or ewma:ALPHA (0 < ALPHA <= 1)"
-    )
+    except ValueError as exc:  # int("x"), or the schema's bounds (pydantic's many lines)
+        raise ValueError(_SMOOTHING_FORMS.format(spec=spec)) from exc
+    raise ValueError(_SMOOTHING_FORMS.format(spec=spec))
+
+
+_SMOOTHING_FORMS = (
+    "smoothing {spec!r} must be none, mean:N, median:N (N >= 1) or ewma:ALPHA (0 < ALPHA <= 1)"
+)
 
 
 def declared(spec: str, calibration_scores: np.ndarray) -> ScoreSmoothing:

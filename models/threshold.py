@@ -63,6 +63,12 @@ def estimate_threshold(
             f"{int(np.sum(~np.isfinite(reading_errors)))} of {n} calibration errors are not "
             "finite: the model cannot score these readings, so no threshold can be set"
         )
+    needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
+    if n < 2:  # the rule below would call it a repeated value
+        raise DegenerateCalibration(
+            f"only {n} calibration error to set the {quantile:g} quantile from: too few to set "
+            f"a threshold; use at least {needed} calibration readings"
+        )
     value = float(np.quantile(reading_errors, quantile, method="higher"))
     median = float(np.median(reading_errors))
     if value <= 0 or value <= median:
@@ -76,7 +82,6 @@ def estimate_threshold(
     exceeding = int(above.sum())
     events = excursions(above)
     ci = effective_interval(exceeding, events, n)
-    needed = math.ceil(MIN_TAIL_SAMPLES / (1 - quantile))
     warnings: list[str] = []
     if n < needed:
         warnings.append(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     if calibration is not None and calibration.sensors != readings.sensors:
         print(
-            f"error: {args.calibration_data} has sensors {calibration.sensors[:5]}..., "
-            f"not the training data's {readings.sensors[:5]}... (same names, same order)",
+            f"error: {args.calibration_data}: "
+            f"{sensors_mismatch(calibration.sensors, readings.sensors)} (the calibration data "
+            "needs the training data's sensors: same names, same order)",
             file=sys.stderr,
         )
         return 2
@@ -313,3 +315,24 @@ def _labelled_anomalous(readings: Readings | None) -> int:
     if column.dtype.kind != "f":
         return 0
     return int(np.nansum(column > 0))
+
+
+def sensors_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
+    """Where two sensor lists part, in words.
+
+    >>> sensors_mismatch(["a", "b", "x"], ["a", "b", "c"])
+    "sensor 3 is 'x', the training data's is 'c'"
+    >>> sensors_mismatch(["a", "b"], ["a", "b", "c"])
+    "2 sensors, the training data's 3 (the first 2 alike; missing: 'c')"
+    """
+    for i, (mine, theirs) in enumerate(zip(found, expected, strict=False)):
+        if mine != theirs:
+            return f"sensor {i + 1} is {mine!r}, the training data's is {theirs!r}"
+    shorter = min(len(found), len(expected))
+    extra = (expected if len(expected) > len(found) else found)[shorter:]
+    what = "missing" if len(expected) > len(found) else "extra"
+    listed = ", ".join(repr(name) for name in extra[:5]) + (", ..." if len(extra) > 5 else "")
+    return (
+        f"{len(found)} sensors, the training data's {len(expected)} (the first {shorter} "
+        f"alike; {what}: {listed})"
+    )

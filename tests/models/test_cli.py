@@ -135,7 +135,19 @@ def test_train_refuses_bad_data(
     np.save(other, np.zeros((100, SENSORS)))
     args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(other)]
     assert main([*args, "--out", str(tmp_path), "--name", "x", "--version", "1"]) == 2
-    assert "same names, same order" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "same names, same order" in err and "sensor 1 is 'x01'" in err
+    # Where two lists part beyond their first names, or one is shorter: said, not elided.
+    fewer = tmp_path / "fewer.csv"
+    clean = (data_dir / "train.csv").read_text().splitlines()[:200]
+    last = SENSORS  # the columns are a timestamp, the sensors, then the labels
+    kept = [",".join(cells[:last] + cells[last + 1 :]) for cells in (x.split(",") for x in clean)]
+    fewer.write_text("\n".join(kept) + "\n")
+    args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(fewer)]
+    assert main([*args, "--out", str(tmp_path), "--name", "x", "--version", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{SENSORS - 1} sensors, the training data's {SENSORS}" in err
+    assert f"missing: {header[last]!r}" in err
 
     args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
     assert main([*args, "--name", "x", "--version", "1", "--quantile", "1.5"]) == 2
@@ -184,9 +196,11 @@ def test_train_names_the_options_a_refused_setting_comes_from(
     # What the user typed, and the text of a smoothing's own refusal, stay as they are.
     assert main([*args, "--smoothing", "window:3"]) == 2
     assert "--smoothing 'window:3' must be" in capsys.readouterr().err
-    assert main([*args, "--smoothing", "mean:0"]) == 2
-    err = capsys.readouterr().err
-    assert "--smoothing 'mean:0'" in err and "--window" not in err
+    for bound in ("mean:0", "ewma:2"):  # the schema's bounds: one line, not pydantic's
+        assert main([*args, "--smoothing", bound]) == 2
+        err = capsys.readouterr().err
+        assert f"--smoothing {bound!r} must be none, mean:N, median:N (N >= 1)" in err
+        assert len(err.splitlines()) == 1 and "pydantic" not in err and "--window" not in err
 
 
 def test_the_glitch_guard_on_a_one_reading_model_says_it_does_nothing(
@@ -347,6 +361,20 @@ def test_train_names_the_file_too_short_to_train_on(
     assert main([*args, *out]) == 2
     assert f"error: {files['four']}: a plane needs" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+    # Selection (the default) on a run whose calibration tail cannot hold the injected
+    # faults: said so, with what to do, not numpy's broadcast error; and a tail of one
+    # reading is too few, not "one repeated value".
+    selected = ["--out", str(tmp_path), "--name", "y", "--version", "1"]  # no network option
+    few = tmp_path / "few.npy"
+    np.save(few, rng.normal(size=(12, 4)))
+    for forced, said in (
+        ([], "calibration run has 2 readings, too few to inject faults into (at least 10"),
+        (["--family", "dpca", "--window", "2"], "only 1 calibration error to set the 0.99"),
+    ):
+        assert main(["train", "--data", str(few), *selected, *forced]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: {few}") and said in err, err
 
 
 def test_commands_are_registered() -> None:
