@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     print(
-        f"training on {readings.n_readings} readings x {readings.n_sensors} sensors "
+        f"training on {readings.n_readings} readings x {readings.n_sensors} "
+        f"sensor{'s' if readings.n_sensors != 1 else ''} "
         f"from {readings.source}",
         file=sys.stderr,
     )

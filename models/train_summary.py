@@ -227,6 +227,6 @@ def print_summary(
         check, readings = lone_spike
         lines.append(f"lone spike (on {readings}): {check.message}")
     lines += [f"WARNING: {warning}" for warning in data_warnings]  # the early one has scrolled
-    lines.append(f"wrote {artifact_dir}: {', '.join(files)}")
+    lines.append(f"wrote {artifact_dir}: {', '.join(sorted([*files, 'manifest.json']))}")
     for line in lines:
         print(line, file=sys.stderr)

@@ -74,6 +74,11 @@ def test_train_with_calibration_file(
     assert spike["readings"] == "the calibration run" and spike["verdict"] in ("ok", "alerts")
     assert f"lone spike (on the calibration run): {'ok' if spike['ok'] else 'WARNING'}: " in err
     assert f"an alert in {spike['alerted']} of {spike['trials']} trials" in err
+    # Every file written is named, the manifest too.
+    wrote = next(line for line in err.splitlines() if line.startswith("wrote "))
+    listed = wrote.split(": ", 1)[1].split(", ")
+    assert sorted(listed) == sorted(p.name for p in (tmp_path / "plant" / "1").iterdir())
+    assert "training on 1500 readings x 6 sensors from" in err
 
     # The same folder is not overwritten by accident.
     assert main([*args, "--name", "plant", "--version", "1", *tiny()]) == 2
