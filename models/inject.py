@@ -34,9 +34,9 @@ end, added noise std); kinds whose size is 0 change the shape, not the level. Sm
 purpose: faults every candidate catches cannot rank the candidates."""
 SLOWED_OVER = 5
 """Readings the dynamics fault averages over (slower dynamics, the same spread)."""
-MIN_INJECTABLE = 2 * SLOWED_OVER
-"""Readings a run needs for every fault: they start halfway, and the slowest holds
-``SLOWED_OVER`` readings after its onset."""
+MIN_INJECTABLE = 2 * SLOWED_OVER - 1
+"""Readings a run needs for every fault: they start halfway (reading ``n // 2``), and the
+slowest needs ``SLOWED_OVER`` readings from its onset on."""
 SPIKE_EVERY = 10
 
 

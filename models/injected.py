@@ -27,6 +27,10 @@ from service.scoring.manifest import ScoreSmoothing
 FAULTS_PER_KIND = 6
 
 
+class TooShortToInject(ValueError):
+    """The calibration run cannot hold the injected faults: about the data, not a candidate."""
+
+
 @dataclass(frozen=True)
 class InjectedRun:
     """Raw reading scores of the clean calibration run and of its faulty copies."""
@@ -43,11 +47,11 @@ def injected_run(
     result: TrainResult, calibration_values: np.ndarray, *, seed: int = 0
 ) -> InjectedRun:
     if len(calibration_values) < MIN_INJECTABLE:
-        raise ValueError(
-            f"the calibration run has {len(calibration_values)} readings, too few to inject "
-            f"faults into (at least {MIN_INJECTABLE}: they start halfway, and one averages "
-            f"{SLOWED_OVER} readings); train on more readings, pass --calibration-data, or name "
-            "the model with --family and --window"
+        raise TooShortToInject(
+            f"{len(calibration_values)} calibration readings are too few to inject faults into "
+            f"(at least {MIN_INJECTABLE}: they start halfway, and one averages {SLOWED_OVER} "
+            "readings); use a longer calibration run, or name the model with --family and "
+            "--window"
         )
     z = (np.asarray(calibration_values, dtype=np.float64) - result.scaler_mean) / (
         result.scaler_scale

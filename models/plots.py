@@ -311,6 +311,16 @@ def plot_examples(sensors: list[str], examples: list[Example], path: Path) -> Pa
     return path
 
 
+def score_axis(ax: Any, top: float) -> None:
+    """Score / threshold from 0 to just above ``top`` (at least 1): linear below the threshold,
+    logarithmic above it, and labelled there too (symlog alone labels only decades)."""
+    ax.set_yscale("symlog", linthresh=1.0)
+    decades = 10.0 ** np.arange(0, math.floor(math.log10(max(top, 1.0))) + 1)  # none past top
+    ticks = [0.0, 0.25, 0.5, 0.75, *decades]
+    ax.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
+    ax.set_ylim(0.0, max(top, 1.0) * 1.15)  # room for the alert marks above the highest
+
+
 def plot_timelines(timelines: list[Timeline], path: Path) -> Path:
     """Smoothed score / threshold over readings: labelled stretches shaded, onsets dashed,
     alert starts as triangles, the threshold at 1."""
@@ -330,12 +340,7 @@ def plot_timelines(timelines: list[Timeline], path: Path) -> Path:
         if line.alerts.size:
             ax.plot(line.alerts, np.full(line.alerts.size, top * 1.05), "v",
                     color="tab:green", markersize=5, label="alert starts")  # fmt: skip
-        ax.set_yscale("symlog", linthresh=1.0)
-        # symlog labels only decades: below the threshold (its linear part) say the levels too.
-        decades = 10.0 ** np.arange(0, max(1, math.ceil(math.log10(top * 1.05))) + 1)
-        ticks = [0.0, 0.25, 0.5, 0.75, *decades]
-        ax.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
-        ax.set_ylim(bottom=0.0)
+        score_axis(ax, top)
         ax.set_ylabel("score / threshold")
         ax.set_title(line.title, fontsize="small")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.005, 1.0))

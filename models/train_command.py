@@ -17,6 +17,7 @@ from models.artifact_target import artifact_dir_problem, default_name, next_vers
 from models.data import load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
+from models.injected import TooShortToInject
 from models.inputs import BeyondFloat32
 from models.lone_spike import check_trained
 from models.operating_point import CANDIDATES as SMOOTHINGS
@@ -232,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except CalibrationUnscorable as exc:
+    except (CalibrationUnscorable, TooShortToInject) as exc:
         unscorable = args.calibration_data or f"{args.data} (its calibration tail)"
         print(f"error: {unscorable}: {exc}", file=sys.stderr)
         return 2

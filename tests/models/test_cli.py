@@ -373,13 +373,27 @@ def test_train_names_the_file_too_short_to_train_on(
     selected = ["--out", str(tmp_path), "--name", "y", "--version", "1"]  # no network option
     few = tmp_path / "few.npy"
     np.save(few, rng.normal(size=(12, 4)))
+    tail = f"error: {few} (its calibration tail): "
     for forced, said in (
-        ([], "calibration run has 2 readings, too few to inject faults into (at least 10"),
+        ([], "2 calibration readings are too few to inject faults into (at least 9"),
         (["--family", "dpca", "--window", "2"], "only 1 calibration error to set the 0.99"),
     ):
         assert main(["train", "--data", str(few), *selected, *forced]) == 2
         err = capsys.readouterr().err.strip().splitlines()[-1]
         assert err.startswith(f"error: {few}") and said in err, err
+        assert err.startswith(tail) or forced
+    # A calibration file: named as the one too short; 9 readings hold every fault.
+    long = rng.normal(size=(300, 4))
+    np.save(tmp_path / "long.npy", long)
+    for n, status in ((8, 2), (9, 0)):
+        short = tmp_path / f"cal{n}.npy"
+        np.save(short, long[:n] + 0.1)
+        args = ["train", "--data", str(tmp_path / "long.npy"), "--calibration-data", str(short)]
+        out_n = ["--out", str(tmp_path), "--name", f"c{n}", "--version", "1"]
+        assert main([*args, *out_n, "--families", "dpca,cva"]) == status
+        err = capsys.readouterr().err
+        if status:
+            assert f"error: {short}: 8 calibration readings are too few to inject" in err
 
 
 def test_commands_are_registered() -> None:

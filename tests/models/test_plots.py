@@ -6,10 +6,11 @@ import doctest
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from models import plots
 from models.metrics import evaluate_detector
-from models.plots import HISTOGRAM_SPAN, Timeline, histogram_bins, pr_warning
+from models.plots import HISTOGRAM_SPAN, Timeline, histogram_bins, pr_warning, score_axis
 from models.report import EvaluationReport, ScoredDetector, write_report
 
 
@@ -29,6 +30,24 @@ def test_pr_warning_only_when_nearly_every_reading_is_anomalous() -> None:
     assert pr_warning(0.9) is None
     warning = pr_warning(0.95)
     assert warning is not None and "95% of these readings are anomalous" in warning
+
+
+@pytest.mark.parametrize(
+    ("top", "labels", "limit"),
+    [(0.8, ["0", "0.25", "0.5", "0.75", "1"], 1.15), (2.0, ["0", "0.25", "0.5", "0.75", "1"], 2.3),
+     (11.0, ["0", "0.25", "0.5", "0.75", "1", "10"], 12.65)],
+)  # fmt: skip
+def test_the_score_axis_labels_levels_below_the_threshold_and_ends_at_the_top(
+    top: float, labels: list[str], limit: float
+) -> None:
+    """Levels under the threshold are readable, and no decade beyond the highest score
+    stretches the axis (a peak of 2 on an axis to 10 would leave half the plot empty)."""
+    plt = plots._pyplot()
+    fig, ax = plt.subplots()
+    score_axis(ax, top)
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    assert ax.get_ylim() == pytest.approx((0.0, limit))
+    plt.close(fig)
 
 
 def test_report_writes_every_plot(tmp_path: Path) -> None:
