@@ -212,10 +212,10 @@ def kind_verdict(
     kind_scores = np.asarray(kind_scores, dtype=np.float64)
     normal_scores = np.asarray(normal_scores, dtype=np.float64)
     recall = float(np.mean(kind_scores > threshold)) if kind_scores.size else math.nan
+    capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
     if kind_scores.size < 2:
         nan = math.nan
         result = Separability(nan, nan, nan, int(normal_scores.size), int(kind_scores.size))
-        capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
         message = (
             f"TOO FEW READINGS: {kind_scores.size} of this kind, and the rule's t-test needs "
             f"two; recall {recall:.1%} at the threshold says nothing about the next ones. "
@@ -225,7 +225,6 @@ def kind_verdict(
             kind, int(kind_scores.size), recall, auc, result, capacity, "too few", message
         )
     result = separability(normal_scores, kind_scores)
-    capacity = capacity_diagnosis(normal_scores, kind_scores, auc, advice=advice.capacity)
     figures = (
         f"Cohen's d {result.cohens_d:.2f}, Welch p {result.p_value:.2g}, median "
         f"{capacity.median_ratio:.2f}x normal, ROC-AUC {auc:.3f}, recall {recall:.1%} at "

@@ -185,7 +185,6 @@ def run_skab(
             own_threshold=True,
         )
         _accumulate(per_file, file.name, detectors, values, test_labels)
-        per_file.models[file.name] = (model_label(result), float(detectors.limits["autoencoder"]))
 
         detectors_b = DetectorSet.build(
             shared,
@@ -195,15 +194,7 @@ def run_skab(
             calibration_source=f"{file.name} first {SKAB_TRAIN_ROWS} rows",
         )
         _accumulate(recalibrated, file.name, detectors_b, values, test_labels)
-        recalibrated.models[file.name] = (
-            model_label(shared),
-            float(detectors_b.limits["autoencoder"]),
-        )
         _accumulate(own_threshold, file.name, detectors_c, values, file.labels, first_row=0)
-        own_threshold.models[file.name] = (
-            model_label(shared),
-            float(detectors_c.limits["autoencoder"]),
-        )
         if verbose:
             counts = per_file.per_file[file.name]["autoencoder"]
             print(
@@ -231,6 +222,10 @@ def _accumulate(
     test_labels = labels[skipped:]
     flags = _flags(scores, detectors.limits)
     variant.per_file[file_name] = {}
+    variant.models[file_name] = (
+        model_label(detectors.result),
+        float(detectors.limits["autoencoder"]),
+    )
     for name, flagged in flags.items():
         counts = BinaryMetrics.from_flags(flagged, test_labels)
         variant.per_file[file_name][name] = counts
