@@ -228,7 +228,29 @@ def _load_whitespace(path: Path, *, transpose: bool) -> Readings:
     )
 
 
+def _header_dtype(path: Path) -> np.dtype | None:
+    """The dtype a ``.npy`` header declares, or None where the header is unreadable (the
+    load that follows says why)."""
+    try:
+        with path.open("rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                return np.lib.format.read_array_header_1_0(handle)[2]
+            return np.lib.format.read_array_header_2_0(handle)[2]
+    except (ValueError, OSError, EOFError, TypeError):
+        return None
+
+
 def _load_npy(path: Path, *, transpose: bool) -> Readings:
+    dtype = _header_dtype(path)
+    if dtype is not None and dtype.hasobject:
+        # numpy's own refusal advises allow_pickle, which this command has no way to pass
+        # and which would run code stored in the file.
+        raise DataError(
+            path,
+            f"array dtype {dtype} holds Python objects, not numbers, and is not unpickled; "
+            "save it as numbers (e.g. np.save(path, array.astype(float)))",
+        )
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file

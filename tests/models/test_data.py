@@ -247,6 +247,7 @@ def test_npy(tmp_path: Path) -> None:
         (np.array([[1 + 2j, 2], [3, 4]]), "dtype complex128 is complex"),
         (np.array([[1, 2], [3, 4]], dtype="timedelta64[s]"), "timedelta64[s] is not real numbers"),
         (np.array([["1", "2"], ["3", "4"]]), "<U1 is not real numbers"),
+        (np.array([[1, "a"], [3, 4]], dtype=object), "object holds Python objects"),
     ],
 )
 def test_npy_that_is_not_real_numbers_is_refused(
