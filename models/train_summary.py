@@ -33,8 +33,8 @@ def print_candidate(score: CandidateScore) -> None:
         found = "left a threshold train refuses at every smoothing"
     else:
         found = (
-            f"catches {score.mean_detection:6.1%} of injected faults after "
-            f"{score.mean_delay:5.1f} readings, {score.multiply_adds:,} multiply-adds a "
+            f"catches {_caught(score.mean_detection, score.mean_delay, 6, 5)}, "
+            f"{score.multiply_adds:,} multiply-adds a "
             f"reading, {score.split_false_alarms:5.1%} split-half false alarms"
             + (f" (above the {allowed:.1%} allowed)" if score.split_false_alarms > allowed else "")
             + (", a lone spike pages at every smoothing" if score.glitch_pages else "")
@@ -46,12 +46,25 @@ def print_candidate(score: CandidateScore) -> None:
     )
 
 
+def _caught(detection: float, delay: float, rate_width: int, delay_width: int) -> str:
+    """The share of injected faults caught and how soon; a candidate that caught none has
+    no delay to give (its mean is the penalty every unflagged fault counts)."""
+    if detection == 0.0:
+        return f"{'none':>{rate_width}} of the injected faults"
+    return f"{detection:{rate_width}.1%} of injected faults after {delay:{delay_width}.1f} readings"
+
+
 def smoothing_choice(score: CandidateScore, n_smoothings: int) -> str:
     """The line for one forced model's smoothing, chosen as selection chooses a candidate's."""
+    caught = (
+        f"{score.mean_detection:.1%} of faults injected into the calibration run after "
+        f"{score.mean_delay:.1f} readings on average"
+        if score.mean_detection
+        else "none of the faults injected into the calibration run"
+    )
     line = (
-        f"smoothing {score.config.smoothing}: it catches {score.mean_detection:.1%} of "
-        f"faults injected into the calibration run after {score.mean_delay:.1f} readings "
-        f"on average, chosen among {n_smoothings} smoothings by the selection rule "
+        f"smoothing {score.config.smoothing}: it catches {caught}, "
+        f"chosen among {n_smoothings} smoothings by the selection rule "
         "(split-half false alarms, a lone spike, detection, then delay)"
     )
     if score.glitch_pages:
@@ -76,8 +89,8 @@ def _ranking_lines(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
     for place, row in enumerate(ranking, start=1):
         label = candidate_label(row["family"], row["window"], row["residual"], row["smoothing"])
         found = (
-            f"{row['mean_detection']:6.1%} (clean run {row['clean_flagged']:.1%}) "
-            f"after {row['mean_delay']:6.1f} readings"
+            f"{_caught(row['mean_detection'], row['mean_delay'], 6, 6)} "
+            f"(clean run {row['clean_flagged']:.1%})"
             if row["detection"]
             else "no threshold train accepts"
         )
@@ -95,13 +108,18 @@ def _model_lines(result: TrainResult) -> list[str]:
     if isinstance(selection, dict):
         ranking = selection["ranking"]
         chosen, most = ranking[0], max(row["mean_detection"] for row in ranking)
+        caught = (
+            f"{chosen['mean_detection']:.1%} of faults injected into the calibration run "
+            f"(the most of {len(ranking)} candidates: {most:.1%}) after "
+            f"{chosen.get('mean_delay', 0.0):.1f} readings on average"
+            if chosen["mean_detection"]
+            else "none of the faults injected into the calibration run (the most of "
+            f"{len(ranking)} candidates: {most:.1%})"
+        )
         lines.append(
             f"chose {config.family} over window {config.window}"
             + (", whitened" if config.residual == "whitened" else "")
-            + ", smoothing "
-            + f"{config.smoothing}: it caught {chosen['mean_detection']:.1%} of faults injected "
-            f"into the calibration run (the most of {len(ranking)} candidates: {most:.1%}) "
-            f"after {chosen.get('mean_delay', 0.0):.1f} readings on average, at "
+            + f", smoothing {config.smoothing}: it caught {caught}, at "
             f"{chosen.get('multiply_adds', 0):,} multiply-adds a reading; the rule: within "
             "one standard error of the best detection, then of the shortest delay, the "
             "cheapest (the process's memory, from its autocorrelation: "

@@ -35,6 +35,18 @@ def test_a_candidate_without_an_accepted_threshold_claims_no_detection(
     assert "catches" not in line and "readings" not in line and "split-half" not in line
 
 
+def test_a_candidate_that_caught_nothing_gives_no_delay(capsys: pytest.CaptureFixture[str]) -> None:
+    """Its mean delay is the penalty each unflagged fault counts, not a time to detection."""
+    score = CandidateScore(CONFIG, {"bias": 0.0}, 0.1, 0.01, delays=(30.0,))
+    print_candidate(score)
+    line = capsys.readouterr().err
+    assert "catches   none of the injected faults," in line
+    assert "30.0" not in line
+    forced = smoothing_choice(score, 7)
+    assert "it catches none of the faults injected into the calibration run, chosen" in forced
+    assert "30.0" not in forced
+
+
 @pytest.mark.parametrize(("pages", "said"), [(True, True), (False, False), (None, False)])
 def test_a_forced_models_smoothing_line_says_when_a_glitch_pages_at_every_smoothing(
     pages: bool | None, said: bool
