@@ -35,7 +35,7 @@ from models.smoothing_choice import split_warning
 from models.threshold import CalibrationUnscorable
 from models.train import TrainResult, train
 from models.train_config import InvalidSettings
-from models.train_options import config_from_args, selection_configs
+from models.train_options import config_from_args, selection_configs, unused_options
 from models.train_parser import DefaultsWhereThereAreSome, add_arguments, option_name
 from models.train_summary import print_candidate, print_epoch, print_summary, smoothing_choice
 from service.scoring.artifact import sha256_array
@@ -97,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    unused = unused_options(args, option_name)
+    if unused is not None:
+        print(f"error: {unused}", file=sys.stderr)
         return 2
     problem = artifact_dir_problem(args.out, args.name, args.version, force=args.force)
     if problem is not None:

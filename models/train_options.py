@@ -4,16 +4,19 @@ the candidates selection weighs when the options leave a choice."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import replace
 
 from models.selection import candidates, copies_input, horizons
-from models.train_config import FAMILIES, TrainConfig
+from models.train_config import FAMILIES, LINEAR_FAMILIES, TrainConfig
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The settings; family and window are those given, or the defaults selection starts
     from (see :func:`selection_configs`)."""
-    family = "autoencoder" if args.family == "auto" else args.family
+    family = args.family
+    if family == "auto":
+        family = _implied_family(args) or "autoencoder"
     window = args.window
     if window is None:
         window = 1 if family in ("autoencoder", "vae") else 2
@@ -43,32 +46,72 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-AUTOENCODER_OPTIONS = (
-    "hidden",
-    "latent",
-    "dropout",
-    "activation",
-    "epochs",
-    "patience",
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "noise_std",
-    "mask_prob",
-    "plane_variance",
-    "kl_warmup",
-    "residual",
-)
-"""Settings only the autoencoder has: giving one says which family is meant."""
+NETWORK_FAMILIES = tuple(family for family in FAMILIES if family not in LINEAR_FAMILIES)
+
+OPTION_FAMILIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "hidden",
+            "latent",
+            "dropout",
+            "activation",
+            "epochs",
+            "patience",
+            "lr",
+            "weight_decay",
+            "batch_size",
+            "noise_std",
+            "mask_prob",
+            "residual",
+        ),
+        NETWORK_FAMILIES,
+    ),
+    "plane_variance": ("autoencoder",),
+    "kl_warmup": ("vae",),
+}
+"""The families each training option applies to; the linear families are fitted in closed
+form and use none of them."""
 
 
-def _autoencoder_options(args: argparse.Namespace) -> list[str]:
+def _given(args: argparse.Namespace) -> list[str]:
+    """The options of OPTION_FAMILIES set to something other than their default."""
     defaults = TrainConfig()
     return [
         name
-        for name in AUTOENCODER_OPTIONS
+        for name in OPTION_FAMILIES
         if getattr(args, name) is not None and getattr(args, name) != getattr(defaults, name)
     ]
+
+
+def _implied_family(args: argparse.Namespace) -> str | None:
+    """With --family auto (and no --families), the family the options given name: the VAE
+    for --kl-warmup, otherwise the autoencoder for any network option; None for none."""
+    given = _given(args)
+    if args.family != "auto" or args.families is not None or not given:
+        return None
+    return "vae" if "kl_warmup" in given else "autoencoder"
+
+
+def unused_options(args: argparse.Namespace, option_name: Callable[[str], str]) -> str | None:
+    """Why options given would change nothing that is trained, or None: an option no family
+    to be trained uses (``--epochs`` with ``--family cva``, ``--kl-warmup`` with
+    ``--families autoencoder,conv``)."""
+    given = _given(args)
+    if args.families is not None:
+        families: tuple[str, ...] = args.families
+    elif args.family != "auto":
+        families = (args.family,)
+    else:  # --family auto: the options given name the family (_implied_family)
+        return None
+    unused = [name for name in given if not set(OPTION_FAMILIES[name]) & set(families)]
+    if not unused:
+        return None
+    trained = ", ".join(families)
+    return "; ".join(
+        f"{option_name(name)} applies to {', '.join(OPTION_FAMILIES[name])} only, not to "
+        f"{trained}" + (" (fitted in closed form)" if set(families) <= set(LINEAR_FAMILIES) else "")
+        for name in unused
+    )
 
 
 def family_list(text: str) -> tuple[str, ...]:
@@ -91,8 +134,8 @@ def selection_configs(
 ) -> list[TrainConfig]:
     """What to train: one config when the family and window are both given (or the family
     is the autoencoder, whose window defaults to 1), otherwise the candidates they allow.
-    With --family auto, an autoencoder-only option (--epochs, --hidden, ...) means the
-    autoencoder."""
+    With --family auto, a network option (--epochs, --hidden, ...) means the autoencoder,
+    --kl-warmup the VAE."""
     family = args.family
     if args.families is not None:  # checked in run(): only with --family auto
         pool = [
@@ -104,8 +147,7 @@ def selection_configs(
         if args.residual is not None:  # --residual, even squares, narrows the pool too
             pool = [config for config in pool if config.residual == args.residual]
         return pool
-    if family == "auto" and _autoencoder_options(args):
-        family = "autoencoder"
+    family = _implied_family(args) or family
     if family != "auto" and (args.window is not None or family in ("autoencoder", "vae")):
         return [base]
     if family == "conv":  # one network to train: over the process's memory

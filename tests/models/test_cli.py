@@ -208,6 +208,38 @@ def test_train_names_the_options_a_refused_setting_comes_from(
         assert len(err.splitlines()) == 1 and "pydantic" not in err and "--window" not in err
 
 
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (
+            ["--family", "cva", "--epochs", "5"],
+            "--epochs applies to autoencoder, conv, vae only, not to cva (fitted in closed form)",
+        ),
+        (
+            ["--families", "autoencoder,conv", "--kl-warmup", "3"],
+            "--kl-warmup applies to vae only, not to autoencoder, conv",
+        ),
+        (
+            ["--family", "dpca", "--window", "2", "--latent", "2", "--lr", "0.01"],
+            "--latent applies to autoencoder, conv, vae only, not to dpca (fitted in closed "
+            "form); --lr applies",
+        ),
+    ],
+)
+def test_train_refuses_options_that_no_family_it_trains_uses(
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    options: list[str],
+    said: str,
+) -> None:
+    """They would change nothing: a user who gives one means something that is not trained."""
+    args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path / "m")]
+    assert main([*args, *options]) == 2
+    assert f"error: {said}" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()
+
+
 def test_the_glitch_guard_on_a_one_reading_model_says_it_does_nothing(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

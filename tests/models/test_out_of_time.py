@@ -3,7 +3,6 @@ selection ranks at it (models/selection.py)."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,8 +25,6 @@ from models.selection import copies_input, select
 from models.threshold import estimate_threshold
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
-from models.train_options import config_from_args, selection_configs
-from models.train_parser import add_arguments
 from service.scoring.artifact import load_artifact
 from tests.models.test_linear import ar_process
 
@@ -182,21 +179,6 @@ def test_selection_on_one_sensor_tries_no_copying_autoencoder() -> None:
     assert ("autoencoder", 1) not in tried
     assert not any(family == "conv" for family, _ in tried)
     assert any(family == "cva" for family, _ in tried)
-
-
-@pytest.mark.parametrize("window", [[], ["--window", "1"], ["--window", "2"]])
-def test_the_commands_candidates_on_one_sensor_hold_no_copying_autoencoder(
-    window: list[str],
-) -> None:
-    """train's command builds its candidates itself: it passes over the same models."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--data", "x.csv", *window])
-    pool = selection_configs(args, config_from_args(args), memory=20, n_sensors=1)
-    assert pool and not any(copies_input(config, 1) for config in pool)
-    assert any(config.family == "dpca" for config in pool)
-    eight = selection_configs(args, config_from_args(args), memory=20, n_sensors=8)
-    assert any(config.family == "autoencoder" for config in eight)  # wide enough there
 
 
 @pytest.mark.slow
