@@ -88,9 +88,13 @@ def _ranking_lines(ranking: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["ranking (the winner, then by detection; the rule's step that passed each over):"]
     for place, row in enumerate(ranking, start=1):
         label = candidate_label(row["family"], row["window"], row["residual"], row["smoothing"])
+        clean = f"(clean run {row['clean_flagged']:.1%})"
         found = (
-            f"{_caught(row['mean_detection'], row['mean_delay'], 6, 6)} "
-            f"(clean run {row['clean_flagged']:.1%})"
+            (
+                f"{row['mean_detection']:6.1%} {clean} after {row['mean_delay']:6.1f} readings"
+                if row["mean_detection"]
+                else f"{'none':>6} {clean}"  # its delay is only the penalty (_caught)
+            )
             if row["detection"]
             else "no threshold train accepts"
         )
