@@ -6,7 +6,6 @@ program (``model.pt2``) holds the same computation for when TorchScript is gone.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 
 from models.network import ExportableScorer, ScoringModule
+from models.train_config import LINEAR_FAMILIES
 from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
 from service.scoring.manifest import Manifest
@@ -66,17 +66,16 @@ def export_artifact(
     module = result.module.eval()
     threshold = result.threshold
     training = {
-        **_jsonable(asdict(result.config)),
+        **_jsonable(result.config.applied()),
         "splits": {key: list(span) for key, span in result.splits.items()},
         "data": training_data or {},
     }
-    metrics = {
-        **_jsonable(result.metrics),
-        "history": [
+    metrics = _jsonable(result.metrics)
+    if result.config.family not in LINEAR_FAMILIES:  # fitted in closed form: no epochs
+        metrics["history"] = [
             {"epoch": r.epoch, "train_loss": r.train_loss, "val_loss": r.val_loss}
             for r in result.history
-        ],
-    }
+        ]
     manifest_fields: dict[str, Any] = {
         "golden": golden_sample(module, result.golden_inputs),
         "name": name,

@@ -214,8 +214,11 @@ def train(
     val_errors = score_readings(module, val_values, window)
     best = history[best_epoch - 1]
     metrics: dict[str, Any] = {
-        "epochs_run": len(history),
-        "best_epoch": best_epoch,
+        **(
+            {}
+            if config.family in LINEAR_FAMILIES  # fitted in closed form: no epochs
+            else {"epochs_run": len(history), "best_epoch": best_epoch}
+        ),
         "train_loss": best.train_loss,
         "val_loss": best.val_loss,
         "train_error_mean": float(train_errors.mean()),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 from models.network import ACTIVATIONS, default_hidden, default_latent
 from models.operating_point import parse_smoothing
@@ -15,6 +16,32 @@ from models.whitened import RESIDUALS
 FAMILIES = ("autoencoder", "conv", "vae", "dpca", "cva")
 """Model families ``train`` fits; all write the same artifact (see models/linear.py)."""
 LINEAR_FAMILIES = ("dpca", "cva")
+NETWORK_FAMILIES = tuple(family for family in FAMILIES if family not in LINEAR_FAMILIES)
+
+FIELD_FAMILIES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(
+        (
+            "hidden",
+            "latent",
+            "dropout",
+            "activation",
+            "epochs",
+            "patience",
+            "lr",
+            "weight_decay",
+            "batch_size",
+            "noise_std",
+            "mask_prob",
+            "residual",
+        ),
+        NETWORK_FAMILIES,
+    ),
+    "plane_variance": ("autoencoder",),
+    "kl_warmup": ("vae",),
+    "variance": ("dpca",),
+}
+"""The families each of these settings applies to (the others apply to every family): the
+linear families are fitted in closed form, with no epochs or layers."""
 
 
 class InvalidSettings(ValueError):
@@ -146,6 +173,14 @@ class TrainConfig:
         problems = [message for ok, message in checks if not ok]
         if problems:
             raise InvalidSettings(problems)
+
+    def applied(self) -> dict[str, Any]:
+        """The settings that apply to this family, as the manifest records them."""
+        return {
+            name: value
+            for name, value in asdict(self).items()
+            if self.family in FIELD_FAMILIES.get(name, FAMILIES)
+        }
 
     def resolved(self, n_sensors: int) -> TrainConfig:
         """This config with the width-derived defaults filled in, as actually trained."""

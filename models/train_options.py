@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from models.selection import candidates, copies_input, horizons
-from models.train_config import FAMILIES, LINEAR_FAMILIES, TrainConfig
+from models.train_config import FAMILIES, FIELD_FAMILIES, LINEAR_FAMILIES, TrainConfig
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -46,40 +46,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     )
 
 
-NETWORK_FAMILIES = tuple(family for family in FAMILIES if family not in LINEAR_FAMILIES)
-
-OPTION_FAMILIES: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(
-        (
-            "hidden",
-            "latent",
-            "dropout",
-            "activation",
-            "epochs",
-            "patience",
-            "lr",
-            "weight_decay",
-            "batch_size",
-            "noise_std",
-            "mask_prob",
-            "residual",
-        ),
-        NETWORK_FAMILIES,
-    ),
-    "plane_variance": ("autoencoder",),
-    "kl_warmup": ("vae",),
-}
-"""The families each training option applies to; the linear families are fitted in closed
-form and use none of them."""
-
-
 def _given(args: argparse.Namespace) -> list[str]:
-    """The options of OPTION_FAMILIES set to something other than their default."""
+    """The options of FIELD_FAMILIES set to something other than their default (a setting
+    with no option, such as DPCA's variance, is never given)."""
     defaults = TrainConfig()
     return [
         name
-        for name in OPTION_FAMILIES
-        if getattr(args, name) is not None and getattr(args, name) != getattr(defaults, name)
+        for name in FIELD_FAMILIES
+        if getattr(args, name, None) is not None and getattr(args, name) != getattr(defaults, name)
     ]
 
 
@@ -103,12 +77,12 @@ def unused_options(args: argparse.Namespace, option_name: Callable[[str], str]) 
         families = (args.family,)
     else:  # --family auto: the options given name the family (_implied_family)
         return None
-    unused = [name for name in given if not set(OPTION_FAMILIES[name]) & set(families)]
+    unused = [name for name in given if not set(FIELD_FAMILIES[name]) & set(families)]
     if not unused:
         return None
     trained = ", ".join(families)
     return "; ".join(
-        f"{option_name(name)} applies to {', '.join(OPTION_FAMILIES[name])} only, not to "
+        f"{option_name(name)} applies to {', '.join(FIELD_FAMILIES[name])} only, not to "
         f"{trained}" + (" (fitted in closed form)" if set(families) <= set(LINEAR_FAMILIES) else "")
         for name in unused
     )

@@ -168,6 +168,23 @@ def test_manifest_fields(trained: tuple[TrainResult, np.ndarray], artifact: Path
     np.testing.assert_array_equal(reference, result.calibration_errors.astype(np.float32))
 
 
+@pytest.mark.parametrize("family", ["dpca", "cva"])
+def test_a_linear_models_manifest_records_no_network_settings(family: str, tmp_path: Path) -> None:
+    """Fitted in closed form: no epochs, layers or learning rate to record, so none that a
+    reader could take for how the model was made."""
+    plant = generate_plant(600, seed=3, n_sensors=N_SENSORS).values
+    result = train(plant, [f"s{i}" for i in range(N_SENSORS)], TrainConfig(family=family, window=2))
+    export_artifact(result, tmp_path / "m", name="m", version="1", training_data_sha256="0" * 64)
+    manifest = load_artifact(tmp_path / "m").manifest
+    for network in ("epochs", "lr", "hidden", "latent", "batch_size", "kl_warmup", "residual"):
+        assert network not in manifest.training, network
+    assert ("variance" in manifest.training) is (family == "dpca")
+    assert manifest.training["family"] == family and manifest.training["window"] == 2
+    for network in ("epochs_run", "best_epoch", "history"):
+        assert network not in manifest.metrics, network
+    assert manifest.metrics["val_loss"] == result.metrics["val_loss"]
+
+
 @pytest.mark.parametrize("victim", [TORCHSCRIPT_FILE, EXPORT_FILE, REFERENCE_FILE])
 def test_tampered_file_is_refused(artifact: Path, tmp_path: Path, victim: str) -> None:
     copy = tmp_path / "copy"
