@@ -310,7 +310,9 @@ def _verdict_section(detectors: list[ScoredDetector]) -> list[str]:
 def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
     lines = [f"# {report.title}", ""]
     for key, value in report.context.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "message" in value:  # its figures are in report.json
+            value = value["message"]
+        elif isinstance(value, dict):
             value = "; ".join(f"{k} = {_fmt(v)}" for k, v in value.items())
         lines.append(f"- **{key}**: {_fmt(value)}")
     lines.append("")
