@@ -23,14 +23,15 @@ from pydantic import (
 from service.api.bodies import JsonBodyRoute
 from service.api.openapi import problems
 from service.api.params import MAX_CLIENT_ID, DateTime, SecondsOrDateTime
-from service.calibration import labelling
-from service.calibration.labelling import LabellingDesk, Selection
+from service.calibration import selections
+from service.calibration.labelling import LabellingDesk
 from service.calibration.records import (
     LabelFilter,
     StoredLabel,
     Submission,
     content_fingerprint,
 )
+from service.calibration.selections import Selection
 from service.schemas import as_datetime, exactly_one_of
 from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import (
@@ -286,11 +287,11 @@ class LabelPage(BaseModel):
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], route_class=JsonBodyRoute)
 
 
-def _carried(readings: CarriedReadings, desk: LabellingDesk) -> labelling.CarriedReadings:
+def _carried(readings: CarriedReadings, desk: LabellingDesk) -> selections.CarriedReadings:
     model = desk.model(readings.model)
     desk.check_size(len(readings.values), "the request carries")
     matrix = matrix_of_rows(readings.values, model.sensors, model.sensor_index, "readings.values")
-    return labelling.CarriedReadings(
+    return selections.CarriedReadings(
         model=model.name,
         stream_id=readings.stream_id,
         values=matrix,
@@ -341,10 +342,10 @@ async def post_feedback(
             return _replayed(response, stored)
     selection: Selection
     if body.reading_ids is not None:
-        selection = labelling.ReadingIds(body.reading_ids, stream_id=body.stream_id)
+        selection = selections.ReadingIds(body.reading_ids, stream_id=body.stream_id)
     elif body.time_range is not None:
         window = body.time_range
-        selection = labelling.TimeRange(
+        selection = selections.TimeRange(
             window.stream_id, unix_seconds(window.start), unix_seconds(window.end), window.model
         )
     else:

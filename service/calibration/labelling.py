@@ -1,9 +1,10 @@
 """The labelling desk: operator labels for scored readings, durable and idempotent, and the
 queue of readings awaiting review.
 
-A label selects its readings in one of three ways (:class:`ReadingIds`, :class:`TimeRange`,
-:class:`CarriedReadings`); the desk turns them into :class:`NewLabel` records with the
-errors and decisions the scorer made (or makes now, for carried readings) and stores them.
+A label selects its readings in one of three ways (``service/calibration/selections.py``:
+by reading id, by time range, or carried in the request); the desk turns them into
+:class:`NewLabel` records with the errors and decisions the scorer made (or makes now, for
+carried readings) and stores them.
 
 What is learned from (recalibration, the drift sample) is decided here, per label:
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,16 +34,25 @@ from service.calibration.records import (
     StoredLabel,
     Submission,
 )
+from service.calibration.selections import (
+    AmbiguousReading,
+    CarriedReadings,
+    EmptyTimeRange,
+    NothingToLabel,
+    ReadingIds,
+    Selection,
+    TimeRange,
+    UnknownReading,
+    carried_labels,
+)
 from service.calibration.store import FeedbackStore, IdempotencyConflict
-from service.errors import BatchTooLarge, InvalidRequest, ServiceError
+from service.errors import BatchTooLarge, ServiceError
 from service.metrics import Metrics
 from service.scoring.decision import WindowMatch
 from service.scoring.reading_chunk import RecentReading
 from service.scoring.recent import AmbiguousReadingId, RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
-from service.scoring.sequence import score_sequence
 from service.scoring.shared_readings import SharedFinds, SharedReadings
-from service.scoring.smoothing import stream_smoothing
 from service.settings import Settings
 
 
@@ -50,64 +60,6 @@ class LabelConflict(ServiceError):
     status_code = 409
     slug = "label-id-conflict"
     title = "Client label id reused for different content"
-
-
-class UnknownReading(ServiceError):
-    status_code = 404
-    slug = "unknown-reading"
-    title = "Reading not found among recently scored readings"
-
-
-class AmbiguousReading(ServiceError):
-    status_code = 409
-    slug = "ambiguous-reading-id"
-    title = "Several streams' readings carry this reading id"
-
-
-class NothingToLabel(ServiceError):
-    status_code = 422
-    slug = "nothing-to-label"
-    title = "The feedback selects no scored reading"
-
-
-class EmptyTimeRange(UnknownReading):
-    """Like an unknown reading id: the request is well formed, what it names is not there."""
-
-    slug = "empty-time-range"
-    title = "No scored reading in the time range"
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingIds:
-    """Readings returned by the scoring endpoint; ``stream_id`` picks the stream when
-    clients reuse their own reading ids across streams."""
-
-    reading_ids: Sequence[str]
-    stream_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TimeRange:
-    """Every retained scored reading of a stream in [start, end] (Unix seconds)."""
-
-    stream_id: str
-    start: float
-    end: float
-    model: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CarriedReadings:
-    """Readings carried in a feedback request: raw values ``(m, n_sensors)`` in manifest order,
-    consecutive readings of one stream (a windowed model scores row i from rows i-w+1..i)."""
-
-    model: str | None
-    stream_id: str | None
-    values: np.ndarray
-    timestamps: Sequence[float] | None
-
-
-Selection = ReadingIds | TimeRange | CarriedReadings
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,68 +291,18 @@ class LabellingDesk:
     def _by_carried_readings(
         self, carried: CarriedReadings, label: LabelValue, note: str | None
     ) -> list[NewLabel]:
-        """Score carried readings with the model and threshold in force now, and label each
-        one that has a full window."""
         model = self.models.get(carried.model)
         self.check_size(len(carried.values), "the request carries")
-        values = np.ascontiguousarray(carried.values, dtype=np.float32)
-        if values.ndim != 2 or values.shape[1] != model.manifest.n_sensors:
-            raise InvalidRequest(
-                f"readings must have {model.manifest.n_sensors} values each for model "
-                f"{model.name!r}, got shape {values.shape}"
-            )
-        window = model.window
-        if len(values) < window:
-            raise NothingToLabel(
-                f"model {model.name!r} reads windows of {window} readings: send at least "
-                f"{window} consecutive readings (the first {window - 1} give context only)"
-            )
-        snapshot = self.keeper.current(model)
-        scored = score_sequence(
+        return carried_labels(
             model,
-            values,
-            snapshot.value,
-            self.settings.top_k_sensors,
-            stream_smoothing(self.settings, model.manifest.smoothing),
+            self.keeper.current(model),
+            carried,
+            label,
+            note,
+            settings=self.settings,
+            now=self.clock(),
+            windows=self.windows,
         )
-        now = self.clock()
-        errors = scored.decisions.errors.tolist()
-        anomalies = scored.decisions.anomalies.tolist()
-        labels = []
-        for i, row in enumerate(scored.squared.tolist()):
-            reading_index = scored.first + i
-            timestamp = (
-                float(carried.timestamps[reading_index]) if carried.timestamps is not None else now
-            )
-            match = (
-                self.windows(model.name, carried.stream_id, timestamp)
-                if self.windows is not None
-                else None
-            )
-            excluded = (
-                f"maintenance window {match.excluded_by}"
-                if match is not None and match.excluded_by is not None
-                else None
-            )
-            labels.append(
-                NewLabel(
-                    model=model.name,
-                    model_version=model.version,
-                    label=label,
-                    error=errors[i],
-                    sensor_errors=tuple(row),
-                    threshold_value=snapshot.value,
-                    threshold_version=snapshot.version,
-                    source="readings",
-                    stream_id=carried.stream_id,
-                    reading_id=None,
-                    reading_time=timestamp,
-                    note=note,
-                    scored_anomaly=anomalies[i],
-                    excluded_from_learning=excluded,
-                )
-            )
-        return labels
 
     # --- reading back -------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rooms_support import Rooms, open_rooms
 
-from service.calibration.labelling import CarriedReadings
+from service.calibration.selections import CarriedReadings
 
 
 @pytest.fixture

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from rooms_support import Rooms, open_rooms
 
-from service.calibration.labelling import (
+from service.calibration.labelling import LabelConflict
+from service.calibration.records import LabelFilter
+from service.calibration.selections import (
     CarriedReadings,
     EmptyTimeRange,
-    LabelConflict,
     NothingToLabel,
     ReadingIds,
     TimeRange,
     UnknownReading,
 )
-from service.calibration.records import LabelFilter
 from service.errors import BatchTooLarge, InvalidReading
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import build_test_artifact
 from rooms_support import Rooms, open_rooms
 
-from service.calibration.labelling import CarriedReadings
+from service.calibration.selections import CarriedReadings
 
 
 @pytest.fixture
