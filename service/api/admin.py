@@ -31,11 +31,9 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     loaded = await state.keeper.swap_models(lambda: state.models.reload(name))
     for model in loaded:
         old = before.get(model.name)
-        if old is not None and (
-            old.sensors != model.sensors
-            or old.window != model.window
-            or old.manifest.smoothing != model.manifest.smoothing
-        ):
+        # Another artifact under the name, even one rewritten under the same version: a
+        # stream's window, smoothing and glitch guard belong to the model that began it.
+        if old is not None and old.manifest != model.manifest:
             await state.stream_store.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from calibration_support import API_KEYS, OPERATOR
+from calibration_support import ADMIN, API_KEYS, OPERATOR
 from conftest import TEST_MODEL, ClientFactory, build_test_artifact
 
 from models.export import export_artifact
@@ -119,6 +119,28 @@ async def test_feedback_carrying_readings_is_scored_as_the_stream_was(
     assert model["glitch_guard"] is True
     stream = (await client.get("/v1/streams/s", params={"model": TEST_MODEL})).json()
     assert stream["window"] == 3 and stream["readings_buffered"] == 3
+
+
+async def test_a_model_replaced_in_place_restarts_its_streams(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    """The same name and version rewritten (``train --force``), here with the glitch guard
+    turned on: a stream begun under the former artifact must not go on with its window,
+    smoothing and guard (a glitch would page as it did before the guard)."""
+    folder = models_with(tmp_path)
+    client = await make_client(api_keys=API_KEYS, models_dir=folder)
+    await score(client, RUN[:3], "open")
+    build_test_artifact(folder, window=3, glitch_limits=LIMITS)
+    reloaded = await client.post(f"/v1/admin/models/{TEST_MODEL}/reload", headers=ADMIN)
+    assert reloaded.status_code == 200, reloaded.text
+    assert (await client.get(f"/v1/models/{TEST_MODEL}")).json()["glitch_guard"] is True
+    after = [r.get("score") for r in await score(client, RUN, "open")]
+    assert after == [r.get("score") for r in await score(client, RUN, "fresh")]
+    assert after == pytest.approx([None, None, 0, 25, 0, 0, 0])
+    # Reloading the same artifact leaves the streams as they are.
+    again = await client.post(f"/v1/admin/models/{TEST_MODEL}/reload", headers=ADMIN)
+    assert again.status_code == 200
+    assert (await score(client, [QUIET], "open"))[0]["status"] == "scored"
 
 
 @pytest.mark.parametrize(
