@@ -37,6 +37,14 @@ class DriftStatus(BaseModel):
     pvalue: float | None
     n_reference: int
     n_recent: int
+    effective_reference: float | None = Field(
+        description="How many independent readings the reference's reading errors are worth, "
+        "from their autocorrelation in time order; the p-values count each sample so."
+    )
+    effective_recent: float | None = Field(
+        description="The same for the recent confirmed normals (in the order they were "
+        "labelled): a stretch of consecutive readings is worth far fewer than its count."
+    )
     alpha: float
     min_effect: float
     retrain_effect: float
@@ -60,6 +68,8 @@ def _status(drift: ModelDrift, policy: DriftPolicy) -> DriftStatus:
         pvalue=report.pvalue,
         n_reference=report.n_reference,
         n_recent=report.n_recent,
+        effective_reference=report.effective_reference,
+        effective_recent=report.effective_recent,
         alpha=policy.alpha,
         min_effect=policy.min_effect,
         retrain_effect=policy.retrain_effect,

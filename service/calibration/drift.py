@@ -7,7 +7,10 @@ applies to) and once per sensor. Per-sensor p-values are corrected with Benjamin
 and a test counts only when its KS statistic also reaches a minimum effect size: at a few
 thousand samples KS rejects differences too small to matter. The two families share
 ``alpha`` (half each, Bonferroni), so with nothing shifted a recommendation other than
-``none`` comes about ``alpha`` of the time (measured in docs/recalibration.md).
+``none`` comes about ``alpha`` of the time (measured in docs/recalibration.md). Each test
+counts a sample at its effective size, from its autocorrelation in time order
+(:func:`effective_size`): labels given to a stretch of consecutive readings are worth far
+fewer independent readings than their count.
 
 Recommendation rule (:func:`recommend`):
 
@@ -69,6 +72,10 @@ class DriftReport:
     sensors: tuple[SensorDrift, ...]
     recommendation: Recommendation
     reason: str
+    effective_reference: float | None = None
+    """How many independent readings the reading errors are worth (:func:`effective_size`);
+    None when not judged."""
+    effective_recent: float | None = None
 
     @property
     def drifted_sensors(self) -> list[str]:
@@ -93,9 +100,50 @@ def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def _ks(reference: np.ndarray, recent: np.ndarray) -> tuple[float, float]:
-    result = stats.ks_2samp(reference, recent)
-    return float(result.statistic), float(result.pvalue)
+def effective_size(series: np.ndarray) -> float:
+    """How many independent values a series in time order is worth: ``n / tau``, with
+    ``tau`` the integrated autocorrelation time by Geyer's initial monotone sequence
+    estimator (sums of neighbouring autocorrelation pairs, while positive and decreasing);
+    at most ``n``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> white = rng.normal(size=4000)
+    >>> 0.8 < effective_size(white) / 4000 <= 1.0
+    True
+    >>> ar = np.zeros(4000)
+    >>> for i in range(1, 4000):  # AR(1) with phi 0.9: tau = (1 + 0.9) / (1 - 0.9) = 19
+    ...     ar[i] = 0.9 * ar[i - 1] + white[i]
+    >>> 12 < 4000 / effective_size(ar) < 30
+    True
+    """
+    x = np.asarray(series, dtype=np.float64)
+    n = x.size
+    centred = x - x.mean()
+    variance = float(centred @ centred)
+    if n < 4 or variance <= 0.0:
+        return float(n)
+    spectrum = np.fft.rfft(centred, 2 * n)
+    rho = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / variance
+    pairs = rho[: n - n % 2].reshape(-1, 2).sum(axis=1)  # (rho_0 + rho_1), (rho_2 + rho_3), ...
+    ended = np.flatnonzero(pairs <= 0.0)
+    pairs = pairs[: ended[0] if ended.size else pairs.size]
+    pairs = np.minimum.accumulate(pairs)
+    tau = max(1.0, float(2.0 * pairs.sum() - 1.0))
+    return n / tau
+
+
+def _ks(
+    reference: np.ndarray, recent: np.ndarray, sizes: tuple[float, float] | None = None
+) -> tuple[float, float]:
+    """KS statistic D and its p-value at the samples' effective sizes (``sizes``, or
+    :func:`effective_size` of each): readings in time order are not independent (a model over
+    a window shares readings between neighbouring errors, and the process itself has
+    memory), and at their raw count KS rejects a stretch of normal operation as drift.
+    Independent samples keep about their full size."""
+    statistic = float(stats.ks_2samp(reference, recent).statistic)
+    m, n = sizes if sizes is not None else (effective_size(reference), effective_size(recent))
+    en = max(1, round(m * n / (m + n)))  # as ks_2samp's asymptotic method, at these sizes
+    return statistic, float(stats.kstwo.sf(statistic, en))
 
 
 def recommend(
@@ -157,7 +205,9 @@ def drift_report(
             reason=reason,
         )
     level = policy.alpha / 2  # the reading-error test and the sensors' family share alpha
-    statistic, pvalue = _ks(reference.mean(axis=1), recent.mean(axis=1))
+    reference_errors, recent_errors = reference.mean(axis=1), recent.mean(axis=1)
+    sizes = (effective_size(reference_errors), effective_size(recent_errors))
+    statistic, pvalue = _ks(reference_errors, recent_errors, sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
     per_sensor = [_ks(reference[:, j], recent[:, j]) for j in range(len(sensors))]
     adjusted = benjamini_hochberg([p for _, p in per_sensor])
@@ -182,6 +232,8 @@ def drift_report(
     return DriftReport(
         n_reference=int(reference.shape[0]),
         n_recent=n_recent,
+        effective_reference=sizes[0],
+        effective_recent=sizes[1],
         sufficient=True,
         statistic=statistic,
         pvalue=pvalue,

@@ -6,6 +6,7 @@ import doctest
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from service.calibration import drift
 from service.calibration.drift import DriftPolicy, benjamini_hochberg, drift_report
@@ -115,3 +116,44 @@ def test_with_nothing_shifted_a_recommendation_comes_at_most_alpha_of_the_time()
         recent = rng.chisquare(1, size=(int(rng.integers(50, 500)), 50))
         false += drift_report(reference, recent, sensors, policy).recommendation != "none"
     assert false <= 10
+
+
+def ar_squared_errors(rng: np.random.Generator, n: int, phi: float) -> np.ndarray:
+    """Squared errors of per-sensor AR(1) residuals in time order: what a model over a window
+    of a process with memory gives for consecutive normal readings."""
+    noise = rng.normal(size=(n, len(SENSORS)))
+    out = np.empty_like(noise)
+    out[0] = noise[0]
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + np.sqrt(1 - phi**2) * noise[i]
+    return out**2
+
+
+def test_a_stretch_of_consecutive_normal_readings_is_not_drift() -> None:
+    """Labels given to a time range are consecutive readings: counted at their raw number,
+    KS takes the stretch's own slice of normal operation for a shifted distribution (the
+    p-values at raw counts below show it would); at their effective size it does not."""
+    rng = np.random.default_rng(13)
+    raw_rejections = judged = 0
+    for _ in range(20):
+        reference = ar_squared_errors(rng, 1000, 0.95)
+        recent = ar_squared_errors(rng, 160, 0.95)
+        report = drift_report(reference, recent, SENSORS, DriftPolicy())
+        judged += report.recommendation != "none"
+        assert report.effective_recent is not None and report.effective_recent < 160 / 5
+        raw = stats.ks_2samp(reference.mean(axis=1), recent.mean(axis=1)).pvalue
+        raw_rejections += raw < DriftPolicy().alpha / 2
+    assert raw_rejections >= 10
+    assert judged <= 1
+
+
+def test_independent_readings_keep_about_their_count() -> None:
+    rng = np.random.default_rng(14)
+    report = drift_report(
+        squared_errors(rng, 2000, np.ones(6)),
+        squared_errors(rng, 400, np.ones(6)),
+        SENSORS,
+        DriftPolicy(),
+    )
+    assert report.effective_recent is not None and 0.8 * 400 <= report.effective_recent <= 400
+    assert report.effective_reference is not None and report.effective_reference >= 1600
