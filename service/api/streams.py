@@ -49,7 +49,8 @@ async def get_stream(stream_id: str, state: StateDep, model: ModelQuery = None) 
         model=name,
         model_version=stream.model_version,
         alert_state=STATE_NAMES[phase],
-        smoothed_score=stream.smoother.get(),
+        # over the threshold in force, as the stream's next reading will be smoothed
+        smoothed_score=stream.smoother.get() * stream.unit / state.thresholds.get(name).value,
         readings_buffered=stream.filled,
         window=stream.window,
         idle_seconds=max(0.0, state.stream_store.clock() - stream.last_seen),

@@ -93,6 +93,7 @@ class ScoringPipeline:
             model_version=model.version,
             now=now,
             limits=model.glitch_limits,
+            unit=threshold,
         )
 
     def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoredBatch:
@@ -230,6 +231,7 @@ class ScoringPipeline:
         decisions = decide(squared, threshold.value, self.settings.top_k_sensors)
 
         # Nothing below can reject the request: commit state.
+        state.in_units(threshold.value)
         smoothed = state.smoother.update_many(decisions.scores)
         # A model that declares its smoothing had its threshold set on smoothed scores: what
         # it flags is the smoothed score above 1, the rate its manifest states.

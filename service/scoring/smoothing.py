@@ -35,6 +35,11 @@ class Smoother(Protocol):
 
     def restore(self, remembered: list[float]) -> None: ...
 
+    def rescale(self, factor: float) -> None:
+        """Everything remembered (and the start) times ``factor``: scores divided by a new
+        threshold, ``factor`` being the former threshold over the new one."""
+        ...
+
 
 class _LastScores:
     """The last ``window`` scores of a stream; subclasses say how they are summarised.
@@ -69,6 +74,10 @@ class _LastScores:
 
     def restore(self, remembered: list[float]) -> None:
         self._recent = list(remembered[-self.window :]) if remembered else self._fresh()
+
+    def rescale(self, factor: float) -> None:
+        self._recent = [value * factor for value in self._recent]
+        self._start = None if self._start is None else self._start * factor
 
 
 class RollingMean(_LastScores):
@@ -164,6 +173,10 @@ class Ewma:
 
     def restore(self, remembered: list[float]) -> None:
         self._value = remembered[-1] if remembered else None
+
+    def rescale(self, factor: float) -> None:
+        self._value = None if self._value is None else self._value * factor
+        self._start = None if self._start is None else self._start * factor
 
     def update_many(self, xs: np.ndarray) -> np.ndarray:
         if len(xs) < _VECTOR_MIN:

@@ -26,9 +26,11 @@ import numpy as np
 
 from service.scoring.streams import StreamState
 
-FORMAT = 1
+FORMAT = 2
 # format, last seen, phase, cool-down left, filled rows, sensors, highs, smoothed, version bytes
 _HEADER = struct.Struct("<BdbiIIHHH")
+# format 2 on: the threshold the smoothed scores were divided by (StreamState.unit)
+_UNIT = struct.Struct("<d")
 
 
 class StateFormatError(ValueError):
@@ -46,7 +48,13 @@ def encode(state: StreamState) -> bytes:
         FORMAT, state.last_seen, phase, left, state.filled, n_sensors,
         len(bits), len(history), len(version),
     )  # fmt: skip
-    parts = [header, bytes(bytearray(bits)), np.asarray(history, dtype="<f8").tobytes(), version]
+    parts = [
+        header,
+        _UNIT.pack(state.unit),
+        bytes(bytearray(bits)),
+        np.asarray(history, dtype="<f8").tobytes(),
+        version,
+    ]
     if rows is not None:
         parts.append(np.ascontiguousarray(rows, dtype="<f4").tobytes())
     return b"".join(parts)
@@ -60,12 +68,19 @@ def restore(state: StreamState, blob: bytes) -> None:
     fmt, last_seen, phase, left, filled, n_sensors, n_bits, n_history, n_version = (
         _HEADER.unpack_from(blob)
     )
-    if fmt != FORMAT:
-        raise StateFormatError(f"stream state format {fmt}, this service reads {FORMAT}")
+    if fmt not in (1, FORMAT):
+        raise StateFormatError(f"stream state format {fmt}, this service reads 1 and {FORMAT}")
     capacity, expected_sensors = state.window_buffer.shape
     if filled > capacity or (filled and n_sensors != expected_sensors):
         raise StateFormatError("stream state does not fit the model's window")
     at = _HEADER.size
+    if fmt == FORMAT:
+        if len(blob) < at + _UNIT.size:
+            raise StateFormatError("stream state too short")
+        (state.unit,) = _UNIT.unpack_from(blob, at)
+        at += _UNIT.size
+    # Format 1 (written before the unit was): its scores keep the fresh state's unit, the
+    # threshold in force, as that service read them.
     bits = [bool(b) for b in blob[at : at + n_bits]]
     at += n_bits
     history = np.frombuffer(blob, dtype="<f8", count=n_history, offset=at).tolist()

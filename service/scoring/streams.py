@@ -96,7 +96,7 @@ class StreamState:
 
     __slots__ = (
         "debouncer", "filled", "last_seen", "limits", "model_version", "revision", "smoother",
-        "window", "window_buffer",
+        "unit", "window", "window_buffer",
     )  # fmt: skip
 
     def __init__(
@@ -109,8 +109,11 @@ class StreamState:
         model_version: str,
         now: float,
         limits: np.ndarray | None = None,
+        unit: float = 1.0,
     ) -> None:
         self.smoother = smoother
+        # The threshold the smoother's scores were divided by (see in_units).
+        self.unit = unit
         self.debouncer = debouncer
         self.model_version = model_version
         self.window = window
@@ -123,6 +126,14 @@ class StreamState:
         self.filled = 0
         self.last_seen = now
         self.revision = ""  # shared state: the Redis write this copy came from
+
+    def in_units(self, threshold: float) -> None:
+        """Puts the smoother's scores over ``threshold``: after a threshold change, the scores
+        it remembers were divided by the former one, and mixing the two would move a smoothed
+        score (and an alert) by the change itself, not by the readings."""
+        if threshold != self.unit:
+            self.smoother.rescale(self.unit / threshold)
+            self.unit = threshold
 
     def windows(self, values: np.ndarray) -> ModelInputs:
         """Model inputs for a batch after the stream's readings so far.

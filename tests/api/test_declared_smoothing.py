@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from calibration_support import ADMIN, API_KEYS
 from conftest import TEST_MODEL, ClientFactory, build_test_artifact
 
 EWMA = {"method": "ewma", "window": 1, "alpha": 0.5}
@@ -95,3 +96,36 @@ async def test_a_model_that_declares_nothing_keeps_the_default_median(
     results = await scores_of(client, [QUIET, SPIKE, QUIET, QUIET])
     assert [r["smoothed_score"] for r in results] == pytest.approx([0, 0.75, 0, 0])
     assert [r["anomaly"] for r in results] == [False, True, False, False]  # raw, as before
+
+
+@pytest.mark.parametrize(
+    "smoothing",
+    [{**EWMA, "start": 0.8}, {"method": "median", "window": 3, "alpha": 1.0, "start": 0.8}],
+)
+async def test_a_threshold_changed_mid_stream_rescales_what_the_stream_remembers(
+    tmp_path: Path, make_client: ClientFactory, smoothing: dict[str, Any]
+) -> None:
+    """Scores are errors over the threshold in force: after a change, a stream's remembered
+    scores are put over the new one, so its smoothed score is the one a stream that had
+    always been scored under it would show (a new stream's, fed the same readings)."""
+    build_test_artifact(tmp_path / "m", smoothing=smoothing, threshold=2.0)
+    client = await make_client(api_keys=API_KEYS, models_dir=tmp_path / "m")
+    run = [BIG, QUIET, BIG, BIG, QUIET, BIG]
+
+    async def stream(name: str, readings: list[list[float]]) -> list[float]:
+        response = await client.post(
+            "/v1/score", json={"model": TEST_MODEL, "stream_id": name, "readings": readings}
+        )
+        assert response.status_code == 200, response.text
+        return [r["smoothed_score"] for r in response.json()["results"]]
+
+    await stream("open", run[:3])
+    changed = await client.post(
+        f"/v1/admin/thresholds/{TEST_MODEL}", json={"value": 4.0, "reason": "test"}, headers=ADMIN
+    )
+    assert changed.status_code in (200, 201), changed.text
+    status = (await client.get("/v1/streams/open", params={"model": TEST_MODEL})).json()
+    after = await stream("open", run[3:])
+    fresh = await stream("fresh", run)
+    assert after == pytest.approx(fresh[3:])
+    assert status["smoothed_score"] == pytest.approx(fresh[2])

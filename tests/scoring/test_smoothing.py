@@ -20,6 +20,35 @@ def test_doctests() -> None:
 
 
 @pytest.mark.parametrize(
+    "smoothing",
+    [
+        ScoreSmoothing(method="mean", window=5, start=0.8),
+        ScoreSmoothing(method="median", window=3, start=0.8),
+        ScoreSmoothing(method="median", window=3),
+        ScoreSmoothing(method="ewma", alpha=0.3, start=0.8),
+        ScoreSmoothing(method="ewma", alpha=0.3),
+    ],
+    ids=["mean5-", "median3-", "median3", "ewma-", "ewma"],
+)
+@pytest.mark.parametrize("seen", [0, 2, 30])
+def test_rescaled_it_smooths_as_if_every_score_had_been_over_the_new_unit(
+    smoothing: ScoreSmoothing, seen: int
+) -> None:
+    """A threshold changed from 2 to 5: a smoother fed errors over 2, then rescaled by 2/5,
+    goes on as one fed the same errors over 5 from the start (its start too)."""
+    errors = np.random.default_rng(seen).gamma(2.0, 0.6, size=seen + 20)
+    rescaled, always = make_smoother(smoothing, 2.0), make_smoother(smoothing, 5.0)
+    for score in errors[:seen]:
+        rescaled.update(score / 2)
+        always.update(score / 5)
+    rescaled.rescale(2 / 5)
+    np.testing.assert_allclose(rescaled.get(), always.get(), rtol=1e-12)
+    np.testing.assert_allclose(
+        rescaled.update_many(errors[seen:] / 5), always.update_many(errors[seen:] / 5), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize(
     "make",
     [
         lambda: RollingMean(5),

@@ -78,6 +78,33 @@ def test_the_version_last_seen_and_window_rows_travel() -> None:
     assert copy.window_buffer.tolist() == [[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]]
 
 
+def test_the_threshold_the_scores_are_over_travels() -> None:
+    """The unit (StreamState.in_units): restored elsewhere after a threshold change, the
+    remembered scores are put over the new one as they would be here."""
+    state = fresh(SMOOTHINGS[4], window=1)
+    state.smoother.update(1.5)
+    state.unit = 2.0
+    copy = fresh(SMOOTHINGS[4], window=1)
+    restore(copy, encode(state))
+    assert copy.unit == 2.0 and copy.smoother.get() == 1.5
+    copy.in_units(4.0)
+    assert copy.smoother.get() == 0.75 and copy.unit == 4.0
+
+
+def test_a_state_written_before_the_unit_keeps_the_threshold_in_force() -> None:
+    """Format 1, as a service before this one wrote it (no unit): read as that service read
+    it, its scores over the threshold the fresh state was made with."""
+    state = fresh(SMOOTHINGS[4], window=1)
+    state.smoother.update(1.5)
+    blob = encode(state)
+    header = stream_codec._HEADER.size
+    old = b"\x01" + blob[1:header] + blob[header + stream_codec._UNIT.size :]
+    copy = fresh(SMOOTHINGS[4], window=1)
+    copy.unit = 3.0
+    restore(copy, old)
+    assert copy.unit == 3.0 and copy.smoother.get() == 1.5 and copy.model_version == "7"
+
+
 def test_a_state_that_does_not_fit_the_model_is_refused() -> None:
     state = fresh(SMOOTHINGS[0], window=4)
     state.push(np.ones((3, 3), dtype=np.float32))
