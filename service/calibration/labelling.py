@@ -43,6 +43,7 @@ from service.calibration.selections import (
     Selection,
     TimeRange,
     UnknownReading,
+    UnscoredReading,
     carried_labels,
 )
 from service.calibration.store import FeedbackStore, IdempotencyConflict
@@ -264,10 +265,16 @@ class LabellingDesk:
                 f"{self.settings.recent_max_readings} most recent readings kept: send the "
                 "readings themselves instead"
             )
-        if warming:
+        named = ", ".join(repr(r) for r in warming[:10])
+        if warming and not labels:
             raise NothingToLabel(
-                f"reading id(s) {', '.join(repr(r) for r in warming[:10])} were not scored "
-                "(their stream was warming up)"
+                f"reading id(s) {named} were not scored (their stream was warming up)"
+            )
+        if warming:
+            raise UnscoredReading(
+                f"reading id(s) {named} were not scored (their stream was warming up) and "
+                f"cannot be labelled; nothing was stored: send the {len(labels)} scored "
+                "reading(s) without them"
             )
         return labels
 

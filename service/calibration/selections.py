@@ -37,6 +37,16 @@ class NothingToLabel(ServiceError):
     title = "The feedback selects no scored reading"
 
 
+class UnscoredReading(ServiceError):
+    """Reading ids of which some warmed their stream up and were never scored: nothing of
+    the request is stored, so what it labels never depends on which of its ids happened to
+    be scored."""
+
+    status_code = 422
+    slug = "unscored-reading"
+    title = "The feedback names readings that were not scored"
+
+
 class EmptyTimeRange(UnknownReading):
     """Like an unknown reading id: the request is well formed, what it names is not there."""
 

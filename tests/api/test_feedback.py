@@ -360,17 +360,29 @@ async def test_review_queue_mixes_alerts_with_an_unbiased_audit_sample(client: A
     assert queue["alerts"] == []
 
 
-@pytest.mark.parametrize(("value", "field"), [(1e20, "values[0]"), (1e39, "readings.values[0]")])
-async def test_carried_values_beyond_float32_are_refused_naming_the_reading(
-    client: Any, value: float, field: str
+@pytest.mark.parametrize(
+    ("value", "sensor", "field"),
+    [(2e15, 3, "values[3]"), (1e20, 3, "values[3]"), (1e39, 0, "readings.values[0]")],
+)
+async def test_carried_values_beyond_the_models_range_are_refused_naming_the_reading(
+    client: Any, value: float, sensor: int, field: str
 ) -> None:
-    """1e39 overflows float32 on the way in; 1e20 fits but its squared error overflows."""
-    body = {"label": "normal", "readings": {"values": [[0, 0, 0, 0], [value, 0, 0, 0]]}}
+    """As the scoring endpoint refuses them: 1e39 overflows float32 on the way in; 2e15 and
+    1e20 are further from the training mean than 1e15 of its standard deviations (1e20's
+    squared error would overflow too), refused naming the sensor that holds them."""
+    carried = [0.0, 0.0, 0.0, 0.0]
+    carried[sensor] = value
+    body = {"label": "normal", "readings": {"values": [[0, 0, 0, 0], carried]}}
     response = await post(client, body)
     assert response.status_code == 422, response.text
     first = response.json()["errors"][0]
     assert (first["field"], first["reading_index"]) == (field, 1)
     assert (await client.get("/v1/feedback", headers=OPERATOR)).json()["total"] == 0
+    scored = await client.post(
+        "/v1/score", json={"stream_id": "s", "readings": [[0, 0, 0, 0], carried]}
+    )
+    assert scored.status_code == 422
+    assert scored.json()["errors"][0]["field"].endswith(f"values[{sensor}]")
 
 
 async def test_datetimes_without_time_zone_are_refused(client: Any) -> None:

@@ -19,6 +19,7 @@ from service.calibration.selections import (
     ReadingIds,
     TimeRange,
     UnknownReading,
+    UnscoredReading,
 )
 from service.errors import BatchTooLarge, InvalidReading
 
@@ -111,12 +112,27 @@ async def test_carried_readings_are_refused_as_the_scoring_endpoint_refuses_them
 ) -> None:
     with pytest.raises(NothingToLabel, match="at least 3"):
         rooms.desk.labels_for(carried(np.zeros((2, 4)), "windowed"), "normal", None)
-    with pytest.raises(InvalidReading, match="out of the model's numeric range"):
+    with pytest.raises(InvalidReading, match="beyond the model's range") as beyond:
         rooms.desk.labels_for(carried(np.full((1, 4), 1e30)), "normal", None)
+    assert [e.field for e in beyond.value.errors] == [f"values[{j}]" for j in range(4)]
     too_many = rooms.settings.max_batch_readings + 1
     with pytest.raises(BatchTooLarge):
         rooms.desk.labels_for(carried(np.zeros((too_many, 4))), "normal", None)
     assert len(rooms.recent) == 0  # nothing was recorded as scored
+
+
+async def test_ids_of_readings_that_only_warmed_a_stream_up_are_refused_naming_them(
+    rooms: Rooms,
+) -> None:
+    """All of them: nothing to label; some among scored ones: refused whole, saying which,
+    so what a request labels never depends on which of its ids happened to be scored."""
+    _, ids = rooms.score("warm", np.zeros((4, 4)), model="windowed")  # the first 2 warm up
+    with pytest.raises(NothingToLabel, match=f"{ids[0]!r}, {ids[1]!r} were not scored"):
+        rooms.desk.labels_for(ReadingIds(ids[:2]), "normal", None)
+    with pytest.raises(UnscoredReading, match=f"{ids[1]!r} were not scored") as mixed:
+        rooms.desk.labels_for(ReadingIds([ids[1], ids[2], ids[3]]), "normal", None)
+    assert "send the 2 scored reading(s) without them" in str(mixed.value)
+    assert len(rooms.desk.labels_for(ReadingIds(ids[2:]), "normal", None)) == 2
 
 
 async def test_label_pages_run_newest_first_with_a_cursor(rooms: Rooms) -> None:
