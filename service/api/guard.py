@@ -17,6 +17,7 @@ from service.api.middleware import GUARDED_PREFIX_KEY
 from service.api.problems import problem_response
 from service.errors import PayloadTooLarge, ServiceError, UnsupportedMediaType
 from service.security import KeyRing, authenticate, presented_key
+from service.wire.media import check_encoding
 
 
 class _BodyTooLarge(Exception):
@@ -59,6 +60,9 @@ class RequestGuardMiddleware:
                     raise UnsupportedMediaType(
                         "this endpoint reads a JSON body: send it as application/json"
                     )
+            if has_body(scope):
+                encoding = header(scope, b"content-encoding")
+                check_encoding(None if encoding is None else encoding.decode("latin-1"))
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
                 raise PayloadTooLarge(

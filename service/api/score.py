@@ -20,7 +20,15 @@ from service.scoring.registry import LoadedModel
 from service.security import require_scope
 from service.state import AppState, StateDep, get_state
 from service.wire.decode import DTYPES, check_query, parse_binary, parse_json
-from service.wire.media import NPZ_TYPE, is_binary, is_json, media_type, unsupported, wants_npz
+from service.wire.media import (
+    NPZ_TYPE,
+    check_encoding,
+    is_binary,
+    is_json,
+    media_type,
+    unsupported,
+    wants_npz,
+)
 from service.wire.replies import render_columnar, render_json, render_npz
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
@@ -56,9 +64,11 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
 
     A single JSON reading is scored through the batcher, with the other single readings
     of this turn of the event loop; a batch or a binary body is scored at once."""
-    kind = media_type(request.headers.get("content-type"))
+    headers = request.headers
+    kind = media_type(headers.get("content-type"))
     if not (is_json(kind) or is_binary(kind)):
         raise unsupported(kind)
+    check_encoding(headers.get("content-encoding"))
     body = await read_body(request, state.settings.max_body_bytes)
     if is_json(kind):
         if request.scope["query_string"]:
@@ -68,7 +78,7 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         if parsed.single:
             return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
         return render_json(await state.stream_store.score(parsed), single=False), JSON_REPLY
-    query, headers = request.query_params, request.headers
+    query = request.query_params
     served = state.models.get(query.get("model") or headers.get("x-model"))
     parsed = parse_binary(
         body,

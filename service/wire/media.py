@@ -21,6 +21,16 @@ def unsupported(kind: str) -> UnsupportedMediaType:
     )
 
 
+def check_encoding(content_encoding: str | None) -> None:
+    """Refuses a body sent compressed (``Content-Encoding: gzip``, ...): read as it came it
+    is bytes of another format, which a float32 body would score as numbers."""
+    if content_encoding is not None and content_encoding.strip().lower() not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"content encoding {content_encoding!r} is not supported: send the body "
+            "uncompressed (Content-Encoding absent or identity)"
+        )
+
+
 def is_json(kind: str) -> bool:
     return kind in JSON_TYPES or kind.endswith("+json")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import AsyncIterator
 from typing import Any
 
+import numpy as np
 import pytest
 from calibration_support import ADMIN, API_KEYS, OPERATOR, OPERATOR_KEY, SCORER_KEY
 
@@ -148,6 +150,36 @@ async def test_a_body_that_is_not_json_is_415_naming_the_type(
         headers={**OPERATOR, "content-type": "application/json; charset=utf-8"},
     )
     assert charset.status_code == 404  # read as JSON: the reading id is unknown
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/v1/score", b'{"stream_id": "s", "reading": [0, 0, 0, 0]}', "application/json"),
+        (
+            "/v1/score?stream_id=s",
+            np.zeros((2, 4), np.float32).tobytes(),
+            "application/octet-stream",
+        ),
+        ("/v1/feedback", b'{"label": "normal", "reading_ids": ["x"]}', "application/json"),
+    ],
+)
+async def test_a_compressed_body_is_415_not_read_as_it_came(
+    client: Any, path: str, body: bytes, content_type: str
+) -> None:
+    """gzip bytes read as float32 readings would be scored as numbers: refused, naming the
+    encoding; ``identity`` is no encoding."""
+    key = OPERATOR_KEY if path == "/v1/feedback" else SCORER_KEY
+    headers = {"X-API-Key": key, "content-type": content_type}
+    packed = await client.post(
+        path, content=gzip.compress(body), headers={**headers, "content-encoding": "gzip"}
+    )
+    assert packed.status_code == 415, packed.text
+    assert "content encoding 'gzip'" in packed.json()["detail"]
+    plain = await client.post(
+        path, content=body, headers={**headers, "content-encoding": "identity"}
+    )
+    assert plain.status_code in (200, 404), plain.text  # 404: the feedback's id is unknown
 
 
 async def _raw_post(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> int:
