@@ -327,7 +327,8 @@ class ScoringTally(Collector):
             ),
             _counter(
                 "anomalies",
-                "Readings whose reconstruction error exceeded the threshold (instantaneous flag).",
+                "Readings flagged: the score above the threshold, smoothed first for a model "
+                "that declares its smoothing (its threshold was set on smoothed scores).",
                 model,
             ),
             _counter(

@@ -150,8 +150,8 @@ def _finite_float32(array: np.ndarray, sensors: list[str]) -> np.ndarray:
         for r, c in zip(rows[:_MAX_REPORTED].tolist(), cols[:_MAX_REPORTED].tolist(), strict=True)
     ]
     raise InvalidReading(
-        f"{len(rows)} value(s) are not finite numbers (first: reading {rows[0]}, "
-        f"sensor {sensors[cols[0]]})",
+        f"{len(rows)} value(s) are not finite float32 numbers (first: reading {rows[0]}, "
+        f"sensor {sensors[cols[0]]}: {_describe_nonfinite(array[rows[0], cols[0]])})",
         errors=errors,
     )
 
