@@ -9,7 +9,7 @@ training and yields a threshold that is too low (too many false alarms in produc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from models.train_config import LINEAR_FAMILIES, TrainConfig
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import WhitenedResidual, inverse_root, second_moment
 from models.windows import golden_windows, score_readings
+from service.calibration.drift import normal_memory
 from service.scoring.decision import reading_errors
 from service.scoring.manifest import ScoreSmoothing
 
@@ -224,6 +225,9 @@ def train(
         "train_error_mean": float(train_errors.mean()),
         "val_error_mean": float(val_errors.mean()),
         "calibration_error_mean": float(calibration_errors.mean()),
+        # The dependence consecutive normal readings have, which the service's drift test
+        # counts a labelled stretch by (its reference keeps only a sample of this run).
+        "normal_memory": asdict(normal_memory(calibration_errors)),
         "calibration_error_quantiles": {
             str(q): float(np.quantile(calibration_scores, q)) for q in (0.5, 0.9, 0.95, 0.99)
         },

@@ -8,9 +8,9 @@ and a test counts only when its KS statistic also reaches a minimum effect size:
 thousand samples KS rejects differences too small to matter. The two families share
 ``alpha`` (half each, Bonferroni), so with nothing shifted a recommendation other than
 ``none`` comes about ``alpha`` of the time (measured in docs/recalibration.md). Each test
-counts a sample at its effective size, from its autocorrelation in time order
-(:func:`effective_size`): labels given to a stretch of consecutive readings are worth far
-fewer independent readings than their count.
+counts a sample at its effective size (:func:`drift_report`): labels given to a stretch of
+consecutive readings are worth far fewer independent readings than their count, by the
+memory normal operation has (:class:`NormalMemory`, measured on the calibration run).
 
 Recommendation rule (:func:`recommend`):
 
@@ -73,7 +73,7 @@ class DriftReport:
     recommendation: Recommendation
     reason: str
     effective_reference: float | None = None
-    """How many independent readings the reading errors are worth (:func:`effective_size`);
+    """How many independent readings the reading errors are worth (see :func:`drift_report`);
     None when not judged."""
     effective_recent: float | None = None
 
@@ -100,20 +100,20 @@ def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     return adjusted
 
 
-def effective_size(series: np.ndarray) -> float:
-    """How many independent values a series in time order is worth: ``n / tau``, with
-    ``tau`` the integrated autocorrelation time by Geyer's initial monotone sequence
-    estimator (sums of neighbouring autocorrelation pairs, while positive and decreasing);
-    at most ``n``.
+def autocorrelation_time(series: np.ndarray) -> float:
+    """The integrated autocorrelation time ``tau`` of a series in time order (at least 1):
+    ``n`` such values are worth ``n / tau`` independent ones. Geyer's initial monotone
+    sequence estimator: sums of neighbouring autocorrelation pairs, while positive and
+    decreasing.
 
     >>> rng = np.random.default_rng(0)
     >>> white = rng.normal(size=4000)
-    >>> 0.8 < effective_size(white) / 4000 <= 1.0
+    >>> 1.0 <= autocorrelation_time(white) < 1.2
     True
     >>> ar = np.zeros(4000)
     >>> for i in range(1, 4000):  # AR(1) with phi 0.9: tau = (1 + 0.9) / (1 - 0.9) = 19
     ...     ar[i] = 0.9 * ar[i - 1] + white[i]
-    >>> 12 < 4000 / effective_size(ar) < 30
+    >>> 12 < autocorrelation_time(ar) < 30
     True
     """
     x = np.asarray(series, dtype=np.float64)
@@ -121,28 +121,42 @@ def effective_size(series: np.ndarray) -> float:
     centred = x - x.mean()
     variance = float(centred @ centred)
     if n < 4 or variance <= 0.0:
-        return float(n)
+        return 1.0
     spectrum = np.fft.rfft(centred, 2 * n)
     rho = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / variance
     pairs = rho[: n - n % 2].reshape(-1, 2).sum(axis=1)  # (rho_0 + rho_1), (rho_2 + rho_3), ...
     ended = np.flatnonzero(pairs <= 0.0)
-    pairs = pairs[: ended[0] if ended.size else pairs.size]
-    pairs = np.minimum.accumulate(pairs)
-    tau = max(1.0, float(2.0 * pairs.sum() - 1.0))
-    return n / tau
+    pairs = np.minimum.accumulate(pairs[: ended[0] if ended.size else pairs.size])
+    return max(1.0, float(2.0 * pairs.sum() - 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class NormalMemory:
+    """How long normal operation remembers, in consecutive scored readings: the integrated
+    autocorrelation time of the reading error and of each sensor's error over the
+    calibration run (``models train`` records it; see :func:`normal_memory`)."""
+
+    reading: float
+    sensors: tuple[float, ...]
+
+
+def normal_memory(calibration_errors: np.ndarray) -> NormalMemory:
+    """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order."""
+    errors = np.asarray(calibration_errors, dtype=np.float64)
+    return NormalMemory(
+        reading=autocorrelation_time(errors.mean(axis=1)),
+        sensors=tuple(autocorrelation_time(errors[:, j]) for j in range(errors.shape[1])),
+    )
 
 
 def _ks(
-    reference: np.ndarray, recent: np.ndarray, sizes: tuple[float, float] | None = None
+    reference: np.ndarray, recent: np.ndarray, sizes: tuple[float, float]
 ) -> tuple[float, float]:
-    """KS statistic D and its p-value at the samples' effective sizes (``sizes``, or
-    :func:`effective_size` of each): readings in time order are not independent (a model over
-    a window shares readings between neighbouring errors, and the process itself has
-    memory), and at their raw count KS rejects a stretch of normal operation as drift.
-    Independent samples keep about their full size."""
+    """KS statistic D and its p-value with the samples counted at ``sizes`` (their
+    effective sizes), by the asymptotic law ks_2samp's asymptotic method uses."""
     statistic = float(stats.ks_2samp(reference, recent).statistic)
-    m, n = sizes if sizes is not None else (effective_size(reference), effective_size(recent))
-    en = max(1, round(m * n / (m + n)))  # as ks_2samp's asymptotic method, at these sizes
+    m, n = sizes
+    en = max(1, round(m * n / (m + n)))
     return statistic, float(stats.kstwo.sf(statistic, en))
 
 
@@ -180,8 +194,14 @@ def drift_report(
     recent_sensor_errors: np.ndarray,
     sensors: Sequence[str],
     policy: DriftPolicy,
+    memory: NormalMemory | None = None,
 ) -> DriftReport:
-    """Compare per-sensor squared errors ``(n, n_sensors)`` of recent normals with the reference."""
+    """Compare per-sensor squared errors ``(n, n_sensors)`` of recent normals with the
+    reference. The reference counts at its own effective size (its rows in time order);
+    the recent normals at their count over ``memory`` (the dependence consecutive normal
+    readings have), or at their count when the model's memory is not known. Their own
+    autocorrelation is not used: a shift inside the recent window would read as memory
+    and hide itself."""
     reference = np.asarray(reference_errors, dtype=np.float64)
     recent = np.asarray(recent_sensor_errors, dtype=np.float64).reshape(-1, len(sensors))
     if reference.ndim != 2 or reference.shape[1] != len(sensors):
@@ -205,11 +225,20 @@ def drift_report(
             reason=reason,
         )
     level = policy.alpha / 2  # the reading-error test and the sensors' family share alpha
+    reading_memory = 1.0 if memory is None else memory.reading
+    sensor_memory = (1.0,) * len(sensors) if memory is None else memory.sensors
     reference_errors, recent_errors = reference.mean(axis=1), recent.mean(axis=1)
-    sizes = (effective_size(reference_errors), effective_size(recent_errors))
+    sizes = (len(reference) / autocorrelation_time(reference_errors), n_recent / reading_memory)
     statistic, pvalue = _ks(reference_errors, recent_errors, sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
-    per_sensor = [_ks(reference[:, j], recent[:, j]) for j in range(len(sensors))]
+    per_sensor = [
+        _ks(
+            reference[:, j],
+            recent[:, j],
+            (len(reference) / autocorrelation_time(reference[:, j]), n_recent / sensor_memory[j]),
+        )
+        for j in range(len(sensors))
+    ]
     adjusted = benjamini_hochberg([p for _, p in per_sensor])
     sensor_results = tuple(
         SensorDrift(

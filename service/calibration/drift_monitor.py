@@ -11,11 +11,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.calibration.drift import RECOMMENDATIONS, DriftPolicy, DriftReport, drift_report
+from service.calibration.drift import (
+    RECOMMENDATIONS,
+    DriftPolicy,
+    DriftReport,
+    NormalMemory,
+    drift_report,
+    normal_memory,
+)
 from service.calibration.store import FeedbackStore
 from service.metrics import Metrics
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.settings import Settings
+
+
+def model_memory(model: LoadedModel) -> NormalMemory | None:
+    """How long the model's normal operation remembers: as ``train`` measured it on the
+    whole calibration run (``normal_memory`` in the manifest's metrics), else from the
+    reference sample when it is that whole run; None when neither says (an artifact from
+    before 7 Dec 2026 whose reference is a subsample)."""
+    recorded = model.manifest.metrics.get("normal_memory")
+    if isinstance(recorded, dict):
+        sensors = tuple(float(v) for v in recorded.get("sensors", ()))
+        if len(sensors) == model.manifest.n_sensors:
+            return NormalMemory(reading=float(recorded["reading"]), sensors=sensors)
+    reference = model.artifact.reference_errors
+    if len(reference) >= model.manifest.threshold.n_calibration:
+        return normal_memory(reference)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +104,7 @@ class DriftMonitor:
             recent,
             model.sensors,
             self.policy,
+            model_memory(model),
         )
         m = self.metrics
         m.ks_statistic.labels(model.name).set(

@@ -9,7 +9,12 @@ import pytest
 from scipy import stats
 
 from service.calibration import drift
-from service.calibration.drift import DriftPolicy, benjamini_hochberg, drift_report
+from service.calibration.drift import (
+    DriftPolicy,
+    benjamini_hochberg,
+    drift_report,
+    normal_memory,
+)
 
 SENSORS = [f"s{i}" for i in range(6)]
 
@@ -114,7 +119,8 @@ def test_with_nothing_shifted_a_recommendation_comes_at_most_alpha_of_the_time()
     for _ in range(1000):
         reference = rng.chisquare(1, size=(1000, 50))
         recent = rng.chisquare(1, size=(int(rng.integers(50, 500)), 50))
-        false += drift_report(reference, recent, sensors, policy).recommendation != "none"
+        report = drift_report(reference, recent, sensors, policy, normal_memory(reference))
+        false += report.recommendation != "none"
     assert false <= 10
 
 
@@ -132,28 +138,45 @@ def ar_squared_errors(rng: np.random.Generator, n: int, phi: float) -> np.ndarra
 def test_a_stretch_of_consecutive_normal_readings_is_not_drift() -> None:
     """Labels given to a time range are consecutive readings: counted at their raw number,
     KS takes the stretch's own slice of normal operation for a shifted distribution (the
-    p-values at raw counts below show it would); at their effective size it does not."""
+    p-values at raw counts below show it would); counted by normal operation's memory,
+    measured on the (consecutive) calibration run, it does not."""
     rng = np.random.default_rng(13)
     raw_rejections = judged = 0
     for _ in range(20):
         reference = ar_squared_errors(rng, 1000, 0.95)
         recent = ar_squared_errors(rng, 160, 0.95)
-        report = drift_report(reference, recent, SENSORS, DriftPolicy())
+        memory = normal_memory(reference)
+        report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory)
         judged += report.recommendation != "none"
-        assert report.effective_recent is not None and report.effective_recent < 160 / 5
+        assert report.effective_recent == pytest.approx(160 / memory.reading)
+        assert memory.reading > 5 and min(memory.sensors) > 5
         raw = stats.ks_2samp(reference.mean(axis=1), recent.mean(axis=1)).pvalue
         raw_rejections += raw < DriftPolicy().alpha / 2
+        assert drift_report(reference, recent, SENSORS, DriftPolicy()).effective_recent == 160
     assert raw_rejections >= 10
     assert judged <= 1
 
 
+def test_a_shift_inside_the_recent_window_is_still_drift() -> None:
+    """The recent normals' own autocorrelation is not used: labels from before and after a
+    change, in label order, would read as a long memory and hide the change itself."""
+    rng = np.random.default_rng(15)
+    reference = squared_errors(rng, 1000, np.ones(6))
+    recent = np.vstack(
+        [squared_errors(rng, 300, np.ones(6)), squared_errors(rng, 400, np.full(6, 1.6))]
+    )
+    report = drift_report(reference, recent, SENSORS, DriftPolicy(), normal_memory(reference))
+    assert report.recommendation in ("recalibrate", "retrain")
+    assert report.effective_recent is not None and report.effective_recent > 0.8 * 700
+
+
 def test_independent_readings_keep_about_their_count() -> None:
     rng = np.random.default_rng(14)
+    reference = squared_errors(rng, 2000, np.ones(6))
+    memory = normal_memory(reference)
+    assert memory.reading < 1.3 and max(memory.sensors) < 1.3
     report = drift_report(
-        squared_errors(rng, 2000, np.ones(6)),
-        squared_errors(rng, 400, np.ones(6)),
-        SENSORS,
-        DriftPolicy(),
+        reference, squared_errors(rng, 400, np.ones(6)), SENSORS, DriftPolicy(), memory
     )
-    assert report.effective_recent is not None and 0.8 * 400 <= report.effective_recent <= 400
-    assert report.effective_reference is not None and report.effective_reference >= 1600
+    assert report.effective_recent is not None and 0.75 * 400 <= report.effective_recent <= 400
+    assert report.effective_reference is not None and report.effective_reference >= 1500
