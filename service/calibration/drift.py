@@ -195,13 +195,16 @@ def drift_report(
     sensors: Sequence[str],
     policy: DriftPolicy,
     memory: NormalMemory | None = None,
+    consecutive: int | None = None,
 ) -> DriftReport:
     """Compare per-sensor squared errors ``(n, n_sensors)`` of recent normals with the
     reference. The reference counts at its own effective size (its rows in time order);
-    the recent normals at their count over ``memory`` (the dependence consecutive normal
-    readings have), or at their count when the model's memory is not known. Their own
-    autocorrelation is not used: a shift inside the recent window would read as memory
-    and hide itself."""
+    of the recent normals, the ``consecutive`` ones (labelled as part of a span: a time
+    range, carried readings; None: all) count at their number over ``memory`` (the
+    dependence consecutive normal readings have), the others (readings picked one by one
+    for review) one each, and all at their count when the model's memory is not known.
+    Their own autocorrelation is not used: a shift inside the recent window would read as
+    memory and hide itself."""
     reference = np.asarray(reference_errors, dtype=np.float64)
     recent = np.asarray(recent_sensor_errors, dtype=np.float64).reshape(-1, len(sensors))
     if reference.ndim != 2 or reference.shape[1] != len(sensors):
@@ -227,15 +230,20 @@ def drift_report(
     level = policy.alpha / 2  # the reading-error test and the sensors' family share alpha
     reading_memory = 1.0 if memory is None else memory.reading
     sensor_memory = (1.0,) * len(sensors) if memory is None else memory.sensors
+    spans = n_recent if consecutive is None else min(max(consecutive, 0), n_recent)
+
+    def recent_size(tau: float) -> float:
+        return (n_recent - spans) + spans / tau
+
     reference_errors, recent_errors = reference.mean(axis=1), recent.mean(axis=1)
-    sizes = (len(reference) / autocorrelation_time(reference_errors), n_recent / reading_memory)
+    sizes = (len(reference) / autocorrelation_time(reference_errors), recent_size(reading_memory))
     statistic, pvalue = _ks(reference_errors, recent_errors, sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
     per_sensor = [
         _ks(
             reference[:, j],
             recent[:, j],
-            (len(reference) / autocorrelation_time(reference[:, j]), n_recent / sensor_memory[j]),
+            (len(reference) / autocorrelation_time(reference[:, j]), recent_size(sensor_memory[j])),
         )
         for j in range(len(sensors))
     ]

@@ -90,13 +90,15 @@ class DriftMonitor:
         # tail by construction: tested against the whole reference law they make a "shift"
         # out of confirmed false alarms. Kept: labels given to whole spans (time ranges,
         # carried readings) and reviewed readings that were not flagged (the audit sample).
-        unbiased = [
-            errors
+        kept = [
+            (errors, whole_span)
             for errors, flagged, whole_span in zip(
                 sample.sensor_errors, sample.flagged, sample.representative, strict=True
             )
             if whole_span or not flagged
         ]
+        unbiased = [errors for errors, _ in kept]
+        spans = sum(whole_span for _, whole_span in kept)  # consecutive readings
         recent = np.asarray(unbiased, dtype=np.float64).reshape(-1, model.manifest.n_sensors)
         report = await asyncio.to_thread(
             drift_report,
@@ -105,6 +107,7 @@ class DriftMonitor:
             model.sensors,
             self.policy,
             model_memory(model),
+            spans,
         )
         m = self.metrics
         m.ks_statistic.labels(model.name).set(

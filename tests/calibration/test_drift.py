@@ -11,6 +11,7 @@ from scipy import stats
 from service.calibration import drift
 from service.calibration.drift import (
     DriftPolicy,
+    NormalMemory,
     benjamini_hochberg,
     drift_report,
     normal_memory,
@@ -180,3 +181,19 @@ def test_independent_readings_keep_about_their_count() -> None:
     )
     assert report.effective_recent is not None and 0.75 * 400 <= report.effective_recent <= 400
     assert report.effective_reference is not None and report.effective_reference >= 1500
+
+
+@pytest.mark.parametrize(
+    ("consecutive", "effective"), [(None, 10.0), (100, 10.0), (50, 55.0), (0, 100.0)]
+)
+def test_only_readings_labelled_as_part_of_a_span_count_by_the_memory(
+    consecutive: int | None, effective: float
+) -> None:
+    """Readings picked one by one for review are as good as independent; a time range's or
+    carried readings' count is divided by normal operation's memory."""
+    rng = np.random.default_rng(16)
+    memory = NormalMemory(10.0, (10.0,) * len(SENSORS))
+    reference = squared_errors(rng, 1000, np.ones(6))
+    recent = squared_errors(rng, 100, np.ones(6))
+    report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory, consecutive)
+    assert report.effective_recent == pytest.approx(effective)
