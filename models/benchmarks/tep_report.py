@@ -62,7 +62,9 @@ def tep_table(bench: TepBenchmark) -> Table:
         note=(
             f"Limits ({limits}) from all of d00_te.dat; MDR = share of a fault file's scored "
             "readings at or under the limit. * = faults 3, 9, 15 (nearly undetectable for every "
-            "published method). Lower is better."
+            "published method). Lower is better. The published columns are on other runs "
+            "(d01_te..d21_te, samples 161-960, KDE limits): the same protocol on sister runs, "
+            "not the same readings; ours and our PCA's run on exactly these rows."
         ),
         digits=dict.fromkeys(columns, 2),
     )
