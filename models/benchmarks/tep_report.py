@@ -96,7 +96,7 @@ def far_table(bench: TepBenchmark) -> Table:
                     bench.average(name, quantile, without_hard=True),
                     100 * bench.far(name, quantile).false_alarm_rate,
                     f"{low:.1f}-{high:.1f}%",
-                    run,
+                    run if worst > 0 else "none (all 0%)",
                     worst,
                 ]
             )
