@@ -42,8 +42,10 @@ class DriftStatus(BaseModel):
         "from their autocorrelation in time order; the p-values count each sample so."
     )
     effective_recent: float | None = Field(
-        description="The same for the recent confirmed normals (in the order they were "
-        "labelled): a stretch of consecutive readings is worth far fewer than its count."
+        description="How many independent readings the recent confirmed normals are worth: "
+        "the labels of one request for one stream count 1 + (count - 1) / the model's "
+        "memory (measured on its calibration run), so a stretch of consecutive readings "
+        "is worth far fewer than its count."
     )
     alpha: float
     min_effect: float

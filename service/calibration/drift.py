@@ -25,6 +25,7 @@ Recommendation rule (:func:`recommend`):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -120,7 +121,7 @@ def autocorrelation_time(series: np.ndarray) -> float:
     n = x.size
     centred = x - x.mean()
     variance = float(centred @ centred)
-    if n < 4 or variance <= 0.0:
+    if n < 4 or variance <= 1e-20 * float(x @ x):  # constant, up to the mean's rounding
         return 1.0
     spectrum = np.fft.rfft(centred, 2 * n)
     rho = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / variance
@@ -167,8 +168,11 @@ def recommend(
     drifted: bool,
     sensors_drifted: int,
     policy: DriftPolicy,
+    effective_recent: float | None = None,
 ) -> tuple[Recommendation, str]:
-    """The rule in the module docstring, as code."""
+    """The rule in the module docstring, as code. ``effective_recent``: how many independent
+    readings the recent normals are worth, named when a shift of the minimum size or more
+    is too weakly supported to count."""
     if not sufficient or statistic is None:
         return "none", f"fewer than {policy.min_samples} recent confirmed normals: not judged"
     if drifted and statistic >= policy.retrain_effect:
@@ -186,6 +190,13 @@ def recommend(
             f"{sensors_drifted} sensor(s) drifted while the reading error did not: "
             "a local change the threshold cannot see"
         )
+    if statistic >= policy.min_effect and effective_recent is not None:
+        return "none", (
+            f"reading errors moved (KS D={statistic:.3f}) but not beyond chance for recent "
+            f"normals worth about {effective_recent:.0f} independent readings (labelled "
+            "stretches share the model's memory): label more normal readings, or readings "
+            "further apart in time"
+        )
     return "none", "no drift beyond the minimum effect size"
 
 
@@ -195,22 +206,26 @@ def drift_report(
     sensors: Sequence[str],
     policy: DriftPolicy,
     memory: NormalMemory | None = None,
-    consecutive: int | None = None,
+    spans: Sequence[str] | None = None,
 ) -> DriftReport:
     """Compare per-sensor squared errors ``(n, n_sensors)`` of recent normals with the
-    reference. The reference counts at its own effective size (its rows in time order);
-    of the recent normals, the ``consecutive`` ones (labelled as part of a span: a time
-    range, carried readings; None: all) count at their number over ``memory`` (the
-    dependence consecutive normal readings have), the others (readings picked one by one
-    for review) one each, and all at their count when the model's memory is not known.
-    Their own autocorrelation is not used: a shift inside the recent window would read as
-    memory and hide itself."""
+    reference. The reference counts at its own effective size (its rows in time order).
+    The recent normals count by span (``spans``: one key per row, the rows labelled in one
+    request for one stream; None: all one span): a span of ``L`` labels counts
+    ``1 + (L - 1) / tau``, ``tau`` from ``memory`` (the dependence consecutive normal
+    readings have), so a reading labelled alone counts one and a long stretch its length
+    over the memory; all count one each when the model's memory is not known. Their own
+    autocorrelation is not used: a shift inside the recent window would read as memory and
+    hide itself."""
     reference = np.asarray(reference_errors, dtype=np.float64)
     recent = np.asarray(recent_sensor_errors, dtype=np.float64).reshape(-1, len(sensors))
     if reference.ndim != 2 or reference.shape[1] != len(sensors):
         raise ValueError(f"reference errors have shape {reference.shape}, need (n, {len(sensors)})")
-    recent = recent[np.isfinite(recent).all(axis=1)]
+    finite = np.isfinite(recent).all(axis=1)
+    recent = recent[finite]
     n_recent = int(recent.shape[0])
+    keys = ["" for _ in range(n_recent)] if spans is None else np.asarray(spans)[finite].tolist()
+    span_lengths = np.array(list(Counter(keys).values()), dtype=np.float64)
     sufficient = n_recent >= policy.min_samples
     if not sufficient:
         rec, reason = recommend(
@@ -230,10 +245,9 @@ def drift_report(
     level = policy.alpha / 2  # the reading-error test and the sensors' family share alpha
     reading_memory = 1.0 if memory is None else memory.reading
     sensor_memory = (1.0,) * len(sensors) if memory is None else memory.sensors
-    spans = n_recent if consecutive is None else min(max(consecutive, 0), n_recent)
 
     def recent_size(tau: float) -> float:
-        return (n_recent - spans) + spans / tau
+        return float(np.sum(1.0 + (span_lengths - 1.0) / tau)) if n_recent else 0.0
 
     reference_errors, recent_errors = reference.mean(axis=1), recent.mean(axis=1)
     sizes = (len(reference) / autocorrelation_time(reference_errors), recent_size(reading_memory))
@@ -265,6 +279,7 @@ def drift_report(
         drifted=drifted,
         sensors_drifted=n_drifted,
         policy=policy,
+        effective_recent=sizes[1],
     )
     return DriftReport(
         n_reference=int(reference.shape[0]),

@@ -30,15 +30,28 @@ def model_memory(model: LoadedModel) -> NormalMemory | None:
     whole calibration run (``normal_memory`` in the manifest's metrics), else from the
     reference sample when it is that whole run; None when neither says (an artifact from
     before 7 Dec 2026 whose reference is a subsample)."""
-    recorded = model.manifest.metrics.get("normal_memory")
-    if isinstance(recorded, dict):
-        sensors = tuple(float(v) for v in recorded.get("sensors", ()))
-        if len(sensors) == model.manifest.n_sensors:
-            return NormalMemory(reading=float(recorded["reading"]), sensors=sensors)
+    recorded = _recorded_memory(model.manifest.metrics.get("normal_memory"))
+    if recorded is not None and len(recorded.sensors) == model.manifest.n_sensors:
+        return recorded
     reference = model.artifact.reference_errors
     if len(reference) >= model.manifest.threshold.n_calibration:
         return normal_memory(reference)
     return None
+
+
+def _recorded_memory(recorded: object) -> NormalMemory | None:
+    """The manifest's ``normal_memory`` when it is what ``train`` writes (finite times of at
+    least one reading), else None: a hand-edited manifest falls back, never fails a check."""
+    if not isinstance(recorded, dict):
+        return None
+    reading, sensors = recorded.get("reading"), recorded.get("sensors")
+    if not isinstance(sensors, list):
+        return None
+    values = [reading, *sensors]
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or not all(math.isfinite(v) and v >= 1 for v in numbers):
+        return None
+    return NormalMemory(reading=float(numbers[0]), sensors=tuple(float(v) for v in numbers[1:]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +103,16 @@ class DriftMonitor:
         # tail by construction: tested against the whole reference law they make a "shift"
         # out of confirmed false alarms. Kept: labels given to whole spans (time ranges,
         # carried readings) and reviewed readings that were not flagged (the audit sample).
+        spans = sample.spans or ("",) * len(sample.errors)  # unknown: all one span
         kept = [
-            (errors, whole_span)
-            for errors, flagged, whole_span in zip(
-                sample.sensor_errors, sample.flagged, sample.representative, strict=True
+            (errors, span)
+            for errors, flagged, whole_span, span in zip(
+                sample.sensor_errors, sample.flagged, sample.representative, spans, strict=True
             )
             if whole_span or not flagged
         ]
         unbiased = [errors for errors, _ in kept]
-        spans = sum(whole_span for _, whole_span in kept)  # consecutive readings
+        kept_spans = [span for _, span in kept]
         recent = np.asarray(unbiased, dtype=np.float64).reshape(-1, model.manifest.n_sensors)
         report = await asyncio.to_thread(
             drift_report,
@@ -107,7 +121,7 @@ class DriftMonitor:
             model.sensors,
             self.policy,
             model_memory(model),
-            spans,
+            kept_spans,
         )
         m = self.metrics
         m.ks_statistic.labels(model.name).set(

@@ -154,13 +154,16 @@ class NormalSample:
 
     ``flagged``: the reading was an anomaly or in an alert when scored. ``representative``:
     the label came with its neighbours (a time range or carried readings), not picked from
-    the review queue, so its flagged share is the stream's own."""
+    the review queue, so its flagged share is the stream's own. ``spans``: which labels came
+    in one request for one stream (the same key), so may be neighbouring readings that share
+    the model's memory; empty when the store does not say (then all are taken as one)."""
 
     errors: tuple[float, ...]
     sensor_errors: tuple[tuple[float, ...], ...]
     label_ids: tuple[int, ...] = field(default=())
     flagged: tuple[bool, ...] = field(default=())
     representative: tuple[bool, ...] = field(default=())
+    spans: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         """A store that does not know the flags: every label unflagged and representative."""

@@ -5,12 +5,12 @@ selection that names nothing to label."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from service.calibration.records import LabelValue, NewLabel
-from service.errors import InvalidRequest, ServiceError
+from service.errors import InvalidReading, InvalidRequest, ServiceError
 from service.scoring.decision import WindowMatch
 from service.scoring.registry import LoadedModel
 from service.scoring.sequence import score_sequence
@@ -112,13 +112,17 @@ def carried_labels(
             f"model {model.name!r} reads windows of {window} readings: send at least "
             f"{window} consecutive readings (the first {window - 1} give context only)"
         )
-    scored = score_sequence(
-        model,
-        values,
-        snapshot.value,
-        settings.top_k_sensors,
-        stream_smoothing(settings, model.manifest.smoothing),
-    )
+    try:
+        scored = score_sequence(
+            model,
+            values,
+            snapshot.value,
+            settings.top_k_sensors,
+            stream_smoothing(settings, model.manifest.smoothing),
+        )
+    except InvalidReading as exc:  # its fields named as in this body: readings.values[j]
+        exc.errors = [replace(e, field=f"readings.{e.field}") for e in exc.errors]
+        raise
     errors = scored.decisions.errors.tolist()
     anomalies = scored.decisions.anomalies.tolist()
     labels = []

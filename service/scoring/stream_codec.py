@@ -26,10 +26,12 @@ import numpy as np
 
 from service.scoring.streams import StreamState
 
-FORMAT = 2
+FORMAT = 1
 # format, last seen, phase, cool-down left, filled rows, sensors, highs, smoothed, version bytes
 _HEADER = struct.Struct("<BdbiIIHHH")
-# format 2 on: the threshold the smoothed scores were divided by (StreamState.unit)
+# After the rows, since 7 Dec 2026: the threshold the smoothed scores were divided by
+# (StreamState.unit). At the end, so a service from before reads the rest as it always did
+# (it ignores what follows the rows) and this one reads a blob without it.
 _UNIT = struct.Struct("<d")
 
 
@@ -48,15 +50,10 @@ def encode(state: StreamState) -> bytes:
         FORMAT, state.last_seen, phase, left, state.filled, n_sensors,
         len(bits), len(history), len(version),
     )  # fmt: skip
-    parts = [
-        header,
-        _UNIT.pack(state.unit),
-        bytes(bytearray(bits)),
-        np.asarray(history, dtype="<f8").tobytes(),
-        version,
-    ]
+    parts = [header, bytes(bytearray(bits)), np.asarray(history, dtype="<f8").tobytes(), version]
     if rows is not None:
         parts.append(np.ascontiguousarray(rows, dtype="<f4").tobytes())
+    parts.append(_UNIT.pack(state.unit))
     return b"".join(parts)
 
 
@@ -68,19 +65,12 @@ def restore(state: StreamState, blob: bytes) -> None:
     fmt, last_seen, phase, left, filled, n_sensors, n_bits, n_history, n_version = (
         _HEADER.unpack_from(blob)
     )
-    if fmt not in (1, FORMAT):
-        raise StateFormatError(f"stream state format {fmt}, this service reads 1 and {FORMAT}")
+    if fmt != FORMAT:
+        raise StateFormatError(f"stream state format {fmt}, this service reads {FORMAT}")
     capacity, expected_sensors = state.window_buffer.shape
     if filled > capacity or (filled and n_sensors != expected_sensors):
         raise StateFormatError("stream state does not fit the model's window")
     at = _HEADER.size
-    if fmt == FORMAT:
-        if len(blob) < at + _UNIT.size:
-            raise StateFormatError("stream state too short")
-        (state.unit,) = _UNIT.unpack_from(blob, at)
-        at += _UNIT.size
-    # Format 1 (written before the unit was): its scores keep the fresh state's unit, the
-    # threshold in force, as that service read them.
     bits = [bool(b) for b in blob[at : at + n_bits]]
     at += n_bits
     history = np.frombuffer(blob, dtype="<f8", count=n_history, offset=at).tolist()
@@ -90,6 +80,14 @@ def restore(state: StreamState, blob: bytes) -> None:
     if filled:
         rows = np.frombuffer(blob, dtype="<f4", count=filled * n_sensors, offset=at)
         state.window_buffer[capacity - filled :] = rows.reshape(filled, n_sensors)
+        at += 4 * filled * n_sensors
+    if len(blob) >= at + _UNIT.size:
+        # The fresh smoother (its start) is over the threshold in force; the blob's scores
+        # over the one they were divided by: bring the start there before they come back.
+        (unit,) = _UNIT.unpack_from(blob, at)
+        state.in_units(unit)
+    # Without it (a service from before wrote it): its scores are over the threshold in
+    # force, the fresh state's unit, as that service read them.
     state.filled = filled
     state.last_seen = last_seen
     state.smoother.restore(history)

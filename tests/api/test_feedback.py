@@ -362,7 +362,11 @@ async def test_review_queue_mixes_alerts_with_an_unbiased_audit_sample(client: A
 
 @pytest.mark.parametrize(
     ("value", "sensor", "field"),
-    [(2e15, 3, "values[3]"), (1e20, 3, "values[3]"), (1e39, 0, "readings.values[0]")],
+    [
+        (2e15, 3, "readings.values[3]"),
+        (1e20, 3, "readings.values[3]"),
+        (1e39, 0, "readings.values[0]"),
+    ],
 )
 async def test_carried_values_beyond_the_models_range_are_refused_naming_the_reading(
     client: Any, value: float, sensor: int, field: str
@@ -382,7 +386,7 @@ async def test_carried_values_beyond_the_models_range_are_refused_naming_the_rea
         "/v1/score", json={"stream_id": "s", "readings": [[0, 0, 0, 0], carried]}
     )
     assert scored.status_code == 422
-    assert scored.json()["errors"][0]["field"].endswith(f"values[{sensor}]")
+    assert scored.json()["errors"][0]["field"] == f"values[{sensor}]"
 
 
 async def test_datetimes_without_time_zone_are_refused(client: Any) -> None:

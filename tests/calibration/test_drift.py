@@ -149,7 +149,7 @@ def test_a_stretch_of_consecutive_normal_readings_is_not_drift() -> None:
         memory = normal_memory(reference)
         report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory)
         judged += report.recommendation != "none"
-        assert report.effective_recent == pytest.approx(160 / memory.reading)
+        assert report.effective_recent == pytest.approx(1 + 159 / memory.reading)
         assert memory.reading > 5 and min(memory.sensors) > 5
         raw = stats.ks_2samp(reference.mean(axis=1), recent.mean(axis=1)).pvalue
         raw_rejections += raw < DriftPolicy().alpha / 2
@@ -184,16 +184,36 @@ def test_independent_readings_keep_about_their_count() -> None:
 
 
 @pytest.mark.parametrize(
-    ("consecutive", "effective"), [(None, 10.0), (100, 10.0), (50, 55.0), (0, 100.0)]
+    ("spans", "effective"),
+    [
+        (None, 1 + 99 / 10),
+        (["one request"] * 100, 1 + 99 / 10),
+        (["a"] * 50 + ["b"] * 50, 2 * (1 + 49 / 10)),
+        ([f"request {i}" for i in range(100)], 100.0),
+    ],
 )
-def test_only_readings_labelled_as_part_of_a_span_count_by_the_memory(
-    consecutive: int | None, effective: float
+def test_labels_count_by_span_each_span_by_the_memory(
+    spans: list[str] | None, effective: float
 ) -> None:
-    """Readings picked one by one for review are as good as independent; a time range's or
-    carried readings' count is divided by normal operation's memory."""
+    """Readings labelled one per request are as good as independent; the labels of one
+    request for one stream (a time range, carried readings, a batch's ids) may be
+    neighbours: a span of L counts 1 + (L - 1) / tau."""
     rng = np.random.default_rng(16)
     memory = NormalMemory(10.0, (10.0,) * len(SENSORS))
     reference = squared_errors(rng, 1000, np.ones(6))
     recent = squared_errors(rng, 100, np.ones(6))
-    report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory, consecutive)
+    report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory, spans)
     assert report.effective_recent == pytest.approx(effective)
+
+
+def test_a_shift_too_weakly_supported_says_so_not_that_nothing_moved() -> None:
+    """60 labels of one stretch, with a memory of 53 readings, are worth about 2: a large D
+    is not beyond chance, and the reason says why instead of "no drift"."""
+    rng = np.random.default_rng(17)
+    memory = NormalMemory(53.0, (53.0,) * len(SENSORS))
+    reference = squared_errors(rng, 1000, np.ones(6))
+    recent = squared_errors(rng, 60, np.full(6, 1.6))
+    report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory, ["one"] * 60)
+    assert report.recommendation == "none" and report.statistic is not None
+    assert report.statistic >= DriftPolicy().min_effect
+    assert "not beyond chance for recent normals worth about 2 independent" in report.reason

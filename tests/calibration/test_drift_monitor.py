@@ -86,3 +86,13 @@ async def test_normal_operations_memory_comes_from_training_or_the_whole_referen
     assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0))
     subsampled = model.manifest.threshold.model_copy(update={"n_calibration": 20_000})
     assert model_memory(with_manifest(threshold=subsampled)) is None
+    # A hand-edited figure that train would never write falls back, as if absent.
+    for bad in (
+        {"sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": None, "sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": 0.0, "sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": 7.0, "sensors": [2.0, float("nan"), 4.0, 5.0]},
+        {"reading": 7.0, "sensors": [2.0, 3.0]},
+        {"reading": True, "sensors": [2.0, 3.0, 4.0, 5.0]},
+    ):
+        assert model_memory(with_manifest(metrics={"normal_memory": bad})) == from_reference

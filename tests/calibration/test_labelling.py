@@ -114,7 +114,7 @@ async def test_carried_readings_are_refused_as_the_scoring_endpoint_refuses_them
         rooms.desk.labels_for(carried(np.zeros((2, 4)), "windowed"), "normal", None)
     with pytest.raises(InvalidReading, match="beyond the model's range") as beyond:
         rooms.desk.labels_for(carried(np.full((1, 4), 1e30)), "normal", None)
-    assert [e.field for e in beyond.value.errors] == [f"values[{j}]" for j in range(4)]
+    assert [e.field for e in beyond.value.errors] == [f"readings.values[{j}]" for j in range(4)]
     too_many = rooms.settings.max_batch_readings + 1
     with pytest.raises(BatchTooLarge):
         rooms.desk.labels_for(carried(np.zeros((too_many, 4))), "normal", None)

@@ -91,18 +91,44 @@ def test_the_threshold_the_scores_are_over_travels() -> None:
     assert copy.smoother.get() == 0.75 and copy.unit == 4.0
 
 
+@pytest.mark.parametrize("method", ["ewma", "mean", "median"])
+def test_a_declared_start_restored_across_a_threshold_change_is_over_the_new_one(
+    method: str,
+) -> None:
+    """A stream with no score yet remembers only where it starts: written at threshold 2,
+    read where the threshold is now 4 (a fresh state over 4), it starts at start / 4."""
+    smoothing = ScoreSmoothing(method=method, window=3, alpha=0.3, start=1.0)
+
+    def made(unit: float) -> StreamState:
+        return StreamState(
+            make_smoother(smoothing, unit), AlertDebouncer(k=2, n=4, cooldown=3), window=3,
+            n_sensors=3, model_version="7", now=1000.0, unit=unit,
+        )  # fmt: skip
+
+    copy = made(4.0)
+    restore(copy, encode(made(2.0)))
+    copy.in_units(4.0)
+    assert copy.smoother.get() == pytest.approx(0.25)
+    assert copy.smoother.update(0.25) == pytest.approx(0.25)
+
+
 def test_a_state_written_before_the_unit_keeps_the_threshold_in_force() -> None:
-    """Format 1, as a service before this one wrote it (no unit): read as that service read
-    it, its scores over the threshold the fresh state was made with."""
-    state = fresh(SMOOTHINGS[4], window=1)
+    """As a service before this one wrote it (no unit after the rows): read as that service
+    read it, its scores over the threshold the fresh state was made with; and a service
+    before this one reads this one's blobs, the unit being past the rows it reads."""
+    state = fresh(SMOOTHINGS[4], window=3)
     state.smoother.update(1.5)
+    state.push(np.ones((2, 3), dtype=np.float32))
     blob = encode(state)
-    header = stream_codec._HEADER.size
-    old = b"\x01" + blob[1:header] + blob[header + stream_codec._UNIT.size :]
-    copy = fresh(SMOOTHINGS[4], window=1)
+    assert len(blob) == len(encode_without_unit(state)) + stream_codec._UNIT.size
+    copy = fresh(SMOOTHINGS[4], window=3)
     copy.unit = 3.0
-    restore(copy, old)
-    assert copy.unit == 3.0 and copy.smoother.get() == 1.5 and copy.model_version == "7"
+    restore(copy, encode_without_unit(state))
+    assert copy.unit == 3.0 and copy.smoother.get() == 1.5 and copy.filled == 2
+
+
+def encode_without_unit(state: StreamState) -> bytes:
+    return encode(state)[: -stream_codec._UNIT.size]
 
 
 def test_a_state_that_does_not_fit_the_model_is_refused() -> None:

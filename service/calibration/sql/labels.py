@@ -225,6 +225,8 @@ class LabelTables(SqlDatabase):
                 label_rows.c.scored_anomaly,
                 label_rows.c.scored_alert,
                 label_rows.c.source,
+                label_rows.c.submission_id,
+                label_rows.c.stream_id,
             )
             .select_from(label_rows.outerjoin(reading_votes, vote))
             .where(
@@ -252,6 +254,7 @@ class LabelTables(SqlDatabase):
             label_ids=tuple(int(r["id"]) for r in rows),
             flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
             representative=tuple(r["source"] != "reading_id" for r in rows),
+            spans=tuple(f"{r['submission_id']}/{r['stream_id'] or ''}" for r in rows),
         )
 
     def labelled_readings(
