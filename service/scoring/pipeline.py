@@ -94,6 +94,7 @@ class ScoringPipeline:
             now=now,
             limits=model.glitch_limits,
             unit=threshold,
+            artifact=model.fingerprint,
         )
 
     def score(self, parsed: ParsedRequest, *, reconstruct: bool = True) -> ScoredBatch:
@@ -192,7 +193,7 @@ class ScoringPipeline:
         key = (model.name, parsed.stream_id)
         if state is None:
             state = streams.peek(key)
-            if state is None or state.model_version != model.version:
+            if state is None or not state.belongs_to(model.version, model.fingerprint):
                 state = self.new_state(model, streams.clock())
         inputs = state.windows(readings.values)
         return _Job(

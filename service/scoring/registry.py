@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ class LoadedModel:
     glitch_limits: np.ndarray | None = field(default=None, repr=False)
     # Whether its reconstruction is an expectation of the reading (replies show it, or null).
     expects_readings: bool = field(default=True, repr=False)
+    # Which artifact, beyond its version: one rewritten under the same version differs here,
+    # so a stream state begun under the former one (its window, smoothing, glitch guard) is
+    # not carried into the new one's scores.
+    fingerprint: str = field(default="", repr=False)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> LoadedModel:
@@ -60,6 +65,7 @@ class LoadedModel:
                 else np.asarray(manifest.glitch_limits, dtype=np.float32)
             ),
             expects_readings=manifest.expects_readings,
+            fingerprint=hashlib.sha256(manifest.model_dump_json().encode()).hexdigest()[:16],
         )
 
     @property

@@ -30,8 +30,9 @@ FORMAT = 1
 # format, last seen, phase, cool-down left, filled rows, sensors, highs, smoothed, version bytes
 _HEADER = struct.Struct("<BdbiIIHHH")
 # After the rows, since 7 Dec 2026: the threshold the smoothed scores were divided by
-# (StreamState.unit). At the end, so a service from before reads the rest as it always did
-# (it ignores what follows the rows) and this one reads a blob without it.
+# (StreamState.unit), then the artifact's fingerprint (a length byte, ASCII). At the end, so a
+# service from before reads the rest as it always did (it ignores what follows the rows) and
+# this one reads a blob without them.
 _UNIT = struct.Struct("<d")
 
 
@@ -53,7 +54,8 @@ def encode(state: StreamState) -> bytes:
     parts = [header, bytes(bytearray(bits)), np.asarray(history, dtype="<f8").tobytes(), version]
     if rows is not None:
         parts.append(np.ascontiguousarray(rows, dtype="<f4").tobytes())
-    parts.append(_UNIT.pack(state.unit))
+    artifact = state.artifact.encode("ascii")
+    parts += [_UNIT.pack(state.unit), bytes((len(artifact),)), artifact]
     return b"".join(parts)
 
 
@@ -86,6 +88,9 @@ def restore(state: StreamState, blob: bytes) -> None:
         # over the one they were divided by: bring the start there before they come back.
         (unit,) = _UNIT.unpack_from(blob, at)
         state.in_units(unit)
+        at += _UNIT.size
+        if len(blob) > at:
+            state.artifact = blob[at + 1 : at + 1 + blob[at]].decode("ascii", errors="replace")
     # Without it (a service from before wrote it): its scores are over the threshold in
     # force, the fresh state's unit, as that service read them.
     state.filled = filled

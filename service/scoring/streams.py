@@ -95,8 +95,8 @@ class StreamState:
     """What one stream remembers between requests."""
 
     __slots__ = (
-        "debouncer", "filled", "last_seen", "limits", "model_version", "revision", "smoother",
-        "unit", "window", "window_buffer",
+        "artifact", "debouncer", "filled", "last_seen", "limits", "model_version", "revision",
+        "smoother", "unit", "window", "window_buffer",
     )  # fmt: skip
 
     def __init__(
@@ -110,8 +110,11 @@ class StreamState:
         now: float,
         limits: np.ndarray | None = None,
         unit: float = 1.0,
+        artifact: str = "",
     ) -> None:
         self.smoother = smoother
+        # The artifact that began the stream (LoadedModel.fingerprint; "": not known).
+        self.artifact = artifact
         # The threshold the smoother's scores were divided by (see in_units).
         self.unit = unit
         self.debouncer = debouncer
@@ -134,6 +137,13 @@ class StreamState:
         if threshold != self.unit:
             self.smoother.rescale(self.unit / threshold)
             self.unit = threshold
+
+    def belongs_to(self, version: str, fingerprint: str) -> bool:
+        """Whether this state was begun by the model version and artifact given (a state from
+        a service that did not record the artifact is taken as its version's)."""
+        return self.model_version == version and (
+            not self.artifact or not fingerprint or self.artifact == fingerprint
+        )
 
     def windows(self, values: np.ndarray) -> ModelInputs:
         """Model inputs for a batch after the stream's readings so far.

@@ -143,6 +143,22 @@ async def test_a_model_replaced_in_place_restarts_its_streams(
     assert (await score(client, [QUIET], "open"))[0]["status"] == "scored"
 
 
+async def test_a_stream_state_of_the_former_artifact_is_not_carried_into_the_new_one(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    """As on a replica sharing stream state that did not make the reload itself (or one
+    restarted with the rewritten artifact): nothing dropped the stream, and its state, of
+    the same version, still does not go on under the new artifact."""
+    folder = models_with(tmp_path)
+    client = await make_client(models_dir=folder)
+    await score(client, RUN[:3], "open")
+    build_test_artifact(folder, window=3, glitch_limits=LIMITS)
+    state = client.state
+    await state.keeper.swap_models(lambda: state.models.reload(TEST_MODEL))  # no stream dropped
+    after = [r.get("score") for r in await score(client, RUN, "open")]
+    assert after == pytest.approx([None, None, 0, 25, 0, 0, 0])
+
+
 @pytest.mark.parametrize(
     ("fields", "reason"),
     [

@@ -118,9 +118,10 @@ def test_a_state_written_before_the_unit_keeps_the_threshold_in_force() -> None:
     before this one reads this one's blobs, the unit being past the rows it reads."""
     state = fresh(SMOOTHINGS[4], window=3)
     state.smoother.update(1.5)
+    state.artifact = "0123456789abcdef"
     state.push(np.ones((2, 3), dtype=np.float32))
     blob = encode(state)
-    assert len(blob) == len(encode_without_unit(state)) + stream_codec._UNIT.size
+    assert len(blob) == len(encode_without_unit(state)) + stream_codec._UNIT.size + 17
     copy = fresh(SMOOTHINGS[4], window=3)
     copy.unit = 3.0
     restore(copy, encode_without_unit(state))
@@ -128,7 +129,24 @@ def test_a_state_written_before_the_unit_keeps_the_threshold_in_force() -> None:
 
 
 def encode_without_unit(state: StreamState) -> bytes:
-    return encode(state)[: -stream_codec._UNIT.size]
+    """As a service from before wrote it: nothing after the rows."""
+    return encode(state)[: -(stream_codec._UNIT.size + 1 + len(state.artifact))]
+
+
+def test_the_artifact_travels_and_a_state_of_another_artifact_does_not_belong() -> None:
+    state = fresh(SMOOTHINGS[4], window=3)
+    state.artifact = "0123456789abcdef"
+    state.push(np.ones((2, 3), dtype=np.float32))
+    copy = fresh(SMOOTHINGS[4], window=3)
+    restore(copy, encode(state))
+    assert copy.artifact == "0123456789abcdef" and copy.filled == 2
+    assert copy.belongs_to("7", "0123456789abcdef")
+    assert not copy.belongs_to("7", "fedcba9876543210")  # rewritten under the same version
+    assert not copy.belongs_to("8", "0123456789abcdef")
+    older = fresh(SMOOTHINGS[4], window=3)
+    older.artifact = "fedcba9876543210"  # what the fresh state is made with: the model's
+    restore(older, encode_without_unit(state))
+    assert older.artifact == "fedcba9876543210"  # a blob that does not say keeps it
 
 
 def test_a_state_that_does_not_fit_the_model_is_refused() -> None:
