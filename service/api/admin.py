@@ -32,8 +32,9 @@ async def _reload(state: AppState, name: str | None) -> ReloadResult:
     for model in loaded:
         old = before.get(model.name)
         # Another artifact under the name, even one rewritten under the same version: a
-        # stream's window, smoothing and glitch guard belong to the model that began it.
-        if old is not None and old.manifest != model.manifest:
+        # stream's window, smoothing and glitch guard belong to the model that began it (the
+        # pipeline starts such a stream afresh anyway; dropping frees its state now).
+        if old is not None and old.fingerprint != model.fingerprint:
             await state.stream_store.drop_model(model.name)
     return ReloadResult(reloaded=[summary(state.models, state.thresholds, m) for m in loaded])
 

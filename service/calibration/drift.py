@@ -247,17 +247,17 @@ def drift_report(
     sensor_memory = (1.0,) * len(sensors) if memory is None else memory.sensors
 
     def recent_size(tau: float) -> float:
-        return float(np.sum(1.0 + (span_lengths - 1.0) / tau)) if n_recent else 0.0
+        return float(np.sum(1.0 + (span_lengths - 1.0) / tau))
 
-    reference_errors, recent_errors = reference.mean(axis=1), recent.mean(axis=1)
-    sizes = (len(reference) / autocorrelation_time(reference_errors), recent_size(reading_memory))
-    statistic, pvalue = _ks(reference_errors, recent_errors, sizes)
+    own = normal_memory(reference)  # the reference's rows, in time order
+    sizes = (len(reference) / own.reading, recent_size(reading_memory))
+    statistic, pvalue = _ks(reference.mean(axis=1), recent.mean(axis=1), sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
     per_sensor = [
         _ks(
             reference[:, j],
             recent[:, j],
-            (len(reference) / autocorrelation_time(reference[:, j]), recent_size(sensor_memory[j])),
+            (len(reference) / own.sensors[j], recent_size(sensor_memory[j])),
         )
         for j in range(len(sensors))
     ]
