@@ -8,7 +8,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from service.calibration.evidence import clopper_pearson
 
 MIN_TAIL_SAMPLES = 10
 """A q-quantile threshold is trusted when at least this many calibration errors lie beyond it,
@@ -152,21 +153,3 @@ def effective_interval(exceeding: int, events: int, n: int) -> tuple[float, floa
     if exceeding == 0:
         return clopper_pearson(0, n)
     return clopper_pearson(events, n * events / exceeding)
-
-
-def clopper_pearson(
-    successes: float, trials: float, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Also on effective (fractional) counts: the beta quantiles need no integers."""
-    alpha = 1 - confidence
-    low = (
-        0.0
-        if successes == 0
-        else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
-    )
-    high = (
-        1.0
-        if successes == trials
-        else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
-    )
-    return low, high

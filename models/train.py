@@ -43,7 +43,7 @@ from models.train_config import LINEAR_FAMILIES, TrainConfig
 from models.variational import ACTIVE_KL, VariationalAutoencoder
 from models.whitened import WhitenedResidual, inverse_root, second_moment
 from models.windows import golden_windows, score_readings
-from service.calibration.drift import normal_memory
+from service.calibration.evidence import normal_memory
 from service.scoring.decision import reading_errors
 from service.scoring.manifest import ScoreSmoothing
 

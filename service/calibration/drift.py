@@ -25,13 +25,19 @@ Recommendation rule (:func:`recommend`):
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from scipy import stats
+
+from service.calibration.evidence import (
+    NormalMemory,
+    effective_size,
+    normal_memory,
+    span_lengths,
+)
 
 Recommendation = Literal["none", "recalibrate", "retrain"]
 RECOMMENDATIONS: tuple[Recommendation, ...] = ("none", "recalibrate", "retrain")
@@ -99,55 +105,6 @@ def benjamini_hochberg(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     adjusted = np.empty(m)
     adjusted[order] = np.minimum(adjusted_sorted, 1.0)
     return adjusted
-
-
-def autocorrelation_time(series: np.ndarray) -> float:
-    """The integrated autocorrelation time ``tau`` of a series in time order (at least 1):
-    ``n`` such values are worth ``n / tau`` independent ones. Geyer's initial monotone
-    sequence estimator: sums of neighbouring autocorrelation pairs, while positive and
-    decreasing.
-
-    >>> rng = np.random.default_rng(0)
-    >>> white = rng.normal(size=4000)
-    >>> 1.0 <= autocorrelation_time(white) < 1.2
-    True
-    >>> ar = np.zeros(4000)
-    >>> for i in range(1, 4000):  # AR(1) with phi 0.9: tau = (1 + 0.9) / (1 - 0.9) = 19
-    ...     ar[i] = 0.9 * ar[i - 1] + white[i]
-    >>> 12 < autocorrelation_time(ar) < 30
-    True
-    """
-    x = np.asarray(series, dtype=np.float64)
-    n = x.size
-    centred = x - x.mean()
-    variance = float(centred @ centred)
-    if n < 4 or variance <= 1e-20 * float(x @ x):  # constant, up to the mean's rounding
-        return 1.0
-    spectrum = np.fft.rfft(centred, 2 * n)
-    rho = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / variance
-    pairs = rho[: n - n % 2].reshape(-1, 2).sum(axis=1)  # (rho_0 + rho_1), (rho_2 + rho_3), ...
-    ended = np.flatnonzero(pairs <= 0.0)
-    pairs = np.minimum.accumulate(pairs[: ended[0] if ended.size else pairs.size])
-    return max(1.0, float(2.0 * pairs.sum() - 1.0))
-
-
-@dataclass(frozen=True, slots=True)
-class NormalMemory:
-    """How long normal operation remembers, in consecutive scored readings: the integrated
-    autocorrelation time of the reading error and of each sensor's error over the
-    calibration run (``models train`` records it; see :func:`normal_memory`)."""
-
-    reading: float
-    sensors: tuple[float, ...]
-
-
-def normal_memory(calibration_errors: np.ndarray) -> NormalMemory:
-    """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order."""
-    errors = np.asarray(calibration_errors, dtype=np.float64)
-    return NormalMemory(
-        reading=autocorrelation_time(errors.mean(axis=1)),
-        sensors=tuple(autocorrelation_time(errors[:, j]) for j in range(errors.shape[1])),
-    )
 
 
 def _ks(
@@ -225,7 +182,7 @@ def drift_report(
     recent = recent[finite]
     n_recent = int(recent.shape[0])
     keys = ["" for _ in range(n_recent)] if spans is None else np.asarray(spans)[finite].tolist()
-    span_lengths = np.array(list(Counter(keys).values()), dtype=np.float64)
+    lengths = span_lengths(keys)
     sufficient = n_recent >= policy.min_samples
     if not sufficient:
         rec, reason = recommend(
@@ -246,18 +203,15 @@ def drift_report(
     reading_memory = 1.0 if memory is None else memory.reading
     sensor_memory = (1.0,) * len(sensors) if memory is None else memory.sensors
 
-    def recent_size(tau: float) -> float:
-        return float(np.sum(1.0 + (span_lengths - 1.0) / tau))
-
     own = normal_memory(reference)  # the reference's rows, in time order
-    sizes = (len(reference) / own.reading, recent_size(reading_memory))
+    sizes = (len(reference) / own.reading, effective_size(lengths, reading_memory))
     statistic, pvalue = _ks(reference.mean(axis=1), recent.mean(axis=1), sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
     per_sensor = [
         _ks(
             reference[:, j],
             recent[:, j],
-            (len(reference) / own.sensors[j], recent_size(sensor_memory[j])),
+            (len(reference) / own.sensors[j], effective_size(lengths, sensor_memory[j])),
         )
         for j in range(len(sensors))
     ]

@@ -11,47 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.calibration.drift import (
-    RECOMMENDATIONS,
-    DriftPolicy,
-    DriftReport,
-    NormalMemory,
-    drift_report,
-    normal_memory,
-)
+from service.calibration.drift import RECOMMENDATIONS, DriftPolicy, DriftReport, drift_report
+from service.calibration.evidence import model_memory
 from service.calibration.store import FeedbackStore
 from service.metrics import Metrics
 from service.scoring.registry import LoadedModel, ModelRegistry
 from service.settings import Settings
-
-
-def model_memory(model: LoadedModel) -> NormalMemory | None:
-    """How long the model's normal operation remembers: as ``train`` measured it on the
-    whole calibration run (``normal_memory`` in the manifest's metrics), else from the
-    reference sample when it is that whole run; None when neither says (an artifact from
-    before 7 Dec 2026 whose reference is a subsample)."""
-    recorded = _recorded_memory(model.manifest.metrics.get("normal_memory"))
-    if recorded is not None and len(recorded.sensors) == model.manifest.n_sensors:
-        return recorded
-    reference = model.artifact.reference_errors
-    if len(reference) >= model.manifest.threshold.n_calibration:
-        return normal_memory(reference)
-    return None
-
-
-def _recorded_memory(recorded: object) -> NormalMemory | None:
-    """The manifest's ``normal_memory`` when it is what ``train`` writes (finite times of at
-    least one reading), else None: a hand-edited manifest falls back, never fails a check."""
-    if not isinstance(recorded, dict):
-        return None
-    reading, sensors = recorded.get("reading"), recorded.get("sensors")
-    if not isinstance(sensors, list):
-        return None
-    values = [reading, *sensors]
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if len(numbers) != len(values) or not all(math.isfinite(v) and v >= 1 for v in numbers):
-        return None
-    return NormalMemory(reading=float(numbers[0]), sensors=tuple(float(v) for v in numbers[1:]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,8 @@ import pytest
 from scipy import stats
 
 from service.calibration import drift
-from service.calibration.drift import (
-    DriftPolicy,
-    NormalMemory,
-    benjamini_hochberg,
-    drift_report,
-    normal_memory,
-)
+from service.calibration.drift import DriftPolicy, benjamini_hochberg, drift_report
+from service.calibration.evidence import NormalMemory, normal_memory
 
 SENSORS = [f"s{i}" for i in range(6)]
 

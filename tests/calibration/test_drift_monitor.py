@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rooms_support import Rooms, open_rooms
 
-from service.calibration.drift import NormalMemory, normal_memory
-from service.calibration.drift_monitor import model_memory
 from service.calibration.selections import CarriedReadings
-from service.scoring.registry import LoadedModel
 
 
 @pytest.fixture
@@ -67,32 +63,3 @@ async def test_a_shifted_error_law_is_reported_with_its_gauges(rooms: Rooms) -> 
     assert rooms.registry.get_sample_value(
         "anomaly_drift_ks_statistic", {"model": "flat"}
     ) == pytest.approx(checked.report.statistic)
-
-
-async def test_normal_operations_memory_comes_from_training_or_the_whole_reference(
-    rooms: Rooms,
-) -> None:
-    """As train recorded it; else from the reference when it is the whole calibration run;
-    else unknown (an older artifact whose reference is a subsample): counted at raw size."""
-    model = rooms.models.get("flat")
-    from_reference = model_memory(model)
-    assert from_reference == normal_memory(model.artifact.reference_errors)
-
-    def with_manifest(**update: object) -> LoadedModel:
-        manifest = model.manifest.model_copy(update=update)
-        return replace(model, artifact=replace(model.artifact, manifest=manifest))
-
-    recorded = {"normal_memory": {"reading": 7.0, "sensors": [2.0, 3.0, 4.0, 5.0]}}
-    assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0))
-    subsampled = model.manifest.threshold.model_copy(update={"n_calibration": 20_000})
-    assert model_memory(with_manifest(threshold=subsampled)) is None
-    # A hand-edited figure that train would never write falls back, as if absent.
-    for bad in (
-        {"sensors": [2.0, 3.0, 4.0, 5.0]},
-        {"reading": None, "sensors": [2.0, 3.0, 4.0, 5.0]},
-        {"reading": 0.0, "sensors": [2.0, 3.0, 4.0, 5.0]},
-        {"reading": 7.0, "sensors": [2.0, float("nan"), 4.0, 5.0]},
-        {"reading": 7.0, "sensors": [2.0, 3.0]},
-        {"reading": True, "sensors": [2.0, 3.0, 4.0, 5.0]},
-    ):
-        assert model_memory(with_manifest(metrics={"normal_memory": bad})) == from_reference

@@ -8,10 +8,10 @@ import pytest
 
 from models.threshold import (
     DegenerateCalibration,
-    clopper_pearson,
     estimate_threshold,
     excursions,
 )
+from service.calibration.evidence import clopper_pearson
 
 
 def test_threshold_interval_and_small_sample_warning() -> None:
@@ -40,13 +40,6 @@ def test_a_tail_of_few_excursions_widens_the_interval_and_warns() -> None:
     assert slow.warning is not None and f"only {slow.n_excursions} separate" in slow.warning
     width = slow.false_alarm_rate_ci[1] - slow.false_alarm_rate_ci[0]
     assert width > 3 * (sharp.false_alarm_rate_ci[1] - sharp.false_alarm_rate_ci[0])
-
-
-def test_clopper_pearson_edges() -> None:
-    low, high = clopper_pearson(0, 100)
-    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 100))
-    low, high = clopper_pearson(100, 100)
-    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 100))
 
 
 def test_a_flat_calibration_tail_is_refused_with_the_numbers() -> None:

@@ -23,8 +23,8 @@ from models.benchmarks.tep import (
     parse_tep_reference,
 )
 from models.lone_spike import LoneSpikeCheck
-from models.threshold import clopper_pearson
 from models.train_config import FAMILIES
+from service.calibration.evidence import clopper_pearson
 
 
 def _reference_text(rows: dict[int, list[float]], average: list[float]) -> str:

@@ -1,0 +1,140 @@
+"""What a sample of labelled readings is worth as evidence.
+
+Operators label stretches of consecutive readings, and consecutive readings of a process
+share its memory: a labelled stretch is worth far fewer independent readings than its count.
+Drift (:mod:`service.calibration.drift`) and recalibration
+(:mod:`service.calibration.recalibrator`) both count their samples here: normal operation's
+memory (:class:`NormalMemory`, measured on the calibration run by ``models train``), the
+effective size of labels given in spans (:func:`effective_size`), and an interval on a rate
+counted at such sizes (:func:`clopper_pearson`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from service.scoring.registry import LoadedModel
+
+
+def autocorrelation_time(series: np.ndarray) -> float:
+    """The integrated autocorrelation time ``tau`` of a series in time order (at least 1):
+    ``n`` such values are worth ``n / tau`` independent ones. Geyer's initial monotone
+    sequence estimator: sums of neighbouring autocorrelation pairs, while positive and
+    decreasing.
+
+    >>> rng = np.random.default_rng(0)
+    >>> white = rng.normal(size=4000)
+    >>> 1.0 <= autocorrelation_time(white) < 1.2
+    True
+    >>> ar = np.zeros(4000)
+    >>> for i in range(1, 4000):  # AR(1) with phi 0.9: tau = (1 + 0.9) / (1 - 0.9) = 19
+    ...     ar[i] = 0.9 * ar[i - 1] + white[i]
+    >>> 12 < autocorrelation_time(ar) < 30
+    True
+    """
+    x = np.asarray(series, dtype=np.float64)
+    n = x.size
+    centred = x - x.mean()
+    variance = float(centred @ centred)
+    if n < 4 or variance <= 1e-20 * float(x @ x):  # constant, up to the mean's rounding
+        return 1.0
+    spectrum = np.fft.rfft(centred, 2 * n)
+    rho = np.fft.irfft(spectrum * np.conj(spectrum))[:n] / variance
+    pairs = rho[: n - n % 2].reshape(-1, 2).sum(axis=1)  # (rho_0 + rho_1), (rho_2 + rho_3), ...
+    ended = np.flatnonzero(pairs <= 0.0)
+    pairs = np.minimum.accumulate(pairs[: ended[0] if ended.size else pairs.size])
+    return max(1.0, float(2.0 * pairs.sum() - 1.0))
+
+
+@dataclass(frozen=True, slots=True)
+class NormalMemory:
+    """How long normal operation remembers, in consecutive scored readings: the integrated
+    autocorrelation time of the reading error and of each sensor's error over the
+    calibration run (``models train`` records it; see :func:`normal_memory`)."""
+
+    reading: float
+    sensors: tuple[float, ...]
+
+
+def normal_memory(calibration_errors: np.ndarray) -> NormalMemory:
+    """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order."""
+    errors = np.asarray(calibration_errors, dtype=np.float64)
+    return NormalMemory(
+        reading=autocorrelation_time(errors.mean(axis=1)),
+        sensors=tuple(autocorrelation_time(errors[:, j]) for j in range(errors.shape[1])),
+    )
+
+
+def model_memory(model: LoadedModel) -> NormalMemory | None:
+    """How long the model's normal operation remembers: as ``train`` measured it on the
+    whole calibration run (``normal_memory`` in the manifest's metrics), else from the
+    reference sample when it is that whole run; None when neither says (an artifact from
+    before 7 Dec 2026 whose reference is a subsample)."""
+    recorded = _recorded_memory(model.manifest.metrics.get("normal_memory"))
+    if recorded is not None and len(recorded.sensors) == model.manifest.n_sensors:
+        return recorded
+    reference = model.artifact.reference_errors
+    if len(reference) >= model.manifest.threshold.n_calibration:
+        return normal_memory(reference)
+    return None
+
+
+def _recorded_memory(recorded: object) -> NormalMemory | None:
+    """The manifest's ``normal_memory`` when it is what ``train`` writes (finite times of at
+    least one reading), else None: a hand-edited manifest falls back, never fails a check."""
+    if not isinstance(recorded, dict):
+        return None
+    reading, sensors = recorded.get("reading"), recorded.get("sensors")
+    if not isinstance(sensors, list):
+        return None
+    values = [reading, *sensors]
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or not all(math.isfinite(v) and v >= 1 for v in numbers):
+        return None
+    return NormalMemory(reading=float(numbers[0]), sensors=tuple(float(v) for v in numbers[1:]))
+
+
+def span_lengths(spans: Sequence[str]) -> np.ndarray:
+    """How many labels each span holds (``spans``: one key per label, the labels one request
+    gave one stream sharing a key)."""
+    return np.array(list(Counter(spans).values()), dtype=np.float64)
+
+
+def effective_size(lengths: np.ndarray, tau: float) -> float:
+    """How many independent readings spans of ``lengths`` consecutive labels are worth: each
+    ``1 + (L - 1) / tau``, so a reading labelled alone counts one and a long stretch its length
+    over the memory ``tau``.
+
+    >>> effective_size(np.array([1.0, 1.0, 101.0]), 10.0)
+    13.0
+    """
+    return float(np.sum(1.0 + (np.asarray(lengths, dtype=np.float64) - 1.0) / tau))
+
+
+def clopper_pearson(
+    successes: float, trials: float, confidence: float = 0.95
+) -> tuple[float, float]:
+    """The Clopper-Pearson interval on a rate, also on effective (fractional) counts: the
+    beta quantiles need no integers.
+
+    >>> [round(x, 4) for x in clopper_pearson(2, 10)]
+    [0.0252, 0.5561]
+    """
+    alpha = 1 - confidence
+    low = (
+        0.0
+        if successes <= 0
+        else float(stats.beta.ppf(alpha / 2, successes, trials - successes + 1))
+    )
+    high = (
+        1.0
+        if successes >= trials
+        else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
+    )
+    return low, high

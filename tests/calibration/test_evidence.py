@@ -1,0 +1,83 @@
+"""What labelled readings are worth as evidence: normal operation's memory, the effective
+size of labelled spans, and the interval on a rate counted at such sizes."""
+
+from __future__ import annotations
+
+import doctest
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from rooms_support import Rooms, open_rooms
+
+from service.calibration import evidence
+from service.calibration.evidence import (
+    NormalMemory,
+    clopper_pearson,
+    effective_size,
+    model_memory,
+    normal_memory,
+    span_lengths,
+)
+from service.scoring.registry import LoadedModel
+
+
+@pytest.fixture
+async def rooms(tmp_path: Path) -> AsyncIterator[Rooms]:
+    async with open_rooms(tmp_path) as built:
+        yield built
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(evidence).failed == 0
+
+
+def test_clopper_pearson_edges() -> None:
+    low, high = clopper_pearson(0, 100)
+    assert low == 0.0 and high == pytest.approx(1 - 0.025 ** (1 / 100))
+    low, high = clopper_pearson(100, 100)
+    assert high == 1.0 and low == pytest.approx(0.025 ** (1 / 100))
+
+
+def test_fractional_counts_lie_between_their_integer_neighbours() -> None:
+    low, high = clopper_pearson(2.5, 40.0)
+    assert clopper_pearson(2, 40)[0] < low < clopper_pearson(3, 40)[0]
+    assert clopper_pearson(2, 40)[1] < high < clopper_pearson(3, 40)[1]
+
+
+def test_spans_count_one_plus_their_length_beyond_one_over_the_memory() -> None:
+    spans = ["a"] * 101 + ["b"] + ["c"]
+    lengths = span_lengths(spans)
+    assert sorted(lengths.tolist()) == [1.0, 1.0, 101.0]
+    assert effective_size(lengths, 10.0) == pytest.approx(1 + 1 + 11)
+    assert effective_size(lengths, 1.0) == len(spans)  # no memory: each label counts one
+
+
+async def test_normal_operations_memory_comes_from_training_or_the_whole_reference(
+    rooms: Rooms,
+) -> None:
+    """As train recorded it; else from the reference when it is the whole calibration run;
+    else unknown (an older artifact whose reference is a subsample): counted at raw size."""
+    model = rooms.models.get("flat")
+    from_reference = model_memory(model)
+    assert from_reference == normal_memory(model.artifact.reference_errors)
+
+    def with_manifest(**update: object) -> LoadedModel:
+        manifest = model.manifest.model_copy(update=update)
+        return replace(model, artifact=replace(model.artifact, manifest=manifest))
+
+    recorded = {"normal_memory": {"reading": 7.0, "sensors": [2.0, 3.0, 4.0, 5.0]}}
+    assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0))
+    subsampled = model.manifest.threshold.model_copy(update={"n_calibration": 20_000})
+    assert model_memory(with_manifest(threshold=subsampled)) is None
+    # A hand-edited figure that train would never write falls back, as if absent.
+    for bad in (
+        {"sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": None, "sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": 0.0, "sensors": [2.0, 3.0, 4.0, 5.0]},
+        {"reading": 7.0, "sensors": [2.0, float("nan"), 4.0, 5.0]},
+        {"reading": 7.0, "sensors": [2.0, 3.0]},
+        {"reading": True, "sensors": [2.0, 3.0, 4.0, 5.0]},
+    ):
+        assert model_memory(with_manifest(metrics={"normal_memory": bad})) == from_reference
