@@ -252,6 +252,14 @@ class Settings(BaseSettings):
     recalibration_min_samples: int = Field(
         default=50, ge=2, description="Confirmed normals needed before a candidate is computed."
     )
+    recalibration_confidence: float = Field(
+        default=0.99,
+        gt=0,
+        lt=1,
+        description="Quantile method: a candidate is weighed only when the share of confirmed "
+        "normals above the threshold, at this confidence and their effective size, rules out "
+        "the share the threshold stands for (1 - quantile).",
+    )
     recalibration_max_change: float = Field(
         default=0.2,
         gt=0,

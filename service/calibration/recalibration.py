@@ -10,6 +10,7 @@ import asyncio
 import logging
 
 from service.calibration.drift_monitor import DriftMonitor
+from service.calibration.evidence import model_memory
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibrator import (
@@ -62,6 +63,7 @@ class Recalibration:
             min_samples=s.recalibration_min_samples,
             max_relative_change=s.recalibration_max_change,
             min_relative_change=s.recalibration_min_change,
+            confidence=s.recalibration_confidence,
         )
 
     async def run_scheduled(self, trigger: str) -> None:
@@ -110,11 +112,14 @@ class Recalibration:
         )
         policy = self.policy_for(model)
         share, share_from = self._flagged_share(model, sample, policy)
+        memory = model_memory(model)
         candidate = candidate_threshold(
             sample.errors,
             current.value,
             policy,
             weights=review_weights(sample.flagged, share),
+            spans=sample.spans or ("",) * len(sample.errors),  # unknown: all one span
+            memory=1.0 if memory is None else memory.reading,
         )
         candidate.statistics.update(
             {

@@ -6,6 +6,13 @@ confirmed as normal in a rolling window. Confirmed anomalies never enter the sam
 two guards keep a burst of wrong labels or an ongoing fault from dragging the threshold:
 a minimum sample count, and a cap on the relative change per step above which the
 candidate waits for an admin's approval instead of being applied.
+
+A quantile candidate moves the threshold only when the confirmed normals show the threshold
+is wrong: when the share of them above it is, at their effective size, not consistent with
+the ``1 - quantile`` the threshold stands for (:func:`exceedance_evidence`). An upper
+quantile of a few dozen labels, or of a few thousand consecutive ones, is mostly sampling
+noise; applied as it came, it would move a correct threshold by tens of percent at every
+run (docs/recalibration.md has the figures).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from service.calibration.evidence import clopper_pearson, effective_size, span_lengths
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +47,9 @@ class RecalibrationPolicy:
     min_samples: int = 50
     max_relative_change: float = 0.2
     min_relative_change: float = 0.01
+    confidence: float = 0.99
+    """Of the interval on the share of confirmed normals above the threshold (quantile
+    method): a candidate is weighed only when that interval leaves out ``1 - quantile``."""
 
     def __post_init__(self) -> None:
         if not 0 < self.quantile < 1:
@@ -50,6 +62,8 @@ class RecalibrationPolicy:
             raise ValueError("max_relative_change must be positive")
         if not 0 <= self.min_relative_change < self.max_relative_change:
             raise ValueError("min_relative_change must be in [0, max_relative_change)")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,23 +115,77 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float(np.interp(q, positions, ordered))
 
 
+@dataclass(frozen=True, slots=True)
+class Exceedance:
+    """How confirmed normals stand against the threshold in force."""
+
+    n_above: int
+    share: float
+    """Of the sample's weight above the threshold."""
+    effective: float
+    """Independent readings the sample is worth (its spans over the memory, its weights)."""
+    interval: tuple[float, float]
+    """On the rate at which normal readings exceed the threshold."""
+    target: float
+    """``1 - quantile``: the rate the threshold stands for."""
+
+    @property
+    def consistent(self) -> bool:
+        return self.interval[0] <= self.target <= self.interval[1]
+
+
+def exceedance_evidence(
+    sample: np.ndarray,
+    weight: np.ndarray,
+    current: float,
+    policy: RecalibrationPolicy,
+    effective_samples: float,
+) -> Exceedance:
+    """The share of ``sample`` above ``current`` and its interval, counted at
+    ``effective_samples`` shrunk by the weights' design effect (Kish's effective size): an
+    interval that holds ``1 - quantile`` means the labels cannot tell the threshold wrong.
+
+    >>> e = exceedance_evidence(np.arange(100.0), np.ones(100), 97.5, RecalibrationPolicy(), 100)
+    >>> e.n_above, e.share, e.consistent
+    (2, 0.02, True)
+    """
+    above = sample > current
+    share = float(weight[above].sum() / weight.sum())
+    kish = float(weight.sum() ** 2 / (weight**2).sum())
+    effective = effective_samples * kish / sample.size
+    return Exceedance(
+        n_above=int(above.sum()),
+        share=share,
+        effective=effective,
+        interval=clopper_pearson(share * effective, effective, policy.confidence),
+        target=1.0 - policy.quantile,
+    )
+
+
 def candidate_threshold(
     errors: Sequence[float] | np.ndarray,
     current: float,
     policy: RecalibrationPolicy,
     *,
     weights: np.ndarray | None = None,
+    spans: Sequence[str] | None = None,
+    memory: float = 1.0,
 ) -> Candidate:
     """The threshold the confirmed-normal ``errors`` support and whether it may be applied.
 
     ``weights`` (from :func:`review_weights`) correct for how the labels were sampled;
-    without them every label counts once.
+    without them every label counts once. ``spans`` (one key per label, the labels one
+    request gave one stream sharing one) and ``memory`` (normal operation's, in readings)
+    say how many independent readings the sample is worth; without spans each label is its
+    own.
 
     >>> policy = RecalibrationPolicy(quantile=0.5, min_samples=3)
-    >>> candidate_threshold([1.0, 1.1, 1.2], 1.0, policy).outcome
+    >>> candidate_threshold(np.linspace(1.0, 1.2, 41), 1.0, policy).outcome
     'applied'
-    >>> candidate_threshold([2.0, 2.0, 2.0], 1.0, policy).outcome
+    >>> candidate_threshold([2.0] * 40, 1.0, policy).outcome
     'pending'
+    >>> candidate_threshold([0.9, 1.1, 1.2], 1.0, policy).outcome  # 2 of 3 above: can't tell
+    'unchanged'
     >>> candidate_threshold([1.0], 1.0, policy).outcome
     'insufficient'
     """
@@ -128,6 +196,7 @@ def candidate_threshold(
     sample = sample[finite]
     weight = np.ones(sample.size) if weights is None else np.asarray(weights)[finite]
     n = int(sample.size)
+    keys = [str(i) for i in range(n)] if spans is None else np.asarray(spans)[finite].tolist()
     if n < policy.min_samples:
         return Candidate(
             outcome="insufficient",
@@ -166,6 +235,37 @@ def candidate_threshold(
         )
     change = value / current - 1.0
     statistics.update({"candidate": value, "current": current, "relative_change": change})
+    if policy.method == "quantile":
+        evidence = exceedance_evidence(
+            sample, weight, current, policy, effective_size(span_lengths(keys), memory)
+        )
+        statistics.update(
+            {
+                "n_above_current": evidence.n_above,
+                "share_above_current": evidence.share,
+                "n_effective": evidence.effective,
+                "share_interval_low": evidence.interval[0],
+                "share_interval_high": evidence.interval[1],
+            }
+        )
+        if evidence.consistent:
+            low, high = evidence.interval
+            return Candidate(
+                outcome="unchanged",
+                current=current,
+                value=value,
+                relative_change=change,
+                n_samples=n,
+                message=(
+                    f"{evidence.share:.1%} of {n} confirmed normals lie above the threshold "
+                    f"{current:.6g}; worth about {evidence.effective:.0f} independent readings "
+                    f"(labelled stretches share the model's memory), that is "
+                    f"{low:.1%}-{high:.1%} at {policy.confidence:.0%} confidence, which holds "
+                    f"the {evidence.target:.1%} the threshold stands for: it stays (their "
+                    f"{policy.quantile:g} quantile, {value:.6g}, is within sampling noise)"
+                ),
+                statistics=statistics,
+            )
     if abs(change) < policy.min_relative_change:
         outcome: CandidateOutcome = "unchanged"
         message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"

@@ -92,8 +92,10 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     client = await make_client(**loop_settings(loop_models))
     rng = np.random.default_rng(3)
 
-    # 1. A slightly noisier but normal period: a few false alarms at the training threshold.
-    normal = readings(rng, 400, noise=1.08)
+    # 1. A slightly noisier but normal period: a few false alarms at the training threshold,
+    # over enough readings that their share shows the threshold too low.
+    n = 1200
+    normal = readings(rng, n, noise=1.08)
     scored = await score(client, "line-1", normal)
     assert scored["threshold_version"] == 1
     errors = np.array([r["error"] for r in scored["results"]])
@@ -123,13 +125,13 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
             "time_range": {
                 "stream_id": "line-1",
                 "start": 1_800_000_000.0,
-                "end": 1_800_000_000.0 + 399,
+                "end": 1_800_000_000.0 + n - 1,
             },
         },
         headers=OPERATOR,
     )
     assert response.status_code == 201, response.text
-    assert response.json()["count"] == 400
+    assert response.json()["count"] == n
     queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
     assert queue["alerts"] == [] and queue["audit_sample"] == []  # everything is labelled
 
@@ -137,7 +139,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     run = await recalibrate(client)
     expected = float(np.quantile(errors, 0.99))
     assert run["outcome"] == "applied", run
-    assert run["n_samples"] == 400
+    assert run["n_samples"] == n
     assert run["candidate"] == pytest.approx(expected, rel=1e-9)
     assert 0.01 < expected / BASE - 1 <= 0.2
     history = await current(client)
@@ -145,7 +147,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     assert history["current"]["value"] == pytest.approx(expected)
     v2 = history["versions"][-1]
     assert (v2["source"], v2["author"]) == ("recalibration", "recalibrator")
-    assert v2["statistics"]["n_samples"] == 400
+    assert v2["statistics"]["n_samples"] == n
 
     # 5. Decisions change: a reading flagged before is not flagged now.
     borderline = [r for r in flagged if BASE < r["error"] < expected]
@@ -171,18 +173,28 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     )
     assert await metric(
         client, "anomaly_feedback_labels_total", model=MODEL, label="normal"
-    ) == 400 + len(flagged)
+    ) == n + len(flagged)
     assert (
         await metric(client, "anomaly_last_recalibration_timestamp_seconds", model=MODEL) or 0
     ) > 0
     assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
 
-    # 7. A burst of real anomalies mislabelled as normal cannot move it past the cap.
-    burst = readings(rng, 150, noise=3.0)
+    # 7. A burst of real anomalies mislabelled as normal: weighed at the stream's flagged
+    # share, 150 of them do not show the threshold wrong; 400 do, and cannot move it past
+    # the cap.
+    burst = readings(rng, 400, noise=3.0)
     burst_scored = await score(client, "line-2", burst, t0=10_000)
     burst_ids = [r["reading_id"] for r in burst_scored["results"]]
     response = await client.post(
-        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids}, headers=OPERATOR
+        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids[:150]}, headers=OPERATOR
+    )
+    assert response.status_code == 201
+    run = await recalibrate(client)
+    assert run["outcome"] == "unchanged", run
+    assert "which holds the 1.0% the threshold stands for" in run["message"]
+    assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
+    response = await client.post(
+        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids[150:]}, headers=OPERATOR
     )
     assert response.status_code == 201
     run = await recalibrate(client)
@@ -253,7 +265,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     assert response.status_code == 201
     run = await recalibrate(client)
     assert run["outcome"] == "unchanged", run
-    assert run["n_samples"] == 400
+    assert run["n_samples"] == n
     history = await current(client)
     assert [v["source"] for v in history["versions"]] == [
         "manifest",

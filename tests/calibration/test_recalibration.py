@@ -33,9 +33,9 @@ async def confirm_normal(rooms: Rooms, n: int, noise: float, model: str = "flat"
 
 
 async def test_a_step_applies_the_candidate_through_the_keeper(rooms: Rooms) -> None:
-    await confirm_normal(rooms, 300, noise=0.58)  # its q99 lies near 1.1
+    await confirm_normal(rooms, 3000, noise=0.58)  # its q99 lies near 1.1: enough to show it
     run = await rooms.recalibration.recalibrate("flat", trigger="test")
-    assert run.outcome == "applied" and run.n_samples == 300, run.message
+    assert run.outcome == "applied" and run.n_samples == 3000, run.message
     assert run.statistics["flagged_share_from"] == "representative labels"
     snapshot = rooms.keeper.board.get("flat")
     assert snapshot.version == run.threshold_version == 2
@@ -59,7 +59,7 @@ async def test_too_few_confirmed_normals_change_nothing(rooms: Rooms) -> None:
 async def test_the_scheduled_run_steps_every_model_and_refreshes_drift_and_review(
     rooms: Rooms,
 ) -> None:
-    await confirm_normal(rooms, 300, noise=0.58)
+    await confirm_normal(rooms, 3000, noise=0.58)
     rooms.score("pump", np.zeros((3, 4)))
     await rooms.recalibration.run_scheduled("interval")
     runs = await rooms.keeper.runs(None, limit=10)

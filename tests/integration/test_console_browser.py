@@ -144,14 +144,14 @@ def score(server: ServiceProcess, stream: str, readings: list[dict[str, Any]]) -
 
 
 def open_pending(server: ServiceProcess, seed: int) -> dict[str, Any]:
-    """A candidate held for approval: confirmed normals put it far below a threshold set
-    high by hand, beyond the 5 % applied without approval."""
+    """A candidate held for approval: confirmed normals, half of them above a threshold set
+    low by hand, put it far above, beyond the 5 % applied without approval."""
     api(
         server,
         "POST",
         f"/v1/admin/thresholds/{MODEL}",
         ADMIN,
-        json={"value": 2.5, "reason": "test set-up: a known starting point"},
+        json={"value": 0.3, "reason": "test set-up: a known starting point"},
     )
     rng = np.random.default_rng(seed)
     stream = f"calibration-{seed}"
