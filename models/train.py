@@ -206,11 +206,8 @@ def train(
     calibration_errors = score_readings(module, calibration_values, window, limits=limits)
     calibration_scores = reading_errors(calibration_errors)
     smoothing = declared(config.smoothing, calibration_scores)
-    threshold = estimate_threshold(
-        smooth(calibration_scores, smoothing),
-        config.quantile,
-        source=calibration_source,
-    )
+    smoothed_scores = smooth(calibration_scores, smoothing)
+    threshold = estimate_threshold(smoothed_scores, config.quantile, source=calibration_source)
     train_errors = score_readings(module, train_values, window)
     val_errors = score_readings(module, val_values, window)
     best = history[best_epoch - 1]
@@ -226,8 +223,9 @@ def train(
         "val_error_mean": float(val_errors.mean()),
         "calibration_error_mean": float(calibration_errors.mean()),
         # The dependence consecutive normal readings have, which the service's drift test
-        # counts a labelled stretch by (its reference keeps only a sample of this run).
-        "normal_memory": asdict(normal_memory(calibration_errors)),
+        # and recalibration count a labelled stretch by (its reference keeps only a sample of
+        # this run); the score's is that of what the threshold applies to.
+        "normal_memory": asdict(normal_memory(calibration_errors, smoothed_scores)),
         "calibration_error_quantiles": {
             str(q): float(np.quantile(calibration_scores, q)) for q in (0.5, 0.9, 0.95, 0.99)
         },

@@ -67,10 +67,12 @@ def build_test_artifact(
     scale: float = 1.0,
     smoothing: dict[str, Any] | None = None,
     glitch_limits: list[float] | None = None,
+    n_calibration: int = 200,
 ) -> Path:
     """Write ``models_dir/name/version`` and return the folder; ``smoothing``: the score
     smoothing the manifest declares (none, as artifacts written before it, by default);
-    ``glitch_limits``: the glitch guard's (none by default)."""
+    ``glitch_limits``: the glitch guard's (none by default); ``n_calibration``: the
+    calibration run's length (the 200 reference rows are all of it by default)."""
     mean = np.zeros(n_sensors)
     scales = np.full(n_sensors, scale)
     with torchscript_deprecation_silenced():
@@ -90,7 +92,7 @@ def build_test_artifact(
             "threshold": {
                 "value": threshold,
                 "quantile": 0.99,
-                "n_calibration": 200,
+                "n_calibration": n_calibration,
                 "source": "scripted test model",
                 "false_alarm_rate_ci": (0.004, 0.02),
             },

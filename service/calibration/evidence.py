@@ -19,7 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from service.scoring.decision import reading_errors
 from service.scoring.registry import LoadedModel
+from service.scoring.smoothing import make_smoother
 
 
 def autocorrelation_time(series: np.ndarray) -> float:
@@ -60,14 +62,21 @@ class NormalMemory:
 
     reading: float
     sensors: tuple[float, ...]
+    score: float | None = None
+    """Of the score the threshold applies to, the reading error smoothed as the model
+    declares (longer than ``reading`` when it is smoothed); None when not known."""
 
 
-def normal_memory(calibration_errors: np.ndarray) -> NormalMemory:
-    """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order."""
+def normal_memory(
+    calibration_errors: np.ndarray, smoothed_scores: np.ndarray | None = None
+) -> NormalMemory:
+    """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order,
+    and the run's reading errors smoothed as the model declares, when given."""
     errors = np.asarray(calibration_errors, dtype=np.float64)
     return NormalMemory(
         reading=autocorrelation_time(errors.mean(axis=1)),
         sensors=tuple(autocorrelation_time(errors[:, j]) for j in range(errors.shape[1])),
+        score=None if smoothed_scores is None else autocorrelation_time(smoothed_scores),
     )
 
 
@@ -81,7 +90,10 @@ def model_memory(model: LoadedModel) -> NormalMemory | None:
         return recorded
     reference = model.artifact.reference_errors
     if len(reference) >= model.manifest.threshold.n_calibration:
-        return normal_memory(reference)
+        smoothing = model.manifest.smoothing
+        scores = reading_errors(reference)
+        smoothed = None if smoothing is None else make_smoother(smoothing).update_many(scores)
+        return normal_memory(reference, smoothed)
     return None
 
 
@@ -93,11 +105,21 @@ def _recorded_memory(recorded: object) -> NormalMemory | None:
     reading, sensors = recorded.get("reading"), recorded.get("sensors")
     if not isinstance(sensors, list):
         return None
-    values = [reading, *sensors]
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if len(numbers) != len(values) or not all(math.isfinite(v) and v >= 1 for v in numbers):
+    times = [_memory_time(v) for v in [reading, *sensors]]
+    if any(t is None for t in times):
         return None
-    return NormalMemory(reading=float(numbers[0]), sensors=tuple(float(v) for v in numbers[1:]))
+    kept = [t for t in times if t is not None]
+    return NormalMemory(
+        reading=kept[0], sensors=tuple(kept[1:]), score=_memory_time(recorded.get("score"))
+    )
+
+
+def _memory_time(value: object) -> float | None:
+    """``value`` when ``train`` could have written it (a finite number of at least one
+    reading), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value >= 1 else None
 
 
 def span_lengths(spans: Sequence[str]) -> np.ndarray:

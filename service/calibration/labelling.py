@@ -220,6 +220,8 @@ class LabellingDesk:
             scored_anomaly=reading.anomaly,
             scored_alert=reading.alert,
             excluded_from_learning=self.learning_exclusion(reading, source),
+            # Kept over the threshold in force when scored: back in the error's units.
+            score=None if reading.smoothed is None else reading.smoothed * reading.threshold,
         )
 
     def _by_reading_ids(

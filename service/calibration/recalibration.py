@@ -88,21 +88,6 @@ class Recalibration:
     async def _propose(
         self, model: LoadedModel, current: ThresholdSnapshot, started: float
     ) -> Candidate:
-        smoothing = model.manifest.smoothing
-        if smoothing is not None and smoothing.method != "none":
-            # Labels keep each reading's raw error; a quantile of those is not on the scale
-            # of a threshold set on smoothed scores, and would quietly loosen it.
-            return Candidate(
-                outcome="insufficient",
-                current=current.value,
-                value=None,
-                relative_change=None,
-                n_samples=0,
-                message=f"the threshold is on {smoothing.label()}-smoothed scores and labels "
-                "carry raw errors, so no candidate is proposed automatically; set the "
-                "threshold by hand (admin) or retrain with the new normal data",
-                statistics={"smoothing": smoothing.label()},
-            )
         sample = await asyncio.to_thread(
             self.store.normal_sample,
             model.name,
@@ -113,13 +98,21 @@ class Recalibration:
         policy = self.policy_for(model)
         share, share_from = self._flagged_share(model, sample, policy)
         memory = model_memory(model)
+        values, tau = sample.errors, 1.0 if memory is None else memory.reading
+        smoothing = model.manifest.smoothing
+        if smoothing is not None and smoothing.method != "none":
+            # The threshold applies to smoothed scores: the candidate is their quantile, the
+            # labels without a recorded score (from before it was recorded) left out.
+            if memory is None or memory.score is None:
+                return _unknown_score_memory(current, smoothing.label())
+            values, tau = sample.scores, memory.score
         candidate = candidate_threshold(
-            sample.errors,
+            values,
             current.value,
             policy,
             weights=review_weights(sample.flagged, share),
             spans=sample.spans or ("",) * len(sample.errors),  # unknown: all one span
-            memory=1.0 if memory is None else memory.reading,
+            memory=tau,
         )
         candidate.statistics.update(
             {
@@ -149,3 +142,21 @@ class Recalibration:
         if retained is not None:
             return retained, "retained scored readings"
         return 1.0 - policy.quantile, "nominal"
+
+
+def _unknown_score_memory(current: ThresholdSnapshot, smoothing: str) -> Candidate:
+    """A smoothed model whose artifact does not say how long its smoothed scores remember
+    (trained before it was recorded, its reference a sample of the calibration run): a
+    labelled stretch's worth cannot be told, so no candidate is proposed."""
+    return Candidate(
+        outcome="insufficient",
+        current=current.value,
+        value=None,
+        relative_change=None,
+        n_samples=0,
+        message=f"the threshold is on {smoothing}-smoothed scores and the model's artifact "
+        "does not record how long those remember (trained before 7 Dec 2026), so how many "
+        "independent readings the labels are worth cannot be told: no candidate is proposed; "
+        "set the threshold by hand (admin) or retrain",
+        statistics={"smoothing": smoothing},
+    )

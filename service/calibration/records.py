@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +43,9 @@ class NewLabel:
     # Why the label must not be learned from (None: it may be): a maintenance window, or
     # the learning freeze on readings scored during an alert (service.calibration.labelling).
     excluded_from_learning: str | None = None
+    # The error smoothed as the stream's scores were, in the error's units: what the
+    # threshold of a model that declares its smoothing applies to.
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,7 @@ class StoredLabel:
     scored_anomaly: bool = False
     scored_alert: bool = False
     excluded_from_learning: str | None = None
+    score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +161,8 @@ class NormalSample:
     the label came with its neighbours (a time range or carried readings), not picked from
     the review queue, so its flagged share is the stream's own. ``spans``: which labels came
     in one request for one stream (the same key), so may be neighbouring readings that share
-    the model's memory; empty when the store does not say (then all are taken as one)."""
+    the model's memory; empty when the store does not say (then all are taken as one).
+    ``scores``: each error smoothed as its stream was when scored (NaN: not recorded)."""
 
     errors: tuple[float, ...]
     sensor_errors: tuple[tuple[float, ...], ...]
@@ -164,13 +170,17 @@ class NormalSample:
     flagged: tuple[bool, ...] = field(default=())
     representative: tuple[bool, ...] = field(default=())
     spans: tuple[str, ...] = field(default=())
+    scores: tuple[float, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        """A store that does not know the flags: every label unflagged and representative."""
+        """A store that does not know the flags: every label unflagged and representative;
+        nor the scores: none recorded."""
         if not self.flagged:
             object.__setattr__(self, "flagged", (False,) * len(self.errors))
         if not self.representative:
             object.__setattr__(self, "representative", (True,) * len(self.errors))
+        if not self.scores:
+            object.__setattr__(self, "scores", (math.nan,) * len(self.errors))
 
 
 def content_fingerprint(payload: Any) -> str:

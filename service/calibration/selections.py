@@ -125,6 +125,7 @@ def carried_labels(
         raise
     errors = scored.decisions.errors.tolist()
     anomalies = scored.decisions.anomalies.tolist()
+    scores = (scored.smoothed * snapshot.value).tolist()  # in the error's units
     labels = []
     for i, row in enumerate(scored.squared.tolist()):
         reading_index = scored.first + i
@@ -153,6 +154,7 @@ def carried_labels(
                 note=note,
                 scored_anomaly=anomalies[i],
                 excluded_from_learning=excluded,
+                score=scores[i],
             )
         )
     return labels

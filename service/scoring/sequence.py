@@ -28,6 +28,7 @@ class ScoredSequence:
     first: int
     squared: np.ndarray  # float32 (s, n_sensors): per-sensor squared errors
     decisions: Decisions
+    smoothed: np.ndarray  # float64 (s,): the scores (over the threshold) as the stream smooths
 
 
 def score_sequence(
@@ -52,7 +53,8 @@ def score_sequence(
     if not np.isfinite(squared).all():
         reject_overflow(squared, model, first)
     decisions = decide(squared, threshold, top_k)
+    smoothed = decisions.scores
     if model.manifest.smoothing is not None:
-        smoother = make_smoother(smoothing, threshold)
-        decisions = replace(decisions, anomalies=smoother.update_many(decisions.scores) > 1.0)
-    return ScoredSequence(first=first, squared=squared, decisions=decisions)
+        smoothed = make_smoother(smoothing, threshold).update_many(decisions.scores)
+        decisions = replace(decisions, anomalies=smoothed > 1.0)
+    return ScoredSequence(first=first, squared=squared, decisions=decisions, smoothed=smoothed)

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from rooms_support import Rooms, open_rooms
 
@@ -20,7 +21,9 @@ from service.calibration.evidence import (
     normal_memory,
     span_lengths,
 )
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.registry import LoadedModel
+from service.scoring.smoothing import make_smoother
 
 
 @pytest.fixture
@@ -81,3 +84,28 @@ async def test_normal_operations_memory_comes_from_training_or_the_whole_referen
         {"reading": True, "sensors": [2.0, 3.0, 4.0, 5.0]},
     ):
         assert model_memory(with_manifest(metrics={"normal_memory": bad})) == from_reference
+
+
+def test_the_memory_of_smoothed_scores_is_longer_than_the_errors() -> None:
+    errors = np.random.default_rng(3).chisquare(1, size=(4000, 4))
+    smoothing = ScoreSmoothing(method="ewma", window=1, alpha=0.1)
+    smoothed = make_smoother(smoothing).update_many(errors.mean(axis=1))
+    memory = normal_memory(errors, smoothed)
+    assert memory.reading < 1.5 and memory.score is not None
+    assert memory.score == pytest.approx((2 - 0.1) / 0.1, rel=0.35)  # an AR(1) of phi 0.9
+    assert normal_memory(errors).score is None
+
+
+async def test_a_recorded_score_memory_is_read_and_a_bad_one_is_unknown(rooms: Rooms) -> None:
+    model = rooms.models.get("flat")
+
+    def with_memory(memory: dict[str, object]) -> LoadedModel:
+        manifest = model.manifest.model_copy(update={"metrics": {"normal_memory": memory}})
+        return replace(model, artifact=replace(model.artifact, manifest=manifest))
+
+    sensors = [2.0, 3.0, 4.0, 5.0]
+    recorded = model_memory(with_memory({"reading": 7.0, "sensors": sensors, "score": 30.0}))
+    assert recorded == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), 30.0)
+    for bad in (None, 0.5, float("nan"), "30", True):
+        memory = model_memory(with_memory({"reading": 7.0, "sensors": sensors, "score": bad}))
+        assert memory == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), None)

@@ -10,7 +10,11 @@ import pytest
 from conftest import build_test_artifact
 from rooms_support import Rooms, open_rooms
 
+from service.calibration.evidence import model_memory
+from service.calibration.records import NewLabel
 from service.calibration.selections import CarriedReadings
+from service.scoring.manifest import ScoreSmoothing
+from service.scoring.smoothing import make_smoother
 
 
 @pytest.fixture
@@ -73,15 +77,62 @@ async def test_the_scheduled_run_steps_every_model_and_refreshes_drift_and_revie
     )
 
 
-async def test_a_threshold_on_smoothed_scores_is_not_recalibrated_from_raw_errors(
+async def test_a_threshold_on_smoothed_scores_is_recalibrated_from_the_labels_scores(
     tmp_path: Path,
 ) -> None:
-    """Labels carry raw errors; a quantile of them would loosen a threshold set on smoothed
-    scores without a word. The run says why and proposes nothing."""
+    """The threshold applies to smoothed scores: a quantile of raw errors would loosen it
+    without a word, so the candidate is the quantile of the scores the labelled readings had
+    (their errors smoothed as the stream's were), counted by the smoothed scores' memory."""
+    ewma = {"method": "ewma", "window": 1, "alpha": 0.3, "start": 0.4}
+    build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma)
+    async with open_rooms(tmp_path, recalibration_max_change=0.5) as rooms:
+        await confirm_normal(rooms, 3000, noise=0.58, model="smooth")
+        sample = rooms.store.normal_sample("smooth", "1", since=0.0, limit=5000)
+        run = await rooms.recalibration.recalibrate("smooth", trigger="test")
+    errors, scores = np.array(sample.errors), np.array(sample.scores)
+    smoother = make_smoother(ScoreSmoothing(**ewma))
+    np.testing.assert_allclose(scores, smoother.update_many(errors), rtol=1e-12)
+    assert run.outcome == "applied", run.message
+    assert run.statistics["candidate"] == pytest.approx(float(np.quantile(scores, 0.99)))
+    assert abs(float(np.quantile(errors, 0.99)) / run.statistics["candidate"] - 1) > 0.2
+    memory = model_memory(rooms.models.get("smooth"))
+    assert memory is not None and memory.score is not None and memory.score > 3 * memory.reading
+    assert run.statistics["n_effective"] == pytest.approx(1 + 2999 / memory.score, rel=0.3)
+
+
+async def test_labels_without_a_score_are_left_out_of_a_smoothed_models_candidate(
+    tmp_path: Path,
+) -> None:
     ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
     build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma)
     async with open_rooms(tmp_path) as rooms:
+        unscored = NewLabel(
+            model="smooth",
+            model_version="1",
+            label="normal",
+            error=50.0,
+            sensor_errors=(50.0,) * 4,
+            threshold_value=1.0,
+            threshold_version=1,
+            source="readings",
+        )
+        rooms.store.submit_labels(
+            [unscored] * 60, author="olga", client_label_id=None, content_hash="unscored"
+        )
+        run = await rooms.recalibration.recalibrate("smooth", trigger="test")
+    assert run.outcome == "insufficient" and run.n_samples == 0, run.message
+
+
+async def test_a_smoothed_model_that_does_not_record_its_scores_memory_proposes_nothing(
+    tmp_path: Path,
+) -> None:
+    """An artifact from before the score's memory was recorded, its reference a sample of
+    the calibration run: a labelled stretch's worth cannot be told."""
+    ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
+    build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma, n_calibration=5000)
+    async with open_rooms(tmp_path) as rooms:
+        await confirm_normal(rooms, 300, noise=2.0, model="smooth")
         run = await rooms.recalibration.recalibrate("smooth", trigger="test")
     assert run.outcome == "insufficient"
-    assert "ewma:0.3-smoothed scores" in run.message and "raw errors" in run.message
+    assert "ewma:0.3-smoothed scores" in run.message and "retrain" in run.message
     assert rooms.keeper.board.get("smooth").version == 1

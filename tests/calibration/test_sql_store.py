@@ -5,6 +5,7 @@ their own server (tests/integration/postgres_support.py)."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -313,6 +314,20 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     capped = store.normal_sample("plant", "1", since=0, limit=2)
     assert capped.errors == (5.0, 1.0)  # the newest two
     assert store.normal_sample("plant", "2", since=0, limit=100).errors == ()
+
+
+def test_the_score_a_labelled_reading_had_comes_back_with_it(store: SqlFeedbackStore) -> None:
+    """A label records its reading's smoothed score (what a smoothed model's threshold
+    applies to); one without (as written before revision 0007) comes back as NaN."""
+    scored = replace(label(2.0, reading_id="a"), score=1.25)
+    store.submit_labels(
+        [scored, label(3.0, reading_id="b")], author="o", client_label_id=None, content_hash="h"
+    )
+    sample = store.normal_sample("plant", "1", since=0, limit=10)
+    assert sample.errors == (2.0, 3.0)
+    assert sample.scores[0] == 1.25 and math.isnan(sample.scores[1])
+    stored = store.list_labels(LabelFilter(), limit=10)
+    assert sorted((lab.error, lab.score) for lab in stored)[0] == (2.0, 1.25)
 
 
 def test_labels_kept_out_of_learning_are_stored_but_never_sampled(

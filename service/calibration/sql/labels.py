@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -227,6 +228,7 @@ class LabelTables(SqlDatabase):
                 label_rows.c.source,
                 label_rows.c.submission_id,
                 label_rows.c.stream_id,
+                label_rows.c.score,
             )
             .select_from(label_rows.outerjoin(reading_votes, vote))
             .where(
@@ -255,6 +257,7 @@ class LabelTables(SqlDatabase):
             flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
             representative=tuple(r["source"] != "reading_id" for r in rows),
             spans=tuple(f"{r['submission_id']}/{r['stream_id'] or ''}" for r in rows),
+            scores=tuple(math.nan if r["score"] is None else float(r["score"]) for r in rows),
         )
 
     def labelled_readings(
@@ -311,4 +314,5 @@ def _row(submission_id: int, lab: NewLabel, author: str, now: float) -> dict[str
         "scored_anomaly": int(scored_anomaly),
         "scored_alert": int(lab.scored_alert),
         "excluded_from_learning": lab.excluded_from_learning,
+        "score": None if lab.score is None else float(lab.score),
     }

@@ -48,6 +48,9 @@ labels = sa.Table(
     # Why the label is kept out of learning (a maintenance window, the learning freeze);
     # NULL: it is learned from.
     sa.Column("excluded_from_learning", sa.Text),
+    # The reading's error smoothed as its stream was, in the error's units (NULL: labelled
+    # before revision 0007).
+    sa.Column("score", sa.Float),
     sqlite_autoincrement=True,
 )
 
