@@ -28,6 +28,7 @@ from service.calibration.evidence import model_memory  # noqa: E402
 from service.calibration.recalibrator import (  # noqa: E402
     RecalibrationPolicy,
     candidate_threshold,
+    sample_exceedance,
 )
 from service.scoring.artifact import load_artifact  # noqa: E402
 from service.scoring.registry import LoadedModel  # noqa: E402
@@ -72,9 +73,9 @@ def main() -> None:
                     errors, spans = run[start : start + length], ["one request"] * length
                 else:
                     errors, spans = run[rng.choice(len(run), length, replace=False)], None
-                candidate = candidate_threshold(
-                    errors * scale, threshold, policy, spans=spans, memory=tau
-                )
+                labelled = errors * scale  # as time ranges, or carried readings one by one
+                seen = sample_exceedance(labelled, threshold, spans=spans, memory=tau)
+                candidate = candidate_threshold(labelled, threshold, policy, exceedance=seen)
                 if candidate.outcome in ("applied", "pending"):
                     moved.append(candidate.relative_change)
             median = f", median {np.median(moved):+.0%}" if moved else ""

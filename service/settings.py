@@ -256,8 +256,9 @@ class Settings(BaseSettings):
         default=0.99,
         gt=0,
         lt=1,
-        description="Quantile method: a candidate is weighed only when the share of confirmed "
-        "normals above the threshold, at this confidence and their effective size, rules out "
+        description="Quantile method: a candidate is weighed only when the share of normal "
+        "readings measured above the threshold (labelled time ranges or carried readings, else "
+        "the retained scored readings), at this confidence and their effective size, rules out "
         "the share the threshold stands for (1 - quantile).",
     )
     recalibration_max_change: float = Field(

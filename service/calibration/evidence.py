@@ -15,13 +15,16 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
 
 from service.scoring.decision import reading_errors
-from service.scoring.registry import LoadedModel
 from service.scoring.smoothing import make_smoother
+
+if TYPE_CHECKING:  # a type only: the registry would load torch for it
+    from service.scoring.registry import LoadedModel
 
 
 def autocorrelation_time(series: np.ndarray) -> float:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+
+import numpy as np
 
 from service.calibration.drift_monitor import DriftMonitor
-from service.calibration.evidence import model_memory
+from service.calibration.evidence import effective_size, model_memory
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibrator import (
     Candidate,
+    Exceedance,
     RecalibrationPolicy,
     candidate_threshold,
     review_weights,
+    sample_exceedance,
 )
 from service.calibration.records import NormalSample, RecalibrationRun
 from service.calibration.replicas import ReplicaLink
@@ -100,7 +105,8 @@ class Recalibration:
         memory = model_memory(model)
         values, tau = sample.errors, 1.0 if memory is None else memory.reading
         smoothing = model.manifest.smoothing
-        if smoothing is not None and smoothing.method != "none":
+        smoothed = smoothing is not None and smoothing.method != "none"
+        if smoothing is not None and smoothed:
             # The threshold applies to smoothed scores: the candidate is their quantile, the
             # labels without a recorded score (from before it was recorded) left out.
             if memory is None or memory.score is None:
@@ -111,8 +117,7 @@ class Recalibration:
             current.value,
             policy,
             weights=review_weights(sample.flagged, share),
-            spans=sample.spans or ("",) * len(sample.errors),  # unknown: all one span
-            memory=tau,
+            exceedance=self._exceedance(model, sample, values, current.value, tau, smoothed),
         )
         candidate.statistics.update(
             {
@@ -122,6 +127,43 @@ class Recalibration:
             }
         )
         return candidate
+
+    def _exceedance(
+        self,
+        model: LoadedModel,
+        sample: NormalSample,
+        values: Sequence[float],
+        current: float,
+        tau: float,
+        smoothed: bool,
+    ) -> Exceedance | None:
+        """How often normal operation exceeds ``current``, from what ``_flagged_share``
+        takes the flagged share from: the representative labels (each request's labels for
+        one stream a stretch, counted by ``tau``), else the retained scored readings of the
+        model (each stream's a stretch); None from labels picked from the review queue
+        alone, which over-represent alerts by construction."""
+        spans = sample.spans or ("",) * len(values)  # unknown: all one span
+        kept = [i for i, whole in enumerate(sample.representative) if whole]
+        if kept:
+            seen = sample_exceedance(
+                [values[i] for i in kept],
+                current,
+                spans=[spans[i] for i in kept],
+                memory=tau,
+                source="representative labels",
+            )
+            if seen is not None:
+                return seen
+        streams = self.recent.exceedances(model.name, model.version, current, smoothed=smoothed)
+        if not streams:
+            return None
+        lengths = np.array([n for n, _ in streams], dtype=np.float64)
+        return Exceedance(
+            n_above=sum(above for _, above in streams),
+            n=int(lengths.sum()),
+            effective=effective_size(lengths, tau),
+            source="retained scored readings",
+        )
 
     def _flagged_share(
         self, model: LoadedModel, sample: NormalSample, policy: RecalibrationPolicy

@@ -7,9 +7,11 @@ two guards keep a burst of wrong labels or an ongoing fault from dragging the th
 a minimum sample count, and a cap on the relative change per step above which the
 candidate waits for an admin's approval instead of being applied.
 
-A quantile candidate moves the threshold only when the confirmed normals show the threshold
-is wrong: when the share of them above it is, at their effective size, not consistent with
-the ``1 - quantile`` the threshold stands for (:func:`exceedance_evidence`). An upper
+A quantile candidate moves the threshold only when normal operation is seen to exceed it
+more or less often than the ``1 - quantile`` it stands for (:class:`Exceedance`): measured
+on readings drawn as normal operation runs (labelled time ranges or carried readings, else
+the retained scored readings), at their effective size. Labels picked from the review queue
+cannot measure it (alerts are over-represented among them by construction). An upper
 quantile of a few dozen labels, or of a few thousand consecutive ones, is mostly sampling
 noise; applied as it came, it would move a correct threshold by tens of percent at every
 run (docs/recalibration.md has the figures).
@@ -20,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -117,49 +120,61 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
 
 @dataclass(frozen=True, slots=True)
 class Exceedance:
-    """How confirmed normals stand against the threshold in force."""
+    """How often normal operation was seen above the threshold in force: ``n_above`` of
+    ``n`` readings, worth ``effective`` independent ones, from ``source``."""
 
     n_above: int
-    share: float
-    """Of the sample's weight above the threshold."""
+    n: int
     effective: float
-    """Independent readings the sample is worth (its spans over the memory, its weights)."""
-    interval: tuple[float, float]
-    """On the rate at which normal readings exceed the threshold."""
-    target: float
-    """``1 - quantile``: the rate the threshold stands for."""
+    source: str
 
     @property
-    def consistent(self) -> bool:
-        return self.interval[0] <= self.target <= self.interval[1]
+    def share(self) -> float:
+        return self.n_above / self.n
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """On the rate, the counts taken at the effective size."""
+        return clopper_pearson(self.share * self.effective, self.effective, confidence)
 
 
-def exceedance_evidence(
-    sample: np.ndarray,
-    weight: np.ndarray,
+def sample_exceedance(
+    values: Sequence[float] | np.ndarray,
     current: float,
-    policy: RecalibrationPolicy,
-    effective_samples: float,
-) -> Exceedance:
-    """The share of ``sample`` above ``current`` and its interval, counted at
-    ``effective_samples`` shrunk by the weights' design effect (Kish's effective size): an
-    interval that holds ``1 - quantile`` means the labels cannot tell the threshold wrong.
+    *,
+    spans: Sequence[str] | None = None,
+    memory: float = 1.0,
+    source: str = "confirmed normals",
+) -> Exceedance | None:
+    """Of readings drawn as normal operation runs: ``spans`` (one key per value, the values
+    of one request for one stream sharing one) counted by ``memory``; without spans each
+    value alone. None when no value is finite.
 
-    >>> e = exceedance_evidence(np.arange(100.0), np.ones(100), 97.5, RecalibrationPolicy(), 100)
-    >>> e.n_above, e.share, e.consistent
-    (2, 0.02, True)
+    >>> e = sample_exceedance(np.arange(100.0), 97.5)
+    >>> e.n_above, e.share, e.effective
+    (2, 0.02, 100.0)
     """
-    above = sample > current
-    share = float(weight[above].sum() / weight.sum())
-    kish = float(weight.sum() ** 2 / (weight**2).sum())
-    effective = effective_samples * kish / sample.size
+    sample = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(sample)
+    if not finite.any():
+        return None
+    keys = [str(i) for i in range(sample.size)] if spans is None else list(spans)
+    kept = [key for key, keep in zip(keys, finite.tolist(), strict=True) if keep]
     return Exceedance(
-        n_above=int(above.sum()),
-        share=share,
-        effective=effective,
-        interval=clopper_pearson(share * effective, effective, policy.confidence),
-        target=1.0 - policy.quantile,
+        n_above=int(np.sum(sample[finite] > current)),
+        n=len(kept),
+        effective=effective_size(span_lengths(kept), memory),
+        source=source,
     )
+
+
+def needed_without_exceedance(policy: RecalibrationPolicy) -> int:
+    """Independent readings none of which exceeds the threshold that show it too high:
+    below, the interval on a rate of 0 still holds ``1 - quantile``.
+
+    >>> needed_without_exceedance(RecalibrationPolicy())
+    528
+    """
+    return math.ceil(math.log((1 - policy.confidence) / 2) / math.log(policy.quantile))
 
 
 def candidate_threshold(
@@ -168,25 +183,26 @@ def candidate_threshold(
     policy: RecalibrationPolicy,
     *,
     weights: np.ndarray | None = None,
-    spans: Sequence[str] | None = None,
-    memory: float = 1.0,
+    exceedance: Exceedance | None,
 ) -> Candidate:
     """The threshold the confirmed-normal ``errors`` support and whether it may be applied.
 
     ``weights`` (from :func:`review_weights`) correct for how the labels were sampled;
-    without them every label counts once. ``spans`` (one key per label, the labels one
-    request gave one stream sharing one) and ``memory`` (normal operation's, in readings)
-    say how many independent readings the sample is worth; without spans each label is its
-    own.
+    without them every label counts once. ``exceedance``: how often normal operation was
+    seen above ``current`` (quantile method: the candidate is weighed only when it rules out
+    ``1 - quantile``; None, nothing measured it, and the threshold stays).
 
     >>> policy = RecalibrationPolicy(quantile=0.5, min_samples=3)
-    >>> candidate_threshold(np.linspace(1.0, 1.2, 41), 1.0, policy).outcome
+    >>> def seen(errors): return sample_exceedance(errors, 1.0)
+    >>> above = np.linspace(1.0, 1.2, 41)
+    >>> candidate_threshold(above, 1.0, policy, exceedance=seen(above)).outcome
     'applied'
-    >>> candidate_threshold([2.0] * 40, 1.0, policy).outcome
+    >>> candidate_threshold([2.0] * 40, 1.0, policy, exceedance=seen([2.0] * 40)).outcome
     'pending'
-    >>> candidate_threshold([0.9, 1.1, 1.2], 1.0, policy).outcome  # 2 of 3 above: can't tell
+    >>> few = [0.9, 1.1, 1.2]  # 2 of 3 above: can't tell
+    >>> candidate_threshold(few, 1.0, policy, exceedance=seen(few)).outcome
     'unchanged'
-    >>> candidate_threshold([1.0], 1.0, policy).outcome
+    >>> candidate_threshold([1.0], 1.0, policy, exceedance=seen([1.0])).outcome
     'insufficient'
     """
     if not current > 0:
@@ -196,7 +212,6 @@ def candidate_threshold(
     sample = sample[finite]
     weight = np.ones(sample.size) if weights is None else np.asarray(weights)[finite]
     n = int(sample.size)
-    keys = [str(i) for i in range(n)] if spans is None else np.asarray(spans)[finite].tolist()
     if n < policy.min_samples:
         return Candidate(
             outcome="insufficient",
@@ -236,36 +251,9 @@ def candidate_threshold(
     change = value / current - 1.0
     statistics.update({"candidate": value, "current": current, "relative_change": change})
     if policy.method == "quantile":
-        evidence = exceedance_evidence(
-            sample, weight, current, policy, effective_size(span_lengths(keys), memory)
-        )
-        statistics.update(
-            {
-                "n_above_current": evidence.n_above,
-                "share_above_current": evidence.share,
-                "n_effective": evidence.effective,
-                "share_interval_low": evidence.interval[0],
-                "share_interval_high": evidence.interval[1],
-            }
-        )
-        if evidence.consistent:
-            low, high = evidence.interval
-            return Candidate(
-                outcome="unchanged",
-                current=current,
-                value=value,
-                relative_change=change,
-                n_samples=n,
-                message=(
-                    f"{evidence.share:.1%} of {n} confirmed normals lie above the threshold "
-                    f"{current:.6g}; worth about {evidence.effective:.0f} independent readings "
-                    f"(labelled stretches share the model's memory), that is "
-                    f"{low:.1%}-{high:.1%} at {policy.confidence:.0%} confidence, which holds "
-                    f"the {evidence.target:.1%} the threshold stands for: it stays (their "
-                    f"{policy.quantile:g} quantile, {value:.6g}, is within sampling noise)"
-                ),
-                statistics=statistics,
-            )
+        stays = _no_evidence_against(exceedance, current, value, policy, statistics)
+        if stays is not None:
+            return replace(stays, n_samples=n, relative_change=change)
     if abs(change) < policy.min_relative_change:
         outcome: CandidateOutcome = "unchanged"
         message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"
@@ -286,6 +274,62 @@ def candidate_threshold(
         value=value,
         relative_change=change,
         n_samples=n,
+        message=message,
+        statistics=statistics,
+    )
+
+
+def _no_evidence_against(
+    exceedance: Exceedance | None,
+    current: float,
+    value: float,
+    policy: RecalibrationPolicy,
+    statistics: dict[str, float | int | str],
+) -> Candidate | None:
+    """The ``unchanged`` candidate when nothing shows the threshold wrong (the statistics
+    record what was measured), else None."""
+    target = 1.0 - policy.quantile
+    level = f"{policy.confidence:g}"
+    needed = needed_without_exceedance(policy)
+    if exceedance is None:
+        message = (
+            "nothing measured how often normal operation exceeds the threshold: every label "
+            "was picked from the review queue (alerts are over-represented there) and no "
+            "scored reading is retained; label a time range of normal operation, or send "
+            "normal readings with the label, for the threshold to move"
+        )
+    else:
+        low, high = exceedance.interval(policy.confidence)
+        statistics.update(
+            {
+                "exceedance_from": exceedance.source,
+                "n_above_current": exceedance.n_above,
+                "n_measured": exceedance.n,
+                "n_effective": exceedance.effective,
+                "share_above_current": exceedance.share,
+                "share_interval_low": low,
+                "share_interval_high": high,
+            }
+        )
+        if not low <= target <= high:
+            return None
+        message = (
+            f"{exceedance.n_above} of {exceedance.n} {exceedance.source} ({exceedance.share:.2%}) "
+            f"lie above the threshold {current:.6g}; they are worth about "
+            f"{exceedance.effective:.3g} independent readings (consecutive readings share "
+            f"the model's memory), so the rate is {low:.2%}-{high:.2%} at {level} "
+            f"confidence, which holds the {target:.2%} the threshold stands for: it stays"
+        )
+    message += (
+        f" (the confirmed normals' {policy.quantile:g} quantile is {value:.6g}; with none "
+        f"above it, readings worth {needed:.0f} independent ones would show it too high)"
+    )
+    return Candidate(
+        outcome="unchanged",
+        current=current,
+        value=value,
+        relative_change=None,
+        n_samples=0,
         message=message,
         statistics=statistics,
     )

@@ -218,6 +218,31 @@ class RecentReadings:
             flagged += int((mask & (chunk.anomaly | chunk.alert)).sum())
         return flagged / total if total else None
 
+    def exceedances(
+        self, model: str, model_version: str, threshold: float, *, smoothed: bool
+    ) -> list[tuple[int, int]]:
+        """Per stream, how many retained scored readings of this model version there are and
+        how many of them lie above ``threshold`` (their smoothed scores, in the error's units,
+        when ``smoothed``, else their errors); readings kept out of learning are left out.
+        Recalibration measures from them how often normal operation exceeds a threshold."""
+        counts: dict[str, list[int]] = {}
+        for chunk, mask in self._rows(None, model):
+            mask = (
+                mask & (chunk.excluded_by == 0) & _mask_equal(chunk.model_versions, model_version)
+            )
+            values = chunk.smoothed * chunk.thresholds if smoothed else chunk.errors
+            mask &= np.isfinite(values)
+            streams, rows = np.unique(
+                np.asarray(chunk.stream_ids, dtype=object)[mask], return_inverse=True
+            )
+            totals = np.bincount(rows, minlength=len(streams))
+            aboves = np.bincount(rows, weights=values[mask] > threshold, minlength=len(streams))
+            for stream, n, n_above in zip(streams.tolist(), totals, aboves, strict=True):
+                seen = counts.setdefault(stream, [0, 0])
+                seen[0] += int(n)
+                seen[1] += int(n_above)
+        return [(n, n_above) for n, n_above in counts.values()]
+
     def stream_readings(
         self,
         stream_id: str,

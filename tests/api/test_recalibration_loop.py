@@ -179,26 +179,39 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     ) > 0
     assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
 
-    # 7. A burst of real anomalies mislabelled as normal: weighed at the stream's flagged
-    # share, 150 of them do not show the threshold wrong; 400 do, and cannot move it past
-    # the cap.
+    # 7. A burst of real anomalies mislabelled as normal, picked by id: labels picked that
+    # way do not measure how often normal operation exceeds the threshold (alerts are
+    # over-represented among them), the time range does, and it says 1%: it stays.
     burst = readings(rng, 400, noise=3.0)
     burst_scored = await score(client, "line-2", burst, t0=10_000)
     burst_ids = [r["reading_id"] for r in burst_scored["results"]]
     response = await client.post(
-        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids[:150]}, headers=OPERATOR
+        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids}, headers=OPERATOR
     )
     assert response.status_code == 201
     run = await recalibrate(client)
     assert run["outcome"] == "unchanged", run
-    assert "which holds the 1.0% the threshold stands for" in run["message"]
+    assert f"of {n} representative labels (1.00%)" in run["message"], run["message"]
+    assert "which holds the 1.00% the threshold stands for" in run["message"]
     assert await metric(client, "anomaly_threshold_pending_approvals", model=MODEL) == 0
+
+    # 8. A noisier period confirmed normal as a whole shows the threshold too low; with the
+    # burst among the confirmed normals the candidate moves it past the cap: it waits.
+    shift = readings(rng, n, noise=1.35)
+    await score(client, "line-4", shift, t0=20_000)
+    start = 1_800_000_000.0 + 20_000
     response = await client.post(
-        "/v1/feedback", json={"label": "normal", "reading_ids": burst_ids[150:]}, headers=OPERATOR
+        "/v1/feedback",
+        json={
+            "label": "normal",
+            "time_range": {"stream_id": "line-4", "start": start, "end": start + n - 1},
+        },
+        headers=OPERATOR,
     )
-    assert response.status_code == 201
+    assert response.status_code == 201, response.text
     run = await recalibrate(client)
     assert run["outcome"] == "pending", run
+    assert run["statistics"]["exceedance_from"] == "representative labels"
     assert run["candidate"] / expected - 1 > 0.2
     history = await current(client)
     assert history["current"]["version"] == 2
@@ -214,7 +227,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     still = await score(client, "line-1-replay", burst[:20])
     assert still["threshold_version"] == 2
 
-    # 8. Reject discards it; the next run holds a new one; approve applies that one.
+    # 9. Reject discards it; the next run holds a new one; approve applies that one.
     response = await client.post(
         f"/v1/admin/pending-thresholds/{pending['id']}/reject",
         json={"reason": "those were pump faults"},
@@ -245,7 +258,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     assert approved["value"] == pytest.approx(run["candidate"])
     assert (await score(client, "line-3", normal[:1]))["threshold_version"] == 3
 
-    # 9. Rollback restores version 2's value as version 4.
+    # 10. Rollback restores version 2's value as version 4.
     response = await client.post(
         f"/v1/admin/thresholds/{MODEL}/rollback",
         json={"version": 2, "reason": "approval was a mistake"},
@@ -258,9 +271,19 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     assert after["threshold"] == pytest.approx(expected)
     assert await metric(client, "anomaly_threshold_version", model=MODEL) == 4
 
-    # 10. Correcting the burst to "anomaly" takes it out of the sample: no move needed.
+    # 11. Correcting the burst and the noisier period to "anomaly" takes them out of the
+    # sample: no move needed.
     response = await client.post(
         "/v1/feedback", json={"label": "anomaly", "reading_ids": burst_ids}, headers=OPERATOR
+    )
+    assert response.status_code == 201
+    response = await client.post(
+        "/v1/feedback",
+        json={
+            "label": "anomaly",
+            "time_range": {"stream_id": "line-4", "start": start, "end": start + n - 1},
+        },
+        headers=OPERATOR,
     )
     assert response.status_code == 201
     run = await recalibrate(client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from rooms_support import Rooms, open_rooms
 
 from service.calibration.evidence import model_memory
 from service.calibration.records import NewLabel
-from service.calibration.selections import CarriedReadings
+from service.calibration.selections import CarriedReadings, ReadingIds
 from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
 
@@ -51,6 +52,62 @@ async def test_a_step_applies_the_candidate_through_the_keeper(rooms: Rooms) -> 
     )
     assert 0.8 < snapshot.value < 1.5
     assert rooms.keeper.board.get("windowed").version == 1  # another model's is untouched
+
+
+async def test_a_threshold_too_high_is_lowered(rooms: Rooms) -> None:
+    await confirm_normal(rooms, 3000, noise=0.45)  # 0.06% above 1, their q99 near 0.67
+    run = await rooms.recalibration.recalibrate("flat", trigger="test")
+    assert run.outcome == "applied", run.message
+    assert run.statistics["exceedance_from"] == "representative labels"
+    assert -0.4 < run.statistics["relative_change"] < -0.25
+
+
+async def test_review_queue_labels_take_the_rate_from_the_retained_readings(
+    rooms: Rooms,
+) -> None:
+    """Alerts are over-represented among labels picked from the review queue, so how often
+    normal operation exceeds the threshold comes from the retained scored readings."""
+    values = 0.7 * np.random.default_rng(4).normal(size=(2000, 4))  # 8.6% above 1
+    outcome, ids = rooms.score("pump", values)
+    flagged = [i for i, anomaly in zip(ids, outcome.anomalies.tolist(), strict=True) if anomaly]
+    unflagged = [
+        i for i, anomaly in zip(ids, outcome.anomalies.tolist(), strict=True) if not anomaly
+    ]
+    for picked in (flagged, unflagged[:40]):  # the alerts and an audit sample
+        await rooms.desk.submit(
+            ReadingIds(picked), "normal", None, author="olga", client_label_id=None,
+            content_hash=str(len(picked)),
+        )  # fmt: skip
+    run = await rooms.recalibration.recalibrate("flat", trigger="test")
+    assert run.statistics["exceedance_from"] == "retained scored readings", run.message
+    assert run.statistics["n_measured"] == 2000
+    assert run.statistics["share_above_current"] == pytest.approx(len(flagged) / 2000)
+    assert run.outcome in ("applied", "pending") and run.statistics["relative_change"] > 0
+
+
+async def test_review_queue_labels_alone_measure_nothing(rooms: Rooms) -> None:
+    """Nothing retained (a restart, say) and every label picked from the review queue: how
+    often normal operation exceeds the threshold is not measured, and it stays."""
+    picked = NewLabel(
+        model="flat",
+        model_version="1",
+        label="normal",
+        error=2.0,
+        sensor_errors=(2.0,) * 4,
+        threshold_value=1.0,
+        threshold_version=1,
+        source="reading_id",
+        stream_id="pump",
+    )
+    rooms.store.submit_labels(
+        [replace(picked, reading_id=f"r{i}") for i in range(100)],
+        author="olga",
+        client_label_id=None,
+        content_hash="picked",
+    )
+    run = await rooms.recalibration.recalibrate("flat", trigger="test")
+    assert run.outcome == "unchanged" and "picked from the review queue" in run.message
+    assert rooms.keeper.board.get("flat").version == 1
 
 
 async def test_too_few_confirmed_normals_change_nothing(rooms: Rooms) -> None:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import doctest
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pytest
 
 from service.calibration import recalibrator
 from service.calibration.recalibrator import (
+    Candidate,
+    Exceedance,
     RecalibrationLoop,
     RecalibrationPolicy,
     candidate_threshold,
-    exceedance_evidence,
-    review_weights,
+    needed_without_exceedance,
+    sample_exceedance,
 )
 
 
@@ -24,11 +26,25 @@ def test_doctests() -> None:
     assert doctest.testmod(recalibrator).failed == 0
 
 
+def labelled(
+    errors: Sequence[float] | np.ndarray,
+    current: float,
+    policy: RecalibrationPolicy,
+    *,
+    spans: Sequence[str] | None = None,
+    memory: float = 1.0,
+) -> Candidate:
+    """Errors labelled as normal operation ran (time ranges, carried readings): they measure
+    how often it exceeds the threshold themselves."""
+    seen = sample_exceedance(errors, current, spans=spans, memory=memory)
+    return candidate_threshold(errors, current, policy, exceedance=seen)
+
+
 def test_quantile_candidate_within_cap_is_applied() -> None:
     rng = np.random.default_rng(0)
     errors = rng.gamma(2.0, 0.5, size=2000)
     q = float(np.quantile(errors, 0.99))
-    result = candidate_threshold(errors, q * 0.9, RecalibrationPolicy(quantile=0.99))
+    result = labelled(errors, q * 0.9, RecalibrationPolicy(quantile=0.99))
     assert result.outcome == "applied"
     assert result.value == pytest.approx(q)
     assert result.relative_change == pytest.approx(1 / 0.9 - 1)
@@ -37,22 +53,22 @@ def test_quantile_candidate_within_cap_is_applied() -> None:
 
 def test_move_beyond_cap_in_either_direction_is_pending() -> None:
     policy = RecalibrationPolicy(quantile=0.5, min_samples=5, max_relative_change=0.2)
-    up = candidate_threshold([1.3] * 10, 1.0, policy)
-    down = candidate_threshold([0.7] * 10, 1.0, policy)
+    up = labelled([1.3] * 10, 1.0, policy)
+    down = labelled([0.7] * 10, 1.0, policy)
     assert (up.outcome, down.outcome) == ("pending", "pending")
     assert up.value == pytest.approx(1.3) and down.value == pytest.approx(0.7)
-    edge = candidate_threshold([1.2] * 10, 1.0, policy)
+    edge = labelled([1.2] * 10, 1.0, policy)
     assert edge.outcome == "applied"
 
 
 def test_tiny_change_is_unchanged_and_too_few_is_insufficient() -> None:
     policy = RecalibrationPolicy(quantile=0.5, min_samples=5, min_relative_change=0.01)
-    tiny = candidate_threshold([1.005] * 50, 1.0, policy)  # all above: the threshold is wrong
+    tiny = labelled([1.005] * 50, 1.0, policy)  # all above: the threshold is wrong
     assert tiny.outcome == "unchanged" and "within 1% of current" in tiny.message
-    few = candidate_threshold([1.1] * 4, 1.0, policy)
+    few = labelled([1.1] * 4, 1.0, policy)
     assert few.outcome == "insufficient" and few.value is None and few.n_samples == 4
     # Non-finite errors never count toward the sample.
-    assert candidate_threshold([1.1] * 4 + [float("nan")], 1.0, policy).outcome == "insufficient"
+    assert labelled([1.1] * 4 + [float("nan")], 1.0, policy).outcome == "insufficient"
 
 
 def test_robust_variant_resists_a_minority_of_outliers() -> None:
@@ -61,8 +77,8 @@ def test_robust_variant_resists_a_minority_of_outliers() -> None:
     polluted = np.concatenate([clean, np.full(40, 50.0)])  # 7% mislabelled anomalies
     robust = RecalibrationPolicy(method="robust", mad_k=3.0, max_relative_change=10.0)
     quantile = RecalibrationPolicy(method="quantile", quantile=0.99, max_relative_change=100.0)
-    r = candidate_threshold(polluted, 1.3, robust)
-    q = candidate_threshold(polluted, 1.3, quantile)
+    r = candidate_threshold(polluted, 1.3, robust, exceedance=None)
+    q = labelled(polluted, 1.3, quantile)
     assert r.value is not None and q.value is not None
     assert r.value == pytest.approx(1.0 + 3 * 0.1, rel=0.08)
     assert q.value > 40  # the plain quantile is dragged to the outliers
@@ -81,14 +97,13 @@ def test_a_correct_threshold_stays_where_the_old_rule_moved_it_at_every_run() ->
     policy = RecalibrationPolicy()
     for n in (50, 200, 1000, 5000):
         outcomes = [
-            candidate_threshold(rng.exponential(size=n), threshold, policy).outcome
-            for _ in range(200)
+            labelled(rng.exponential(size=n), threshold, policy).outcome for _ in range(200)
         ]
         assert moves(outcomes) <= 6, (n, outcomes)  # 1% expected: at most 3%
-        # The rule before applied or held every candidate beyond the minimum change.
+        # The candidate alone, which the rule before applied or held whenever it strayed
+        # beyond the minimum change, nearly always does.
         changes = [
-            candidate_threshold(rng.exponential(size=n), threshold, policy).relative_change
-            for _ in range(50)
+            labelled(rng.exponential(size=n), threshold, policy).relative_change for _ in range(50)
         ]
         beyond = [c for c in changes if c is not None and abs(c) >= policy.min_relative_change]
         assert len(beyond) >= (40 if n <= 1000 else 25), (n, changes)  # 90%+, 73% measured
@@ -99,16 +114,12 @@ def test_a_real_shift_moves_it_once_the_labels_show_it() -> None:
     threshold = float(np.log(100.0))
     policy = RecalibrationPolicy(max_relative_change=1.0)
     # Errors 1.3 times as large: 2.9% of them above the threshold, their 0.99 quantile 30% up.
-    outcomes = [
-        candidate_threshold(1.3 * rng.exponential(size=2000), threshold, policy) for _ in range(100)
-    ]
+    outcomes = [labelled(1.3 * rng.exponential(size=2000), threshold, policy) for _ in range(100)]
     assert moves([c.outcome for c in outcomes]) >= 95
     moved = [c.relative_change for c in outcomes if c.relative_change is not None]
     assert np.median(moved) == pytest.approx(0.3, abs=0.05)
     # Errors 0.7 times as large: 0.14% above it; two thousand readings rule out 1%.
-    lower = [
-        candidate_threshold(0.7 * rng.exponential(size=2000), threshold, policy) for _ in range(100)
-    ]
+    lower = [labelled(0.7 * rng.exponential(size=2000), threshold, policy) for _ in range(100)]
     assert moves([c.outcome for c in lower]) >= 95
     assert all(c.relative_change is not None and c.relative_change < 0 for c in lower)
 
@@ -119,38 +130,50 @@ def test_a_stretch_labelled_in_one_request_counts_by_the_memory() -> None:
     21 independent ones, which cannot tell 3% from 1%."""
     errors = np.where(np.arange(1000) % 100 < 3, 2.0, 0.5)
     policy = RecalibrationPolicy(max_relative_change=0.5)
-    alone = candidate_threshold(errors, 1.0, policy)
+    alone = labelled(errors, 1.0, policy)
     assert alone.outcome == "pending" and alone.statistics["n_effective"] == pytest.approx(1000)
-    stretch = candidate_threshold(errors, 1.0, policy, spans=["a"] * 1000, memory=50.0)
+    stretch = labelled(errors, 1.0, policy, spans=["a"] * 1000, memory=50.0)
     assert stretch.outcome == "unchanged", stretch.message
     assert stretch.statistics["n_effective"] == pytest.approx(1 + 999 / 50)
     assert "worth about 21 independent readings" in stretch.message
     assert stretch.value == alone.value  # the candidate is recorded all the same
     # Ten stretches of 100 count 1 + 99 / 50 each: about 30.
-    tens = candidate_threshold(
-        errors, 1.0, policy, spans=[str(i // 100) for i in range(1000)], memory=50.0
-    )
+    tens = labelled(errors, 1.0, policy, spans=[str(i // 100) for i in range(1000)], memory=50.0)
     assert tens.statistics["n_effective"] == pytest.approx(10 * (1 + 99 / 50))
 
 
-def test_unequal_weights_shrink_the_effective_size() -> None:
-    errors = np.where(np.arange(1000) < 20, 2.0, 0.5)
-    weights = review_weights(np.arange(1000) < 20, 0.02)
-    even = exceedance_evidence(errors, np.ones(1000), 1.0, RecalibrationPolicy(), 1000.0)
-    weighted = exceedance_evidence(errors, weights, 1.0, RecalibrationPolicy(), 1000.0)
-    assert even.effective == pytest.approx(1000) and even.share == pytest.approx(0.02)
-    assert weighted.share == pytest.approx(0.02)
-    skewed = review_weights(np.arange(1000) < 20, 0.2)  # 20 labels carry a fifth of the mass
-    assert exceedance_evidence(errors, skewed, 1.0, RecalibrationPolicy(), 1000.0).effective < (
-        0.5 * 1000
-    )
+def test_a_threshold_too_high_is_lowered_once_none_above_it_shows_it() -> None:
+    """Lowering takes more: with none above the threshold, the interval on a rate of 0 holds
+    1% until the readings are worth 528 independent ones (at 0.99 confidence)."""
+    policy = RecalibrationPolicy(max_relative_change=1.0)
+    assert needed_without_exceedance(policy) == 528
+    held = labelled(np.linspace(0.1, 0.5, 527), 1.0, policy)
+    assert held.outcome == "unchanged", held.message
+    assert "readings worth 528 independent ones would show it too high" in held.message
+    lowered = labelled(np.linspace(0.1, 0.5, 528), 1.0, policy)
+    assert lowered.outcome == "applied" and lowered.relative_change == pytest.approx(-0.5, abs=0.01)
+    # At the 0.999 quantile it takes ten times as many.
+    assert needed_without_exceedance(RecalibrationPolicy(quantile=0.999)) == 5_296
+
+
+def test_without_a_measure_of_the_rate_the_threshold_stays() -> None:
+    """Labels picked from the review queue alone over-represent alerts: nothing measured how
+    often normal operation exceeds the threshold, so the candidate is not applied."""
+    policy = RecalibrationPolicy()
+    errors = np.r_[np.full(40, 2.0), np.full(200, 0.5)]
+    result = candidate_threshold(errors, 1.0, policy, exceedance=None)
+    assert result.outcome == "unchanged" and "picked from the review queue" in result.message
+    assert result.value is not None and result.value > 1.0  # recorded all the same
+    measured = Exceedance(n_above=30, n=1000, effective=1000.0, source="retained scored readings")
+    moved = candidate_threshold(errors, 1.0, policy, exceedance=measured)
+    assert moved.outcome == "pending" and moved.statistics["exceedance_from"] == measured.source
 
 
 def test_the_robust_method_has_no_evidence_check() -> None:
     policy = RecalibrationPolicy(
         method="robust", quantile=0.99, min_samples=5, max_relative_change=0.5
     )
-    result = candidate_threshold([1.0, 1.1, 0.9, 1.05, 0.95], 1.0, policy)
+    result = candidate_threshold([1.0, 1.1, 0.9, 1.05, 0.95], 1.0, policy, exceedance=None)
     assert "n_effective" not in result.statistics and result.outcome == "applied"
 
 

@@ -403,3 +403,22 @@ def test_a_chunk_keeps_each_requests_signs_and_windows() -> None:
     assert excluded.above_reconstruction is not None and excluded.above_reconstruction.all()
     assert (excluded.suppressed_by, excluded.excluded_by) == (None, 7)
     assert (first.suppressed_by, first.excluded_by) == (None, None)
+
+
+def test_exceedances_count_each_streams_readings_above_a_threshold() -> None:
+    """Per stream of one model version: the retained scored readings and those above the
+    threshold, by error or by smoothed score (kept over the threshold of its time, so put
+    back in the error's units)."""
+    clock = Clock()
+    store = RecentReadings(10_000, 600, clock=clock, id_prefix="e-")
+    first = scored_batch(store, clock(), errors=np.array([0.5, 1.5, 2.5]),
+                         values=np.ones((4, 2), np.float32), warming=1, stream="a",
+                         threshold=2.0)  # fmt: skip
+    store.add(replace(first, smoothed=np.array([0.5, 1.0, 1.5])))  # 1.0, 2.0, 3.0 in units
+    store.add(scored_batch(store, clock(), errors=np.array([3.0]), values=np.ones((1, 2)),
+                           stream="b"))  # fmt: skip
+    store.add(scored_batch(store, clock(), errors=np.array([9.0]), values=np.ones((1, 2)),
+                           stream="a", model="other"))  # fmt: skip
+    assert sorted(store.exceedances("m", "1", 1.2, smoothed=False)) == [(1, 1), (3, 2)]
+    assert sorted(store.exceedances("m", "1", 2.5, smoothed=True)) == [(1, 1), (3, 1)]
+    assert store.exceedances("m", "2", 1.2, smoothed=False) == []
