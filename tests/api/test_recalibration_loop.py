@@ -72,6 +72,16 @@ async def metric(client: httpx.AsyncClient, name: str, **labels: str) -> float |
     return None
 
 
+async def label_range(
+    client: httpx.AsyncClient, label: str, stream: str, start: float, n: int
+) -> httpx.Response:
+    """Label the ``n`` readings of ``stream`` timestamped from ``start``, one a second."""
+    time_range = {"stream_id": stream, "start": start, "end": start + n - 1}
+    return await client.post(
+        "/v1/feedback", json={"label": label, "time_range": time_range}, headers=OPERATOR
+    )
+
+
 async def recalibrate(client: httpx.AsyncClient) -> dict[str, Any]:
     response = await client.post(f"/v1/admin/thresholds/{MODEL}/recalibrate", headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -118,18 +128,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     assert response.status_code == 201, response.text
     assert {lab["author"] for lab in response.json()["labels"]} == {"olga-operator"}
     assert all(lab["threshold_version"] == 1 for lab in response.json()["labels"])
-    response = await client.post(
-        "/v1/feedback",
-        json={
-            "label": "normal",
-            "time_range": {
-                "stream_id": "line-1",
-                "start": 1_800_000_000.0,
-                "end": 1_800_000_000.0 + n - 1,
-            },
-        },
-        headers=OPERATOR,
-    )
+    response = await label_range(client, "normal", "line-1", 1_800_000_000.0, n)
     assert response.status_code == 201, response.text
     assert response.json()["count"] == n
     queue = (await client.get("/v1/feedback/review-queue", headers=OPERATOR)).json()
@@ -200,14 +199,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
     shift = readings(rng, n, noise=1.35)
     await score(client, "line-4", shift, t0=20_000)
     start = 1_800_000_000.0 + 20_000
-    response = await client.post(
-        "/v1/feedback",
-        json={
-            "label": "normal",
-            "time_range": {"stream_id": "line-4", "start": start, "end": start + n - 1},
-        },
-        headers=OPERATOR,
-    )
+    response = await label_range(client, "normal", "line-4", start, n)
     assert response.status_code == 201, response.text
     run = await recalibrate(client)
     assert run["outcome"] == "pending", run
@@ -277,14 +269,7 @@ async def test_feedback_recalibrates_within_the_cap_and_guards_against_bad_label
         "/v1/feedback", json={"label": "anomaly", "reading_ids": burst_ids}, headers=OPERATOR
     )
     assert response.status_code == 201
-    response = await client.post(
-        "/v1/feedback",
-        json={
-            "label": "anomaly",
-            "time_range": {"stream_id": "line-4", "start": start, "end": start + n - 1},
-        },
-        headers=OPERATOR,
-    )
+    response = await label_range(client, "anomaly", "line-4", start, n)
     assert response.status_code == 201
     run = await recalibrate(client)
     assert run["outcome"] == "unchanged", run

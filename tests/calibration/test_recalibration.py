@@ -12,7 +12,7 @@ from conftest import build_test_artifact
 from rooms_support import Rooms, open_rooms
 
 from service.calibration.evidence import model_memory
-from service.calibration.records import NewLabel
+from service.calibration.records import LabelSource, NewLabel
 from service.calibration.selections import CarriedReadings, ReadingIds
 from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
@@ -34,6 +34,23 @@ async def confirm_normal(rooms: Rooms, n: int, noise: float, model: str = "flat"
         author="olga",
         client_label_id=None,
         content_hash=f"{model}-{n}-{noise}",
+    )
+
+
+def normal_label(
+    model: str, error: float, *, source: LabelSource, stream_id: str | None = None
+) -> NewLabel:
+    """A normal label of a 4-sensor reading, as the store is handed one, at threshold 1."""
+    return NewLabel(
+        model=model,
+        model_version="1",
+        label="normal",
+        error=error,
+        sensor_errors=(error,) * 4,
+        threshold_value=1.0,
+        threshold_version=1,
+        source=source,
+        stream_id=stream_id,
     )
 
 
@@ -88,17 +105,7 @@ async def test_review_queue_labels_take_the_rate_from_the_retained_readings(
 async def test_review_queue_labels_alone_measure_nothing(rooms: Rooms) -> None:
     """Nothing retained (a restart, say) and every label picked from the review queue: how
     often normal operation exceeds the threshold is not measured, and it stays."""
-    picked = NewLabel(
-        model="flat",
-        model_version="1",
-        label="normal",
-        error=2.0,
-        sensor_errors=(2.0,) * 4,
-        threshold_value=1.0,
-        threshold_version=1,
-        source="reading_id",
-        stream_id="pump",
-    )
+    picked = normal_label("flat", 2.0, source="reading_id", stream_id="pump")
     rooms.store.submit_labels(
         [replace(picked, reading_id=f"r{i}") for i in range(100)],
         author="olga",
@@ -163,16 +170,7 @@ async def test_labels_without_a_score_are_left_out_of_a_smoothed_models_candidat
     ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
     build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma)
     async with open_rooms(tmp_path) as rooms:
-        unscored = NewLabel(
-            model="smooth",
-            model_version="1",
-            label="normal",
-            error=50.0,
-            sensor_errors=(50.0,) * 4,
-            threshold_value=1.0,
-            threshold_version=1,
-            source="readings",
-        )
+        unscored = normal_label("smooth", 50.0, source="readings")  # no score recorded
         rooms.store.submit_labels(
             [unscored] * 60, author="olga", client_label_id=None, content_hash="unscored"
         )
