@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -85,19 +85,23 @@ def normal_memory(
 
 def model_memory(model: LoadedModel) -> NormalMemory | None:
     """How long the model's normal operation remembers: as ``train`` measured it on the
-    whole calibration run (``normal_memory`` in the manifest's metrics), else from the
-    reference sample when it is that whole run; None when neither says (an artifact from
-    before 7 Dec 2026 whose reference is a subsample)."""
+    whole calibration run (``normal_memory`` in the manifest's metrics), else, or for what
+    it does not record (the smoothed scores', recorded since), from the reference when it
+    is that whole run; None when neither says (an artifact from before 7 Dec 2026 whose
+    reference is a subsample)."""
     recorded = _recorded_memory(model.manifest.metrics.get("normal_memory"))
-    if recorded is not None and len(recorded.sensors) == model.manifest.n_sensors:
-        return recorded
+    if recorded is not None and len(recorded.sensors) != model.manifest.n_sensors:
+        recorded = None
     reference = model.artifact.reference_errors
-    if len(reference) >= model.manifest.threshold.n_calibration:
-        smoothing = model.manifest.smoothing
-        scores = reading_errors(reference)
-        smoothed = None if smoothing is None else make_smoother(smoothing).update_many(scores)
-        return normal_memory(reference, smoothed)
-    return None
+    if len(reference) < model.manifest.threshold.n_calibration:  # a sample of the run
+        return recorded
+    if recorded is not None and recorded.score is not None:
+        return recorded
+    smoothing = model.manifest.smoothing
+    scores = reading_errors(reference)
+    smoothed = None if smoothing is None else make_smoother(smoothing).update_many(scores)
+    measured = normal_memory(reference, smoothed)
+    return measured if recorded is None else replace(recorded, score=measured.score)
 
 
 def _recorded_memory(recorded: object) -> NormalMemory | None:

@@ -27,8 +27,10 @@ from service.calibration.recalibrator import (
 from service.calibration.records import NormalSample, RecalibrationRun
 from service.calibration.replicas import ReplicaLink
 from service.calibration.store import FeedbackStore
+from service.scoring.manifest import ScoreSmoothing
 from service.scoring.recent import RecentReadings
 from service.scoring.registry import LoadedModel, ModelRegistry
+from service.scoring.smoothing import stream_smoothing
 from service.scoring.thresholds import ThresholdSnapshot
 from service.settings import Settings
 
@@ -104,13 +106,15 @@ class Recalibration:
         share, share_from = self._flagged_share(model, sample, policy)
         memory = model_memory(model)
         values, tau = sample.errors, 1.0 if memory is None else memory.reading
-        smoothing = model.manifest.smoothing
-        smoothed = smoothing is not None and smoothing.method != "none"
-        if smoothing is not None and smoothed:
+        declared = model.manifest.smoothing
+        smoothed = declared is not None and declared.method != "none"
+        if declared is not None and stream_smoothing(self.settings, declared) != declared:
+            return _overridden_smoothing(current, self.settings, declared)
+        if declared is not None and smoothed:
             # The threshold applies to smoothed scores: the candidate is their quantile, the
             # labels without a recorded score (from before it was recorded) left out.
             if memory is None or memory.score is None:
-                return _unknown_score_memory(current, smoothing.label())
+                return _unknown_score_memory(current, declared.label())
             values, tau = sample.scores, memory.score
         candidate = candidate_threshold(
             values,
@@ -197,8 +201,29 @@ def _unknown_score_memory(current: ThresholdSnapshot, smoothing: str) -> Candida
         relative_change=None,
         n_samples=0,
         message=f"the threshold is on {smoothing}-smoothed scores and the model's artifact "
-        "does not record how long those remember (trained before 7 Dec 2026), so how many "
+        "does not record how long those remember (trained before it was recorded, its "
+        "reference a sample of the calibration run), so how many "
         "independent readings the labels are worth cannot be told: no candidate is proposed; "
         "set the threshold by hand (admin) or retrain",
         statistics={"smoothing": smoothing},
+    )
+
+
+def _overridden_smoothing(
+    current: ThresholdSnapshot, settings: Settings, declared: ScoreSmoothing
+) -> Candidate:
+    """Streams smoothed by the settings, not as the model declares: its threshold (and the
+    memory it records) are for the declared smoothing, the labels' scores for another."""
+    served = stream_smoothing(settings, declared).label()
+    return Candidate(
+        outcome="insufficient",
+        current=current.value,
+        value=None,
+        relative_change=None,
+        n_samples=0,
+        message=f"the model's threshold was set on {declared.label()}-smoothed scores but the "
+        f"settings smooth its streams by {served}, so the labels' scores are not on its "
+        "scale: no candidate is proposed; set the threshold by hand (admin), or leave the "
+        "smoothing to the model",
+        statistics={"smoothing": declared.label(), "served_smoothing": served},
     )

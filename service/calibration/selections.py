@@ -14,7 +14,7 @@ from service.errors import InvalidReading, InvalidRequest, ServiceError
 from service.scoring.decision import WindowMatch
 from service.scoring.registry import LoadedModel
 from service.scoring.sequence import score_sequence
-from service.scoring.smoothing import stream_smoothing
+from service.scoring.smoothing import scores_remembering_start, stream_smoothing
 from service.scoring.thresholds import ThresholdSnapshot
 from service.settings import Settings
 
@@ -125,7 +125,19 @@ def carried_labels(
         raise
     errors = scored.decisions.errors.tolist()
     anomalies = scored.decisions.anomalies.tolist()
-    scores = (scored.smoothed * snapshot.value).tolist()  # in the error's units
+    # Scores as the stream's: a model that declares no smoothing scores carried readings
+    # unsmoothed (none recorded); a smoothed model's first scores are mostly the new
+    # stream's start, recorded only once the smoothing has forgotten it.
+    smoothing = model.manifest.smoothing
+    forgetting = (
+        len(errors)
+        if smoothing is None
+        else scores_remembering_start(stream_smoothing(settings, smoothing))
+    )
+    scores = [
+        None if i < forgetting else value
+        for i, value in enumerate((scored.smoothed * snapshot.value).tolist())
+    ]  # in the error's units
     labels = []
     for i, row in enumerate(scored.squared.tolist()):
         reading_index = scored.first + i

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import time
 from bisect import bisect_right
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -225,23 +225,18 @@ class RecentReadings:
         how many of them lie above ``threshold`` (their smoothed scores, in the error's units,
         when ``smoothed``, else their errors); readings kept out of learning are left out.
         Recalibration measures from them how often normal operation exceeds a threshold."""
-        counts: dict[str, list[int]] = {}
+        totals: Counter[str] = Counter()
+        aboves: Counter[str] = Counter()
         for chunk, mask in self._rows(None, model):
             mask = (
                 mask & (chunk.excluded_by == 0) & _mask_equal(chunk.model_versions, model_version)
             )
             values = chunk.smoothed * chunk.thresholds if smoothed else chunk.errors
             mask &= np.isfinite(values)
-            streams, rows = np.unique(
-                np.asarray(chunk.stream_ids, dtype=object)[mask], return_inverse=True
-            )
-            totals = np.bincount(rows, minlength=len(streams))
-            aboves = np.bincount(rows, weights=values[mask] > threshold, minlength=len(streams))
-            for stream, n, n_above in zip(streams.tolist(), totals, aboves, strict=True):
-                seen = counts.setdefault(stream, [0, 0])
-                seen[0] += int(n)
-                seen[1] += int(n_above)
-        return [(n, n_above) for n, n_above in counts.values()]
+            ids = chunk.stream_ids
+            totals.update(ids[row] for row in np.flatnonzero(mask).tolist())
+            aboves.update(ids[row] for row in np.flatnonzero(mask & (values > threshold)).tolist())
+        return [(n, aboves[stream]) for stream, n in totals.items()]
 
     def stream_readings(
         self,

@@ -11,6 +11,7 @@ numpy, giving exactly the values a loop of ``update`` calls would.
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -209,6 +210,29 @@ def make_smoother(smoothing: ScoreSmoothing, unit: float = 1.0) -> Smoother:
     if smoothing.method == "median":
         return RollingMedian(smoothing.window, start)
     return Ewma(smoothing.alpha, start)
+
+
+FORGOTTEN = 0.01
+"""A start weighing less than this share of a smoothed score is forgotten."""
+
+
+def scores_remembering_start(smoothing: ScoreSmoothing) -> int:
+    """How many of a new stream's first smoothed scores its start still weighs on (at least
+    :data:`FORGOTTEN` of them): a mean or median's first ``window - 1``, which pad their
+    window with it; an EWMA's first ``k`` with ``(1 - alpha)^k`` not below it. Such a score
+    tells more about the start than about its reading.
+
+    >>> [scores_remembering_start(ScoreSmoothing(method=m, window=3, alpha=0.3)) for m in
+    ...  ("none", "median", "ewma")]
+    [0, 2, 12]
+    """
+    if smoothing.method == "none":
+        return 0
+    if smoothing.method in ("mean", "median"):
+        return smoothing.window - 1
+    if smoothing.alpha >= 1:
+        return 0
+    return math.ceil(math.log(FORGOTTEN) / math.log(1 - smoothing.alpha)) - 1
 
 
 def stream_smoothing(settings: Settings, declared: ScoreSmoothing | None) -> ScoreSmoothing:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_test_artifact
 from rooms_support import Rooms, open_rooms
 
 from service.calibration import evidence
@@ -21,6 +22,7 @@ from service.calibration.evidence import (
     normal_memory,
     span_lengths,
 )
+from service.scoring.artifact import load_artifact
 from service.scoring.manifest import ScoreSmoothing
 from service.scoring.registry import LoadedModel
 from service.scoring.smoothing import make_smoother
@@ -109,3 +111,22 @@ async def test_a_recorded_score_memory_is_read_and_a_bad_one_is_unknown(rooms: R
     for bad in (None, 0.5, float("nan"), "30", True):
         memory = model_memory(with_memory({"reading": 7.0, "sensors": sensors, "score": bad}))
         assert memory == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), None)
+
+
+def test_a_smoothed_models_score_memory_missing_from_the_manifest_comes_from_its_reference(
+    tmp_path: Path,
+) -> None:
+    """Recorded before the smoothed scores' memory was: that one is measured on the
+    reference when it is the whole calibration run; the recorded ones are kept."""
+    ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
+    folder = build_test_artifact(tmp_path, name="smooth", smoothing=ewma)
+    model = LoadedModel.from_artifact(load_artifact(folder))
+    sensors = [2.0, 3.0, 4.0, 5.0]
+    manifest = model.manifest.model_copy(
+        update={"metrics": {"normal_memory": {"reading": 7.0, "sensors": sensors}}}
+    )
+    older = replace(model, artifact=replace(model.artifact, manifest=manifest))
+    memory = model_memory(older)
+    assert memory is not None and (memory.reading, memory.sensors) == (7.0, tuple(sensors))
+    assert memory.score == model_memory(model).score  # type: ignore[union-attr]
+    assert memory.score is not None and memory.score > 2.0  # an EWMA of 0.3 remembers

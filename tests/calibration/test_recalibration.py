@@ -154,14 +154,35 @@ async def test_a_threshold_on_smoothed_scores_is_recalibrated_from_the_labels_sc
         sample = rooms.store.normal_sample("smooth", "1", since=0.0, limit=5000)
         run = await rooms.recalibration.recalibrate("smooth", trigger="test")
     errors, scores = np.array(sample.errors), np.array(sample.scores)
-    smoother = make_smoother(ScoreSmoothing(**ewma))
-    np.testing.assert_allclose(scores, smoother.update_many(errors), rtol=1e-12)
+    smoothed = make_smoother(ScoreSmoothing(**ewma)).update_many(errors)
+    # The first 12, where the new stream's start still weighs 1% or more, record none.
+    assert np.isnan(scores[:12]).all() and np.isfinite(scores[12:]).all()
+    np.testing.assert_allclose(scores[12:], smoothed[12:], rtol=1e-12)
     assert run.outcome == "applied", run.message
-    assert run.statistics["candidate"] == pytest.approx(float(np.quantile(scores, 0.99)))
+    assert run.n_samples == 3000 - 12
+    assert run.statistics["candidate"] == pytest.approx(float(np.quantile(scores[12:], 0.99)))
     assert abs(float(np.quantile(errors, 0.99)) / run.statistics["candidate"] - 1) > 0.2
     memory = model_memory(rooms.models.get("smooth"))
     assert memory is not None and memory.score is not None and memory.score > 3 * memory.reading
-    assert run.statistics["n_effective"] == pytest.approx(1 + 2999 / memory.score, rel=0.3)
+    assert run.statistics["n_effective"] == pytest.approx(1 + 2987 / memory.score)
+
+
+async def test_readings_carried_one_by_one_record_no_smoothed_score(tmp_path: Path) -> None:
+    """Each a new stream's first score, which is mostly its start: recorded, they would all
+    sit at the start (for a median, exactly), as if normal operation never exceeded the
+    threshold, and lower it."""
+    median = {"method": "median", "window": 3, "alpha": 1.0, "start": 0.4}
+    build_test_artifact(tmp_path / "models", name="smooth", smoothing=median)
+    async with open_rooms(tmp_path) as rooms:
+        for i, row in enumerate(np.random.default_rng(5).normal(size=(200, 4))):
+            await rooms.desk.submit(
+                CarriedReadings("smooth", "pump", row[None, :].astype(np.float32), None),
+                "normal", None, author="olga", client_label_id=None, content_hash=str(i),
+            )  # fmt: skip
+        sample = rooms.store.normal_sample("smooth", "1", since=0.0, limit=5000)
+        run = await rooms.recalibration.recalibrate("smooth", trigger="test")
+    assert len(sample.scores) == 200 and np.isnan(sample.scores).all()
+    assert run.outcome == "insufficient" and run.n_samples == 0, run.message
 
 
 async def test_labels_without_a_score_are_left_out_of_a_smoothed_models_candidate(
@@ -191,3 +212,17 @@ async def test_a_smoothed_model_that_does_not_record_its_scores_memory_proposes_
     assert run.outcome == "insufficient"
     assert "ewma:0.3-smoothed scores" in run.message and "retrain" in run.message
     assert rooms.keeper.board.get("smooth").version == 1
+
+
+async def test_streams_smoothed_by_the_settings_not_as_declared_propose_nothing(
+    tmp_path: Path,
+) -> None:
+    """The threshold (and the memory recorded) are for the declared smoothing; the labels'
+    scores would be the settings' smoothing's."""
+    ewma = {"method": "ewma", "window": 1, "alpha": 0.3}
+    build_test_artifact(tmp_path / "models", name="smooth", smoothing=ewma)
+    async with open_rooms(tmp_path, smoothing_method="mean", smoothing_window=5) as rooms:
+        await confirm_normal(rooms, 3000, noise=0.58, model="smooth")
+        run = await rooms.recalibration.recalibrate("smooth", trigger="test")
+    assert run.outcome == "insufficient", run.message
+    assert "set on ewma:0.3-smoothed scores" in run.message and "mean:5" in run.message
