@@ -24,11 +24,10 @@ sys.path.insert(0, str(REPO))
 
 from models.scores import per_sensor_errors  # noqa: E402
 from models.synthetic import generate_plant  # noqa: E402
-from service.calibration.evidence import model_memory  # noqa: E402
+from service.calibration.evidence import model_memory, sample_exceedance  # noqa: E402
 from service.calibration.recalibrator import (  # noqa: E402
     RecalibrationPolicy,
     candidate_threshold,
-    sample_exceedance,
 )
 from service.scoring.artifact import load_artifact  # noqa: E402
 from service.scoring.registry import LoadedModel  # noqa: E402

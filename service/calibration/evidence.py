@@ -5,8 +5,9 @@ share its memory: a labelled stretch is worth far fewer independent readings tha
 Drift (:mod:`service.calibration.drift`) and recalibration
 (:mod:`service.calibration.recalibrator`) both count their samples here: normal operation's
 memory (:class:`NormalMemory`, measured on the calibration run by ``models train``), the
-effective size of labels given in spans (:func:`effective_size`), and an interval on a rate
-counted at such sizes (:func:`clopper_pearson`).
+effective size of labels given in spans (:func:`effective_size`), an interval on a rate
+counted at such sizes (:func:`clopper_pearson`), and how often normal operation was seen
+above a threshold (:class:`Exceedance`).
 """
 
 from __future__ import annotations
@@ -95,13 +96,15 @@ def model_memory(model: LoadedModel) -> NormalMemory | None:
     reference = model.artifact.reference_errors
     if len(reference) < model.manifest.threshold.n_calibration:  # a sample of the run
         return recorded
-    if recorded is not None and recorded.score is not None:
-        return recorded
     smoothing = model.manifest.smoothing
-    scores = reading_errors(reference)
-    smoothed = None if smoothing is None else make_smoother(smoothing).update_many(scores)
-    measured = normal_memory(reference, smoothed)
-    return measured if recorded is None else replace(recorded, score=measured.score)
+    smoothed = None
+    if smoothing is not None and (recorded is None or recorded.score is None):
+        smoothed = make_smoother(smoothing).update_many(reading_errors(reference))
+    if recorded is None:
+        return normal_memory(reference, smoothed)
+    if smoothed is None:
+        return recorded
+    return replace(recorded, score=autocorrelation_time(smoothed))
 
 
 def _recorded_memory(recorded: object) -> NormalMemory | None:
@@ -167,3 +170,62 @@ def clopper_pearson(
         else float(stats.beta.ppf(1 - alpha / 2, successes + 1, trials - successes))
     )
     return low, high
+
+
+@dataclass(frozen=True, slots=True)
+class Exceedance:
+    """How often normal operation was seen above the threshold in force: ``n_above`` of
+    ``n`` readings, worth ``effective`` independent ones, from ``source``."""
+
+    n_above: int
+    n: int
+    effective: float
+    source: str
+
+    @property
+    def share(self) -> float:
+        return self.n_above / self.n
+
+    def interval(self, confidence: float) -> tuple[float, float]:
+        """On the rate, the counts taken at the effective size."""
+        return clopper_pearson(self.share * self.effective, self.effective, confidence)
+
+
+def sample_exceedance(
+    values: Sequence[float] | np.ndarray,
+    current: float,
+    *,
+    spans: Sequence[str] | None = None,
+    memory: float = 1.0,
+    source: str = "confirmed normals",
+) -> Exceedance | None:
+    """Of readings drawn as normal operation runs: ``spans`` (one key per value, the values
+    of one request for one stream sharing one) counted by ``memory``; without spans each
+    value alone. None when no value is finite.
+
+    >>> e = sample_exceedance(np.arange(100.0), 97.5)
+    >>> e.n_above, e.share, e.effective
+    (2, 0.02, 100.0)
+    """
+    sample = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(sample)
+    if not finite.any():
+        return None
+    keys = [str(i) for i in range(sample.size)] if spans is None else list(spans)
+    kept = [key for key, keep in zip(keys, finite.tolist(), strict=True) if keep]
+    return Exceedance(
+        n_above=int(np.sum(sample[finite] > current)),
+        n=len(kept),
+        effective=effective_size(span_lengths(kept), memory),
+        source=source,
+    )
+
+
+def needed_without_exceedance(quantile: float, confidence: float) -> int:
+    """Independent readings none of which exceeds a ``quantile`` threshold that show it too
+    high at ``confidence``: below, the interval on a rate of 0 still holds ``1 - quantile``.
+
+    >>> needed_without_exceedance(0.99, 0.99)
+    528
+    """
+    return math.ceil(math.log((1 - confidence) / 2) / math.log(quantile))

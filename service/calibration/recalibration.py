@@ -13,16 +13,20 @@ from collections.abc import Sequence
 import numpy as np
 
 from service.calibration.drift_monitor import DriftMonitor
-from service.calibration.evidence import effective_size, model_memory
+from service.calibration.evidence import (
+    Exceedance,
+    effective_size,
+    model_memory,
+    sample_exceedance,
+)
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibrator import (
     Candidate,
-    Exceedance,
     RecalibrationPolicy,
     candidate_threshold,
+    insufficient,
     review_weights,
-    sample_exceedance,
 )
 from service.calibration.records import NormalSample, RecalibrationRun
 from service.calibration.replicas import ReplicaLink
@@ -194,18 +198,14 @@ def _unknown_score_memory(current: ThresholdSnapshot, smoothing: str) -> Candida
     """A smoothed model whose artifact does not say how long its smoothed scores remember
     (trained before it was recorded, its reference a sample of the calibration run): a
     labelled stretch's worth cannot be told, so no candidate is proposed."""
-    return Candidate(
-        outcome="insufficient",
-        current=current.value,
-        value=None,
-        relative_change=None,
-        n_samples=0,
-        message=f"the threshold is on {smoothing}-smoothed scores and the model's artifact "
-        "does not record how long those remember (trained before it was recorded, its "
-        "reference a sample of the calibration run), so how many "
-        "independent readings the labels are worth cannot be told: no candidate is proposed; "
-        "set the threshold by hand (admin) or retrain",
-        statistics={"smoothing": smoothing},
+    return insufficient(
+        current.value,
+        f"the threshold is on {smoothing}-smoothed scores and the model's artifact does not "
+        "record how long those remember (trained before it was recorded, its reference a "
+        "sample of the calibration run), so how many independent readings the labels are "
+        "worth cannot be told: no candidate is proposed; set the threshold by hand (admin) "
+        "or retrain",
+        {"smoothing": smoothing},
     )
 
 
@@ -215,15 +215,11 @@ def _overridden_smoothing(
     """Streams smoothed by the settings, not as the model declares: its threshold (and the
     memory it records) are for the declared smoothing, the labels' scores for another."""
     served = stream_smoothing(settings, declared).label()
-    return Candidate(
-        outcome="insufficient",
-        current=current.value,
-        value=None,
-        relative_change=None,
-        n_samples=0,
-        message=f"the model's threshold was set on {declared.label()}-smoothed scores but the "
+    return insufficient(
+        current.value,
+        f"the model's threshold was set on {declared.label()}-smoothed scores but the "
         f"settings smooth its streams by {served}, so the labels' scores are not on its "
         "scale: no candidate is proposed; set the threshold by hand (admin), or leave the "
         "smoothing to the model",
-        statistics={"smoothing": declared.label(), "served_smoothing": served},
+        {"smoothing": declared.label(), "served_smoothing": served},
     )

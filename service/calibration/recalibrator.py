@@ -8,13 +8,14 @@ a minimum sample count, and a cap on the relative change per step above which th
 candidate waits for an admin's approval instead of being applied.
 
 A quantile candidate moves the threshold only when normal operation is seen to exceed it
-more or less often than the ``1 - quantile`` it stands for (:class:`Exceedance`): measured
-on readings drawn as normal operation runs (labelled time ranges or carried readings, else
-the retained scored readings), at their effective size. Labels picked from the review queue
-cannot measure it (alerts are over-represented among them by construction). An upper
-quantile of a few dozen labels, or of a few thousand consecutive ones, is mostly sampling
-noise; applied as it came, it would move a correct threshold by tens of percent at every
-run (docs/recalibration.md has the figures).
+more or less often than the ``1 - quantile`` it stands for (an
+:class:`~service.calibration.evidence.Exceedance`): measured on readings drawn as normal
+operation runs (labelled time ranges or carried readings, else the retained scored
+readings), at their effective size. Labels picked from the review queue cannot measure it
+(alerts are over-represented among them by construction). An upper quantile of a few dozen
+labels, or of a few thousand consecutive ones, is mostly sampling noise; applied as it came,
+it would move a correct threshold by tens of percent at every run (docs/recalibration.md has
+the figures).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from service.calibration.evidence import clopper_pearson, effective_size, span_lengths
+from service.calibration.evidence import Exceedance, needed_without_exceedance
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,21 @@ class Candidate:
     statistics: dict[str, float | int | str]
 
 
+def insufficient(
+    current: float, message: str, statistics: dict[str, float | int | str], n_samples: int = 0
+) -> Candidate:
+    """A step that proposes nothing, and why."""
+    return Candidate(
+        outcome="insufficient",
+        current=current,
+        value=None,
+        relative_change=None,
+        n_samples=n_samples,
+        message=message,
+        statistics=statistics,
+    )
+
+
 def review_weights(flagged: Sequence[bool] | np.ndarray, flagged_share: float) -> np.ndarray:
     """Per-label weights (mean 1) that give the readings flagged when scored
     ``flagged_share`` of the sample's mass, whatever share of the labels they are.
@@ -118,65 +133,6 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> floa
     return float(np.interp(q, positions, ordered))
 
 
-@dataclass(frozen=True, slots=True)
-class Exceedance:
-    """How often normal operation was seen above the threshold in force: ``n_above`` of
-    ``n`` readings, worth ``effective`` independent ones, from ``source``."""
-
-    n_above: int
-    n: int
-    effective: float
-    source: str
-
-    @property
-    def share(self) -> float:
-        return self.n_above / self.n
-
-    def interval(self, confidence: float) -> tuple[float, float]:
-        """On the rate, the counts taken at the effective size."""
-        return clopper_pearson(self.share * self.effective, self.effective, confidence)
-
-
-def sample_exceedance(
-    values: Sequence[float] | np.ndarray,
-    current: float,
-    *,
-    spans: Sequence[str] | None = None,
-    memory: float = 1.0,
-    source: str = "confirmed normals",
-) -> Exceedance | None:
-    """Of readings drawn as normal operation runs: ``spans`` (one key per value, the values
-    of one request for one stream sharing one) counted by ``memory``; without spans each
-    value alone. None when no value is finite.
-
-    >>> e = sample_exceedance(np.arange(100.0), 97.5)
-    >>> e.n_above, e.share, e.effective
-    (2, 0.02, 100.0)
-    """
-    sample = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(sample)
-    if not finite.any():
-        return None
-    keys = [str(i) for i in range(sample.size)] if spans is None else list(spans)
-    kept = [key for key, keep in zip(keys, finite.tolist(), strict=True) if keep]
-    return Exceedance(
-        n_above=int(np.sum(sample[finite] > current)),
-        n=len(kept),
-        effective=effective_size(span_lengths(kept), memory),
-        source=source,
-    )
-
-
-def needed_without_exceedance(policy: RecalibrationPolicy) -> int:
-    """Independent readings none of which exceeds the threshold that show it too high:
-    below, the interval on a rate of 0 still holds ``1 - quantile``.
-
-    >>> needed_without_exceedance(RecalibrationPolicy())
-    528
-    """
-    return math.ceil(math.log((1 - policy.confidence) / 2) / math.log(policy.quantile))
-
-
 def candidate_threshold(
     errors: Sequence[float] | np.ndarray,
     current: float,
@@ -192,6 +148,7 @@ def candidate_threshold(
     seen above ``current`` (quantile method: the candidate is weighed only when it rules out
     ``1 - quantile``; None, nothing measured it, and the threshold stays).
 
+    >>> from service.calibration.evidence import sample_exceedance
     >>> policy = RecalibrationPolicy(quantile=0.5, min_samples=3)
     >>> def seen(errors): return sample_exceedance(errors, 1.0)
     >>> above = np.linspace(1.0, 1.2, 41)
@@ -213,14 +170,11 @@ def candidate_threshold(
     weight = np.ones(sample.size) if weights is None else np.asarray(weights)[finite]
     n = int(sample.size)
     if n < policy.min_samples:
-        return Candidate(
-            outcome="insufficient",
-            current=current,
-            value=None,
-            relative_change=None,
-            n_samples=n,
-            message=f"{n} confirmed normals in the window, {policy.min_samples} needed",
-            statistics={"n_samples": n, "min_samples": policy.min_samples},
+        return insufficient(
+            current,
+            f"{n} confirmed normals in the window, {policy.min_samples} needed",
+            {"n_samples": n, "min_samples": policy.min_samples},
+            n,
         )
     statistics: dict[str, float | int | str] = {
         "method": policy.method,
@@ -239,14 +193,8 @@ def candidate_threshold(
         value = median + policy.mad_k * mad
         statistics.update({"median": median, "mad_sigma": mad, "k": policy.mad_k})
     if not value > 0:
-        return Candidate(
-            outcome="insufficient",
-            current=current,
-            value=None,
-            relative_change=None,
-            n_samples=n,
-            message=f"confirmed normals give a non-positive threshold ({value:.6g})",
-            statistics=statistics,
+        return insufficient(
+            current, f"confirmed normals give a non-positive threshold ({value:.6g})", statistics, n
         )
     change = value / current - 1.0
     statistics.update({"candidate": value, "current": current, "relative_change": change})
@@ -290,7 +238,7 @@ def _no_evidence_against(
     record what was measured), else None."""
     target = 1.0 - policy.quantile
     level = f"{policy.confidence:g}"
-    needed = needed_without_exceedance(policy)
+    needed = needed_without_exceedance(policy.quantile, policy.confidence)
     if exceedance is None:
         message = (
             "nothing measured how often normal operation exceeds the threshold: every label "
@@ -316,7 +264,7 @@ def _no_evidence_against(
         message = (
             f"{exceedance.n_above} of {exceedance.n} {exceedance.source} ({exceedance.share:.2%}) "
             f"lie above the threshold {current:.6g}; they are worth about "
-            f"{exceedance.effective:.3g} independent readings (consecutive readings share "
+            f"{_about(exceedance.effective)} independent readings (consecutive readings share "
             f"the model's memory), so the rate is {low:.2%}-{high:.2%} at {level} "
             f"confidence, which holds the {target:.2%} the threshold stands for: it stays"
         )
@@ -333,6 +281,15 @@ def _no_evidence_against(
         message=message,
         statistics=statistics,
     )
+
+
+def _about(count: float) -> str:
+    """An effective count as a person reads it: whole from 10 up, two figures below.
+
+    >>> _about(2187.4), _about(3.36)
+    ('2,187', '3.4')
+    """
+    return f"{count:,.0f}" if count >= 10 else f"{count:.2g}"
 
 
 class RecalibrationLoop:

@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 
 from service.calibration import recalibrator
+from service.calibration.evidence import Exceedance, needed_without_exceedance, sample_exceedance
 from service.calibration.recalibrator import (
     Candidate,
-    Exceedance,
     RecalibrationLoop,
     RecalibrationPolicy,
     candidate_threshold,
-    needed_without_exceedance,
-    sample_exceedance,
 )
 
 
@@ -146,14 +144,14 @@ def test_a_threshold_too_high_is_lowered_once_none_above_it_shows_it() -> None:
     """Lowering takes more: with none above the threshold, the interval on a rate of 0 holds
     1% until the readings are worth 528 independent ones (at 0.99 confidence)."""
     policy = RecalibrationPolicy(max_relative_change=1.0)
-    assert needed_without_exceedance(policy) == 528
+    assert needed_without_exceedance(policy.quantile, policy.confidence) == 528
     held = labelled(np.linspace(0.1, 0.5, 527), 1.0, policy)
     assert held.outcome == "unchanged", held.message
     assert "readings worth 528 independent ones would show it too high" in held.message
     lowered = labelled(np.linspace(0.1, 0.5, 528), 1.0, policy)
     assert lowered.outcome == "applied" and lowered.relative_change == pytest.approx(-0.5, abs=0.01)
     # At the 0.999 quantile it takes ten times as many.
-    assert needed_without_exceedance(RecalibrationPolicy(quantile=0.999)) == 5_296
+    assert needed_without_exceedance(0.999, policy.confidence) == 5_296
 
 
 def test_without_a_measure_of_the_rate_the_threshold_stays() -> None:
