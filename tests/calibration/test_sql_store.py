@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from legacy_store_support import MIGRATIONS as LEGACY_MIGRATIONS
 from legacy_store_support import write_legacy_store
 
 from service.calibration.records import LabelFilter, NewLabel, NewRun, content_fingerprint
 from service.calibration.sql import SqlFeedbackStore
-from service.calibration.sql.migrate import head_revision
+from service.calibration.sql.migrate import alembic_config, head_revision, upgrade
 from service.calibration.sql.schema import metadata
 from service.calibration.store import (
     FeedbackStore,
@@ -533,3 +534,28 @@ def test_a_store_that_cannot_be_opened_names_its_path(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a database file, not at all" * 100)
     with pytest.raises(StoreUnavailable, match="garbage.sqlite3: file is not a database"):
         SqlFeedbackStore(f"sqlite:///{garbage}")
+
+
+def test_revision_0007_downgrades_and_upgrades_again_keeping_ids_unreused(tmp_path: Path) -> None:
+    """Rolling an image back past 0007 means downgrading the store (docs/operations.md):
+    SQLite rebuilds the labels table, which must keep AUTOINCREMENT (a deleted label's id is
+    never given to another)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'store.db'}")
+
+    def labels_table() -> tuple[list[str], str]:
+        with engine.connect() as conn:
+            columns = [str(r[1]) for r in conn.execute(sa.text("PRAGMA table_info(labels)"))]
+            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = 'labels'"))
+            return columns, str(sql.scalar())
+
+    with engine.begin() as conn:
+        upgrade(conn, "test")
+    assert "score" in labels_table()[0]
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+    columns, sql = labels_table()
+    assert "score" not in columns and "AUTOINCREMENT" in sql
+    with engine.begin() as conn:
+        upgrade(conn, "test")
+    assert "score" in labels_table()[0]
+    engine.dispose()

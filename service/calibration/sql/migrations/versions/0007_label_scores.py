@@ -23,5 +23,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("labels") as batch:
+    # SQLite rebuilds the table; it keeps AUTOINCREMENT (ids never reused) only if told.
+    with op.batch_alter_table("labels", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("score")
