@@ -112,8 +112,9 @@ class Recalibration:
         values, tau = sample.errors, 1.0 if memory is None else memory.reading
         declared = model.manifest.smoothing
         smoothed = declared is not None and declared.method != "none"
-        if declared is not None and stream_smoothing(self.settings, declared) != declared:
-            return _overridden_smoothing(current, self.settings, declared)
+        served = stream_smoothing(self.settings, declared)
+        if declared is not None and served != declared:
+            return _overridden_smoothing(current, served, declared)
         if declared is not None and smoothed:
             # The threshold applies to smoothed scores: the candidate is their quantile, the
             # labels without a recorded score (from before it was recorded) left out.
@@ -210,16 +211,15 @@ def _unknown_score_memory(current: ThresholdSnapshot, smoothing: str) -> Candida
 
 
 def _overridden_smoothing(
-    current: ThresholdSnapshot, settings: Settings, declared: ScoreSmoothing
+    current: ThresholdSnapshot, served: ScoreSmoothing, declared: ScoreSmoothing
 ) -> Candidate:
     """Streams smoothed by the settings, not as the model declares: its threshold (and the
     memory it records) are for the declared smoothing, the labels' scores for another."""
-    served = stream_smoothing(settings, declared).label()
     return insufficient(
         current.value,
         f"the model's threshold was set on {declared.label()}-smoothed scores but the "
-        f"settings smooth its streams by {served}, so the labels' scores are not on its "
-        "scale: no candidate is proposed; set the threshold by hand (admin), or leave the "
+        f"settings smooth its streams by {served.label()}, so the labels' scores are not on "
+        "its scale: no candidate is proposed; set the threshold by hand (admin), or leave the "
         "smoothing to the model",
-        {"smoothing": declared.label(), "served_smoothing": served},
+        {"smoothing": declared.label(), "served_smoothing": served.label()},
     )

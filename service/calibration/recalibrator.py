@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -198,12 +198,16 @@ def candidate_threshold(
         )
     change = value / current - 1.0
     statistics.update({"candidate": value, "current": current, "relative_change": change})
-    if policy.method == "quantile":
-        stays = _no_evidence_against(exceedance, current, value, policy, statistics)
-        if stays is not None:
-            return replace(stays, n_samples=n, relative_change=change)
-    if abs(change) < policy.min_relative_change:
+    stays = (
+        _why_it_stays(exceedance, current, value, policy, statistics)
+        if policy.method == "quantile"
+        else None
+    )
+    if stays is not None:
         outcome: CandidateOutcome = "unchanged"
+        message = stays
+    elif abs(change) < policy.min_relative_change:
+        outcome = "unchanged"
         message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"
     elif abs(change) <= policy.max_relative_change:
         outcome = "applied"
@@ -227,15 +231,15 @@ def candidate_threshold(
     )
 
 
-def _no_evidence_against(
+def _why_it_stays(
     exceedance: Exceedance | None,
     current: float,
     value: float,
     policy: RecalibrationPolicy,
     statistics: dict[str, float | int | str],
-) -> Candidate | None:
-    """The ``unchanged`` candidate when nothing shows the threshold wrong (the statistics
-    record what was measured), else None."""
+) -> str | None:
+    """Why the threshold stays when nothing shows it wrong (``statistics`` get what was
+    measured), else None."""
     target = 1.0 - policy.quantile
     level = f"{policy.confidence:g}"
     needed = needed_without_exceedance(policy.quantile, policy.confidence)
@@ -268,18 +272,9 @@ def _no_evidence_against(
             f"the model's memory), so the rate is {low:.2%}-{high:.2%} at {level} "
             f"confidence, which holds the {target:.2%} the threshold stands for: it stays"
         )
-    message += (
+    return message + (
         f" (the confirmed normals' {policy.quantile:g} quantile is {value:.6g}; with none "
         f"above it, readings worth {needed:.0f} independent ones would show it too high)"
-    )
-    return Candidate(
-        outcome="unchanged",
-        current=current,
-        value=value,
-        relative_change=None,
-        n_samples=0,
-        message=message,
-        statistics=statistics,
     )
 
 

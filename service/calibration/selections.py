@@ -112,14 +112,9 @@ def carried_labels(
             f"model {model.name!r} reads windows of {window} readings: send at least "
             f"{window} consecutive readings (the first {window - 1} give context only)"
         )
+    served = stream_smoothing(settings, model.manifest.smoothing)
     try:
-        scored = score_sequence(
-            model,
-            values,
-            snapshot.value,
-            settings.top_k_sensors,
-            stream_smoothing(settings, model.manifest.smoothing),
-        )
+        scored = score_sequence(model, values, snapshot.value, settings.top_k_sensors, served)
     except InvalidReading as exc:  # its fields named as in this body: readings.values[j]
         exc.errors = [replace(e, field=f"readings.{e.field}") for e in exc.errors]
         raise
@@ -128,11 +123,8 @@ def carried_labels(
     # Scores as the stream's: a model that declares no smoothing scores carried readings
     # unsmoothed (none recorded); a smoothed model's first scores are mostly the new
     # stream's start, recorded only once the smoothing has forgotten it.
-    smoothing = model.manifest.smoothing
     forgetting = (
-        len(errors)
-        if smoothing is None
-        else scores_remembering_start(stream_smoothing(settings, smoothing))
+        len(errors) if model.manifest.smoothing is None else scores_remembering_start(served)
     )
     scores = [
         None if i < forgetting else value
