@@ -175,20 +175,37 @@ def clopper_pearson(
 @dataclass(frozen=True, slots=True)
 class Exceedance:
     """How often normal operation was seen above the threshold in force: ``n_above`` of
-    ``n`` readings, worth ``effective`` independent ones, from ``source``."""
+    ``n`` readings, worth ``effective`` independent ones, from ``source``. ``with_frozen``:
+    the same readings and those the learning freeze kept out (labelled normal, but scored
+    during an alert: normal operation or a fault that lasts); None when it kept none out."""
 
     n_above: int
     n: int
     effective: float
     source: str
+    with_frozen: Exceedance | None = None
 
     @property
     def share(self) -> float:
         return self.n_above / self.n
 
     def interval(self, confidence: float) -> tuple[float, float]:
-        """On the rate, the counts taken at the effective size."""
-        return clopper_pearson(self.share * self.effective, self.effective, confidence)
+        """On the rate, the counts taken at the effective size. With frozen readings, every
+        rate that either account of them allows (a fault, left out; normal operation,
+        counted): a threshold moves only on what holds both ways.
+
+        >>> alone = Exceedance(n_above=0, n=600, effective=600.0, source="labels")
+        >>> alone.interval(0.99)[1] < 0.01  # none above: the threshold is too high
+        True
+        >>> frozen = Exceedance(n_above=10, n=610, effective=610.0, source="labels")
+        >>> replace(alone, with_frozen=frozen).interval(0.99)[1] > 0.01  # unless those count
+        True
+        """
+        low, high = clopper_pearson(self.share * self.effective, self.effective, confidence)
+        if self.with_frozen is None:
+            return low, high
+        other_low, other_high = self.with_frozen.interval(confidence)
+        return min(low, other_low), max(high, other_high)
 
 
 def sample_exceedance(

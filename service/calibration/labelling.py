@@ -27,6 +27,7 @@ import numpy as np
 
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.records import (
+    LEARNING_FREEZE,
     LabelFilter,
     LabelSource,
     LabelValue,
@@ -197,7 +198,7 @@ class LabellingDesk:
         if reading.excluded_by is not None:
             return f"maintenance window {reading.excluded_by}"
         if reading.alert and source != "reading_id":
-            return "learning freeze: scored during an alert, labelled as part of a range"
+            return LEARNING_FREEZE
         return None
 
     def _from_reading(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -148,19 +149,36 @@ class Recalibration:
     ) -> Exceedance | None:
         """How often normal operation exceeds ``current``, from what ``_flagged_share``
         takes the flagged share from: the representative labels (each request's labels for
-        one stream a stretch, counted by ``tau``), else the retained scored readings of the
-        model (each stream's a stretch); None from labels picked from the review queue
-        alone, which over-represent alerts by construction."""
+        one stream a stretch, counted by ``tau``; also with the labels the learning freeze
+        kept out), else the retained scored readings of the model (each stream's a
+        stretch); None from labels picked from the review queue alone, which over-represent
+        alerts by construction."""
         spans = sample.spans or ("",) * len(values)  # unknown: all one span
         kept = [i for i, whole in enumerate(sample.representative) if whole]
         if kept:
+            measured = [values[i] for i in kept]
+            measured_spans = [spans[i] for i in kept]
             seen = sample_exceedance(
-                [values[i] for i in kept],
+                measured,
                 current,
-                spans=[spans[i] for i in kept],
+                spans=measured_spans,
                 memory=tau,
                 source="representative labels",
             )
+            frozen = sample.frozen
+            if seen is not None and frozen.errors:
+                # Frozen readings are above the threshold more often than the rest (they
+                # were scored in alerts): left out alone, they would read as a threshold
+                # too high.
+                whole = sample_exceedance(
+                    [*measured, *(frozen.scores if smoothed else frozen.errors)],
+                    current,
+                    spans=[*measured_spans, *frozen.spans],
+                    memory=tau,
+                    source="representative labels",
+                )
+                if whole is not None and whole.n > seen.n:
+                    seen = replace(seen, with_frozen=whole)
             if seen is not None:
                 return seen
         streams = self.recent.exceedances(model.name, model.version, current, smoothed=smoothed)

@@ -11,7 +11,7 @@ A quantile candidate moves the threshold only when normal operation is seen to e
 more or less often than the ``1 - quantile`` it stands for (an
 :class:`~service.calibration.evidence.Exceedance`): measured on readings drawn as normal
 operation runs (labelled time ranges or carried readings, else the retained scored
-readings), at their effective size. Labels picked from the review queue cannot measure it
+readings), at their effective size, and only the way that shows. Labels picked from the review queue cannot measure it
 (alerts are over-represented among them by construction). An upper quantile of a few dozen
 labels, or of a few thousand consecutive ones, is mostly sampling noise; applied as it came,
 it would move a correct threshold by tens of percent at every run (docs/recalibration.md has
@@ -263,18 +263,47 @@ def _why_it_stays(
                 "share_interval_high": high,
             }
         )
-        if not low <= target <= high:
-            return None
-        message = (
+        frozen = exceedance.with_frozen
+        if frozen is not None:
+            statistics.update(
+                {
+                    "n_frozen": frozen.n - exceedance.n,
+                    "n_frozen_above_current": frozen.n_above - exceedance.n_above,
+                }
+            )
+        seen = (
             f"{exceedance.n_above} of {exceedance.n} {exceedance.source} ({exceedance.share:.2%}) "
-            f"lie above the threshold {current:.6g}; they are worth about "
-            f"{_about(exceedance.effective)} independent readings (consecutive readings share "
-            f"the model's memory), so the rate is {low:.2%}-{high:.2%} at {level} "
-            f"confidence, which holds the {target:.2%} the threshold stands for: it stays"
+            f"lie above the threshold {current:.6g}"
+            + _frozen_part(exceedance)
+            + f"; they are worth about {_about(exceedance.effective)} independent readings "
+            f"(consecutive readings share the model's memory), so the rate is "
+            f"{low:.2%}-{high:.2%} at {level} confidence"
         )
+        if low <= target <= high:
+            message = f"{seen}, which holds the {target:.2%} the threshold stands for: it stays"
+        elif (low > target) == (value > current):
+            return None
+        else:
+            shown, would = ("too low", "lower") if low > target else ("too high", "raise")
+            message = (
+                f"{seen}: the threshold is {shown}, but the confirmed normals' candidate "
+                f"would {would} it: it stays"
+            )
     return message + (
         f" (the confirmed normals' {policy.quantile:g} quantile is {value:.6g}; with none "
         f"above it, readings worth {needed:.0f} independent ones would show it too high)"
+    )
+
+
+def _frozen_part(exceedance: Exceedance) -> str:
+    """What the learning freeze kept out of the measure, said in its message."""
+    frozen = exceedance.with_frozen
+    if frozen is None:
+        return ""
+    n, above = frozen.n - exceedance.n, frozen.n_above - exceedance.n_above
+    return (
+        f" (and {above} of the {n} the learning freeze kept out, taken both as normal "
+        "operation and as a fault)"
     )
 
 

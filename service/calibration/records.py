@@ -17,6 +17,10 @@ ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "ro
 PendingStatus = Literal["pending", "approved", "rejected", "superseded"]
 RunOutcome = Literal["applied", "pending", "unchanged", "insufficient", "failed"]
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: ids and versions from clients stay below
+# Why a label is kept out of learning when its reading was scored during an alert and labelled
+# as part of a range; the store finds these labels by it (they still measure how often normal
+# operation exceeds the threshold, see FrozenNormals).
+LEARNING_FREEZE = "learning freeze: scored during an alert, labelled as part of a range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,18 @@ class LabelFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class FrozenNormals:
+    """Labels ``normal`` the learning freeze kept out (readings scored during an alert and
+    labelled as part of a time range), oldest first, as :class:`NormalSample` has them. They
+    may be normal operation or a fault that lasts, so no candidate is computed from them;
+    how often normal operation exceeds the threshold is measured both with and without them."""
+
+    errors: tuple[float, ...] = ()
+    scores: tuple[float, ...] = ()
+    spans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NormalSample:
     """Confirmed-normal errors in a rolling window, oldest first.
 
@@ -162,7 +178,8 @@ class NormalSample:
     the review queue, so its flagged share is the stream's own. ``spans``: which labels came
     in one request for one stream (the same key), so may be neighbouring readings that share
     the model's memory; empty when the store does not say (then all are taken as one).
-    ``scores``: each error smoothed as its stream was when scored (NaN: not recorded)."""
+    ``scores``: each error smoothed as its stream was when scored (NaN: not recorded).
+    ``frozen``: the labels of the same window the learning freeze kept out of this sample."""
 
     errors: tuple[float, ...]
     sensor_errors: tuple[tuple[float, ...], ...]
@@ -171,6 +188,7 @@ class NormalSample:
     representative: tuple[bool, ...] = field(default=())
     spans: tuple[str, ...] = field(default=())
     scores: tuple[float, ...] = field(default=())
+    frozen: FrozenNormals = field(default_factory=FrozenNormals)
 
     def __post_init__(self) -> None:
         """A store that does not know the flags: every label unflagged and representative;

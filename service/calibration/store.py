@@ -176,7 +176,8 @@ class FeedbackStore(Protocol):
         """The newest ``limit`` labels ``normal`` given since ``since`` to this model
         version, oldest first. A reading (stream id, reading id) counts once, by its latest
         label, and not at all once anyone labelled it an anomaly; labels without a reading
-        id (time ranges, carried readings) each count."""
+        id (time ranges, carried readings) each count. Labels kept out of learning are not
+        among them; those the learning freeze kept out come beside them (``frozen``)."""
 
     def labelled_readings(
         self, model: str, readings: Sequence[tuple[str, str]]

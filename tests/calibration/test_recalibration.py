@@ -13,7 +13,7 @@ from rooms_support import Rooms, open_rooms
 
 from service.calibration.evidence import model_memory
 from service.calibration.records import LabelSource, NewLabel
-from service.calibration.selections import CarriedReadings, ReadingIds
+from service.calibration.selections import CarriedReadings, ReadingIds, TimeRange
 from service.scoring.manifest import ScoreSmoothing
 from service.scoring.smoothing import make_smoother
 
@@ -77,6 +77,32 @@ async def test_a_threshold_too_high_is_lowered(rooms: Rooms) -> None:
     assert run.outcome == "applied", run.message
     assert run.statistics["exceedance_from"] == "representative labels"
     assert -0.4 < run.statistics["relative_change"] < -0.25
+
+
+async def test_alerts_the_learning_freeze_kept_out_do_not_lower_the_threshold(
+    rooms: Rooms,
+) -> None:
+    """A shift labelled normal as a time range, with five excursions the operator calls
+    normal: the readings scored in their alerts are kept out of learning, and counted
+    without them the rest read as a threshold too high (the step lowered it 40% before).
+    With them counted as normal operation the rate holds 1%, so the threshold stays."""
+    rng = np.random.default_rng(1)
+    values = 0.4 * rng.normal(size=(5000, 4))
+    for start in range(500, 5000, 1000):
+        values[start : start + 40] = 1.6 * rng.normal(size=(40, 4))
+    rooms.score("pump", values)
+    await rooms.desk.submit(
+        TimeRange("pump", 0.0, 4e9, "flat"), "normal", None, author="olga",
+        client_label_id=None, content_hash="shift",
+    )  # fmt: skip
+    run = await rooms.recalibration.recalibrate("flat", trigger="test")
+    assert run.outcome == "unchanged", run.message
+    stats = run.statistics
+    assert stats["n_frozen"] > 100 and stats["n_frozen_above_current"] > 100
+    assert stats["share_above_current"] < 0.01 < stats["share_interval_high"]
+    assert stats["relative_change"] < -0.3  # what the frozen readings held back
+    assert "the learning freeze kept out" in run.message
+    assert rooms.keeper.board.get("flat").version == 1
 
 
 async def test_review_queue_labels_take_the_rate_from_the_retained_readings(

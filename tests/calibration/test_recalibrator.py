@@ -6,6 +6,7 @@ import asyncio
 import doctest
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -165,6 +166,50 @@ def test_without_a_measure_of_the_rate_the_threshold_stays() -> None:
     measured = Exceedance(n_above=30, n=1000, effective=1000.0, source="retained scored readings")
     moved = candidate_threshold(errors, 1.0, policy, exceedance=measured)
     assert moved.outcome == "pending" and moved.statistics["exceedance_from"] == measured.source
+
+
+def test_the_threshold_moves_only_the_way_the_measure_shows() -> None:
+    """Labels picked from the review queue weigh the candidate, the representative ones
+    measure the rate: when the two disagree on the direction, the threshold stays."""
+    policy = RecalibrationPolicy(max_relative_change=1.0)
+    low_labels = np.linspace(0.1, 0.5, 600)  # their quantile would lower the threshold
+    too_low = Exceedance(n_above=50, n=1000, effective=1000.0, source="representative labels")
+    held = candidate_threshold(low_labels, 1.0, policy, exceedance=too_low)
+    assert held.outcome == "unchanged" and held.value is not None and held.value < 1.0
+    assert "the threshold is too low, but the confirmed normals' candidate would lower it" in (
+        held.message
+    )
+    high_labels = np.linspace(1.5, 2.0, 600)
+    too_high = Exceedance(n_above=0, n=1000, effective=1000.0, source="representative labels")
+    held = candidate_threshold(high_labels, 1.0, policy, exceedance=too_high)
+    assert held.outcome == "unchanged" and "too high, but" in held.message
+    # Agreeing, either way moves it.
+    assert candidate_threshold(high_labels, 1.0, policy, exceedance=too_low).outcome == "applied"
+    assert candidate_threshold(low_labels, 1.0, policy, exceedance=too_high).outcome == "applied"
+
+
+def test_readings_the_learning_freeze_kept_out_hold_a_lowering_not_a_raise() -> None:
+    """Frozen readings (labelled normal, scored during an alert) may be normal operation or
+    a fault that lasts: a lowering must hold with them counted, a raise without them."""
+    policy = RecalibrationPolicy(max_relative_change=1.0)
+    learned = Exceedance(n_above=0, n=1000, effective=1000.0, source="representative labels")
+    with_frozen = Exceedance(n_above=40, n=1040, effective=1040.0, source=learned.source)
+    low_labels = np.linspace(0.1, 0.5, 1000)
+    assert candidate_threshold(low_labels, 1.0, policy, exceedance=learned).outcome == "applied"
+    held = candidate_threshold(
+        low_labels, 1.0, policy, exceedance=replace(learned, with_frozen=with_frozen)
+    )
+    assert held.outcome == "unchanged", held.message
+    assert "40 of the 40 the learning freeze kept out" in held.message
+    assert (held.statistics["n_frozen"], held.statistics["n_frozen_above_current"]) == (40, 40)
+    # Nor does a fault the freeze kept out raise it: without them the rate holds 1%.
+    nominal = Exceedance(n_above=10, n=1000, effective=1000.0, source=learned.source)
+    faulty = Exceedance(n_above=210, n=1200, effective=1200.0, source=learned.source)
+    high_labels = np.r_[np.linspace(0.1, 0.9, 990), np.full(210, 2.0)]
+    raised = candidate_threshold(
+        high_labels, 1.0, policy, exceedance=replace(nominal, with_frozen=faulty)
+    )
+    assert raised.outcome == "unchanged", raised.message
 
 
 def test_the_robust_method_has_no_evidence_check() -> None:

@@ -17,7 +17,13 @@ from alembic import command
 from legacy_store_support import MIGRATIONS as LEGACY_MIGRATIONS
 from legacy_store_support import write_legacy_store
 
-from service.calibration.records import LabelFilter, NewLabel, NewRun, content_fingerprint
+from service.calibration.records import (
+    LEARNING_FREEZE,
+    LabelFilter,
+    NewLabel,
+    NewRun,
+    content_fingerprint,
+)
 from service.calibration.sql import SqlFeedbackStore
 from service.calibration.sql.migrate import alembic_config, head_revision, upgrade
 from service.calibration.sql.schema import metadata
@@ -359,6 +365,34 @@ def test_labels_kept_out_of_learning_are_stored_but_never_sampled(
     listed = store.list_labels(LabelFilter(), limit=10)
     assert [lab.excluded_from_learning for lab in listed[:2]] == ["learning freeze", "window 3"]
     assert store.normal_sample("plant", "1", since=0, limit=100).errors == (2.0, 4.0)
+
+
+def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
+    store: SqlFeedbackStore,
+) -> None:
+    """They measure how often normal operation exceeds the threshold; a maintenance
+    window's do not, and a frozen reading labelled again by its id leaves them."""
+    frozen = replace(label(5.0, reading_id="r1"), excluded_from_learning=LEARNING_FREEZE)
+    store.submit_labels(
+        [
+            label(1.0),
+            frozen,
+            replace(frozen, reading_id="r2", error=6.0),
+            replace(label(7.0), excluded_from_learning="maintenance window 3"),
+        ],
+        author="o",
+        client_label_id=None,
+        content_hash="h",
+    )
+    sample = store.normal_sample("plant", "1", since=0, limit=10)
+    assert sample.errors == (1.0,)
+    assert sample.frozen.errors == (5.0, 6.0)
+    assert len(set(sample.frozen.spans)) == 1 and sample.frozen.spans[0] == sample.spans[0]
+    store.submit_labels(
+        [label(5.0, reading_id="r1")], author="o", client_label_id=None, content_hash="i"
+    )
+    released = store.normal_sample("plant", "1", since=0, limit=10)
+    assert released.errors == (1.0, 5.0) and released.frozen.errors == (6.0,)
 
 
 def test_a_reading_is_its_stream_and_id(store: SqlFeedbackStore) -> None:

@@ -10,7 +10,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.calibration.records import LabelFilter, NewLabel, NormalSample, StoredLabel, Submission
+from service.calibration.records import (
+    LEARNING_FREEZE,
+    FrozenNormals,
+    LabelFilter,
+    NewLabel,
+    NormalSample,
+    StoredLabel,
+    Submission,
+)
 from service.calibration.sql.database import SqlDatabase, from_row, loads_floats
 from service.calibration.sql.schema import labels as label_rows
 from service.calibration.sql.schema import reading_votes, submissions
@@ -212,7 +220,43 @@ class LabelTables(SqlDatabase):
         """The newest ``limit`` confirmed normals since ``since`` for this model version:
         one vote per reading (its latest label), none for a reading anyone confirmed as an
         anomaly, none for a label kept out of learning (maintenance window, learning
-        freeze)."""
+        freeze). Beside them, as ``frozen``, the newest ``limit`` the learning freeze kept
+        out, under the same votes."""
+        rows = self._normal_rows(
+            model, model_version, since, limit, label_rows.c.excluded_from_learning.is_(None)
+        )
+        frozen = self._normal_rows(
+            model,
+            model_version,
+            since,
+            limit,
+            label_rows.c.excluded_from_learning == LEARNING_FREEZE,
+        )
+        return NormalSample(
+            errors=tuple(float(r["error"]) for r in rows),
+            sensor_errors=tuple(loads_floats(r["sensor_errors"]) for r in rows),
+            label_ids=tuple(int(r["id"]) for r in rows),
+            flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
+            representative=tuple(r["source"] != "reading_id" for r in rows),
+            spans=tuple(_span(r) for r in rows),
+            scores=tuple(_score(r) for r in rows),
+            frozen=FrozenNormals(
+                errors=tuple(float(r["error"]) for r in frozen),
+                scores=tuple(_score(r) for r in frozen),
+                spans=tuple(_span(r) for r in frozen),
+            ),
+        )
+
+    def _normal_rows(
+        self,
+        model: str,
+        model_version: str,
+        since: float,
+        limit: int,
+        learning: sa.ColumnElement[bool],
+    ) -> list[sa.RowMapping]:
+        """The newest ``limit`` labels ``normal`` since ``since`` that meet ``learning``,
+        oldest first, each reading by its latest label and only while nobody contests it."""
         vote = sa.and_(
             reading_votes.c.model == label_rows.c.model,
             reading_votes.c.stream_key == sa.func.coalesce(label_rows.c.stream_id, ""),
@@ -236,7 +280,7 @@ class LabelTables(SqlDatabase):
                 label_rows.c.model_version == model_version,
                 label_rows.c.label == "normal",
                 label_rows.c.created_at >= since,
-                label_rows.c.excluded_from_learning.is_(None),
+                learning,
                 sa.or_(
                     label_rows.c.reading_id.is_(None),
                     sa.and_(
@@ -250,15 +294,7 @@ class LabelTables(SqlDatabase):
         )
         rows = self._rows(query)
         rows.reverse()
-        return NormalSample(
-            errors=tuple(float(r["error"]) for r in rows),
-            sensor_errors=tuple(loads_floats(r["sensor_errors"]) for r in rows),
-            label_ids=tuple(int(r["id"]) for r in rows),
-            flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
-            representative=tuple(r["source"] != "reading_id" for r in rows),
-            spans=tuple(f"{r['submission_id']}/{r['stream_id'] or ''}" for r in rows),
-            scores=tuple(math.nan if r["score"] is None else float(r["score"]) for r in rows),
-        )
+        return rows
 
     def labelled_readings(
         self, model: str, readings: Sequence[tuple[str, str]]
@@ -316,3 +352,12 @@ def _row(submission_id: int, lab: NewLabel, author: str, now: float) -> dict[str
         "excluded_from_learning": lab.excluded_from_learning,
         "score": None if lab.score is None else float(lab.score),
     }
+
+
+def _span(row: sa.RowMapping) -> str:
+    """The labels one request gave one stream share this key."""
+    return f"{row['submission_id']}/{row['stream_id'] or ''}"
+
+
+def _score(row: sa.RowMapping) -> float:
+    return math.nan if row["score"] is None else float(row["score"])
