@@ -6,7 +6,10 @@ Two further normal runs of the synthetic plant (seeds 4 and 5, 20,000 readings) 
 ``models/synthetic-plant/2``; each draw labels a stretch of consecutive readings in one request,
 or readings picked at random one by one, and runs the candidate rule on them against the
 threshold in force. Prints, per case, the runs that moved the threshold (applied or pending) of
-``--draws`` and their median relative change.
+``--draws`` and their median relative change. Then the learning freeze: the readings scored in
+an alert (the service's default rule, 3 of 5 above the threshold, cool-down 10) kept out of
+stretches of labels, and how often the step moves the threshold with them left out of the
+measure (as before) and counted both ways (now), at the model's memory and at 5 readings.
 
     .venv/bin/python scripts/recalibration_evidence.py
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +34,7 @@ from service.calibration.recalibrator import (  # noqa: E402
     candidate_threshold,
 )
 from service.scoring.artifact import load_artifact  # noqa: E402
+from service.scoring.decision import ALERT, AlertDebouncer  # noqa: E402
 from service.scoring.registry import LoadedModel  # noqa: E402
 
 CASES = (
@@ -79,6 +84,51 @@ def main() -> None:
                     moved.append(candidate.relative_change)
             median = f", median {np.median(moved):+.0%}" if moved else ""
             print(f"x{scale} {kind} {length}: {len(moved)} of {args.draws} moved{median}")
+    learning_freeze(runs, threshold, tau, policy, args.draws, rng)
+
+
+def learning_freeze(
+    runs: list[np.ndarray],
+    threshold: float,
+    tau: float,
+    policy: RecalibrationPolicy,
+    draws: int,
+    rng: np.random.Generator,
+) -> None:
+    """Stretches labelled as a time range, the readings scored in an alert frozen."""
+    alerts = []
+    for seed, run in zip((4, 5), runs, strict=True):
+        states, _ = AlertDebouncer(k=3, n=5, cooldown=10).update_many(run / threshold)
+        alerts.append(states == ALERT)
+        above = run > threshold
+        print(
+            f"seed {seed}: {alerts[-1].mean():.2%} of readings in an alert, holding "
+            f"{above[alerts[-1]].sum() / above.sum():.0%} of those above the threshold; "
+            f"outside alerts {above[~alerts[-1]].mean():.2%} lie above it"
+        )
+    for memory in (tau, 5.0):
+        for length in (1000, 5000):
+            moved: dict[str, list[float]] = {"frozen left out": [], "counted both ways": []}
+            for _ in range(draws):
+                which = rng.integers(2)
+                start = rng.integers(0, len(runs[which]) - length)
+                errors = runs[which][start : start + length]
+                frozen = alerts[which][start : start + length]
+                kept = errors[~frozen]
+                seen = sample_exceedance(kept, threshold, spans=["r"] * kept.size, memory=memory)
+                both = sample_exceedance(errors, threshold, spans=["r"] * length, memory=memory)
+                for name, measure in (
+                    ("frozen left out", seen),
+                    ("counted both ways", replace(seen, with_frozen=both)),
+                ):
+                    step = candidate_threshold(kept, threshold, policy, exceedance=measure)
+                    if step.outcome in ("applied", "pending"):
+                        moved[name].append(step.relative_change)
+            said = "; ".join(
+                f"{name} {len(m)}" + (f" (median {np.median(m):+.0%})" if m else "")
+                for name, m in moved.items()
+            )
+            print(f"freeze, memory {memory:.1f}, a stretch of {length}: moved of {draws}: {said}")
 
 
 if __name__ == "__main__":

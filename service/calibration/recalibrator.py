@@ -11,11 +11,11 @@ A quantile candidate moves the threshold only when normal operation is seen to e
 more or less often than the ``1 - quantile`` it stands for (an
 :class:`~service.calibration.evidence.Exceedance`): measured on readings drawn as normal
 operation runs (labelled time ranges or carried readings, else the retained scored
-readings), at their effective size, and only the way that shows. Labels picked from the review queue cannot measure it
-(alerts are over-represented among them by construction). An upper quantile of a few dozen
-labels, or of a few thousand consecutive ones, is mostly sampling noise; applied as it came,
-it would move a correct threshold by tens of percent at every run (docs/recalibration.md has
-the figures).
+readings), at their effective size, and only the way that shows. Labels picked from the
+review queue cannot measure it (alerts are over-represented among them by construction). An
+upper quantile of a few dozen labels, or of a few thousand consecutive ones, is mostly
+sampling noise; applied as it came, it would move a correct threshold by tens of percent at
+every run (docs/recalibration.md has the figures).
 """
 
 from __future__ import annotations
