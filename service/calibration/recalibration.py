@@ -199,7 +199,7 @@ class Recalibration:
 
         From the representative labels (time ranges, carried readings) when there are
         any: they hold flagged and unflagged readings in the stream's own proportion.
-        Else from the retained scored readings of the model (true anomalies among them
+        Else from the retained scored readings of the model version (true anomalies among them
         count as flagged: the relative-change cap guards that case). Else the nominal
         ``1 - quantile``, which leaves confirmed false alarms no more weight than a
         correct threshold would give them."""
@@ -207,7 +207,7 @@ class Recalibration:
         representative = [flagged for flagged, kept_whole in pairs if kept_whole]
         if representative:
             return sum(representative) / len(representative), "representative labels"
-        retained = self.recent.flagged_share(model.name)
+        retained = self.recent.flagged_share(model.name, model.version)
         if retained is not None:
             return retained, "retained scored readings"
         return 1.0 - policy.quantile, "nominal"

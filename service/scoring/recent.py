@@ -208,12 +208,16 @@ class RecentReadings:
         picks = rng.choice(len(candidates), size=min(size, len(candidates)), replace=False)
         return [candidates[i][0].reading(candidates[i][1], self.id_prefix) for i in picks.tolist()]
 
-    def flagged_share(self, model: str) -> float | None:
-        """The share of retained scored readings of ``model`` that were flagged (anomaly
-        or alert); None when none is retained. Recalibration weighs reviewed labels by it."""
+    def flagged_share(self, model: str, model_version: str) -> float | None:
+        """The share of retained scored readings of this model version that were flagged
+        (anomaly or alert); None when none is retained. Recalibration weighs reviewed
+        labels by it (another version flags by another model and threshold)."""
         flagged = total = 0
         for chunk, mask in self._rows(None, model):
-            mask = mask & (chunk.excluded_by == 0)  # kept out of learning
+            # Kept out of learning: left out.
+            mask = (
+                mask & (chunk.excluded_by == 0) & _mask_equal(chunk.model_versions, model_version)
+            )
             total += int(mask.sum())
             flagged += int((mask & (chunk.anomaly | chunk.alert)).sum())
         return flagged / total if total else None

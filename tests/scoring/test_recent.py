@@ -41,6 +41,7 @@ def scored_batch(
     model: str = "m",
     threshold: float = 1.0,
     threshold_version: int = 3,
+    version: str = "1",
 ) -> ScoredBatch:
     """A request of ``len(values)`` readings as the pipeline hands it on: its first
     ``warming`` rows unscored, ``errors`` (and the rest) for the scored rows only; ids as
@@ -56,7 +57,7 @@ def scored_batch(
     states[warming:] = np.where(flags, ALERT, NORMAL)
     scored = count - warming
     return ScoredBatch(
-        model=cast(LoadedModel, SimpleNamespace(name=model, version="1")),
+        model=cast(LoadedModel, SimpleNamespace(name=model, version=version)),
         stream_id=stream,
         threshold=ThresholdSnapshot(threshold, threshold_version, threshold),
         seq_start=seq_start,
@@ -357,7 +358,7 @@ def test_small_requests_wait_and_are_sealed_with_their_neighbours() -> None:
     got_alerts = pending.alerts(limit=10_000, include_anomalies=True)
     want_alerts = chunked.alerts(limit=10_000, include_anomalies=True)
     assert [r.reading_id for r in got_alerts] == [r.reading_id for r in want_alerts]
-    assert pending.flagged_share("m2") == chunked.flagged_share("m2")
+    assert pending.flagged_share("m2", "1") == chunked.flagged_share("m2", "1")
     errors, squared = pending.scored_errors("m3")
     want_errors, want_squared = chunked.scored_errors("m3")
     assert np.array_equal(errors, want_errors) and np.array_equal(squared, want_squared)
@@ -422,3 +423,17 @@ def test_exceedances_count_each_streams_readings_above_a_threshold() -> None:
     assert sorted(store.exceedances("m", "1", 1.2, smoothed=False)) == [(1, 1), (3, 2)]
     assert sorted(store.exceedances("m", "1", 2.5, smoothed=True)) == [(1, 1), (3, 1)]
     assert store.exceedances("m", "2", 1.2, smoothed=False) == []
+
+
+def test_the_flagged_share_is_of_one_model_version() -> None:
+    """After a reload the retained readings of the version before were flagged by another
+    model and threshold: they do not weigh the new version's labels."""
+    clock = Clock()
+    store = RecentReadings(10_000, 600, clock=clock, id_prefix="f-")
+    store.add(scored_batch(store, clock(), errors=np.ones(4), values=np.ones((4, 2)),
+                           alert=[True, True, True, False]))  # fmt: skip
+    store.add(scored_batch(store, clock(), errors=np.ones(4), values=np.ones((4, 2)),
+                           alert=[True, False, False, False], version="2"))  # fmt: skip
+    assert store.flagged_share("m", "1") == 0.75
+    assert store.flagged_share("m", "2") == 0.25
+    assert store.flagged_share("m", "3") is None
