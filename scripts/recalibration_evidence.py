@@ -9,7 +9,8 @@ threshold in force. Prints, per case, the runs that moved the threshold (applied
 ``--draws`` and their median relative change. Then the learning freeze: the readings scored in
 an alert (the service's default rule, 3 of 5 above the threshold, cool-down 10) kept out of
 stretches of labels, and how often the step moves the threshold with them left out of the
-measure (as before) and counted both ways (now), at the model's memory and at 5 readings.
+measure (as before) and counted both ways (now), at the model's memory and at 5 readings, at
+the model's threshold and at 0.85 of it (too low).
 
     .venv/bin/python scripts/recalibration_evidence.py
 """
@@ -32,6 +33,7 @@ from service.calibration.evidence import model_memory, sample_exceedance  # noqa
 from service.calibration.recalibrator import (  # noqa: E402
     RecalibrationPolicy,
     candidate_threshold,
+    review_weights,
 )
 from service.scoring.artifact import load_artifact  # noqa: E402
 from service.scoring.decision import ALERT, AlertDebouncer  # noqa: E402
@@ -95,40 +97,73 @@ def learning_freeze(
     draws: int,
     rng: np.random.Generator,
 ) -> None:
-    """Stretches labelled as a time range, the readings scored in an alert frozen."""
-    alerts = []
-    for seed, run in zip((4, 5), runs, strict=True):
-        states, _ = AlertDebouncer(k=3, n=5, cooldown=10).update_many(run / threshold)
-        alerts.append(states == ALERT)
-        above = run > threshold
-        print(
-            f"seed {seed}: {alerts[-1].mean():.2%} of readings in an alert, holding "
-            f"{above[alerts[-1]].sum() / above.sum():.0%} of those above the threshold; "
-            f"outside alerts {above[~alerts[-1]].mean():.2%} lie above it"
-        )
-    for memory in (tau, 5.0):
-        for length in (1000, 5000):
-            moved: dict[str, list[float]] = {"frozen left out": [], "counted both ways": []}
-            for _ in range(draws):
-                which = rng.integers(2)
-                start = rng.integers(0, len(runs[which]) - length)
-                errors = runs[which][start : start + length]
-                frozen = alerts[which][start : start + length]
-                kept = errors[~frozen]
-                seen = sample_exceedance(kept, threshold, spans=["r"] * kept.size, memory=memory)
-                both = sample_exceedance(errors, threshold, spans=["r"] * length, memory=memory)
-                for name, measure in (
-                    ("frozen left out", seen),
-                    ("counted both ways", replace(seen, with_frozen=both)),
-                ):
-                    step = candidate_threshold(kept, threshold, policy, exceedance=measure)
-                    if step.outcome in ("applied", "pending"):
-                        moved[name].append(step.relative_change)
-            said = "; ".join(
-                f"{name} {len(m)}" + (f" (median {np.median(m):+.0%})" if m else "")
-                for name, m in moved.items()
+    """Stretches labelled as a time range, the readings scored in an alert frozen; at the
+    model's threshold and at 0.85 of it (too low: more readings above it than 1%)."""
+    for level in (1.0, 0.85):
+        in_force = threshold * level
+        alerts = []
+        for seed, run in zip((4, 5), runs, strict=True):
+            states, _ = AlertDebouncer(k=3, n=5, cooldown=10).update_many(run / in_force)
+            alerts.append(states == ALERT)
+            above = run > in_force
+            print(
+                f"threshold x{level}, seed {seed}: {above.mean():.2%} of readings above it, "
+                f"{alerts[-1].mean():.2%} in an alert, holding "
+                f"{above[alerts[-1]].sum() / above.sum():.0%} of those above; outside alerts "
+                f"{above[~alerts[-1]].mean():.2%} lie above it"
             )
-            print(f"freeze, memory {memory:.1f}, a stretch of {length}: moved of {draws}: {said}")
+        for memory in (tau, 5.0):
+            for length in (1000, 5000):
+                moved = frozen_stretches(runs, alerts, in_force, memory, length, policy, draws, rng)
+                said = "; ".join(
+                    f"{name} {len(m)}" + (f" (median {np.median(m):+.0%})" if m else "")
+                    for name, m in moved.items()
+                )
+                print(
+                    f"freeze, threshold x{level}, memory {memory:.1f}, a stretch of {length}: "
+                    f"moved of {draws}: {said}"
+                )
+
+
+def frozen_stretches(
+    runs: list[np.ndarray],
+    alerts: list[np.ndarray],
+    in_force: float,
+    memory: float,
+    length: int,
+    policy: RecalibrationPolicy,
+    draws: int,
+    rng: np.random.Generator,
+) -> dict[str, list[float]]:
+    """The relative moves of the runs that moved the threshold: as before (the frozen
+    readings left out of the measure and of the flagged share) and now (counted both ways,
+    and as flagged)."""
+    moved: dict[str, list[float]] = {"frozen left out": [], "counted both ways": []}
+    for _ in range(draws):
+        which = rng.integers(2)
+        start = rng.integers(0, len(runs[which]) - length)
+        errors = runs[which][start : start + length]
+        frozen = alerts[which][start : start + length]
+        kept = errors[~frozen]
+        spans = ["one request"] * kept.size
+        seen = sample_exceedance(kept, in_force, spans=spans, memory=memory)
+        both = sample_exceedance(errors, in_force, spans=["one request"] * length, memory=memory)
+        flagged = kept > in_force
+        share = (flagged.sum() + frozen.sum()) / length
+        steps = {
+            "frozen left out": candidate_threshold(kept, in_force, policy, exceedance=seen),
+            "counted both ways": candidate_threshold(
+                kept,
+                in_force,
+                policy,
+                weights=review_weights(flagged, share),
+                exceedance=replace(seen, with_frozen=both),
+            ),
+        }
+        for name, step in steps.items():
+            if step.outcome in ("applied", "pending"):
+                moved[name].append(step.relative_change)
+    return moved
 
 
 if __name__ == "__main__":

@@ -149,34 +149,26 @@ class Recalibration:
     ) -> Exceedance | None:
         """How often normal operation exceeds ``current``, from what ``_flagged_share``
         takes the flagged share from: the representative labels (each request's labels for
-        one stream a stretch, counted by ``tau``; also with the labels the learning freeze
-        kept out), else the retained scored readings of the model (each stream's a
-        stretch); None from labels picked from the review queue alone, which over-represent
-        alerts by construction."""
+        one stream a stretch, counted by ``tau``; with the frozen labels released by their
+        reading's id, and also with the others), else the retained scored readings of the
+        model (each stream's a stretch); None from labels picked from the review queue
+        alone, which over-represent alerts by construction."""
         spans = sample.spans or ("",) * len(values)  # unknown: all one span
         kept = [i for i, whole in enumerate(sample.representative) if whole]
         if kept:
-            measured = [values[i] for i in kept]
-            measured_spans = [spans[i] for i in kept]
-            seen = sample_exceedance(
-                measured,
-                current,
-                spans=measured_spans,
-                memory=tau,
-                source="representative labels",
-            )
+            # A frozen reading released by a label given to its id is normal operation, in
+            # its place in the range; the others may be a fault. They are above the
+            # threshold more often than the rest (scored in alerts): left out alone, they
+            # would read as a threshold too high.
             frozen = sample.frozen
-            if seen is not None and frozen.errors:
-                # Frozen readings are above the threshold more often than the rest (they
-                # were scored in alerts): left out alone, they would read as a threshold
-                # too high.
-                whole = sample_exceedance(
-                    [*measured, *(frozen.scores if smoothed else frozen.errors)],
-                    current,
-                    spans=[*measured_spans, *frozen.spans],
-                    memory=tau,
-                    source="representative labels",
-                )
+            frozen_values = frozen.scores if smoothed else frozen.errors
+            pairs = list(zip(frozen_values, frozen.spans, frozen.released, strict=True))
+            released = [(value, span) for value, span, known in pairs if known]
+            held = [(value, span) for value, span, known in pairs if not known]
+            measured = [(values[i], spans[i]) for i in kept] + released
+            seen = _exceedance_of(measured, current, tau)
+            if seen is not None and held:
+                whole = _exceedance_of(measured + held, current, tau)
                 if whole is not None and whole.n > seen.n:
                     seen = replace(seen, with_frozen=whole)
             if seen is not None:
@@ -198,7 +190,8 @@ class Recalibration:
         """How much of the normal error distribution the flagged readings stand for.
 
         From the representative labels (time ranges, carried readings) when there are
-        any: they hold flagged and unflagged readings in the stream's own proportion.
+        any: they hold flagged and unflagged readings in the stream's own proportion, with
+        the labels the learning freeze kept out of those ranges.
         Else from the retained scored readings of the model version (true anomalies among them
         count as flagged: the relative-change cap guards that case). Else the nominal
         ``1 - quantile``, which leaves confirmed false alarms no more weight than a
@@ -206,7 +199,10 @@ class Recalibration:
         pairs = zip(sample.flagged, sample.representative, strict=True)
         representative = [flagged for flagged, kept_whole in pairs if kept_whole]
         if representative:
-            return sum(representative) / len(representative), "representative labels"
+            # The frozen labels of those ranges were all scored in alerts: flagged.
+            frozen = len(sample.frozen.errors)
+            share = (sum(representative) + frozen) / (len(representative) + frozen)
+            return share, "representative labels"
         retained = self.recent.flagged_share(model.name, model.version)
         if retained is not None:
             return retained, "retained scored readings"
@@ -240,4 +236,17 @@ def _overridden_smoothing(
         "its scale: no candidate is proposed; set the threshold by hand (admin), or leave the "
         "smoothing to the model",
         {"smoothing": declared.label(), "served_smoothing": served.label()},
+    )
+
+
+def _exceedance_of(
+    labels: Sequence[tuple[float, str]], current: float, tau: float
+) -> Exceedance | None:
+    """Of representative labels, each a value and its span."""
+    return sample_exceedance(
+        [value for value, _ in labels],
+        current,
+        spans=[span for _, span in labels],
+        memory=tau,
+        source="representative labels",
     )

@@ -269,6 +269,8 @@ def _why_it_stays(
                 {
                     "n_frozen": frozen.n - exceedance.n,
                     "n_frozen_above_current": frozen.n_above - exceedance.n_above,
+                    "share_above_current_with_frozen": frozen.share,
+                    "n_effective_with_frozen": frozen.effective,
                 }
             )
         seen = (
@@ -281,8 +283,8 @@ def _why_it_stays(
         )
         if low <= target <= high:
             message = f"{seen}, which holds the {target:.2%} the threshold stands for: it stays"
-        elif (low > target) == (value > current):
-            return None
+        elif value == current or (low > target) == (value > current):
+            return None  # moves the way the measure shows (or not at all)
         else:
             shown, would = ("too low", "lower") if low > target else ("too high", "raise")
             message = (

@@ -162,11 +162,25 @@ class FrozenNormals:
     """Labels ``normal`` the learning freeze kept out (readings scored during an alert and
     labelled as part of a time range), oldest first, as :class:`NormalSample` has them. They
     may be normal operation or a fault that lasts, so no candidate is computed from them;
-    how often normal operation exceeds the threshold is measured both with and without them."""
+    how often normal operation exceeds the threshold is measured both with and without them,
+    and they count in the flagged share of the representative labels."""
 
     errors: tuple[float, ...] = ()
     scores: tuple[float, ...] = ()
     spans: tuple[str, ...] = ()
+    released: tuple[bool, ...] = ()
+    """The reading was later labelled normal by its id (one click in the review queue): it
+    is then known to be normal operation, as labelled with its range."""
+
+    def __post_init__(self) -> None:
+        """Unknown scores: none recorded; spans: all one; releases: none."""
+        n = len(self.errors)
+        if not self.scores:
+            object.__setattr__(self, "scores", (math.nan,) * n)
+        if not self.spans:
+            object.__setattr__(self, "spans", ("",) * n)
+        if not self.released:
+            object.__setattr__(self, "released", (False,) * n)
 
 
 @dataclass(frozen=True, slots=True)

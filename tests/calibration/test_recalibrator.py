@@ -183,6 +183,9 @@ def test_the_threshold_moves_only_the_way_the_measure_shows() -> None:
     too_high = Exceedance(n_above=0, n=1000, effective=1000.0, source="representative labels")
     held = candidate_threshold(high_labels, 1.0, policy, exceedance=too_high)
     assert held.outcome == "unchanged" and "too high, but" in held.message
+    # A candidate equal to the threshold moves it neither way.
+    level = candidate_threshold(np.ones(600), 1.0, policy, exceedance=too_low)
+    assert level.outcome == "unchanged" and "within 1% of current" in level.message
     # Agreeing, either way moves it.
     assert candidate_threshold(high_labels, 1.0, policy, exceedance=too_low).outcome == "applied"
     assert candidate_threshold(low_labels, 1.0, policy, exceedance=too_high).outcome == "applied"

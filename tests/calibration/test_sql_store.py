@@ -371,13 +371,15 @@ def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
     store: SqlFeedbackStore,
 ) -> None:
     """They measure how often normal operation exceeds the threshold; a maintenance
-    window's do not, and a frozen reading labelled again by its id leaves them."""
+    window's do not. A frozen reading labelled again by its id stays, released; one
+    confirmed an anomaly leaves."""
     frozen = replace(label(5.0, reading_id="r1"), excluded_from_learning=LEARNING_FREEZE)
     store.submit_labels(
         [
             label(1.0),
             frozen,
             replace(frozen, reading_id="r2", error=6.0),
+            replace(frozen, reading_id="r3", error=8.0),
             replace(label(7.0), excluded_from_learning="maintenance window 3"),
         ],
         author="o",
@@ -386,13 +388,30 @@ def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
     )
     sample = store.normal_sample("plant", "1", since=0, limit=10)
     assert sample.errors == (1.0,)
-    assert sample.frozen.errors == (5.0, 6.0)
+    assert sample.frozen.errors == (5.0, 6.0, 8.0)
+    assert sample.frozen.released == (False, False, False)
     assert len(set(sample.frozen.spans)) == 1 and sample.frozen.spans[0] == sample.spans[0]
     store.submit_labels(
-        [label(5.0, reading_id="r1")], author="o", client_label_id=None, content_hash="i"
+        [label(5.0, reading_id="r1"), label(8.0, "anomaly", reading_id="r3")],
+        author="o",
+        client_label_id=None,
+        content_hash="i",
     )
     released = store.normal_sample("plant", "1", since=0, limit=10)
-    assert released.errors == (1.0, 5.0) and released.frozen.errors == (6.0,)
+    assert released.errors == (1.0, 5.0)  # the label given to r1's id, learned from
+    assert released.frozen.errors == (5.0, 6.0)
+    assert released.frozen.released == (True, False)
+
+
+def test_frozen_labels_cover_the_samples_stretch_of_time(store: SqlFeedbackStore) -> None:
+    """When the window holds more labels than the sample takes, frozen labels older than
+    its oldest are left out: they belong to readings the sample no longer holds."""
+    frozen = replace(label(5.0, reading_id="r1"), excluded_from_learning=LEARNING_FREEZE)
+    for i, labels in enumerate([[label(0.5), frozen], [label(1.0), label(2.0)]]):
+        store.submit_labels(labels, author="o", client_label_id=None, content_hash=str(i))
+    assert store.normal_sample("plant", "1", since=0, limit=3).frozen.errors == (5.0,)
+    capped = store.normal_sample("plant", "1", since=0, limit=2)
+    assert capped.errors == (1.0, 2.0) and capped.frozen.errors == ()
 
 
 def test_a_reading_is_its_stream_and_id(store: SqlFeedbackStore) -> None:
