@@ -33,7 +33,6 @@ from service.calibration.evidence import model_memory, sample_exceedance  # noqa
 from service.calibration.recalibrator import (  # noqa: E402
     RecalibrationPolicy,
     candidate_threshold,
-    review_weights,
 )
 from service.scoring.artifact import load_artifact  # noqa: E402
 from service.scoring.decision import ALERT, AlertDebouncer  # noqa: E402
@@ -136,8 +135,8 @@ def frozen_stretches(
     rng: np.random.Generator,
 ) -> dict[str, list[float]]:
     """The relative moves of the runs that moved the threshold: as before (the frozen
-    readings left out of the measure and of the flagged share) and now (counted both ways,
-    and as flagged)."""
+    readings left out of the measure) and now (counted both ways); neither weighs the
+    candidate, and with every label from the range each counts once."""
     moved: dict[str, list[float]] = {"frozen left out": [], "counted both ways": []}
     for _ in range(draws):
         which = rng.integers(2)
@@ -148,16 +147,10 @@ def frozen_stretches(
         spans = ["one request"] * kept.size
         seen = sample_exceedance(kept, in_force, spans=spans, memory=memory)
         both = sample_exceedance(errors, in_force, spans=["one request"] * length, memory=memory)
-        flagged = kept > in_force
-        share = (flagged.sum() + frozen.sum()) / length
         steps = {
             "frozen left out": candidate_threshold(kept, in_force, policy, exceedance=seen),
             "counted both ways": candidate_threshold(
-                kept,
-                in_force,
-                policy,
-                weights=review_weights(flagged, share),
-                exceedance=replace(seen, with_frozen=both),
+                kept, in_force, policy, exceedance=replace(seen, with_frozen=both)
             ),
         }
         for name, step in steps.items():

@@ -155,7 +155,7 @@ class Recalibration:
         alone, which over-represent alerts by construction."""
         spans = sample.spans or ("",) * len(values)  # unknown: all one span
         kept = [i for i, whole in enumerate(sample.representative) if whole]
-        if kept:
+        if kept or sample.frozen.errors:
             # A frozen reading released by a label given to its id is normal operation, in
             # its place in the range; the others may be a fault. They are above the
             # threshold more often than the rest (scored in alerts): left out alone, they
@@ -191,17 +191,19 @@ class Recalibration:
 
         From the representative labels (time ranges, carried readings) when there are
         any: they hold flagged and unflagged readings in the stream's own proportion, with
-        the labels the learning freeze kept out of those ranges.
+        the readings of those ranges that the learning freeze kept out and a label given to
+        their id released.
         Else from the retained scored readings of the model version (true anomalies among them
         count as flagged: the relative-change cap guards that case). Else the nominal
         ``1 - quantile``, which leaves confirmed false alarms no more weight than a
         correct threshold would give them."""
         pairs = zip(sample.flagged, sample.representative, strict=True)
         representative = [flagged for flagged, kept_whole in pairs if kept_whole]
-        if representative:
-            # The frozen labels of those ranges were all scored in alerts: flagged.
-            frozen = len(sample.frozen.errors)
-            share = (sum(representative) + frozen) / (len(representative) + frozen)
+        released = sum(sample.frozen.released)
+        if representative or released:
+            # Released frozen labels are flagged (scored in alerts) normal operation of their
+            # ranges; the others may be a fault and weigh no candidate.
+            share = (sum(representative) + released) / (len(representative) + released)
             return share, "representative labels"
         retained = self.recent.flagged_share(model.name, model.version)
         if retained is not None:

@@ -246,9 +246,10 @@ def _why_it_stays(
     if exceedance is None:
         message = (
             "nothing measured how often normal operation exceeds the threshold: every label "
-            "was picked from the review queue (alerts are over-represented there) and no "
-            "scored reading is retained; label a time range of normal operation, or send "
-            "normal readings with the label, for the threshold to move"
+            "was picked from the review queue (alerts are over-represented there) or kept out "
+            "by the learning freeze, and no scored reading is retained; label a time range of "
+            "normal operation, or send normal readings with the label, for the threshold to "
+            "move"
         )
     else:
         low, high = exceedance.interval(policy.confidence)

@@ -108,8 +108,9 @@ async def test_alerts_the_learning_freeze_kept_out_do_not_lower_a_correct_thresh
     stats = run.statistics
     assert (stats["n_frozen"], stats["n_frozen_above_current"]) == (48, 28)
     assert stats["share_above_current_with_frozen"] == pytest.approx(45 / 5000)
-    assert stats["share_above_current"] < stats["share_interval_high"] < 0.01 * 1.5
-    assert "the learning freeze kept out" in run.message
+    # Left out, the rest show it too high; counted, they hold the 1% it stands for.
+    assert stats["share_above_current"] < 0.01 <= stats["share_interval_high"] < 0.015
+    assert "the learning freeze kept out" in run.message and "holds the 1.00%" in run.message
     assert rooms.keeper.board.get("flat").version == 1
 
 

@@ -373,7 +373,9 @@ def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
     """They measure how often normal operation exceeds the threshold; a maintenance
     window's do not. A frozen reading labelled again by its id stays, released; one
     confirmed an anomaly leaves."""
-    frozen = replace(label(5.0, reading_id="r1"), excluded_from_learning=LEARNING_FREEZE)
+    frozen = replace(
+        label(5.0, reading_id="r1"), source="time_range", excluded_from_learning=LEARNING_FREEZE
+    )
     store.submit_labels(
         [
             label(1.0),
@@ -403,10 +405,39 @@ def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
     assert released.frozen.released == (True, False)
 
 
+def test_a_reading_in_two_ranges_is_one_frozen_label_released_for_good(
+    store: SqlFeedbackStore,
+) -> None:
+    """Labelled in two overlapping ranges it counts once (by its newest); released by a
+    label given to its id, it stays released when a later range takes it in again, and
+    that label by id is still learned from."""
+    frozen = replace(
+        label(5.0, reading_id="r1"), source="time_range", excluded_from_learning=LEARNING_FREEZE
+    )
+
+    def submit(labels: list[NewLabel], key: str) -> None:
+        store.submit_labels(labels, author="o", client_label_id=None, content_hash=key)
+
+    submit([label(1.0), frozen], "range A")
+    submit([label(2.0), replace(frozen, error=5.5)], "range B")
+    twice = store.normal_sample("plant", "1", since=0, limit=10)
+    assert twice.frozen.errors == (5.5,) and twice.frozen.released == (False,)
+    submit([label(5.0, reading_id="r1")], "by id")
+    released = store.normal_sample("plant", "1", since=0, limit=10)
+    assert released.frozen.errors == (5.5,) and released.frozen.released == (True,)
+    assert released.errors == (1.0, 2.0, 5.0)
+    submit([label(3.0), replace(frozen, error=5.7)], "range C")
+    again = store.normal_sample("plant", "1", since=0, limit=10)
+    assert again.frozen.errors == (5.7,) and again.frozen.released == (True,)
+    assert again.errors == (1.0, 2.0, 5.0, 3.0)
+
+
 def test_frozen_labels_cover_the_samples_stretch_of_time(store: SqlFeedbackStore) -> None:
     """When the window holds more labels than the sample takes, frozen labels older than
     its oldest are left out: they belong to readings the sample no longer holds."""
-    frozen = replace(label(5.0, reading_id="r1"), excluded_from_learning=LEARNING_FREEZE)
+    frozen = replace(
+        label(5.0, reading_id="r1"), source="time_range", excluded_from_learning=LEARNING_FREEZE
+    )
     for i, labels in enumerate([[label(0.5), frozen], [label(1.0), label(2.0)]]):
         store.submit_labels(labels, author="o", client_label_id=None, content_hash=str(i))
     assert store.normal_sample("plant", "1", since=0, limit=3).frozen.errors == (5.0,)

@@ -185,11 +185,17 @@ class SqlDatabase:
                 raise _translated(error, self.where) from error
         raise AssertionError("unreachable")
 
-    def _read(self, work: Callable[[sa.Connection], ResultT]) -> ResultT:
+    def _read(self, work: Callable[[sa.Connection], ResultT], *, snapshot: bool = False) -> ResultT:
+        """``work`` in one transaction; ``snapshot``: its statements all see the same
+        committed data (PostgreSQL reads committed data per statement unless asked; a
+        SQLite transaction reads one snapshot anyway)."""
         try:
             self._ensure_schema()
-            with self._connection() as conn, conn.begin():
-                return work(conn)
+            with self._connection() as conn:
+                if snapshot and self.shared:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    return work(conn)
         except exc.SQLAlchemyError as error:
             raise _translated(error, self.where) from error
 

@@ -1,9 +1,9 @@
-"""Labels and submissions: idempotent submits, listings and the normal sample."""
+"""Labels and submissions: idempotent submits, reading votes and listings (the normal sample
+they give is read in normal_sample.py)."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,11 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.calibration.records import (
-    LEARNING_FREEZE,
-    FrozenNormals,
     LabelFilter,
     NewLabel,
-    NormalSample,
     StoredLabel,
     Submission,
 )
@@ -214,114 +211,6 @@ class LabelTables(SqlDatabase):
         query = sa.select(sa.func.count()).select_from(label_rows).where(*self._where(filters))
         return int(self._read(lambda conn: conn.execute(query).scalar_one()))
 
-    def normal_sample(
-        self, model: str, model_version: str, *, since: float, limit: int
-    ) -> NormalSample:
-        """The newest ``limit`` confirmed normals since ``since`` for this model version:
-        one vote per reading (its latest label), none for a reading anyone confirmed as an
-        anomaly, none for a label kept out of learning (maintenance window, learning
-        freeze). Beside them, as ``frozen``, the labels the learning freeze kept out over
-        the same stretch of time (no older than the oldest in the sample when it is full),
-        each counted while it is its reading's latest label or was released by one given to
-        that reading's id, and while nobody confirmed the reading an anomaly."""
-
-        def read(conn: sa.Connection) -> tuple[list[sa.RowMapping], list[sa.RowMapping]]:
-            learned = list(
-                conn.execute(self._learned_query(model, model_version, since, limit)).mappings()
-            )
-            oldest = learned[-1]["id"] if len(learned) == limit else None
-            query = self._frozen_query(model, model_version, since, limit, oldest)
-            return learned[::-1], list(conn.execute(query).mappings())[::-1]
-
-        rows, frozen = self._read(read)
-        return NormalSample(
-            errors=tuple(float(r["error"]) for r in rows),
-            sensor_errors=tuple(loads_floats(r["sensor_errors"]) for r in rows),
-            label_ids=tuple(int(r["id"]) for r in rows),
-            flagged=tuple(bool(r["scored_anomaly"] or r["scored_alert"]) for r in rows),
-            representative=tuple(r["source"] != "reading_id" for r in rows),
-            spans=tuple(_span(r) for r in rows),
-            scores=tuple(_score(r) for r in rows),
-            frozen=FrozenNormals(
-                errors=tuple(float(r["error"]) for r in frozen),
-                scores=tuple(_score(r) for r in frozen),
-                spans=tuple(_span(r) for r in frozen),
-                released=tuple(r["latest_label_id"] not in (None, r["id"]) for r in frozen),
-            ),
-        )
-
-    @staticmethod
-    def _normal_labels(
-        model: str, model_version: str, since: float
-    ) -> list[sa.ColumnElement[bool]]:
-        return [
-            label_rows.c.model == model,
-            label_rows.c.model_version == model_version,
-            label_rows.c.label == "normal",
-            label_rows.c.created_at >= since,
-        ]
-
-    @staticmethod
-    def _votes() -> sa.ColumnElement[bool]:
-        """A label's reading's vote row."""
-        return sa.and_(
-            reading_votes.c.model == label_rows.c.model,
-            reading_votes.c.stream_key == sa.func.coalesce(label_rows.c.stream_id, ""),
-            reading_votes.c.reading_id == label_rows.c.reading_id,
-        )
-
-    def _learned_query(
-        self, model: str, model_version: str, since: float, limit: int
-    ) -> sa.Select[Any]:
-        """The newest ``limit`` labels learned from, newest first: each reading by its latest
-        label and only while nobody contests it."""
-        return (
-            sa.select(*_SAMPLED)
-            .select_from(label_rows.outerjoin(reading_votes, self._votes()))
-            .where(
-                *self._normal_labels(model, model_version, since),
-                label_rows.c.excluded_from_learning.is_(None),
-                sa.or_(
-                    label_rows.c.reading_id.is_(None),
-                    sa.and_(
-                        reading_votes.c.latest_label_id == label_rows.c.id,
-                        reading_votes.c.contested == 0,
-                    ),
-                ),
-            )
-            .order_by(label_rows.c.id.desc())
-            .limit(limit)
-        )
-
-    def _frozen_query(
-        self, model: str, model_version: str, since: float, limit: int, oldest: int | None
-    ) -> sa.Select[Any]:
-        """The labels the learning freeze kept out, newest first, with their reading's latest
-        label id: their own, or a later one given to the reading's id (released)."""
-        latest = label_rows.alias("latest")
-        where = [
-            *self._normal_labels(model, model_version, since),
-            label_rows.c.excluded_from_learning == LEARNING_FREEZE,
-            reading_votes.c.contested == 0,
-            sa.or_(
-                reading_votes.c.latest_label_id == label_rows.c.id,
-                latest.c.source == "reading_id",
-            ),
-        ]
-        if oldest is not None:
-            where.append(label_rows.c.id >= oldest)
-        return (
-            sa.select(*_SAMPLED, reading_votes.c.latest_label_id)
-            .select_from(
-                label_rows.join(reading_votes, self._votes()).join(
-                    latest, latest.c.id == reading_votes.c.latest_label_id
-                )
-            )
-            .where(*where)
-            .order_by(label_rows.c.id.desc())
-            .limit(limit)
-        )
-
     def labelled_readings(
         self, model: str, readings: Sequence[tuple[str, str]]
     ) -> set[tuple[str, str]]:
@@ -378,26 +267,3 @@ def _row(submission_id: int, lab: NewLabel, author: str, now: float) -> dict[str
         "excluded_from_learning": lab.excluded_from_learning,
         "score": None if lab.score is None else float(lab.score),
     }
-
-
-# What the normal sample reads of each label.
-_SAMPLED = (
-    label_rows.c.id,
-    label_rows.c.error,
-    label_rows.c.sensor_errors,
-    label_rows.c.scored_anomaly,
-    label_rows.c.scored_alert,
-    label_rows.c.source,
-    label_rows.c.submission_id,
-    label_rows.c.stream_id,
-    label_rows.c.score,
-)
-
-
-def _span(row: sa.RowMapping) -> str:
-    """The labels one request gave one stream share this key."""
-    return f"{row['submission_id']}/{row['stream_id'] or ''}"
-
-
-def _score(row: sa.RowMapping) -> float:
-    return math.nan if row["score"] is None else float(row["score"])
