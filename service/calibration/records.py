@@ -162,15 +162,16 @@ class FrozenNormals:
     """Labels ``normal`` the learning freeze kept out (readings scored during an alert and
     labelled as part of a time range), oldest first, as :class:`NormalSample` has them. They
     may be normal operation or a fault that lasts, so no candidate is computed from them;
-    how often normal operation exceeds the threshold is measured both with and without them,
-    and they count in the flagged share of the representative labels."""
+    how often normal operation exceeds the threshold is measured both with and without them.
+    Those ``released`` are known normal operation: they count in that measure and in the
+    representative labels' flagged share."""
 
     errors: tuple[float, ...] = ()
     scores: tuple[float, ...] = ()
     spans: tuple[str, ...] = ()
     released: tuple[bool, ...] = ()
-    """The reading was later labelled normal by its id (one click in the review queue): it
-    is then known to be normal operation, as labelled with its range."""
+    """A label given to the reading's id (one click in the review queue) is learned from:
+    the reading is known to be normal operation, as labelled with its range."""
 
     def __post_init__(self) -> None:
         """Unknown scores: none recorded; spans: all one; releases: none."""
