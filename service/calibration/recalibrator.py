@@ -278,8 +278,9 @@ def _why_it_stays(
             f"{exceedance.n_above} of {exceedance.n} {exceedance.source} ({exceedance.share:.2%}) "
             f"lie above the threshold {current:.6g}"
             + _frozen_part(exceedance)
-            + f"; they are worth about {_about(exceedance.effective)} independent readings "
-            f"(consecutive readings share the model's memory), so the rate is "
+            + f"; they are worth about {_about(exceedance.effective)} independent readings"
+            + ("" if frozen is None else f", {_about(frozen.effective)} with those kept out")
+            + " (consecutive readings share the model's memory), so the rate is "
             f"{low:.2%}-{high:.2%} at {level} confidence"
         )
         if low <= target <= high:
