@@ -29,7 +29,11 @@ sys.path.insert(0, str(REPO))
 
 from models.scores import per_sensor_errors  # noqa: E402
 from models.synthetic import generate_plant  # noqa: E402
-from service.calibration.evidence import model_memory, sample_exceedance  # noqa: E402
+from service.calibration.evidence import (  # noqa: E402
+    autocorrelation_time,
+    model_memory,
+    sample_exceedance,
+)
 from service.calibration.recalibrator import (  # noqa: E402
     RecalibrationPolicy,
     candidate_threshold,
@@ -109,7 +113,8 @@ def learning_freeze(
                 f"threshold x{level}, seed {seed}: {above.mean():.2%} of readings above it, "
                 f"{alerts[-1].mean():.2%} in an alert, holding "
                 f"{above[alerts[-1]].sum() / above.sum():.0%} of those above; outside alerts "
-                f"{above[~alerts[-1]].mean():.2%} lie above it"
+                f"{above[~alerts[-1]].mean():.2%} lie above it; whether a reading lies above "
+                f"it remembers {autocorrelation_time(above.astype(float)):.0f} readings"
             )
         for memory in (tau, 5.0):
             for length in (1000, 5000):
