@@ -224,8 +224,11 @@ def train(
         "calibration_error_mean": float(calibration_errors.mean()),
         # The dependence consecutive normal readings have, which the service's drift test
         # and recalibration count a labelled stretch by (its reference keeps only a sample of
-        # this run); the score's is that of what the threshold applies to.
-        "normal_memory": asdict(normal_memory(calibration_errors, smoothed_scores)),
+        # this run); the score's is that of what the threshold applies to, the exceedances'
+        # that of whether it lies above the threshold.
+        "normal_memory": asdict(
+            normal_memory(calibration_errors, smoothed_scores, threshold.value)
+        ),
         "calibration_error_quantiles": {
             str(q): float(np.quantile(calibration_scores, q)) for q in (0.5, 0.9, 0.95, 0.99)
         },

@@ -68,11 +68,13 @@ def build_test_artifact(
     smoothing: dict[str, Any] | None = None,
     glitch_limits: list[float] | None = None,
     n_calibration: int = 200,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``models_dir/name/version`` and return the folder; ``smoothing``: the score
     smoothing the manifest declares (none, as artifacts written before it, by default);
     ``glitch_limits``: the glitch guard's (none by default); ``n_calibration``: the
-    calibration run's length (the 200 reference rows are all of it by default)."""
+    calibration run's length (the 200 reference rows are all of it by default);
+    ``metrics``: what training recorded (nothing by default)."""
     mean = np.zeros(n_sensors)
     scales = np.full(n_sensors, scale)
     with torchscript_deprecation_silenced():
@@ -100,7 +102,7 @@ def build_test_artifact(
             **({} if smoothing is None else {"smoothing": smoothing}),
             **({} if glitch_limits is None else {"glitch_limits": glitch_limits}),
             "training": {"kind": "scripted test model"},
-            "metrics": {"note": "no training"},
+            "metrics": {"note": "no training"} if metrics is None else metrics,
         },
     )
     return folder

@@ -69,27 +69,53 @@ class NormalMemory:
     score: float | None = None
     """Of the score the threshold applies to, the reading error smoothed as the model
     declares (longer than ``reading`` when it is smoothed); None when not known."""
+    exceedance: float | None = None
+    """Of whether that score lies above the threshold calibrated on the run: exceedances come
+    in excursions, which may outlast the score's own memory, and then a share of readings
+    above a threshold is worth fewer independent readings than that memory says; None when
+    not known."""
 
 
 def normal_memory(
-    calibration_errors: np.ndarray, smoothed_scores: np.ndarray | None = None
+    calibration_errors: np.ndarray,
+    smoothed_scores: np.ndarray | None = None,
+    threshold: float | None = None,
 ) -> NormalMemory:
     """From a calibration run's per-sensor squared errors ``(n, n_sensors)`` in time order,
-    and the run's reading errors smoothed as the model declares, when given."""
+    the run's reading errors smoothed as the model declares, when given, and the threshold
+    calibrated on the run (on those smoothed scores, else on the reading errors), when
+    given."""
     errors = np.asarray(calibration_errors, dtype=np.float64)
+    reading = errors.mean(axis=1)
+    scores = reading if smoothed_scores is None else np.asarray(smoothed_scores)
     return NormalMemory(
-        reading=autocorrelation_time(errors.mean(axis=1)),
+        reading=autocorrelation_time(reading),
         sensors=tuple(autocorrelation_time(errors[:, j]) for j in range(errors.shape[1])),
         score=None if smoothed_scores is None else autocorrelation_time(smoothed_scores),
+        exceedance=None if threshold is None else exceedance_memory(scores, threshold),
     )
+
+
+def exceedance_memory(scores: np.ndarray, threshold: float) -> float:
+    """How long whether a score lies above ``threshold`` remembers, over scores in time
+    order.
+
+    >>> excursions = np.zeros(4000)
+    >>> for start in range(0, 4000, 400):  # ten excursions of 30 readings
+    ...     excursions[start : start + 30] = 2.0
+    >>> exceedance_memory(excursions, 1.0) > 20
+    True
+    """
+    above = np.asarray(scores, dtype=np.float64) > threshold
+    return autocorrelation_time(above.astype(np.float64))
 
 
 def model_memory(model: LoadedModel) -> NormalMemory | None:
     """How long the model's normal operation remembers: as ``train`` measured it on the
     whole calibration run (``normal_memory`` in the manifest's metrics), else, or for what
-    it does not record (the smoothed scores', recorded since), from the reference when it
-    is that whole run; None when neither says (an artifact from before 7 Dec 2026 whose
-    reference is a subsample)."""
+    it does not record (the smoothed scores' and the exceedances', recorded since), from the
+    reference when it is that whole run; None when neither says (an artifact from before 7
+    Dec 2026 whose reference is a subsample)."""
     recorded = _recorded_memory(model.manifest.metrics.get("normal_memory"))
     if recorded is not None and len(recorded.sensors) != model.manifest.n_sensors:
         recorded = None
@@ -97,14 +123,23 @@ def model_memory(model: LoadedModel) -> NormalMemory | None:
     if len(reference) < model.manifest.threshold.n_calibration:  # a sample of the run
         return recorded
     smoothing = model.manifest.smoothing
-    smoothed = None
-    if smoothing is not None and (recorded is None or recorded.score is None):
-        smoothed = make_smoother(smoothing).update_many(reading_errors(reference))
-    if recorded is None:
-        return normal_memory(reference, smoothed)
-    if smoothed is None:
+    known_score = recorded is not None and (recorded.score is not None or smoothing is None)
+    if known_score and recorded is not None and recorded.exceedance is not None:
         return recorded
-    return replace(recorded, score=autocorrelation_time(smoothed))
+    errors = reading_errors(reference)
+    smoothed = None if smoothing is None else make_smoother(smoothing).update_many(errors)
+    threshold = model.manifest.threshold.value
+    if recorded is None:
+        return normal_memory(reference, smoothed, threshold)
+    return replace(
+        recorded,
+        score=recorded.score
+        if recorded.score is not None or smoothed is None
+        else autocorrelation_time(smoothed),
+        exceedance=recorded.exceedance
+        if recorded.exceedance is not None
+        else exceedance_memory(errors if smoothed is None else smoothed, threshold),
+    )
 
 
 def _recorded_memory(recorded: object) -> NormalMemory | None:
@@ -120,7 +155,10 @@ def _recorded_memory(recorded: object) -> NormalMemory | None:
         return None
     kept = [t for t in times if t is not None]
     return NormalMemory(
-        reading=kept[0], sensors=tuple(kept[1:]), score=_memory_time(recorded.get("score"))
+        reading=kept[0],
+        sensors=tuple(kept[1:]),
+        score=_memory_time(recorded.get("score")),
+        exceedance=_memory_time(recorded.get("exceedance")),
     )
 
 

@@ -122,6 +122,10 @@ class Recalibration:
             if memory is None or memory.score is None:
                 return _unknown_score_memory(current, declared.label())
             values, tau = sample.scores, memory.score
+        if memory is not None and memory.exceedance is not None:
+            # How often the threshold is exceeded is counted by whichever forgets later:
+            # the score, or its excursions above the threshold.
+            tau = max(tau, memory.exceedance)
         candidate = candidate_threshold(
             values,
             current.value,

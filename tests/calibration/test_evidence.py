@@ -66,14 +66,23 @@ async def test_normal_operations_memory_comes_from_training_or_the_whole_referen
     else unknown (an older artifact whose reference is a subsample): counted at raw size."""
     model = rooms.models.get("flat")
     from_reference = model_memory(model)
-    assert from_reference == normal_memory(model.artifact.reference_errors)
+    reference = model.artifact.reference_errors
+    assert from_reference == normal_memory(reference, None, model.manifest.threshold.value)
+    assert from_reference is not None and from_reference.exceedance is not None
 
     def with_manifest(**update: object) -> LoadedModel:
         manifest = model.manifest.model_copy(update=update)
         return replace(model, artifact=replace(model.artifact, manifest=manifest))
 
     recorded = {"normal_memory": {"reading": 7.0, "sensors": [2.0, 3.0, 4.0, 5.0]}}
-    assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0))
+    # What it does not record (the exceedances' memory, before 7 Dec 2026) from the reference.
+    assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(
+        7.0, (2.0, 3.0, 4.0, 5.0), exceedance=from_reference.exceedance
+    )
+    recorded["normal_memory"]["exceedance"] = 30.0
+    assert model_memory(with_manifest(metrics=recorded)) == NormalMemory(
+        7.0, (2.0, 3.0, 4.0, 5.0), exceedance=30.0
+    )
     subsampled = model.manifest.threshold.model_copy(update={"n_calibration": 20_000})
     assert model_memory(with_manifest(threshold=subsampled)) is None
     # A hand-edited figure that train would never write falls back, as if absent.
@@ -86,6 +95,20 @@ async def test_normal_operations_memory_comes_from_training_or_the_whole_referen
         {"reading": True, "sensors": [2.0, 3.0, 4.0, 5.0]},
     ):
         assert model_memory(with_manifest(metrics={"normal_memory": bad})) == from_reference
+
+
+def test_the_exceedances_memory_is_that_of_whether_the_score_lies_above_the_threshold() -> None:
+    """Excursions above the threshold last: a share of readings above it is worth fewer
+    independent readings than their count, as a noise-like run's is not."""
+    rng = np.random.default_rng(4)
+    errors = rng.chisquare(1, size=(6000, 4))
+    noise = normal_memory(errors, None, threshold=2.5)
+    assert noise.exceedance is not None and noise.exceedance < 1.3
+    for start in range(0, 6000, 600):  # ten excursions of 40 readings, on every sensor
+        errors[start : start + 40] += 8.0
+    memory = normal_memory(errors, None, threshold=5.0)
+    assert memory.exceedance is not None and memory.exceedance > 20
+    assert normal_memory(errors).exceedance is None
 
 
 def test_the_memory_of_smoothed_scores_is_longer_than_the_errors() -> None:
@@ -107,10 +130,16 @@ async def test_a_recorded_score_memory_is_read_and_a_bad_one_is_unknown(rooms: R
 
     sensors = [2.0, 3.0, 4.0, 5.0]
     recorded = model_memory(with_memory({"reading": 7.0, "sensors": sensors, "score": 30.0}))
-    assert recorded == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), 30.0)
+    from_reference = model_memory(model)  # what the manifest does not record
+    assert from_reference is not None
+    assert recorded == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), 30.0, from_reference.exceedance)
     for bad in (None, 0.5, float("nan"), "30", True):
         memory = model_memory(with_memory({"reading": 7.0, "sensors": sensors, "score": bad}))
-        assert memory == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), None)
+        assert memory == NormalMemory(7.0, (2.0, 3.0, 4.0, 5.0), None, from_reference.exceedance)
+        unknown = {"reading": 7.0, "sensors": sensors, "exceedance": bad}
+        assert model_memory(with_memory(unknown)) == NormalMemory(
+            7.0, (2.0, 3.0, 4.0, 5.0), None, from_reference.exceedance
+        )
 
 
 def test_a_smoothed_models_score_memory_missing_from_the_manifest_comes_from_its_reference(

@@ -131,6 +131,25 @@ async def test_alerts_released_by_their_ids_count_as_normal_operation(rooms: Roo
     assert run.statistics["share_interval_low"] > 0.02
 
 
+@pytest.mark.parametrize(("exceedance", "outcome"), [(1.0, "applied"), (60.0, "unchanged")])
+async def test_a_stretch_counts_by_its_excursions_when_they_outlast_the_errors_memory(
+    tmp_path: Path, exceedance: float, outcome: str
+) -> None:
+    """3,000 readings in one request, 0.06% of them above the threshold: independent, they
+    show it too high; when exceedances come in excursions of the calibration run's (their
+    memory 60 readings, the errors' 1), the stretch is worth about 50 and shows nothing."""
+    memory = {"reading": 1.0, "sensors": [1.0] * 4, "exceedance": exceedance}
+    build_test_artifact(
+        tmp_path / "models", name="excursive", n_calibration=20_000,
+        metrics={"normal_memory": memory},
+    )  # fmt: skip
+    async with open_rooms(tmp_path, recalibration_max_change=0.5) as rooms:
+        await confirm_normal(rooms, 3000, noise=0.45, model="excursive")
+        run = await rooms.recalibration.recalibrate("excursive", trigger="test")
+    assert run.outcome == outcome, run.message
+    assert run.statistics["n_effective"] == pytest.approx(1 + 2999 / exceedance)
+
+
 async def test_review_queue_labels_take_the_rate_from_the_retained_readings(
     rooms: Rooms,
 ) -> None:

@@ -166,6 +166,7 @@ def test_manifest_fields(trained: tuple[TrainResult, np.ndarray], artifact: Path
     memory = manifest.metrics["normal_memory"]  # the drift test counts labelled stretches by it
     assert memory["reading"] >= 1.0 and len(memory["sensors"]) == N_SENSORS
     assert memory["score"] >= 1.0  # recalibration counts labelled stretches' scores by it
+    assert memory["exceedance"] >= 1.0  # and by this, when its excursions last longer
     assert len(manifest.metrics["history"]) == len(result.history)
     reference = np.load(artifact / REFERENCE_FILE)
     np.testing.assert_array_equal(reference, result.calibration_errors.astype(np.float32))
