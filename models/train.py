@@ -89,13 +89,14 @@ class TrainResult:
         ``spec``: the same weights, another operating point."""
         config = replace(self.config, smoothing=spec)
         scores = reading_errors(self.calibration_errors)
-        threshold = estimate_threshold(
-            smooth(scores, declared(spec, scores)),
-            config.quantile,
-            source=self.threshold.source,
-        )
+        smoothed = smooth(scores, declared(spec, scores))
+        threshold = estimate_threshold(smoothed, config.quantile, source=self.threshold.source)
         metrics = {
             **self.metrics,
+            # The memory of the scores and of their exceedances is that of this smoothing's.
+            "normal_memory": asdict(
+                normal_memory(self.calibration_errors, smoothed, threshold.value)
+            ),
             "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
             "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
             "threshold_excursions": threshold.n_excursions,

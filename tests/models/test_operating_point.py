@@ -15,6 +15,7 @@ from models.synthetic import generate_plant
 from models.threshold import estimate_threshold
 from models.train import train
 from models.train_config import TrainConfig
+from service.calibration.evidence import autocorrelation_time, exceedance_memory
 from service.scoring.artifact import ArtifactError, load_artifact
 from service.scoring.decision import reading_errors
 from service.scoring.registry import LoadedModel
@@ -55,6 +56,16 @@ def test_the_threshold_is_the_quantile_of_smoothed_calibration_scores(tmp_path: 
     raw = result.with_smoothing("none")
     assert raw.threshold.value > result.threshold.value  # smoothing narrows the tail
     assert raw.config.smoothing == "none" and result.config.smoothing == "ewma:0.2"
+    # The memory recalibration counts the scores by is that of the smoothing declared, also
+    # when selection set it after training (it kept the first one's before).
+    for model, scored in ((result, smoothed), (raw, scores)):
+        memory = model.metrics["normal_memory"]
+        assert memory["score"] == autocorrelation_time(scored)
+        assert memory["exceedance"] == exceedance_memory(scored, model.threshold.value)
+    assert (
+        raw.with_smoothing("ewma:0.2").metrics["normal_memory"] == result.metrics["normal_memory"]
+    )
+    assert result.metrics["normal_memory"]["score"] > raw.metrics["normal_memory"]["score"]
 
     manifest = export_artifact(
         result, tmp_path / "m" / "1", name="m", version="1", training_data_sha256="0" * 64
