@@ -24,13 +24,14 @@ out-of-time halves.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
 from models.operating_point import declared, smooth
 from models.threshold import MIN_TAIL_SAMPLES, CalibrationUnscorable, estimate_threshold
 from models.train import TrainResult, train
+from service.calibration.evidence import normal_memory
 from service.scoring.decision import reading_errors
 
 FOLDS = 2
@@ -153,8 +154,11 @@ def calibrate_out_of_time(
                 **result.metrics,
                 "threshold_observed_false_alarm_rate": threshold.observed_false_alarm_rate,
                 "threshold_false_alarm_rate_ci": list(threshold.false_alarm_rate_ci),
+                "threshold_excursions": threshold.n_excursions,
                 "threshold_warning": threshold.warning,
                 "calibration_source": threshold.source,
+                # Of the errors that become the calibration run, at the threshold set on them.
+                "normal_memory": asdict(normal_memory(errors, scores, threshold.value)),
                 "out_of_time": note,
             }
             # The smoothing is applied per half above; with_smoothing re-smooths the joined

@@ -18,11 +18,13 @@ from service.calibration.evidence import (
     NormalMemory,
     clopper_pearson,
     effective_size,
+    exceedance_memory,
     model_memory,
     normal_memory,
     span_lengths,
 )
 from service.scoring.artifact import load_artifact
+from service.scoring.decision import reading_errors
 from service.scoring.manifest import ScoreSmoothing
 from service.scoring.registry import LoadedModel
 from service.scoring.smoothing import make_smoother
@@ -159,3 +161,9 @@ def test_a_smoothed_models_score_memory_missing_from_the_manifest_comes_from_its
     assert memory is not None and (memory.reading, memory.sensors) == (7.0, tuple(sensors))
     assert memory.score == model_memory(model).score  # type: ignore[union-attr]
     assert memory.score is not None and memory.score > 2.0  # an EWMA of 0.3 remembers
+    # The exceedances' too, of the smoothed scores, which the threshold applies to.
+    smoothed = make_smoother(ScoreSmoothing(**ewma)).update_many(
+        reading_errors(model.artifact.reference_errors)
+    )
+    threshold = model.manifest.threshold.value
+    assert memory.exceedance == exceedance_memory(smoothed, threshold)

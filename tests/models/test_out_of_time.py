@@ -25,6 +25,7 @@ from models.selection import copies_input, select
 from models.threshold import estimate_threshold
 from models.train import TrainResult, train
 from models.train_config import TrainConfig
+from service.calibration.evidence import autocorrelation_time, exceedance_memory
 from service.scoring.artifact import load_artifact
 from tests.models.test_linear import ar_process
 
@@ -115,6 +116,12 @@ def test_each_half_starts_where_the_declared_smoothing_will() -> None:
     from_first = np.concatenate([smooth(half, parse_smoothing("mean:5")) for half in halves])
     assert calibrated.threshold.value == estimate_threshold(seeded, 0.99, source="x").value
     assert calibrated.threshold.value < estimate_threshold(from_first, 0.99, source="x").value
+    # What recalibration counts labelled stretches by is measured on these scores too, at
+    # this threshold, not on the tail's.
+    memory = calibrated.metrics["normal_memory"]
+    assert memory["score"] == autocorrelation_time(seeded)
+    assert memory["exceedance"] == exceedance_memory(seeded, calibrated.threshold.value)
+    assert memory != model.metrics["normal_memory"]
 
 
 @pytest.mark.parametrize("spec", ["ewma:0.1", "ewma:0.5", "mean:3", "median:5", "none"])
