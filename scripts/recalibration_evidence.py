@@ -62,8 +62,7 @@ def main() -> None:
     artifact = load_artifact(args.model)
     threshold = artifact.manifest.threshold.value
     memory = model_memory(LoadedModel.from_artifact(artifact))
-    # As recalibration counts a model without smoothing: by the longer of the two memories.
-    tau = 1.0 if memory is None else max(memory.reading, memory.exceedance or 1.0)
+    tau = 1.0 if memory is None else memory.counting(smoothed=False) or 1.0
     runs = []
     for seed in (4, 5):
         errors = per_sensor_errors(artifact, generate_plant(20_000, seed=seed).values)

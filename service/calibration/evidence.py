@@ -75,6 +75,15 @@ class NormalMemory:
     above a threshold is worth fewer independent readings than that memory says; None when
     not known."""
 
+    def counting(self, smoothed: bool) -> float | None:
+        """What a stretch's readings above a threshold are counted by: the memory of the
+        score the threshold applies to (the smoothed one's when ``smoothed``; None when that
+        is not known), or that of its exceedances where they remember longer."""
+        score = self.score if smoothed else self.reading
+        if score is None:
+            return None
+        return max(score, self.exceedance or 1.0)
+
 
 def normal_memory(
     calibration_errors: np.ndarray,
@@ -123,9 +132,9 @@ def model_memory(model: LoadedModel) -> NormalMemory | None:
     if len(reference) < model.manifest.threshold.n_calibration:  # a sample of the run
         return recorded
     smoothing = model.manifest.smoothing
-    known_score = recorded is not None and (recorded.score is not None or smoothing is None)
-    if known_score and recorded is not None and recorded.exceedance is not None:
-        return recorded
+    if recorded is not None and recorded.exceedance is not None:
+        if recorded.score is not None or smoothing is None:
+            return recorded
     errors = reading_errors(reference)
     smoothed = None if smoothing is None else make_smoother(smoothing).update_many(errors)
     threshold = model.manifest.threshold.value

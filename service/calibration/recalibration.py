@@ -110,22 +110,18 @@ class Recalibration:
         policy = self.policy_for(model)
         share, share_from = self._flagged_share(model, sample, policy)
         memory = model_memory(model)
-        values, tau = sample.errors, 1.0 if memory is None else memory.reading
         declared = model.manifest.smoothing
         smoothed = declared is not None and declared.method != "none"
         served = stream_smoothing(self.settings, declared)
         if declared is not None and served != declared:
             return _overridden_smoothing(current, served, declared)
-        if declared is not None and smoothed:
-            # The threshold applies to smoothed scores: the candidate is their quantile, the
-            # labels without a recorded score (from before it was recorded) left out.
-            if memory is None or memory.score is None:
-                return _unknown_score_memory(current, declared.label())
-            values, tau = sample.scores, memory.score
-        if memory is not None and memory.exceedance is not None:
-            # How often the threshold is exceeded is counted by whichever forgets later:
-            # the score, or its excursions above the threshold.
-            tau = max(tau, memory.exceedance)
+        counted = None if memory is None else memory.counting(smoothed)
+        if declared is not None and smoothed and counted is None:
+            return _unknown_score_memory(current, declared.label())
+        # A threshold on smoothed scores: the candidate is their quantile, the labels without
+        # a recorded score (from before it was recorded) left out.
+        values = sample.scores if smoothed else sample.errors
+        tau = 1.0 if counted is None else counted  # memory unknown: each label its own
         candidate = candidate_threshold(
             values,
             current.value,

@@ -264,24 +264,28 @@ def _why_it_stays(
                 "share_interval_high": high,
             }
         )
-        frozen = exceedance.with_frozen
+        frozen, kept_out, worth = exceedance.with_frozen, "", ""
         if frozen is not None:
+            n_frozen, above = frozen.n - exceedance.n, frozen.n_above - exceedance.n_above
             statistics.update(
                 {
-                    "n_frozen": frozen.n - exceedance.n,
-                    "n_frozen_above_current": frozen.n_above - exceedance.n_above,
+                    "n_frozen": n_frozen,
+                    "n_frozen_above_current": above,
                     "share_above_current_with_frozen": frozen.share,
                     "n_effective_with_frozen": frozen.effective,
                 }
             )
+            kept_out = (
+                f" (and {above} of the {n_frozen} the learning freeze kept out, taken both as "
+                "normal operation and as a fault)"
+            )
+            worth = f", {_about(frozen.effective)} with those kept out"
         seen = (
             f"{exceedance.n_above} of {exceedance.n} {exceedance.source} ({exceedance.share:.2%}) "
-            f"lie above the threshold {current:.6g}"
-            + _frozen_part(exceedance)
-            + f"; they are worth about {_about(exceedance.effective)} independent readings"
-            + ("" if frozen is None else f", {_about(frozen.effective)} with those kept out")
-            + " (consecutive readings share the model's memory), so the rate is "
-            f"{low:.2%}-{high:.2%} at {level} confidence"
+            f"lie above the threshold {current:.6g}{kept_out}; they are worth about "
+            f"{_about(exceedance.effective)} independent readings{worth} (consecutive readings "
+            f"share the model's memory), so the rate is {low:.2%}-{high:.2%} at {level} "
+            "confidence"
         )
         if low <= target <= high:
             message = f"{seen}, which holds the {target:.2%} the threshold stands for: it stays"
@@ -296,18 +300,6 @@ def _why_it_stays(
     return message + (
         f" (the confirmed normals' {policy.quantile:g} quantile is {value:.6g}; with none "
         f"above it, readings worth {needed:.0f} independent ones would show it too high)"
-    )
-
-
-def _frozen_part(exceedance: Exceedance) -> str:
-    """What the learning freeze kept out of the measure, said in its message."""
-    frozen = exceedance.with_frozen
-    if frozen is None:
-        return ""
-    n, above = frozen.n - exceedance.n, frozen.n_above - exceedance.n_above
-    return (
-        f" (and {above} of the {n} the learning freeze kept out, taken both as normal "
-        "operation and as a fault)"
     )
 
 

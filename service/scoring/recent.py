@@ -213,11 +213,7 @@ class RecentReadings:
         (anomaly or alert); None when none is retained. Recalibration weighs reviewed
         labels by it (another version flags by another model and threshold)."""
         flagged = total = 0
-        for chunk, mask in self._rows(None, model):
-            # Kept out of learning: left out.
-            mask = (
-                mask & (chunk.excluded_by == 0) & _mask_equal(chunk.model_versions, model_version)
-            )
+        for chunk, mask in self._learnable(model, model_version):
             total += int(mask.sum())
             flagged += int((mask & (chunk.anomaly | chunk.alert)).sum())
         return flagged / total if total else None
@@ -231,16 +227,22 @@ class RecentReadings:
         Recalibration measures from them how often normal operation exceeds a threshold."""
         totals: Counter[str] = Counter()
         aboves: Counter[str] = Counter()
-        for chunk, mask in self._rows(None, model):
-            mask = (
-                mask & (chunk.excluded_by == 0) & _mask_equal(chunk.model_versions, model_version)
-            )
+        for chunk, mask in self._learnable(model, model_version):
             values = chunk.smoothed * chunk.thresholds if smoothed else chunk.errors
             mask &= np.isfinite(values)
             ids = chunk.stream_ids
             totals.update(ids[row] for row in np.flatnonzero(mask).tolist())
             aboves.update(ids[row] for row in np.flatnonzero(mask & (values > threshold)).tolist())
         return [(n, aboves[stream]) for stream, n in totals.items()]
+
+    def _learnable(
+        self, model: str, model_version: str
+    ) -> Iterator[tuple[ReadingChunk, np.ndarray]]:
+        """Each chunk with the mask of its retained scored readings of this model version
+        that are not kept out of learning."""
+        for chunk, mask in self._rows(None, model):
+            versions = _mask_equal(chunk.model_versions, model_version)
+            yield chunk, mask & (chunk.excluded_by == 0) & versions
 
     def stream_readings(
         self,
