@@ -63,6 +63,9 @@ class DriftMonitor:
             model.version,
             since=self.clock() - self.settings.recalibration_window_s,
             limit=self.settings.recalibration_window_labels,
+            # Readings scored in an alert and labelled with a range may be a fault that
+            # lasts: the drift test leaves them out, so the store need not read them.
+            with_frozen=False,
         )
         # Labels picked from the review queue because the scorer flagged them are the high
         # tail by construction: tested against the whole reference law they make a "shift"

@@ -171,13 +171,20 @@ class FeedbackStore(Protocol):
         """How many labels match ``filters``."""
 
     def normal_sample(
-        self, model: str, model_version: str, *, since: float, limit: int
+        self,
+        model: str,
+        model_version: str,
+        *,
+        since: float,
+        limit: int,
+        with_frozen: bool = True,
     ) -> NormalSample:
         """The newest ``limit`` labels ``normal`` given since ``since`` to this model
         version, oldest first. A reading (stream id, reading id) counts once, by its latest
         label, and not at all once anyone labelled it an anomaly; labels without a reading
         id (time ranges, carried readings) each count. Labels kept out of learning are not
-        among them; those the learning freeze kept out come beside them (``frozen``)."""
+        among them; those the learning freeze kept out come beside them (``frozen``), unless
+        not ``with_frozen``."""
 
     def labelled_readings(
         self, model: str, readings: Sequence[tuple[str, str]]

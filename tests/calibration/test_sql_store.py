@@ -393,6 +393,8 @@ def test_labels_the_learning_freeze_kept_out_come_beside_the_sample(
     assert sample.frozen.errors == (5.0, 6.0, 8.0)
     assert sample.frozen.released == (False, False, False)
     assert len(set(sample.frozen.spans)) == 1 and sample.frozen.spans[0] == sample.spans[0]
+    unread = store.normal_sample("plant", "1", since=0, limit=10, with_frozen=False)
+    assert unread.errors == sample.errors and unread.frozen.errors == ()
     store.submit_labels(
         [label(5.0, reading_id="r1"), label(8.0, "anomaly", reading_id="r3")],
         author="o",

@@ -19,7 +19,13 @@ class NormalSampleQueries(SqlDatabase):
     :class:`~service.calibration.sql.labels.LabelTables`)."""
 
     def normal_sample(
-        self, model: str, model_version: str, *, since: float, limit: int
+        self,
+        model: str,
+        model_version: str,
+        *,
+        since: float,
+        limit: int,
+        with_frozen: bool = True,
     ) -> NormalSample:
         """The newest ``limit`` confirmed normals since ``since`` for this model version:
         one vote per reading (its latest label), none for a reading anyone confirmed as an
@@ -29,12 +35,15 @@ class NormalSampleQueries(SqlDatabase):
         ``frozen``, the labels the learning freeze kept out over the same stretch of time (no
         older than the oldest in the sample when it is full): each reading's newest, while
         its latest label is such a one or a label by id, and nobody confirmed it an
-        anomaly; ``released`` when a label given to its id is learned from."""
+        anomaly; ``released`` when a label given to its id is learned from. Not read when
+        not ``with_frozen`` (the drift test, which leaves them out)."""
 
         def read(conn: sa.Connection) -> tuple[list[sa.RowMapping], list[sa.RowMapping]]:
             learned = list(
                 conn.execute(self._learned_query(model, model_version, since, limit)).mappings()
             )
+            if not with_frozen:
+                return learned[::-1], []
             oldest = learned[-1]["id"] if len(learned) == limit else None
             query = self._frozen_query(model, model_version, since, limit, oldest)
             return learned[::-1], list(conn.execute(query).mappings())[::-1]
