@@ -7,10 +7,17 @@ Setting and ending a window needs the ``admin`` scope; reading them, ``feedback`
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from service.api.bodies import JsonBodyRoute
 from service.api.openapi import problems
@@ -48,13 +55,20 @@ class NewWindow(BaseModel):
     modes: list[Mode] = Field(min_length=1, max_length=2)
     reason: str = Field(min_length=1, max_length=2000)
 
-    @model_validator(mode="after")
-    def _scope(self) -> Self:
-        if self.stream_id is not None and self.stream_prefix is not None:
+    # Field validators, not one on the model, so that the problem body names the field.
+    @field_validator("stream_prefix")
+    @classmethod
+    def _one_scope(cls, prefix: str | None, info: ValidationInfo) -> str | None:
+        if prefix is not None and info.data.get("stream_id") is not None:
             raise ValueError("give stream_id or stream_prefix, not both")
-        if len(set(self.modes)) != len(self.modes):
+        return prefix
+
+    @field_validator("modes")
+    @classmethod
+    def _distinct(cls, modes: list[Mode]) -> list[Mode]:
+        if len(set(modes)) != len(modes):
             raise ValueError("modes must not repeat")
-        return self
+        return modes
 
 
 class EndWindow(BaseModel):

@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 from service.calibration.records import MaintenanceEvent, MaintenanceWindow, WindowSpec
 from service.calibration.store import FeedbackStore, WindowAlreadyEnded, WindowNotFound
-from service.errors import InvalidRequest, ServiceError
+from service.errors import FieldError, InvalidRequest, ServiceError
 from service.scoring.decision import WindowMatch
 from service.scoring.registry import ModelRegistry
 
@@ -98,9 +99,18 @@ class MaintenanceWindows:
         if spec.model is not None:
             self.models.get(spec.model)  # 404 for a model not served
         if not (spec.suppress_alerts or spec.exclude_from_learning):
-            raise InvalidRequest("a maintenance window needs at least one mode")
-        if spec.ends_at is not None and spec.ends_at <= max(spec.starts_at, self.clock()):
-            raise InvalidRequest("a maintenance window must end after it starts and after now")
+            message = "a maintenance window needs at least one mode"
+            raise InvalidRequest(message, errors=[FieldError("modes", message)])
+        now = self.clock()
+        if spec.ends_at is not None and spec.ends_at <= max(spec.starts_at, now):
+            message = (
+                f"{_utc(spec.ends_at)} must be after the start ({_utc(spec.starts_at)}) and "
+                f"after the server's clock ({_utc(now)})"
+            )
+            raise InvalidRequest(
+                "a maintenance window must end after it starts and after now",
+                errors=[FieldError("ends_at", message)],
+            )
         window = await asyncio.to_thread(self.store.create_window, spec, author=author)
         await self.restore()
         return window
@@ -128,3 +138,7 @@ class MaintenanceWindows:
     async def listing(self, *, current_only: bool, limit: int) -> list[MaintenanceWindow]:
         since = self.clock() if current_only else None
         return await asyncio.to_thread(self.store.list_windows, since=since, limit=limit)
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

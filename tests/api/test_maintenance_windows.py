@@ -94,6 +94,9 @@ async def test_bad_windows_are_refused_with_a_problem(
     )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
+    if status == 422:  # the body says which field to mend
+        fields = {error["field"] for error in response.json()["errors"]}
+        assert fields & {"modes", "stream_id", "stream_prefix", "ends_at", "starts_at"}, fields
 
 
 async def test_suppressed_alerts_are_scored_but_not_raised_nor_counted(client: Any) -> None:

@@ -40,8 +40,12 @@ def chosen(markdown: str) -> list[Example]:
 
 
 def run_examples(markdown: str, tmp_path: Path) -> str:
+    return run_examples_of(chosen(markdown), tmp_path)
+
+
+def run_examples_of(examples_in_order: list[Example], tmp_path: Path) -> str:
     port = free_port()
-    (tmp_path / "run.sh").write_text(script(chosen(markdown), port))
+    (tmp_path / "run.sh").write_text(script(examples_in_order, port))
     env = {
         **os.environ,
         "PYTHON": sys.executable,
@@ -84,3 +88,13 @@ def test_the_usage_page_runs_as_written(tmp_path: Path) -> None:
     assert any(example.language == "python" for example in chosen(markdown))
     output = run_examples(markdown, tmp_path)
     assert '"client_label_id":"shift-7-0001"' in output
+
+
+def test_the_console_pages_examples_run_as_written(tmp_path: Path) -> None:
+    """After the usage page's keys, as the console page sends its reader there for them."""
+    usage = chosen((REPO / "docs" / "usage.md").read_text())
+    keys = next(example for example in usage if "ADMIN_KEY=" in example.code)
+    console = chosen((REPO / "docs" / "console.md").read_text())
+    assert console, "the console page has no example to run"
+    output = run_examples_of([keys, *console], tmp_path)
+    assert '"reason":"seal replacement"' in output and '"reason":"finished early"' in output
