@@ -153,7 +153,9 @@ class ScoreResponse(_Doc):
 
 
 class BulkScoreResponse(_Doc):
-    """Reply to a binary body: one array per field, in reading order."""
+    """Reply to a binary body: one array per field, in reading order, one entry per scored
+    reading (the first ``warming_up`` readings sent have none: entry ``i`` is reading
+    ``warming_up + i``)."""
 
     stream_id: str
     model: str
@@ -161,7 +163,10 @@ class BulkScoreResponse(_Doc):
     threshold: float
     threshold_version: int
     count: int
-    warming_up: int = Field(description="Leading readings that produced no score.")
+    warming_up: int = Field(
+        description="Leading readings that produced no score: each array's entry i is "
+        "reading warming_up + i."
+    )
     first_reading_id: str
     last_reading_id: str = Field(description="Ids in between follow the same numbering.")
     alerts_raised: int
