@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from starlette.requests import Request
 
 from service.errors import ServiceError
 from service.settings import ApiKeyConfig, Scope, Settings
+
+logger = logging.getLogger(__name__)
 
 SCOPES: tuple[Scope, ...] = ("score", "feedback", "admin")
 MIN_KEY_LENGTH = 32
@@ -167,6 +170,12 @@ def read_key_file(path: Path) -> list[ApiKeyConfig]:
         raise ValueError(f"API key file {path} does not match the schema: {exc}") from exc
 
 
+NO_KEYS_CONFIGURED = (
+    "this endpoint needs an API key, and this service has none: start it with "
+    "ANOMALY_API_KEYS or ANOMALY_API_KEYS_FILE (docs/usage.md, 'Keys for trying it out')"
+)
+
+
 def build_keyring(settings: Settings) -> KeyRing:
     """Keys from settings and the secrets file; in production, refuse none or weak ones."""
     configs: list[ApiKeyConfig] = list(settings.api_keys)
@@ -183,6 +192,8 @@ def build_keyring(settings: Settings) -> KeyRing:
             raise InsecureConfiguration(
                 "production mode refuses weak API keys: " + "; ".join(ring.weak_keys)
             )
+    if len(ring) == 0:
+        logger.warning("no API keys configured: feedback and admin answer 401 to every request")
     return ring
 
 
@@ -198,6 +209,8 @@ def presented_key(request: Request) -> str | None:
 
 def authenticate(keyring: KeyRing, key: str | None) -> Principal:
     """The key's principal; Unauthenticated (401) when it is missing or unknown."""
+    if len(keyring) == 0:  # development mode without keys: no key can be right
+        raise Unauthenticated(NO_KEYS_CONFIGURED)
     if key is None:
         raise Unauthenticated(
             "this endpoint needs an API key: send 'Authorization: Bearer <key>' "

@@ -142,6 +142,22 @@ async def test_scoring_is_open_unless_configured(make_client: Any) -> None:
     assert (await strict.post("/v1/score", json=body, headers=ADMIN)).status_code == 200
 
 
+async def test_without_keys_configured_the_refusal_says_how_to_configure_them(
+    make_client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Development mode starts without keys; feedback and admin then refuse every caller,
+    and saying only "send a key" would send a first-day user looking for one."""
+    with caplog.at_level("WARNING", logger="service.security"):
+        keyless = await make_client(api_keys=[])
+    assert "no API keys configured" in caplog.text
+    for headers in ({}, {"Authorization": "Bearer some-key"}):
+        refused = await keyless.get("/v1/feedback", headers=headers)
+        assert refused.status_code == 401
+        assert "ANOMALY_API_KEYS" in refused.json()["detail"]
+    keyed = await make_client(api_keys=API_KEYS)
+    assert "ANOMALY_API_KEYS" not in (await keyed.get("/v1/feedback")).json()["detail"]
+
+
 async def test_production_is_closed_by_default(make_client: Any) -> None:
     """With only admin and feedback keys in production, anonymous callers can neither score
     (moving any stream's alert state) nor read streams or model details; opening scoring
