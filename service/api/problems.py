@@ -35,6 +35,9 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     )
 
 
+SHOWN_ERRORS = 3
+
+
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> tuple[str, int | None]:
     """FastAPI's ``loc`` like ("body", "readings", 3, "values") → ("readings.values", 3)."""
     parts = [p for p in loc if p not in ("body", "query", "path", "header")]
@@ -100,12 +103,20 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     errors = []
     for err in exc.errors():
         field, index = _field_of(err.get("loc", ()))
-        errors.append(FieldError(field=field, reading_index=index, message=str(err.get("msg"))))
+        message = str(err.get("msg"))
+        if err.get("type") == "extra_forbidden":  # pydantic: "Extra inputs are not permitted"
+            message = "unknown field: not one this part of the body takes (see /docs)"
+        errors.append(FieldError(field=field, reading_index=index, message=message))
+    # The first few in the detail too: many clients show the detail and nothing else.
+    shown = "; ".join(f"{error.field}: {error.message}" for error in errors[:SHOWN_ERRORS])
+    more = (
+        f" (and {len(errors) - SHOWN_ERRORS} more in errors)" if len(errors) > SHOWN_ERRORS else ""
+    )
     body = problem_body(
         status=422,
         slug="invalid-request",
         title="Request failed validation",
-        detail=f"{len(errors)} problem(s) with the request",
+        detail=f"{len(errors)} problem(s) with the request: {shown}{more}",
         errors=errors,
         instance=request.url.path,
     )

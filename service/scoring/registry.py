@@ -143,7 +143,8 @@ class ModelRegistry:
         names = ", ".join(sorted(self._models))
         return (
             f"several models are loaded ({names}) and no default is configured: name the "
-            "model in the request (see /docs for each form), or set ANOMALY_DEFAULT_MODEL"
+            "model in the request (see /docs for each form: `model` in a score request, "
+            "`readings.model` or `time_range.model` in a label), or set ANOMALY_DEFAULT_MODEL"
         )
 
     def models(self) -> list[LoadedModel]:

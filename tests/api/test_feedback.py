@@ -264,6 +264,22 @@ async def test_a_reversed_time_range_is_empty(client: Any) -> None:
     assert "before time_range.start" in response.json()["detail"]
 
 
+async def test_a_refused_body_says_what_is_wrong_in_its_detail(client: Any) -> None:
+    """Many clients show a problem's detail and nothing else: it names the first problems,
+    and a field in the wrong place is called unknown, not "extra input"."""
+    misplaced = {"label": "normal", "model": "test-plant", "readings": {"values": [[0.1] * 4]}}
+    response = await post(client, misplaced)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["errors"][0]["field"] == "model"
+    assert "model: unknown field" in body["detail"]
+    many = {"label": "sometimes", "note": 5, "reading_ids": [], "colour": "red", "size": 1}
+    detail = (await post(client, many)).json()["detail"]
+    assert (
+        detail.startswith("5 problem(s) with the request: ") and "(and 2 more in errors)" in detail
+    )
+
+
 async def test_nan_values_are_refused(client: Any) -> None:
     response = await client.post(
         "/v1/feedback",

@@ -58,7 +58,9 @@ async def test_several_models_without_a_default_are_not_ready(
     reason = ready.json()["checks"]["models"]
     assert "several models are loaded (plant-a, plant-b)" in reason
     variable = f"{Settings.model_config['env_prefix']}DEFAULT_MODEL"
-    assert f"name the model in the request (see /docs for each form), or set {variable}" in reason
+    assert "name the model in the request (see /docs for each form" in reason
+    assert "`readings.model` or `time_range.model` in a label" in reason
+    assert f"or set {variable}" in reason
     named = await client.post(
         "/v1/score", json={"model": "plant-a", "stream_id": "s", "reading": [0, 0, 0, 0]}
     )
