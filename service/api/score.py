@@ -12,7 +12,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.api.guard import MAX_LENGTH_DIGITS
-from service.errors import InvalidRequest, PayloadTooLarge
+from service.errors import FieldError, InvalidRequest, PayloadTooLarge
 from service.schemas import BulkScoreResponse, Problem, ScoreResponse
 from service.scoring.manifest import NAME_MAX_LENGTH, NAME_PATTERN
 from service.scoring.payload import MAX_STREAM_ID, STREAM_ID_PATTERN
@@ -78,13 +78,12 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
         if parsed.single:
             return render_json(await state.batcher.score(parsed), single=True), JSON_REPLY
         return render_json(await state.stream_store.score(parsed), single=False), JSON_REPLY
-    query = request.query_params
-    served = state.models.get(query.get("model") or headers.get("x-model"))
+    served = state.models.get(_said_once(request, "model"))
     parsed = parse_binary(
         body,
         kind,
-        stream_id=query.get("stream_id") or headers.get("x-stream-id"),
-        dtype=query.get("dtype") or headers.get("x-dtype"),
+        stream_id=_said_once(request, "stream_id"),
+        dtype=_said_once(request, "dtype"),
         model=served.name,
         n_sensors=served.manifest.n_sensors,
         max_readings=state.settings.max_batch_readings,
@@ -93,6 +92,21 @@ async def serve_score(request: Request, state: AppState) -> tuple[bytes, str]:
     if wants_npz(headers.get("accept")):
         return render_npz(scored), NPZ_TYPE
     return render_columnar(scored), JSON_REPLY
+
+
+def _said_once(request: Request, name: str) -> str | None:
+    """A binary body's ``name``, from the query or its header (``stream_id``: X-Stream-Id);
+    the two saying different things is refused, not settled by a rule the caller may not
+    know."""
+    header = "x-" + name.replace("_", "-")
+    in_query, in_header = request.query_params.get(name), request.headers.get(header)
+    if in_query and in_header and in_query != in_header:
+        message = f"?{name}={in_query!r} and the {header} header ({in_header!r}) differ"
+        raise InvalidRequest(
+            f"the request names its {name} twice, differently: {message}",
+            errors=[FieldError(name, message)],
+        )
+    return in_query or in_header
 
 
 def request_examples(model: LoadedModel, *, name_model: bool) -> dict[str, Any]:

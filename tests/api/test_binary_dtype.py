@@ -50,3 +50,24 @@ async def test_the_dtype_parameter_is_documented(client: AppClient) -> None:
     parameters = {p["name"]: p for p in spec["paths"]["/v1/score"]["post"]["parameters"]}
     assert parameters["dtype"]["schema"]["enum"] == ["float32", "float64"]
     assert parameters["dtype"]["schema"]["default"] == "float32"
+
+
+@pytest.mark.parametrize(
+    ("name", "header", "query", "said"),
+    [
+        ("stream_id", "x-stream-id", "pump-8", "pump-7"),
+        ("dtype", "x-dtype", "float64", "float32"),
+        ("model", "x-model", "other-plant", "test-plant"),
+    ],
+)
+async def test_query_and_header_saying_different_things_are_refused(
+    client: AppClient, name: str, header: str, query: str, said: str
+) -> None:
+    """Neither wins silently: the caller meant one of them, and the other was a mistake."""
+    body = ROWS.astype("<f4").tobytes()
+    headers = OCTETS | {header: said}
+    response = await client.post("/v1/score", content=body, headers=headers, params={name: query})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == name
+    agreeing = await client.post("/v1/score", content=body, headers=headers, params={name: said})
+    assert agreeing.status_code == 200, agreeing.text
