@@ -151,7 +151,12 @@ def run(args: argparse.Namespace) -> int:
                 )
             except DataError as exc:
                 baseline_note = f"the model's training data is not available ({exc})"
-                print(f"warning: no PCA baseline: {exc}", file=sys.stderr)
+                print(
+                    f"warning: no PCA baseline: {exc} (give the model's training and "
+                    "calibration files with --train and --calibration-data; --no-baseline "
+                    "says it is skipped on purpose)",
+                    file=sys.stderr,
+                )
         result = evaluate_artifact(
             artifact, normal, anomalous, baseline=baseline, baseline_note=baseline_note
         )
