@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import uvicorn
+from pydantic import ValidationError
 
 from service.app import create_app
+from service.security import InsecureConfiguration
 from service.settings import Settings
 
 
@@ -43,10 +46,17 @@ def main(argv: list[str] | None = None) -> None:
         }.items()
         if value is not None
     }
-    settings = Settings(**overrides)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings(**overrides)
+        app = create_app(settings)
+    except (ValidationError, InsecureConfiguration) as exc:
+        # A setting to mend, not a fault in the code: its reason, without a traceback
+        # that buries it (argparse's status for a usage error).
+        print(f"python -m service: cannot start: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         workers=1,

@@ -12,6 +12,7 @@ from conftest import AppClient, ArtifactWriter, ClientFactory
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.__main__ import main as service_main
 from service.app import StartupError, create_app
 from service.calibration.store import StoreUnreachable
 from service.settings import Settings
@@ -150,6 +151,31 @@ def test_fail_fast_refuses_to_start(tmp_path: Path, write_test_artifact: Artifac
 
     with pytest.raises(StartupError, match="checksum mismatch"):
         asyncio.run(start())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("ANOMALY_ENV", "production", "production mode needs API keys"),
+        ("ANOMALY_PORT", "eighty", "port"),
+    ],
+)
+def test_a_setting_that_cannot_start_is_said_in_one_message_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    variable: str,
+    value: str,
+    reason: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    for name in ("ANOMALY_API_KEYS", "ANOMALY_API_KEYS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exited:
+        service_main(["--log-level", "warning"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("python -m service: cannot start: ") and reason in err
+    assert "Traceback" not in err
 
 
 async def test_models_endpoints(client: AppClient) -> None:
