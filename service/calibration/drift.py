@@ -112,10 +112,20 @@ def _ks(
 ) -> tuple[float, float]:
     """KS statistic D and its p-value with the samples counted at ``sizes`` (their
     effective sizes), by the asymptotic law ks_2samp's asymptotic method uses."""
-    statistic = float(stats.ks_2samp(reference, recent).statistic)
-    m, n = sizes
-    en = max(1, round(m * n / (m + n)))
-    return statistic, float(stats.kstwo.sf(statistic, en))
+    statistics, pvalues = _ks_columns(
+        reference[:, None], recent[:, None], np.array([sizes[0]]), np.array([sizes[1]])
+    )
+    return float(statistics[0]), float(pvalues[0])
+
+
+def _ks_columns(
+    reference: np.ndarray, recent: np.ndarray, m: np.ndarray, n: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_ks` for every column at once (column ``j`` counted at sizes ``m[j]``,
+    ``n[j]``): one call each to scipy instead of one per sensor."""
+    statistics = np.asarray(stats.ks_2samp(reference, recent, axis=0).statistic, dtype=np.float64)
+    en = np.maximum(1, np.round(m * n / (m + n)))
+    return statistics, np.asarray(stats.kstwo.sf(statistics, en), dtype=np.float64)
 
 
 def recommend(
@@ -207,14 +217,13 @@ def drift_report(
     sizes = (len(reference) / own.reading, effective_size(lengths, reading_memory))
     statistic, pvalue = _ks(reference.mean(axis=1), recent.mean(axis=1), sizes)
     drifted = pvalue < level and statistic >= policy.min_effect
-    per_sensor = [
-        _ks(
-            reference[:, j],
-            recent[:, j],
-            (len(reference) / own.sensors[j], effective_size(lengths, sensor_memory[j])),
-        )
-        for j in range(len(sensors))
-    ]
+    sensor_statistics, sensor_pvalues = _ks_columns(
+        reference,
+        recent,
+        len(reference) / np.asarray(own.sensors, dtype=np.float64),
+        np.array([effective_size(lengths, tau) for tau in sensor_memory]),
+    )
+    per_sensor = list(zip(sensor_statistics.tolist(), sensor_pvalues.tolist(), strict=True))
     adjusted = benjamini_hochberg([p for _, p in per_sensor])
     sensor_results = tuple(
         SensorDrift(
