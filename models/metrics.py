@@ -199,25 +199,33 @@ def chance_false_alarms_exceed(n_limit: int, n_test: int, quantile: float, bar: 
 
 @dataclass(frozen=True)
 class RecallAtFalseAlarmRate:
-    """An ROC operating point: chosen on the evaluated normals, so it describes the curve and
-    is not a deployable threshold."""
+    """An ROC operating point: chosen on the evaluated normals (those of normal operation
+    alone when they are known), so it describes the curve and is not a deployable
+    threshold."""
 
     target_false_alarm_rate: float
     threshold: float
     recall: float
     false_alarm_rate: float
+    on_operation: bool = False
+    """Counted on the readings of normal operation alone (a run without faults), not on
+    every reading labelled normal."""
 
 
 def recall_at_false_alarm_rate(
-    scores: np.ndarray, labels: np.ndarray, far: float
+    scores: np.ndarray, labels: np.ndarray, far: float, normals: np.ndarray | None = None
 ) -> RecallAtFalseAlarmRate:
+    """``normals``: the normal readings the false-alarm rate is counted on (default: every
+    reading not labelled anomalous)."""
     s, y = _as_scores_and_labels(scores, labels)
-    threshold = threshold_at_false_alarm_rate(s[~y], far)
+    quiet = ~y if normals is None else np.asarray(normals, dtype=bool).ravel() & ~y
+    threshold = threshold_at_false_alarm_rate(s[quiet], far)
     return RecallAtFalseAlarmRate(
         target_false_alarm_rate=far,
         threshold=threshold,
         recall=float(np.mean(s[y] > threshold)),
-        false_alarm_rate=float(np.mean(s[~y] > threshold)),
+        false_alarm_rate=float(np.mean(s[quiet] > threshold)),
+        on_operation=normals is not None,
     )
 
 
@@ -322,13 +330,29 @@ def evaluate_detector(
         roc_auc=auc,
         pr_auc=average_precision(s, y),
         at_threshold=BinaryMetrics.from_flags(flags, y),
-        recall_at_far=[recall_at_false_alarm_rate(s, y, far) for far in false_alarm_rates],
+        # On normal operation alone where known: a labelled run's normal readings just after
+        # a fault score high for any model with a window or smoothing, and a cut-off set
+        # among them says less of the model than of how long it remembers.
+        recall_at_far=[
+            recall_at_false_alarm_rate(s, y, far, normals=_operation_normals(y, operation))
+            for far in false_alarm_rates
+        ],
         separability=separability(s[~y], s[y]),
         capacity=capacity_diagnosis(s[~y], s[y], auc, advice=advice.capacity),
         per_kind=per_kind,
         verdicts=verdicts,
         operation_false_alarm_rate=_operation_rate(flags, y, operation),
     )
+
+
+def _operation_normals(labels: np.ndarray, operation: np.ndarray | None) -> np.ndarray | None:
+    """The readings of normal operation alone, None when not known or none are."""
+    if operation is None:
+        return None
+    mask = np.asarray(operation, dtype=bool).ravel()
+    if mask.shape != labels.shape:
+        raise ValueError(f"{mask.size} operation flags but {labels.size} labels")
+    return mask if (mask & ~labels).any() else None
 
 
 def _operation_rate(flags: np.ndarray, labels: np.ndarray, operation: np.ndarray | None) -> float:

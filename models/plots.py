@@ -228,7 +228,11 @@ def plot_recall_at_far(detectors: list[ScoredDetector], path: Path) -> Path:
     """Recall at each fixed false-alarm rate and at the operating threshold, per detector."""
     plt = _pyplot()
     first = detectors[0].evaluation
-    groups = [f"at {p.target_false_alarm_rate:.0%} false alarms" for p in first.recall_at_far]
+    groups = [
+        f"at {p.target_false_alarm_rate:.0%} false alarms"
+        + ("\non normal operation" if p.on_operation else "")
+        for p in first.recall_at_far
+    ]
     groups.append("at the operating threshold")
     fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(groups) + 1.5), 4.2))
     width = 0.8 / len(detectors)
@@ -237,7 +241,10 @@ def plot_recall_at_far(detectors: list[ScoredDetector], path: Path) -> Path:
         e = detector.evaluation
         values = [100 * p.recall for p in e.recall_at_far] + [100 * e.at_threshold.recall]
         offset = (i - (len(detectors) - 1) / 2) * width
-        label = f"{e.detector} (threshold: {e.at_threshold.false_alarm_rate:.1%} false alarms)"
+        label = f"{e.detector} (threshold: {e.at_threshold.false_alarm_rate:.1%} false alarms"
+        if not math.isnan(e.operation_false_alarm_rate):
+            label += f", {e.operation_false_alarm_rate:.1%} on normal operation"
+        label += ")"
         bars = ax.bar(positions + offset, values, width, label=label)
         ax.bar_label(bars, fmt="%.0f%%", fontsize="x-small")
     ax.set_xticks(positions, groups)

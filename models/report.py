@@ -241,7 +241,8 @@ def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[lis
     fars = [p.target_false_alarm_rate for p in detectors[0].evaluation.recall_at_far]
     columns = ["detector", "threshold", "ROC-AUC", "PR-AUC", "precision", "recall", "F1"]
     columns += ["false alarms", "false alarms, normal file", "missed"]
-    columns += [f"recall @ {far:.0%} FAR" for far in fars]
+    where = " on normal operation" if detectors[0].evaluation.recall_at_far[0].on_operation else ""
+    columns += [f"recall @ {far:.0%} FAR{where}" for far in fars]
     columns += ["Cohen's d (log)", "Welch p"]
     rows = []
     for detector in detectors:

@@ -206,3 +206,29 @@ def test_false_alarms_of_normal_operation_leave_out_the_labelled_file() -> None:
         evaluate_detector(
             "toy", scores, labels, threshold=3.0, threshold_source="hand", operation=labels
         )
+
+
+def test_recall_at_a_false_alarm_rate_is_set_on_normal_operation_where_known() -> None:
+    """The readings just after a fault, still high for a model with memory, would set the
+    cut-off at a 25% false-alarm rate above both faults; on the normal file alone it sits
+    among normal operation's scores and catches them."""
+    scores = np.array([1.0, 1.1, 1.2, 1.3, 8.0, 7.0, 9.0, 9.5, 8.5, 1.0])
+    labels = np.array([0, 0, 0, 0, 1, 1, 0, 0, 0, 0], dtype=bool)
+    operation = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0], dtype=bool)
+    pooled = evaluate_detector(
+        "toy", scores, labels, threshold=3.0, threshold_source="hand", false_alarm_rates=[0.25]
+    )
+    (everywhere,) = pooled.recall_at_far
+    assert everywhere.recall == 0.0 and not everywhere.on_operation
+    known = evaluate_detector(
+        "toy",
+        scores,
+        labels,
+        threshold=3.0,
+        threshold_source="hand",
+        false_alarm_rates=[0.25],
+        operation=operation,
+    )
+    (alone,) = known.recall_at_far
+    assert alone.recall == 1.0 and alone.on_operation
+    assert alone.false_alarm_rate <= 0.25
