@@ -12,8 +12,9 @@ which a glitch pages is passed over where another is left).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -74,6 +75,9 @@ class LoneSpikeCheck:
     """Sensors that varied in training: a spike in their standard deviations means something."""
     guarded: bool = False
     """The model has the glitch guard (service/scoring/glitches.py)."""
+    recorded: Mapping[str, Any] | None = None
+    """What ``train`` found and the manifest keeps (``metrics.lone_spike``), said where this
+    run is too short to check."""
 
     @property
     def needed(self) -> int:
@@ -92,8 +96,19 @@ class LoneSpikeCheck:
 
     @property
     def ok(self) -> bool | None:
-        """None when the check could not say."""
-        return {"ok": True, "alerts": False}.get(self.verdict)
+        """None when the check could not say (nor ``train``'s, when this one was not run)."""
+        verdict = self.verdict
+        if verdict == "not checked" and self._train_says is not None:
+            verdict = str(self._train_says["verdict"])
+        return {"ok": True, "alerts": False}.get(verdict)
+
+    @property
+    def _train_says(self) -> Mapping[str, Any] | None:
+        """``recorded`` when it is what ``train`` writes and it checked something."""
+        said = self.recorded
+        if said is None or said.get("verdict") not in ("ok", "alerts", "inconclusive"):
+            return None
+        return said if isinstance(said.get("message"), str) else None
 
     @property
     def message(self) -> str:
@@ -102,11 +117,16 @@ class LoneSpikeCheck:
             return "not checked: no sensor varied in training."
         if verdict == "not checked":
             held = "the window holding it" if self.window == 1 else f"the {self.window} windows"
-            return (
+            short = (
                 f"not checked: {self.n_readings} readings where {self.needed} are needed "
                 f"({self.requested} spikes at distinct positions, each with {held} and "
                 f"{self.horizon} readings on either side)."
             )
+            said = self._train_says
+            if said is None:
+                return short + " Give a longer normal run to check it."
+            on = said.get("readings") or "its run"
+            return f"{said['message']} (train's check, on {on}; here {short})"
         what = (
             f"a lone {self.size:g}-SD spike on one sensor raised an alert in {self.alerted} of "
             f"{self.trials} trials"

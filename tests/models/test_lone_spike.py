@@ -233,6 +233,20 @@ def test_a_run_too_short_for_distinct_positions_is_not_checked(
     assert check(model, plant["normal"][:220]).trials == 20
 
 
+def test_too_short_a_run_says_what_train_found_on_its_own() -> None:
+    """evaluate on a short normal file: the manifest's check stands in, said as train's."""
+    short = LoneSpikeCheck(8.0, 8, "ewma:0.3", 20, 0, 0, 0, 160, 100, 52)
+    assert short.ok is None and short.message.endswith("Give a longer normal run to check it.")
+    found = LoneSpikeCheck(8.0, 8, "ewma:0.3", 20, 14, 3, 11, 960, 100, 52).as_dict()
+    found["readings"] = "the calibration run"
+    said = replace(short, recorded=found)
+    assert said.verdict == "not checked" and said.ok is False
+    assert said.message.startswith("WARNING: a lone 8-SD spike on one sensor raised an alert")
+    assert "(train's check, on the calibration run; here not checked: 160 readings" in said.message
+    garbled = replace(short, recorded={"verdict": "alerts", "message": 3})
+    assert garbled.ok is None and garbled.message == short.message
+
+
 def test_no_sensor_that_varied_is_not_checked() -> None:
     result = LoneSpikeCheck(8.0, 1, "none", 20, 0, 0, 0, 1500, 100, varying_sensors=0)
     assert result.verdict == "not checked"
