@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 
 from service.app import create_app
 from service.security import InsecureConfiguration
-from service.settings import Settings
+from service.settings import Settings, UnknownVariables, check_variables
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         settings = Settings(**overrides)
+        check_variables(settings, os.environ)
         app = create_app(settings)
-    except (ValidationError, InsecureConfiguration) as exc:
+    except (ValidationError, InsecureConfiguration, UnknownVariables) as exc:
         # A setting to mend, not a fault in the code: its reason, without a traceback
         # that buries it (argparse's status for a usage error).
         print(f"python -m service: cannot start: {exc}", file=sys.stderr)

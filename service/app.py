@@ -10,6 +10,7 @@ import asyncio
 import copy
 import gc
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -73,7 +74,7 @@ from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
-from service.settings import Settings
+from service.settings import Settings, check_variables
 from service.state import AppState, ReadinessCheck
 
 logger = logging.getLogger(__name__)
@@ -282,7 +283,9 @@ def create_app(
     settings: Settings | None = None, *, registry: CollectorRegistry | None = None
 ) -> FastAPI:
     """A new app; nothing is loaded until its lifespan starts."""
-    settings = settings if settings is not None else Settings()
+    if settings is None:  # read from the environment here (uvicorn's --factory)
+        settings = Settings()
+        check_variables(settings, os.environ)
     if registry is None:
         registry = CollectorRegistry()
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from service.__main__ import main as service_main
 from service.app import StartupError, create_app
 from service.calibration.store import StoreUnreachable
-from service.settings import Settings
+from service.settings import Settings, UnknownVariables, check_variables, unknown_variables
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -158,6 +159,7 @@ def test_fail_fast_refuses_to_start(tmp_path: Path, write_test_artifact: Artifac
     [
         ("ANOMALY_ENV", "production", "production mode needs API keys"),
         ("ANOMALY_PORT", "eighty", "port"),
+        ("ANOMALY_STORE_ULR", "postgresql://db/anomaly", "did you mean ANOMALY_STORE_URL?"),
     ],
 )
 def test_a_setting_that_cannot_start_is_said_in_one_message_without_a_traceback(
@@ -170,12 +172,36 @@ def test_a_setting_that_cannot_start_is_said_in_one_message_without_a_traceback(
     monkeypatch.setenv(variable, value)
     for name in ("ANOMALY_API_KEYS", "ANOMALY_API_KEYS_FILE"):
         monkeypatch.delenv(name, raising=False)
+    if variable == "ANOMALY_STORE_ULR":  # a typo is refused in production, with keys given
+        monkeypatch.setenv("ANOMALY_ENV", "production")
+        keys = [{"name": "ops", "scopes": ["admin"], "key": "k" * 24 + "3f9Q-x7Lm_pR2vT8"}]
+        monkeypatch.setenv("ANOMALY_API_KEYS", json.dumps(keys))
     with pytest.raises(SystemExit) as exited:
         service_main(["--log-level", "warning"])
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("python -m service: cannot start: ") and reason in err
     assert "Traceback" not in err
+
+
+def test_an_unknown_variable_is_named_with_the_setting_it_resembles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    environ = {
+        "ANOMALY_REDIS_TIMEOUT": "3",
+        "ANOMALY_PORT": "8001",
+        "PATH": "/bin",
+        "anomaly_x": "",
+    }
+    typo, lower = unknown_variables(environ)  # names are matched as settings match them
+    assert typo == "ANOMALY_REDIS_TIMEOUT (did you mean ANOMALY_REDIS_TIMEOUT_S?)"
+    assert lower.startswith("anomaly_x")
+    with caplog.at_level("WARNING", logger="service.settings"):
+        check_variables(Settings(), environ)  # development: said, not refused
+    assert "ANOMALY_REDIS_TIMEOUT (did you mean" in caplog.text
+    with pytest.raises(UnknownVariables, match="production mode refuses"):
+        check_variables(Settings(env="production"), environ)
+    check_variables(Settings(env="production"), {"ANOMALY_PORT": "8001"})
 
 
 async def test_models_endpoints(client: AppClient) -> None:
