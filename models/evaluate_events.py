@@ -106,7 +106,8 @@ def evaluate_events(
         )
     figures = event_figures(streams)
     described = describe_rule(rule, declared)
-    summary = {"rule": described, **figures.as_dict()}
+    summary: dict[str, Any] = {"rule": described, **figures.as_dict()}
+    summary["message"] = f"{summary_sentence(summary)} ({described})"
     informative = not figures.n_alerts or beats_random(summary)
     tables = [_summary_table(figures, streams, described, informative), _kind_table(streams)]
     return EventEvaluation(figures, tables, timelines, summary)
@@ -115,13 +116,15 @@ def evaluate_events(
 def _summary_table(
     figures: EventFigures, streams: list[StreamEvents], rule: str, informative: bool
 ) -> Table:
-    normal_readings = sum(s.normal_readings for s in streams)
-    false_alerts = sum(int(v["alerts_outside"]) for v in figures.per_stream.values())
+    false_alerts, expected = figures.false_alerts, figures.false_alerts_random
     if figures.false_alerts_per_day is not None:
         false_rate = f"{figures.false_alerts_per_day:.2f} per day of normal operation"
+        random_rate = f"{figures.false_alerts_per_day_random or 0.0:.2f} per day"
     else:
-        per = 10_000 * false_alerts / normal_readings if normal_readings else math.nan
-        false_rate = f"{per:.2f} per 10,000 normal readings (no timestamps)"
+        false_rate = (
+            f"{figures.false_alerts_per_10k:.2f} per 10,000 normal readings (no timestamps)"
+        )
+        random_rate = f"{figures.false_alerts_per_10k_random:.2f} per 10,000 normal readings"
     if figures.delays:
         delay = f"{figures.median_delay:g} / {figures.mean_delay:.1f}"
     else:
@@ -143,7 +146,7 @@ def _summary_table(
             delay,
             f"mean {random_delay:.1f}" if math.isfinite(random_delay) else "n/a",
         ],
-        ["false alerts", f"{false_alerts}: {false_rate}", "n/a"],
+        ["false alerts", f"{false_alerts}: {false_rate}", f"{expected:.1f}: {random_rate}"],
     ]
     return Table(
         title="Alerts (event level)",

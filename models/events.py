@@ -165,6 +165,25 @@ class EventFigures:
     """Expected delay (readings) of the first random alert in a window that gets one."""
     false_alerts_per_day: float | None
     per_stream: dict[str, dict[str, float]] = field(default_factory=dict)
+    false_alerts_per_day_random: float | None = None
+    false_alerts: int = 0
+    """Alerts starting outside every labelled stretch, over every stream."""
+    false_alerts_random: float = math.nan
+    """Expected count of those among as many alerts placed at random."""
+    normal_readings: int = 0
+
+    @property
+    def false_alerts_per_10k(self) -> float:
+        """Per 10,000 readings of normal operation: the rate where readings have no times."""
+        return 1e4 * self.false_alerts / self.normal_readings if self.normal_readings else math.nan
+
+    @property
+    def false_alerts_per_10k_random(self) -> float:
+        return (
+            1e4 * self.false_alerts_random / self.normal_readings
+            if self.normal_readings
+            else math.nan
+        )
 
     @property
     def median_delay(self) -> float:
@@ -186,6 +205,11 @@ class EventFigures:
             "mean_delay_readings": self.mean_delay,
             "mean_delay_readings_random": self.delay_random,
             "false_alerts_per_day": self.false_alerts_per_day,
+            "false_alerts_per_day_random": self.false_alerts_per_day_random,
+            "false_alerts": self.false_alerts,
+            "false_alerts_random": self.false_alerts_random,
+            "false_alerts_per_10000_normal_readings": self.false_alerts_per_10k,
+            "false_alerts_per_10000_normal_readings_random": self.false_alerts_per_10k_random,
         }
 
 
@@ -237,6 +261,7 @@ def event_figures(streams: Sequence[StreamEvents]) -> EventFigures:
     delays: list[int] = []
     delay_random: list[tuple[float, float]] = []  # (weight, expected delay)
     false_alerts = 0
+    timed_random = 0.0
     normal_days = 0.0
     per_stream: dict[str, dict[str, float]] = {}
     for stream in streams:
@@ -255,9 +280,11 @@ def event_figures(streams: Sequence[StreamEvents]) -> EventFigures:
                 delay_random.append((chance, random_delay(stream.n_readings, window.length, m)))
         hit += stream_hits
         outside += int(np.sum(~inside))
-        outside_random += m * (1.0 - covered / stream.n_readings) if stream.n_readings else 0.0
+        chance_outside = m * (1.0 - covered / stream.n_readings) if stream.n_readings else 0.0
+        outside_random += chance_outside
         if stream.reading_seconds is not None:
             false_alerts += int(np.sum(~inside))
+            timed_random += chance_outside
             normal_days += stream.normal_readings * stream.reading_seconds / 86_400
         per_stream[stream.name] = {
             "windows": len(stream.windows),
@@ -277,7 +304,11 @@ def event_figures(streams: Sequence[StreamEvents]) -> EventFigures:
         delays=delays,
         delay_random=sum(w * d for w, d in delay_random) / weight if weight else math.nan,
         false_alerts_per_day=false_alerts / normal_days if timed and normal_days else None,
+        false_alerts_per_day_random=timed_random / normal_days if timed and normal_days else None,
         per_stream=per_stream,
+        false_alerts=outside,
+        false_alerts_random=outside_random,
+        normal_readings=sum(s.normal_readings for s in streams),
     )
 
 

@@ -326,8 +326,9 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
             "",
             f"{first.n_normal} normal and {first.n_anomalous} anomalous readings; a reading is "
             "flagged when its score is above the threshold. Recall at a fixed false-alarm rate "
-            "uses a threshold picked on these normals: it describes the ROC curve, it is not "
-            "a deployable setting.",
+            "uses a threshold picked on the normals of normal operation (the normal file; "
+            "else on all of these): it describes the ROC curve, it is not a deployable "
+            "setting.",
             "",
             *markdown_table(*_detector_rows(report.detectors)),
             "",

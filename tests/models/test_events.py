@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -93,6 +94,14 @@ def test_event_figures_on_a_constructed_stream() -> None:
     assert figures.windows_alerted_random == pytest.approx(1 - 0.9**4)
     assert figures.false_alerts_per_day == pytest.approx(2 / (800 / 24))
     assert figures.per_stream["s"]["alerts_outside"] == 2
+    # beside as many alerts at random: 80% of 4 expected outside the windows
+    assert figures.false_alerts == 2 and figures.false_alerts_random == pytest.approx(3.2)
+    assert figures.false_alerts_per_day_random == pytest.approx(3.2 / (800 / 24))
+    assert figures.false_alerts_per_10k == pytest.approx(25.0)
+    assert figures.false_alerts_per_10k_random == pytest.approx(40.0)
+    untimed = event_figures([replace(stream, reading_seconds=None)])
+    assert untimed.false_alerts_per_day is None and untimed.false_alerts_per_day_random is None
+    assert untimed.as_dict()["false_alerts_per_10000_normal_readings"] == pytest.approx(25.0)
 
 
 def test_windows_from_labels_and_rule_guards() -> None:
