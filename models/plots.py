@@ -322,10 +322,15 @@ def score_axis(ax: Any, top: float) -> None:
     """Score / threshold from 0 to just above ``top`` (at least 1): linear below the threshold,
     logarithmic above it, and labelled there too (symlog alone labels only decades)."""
     ax.set_yscale("symlog", linthresh=1.0)
-    decades = 10.0 ** np.arange(0, math.floor(math.log10(max(top, 1.0))) + 1)  # none past top
-    ticks = [0.0, 0.25, 0.5, 0.75, *decades]
+    limit = max(top, 1.0) * 1.15  # room for the alert marks above the highest
+    decades = 10.0 ** np.arange(0, math.floor(math.log10(limit)) + 1)
+    # 1, 2, 5 in each decade, so a score just above the threshold can be read off
+    above = [d * step for d in decades for step in (1.0, 2.0, 5.0) if d * step <= limit]
+    if len(above) < 2 and limit >= 1.5:  # a top below 2: one more to read it by
+        above.append(1.5)
+    ticks = [0.0, 0.25, 0.5, 0.75, *above]
     ax.set_yticks(ticks, [f"{tick:g}" for tick in ticks])
-    ax.set_ylim(0.0, max(top, 1.0) * 1.15)  # room for the alert marks above the highest
+    ax.set_ylim(0.0, limit)
 
 
 def plot_timelines(timelines: list[Timeline], path: Path) -> Path:
@@ -348,7 +353,7 @@ def plot_timelines(timelines: list[Timeline], path: Path) -> Path:
             ax.plot(line.alerts, np.full(line.alerts.size, top * 1.05), "v",
                     color="tab:green", markersize=5, label="alert starts")  # fmt: skip
         score_axis(ax, top)
-        ax.set_ylabel("score / threshold")
+        ax.set_ylabel("score / threshold\n(log scale above 1)")
         ax.set_title(line.title, fontsize="small")
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.005, 1.0))
     axes[-1, 0].set_xlabel("reading (scored readings of the run, in order)")

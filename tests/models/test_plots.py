@@ -34,14 +34,18 @@ def test_pr_warning_only_when_nearly_every_reading_is_anomalous() -> None:
 
 @pytest.mark.parametrize(
     ("top", "labels", "limit"),
-    [(0.8, ["0", "0.25", "0.5", "0.75", "1"], 1.15), (2.0, ["0", "0.25", "0.5", "0.75", "1"], 2.3),
-     (11.0, ["0", "0.25", "0.5", "0.75", "1", "10"], 12.65)],
+    [(0.8, ["0", "0.25", "0.5", "0.75", "1"], 1.15),
+     (1.4, ["0", "0.25", "0.5", "0.75", "1", "1.5"], 1.61),
+     (2.0, ["0", "0.25", "0.5", "0.75", "1", "2"], 2.3),
+     (11.0, ["0", "0.25", "0.5", "0.75", "1", "2", "5", "10"], 12.65)],
 )  # fmt: skip
 def test_the_score_axis_labels_levels_below_the_threshold_and_ends_at_the_top(
     top: float, labels: list[str], limit: float
 ) -> None:
-    """Levels under the threshold are readable, and no decade beyond the highest score
-    stretches the axis (a peak of 2 on an axis to 10 would leave half the plot empty)."""
+    """Levels under the threshold are readable, those above it too (1, 2, 5 a decade: symlog
+    alone labels decades, so a score of 1.4 had no tick above the threshold), and no decade
+    beyond the highest score stretches the axis (a peak of 2 on an axis to 10 would leave
+    half the plot empty)."""
     plt = plots._pyplot()
     fig, ax = plt.subplots()
     score_axis(ax, top)
