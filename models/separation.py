@@ -155,8 +155,9 @@ class Advice:
     """After ``capacity``, for a kind not separated."""
 
 
-NO_ADVICE = Advice(capacity="", invisible=INVISIBLE_ADVICE)
-"""For the PCA baseline: nothing of its own to change, only the window to try."""
+NO_ADVICE = Advice(capacity="", weak="", invisible="")
+"""For the PCA baseline: a reference beside the model, with nothing to train or change, so
+its verdicts give their figures and no advice (what to try is the model's verdicts' to say)."""
 
 
 @dataclass(frozen=True)
@@ -235,8 +236,13 @@ def kind_verdict(
         todo = " ".join(part for part in (advice.capacity, advice.invisible) if part)
         message = (
             f"NOT SEPARATED: its typical reading scores close to normal ones ({figures}); "
-            f"what crosses the threshold is the {recall:.1%} that stand out. {todo}"
-        )
+            + (
+                f"what crosses the threshold is the {recall:.1%} that stand out. "
+                if recall > 0
+                else "none crosses the threshold. "
+            )
+            + todo
+        ).rstrip()
     elif separates_by_rule(result):
         verdict = "ok"
         message = (

@@ -36,9 +36,12 @@ def test_a_kind_scored_like_normal_readings_is_not_separated_and_says_what_to_do
     assert verdict.verdict == "not separated" and not verdict.separates
     assert verdict.message.startswith("NOT SEPARATED")
     assert RECONSTRUCTION_ADVICE in verdict.message and INVISIBLE_ADVICE in verdict.message
-    # The PCA baseline gets no autoencoder advice, only the window one.
+    # The PCA baseline is a reference: its figures, and no advice to train anything.
     pca = kind_verdict("fault 03", normal, same, threshold=3.0, auc=0.5, advice=NO_ADVICE)
-    assert RECONSTRUCTION_ADVICE not in pca.message and INVISIBLE_ADVICE in pca.message
+    assert RECONSTRUCTION_ADVICE not in pca.message and INVISIBLE_ADVICE not in pca.message
+    assert "train" not in pca.message and pca.message.endswith("that stand out.")
+    unseen = kind_verdict("fault 03", normal, same, threshold=1e9, auc=0.5)
+    assert unseen.recall == 0.0 and "none crosses the threshold." in unseen.message
 
 
 def test_a_kind_that_scores_higher_but_fails_the_rule_is_weak() -> None:
