@@ -210,6 +210,14 @@ class RecallAtFalseAlarmRate:
     on_operation: bool = False
     """Counted on the readings of normal operation alone (a run without faults), not on
     every reading labelled normal."""
+    n_normals: int = 0
+    """The normal readings the rate is counted on."""
+
+    @property
+    def rests_on(self) -> float:
+        """How many normal readings the target rate lets above the cut-off: a handful makes
+        the cut-off, and the recall at it, rough."""
+        return self.target_false_alarm_rate * self.n_normals
 
 
 def recall_at_false_alarm_rate(
@@ -226,6 +234,7 @@ def recall_at_false_alarm_rate(
         recall=float(np.mean(s[y] > threshold)),
         false_alarm_rate=float(np.mean(s[quiet] > threshold)),
         on_operation=normals is not None,
+        n_normals=int(np.sum(quiet)),
     )
 
 

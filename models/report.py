@@ -237,6 +237,20 @@ def markdown_table(
     return lines
 
 
+ROUGH_BELOW = 10
+"""Normal readings above a fixed-rate cut-off below which the recall at it is called rough."""
+
+
+def _rough_points(evaluation: DetectorEvaluation) -> list[str]:
+    """A line for each fixed false-alarm rate whose cut-off rests on a handful of readings."""
+    rough = [p for p in evaluation.recall_at_far if p.rests_on < ROUGH_BELOW]
+    return [
+        f"Recall @ {p.target_false_alarm_rate:.0%} FAR rests on the {p.rests_on:.1f} highest of "
+        f"{p.n_normals} normal readings: read it as rough (a longer normal file steadies it)."
+        for p in rough
+    ] + ([""] if rough else [])
+
+
 def _detector_rows(detectors: list[ScoredDetector]) -> tuple[list[str], list[list[Any]]]:
     fars = [p.target_false_alarm_rate for p in detectors[0].evaluation.recall_at_far]
     columns = ["detector", "threshold", "ROC-AUC", "PR-AUC", "precision", "recall", "F1"]
@@ -332,6 +346,7 @@ def _markdown(report: EvaluationReport, written: dict[str, Path]) -> str:
             "",
             *markdown_table(*_detector_rows(report.detectors)),
             "",
+            *_rough_points(first),
             "Thresholds:",
             "",
         ]

@@ -68,3 +68,6 @@ def test_report_writes_every_plot(tmp_path: Path) -> None:
         assert written[role].stat().st_size > 0, role
     markdown = written["markdown"].read_text()
     assert "![timeline](timeline.png)" in markdown
+    # 1% of 200 normal readings is 2 above the cut-off: rough; 5% is 10: not called so
+    assert "Recall @ 1% FAR rests on the 2.0 highest of 200 normal readings" in markdown
+    assert "Recall @ 5% FAR rests on" not in markdown
