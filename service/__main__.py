@@ -16,8 +16,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.security import InsecureConfiguration
-from service.settings import Settings, UnknownVariables, check_variables
+from service.environment import UnknownVariables, check_variables
+from service.security import KeyConfigurationError
+from service.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,10 +53,11 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(**overrides)
         check_variables(settings, os.environ)
         app = create_app(settings)
-    except (ValidationError, InsecureConfiguration, UnknownVariables) as exc:
+    except (ValidationError, KeyConfigurationError, UnknownVariables) as exc:
         # A setting to mend, not a fault in the code: its reason, without a traceback
         # that buries it (argparse's status for a usage error).
-        print(f"python -m service: cannot start: {exc}", file=sys.stderr)
+        reason = _settings_problems(exc) if isinstance(exc, ValidationError) else str(exc)
+        print(f"python -m service: cannot start: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run(
         app,
@@ -66,6 +68,17 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         server_header=False,
     )
+
+
+def _settings_problems(error: ValidationError) -> str:
+    """Each problem as the variable to mend and what is wrong, on one line."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    problems = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        name = f"{prefix}{where.upper()}" if where else "settings"
+        problems.append(f"{name}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ from service.calibration.recalibrator import RecalibrationLoop
 from service.calibration.replicas import PostgresLink, ReplicaLink, SoloLink
 from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import StoreUnreachable
+from service.environment import check_variables
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
@@ -74,7 +75,7 @@ from service.scoring.shared_readings import ReadingIndex, SharedReadings
 from service.scoring.stream_store import LocalStreamStore, StreamStore
 from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
-from service.settings import Settings, check_variables
+from service.settings import Settings
 from service.state import AppState, ReadinessCheck
 
 logger = logging.getLogger(__name__)

@@ -69,7 +69,12 @@ class Forbidden(ServiceError):
     title = "API key lacks the required scope"
 
 
-class InsecureConfiguration(ValueError):
+class KeyConfigurationError(ValueError):
+    """The keys cannot be read (a key file missing or malformed, a name given twice): the
+    service refuses to start."""
+
+
+class InsecureConfiguration(KeyConfigurationError):
     """Production settings with no key or a weak one: the service refuses to start."""
 
 
@@ -119,7 +124,7 @@ class KeyRing:
         names: set[str] = set()
         for config in keys:
             if config.name in names:
-                raise ValueError(f"API key name {config.name!r} is used twice")
+                raise KeyConfigurationError(f"API key name {config.name!r} is used twice")
             names.add(config.name)
             if config.key is not None:
                 clear = config.key.get_secret_value()
@@ -161,13 +166,17 @@ def read_key_file(path: Path) -> list[ApiKeyConfig]:
     try:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"API key file {path} is unreadable or not JSON: {exc}") from exc
+        raise KeyConfigurationError(
+            f"API key file {path} is unreadable or not JSON: {exc}"
+        ) from exc
     try:
         return TypeAdapter(
             list[ApiKeyConfig], config=ConfigDict(hide_input_in_errors=True)
         ).validate_python(raw)
     except ValidationError as exc:
-        raise ValueError(f"API key file {path} does not match the schema: {exc}") from exc
+        raise KeyConfigurationError(
+            f"API key file {path} does not match the schema: {_one_line(exc)}"
+        ) from exc
 
 
 NO_KEYS_CONFIGURED = (
@@ -253,3 +262,11 @@ class require_scope:  # noqa: N801 - used like a function: Depends(require_scope
             needed = " or ".join(sorted(self.scopes))
             raise Forbidden(f"API key {principal.name!r} lacks the {needed!r} scope")
         return principal
+
+
+def _one_line(error: ValidationError) -> str:
+    """pydantic's problems as ``where: what; ...`` (its own text spans lines and links)."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'the file'}: {problem['msg']}"
+        for problem in error.errors(include_url=False)
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
@@ -14,7 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.calibration.sql.urls import engine_url
 
 REPO_MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
-logger = logging.getLogger(__name__)
 
 SmoothingMethod = Literal["mean", "ewma", "median"]
 Scope = Literal["score", "feedback", "admin"]
@@ -332,34 +328,3 @@ class Settings(BaseSettings):
         if self.store_url is not None:
             engine_url(self.store_url.get_secret_value())  # an unusable scheme fails here
         return self
-
-
-class UnknownVariables(ValueError):
-    """``ANOMALY_*`` variables that name no setting, in production: refused."""
-
-
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
-    """The ``ANOMALY_*`` variables that name no setting, each with the one it most resembles:
-    pydantic-settings ignores them, so a misspelt ``ANOMALY_STORE_URL`` would leave a
-    replica on its own SQLite file without a word."""
-    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
-    known = {prefix + name.upper() for name in Settings.model_fields}
-    found = []
-    for variable in sorted(environ):
-        upper = variable.upper()
-        if upper.startswith(prefix) and upper not in known:
-            close = difflib.get_close_matches(upper, sorted(known), n=1)
-            found.append(variable + (f" (did you mean {close[0]}?)" if close else ""))
-    return found
-
-
-def check_variables(settings: Settings, environ: Mapping[str, str]) -> None:
-    """Refuses unknown ``ANOMALY_*`` variables in production (:class:`UnknownVariables`);
-    warns of them in development."""
-    unknown = unknown_variables(environ)
-    if not unknown:
-        return
-    what = "no setting has these variables' names: " + "; ".join(unknown)
-    if settings.env == "production":
-        raise UnknownVariables(f"{what} (production mode refuses to guess what they meant)")
-    logger.warning("%s: they are ignored", what)

@@ -187,6 +187,8 @@ def test_the_pod_runs_as_the_image_s_user_on_a_read_only_root() -> None:
     # with the pod.
     assert mounts == {"/tmp"}
     assert pod["automountServiceAccountToken"] is False
+    # Service links are ANOMALY_SERVICE_* variables beside the settings (ANOMALY_*)
+    assert pod["enableServiceLinks"] is False
 
 
 def test_the_image_in_the_manifests_is_the_compose_image() -> None:
