@@ -302,8 +302,8 @@ def evaluate_detector(
     """``kinds`` names each anomalous reading's kind (normal readings' entries are ignored);
     each kind is scored against all normal readings, so its false-alarm rate is shared.
     ``advice`` is what to do when the score does not separate, worded for the model being
-    judged (default: a reconstruction network's over one reading for ``"autoencoder"``, only
-    the window for other detectors).
+    judged (default: a reconstruction network's over one reading for ``"autoencoder"``, none
+    for other detectors: the PCA baselines are references, with nothing to train).
     ``operation`` marks the readings of normal operation alone (a run without faults)."""
     if advice is None:
         advice = Advice() if detector == "autoencoder" else NO_ADVICE

@@ -179,6 +179,10 @@ def read_key_file(path: Path) -> list[ApiKeyConfig]:
         ) from exc
 
 
+NO_KEYS_TO_CHECK = (
+    "this service has no API keys, so the key sent cannot be checked: send the request "
+    "without one, or start the service with ANOMALY_API_KEYS or ANOMALY_API_KEYS_FILE"
+)
 NO_KEYS_CONFIGURED = (
     "this endpoint needs an API key, and this service has none: start it with "
     "ANOMALY_API_KEYS or ANOMALY_API_KEYS_FILE (docs/usage.md, 'Keys for trying it out')"
@@ -216,10 +220,11 @@ def presented_key(request: Request) -> str | None:
     return api_key.strip() if api_key and api_key.strip() else None
 
 
-def authenticate(keyring: KeyRing, key: str | None) -> Principal:
-    """The key's principal; Unauthenticated (401) when it is missing or unknown."""
+def authenticate(keyring: KeyRing, key: str | None, *, optional: bool = False) -> Principal:
+    """The key's principal; Unauthenticated (401) when it is missing or unknown.
+    ``optional``: the endpoint takes requests without a key (scoring in development)."""
     if len(keyring) == 0:  # development mode without keys: no key can be right
-        raise Unauthenticated(NO_KEYS_CONFIGURED)
+        raise Unauthenticated(NO_KEYS_TO_CHECK if optional else NO_KEYS_CONFIGURED)
     if key is None:
         raise Unauthenticated(
             "this endpoint needs an API key: send 'Authorization: Bearer <key>' "
@@ -257,7 +262,7 @@ class require_scope:  # noqa: N801 - used like a function: Depends(require_scope
         key = presented_key(request)
         if key is None and not self.required(settings):
             return self.ANONYMOUS
-        principal = authenticate(keyring, key)
+        principal = authenticate(keyring, key, optional=not self.required(settings))
         if not principal.scopes & self.scopes:
             needed = " or ".join(sorted(self.scopes))
             raise Forbidden(f"API key {principal.name!r} lacks the {needed!r} scope")

@@ -156,6 +156,12 @@ async def test_without_keys_configured_the_refusal_says_how_to_configure_them(
         assert "ANOMALY_API_KEYS" in refused.json()["detail"]
     keyed = await make_client(api_keys=API_KEYS)
     assert "ANOMALY_API_KEYS" not in (await keyed.get("/v1/feedback")).json()["detail"]
+    # scoring takes requests without a key here: a key sent is what cannot be checked
+    body = {"stream_id": "a", "reading": [0.1, 0.2, 0.3, 0.4]}
+    assert (await keyless.post("/v1/score", json=body)).status_code == 200
+    keyed_score = await keyless.post("/v1/score", json=body, headers={"X-API-Key": "k"})
+    assert keyed_score.status_code == 401
+    assert "send the request without one" in keyed_score.json()["detail"]
 
 
 async def test_production_is_closed_by_default(make_client: Any) -> None:

@@ -75,28 +75,29 @@ async def test_scopes_admin_sets_feedback_reads_others_refused(client: Any) -> N
 
 
 @pytest.mark.parametrize(
-    ("body", "status"),
+    ("body", "status", "field"),
     [
-        ({"modes": []}, 422),
-        ({"modes": ["suppress_alerts", "suppress_alerts"]}, 422),
-        ({"modes": ["suppress_alerts"], "stream_id": "a", "stream_prefix": "a"}, 422),
-        ({"modes": ["nap"]}, 422),
-        ({"modes": ["suppress_alerts"], "model": "no-such-model"}, 404),
-        ({"modes": ["suppress_alerts"], "ends_at": "2001-01-01T00:00:00Z"}, 422),
-        ({"modes": ["suppress_alerts"], "starts_at": "2030-01-01T00:00:00"}, 422),  # naive
+        ({"modes": []}, 422, "modes"),
+        ({"modes": ["suppress_alerts", "suppress_alerts"]}, 422, "modes"),
+        ({"modes": ["suppress_alerts"], "stream_id": "a", "stream_prefix": "a"}, 422,
+         "stream_prefix"),
+        ({"modes": ["nap"]}, 422, "modes"),
+        ({"modes": ["suppress_alerts"], "model": "no-such-model"}, 404, None),
+        ({"modes": ["suppress_alerts"], "ends_at": "2001-01-01T00:00:00Z"}, 422, "ends_at"),
+        ({"modes": ["suppress_alerts"], "starts_at": "2030-01-01T00:00:00"}, 422,
+         "starts_at"),  # naive
     ],
-)
+)  # fmt: skip
 async def test_bad_windows_are_refused_with_a_problem(
-    client: Any, body: dict[str, Any], status: int
+    client: Any, body: dict[str, Any], status: int, field: str | None
 ) -> None:
     response = await client.post(
         "/v1/maintenance-windows", json=body | {"reason": "x"}, headers=ADMIN
     )
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    if status == 422:  # the body says which field to mend
-        fields = {error["field"] for error in response.json()["errors"]}
-        assert fields & {"modes", "stream_id", "stream_prefix", "ends_at", "starts_at"}, fields
+    if field is not None:  # the body says which field to mend
+        assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
 async def test_suppressed_alerts_are_scored_but_not_raised_nor_counted(client: Any) -> None:

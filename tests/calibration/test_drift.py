@@ -212,3 +212,44 @@ def test_a_shift_too_weakly_supported_says_so_not_that_nothing_moved() -> None:
     assert report.recommendation == "none" and report.statistic is not None
     assert report.statistic >= DriftPolicy().min_effect
     assert "not beyond chance for recent normals worth about 2 independent" in report.reason
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_sensors_ks_tests_at_once_equal_one_test_per_sensor(seed: int) -> None:
+    """Each column counted at its own sizes, as scipy tests it alone: constant columns, ties,
+    an infinite value and columns of one row included."""
+    rng = np.random.default_rng(seed)
+    n_ref, n_rec = (1, 1) if seed == 4 else (int(rng.integers(2, 400)), int(rng.integers(2, 90)))
+    reference = rng.chisquare(1, size=(n_ref, 6)).round(1)  # ties
+    recent = rng.chisquare(1, size=(n_rec, 6)) * rng.uniform(0.5, 2.0, size=6)
+    reference[:, 0] = recent[:, 0] = 1.0  # constant
+    reference[0, 1] = np.inf
+    m = rng.uniform(1.0, n_ref + 1.0, size=6)
+    n = rng.uniform(1.0, n_rec + 1.0, size=6)
+    statistics, pvalues = drift._ks_columns(reference, recent, m, n)
+    for j in range(6):
+        alone = stats.ks_2samp(reference[:, j], recent[:, j]).statistic
+        en = max(1, round(m[j] * n[j] / (m[j] + n[j])))
+        assert statistics[j] == alone
+        assert pvalues[j] == stats.kstwo.sf(alone, en)
+
+
+def test_each_sensor_is_counted_at_its_own_memory() -> None:
+    """The reference at its rows over the sensor's own memory in it, the recent normals by
+    span at the sensor's memory from training: a sensor that remembers longer counts fewer
+    independent readings, so the same shift is less significant."""
+    rng = np.random.default_rng(7)
+    reference = ar_squared_errors(rng, 1000, 0.9)
+    recent = ar_squared_errors(rng, 200, 0.9) * 1.3
+    sensor_memory = tuple(1.0 + 4.0 * j for j in range(len(SENSORS)))
+    memory = NormalMemory(reading=3.0, sensors=sensor_memory)
+    spans = [str(i // 40) for i in range(200)]
+    report = drift_report(reference, recent, SENSORS, DriftPolicy(), memory, spans)
+    own = normal_memory(reference)
+    lengths = np.full(5, 40.0)
+    for j, sensor in enumerate(report.sensors):
+        m = len(reference) / own.sensors[j]
+        n = float(np.sum(1.0 + (lengths - 1.0) / sensor_memory[j]))
+        d = stats.ks_2samp(reference[:, j], recent[:, j]).statistic
+        assert sensor.statistic == d
+        assert sensor.pvalue == stats.kstwo.sf(d, max(1, round(m * n / (m + n))))

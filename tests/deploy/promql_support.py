@@ -35,8 +35,10 @@ PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "anomaly-service.json"
 SERVICE_JOB = "anomaly-service"
 
-# Labels Prometheus attaches to every scraped series.
-TARGET_LABELS = frozenset({"job", "instance"})
+# Labels Prometheus attaches to every scraped series, and the namespace that Kubernetes
+# discovery (the Prometheus Operator's, or a relabelling of __meta_kubernetes_namespace)
+# attaches; without it, grouping by it groups by nothing.
+TARGET_LABELS = frozenset({"job", "instance", "namespace"})
 KEYWORDS = frozenset(
     {
         "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or",
