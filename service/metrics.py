@@ -74,6 +74,18 @@ class Metrics:
             registry=registry,
         )
 
+        # --- readiness ----------------------------------------------------------------
+        # Set by each /readyz (the orchestrator's probe), so a series appears with the first
+        # probe: a process nobody probes reports none rather than a made-up value.
+        self.readiness_failing = Gauge(
+            "readiness_failing",
+            "1 while the check failed at the last /readyz, else 0; blocking: whether it takes "
+            "the replica out of service (a shared store's check does not).",
+            ["check", "blocking"],
+            namespace=ns,
+            registry=registry,
+        )
+
         # --- threshold and recalibration ----------------------------------------------
         self.stream_state_failures = Counter(
             "stream_state_failures",

@@ -30,6 +30,11 @@ async def readyz(state: StateDep) -> Response:
     results = await state.not_ready_reasons()
     checks = {name: reason or "ok" for name, reason in results.items()}
     blocking = {check.name for check in state.readiness if check.blocking}
+    for name, reason in results.items():
+        # what Prometheus alerts on where readiness takes a replica out of the balancer
+        # unseen (Kubernetes: no request reaches it, so no error is counted)
+        gauge = state.metrics.readiness_failing.labels(name, str(name in blocking).lower())
+        gauge.set(1.0 if reason else 0.0)
     failing = {name: reason for name, reason in results.items() if reason and name in blocking}
     refused = dict(state.models.refused)
     details = state.details()

@@ -30,7 +30,11 @@ def tamper(folder: Path, name: str = "model.pt") -> None:
 
 async def test_health_and_ready(client: AppClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "alive"}
+    registry = client.state.registry
+    labels = {"check": "models", "blocking": "true"}
+    assert registry.get_sample_value("anomaly_readiness_failing", labels) is None  # unprobed
     ready = await client.get("/readyz")
+    assert registry.get_sample_value("anomaly_readiness_failing", labels) == 0.0
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
     assert ready.json()["checks"]["models"] == "ok"
@@ -49,6 +53,8 @@ async def test_a_broken_embedded_store_makes_the_process_not_ready(client: AppCl
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert "unreachable" in ready.json()["checks"]["store"]
+    failing = {"check": "store", "blocking": "true"}  # what Prometheus sees of it
+    assert client.state.registry.get_sample_value("anomaly_readiness_failing", failing) == 1.0
 
 
 def _unreachable() -> None:

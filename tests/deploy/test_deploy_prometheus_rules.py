@@ -144,6 +144,7 @@ def test_the_issue_s_alerts_all_exist() -> None:
         "AnomalyServiceDown": f'up{{job="{SERVICE_JOB}"}}',
         "AnomalyServiceNoReadings": "anomaly_readings_scored_total",
         "AnomalyServiceNoRecalibrationLeader": "anomaly_recalibration_leader",
+        "AnomalyServiceNotReady": "anomaly_readiness_failing",
     }
     for alert, needle in wanted.items():
         assert needle in expressions[alert], alert
