@@ -85,6 +85,13 @@ class Metrics:
             namespace=ns,
             registry=registry,
         )
+        self.readiness_probed = Gauge(
+            "readiness_probed_timestamp_seconds",
+            "Unix time of the last /readyz (0: never probed): how fresh "
+            "anomaly_readiness_failing is.",
+            namespace=ns,
+            registry=registry,
+        )
 
         # --- threshold and recalibration ----------------------------------------------
         self.stream_state_failures = Counter(

@@ -35,6 +35,7 @@ async def readyz(state: StateDep) -> Response:
         # unseen (Kubernetes: no request reaches it, so no error is counted)
         gauge = state.metrics.readiness_failing.labels(name, str(name in blocking).lower())
         gauge.set(1.0 if reason else 0.0)
+    state.metrics.readiness_probed.set_to_current_time()
     failing = {name: reason for name, reason in results.items() if reason and name in blocking}
     refused = dict(state.models.refused)
     details = state.details()

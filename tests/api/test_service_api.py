@@ -53,8 +53,14 @@ async def test_a_broken_embedded_store_makes_the_process_not_ready(client: AppCl
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert "unreachable" in ready.json()["checks"]["store"]
+    registry = client.state.registry
     failing = {"check": "store", "blocking": "true"}  # what Prometheus sees of it
-    assert client.state.registry.get_sample_value("anomaly_readiness_failing", failing) == 1.0
+    assert registry.get_sample_value("anomaly_readiness_failing", failing) == 1.0
+    probed = registry.get_sample_value("anomaly_readiness_probed_timestamp_seconds")
+    assert probed is not None and probed > 0
+    client.state.store.ping = lambda: None  # type: ignore[method-assign]
+    assert (await client.get("/readyz")).status_code == 200  # mended: the next probe says so
+    assert registry.get_sample_value("anomaly_readiness_failing", failing) == 0.0
 
 
 def _unreachable() -> None:
