@@ -330,6 +330,7 @@ def evaluate_detector(
             auc=roc_auc(s[rows], y[rows]),
             advice=advice,
         )
+    known = _operation_normals(y, operation)
     return DetectorEvaluation(
         detector=detector,
         threshold=float(threshold),
@@ -343,33 +344,24 @@ def evaluate_detector(
         # a fault score high for any model with a window or smoothing, and a cut-off set
         # among them says less of the model than of how long it remembers.
         recall_at_far=[
-            recall_at_false_alarm_rate(s, y, far, normals=_operation_normals(y, operation))
-            for far in false_alarm_rates
+            recall_at_false_alarm_rate(s, y, far, normals=known) for far in false_alarm_rates
         ],
         separability=separability(s[~y], s[y]),
         capacity=capacity_diagnosis(s[~y], s[y], auc, advice=advice.capacity),
         per_kind=per_kind,
         verdicts=verdicts,
-        operation_false_alarm_rate=_operation_rate(flags, y, operation),
+        operation_false_alarm_rate=math.nan if known is None else float(np.mean(flags[known])),
     )
 
 
 def _operation_normals(labels: np.ndarray, operation: np.ndarray | None) -> np.ndarray | None:
-    """The readings of normal operation alone, None when not known or none are."""
+    """The readings of normal operation alone, checked against the labels; None when not
+    known or none are."""
     if operation is None:
         return None
     mask = np.asarray(operation, dtype=bool).ravel()
     if mask.shape != labels.shape:
         raise ValueError(f"{mask.size} operation flags but {labels.size} labels")
-    return mask if (mask & ~labels).any() else None
-
-
-def _operation_rate(flags: np.ndarray, labels: np.ndarray, operation: np.ndarray | None) -> float:
-    if operation is None:
-        return math.nan
-    mask = np.asarray(operation, dtype=bool).ravel()
-    if mask.shape != labels.shape:
-        raise ValueError(f"{mask.size} operation flags but {labels.size} labels")
     if (mask & labels).any():
         raise ValueError("readings of normal operation cannot be labelled anomalous")
-    return float(np.mean(flags[mask])) if mask.any() else math.nan
+    return mask if mask.any() else None

@@ -16,7 +16,8 @@ import uvicorn
 from pydantic import ValidationError
 
 from service.app import create_app
-from service.environment import UnknownVariables, check_variables
+from service.environment import PREFIX, UnknownVariables, check_variables
+from service.errors import validation_problems
 from service.security import KeyConfigurationError
 from service.settings import Settings
 
@@ -56,7 +57,11 @@ def main(argv: list[str] | None = None) -> None:
     except (ValidationError, KeyConfigurationError, UnknownVariables) as exc:
         # A setting to mend, not a fault in the code: its reason, without a traceback
         # that buries it (argparse's status for a usage error).
-        reason = _settings_problems(exc) if isinstance(exc, ValidationError) else str(exc)
+        reason = (
+            validation_problems(exc, whole="settings", name=lambda where: PREFIX + where.upper())
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
         print(f"python -m service: cannot start: {reason}", file=sys.stderr)
         raise SystemExit(2) from None
     uvicorn.run(
@@ -68,17 +73,6 @@ def main(argv: list[str] | None = None) -> None:
         log_level=args.log_level,
         server_header=False,
     )
-
-
-def _settings_problems(error: ValidationError) -> str:
-    """Each problem as the variable to mend and what is wrong, on one line."""
-    prefix = str(Settings.model_config.get("env_prefix", ""))
-    problems = []
-    for problem in error.errors(include_url=False):
-        where = ".".join(str(part) for part in problem["loc"])
-        name = f"{prefix}{where.upper()}" if where else "settings"
-        problems.append(f"{name}: {problem['msg']}")
-    return "; ".join(problems)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "ANOMALY_"
+PREFIX = str(Settings.model_config.get("env_prefix", "")).upper()
 LIKENESS = 0.8
 """difflib's ratio between an unknown name and a setting's (prefix left off) from which the
 name is taken for a typo of that setting."""

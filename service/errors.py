@@ -6,8 +6,12 @@ one handler that turns them into ``application/problem+json`` responses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 PROBLEM_TYPE_BASE = "https://sensor-anomaly-service.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -23,6 +27,20 @@ class FieldError:
 
     def as_dict(self) -> dict[str, Any]:
         return {"field": self.field, "reading_index": self.reading_index, "message": self.message}
+
+
+def validation_problems(
+    error: ValidationError, *, whole: str, name: Callable[[str], str] | None = None
+) -> str:
+    """pydantic's problems on one line, ``where: what; ...`` (its own text spans lines and
+    links): ``where`` the dotted location (through ``name`` when given), ``whole`` for the
+    object itself."""
+    problems = []
+    for problem in error.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"])
+        shown = whole if not where else where if name is None else name(where)
+        problems.append(f"{shown}: {problem['msg']}")
+    return "; ".join(problems)
 
 
 class ServiceError(Exception):

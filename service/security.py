@@ -24,7 +24,7 @@ from typing import ClassVar
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 from starlette.requests import Request
 
-from service.errors import ServiceError
+from service.errors import ServiceError, validation_problems
 from service.settings import ApiKeyConfig, Scope, Settings
 
 logger = logging.getLogger(__name__)
@@ -175,7 +175,8 @@ def read_key_file(path: Path) -> list[ApiKeyConfig]:
         ).validate_python(raw)
     except ValidationError as exc:
         raise KeyConfigurationError(
-            f"API key file {path} does not match the schema: {_one_line(exc)}"
+            f"API key file {path} does not match the schema: "
+            + validation_problems(exc, whole="the file")
         ) from exc
 
 
@@ -267,11 +268,3 @@ class require_scope:  # noqa: N801 - used like a function: Depends(require_scope
             needed = " or ".join(sorted(self.scopes))
             raise Forbidden(f"API key {principal.name!r} lacks the {needed!r} scope")
         return principal
-
-
-def _one_line(error: ValidationError) -> str:
-    """pydantic's problems as ``where: what; ...`` (its own text spans lines and links)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'the file'}: {problem['msg']}"
-        for problem in error.errors(include_url=False)
-    )

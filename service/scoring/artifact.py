@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from service.errors import validation_problems
 from service.scoring.manifest import (
     CONTRACT_FILE,
     FORMAT_VERSION,
@@ -183,10 +184,7 @@ def read_manifest(artifact_dir: Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'manifest'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = validation_problems(exc, whole="manifest")
         raise ArtifactError(
             artifact_dir, f"{MANIFEST_FILE} does not match the schema: {problems}"
         ) from None
