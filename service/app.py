@@ -123,7 +123,11 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         # Shared states carry when they were last seen to other replicas: wall time.
         clock=time.monotonic if settings.redis_url is None else time.time,
     )
-    recent = RecentReadings(settings.recent_max_readings, settings.recent_retention_s)
+    recent = RecentReadings(
+        settings.recent_max_readings,
+        settings.recent_retention_s,
+        on_dropped=metrics.recent_dropped.labels("process").inc,
+    )
     store = SqlFeedbackStore(settings.store_location)
     keeper = ThresholdKeeper(store=store, models=models, metrics=metrics, settings=settings)
     thresholds = keeper.board
@@ -263,7 +267,11 @@ def build_stream_store(
         socket_connect_timeout=settings.redis_timeout_s,
         health_check_interval=30,
     )
-    index = ReadingIndex(namespace="anomaly", retention_s=settings.recent_retention_s)
+    index = ReadingIndex(
+        namespace="anomaly",
+        retention_s=settings.recent_retention_s,
+        max_readings=settings.recent_max_readings,
+    )
     failures = pipeline.metrics.stream_state_failures
 
     def count_failure(reason: str) -> None:
@@ -275,6 +283,7 @@ def build_stream_store(
         readings=index,
         idle_ttl_s=settings.stream_idle_ttl_s,
         on_failure=count_failure,
+        on_dropped=pipeline.metrics.recent_dropped.labels("redis").inc,
         breaker=Breaker(settings.redis_breaker_s),
     )
     return store, SharedReadings(client, index=index, clock=time.time)

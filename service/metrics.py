@@ -35,6 +35,7 @@ EVICTION_REASONS = ("lru", "ttl")  # service/scoring/streams.py: capacity, idle
 # service/scoring/redis_streams.py: down or refusing connections, slower than the timeout,
 # at maxmemory (noeviction refuses writes), any other error, refused at once after a timeout
 STREAM_STATE_FAILURES = ("unreachable", "timeout", "full", "refused", "breaker_open")
+RECENT_STORES = ("process", "redis")  # service/scoring/recent.py, shared_readings.py
 RECALIBRATION_OUTCOMES: tuple[str, ...] = get_args(RunOutcome)
 LABELS: tuple[str, ...] = get_args(LabelValue)
 
@@ -70,6 +71,18 @@ class Metrics:
             "stream_evictions",
             "Stream states dropped, by reason (lru: capacity, ttl: idle).",
             ["reason"],
+            namespace=ns,
+            registry=registry,
+        )
+
+        # --- readings kept for labels by id ------------------------------------------
+        self.recent_dropped = Counter(
+            "recent_readings_dropped",
+            "Scored readings let go before their retention ended, to stay within "
+            "ANOMALY_RECENT_MAX_READINGS, by store (process: this replica's, for the review "
+            "queue, stream views, labels by time and, without Redis, by id; redis: every "
+            "replica's together, for labels by id).",
+            ["store"],
             namespace=ns,
             registry=registry,
         )
@@ -184,6 +197,8 @@ class Metrics:
             self.stream_evictions.labels(reason)
         for reason in STREAM_STATE_FAILURES:
             self.stream_state_failures.labels(reason)
+        for store in RECENT_STORES:
+            self.recent_dropped.labels(store)
         for model in models:
             for outcome in RECALIBRATION_OUTCOMES:
                 self.recalibration_runs.labels(model, outcome)

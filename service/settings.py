@@ -159,7 +159,8 @@ class Settings(BaseSettings):
     recent_max_readings: int = Field(
         default=200_000,
         ge=1,
-        description="Scored readings kept for feedback by reading id and the review queue.",
+        description="Scored readings kept for feedback by reading id and the review queue, the "
+        "oldest let go first (with Redis: also every replica's together in Redis).",
     )
     recent_retention_s: float = Field(
         default=3600.0, gt=0, description="Seconds a scored reading stays addressable by its id."

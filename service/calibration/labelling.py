@@ -262,10 +262,11 @@ class LabellingDesk:
             )
         if missing:
             where = "" if stream_id is None else f" in stream {stream_id!r}"
+            kept = "kept" if self.shared is None else "every replica keeps together"
             raise UnknownReading(
                 f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where}, "
                 f"older than the {self.settings.recent_retention_s:g} s retention or beyond the "
-                f"{self.settings.recent_max_readings} most recent readings kept: send the "
+                f"{self.settings.recent_max_readings} most recent readings {kept}: send the "
                 "readings themselves instead"
             )
         named = ", ".join(repr(r) for r in warming[:10])

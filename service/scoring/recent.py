@@ -41,12 +41,14 @@ class RecentReadings:
         *,
         clock: Callable[[], float] = time.time,
         id_prefix: str | None = None,
+        on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         if max_readings < 1:
             raise ValueError(f"max_readings must be >= 1, got {max_readings}")
         self.max_readings = max_readings
         self.retention_s = retention_s
         self.clock = clock
+        self.on_dropped = on_dropped  # readings let go for the bound before their retention
         # A per-process token keeps generated ids unique across restarts.
         self.id_prefix = id_prefix if id_prefix is not None else f"r{os.urandom(4).hex()}-"
         self._next_seq = 0
@@ -108,12 +110,16 @@ class RecentReadings:
         self._seal()
         cutoff = self._cutoff()
         chunks = self._chunks
+        dropped = 0
         while chunks and (
             self._total > self.max_readings or float(chunks[0].received_at[-1]) < cutoff
         ):
             old = chunks.popleft()
             self._total -= len(old)
             self._client_ids.discard(old)
+            dropped += int(np.count_nonzero(old.received_at >= cutoff))
+        if dropped and self.on_dropped is not None:
+            self.on_dropped(dropped)
 
     # --- lookups ------------------------------------------------------------------------
     def get(self, reading_id: str, stream_id: str | None = None) -> RecentReading | None:

@@ -43,8 +43,9 @@ ATTEMPTS = 5  # scorings of a request whose stream other replicas keep moving on
 PROBE_TTL_MS = 60_000  # the readiness check's own key
 
 # KEYS: the streams. ARGV: the idle TTL in ms, then per stream its expected revision, new
-# revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns,
-# per stream that moved on, its position, revision and state ('' when it is gone).
+# revision and state; then the scored readings (shared_readings.WRITE_READINGS). Returns
+# how many readings it let go for the bound on readings kept, then per stream that moved
+# on its position, revision and state ('' when it is gone).
 _COMMIT = (
     """
 local ttl = tonumber(ARGV[1])
@@ -66,7 +67,7 @@ end
 local at = 2 + #KEYS * 3
 """
     + shared_readings.WRITE_READINGS
-    + "return moved\n"
+    + "table.insert(moved, 1, dropped)\nreturn moved\n"
 )
 
 
@@ -86,7 +87,7 @@ def stream_key(namespace: str, key: StreamKey) -> str:
     return f"{namespace}:s:{len(model)}:{model}:{stream}"
 
 
-def _ignore(reason: str) -> None:
+def _ignore(_: object) -> None:
     return None
 
 
@@ -130,6 +131,7 @@ class RedisStreamStore:
         idle_ttl_s: float,
         clock: Clock = time.time,
         on_failure: Callable[[str], None] = _ignore,
+        on_dropped: Callable[[int], None] = _ignore,
         breaker: Breaker | None = None,
     ) -> None:
         self.pipeline = pipeline
@@ -139,6 +141,7 @@ class RedisStreamStore:
         self.copies: StreamStates = pipeline.streams  # this replica's copies, bounded
         self.clock = clock
         self.on_failure = on_failure  # a failed write's reason (STREAM_STATE_FAILURES)
+        self.on_dropped = on_dropped  # readings let go for the bound on readings kept
         self.breaker = breaker if breaker is not None else Breaker(0)
         # The size of the last commit Redis refused for memory, until one is written: the
         # request's own arguments count toward maxmemory, so a full Redis may still take a
@@ -266,8 +269,10 @@ class RedisStreamStore:
             ) from exc
         self._refused_bytes = 0
         self.breaker.succeeded()
+        if int(reply[0]):
+            self.on_dropped(int(reply[0]))
         moved: set[StreamKey | None] = set()
-        for i in range(0, len(reply), 3):
+        for i in range(1, len(reply), 3):
             key = keys[int(reply[i]) - 1]
             moved.add(key)
             self._adopt(key, _text(reply[i + 1]), _raw(reply[i + 2]))

@@ -19,6 +19,13 @@ a little after the records they point to, instead of a key (and an expiry) per r
 which made Redis's work grow with every reading. The stream store writes all of this in
 its one script call per request (:data:`WRITE_READINGS`); :class:`SharedReadings` reads
 it back, in one script call per lookup (:data:`_FIND`).
+
+Each bucket also counts its readings (``<ns>:n:<bucket>``) and lists its commits' keys
+(``<ns>:k:<bucket>``) and generated-id sets (``<ns>:p:<bucket>``), so that the readings of
+every replica together stay within ``ANOMALY_RECENT_MAX_READINGS``: past it, the oldest
+buckets go whole, records and index, before their retention ends. A fleet scoring faster
+than the sizing then keeps a shorter past for labels by id instead of filling Redis, which
+would refuse every scoring request.
 """
 
 from __future__ import annotations
@@ -44,16 +51,20 @@ _CHUNK = 2000
 # The readings part of the commit script (service.scoring.redis_streams), run after the
 # states: ``written[i]`` says whether the i-th stream's state was written, ``at`` is where
 # these arguments start: the commit's key, its value, the retention, the index keys' TTL,
-# the client-id hash and sorted set; then per scored request the (1-based) stream it
-# belongs to, its generated-id sorted set, first sequence number and member ('' when every
-# reading has a client id), how many client ids, and those ids' fields and pointers.
-# Requests of a stream that moved on stay in the value (its offsets are fixed) but are not
-# indexed, so no lookup finds a reading scored on a stale state.
+# the client-id hash and sorted set, the namespace, the bucket, the oldest bucket a lookup
+# searches, the value's reading count and the bound on readings kept; then per scored
+# request the (1-based) stream it belongs to, its generated-id sorted set, first sequence
+# number and member ('' when every reading has a client id), how many client ids, and
+# those ids' fields and pointers. Requests of a stream that moved on stay in the value (its
+# offsets are fixed) but are not indexed, so no lookup finds a reading scored on a stale
+# state. Sets ``dropped`` to the readings of the buckets it let go for the bound.
 WRITE_READINGS = """
 local commit, blob, retention, index_ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-local ckey, lkey = ARGV[at + 4], ARGV[at + 5]
+local ckey, lkey, ns = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
+local bucket, oldest = tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
+local count, bound = tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10])
 local any, clients, generated = false, false, {}
-at = at + 6
+at = at + 11
 while at <= #ARGV do
   local n = tonumber(ARGV[at + 4])
   if written[tonumber(ARGV[at])] then
@@ -78,18 +89,52 @@ while at <= #ARGV do
   end
   at = at + 5 + 2 * n
 end
+local dropped = 0
 if any then
   redis.call('SET', commit, blob, 'PX', retention)
-end
-for key, members in pairs(generated) do
-  for c = 1, #members, 2 * CHUNK do
-    redis.call('ZADD', key, unpack(members, c, math.min(c + 2 * CHUNK - 1, #members)))
+  local pkey = ns .. ':p:' .. bucket
+  for key, members in pairs(generated) do
+    for c = 1, #members, 2 * CHUNK do
+      redis.call('ZADD', key, unpack(members, c, math.min(c + 2 * CHUNK - 1, #members)))
+    end
+    redis.call('PEXPIRE', key, index_ttl)
+    redis.call('SADD', pkey, key)
   end
-  redis.call('PEXPIRE', key, index_ttl)
-end
-if clients then
-  redis.call('PEXPIRE', ckey, index_ttl)
-  redis.call('PEXPIRE', lkey, index_ttl)
+  if next(generated) then redis.call('PEXPIRE', pkey, index_ttl) end
+  if clients then
+    redis.call('PEXPIRE', ckey, index_ttl)
+    redis.call('PEXPIRE', lkey, index_ttl)
+  end
+  redis.call('INCRBY', ns .. ':n:' .. bucket, count)
+  redis.call('PEXPIRE', ns .. ':n:' .. bucket, index_ttl)
+  redis.call('RPUSH', ns .. ':k:' .. bucket, commit)
+  redis.call('PEXPIRE', ns .. ':k:' .. bucket, index_ttl)
+  local names = {}
+  for b = oldest, bucket do names[#names + 1] = ns .. ':n:' .. b end
+  local counts = redis.call('MGET', unpack(names))
+  local counted, total = {}, 0
+  for b = oldest, bucket do
+    counted[b] = tonumber(counts[b - oldest + 1] or '0')
+    total = total + counted[b]
+  end
+  local function unlink(keys)
+    for c = 1, #keys, CHUNK do
+      redis.call('UNLINK', unpack(keys, c, math.min(c + CHUNK - 1, #keys)))
+    end
+  end
+  -- The bucket being written stays: a bound below one bucket's readings cannot be kept.
+  for b = oldest, bucket - 1 do
+    if total <= bound then break end
+    if counted[b] > 0 then
+      local at_b = ':' .. b
+      unlink(redis.call('LRANGE', ns .. ':k' .. at_b, 0, -1))
+      unlink(redis.call('SMEMBERS', ns .. ':p' .. at_b))
+      unlink({ns .. ':k' .. at_b, ns .. ':p' .. at_b, ns .. ':c' .. at_b, ns .. ':l' .. at_b,
+              ns .. ':n' .. at_b})
+      total = total - counted[b]
+      dropped = dropped + counted[b]
+    end
+  end
 end
 """.replace("CHUNK", str(_CHUNK))
 
@@ -175,9 +220,12 @@ return out
 class ReadingIndex:
     """Where the scored readings of a namespace live, and for how long."""
 
-    def __init__(self, namespace: str, retention_s: float) -> None:
+    def __init__(self, namespace: str, retention_s: float, max_readings: int) -> None:
+        if max_readings < 1:
+            raise ValueError(f"max_readings must be >= 1, got {max_readings}")
         self.namespace = namespace
         self.retention_s = retention_s
+        self.max_readings = max_readings  # every replica's together
         self.retention_ms = max(1, round(retention_s * 1000))
         self.bucket_ms = max(1000, math.ceil(self.retention_ms / BUCKETS_PER_RETENTION))
         # An index bucket outlives the last record written through it, by a bucket more
@@ -203,6 +251,7 @@ class ReadingIndex:
         the 1-based position of its stream among the script's keys)."""
         key = self.commit_key(commit)
         bucket = self.bucket(now)
+        oldest = self.search(now)[-1]
         parts: list[bytes] = []
         offset = 0
         segments: list[str | bytes | int] = []
@@ -235,7 +284,9 @@ class ReadingIndex:
             ]  # fmt: skip
         return [
             key, b"".join(parts), self.retention_ms, self.index_ttl_ms,
-            f"{self.namespace}:c:{bucket}", f"{self.namespace}:l:{bucket}", *segments,
+            f"{self.namespace}:c:{bucket}", f"{self.namespace}:l:{bucket}", self.namespace,
+            bucket, oldest, sum(len(outcome) for _, outcome in scored), self.max_readings,
+            *segments,
         ]  # fmt: skip
 
 

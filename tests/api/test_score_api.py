@@ -212,6 +212,14 @@ async def test_lru_eviction(make_client: ClientFactory) -> None:
     assert "anomaly_active_streams 2.0" in metrics
 
 
+async def test_readings_let_go_for_the_bound_are_counted(make_client: ClientFactory) -> None:
+    client = await make_client(recent_max_readings=3)
+    readings = [[0, 0, 0, float(i)] for i in range(70)]  # a chunk of its own
+    await score(client, {"stream_id": "a", "readings": readings})
+    assert sample(client, "anomaly_recent_readings_dropped_total", {"store": "process"}) == 70
+    assert sample(client, "anomaly_recent_readings_dropped_total", {"store": "redis"}) == 0
+
+
 async def test_ttl_eviction_with_injected_clock(make_client: ClientFactory) -> None:
     client = await make_client(stream_idle_ttl_s=60, smoothing_method="mean", smoothing_window=5)
     now = [1000.0]

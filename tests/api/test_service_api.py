@@ -467,6 +467,8 @@ async def test_labelled_counters_start_at_zero(client: Any) -> None:
         'anomaly_recalibration_runs_total{model="test-plant",outcome="failed"} 0.0',
         'anomaly_stream_evictions_total{reason="lru"} 0.0',
         'anomaly_stream_evictions_total{reason="ttl"} 0.0',
+        'anomaly_recent_readings_dropped_total{store="process"} 0.0',
+        'anomaly_recent_readings_dropped_total{store="redis"} 0.0',
     ):
         assert line in metrics, line
 

@@ -5,7 +5,7 @@ retention decides what is found, whichever bucket a reading was indexed in."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,16 @@ class Replica:
     """A scoring pipeline, its Redis stream store and the shared readings' reader, on one
     clock the test moves."""
 
-    def __init__(self, tmp_path: Path, models: Path, url: str, prefix: str) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        models: Path,
+        url: str,
+        prefix: str,
+        *,
+        max_readings: int = 100_000,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
         registry = ModelRegistry(models, default_model="plant")
         assert not registry.load_all()
         thresholds = ThresholdBoard()
@@ -74,9 +83,16 @@ class Replica:
             Metrics(CollectorRegistry()),
         )
         self.client = Redis.from_url(url)
-        index = ReadingIndex(namespace="anomaly", retention_s=RETENTION_S)
+        index = ReadingIndex(
+            namespace="anomaly", retention_s=RETENTION_S, max_readings=max_readings
+        )
         self.store = RedisStreamStore(
-            self.pipeline, self.client, readings=index, idle_ttl_s=3600, clock=self.clock
+            self.pipeline,
+            self.client,
+            readings=index,
+            idle_ttl_s=3600,
+            clock=self.clock,
+            on_dropped=on_dropped or (lambda _: None),
         )
         self.readings = SharedReadings(self.client, index=index, clock=self.clock)
 
@@ -142,7 +158,9 @@ async def test_a_large_batch_is_a_few_keys_and_every_reading_is_found_by_id(
     scored = await a.score({"stream_id": "big", "readings": readings})
     admin = redis_server.client()
     try:
-        assert admin.dbsize() <= 6  # the state, the value and four index keys
+        # The state, the value, the client ids' hash and sorted set, the bucket's count and
+        # list of values.
+        assert admin.dbsize() <= 6
     finally:
         admin.close()
     ids = [
@@ -215,3 +233,63 @@ async def test_the_requests_of_one_commit_are_each_found_by_id(replicas: list[Re
         assert not isinstance(outcome, Exception), outcome
         ids += [f"{outcome.id_prefix}{outcome.seq_start + i}" for i in range(len(outcome.values))]
     await found_as_held(b, a, ids)
+
+
+async def test_past_the_bound_the_oldest_buckets_go_whole_values_and_index(
+    tmp_path: Path, write_test_artifact: Any, redis_server: RedisServer
+) -> None:
+    """Every replica's readings together stay within the bound: past it the oldest bucket
+    goes (its values and its index keys) before its retention ends, and the count of
+    readings let go is reported; the bucket being written stays even when it alone is over
+    the bound."""
+    models = tmp_path / "models"
+    write_test_artifact(models, "plant", n_sensors=4, threshold=1.0)
+    dropped: list[int] = []
+    a, b = (
+        Replica(
+            tmp_path / name, models, redis_server.url, prefix=f"{name}-",
+            max_readings=250, on_dropped=dropped.append,
+        )
+        for name in ("ra", "rb")
+    )  # fmt: skip
+
+    def batch(stream: str, name: str, count: int) -> dict[str, Any]:
+        return {
+            "stream_id": stream,
+            "readings": [
+                {"values": [i / count, 0, 0, 0], "reading_id": f"{name}-{i}"} for i in range(count)
+            ],
+        }
+
+    def move(seconds: float) -> None:
+        for replica in (a, b):
+            replica.clock.now += seconds
+
+    admin = redis_server.client()
+    try:
+        await a.score(batch("s1", "old", 100))
+        single = await a.score({"stream_id": "s1", "reading": [0.3, 0, 0, 0]})
+        generated = f"{single.id_prefix}{single.seq_start}"
+        await b.score(batch("s2", "b-old", 50))
+        first_bucket = a.store.readings.bucket(a.clock.now)
+        move(100)  # the next bucket: 151 + 100 readings, over the bound of 250
+        await a.score(batch("s1", "new", 99))
+        assert dropped == []  # 250: at the bound, not over it
+        old = ["old-0", "old-99", "b-old-0", generated]
+        assert sorted(await b.readings.find(old, None)) == sorted(old)
+        await b.score(batch("s2", "newer", 1))
+        assert dropped == [151]
+        assert await a.readings.find(old, None) == {}
+        kept = ["new-0", "new-98", "newer-0"]
+        assert sorted(await a.readings.find(kept, None)) == sorted(kept)
+        assert not [k for k in admin.keys() if k.endswith(f":{first_bucket}".encode())]
+        assert len(admin.keys("anomaly:q:*")) == 2  # the newer bucket's two values
+        move(100)
+        await a.score(batch("s1", "big", 300))
+        assert dropped == [151, 100]
+        assert await a.readings.find(kept, None) == {}
+        assert len(await b.readings.find(["big-0", "big-299"], None)) == 2
+    finally:
+        admin.close()
+        for replica in (a, b):
+            await replica.client.aclose()

@@ -242,6 +242,38 @@ async def test_a_label_reaches_a_reading_scored_by_the_other_replica(
     assert unknown.status_code == 404, unknown.text
 
 
+async def test_every_replica_together_keeps_at_most_the_bound_for_labels_by_id(
+    apps: Apps, redis_server: RedisServer
+) -> None:
+    """ANOMALY_RECENT_MAX_READINGS bounds the readings in Redis across the replicas: past
+    it the oldest go before their retention ends, a label by their id is refused saying
+    why, and the replica that let them go counts them."""
+    settings = {"redis_url": redis_server.url, "recent_max_readings": 2}
+    a = await apps.start(**settings, recent_retention_s=16.0)  # buckets of a second
+    b = await apps.start(**settings, recent_retention_s=16.0)
+    body = {
+        "stream_id": "s",
+        "readings": [{"values": [0, 0, 0, 0], "reading_id": f"first-{i}"} for i in range(2)],
+    }
+    assert (await a.post(SCORE, json=body)).status_code == 200
+    await asyncio.sleep(1.1)
+    later = {"stream_id": "t", "reading": {"values": [0, 0, 0, 0], "reading_id": "later"}}
+    assert (await b.post(SCORE, json=later)).status_code == 200
+    for reading_id, status in (("first-1", 404), ("later", 201)):
+        labelled = await a.post(
+            "/v1/feedback", json={"label": "normal", "reading_ids": [reading_id]}, headers=OPERATOR
+        )
+        assert labelled.status_code == status, labelled.text
+    refused = await a.post(
+        "/v1/feedback", json={"label": "normal", "reading_ids": ["first-0"]}, headers=OPERATOR
+    )
+    assert "2 most recent readings every replica keeps together" in refused.json()["detail"]
+    metrics = {name: (await replica.get("/metrics")).text for name, replica in (("a", a), ("b", b))}
+    assert 'anomaly_recent_readings_dropped_total{store="redis"} 2.0' in metrics["b"]
+    assert 'anomaly_recent_readings_dropped_total{store="redis"} 0.0' in metrics["a"]
+    assert 'anomaly_recent_readings_dropped_total{store="process"} 0.0' in metrics["a"]
+
+
 async def test_a_repeated_reading_id_is_scored_again_in_arrival_order(
     apps: Apps, redis_server: RedisServer
 ) -> None:

@@ -136,16 +136,21 @@ def test_get_by_generated_and_client_id() -> None:
 
 
 def test_bounded_by_count_and_retention() -> None:
+    """Readings let go for the bound before their retention ended are reported; those
+    whose retention ended are not."""
     clock = Clock()
-    store = RecentReadings(5, 60, clock=clock, id_prefix="r0-")
+    dropped: list[int] = []
+    store = RecentReadings(5, 60, clock=clock, id_prefix="r0-", on_dropped=dropped.append)
     chunk(store, clock, 3, ids=["x", "y", "z"])
     assert store.get("x") is not None  # a lookup seals what waits: x's request alone
     chunk(store, clock, 3)
     assert len(store) == 3 and store.get("x") is None and store.get("r0-3") is not None
+    assert dropped == [3]
     clock.now += 61
     chunk(store, clock, 1)
     # a lookup trims what retention dropped (a small request alone does not)
     assert store.get("r0-3") is None and store.get("r0-6") is not None and len(store) == 1
+    assert dropped == [3]
 
 
 def test_alerts_audit_sample_and_stream_range() -> None:
