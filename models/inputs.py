@@ -19,6 +19,44 @@ def fit_scaler(values: np.ndarray, sensors: list[str]) -> tuple[np.ndarray, np.n
     return mean, scale, [name for name, flag in zip(sensors, constant, strict=True) if flag]
 
 
+class ConstantSensorMoves(ValueError):
+    """A sensor constant in the training split moves in the calibration readings: scaled by
+    1, each of its moves there scores like a fault, and the threshold set on them would be
+    set by that sensor alone."""
+
+
+def check_constant_sensors(
+    mean: np.ndarray,
+    constant: list[str],
+    calibration_values: np.ndarray,
+    sensors: list[str],
+    calibration_source: str,
+) -> None:
+    if not constant:
+        return
+    index = [sensors.index(name) for name in constant]
+    level = mean[index]
+    columns = calibration_values[:, index]
+    moved = np.abs(columns - level) > 1e-12 * np.maximum(1.0, np.abs(level))
+    if not moved.any():
+        return
+    named = []
+    for j in np.flatnonzero(moved.any(axis=0)).tolist():
+        column = columns[:, j]
+        named.append(
+            f"{constant[j]} (constant {level[j]:.6g} in training; {int(moved[:, j].sum())} of "
+            f"{len(column)} calibration readings differ, from {column.min():.6g} to "
+            f"{column.max():.6g})"
+        )
+    raise ConstantSensorMoves(
+        f"sensor(s) {'; '.join(named)} do not move in the training readings but do in the "
+        f"calibration readings ({calibration_source}). A constant sensor is scaled by 1 and "
+        "only flags a change, so the threshold would be set by these changes and the model "
+        "would miss faults below them. Train on readings where the sensor varies as in normal "
+        "operation, or leave the sensor out of every file."
+    )
+
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_RESOLUTION_SHARE = 0.01
 """A sensor whose float32 steps exceed this share of its standard deviation is warned about."""

@@ -33,7 +33,7 @@ from models.injected import (
     FAULTS_PER_KIND,
     injected_run,
 )
-from models.inputs import BeyondFloat32
+from models.inputs import BeyondFloat32, ConstantSensorMoves
 from models.operating_point import CANDIDATES
 from models.out_of_time import out_of_time_scores
 from models.selection_rule import CandidateScore, apply_rule
@@ -277,7 +277,7 @@ def select(
         except DegenerateCalibration as exc:
             refusals.append(exc)  # this candidate's errors on the calibration run tie
             continue
-        except (BeyondFloat32, TrainingDiverged, CalibrationUnscorable):
+        except (BeyondFloat32, ConstantSensorMoves, TrainingDiverged, CalibrationUnscorable):
             raise  # about the data or the settings, not this candidate
         except ValueError as exc:
             refusals.append(exc)  # too little data for this window: not a candidate here

@@ -26,6 +26,7 @@ from models.fitting import (
 )
 from models.inputs import (
     REWRITTEN_WARNING,
+    check_constant_sensors,
     check_float32_range,
     fit_scaler,
     float32_resolution_warnings,
@@ -163,6 +164,7 @@ def train(
         calibration_source = "separate calibration data"
 
     mean, scale, constant = fit_scaler(train_values, sensors)
+    check_constant_sensors(mean, constant, calibration_values, sensors, calibration_source)
     resolution_warnings = float32_resolution_warnings(train_values, scale, sensors, constant)
     n_inputs = config.window * len(sensors)
     if config.family == "autoencoder" and config.latent is not None and config.latent >= n_inputs:

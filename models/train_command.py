@@ -18,7 +18,7 @@ from models.data import load_readings
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
 from models.injected import TooShortToInject
-from models.inputs import BeyondFloat32
+from models.inputs import BeyondFloat32, ConstantSensorMoves
 from models.lone_spike import check_trained
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)
         return 2
-    except TrainingDiverged as exc:
+    except (TrainingDiverged, ConstantSensorMoves) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (CalibrationUnscorable, TooShortToInject) as exc:

@@ -293,6 +293,34 @@ def test_train_names_the_calibration_file_the_model_cannot_score(
     assert f"error: {tmp_path / 'cal.npy'}: 1 of 200 calibration errors are not finite" in err
 
 
+def test_train_refuses_a_sensor_constant_in_training_that_moves_in_calibration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A sensor stuck through the training run but live in the calibration run set the
+    threshold by its moves (thousands of times the usual), and the model missed every
+    fault with no warning naming it."""
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(300, 3))
+    train[:, 1] = 42.0
+    calibration = rng.normal(size=(200, 3))
+    calibration[:, 1] = 42.0 + rng.normal(size=200)
+    np.save(tmp_path / "train.npy", train)
+    np.save(tmp_path / "cal.npy", calibration)
+    args = ["train", "--data", str(tmp_path / "train.npy")]
+    args += ["--calibration-data", str(tmp_path / "cal.npy"), "--out", str(tmp_path / "m")]
+    assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert "error: sensor(s) x02 (constant 42 in training; 200 of 200 calibration" in err
+    assert f"calibration readings ({tmp_path / 'cal.npy'})" in err
+    assert "leave the sensor out" in err
+    assert not (tmp_path / "m").exists()
+    # Constant in both: trained, the sensor reported as constant.
+    calibration[:, 1] = 42.0
+    np.save(tmp_path / "cal.npy", calibration)
+    assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 0
+    assert "constant sensors (scale 1, they only flag a change): x02" in capsys.readouterr().err
+
+
 def test_train_warns_of_sensors_float32_cannot_resolve(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
