@@ -216,7 +216,7 @@ def evaluate_artifact(
     operation &= ~labels
     normal_rate = normal_rate_check(manifest, scores[model][operation] > thresholds[model])
     context["normal readings"] = normal_rate.message
-    if not normal_rate.ok:
+    if not normal_rate.holds:
         notes.append(normal_rate.message)
     advice = form.advice()
     if not normal_rate.ok:
