@@ -186,7 +186,10 @@ def fit_dpca(z: np.ndarray, window: int, *, variance: float = 0.9) -> LinearFit:
     return LinearFit(
         matrix=matrix,
         n_components=k,
-        details={"explained_variance": float(values[:k].sum() / max(values.sum(), 1e-300))},
+        details={
+            "explained_variance": float(values[:k].sum() / max(values.sum(), 1e-300)),
+            "windows": len(flat),
+        },
     )
 
 
@@ -217,7 +220,7 @@ def fit_cva(z: np.ndarray, window: int, *, states: int | None = None) -> LinearF
     return LinearFit(
         matrix=matrix,
         n_components=r,
-        details={"largest_correlation": float(correlations[0])},
+        details={"largest_correlation": float(correlations[0]), "windows": len(past)},
     )
 
 

@@ -184,6 +184,16 @@ def train(
         reconstructor, history, best_epoch, extra = _fit_linear(
             train_values, val_values, mean, scale, config
         )
+        fitted = extra[config.family]["windows"]
+        if fitted <= n_inputs:
+            resolution_warnings.append(
+                f"{config.family} over {window} readings: its covariance of {n_inputs} inputs "
+                f"(window {window} x {len(sensors)} sensors) comes from {fitted} training "
+                "windows, so it is singular and the directions those windows do not span are "
+                "set by the ridge alone; such a model may flag much of another normal run. "
+                "Check it with `models evaluate` on normal readings it was not trained on, "
+                "and give more training readings or a shorter --window"
+            )
     else:
         network, history, best_epoch = train_network(train_x, val_x, len(sensors), config, progress)
         reconstructor = network

@@ -152,3 +152,25 @@ def test_a_root_without_a_dominant_repeated_eigenvalue_stays_dense() -> None:
     x = torch.tensor(rng.normal(size=(4, 12)), dtype=torch.float32)
     dense = QuadraticResidual((vectors * np.sqrt(values)) @ vectors.T)
     torch.testing.assert_close(module(x), dense(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["dpca", "cva"])
+def test_a_covariance_from_fewer_windows_than_inputs_is_warned_about(
+    process: np.ndarray, family: str
+) -> None:
+    """A walkthrough's CVA over 20 readings of 20 sensors, fitted on about 380 windows, flagged
+    89% of another normal run with no word: its covariance was singular, set by the ridge."""
+    sensors = [f"s{i}" for i in range(process.shape[1])]
+    wide = np.hstack([process, process[:, ::-1] + 0.1 * np.roll(process, 1, axis=0)])
+    wide_sensors = [*sensors, *(f"r{i}" for i in range(process.shape[1]))]
+    short = train(wide[:70], wide_sensors, TrainConfig(family=family, window=6),
+                  calibration_values=wide[800:])  # fmt: skip
+    windows = short.metrics[family]["windows"]
+    assert windows <= 6 * len(wide_sensors)
+    (warning,) = [w for w in short.metrics["warnings"] if "singular" in w]
+    assert f"its covariance of {6 * len(wide_sensors)} inputs" in warning
+    assert f"comes from {windows} training windows" in warning
+    long = train(process[:800], sensors, TrainConfig(family=family, window=3),
+                 calibration_values=process[800:])  # fmt: skip
+    assert long.metrics[family]["windows"] > 3 * len(sensors)
+    assert not [w for w in long.metrics["warnings"] if "singular" in w]
