@@ -20,10 +20,10 @@ which made Redis's work grow with every reading. The stream store writes all of 
 its one script call per request (:data:`WRITE_READINGS`); :class:`SharedReadings` reads
 it back, in one script call per lookup (:data:`_FIND`).
 
-Each bucket also counts its readings (``<ns>:n:<bucket>``) and lists its commits' keys
-(``<ns>:k:<bucket>``) and generated-id sets (``<ns>:p:<bucket>``), so that the readings of
-every replica together stay within ``ANOMALY_RECENT_MAX_READINGS``: past it, the oldest
-buckets go whole, records and index, before their retention ends. A fleet scoring faster
+Each bucket also lists its commits' keys (``<ns>:k:<bucket>``) and generated-id sets
+(``<ns>:p:<bucket>``), and ``<ns>:n`` counts the readings of each bucket and their total, so
+that the readings of every replica together stay within ``ANOMALY_RECENT_MAX_READINGS``: past
+it, the oldest buckets go whole, records and index, before their retention ends. A fleet scoring faster
 than the sizing then keeps a shorter past for labels by id instead of filling Redis, which
 would refuse every scoring request.
 """
@@ -98,42 +98,58 @@ if any then
       redis.call('ZADD', key, unpack(members, c, math.min(c + 2 * CHUNK - 1, #members)))
     end
     redis.call('PEXPIRE', key, index_ttl)
-    redis.call('SADD', pkey, key)
+    if redis.call('SADD', pkey, key) == 1 then redis.call('PEXPIRE', pkey, index_ttl) end
   end
-  if next(generated) then redis.call('PEXPIRE', pkey, index_ttl) end
   if clients then
     redis.call('PEXPIRE', ckey, index_ttl)
     redis.call('PEXPIRE', lkey, index_ttl)
   end
-  redis.call('INCRBY', ns .. ':n:' .. bucket, count)
-  redis.call('PEXPIRE', ns .. ':n:' .. bucket, index_ttl)
-  redis.call('RPUSH', ns .. ':k:' .. bucket, commit)
-  redis.call('PEXPIRE', ns .. ':k:' .. bucket, index_ttl)
-  local names = {}
-  for b = oldest, bucket do names[#names + 1] = ns .. ':n:' .. b end
-  local counts = redis.call('MGET', unpack(names))
-  local counted, total = {}, 0
-  for b = oldest, bucket do
-    counted[b] = tonumber(counts[b - oldest + 1] or '0')
-    total = total + counted[b]
-  end
-  local function unlink(keys)
-    for c = 1, #keys, CHUNK do
-      redis.call('UNLINK', unpack(keys, c, math.min(c + CHUNK - 1, #keys)))
+  local kkey = ns .. ':k:' .. bucket
+  if redis.call('RPUSH', kkey, commit) == 1 then redis.call('PEXPIRE', kkey, index_ttl) end
+  -- Readings per bucket and their total ('t') in one hash. The total is counted afresh from
+  -- the buckets a lookup still searches when a bucket starts, and only added to otherwise.
+  local nkey = ns .. ':n'
+  local total
+  if redis.call('HINCRBY', nkey, bucket, count) == count then
+    total = 0
+    local fields = redis.call('HGETALL', nkey)
+    for i = 1, #fields, 2 do
+      local b = tonumber(fields[i])
+      if b and b < oldest then
+        redis.call('HDEL', nkey, fields[i])
+      elseif b then
+        total = total + tonumber(fields[i + 1])
+      end
     end
+    redis.call('HSET', nkey, 't', total)
+    redis.call('PEXPIRE', nkey, index_ttl)
+  else
+    total = redis.call('HINCRBY', nkey, 't', count)
   end
-  -- The bucket being written stays: a bound below one bucket's readings cannot be kept.
-  for b = oldest, bucket - 1 do
-    if total <= bound then break end
-    if counted[b] > 0 then
-      local at_b = ':' .. b
+  if total > bound then
+    local fields, older = redis.call('HGETALL', nkey), {}
+    for i = 1, #fields, 2 do
+      local b = tonumber(fields[i])
+      -- The bucket being written stays: a bound below one bucket's readings cannot be kept.
+      if b and b < bucket then older[#older + 1] = {b, tonumber(fields[i + 1])} end
+    end
+    table.sort(older, function(x, y) return x[1] < y[1] end)
+    local function unlink(keys)
+      for c = 1, #keys, CHUNK do
+        redis.call('UNLINK', unpack(keys, c, math.min(c + CHUNK - 1, #keys)))
+      end
+    end
+    for _, entry in ipairs(older) do
+      if total <= bound then break end
+      local at_b = ':' .. entry[1]
       unlink(redis.call('LRANGE', ns .. ':k' .. at_b, 0, -1))
       unlink(redis.call('SMEMBERS', ns .. ':p' .. at_b))
-      unlink({ns .. ':k' .. at_b, ns .. ':p' .. at_b, ns .. ':c' .. at_b, ns .. ':l' .. at_b,
-              ns .. ':n' .. at_b})
-      total = total - counted[b]
-      dropped = dropped + counted[b]
+      unlink({ns .. ':k' .. at_b, ns .. ':p' .. at_b, ns .. ':c' .. at_b, ns .. ':l' .. at_b})
+      redis.call('HDEL', nkey, entry[1])
+      total = total - entry[2]
+      dropped = dropped + entry[2]
     end
+    redis.call('HSET', nkey, 't', total)
   end
 end
 """.replace("CHUNK", str(_CHUNK))

@@ -289,6 +289,12 @@ async def test_past_the_bound_the_oldest_buckets_go_whole_values_and_index(
         assert dropped == [151, 100]
         assert await a.readings.find(kept, None) == {}
         assert len(await b.readings.find(["big-0", "big-299"], None)) == 2
+        # Buckets past the retention leave the count as a bucket starts, none let go early.
+        move(RETENTION_S + 300)
+        await b.score(batch("s3", "fresh", 10))
+        assert dropped == [151, 100]
+        counts = admin.hgetall("anomaly:n")
+        assert counts == {b"t": b"10", str(b.store.readings.bucket(b.clock.now)).encode(): b"10"}
     finally:
         admin.close()
         for replica in (a, b):
