@@ -129,9 +129,11 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     timestamp_index: int | None = None
     sensor_indices: list[int] = []
     label_indices: list[int] = []
+    ignored: list[str] = []
     for index, name in enumerate(header):
         lowered = name.lower()
         if lowered in dropped:
+            ignored.append(name)
             continue
         if lowered in labels_wanted:
             label_indices.append(index)
@@ -174,7 +176,12 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
             raise DataError(path, exc.reason, line=exc.line, column=exc.column) from None
     labels = {header[i]: _parse_label([row[i].strip() for _, row in rows]) for i in label_indices}
     return Readings(
-        values=values, sensors=sensors, timestamps=timestamps, source=str(path), labels=labels
+        values=values,
+        sensors=sensors,
+        timestamps=timestamps,
+        source=str(path),
+        labels=labels,
+        ignored=tuple(ignored),
     )
 
 

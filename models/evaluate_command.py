@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from models import ignored_columns
 from models.evaluate import TooFewReadings, evaluate_artifact
 from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
@@ -66,6 +67,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help=f"column of each reading's anomaly kind (default: {DEFAULT_KINDS_COLUMN}); when "
         "given, the anomalous file must have it",
     )
+    ignored_columns.add_option(
+        data, "--normal, --anomalous and the PCA baseline's --train and --calibration-data"
+    )
     data.add_argument(
         "--synthetic",
         action="store_true",
@@ -114,6 +118,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.synthetic and args.ignore_columns:
+        print(
+            "error: --ignore-columns leaves columns out of --normal and --anomalous files; "
+            "--synthetic reads none",
+            file=sys.stderr,
+        )
+        return 2
+    ignore = args.ignore_columns or ()
     try:
         if args.synthetic:
             normal, anomalous = synthetic_sets(manifest, n_readings=args.readings)
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
                 anomalous=False,
+                ignore=ignore,
             )
             anomalous = read_labelled(
                 args.anomalous,
@@ -136,7 +149,15 @@ def run(args: argparse.Namespace) -> int:
                 labels_column=args.labels_column,
                 kinds_column=args.kinds_column,
                 anomalous=True,
+                ignore=ignore,
             )
+            mistaken = ignored_columns.unfound(
+                args.ignore_columns,
+                [(args.normal, normal.ignored), (args.anomalous, anomalous.ignored)],
+            )
+            if mistaken is not None:
+                print(f"error: {mistaken}", file=sys.stderr)
+                return 2
             if anomalous.assumption:
                 print(f"warning: {anomalous.assumption}", file=sys.stderr)
         baseline, baseline_note = None, "skipped (--no-baseline)"
@@ -148,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
                     train_transpose=args.train_transpose,
                     calibration_file=args.calibration_data,
                     calibration_transpose=args.calibration_transpose,
+                    ignore=ignore,
                 )
             except DataError as exc:
                 baseline_note = f"the model's training data is not available ({exc})"

@@ -34,6 +34,8 @@ class LabelledReadings:
     report, since every figure rests on it)."""
     timestamps: np.ndarray | None = None
     """Per reading, when the file has them (false alerts per day of normal operation)."""
+    ignored: tuple[str, ...] = ()
+    """Columns of the file left out on request (``--ignore-columns``)."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,14 @@ def labelled(
         faulty = np.array([position.get(str(name), -1) for name in sensor_column], dtype=np.int64)
         faulty[~labels] = -1
     return LabelledReadings(
-        values, labels, kinds, readings.source, faulty, assumption, readings.timestamps
+        values,
+        labels,
+        kinds,
+        readings.source,
+        faulty,
+        assumption,
+        readings.timestamps,
+        readings.ignored,
     )
 
 
@@ -142,15 +151,17 @@ def read_labelled(
     labels_column: str | None,
     kinds_column: str | None,
     anomalous: bool,
+    ignore: Sequence[str] = (),
 ) -> LabelledReadings:
-    """Load an evaluation file with the named ground-truth columns kept out of its sensors.
+    """Load an evaluation file with the named ground-truth columns kept out of its sensors
+    and the ``ignore`` columns left out.
 
     A column named on the command line (None: the default) must be in the anomalous file:
     a typo would otherwise count every reading as anomalous and still print figures.
     """
     named = {"--labels-column": labels_column, "--kinds-column": kinds_column}
     wanted = [*LABEL_COLUMNS, *(name for name in named.values() if name is not None)]
-    readings = load_readings(path, transpose=transpose, label_columns=wanted)
+    readings = load_readings(path, transpose=transpose, label_columns=wanted, drop_columns=ignore)
     found = {name.lower() for name in readings.labels}
     for option, name in named.items():
         if anomalous and name is not None and name.lower() not in found:
@@ -203,29 +214,37 @@ def _synthetic_source(source: str) -> tuple[int, int, int] | None:
 
 
 def _recorded_values(
-    record: dict[str, Any], override: Path | None, transpose: bool, n_sensors: int
+    record: dict[str, Any],
+    override: Path | None,
+    transpose: bool,
+    sensors: Sequence[str],
+    ignore: Sequence[str],
 ) -> tuple[np.ndarray, str]:
-    """Load the data a manifest entry describes (or ``override``) and check its fingerprint."""
+    """Load the data a manifest entry describes (or ``override``) and check its fingerprint.
+
+    The model's sensors are taken by name: a file trained with ``--ignore-columns`` still holds
+    the columns left out, and the manifest records the sensors, not those options."""
     source = str(record.get("source", ""))
     if override is not None:
-        readings = load_readings(override, transpose=transpose)
+        readings = load_readings(override, transpose=transpose, drop_columns=ignore)
     elif (synthetic := _synthetic_source(source)) is not None:
         plant_seed, seed, n = synthetic
-        readings = generate_plant(n, seed=seed, n_sensors=n_sensors, plant_seed=plant_seed)
+        readings = generate_plant(n, seed=seed, n_sensors=len(sensors), plant_seed=plant_seed)
     else:
         path, transposed = _source_path(source)
         if not path.is_file():
             raise DataError(path, "recorded in the manifest but not found; pass it explicitly")
-        readings = load_readings(path, transpose=transposed)
+        readings = load_readings(path, transpose=transposed, drop_columns=ignore)
+    values = align_sensors(readings, sensors)
     expected = record.get("sha256")
-    actual = sha256_array(readings.values)
+    actual = sha256_array(values)
     if expected is not None and actual != expected:
         raise DataError(
             readings.source,
             f"fingerprint {actual[:12]}… differs from the manifest's {str(expected)[:12]}…: "
             "not the data this model was trained on",
         )
-    return readings.values, readings.source
+    return values, readings.source
 
 
 def baseline_data(
@@ -235,6 +254,7 @@ def baseline_data(
     train_transpose: bool = False,
     calibration_file: Path | None = None,
     calibration_transpose: bool = False,
+    ignore: Sequence[str] = (),
 ) -> BaselineData:
     data = manifest.training.get("data", {})
     splits = manifest.training.get("splits", {})
@@ -243,7 +263,7 @@ def baseline_data(
     training_record = dict(data.get("training", {}))
     training_record.setdefault("sha256", manifest.training_data_sha256)
     train_values, train_source = _recorded_values(
-        training_record, train_file, train_transpose, manifest.n_sensors
+        training_record, train_file, train_transpose, manifest.sensors, ignore
     )
     start, stop = splits["train"]
     if "calibration" in splits:
@@ -257,7 +277,8 @@ def baseline_data(
             dict(data.get("calibration", {})),
             calibration_file,
             calibration_transpose,
-            manifest.n_sensors,
+            manifest.sensors,
+            ignore,
         )
     return BaselineData(
         train=train_values[start:stop],

@@ -57,6 +57,8 @@ class Readings:
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     """Ground-truth columns found in the file (e.g. SKAB's ``anomaly``), one entry per reading:
     numeric columns as float64, others as str."""
+    ignored: tuple[str, ...] = ()
+    """Header names left out on request (``--ignore-columns``), as the file spells them."""
 
     def __post_init__(self) -> None:
         if self.values.ndim != 2:
@@ -88,6 +90,7 @@ class Readings:
             timestamps=None if self.timestamps is None else self.timestamps[start:stop],
             source=f"{self.source}[{start}:{stop}]",
             labels={name: column[start:stop] for name, column in self.labels.items()},
+            ignored=self.ignored,
         )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from models import ignored_columns
 from models.artifact_target import artifact_dir_problem, default_name, next_version
 from models.data import load_readings
 from models.export import export_artifact
@@ -107,15 +108,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     artifact_dir = args.out / args.name / args.version
+    ignore = args.ignore_columns or ()
     try:
-        readings = load_readings(args.data, transpose=args.transpose)
+        readings = load_readings(args.data, transpose=args.transpose, drop_columns=ignore)
         calibration = (
             None
             if args.calibration_data is None
-            else load_readings(args.calibration_data, transpose=args.calibration_transpose)
+            else load_readings(
+                args.calibration_data, transpose=args.calibration_transpose, drop_columns=ignore
+            )
         )
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    read = [(args.data, readings.ignored)]
+    if calibration is not None:
+        read.append((args.calibration_data, calibration.ignored))
+    mistaken = ignored_columns.unfound(args.ignore_columns, read)
+    if mistaken is not None:
+        print(f"error: {mistaken}", file=sys.stderr)
         return 2
     orientation = [
         warning

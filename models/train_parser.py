@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from models import ignored_columns
 from models.network import ACTIVATIONS
 from models.train_config import FAMILIES, TrainConfig
 from models.train_options import family_list
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--calibration-transpose", action="store_true", help="--calibration-data is transposed"
     )
+    ignored_columns.add_option(data, "--data and --calibration-data")
     out = parser.add_argument_group("artifact")
     out.add_argument("--out", type=Path, default=Path("models"), help="models folder")
     out.add_argument(

@@ -45,7 +45,8 @@ def test_semicolon_csv_like_skab(tmp_path: Path) -> None:
     assert readings.sensors == ["a", "b"]
     assert set(readings.labels) == {"anomaly", "changepoint"}
     dropped = load_readings(path, drop_columns=["B"])
-    assert dropped.sensors == ["a"]
+    assert dropped.sensors == ["a"] and dropped.ignored == ("b",)  # as the file spells it
+    assert dropped.slice(0, 1).ignored == ("b",)
 
 
 def test_separator_inside_quoted_header_names(tmp_path: Path) -> None:
