@@ -11,11 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from models.ignored_columns import ignore_hint
 from models.readings import (
     DataError,
     Readings,
@@ -137,7 +139,12 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
             continue
         if lowered in labels_wanted:
             label_indices.append(index)
-        elif lowered in TIMESTAMP_COLUMNS and timestamp_index is None:
+        elif lowered in TIMESTAMP_COLUMNS and timestamp_index is not None:
+            first = header[timestamp_index]
+            first_row = rows[0][1] if rows else []
+            stamps = [first_row[i] if i < len(first_row) else "" for i in (timestamp_index, index)]
+            raise DataError(path, _second_time_column(first, name, stamps), line=1, column=name)
+        elif lowered in TIMESTAMP_COLUMNS:
             timestamp_index = index
         else:
             sensor_indices.append(index)
@@ -183,6 +190,28 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         labels=labels,
         ignored=tuple(ignored),
     )
+
+
+_DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}")
+_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
+
+
+def _second_time_column(first: str, name: str, cells: Sequence[str]) -> str:
+    """Why a second column with a time-index name is refused, and what to do: it would
+    otherwise be trained on as a sensor (a clock, which makes every later reading look
+    anomalous), or it is the time of day beside a date column."""
+    reason = (
+        f"a second time column after {first!r} (a file has one time index, and {name} would "
+        "otherwise be a sensor): "
+    )
+    stripped = [cell.strip() for cell in cells]
+    for date, time in ((0, 1), (1, 0)):
+        if _DATE.fullmatch(stripped[date]) and _TIME_OF_DAY.fullmatch(stripped[time]):
+            reason += (
+                f"{(first, name)[date]!r} holds dates and {(first, name)[time]!r} times of day: "
+                "join them into one column named timestamp (2026-01-31 08:00:00); or "
+            )
+    return reason + f"leave it out with {ignore_hint([name])}"
 
 
 def _check_header(path: Path, header: Sequence[str]) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from models import ignored_columns
 from models.artifact_target import artifact_dir_problem, default_name, next_version
 from models.data import load_readings
+from models.data_warnings import clock_warning
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
 from models.injected import TooShortToInject
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     if mistaken is not None:
         print(f"error: {mistaken}", file=sys.stderr)
         return 2
-    orientation = [
+    data_warnings = [
         warning
         for warning in (
             _orientation_warning(args.data, readings, "--transpose", args.transpose),
@@ -138,10 +139,11 @@ def run(args: argparse.Namespace) -> int:
                 "--calibration-transpose",
                 args.calibration_transpose,
             ),
+            clock_warning(readings),
         )
         if warning is not None
     ]
-    for warning in orientation:
+    for warning in data_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if calibration is not None and calibration.sensors != readings.sensors:
         print(
@@ -297,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
         manifest.files,
         artifact_dir,
         separate_calibration=calibration is not None,
-        data_warnings=orientation,
+        data_warnings=data_warnings,
         lone_spike=(spike, spiked),
     )
     return 0

@@ -131,6 +131,34 @@ def test_repeated_timestamps_are_accepted(tmp_path: Path) -> None:
     assert load_readings(path).values[:, 0].tolist() == [1.0, 2.0, 3.0]
 
 
+@pytest.mark.parametrize(
+    ("header", "row", "said"),
+    [
+        ("timestamp,unix_time,ts,a", "2026-01-05T08:00:00,1767600000,1767600000,1", ""),
+        ("Date,Time,a,ts", "2026-01-05,08:00:00,1,2", "'Date' holds dates and 'Time' times of"),
+        ("Time,a,date", "08:00,1,05.01.2026", "'date' holds dates and 'Time' times of day"),
+    ],
+)
+def test_a_second_time_column_is_refused_not_taken_as_a_sensor(
+    tmp_path: Path, header: str, row: str, said: str
+) -> None:
+    """A clock trained on as a sensor makes the model flag every later reading."""
+    path = write(tmp_path / "two.csv", f"{header}\n{row}\n")
+    with pytest.raises(DataError) as caught:
+        load_readings(path)
+    first, second = [
+        n for n in header.split(",") if n.lower() in ("timestamp", "ts", "date", "time")
+    ][:2]
+    assert (caught.value.line, caught.value.column) == (1, second)
+    assert f"a second time column after {first!r}" in caught.value.reason
+    assert caught.value.reason.endswith(f"leave it out with --ignore-columns {second}")
+    assert said in caught.value.reason
+    if not said:
+        assert "holds dates" not in caught.value.reason
+        left_out = load_readings(path, drop_columns=["unix_time", "ts"])
+        assert left_out.timestamps is not None and left_out.sensors == ["a"]
+
+
 def test_timestamps_out_of_order_are_refused(tmp_path: Path) -> None:
     path = write(
         tmp_path / "order.csv",

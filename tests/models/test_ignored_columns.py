@@ -40,6 +40,7 @@ def test_doctests() -> None:
     assert doctest.testmod(ignored_columns).failed == 0
 
 
+@pytest.mark.slow
 def test_columns_left_out_of_training_and_evaluation_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
