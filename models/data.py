@@ -11,25 +11,27 @@ from __future__ import annotations
 import csv
 import io
 import math
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from models.cells import parse_numeric
 from models.ignored_columns import ignore_hint
 from models.readings import (
     DataError,
     Readings,
     check_finite,
     default_sensor_names,
-    parse_numeric,
     read_text,
 )
-from models.timestamps import TimestampError, parse_timestamps
-
-TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
-"""Header names (case-insensitive) recognised as the time index rather than a sensor."""
+from models.timestamps import (
+    DATE,
+    TIME_OF_DAY,
+    TIMESTAMP_COLUMNS,
+    TimestampError,
+    parse_timestamps,
+)
 
 LABEL_COLUMNS = ("anomaly", "changepoint", "label", "anomaly_kind", "anomaly_sensor")
 """Header names (case-insensitive) recognised as ground truth rather than a sensor.
@@ -170,7 +172,7 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
 
     sensors = [header[i] for i in sensor_indices]
     cells = [[row[i] for i in sensor_indices] for _, row in rows]
-    values = parse_numeric(path, cells, sensors, [line for line, _ in rows])
+    values = parse_numeric(path, cells, sensors, [line for line, _ in rows], named=True)
     timestamps = None
     if timestamp_index is not None:
         try:
@@ -192,10 +194,6 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     )
 
 
-_DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}")
-_TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
-
-
 def _second_time_column(first: str, name: str, cells: Sequence[str]) -> str:
     """Why a second column with a time-index name is refused, and what to do: it would
     otherwise be trained on as a sensor (a clock, which makes every later reading look
@@ -206,7 +204,7 @@ def _second_time_column(first: str, name: str, cells: Sequence[str]) -> str:
     )
     stripped = [cell.strip() for cell in cells]
     for date, time in ((0, 1), (1, 0)):
-        if _DATE.fullmatch(stripped[date]) and _TIME_OF_DAY.fullmatch(stripped[time]):
+        if DATE.fullmatch(stripped[date]) and TIME_OF_DAY.fullmatch(stripped[time]):
             reason += (
                 f"{(first, name)[date]!r} holds dates and {(first, name)[time]!r} times of day: "
                 "join them into one column named timestamp (2026-01-31 08:00:00); or "

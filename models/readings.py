@@ -132,26 +132,6 @@ def read_text(path: Path) -> str:
     )
 
 
-def parse_numeric(
-    path: Path, cells: list[list[str]], columns: Sequence[str], lines: Sequence[int]
-) -> np.ndarray:
-    """Parse a table of strings to float64; on failure, find the first offending cell."""
-    try:
-        values = np.array(cells, dtype=np.float64)
-    except ValueError:
-        for row, line in zip(cells, lines, strict=True):
-            for text, column in zip(row, columns, strict=True):
-                try:
-                    float(text)
-                except ValueError:
-                    raise DataError(
-                        path, f"value {text.strip()!r} is not a number", line=line, column=column
-                    ) from None
-        raise
-    check_finite(path, values, columns, lines)
-    return values
-
-
 def check_finite(
     path: Path,
     values: np.ndarray,

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+TIMESTAMP_COLUMNS = ("timestamp", "datetime", "time", "date", "ts")
+"""Header names (case-insensitive) recognised as the time index rather than a sensor."""
+
 TIMESTAMP_FORMATS = (
     "ISO 8601 such as 2026-01-31, 2026-01-31 08:00:00 or 2026-01-31T08:00:00.5+01:00, "
     "or numbers such as seconds since the start"
@@ -23,6 +26,22 @@ _ISO_8601 = re.compile(
     r"(?P<local>(?P<year>\d{4})-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?)"
     r"(?P<zone>Z|(?P<sign>[+-])(?P<hours>\d{2})(?::?(?P<minutes>\d{2}))?)?"
 )
+
+
+DATE = re.compile(r"\d{1,4}[-./]\d{1,2}[-./]\d{1,4}")
+"""A date alone, in any common order (2026-01-31, 31.01.2026, 01/31/2026)."""
+TIME_OF_DAY = re.compile(r"\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?")
+"""A time of day alone (08:00, 08:00:00, 08:00:00.5)."""
+
+
+def looks_like_time(text: str) -> bool:
+    """Whether a cell that is not a number holds a date or a time, in any format: what a time
+    column not recognised as one (``Time (UTC)``, ``Zeit``) holds.
+
+    >>> [looks_like_time(t) for t in ("2026-01-31T08:00:00+01:00", "31.01.2026 08:00", "STOP")]
+    [True, True, False]
+    """
+    return bool(DATE.search(text) or TIME_OF_DAY.search(text))
 
 
 class TimestampError(ValueError):

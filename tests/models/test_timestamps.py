@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
+from models import timestamps
 from models.timestamps import TimestampError, parse_timestamps
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(timestamps).failed == 0
 
 
 def test_zoned_times_are_converted_to_utc_and_numbers_kept() -> None:

@@ -1,0 +1,59 @@
+"""Cells that are not numbers: refused at the first, with what to do about their columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from models.cells import parse_numeric
+from models.data import load_readings
+from models.readings import DataError
+
+
+def refusal(path: Path, text: str) -> DataError:
+    path.write_text(text)
+    with pytest.raises(DataError) as caught:
+        load_readings(path)
+    return caught.value
+
+
+def test_a_column_of_words_is_told_how_to_be_left_out(tmp_path: Path) -> None:
+    error = refusal(tmp_path / "a.csv", "timestamp,a,state\n2026-01-01,1,RUN\n2026-01-02,2,STOP\n")
+    assert (error.line, error.column) == (2, "state")
+    assert error.reason == (
+        "value 'RUN' is not a number; if state is not a sensor, leave it out with "
+        "--ignore-columns state"
+    )
+    two = refusal(tmp_path / "b.csv", "mode,a,Machine state\nauto,1,RUN\n")
+    assert (two.line, two.column) == (2, "mode")
+    assert two.reason.endswith(
+        "if mode, Machine state are not sensors, leave them out with "
+        "--ignore-columns mode 'Machine state'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "row", "column"),
+    [
+        ("Time (UTC),a", "2026-01-05T08:00:00+01:00,1", "Time (UTC)"),
+        ("a;Zeitstempel", "1;05.01.2026 08:00", "Zeitstempel"),
+    ],
+)
+def test_a_column_of_times_is_told_to_be_named_as_the_time_index(
+    tmp_path: Path, header: str, row: str, column: str
+) -> None:
+    error = refusal(tmp_path / "t.csv", f"{header}\n{row}\n")
+    assert error.column == column
+    assert (
+        f"column {column!r} holds times: to make it the time index, name it timestamp (or "
+        "datetime, time, date, ts); or leave it out with --ignore-columns " in error.reason
+    )
+    assert "not a sensor" not in error.reason
+
+
+def test_columns_without_names_get_no_advice_about_names() -> None:
+    with pytest.raises(DataError) as caught:
+        parse_numeric(Path("d.dat"), [["1", "2"], ["3", "RUN"]], ["1", "2"], [1, 2])
+    assert caught.value.reason == "value 'RUN' is not a number"
+    assert (caught.value.line, caught.value.column) == (2, "2")
