@@ -127,7 +127,7 @@ def test_train_refuses_bad_data(
     args = ["train", "--data", str(bad), "--out", str(tmp_path), "--name", "x", "--version", "1"]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert f"{bad}, line 11, column {header[3]}: value is NaN" in err
+    assert f"{bad}, line 11, column {header[3]}: missing value ('nan')" in err
     assert not (tmp_path / "x").exists()
 
     latin1 = tmp_path / "latin1.csv"

@@ -66,10 +66,10 @@ def test_label_columns_are_configurable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("body", "line", "column", "words"),
     [
-        ("a,b\n1,2\n3,nan\n", 3, "b", "NaN"),
-        ("a,b\n1,2\n3,4\ninf,5\n", 4, "a", "infinite"),
+        ("a,b\n1,2\n3,nan\n", 3, "b", "missing value ('nan')"),
+        ("a,b\n1,2\n3,4\ninf,5\n", 4, "a", "value 'inf' is infinite"),
         ("a,b\n1,2\n3,oops\n", 3, "b", "'oops' is not a number"),
-        ("a,b\n1,2\n3,\n", 3, "b", "'' is not a number"),
+        ("a,b\n1,2\n3,\n", 3, "b", "missing value (an empty cell)"),
     ],
 )
 def test_csv_bad_values_are_located(
@@ -244,7 +244,7 @@ def test_whitespace_dat_and_transpose(tmp_path: Path) -> None:
 def test_whitespace_dat_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"r.dat, line 2: ragged row: 1 fields where line 1 has 2"):
         load_readings(write(tmp_path / "r.dat", "1 2\n3\n"))
-    with pytest.raises(DataError, match=r"n.dat, line 2, column 2: value is NaN"):
+    with pytest.raises(DataError, match=r"n.dat, line 2, column 2: missing value \('NaN'\)"):
         load_readings(write(tmp_path / "n.dat", "1 2\n3 NaN\n"))
 
 
