@@ -1,6 +1,7 @@
-"""A table of text cells as float64, and, where a cell is not a number, a refusal that says
-what the cells are and what to do about them: a column of words that is no sensor can be left
-out, a column of times named as the time index."""
+"""A table of text cells as float64, and, where a cell is no finite number, a refusal that
+says what the cells are, counts them per column and says what to do: missing values are the
+user's to fill (never filled here), a decimal comma is exported as a point (never guessed), a
+column of words that is no sensor is left out, a column of times named as the time index."""
 
 from __future__ import annotations
 
@@ -143,15 +144,19 @@ def _columns(columns: list[_Column], kind: str) -> str:
     return f"columns {listed}" + (f" and {len(columns) - 8} more" if len(columns) > 8 else "")
 
 
+DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d+(?:[eE][+-]?\d+)?")
+"""A number written with a decimal comma (55,0488; 1.234,5), as European spreadsheets export."""
+
 _LETTER = re.compile(r"[^\W\d_]")
 """A letter of any alphabet: what tells a column of words from numbers written oddly."""
 
 
 def _advice(bad: list[_Column], *, named: bool) -> list[str]:
     """What to do: missing and infinite values are filled or their readings dropped by the
-    user (they are never filled here); a header column without a number in it that holds times
-    is named as the time index or left out, one of words is left out if it is no sensor; other
-    cells that are not numbers are fixed or their readings dropped."""
+    user (they are never filled here); a decimal comma is exported as a point; a header column
+    without a number in it that holds times is named as the time index or left out, one of
+    words is left out if it is no sensor; other cells that are not numbers are fixed or their
+    readings dropped."""
     advice = []
     gaps = [kind for kind in (MISSING, INFINITE) if any(c.counts[kind] for c in bad)]
     if gaps:
@@ -161,14 +166,26 @@ def _advice(bad: list[_Column], *, named: bool) -> list[str]:
         )
     texts = [c for c in bad if c.example is not None]
     times, words, others = [], [], []
+    decimal_comma = next(
+        (c.example for c in texts if c.example and DECIMAL_COMMA.fullmatch(c.example)), None
+    )
     for column in texts:
         assert column.example is not None
+        if DECIMAL_COMMA.fullmatch(column.example):
+            continue
         if named and not column.numbers and looks_like_time(column.example):
             times.append(column.name)
         elif named and not column.numbers and _LETTER.search(column.example):
             words.append(column.name)
         else:
             others.append(column.name)
+    if decimal_comma is not None:
+        # Not read as a decimal point: "1,234" is also a thousand, and a guess that changes
+        # every value by a factor would go unnoticed.
+        advice.append(
+            f"{decimal_comma!r} has a decimal comma: export the file with a decimal point "
+            "(a comma is not read as one)"
+        )
     first, *rest = TIMESTAMP_COLUMNS
     advice += [
         f"column {name!r} holds times: to make it the time index, name it {first} (or "

@@ -97,3 +97,18 @@ def test_every_kind_of_refused_cell_is_counted_with_its_advice(tmp_path: Path) -
         "if state is not a sensor, leave it out with --ignore-columns state",
         "cells that are not numbers are refused: fix them or drop those readings",
     ]
+
+
+@pytest.mark.parametrize("value", ["55,0488", "-0,5", "1.234,5", "2,5e-3"])
+def test_a_decimal_comma_is_told_to_be_exported_as_a_point_not_read_as_one(
+    tmp_path: Path, value: str
+) -> None:
+    """An Excel export with a European locale: ';' between fields, ',' in the numbers."""
+    error = refusal(tmp_path / "eu.csv", f"timestamp;a;b\n2026-01-05 08:00:00;{value};{value}\n")
+    assert (error.line, error.column) == (2, "a")
+    assert error.reason.endswith(
+        f"; {value!r} has a decimal comma: export the file with a decimal point (a comma is "
+        "not read as one)"
+    )
+    assert "--ignore-columns" not in error.reason and "fix them" not in error.reason
+    assert "decimal comma" not in refusal(tmp_path / "w.csv", "a;b\n1;x,y\n").reason
