@@ -140,7 +140,11 @@ def _refusal(
 def _columns(columns: list[_Column], kind: str) -> str:
     if len(columns) == 1:
         return f"column {columns[0].name}"
-    listed = ", ".join(f"{c.name} ({c.counts[kind]})" for c in columns[:8])
+    # Quoted where a name holds what the list uses (a ';' file's "Temp 0, °C").
+    listed = ", ".join(
+        f"{repr(c.name) if ',' in c.name or '(' in c.name else c.name} ({c.counts[kind]})"
+        for c in columns[:8]
+    )
     return f"columns {listed}" + (f" and {len(columns) - 8} more" if len(columns) > 8 else "")
 
 

@@ -25,6 +25,7 @@ from models.readings import (
     default_sensor_names,
     read_text,
 )
+from models.separator import detect_separator, separator_name
 from models.timestamps import (
     DATE,
     TIME_OF_DAY,
@@ -98,23 +99,13 @@ def sliding_windows(values: np.ndarray, window: int) -> np.ndarray:
     return view.transpose(0, 2, 1)
 
 
-def _sniff_delimiter(path: Path, first_line: str) -> str:
-    """The separator the header uses most, counted outside double quotes: a ``;`` file may
-    name a column ``"Temp, C"``."""
-    unquoted = "".join(first_line.split('"')[::2])
-    counts = {delimiter: unquoted.count(delimiter) for delimiter in (",", ";", "\t")}
-    delimiter, count = max(counts.items(), key=lambda item: item[1])
-    if count == 0:
-        raise DataError(path, "header has a single column; expected ',', ';' or tab separators")
-    return delimiter
-
-
 def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterable[str]) -> Readings:
-    with io.StringIO(read_text(path), newline="") as handle:
+    text = read_text(path)
+    with io.StringIO(text, newline="") as handle:
         first_line = handle.readline()
         if not first_line.strip():
             raise DataError(path, "file is empty (expected a header row of sensor names)")
-        delimiter = _sniff_delimiter(path, first_line)
+        delimiter = detect_separator(path, text)
         handle.seek(0)
         reader = csv.reader(handle, delimiter=delimiter)
         try:
@@ -166,7 +157,8 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         if len(row) != len(header):
             raise DataError(
                 path,
-                f"ragged row: {len(row)} fields where the header has {len(header)}",
+                f"ragged row: {len(row)} fields where the header has {len(header)} "
+                f"(separated by {separator_name(delimiter)})",
                 line=line,
             )
 
