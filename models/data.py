@@ -118,6 +118,8 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         except csv.Error as exc:  # a field over the csv module's limit, a stray NUL
             raise DataError(path, f"not a readable CSV ({exc})", line=reader.line_num) from None
 
+    if len(header) > 1 and not header[-1]:
+        header, rows = _without_trailing_separator(path, header, rows, delimiter)
     _check_header(path, header)
     labels_wanted = {name.lower() for name in label_columns}
     dropped = {name.lower() for name in drop_columns}
@@ -202,6 +204,24 @@ def _second_time_column(first: str, name: str, cells: Sequence[str]) -> str:
                 "join them into one column named timestamp (2026-01-31 08:00:00); or "
             )
     return reason + f"leave it out with {ignore_hint([name])}"
+
+
+def _without_trailing_separator(
+    path: Path, header: list[str], rows: list[tuple[int, list[str]]], delimiter: str
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and rows without the empty last field a separator at the end of every line
+    leaves (Excel writes ``a;b;``); a value in that field has no name, and is refused."""
+    for line, row in rows:
+        if len(row) == len(header) and row[-1].strip():
+            raise DataError(
+                path,
+                f"the header ends in a {separator_name(delimiter)} (its field {len(header)} "
+                f"is empty) but this row has a value there, {row[-1].strip()!r}: name that "
+                "column in the header",
+                line=line,
+            )
+    trimmed = [(line, row[:-1] if len(row) == len(header) else row) for line, row in rows]
+    return header[:-1], trimmed
 
 
 def _check_header(path: Path, header: Sequence[str]) -> None:

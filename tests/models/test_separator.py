@@ -65,3 +65,27 @@ def test_a_ragged_row_names_the_separator(tmp_path: Path) -> None:
     assert caught.value.reason == "ragged row: 2 fields where the header has 3 (separated by ';')"
     with pytest.raises(DataError, match="header has a single column"):
         detect_separator(path, "value\n1\n2\n")
+
+
+def test_a_separator_ending_every_line_is_no_column(tmp_path: Path) -> None:
+    """Excel's "a;b;" gave "header field 3 is empty"."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"timestamp;a;b;\r\n2026-01-05 08:00:00;1.5;2;\r\n2026-01-05 08:00:10;3;4\r\n")
+    readings = load_readings(path)
+    assert readings.sensors == ["a", "b"]
+    np.testing.assert_array_equal(readings.values, [[1.5, 2.0], [3.0, 4.0]])
+    path.write_text("a;b;\n1;2;\n3;4;5\n")
+    with pytest.raises(DataError) as caught:
+        load_readings(path)
+    assert caught.value.line == 3
+    assert caught.value.reason == (
+        "the header ends in a ';' (its field 3 is empty) but this row has a value there, '5': "
+        "name that column in the header"
+    )
+    with pytest.raises(DataError, match="header field 2 is empty"):  # not at the end: refused
+        load_readings(write_text(tmp_path / "gap.csv", "a;;b\n1;2;3\n"))
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
