@@ -55,26 +55,38 @@ class TimestampError(ValueError):
 
 
 def parse_timestamps(texts: list[str], lines: Sequence[int], column: str) -> np.ndarray:
-    """Numbers or ISO 8601, never decreasing (a repeat is a clock coarser than the sampling,
-    or a local-time clock change). The first cell decides which of the two kinds the column
-    holds."""
+    """Numbers or ISO 8601, never decreasing (a repeat is a clock coarser than the sampling).
+    The first cell decides which of the two kinds the column holds.
+
+    Local times without a UTC offset go back an hour when clocks change to winter time; they
+    are refused like any other step back (the order of the readings in that hour cannot be
+    told), and the refusal says to write the offset."""
     for text, line in zip(texts, lines, strict=True):
         if not text:
             raise TimestampError(
                 "timestamp is empty: every reading needs one", line=line, column=column
             )
+    zoneless = False
     if _finite_number(texts[0]) is not None:
         stamps = _numeric_timestamps(texts, lines, column)
     else:
         stamps = _iso_timestamps(texts, lines, column)
+        first = _ISO_8601.fullmatch(texts[0])
+        zoneless = first is not None and first["zone"] is None
     backwards = np.flatnonzero(stamps[1:] < stamps[:-1])
     if backwards.size:
         row = int(backwards[0]) + 1
-        raise TimestampError(
+        reason = (
             f"timestamp {texts[row]!r} is earlier than the previous {texts[row - 1]!r}: "
-            "readings must be in time order (training splits by time)",
-            line=lines[row],
+            "readings must be in time order (training splits by time)"
         )
+        if zoneless:
+            reason += (
+                "; these times give no UTC offset: if the clock went back an hour (summer to "
+                "winter time), write them with their offset (2025-10-26T02:00:00+01:00) or in "
+                "UTC"
+            )
+        raise TimestampError(reason, line=lines[row])
     return stamps
 
 
