@@ -5,6 +5,7 @@ baseline, checked by fingerprint)."""
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,17 @@ def labelled(
                 f"{readings.source} has no {labels_column!r} column: every reading in it counts "
                 "as anomalous"
             )
+            others = label_like(readings, sensors, [kinds_column, sensor_column_name])
+            if len(others) == 1:
+                assumption += (
+                    f"; its column {others[0]!r} looks like labels: pass --labels-column "
+                    f"{shlex.quote(others[0])} to use it"
+                )
+            elif others:
+                assumption += (
+                    f"; its columns {', '.join(map(repr, others))} look like labels: pass "
+                    "--labels-column with the one to use"
+                )
     else:
         # Exactly 0 or 1: read as "> 0", a -1/1 convention (-1 anomalous) would come out
         # inverted with no error.
@@ -141,6 +153,25 @@ def labelled(
         readings.timestamps,
         readings.ignored,
     )
+
+
+def label_like(
+    readings: Readings, sensors: Sequence[str], not_labels: Sequence[str | None]
+) -> list[str]:
+    """Columns that look like ground truth: named as ground truth (``label``, ``changepoint``;
+    the kinds and faulty-sensor columns aside), or, not among the model's sensors, holding
+    only 0 and 1 (``is_fault``)."""
+    passed = {name.lower() for name in not_labels if name}
+    named = [name for name in readings.labels if name.lower() not in passed]
+    if readings.sensors == default_sensor_names(readings.n_sensors):
+        return named  # no header: its columns are the model's by position
+    model = set(sensors)
+    binary = [
+        name
+        for name, values in zip(readings.sensors, readings.values.T, strict=True)
+        if name not in model and np.isin(values, (0.0, 1.0)).all()
+    ]
+    return named + binary
 
 
 def read_labelled(

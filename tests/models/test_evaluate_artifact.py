@@ -241,7 +241,10 @@ def test_anomalous_file_without_labels_counts_as_anomalous_and_says_so(
 ) -> None:
     normal, anomalous, _ = _labelled_files(tmp_path / "data", "fault")
     assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "out") == 0
-    warning = f"{anomalous} has no 'anomaly' column: every reading in it counts as anomalous"
+    warning = (
+        f"{anomalous} has no 'anomaly' column: every reading in it counts as anomalous; its "
+        "column 'fault' looks like labels: pass --labels-column fault to use it"
+    )
     assert f"warning: {warning}" in capsys.readouterr().err.splitlines()
     body = _report(tmp_path / "out")
     assert f"WARNING: {warning}." in body["notes"]  # type: ignore[operator]
