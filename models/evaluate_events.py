@@ -109,16 +109,28 @@ def evaluate_events(
     summary: dict[str, Any] = {"rule": described, **figures.as_dict()}
     summary["message"] = f"{summary_sentence(summary)} ({described})"
     informative = not figures.n_alerts or beats_random(summary)
-    tables = [_summary_table(figures, streams, described, informative), _kind_table(streams)]
+    numbers = any(run.timestamps is not None and run.timestamps.dtype.kind == "f" for run in runs)
+    tables = [
+        _summary_table(figures, streams, described, informative, numbers),
+        _kind_table(streams),
+    ]
     return EventEvaluation(figures, tables, timelines, summary)
 
 
 def _summary_table(
-    figures: EventFigures, streams: list[StreamEvents], rule: str, informative: bool
+    figures: EventFigures,
+    streams: list[StreamEvents],
+    rule: str,
+    informative: bool,
+    numeric_times: bool = False,
 ) -> Table:
+    """``numeric_times``: a run's timestamps are numbers, read as seconds (said beside the
+    rate, which milliseconds would put a thousand times too low)."""
     false_alerts, expected = figures.false_alerts, figures.false_alerts_random
     if figures.false_alerts_per_day is not None:
-        false_rate = f"{figures.false_alerts_per_day:.2f} per day of normal operation"
+        false_rate = f"{figures.false_alerts_per_day:.2f} per day of normal operation" + (
+            " (numeric timestamps read as seconds)" if numeric_times else ""
+        )
         random_rate = f"{figures.false_alerts_per_day_random or 0.0:.2f} per day"
     else:
         false_rate = (

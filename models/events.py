@@ -338,13 +338,15 @@ def first_alert_delay(window: LabelledWindow, alerts: np.ndarray) -> int | None:
 
 
 def median_step_seconds(timestamps: np.ndarray | None) -> float | None:
-    """The median time between readings, in seconds (None without usable timestamps)."""
+    """The median time between readings, in seconds (None without usable timestamps).
+    Numbers are read as seconds, the unit docs/training.md gives a numeric time column (Unix
+    time, seconds since the start)."""
     if timestamps is None or len(timestamps) < 2:
         return None
     stamps = np.asarray(timestamps)
     if np.issubdtype(stamps.dtype, np.datetime64):
         steps = np.diff(stamps).astype("timedelta64[ns]").astype(np.float64) / 1e9
     else:
-        return None  # plain numbers carry no unit
+        steps = np.diff(stamps.astype(np.float64))
     step = float(np.median(steps))
     return step if step > 0 else None

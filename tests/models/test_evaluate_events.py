@@ -47,6 +47,26 @@ def test_alerts_against_labelled_stretches_per_kind() -> None:
     assert [t.alerts.tolist() for t in result.timelines] == [[], [112, 202]]
 
 
+def test_numeric_timestamps_are_seconds_for_false_alerts_per_day() -> None:
+    """Epoch seconds, which the loader accepts as a time column, counted as no timestamps:
+    "10.63 per 10,000 normal readings (no timestamps)"."""
+    normalised = np.full(400, 0.5)
+    normalised[200:210] = 5.0  # one false alert in 400 normal readings
+    labels = np.zeros(400, dtype=bool)
+    kinds = np.full(400, "", dtype=object)
+    epoch = 1_767_600_000 + 60.0 * np.arange(400)  # a reading a minute, as float64 loads it
+    iso = np.datetime64("2026-01-05T08:00:00", "ns") + np.arange(400) * np.timedelta64(60, "s")
+    rule = AlertRule("none", k=3, n=5, cooldown=10)
+    by_number = evaluate_events([RunScores("normal run", normalised, labels, kinds, epoch)], rule)
+    by_time = evaluate_events([RunScores("normal run", normalised, labels, kinds, iso)], rule)
+    assert by_number.figures.false_alerts_per_day == pytest.approx(1 / (400 / 1440))
+    assert by_number.figures.false_alerts_per_day == by_time.figures.false_alerts_per_day
+    (said,) = [row[1] for row in by_number.tables[0].rows if row[0] == "false alerts"]
+    assert said == "1: 3.60 per day of normal operation (numeric timestamps read as seconds)"
+    (said,) = [row[1] for row in by_time.tables[0].rows if row[0] == "false alerts"]
+    assert said == "1: 3.60 per day of normal operation"
+
+
 def _quiet_run(n: int = 200) -> RunScores:
     labels = np.zeros(n, dtype=bool)
     labels[50:80] = True
