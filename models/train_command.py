@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from models.inputs import BeyondFloat32, ConstantSensorMoves
 from models.lone_spike import check_trained
 from models.operating_point import CANDIDATES as SMOOTHINGS
 from models.out_of_time import calibrate_out_of_time
-from models.readings import DataError, Readings
+from models.readings import DataError, Readings, default_sensor_names
 from models.selection import (
     MIN_READINGS,
     Selection,
@@ -146,13 +147,15 @@ def run(args: argparse.Namespace) -> int:
     for warning in data_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if calibration is not None and calibration.sensors != readings.sensors:
-        print(
-            f"error: {args.calibration_data}: "
-            f"{sensors_mismatch(calibration.sensors, readings.sensors)} (the calibration data "
-            "needs the training data's sensors: same names, same order)",
-            file=sys.stderr,
-        )
-        return 2
+        if set(calibration.sensors) != set(readings.sensors):
+            print(
+                f"error: {args.calibration_data}: "
+                f"{sensors_mismatch(calibration.sensors, readings.sensors)} (the calibration "
+                "data needs the training data's sensors, by name, in any order)",
+                file=sys.stderr,
+            )
+            return 2
+        calibration = _lined_up(calibration, readings.sensors)
     training_sha256 = sha256_array(readings.values)
     calibration_sha256 = None if calibration is None else sha256_array(calibration.values)
     if calibration_sha256 == training_sha256:
@@ -336,22 +339,36 @@ def _labelled_anomalous(readings: Readings | None) -> int:
     return int(np.nansum(column > 0))
 
 
-def sensors_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
-    """Where two sensor lists part, in words.
+def _lined_up(calibration: Readings, sensors: Sequence[str]) -> Readings:
+    """The calibration readings with their columns in the training data's order, as evaluate
+    lines a file up by name: an export may order the same columns differently."""
+    position = {name: i for i, name in enumerate(calibration.sensors)}
+    order = [position[name] for name in sensors]
+    return replace(calibration, values=calibration.values[:, order], sensors=list(sensors))
 
-    >>> sensors_mismatch(["a", "b", "x"], ["a", "b", "c"])
-    "sensor 3 is 'x', the training data's is 'c'"
+
+def sensors_mismatch(found: Sequence[str], expected: Sequence[str]) -> str:
+    """How a file's sensors differ from the training data's, as sets (order is not compared:
+    the calibration file is lined up by name).
+
+    >>> sensors_mismatch(["a", "x", "b"], ["b", "a", "c"])
+    "the sensors differ from the training data's (missing: 'c'; extra: 'x')"
     >>> sensors_mismatch(["a", "b"], ["a", "b", "c"])
-    "2 sensors, the training data's 3 (the first 2 alike; missing: 'c')"
+    "2 sensors, the training data's 3 (missing: 'c')"
     """
-    for i, (mine, theirs) in enumerate(zip(found, expected, strict=False)):
-        if mine != theirs:
-            return f"sensor {i + 1} is {mine!r}, the training data's is {theirs!r}"
-    shorter = min(len(found), len(expected))
-    extra = (expected if len(expected) > len(found) else found)[shorter:]
-    what = "missing" if len(expected) > len(found) else "extra"
-    listed = ", ".join(repr(name) for name in extra[:5]) + (", ..." if len(extra) > 5 else "")
-    return (
-        f"{len(found)} sensors, the training data's {len(expected)} (the first {shorter} "
-        f"alike; {what}: {listed})"
+    parts = []
+    for what, names in (
+        ("missing", [name for name in expected if name not in set(found)]),
+        ("extra", [name for name in found if name not in set(expected)]),
+    ):
+        if names:
+            listed = ", ".join(repr(name) for name in names[:5])
+            parts.append(f"{what}: {listed}" + (", ..." if len(names) > 5 else ""))
+    counts = (
+        f"{len(found)} sensors, the training data's {len(expected)}"
+        if len(found) != len(expected)
+        else "the sensors differ from the training data's"
     )
+    headerless = list(found) == default_sensor_names(len(found))
+    hint = "; a file without a header row has no names to match" if headerless else ""
+    return f"{counts} ({'; '.join(parts)}{hint})"

@@ -141,8 +141,9 @@ def test_train_refuses_bad_data(
     args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(other)]
     assert main([*args, "--out", str(tmp_path), "--name", "x", "--version", "1"]) == 2
     err = capsys.readouterr().err
-    assert "same names, same order" in err and "sensor 1 is 'x01'" in err
-    # Where two lists part beyond their first names, or one is shorter: said, not elided.
+    assert "by name, in any order" in err and "extra: 'x01', 'x02'" in err
+    assert "a file without a header row has no names to match" in err
+    # One list shorter: what it lacks is said, not elided.
     fewer = tmp_path / "fewer.csv"
     clean = (data_dir / "train.csv").read_text().splitlines()[:200]
     last = SENSORS  # the columns are a timestamp, the sensors, then the labels
@@ -151,8 +152,9 @@ def test_train_refuses_bad_data(
     args = ["train", "--data", str(data_dir / "train.csv"), "--calibration-data", str(fewer)]
     assert main([*args, "--out", str(tmp_path), "--name", "x", "--version", "1"]) == 2
     err = capsys.readouterr().err
-    assert f"{SENSORS - 1} sensors, the training data's {SENSORS}" in err
-    assert f"missing: {header[last]!r}" in err
+    assert (
+        f"{SENSORS - 1} sensors, the training data's {SENSORS} (missing: {header[last]!r})" in err
+    )
 
     args = ["train", "--data", str(data_dir / "train.csv"), "--out", str(tmp_path)]
     assert main([*args, "--name", "x", "--version", "1", "--quantile", "1.5"]) == 2
@@ -399,7 +401,7 @@ def test_train_hints_at_transpose_for_few_readings_of_many_sensors(
     assert main([*args, "--out", str(tmp_path), "--name", "c", "--version", "1"]) == 2
     err = capsys.readouterr().err
     assert f"warning: {cal} gives 12 readings x 20 sensors" in err
-    assert "pass --calibration-transpose" in err and "same names, same order" in err
+    assert "pass --calibration-transpose" in err and "by name, in any order" in err
 
 
 def test_train_names_the_file_too_short_to_train_on(
