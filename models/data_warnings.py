@@ -1,5 +1,6 @@
 """What a readable file may still hold that a model learns wrong, said as warnings rather than
-refusals, since each can be legitimate data: a sensor that is a clock or a counter."""
+refusals, since each can be legitimate data: a sensor that is a clock or a counter, a gap in
+time, readings written twice. None of them changes what is trained on."""
 
 from __future__ import annotations
 
@@ -37,4 +38,86 @@ def clock_warning(readings: Readings) -> str | None:
         "the range it was trained on; leave "
         + ("it" if one else "them")
         + (" out of the file" if headerless else f" out with {ignore_hint(clocks)}")
+    )
+
+
+GAP_INTERVALS = 10
+"""A step between readings longer than this many median intervals is a gap: readings were
+lost or the recording stopped, where a late reading or two is the sampling's jitter."""
+
+
+def _seconds(timestamps: np.ndarray) -> np.ndarray:
+    """Timestamps as float seconds: numbers are seconds already (docs/training.md)."""
+    if np.issubdtype(timestamps.dtype, np.datetime64):
+        return timestamps.astype("datetime64[ns]").astype(np.int64) / 1e9
+    return timestamps.astype(np.float64)
+
+
+def _duration(seconds: float) -> str:
+    """
+    >>> _duration(10), _duration(90 * 60), _duration(4.5 * 86_400)
+    ('10 s', '90 min', '4.5 days')
+    """
+    for unit, size, beyond in (("days", 86_400, 2 * 86_400), ("h", 3_600, 2 * 3_600)):
+        if seconds >= beyond:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds / 60:.3g} min" if seconds >= 120 else f"{seconds:.3g} s"
+
+
+def _stamp(timestamps: np.ndarray, i: int) -> str:
+    if np.issubdtype(timestamps.dtype, np.datetime64):
+        return str(np.datetime_as_string(timestamps[i], unit="s"))
+    return f"{float(timestamps[i]):.15g}"
+
+
+def gap_warning(readings: Readings) -> str | None:
+    """The gaps in a file's timestamps, the largest named: windows that span one treat the
+    readings on either side as consecutive."""
+    if readings.timestamps is None or readings.n_readings < 3:
+        return None
+    steps = np.diff(_seconds(readings.timestamps))
+    moving = steps[steps > 0]  # a coarse clock repeats times; its interval is the steps taken
+    if not moving.size:
+        return None
+    median = float(np.median(moving))
+    gaps = steps > GAP_INTERVALS * median
+    if not gaps.any():
+        return None
+    i = int(np.argmax(steps))
+    count = int(gaps.sum())
+    return (
+        f"{readings.source}: {count} gap{'s' if count != 1 else ''} in time of more than "
+        f"{GAP_INTERVALS} median intervals ({_duration(median)}); the largest, "
+        f"{_duration(float(steps[i]))} from {_stamp(readings.timestamps, i)} to "
+        f"{_stamp(readings.timestamps, i + 1)} (readings {i + 1} and {i + 2}; times in UTC "
+        f"where the file gives zones), is {steps[i] / median:,.0f} intervals: a window that "
+        "spans a gap joins readings from either side as if they were consecutive; if the "
+        "plant changed meanwhile, train on one side"
+    )
+
+
+def repeat_warning(readings: Readings) -> str | None:
+    """Readings identical to the one before, timestamp and every value: a row exported
+    twice, which weighs double in training and in the threshold. A timestamp repeated with
+    other values is a clock coarser than the sampling, and is counted but not warned of."""
+    if readings.n_readings < 2:
+        return None
+    same = (np.diff(readings.values, axis=0) == 0).all(axis=1)
+    if readings.timestamps is None:
+        copies = int(same.sum())
+        what = "every value"
+    else:
+        same_time = np.diff(_seconds(readings.timestamps)) == 0
+        copies = int((same & same_time).sum())
+        what = "its timestamp and every value"
+    if not copies:
+        return None
+    said = (
+        f"{readings.source}: {copies} reading{'s' if copies != 1 else ''} repeat"
+        f"{'' if copies != 1 else 's'} the one before, {what}"
+    )
+    if readings.timestamps is not None and (times := int(same_time.sum())) > copies:
+        said += f" ({times} repeat its timestamp in all)"
+    return (
+        said + ": rows written twice weigh double in training and in the threshold; drop the copies"
     )

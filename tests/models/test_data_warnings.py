@@ -1,16 +1,24 @@
-"""Warnings about readable files a model would learn wrong from: a clock taken as a sensor."""
+"""Warnings about readable files a model would learn wrong from: a clock taken as a sensor,
+gaps in time, readings written twice."""
 
 from __future__ import annotations
 
+import doctest
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from models import data_warnings
 from models.__main__ import main
-from models.data_warnings import clock_sensors, clock_warning
+from models.data import write_readings_csv
+from models.data_warnings import clock_sensors, clock_warning, gap_warning, repeat_warning
 from models.readings import Readings
 from models.synthetic import generate_plant
+
+
+def test_doctests() -> None:
+    assert doctest.testmod(data_warnings).failed == 0
 
 
 def readings(values: np.ndarray, sensors: list[str], source: str = "plant.csv") -> Readings:
@@ -65,3 +73,76 @@ def test_train_warns_of_a_clock_and_repeats_it_in_the_summary(
     assert "leave it out with --ignore-columns unix_time" in err
     assert main([*args, "--version", "2", *fast, "--ignore-columns", "unix_time"]) == 0
     assert "as a clock" not in capsys.readouterr().err
+
+    # A calibration run with a gap and a stretch written twice: said, and trained as before.
+    calibration = generate_plant(400, seed=2, n_sensors=3)
+    copied = np.r_[np.arange(200), np.repeat(np.arange(200, 210), 2), np.arange(210, 400)]
+    assert calibration.timestamps is not None
+    stamps = calibration.timestamps.copy()
+    stamps[300:] += np.timedelta64(3, "D")
+    write_readings_csv(
+        tmp_path / "cal.csv",
+        Readings(calibration.values[copied], calibration.sensors, stamps[copied], "cal"),
+    )
+    cal = ["--calibration-data", str(tmp_path / "cal.csv"), "--ignore-columns", "unix_time"]
+    assert main([*args, "--version", "3", *fast, *cal]) == 0
+    summary = capsys.readouterr().err.split("threshold ")[-1]
+    assert f"WARNING: {tmp_path / 'cal.csv'}: 1 gap in time of more than 10" in summary
+    assert "the largest, 3 days from" in summary
+    assert f"WARNING: {tmp_path / 'cal.csv'}: 10 readings repeat the one before" in summary
+
+
+def timed(values: np.ndarray, stamps: np.ndarray) -> Readings:
+    return Readings(values=values, sensors=["a", "b"], timestamps=stamps, source="run.csv")
+
+
+def test_gaps_in_time_are_named_by_their_largest() -> None:
+    """A 5-day gap passed without a word, and windows spanned it."""
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(300, 2))
+    seconds = 10 * np.arange(300, dtype=np.int64)
+    seconds[100:] += 5 * 86_400  # the recording stopped for five days
+    seconds[200:] += 150  # and a shorter outage of 16 intervals
+    start = np.datetime64("2026-01-05T08:00:00", "ns")
+    stamps = start + seconds.astype("timedelta64[s]")
+    warning = gap_warning(timed(values, stamps))
+    assert warning == (
+        "run.csv: 2 gaps in time of more than 10 median intervals (10 s); the largest, 5 days "
+        "from 2026-01-05T08:16:30 to 2026-01-10T08:16:40 (readings 100 and 101; times in UTC "
+        "where the file gives zones), is 43,201 intervals: a window that spans a gap joins "
+        "readings from either side as if they were consecutive; if the plant changed "
+        "meanwhile, train on one side"
+    )
+    epoch = gap_warning(timed(values, 1.7e9 + seconds.astype(np.float64)))  # numbers: seconds
+    assert epoch is not None and "the largest, 5 days from 1700000990 to 1700433000" in epoch
+    steady = timed(values, start + (10 * np.arange(300)).astype("timedelta64[s]"))
+    assert gap_warning(steady) is None
+    jitter = 10 * np.arange(300) + rng.integers(0, 9, 300)  # late by up to 9 s: no gap
+    assert gap_warning(timed(values, np.sort(jitter).astype(np.float64))) is None
+    coarse = np.repeat(60 * np.arange(30), 10).astype(np.float64)  # a clock of minutes
+    assert gap_warning(timed(values, coarse)) is None
+    assert gap_warning(Readings(values, ["a", "b"], None, "run.csv")) is None
+
+
+def test_readings_written_twice_are_counted() -> None:
+    """100 duplicated rows passed without a word."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(300, 2))
+    stamps = 10.0 * np.arange(300)
+    copied = np.r_[np.arange(100), np.repeat(np.arange(100, 200), 2), np.arange(200, 300)]
+    twice = timed(values[copied], stamps[copied])
+    assert repeat_warning(twice) == (
+        "run.csv: 100 readings repeat the one before, its timestamp and every value: rows "
+        "written twice weigh double in training and in the threshold; drop the copies"
+    )
+    coarse = stamps[copied].copy()
+    coarse[:100:2] = coarse[1:100:2]  # a coarse clock beside them: counted, not a copy
+    assert str(repeat_warning(timed(values[copied], coarse))).startswith(
+        "run.csv: 100 readings repeat the one before, its timestamp and every value (150 "
+        "repeat its timestamp in all)"
+    )
+    held = timed(values[copied], 10.0 * np.arange(400))  # a held value at its own time
+    assert repeat_warning(held) is None
+    assert repeat_warning(timed(values, np.repeat(stamps[::2], 2))) is None
+    untimed = Readings(values[copied], ["a", "b"], None, "run.csv")
+    assert "100 readings repeat the one before, every value" in str(repeat_warning(untimed))
