@@ -23,9 +23,9 @@ it back, in one script call per lookup (:data:`_FIND`).
 Each bucket also lists its commits' keys (``<ns>:k:<bucket>``) and generated-id sets
 (``<ns>:p:<bucket>``), and ``<ns>:n`` counts the readings of each bucket and their total, so
 that the readings of every replica together stay within ``ANOMALY_RECENT_MAX_READINGS``: past
-it, the oldest buckets go whole, records and index, before their retention ends. A fleet scoring faster
-than the sizing then keeps a shorter past for labels by id instead of filling Redis, which
-would refuse every scoring request.
+it, the oldest buckets go whole, records and index, before their retention ends. A fleet
+scoring faster than the sizing then keeps a shorter past for labels by id instead of filling
+Redis, which would refuse every scoring request.
 """
 
 from __future__ import annotations
