@@ -20,12 +20,13 @@ which made Redis's work grow with every reading. The stream store writes all of 
 its one script call per request (:data:`WRITE_READINGS`); :class:`SharedReadings` reads
 it back, in one script call per lookup (:data:`_FIND`).
 
-Each bucket also lists its commits' keys (``<ns>:k:<bucket>``) and generated-id sets
-(``<ns>:p:<bucket>``), and ``<ns>:n`` counts the readings of each bucket and their total, so
-that the readings of every replica together stay within ``ANOMALY_RECENT_MAX_READINGS``: past
-it, the oldest buckets go whole, records and index, before their retention ends. A fleet
-scoring faster than the sizing then keeps a shorter past for labels by id instead of filling
-Redis, which would refuse every scoring request.
+Each bucket also lists its commits' values with their reading counts (``<ns>:k:<bucket>``)
+and its generated-id sets (``<ns>:p:<bucket>``), and ``<ns>:n`` counts the readings of each
+bucket and their total, so that the readings of every replica together stay within
+``ANOMALY_RECENT_MAX_READINGS``: past it, the oldest values go before their retention ends,
+a bucket's index keys with its last value. A fleet scoring faster than the sizing then keeps
+a shorter past for labels by id instead of filling Redis, which would refuse every scoring
+request.
 """
 
 from __future__ import annotations
@@ -47,24 +48,27 @@ SharedFinds = dict[str, RecentReading | AmbiguousReadingId]
 BUCKETS_PER_RETENTION = 16
 # Lua's unpack() is bounded by its C stack: index fields are written this many at a time.
 _CHUNK = 2000
+# Values a write lets go at most for the bound, so one script call never holds Redis long.
+EVICT_PER_CALL = 10_000
 
 # The readings part of the commit script (service.scoring.redis_streams), run after the
 # states: ``written[i]`` says whether the i-th stream's state was written, ``at`` is where
 # these arguments start: the commit's key, its value, the retention, the index keys' TTL,
-# the client-id hash and sorted set, the namespace, the bucket, the oldest bucket a lookup
-# searches, the value's reading count and the bound on readings kept; then per scored
+# the client-id hash and sorted set, the namespace, the bucket, the oldest bucket that may
+# hold a reading within the retention, the value's reading count, the bound on readings kept
+# and how many values one call may let go for it; then per scored
 # request the (1-based) stream it belongs to, its generated-id sorted set, first sequence
 # number and member ('' when every reading has a client id), how many client ids, and
 # those ids' fields and pointers. Requests of a stream that moved on stay in the value (its
 # offsets are fixed) but are not indexed, so no lookup finds a reading scored on a stale
-# state. Sets ``dropped`` to the readings of the buckets it let go for the bound.
+# state. Sets ``dropped`` to the readings of the values it let go for the bound.
 WRITE_READINGS = """
 local commit, blob, retention, index_ttl = ARGV[at], ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
 local ckey, lkey, ns = ARGV[at + 4], ARGV[at + 5], ARGV[at + 6]
-local bucket, oldest = tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
-local count, bound = tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10])
+local bucket, live = tonumber(ARGV[at + 7]), tonumber(ARGV[at + 8])
+local count, bound, evict = tonumber(ARGV[at + 9]), tonumber(ARGV[at + 10]), tonumber(ARGV[at + 11])
 local any, clients, generated = false, false, {}
-at = at + 11
+at = at + 12
 while at <= #ARGV do
   local n = tonumber(ARGV[at + 4])
   if written[tonumber(ARGV[at])] then
@@ -105,9 +109,13 @@ if any then
     redis.call('PEXPIRE', lkey, index_ttl)
   end
   local kkey = ns .. ':k:' .. bucket
-  if redis.call('RPUSH', kkey, commit) == 1 then redis.call('PEXPIRE', kkey, index_ttl) end
-  -- Readings per bucket and their total ('t') in one hash. The total is counted afresh from
-  -- the buckets a lookup still searches when a bucket starts, and only added to otherwise.
+  local listed = redis.call('RPUSH', kkey, count .. '|' .. commit)
+  if listed == 1 then redis.call('PEXPIRE', kkey, index_ttl) end
+  -- Readings per bucket and their total ('t') over the buckets that may still hold readings
+  -- within the retention, in one hash: counted afresh when a bucket starts, added to
+  -- otherwise. A bucket being a sixteenth of the retention rounded up to a millisecond, one
+  -- passes the retention within 16 ms of a bucket's start (tests' retentions under 16 s
+  -- aside, whose buckets are a second).
   local nkey = ns .. ':n'
   local total
   if redis.call('HINCRBY', nkey, bucket, count) == count then
@@ -115,7 +123,7 @@ if any then
     local fields = redis.call('HGETALL', nkey)
     for i = 1, #fields, 2 do
       local b = tonumber(fields[i])
-      if b and b < oldest then
+      if b and b < live then
         redis.call('HDEL', nkey, fields[i])
       elseif b then
         total = total + tonumber(fields[i + 1])
@@ -127,27 +135,48 @@ if any then
     total = redis.call('HINCRBY', nkey, 't', count)
   end
   if total > bound then
-    local fields, older = redis.call('HGETALL', nkey), {}
+    -- The oldest values go first, at most ``evict`` a call so that Redis, which runs one
+    -- script at a time, is never held long; the rest go with the next writes. A bucket
+    -- emptied takes its index keys along; the value just written stays.
+    local fields, buckets = redis.call('HGETALL', nkey), {}
     for i = 1, #fields, 2 do
       local b = tonumber(fields[i])
-      -- The bucket being written stays: a bound below one bucket's readings cannot be kept.
-      if b and b < bucket then older[#older + 1] = {b, tonumber(fields[i + 1])} end
+      if b then buckets[#buckets + 1] = b end
     end
-    table.sort(older, function(x, y) return x[1] < y[1] end)
-    local function unlink(keys)
-      for c = 1, #keys, CHUNK do
-        redis.call('UNLINK', unpack(keys, c, math.min(c + CHUNK - 1, #keys)))
+    table.sort(buckets)
+    local budget = evict
+    for _, b in ipairs(buckets) do
+      if total <= bound or budget == 0 then break end
+      local list = ns .. ':k:' .. b
+      local keep = b == bucket and 1 or 0
+      local entries = redis.call('LRANGE', list, 0, math.min(budget, CHUNK) - 1)
+      while #entries > 0 and total > bound and budget > 0 do
+        local length = redis.call('LLEN', list)
+        local take, keys, gone = 0, {}, 0
+        for _, entry in ipairs(entries) do
+          if total - gone <= bound or take >= length - keep then break end
+          local n, key = string.match(entry, '^(%d+)|(.*)$')
+          take = take + 1
+          keys[take] = key
+          gone = gone + tonumber(n)
+        end
+        if take == 0 then break end
+        redis.call('UNLINK', unpack(keys))
+        redis.call('LTRIM', list, take, -1)
+        redis.call('HINCRBY', nkey, b, -gone)
+        total = total - gone
+        dropped = dropped + gone
+        budget = budget - take
+        if take == length then
+          local at_b = ':' .. b
+          local sets = redis.call('SMEMBERS', ns .. ':p' .. at_b)
+          if #sets > 0 then redis.call('UNLINK', unpack(sets)) end
+          redis.call('UNLINK', list, ns .. ':p' .. at_b, ns .. ':c' .. at_b, ns .. ':l' .. at_b)
+          redis.call('HDEL', nkey, b)
+          break
+        end
+        entries = redis.call('LRANGE', list, 0, math.min(budget, CHUNK) - 1)
       end
-    end
-    for _, entry in ipairs(older) do
-      if total <= bound then break end
-      local at_b = ':' .. entry[1]
-      unlink(redis.call('LRANGE', ns .. ':k' .. at_b, 0, -1))
-      unlink(redis.call('SMEMBERS', ns .. ':p' .. at_b))
-      unlink({ns .. ':k' .. at_b, ns .. ':p' .. at_b, ns .. ':c' .. at_b, ns .. ':l' .. at_b})
-      redis.call('HDEL', nkey, entry[1])
-      total = total - entry[2]
-      dropped = dropped + entry[2]
     end
     redis.call('HSET', nkey, 't', total)
   end
@@ -218,10 +247,13 @@ for a = 4 + nb, #ARGV do
         local mine = row < tonumber(count) and (only == '' or only == stream)
         if mine and tonumber(ids_len) > 0 then  -- a client id may have taken its place
           local ids = redis.call('GETRANGE', key, ids_at, tonumber(ids_at) + tonumber(ids_len) - 1)
-          local p = 1
-          for _ = 1, row do p = p + 2 + string.byte(ids, p) * 256 + string.byte(ids, p + 1) end
-          local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
-          mine = string.sub(ids, p + 2, p + 1 + length) == id
+          mine = #ids == tonumber(ids_len)  -- else its value is gone: expired, or let go
+          if mine then
+            local p = 1
+            for _ = 1, row do p = p + 2 + string.byte(ids, p) * 256 + string.byte(ids, p + 1) end
+            local length = string.byte(ids, p) * 256 + string.byte(ids, p + 1)
+            mine = string.sub(ids, p + 2, p + 1 + length) == id
+          end
         end
         if mine then found(a - 3 - nb, stream, key .. '|' .. (at + row * size) .. '|' .. size) end
         break
@@ -236,12 +268,20 @@ return out
 class ReadingIndex:
     """Where the scored readings of a namespace live, and for how long."""
 
-    def __init__(self, namespace: str, retention_s: float, max_readings: int) -> None:
+    def __init__(
+        self,
+        namespace: str,
+        retention_s: float,
+        max_readings: int,
+        *,
+        evict_per_call: int = EVICT_PER_CALL,
+    ) -> None:
         if max_readings < 1:
             raise ValueError(f"max_readings must be >= 1, got {max_readings}")
         self.namespace = namespace
         self.retention_s = retention_s
         self.max_readings = max_readings  # every replica's together
+        self.evict_per_call = evict_per_call
         self.retention_ms = max(1, round(retention_s * 1000))
         self.bucket_ms = max(1000, math.ceil(self.retention_ms / BUCKETS_PER_RETENTION))
         # An index bucket outlives the last record written through it, by a bucket more
@@ -267,7 +307,7 @@ class ReadingIndex:
         the 1-based position of its stream among the script's keys)."""
         key = self.commit_key(commit)
         bucket = self.bucket(now)
-        oldest = self.search(now)[-1]
+        live = self.bucket(now - self.retention_s)
         parts: list[bytes] = []
         offset = 0
         segments: list[str | bytes | int] = []
@@ -301,7 +341,8 @@ class ReadingIndex:
         return [
             key, b"".join(parts), self.retention_ms, self.index_ttl_ms,
             f"{self.namespace}:c:{bucket}", f"{self.namespace}:l:{bucket}", self.namespace,
-            bucket, oldest, sum(len(outcome) for _, outcome in scored), self.max_readings,
+            bucket, live, sum(len(outcome) for _, outcome in scored), self.max_readings,
+            self.evict_per_call,
             *segments,
         ]  # fmt: skip
 

@@ -235,13 +235,12 @@ async def test_the_requests_of_one_commit_are_each_found_by_id(replicas: list[Re
     await found_as_held(b, a, ids)
 
 
-async def test_past_the_bound_the_oldest_buckets_go_whole_values_and_index(
+async def test_past_the_bound_the_oldest_values_go_and_an_emptied_bucket_takes_its_index(
     tmp_path: Path, write_test_artifact: Any, redis_server: RedisServer
 ) -> None:
-    """Every replica's readings together stay within the bound: past it the oldest bucket
-    goes (its values and its index keys) before its retention ends, and the count of
-    readings let go is reported; the bucket being written stays even when it alone is over
-    the bound."""
+    """Every replica's readings together stay within the bound, whatever the rate: past it
+    the oldest values go before their retention ends (an emptied bucket's index keys with
+    them), never the one just written, and the count of readings let go is reported."""
     models = tmp_path / "models"
     write_test_artifact(models, "plant", n_sensors=4, threshold=1.0)
     dropped: list[int] = []
@@ -265,37 +264,80 @@ async def test_past_the_bound_the_oldest_buckets_go_whole_values_and_index(
         for replica in (a, b):
             replica.clock.now += seconds
 
+    def keys_of(bucket: int) -> list[bytes]:
+        return [k for k in admin.keys() if k.endswith(f":{bucket}".encode())]
+
     admin = redis_server.client()
     try:
         await a.score(batch("s1", "old", 100))
         single = await a.score({"stream_id": "s1", "reading": [0.3, 0, 0, 0]})
         generated = f"{single.id_prefix}{single.seq_start}"
         await b.score(batch("s2", "b-old", 50))
-        first_bucket = a.store.readings.bucket(a.clock.now)
-        move(100)  # the next bucket: 151 + 100 readings, over the bound of 250
+        first = a.store.readings.bucket(a.clock.now)
+        move(100)  # the next bucket
         await a.score(batch("s1", "new", 99))
         assert dropped == []  # 250: at the bound, not over it
         old = ["old-0", "old-99", "b-old-0", generated]
         assert sorted(await b.readings.find(old, None)) == sorted(old)
         await b.score(batch("s2", "newer", 1))
-        assert dropped == [151]
+        assert dropped == [100]  # the oldest value, no more than the bound needs
+        assert sorted(await a.readings.find(old, None)) == ["b-old-0", generated]
+        await a.score(batch("s3", "more", 150))
+        assert dropped == [100, 51]  # the first bucket emptied: its index goes too
         assert await a.readings.find(old, None) == {}
-        kept = ["new-0", "new-98", "newer-0"]
-        assert sorted(await a.readings.find(kept, None)) == sorted(kept)
-        assert not [k for k in admin.keys() if k.endswith(f":{first_bucket}".encode())]
-        assert len(admin.keys("anomaly:q:*")) == 2  # the newer bucket's two values
+        assert keys_of(first) == []
+        kept = ["new-0", "new-98", "newer-0", "more-149"]
+        assert sorted(await b.readings.find(kept, None)) == sorted(kept)
+        second = a.store.readings.bucket(a.clock.now)
         move(100)
-        await a.score(batch("s1", "big", 300))
-        assert dropped == [151, 100]
-        assert await a.readings.find(kept, None) == {}
+        await a.score(batch("s1", "big", 300))  # over the bound alone: it stays
+        assert dropped == [100, 51, 250]
+        assert keys_of(second) == [] and await b.readings.find(kept, None) == {}
         assert len(await b.readings.find(["big-0", "big-299"], None)) == 2
-        # Buckets past the retention leave the count as a bucket starts, none let go early.
+        await b.score(batch("s2", "tiny", 1))  # the bucket being written lets go its oldest
+        assert dropped == [100, 51, 250, 300]
+        assert list(await a.readings.find(["big-0", "tiny-0"], None)) == ["tiny-0"]
+        # Buckets past the retention leave the count when one starts, none let go early:
+        # a bucket whose every reading is past it, not one more or less.
         move(RETENTION_S + 300)
         await b.score(batch("s3", "fresh", 10))
-        assert dropped == [151, 100]
-        counts = admin.hgetall("anomaly:n")
-        assert counts == {b"t": b"10", str(b.store.readings.bucket(b.clock.now)).encode(): b"10"}
+        fresh = b.store.readings.bucket(b.clock.now)
+        assert admin.hgetall("anomaly:n") == {b"t": b"10", str(fresh).encode(): b"10"}
+        bucket_s = b.store.readings.bucket_ms / 1000
+        move((fresh + 1) * bucket_s + 0.9 - b.clock.now)
+        await b.score(batch("s3", "edge", 3))  # the next bucket
+        move(RETENTION_S - 0.4)  # fresh just past the retention, edge not yet
+        await b.score(batch("s3", "later", 5))
+        assert admin.hget("anomaly:n", "t") == b"8"
+        assert len(dropped) == 4
     finally:
         admin.close()
         for replica in (a, b):
             await replica.client.aclose()
+
+
+async def test_a_write_lets_go_a_bounded_number_of_values_and_later_writes_the_rest(
+    tmp_path: Path, write_test_artifact: Any, redis_server: RedisServer
+) -> None:
+    """Redis runs one script at a time: a write far over the bound (the bound lowered at a
+    restart) lets go at most so many values, and the next writes go on."""
+    models = tmp_path / "models"
+    write_test_artifact(models, "plant", n_sensors=4, threshold=1.0)
+    dropped: list[int] = []
+    many = Replica(tmp_path / "ra", models, redis_server.url, prefix="ra-")
+    for i in range(12):
+        await many.score({"stream_id": "s", "reading": [i, 0, 0, 0]})
+    await many.client.aclose()
+    few = Replica(
+        tmp_path / "rb", models, redis_server.url, prefix="rb-",
+        max_readings=2, on_dropped=dropped.append,
+    )  # fmt: skip
+    few.store.readings.evict_per_call = 4
+    try:
+        for _ in range(3):
+            await few.score({"stream_id": "t", "reading": [0, 0, 0, 0]})
+        assert dropped == [4, 4, 4]  # 12 + 3 over a bound of 2, 4 values a write
+        await few.score({"stream_id": "t", "reading": [0, 0, 0, 0]})
+        assert dropped == [4, 4, 4, 2]
+    finally:
+        await few.client.aclose()
