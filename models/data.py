@@ -127,6 +127,7 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     sensor_indices: list[int] = []
     label_indices: list[int] = []
     ignored: list[str] = []
+    second_times: list[int] = []  # named like the time index after it: times, or a sensor
     for index, name in enumerate(header):
         lowered = name.lower()
         if lowered in dropped:
@@ -135,10 +136,8 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
         if lowered in labels_wanted:
             label_indices.append(index)
         elif lowered in TIMESTAMP_COLUMNS and timestamp_index is not None:
-            first = header[timestamp_index]
-            first_row = rows[0][1] if rows else []
-            stamps = [first_row[i] if i < len(first_row) else "" for i in (timestamp_index, index)]
-            raise DataError(path, _second_time_column(first, name, stamps), line=1, column=name)
+            second_times.append(index)
+            sensor_indices.append(index)
         elif lowered in TIMESTAMP_COLUMNS:
             timestamp_index = index
         else:
@@ -164,6 +163,14 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
                 line=line,
             )
 
+    for index in second_times:
+        # Numbers are a sensor's (a supply temperature Ts; a clock in seconds is warned of as
+        # one), anything else a second time index.
+        assert timestamp_index is not None
+        stamps = [rows[0][1][timestamp_index], rows[0][1][index]]
+        if not _is_number(stamps[1]):
+            reason = _second_time_column(header[timestamp_index], header[index], stamps)
+            raise DataError(path, reason, line=1, column=header[index])
     sensors = [header[i] for i in sensor_indices]
     cells = [[row[i] for i in sensor_indices] for _, row in rows]
     values = parse_numeric(path, cells, sensors, [line for line, _ in rows], named=True)
@@ -188,14 +195,19 @@ def _load_csv(path: Path, *, label_columns: Iterable[str], drop_columns: Iterabl
     )
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
 def _second_time_column(first: str, name: str, cells: Sequence[str]) -> str:
     """Why a second column with a time-index name is refused, and what to do: it would
     otherwise be trained on as a sensor (a clock, which makes every later reading look
     anomalous), or it is the time of day beside a date column."""
-    reason = (
-        f"a second time column after {first!r} (a file has one time index, and {name} would "
-        "otherwise be a sensor): "
-    )
+    reason = f"a second time column after {first!r} (a file has one time index): "
     stripped = [cell.strip() for cell in cells]
     for date, time in ((0, 1), (1, 0)):
         if DATE.fullmatch(stripped[date]) and TIME_OF_DAY.fullmatch(stripped[time]):

@@ -134,7 +134,7 @@ def test_repeated_timestamps_are_accepted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("header", "row", "said"),
     [
-        ("timestamp,unix_time,ts,a", "2026-01-05T08:00:00,1767600000,1767600000,1", ""),
+        ("timestamp,unix_time,ts,a", "2026-01-05T08:00:00,1767600000,2026-01-05 08:00,1", ""),
         ("Date,Time,a,ts", "2026-01-05,08:00:00,1,2", "'Date' holds dates and 'Time' times of"),
         ("Time,a,date", "08:00,1,05.01.2026", "'date' holds dates and 'Time' times of day"),
     ],
@@ -157,6 +157,13 @@ def test_a_second_time_column_is_refused_not_taken_as_a_sensor(
         assert "holds dates" not in caught.value.reason
         left_out = load_readings(path, drop_columns=["unix_time", "ts"])
         assert left_out.timestamps is not None and left_out.sensors == ["a"]
+
+
+def test_a_column_of_numbers_named_like_a_time_index_is_a_sensor(tmp_path: Path) -> None:
+    """Ts, a supply temperature beside the time index, was refused with no way to keep it."""
+    path = write(tmp_path / "hvac.csv", "timestamp,Ts,Tr\n2026-01-05T08:00:00Z,55.1,40.2\n")
+    readings = load_readings(path)
+    assert readings.sensors == ["Ts", "Tr"] and readings.values.tolist() == [[55.1, 40.2]]
 
 
 def test_timestamps_out_of_order_are_refused(tmp_path: Path) -> None:
