@@ -293,7 +293,9 @@ class Settings(BaseSettings):
         default=50, ge=2, description="Recent confirmed normals needed before drift is judged."
     )
     review_alert_limit: int = Field(
-        default=100, ge=0, description="Recent alerts the review queue lists."
+        default=100,
+        ge=0,
+        description="Unlabelled recent alerts the review queue lists (newest first).",
     )
     review_audit_size: int = Field(
         default=20,

@@ -180,8 +180,16 @@ def contributions(reading: RecentReading, model: LoadedModel, top: int) -> list[
 
 class ReviewQueueOut(BaseModel):
     model: str
-    size: int
-    alerts: list[ReviewItem] = Field(description="Recent readings taken during an alert.")
+    size: int = Field(description="How many readings are listed (alerts plus audit sample).")
+    alerts: list[ReviewItem] = Field(
+        description="The newest readings taken during an alert that nobody labelled yet, "
+        "newest first, at most ANOMALY_REVIEW_ALERT_LIMIT."
+    )
+    more_alerts: bool = Field(
+        default=False,
+        description="More unlabelled alerts may be waiting than are listed (older ones): "
+        "label these and ask again. False: every unlabelled retained alert is listed.",
+    )
     audit_sample: list[ReviewItem] = Field(
         description="A uniform random sample of unflagged readings: confirming these as normal "
         "keeps the recalibration sample from being biased toward high errors."
@@ -207,5 +215,6 @@ async def review_queue(
         model=queue.model,
         size=queue.size,
         alerts=[ReviewItem.of(r, served, top) for r in queue.alerts],
+        more_alerts=queue.more_alerts,
         audit_sample=[ReviewItem.of(r, served, top) for r in queue.audit_sample],
     )

@@ -57,6 +57,11 @@ from service.scoring.registry import LoadedModel, ModelRegistry
 from service.scoring.shared_readings import SharedFinds, SharedReadings
 from service.settings import Settings
 
+# The review queue checks alerts against the store in pages of at least this many, and
+# gives up after this many pages: the queue then says more may be waiting.
+REVIEW_PAGE_MIN = 100
+REVIEW_SCAN_PAGES = 20
+
 
 class LabelConflict(ServiceError):
     status_code = 409
@@ -69,6 +74,8 @@ class ReviewQueue:
     model: str
     alerts: list[RecentReading]
     audit_sample: list[RecentReading]
+    # Unlabelled alerts beyond those listed may be waiting (older than the listed ones).
+    more_alerts: bool = False
 
     @property
     def size(self) -> int:
@@ -332,24 +339,55 @@ class LabellingDesk:
     async def review_queue(
         self, model_name: str | None, *, stream_id: str | None = None
     ) -> ReviewQueue:
-        """Recent alerts plus a uniform sample of unflagged readings (of one stream, when
-        given), leaving out readings someone already labelled; sets the queue's gauge for
-        the whole model's queue."""
+        """The newest alerts nobody labelled yet plus a uniform sample of unflagged readings
+        (of one stream, when given), leaving out readings someone already labelled; sets the
+        queue's gauge for the whole model's queue."""
         model = self.models.get(model_name)
         s = self.settings
-        alerts = self.recent.alerts(
-            model=model.name, limit=s.review_alert_limit, stream_id=stream_id
-        )
+        alerts, more = await self._unlabelled_alerts(model.name, stream_id)
         audit = self.recent.audit_sample(
             s.review_audit_size, self.rng, model=model.name, stream_id=stream_id
         )
-        pairs = [(r.stream_id, r.reading_id) for r in (*alerts, *audit)]
+        pairs = [(r.stream_id, r.reading_id) for r in audit]
         done = await asyncio.to_thread(self.store.labelled_readings, model.name, pairs)
         queue = ReviewQueue(
             model=model.name,
-            alerts=[r for r in alerts if (r.stream_id, r.reading_id) not in done],
+            alerts=alerts,
             audit_sample=[r for r in audit if (r.stream_id, r.reading_id) not in done],
+            more_alerts=more,
         )
         if stream_id is None:
             self.metrics.review_queue.labels(model.name).set(queue.size)
         return queue
+
+    async def _unlabelled_alerts(
+        self, model: str, stream_id: str | None
+    ) -> tuple[list[RecentReading], bool]:
+        """Up to ``review_alert_limit`` of the newest alerts nobody labelled, and whether
+        more may be waiting. Labelled ones pile up at the top as operators work down the
+        queue, so the alerts are checked against the store a page at a time until the list
+        is full; at most :data:`REVIEW_SCAN_PAGES` pages, so one request stays bounded
+        however many were labelled (then more are said to be waiting)."""
+        limit = self.settings.review_alert_limit
+        size = max(limit, REVIEW_PAGE_MIN)
+        found: list[RecentReading] = []
+        before: int | None = None
+        for _ in range(REVIEW_SCAN_PAGES):
+            page, before = self.recent.alert_page(
+                model=model, limit=size, before=before, stream_id=stream_id
+            )
+            pairs = [(r.stream_id, r.reading_id) for r in page]
+            done = (
+                await asyncio.to_thread(self.store.labelled_readings, model, pairs)
+                if pairs
+                else set()
+            )
+            for reading in page:
+                if (reading.stream_id, reading.reading_id) in done:
+                    continue
+                if len(found) == limit:
+                    return found, True
+                found.append(reading)
+            if before is None:
+                return found, False
+        return found, True

@@ -15,6 +15,7 @@ import time
 from bisect import bisect_right
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from itertools import islice
 
 import numpy as np
 
@@ -182,14 +183,50 @@ class RecentReadings:
         stream_id: str | None = None,
     ) -> list[RecentReading]:
         """Newest first: readings taken while an alert was active (or also lone anomalies)."""
+        rows = self._alert_rows(since, model, stream_id, include_anomalies, before=None)
+        return [chunk.reading(row, self.id_prefix) for chunk, row, _ in islice(rows, limit)]
+
+    def alert_page(
+        self,
+        *,
+        model: str,
+        limit: int,
+        before: int | None = None,
+        stream_id: str | None = None,
+    ) -> tuple[list[RecentReading], int | None]:
+        """Newest first, at most ``limit`` readings taken while an alert was active that
+        arrived before the reading at position ``before`` (None: from the newest), and the
+        ``before`` of the next page (None: no older one is retained). A page does not hold
+        the buffer between calls, so the caller may await between pages while readings
+        arrive and old ones are trimmed."""
         found: list[RecentReading] = []
+        rows = self._alert_rows(None, model, stream_id, False, before=before)
+        for chunk, row, seq in rows:
+            if len(found) == limit:
+                return found, seq + 1
+            found.append(chunk.reading(row, self.id_prefix))
+        return found, None
+
+    def _alert_rows(
+        self,
+        since: float | None,
+        model: str | None,
+        stream_id: str | None,
+        include_anomalies: bool,
+        *,
+        before: int | None,
+    ) -> Iterator[tuple[ReadingChunk, int, int]]:
+        """(chunk, row, sequence number) of alert readings, newest first, below ``before``.
+        Sequence numbers grow with arrival, chunk after chunk (:meth:`add`)."""
         for chunk, mask in self._rows(since, model, stream_id):
+            if before is not None and chunk.seq_start >= before:
+                continue
             flagged = chunk.alert | chunk.anomaly if include_anomalies else chunk.alert
-            for row in np.flatnonzero(mask & flagged)[::-1].tolist():
-                found.append(chunk.reading(row, self.id_prefix))
-                if len(found) >= limit:
-                    return found
-        return found
+            rows = np.flatnonzero(mask & flagged)
+            if before is not None:
+                rows = rows[rows < before - chunk.seq_start]
+            for row in rows[::-1].tolist():
+                yield chunk, row, chunk.seq_start + row
 
     def audit_sample(
         self,

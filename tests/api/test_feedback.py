@@ -360,7 +360,7 @@ async def test_review_queue_mixes_alerts_with_an_unbiased_audit_sample(client: A
     assert alert_ids and {r["reading_id"] for r in queue["alerts"]} == alert_ids
     assert len(queue["audit_sample"]) == 5
     assert {r["reading_id"] for r in queue["audit_sample"]} <= quiet_ids
-    assert queue["size"] == len(alert_ids) + 5
+    assert queue["size"] == len(alert_ids) + 5 and queue["more_alerts"] is False
     text = (await client.get("/metrics")).text
     sizes = [
         s.value

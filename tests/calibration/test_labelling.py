@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rooms_support import Rooms, open_rooms
 
+from service.calibration import labelling
 from service.calibration.labelling import LabelConflict
 from service.calibration.records import LabelFilter
 from service.calibration.selections import (
@@ -159,3 +160,54 @@ async def test_the_review_queue_leaves_out_labelled_readings(rooms: Rooms) -> No
     queue = await rooms.desk.review_queue("flat")
     assert {r.reading_id for r in queue.audit_sample} == set(ids[4:])
     assert rooms.registry.get_sample_value("anomaly_review_queue_size", {"model": "flat"}) == 2.0
+
+
+async def label_each(rooms: Rooms, readings: list[str], stream: str) -> None:
+    await rooms.desk.submit(
+        ReadingIds(readings, stream_id=stream), "normal", None, author="o",
+        client_label_id=None, content_hash="h",
+    )  # fmt: skip
+
+
+async def test_the_queue_lists_unlabelled_alerts_beyond_the_labelled_newest(
+    rooms: Rooms,
+) -> None:
+    """The limit applies to unlabelled alerts: after the 100 listed are labelled, the older
+    ones come up, and the queue says when more are waiting than it lists."""
+    rooms.score("pump-5", np.full((130, 4), 3.0))
+    queue = await rooms.desk.review_queue("flat")
+    alerts = [r.reading_id for r in queue.alerts]
+    assert len(alerts) == 100 and queue.more_alerts
+    older = [r.reading_id for r in rooms.recent.alerts(model="flat", limit=1000)[100:]]
+    assert older, "the test needs alerts beyond the first page"
+    await label_each(rooms, alerts, "pump-5")
+    queue = await rooms.desk.review_queue("flat")
+    assert [r.reading_id for r in queue.alerts] == older and not queue.more_alerts
+    size = rooms.registry.get_sample_value("anomaly_review_queue_size", {"model": "flat"})
+    assert size == len(older) + len(queue.audit_sample)
+    await label_each(rooms, older, "pump-5")
+    queue = await rooms.desk.review_queue("flat", stream_id="pump-5")
+    assert queue.alerts == [] and not queue.more_alerts
+
+
+async def test_the_queue_scans_a_bounded_number_of_labelled_alerts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the scan's bound it lists what it found and says more may be waiting, rather
+    than reading every retained alert against the store."""
+    monkeypatch.setattr(labelling, "REVIEW_PAGE_MIN", 1)
+    monkeypatch.setattr(labelling, "REVIEW_SCAN_PAGES", 2)
+    async with open_rooms(tmp_path, review_alert_limit=5) as rooms:
+        await scan_past_the_bound(rooms)
+
+
+async def scan_past_the_bound(rooms: Rooms) -> None:
+    rooms.score("pump-6", np.full((40, 4), 3.0))
+    newest = [r.reading_id for r in rooms.recent.alerts(model="flat", limit=1000)]
+    assert len(newest) > 12
+    await label_each(rooms, newest[:7], "pump-6")
+    queue = await rooms.desk.review_queue("flat")
+    assert [r.reading_id for r in queue.alerts] == newest[7:10] and queue.more_alerts
+    await label_each(rooms, newest[7:10], "pump-6")
+    queue = await rooms.desk.review_queue("flat")
+    assert queue.alerts == [] and queue.more_alerts  # not known past 10: "may be waiting"

@@ -153,6 +153,26 @@ def test_bounded_by_count_and_retention() -> None:
     assert dropped == [3]
 
 
+def test_alert_pages_resume_below_the_last_page_while_readings_arrive() -> None:
+    clock = Clock()
+    store = RecentReadings(1000, 600, clock=clock, id_prefix="r0-")
+    chunk(store, clock, 6, alert=[True] * 6)
+    chunk(store, clock, 70, alert=[i % 2 == 0 for i in range(70)])  # a chunk of its own
+    chunk(store, clock, 3, stream="s2", alert=[True, False, True])
+    every = [r.reading_id for r in store.alerts(model="m", limit=1000)]
+    pages: list[str] = []
+    page, before = store.alert_page(model="m", limit=4)
+    while True:
+        pages += [r.reading_id for r in page]
+        chunk(store, clock, 2, alert=[True, True])  # newer alerts never join later pages
+        if before is None:
+            break
+        page, before = store.alert_page(model="m", limit=4, before=before)
+    assert pages == every and len(every) == 6 + 35 + 2
+    first, _ = store.alert_page(model="m", limit=3, stream_id="s2")
+    assert [r.stream_id for r in first] == ["s2", "s2"]
+
+
 def test_alerts_audit_sample_and_stream_range() -> None:
     clock = Clock()
     store = RecentReadings(1000, 600, clock=clock, id_prefix="r0-")
