@@ -1,19 +1,27 @@
-"""The console's browser tests: a plant-like scripted model, the keys, and Debian's chromium
-driven by Playwright (no browser download)."""
+"""The console's browser tests: a plant-like scripted model, the keys, a service process
+serving it, Debian's chromium driven by Playwright (no browser download), and a tab that
+records what a test must find absent."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import httpx
 import numpy as np
 import torch
 from conftest import WindowMean
+from service_process import ServiceProcess
 
 from service.scoring.artifact import torchscript_deprecation_silenced
 from service.scoring.artifact_writer import write_artifact
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 MODEL = "boiler-feed"
 SENSORS = ["feed_flow", "drum_level", "bearing_temp", "motor_current", "vibration", "outlet_temp"]
@@ -32,6 +40,9 @@ API_KEYS = [
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 SCADA = {"Authorization": f"Bearer {SCADA_KEY}"}
+
+TABLET = {"width": 820, "height": 1180}
+DESKTOP = {"width": 1280, "height": 900}
 
 CHROMIUM = shutil.which("chromium")
 # Nothing reaches past loopback; no component, sync or update traffic.
@@ -103,3 +114,98 @@ def fault_readings(rng: np.random.Generator, n: int) -> list[list[float]]:
 
 def stamped(values: list[list[float]], start: float, step: float = 10.0) -> list[dict[str, Any]]:
     return [{"values": v, "timestamp": start + i * step} for i, v in enumerate(values)]
+
+
+@contextmanager
+def console_service(folder: Path, env: Mapping[str, str] | None = None) -> Iterator[ServiceProcess]:
+    """The service on the plant model, in ``folder``, started and stopped."""
+    build_plant_model(folder / "models")
+    running = ServiceProcess(
+        folder / "models",
+        folder / "store.sqlite3",
+        folder / "server.log",
+        env={**service_env(), **(env or {})},
+    )
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop()
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM is not None
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class Console:
+    """One browser tab on the console, recording what a test must find absent: script
+    errors, Content-Security-Policy violations and requests carrying a key in the URL."""
+
+    def __init__(self, page: Page, server: ServiceProcess) -> None:
+        self.page = page
+        self.server = server
+        self.problems: list[str] = []
+        self.urls: list[str] = []
+        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
+        page.on("console", self._console)
+        page.on("request", lambda request: self.urls.append(request.url))
+
+    def _console(self, message: Any) -> None:
+        text = message.text
+        # A refused request (401/403) is logged by the browser; the page handles it.
+        if message.type == "error" and "status of 40" not in text:
+            self.problems.append(f"console error: {text}")
+
+    def sign_in(self, key: str, view: str = "queue") -> None:
+        self.page.goto(f"{self.server.url}/console#{view}")
+        self.page.wait_for_selector("body[data-ready]")  # the script has wired the form
+        self.page.fill("#api-key", key)
+        self.page.press("#api-key", "Enter")
+        self.page.wait_for_selector("#who:not([hidden])")
+
+    def status(self) -> str:
+        return self.page.inner_text("#status")
+
+    def check_clean(self) -> None:
+        assert not self.problems, self.problems
+        for key in (ADMIN_KEY, OPERATOR_KEY):
+            assert not [u for u in self.urls if key in u], "a key went into a URL"
+
+
+@contextmanager
+def console_tab(browser: Browser, server: ServiceProcess, **context: Any) -> Iterator[Console]:
+    """A fresh browser context (desktop size, en-GB, Berlin time unless given) and its tab,
+    checked clean at the end."""
+    options = {
+        "viewport": DESKTOP,
+        "locale": "en-GB",
+        "timezone_id": "Europe/Berlin",
+        **context,
+    }
+    made = browser.new_context(**options)
+    try:
+        tab = Console(made.new_page(), server)
+        yield tab
+        tab.check_clean()
+    finally:
+        made.close()
+
+
+def api(server: ServiceProcess, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
+    response = httpx.request(method, server.url + path, headers=headers, timeout=30, **kw)
+    assert response.status_code < 300, (path, response.status_code, response.text)
+    return response.json()
+
+
+def score(server: ServiceProcess, stream: str, readings: list[dict[str, Any]]) -> Any:
+    body = {"stream_id": stream, "model": MODEL, "readings": readings}
+    return api(server, "POST", "/v1/score", SCADA, json=body)

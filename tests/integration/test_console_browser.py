@@ -22,23 +22,26 @@ from console_support import (
     ADMIN,
     ADMIN_KEY,
     CHROMIUM,
-    CHROMIUM_ARGS,
     MODEL,
     OPERATOR,
     OPERATOR_KEY,
-    SCADA,
-    build_plant_model,
+    TABLET,
+    Console,
+    api,
+    chromium,
+    console_service,
+    console_tab,
     fault_readings,
     normal_readings,
-    service_env,
+    score,
     stamped,
 )
 from service_process import ServiceProcess
 
 try:
-    from playwright.sync_api import Browser, Page, sync_playwright
+    from playwright.sync_api import Browser
 except ImportError:  # the dev extra installs it
-    sync_playwright = None
+    Browser = None  # type: ignore[assignment,misc]
 
 pytestmark = [
     pytest.mark.integration,
@@ -46,36 +49,21 @@ pytestmark = [
         CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
     ),
     pytest.mark.skipif(
-        sync_playwright is None, reason="playwright is not installed (pip install -e '.[dev]')"
+        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
     ),
 ]
-TABLET = {"width": 820, "height": 1180}
-DESKTOP = {"width": 1280, "height": 900}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    folder = tmp_path_factory.mktemp("console")
-    build_plant_model(folder / "models")
-    running = ServiceProcess(
-        folder / "models", folder / "store.sqlite3", folder / "server.log", env=service_env()
-    )
-    try:
-        running.wait_ready()
+    with console_service(tmp_path_factory.mktemp("console")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    assert sync_playwright is not None and CHROMIUM is not None
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")
@@ -86,61 +74,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-class Console:
-    """One browser tab on the console, recording what a test must find absent: script
-    errors, Content-Security-Policy violations and requests carrying a key in the URL."""
-
-    def __init__(self, page: Page, server: ServiceProcess) -> None:
-        self.page = page
-        self.server = server
-        self.problems: list[str] = []
-        self.urls: list[str] = []
-        page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
-        page.on("console", self._console)
-        page.on("request", lambda request: self.urls.append(request.url))
-
-    def _console(self, message: Any) -> None:
-        text = message.text
-        # A refused request (401/403) is logged by the browser; the page handles it.
-        if message.type == "error" and "status of 40" not in text:
-            self.problems.append(f"console error: {text}")
-
-    def sign_in(self, key: str, view: str = "queue") -> None:
-        self.page.goto(f"{self.server.url}/console#{view}")
-        self.page.wait_for_selector("body[data-ready]")  # the script has wired the form
-        self.page.fill("#api-key", key)
-        self.page.press("#api-key", "Enter")
-        self.page.wait_for_selector("#who:not([hidden])")
-
-    def status(self) -> str:
-        return self.page.inner_text("#status")
-
-    def check_clean(self) -> None:
-        assert not self.problems, self.problems
-        for key in (ADMIN_KEY, OPERATOR_KEY):
-            assert not [u for u in self.urls if key in u], "a key went into a URL"
-
-
 @pytest.fixture
 def console(browser: Browser, server: ServiceProcess) -> Iterator[Console]:
-    context = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="Europe/Berlin")
-    try:
-        tab = Console(context.new_page(), server)
+    with console_tab(browser, server) as tab:
         yield tab
-        tab.check_clean()
-    finally:
-        context.close()
-
-
-def api(server: ServiceProcess, method: str, path: str, headers: dict[str, str], **kw: Any) -> Any:
-    response = httpx.request(method, server.url + path, headers=headers, timeout=30, **kw)
-    assert response.status_code < 300, (path, response.status_code, response.text)
-    return response.json()
-
-
-def score(server: ServiceProcess, stream: str, readings: list[dict[str, Any]]) -> Any:
-    body = {"stream_id": stream, "model": MODEL, "readings": readings}
-    return api(server, "POST", "/v1/score", SCADA, json=body)
 
 
 def open_pending(server: ServiceProcess, seed: int) -> dict[str, Any]:
@@ -357,9 +294,8 @@ def test_keyboard_sign_in_and_a_tablet_width_layout(
     browser: Browser, server: ServiceProcess, shots: Path
 ) -> None:
     score(server, "boiler-5", stamped(fault_readings(np.random.default_rng(8), 6), time.time()))
-    context = browser.new_context(viewport=TABLET, locale="de-DE", timezone_id="America/Chicago")
-    try:
-        tab = Console(context.new_page(), server)
+    tablet = {"viewport": TABLET, "locale": "de-DE", "timezone_id": "America/Chicago"}
+    with console_tab(browser, server, **tablet) as tab:
         page = tab.page
         page.goto(f"{server.url}/console")
         page.wait_for_selector("body[data-ready]")
@@ -374,6 +310,3 @@ def test_keyboard_sign_in_and_a_tablet_width_layout(
         )
         assert overflow <= 0, "the page scrolls sideways at tablet width"
         page.screenshot(path=shots / "console-queue-tablet.png")
-        tab.check_clean()
-    finally:
-        context.close()
