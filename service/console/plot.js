@@ -1,7 +1,7 @@
 // Two small SVG charts drawn by hand (no charting library to vendor or update): one
 // stream's scores over its readings, and a model's threshold versions.
 
-import { localTimeText, number, utcText } from "./api.js";
+import { localTimeText, number, utcText } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const W = 1200;

@@ -1,0 +1,161 @@
+// The feedback views: the review queue and one stream's scores, and the label buttons
+// both offer.
+
+import { api, clientLabelId, query } from "./api.js";
+import { h, number, share, timeElement } from "./dom.js";
+import { streamPlot } from "./plot.js";
+import { $, guarded, newest, say, state } from "./shell.js";
+
+// --- labelling --------------------------------------------------------------------------
+
+async function label(reading, value, note) {
+  const body = {
+    label: value,
+    reading_ids: [reading.reading_id],
+    stream_id: reading.stream_id,
+    client_label_id: clientLabelId(reading.reading_id, value),
+  };
+  if (note) body.note = note;
+  const stored = await api("/v1/feedback", { method: "POST", body });
+  say(`Reading ${reading.reading_id} of ${reading.stream_id} labelled ${value} (label ${stored.labels[0].id}).`);
+  return stored;
+}
+
+function labelControls(reading, onDone) {
+  const note = h("input", { type: "text", placeholder: "note (optional)", "aria-label": `Note for reading ${reading.reading_id}`, maxlength: "2000" });
+  const button = (value, text, cls) => h("button", {
+    type: "button", class: cls, "data-label": value,
+    onclick: guarded(async (event) => {
+      const target = event.currentTarget;
+      target.disabled = true;
+      try {
+        await label(reading, value, note.value.trim());
+        onDone(value);
+      } finally {
+        target.disabled = false;
+      }
+    }),
+  }, text);
+  return h("div", { class: "actions" }, note,
+    button("normal", "Confirm normal", "primary"),
+    button("anomaly", "Confirm anomaly", "danger"));
+}
+
+// --- review queue -----------------------------------------------------------------------
+
+export async function loadQueue() {
+  const model = $("queue-model").value;
+  const stream = $("queue-stream").value.trim();
+  const current = newest("queue");
+  const queue = await api(`/v1/feedback/review-queue${query({ model, stream_id: stream })}`);
+  if (!current()) return;
+  const items = [
+    ...queue.alerts.map((r) => ({ ...r, kind: "alert" })),
+    ...queue.audit_sample.map((r) => ({ ...r, kind: "audit" })),
+  ].sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0));
+  const where = stream ? `stream ${stream} of ${queue.model}` : queue.model;
+  $("queue-summary").textContent = `${number(queue.alerts.length)} alert reading(s) and ${number(queue.audit_sample.length)} audit sample reading(s) of ${where} awaiting review, newest first.`;
+  $("queue-items").replaceChildren(...items.map(queueCard));
+}
+
+function queueCard(reading) {
+  const badge = reading.kind === "alert"
+    ? h("span", { class: "badge alert", text: "alert" })
+    : h("span", { class: "badge audit", text: "audit sample" });
+  const scale = Math.max(2, reading.score * 1.1);
+  const fill = h("span", { class: reading.score > 1 ? "fill over" : "fill" });
+  fill.style.width = `${Math.min(100, (reading.score / scale) * 100)}%`;
+  const mark = h("span", { class: "mark", title: "threshold" });
+  mark.style.left = `${(1 / scale) * 100}%`;
+  const card = h("li", { class: `card ${reading.kind}`, dataset: { readingId: reading.reading_id, stream: reading.stream_id } },
+    h("header", {},
+      badge,
+      h("a", { class: "stream", href: `#stream/${encodeURIComponent(reading.stream_id)}`, text: reading.stream_id }),
+      timeElement(reading.timestamp),
+      h("small", { text: `reading ${reading.reading_id}` })),
+    h("div", { class: "scoreline" },
+      h("span", {}, `score ${number(reading.score)} (error ${number(reading.error)} / threshold ${number(reading.threshold)}, v${reading.threshold_version})`),
+      h("span", { class: "meter", role: "img", "aria-label": `score ${number(reading.score)} against threshold 1` }, fill, mark)),
+    sensorTable(reading),
+    labelControls(reading, () => {
+      card.remove();
+      const left = $("queue-items").children.length;
+      $("queue-summary").textContent = `${number(left)} reading(s) left in the queue.`;
+    }));
+  return card;
+}
+
+function sensorTable(reading) {
+  if (!reading.sensors.length) return h("p", { text: "No per-sensor figures for this reading." });
+  return h("table", { class: "sensors" },
+    h("caption", { class: "hint", text: "Sensors by their share of the error: observed, and what the model expected where it expects a value" }),
+    h("thead", {}, h("tr", {}, ...["Sensor", "Share", "", "Observed", "Expected"].map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, ...reading.sensors.map((sensor) => {
+      const bar = h("div", { class: "share" });
+      bar.style.width = `${Math.max(0.5, sensor.share * 100)}%`;
+      return h("tr", {},
+        h("th", { scope: "row", text: sensor.sensor }),
+        h("td", { class: "num", text: share(sensor.share) }),
+        h("td", { class: "bar-cell" }, bar),
+        h("td", { class: "num", text: number(sensor.observed) }),
+        h("td", { class: "num", text: number(sensor.reconstructed) }));
+    })));
+}
+
+// --- stream view ------------------------------------------------------------------------
+
+export async function loadStream() {
+  const model = $("stream-model").value;
+  const stream = $("stream-id").value.trim();
+  const current = newest("stream");
+  const [readings, labels, windows] = await Promise.all([
+    api(`/v1/feedback/streams/${encodeURIComponent(stream)}/readings${query({ model })}`),
+    api(`/v1/feedback${query({ stream_id: stream, model, limit: 1000 })}`),
+    api("/v1/maintenance-windows?limit=500"),
+  ]);
+  if (!current()) return;
+  const labelled = new Map();
+  for (const item of [...labels.items].reverse()) if (item.reading_id) labelled.set(item.reading_id, item.label);
+  const covering = windows.filter((w) => (!w.model || w.model === readings.model)
+    && (w.stream_id ? w.stream_id === stream : w.stream_prefix ? stream.startsWith(w.stream_prefix) : true));
+  state.stream = { points: readings.points, labels: labelled, windows: covering, selected: readings.points.length - 1, stream, model: readings.model };
+  drawStream();
+  say(`${number(readings.points.length)} retained reading(s) of ${stream} on ${readings.model}.`);
+}
+
+function drawStream() {
+  const view = state.stream;
+  const plot = $("stream-plot");
+  plot.replaceChildren(streamPlot(view.points, {
+    windows: view.windows, labels: view.labels, selected: view.selected,
+    onPick: (i) => { view.selected = i; drawStream(); plot.focus(); },
+  }));
+  const panel = $("stream-selected");
+  const point = view.points[view.selected];
+  panel.hidden = !point;
+  if (!point) return;
+  const reading = { ...point, stream_id: view.stream };
+  const state_ = point.alert ? "alert" : point.suppressed_by_window ? `suppressed (window ${point.suppressed_by_window})` : point.anomaly ? "anomalous reading" : "normal";
+  panel.replaceChildren(
+    h("h3", { text: `Reading ${point.reading_id}` }),
+    h("p", {}, timeElement(point.timestamp), ` · score ${number(point.score)} · smoothed ${number(point.smoothed_score)} · ${state_}`,
+      view.labels.has(point.reading_id) ? ` · labelled ${view.labels.get(point.reading_id)}` : ""),
+    labelControls(reading, (value) => { view.labels.set(point.reading_id, value); drawStream(); }),
+  );
+}
+
+export function streamKeys(event) {
+  const view = state.stream;
+  if (!view || !view.points.length) return;
+  const moves = { ArrowLeft: -1, ArrowRight: 1, PageUp: -10, PageDown: 10, Home: -Infinity, End: Infinity };
+  if (event.key in moves) {
+    event.preventDefault();
+    const next = view.selected + moves[event.key];
+    view.selected = Math.max(0, Math.min(view.points.length - 1, Number.isFinite(next) ? next : (next > 0 ? view.points.length - 1 : 0)));
+    drawStream();
+  } else if (event.key === "Enter") {
+    event.preventDefault();
+    const first = $("stream-selected").querySelector("input");
+    if (first) first.focus();
+  }
+}

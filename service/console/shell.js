@@ -1,0 +1,59 @@
+// What every view shares: the signed-in key's name and scopes, the status line, the
+// sign-in prompt a refused request brings back, and the guard every action runs in.
+
+import { ApiError, AuthError, session } from "./api.js";
+
+export const $ = (id) => document.getElementById(id);
+export const VIEWS = ["queue", "stream", "thresholds", "maintenance"];
+export const state = { who: null, models: [], defaultModel: null, stream: null };
+
+// Each view draws only the answer to its latest request: an older answer that arrives
+// late (a slow first load, then a filter) must not replace a newer one.
+const latest = new Map();
+export function newest(view) {
+  const ticket = (latest.get(view) || 0) + 1;
+  latest.set(view, ticket);
+  return () => latest.get(view) === ticket;
+}
+
+export function say(text, { error = false } = {}) {
+  const status = $("status");
+  status.textContent = text;
+  status.className = error ? "status warn" : "status";
+}
+
+export function can(scope) {
+  return Boolean(state.who && state.who.scopes.includes(scope));
+}
+
+export function showSignIn(reason) {
+  for (const view of VIEWS) $(`view-${view}`).hidden = true;
+  $("view-signin").hidden = false;
+  const why = $("signin-reason");
+  why.hidden = !reason;
+  why.textContent = reason || "";
+  $("api-key").focus();
+}
+
+export async function handle(error) {
+  if (error instanceof AuthError) {
+    if (error.status === 401) session.clear();
+    const what = error.status === 401 ? "Your key was not accepted" : "Your key may not do this";
+    say(`${what}: ${error.message}`, { error: true });
+    showSignIn(`${what} (${error.status}): ${error.message}. Sign in with a key that may.`);
+  } else if (error instanceof ApiError) {
+    say(`The service refused (${error.status}): ${error.message}`, { error: true });
+  } else {
+    say(`The service could not be reached: ${error.message}. Nothing was changed; try again.`, { error: true });
+  }
+}
+
+export function guarded(action) {
+  return async (...args) => {
+    try {
+      await action(...args);
+    } catch (error) {
+      await handle(error);
+    }
+  };
+}

@@ -1,0 +1,73 @@
+// The thresholds view (admin): the value in force, candidates awaiting approval, the
+// version history with roll-back, and the drift verdict.
+
+import { api } from "./api.js";
+import { h, number, share, timeElement } from "./dom.js";
+import { versionChart } from "./plot.js";
+import { $, guarded, newest, say, state } from "./shell.js";
+
+export async function loadThresholds() {
+  const model = $("thresholds-model").value;
+  const current_ = newest("thresholds");
+  const [history, drift] = await Promise.all([
+    api(`/v1/admin/thresholds/${encodeURIComponent(model)}`),
+    api(`/v1/drift/${encodeURIComponent(model)}`),
+  ]);
+  if (!current_()) return;
+  const current = history.current;
+  $("thresholds-current").replaceChildren(h("p", {},
+    `In force: ${number(current.value)} (version ${current.version}, model ${current.model} v${current.model_version}); `
+    + `training baseline ${number(current.baseline)}, ${share(current.drift_ratio)} from it.`));
+  const open = history.pending.filter((p) => p.status === "pending");
+  $("thresholds-pending").replaceChildren(open.length ? h("ul", {}, ...open.map(pendingItem)) : h("p", { text: "None waiting." }));
+  $("thresholds-chart").replaceChildren(versionChart(history.versions, current.version));
+  $("thresholds-table").className = "data";
+  $("thresholds-table").replaceChildren(
+    h("caption", { class: "hint", text: "Every version, newest first" }),
+    h("thead", {}, h("tr", {}, ...["Version", "Value", "Source", "Reason", "Author", "Set", "Samples", ""].map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, ...[...history.versions].reverse().map((v) => h("tr", { dataset: { version: v.version } },
+      h("th", { scope: "row", text: `v${v.version}${v.version === current.version ? " (in force)" : ""}` }),
+      h("td", { class: "num", text: number(v.value) }),
+      h("td", { text: v.source }),
+      h("td", { text: v.reason }),
+      h("td", { text: v.author }),
+      h("td", {}, timeElement(v.created_at)),
+      h("td", { class: "num", text: number(v.statistics.n_samples ?? null) }),
+      h("td", {}, v.version === current.version ? "" : h("button", {
+        type: "button", onclick: guarded(async () => {
+          await api(`/v1/admin/thresholds/${encodeURIComponent(model)}/rollback`, { method: "POST", body: { version: v.version, reason: `rolled back from the console by ${state.who.name}` } });
+          say(`Rolled back to the value of version ${v.version}.`);
+          await loadThresholds();
+        }),
+      }, `Roll back to v${v.version}`))))));
+  $("thresholds-drift").replaceChildren(driftSummary(drift));
+}
+
+function pendingItem(pending) {
+  const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": `Reason for deciding candidate ${pending.id}` });
+  const decide = (action) => guarded(async () => {
+    const body = { reason: reason.value.trim() };
+    const result = await api(`/v1/admin/pending-thresholds/${pending.id}/${action}`, { method: "POST", body });
+    say(action === "approve" ? `Approved: version ${result.version} (${number(result.value)}) is now in force.` : `Candidate ${pending.id} rejected.`);
+    await loadThresholds();
+  });
+  return h("li", { class: "panel", dataset: { pendingId: pending.id } },
+    h("p", {}, `Candidate ${number(pending.candidate)} instead of ${number(pending.current_value)} (v${pending.current_version}), ${share(pending.relative_change)} change, proposed `,
+      timeElement(pending.created_at), `: ${pending.reason}`),
+    h("div", { class: "actions" }, reason,
+      h("button", { type: "button", class: "primary", onclick: decide("approve") }, "Approve"),
+      h("button", { type: "button", onclick: decide("reject") }, "Reject")));
+}
+
+function driftSummary(drift) {
+  const action = { none: "No action needed.", recalibrate: "Recommended: recalibrate the threshold.", retrain: "Recommended: retrain the model." }[drift.recommendation];
+  return h("div", {},
+    h("p", {}, h("span", { class: `drift-${drift.recommendation}`, text: action }), ` ${drift.reason} (${number(drift.n_recent)} recent confirmed normals against ${number(drift.n_reference)} reference errors.)`),
+    drift.sensors.length ? h("div", { class: "scroll" }, h("table", { class: "data" },
+      h("thead", {}, h("tr", {}, ...["Sensor", "KS statistic", "Adjusted p", "Drifted"].map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, ...drift.sensors.map((x) => h("tr", {},
+        h("th", { scope: "row", text: x.sensor }),
+        h("td", { class: "num", text: number(x.statistic) }),
+        h("td", { class: "num", text: number(x.adjusted_pvalue) }),
+        h("td", { text: x.drifted ? "yes" : "no" })))))) : null);
+}
