@@ -6,7 +6,7 @@ import { api, session } from "./api.js";
 import { h } from "./dom.js";
 import { createWindow, loadWindows } from "./maintenance.js";
 import { loadQueue, loadStream, streamKeys } from "./review.js";
-import { $, VIEWS, can, guarded, handle, say, showSignIn, state } from "./shell.js";
+import { $, VIEWS, can, dropAnswers, guarded, handle, say, showSignIn, state } from "./shell.js";
 import { loadThresholds } from "./thresholds.js";
 
 // --- sign-in ----------------------------------------------------------------------------
@@ -23,9 +23,23 @@ async function signIn(event) {
   }
 }
 
+// What the previous key was shown: nothing of it stays in the page for the next person.
+const RENDERED = [
+  "who-name", "queue-summary", "queue-items", "stream-plot", "stream-selected",
+  "thresholds-current", "thresholds-pending", "thresholds-chart", "thresholds-table",
+  "thresholds-drift", "windows-table",
+];
+
 function signOut() {
   session.clear();
+  dropAnswers();
   state.who = null;
+  state.stream = null;
+  for (const id of RENDERED) $(id).replaceChildren();
+  $("stream-selected").hidden = true;
+  $("queue-stream").value = "";
+  $("stream-id").value = "";
+  history.replaceState(null, "", location.pathname + location.search);
   $("nav").hidden = true;
   $("who").hidden = true;
   say("Signed out.");

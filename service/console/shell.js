@@ -16,6 +16,11 @@ export function newest(view) {
   return () => latest.get(view) === ticket;
 }
 
+// Answers still on their way are dropped (on sign-out: they belong to the previous key).
+export function dropAnswers() {
+  for (const [view, ticket] of latest) latest.set(view, ticket + 1);
+}
+
 export function say(text, { error = false } = {}) {
   const status = $("status");
   status.textContent = text;

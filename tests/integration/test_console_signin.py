@@ -1,0 +1,90 @@
+"""The console's chrome in a real browser: what shows before sign-in, after sign-out and for
+each key's scopes, the status line, the skip link and the sign-in prompt's wording."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from console_support import (
+    ADMIN_KEY,
+    CHROMIUM,
+    OPERATOR_KEY,
+    Console,
+    chromium,
+    console_service,
+    console_tab,
+    fault_readings,
+    normal_readings,
+    score,
+    stamped,
+)
+from service_process import ServiceProcess
+
+try:
+    from playwright.sync_api import Browser
+except ImportError:  # the dev extra installs it
+    Browser = None  # type: ignore[assignment,misc]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    with console_service(tmp_path_factory.mktemp("console-signin")) as running:
+        rng = np.random.default_rng(11)
+        readings = normal_readings(rng, 20) + fault_readings(rng, 6)
+        score(running, "boiler-s", stamped(readings, time.time() - 600))
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def console(browser: Browser, server: ServiceProcess) -> Iterator[Console]:
+    with console_tab(browser, server) as tab:
+        yield tab
+
+
+def test_hidden_parts_stay_hidden_before_sign_in_and_after_sign_out(console: Console) -> None:
+    page = console.page
+    page.goto(f"{console.server.url}/console#stream/boiler-s")
+    page.wait_for_selector("body[data-ready]")
+    assert page.is_hidden("#nav") and page.is_hidden("#sign-out") and page.is_hidden("#who")
+    console.sign_in(OPERATOR_KEY, view="stream/boiler-s")
+    page.wait_for_selector("#stream-plot svg")
+    assert page.is_visible("#nav") and "olga-operator" in page.inner_text("#who")
+    page.click("#nav a[data-view=queue]")
+    page.wait_for_selector("#queue-items .card")
+    page.click("#sign-out")
+    page.wait_for_selector("#view-signin:not([hidden])")
+    assert page.is_hidden("#nav") and page.is_hidden("#who")
+    assert page.inner_text("#who-name") == ""  # the previous user's name and scopes are gone
+    for rendered in ("#queue-items .card", "#stream-plot svg", "#stream-selected *"):
+        assert page.query_selector(rendered) is None, rendered
+    assert page.inner_text("#queue-summary") == ""
+    assert page.evaluate("location.hash") == ""  # the next user does not land on our view
+
+
+def test_a_feedback_key_is_not_offered_the_window_form(console: Console) -> None:
+    console.sign_in(OPERATOR_KEY, view="maintenance")
+    page = console.page
+    page.wait_for_selector("#windows-table thead")
+    assert page.is_hidden("#window-form")
+    page.click("#sign-out")
+    console.sign_in(ADMIN_KEY, view="maintenance")
+    page.wait_for_selector("#window-form", state="visible")
