@@ -4,7 +4,7 @@
 
 import { api, session } from "./api.js";
 import { h } from "./dom.js";
-import { createWindow, loadWindows } from "./maintenance.js";
+import { createWindow, loadWindows, streamTyped } from "./maintenance.js";
 import { loadQueue, loadStream, streamKeys } from "./review.js";
 import { $, VIEWS, can, dropAnswers, guarded, handle, say, showSignIn, state } from "./shell.js";
 import { loadThresholds } from "./thresholds.js";
@@ -107,6 +107,7 @@ function wire() {
   $("stream-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadStream(); }));
   $("thresholds-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadThresholds(); }));
   $("window-form").addEventListener("submit", guarded(createWindow));
+  $("window-stream").addEventListener("input", streamTyped);
   $("stream-plot").addEventListener("keydown", streamKeys);
   window.addEventListener("hashchange", route);
   $("signin-button").disabled = false;

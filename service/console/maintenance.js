@@ -30,12 +30,30 @@ export async function loadWindows() {
       }, `End window ${w.id}`) : "")))));
 }
 
+// A stream id typed while "every stream" is chosen means that stream: typing picks the
+// one-stream scope, and a form that still says every stream with an id typed is refused
+// (the id is never dropped silently).
+export function streamTyped() {
+  const every = document.querySelector("#window-form input[name=scope][value=all]");
+  if (every.checked && $("window-stream").value.trim()) {
+    document.querySelector("#window-form input[name=scope][value=stream]").checked = true;
+  }
+}
+
 export async function createWindow(event) {
   event.preventDefault();
   const form = event.currentTarget;
   const data = new FormData(form);
   const scope = data.get("scope");
   const stream = String(data.get("stream") || "").trim();
+  if (scope === "all" && stream) {
+    refuse(`"${stream}" is typed in Stream id or prefix, but the window is for every stream: choose "one stream" or "streams starting with", or clear the field.`);
+    return;
+  }
+  if (scope !== "all" && !stream) {
+    refuse(`Type the ${scope === "prefix" ? "prefix of the streams" : "stream id"} the window is for.`);
+    return;
+  }
   const body = {
     modes: data.getAll("mode"),
     reason: String(data.get("reason")).trim(),
@@ -45,8 +63,20 @@ export async function createWindow(event) {
   if (scope === "prefix") body.stream_prefix = stream;
   if (data.get("start")) body.starts_at = new Date(String(data.get("start"))).toISOString();
   if (data.get("end")) body.ends_at = new Date(String(data.get("end"))).toISOString();
+  if (scope === "all" && !body.ends_at) {
+    const where = body.model ? `every stream of ${body.model}` : "every stream of every model";
+    if (!confirm(`Set a window on ${where} with no end time (${body.modes.join(", ")})? It stays in force until someone ends it.`)) {
+      say("No window was set.");
+      return;
+    }
+  }
   const window_ = await api("/v1/maintenance-windows", { method: "POST", body });
   say(`Window ${window_.id} set (${window_.modes.join(", ")}, ${window_.status}).`);
   form.reset();
   await loadWindows();
+}
+
+function refuse(text) {
+  say(`No window was set: ${text}`, { error: true });
+  $("window-stream").focus();
 }

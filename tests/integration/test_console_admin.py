@@ -1,0 +1,138 @@
+"""The console's admin actions in a real browser: maintenance windows and thresholds. What an
+operator typed is never dropped, a wide or lasting change is confirmed first, and a button
+cannot send its request twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from console_support import (
+    ADMIN,
+    ADMIN_KEY,
+    CHROMIUM,
+    Console,
+    api,
+    chromium,
+    console_service,
+    console_tab,
+)
+from service_process import ServiceProcess
+
+try:
+    from playwright.sync_api import Browser, Dialog
+except ImportError:  # the dev extra installs it
+    Browser = None  # type: ignore[assignment,misc]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    with console_service(tmp_path_factory.mktemp("console-admin")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def console(browser: Browser, server: ServiceProcess) -> Iterator[Console]:
+    with console_tab(browser, server) as tab:
+        yield tab
+
+
+@pytest.fixture
+def windows(server: ServiceProcess) -> Iterator[Any]:
+    """The windows in force, read from the service; those a test set are ended after it."""
+
+    def current() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api(
+            server, "GET", "/v1/maintenance-windows?current=true", ADMIN
+        )
+        return found
+
+    assert current() == []
+    yield current
+    for window in current():
+        api(server, "POST", f"/v1/maintenance-windows/{window['id']}/end", ADMIN, json={})
+
+
+class Dialogs:
+    """Answers the page's confirm() dialogs as told, keeping their messages."""
+
+    def __init__(self, console: Console, accept: bool) -> None:
+        self.accept = accept
+        self.messages: list[str] = []
+        console.page.on("dialog", self._answer)
+
+    def _answer(self, dialog: Dialog) -> None:
+        self.messages.append(dialog.message)
+        if self.accept:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+
+def fill_window(console: Console, stream: str, reason: str) -> None:
+    console.sign_in(ADMIN_KEY, view="maintenance")
+    page = console.page
+    page.wait_for_selector("#windows-table thead")
+    page.fill("#window-stream", stream)
+    page.fill("#window-reason", reason)
+
+
+def test_a_stream_id_typed_with_every_stream_chosen_sets_that_streams_window(
+    console: Console, windows: Any
+) -> None:
+    fill_window(console, "boiler-4", "valve swap")  # the scope left at its default
+    console.page.click("#window-form button[type=submit]")
+    console.page.locator("#status", has_text="set").wait_for()
+    [window] = windows()
+    assert (window["stream_id"], window["stream_prefix"]) == ("boiler-4", None)
+
+
+def test_every_stream_with_an_id_typed_is_refused_naming_the_id(
+    console: Console, windows: Any
+) -> None:
+    fill_window(console, "boiler-4", "valve swap")
+    page = console.page
+    page.check("input[name=scope][value=all]")  # chosen again after typing
+    page.click("#window-form button[type=submit]")
+    page.locator("#status", has_text="No window was set").wait_for()
+    assert "boiler-4" in console.status()
+    assert windows() == []
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_an_open_ended_window_on_every_stream_is_confirmed_first(
+    console: Console, windows: Any, accept: bool
+) -> None:
+    dialogs = Dialogs(console, accept)
+    fill_window(console, "", "plant shutdown")
+    page = console.page
+    page.click("#window-form button[type=submit]")
+    page.locator("#status", has_text="set").wait_for()
+    [message] = dialogs.messages
+    assert "every stream" in message and "no end" in message
+    if accept:
+        [window] = windows()
+        assert (window["stream_id"], window["stream_prefix"], window["ends_at"]) == (
+            None,
+            None,
+            None,
+        )
+    else:
+        assert windows() == [] and "No window was set" in console.status()
