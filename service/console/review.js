@@ -21,22 +21,45 @@ async function label(reading, value, note) {
   return stored;
 }
 
-function labelControls(reading, onDone) {
+// Readings with a label request on its way (by stream and reading id): their buttons stay
+// disabled wherever they show, in a card or the stream view, so a click cannot be followed
+// by a contradicting one before the first is stored.
+const sending = new Set();
+const readingKey = (reading) => `${reading.stream_id}\u0000${reading.reading_id}`;
+
+function lockLabels(key, locked) {
+  for (const group of document.querySelectorAll(".actions[data-reading]")) {
+    if (group.dataset.reading !== key) continue;
+    for (const button of group.querySelectorAll("button")) button.disabled = locked;
+  }
+}
+
+// labelled(): the label the reading already has, if the view knows it; a second label is
+// added only when the operator says so.
+function labelControls(reading, onDone, { labelled = () => null } = {}) {
+  const key = readingKey(reading);
   const note = h("input", { type: "text", placeholder: "note (optional)", "aria-label": `Note for reading ${reading.reading_id}`, maxlength: "2000" });
   const button = (value, text, cls) => h("button", {
-    type: "button", class: cls, "data-label": value,
-    onclick: guarded(async (event) => {
-      const target = event.currentTarget;
-      target.disabled = true;
+    type: "button", class: cls, "data-label": value, disabled: sending.has(key),
+    onclick: guarded(async () => {
+      if (sending.has(key)) return;
+      sending.add(key);
+      lockLabels(key, true);
       try {
+        const before = labelled();
+        if (before && !confirm(`Reading ${reading.reading_id} of ${reading.stream_id} is already labelled ${before}. Add another label, ${value}, to it?`)) {
+          say(`Reading ${reading.reading_id} keeps its label ${before}; nothing was sent.`);
+          return;
+        }
         await label(reading, value, note.value.trim());
         onDone(value);
       } finally {
-        target.disabled = false;
+        sending.delete(key);
+        lockLabels(key, false);
       }
     }),
   }, text);
-  return h("div", { class: "actions" }, note,
+  return h("div", { class: "actions", dataset: { reading: key } }, note,
     button("normal", "Confirm normal", "primary"),
     button("anomaly", "Confirm anomaly", "danger"));
 }
@@ -136,11 +159,12 @@ function drawStream() {
   if (!point) return;
   const reading = { ...point, stream_id: view.stream };
   const state_ = point.alert ? "alert" : point.suppressed_by_window ? `suppressed (window ${point.suppressed_by_window})` : point.anomaly ? "anomalous reading" : "normal";
+  const labelled = () => view.labels.get(point.reading_id) || null;
   panel.replaceChildren(
     h("h3", { text: `Reading ${point.reading_id}` }),
     h("p", {}, timeElement(point.timestamp), ` · score ${number(point.score)} · smoothed ${number(point.smoothed_score)} · ${state_}`,
-      view.labels.has(point.reading_id) ? ` · labelled ${view.labels.get(point.reading_id)}` : ""),
-    labelControls(reading, (value) => { view.labels.set(point.reading_id, value); drawStream(); }),
+      labelled() ? ` · already labelled ${labelled()}` : ""),
+    labelControls(reading, (value) => { view.labels.set(point.reading_id, value); drawStream(); }, { labelled }),
   );
 }
 

@@ -1,0 +1,122 @@
+"""Labelling in the console, in a real browser: one reading gets one label per decision, a
+second label only when the operator says so, and labels of streams that share reading ids
+are told apart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from console_support import (
+    CHROMIUM,
+    OPERATOR,
+    OPERATOR_KEY,
+    Console,
+    api,
+    chromium,
+    console_service,
+    console_tab,
+    fault_readings,
+    normal_readings,
+    score,
+    stamped,
+)
+from service_process import ServiceProcess
+
+try:
+    from playwright.sync_api import Browser, Dialog
+except ImportError:  # the dev extra installs it
+    Browser = None  # type: ignore[assignment,misc]
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    with console_service(tmp_path_factory.mktemp("console-labels")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def console(browser: Browser, server: ServiceProcess) -> Iterator[Console]:
+    with console_tab(browser, server) as tab:
+        yield tab
+
+
+def labels_of(server: ServiceProcess, stream: str) -> list[tuple[str, str]]:
+    items = api(server, "GET", f"/v1/feedback?stream_id={stream}", OPERATOR)["items"]
+    return [(x["reading_id"], x["label"]) for x in items]
+
+
+def faulty_stream(server: ServiceProcess, stream: str, seed: int, **ids: Any) -> Any:
+    rng = np.random.default_rng(seed)
+    readings = stamped(normal_readings(rng, 20) + fault_readings(rng, 6), time.time() - 600)
+    if ids.get("client_ids"):
+        for i, reading in enumerate(readings):
+            reading["reading_id"] = f"r-{i:04d}"
+    return score(server, stream, readings)
+
+
+def test_a_card_sends_one_label_however_fast_its_buttons_are_clicked(
+    console: Console, server: ServiceProcess
+) -> None:
+    faulty_stream(server, "race-1", seed=21)
+    console.sign_in(OPERATOR_KEY)
+    page = console.page
+    page.fill("#queue-stream", "race-1")
+    page.press("#queue-stream", "Enter")
+    page.locator("#queue-summary", has_text="stream race-1").wait_for()
+    card = page.wait_for_selector(".card.alert")
+    assert card is not None
+    reading_id = card.get_attribute("data-reading-id")
+    # Both buttons in one task: the second click lands before the first label's reply.
+    card.evaluate(
+        "c => { c.querySelector('[data-label=normal]').click();"
+        " c.querySelector('[data-label=anomaly]').click(); }"
+    )
+    page.wait_for_selector(f'.card[data-reading-id="{reading_id}"]', state="detached")
+    assert labels_of(server, "race-1") == [(reading_id, "normal")]
+    assert "labelled normal" in console.status()
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_a_labelled_reading_gets_another_label_only_when_confirmed(
+    console: Console, server: ServiceProcess, accept: bool
+) -> None:
+    stream = f"relabel-{accept}"
+    reply = faulty_stream(server, stream, seed=22)
+    last = reply["results"][-1]["reading_id"]
+    body = {"label": "normal", "reading_ids": [last], "stream_id": stream}
+    api(server, "POST", "/v1/feedback", OPERATOR, json=body)
+    messages: list[str] = []
+
+    def answer(dialog: Dialog) -> None:
+        messages.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    console.page.on("dialog", answer)
+    console.sign_in(OPERATOR_KEY, view=f"stream/{stream}")
+    page = console.page
+    page.locator("#stream-selected", has_text="labelled normal").wait_for()
+    page.click("#stream-selected button[data-label=anomaly]")
+    page.locator("#status", has_text=last).wait_for()
+    assert len(messages) == 1 and "already labelled normal" in messages[0]
+    wanted = [(last, "anomaly"), (last, "normal")] if accept else [(last, "normal")]
+    assert labels_of(server, stream) == wanted
