@@ -59,11 +59,14 @@ export function query(params) {
   return text ? `?${text}` : "";
 }
 
-// A fresh id per (item, label): a retry of the same click reuses it, so the feedback API
-// answers with the stored submission instead of storing it twice.
+// A fresh id per submission, keyed on everything that tells two submissions apart (the key
+// that sends it and the whole body: stream, reading, label, note): a retry of the same
+// click reuses it, so the feedback API answers with the stored submission instead of
+// storing it twice, and two different submissions never share one (the API would refuse
+// the second with a 409).
 const labelIds = new Map();
-export function clientLabelId(readingId, label) {
-  const key = `${readingId}\u0000${label}`;
+export function clientLabelId(author, body) {
+  const key = JSON.stringify([author, body]);
   if (!labelIds.has(key)) labelIds.set(key, `console-${crypto.randomUUID()}`);
   return labelIds.get(key);
 }

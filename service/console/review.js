@@ -9,13 +9,9 @@ import { $, guarded, newest, say, state } from "./shell.js";
 // --- labelling --------------------------------------------------------------------------
 
 async function label(reading, value, note) {
-  const body = {
-    label: value,
-    reading_ids: [reading.reading_id],
-    stream_id: reading.stream_id,
-    client_label_id: clientLabelId(reading.reading_id, value),
-  };
+  const body = { label: value, reading_ids: [reading.reading_id], stream_id: reading.stream_id };
   if (note) body.note = note;
+  body.client_label_id = clientLabelId(state.who.name, body);
   const stored = await api("/v1/feedback", { method: "POST", body });
   say(`Reading ${reading.reading_id} of ${reading.stream_id} labelled ${value} (label ${stored.labels[0].id}).`);
   return stored;

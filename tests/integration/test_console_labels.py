@@ -120,3 +120,21 @@ def test_a_labelled_reading_gets_another_label_only_when_confirmed(
     assert len(messages) == 1 and "already labelled normal" in messages[0]
     wanted = [(last, "anomaly"), (last, "normal")] if accept else [(last, "normal")]
     assert labels_of(server, stream) == wanted
+
+
+def test_streams_sharing_reading_ids_are_labelled_apart(
+    console: Console, server: ServiceProcess
+) -> None:
+    """Devices count their own readings, so two streams carry r-0025: labelling it in one
+    stream and then in the other stores both (one client label id each)."""
+    for stream, seed in (("dup-A", 23), ("dup-B", 24)):
+        faulty_stream(server, stream, seed, client_ids=True)
+    console.sign_in(OPERATOR_KEY, view="stream/dup-A")
+    page = console.page
+    for stream in ("dup-A", "dup-B"):
+        page.goto(f"{server.url}/console#stream/{stream}")
+        page.locator("#stream-selected h3", has_text="r-0025").wait_for()
+        page.click("#stream-selected button[data-label=normal]")
+        page.locator("#status", has_text=f"of {stream} labelled normal").wait_for()
+    assert labels_of(server, "dup-A") == [("r-0025", "normal")]
+    assert labels_of(server, "dup-B") == [("r-0025", "normal")]
