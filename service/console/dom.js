@@ -14,6 +14,13 @@ export function share(value) {
   return Number.isFinite(value) ? percent.format(value) : "–";
 }
 
+const signedPercent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1, signDisplay: "exceptZero" });
+
+// A relative change, with its sign: "+12.5 %", "−40 %".
+export function change(value) {
+  return Number.isFinite(value) ? signedPercent.format(value) : "–";
+}
+
 const localTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
 export function utcText(date) {

@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { h, timeElement } from "./dom.js";
-import { $, can, guarded, newest, say, state } from "./shell.js";
+import { $, can, newest, oneAtATime, say, state } from "./shell.js";
 
 export async function loadWindows() {
   const current = newest("maintenance");
@@ -22,7 +22,7 @@ export async function loadWindows() {
       h("td", { text: w.end_reason ? `${w.reason} (ended: ${w.end_reason})` : w.reason }),
       h("td", { text: w.ended_by ? `${w.author}, ended by ${w.ended_by}` : w.author }),
       h("td", {}, w.status !== "over" && can("admin") ? h("button", {
-        type: "button", onclick: guarded(async () => {
+        type: "button", onclick: oneAtATime(async () => {
           await api(`/v1/maintenance-windows/${w.id}/end`, { method: "POST", body: { reason: `ended from the console by ${state.who.name}` } });
           say(`Window ${w.id} ended.`);
           await loadWindows();

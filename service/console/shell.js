@@ -53,6 +53,21 @@ export async function handle(error) {
   }
 }
 
+// An action run from a button, with the buttons it decides (``group()``, the clicked one by
+// default) disabled until it settles, so a double click cannot send its request twice.
+export function oneAtATime(action, group = (button) => [button]) {
+  return guarded(async (event) => {
+    const buttons = group(event.currentTarget);
+    if (buttons.some((button) => button.disabled)) return;
+    for (const button of buttons) button.disabled = true;
+    try {
+      await action(event);
+    } finally {
+      for (const button of buttons) button.disabled = false;
+    }
+  });
+}
+
 export function guarded(action) {
   return async (...args) => {
     try {

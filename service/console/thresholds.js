@@ -2,9 +2,9 @@
 // version history with roll-back, and the drift verdict.
 
 import { api } from "./api.js";
-import { h, number, share, timeElement } from "./dom.js";
+import { change, h, number, share, timeElement } from "./dom.js";
 import { versionChart } from "./plot.js";
-import { $, guarded, newest, say, state } from "./shell.js";
+import { $, newest, oneAtATime, say, state } from "./shell.js";
 
 export async function loadThresholds() {
   const model = $("thresholds-model").value;
@@ -19,7 +19,7 @@ export async function loadThresholds() {
     `In force: ${number(current.value)} (version ${current.version}, model ${current.model} v${current.model_version}); `
     + `training baseline ${number(current.baseline)}, ${share(current.drift_ratio)} from it.`));
   const open = history.pending.filter((p) => p.status === "pending");
-  $("thresholds-pending").replaceChildren(open.length ? h("ul", {}, ...open.map(pendingItem)) : h("p", { text: "None waiting." }));
+  $("thresholds-pending").replaceChildren(open.length ? h("ul", {}, ...open.map((p) => pendingItem(p, current))) : h("p", { text: "None waiting." }));
   $("thresholds-chart").replaceChildren(versionChart(history.versions, current.version));
   $("thresholds-table").className = "data";
   $("thresholds-table").replaceChildren(
@@ -34,29 +34,42 @@ export async function loadThresholds() {
       h("td", {}, timeElement(v.created_at)),
       h("td", { class: "num", text: number(v.statistics.n_samples ?? null) }),
       h("td", {}, v.version === current.version ? "" : h("button", {
-        type: "button", onclick: guarded(async () => {
+        type: "button", class: "rollback", onclick: oneAtATime(async () => {
+          if (!confirm(`Roll ${current.model} back to the value of version ${v.version}? ${replacing(v.value, current)}`)) return;
           await api(`/v1/admin/thresholds/${encodeURIComponent(model)}/rollback`, { method: "POST", body: { version: v.version, reason: `rolled back from the console by ${state.who.name}` } });
           say(`Rolled back to the value of version ${v.version}.`);
           await loadThresholds();
-        }),
+        }, rollbackButtons),
       }, `Roll back to v${v.version}`))))));
   $("thresholds-drift").replaceChildren(driftSummary(drift));
 }
 
-function pendingItem(pending) {
+// What a change would do, for its confirmation: the value in force, the new one, and the
+// relative change between them.
+function replacing(value, current) {
+  return `${number(value)} would replace ${number(current.value)} (version ${current.version}, in force now): a ${change((value - current.value) / current.value)} change.`;
+}
+
+// A roll-back runs alone: a second one (or the same one twice) would add another version.
+const rollbackButtons = () => [...document.querySelectorAll("#thresholds-table button.rollback")];
+
+function pendingItem(pending, current) {
   const reason = h("input", { type: "text", placeholder: "reason (optional)", "aria-label": `Reason for deciding candidate ${pending.id}` });
-  const decide = (action) => guarded(async () => {
+  const item = h("li", { class: "panel", dataset: { pendingId: pending.id } });
+  const decide = (action) => oneAtATime(async () => {
+    if (action === "approve" && !confirm(`Approve candidate ${pending.id} for ${current.model}? ${replacing(pending.candidate, current)}`)) return;
     const body = { reason: reason.value.trim() };
     const result = await api(`/v1/admin/pending-thresholds/${pending.id}/${action}`, { method: "POST", body });
     say(action === "approve" ? `Approved: version ${result.version} (${number(result.value)}) is now in force.` : `Candidate ${pending.id} rejected.`);
     await loadThresholds();
-  });
-  return h("li", { class: "panel", dataset: { pendingId: pending.id } },
-    h("p", {}, `Candidate ${number(pending.candidate)} instead of ${number(pending.current_value)} (v${pending.current_version}), ${share(pending.relative_change)} change, proposed `,
+  }, () => [...item.querySelectorAll("button")]);  // approve and reject decide the same candidate
+  item.append(
+    h("p", {}, `Candidate ${number(pending.candidate)} instead of ${number(pending.current_value)} (v${pending.current_version}), ${change(pending.relative_change)} change, proposed `,
       timeElement(pending.created_at), `: ${pending.reason}`),
     h("div", { class: "actions" }, reason,
       h("button", { type: "button", class: "primary", onclick: decide("approve") }, "Approve"),
       h("button", { type: "button", onclick: decide("reject") }, "Reject")));
+  return item;
 }
 
 function driftSummary(drift) {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -209,3 +210,28 @@ def api(server: ServiceProcess, method: str, path: str, headers: dict[str, str],
 def score(server: ServiceProcess, stream: str, readings: list[dict[str, Any]]) -> Any:
     body = {"stream_id": stream, "model": MODEL, "readings": readings}
     return api(server, "POST", "/v1/score", SCADA, json=body)
+
+
+def open_pending(server: ServiceProcess, seed: int) -> dict[str, Any]:
+    """A candidate held for approval: confirmed normals, half of them above a threshold set
+    low by hand, put it far above, beyond the 5 % applied without approval."""
+    api(
+        server,
+        "POST",
+        f"/v1/admin/thresholds/{MODEL}",
+        ADMIN,
+        json={"value": 0.3, "reason": "test set-up: a known starting point"},
+    )
+    rng = np.random.default_rng(seed)
+    stream = f"calibration-{seed}"
+    scored = score(server, stream, stamped(normal_readings(rng, 40), time.time() - 900))
+    ids = [r["reading_id"] for r in scored["results"]]
+    labels = {"label": "normal", "reading_ids": ids, "stream_id": stream}
+    api(server, "POST", "/v1/feedback", OPERATOR, json=labels)
+    run = api(server, "POST", f"/v1/admin/thresholds/{MODEL}/recalibrate", ADMIN)
+    assert run["outcome"] == "pending", run
+    pending: dict[str, Any] = api(server, "GET", f"/v1/admin/thresholds/{MODEL}", ADMIN)["current"][
+        "pending"
+    ]
+    assert pending["id"] == run["pending_id"]
+    return pending

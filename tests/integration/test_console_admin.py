@@ -12,11 +12,13 @@ from console_support import (
     ADMIN,
     ADMIN_KEY,
     CHROMIUM,
+    MODEL,
     Console,
     api,
     chromium,
     console_service,
     console_tab,
+    open_pending,
 )
 from service_process import ServiceProcess
 
@@ -136,3 +138,79 @@ def test_an_open_ended_window_on_every_stream_is_confirmed_first(
         )
     else:
         assert windows() == [] and "No window was set" in console.status()
+
+
+# Two clicks in one task: the second lands before the first click's reply, as a double
+# click on a slow network does (a confirm() in between is answered by the test).
+TWICE = "button => { button.click(); button.click(); }"
+
+
+def sent(console: Console, path: str) -> int:
+    """How many requests the page sent to this path."""
+    return sum(1 for url in console.urls if url.split("?")[0].endswith(path))
+
+
+def history(server: ServiceProcess) -> dict[str, Any]:
+    found: dict[str, Any] = api(server, "GET", f"/v1/admin/thresholds/{MODEL}", ADMIN)
+    return found
+
+
+def test_approve_is_confirmed_with_both_values_and_sent_once(
+    console: Console, server: ServiceProcess
+) -> None:
+    pending = open_pending(server, seed=31)
+    before = history(server)["current"]
+    dialogs = Dialogs(console, accept=True)
+    console.sign_in(ADMIN_KEY, view="thresholds")
+    page = console.page
+    approve = page.wait_for_selector(f'[data-pending-id="{pending["id"]}"] button.primary')
+    assert approve is not None
+    approve.evaluate(TWICE)
+    page.locator("#status", has_text="Approved").wait_for()
+    page.wait_for_selector(f'#thresholds-table tr[data-version="{before["version"] + 1}"]')
+    [message] = dialogs.messages
+    candidate = f"{pending['candidate']:.4g}"
+    assert candidate in message and "0.3 " in message and "%" in message, message
+    assert sent(console, f"/pending-thresholds/{pending['id']}/approve") == 1
+    after = history(server)
+    assert after["current"]["version"] == before["version"] + 1
+    assert "409" not in console.status()
+
+
+@pytest.mark.parametrize("accept", [False, True])
+def test_roll_back_is_confirmed_and_adds_one_version(
+    console: Console, server: ServiceProcess, accept: bool
+) -> None:
+    body = {"value": 4.0, "reason": "test set-up: a value to roll back from"}
+    api(server, "POST", f"/v1/admin/thresholds/{MODEL}", ADMIN, json=body)
+    before = history(server)
+    dialogs = Dialogs(console, accept)
+    console.sign_in(ADMIN_KEY, view="thresholds")
+    page = console.page
+    first = page.wait_for_selector('#thresholds-table tr[data-version="1"] button')
+    assert first is not None
+    first.evaluate(TWICE)
+    if accept:
+        page.locator("#status", has_text="Rolled back").wait_for()
+    else:
+        page.wait_for_selector('#thresholds-table tr[data-version="1"] button:enabled')
+    [message] = dialogs.messages
+    assert "version 1" in message and "4 would be replaced" not in message
+    assert "would replace 4 (version" in message and "%" in message, message
+    added = 1 if accept else 0
+    assert sent(console, "/rollback") == added
+    assert len(history(server)["versions"]) == len(before["versions"]) + added
+
+
+def test_end_window_is_sent_once(console: Console, server: ServiceProcess, windows: Any) -> None:
+    body = {"stream_id": "boiler-e", "modes": ["suppress_alerts"], "reason": "test set-up"}
+    window = api(server, "POST", "/v1/maintenance-windows", ADMIN, json=body)
+    console.sign_in(ADMIN_KEY, view="maintenance")
+    page = console.page
+    end = page.wait_for_selector(f'tr[data-window-id="{window["id"]}"] button')
+    assert end is not None
+    end.evaluate(TWICE)
+    page.locator("#status", has_text="ended").wait_for()
+    page.wait_for_selector(f'tr[data-window-id="{window["id"]}"] >> text=over')
+    assert sent(console, f"/maintenance-windows/{window['id']}/end") == 1
+    assert windows() == [] and "409" not in console.status()

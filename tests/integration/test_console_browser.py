@@ -13,7 +13,6 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -33,6 +32,7 @@ from console_support import (
     console_tab,
     fault_readings,
     normal_readings,
+    open_pending,
     score,
     stamped,
 )
@@ -78,31 +78,6 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def console(browser: Browser, server: ServiceProcess) -> Iterator[Console]:
     with console_tab(browser, server) as tab:
         yield tab
-
-
-def open_pending(server: ServiceProcess, seed: int) -> dict[str, Any]:
-    """A candidate held for approval: confirmed normals, half of them above a threshold set
-    low by hand, put it far above, beyond the 5 % applied without approval."""
-    api(
-        server,
-        "POST",
-        f"/v1/admin/thresholds/{MODEL}",
-        ADMIN,
-        json={"value": 0.3, "reason": "test set-up: a known starting point"},
-    )
-    rng = np.random.default_rng(seed)
-    stream = f"calibration-{seed}"
-    scored = score(server, stream, stamped(normal_readings(rng, 40), time.time() - 900))
-    ids = [r["reading_id"] for r in scored["results"]]
-    labels = {"label": "normal", "reading_ids": ids, "stream_id": stream}
-    api(server, "POST", "/v1/feedback", OPERATOR, json=labels)
-    run = api(server, "POST", f"/v1/admin/thresholds/{MODEL}/recalibrate", ADMIN)
-    assert run["outcome"] == "pending", run
-    pending: dict[str, Any] = api(server, "GET", f"/v1/admin/thresholds/{MODEL}", ADMIN)["current"][
-        "pending"
-    ]
-    assert pending["id"] == run["pending_id"]
-    return pending
 
 
 def test_the_console_is_served_with_a_strict_policy(server: ServiceProcess) -> None:
@@ -183,6 +158,7 @@ def test_approve_a_pending_threshold_and_the_new_version_is_served(
     page.wait_for_selector("#thresholds-drift p")
     page.screenshot(path=shots / "console-thresholds.png", full_page=True)
     assert button is not None
+    page.once("dialog", lambda dialog: dialog.accept())  # the approval is confirmed first
     button.click()
     page.locator("#status", has_text="Approved").wait_for()
     served = api(server, "GET", f"/v1/models/{MODEL}", ADMIN)["threshold"]
