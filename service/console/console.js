@@ -109,6 +109,12 @@ function wire() {
   $("window-form").addEventListener("submit", guarded(createWindow));
   $("window-stream").addEventListener("input", streamTyped);
   $("stream-plot").addEventListener("keydown", streamKeys);
+  // The skip link moves the focus only: #main in the address would be a route, and the
+  // router knows no such view.
+  $("skip").addEventListener("click", (event) => {
+    event.preventDefault();
+    $("main").focus();
+  });
   window.addEventListener("hashchange", route);
   $("signin-button").disabled = false;
   document.body.dataset.ready = "true";

@@ -88,3 +88,14 @@ def test_a_feedback_key_is_not_offered_the_window_form(console: Console) -> None
     page.click("#sign-out")
     console.sign_in(ADMIN_KEY, view="maintenance")
     page.wait_for_selector("#window-form", state="visible")
+
+
+def test_the_skip_link_moves_the_focus_and_keeps_the_view(console: Console) -> None:
+    console.sign_in(ADMIN_KEY, view="thresholds")  # an admin-only key: the queue is a 403
+    page = console.page
+    page.wait_for_selector("#thresholds-table thead")
+    page.focus("#skip")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#main:focus")
+    assert page.evaluate("location.hash") == "#thresholds"
+    assert page.is_visible("#view-thresholds") and page.is_hidden("#view-signin")
