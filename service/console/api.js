@@ -17,6 +17,31 @@ export class ApiError extends Error {
   }
 }
 
+// No answer came back: the network failed, or the service did not answer within
+// TIMEOUT_S. ``changing``: the request was one that changes something (not a GET), so the
+// service may have acted on it before the reply was lost.
+export class NoReply extends Error {
+  constructor(detail, changing) {
+    super(detail);
+    this.changing = changing;
+  }
+}
+
+// Long enough for the slowest answer a healthy service gives (a thresholds page with its
+// drift tests), short enough that an operator is not left waiting on a dead connection.
+export const TIMEOUT_S = 20;
+
+// How many requests are on their way, told to the page (its busy indication).
+let waiting = 0;
+let busyListener = () => {};
+export function onBusy(listener) {
+  busyListener = listener;
+}
+function waitingFor(step) {
+  waiting += step;
+  busyListener(waiting > 0);
+}
+
 export const session = {
   key: () => sessionStorage.getItem(KEY),
   set: (key) => sessionStorage.setItem(KEY, key),
@@ -28,14 +53,28 @@ export async function api(path, { method = "GET", body } = {}) {
   if (!key) throw new AuthError(401, "Sign in with an API key.");
   const headers = { Authorization: `Bearer ${key}`, Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: "no-store",
-    credentials: "omit",
-  });
-  const text = await response.text();
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), TIMEOUT_S * 1000);
+  waitingFor(1);
+  let response;
+  let text;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+      signal: controller.signal,
+    });
+    text = await response.text();
+  } catch (error) {
+    const why = controller.signal.aborted ? `no answer within ${TIMEOUT_S} s` : error.message;
+    throw new NoReply(why, method !== "GET");
+  } finally {
+    clearTimeout(timer);
+    waitingFor(-1);
+  }
   let data = null;
   try {
     data = text ? JSON.parse(text) : null;

@@ -6,7 +6,9 @@ import { api, session } from "./api.js";
 import { h } from "./dom.js";
 import { createWindow, loadWindows, streamTyped } from "./maintenance.js";
 import { loadQueue, loadStream, streamKeys } from "./review.js";
-import { $, VIEWS, can, dropAnswers, guarded, handle, say, showSignIn, state } from "./shell.js";
+import {
+  $, VIEWS, can, dropAnswers, guarded, handle, say, showBusy, showSignIn, state,
+} from "./shell.js";
 import { loadThresholds } from "./thresholds.js";
 
 // --- sign-in ----------------------------------------------------------------------------
@@ -77,6 +79,7 @@ async function route() {
     showSignIn();
     return;
   }
+  say("");  // what the status line said belonged to the view before
   const [name, ...rest] = location.hash.replace(/^#/, "").split("/");
   const view = VIEWS.includes(name) ? name : "queue";
   for (const other of VIEWS) $(`view-${other}`).hidden = other !== view;
@@ -101,6 +104,7 @@ async function route() {
 // --- wiring -----------------------------------------------------------------------------
 
 function wire() {
+  showBusy();
   $("signin-form").addEventListener("submit", signIn);
   $("sign-out").addEventListener("click", signOut);
   $("queue-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadQueue(); }));

@@ -2,12 +2,13 @@
 
 import { api } from "./api.js";
 import { h, timeElement } from "./dom.js";
-import { $, can, newest, oneAtATime, say, state } from "./shell.js";
+import { $, can, loaded, newest, oneAtATime, say, state } from "./shell.js";
 
 export async function loadWindows() {
   const current = newest("maintenance");
   const windows = await api("/v1/maintenance-windows?limit=200");
   if (!current()) return;
+  loaded();
   $("windows-table").className = "data";
   $("windows-table").replaceChildren(
     h("caption", { class: "hint", text: "Windows, newest first" }),

@@ -4,7 +4,7 @@
 import { api, clientLabelId, query } from "./api.js";
 import { h, number, share, timeElement } from "./dom.js";
 import { streamPlot } from "./plot.js";
-import { $, guarded, newest, say, state } from "./shell.js";
+import { $, guarded, loaded, newest, say, state } from "./shell.js";
 
 // --- labelling --------------------------------------------------------------------------
 
@@ -68,6 +68,7 @@ export async function loadQueue() {
   const current = newest("queue");
   const queue = await api(`/v1/feedback/review-queue${query({ model, stream_id: stream })}`);
   if (!current()) return;
+  loaded();
   const items = [
     ...queue.alerts.map((r) => ({ ...r, kind: "alert" })),
     ...queue.audit_sample.map((r) => ({ ...r, kind: "audit" })),
@@ -133,6 +134,7 @@ export async function loadStream() {
     api("/v1/maintenance-windows?limit=500"),
   ]);
   if (!current()) return;
+  loaded();
   const labelled = new Map();
   for (const item of [...labels.items].reverse()) if (item.reading_id) labelled.set(item.reading_id, item.label);
   const covering = windows.filter((w) => (!w.model || w.model === readings.model)

@@ -1,7 +1,7 @@
 // What every view shares: the signed-in key's name and scopes, the status line, the
 // sign-in prompt a refused request brings back, and the guard every action runs in.
 
-import { ApiError, AuthError, session } from "./api.js";
+import { ApiError, AuthError, NoReply, onBusy, session } from "./api.js";
 
 export const $ = (id) => document.getElementById(id);
 export const VIEWS = ["queue", "stream", "thresholds", "maintenance"];
@@ -27,6 +27,20 @@ export function say(text, { error = false } = {}) {
   status.className = error ? "status warn" : "status";
 }
 
+// A view that loaded is no longer in the state an earlier error described: the error goes
+// (a message about something done stays until the next view).
+export function loaded() {
+  if ($("status").classList.contains("warn")) say("");
+}
+
+// While a request is on its way the header says so, and the content is marked busy.
+export function showBusy() {
+  onBusy((busy) => {
+    $("busy").hidden = !busy;
+    $("main").setAttribute("aria-busy", String(busy));
+  });
+}
+
 export function can(scope) {
   return Boolean(state.who && state.who.scopes.includes(scope));
 }
@@ -48,8 +62,10 @@ export async function handle(error) {
     showSignIn(`${what} (${error.status}): ${error.message}. Sign in with a key that may.`);
   } else if (error instanceof ApiError) {
     say(`The service refused (${error.status}): ${error.message}`, { error: true });
+  } else if (error instanceof NoReply) {
+    say(`The service could not be reached (${error.message}). Nothing was changed; try again.`, { error: true });
   } else {
-    say(`The service could not be reached: ${error.message}. Nothing was changed; try again.`, { error: true });
+    say(`The console failed: ${error.message}. Reload the page.`, { error: true });
   }
 }
 

@@ -4,7 +4,7 @@
 import { api } from "./api.js";
 import { change, h, number, share, timeElement } from "./dom.js";
 import { versionChart } from "./plot.js";
-import { $, newest, oneAtATime, say, state } from "./shell.js";
+import { $, loaded, newest, oneAtATime, say, state } from "./shell.js";
 
 export async function loadThresholds() {
   const model = $("thresholds-model").value;
@@ -14,6 +14,7 @@ export async function loadThresholds() {
     api(`/v1/drift/${encodeURIComponent(model)}`),
   ]);
   if (!current_()) return;
+  loaded();
   const current = history.current;
   $("thresholds-current").replaceChildren(h("p", {},
     `In force: ${number(current.value)} (version ${current.version}, model ${current.model} v${current.model_version}); `

@@ -162,8 +162,10 @@ class Console:
 
     def _console(self, message: Any) -> None:
         text = message.text
-        # A refused request (401/403) is logged by the browser; the page handles it.
-        if message.type == "error" and "status of 40" not in text:
+        # A refused request (4xx, or 503 when the service cannot serve) is logged by the
+        # browser; the page handles it.
+        refused = "status of 40" in text or "status of 503" in text
+        if message.type == "error" and not refused:
             self.problems.append(f"console error: {text}")
 
     def sign_in(self, key: str, view: str = "queue") -> None:

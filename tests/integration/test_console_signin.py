@@ -99,3 +99,44 @@ def test_the_skip_link_moves_the_focus_and_keeps_the_view(console: Console) -> N
     page.wait_for_selector("#main:focus")
     assert page.evaluate("location.hash") == "#thresholds"
     assert page.is_visible("#view-thresholds") and page.is_hidden("#view-signin")
+
+
+def test_signing_in_again_clears_the_refusal_it_answers(console: Console) -> None:
+    console.sign_in(OPERATOR_KEY, view="thresholds")
+    page = console.page
+    page.wait_for_selector("#signin-reason:not([hidden])")
+    assert "admin" in console.status()
+    page.fill("#api-key", ADMIN_KEY)
+    page.press("#api-key", "Enter")
+    page.wait_for_selector("#thresholds-table thead")
+    assert console.status() == ""
+
+
+def test_a_view_that_loads_clears_the_error_of_the_view_before(console: Console) -> None:
+    page = console.page
+    outage = {"status": 503, "json": {"detail": "the drift sample is being rebuilt"}}
+    page.route("**/v1/drift/**", lambda route: route.fulfill(**outage))
+    console.sign_in(ADMIN_KEY, view="thresholds")
+    page.locator("#status", has_text="503").wait_for()
+    page.click("#nav a[data-view=maintenance]")
+    page.wait_for_selector("#windows-table thead")
+    assert console.status() == ""
+
+
+def test_a_request_shows_it_is_waiting_and_gives_up_with_a_reason(
+    browser: Browser, server: ServiceProcess
+) -> None:
+    with console_tab(browser, server) as console:
+        page = console.page
+        page.clock.install()
+        console.sign_in(ADMIN_KEY, view="thresholds")
+        page.wait_for_selector("#thresholds-table thead")
+        assert page.is_hidden("#busy")
+        page.route("**/v1/maintenance-windows*", lambda route: None)  # never answered
+        page.click("#nav a[data-view=maintenance]")
+        page.wait_for_selector("#busy", state="visible")
+        assert page.get_attribute("#main", "aria-busy") == "true"
+        page.clock.run_for(25_000)
+        page.locator("#status", has_text="no answer within 20 s").wait_for()
+        assert "could not be reached" in console.status()
+        assert page.is_hidden("#busy")
