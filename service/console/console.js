@@ -111,6 +111,7 @@ function wire() {
   $("stream-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadStream(); }));
   $("thresholds-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadThresholds(); }));
   $("window-form").addEventListener("submit", guarded(createWindow));
+  $("windows-filters").addEventListener("submit", guarded(async (e) => { e.preventDefault(); await loadWindows(); }));
   $("window-stream").addEventListener("input", streamTyped);
   $("stream-plot").addEventListener("keydown", streamKeys);
   // The skip link moves the focus only: #main in the address would be a route, and the

@@ -2,13 +2,25 @@
 
 import { api } from "./api.js";
 import { h, timeElement } from "./dom.js";
-import { $, can, loaded, newest, oneAtATime, say, state } from "./shell.js";
+import { $, can, loaded, lostReply, newest, oneAtATime, say, state } from "./shell.js";
 
+// Set window is disabled while a window's request is on its way, and after its reply was
+// lost until the list has been read again: a retry must not set the same window twice
+// unseen.
+let creating = false;
+let unread = false;
+function updateSubmit() {
+  $("window-submit").disabled = creating || unread;
+}
+
+// The windows, drawn; undefined when a newer request superseded this one.
 export async function loadWindows() {
   const current = newest("maintenance");
   const windows = await api("/v1/maintenance-windows?limit=200");
-  if (!current()) return;
+  if (!current()) return undefined;
   loaded();
+  unread = false;
+  updateSubmit();
   $("windows-table").className = "data";
   $("windows-table").replaceChildren(
     h("caption", { class: "hint", text: "Windows, newest first" }),
@@ -27,8 +39,9 @@ export async function loadWindows() {
           await api(`/v1/maintenance-windows/${w.id}/end`, { method: "POST", body: { reason: `ended from the console by ${state.who.name}` } });
           say(`Window ${w.id} ended.`);
           await loadWindows();
-        }),
+        }, { reread: loadWindows, unknown: `Look at window ${w.id}'s status in the list before ending it again.` }),
       }, `End window ${w.id}`) : "")))));
+  return windows;
 }
 
 // A stream id typed while "every stream" is chosen means that stream: typing picks the
@@ -43,6 +56,7 @@ export function streamTyped() {
 
 export async function createWindow(event) {
   event.preventDefault();
+  if (creating || unread) return;
   const form = event.currentTarget;
   const data = new FormData(form);
   const scope = data.get("scope");
@@ -71,10 +85,46 @@ export async function createWindow(event) {
       return;
     }
   }
-  const window_ = await api("/v1/maintenance-windows", { method: "POST", body });
+  creating = true;
+  updateSubmit();
+  let window_;
+  try {
+    window_ = await api("/v1/maintenance-windows", { method: "POST", body });
+  } catch (error) {
+    if (!lostReply(error)) throw error;
+    unread = true;
+    await afterLostReply(error, body, form);
+    return;
+  } finally {
+    creating = false;
+    updateSubmit();
+  }
   say(`Window ${window_.id} set (${window_.modes.join(", ")}, ${window_.status}).`);
   form.reset();
   await loadWindows();
+}
+
+// The service may have set the window: the list is read again, and a window in force with
+// this scope and reason set by this key is taken for it.
+async function afterLostReply(error, body, form) {
+  const lost = `The reply was lost (${error.message}): it is not known whether the window was set.`;
+  let windows;
+  try {
+    windows = await loadWindows();
+  } catch {
+    say(`${lost} The list could not be read again, so Set window stays disabled until it is: press Refresh list.`, { error: true });
+    return;
+  }
+  const same = (windows || []).find((w) => w.status !== "over" && w.author === state.who.name
+    && w.reason === body.reason && (w.model ?? null) === (body.model ?? null)
+    && (w.stream_id ?? null) === (body.stream_id ?? null)
+    && (w.stream_prefix ?? null) === (body.stream_prefix ?? null));
+  if (same) {
+    say(`The reply was lost (${error.message}), but window ${same.id}, with this scope and reason and set by you, is in the list read again just now: the window is set.`);
+    form.reset();
+  } else {
+    say(`${lost} It is not in the list read again just now; if the service was slow it may still appear: press Refresh list and look before setting it again.`, { error: true });
+  }
 }
 
 function refuse(text) {

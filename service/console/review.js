@@ -17,6 +17,10 @@ async function label(reading, value, note) {
   return stored;
 }
 
+// The console sends a retry with the label id of the first try, so the service stores the
+// label once whether or not the first reached it.
+const RETRY_LABEL = "Press the same button again, with the same note: the service recognises the retry and stores the label once.";
+
 // Readings with a label request on its way (by stream and reading id): their buttons stay
 // disabled wherever they show, in a card or the stream view, so a click cannot be followed
 // by a contradicting one before the first is stored.
@@ -53,7 +57,7 @@ function labelControls(reading, onDone, { labelled = () => null } = {}) {
         sending.delete(key);
         lockLabels(key, false);
       }
-    }),
+    }, RETRY_LABEL),
   }, text);
   return h("div", { class: "actions", dataset: { reading: key } }, note,
     button("normal", "Confirm normal", "primary"),

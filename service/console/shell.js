@@ -54,7 +54,11 @@ export function showSignIn(reason) {
   $("api-key").focus();
 }
 
-export async function handle(error) {
+// A change whose reply was lost: the service may or may not have applied it.
+export const lostReply = (error) => error instanceof NoReply && error.changing;
+
+// ``unknown``: what to check before trying again, for a change whose reply was lost.
+export async function handle(error, unknown = "Check whether it was applied before trying again.") {
   if (error instanceof AuthError) {
     if (error.status === 401) session.clear();
     const what = error.status === 401 ? "Your key was not accepted" : "Your key may not do this";
@@ -62,6 +66,8 @@ export async function handle(error) {
     showSignIn(`${what} (${error.status}): ${error.message}. Sign in with a key that may.`);
   } else if (error instanceof ApiError) {
     say(`The service refused (${error.status}): ${error.message}`, { error: true });
+  } else if (lostReply(error)) {
+    say(`The reply was lost (${error.message}): it is not known whether the service applied this change. ${unknown}`, { error: true });
   } else if (error instanceof NoReply) {
     say(`The service could not be reached (${error.message}). Nothing was changed; try again.`, { error: true });
   } else {
@@ -71,25 +77,38 @@ export async function handle(error) {
 
 // An action run from a button, with the buttons it decides (``group()``, the clicked one by
 // default) disabled until it settles, so a double click cannot send its request twice.
-export function oneAtATime(action, group = (button) => [button]) {
-  return guarded(async (event) => {
+// When the reply to its change is lost, ``reread()`` reads the view again before the
+// buttons come back, so the operator sees whether it was applied instead of repeating it.
+export function oneAtATime(action, { group = (button) => [button], unknown, reread } = {}) {
+  return async (event) => {
     const buttons = group(event.currentTarget);
     if (buttons.some((button) => button.disabled)) return;
     for (const button of buttons) button.disabled = true;
     try {
       await action(event);
+    } catch (error) {
+      let check = unknown;
+      if (lostReply(error) && reread) {
+        try {
+          await reread();
+          check = `${unknown} The view below was read again just now.`;
+        } catch {
+          check = `${unknown} The view could not be read again: Refresh it first.`;
+        }
+      }
+      await handle(error, check);
     } finally {
       for (const button of buttons) button.disabled = false;
     }
-  });
+  };
 }
 
-export function guarded(action) {
+export function guarded(action, unknown) {
   return async (...args) => {
     try {
       await action(...args);
     } catch (error) {
-      await handle(error);
+      await handle(error, unknown);
     }
   };
 }

@@ -40,7 +40,7 @@ export async function loadThresholds() {
           await api(`/v1/admin/thresholds/${encodeURIComponent(model)}/rollback`, { method: "POST", body: { version: v.version, reason: `rolled back from the console by ${state.who.name}` } });
           say(`Rolled back to the value of version ${v.version}.`);
           await loadThresholds();
-        }, rollbackButtons),
+        }, { group: rollbackButtons, reread: loadThresholds, unknown: "Look for the roll-back in the version history before rolling back again: a second one adds another version." }),
       }, `Roll back to v${v.version}`))))));
   $("thresholds-drift").replaceChildren(driftSummary(drift));
 }
@@ -63,7 +63,11 @@ function pendingItem(pending, current) {
     const result = await api(`/v1/admin/pending-thresholds/${pending.id}/${action}`, { method: "POST", body });
     say(action === "approve" ? `Approved: version ${result.version} (${number(result.value)}) is now in force.` : `Candidate ${pending.id} rejected.`);
     await loadThresholds();
-  }, () => [...item.querySelectorAll("button")]);  // approve and reject decide the same candidate
+  }, {
+    group: () => [...item.querySelectorAll("button")],  // approve and reject decide the same candidate
+    reread: loadThresholds,
+    unknown: "Look at the pending candidates and the version history before deciding again.",
+  });
   item.append(
     h("p", {}, `Candidate ${number(pending.candidate)} instead of ${number(pending.current_value)} (v${pending.current_version}), ${change(pending.relative_change)} change, proposed `,
       timeElement(pending.created_at), `: ${pending.reason}`),

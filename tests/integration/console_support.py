@@ -156,6 +156,7 @@ class Console:
         self.server = server
         self.problems: list[str] = []
         self.urls: list[str] = []
+        self.allowed: list[str] = []  # console errors a test causes on purpose
         page.on("pageerror", lambda error: self.problems.append(f"script error: {error}"))
         page.on("console", self._console)
         page.on("request", lambda request: self.urls.append(request.url))
@@ -165,7 +166,7 @@ class Console:
         # A refused request (4xx, or 503 when the service cannot serve) is logged by the
         # browser; the page handles it.
         refused = "status of 40" in text or "status of 503" in text
-        if message.type == "error" and not refused:
+        if message.type == "error" and not refused and not any(a in text for a in self.allowed):
             self.problems.append(f"console error: {text}")
 
     def sign_in(self, key: str, view: str = "queue") -> None:
@@ -177,6 +178,24 @@ class Console:
 
     def status(self) -> str:
         return self.page.inner_text("#status")
+
+    def lose_reply(self, path: str, *, acted: bool, method: str = "POST") -> None:
+        """The next ``method`` request to ``path`` gets no reply: the service acts on it
+        first when ``acted``, or never sees it."""
+
+        done: list[bool] = []
+
+        def cut(route: Any) -> None:
+            if done or route.request.method != method:
+                route.fallback()
+                return
+            done.append(True)
+            if acted:
+                route.fetch()
+            route.abort()
+
+        self.allowed.append("net::ERR_FAILED")
+        self.page.route(lambda url: url.split("?")[0].endswith(path), cut)
 
     def check_clean(self) -> None:
         assert not self.problems, self.problems

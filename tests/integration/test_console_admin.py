@@ -214,3 +214,36 @@ def test_end_window_is_sent_once(console: Console, server: ServiceProcess, windo
     page.wait_for_selector(f'tr[data-window-id="{window["id"]}"] >> text=over')
     assert sent(console, f"/maintenance-windows/{window['id']}/end") == 1
     assert windows() == [] and "409" not in console.status()
+
+
+def test_a_window_whose_reply_was_lost_is_found_in_the_list_read_again(
+    console: Console, windows: Any
+) -> None:
+    fill_window(console, "boiler-l", "pump overhaul")
+    console.lose_reply("/v1/maintenance-windows", acted=True)
+    page = console.page
+    page.click("#window-submit")
+    page.locator("#status", has_text="reply was lost").wait_for()
+    [window] = windows()
+    assert f"window {window['id']}" in console.status() and "is set" in console.status()
+    assert "Nothing was changed" not in console.status()
+    page.wait_for_selector(f'tr[data-window-id="{window["id"]}"]')
+
+
+def test_a_lost_window_is_set_again_only_after_the_list_was_read(
+    console: Console, windows: Any
+) -> None:
+    fill_window(console, "boiler-m", "pump overhaul")
+    console.lose_reply("/v1/maintenance-windows", acted=False)
+    console.lose_reply("/v1/maintenance-windows", acted=False, method="GET")
+    page = console.page
+    page.click("#window-submit")
+    page.locator("#status", has_text="could not be read again").wait_for()
+    assert "not known whether" in console.status() and windows() == []
+    assert page.is_disabled("#window-submit")  # a retry waits for the list
+    page.click("#windows-filters button")
+    page.wait_for_selector("#window-submit:enabled")
+    page.click("#window-submit")  # the form kept what was typed
+    page.locator("#status", has_text="set (").wait_for()
+    [window] = windows()
+    assert window["stream_id"] == "boiler-m"

@@ -138,3 +138,21 @@ def test_streams_sharing_reading_ids_are_labelled_apart(
         page.locator("#status", has_text=f"of {stream} labelled normal").wait_for()
     assert labels_of(server, "dup-A") == [("r-0025", "normal")]
     assert labels_of(server, "dup-B") == [("r-0025", "normal")]
+
+
+def test_a_label_whose_reply_was_lost_is_stored_once_when_sent_again(
+    console: Console, server: ServiceProcess
+) -> None:
+    faulty_stream(server, "lost-1", seed=25)
+    console.sign_in(OPERATOR_KEY, view="stream/lost-1")
+    page = console.page
+    page.wait_for_selector("#stream-selected:not([hidden])")
+    reading_id = page.inner_text("#stream-selected h3").removeprefix("Reading ")
+    console.lose_reply("/v1/feedback", acted=True)
+    page.click("#stream-selected button[data-label=anomaly]")
+    page.locator("#status", has_text="reply was lost").wait_for()
+    assert "not known whether" in console.status() and "same button" in console.status()
+    assert "Nothing was changed" not in console.status()
+    page.click("#stream-selected button[data-label=anomaly]")
+    page.locator("#status", has_text="labelled anomaly").wait_for()
+    assert labels_of(server, "lost-1") == [(reading_id, "anomaly")]
