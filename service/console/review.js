@@ -78,9 +78,16 @@ export async function loadQueue() {
     ...queue.audit_sample.map((r) => ({ ...r, kind: "audit" })),
   ].sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0));
   const where = stream ? `stream ${stream} of ${queue.model}` : queue.model;
-  $("queue-summary").textContent = `${number(queue.alerts.length)} alert reading(s) and ${number(queue.audit_sample.length)} audit sample reading(s) of ${where} awaiting review, newest first.`;
+  moreAlerts = queue.more_alerts;
+  const alerts = `${number(queue.alerts.length)}${moreAlerts ? " listed" : ""} alert reading(s)`;
+  $("queue-summary").textContent = `${alerts} and ${number(queue.audit_sample.length)} audit sample reading(s) of ${where} awaiting review, newest first.${moreAlerts ? MORE : ""}`;
   $("queue-items").replaceChildren(...items.map(queueCard));
 }
+
+// The service lists a bounded number of unlabelled alerts and says when older ones wait
+// beyond them: the count shown must not read as the whole queue.
+let moreAlerts = false;
+const MORE = " More unlabelled alerts are waiting: label these, then Refresh.";
 
 function queueCard(reading) {
   const badge = reading.kind === "alert"
@@ -104,7 +111,7 @@ function queueCard(reading) {
     labelControls(reading, () => {
       card.remove();
       const left = $("queue-items").children.length;
-      $("queue-summary").textContent = `${number(left)} reading(s) left in the queue.`;
+      $("queue-summary").textContent = `${number(left)} listed reading(s) left.${moreAlerts ? MORE : ""}`;
     }));
   return card;
 }

@@ -27,7 +27,7 @@ from console_support import (
 from service_process import ServiceProcess
 
 try:
-    from playwright.sync_api import Browser, Dialog
+    from playwright.sync_api import Browser, Dialog, expect
 except ImportError:  # the dev extra installs it
     Browser = None  # type: ignore[assignment,misc]
 
@@ -44,7 +44,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    with console_service(tmp_path_factory.mktemp("console-labels")) as running:
+    limit = {"ANOMALY_REVIEW_ALERT_LIMIT": "3"}  # a queue longer than its list, quickly
+    with console_service(tmp_path_factory.mktemp("console-labels"), limit) as running:
         yield running
 
 
@@ -65,9 +66,11 @@ def labels_of(server: ServiceProcess, stream: str) -> list[tuple[str, str]]:
     return [(x["reading_id"], x["label"]) for x in items]
 
 
-def faulty_stream(server: ServiceProcess, stream: str, seed: int, **ids: Any) -> Any:
+def faulty_stream(
+    server: ServiceProcess, stream: str, seed: int, faulty: int = 6, **ids: Any
+) -> Any:
     rng = np.random.default_rng(seed)
-    readings = stamped(normal_readings(rng, 20) + fault_readings(rng, 6), time.time() - 600)
+    readings = stamped(normal_readings(rng, 20) + fault_readings(rng, faulty), time.time() - 600)
     if ids.get("client_ids"):
         for i, reading in enumerate(readings):
             reading["reading_id"] = f"r-{i:04d}"
@@ -156,3 +159,28 @@ def test_a_label_whose_reply_was_lost_is_stored_once_when_sent_again(
     page.click("#stream-selected button[data-label=anomaly]")
     page.locator("#status", has_text="labelled anomaly").wait_for()
     assert labels_of(server, "lost-1") == [(reading_id, "anomaly")]
+
+
+def test_the_queue_says_when_more_alerts_wait_than_it_lists(
+    console: Console, server: ServiceProcess
+) -> None:
+    reply = faulty_stream(server, "many-1", seed=26, faulty=12)
+    alerts = [r["reading_id"] for r in reply["results"] if r["alert"]]
+    assert len(alerts) >= 6
+    console.sign_in(OPERATOR_KEY)
+    page = console.page
+    page.fill("#queue-stream", "many-1")
+    page.press("#queue-stream", "Enter")
+    summary = page.locator("#queue-summary", has_text="stream many-1")
+    summary.wait_for()
+    assert "3 listed alert reading(s)" in summary.inner_text()
+    assert "More unlabelled alerts are waiting" in summary.inner_text()
+    cards = page.locator(".card.alert")
+    for left in (2, 1, 0):
+        cards.first.locator("button[data-label=normal]").click()
+        expect(cards).to_have_count(left)
+    assert "More unlabelled alerts are waiting" in page.inner_text("#queue-summary")
+    page.press("#queue-stream", "Enter")
+    page.wait_for_selector(".card.alert")
+    listed = page.eval_on_selector_all(".card.alert", "cs => cs.map(c => c.dataset.readingId)")
+    assert listed == alerts[::-1][3:6]
