@@ -3,11 +3,10 @@
 // back with the service's reason.
 
 import { api, session } from "./api.js";
-import { h } from "./dom.js";
 import { createWindow, loadWindows, streamTyped } from "./maintenance.js";
 import { loadQueue, loadStream, streamKeys } from "./review.js";
 import {
-  $, VIEWS, can, dropAnswers, guarded, handle, say, showBusy, showSignIn, state,
+  $, VIEWS, can, dropAnswers, guarded, handle, readModels, say, showBusy, showSignIn, state,
 } from "./shell.js";
 import { loadThresholds } from "./thresholds.js";
 
@@ -50,26 +49,13 @@ function signOut() {
 
 async function start() {
   state.who = await api("/v1/whoami");
-  const listed = await api("/v1/models");
-  state.models = listed.models.map((m) => m.name);
-  state.defaultModel = listed.default_model || state.models[0] || null;
-  for (const id of ["queue-model", "stream-model", "thresholds-model"]) fillModels($(id), false);
-  fillModels($("window-model"), true);
+  await readModels();
   $("who-name").textContent = `${state.who.name} (${state.who.scopes.join(", ")})`;
   $("nav").hidden = false;
   $("who").hidden = false;
   $("view-signin").hidden = true;
   $("window-form").hidden = !can("admin");
   await route();
-}
-
-function fillModels(select, withAny) {
-  const chosen = select.value;
-  select.replaceChildren(
-    ...(withAny ? [h("option", { value: "", text: "every model" })] : []),
-    ...state.models.map((name) => h("option", { value: name, text: name })),
-  );
-  select.value = chosen || (withAny ? "" : state.defaultModel || "");
 }
 
 // --- routing ----------------------------------------------------------------------------

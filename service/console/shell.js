@@ -1,7 +1,8 @@
 // What every view shares: the signed-in key's name and scopes, the status line, the
 // sign-in prompt a refused request brings back, and the guard every action runs in.
 
-import { ApiError, AuthError, NoReply, onBusy, session } from "./api.js";
+import { ApiError, AuthError, NoReply, api, onBusy, session } from "./api.js";
+import { h } from "./dom.js";
 
 export const $ = (id) => document.getElementById(id);
 export const VIEWS = ["queue", "stream", "thresholds", "maintenance"];
@@ -39,6 +40,26 @@ export function showBusy() {
     $("busy").hidden = !busy;
     $("main").setAttribute("aria-busy", String(busy));
   });
+}
+
+// The models served, into every model picker; the listing (with why a model is not
+// served, when none is).
+export async function readModels() {
+  const listed = await api("/v1/models");
+  state.models = listed.models.map((m) => m.name);
+  state.defaultModel = listed.default_model || state.models[0] || null;
+  for (const id of ["queue-model", "stream-model", "thresholds-model"]) fillModels($(id), false);
+  fillModels($("window-model"), true);
+  return listed;
+}
+
+function fillModels(select, withAny) {
+  const chosen = select.value;
+  select.replaceChildren(
+    ...(withAny ? [h("option", { value: "", text: "every model" })] : []),
+    ...state.models.map((name) => h("option", { value: name, text: name })),
+  );
+  select.value = state.models.includes(chosen) ? chosen : (withAny ? "" : state.defaultModel || "");
 }
 
 export function can(scope) {

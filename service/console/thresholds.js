@@ -4,11 +4,25 @@
 import { api } from "./api.js";
 import { change, h, number, share, timeElement } from "./dom.js";
 import { versionChart } from "./plot.js";
-import { $, loaded, newest, oneAtATime, say, state } from "./shell.js";
+import { $, loaded, newest, oneAtATime, readModels, say, state } from "./shell.js";
+
+// What the view shows of a model, emptied when no model is served.
+const PARTS = ["thresholds-current", "thresholds-pending", "thresholds-chart", "thresholds-table", "thresholds-drift"];
 
 export async function loadThresholds() {
-  const model = $("thresholds-model").value;
   const current_ = newest("thresholds");
+  if (!$("thresholds-model").value) {
+    // No model was served at sign-in: ask again, and say why none is when still none is.
+    const listed = await readModels();
+    if (!current_()) return;
+    if (!$("thresholds-model").value) {
+      for (const id of PARTS) $(id).replaceChildren();
+      const why = Object.values(listed.problems || {}).join("; ") || "no model loaded";
+      say(`No model is being served, so there is no threshold to show: ${why}`, { error: true });
+      return;
+    }
+  }
+  const model = $("thresholds-model").value;
   const [history, drift] = await Promise.all([
     api(`/v1/admin/thresholds/${encodeURIComponent(model)}`),
     api(`/v1/drift/${encodeURIComponent(model)}`),

@@ -118,9 +118,14 @@ def stamped(values: list[list[float]], start: float, step: float = 10.0) -> list
 
 
 @contextmanager
-def console_service(folder: Path, env: Mapping[str, str] | None = None) -> Iterator[ServiceProcess]:
-    """The service on the plant model, in ``folder``, started and stopped."""
-    build_plant_model(folder / "models")
+def console_service(
+    folder: Path, env: Mapping[str, str] | None = None, *, with_model: bool = True
+) -> Iterator[ServiceProcess]:
+    """The service on the plant model (on none, without ``with_model``), in ``folder``,
+    started and stopped."""
+    (folder / "models").mkdir(parents=True, exist_ok=True)
+    if with_model:
+        build_plant_model(folder / "models")
     running = ServiceProcess(
         folder / "models",
         folder / "store.sqlite3",
@@ -128,7 +133,7 @@ def console_service(folder: Path, env: Mapping[str, str] | None = None) -> Itera
         env={**service_env(), **(env or {})},
     )
     try:
-        running.wait_ready()
+        running.wait_ready(probe="/readyz" if with_model else "/healthz")
         yield running
     finally:
         running.stop()

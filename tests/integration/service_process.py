@@ -58,13 +58,14 @@ class ServiceProcess:
             stderr=subprocess.STDOUT,
         )
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 90.0, probe: str = "/readyz") -> None:
+        """Until ``probe`` answers 200 (``/healthz``: the process serves, ready or not)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"server exited with {self.process.returncode}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.url}{probe}", timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass

@@ -247,3 +247,15 @@ def test_a_lost_window_is_set_again_only_after_the_list_was_read(
     page.locator("#status", has_text="set (").wait_for()
     [window] = windows()
     assert window["stream_id"] == "boiler-m"
+
+
+def test_with_no_model_served_the_thresholds_say_why(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("console-no-model")
+    with console_service(folder, with_model=False) as bare, console_tab(browser, bare) as tab:
+        tab.sign_in(ADMIN_KEY, view="thresholds")
+        tab.page.locator("#status", has_text="No model is being served").wait_for()
+        assert "no model artifacts" in tab.status()  # the service's own reason
+        assert "could not be reached" not in tab.status()
+        assert not [u for u in tab.urls if u.endswith("/v1/admin/thresholds/")]
