@@ -92,9 +92,11 @@ function pendingItem(pending, current) {
 }
 
 function driftSummary(drift) {
-  const action = { none: "No action needed.", recalibrate: "Recommended: recalibrate the threshold.", retrain: "Recommended: retrain the model." }[drift.recommendation];
+  // Too few confirmed normals to judge is not a finding: it must not read as all clear.
+  const verdict = drift.sufficient ? drift.recommendation : "unjudged";
+  const action = { unjudged: "Not judged yet.", none: "No action needed.", recalibrate: "Recommended: recalibrate the threshold.", retrain: "Recommended: retrain the model." }[verdict];
   return h("div", {},
-    h("p", {}, h("span", { class: `drift-${drift.recommendation}`, text: action }), ` ${drift.reason} (${number(drift.n_recent)} recent confirmed normals against ${number(drift.n_reference)} reference errors.)`),
+    h("p", {}, h("span", { class: `drift-${verdict}`, text: action }), ` ${drift.reason} (${number(drift.n_recent)} recent confirmed normals against ${number(drift.n_reference)} reference errors.)`),
     drift.sensors.length ? h("div", { class: "scroll" }, h("table", { class: "data" },
       h("thead", {}, h("tr", {}, ...["Sensor", "KS statistic", "Adjusted p", "Drifted"].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, ...drift.sensors.map((x) => h("tr", {},

@@ -41,6 +41,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """One stream scored, nothing labelled (so drift is never judged here)."""
     with console_service(tmp_path_factory.mktemp("console-signin")) as running:
         rng = np.random.default_rng(11)
         readings = normal_readings(rng, 20) + fault_readings(rng, 6)
@@ -140,3 +141,12 @@ def test_a_request_shows_it_is_waiting_and_gives_up_with_a_reason(
         page.locator("#status", has_text="no answer within 20 s").wait_for()
         assert "could not be reached" in console.status()
         assert page.is_hidden("#busy")
+
+
+def test_drift_with_too_few_confirmed_normals_reads_not_judged(console: Console) -> None:
+    console.sign_in(ADMIN_KEY, view="thresholds")
+    verdict = console.page.wait_for_selector("#thresholds-drift p span")
+    assert verdict is not None
+    assert verdict.inner_text() == "Not judged yet."
+    assert verdict.get_attribute("class") == "drift-unjudged"  # not the all-clear's green
+    assert "not judged" in console.page.inner_text("#thresholds-drift")
