@@ -34,6 +34,32 @@ function runs(points, test) {
   return found;
 }
 
+const TICK_GAP = 14;
+// Up to this score the axis is linear from 0. Above it, the threshold's side (0 to 1) keeps
+// LINEAR_SHARE of the height and the rest is logarithmic, so a fault a hundred times over the
+// threshold and the readings near it both stay readable, each at its true value.
+const LINEAR_UP_TO = 10;
+const LINEAR_SHARE = 0.3;
+
+// y(v): pixels down from the plot's top for a score v; the tick values, 0 and 1 first.
+function scoreScale(highest, plotH) {
+  if (highest <= LINEAR_UP_TO) {
+    const top = highest * 1.05;
+    const step = highest > 4 ? 2 : highest > 2 ? 1 : 0.5;
+    const ticks = [0, 1];
+    for (let v = step; v <= top; v += step) ticks.push(v);
+    return { log: false, ticks, y: (v) => plotH - (Math.max(0, Math.min(v, top)) / top) * plotH };
+  }
+  const decades = Math.log10(highest) * 1.05;
+  const y = (v) => {
+    if (v <= 1) return plotH - Math.max(0, v) * LINEAR_SHARE * plotH;
+    return plotH - (LINEAR_SHARE + (1 - LINEAR_SHARE) * Math.min(Math.log10(v) / decades, 1)) * plotH;
+  };
+  const ticks = [0, 1, highest];  // the highest score is labelled, before round numbers
+  for (let v = 10; Math.log10(v) <= decades; v *= 10) ticks.push(v);
+  return { log: true, ticks, y };
+}
+
 // points: [{score, smoothed_score, alert, suppressed_by_window, timestamp}], oldest first.
 // windows: maintenance windows covering the stream; labels: Map reading id -> label.
 export function streamPlot(points, { windows = [], labels = new Map(), selected = -1, onPick }) {
@@ -45,8 +71,8 @@ export function streamPlot(points, { windows = [], labels = new Map(), selected 
   const step = n > 1 ? plotW / (n - 1) : plotW;
   const x = (i) => (n > 1 ? x0 + i * step : x0 + plotW / 2);
   const highest = Math.max(1.5, ...points.map((p) => Math.max(p.score, p.smoothed_score ?? 0)));
-  const top = Math.min(highest * 1.05, 50);
-  const y = (v) => PAD.top + plotH - (Math.min(v, top) / top) * plotH;
+  const scale = scoreScale(highest, plotH);
+  const y = (v) => PAD.top + scale.y(v);
   const band = (first, last, cls, title) => {
     const left = x(first) - step / 2;
     const rect = s("rect", {
@@ -72,8 +98,15 @@ export function streamPlot(points, { windows = [], labels = new Map(), selected 
   // axes and threshold
   svg.append(s("line", { x1: x0, x2: x0, y1: PAD.top, y2: PAD.top + plotH, class: "axis" }));
   svg.append(s("line", { x1: x0, x2: x0 + plotW, y1: PAD.top + plotH, y2: PAD.top + plotH, class: "axis" }));
-  for (const v of [0, 1, top / 2, top].filter((v, i, all) => all.indexOf(v) === i)) {
-    svg.append(s("text", { x: x0 - 8, y: y(v) + 4, "text-anchor": "end" }, number(v)));
+  // Labels closer than a line of text to one already drawn are left out (0 and 1 first).
+  const drawn = [];
+  for (const v of scale.ticks) {
+    if (drawn.some((w) => Math.abs(y(w) - y(v)) < TICK_GAP)) continue;
+    drawn.push(v);
+    svg.append(s("text", { x: x0 - 8, y: y(v) + 4, "text-anchor": "end", class: "tick-y" }, number(v)));
+  }
+  if (scale.log) {
+    svg.append(s("text", { x: x0 + plotW - 8, y: PAD.top + 28, "text-anchor": "end", class: "scale-note" }, "logarithmic above the threshold (1)"));
   }
   svg.append(s("line", { x1: x0, x2: x0 + plotW, y1: y(1), y2: y(1), class: "threshold" }));
   if (n) {

@@ -152,12 +152,17 @@ export async function loadStream() {
     && (w.stream_id ? w.stream_id === stream : w.stream_prefix ? stream.startsWith(w.stream_prefix) : true));
   state.stream = { points: readings.points, labels: labelled, windows: covering, selected: readings.points.length - 1, stream, model: readings.model };
   drawStream();
-  say(`${number(readings.points.length)} retained reading(s) of ${stream} on ${readings.model}.`);
+  say(readings.points.length ? `${number(readings.points.length)} retained reading(s) of ${stream} on ${readings.model}.` : `No readings of ${stream} on ${readings.model}.`);
 }
 
 function drawStream() {
   const view = state.stream;
   const plot = $("stream-plot");
+  if (!view.points.length) {
+    plot.replaceChildren(h("p", { class: "hint", text: `No readings of ${view.stream} on ${view.model} are retained: nothing to plot.` }));
+    $("stream-selected").hidden = true;
+    return;
+  }
   plot.replaceChildren(streamPlot(view.points, {
     windows: view.windows, labels: view.labels, selected: view.selected,
     onPick: (i) => { view.selected = i; drawStream(); plot.focus(); },
