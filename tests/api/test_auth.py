@@ -28,9 +28,7 @@ PUBLIC = {
     "/redoc",
     "/docs-assets",  # Swagger UI's and ReDoc's files
     # The console's static page and files: everything it shows comes through the keyed API.
-    "/console",
-    "/console/",
-    "/console/assets",
+    "/console",  # the page, and the mount of everything under /console
 }
 KEY_FOR_SCOPE = {
     "admin": ADMIN,
@@ -61,7 +59,9 @@ def route_table(app: FastAPI) -> Iterator[tuple[str, set[str], Dependant | None]
         elif isinstance(route, APIRoute):
             yield route.path, set(route.methods), route.dependant
         else:
-            yield getattr(route, "path", repr(route)), set(getattr(route, "methods", ())), None
+            # A mount, or a route to an ASGI app, has no method list (None): it takes any.
+            methods = getattr(route, "methods", None) or ()
+            yield getattr(route, "path", repr(route)), set(methods), None
 
 
 def protected_routes(settings: Settings) -> list[tuple[str, str, frozenset[str]]]:

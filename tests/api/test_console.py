@@ -81,3 +81,37 @@ async def test_a_streams_readings_come_oldest_first_with_scores_and_alerts(clien
     ]
     refused = await client.get("/v1/feedback/streams/pump-1/readings", headers=SCORER)
     assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/console/assets/__init__.py", 404),  # the package's Python is not served
+        ("GET", "/console/assets/nope.js", 404),
+        ("GET", "/console/nope", 404),
+        ("GET", "/console/assets/../console.py", 404),
+        ("POST", "/console", 405),
+        ("POST", "/console/assets/console.js", 405),
+    ],
+)
+async def test_refusals_under_console_carry_its_headers(
+    client: Any, method: str, path: str, status: int
+) -> None:
+    response = await client.request(method, path)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    if status == 405:
+        assert response.headers["allow"] == "GET, HEAD"
+
+
+async def test_the_page_answers_at_both_of_its_paths_and_to_head(client: Any) -> None:
+    for path in ("/console", "/console/"):
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, path)
+            assert response.status_code == 200, (method, path)
+            assert response.headers["x-frame-options"] == "DENY"
+    assert (await client.get("/console/assets/console.css")).status_code == 200
