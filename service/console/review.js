@@ -120,7 +120,7 @@ function sensorTable(reading) {
   if (!reading.sensors.length) return h("p", { text: "No per-sensor figures for this reading." });
   return h("table", { class: "sensors" },
     h("caption", { class: "hint", text: "Sensors by their share of the error: observed, and what the model expected where it expects a value" }),
-    h("thead", {}, h("tr", {}, ...["Sensor", "Share", "", "Observed", "Expected"].map((t) => h("th", { scope: "col", text: t })))),
+    h("thead", {}, h("tr", {}, ...["Sensor", "Share", "", "Observed", "Expected"].map((t) => h("th", { scope: "col", text: t, class: t ? null : "bar-cell" })))),
     h("tbody", {}, ...reading.sensors.map((sensor) => {
       const bar = h("div", { class: "share" });
       bar.style.width = `${Math.max(0.5, sensor.share * 100)}%`;

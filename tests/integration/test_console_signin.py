@@ -150,3 +150,40 @@ def test_drift_with_too_few_confirmed_normals_reads_not_judged(console: Console)
     assert verdict.inner_text() == "Not judged yet."
     assert verdict.get_attribute("class") == "drift-unjudged"  # not the all-clear's green
     assert "not judged" in console.page.inner_text("#thresholds-drift")
+
+
+LONG_STREAM = "line-b.compressor-station-north-" + "verylongsegment" * 14  # 242 characters
+
+
+def sideways(console: Console) -> int:
+    scroll: int = console.page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return scroll
+
+
+@pytest.mark.parametrize("width", [1280, 400])
+def test_long_stream_ids_and_narrow_screens_keep_the_page_and_cards_in_view(
+    browser: Browser, server: ServiceProcess, width: int
+) -> None:
+    rng = np.random.default_rng(12)
+    readings = normal_readings(rng, 20) + fault_readings(rng, 6)
+    score(server, LONG_STREAM, stamped(readings, time.time() - 600))
+    with console_tab(browser, server, viewport={"width": width, "height": 900}) as console:
+        console.sign_in(OPERATOR_KEY)
+        page = console.page
+        page.fill("#queue-stream", LONG_STREAM)
+        page.press("#queue-stream", "Enter")
+        card = page.locator(".card.alert").first
+        card.wait_for()
+        assert sideways(console) <= 0, "the page scrolls sideways"
+        box = card.bounding_box()
+        meter = card.locator(".meter").bounding_box()
+        expected = card.locator("table.sensors thead th").last
+        assert box is not None and meter is not None and expected.inner_text() == "Expected"
+        right = expected.bounding_box()
+        assert right is not None and right["x"] + right["width"] <= box["x"] + box["width"]
+        assert meter["width"] >= 100  # a meter, not a sliver beside the score text
+        page.goto(f"{server.url}/console#stream/{LONG_STREAM}")
+        page.wait_for_selector("#stream-selected:not([hidden])")
+        assert sideways(console) <= 0, "the stream view scrolls sideways"
