@@ -82,9 +82,11 @@ export const lostReply = (error) => error instanceof NoReply && error.changing;
 export async function handle(error, unknown = "Check whether it was applied before trying again.") {
   if (error instanceof AuthError) {
     if (error.status === 401) session.clear();
-    const what = error.status === 401 ? "Your key was not accepted" : "Your key may not do this";
+    const [what, next] = error.status === 401
+      ? ["Your key was not accepted", "Sign in with a valid key."]
+      : ["Your key may not do this", "Sign in with a key that has the scope this view needs."];
     say(`${what}: ${error.message}`, { error: true });
-    showSignIn(`${what} (${error.status}): ${error.message}. Sign in with a key that may.`);
+    showSignIn(`${what} (${error.status}): ${error.message}. ${next}`);
   } else if (error instanceof ApiError) {
     say(`The service refused (${error.status}): ${error.message}`, { error: true });
   } else if (lostReply(error)) {

@@ -187,3 +187,14 @@ def test_long_stream_ids_and_narrow_screens_keep_the_page_and_cards_in_view(
         page.goto(f"{server.url}/console#stream/{LONG_STREAM}")
         page.wait_for_selector("#stream-selected:not([hidden])")
         assert sideways(console) <= 0, "the stream view scrolls sideways"
+
+
+def test_a_wrong_key_is_told_plainly_what_to_do(console: Console) -> None:
+    console.page.goto(f"{console.server.url}/console")
+    console.page.wait_for_selector("body[data-ready]")
+    console.page.fill("#api-key", "not-a-key-anyone-has-0000000000000000")
+    console.page.press("#api-key", "Enter")
+    reason = console.page.locator("#signin-reason")
+    reason.wait_for()
+    assert reason.inner_text().endswith("Sign in with a valid key.")
+    assert "a key that may" not in reason.inner_text()
