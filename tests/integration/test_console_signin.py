@@ -198,3 +198,12 @@ def test_a_wrong_key_is_told_plainly_what_to_do(console: Console) -> None:
     reason.wait_for()
     assert reason.inner_text().endswith("Sign in with a valid key.")
     assert "a key that may" not in reason.inner_text()
+
+
+def test_without_javascript_the_page_says_it_needs_it(
+    browser: Browser, server: ServiceProcess
+) -> None:
+    with console_tab(browser, server, java_script_enabled=False) as console:
+        console.page.goto(f"{server.url}/console")
+        notice = console.page.locator("noscript p")
+        assert "needs JavaScript" in notice.inner_text()
