@@ -5,8 +5,12 @@ const small = new Intl.NumberFormat(undefined, { maximumSignificantDigits: 4 });
 const large = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 const percent = new Intl.NumberFormat(undefined, { style: "percent", maximumFractionDigits: 1 });
 
+// Tiny values (a drift test's p-value) in exponent notation: 5.54E-20, not twenty zeros.
+const tiny = new Intl.NumberFormat(undefined, { notation: "scientific", maximumSignificantDigits: 3 });
+
 export function number(value) {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–";
+  if (value !== 0 && Math.abs(value) < 1e-4) return tiny.format(value);
   return Math.abs(value) >= 10000 ? large.format(value) : small.format(value);
 }
 

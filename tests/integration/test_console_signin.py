@@ -207,3 +207,13 @@ def test_without_javascript_the_page_says_it_needs_it(
         console.page.goto(f"{server.url}/console")
         notice = console.page.locator("noscript p")
         assert "needs JavaScript" in notice.inner_text()
+
+
+def test_tiny_figures_are_written_with_an_exponent(console: Console) -> None:
+    console.page.goto(f"{console.server.url}/console")
+    console.page.wait_for_selector("body[data-ready]")
+    written = console.page.evaluate(
+        "async () => { const dom = await import('/console/assets/dom.js');"
+        " return [5.541e-20, 0.01344, 0, 82.4, 123456].map(dom.number); }"
+    )
+    assert written == ["5.54E-20", "0.01344", "0", "82.4", "123,456"]
