@@ -98,7 +98,7 @@ function queueCard(reading) {
   fill.style.width = `${Math.min(100, (reading.score / scale) * 100)}%`;
   const mark = h("span", { class: "mark", title: "threshold" });
   mark.style.left = `${(1 / scale) * 100}%`;
-  const card = h("li", { class: `card ${reading.kind}`, dataset: { readingId: reading.reading_id, stream: reading.stream_id } },
+  const card = h("li", { class: `card ${reading.kind}`, tabindex: "-1", dataset: { readingId: reading.reading_id, stream: reading.stream_id } },
     h("header", {},
       badge,
       h("a", { class: "stream", href: `#stream/${encodeURIComponent(reading.stream_id)}`, text: reading.stream_id }),
@@ -109,7 +109,10 @@ function queueCard(reading) {
       h("span", { class: "meter", role: "img", "aria-label": `score ${number(reading.score)} against threshold 1` }, fill, mark)),
     sensorTable(reading),
     labelControls(reading, () => {
+      // The focus goes on to the next card (the one before, at the end), not to the page.
+      const next = card.nextElementSibling || card.previousElementSibling;
       card.remove();
+      (next || $("queue-summary")).focus();
       const left = $("queue-items").children.length;
       $("queue-summary").textContent = `${number(left)} listed reading(s) left.${moreAlerts ? MORE : ""}`;
     }));
@@ -178,7 +181,11 @@ function drawStream() {
     h("h3", { text: `Reading ${point.reading_id}` }),
     h("p", {}, timeElement(point.timestamp), ` · score ${number(point.score)} · smoothed ${number(point.smoothed_score)} · ${state_}`,
       labelled() ? ` · already labelled ${labelled()}` : ""),
-    labelControls(reading, (value) => { view.labels.set(point.reading_id, value); drawStream(); }, { labelled }),
+    labelControls(reading, (value) => {
+      view.labels.set(point.reading_id, value);
+      drawStream();
+      $("stream-plot").focus();  // where the arrow keys choose the next reading
+    }, { labelled }),
   );
 }
 

@@ -217,3 +217,16 @@ def test_tiny_figures_are_written_with_an_exponent(console: Console) -> None:
         " return [5.541e-20, 0.01344, 0, 82.4, 123456].map(dom.number); }"
     )
     assert written == ["5.54E-20", "0.01344", "0", "82.4", "123,456"]
+
+
+def test_after_labelling_a_card_the_focus_is_on_the_next_one(console: Console) -> None:
+    console.sign_in(OPERATOR_KEY)
+    page = console.page
+    page.fill("#queue-stream", "boiler-s")
+    page.press("#queue-stream", "Enter")
+    page.locator("#queue-summary", has_text="stream boiler-s").wait_for()
+    first, second = (page.locator(".card").nth(i).get_attribute("data-reading-id") for i in (0, 1))
+    page.locator(".card").first.locator("button[data-label=normal]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'.card[data-reading-id="{first}"]', state="detached")
+    page.wait_for_selector(f'.card[data-reading-id="{second}"]:focus')
