@@ -99,24 +99,21 @@ def gap_warning(readings: Readings) -> str | None:
 def repeat_warning(readings: Readings) -> str | None:
     """Readings identical to the one before, timestamp and every value: a row exported
     twice, which weighs double in training and in the threshold. A timestamp repeated with
-    other values is a clock coarser than the sampling, and is counted but not warned of."""
-    if readings.n_readings < 2:
+    other values is a clock coarser than the sampling, and is counted but not warned of.
+    Without timestamps nothing tells a copy from a process holding still (quantised or idle
+    sensors), so nothing is said."""
+    if readings.n_readings < 2 or readings.timestamps is None:
         return None
     same = (np.diff(readings.values, axis=0) == 0).all(axis=1)
-    if readings.timestamps is None:
-        copies = int(same.sum())
-        what = "every value"
-    else:
-        same_time = np.diff(_seconds(readings.timestamps)) == 0
-        copies = int((same & same_time).sum())
-        what = "its timestamp and every value"
+    same_time = np.diff(_seconds(readings.timestamps)) == 0
+    copies = int((same & same_time).sum())
     if not copies:
         return None
     said = (
         f"{readings.source}: {copies} reading{'s' if copies != 1 else ''} repeat"
-        f"{'' if copies != 1 else 's'} the one before, {what}"
+        f"{'' if copies != 1 else 's'} the one before, its timestamp and every value"
     )
-    if readings.timestamps is not None and (times := int(same_time.sum())) > copies:
+    if (times := int(same_time.sum())) > copies:
         said += f" ({times} repeat its timestamp in all)"
     return (
         said + ": rows written twice weigh double in training and in the threshold; drop the copies"

@@ -37,7 +37,9 @@ def check_constant_sensors(
     index = [sensors.index(name) for name in constant]
     level = mean[index]
     columns = calibration_values[:, index]
-    moved = np.abs(columns - level) > 1e-12 * np.maximum(1.0, np.abs(level))
+    # Within float32's resolution (the model's and the service's input type) is no move.
+    resolution = 2 * np.finfo(np.float32).eps * np.maximum(1.0, np.abs(level))
+    moved = np.abs(columns - level) > resolution
     if not moved.any():
         return
     named = []
@@ -45,8 +47,8 @@ def check_constant_sensors(
         column = columns[:, j]
         named.append(
             f"{constant[j]} (constant {level[j]:.6g} in training; {int(moved[:, j].sum())} of "
-            f"{len(column)} calibration readings differ, from {column.min():.6g} to "
-            f"{column.max():.6g})"
+            f"{len(column)} calibration readings differ, from {column.min():.9g} to "
+            f"{column.max():.9g})"
         )
     raise ConstantSensorMoves(
         f"sensor(s) {'; '.join(named)} do not move in the training readings but do in the "

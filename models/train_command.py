@@ -256,8 +256,11 @@ def run(args: argparse.Namespace) -> int:
         holder = args.data if exc.data == "training" else args.calibration_data
         print(f"error: {holder}: {exc.detail}", file=sys.stderr)
         return 2
-    except (TrainingDiverged, ConstantSensorMoves) as exc:
+    except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ConstantSensorMoves as exc:  # a separate calibration file names itself
+        print(f"error: {'' if args.calibration_data else f'{args.data}: '}{exc}", file=sys.stderr)
         return 2
     except (CalibrationUnscorable, TooShortToInject) as exc:
         unscorable = args.calibration_data or f"{args.data} (its calibration tail)"

@@ -316,8 +316,17 @@ def test_train_refuses_a_sensor_constant_in_training_that_moves_in_calibration(
     assert f"calibration readings ({tmp_path / 'cal.npy'})" in err
     assert "leave the sensor out" in err
     assert not (tmp_path / "m").exists()
-    # Constant in both: trained, the sensor reported as constant.
-    calibration[:, 1] = 42.0
+    # Without a calibration file, its tail is the training file's: named.
+    tail = np.r_[train, calibration[:60]]
+    np.save(tmp_path / "both.npy", tail)
+    alone = ["train", "--data", str(tmp_path / "both.npy"), "--out", str(tmp_path / "m")]
+    assert main([*alone, "--name", "p", "--version", "1", *tiny()]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {tmp_path / 'both.npy'}: sensor(s) x02 (constant 42 in training" in err
+    # Constant in both, up to float32's resolution: trained, the sensor reported as constant.
+    calibration[:, 1] = float(np.float32(42.1))
+    train[:, 1] = 42.1
+    np.save(tmp_path / "train.npy", train)
     np.save(tmp_path / "cal.npy", calibration)
     assert main([*args, "--name", "p", "--version", "1", *tiny()]) == 0
     assert "constant sensors (scale 1, they only flag a change): x02" in capsys.readouterr().err

@@ -143,6 +143,7 @@ def test_readings_written_twice_are_counted() -> None:
     )
     held = timed(values[copied], 10.0 * np.arange(400))  # a held value at its own time
     assert repeat_warning(held) is None
-    assert repeat_warning(timed(values, np.repeat(stamps[::2], 2))) is None
+    # Without timestamps a copy cannot be told from a process holding still.
     untimed = Readings(values[copied], ["a", "b"], None, "run.csv")
-    assert "100 readings repeat the one before, every value" in str(repeat_warning(untimed))
+    assert repeat_warning(untimed) is None
+    assert repeat_warning(timed(values, np.repeat(stamps[::2], 2))) is None

@@ -174,3 +174,10 @@ def test_a_covariance_from_fewer_windows_than_inputs_is_warned_about(
                  calibration_values=process[800:])  # fmt: skip
     assert long.metrics[family]["windows"] > 3 * len(sensors)
     assert not [w for w in long.metrics["warnings"] if "singular" in w]
+
+
+def test_each_family_counts_the_windows_its_covariance_comes_from(process: np.ndarray) -> None:
+    """DPCA's covariance is of every window; CVA's of the past windows that have a future."""
+    z = (process[:50] - process[:50].mean(0)) / process[:50].std(0)
+    assert fit_dpca(z, 3).details["windows"] == 48
+    assert fit_cva(z, 3).details["windows"] == 45

@@ -49,6 +49,9 @@ def test_names_with_commas_in_a_semicolon_file(tmp_path: Path) -> None:
         ("a;b,c;d\n1;2,3;4\n", ";"),  # ';' gives 3 fields, ',' 2
         ('"Temp, C";"Flow, m3/h";P\n1;2;3\n', ";"),
         ("a,b\n\n1,2\n", ","),  # blank lines are passed over
+        # No comma-free column: ',' splits everything alike, and wider; ';' still wins.
+        ("Temp 0, °C;Temp 1, °C\n55,00;54,01\n", ";"),
+        ("a,b;c,d\n1,2,3\n", ","),  # ";" splits the lines unlike: not a separator
         ("a,b,c\n1,2,3\n4,5\n", ","),  # a ragged row: the header's most, refused later
     ],
 )
