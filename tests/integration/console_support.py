@@ -4,6 +4,7 @@ records what a test must find absent."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import time
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import numpy as np
+import pytest
 import torch
 from conftest import WindowMean
 from service_process import ServiceProcess
@@ -46,6 +48,17 @@ TABLET = {"width": 820, "height": 1180}
 DESKTOP = {"width": 1280, "height": 900}
 
 CHROMIUM = shutil.which("chromium")
+BROWSER_TESTS = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None,
+        reason="playwright is not installed (pip install -e '.[dev]')",
+    ),
+]
+"""Every browser test module's marks: it runs only where chromium and Playwright are."""
 # Nothing reaches past loopback; no component, sync or update traffic.
 CHROMIUM_ARGS = [
     "--headless",

@@ -20,7 +20,7 @@ import pytest
 from console_support import (
     ADMIN,
     ADMIN_KEY,
-    CHROMIUM,
+    BROWSER_TESTS,
     MODEL,
     OPERATOR,
     OPERATOR_KEY,
@@ -43,15 +43,7 @@ try:
 except ImportError:  # the dev extra installs it
     Browser = None  # type: ignore[assignment,misc]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(
-        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")

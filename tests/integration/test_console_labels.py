@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from console_support import (
-    CHROMIUM,
+    BROWSER_TESTS,
     OPERATOR,
     OPERATOR_KEY,
     Console,
@@ -31,15 +31,7 @@ try:
 except ImportError:  # the dev extra installs it
     Browser = None  # type: ignore[assignment,misc]
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
-    ),
-    pytest.mark.skipif(
-        Browser is None, reason="playwright is not installed (pip install -e '.[dev]')"
-    ),
-]
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture(scope="module")
