@@ -55,7 +55,8 @@ class _ConsoleAssets(StaticFiles):
     """The console's own scripts and style sheet; any other file is not found."""
 
     def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
-        if PurePosixPath(path).suffix not in ASSET_SUFFIXES:
+        # A NUL byte no file name holds: the file system would raise, answered as a 500.
+        if "\x00" in path or PurePosixPath(path).suffix not in ASSET_SUFFIXES:
             return "", None
         return super().lookup_path(path)
 

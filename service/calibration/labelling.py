@@ -369,6 +369,8 @@ class LabellingDesk:
         is full; at most :data:`REVIEW_SCAN_PAGES` pages, so one request stays bounded
         however many were labelled (then more are said to be waiting)."""
         limit = self.settings.review_alert_limit
+        if limit == 0:  # alerts are not reviewed here: nothing to list, nothing waiting
+            return [], False
         size = max(limit, REVIEW_PAGE_MIN)
         found: list[RecentReading] = []
         before: int | None = None

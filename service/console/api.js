@@ -99,13 +99,19 @@ export function query(params) {
 }
 
 // A fresh id per submission, keyed on everything that tells two submissions apart (the key
-// that sends it and the whole body: stream, reading, label, note): a retry of the same
-// click reuses it, so the feedback API answers with the stored submission instead of
-// storing it twice, and two different submissions never share one (the API would refuse
-// the second with a 409).
+// that sends it and the whole body: stream, reading, label, note) and kept only while its
+// outcome is unknown: a retry after a lost reply reuses it, so the feedback API answers with
+// the stored submission instead of storing it twice; once a reply came, the same label
+// sent again later (normal, anomaly, then normal again) is a new submission, stored.
 const labelIds = new Map();
 export function clientLabelId(author, body) {
   const key = JSON.stringify([author, body]);
   if (!labelIds.has(key)) labelIds.set(key, `console-${crypto.randomUUID()}`);
   return labelIds.get(key);
+}
+export function labelAnswered(author, body) {
+  labelIds.delete(JSON.stringify([author, body]));
+}
+export function forgetLabelIds() {
+  labelIds.clear();
 }

@@ -2,7 +2,7 @@
 // a call to the public API with the signed-in key; a 401 or 403 brings the sign-in prompt
 // back with the service's reason.
 
-import { api, session } from "./api.js";
+import { api, forgetLabelIds, session } from "./api.js";
 import { createWindow, loadWindows, streamTyped } from "./maintenance.js";
 import { loadQueue, loadStream, streamKeys } from "./review.js";
 import {
@@ -34,6 +34,7 @@ const RENDERED = [
 function signOut() {
   session.clear();
   dropAnswers();
+  forgetLabelIds();
   state.who = null;
   state.stream = null;
   for (const id of RENDERED) $(id).replaceChildren();

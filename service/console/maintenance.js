@@ -88,12 +88,13 @@ export async function createWindow(event) {
   creating = true;
   updateSubmit();
   let window_;
+  const sent = Date.now();
   try {
     window_ = await api("/v1/maintenance-windows", { method: "POST", body });
   } catch (error) {
     if (!lostReply(error)) throw error;
     unread = true;
-    await afterLostReply(error, body, form);
+    await afterLostReply(error, body, form, sent);
     return;
   } finally {
     creating = false;
@@ -104,9 +105,16 @@ export async function createWindow(event) {
   await loadWindows();
 }
 
+// Browser and service clocks may disagree by this much when a window's creation time is
+// compared with when it was sent.
+const CLOCKS_APART_MS = 60_000;
+const sameTime = (a, b) => (a ? Date.parse(a) : null) === (b ? Date.parse(b) : null);
+
 // The service may have set the window: the list is read again, and a window in force with
-// this scope and reason set by this key is taken for it.
-async function afterLostReply(error, body, form) {
+// this scope, modes, end and reason, set by this key since it was sent, is taken for it.
+// Else Set window stays disabled until the operator has read the list again (the request
+// may still be on its way to the service).
+async function afterLostReply(error, body, form, sent) {
   const lost = `The reply was lost (${error.message}): it is not known whether the window was set.`;
   let windows;
   try {
@@ -118,11 +126,16 @@ async function afterLostReply(error, body, form) {
   const same = (windows || []).find((w) => w.status !== "over" && w.author === state.who.name
     && w.reason === body.reason && (w.model ?? null) === (body.model ?? null)
     && (w.stream_id ?? null) === (body.stream_id ?? null)
-    && (w.stream_prefix ?? null) === (body.stream_prefix ?? null));
+    && (w.stream_prefix ?? null) === (body.stream_prefix ?? null)
+    && [...w.modes].sort().join() === [...body.modes].sort().join()
+    && sameTime(w.ends_at, body.ends_at)
+    && w.created_at && Date.parse(w.created_at) >= sent - CLOCKS_APART_MS);
   if (same) {
     say(`The reply was lost (${error.message}), but window ${same.id}, with this scope and reason and set by you, is in the list read again just now: the window is set.`);
     form.reset();
   } else {
+    unread = true;
+    updateSubmit();
     say(`${lost} It is not in the list read again just now; if the service was slow it may still appear: press Refresh list and look before setting it again.`, { error: true });
   }
 }

@@ -1,7 +1,7 @@
 // The feedback views: the review queue and one stream's scores, and the label buttons
 // both offer.
 
-import { api, clientLabelId, query } from "./api.js";
+import { NoReply, api, clientLabelId, labelAnswered, query } from "./api.js";
 import { h, number, share, timeElement } from "./dom.js";
 import { streamPlot } from "./plot.js";
 import { $, guarded, loaded, newest, say, state } from "./shell.js";
@@ -11,8 +11,16 @@ import { $, guarded, loaded, newest, say, state } from "./shell.js";
 async function label(reading, value, note) {
   const body = { label: value, reading_ids: [reading.reading_id], stream_id: reading.stream_id };
   if (note) body.note = note;
-  body.client_label_id = clientLabelId(state.who.name, body);
-  const stored = await api("/v1/feedback", { method: "POST", body });
+  const submission = { ...body };
+  body.client_label_id = clientLabelId(state.who.name, submission);
+  let stored;
+  try {
+    stored = await api("/v1/feedback", { method: "POST", body });
+  } catch (error) {
+    if (!(error instanceof NoReply)) labelAnswered(state.who.name, submission);
+    throw error;
+  }
+  labelAnswered(state.who.name, submission);
   say(`Reading ${reading.reading_id} of ${reading.stream_id} labelled ${value} (label ${stored.labels[0].id}).`);
   return stored;
 }

@@ -157,13 +157,22 @@ class RecentReadings:
         return chunk.reading(row, prefix)
 
     def _rows(
-        self, since: float | None, model: str | None, stream_id: str | None = None
+        self,
+        since: float | None,
+        model: str | None,
+        stream_id: str | None = None,
+        *,
+        before: int | None = None,
     ) -> Iterator[tuple[ReadingChunk, np.ndarray]]:
         """Chunks (newest first) with a mask of their retained, scored rows at or after
-        ``since`` (of ``model`` and ``stream_id``, if given)."""
+        ``since`` (of ``model`` and ``stream_id``, if given); with ``before``, only chunks
+        starting below that sequence number, so a page deep in the buffer does not build
+        the masks of every newer chunk again."""
         self._trim()
         cutoff = self._cutoff()
         for chunk in reversed(self._chunks):
+            if before is not None and chunk.seq_start >= before:
+                continue
             mask = ~np.isnan(chunk.errors) & (chunk.received_at >= cutoff)
             if model is not None:
                 mask &= _mask_equal(chunk.models, model)
@@ -218,9 +227,7 @@ class RecentReadings:
     ) -> Iterator[tuple[ReadingChunk, int, int]]:
         """(chunk, row, sequence number) of alert readings, newest first, below ``before``.
         Sequence numbers grow with arrival, chunk after chunk (:meth:`add`)."""
-        for chunk, mask in self._rows(since, model, stream_id):
-            if before is not None and chunk.seq_start >= before:
-                continue
+        for chunk, mask in self._rows(since, model, stream_id, before=before):
             flagged = chunk.alert | chunk.anomaly if include_anomalies else chunk.alert
             rows = np.flatnonzero(mask & flagged)
             if before is not None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from calibration_support import ADMIN, API_KEYS, OPERATOR, SCORER
 
-from service.api.console import ASSETS_DIR
+from service.api.console import ASSETS_DIR, _ConsoleAssets
 
 
 @pytest.fixture
@@ -115,3 +115,11 @@ async def test_the_page_answers_at_both_of_its_paths_and_to_head(client: Any) ->
             assert response.status_code == 200, (method, path)
             assert response.headers["x-frame-options"] == "DENY"
     assert (await client.get("/console/assets/console.css")).status_code == 200
+
+
+def test_a_nul_in_an_asset_path_is_not_found_not_an_error() -> None:
+    """The file system raises on a NUL byte, which the assets' app would answer with a 500
+    and without the console's headers."""
+    assets = _ConsoleAssets(directory=ASSETS_DIR)
+    assert assets.lookup_path("__init__.py\x00.js") == ("", None)
+    assert assets.lookup_path("console.js")[1] is not None

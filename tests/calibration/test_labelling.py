@@ -211,3 +211,13 @@ async def scan_past_the_bound(rooms: Rooms) -> None:
     await label_each(rooms, newest[7:10], "pump-6")
     queue = await rooms.desk.review_queue("flat")
     assert queue.alerts == [] and queue.more_alerts  # not known past 10: "may be waiting"
+
+
+async def test_a_queue_limited_to_no_alerts_lists_none_and_says_none_wait(tmp_path: Path) -> None:
+    """ANOMALY_REVIEW_ALERT_LIMIT=0 leaves alerts out of the queue: "more waiting" whenever
+    one existed would send the operator after a list that never shows them."""
+    async with open_rooms(tmp_path, review_alert_limit=0) as rooms:
+        rooms.score("pump-6", np.full((40, 4), 3.0))
+        assert rooms.recent.alerts(model="flat", limit=10)
+        queue = await rooms.desk.review_queue("flat")
+        assert queue.alerts == [] and not queue.more_alerts

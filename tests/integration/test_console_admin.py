@@ -241,6 +241,21 @@ def test_a_lost_window_is_set_again_only_after_the_list_was_read(
     assert window["stream_id"] == "boiler-m"
 
 
+def test_a_lost_window_not_in_the_list_read_again_waits_for_refresh(
+    console: Console, windows: Any
+) -> None:
+    """The list read just after may predate the request reaching the service: Set window
+    stayed enabled then, and a second press could set the window twice."""
+    fill_window(console, "boiler-n", "pump overhaul")
+    console.lose_reply("/v1/maintenance-windows", acted=False)
+    page = console.page
+    page.click("#window-submit")
+    page.locator("#status", has_text="It is not in the list read again").wait_for()
+    assert page.is_disabled("#window-submit") and windows() == []
+    page.click("#windows-filters button")
+    page.wait_for_selector("#window-submit:enabled")
+
+
 def test_with_no_model_served_the_thresholds_say_why(
     browser: Browser, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

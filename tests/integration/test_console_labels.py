@@ -117,6 +117,24 @@ def test_a_labelled_reading_gets_another_label_only_when_confirmed(
     assert labels_of(server, stream) == wanted
 
 
+def test_a_label_switched_back_is_stored_again(console: Console, server: ServiceProcess) -> None:
+    """normal, anomaly, then normal again: the third reused the first's client label id, so
+    the service replayed the first and stored nothing, while the console said "labelled
+    normal" and the reading's latest label stayed anomaly."""
+    stream = "switch-back"
+    reply = faulty_stream(server, stream, seed=25)
+    last = reply["results"][-1]["reading_id"]
+    console.page.on("dialog", lambda dialog: dialog.accept())
+    console.sign_in(OPERATOR_KEY, view=f"stream/{stream}")
+    page = console.page
+    for n, value in enumerate(("normal", "anomaly", "normal"), start=1):
+        page.locator("#stream-selected", has_text=last).wait_for()
+        page.click(f"#stream-selected button[data-label={value}]")
+        page.locator("#status", has_text=f"{last} of {stream} labelled {value}").wait_for()
+        assert len(labels_of(server, stream)) == n
+    assert [label for _, label in labels_of(server, stream)] == ["normal", "anomaly", "normal"]
+
+
 def test_streams_sharing_reading_ids_are_labelled_apart(
     console: Console, server: ServiceProcess
 ) -> None:
