@@ -11,7 +11,9 @@ measures it in the same rounds, interleaved, with the ratio to the in-process de
 ``--redis-baseline DIR`` adds a third service, with Redis state, from another checkout,
 so a change is measured against what it replaces in the same rounds. CPU time per reading
 of the serving processes (read from /proc) is printed too: on a machine shared with other
-work it moves far less than the rates. The load tests under loadtests/ are the reference;
+work it moves far less than the rates. At the end each service's count of readings let go
+by the retained-readings bound is printed, so a run says whether it measured that path. The
+load tests under loadtests/ are the reference;
 this is the quick check used while developing the hot path.
 """
 
@@ -31,6 +33,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 EMPTY_APP = """
@@ -294,11 +297,31 @@ def main() -> int:
                     "their own, Redis on the same ones): single {:.2f}x | JSON batches {:.2f}x "
                     "| float32 batches {:.2f}x".format(*medians)
                 )
+            for name, url in targets.items():
+                # Whether the retained-readings bound let readings go during the rounds, so a
+                # comparison says which path it measured.
+                print(f"{name}: {dropped(url.replace('/v1/score', '/metrics'))}")
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=30)
     return 0
+
+
+def dropped(metrics_url: str) -> str:
+    text = httpx.get(metrics_url, timeout=10).text
+    counts = {
+        sample.labels.get("store", "?"): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "anomaly_recent_readings_dropped"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    if not counts:
+        return "no dropped-readings counter (a checkout before it)"
+    return "readings let go before their retention: " + ", ".join(
+        f"{store} {value:,.0f}" for store, value in sorted(counts.items())
+    )
 
 
 def free_port() -> int:
