@@ -10,16 +10,31 @@ from models.ignored_columns import ignore_hint
 from models.readings import Readings, default_sensor_names
 
 MIN_CLOCK_READINGS = 10
-"""Readings a sensor must rise over, every one, to be called a clock: a noisy sensor rises
-nine times running by chance once in 10! (3.6 million) stretches."""
+"""Readings a sensor must rise (or fall) over, every one, to be called a clock: a noisy sensor
+rises nine times running by chance once in 10! (3.6 million) stretches."""
 
 
 def clock_sensors(readings: Readings) -> list[str]:
-    """Sensors whose value rises at every reading of the file, as a clock or a counter's does."""
+    """Sensors whose value rises at every reading of the file, as a clock or a counter's does,
+    or falls at every one, as a countdown's (time to the next service, a draining tank's
+    remaining volume) does: either way later values lie beyond the training range."""
     if readings.n_readings < MIN_CLOCK_READINGS:
         return []
-    rising = np.flatnonzero((np.diff(readings.values, axis=0) > 0).all(axis=0))
-    return [readings.sensors[i] for i in rising]
+    steps = np.diff(readings.values, axis=0)
+    monotone = np.flatnonzero((steps > 0).all(axis=0) | (steps < 0).all(axis=0))
+    return [readings.sensors[i] for i in monotone]
+
+
+def _moves(readings: Readings, sensors: list[str]) -> str:
+    """'rises', 'falls', or 'rise or fall' for several of both, at every reading."""
+    columns = [readings.sensors.index(name) for name in sensors]
+    rising = [bool(readings.values[1, i] > readings.values[0, i]) for i in columns]
+    one = len(sensors) == 1
+    if all(rising):
+        return "rises" if one else "rise"
+    if not any(rising):
+        return "falls" if one else "fall"
+    return "rise or fall"
 
 
 def clock_warning(readings: Readings) -> str | None:
@@ -32,10 +47,10 @@ def clock_warning(readings: Readings) -> str | None:
     which = f"sensor {clocks[0]}" if one else f"sensors {', '.join(clocks)}"
     headerless = readings.sensors == default_sensor_names(readings.n_sensors)
     return (
-        f"{readings.source}: {which} {'rises' if one else 'rise'} at every one of its "
-        f"{readings.n_readings} readings, as a clock or a counter does: a model trained on "
-        f"{'it' if one else 'them'} flags every later reading, since later values lie beyond "
-        "the range it was trained on; leave "
+        f"{readings.source}: {which} {_moves(readings, clocks)} at every one of its "
+        f"{readings.n_readings} readings, as a clock, a counter or a countdown does: a model "
+        f"trained on {'it' if one else 'them'} flags every later reading, since later values "
+        "lie beyond the range it was trained on; leave "
         + ("it" if one else "them")
         + (" out of the file" if headerless else f" out with {ignore_hint(clocks)}")
     )

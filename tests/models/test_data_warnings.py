@@ -49,6 +49,29 @@ def test_a_column_rising_at_every_reading_is_a_clock() -> None:
     assert str(clock_warning(headerless)).endswith("leave it out of the file")
 
 
+def test_a_column_falling_at_every_reading_is_a_countdown() -> None:
+    """Time to the next service, a draining tank: as far outside the training range later."""
+    rng = np.random.default_rng(1)
+    n = 50
+    columns = {
+        "hours_to_service": 500.0 - np.arange(n),
+        "flow": rng.normal(size=n),
+        "draining": 100.0 - np.cumsum(rng.uniform(0.1, 1.0, n)),
+        "settling": np.r_[10.0 - np.arange(n - 1), 10.0 - (n - 2)],  # falls, then holds once
+    }
+    found = readings(np.column_stack(list(columns.values())), list(columns))
+    assert clock_sensors(found) == ["hours_to_service", "draining"]
+    warning = str(clock_warning(found))
+    assert warning.startswith("plant.csv: sensors hours_to_service, draining fall at every one")
+    assert "as a clock, a counter or a countdown does" in warning
+    one = readings(np.column_stack([columns["flow"], columns["hours_to_service"]]), ["a", "b"])
+    assert str(clock_warning(one)).startswith("plant.csv: sensor b falls at every one of its 50")
+    both = readings(
+        np.column_stack([columns["hours_to_service"], np.arange(n, dtype=float)]), ["down", "up"]
+    )
+    assert str(clock_warning(both)).startswith("plant.csv: sensors down, up rise or fall at")
+
+
 @pytest.mark.slow
 def test_train_warns_of_a_clock_and_repeats_it_in_the_summary(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
