@@ -31,6 +31,10 @@ export class NoReply extends Error {
 // drift tests), short enough that an operator is not left waiting on a dead connection.
 export const TIMEOUT_S = 20;
 
+// Statuses a reverse proxy answers with when the service did not reply to it (bad gateway,
+// unavailable, gateway timeout). The service's own refusals come as problem documents.
+const GATEWAY = new Set([502, 503, 504]);
+
 // How many requests are on their way, told to the page (its busy indication).
 let waiting = 0;
 let busyListener = () => {};
@@ -80,6 +84,14 @@ export async function api(path, { method = "GET", body } = {}) {
     data = text ? JSON.parse(text) : null;
   } catch {
     data = null;
+  }
+  const problem = data !== null && typeof data.detail === "string";
+  if (GATEWAY.has(response.status) && !problem) {
+    // A proxy in front answered, not the service (whose refusals are problem documents): it
+    // may have passed the request on before giving up, so a change's fate is as unknown as
+    // when no reply came.
+    const why = `a proxy answered ${response.status} ${response.statusText}`.trim();
+    throw new NoReply(why, method !== "GET");
   }
   const detail = (data && data.detail) || response.statusText;
   if (response.status === 401 || response.status === 403) {

@@ -197,9 +197,12 @@ class Console:
     def status(self) -> str:
         return self.page.inner_text("#status")
 
-    def lose_reply(self, path: str, *, acted: bool, method: str = "POST") -> None:
+    def lose_reply(
+        self, path: str, *, acted: bool, method: str = "POST", gateway: int | None = None
+    ) -> None:
         """The next ``method`` request to ``path`` gets no reply: the service acts on it
-        first when ``acted``, or never sees it."""
+        first when ``acted``, or never sees it. With ``gateway`` a reverse proxy answers in
+        the service's place with that status and its own HTML page, as nginx does."""
 
         done: list[bool] = []
 
@@ -210,9 +213,13 @@ class Console:
             done.append(True)
             if acted:
                 route.fetch()
-            route.abort()
+            if gateway is None:
+                route.abort()
+            else:
+                page = f"<html><body><h1>{gateway} Gateway</h1><hr>nginx</body></html>"
+                route.fulfill(status=gateway, content_type="text/html", body=page)
 
-        self.allowed.append("net::ERR_FAILED")
+        self.allowed.append("net::ERR_FAILED" if gateway is None else f"status of {gateway}")
         self.page.route(lambda url: url.split("?")[0].endswith(path), cut)
 
     def check_clean(self) -> None:

@@ -153,22 +153,29 @@ def test_streams_sharing_reading_ids_are_labelled_apart(
     assert labels_of(server, "dup-B") == [("r-0025", "normal")]
 
 
+@pytest.mark.parametrize("gateway", [None, 502, 504], ids=["no-reply", "proxy-502", "proxy-504"])
 def test_a_label_whose_reply_was_lost_is_stored_once_when_sent_again(
-    console: Console, server: ServiceProcess
+    console: Console, server: ServiceProcess, gateway: int | None
 ) -> None:
-    faulty_stream(server, "lost-1", seed=25)
-    console.sign_in(OPERATOR_KEY, view="stream/lost-1")
+    """A proxy's 502 or 504 after passing the label on is a lost reply too, not the service
+    refusing it: sent again, it is stored once."""
+    stream = f"lost-{gateway or 1}"
+    faulty_stream(server, stream, seed=25)
+    console.sign_in(OPERATOR_KEY, view=f"stream/{stream}")
     page = console.page
     page.wait_for_selector("#stream-selected:not([hidden])")
     reading_id = page.inner_text("#stream-selected h3").removeprefix("Reading ")
-    console.lose_reply("/v1/feedback", acted=True)
+    console.lose_reply("/v1/feedback", acted=True, gateway=gateway)
     page.click("#stream-selected button[data-label=anomaly]")
     page.locator("#status", has_text="reply was lost").wait_for()
     assert "not known whether" in console.status() and "same button" in console.status()
     assert "Nothing was changed" not in console.status()
+    assert "refused" not in console.status()
+    if gateway is not None:
+        assert f"a proxy answered {gateway}" in console.status()
     page.click("#stream-selected button[data-label=anomaly]")
     page.locator("#status", has_text="labelled anomaly").wait_for()
-    assert labels_of(server, "lost-1") == [(reading_id, "anomaly")]
+    assert labels_of(server, stream) == [(reading_id, "anomaly")]
 
 
 def test_the_queue_says_when_more_alerts_wait_than_it_lists(

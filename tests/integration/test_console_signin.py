@@ -110,7 +110,7 @@ def test_a_view_that_loads_clears_the_error_of_the_view_before(console: Console)
     outage = {"status": 503, "json": {"detail": "the drift sample is being rebuilt"}}
     page.route("**/v1/drift/**", lambda route: route.fulfill(**outage))
     console.sign_in(ADMIN_KEY, view="thresholds")
-    page.locator("#status", has_text="503").wait_for()
+    page.locator("#status", has_text="The service refused (503)").wait_for()
     page.click("#nav a[data-view=maintenance]")
     page.wait_for_selector("#windows-table thead")
     assert console.status() == ""
