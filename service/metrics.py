@@ -154,7 +154,9 @@ class Metrics:
         )
         self.review_queue = Gauge(
             "review_queue_size",
-            "Readings awaiting an operator's review (recent alerts plus the audit sample).",
+            "Readings the review queue lists for an operator's label: at most "
+            "ANOMALY_REVIEW_ALERT_LIMIT unlabelled alerts plus the audit sample; when the "
+            "queue's more_alerts is true, more alerts wait beyond it.",
             ["model"],
             namespace=ns,
             registry=registry,
