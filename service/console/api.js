@@ -31,9 +31,13 @@ export class NoReply extends Error {
 // drift tests), short enough that an operator is not left waiting on a dead connection.
 export const TIMEOUT_S = 20;
 
-// Statuses a reverse proxy answers with when the service did not reply to it (bad gateway,
-// unavailable, gateway timeout). The service's own refusals come as problem documents.
-const GATEWAY = new Set([502, 503, 504]);
+// Whether a reverse proxy answered in the service's place. The service never answers 502
+// or 504 (bad gateway, gateway timeout: the shipped nginx's own problem documents, or any
+// proxy's page); its 503s are problem documents, while a proxy's 503 page is not.
+function fromProxy(status, data) {
+  if (status === 502 || status === 504) return true;
+  return status === 503 && !(data && typeof data.detail === "string");
+}
 
 // How many requests are on their way, told to the page (its busy indication).
 let waiting = 0;
@@ -85,15 +89,13 @@ export async function api(path, { method = "GET", body } = {}) {
   } catch {
     data = null;
   }
-  const problem = data !== null && typeof data.detail === "string";
-  if (GATEWAY.has(response.status) && !problem) {
-    // A proxy in front answered, not the service (whose refusals are problem documents): it
-    // may have passed the request on before giving up, so a change's fate is as unknown as
-    // when no reply came.
-    const why = `a proxy answered ${response.status} ${response.statusText}`.trim();
+  const detail = (data && typeof data.detail === "string" && data.detail) || response.statusText;
+  if (fromProxy(response.status, data)) {
+    // A proxy in front answered, not the service: it may have passed the request on before
+    // giving up, so a change's fate is as unknown as when no reply came.
+    const why = `a proxy answered ${response.status}${detail ? `: ${detail}` : ""}`;
     throw new NoReply(why, method !== "GET");
   }
-  const detail = (data && data.detail) || response.statusText;
   if (response.status === 401 || response.status === 403) {
     throw new AuthError(response.status, detail);
   }

@@ -44,6 +44,8 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 OPERATOR = {"Authorization": f"Bearer {OPERATOR_KEY}"}
 SCADA = {"Authorization": f"Bearer {SCADA_KEY}"}
 
+PROBLEMS = "https://sensor-anomaly-service.dev/problems/"
+PROBLEM_JSON = "application/problem+json"
 TABLET = {"width": 820, "height": 1180}
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -198,11 +200,18 @@ class Console:
         return self.page.inner_text("#status")
 
     def lose_reply(
-        self, path: str, *, acted: bool, method: str = "POST", gateway: int | None = None
+        self,
+        path: str,
+        *,
+        acted: bool,
+        method: str = "POST",
+        gateway: int | None = None,
+        problem: str | None = None,
     ) -> None:
         """The next ``method`` request to ``path`` gets no reply: the service acts on it
         first when ``acted``, or never sees it. With ``gateway`` a reverse proxy answers in
-        the service's place with that status and its own HTML page, as nginx does."""
+        the service's place with that status: its own HTML page, as nginx does by default,
+        or the problem document ``problem`` names, as deploy/nginx's configuration does."""
 
         done: list[bool] = []
 
@@ -215,9 +224,12 @@ class Console:
                 route.fetch()
             if gateway is None:
                 route.abort()
-            else:
+            elif problem is None:
                 page = f"<html><body><h1>{gateway} Gateway</h1><hr>nginx</body></html>"
                 route.fulfill(status=gateway, content_type="text/html", body=page)
+            else:
+                body = {"type": f"{PROBLEMS}{problem}", "status": gateway, "detail": problem}
+                route.fulfill(status=gateway, content_type=PROBLEM_JSON, json=body)
 
         self.allowed.append("net::ERR_FAILED" if gateway is None else f"status of {gateway}")
         self.page.route(lambda url: url.split("?")[0].endswith(path), cut)

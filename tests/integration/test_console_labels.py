@@ -153,19 +153,24 @@ def test_streams_sharing_reading_ids_are_labelled_apart(
     assert labels_of(server, "dup-B") == [("r-0025", "normal")]
 
 
-@pytest.mark.parametrize("gateway", [None, 502, 504], ids=["no-reply", "proxy-502", "proxy-504"])
+@pytest.mark.parametrize(
+    ("gateway", "problem"),
+    [(None, None), (502, None), (503, None), (504, None), (504, "replica-timeout")],
+    ids=["no-reply", "proxy-502", "proxy-503", "proxy-504", "balancer-504-problem"],
+)
 def test_a_label_whose_reply_was_lost_is_stored_once_when_sent_again(
-    console: Console, server: ServiceProcess, gateway: int | None
+    console: Console, server: ServiceProcess, gateway: int | None, problem: str | None
 ) -> None:
-    """A proxy's 502 or 504 after passing the label on is a lost reply too, not the service
-    refusing it: sent again, it is stored once."""
-    stream = f"lost-{gateway or 1}"
+    """A proxy's 502, 503 or 504 after passing the label on (its own page, or the problem
+    document deploy/nginx answers with) is a lost reply too, not the service refusing it:
+    sent again, it is stored once."""
+    stream = f"lost-{gateway or 1}-{problem or 'page'}"
     faulty_stream(server, stream, seed=25)
     console.sign_in(OPERATOR_KEY, view=f"stream/{stream}")
     page = console.page
     page.wait_for_selector("#stream-selected:not([hidden])")
     reading_id = page.inner_text("#stream-selected h3").removeprefix("Reading ")
-    console.lose_reply("/v1/feedback", acted=True, gateway=gateway)
+    console.lose_reply("/v1/feedback", acted=True, gateway=gateway, problem=problem)
     page.click("#stream-selected button[data-label=anomaly]")
     page.locator("#status", has_text="reply was lost").wait_for()
     assert "not known whether" in console.status() and "same button" in console.status()
