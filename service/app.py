@@ -64,6 +64,7 @@ from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import StoreUnreachable
 from service.environment import check_variables
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
+from service.redaction import ChangeLog, public_reason
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
 from service.scoring.breaker import Breaker
@@ -213,11 +214,15 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         missing = [m.name for m in models.models() if m.name not in thresholds]
         return f"no threshold for {', '.join(missing)}" if missing else None
 
+    store_log = ChangeLog(logger, "feedback store unreachable")
+
     async def store_reachable() -> str | None:
         try:
             await asyncio.to_thread(store.ping)
         except Exception as exc:
-            return f"feedback store unreachable: {type(exc).__name__}: {exc}"
+            store_log.failed(exc)
+            return f"feedback store unreachable: {public_reason(exc)}"
+        store_log.fine()
         return None
 
     state.readiness.append(ReadinessCheck("models", models_loaded))

@@ -50,10 +50,14 @@ class ServiceError(Exception):
     slug: ClassVar[str] = "internal-error"
     title: ClassVar[str] = "Internal error"
 
-    def __init__(self, detail: str, *, errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self, detail: str, *, errors: list[FieldError] | None = None, cause: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors or []
+        # What the log says beside ``detail`` and the answer does not (service.redaction).
+        self.cause = cause
 
     def problem(self, instance: str | None = None) -> dict[str, Any]:
         return problem_body(

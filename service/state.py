@@ -8,6 +8,7 @@ any task it runs in the lifespan, and, if it can be unhealthy, append a
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from service.calibration.replicas import ReplicaLink
 from service.calibration.store import FeedbackStore
 from service.errors import NotReady
 from service.metrics import Metrics
+from service.redaction import full_reason, public_reason
 from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
@@ -34,6 +36,8 @@ from service.scoring.stream_store import StreamStore
 from service.scoring.streams import StreamStates
 from service.scoring.thresholds import ThresholdBoard
 from service.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,8 @@ class AppState:
             try:
                 results[check.name] = await check.probe()
             except Exception as exc:  # a failing probe means not ready, never a 500
-                results[check.name] = f"check failed: {type(exc).__name__}: {exc}"
+                logger.warning("readiness check %s failed: %s", check.name, full_reason(exc))
+                results[check.name] = f"check failed: {public_reason(exc)}"
         return results
 
 

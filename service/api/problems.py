@@ -79,7 +79,8 @@ def _service_error_handler(throttle: LogThrottle) -> Any:
             held = throttle.admit(type(exc).__name__, time.monotonic())
             if held is not None:
                 more = f" ({held} more like it held back)" if held else ""
-                logger.error("%s: %s%s", type(exc).__name__, exc.detail, more)
+                cause = f" [{exc.cause}]" if exc.cause else ""
+                logger.error("%s: %s%s%s", type(exc).__name__, exc.detail, cause, more)
         headers: dict[str, str] | None = getattr(exc, "headers", None)
         return problem_response(exc.problem(instance=request.url.path), headers=headers)
 

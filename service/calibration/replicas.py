@@ -29,6 +29,8 @@ from typing import Protocol
 import psycopg
 import sqlalchemy as sa
 
+from service.redaction import full_reason, public_reason
+
 logger = logging.getLogger(__name__)
 
 THRESHOLD_CHANNEL = "anomaly_thresholds"
@@ -123,7 +125,7 @@ class PostgresLink:
             return "this replica"
         if self._connected:
             return "another replica"
-        return f"unknown: no connection to the store ({self._last_error or 'connecting'})"
+        return f"unknown: no connection to the store: {self._last_error or 'connecting'}"
 
     def start(self) -> None:
         if self._task is None:
@@ -152,8 +154,9 @@ class PostgresLink:
             except asyncio.CancelledError:
                 raise
             except (psycopg.Error, OSError) as exc:
-                self._last_error = f"{type(exc).__name__}: {str(exc).strip() or 'closed'}"
-                logger.warning("link to the shared store lost: %s", self._last_error)
+                # /readyz, which shows it, answers anyone: the kind only (service.redaction)
+                self._last_error = public_reason(exc)
+                logger.warning("link to the shared store lost: %s", full_reason(exc))
             self._connected = False
             self._set_leading(False)
             await asyncio.sleep(self._poll_s)

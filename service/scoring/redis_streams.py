@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from redis.exceptions import OutOfMemoryError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeout
 
 from service.errors import StreamContention, StreamStateUnavailable
+from service.redaction import ChangeLog, full_reason, public_reason
 from service.scoring import shared_readings
 from service.scoring.breaker import Breaker
 from service.scoring.payload import ParsedRequest
@@ -69,6 +71,8 @@ local at = 2 + #KEYS * 3
     + shared_readings.WRITE_READINGS
     + "table.insert(moved, 1, dropped)\nreturn moved\n"
 )
+
+logger = logging.getLogger(__name__)
 
 
 def failure_reason(exc: BaseException) -> str:
@@ -147,6 +151,7 @@ class RedisStreamStore:
         # request's own arguments count toward maxmemory, so a full Redis may still take a
         # small write (the readiness probe's) while refusing every batch.
         self._refused_bytes = 0
+        self._probe_log = ChangeLog(logger, "stream state store (Redis) unreachable")
         self._ttl_ms = max(1, round(idle_ttl_s * 1000))
         self._commit_script = client.register_script(_COMMIT)
         self._lock = asyncio.Lock()
@@ -265,7 +270,8 @@ class RedisStreamStore:
                     f"the stream state store (Redis) is full and refuses writes: {exc}"
                 ) from exc
             raise StreamStateUnavailable(
-                f"the stream state store (Redis) did not answer: {type(exc).__name__}: {exc}"
+                f"the stream state store (Redis) did not answer: {public_reason(exc)}",
+                cause=full_reason(exc),
             ) from exc
         self._refused_bytes = 0
         self.breaker.succeeded()
@@ -324,7 +330,8 @@ class RedisStreamStore:
             blob = await self.client.hget(stream_key(self.namespace, key), "s")
         except (RedisError, OSError) as exc:
             raise StreamStateUnavailable(
-                f"the stream state store (Redis) did not answer: {type(exc).__name__}: {exc}"
+                f"the stream state store (Redis) did not answer: {public_reason(exc)}",
+                cause=full_reason(exc),
             ) from exc
         return None if blob is None else self._decode(key, _raw(blob))
 
@@ -364,7 +371,9 @@ class RedisStreamStore:
         except OutOfMemoryError as exc:
             return full.format(f"it refuses writes ({exc})")
         except (RedisError, OSError) as exc:
-            return f"stream state store (Redis) unreachable: {type(exc).__name__}: {exc}"
+            self._probe_log.failed(exc)
+            return f"stream state store (Redis) unreachable: {public_reason(exc)}"
+        self._probe_log.fine()
         return None
 
     async def close(self) -> None:

@@ -38,6 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service.errors import StreamStateUnavailable
+from service.redaction import full_reason, public_reason
 from service.scoring.client_ids import AmbiguousReadingId
 from service.scoring.reading_chunk import RecentReading
 from service.scoring.reading_codec import decode, pack
@@ -368,8 +369,8 @@ class SharedReadings:
             )
         except (RedisError, OSError) as exc:
             raise StreamStateUnavailable(
-                "the shared store of recent readings (Redis) did not answer: "
-                f"{type(exc).__name__}: {exc}"
+                f"the shared store of recent readings (Redis) did not answer: {public_reason(exc)}",
+                cause=full_reason(exc),
             ) from exc
         cutoff = now - self.index.retention_s
         by_id: dict[str, list[RecentReading]] = {}

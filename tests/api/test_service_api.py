@@ -67,6 +67,37 @@ def _unreachable() -> None:
     raise StoreUnreachable("sqlite:///x", "disk I/O error")
 
 
+async def test_readiness_names_no_server_and_the_log_says_it_once(
+    client: AppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """/readyz answers anyone who can reach the port: a driver's message naming the store's
+    host, address and user goes to the log, once per outage, not into the answer."""
+    where = "postgresql://anomaly@db.plant.internal:5432/anomaly"
+    said = 'connection to server at "db.plant.internal" (10.0.4.7), port 5432 failed'
+
+    def down() -> None:
+        raise StoreUnreachable(where, said)
+
+    client.state.store.ping = down  # type: ignore[method-assign]
+    with caplog.at_level(logging.WARNING, logger="service.app"):
+        for _ in range(3):
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            for secret in ("db.plant.internal", "10.0.4.7", "anomaly@"):
+                assert secret not in ready.text
+            store = ready.json()["checks"]["store"]
+            assert (
+                store
+                == "feedback store unreachable: StoreUnreachable (the service log has the reason)"
+            )
+            assert store in ready.json()["detail"]
+        client.state.store.ping = lambda: None  # type: ignore[method-assign]
+        assert (await client.get("/readyz")).status_code == 200
+    logged = [r.getMessage() for r in caplog.records if r.name == "service.app"]
+    assert len([line for line in logged if "10.0.4.7" in line]) == 1, logged
+    assert logged[-1] == "feedback store unreachable: reachable again"
+
+
 async def test_tampered_artifact_is_not_ready(
     tmp_path: Path, write_test_artifact: ArtifactWriter, make_client: ClientFactory
 ) -> None:

@@ -385,7 +385,7 @@ async def test_redis_full_is_a_503_readiness_says_so_and_it_recovers(
 
 
 async def test_a_hung_redis_costs_one_timeout_then_requests_fail_fast(
-    apps: Apps, redis_server: RedisServer
+    apps: Apps, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis stopped (SIGSTOP: it accepts connections but never answers): the first request
     waits for the timeout, the next ones are refused at once while the breaker is open."""
@@ -398,6 +398,10 @@ async def test_a_hung_redis_costs_one_timeout_then_requests_fail_fast(
         first = await a.post(SCORE, json=body)
         assert first.status_code == 503, first.text
         assert "did not answer" in first.json()["detail"]
+        # where Redis runs is the operator's to know (the log), not a scoring client's
+        assert f":{redis_server.port}" not in first.text
+        logged = [r.getMessage() for r in caplog.records if r.name == "service.api.problems"]
+        assert any(f":{redis_server.port}" in line for line in logged), logged
         for _ in range(3):
             fast = await a.post(SCORE, json=body)
             assert fast.status_code == 503
