@@ -56,6 +56,38 @@ def clock_warning(readings: Readings) -> str | None:
     )
 
 
+TIME_UNITS = ((1e17, "nanoseconds", 1e9), (1e14, "microseconds", 1e6), (1e11, "milliseconds", 1e3))
+"""Where numbers read as seconds stop being times: 1e11 seconds after 1970 is the year 5138,
+and no run lasts 3,000 years, while Unix milliseconds are 1.7e12 today (likewise for
+microseconds and nanoseconds, from 1e14 and 1e17)."""
+
+
+def time_unit_warning(source: str, timestamps: np.ndarray | None) -> str | None:
+    """Numeric timestamps too large to be seconds, the unit numbers are read in: Unix time
+    in milliseconds (or finer) would make every duration derived from them (false alerts per
+    day, gap lengths) a thousand times off, without a word. Not converted: guessing a unit
+    is what the refusal of ``01/02/2024`` avoids; the user writes seconds or ISO 8601.
+
+    >>> time_unit_warning("a.csv", np.array([1.7e9, 1.7e9 + 10])) is None
+    True
+    >>> print(time_unit_warning("a.csv", np.array([1.7e12, 1.7e12 + 1e4])))  # doctest: +ELLIPSIS
+    a.csv: numeric timestamps reach 1.7e+12, which read as seconds ... Unix milliseconds ...
+    """
+    if timestamps is None or timestamps.dtype.kind != "f" or not len(timestamps):
+        return None
+    largest = float(np.abs(timestamps).max())
+    for bound, unit, per_second in TIME_UNITS:
+        if largest >= bound:
+            return (
+                f"{source}: numeric timestamps reach {largest:.4g}, which read as seconds (how "
+                f"numbers are read) is past the year 5000: they look like Unix {unit} "
+                f"({largest / per_second:.4g} s), which would put every duration taken from "
+                f"them (false alerts per day, gap lengths) {per_second:,.0f} times off; write "
+                f"seconds (divide by {per_second:,.0f}) or ISO 8601 times"
+            )
+    return None
+
+
 GAP_INTERVALS = 10
 """A step between readings longer than this many median intervals is a gap: readings were
 lost or the recording stopped, where a late reading or two is the sampling's jitter."""

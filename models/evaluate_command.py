@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models import ignored_columns
+from models.data_warnings import time_unit_warning
 from models.evaluate import TooFewReadings, evaluate_artifact
 from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
@@ -160,6 +161,10 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             if anomalous.assumption:
                 print(f"warning: {anomalous.assumption}", file=sys.stderr)
+            for labelled in (normal, anomalous):
+                unit = time_unit_warning(labelled.source, labelled.timestamps)
+                if unit is not None:
+                    print(f"warning: {unit}", file=sys.stderr)
         baseline, baseline_note = None, "skipped (--no-baseline)"
         if not args.no_baseline:
             try:

@@ -17,7 +17,7 @@ import numpy as np
 from models import ignored_columns
 from models.artifact_target import artifact_dir_problem, default_name, next_version
 from models.data import load_readings
-from models.data_warnings import clock_warning, gap_warning, repeat_warning
+from models.data_warnings import clock_warning, gap_warning, repeat_warning, time_unit_warning
 from models.export import export_artifact
 from models.fitting import TrainingDiverged
 from models.injected import TooShortToInject
@@ -141,6 +141,11 @@ def run(args: argparse.Namespace) -> int:
                 args.calibration_transpose,
             ),
             clock_warning(readings),
+            *(
+                time_unit_warning(source.source, source.timestamps)
+                for source in (readings, calibration)
+                if source is not None
+            ),
             *(
                 check(source)
                 for source in (readings, calibration)

@@ -12,7 +12,13 @@ import pytest
 from models import data_warnings
 from models.__main__ import main
 from models.data import write_readings_csv
-from models.data_warnings import clock_sensors, clock_warning, gap_warning, repeat_warning
+from models.data_warnings import (
+    clock_sensors,
+    clock_warning,
+    gap_warning,
+    repeat_warning,
+    time_unit_warning,
+)
 from models.readings import Readings
 from models.synthetic import generate_plant
 
@@ -70,6 +76,32 @@ def test_a_column_falling_at_every_reading_is_a_countdown() -> None:
         np.column_stack([columns["hours_to_service"], np.arange(n, dtype=float)]), ["down", "up"]
     )
     assert str(clock_warning(both)).startswith("plant.csv: sensors down, up rise or fall at")
+
+
+@pytest.mark.parametrize(
+    ("first", "unit", "factor"),
+    [(1.7676e12, "milliseconds", "1,000"), (1.7676e15, "microseconds", "1,000,000"),
+     (1.7676e18, "nanoseconds", "1,000,000,000")],
+)  # fmt: skip
+def test_timestamps_too_large_for_seconds_are_warned_of(
+    first: float, unit: str, factor: str
+) -> None:
+    stamps = first + np.arange(100.0) * float(factor.replace(",", ""))
+    warning = str(time_unit_warning("plant.csv", stamps))
+    assert warning.startswith(f"plant.csv: numeric timestamps reach {stamps[-1]:.4g}, which")
+    assert f"they look like Unix {unit} (1.768e+09 s)" in warning
+    assert warning.endswith(
+        f"{factor} times off; write seconds (divide by {factor}) or ISO 8601 times"
+    )
+
+
+def test_seconds_and_times_are_not_warned_of() -> None:
+    assert time_unit_warning("a.csv", 1_767_600_000.0 + 60.0 * np.arange(100.0)) is None
+    assert time_unit_warning("a.csv", 10.0 * np.arange(100.0)) is None  # since the start
+    assert time_unit_warning("a.csv", np.array([9.9e10])) is None  # year 5107: still seconds
+    assert time_unit_warning("a.csv", None) is None
+    iso = np.datetime64("2026-01-05T08:00:00", "ns") + np.arange(3) * np.timedelta64(60, "s")
+    assert time_unit_warning("a.csv", iso) is None
 
 
 @pytest.mark.slow
@@ -170,3 +202,26 @@ def test_readings_written_twice_are_counted() -> None:
     untimed = Readings(values[copied], ["a", "b"], None, "run.csv")
     assert repeat_warning(untimed) is None
     assert repeat_warning(timed(values, np.repeat(stamps[::2], 2))) is None
+
+
+@pytest.mark.slow
+def test_train_warns_of_millisecond_timestamps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Gap lengths are said in the file's time read as seconds: milliseconds make a gap of
+    minutes read as days, so the file's unit is warned of before them."""
+    run = generate_plant(600, seed=3, n_sensors=3)
+    lines = ["timestamp," + ",".join(run.sensors)]
+    for i in range(run.n_readings):
+        lines.append(
+            ",".join(
+                [str(1_767_600_000_000 + 10_000 * i)] + [repr(float(v)) for v in run.values[i]]
+            )
+        )
+    data = tmp_path / "plant.csv"
+    data.write_text("\n".join(lines) + "\n")
+    args = ["train", "--data", str(data), "--out", str(tmp_path), "--name", "p", "--version", "1"]
+    assert main([*args, "--family", "dpca", "--window", "2", "--smoothing", "none"]) == 0
+    summary = capsys.readouterr().err.split("threshold ")[-1]
+    assert f"WARNING: {data}: numeric timestamps reach 1.768e+12" in summary
+    assert "they look like Unix milliseconds (1.768e+09 s)" in summary

@@ -197,6 +197,26 @@ def _evaluate(artifact_dir: Path, normal: Path, anomalous: Path, out: Path, *ext
     )  # fmt: skip
 
 
+def test_millisecond_timestamps_are_warned_of(
+    artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Unix milliseconds read as seconds put false alerts per day a thousand times too low;
+    the run still evaluates (the unit is the user's to write), said loudly per file."""
+    normal, anomalous, _ = _labelled_files(tmp_path / "files", "anomaly")
+    start = 1_767_600_000_000.0  # 2026-01-05 in milliseconds
+    for path in (normal, anomalous):
+        lines = path.read_text().splitlines()
+        stamped = [
+            f"{start + 60_000.0 * i!r},{line.split(',', 1)[1]}" for i, line in enumerate(lines[1:])
+        ]
+        path.write_text("\n".join([lines[0], *stamped]) + "\n")
+    capsys.readouterr()
+    assert _evaluate(artifact_dir, normal, anomalous, tmp_path / "out") == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "Unix milliseconds" in line]
+    assert [line.split(":")[1].strip() for line in warned] == [str(normal), str(anomalous)]
+    assert "1,000 times off; write seconds (divide by 1,000) or ISO 8601 times" in warned[0]
+
+
 def test_labels_column_names_the_ground_truth(
     artifact_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
