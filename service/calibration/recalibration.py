@@ -23,6 +23,7 @@ from service.calibration.evidence import (
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibrator import (
+    Anchor,
     Candidate,
     RecalibrationPolicy,
     candidate_threshold,
@@ -128,6 +129,7 @@ class Recalibration:
             policy,
             weights=review_weights(sample.flagged, share),
             exceedance=self._exceedance(model, sample, values, current.value, tau, smoothed),
+            anchor=await asyncio.to_thread(self._anchor, model, current),
         )
         candidate.statistics.update(
             {
@@ -137,6 +139,18 @@ class Recalibration:
             }
         )
         return candidate
+
+    def _anchor(self, model: LoadedModel, current: ThresholdSnapshot) -> Anchor | None:
+        """Blocking: the newest version of this artifact's thresholds that a person chose
+        (its manifest's, a hand-set value, an approval, a rollback)."""
+        chosen = [
+            version
+            for version in self.store.threshold_history(model.name)
+            if version.model_version == model.version
+            and version.baseline == current.baseline
+            and version.source != "recalibration"
+        ]
+        return None if not chosen else Anchor(value=chosen[-1].value, version=chosen[-1].version)
 
     def _exceedance(
         self,

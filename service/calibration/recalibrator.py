@@ -70,6 +70,15 @@ class RecalibrationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class Anchor:
+    """The newest threshold version a person chose (the manifest's, a hand-set value, an
+    approval, a rollback): automatic steps may wander at most the cap away from it."""
+
+    value: float
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """What a recalibration step concluded; ``statistics`` is stored with the version."""
 
@@ -140,6 +149,7 @@ def candidate_threshold(
     *,
     weights: np.ndarray | None = None,
     exceedance: Exceedance | None,
+    anchor: Anchor | None = None,
 ) -> Candidate:
     """The threshold the confirmed-normal ``errors`` support and whether it may be applied.
 
@@ -209,10 +219,19 @@ def candidate_threshold(
     elif abs(change) < policy.min_relative_change:
         outcome = "unchanged"
         message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"
-    elif abs(change) <= policy.max_relative_change:
+    elif abs(change) <= policy.max_relative_change and not _strays(value, current, anchor, policy):
         outcome = "applied"
         message = (
             f"threshold {current:.6g} → {value:.6g} ({change:+.1%}) from {n} confirmed normals"
+        )
+    elif abs(change) <= policy.max_relative_change:
+        assert anchor is not None
+        outcome = "pending"
+        message = (
+            f"candidate {value:.6g} moves the threshold {change:+.1%}, but "
+            f"{value / anchor.value - 1.0:+.1%} from {anchor.value:.6g} (version "
+            f"{anchor.version}, the last one a person chose), more than the "
+            f"{policy.max_relative_change:.0%} cap: held for an admin's approval"
         )
     else:
         outcome = "pending"
@@ -220,6 +239,8 @@ def candidate_threshold(
             f"candidate {value:.6g} moves the threshold {change:+.1%}, more than the "
             f"{policy.max_relative_change:.0%} cap: held for an admin's approval"
         )
+    if anchor is not None:
+        statistics.update({"anchor": anchor.value, "anchor_version": anchor.version})
     return Candidate(
         outcome=outcome,
         current=current,
@@ -229,6 +250,17 @@ def candidate_threshold(
         message=message,
         statistics=statistics,
     )
+
+
+def _strays(
+    value: float, current: float, anchor: Anchor | None, policy: RecalibrationPolicy
+) -> bool:
+    """The candidate lies further than the cap from the threshold a person last chose, and
+    further than the threshold in force (a step back towards it is never held)."""
+    if anchor is None:
+        return False
+    away = abs(value / anchor.value - 1.0)
+    return away > policy.max_relative_change and away > abs(current / anchor.value - 1.0)
 
 
 def _why_it_stays(

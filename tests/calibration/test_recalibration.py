@@ -79,6 +79,46 @@ async def test_a_threshold_too_high_is_lowered(rooms: Rooms) -> None:
     assert -0.4 < run.statistics["relative_change"] < -0.25
 
 
+async def test_steps_under_the_cap_do_not_add_up_without_an_admin(tmp_path: Path) -> None:
+    """Labels that drift a little each time (or one key carrying slightly faulty readings
+    batch after batch) once moved the threshold +16%, then +12%: 30% from the manifest's
+    with nobody approving. The second step now waits, measured from the last value a
+    person chose."""
+    async with open_rooms(tmp_path) as rooms:  # the default 20% cap
+        await confirm_normal(rooms, 3000, noise=0.59)  # q99 near 1.16
+        first = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert first.outcome == "applied", first.message
+        await confirm_normal(rooms, 3000, noise=0.64)  # q99 of the window near 1.30
+        second = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert second.outcome == "pending", second.message
+        assert second.statistics["relative_change"] < 0.2  # a small step on its own
+        assert (second.statistics["anchor"], second.statistics["anchor_version"]) == (1.0, 1)
+        assert "the last one a person chose" in second.message
+        assert rooms.keeper.board.get("flat").version == first.threshold_version
+        # An admin's approval is a choice: steps are measured from it from then on.
+        assert second.pending_id is not None
+        approved = await rooms.keeper.approve(second.pending_id, reason="checked", author="ada")
+        third = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert third.statistics["anchor_version"] == approved.version, third.message
+        assert third.outcome != "pending", third.message
+
+
+async def test_a_step_back_towards_the_chosen_threshold_is_applied(tmp_path: Path) -> None:
+    """A threshold already beyond the cap from the chosen one (a store from before the
+    anchor) may still come back towards it on its own."""
+    async with open_rooms(tmp_path) as rooms:
+        stray = rooms.store.append_threshold(
+            "flat", "1", value=1.5, baseline=1.0, source="recalibration",
+            reason="an old step", author="recalibrator", statistics={},
+        )  # fmt: skip
+        await rooms.keeper.sync_from_store()
+        assert rooms.keeper.board.get("flat").version == stray.version
+        await confirm_normal(rooms, 5000, noise=0.614)  # q99 near 1.25: -17%, still +25%
+        run = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert run.outcome == "applied", run.message
+        assert run.candidate is not None and run.candidate > 1.2  # beyond the cap from 1.0
+
+
 async def shift_with_excursions(rooms: Rooms, length: int) -> list[str]:
     """5,000 readings of ``flat`` (almost none above its threshold) with five excursions of
     ``length`` readings, labelled normal as one time range; the ids of those in an alert."""
