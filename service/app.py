@@ -316,8 +316,9 @@ def create_app(
             state.store.close()
             raise
         state.link.start()
-        if settings.recalibration_enabled:
-            state.recalibration_loop.start(state.recalibration.run_scheduled)
+        # Started whatever recalibration_enabled says: the same runs check drift and refresh
+        # the review queue's gauge, which a deployment that sets thresholds by hand needs most.
+        state.recalibration_loop.start(state.recalibration.run_scheduled)
         app.state.services = state
         # Objects built at start-up live forever: keep them out of GC passes (tail latency).
         gc.collect()

@@ -229,7 +229,9 @@ class Settings(BaseSettings):
         "be missed.",
     )
     recalibration_enabled: bool = Field(
-        default=True, description="Run the background recalibration task."
+        default=True,
+        description="Let the background task move thresholds (apply or hold candidates); off, "
+        "it still checks drift and refreshes the review queue's gauge every interval.",
     )
     recalibration_interval_s: float = Field(
         default=300.0, gt=0, description="Seconds between background recalibration runs."

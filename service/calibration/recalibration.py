@@ -81,12 +81,13 @@ class Recalibration:
 
     async def run_scheduled(self, trigger: str) -> None:
         """Every model in turn: a recalibration step (on the leading replica only: with a
-        shared store one replica recalibrates, the others adopt its versions), a drift
-        check, the review queue's gauge; a model that fails leaves the others theirs."""
+        shared store one replica recalibrates, the others adopt its versions; none while
+        ``recalibration_enabled`` is off), a drift check, the review queue's gauge; a model
+        that fails leaves the others theirs."""
         await self.keeper.sync_from_store()
         for model in self.models.models():
             try:
-                if self.link.leading:
+                if self.link.leading and self.settings.recalibration_enabled:
                     await self.recalibrate(model.name, trigger=trigger)
                 await self.drift.check(model.name)
                 await self.desk.review_queue(model.name)  # refreshes its gauge

@@ -423,3 +423,29 @@ async def test_robust_variant_is_median_plus_k_mad(make_client: Any, loop_models
     assert 0.01 <= change <= 0.5  # the seed gives a move inside the configured cap
     assert run["outcome"] == "applied"
     assert (await current(client))["current"]["value"] == pytest.approx(expected)
+
+
+async def test_with_recalibration_off_drift_is_still_checked(
+    make_client: Any, loop_models: Path
+) -> None:
+    """ANOMALY_RECALIBRATION_ENABLED=false stopped the background task altogether: the drift
+    gauges (and the AnomalyDistributionDrift alert on them) never moved, although setting
+    thresholds by hand is when drift matters most. Now only the threshold steps stop."""
+    settings = loop_settings(loop_models) | {
+        "recalibration_enabled": False,
+        "recalibration_interval_s": 0.05,
+    }
+    client = await make_client(**settings)
+    await score(client, "line-1", readings(np.random.default_rng(5), 200, noise=1.5))
+    response = await label_range(client, "normal", "line-1", 1_800_000_000.0, 200)
+    assert response.status_code == 201, response.text
+    statistic = None
+    for _ in range(200):
+        statistic = await metric(client, "anomaly_drift_ks_statistic", model=MODEL)
+        if statistic is not None and statistic == statistic:  # NaN until judged
+            break
+        await asyncio.sleep(0.05)
+    assert statistic is not None and statistic > 0.1, statistic
+    runs = await client.get("/v1/admin/recalibration-runs", headers=ADMIN)
+    assert runs.status_code == 200 and runs.json() == [], runs.text
+    assert (await current(client))["current"]["version"] == 1
