@@ -22,6 +22,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -118,6 +119,7 @@ class LabellingDesk:
         self.labels_stored = labels_stored
         self.shared = shared  # other replicas' readings, by id (with Redis)
         self.clock = clock
+        self.started = clock()  # readings scored before are gone without shared state
         self.rng = rng if rng is not None else np.random.default_rng()
 
     # --- submitting ---------------------------------------------------------------------
@@ -270,11 +272,18 @@ class LabellingDesk:
         if missing:
             where = "" if stream_id is None else f" in stream {stream_id!r}"
             kept = "kept" if self.shared is None else "every replica keeps together"
+            restart = (
+                ""
+                if self.shared is not None
+                else ", or scored before this process started at "
+                f"{datetime.fromtimestamp(self.started, UTC):%Y-%m-%dT%H:%M:%SZ} (it keeps "
+                "them in memory)"
+            )
             raise UnknownReading(
                 f"reading id(s) {', '.join(repr(r) for r in missing[:10])} are unknown{where}, "
-                f"older than the {self.settings.recent_retention_s:g} s retention or beyond the "
-                f"{self.settings.recent_max_readings} most recent readings {kept}: send the "
-                "readings themselves instead"
+                f"older than the {self.settings.recent_retention_s:g} s retention, beyond the "
+                f"{self.settings.recent_max_readings} most recent readings {kept}{restart}: "
+                "send the readings themselves instead"
             )
         named = ", ".join(repr(r) for r in warming[:10])
         if warming and not labels:

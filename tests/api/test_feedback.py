@@ -187,6 +187,21 @@ async def test_expired_reading_is_404(make_client: Any) -> None:
     assert "retention" in response.json()["detail"]
 
 
+async def test_a_reading_scored_before_a_restart_is_404_saying_so(make_client: Any) -> None:
+    """Its 404 blamed only the retention and the buffer's size, a minute after scoring: an
+    operator could not tell that the restart had let it go."""
+    before = await make_client(api_keys=API_KEYS)
+    scored = await score(before, "pump-1", np.zeros((1, 4)))
+    after = await make_client(api_keys=API_KEYS)  # the same store, a new process
+    response = await post(
+        after, {"label": "normal", "reading_ids": [scored["results"][0]["reading_id"]]}
+    )
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert "scored before this process started at 20" in detail, detail
+    assert "send the readings themselves" in detail
+
+
 async def test_carried_readings_are_scored_on_the_spot(client: Any) -> None:
     rng = np.random.default_rng(1)
     values = readings(rng, 5)
