@@ -330,6 +330,7 @@ class ThresholdKeeper:
             )
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, model.name)
+        _log_admin_change(version, current)
         return version
 
     async def rollback(
@@ -372,6 +373,7 @@ class ThresholdKeeper:
             )
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, model.name)
+        _log_admin_change(version, current)
         return version
 
     async def approve(self, pending_id: int, *, reason: str, author: str) -> ThresholdVersion:
@@ -389,8 +391,10 @@ class ThresholdKeeper:
                 )
             except PendingAlreadyDecided as exc:
                 raise PendingClosed(str(exc)) from exc
+            current = self.current(model)
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, pending.model)
+        _log_admin_change(version, current)
         return version
 
     async def reject(self, pending_id: int, *, reason: str, author: str) -> PendingThreshold:
@@ -403,6 +407,14 @@ class ThresholdKeeper:
             except PendingAlreadyDecided as exc:
                 raise PendingClosed(str(exc)) from exc
             await asyncio.to_thread(self._publish_pending, pending.model)
+        logger.info(
+            "threshold for %s: candidate %.6g (pending %d) rejected by %s: %s",
+            rejected.model,
+            rejected.candidate,
+            rejected.id,
+            author,
+            reason,
+        )
         return rejected
 
     async def _open_pending(self, pending_id: int) -> PendingThreshold:
@@ -413,3 +425,19 @@ class ThresholdKeeper:
         if pending.status != "pending":
             raise PendingClosed(f"pending threshold {pending_id} is already {pending.status}")
         return pending
+
+
+def _log_admin_change(version: ThresholdVersion, previous: ThresholdSnapshot) -> None:
+    """A threshold a person set is in the store's history; the log says so too, beside the
+    recalibrator's runs, so whoever reads it sees why scores changed."""
+    logger.info(
+        "threshold for %s: version %d = %.6g (%s by %s, was version %d = %.6g): %s",
+        version.model,
+        version.version,
+        version.value,
+        version.source,
+        version.author,
+        previous.version,
+        previous.value,
+        version.reason,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import logging
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -79,6 +80,33 @@ async def test_rollback_appends_the_old_value_as_a_new_version(rooms: Rooms) -> 
     with pytest.raises(VersionMissing):
         await rooms.keeper.rollback("flat", 99, reason="", author="bob")
     assert [v.version for v in await rooms.keeper.versions("flat")] == [1, 2, 3]
+
+
+async def test_thresholds_a_person_sets_are_logged(
+    rooms: Rooms, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log told of every recalibration run but of no hand-set value, rollback, approval
+    or rejection: whoever read it could not see why scores had changed."""
+    caplog.set_level(logging.INFO, logger="service.calibration.keeper")
+    await rooms.keeper.set_by_hand("flat", 3.0, reason="site check", author="ann")
+    await rooms.keeper.rollback("flat", 1, reason="bad labels", author="bob")
+    held = await rooms.keeper.recalibrate(
+        "flat", trigger="test", propose=proposing(candidate("pending", 2.0, 1.0))
+    )
+    assert held.pending_id is not None
+    await rooms.keeper.reject(held.pending_id, reason="poisoned", author="cat")
+    again = await rooms.keeper.recalibrate(
+        "flat", trigger="test", propose=proposing(candidate("pending", 2.0, 1.0))
+    )
+    assert again.pending_id is not None
+    await rooms.keeper.approve(again.pending_id, reason="real", author="dan")
+    said = [r.getMessage() for r in caplog.records if "by " in r.getMessage()]
+    assert said == [
+        "threshold for flat: version 2 = 3 (manual by ann, was version 1 = 1): site check",
+        "threshold for flat: version 3 = 1 (rollback by bob, was version 2 = 3): bad labels",
+        f"threshold for flat: candidate 2 (pending {held.pending_id}) rejected by cat: poisoned",
+        "threshold for flat: version 4 = 2 (approval by dan, was version 3 = 1): real",
+    ]
 
 
 async def test_an_applied_candidate_is_published_and_its_run_recorded(rooms: Rooms) -> None:
