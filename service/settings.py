@@ -328,6 +328,15 @@ class Settings(BaseSettings):
             raise ValueError("recalibration_min_change must be below recalibration_max_change")
         if self.drift_min_effect >= self.drift_retrain_effect:
             raise ValueError("drift_min_effect must be below drift_retrain_effect")
+        for needed in ("recalibration_min_samples", "drift_min_samples"):
+            # Both sample at most recalibration_window_labels confirmed normals: needing more
+            # would leave every run insufficient, whatever the labels.
+            if getattr(self, needed) > self.recalibration_window_labels:
+                raise ValueError(
+                    f"{needed} ({getattr(self, needed)}) cannot exceed "
+                    f"recalibration_window_labels ({self.recalibration_window_labels}), the "
+                    "most confirmed normals a run samples"
+                )
         if self.alert_k > self.alert_n:
             raise ValueError(f"alert_k ({self.alert_k}) cannot exceed alert_n ({self.alert_n})")
         if self.default_model is not None and not self.default_model.strip():
