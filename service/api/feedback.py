@@ -227,7 +227,9 @@ class LabelOut(BaseModel):
     excluded_from_learning: str | None = Field(
         default=None,
         description="Why recalibration and drift never learn from this label (a maintenance "
-        "window, the learning freeze); None: they may.",
+        "window, the learning freeze), as decided when it was stored; None: they may, unless "
+        "the reading is labelled anomaly, before or after: a reading anyone calls an anomaly "
+        "is never learned from, whatever its other labels say.",
     )
     note: str | None
     author: str

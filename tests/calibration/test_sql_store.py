@@ -315,6 +315,9 @@ def test_normal_sample_excludes_confirmed_anomalies_and_bounds_window(
     store.submit_labels(
         [label(1.0, reading_id="r1")], author="p", client_label_id=None, content_hash="h"
     )  # the same reading confirmed twice counts once
+    store.submit_labels(
+        [label(3.0, reading_id="r3")], author="o", client_label_id=None, content_hash="h"
+    )  # a later normal does not take the anomaly back (docs/usage.md)
     sample = store.normal_sample("plant", "1", since=clock.now - 50, limit=100)
     assert sample.errors == (0.0, 2.0, 4.0, 5.0, 1.0)  # old one outside, r3 contested
     assert sample.sensor_errors[0] == (0.0, 0.0)
