@@ -41,6 +41,7 @@ from service.scoring.thresholds import ThresholdSnapshot
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
+CHOSEN_BY_A_PERSON = frozenset({"manifest", "manual", "approval", "rollback"})
 
 
 class Recalibration:
@@ -143,13 +144,14 @@ class Recalibration:
 
     def _anchor(self, model: LoadedModel, current: ThresholdSnapshot) -> Anchor | None:
         """Blocking: the newest version of this artifact's thresholds that a person chose
-        (its manifest's, a hand-set value, an approval, a rollback)."""
+        (its manifest's, a hand-set value, an approval, a rollback). A ``restore`` (the
+        model version served again) repeats a value without anyone choosing it."""
         chosen = [
             version
             for version in self.store.threshold_history(model.name)
             if version.model_version == model.version
             and version.baseline == current.baseline
-            and version.source != "recalibration"
+            and version.source in CHOSEN_BY_A_PERSON
         ]
         return None if not chosen else Anchor(value=chosen[-1].value, version=chosen[-1].version)
 

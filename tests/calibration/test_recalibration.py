@@ -103,6 +103,22 @@ async def test_steps_under_the_cap_do_not_add_up_without_an_admin(tmp_path: Path
         assert third.outcome != "pending", third.message
 
 
+async def test_a_model_version_served_again_keeps_the_chosen_threshold(tmp_path: Path) -> None:
+    """Serving a model version again re-appends its latest value as a ``restore``: nobody
+    chose it, so the next step is still measured from the manifest's."""
+    async with open_rooms(tmp_path) as rooms:
+        for source in ("recalibration", "restore"):
+            rooms.store.append_threshold(
+                "flat", "1", value=1.16, baseline=1.0, source=source,
+                reason=source, author="system", statistics={},
+            )  # fmt: skip
+        await rooms.keeper.sync_from_store()
+        await confirm_normal(rooms, 5000, noise=0.626)  # q99 near 1.30: +12%, but +30%
+        run = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert run.outcome == "pending", run.message
+        assert run.statistics["anchor_version"] == 1
+
+
 async def test_a_step_back_towards_the_chosen_threshold_is_applied(tmp_path: Path) -> None:
     """A threshold already beyond the cap from the chosen one (a store from before the
     anchor) may still come back towards it on its own."""
