@@ -81,6 +81,13 @@ from service.state import AppState, ReadinessCheck
 
 logger = logging.getLogger(__name__)
 
+STORE_CHECK_S = 2.0
+"""Longest /readyz waits on the feedback store. A server cut off by the network holds a
+connection for libpq's 5 s timeout (a pool checkout 10 s), longer than the health checks give
+/readyz (4 s: deploy/kubernetes' readinessProbe, the Dockerfile's HEALTHCHECK); a probe that
+times out would take every replica out of the balancer, though the shared store is not a
+blocking check."""
+
 
 class StartupError(RuntimeError):
     """The service refuses to start (only with ``fail_fast_on_bad_artifact``)."""
@@ -218,7 +225,9 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
 
     async def store_reachable() -> str | None:
         try:
-            await asyncio.to_thread(store.ping)
+            await asyncio.wait_for(asyncio.to_thread(store.ping), STORE_CHECK_S)
+        except TimeoutError:
+            return f"feedback store unreachable: no answer within {STORE_CHECK_S:g} s"
         except Exception as exc:
             store_log.failed(exc)
             return f"feedback store unreachable: {public_reason(exc)}"
