@@ -201,3 +201,36 @@ def test_every_file_is_plain_yaml_kubectl_reads() -> None:
     for path in K8S.glob("*.yaml"):
         assert "{{" not in path.read_text(), path.name
         assert "${" not in path.read_text(), path.name
+
+
+def _documented_kubectl_lines() -> list[str]:
+    """The kubectl commands of docs/high-availability.md's shell blocks, in order, each with
+    its continuation lines joined."""
+    text = (REPO / "docs" / "high-availability.md").read_text()
+    blocks = re.findall(r"(?ms)^```bash\n(.*?)^```", text)
+    lines = [re.sub(r"\\\n\s*", " ", block).splitlines() for block in blocks]
+    return [line for block in lines for line in block if line.lstrip().startswith("kubectl ")]
+
+
+def test_the_documented_steps_create_the_namespace_before_using_it() -> None:
+    """A first `kubectl -n NAME ...` into a namespace nobody created fails with
+    "namespaces NAME not found"; the steps make it first."""
+    created: set[str] = set()
+    used = 0
+    for line in _documented_kubectl_lines():
+        made = re.match(r"\s*kubectl create namespace (\S+)", line)
+        if made:
+            created.add(made.group(1))
+            continue
+        for namespace in re.findall(r"(?:-n|--namespace)[ =](\S+)", line):
+            used += 1
+            assert namespace in created, f"{line.strip()}: namespace {namespace} not created"
+    assert used, "the steps name a namespace"
+
+
+def test_the_documented_secret_is_the_one_the_pods_read() -> None:
+    (line,) = [s for s in _documented_kubectl_lines() if " create secret generic " in s]
+    secret = _manifests()["Secret"]
+    assert re.search(rf" generic {re.escape(secret['metadata']['name'])} ", line)
+    keys = set(re.findall(r"--from-(?:literal|file)=(\w+)=", line))
+    assert keys == set(secret["stringData"])
