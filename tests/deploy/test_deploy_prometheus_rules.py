@@ -214,3 +214,20 @@ def test_alertmanager_routes_and_inhibitions_name_real_alerts_and_severities() -
             assert set(names) <= alert_names, matcher
         elif label == "severity":
             assert value in SEVERITIES
+
+
+def test_inhibitions_stay_within_one_deployment() -> None:
+    """Deployments may share the job name in different namespaces (docs/high-availability.md):
+    an inhibition matches source and target on both, or one deployment's replica down would
+    silence another's alerts. The alerts it holds back keep both labels to be matched on."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    for inhibit in config["inhibit_rules"]:
+        assert {"job", "namespace"} <= set(inhibit["equal"]) or "instance" in inhibit["equal"]
+        for matcher in inhibit["target_matchers"]:
+            names = re.fullmatch(r'alertname=~?"([^"]*)"', matcher)
+            assert names, matcher
+            for name in names.group(1).split("|"):
+                for grouping in re.findall(r"\bby \(([^)]*)\)", rules[name]):
+                    kept = {label.strip() for label in grouping.split(",")}
+                    assert set(inhibit["equal"]) <= kept, (name, grouping)
