@@ -237,3 +237,28 @@ def test_the_documented_secret_is_the_one_the_pods_read() -> None:
     assert re.search(rf" generic {re.escape(secret['metadata']['name'])} ", line)
     keys = set(re.findall(r"--from-(?:literal|file)=(\w+)=", line))
     assert keys == set(secret["stringData"])
+
+
+def _mebibytes(quantity: str) -> float:
+    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", quantity).groups()  # type: ignore[union-attr]
+    return int(number) * (1024 if unit == "Gi" else 1)
+
+
+def test_the_memory_limit_holds_a_replica_with_every_bound_full() -> None:
+    """docs/high-availability.md gives a replica's measured memory at the default bounds; a
+    limit below it has every replica killed once the streams fill its table, all at once
+    (round robin gives each replica every stream)."""
+    text = " ".join((REPO / "docs" / "high-availability.md").read_text().split())
+    measured = re.search(r"([\d,]+) MiB at the default `ANOMALY_STREAM_CAPACITY` of ([\d,]+)", text)
+    assert measured, "the docs give the measured memory at the default stream capacity"
+    data = _manifests()["ConfigMap"]["data"]
+    assert "ANOMALY_STREAM_CAPACITY" not in data and "ANOMALY_RECENT_MAX_READINGS" not in data
+    defaults = Settings()
+    assert int(measured.group(2).replace(",", "")) == defaults.stream_capacity
+    assert f"`ANOMALY_RECENT_MAX_READINGS`, {defaults.recent_max_readings:,}" in text
+    resources = _container()["resources"]
+    limit = _mebibytes(resources["limits"]["memory"])
+    # Room above it for the largest request: a body of ANOMALY_MAX_BODY_BYTES and its parse.
+    room = 4 * defaults.max_body_bytes / 2**20
+    assert int(measured.group(1).replace(",", "")) + room <= limit
+    assert _mebibytes(resources["requests"]["memory"]) <= limit
