@@ -64,7 +64,7 @@ from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import StoreUnreachable
 from service.environment import check_variables
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
-from service.redaction import ChangeLog, public_reason
+from service.redaction import ChangeLog, full_reason, public_reason
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
 from service.scoring.breaker import Breaker
@@ -221,15 +221,16 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         missing = [m.name for m in models.models() if m.name not in thresholds]
         return f"no threshold for {', '.join(missing)}" if missing else None
 
-    store_log = ChangeLog(logger, "feedback store unreachable")
+    store_log = ChangeLog(logger, "readiness: feedback store unreachable")
 
     async def store_reachable() -> str | None:
         try:
             await asyncio.wait_for(asyncio.to_thread(store.ping), STORE_CHECK_S)
         except TimeoutError:
+            store_log.failed(f"no answer within {STORE_CHECK_S:g} s")
             return f"feedback store unreachable: no answer within {STORE_CHECK_S:g} s"
         except Exception as exc:
-            store_log.failed(exc)
+            store_log.failed(full_reason(exc))
             return f"feedback store unreachable: {public_reason(exc)}"
         store_log.fine()
         return None

@@ -10,36 +10,61 @@ failure, and the log, read by those who run the service, keeps the whole message
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 IN_THE_LOG = "the service log has the reason"
+REPEAT_S = 600.0
+"""A failure that goes on is logged again after this long, so that the reason is in the
+recent log however long the outage, without a line per probe."""
 
 
 def public_reason(exc: BaseException) -> str:
-    """The failure's kind, for an answer: ``OperationalError (the service log has ...)``."""
+    """The failure's kind, for an answer.
+
+    >>> public_reason(ConnectionError("Error 111 connecting to redis.internal:6379."))
+    'ConnectionError (the service log has the reason)'
+    """
     return f"{type(exc).__name__} ({IN_THE_LOG})"
 
 
 def full_reason(exc: BaseException) -> str:
-    """The failure with the driver's message, for the log."""
+    """The failure with the driver's message, for the log.
+
+    >>> full_reason(ConnectionError("Error 111 connecting to redis.internal:6379. "))
+    'ConnectionError: Error 111 connecting to redis.internal:6379.'
+    >>> full_reason(OSError())
+    'OSError: no message'
+    """
     return f"{type(exc).__name__}: {str(exc).strip() or 'no message'}"
 
 
 class ChangeLog:
-    """Logs a probe's failure when its reason changes and once when it clears, so a probe
-    every few seconds during an outage writes one line, not one per probe."""
+    """Logs a probe's failure when its reason changes, again every :data:`REPEAT_S` while it
+    lasts, and once when it clears: a probe every few seconds during an outage writes a line
+    now and then, not one per probe."""
 
-    def __init__(self, logger: logging.Logger, what: str) -> None:
+    def __init__(
+        self, logger: logging.Logger, what: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.logger = logger
         self.what = what
+        self.clock = clock
         self._last: str | None = None
+        self._since = 0.0  # when the reason was first logged
+        self._logged = 0.0  # when it was last logged
 
-    def failed(self, exc: BaseException) -> None:
-        reason = full_reason(exc)
+    def failed(self, reason: str) -> None:
+        """``reason``: the whole message (:func:`full_reason` of an exception)."""
+        now = self.clock()
         if reason != self._last:
             self.logger.warning("%s: %s", self.what, reason)
-            self._last = reason
+            self._last, self._since, self._logged = reason, now, now
+        elif now - self._logged >= REPEAT_S:
+            self.logger.warning("%s: %s (still, for %.0f s)", self.what, reason, now - self._since)
+            self._logged = now
 
     def fine(self) -> None:
         if self._last is not None:
-            self.logger.warning("%s: reachable again", self.what)
+            self.logger.info("%s: fine again", self.what)
             self._last = None

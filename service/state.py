@@ -28,7 +28,7 @@ from service.calibration.replicas import ReplicaLink
 from service.calibration.store import FeedbackStore
 from service.errors import NotReady
 from service.metrics import Metrics
-from service.redaction import full_reason, public_reason
+from service.redaction import ChangeLog, full_reason, public_reason
 from service.scoring.batching import ReadingBatcher
 from service.scoring.pipeline import ScoringPipeline
 from service.scoring.recent import RecentReadings
@@ -75,6 +75,8 @@ class AppState:
     link: ReplicaLink  # leadership and other replicas' changes (the lifespan starts it)
     readiness: list[ReadinessCheck] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
+    # a probe that raised, logged as its reason changes (service.redaction), by check
+    probe_logs: dict[str, ChangeLog] = field(default_factory=dict)
 
     def details(self) -> dict[str, str]:
         """What /readyz shows beside the checks (nothing secret: it is unauthenticated)."""
@@ -86,18 +88,22 @@ class AppState:
 
     async def not_ready_reasons(self) -> dict[str, str | None]:
         """Every check's outcome: None for ok, else the reason."""
-        reasons = await asyncio.gather(*(_outcome(check) for check in self.readiness))
+        reasons = await asyncio.gather(*(self._outcome(check) for check in self.readiness))
         return {check.name: reason for check, reason in zip(self.readiness, reasons, strict=True)}
 
-
-async def _outcome(check: ReadinessCheck) -> str | None:
-    """One check's reason; the checks run side by side, so /readyz waits for the slowest
-    dependency, not for the sum of them (each is bounded by its own timeout)."""
-    try:
-        return await check.probe()
-    except Exception as exc:  # a failing probe means not ready, never a 500
-        logger.warning("readiness check %s failed: %s", check.name, full_reason(exc))
-        return f"check failed: {public_reason(exc)}"
+    async def _outcome(self, check: ReadinessCheck) -> str | None:
+        """One check's reason; the checks run side by side, so /readyz waits for the slowest
+        dependency, not for the sum of them (each is bounded by its own timeout)."""
+        if check.name not in self.probe_logs:
+            self.probe_logs[check.name] = ChangeLog(logger, f"readiness check {check.name} raised")
+        raised = self.probe_logs[check.name]
+        try:
+            reason = await check.probe()
+        except Exception as exc:  # a failing probe means not ready, never a 500
+            raised.failed(full_reason(exc))
+            return f"check failed: {public_reason(exc)}"
+        raised.fine()
+        return reason
 
 
 def get_state(request: Request) -> AppState:

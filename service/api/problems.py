@@ -76,7 +76,8 @@ def _service_error_handler(throttle: LogThrottle) -> Any:
     async def _service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
         if exc.status_code >= 500:
-            held = throttle.admit(type(exc).__name__, time.monotonic())
+            # by kind and answer: two dependencies failing at once are both logged
+            held = throttle.admit(f"{type(exc).__name__}: {exc.detail}", time.monotonic())
             if held is not None:
                 more = f" ({held} more like it held back)" if held else ""
                 cause = f" [{exc.cause}]" if exc.cause else ""

@@ -151,7 +151,7 @@ class RedisStreamStore:
         # request's own arguments count toward maxmemory, so a full Redis may still take a
         # small write (the readiness probe's) while refusing every batch.
         self._refused_bytes = 0
-        self._probe_log = ChangeLog(logger, "stream state store (Redis) unreachable")
+        self._probe_log = ChangeLog(logger, "readiness: stream state store (Redis)")
         self._ttl_ms = max(1, round(idle_ttl_s * 1000))
         self._commit_script = client.register_script(_COMMIT)
         self._lock = asyncio.Lock()
@@ -364,14 +364,18 @@ class RedisStreamStore:
                 memory = await self.client.info("memory")
                 used, limit = int(memory["used_memory"]), int(memory["maxmemory"])
                 if limit and used + self._refused_bytes >= limit:
-                    return full.format(
+                    reason = full.format(
                         f"{used:,} of maxmemory {limit:,} bytes used, and it refused a "
                         f"write of {self._refused_bytes:,} bytes"
                     )
+                    self._probe_log.failed(reason)
+                    return reason
         except OutOfMemoryError as exc:
-            return full.format(f"it refuses writes ({exc})")
+            reason = full.format(f"it refuses writes ({exc})")
+            self._probe_log.failed(reason)
+            return reason
         except (RedisError, OSError) as exc:
-            self._probe_log.failed(exc)
+            self._probe_log.failed(f"unreachable: {full_reason(exc)}")
             return f"stream state store (Redis) unreachable: {public_reason(exc)}"
         self._probe_log.fine()
         return None

@@ -17,6 +17,7 @@ from service.__main__ import main as service_main
 from service.app import StartupError, create_app
 from service.calibration.store import StoreUnreachable
 from service.settings import Settings
+from service.state import ReadinessCheck
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -79,7 +80,7 @@ async def test_readiness_names_no_server_and_the_log_says_it_once(
         raise StoreUnreachable(where, said)
 
     client.state.store.ping = down  # type: ignore[method-assign]
-    with caplog.at_level(logging.WARNING, logger="service.app"):
+    with caplog.at_level(logging.INFO, logger="service.app"):
         for _ in range(3):
             ready = await client.get("/readyz")
             assert ready.status_code == 503
@@ -95,7 +96,28 @@ async def test_readiness_names_no_server_and_the_log_says_it_once(
         assert (await client.get("/readyz")).status_code == 200
     logged = [r.getMessage() for r in caplog.records if r.name == "service.app"]
     assert len([line for line in logged if "10.0.4.7" in line]) == 1, logged
-    assert logged[-1] == "feedback store unreachable: reachable again"
+    assert logged[-1] == "readiness: feedback store unreachable: fine again"
+
+
+async def test_a_readiness_check_that_raises_names_no_server(
+    client: AppClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A probe that raises (rather than returning its reason) is not ready, said by kind;
+    its message is logged once, not at every probe."""
+
+    async def raises() -> str | None:
+        raise OSError("connect to 10.0.4.7:6379 failed")
+
+    client.state.readiness.append(ReadinessCheck("extra", raises))
+    with caplog.at_level(logging.INFO, logger="service.state"):
+        for _ in range(3):
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503 and "10.0.4.7" not in ready.text
+            assert ready.json()["checks"]["extra"] == (
+                "check failed: OSError (the service log has the reason)"
+            )
+    logged = [r.getMessage() for r in caplog.records if r.name == "service.state"]
+    assert logged == ["readiness check extra raised: OSError: connect to 10.0.4.7:6379 failed"]
 
 
 async def test_tampered_artifact_is_not_ready(

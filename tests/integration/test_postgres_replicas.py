@@ -193,6 +193,15 @@ def test_the_store_down_refuses_labels_scoring_goes_on_and_it_recovers(
         assert status == 200 and body["status"] == "ready"
         assert "unreachable" in body["checks"]["store"]
         wait_until(lambda: not leads(replica), timeout=15)
+        # /readyz answers anyone: the server's address and port are in the log, not here
+        # (once a reconnection was refused: the first error, a dropped connection, has none)
+        log = tmp_path / "replica-0.log"
+        port = str(own_postgres.port)
+        lost = "link to the shared store lost"
+        wait_until(lambda: log.read_text().count(lost) >= 2, timeout=15)
+        status, body = readiness(replica)
+        assert body["details"]["recalibration_leader"].startswith("unknown: no connection")
+        assert port not in json.dumps(body), body
 
         own_postgres.start()
         took = wait_until(

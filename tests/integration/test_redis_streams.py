@@ -6,6 +6,7 @@ with a reason, not a silently fresh stream, until it is back."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
@@ -306,7 +307,7 @@ async def test_a_repeated_reading_id_is_scored_again_in_arrival_order(
 
 
 async def test_redis_down_is_a_503_with_a_reason_and_recovers_without_restart(
-    apps: Apps, redis_server: RedisServer
+    apps: Apps, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     a = await apps.start(redis_url=redis_server.url, redis_timeout_s=1.0)
     windowed = {"stream_id": "p", "model": "windowed"}
@@ -323,15 +324,27 @@ async def test_redis_down_is_a_503_with_a_reason_and_recovers_without_restart(
         assert down.headers["content-type"].startswith("application/problem+json")
         problem = down.json()
         assert problem["title"] == "Stream state unavailable" and "Redis" in problem["detail"]
-    ready = await a.get("/readyz")
-    assert ready.status_code == 503
-    assert "Redis" in ready.json()["detail"]
+        assert f":{redis_server.port}" not in down.text
+    port = f":{redis_server.port}"  # where Redis runs is in the log, in no answer
+    with caplog.at_level(logging.INFO, logger="service.scoring.redis_streams"):
+        for _ in range(2):
+            ready = await a.get("/readyz")
+            assert ready.status_code == 503
+            assert "Redis" in ready.json()["detail"] and port not in ready.text
+    probe_lines = [r.getMessage() for r in caplog.records if r.name.endswith("redis_streams")]
+    assert len(probe_lines) == 1 and port in probe_lines[0], probe_lines
     stream = await a.get("/v1/streams/p?model=windowed")
-    assert stream.status_code == 503, stream.text
+    assert stream.status_code == 503 and port not in stream.text, stream.text
+    label = await a.post(
+        "/v1/feedback", json={"label": "normal", "reading_ids": ["x"]}, headers=OPERATOR
+    )  # the shared readings' lookup
+    assert label.status_code == 503 and port not in label.text, label.text
     redis_server.start()  # empty: no persistence, so the stream starts again
     back = await a.post(SCORE, json=windowed | {"reading": [0.5, 0, 0, 0]})
     assert back.status_code == 200, back.text
-    assert (await a.get("/readyz")).status_code == 200
+    with caplog.at_level(logging.INFO, logger="service.scoring.redis_streams"):
+        assert (await a.get("/readyz")).status_code == 200
+    assert caplog.records[-1].getMessage().endswith("fine again")
     # The replica's copy was of a state Redis lost: the stream warms again from nothing,
     # as a fresh single process would, instead of carrying on from a history Redis lacks.
     fresh = await apps.start()

@@ -2,35 +2,39 @@
 
 from __future__ import annotations
 
+import doctest
 import logging
 
 import pytest
 
-from service.redaction import ChangeLog, full_reason, public_reason
+from service import redaction
+from service.redaction import REPEAT_S, ChangeLog
 
 
-def test_an_answer_says_the_kind_and_the_log_the_message() -> None:
-    exc = ConnectionError("Error 111 connecting to redis.plant.internal:6379. Connection refused.")
-    assert public_reason(exc) == "ConnectionError (the service log has the reason)"
-    assert full_reason(exc) == (
-        "ConnectionError: Error 111 connecting to redis.plant.internal:6379. Connection refused."
-    )
-    assert full_reason(OSError()) == "OSError: no message"
+def test_doctests() -> None:
+    assert doctest.testmod(redaction).failed == 0
 
 
-def test_a_probe_logs_each_new_reason_once_and_its_recovery_once(
+def test_a_probe_logs_each_new_reason_once_again_while_it_lasts_and_its_end_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    log = ChangeLog(logging.getLogger("probe-test"), "store unreachable")
-    with caplog.at_level(logging.WARNING, logger="probe-test"):
+    now = [0.0]
+    log = ChangeLog(logging.getLogger("probe-test"), "store", clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="probe-test"):
         log.fine()  # nothing failed: nothing to say
-        for _ in range(3):
-            log.failed(ConnectionError("refused"))
-        log.failed(TimeoutError("timed out"))
+        for t in (0.0, 5.0, 10.0):
+            now[0] = t
+            log.failed("ConnectionError: refused")
+        now[0] = REPEAT_S + 1.0  # an outage that lasts: said again, so the log has it
+        log.failed("ConnectionError: refused")
+        now[0] = REPEAT_S + 2.0
+        log.failed("ConnectionError: refused")
+        log.failed("TimeoutError: timed out")
         log.fine()
         log.fine()
-    assert [r.getMessage() for r in caplog.records] == [
-        "store unreachable: ConnectionError: refused",
-        "store unreachable: TimeoutError: timed out",
-        "store unreachable: reachable again",
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "store: ConnectionError: refused"),
+        ("WARNING", f"store: ConnectionError: refused (still, for {REPEAT_S + 1.0:.0f} s)"),
+        ("WARNING", "store: TimeoutError: timed out"),
+        ("INFO", "store: fine again"),
     ]
