@@ -11,7 +11,7 @@ from models.readings import Readings, default_sensor_names
 
 MIN_CLOCK_READINGS = 10
 """Readings a sensor must rise (or fall) over, every one, to be called a clock: a noisy sensor
-rises nine times running by chance once in 10! (3.6 million) stretches."""
+rises, or falls, nine times running by chance twice in 10! (3.6 million) stretches."""
 
 
 def clock_sensors(readings: Readings) -> list[str]:
@@ -56,10 +56,14 @@ def clock_warning(readings: Readings) -> str | None:
     )
 
 
-TIME_UNITS = ((1e17, "nanoseconds", 1e9), (1e14, "microseconds", 1e6), (1e11, "milliseconds", 1e3))
-"""Where numbers read as seconds stop being times: 1e11 seconds after 1970 is the year 5138,
-and no run lasts 3,000 years, while Unix milliseconds are 1.7e12 today (likewise for
-microseconds and nanoseconds, from 1e14 and 1e17)."""
+TOO_LARGE_FOR_SECONDS = 1e11
+"""1e11 seconds after 1970 is the year 5138, and no run lasts 3,000 years: numbers from here
+on, read as seconds, are no times."""
+TIME_UNITS = (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9))
+UNIX_ERA = (9.46e8, 4.1e9)
+"""Unix seconds from 2000 to 2099: a finer unit is named only where the numbers divided by
+it land here, so that a date written as digits (202601050800, 20260105080000) is not
+called milliseconds."""
 
 
 def time_unit_warning(source: str, timestamps: np.ndarray | None) -> str | None:
@@ -72,20 +76,32 @@ def time_unit_warning(source: str, timestamps: np.ndarray | None) -> str | None:
     True
     >>> print(time_unit_warning("a.csv", np.array([1.7e12, 1.7e12 + 1e4])))  # doctest: +ELLIPSIS
     a.csv: numeric timestamps reach 1.7e+12, which read as seconds ... Unix milliseconds ...
+    >>> print(time_unit_warning("a.csv", np.array([20260105080000.0])))  # doctest: +ELLIPSIS
+    a.csv: ... no Unix time in a finer unit either: ...(20260105080000 for 2026-01-05 08:00:00)...
     """
     if timestamps is None or timestamps.dtype.kind != "f" or not len(timestamps):
         return None
     largest = float(np.abs(timestamps).max())
-    for bound, unit, per_second in TIME_UNITS:
-        if largest >= bound:
+    if largest < TOO_LARGE_FOR_SECONDS:
+        return None
+    said = (
+        f"{source}: numeric timestamps reach {largest:.4g}, which read as seconds (how numbers "
+        "are read) is past the year 5000"
+    )
+    low, high = UNIX_ERA
+    for unit, per_second in TIME_UNITS:
+        if low <= float(np.abs(timestamps).min()) / per_second and largest / per_second <= high:
             return (
-                f"{source}: numeric timestamps reach {largest:.4g}, which read as seconds (how "
-                f"numbers are read) is past the year 5000: they look like Unix {unit} "
-                f"({largest / per_second:.4g} s), which would put every duration taken from "
-                f"them (false alerts per day, gap lengths) {per_second:,.0f} times off; write "
-                f"seconds (divide by {per_second:,.0f}) or ISO 8601 times"
+                f"{said}: they look like Unix {unit} ({largest / per_second:.4g} s), which would "
+                "put every duration taken from them (false alerts per day, gap lengths) "
+                f"{per_second:,.0f} times off; write seconds (divide by {per_second:,.0f}) or "
+                "ISO 8601 times"
             )
-    return None
+    return (
+        f"{said}, and no Unix time in a finer unit either: every duration taken from them "
+        "(false alerts per day, gap lengths) is meaningless; if they are dates written as "
+        "digits (20260105080000 for 2026-01-05 08:00:00), write them as ISO 8601 times"
+    )
 
 
 GAP_INTERVALS = 10

@@ -10,12 +10,13 @@ limited on its own calibration readings at the same quantile beside it. Writes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from models.baselines import PCABaseline
+from models.data_warnings import time_unit_warning
 from models.evaluate_data import BaselineData, LabelledReadings
 from models.evaluate_events import RunScores, evaluate_events
 from models.evaluate_model import ModelForm
@@ -140,6 +141,8 @@ class ArtifactEvaluation:
     normal_rate: NormalRateCheck
     reused_data: list[str]
     """Warnings that the evaluation reads the model's own training or calibration data."""
+    time_units: list[str] = field(default_factory=list)
+    """Warnings that a file's numeric timestamps are too large to be seconds."""
 
 
 def evaluate_artifact(
@@ -193,6 +196,13 @@ def evaluate_artifact(
     notes += [f"WARNING: {part.assumption}." for part in (normal, anomalous) if part.assumption]
     reused = reused_data_warnings(manifest, {"normal": normal, "anomalous": anomalous})
     notes += reused
+    # per-day figures below rest on the unit, so the report says it beside them
+    time_units = [
+        f"WARNING: {warning}."
+        for part in (normal, anomalous)
+        if (warning := time_unit_warning(part.source, part.timestamps)) is not None
+    ]
+    notes += time_units
     if baseline is not None:
         pca = PCABaseline.fit(baseline.train)
         calibration = baseline.calibration[skip:]
@@ -297,7 +307,7 @@ def evaluate_artifact(
         timelines=events.timelines,
     )
     return ArtifactEvaluation(
-        report, evaluations, operating_range, lone_spike, form, normal_rate, reused
+        report, evaluations, operating_range, lone_spike, form, normal_rate, reused, time_units
     )
 
 

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models import ignored_columns
-from models.data_warnings import time_unit_warning
 from models.evaluate import TooFewReadings, evaluate_artifact
 from models.evaluate_data import (
     DEFAULT_KINDS_COLUMN,
@@ -161,10 +160,6 @@ def run(args: argparse.Namespace) -> int:
                 return 2
             if anomalous.assumption:
                 print(f"warning: {anomalous.assumption}", file=sys.stderr)
-            for labelled in (normal, anomalous):
-                unit = time_unit_warning(labelled.source, labelled.timestamps)
-                if unit is not None:
-                    print(f"warning: {unit}", file=sys.stderr)
         baseline, baseline_note = None, "skipped (--no-baseline)"
         if not args.no_baseline:
             try:
@@ -200,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: writing the report: {exc}", file=sys.stderr)
         return 2
     model = result.model.name
-    for warning in result.reused_data:  # the report's notes say it too
+    for warning in result.reused_data + result.time_units:  # the report's notes say them too
         print(f"warning: {warning.removeprefix('WARNING: ')}", file=sys.stderr)
     print(summary_lines(result.evaluations))
     print(f"normal readings ({model}): {result.normal_rate.message}")

@@ -155,8 +155,9 @@ class Metrics:
         self.review_queue = Gauge(
             "review_queue_size",
             "Readings the review queue lists for an operator's label: at most "
-            "ANOMALY_REVIEW_ALERT_LIMIT unlabelled alerts plus the audit sample; when the "
-            "queue's more_alerts is true, more alerts wait beyond it.",
+            "ANOMALY_REVIEW_ALERT_LIMIT unlabelled alerts plus the audit sample, of this "
+            "replica's retained readings; when the queue's more_alerts is true, more alerts "
+            "wait beyond it. Set when the queue is read (the console, every background run).",
             ["model"],
             namespace=ns,
             registry=registry,

@@ -33,7 +33,7 @@ export const TIMEOUT_S = 20;
 
 // Whether a reverse proxy answered in the service's place. The service never answers 502
 // or 504 (bad gateway, gateway timeout: the shipped nginx's own problem documents, or any
-// proxy's page); its 503s are problem documents, while a proxy's 503 page is not.
+// proxy's page); its 503s carry a problem's ``detail``, while a proxy's 503 page does not.
 function fromProxy(status, data) {
   if (status === 502 || status === 504) return true;
   return status === 503 && !(data && typeof data.detail === "string");
@@ -93,8 +93,10 @@ export async function api(path, { method = "GET", body } = {}) {
   if (fromProxy(response.status, data)) {
     // A proxy in front answered, not the service: it may have passed the request on before
     // giving up, so a change's fate is as unknown as when no reply came.
-    const why = `a proxy answered ${response.status}${detail ? `: ${detail}` : ""}`;
-    throw new NoReply(why, method !== "GET");
+    // A read changed nothing, whatever the proxy's text says of "applied".
+    const changing = method !== "GET";
+    const why = `a proxy answered ${response.status}${changing && detail ? `: ${detail}` : ""}`;
+    throw new NoReply(why, changing);
   }
   if (response.status === 401 || response.status === 403) {
     throw new AuthError(response.status, detail);

@@ -105,6 +105,26 @@ def test_signing_in_again_clears_the_refusal_it_answers(console: Console) -> Non
     assert console.status() == ""
 
 
+def test_a_read_the_balancer_timed_out_says_so_and_nothing_of_applying(
+    console: Console,
+) -> None:
+    """deploy/nginx's 504 says "the request may or may not have been applied": true of a
+    change, confusing beside a read, which changes nothing."""
+    page = console.page
+    timeout = {
+        "status": 504,
+        "content_type": "application/problem+json",
+        "json": {"status": 504, "detail": "the replica did not answer within the balancer "
+                 "timeout; the request may or may not have been applied"},
+    }  # fmt: skip
+    page.route("**/v1/drift/**", lambda route: route.fulfill(**timeout))
+    console.allowed.append("status of 504")
+    console.sign_in(ADMIN_KEY, view="thresholds")
+    page.locator("#status", has_text="a proxy answered 504").wait_for()
+    assert "could not be reached" in console.status() and "Nothing was changed" in console.status()
+    assert "applied" not in console.status() and "refused" not in console.status()
+
+
 def test_a_view_that_loads_clears_the_error_of_the_view_before(console: Console) -> None:
     page = console.page
     outage = {"status": 503, "json": {"detail": "the drift sample is being rebuilt"}}

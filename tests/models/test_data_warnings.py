@@ -95,6 +95,17 @@ def test_timestamps_too_large_for_seconds_are_warned_of(
     )
 
 
+@pytest.mark.parametrize("digits", [202601050800.0, 20260105080000.0])
+def test_dates_written_as_digits_are_not_called_a_unit(digits: float) -> None:
+    """YYYYMMDDhhmm divided by 1,000 is a Unix time of 1976: no unit is named for it."""
+    warning = str(time_unit_warning("plant.csv", digits + np.arange(10.0)))
+    assert "look like Unix" not in warning
+    assert "no Unix time in a finer unit either" in warning
+    assert warning.endswith(
+        "(20260105080000 for 2026-01-05 08:00:00), write them as ISO 8601 times"
+    )
+
+
 def test_seconds_and_times_are_not_warned_of() -> None:
     assert time_unit_warning("a.csv", 1_767_600_000.0 + 60.0 * np.arange(100.0)) is None
     assert time_unit_warning("a.csv", 10.0 * np.arange(100.0)) is None  # since the start

@@ -215,6 +215,9 @@ def test_millisecond_timestamps_are_warned_of(
     warned = [line for line in capsys.readouterr().err.splitlines() if "Unix milliseconds" in line]
     assert [line.split(":")[1].strip() for line in warned] == [str(normal), str(anomalous)]
     assert "1,000 times off; write seconds (divide by 1,000) or ISO 8601 times" in warned[0]
+    notes = _report(tmp_path / "out")["notes"]  # beside the per-day figures it concerns
+    assert len([n for n in notes if "Unix milliseconds" in n]) == 2, notes  # type: ignore[union-attr]
+    assert "Unix milliseconds" in (tmp_path / "out" / "report.md").read_text()
 
 
 def test_labels_column_names_the_ground_truth(
