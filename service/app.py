@@ -86,7 +86,9 @@ STORE_CHECK_S = 2.0
 connection for libpq's 5 s timeout (a pool checkout 10 s), longer than the health checks give
 /readyz (4 s: deploy/kubernetes' readinessProbe, the Dockerfile's HEALTHCHECK); a probe that
 times out would take every replica out of the balancer, though the shared store is not a
-blocking check."""
+blocking check. Only the shared store is bounded: the embedded one answers after whatever
+store call holds its one connection, and failing readiness for that would take the process
+out of service for being busy."""
 
 
 class StartupError(RuntimeError):
@@ -223,9 +225,11 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
 
     store_log = ChangeLog(logger, "readiness: feedback store unreachable")
 
+    bound = STORE_CHECK_S if store.shared else None
+
     async def store_reachable() -> str | None:
         try:
-            await asyncio.wait_for(asyncio.to_thread(store.ping), STORE_CHECK_S)
+            await asyncio.wait_for(asyncio.to_thread(store.ping), bound)
         except TimeoutError:
             store_log.failed(f"no answer within {STORE_CHECK_S:g} s")
             return f"feedback store unreachable: no answer within {STORE_CHECK_S:g} s"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.__main__ import main as service_main
-from service.app import StartupError, create_app
+from service.app import STORE_CHECK_S, StartupError, create_app
 from service.calibration.store import StoreUnreachable
 from service.settings import Settings
 from service.state import ReadinessCheck
@@ -62,6 +63,21 @@ async def test_a_broken_embedded_store_makes_the_process_not_ready(client: AppCl
     client.state.store.ping = lambda: None  # type: ignore[method-assign]
     assert (await client.get("/readyz")).status_code == 200  # mended: the next probe says so
     assert registry.get_sample_value("anomaly_readiness_failing", failing) == 0.0
+
+
+async def test_a_busy_embedded_store_keeps_the_process_ready(client: AppClient) -> None:
+    """The shared store's check is bounded (a cut-off server must not time the probe out);
+    the embedded store's is not: its one connection busy with another call past the bound
+    is no failure, and failing readiness for it would take the process out of service."""
+    assert not client.state.store.shared
+
+    def busy() -> None:
+        time.sleep(STORE_CHECK_S + 0.5)
+
+    client.state.store.ping = busy  # type: ignore[method-assign]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["store"] == "ok"
 
 
 def _unreachable() -> None:
