@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from service.calibration.anchors import rollback_anchor
 from service.calibration.outcome import record_outcome
 from service.calibration.recalibrator import Candidate
 from service.calibration.records import (
@@ -356,6 +357,14 @@ class ThresholdKeeper:
                     f"{old.baseline:.6g}; the loaded one's is "
                     f"{model.manifest.threshold.value:.6g})"
                 )
+            chosen_before = await asyncio.to_thread(
+                self.store.latest_chosen_threshold,
+                model.name,
+                model.version,
+                current.baseline,
+                before=target,
+            )
+            kept = rollback_anchor(old, chosen_before)
             version = await asyncio.to_thread(
                 self.store.append_threshold,
                 model.name,
@@ -369,6 +378,7 @@ class ThresholdKeeper:
                     "rolled_back_to": target,
                     "previous_version": current.version,
                     "previous_value": current.value,
+                    **({} if kept is None else kept.as_statistics()),
                 },
             )
             self._publish(version)

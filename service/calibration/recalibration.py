@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from service.calibration.anchors import Anchor, anchor_of
 from service.calibration.drift_monitor import DriftMonitor
 from service.calibration.evidence import (
     Exceedance,
@@ -23,7 +24,6 @@ from service.calibration.evidence import (
 from service.calibration.keeper import ThresholdKeeper
 from service.calibration.labelling import LabellingDesk
 from service.calibration.recalibrator import (
-    Anchor,
     Candidate,
     RecalibrationPolicy,
     candidate_threshold,
@@ -41,7 +41,6 @@ from service.scoring.thresholds import ThresholdSnapshot
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
-CHOSEN_BY_A_PERSON = frozenset({"manifest", "manual", "approval", "rollback"})
 
 
 class Recalibration:
@@ -143,17 +142,9 @@ class Recalibration:
         return candidate
 
     def _anchor(self, model: LoadedModel, current: ThresholdSnapshot) -> Anchor | None:
-        """Blocking: the newest version of this artifact's thresholds that a person chose
-        (its manifest's, a hand-set value, an approval, a rollback). A ``restore`` (the
-        model version served again) repeats a value without anyone choosing it."""
-        chosen = [
-            version
-            for version in self.store.threshold_history(model.name)
-            if version.model_version == model.version
-            and version.baseline == current.baseline
-            and version.source in CHOSEN_BY_A_PERSON
-        ]
-        return None if not chosen else Anchor(value=chosen[-1].value, version=chosen[-1].version)
+        """Blocking: the threshold a person last chose for this artifact (anchors.py)."""
+        chosen = self.store.latest_chosen_threshold(model.name, model.version, current.baseline)
+        return None if chosen is None else anchor_of(chosen)
 
     def _exceedance(
         self,

@@ -29,6 +29,7 @@ from typing import Literal
 
 import numpy as np
 
+from service.calibration.anchors import Anchor
 from service.calibration.evidence import Exceedance, needed_without_exceedance
 
 logger = logging.getLogger(__name__)
@@ -67,15 +68,6 @@ class RecalibrationPolicy:
             raise ValueError("min_relative_change must be in [0, max_relative_change)")
         if not 0 < self.confidence < 1:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
-
-
-@dataclass(frozen=True, slots=True)
-class Anchor:
-    """The newest threshold version a person chose (the manifest's, a hand-set value, an
-    approval, a rollback): automatic steps may wander at most the cap away from it."""
-
-    value: float
-    version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +211,14 @@ def candidate_threshold(
     elif abs(change) < policy.min_relative_change:
         outcome = "unchanged"
         message = f"candidate {value:.6g} is within {policy.min_relative_change:.0%} of current"
-    elif abs(change) <= policy.max_relative_change and not _strays(value, current, anchor, policy):
+    elif abs(change) <= policy.max_relative_change and (
+        anchor is None or not _strays(value, current, anchor, policy)
+    ):
         outcome = "applied"
         message = (
             f"threshold {current:.6g} → {value:.6g} ({change:+.1%}) from {n} confirmed normals"
         )
-    elif abs(change) <= policy.max_relative_change:
-        assert anchor is not None
+    elif abs(change) <= policy.max_relative_change and anchor is not None:
         outcome = "pending"
         message = (
             f"candidate {value:.6g} moves the threshold {change:+.1%}, but "
@@ -240,7 +233,7 @@ def candidate_threshold(
             f"{policy.max_relative_change:.0%} cap: held for an admin's approval"
         )
     if anchor is not None:
-        statistics.update({"anchor": anchor.value, "anchor_version": anchor.version})
+        statistics.update(anchor.as_statistics())
     return Candidate(
         outcome=outcome,
         current=current,
@@ -252,13 +245,9 @@ def candidate_threshold(
     )
 
 
-def _strays(
-    value: float, current: float, anchor: Anchor | None, policy: RecalibrationPolicy
-) -> bool:
+def _strays(value: float, current: float, anchor: Anchor, policy: RecalibrationPolicy) -> bool:
     """The candidate lies further than the cap from the threshold a person last chose, and
     further than the threshold in force (a step back towards it is never held)."""
-    if anchor is None:
-        return False
     away = abs(value / anchor.value - 1.0)
     return away > policy.max_relative_change and away > abs(current / anchor.value - 1.0)
 

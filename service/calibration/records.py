@@ -14,6 +14,11 @@ from typing import Any, Literal
 LabelValue = Literal["normal", "anomaly"]
 LabelSource = Literal["reading_id", "readings", "time_range"]
 ThresholdSource = Literal["manifest", "recalibration", "approval", "manual", "rollback", "restore"]
+CHOSEN_BY_A_PERSON: frozenset[ThresholdSource] = frozenset(
+    {"manifest", "manual", "approval", "rollback"}
+)
+"""Sources of a value a person chose (a ``restore``, the model version served again, repeats
+a value without anyone choosing it): automatic steps are capped from the newest of these."""
 PendingStatus = Literal["pending", "approved", "rejected", "superseded"]
 RunOutcome = Literal["applied", "pending", "unchanged", "insufficient", "failed"]
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest INTEGER: ids and versions from clients stay below

@@ -203,6 +203,12 @@ class FeedbackStore(Protocol):
     def threshold_history(self, model: str) -> list[ThresholdVersion]:
         """Every version of the model, oldest first."""
 
+    def latest_chosen_threshold(
+        self, model: str, model_version: str, baseline: float, *, before: int | None = None
+    ) -> ThresholdVersion | None:
+        """The newest version of this artifact's thresholds (its model version and manifest
+        threshold) a person chose (:data:`CHOSEN_BY_A_PERSON`), below ``before`` if given."""
+
     def threshold_version(self, model: str, version: int) -> ThresholdVersion:
         """One version, or :class:`ThresholdVersionNotFound`."""
 

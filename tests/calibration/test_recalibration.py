@@ -119,6 +119,30 @@ async def test_a_model_version_served_again_keeps_the_chosen_threshold(tmp_path:
         assert run.statistics["anchor_version"] == 1
 
 
+async def test_a_rollback_to_an_automatic_value_keeps_the_anchor_it_was_capped_from(
+    tmp_path: Path,
+) -> None:
+    """Rolling back to "the last good version" of a poisoning, itself a recalibration step,
+    must not make that step the new starting point: the cap still counts from the manifest's
+    value, so the next step the same labels propose waits for an admin."""
+    async with open_rooms(tmp_path) as rooms:
+        await confirm_normal(rooms, 3000, noise=0.59)  # q99 near 1.16
+        first = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert first.outcome == "applied" and first.threshold_version is not None
+        back = await rooms.keeper.rollback(
+            "flat", first.threshold_version, reason="last good", author="ada"
+        )
+        assert (back.statistics["anchor"], back.statistics["anchor_version"]) == (1.0, 1)
+        await confirm_normal(rooms, 3000, noise=0.64)  # q99 of the window near 1.30
+        second = await rooms.recalibration.recalibrate("flat", trigger="test")
+        assert second.outcome == "pending", second.message
+        assert second.statistics["anchor_version"] == 1, second.message
+        # A rollback to a value a person chose anchors there: to the manifest's, version 1.
+        manifest = await rooms.keeper.rollback("flat", 1, reason="start over", author="ada")
+        assert "anchor" not in manifest.statistics
+        assert rooms.store.latest_chosen_threshold("flat", "1", 1.0) == manifest
+
+
 async def test_a_step_back_towards_the_chosen_threshold_is_applied(tmp_path: Path) -> None:
     """A threshold already beyond the cap from the chosen one (a store from before the
     anchor) may still come back towards it on its own."""

@@ -489,6 +489,12 @@ def test_threshold_versions_are_numbered_and_restored(store: SqlFeedbackStore) -
     assert other.version == 3 and other.value == 2.0
     assert [v.version for v in store.threshold_history("plant")] == [1, 2, 3]
     assert store.threshold_version("plant", 2).value == 1.1
+    # The newest a person chose, of one artifact (model version and manifest threshold):
+    # recalibration's version 2 is none, nor is model version 2's manifest for version 1.
+    assert store.latest_chosen_threshold("plant", "1", 1.0) == first
+    assert store.latest_chosen_threshold("plant", "1", 1.0, before=1) is None
+    assert store.latest_chosen_threshold("plant", "1", 1.5) is None  # another artifact
+    assert store.latest_chosen_threshold("plant", "2", 2.0) == other
     with pytest.raises(ThresholdVersionNotFound):
         store.threshold_version("plant", 9)
     with pytest.raises(StoreError):

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from service.calibration.records import (
+    CHOSEN_BY_A_PERSON,
     PendingStatus,
     PendingThreshold,
     ThresholdSource,
@@ -60,6 +61,20 @@ class ThresholdTables(SqlDatabase):
     def threshold_history(self, model: str) -> list[ThresholdVersion]:
         query = sa.select(versions).where(versions.c.model == model).order_by(versions.c.version)
         return [self._threshold(r) for r in self._rows(query)]
+
+    def latest_chosen_threshold(
+        self, model: str, model_version: str, baseline: float, *, before: int | None = None
+    ) -> ThresholdVersion | None:
+        query = sa.select(versions).where(
+            versions.c.model == model,
+            versions.c.model_version == model_version,
+            versions.c.baseline == baseline,
+            versions.c.source.in_(sorted(CHOSEN_BY_A_PERSON)),
+        )
+        if before is not None:
+            query = query.where(versions.c.version < before)
+        rows = self._rows(query.order_by(versions.c.version.desc()).limit(1))
+        return self._threshold(rows[0]) if rows else None
 
     def threshold_version(self, model: str, version: int) -> ThresholdVersion:
         rows = self._rows(
