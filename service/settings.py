@@ -253,7 +253,10 @@ class Settings(BaseSettings):
         default=3.0, gt=0, description="k in median + k·MAD (MAD scaled to a normal sigma)."
     )
     recalibration_min_samples: int = Field(
-        default=50, ge=2, description="Confirmed normals needed before a candidate is computed."
+        default=50,
+        ge=2,
+        description="Confirmed normals needed before a candidate is computed (at most "
+        "recalibration_window_labels, the most a run samples).",
     )
     recalibration_confidence: float = Field(
         default=0.99,
@@ -294,7 +297,10 @@ class Settings(BaseSettings):
         default=0.3, gt=0, le=1, description="KS statistic D from which retraining is recommended."
     )
     drift_min_samples: int = Field(
-        default=50, ge=2, description="Recent confirmed normals needed before drift is judged."
+        default=50,
+        ge=2,
+        description="Recent confirmed normals needed before drift is judged (at most "
+        "recalibration_window_labels, the most a check samples).",
     )
     review_alert_limit: int = Field(
         default=100,

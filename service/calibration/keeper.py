@@ -418,7 +418,7 @@ class ThresholdKeeper:
                 raise PendingClosed(str(exc)) from exc
             await asyncio.to_thread(self._publish_pending, pending.model)
         logger.info(
-            "threshold for %s: candidate %.6g (pending %d) rejected by %s: %s",
+            "threshold for %s: candidate %.6g (pending %d) rejected by %s, reason %r",
             rejected.model,
             rejected.candidate,
             rejected.id,
@@ -441,7 +441,8 @@ def _log_admin_change(version: ThresholdVersion, previous: ThresholdSnapshot) ->
     """A threshold a person set is in the store's history; the log says so too, beside the
     recalibrator's runs, so whoever reads it sees why scores changed."""
     logger.info(
-        "threshold for %s: version %d = %.6g (%s by %s, was version %d = %.6g): %s",
+        # the reason quoted: free text a client wrote (newlines would forge log lines)
+        "threshold for %s: version %d = %.6g (%s by %s, was version %d = %.6g), reason %r",
         version.model,
         version.version,
         version.value,

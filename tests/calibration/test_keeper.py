@@ -99,14 +99,17 @@ async def test_thresholds_a_person_sets_are_logged(
         "flat", trigger="test", propose=proposing(candidate("pending", 2.0, 1.0))
     )
     assert again.pending_id is not None
-    await rooms.keeper.approve(again.pending_id, reason="real", author="dan")
+    # a reason is free text: quoted, so a newline in it cannot forge a line of the log
+    await rooms.keeper.approve(again.pending_id, reason="real\nERROR forged", author="dan")
     said = [r.getMessage() for r in caplog.records if "by " in r.getMessage()]
+    head = "threshold for flat:"
     assert said == [
-        "threshold for flat: version 2 = 3 (manual by ann, was version 1 = 1): site check",
-        "threshold for flat: version 3 = 1 (rollback by bob, was version 2 = 3): bad labels",
-        f"threshold for flat: candidate 2 (pending {held.pending_id}) rejected by cat: poisoned",
-        "threshold for flat: version 4 = 2 (approval by dan, was version 3 = 1): real",
+        f"{head} version 2 = 3 (manual by ann, was version 1 = 1), reason 'site check'",
+        f"{head} version 3 = 1 (rollback by bob, was version 2 = 3), reason 'bad labels'",
+        f"{head} candidate 2 (pending {held.pending_id}) rejected by cat, reason 'poisoned'",
+        f"{head} version 4 = 2 (approval by dan, was version 3 = 1), reason 'real\\nERROR forged'",
     ]
+    assert all("\n" not in line for line in said)
 
 
 async def test_an_applied_candidate_is_published_and_its_run_recorded(rooms: Rooms) -> None:
