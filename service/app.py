@@ -223,7 +223,7 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         missing = [m.name for m in models.models() if m.name not in thresholds]
         return f"no threshold for {', '.join(missing)}" if missing else None
 
-    store_log = ChangeLog(logger, "readiness: feedback store unreachable")
+    store_log = ChangeLog(logger, "readiness: feedback store")
 
     bound = STORE_CHECK_S if store.shared else None
 

@@ -66,5 +66,5 @@ class ChangeLog:
 
     def fine(self) -> None:
         if self._last is not None:
-            self.logger.info("%s: fine again", self.what)
+            self.logger.info("%s: answers again", self.what)
             self._last = None

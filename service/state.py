@@ -95,7 +95,7 @@ class AppState:
         """One check's reason; the checks run side by side, so /readyz waits for the slowest
         dependency, not for the sum of them (each is bounded by its own timeout)."""
         if check.name not in self.probe_logs:
-            self.probe_logs[check.name] = ChangeLog(logger, f"readiness check {check.name} raised")
+            self.probe_logs[check.name] = ChangeLog(logger, f"readiness check {check.name}")
         raised = self.probe_logs[check.name]
         try:
             reason = await check.probe()

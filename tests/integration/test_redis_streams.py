@@ -344,7 +344,7 @@ async def test_redis_down_is_a_503_with_a_reason_and_recovers_without_restart(
     assert back.status_code == 200, back.text
     with caplog.at_level(logging.INFO, logger="service.scoring.redis_streams"):
         assert (await a.get("/readyz")).status_code == 200
-    assert caplog.records[-1].getMessage().endswith("fine again")
+    assert caplog.records[-1].getMessage() == "readiness: stream state store (Redis): answers again"
     # The replica's copy was of a state Redis lost: the stream warms again from nothing,
     # as a fresh single process would, instead of carrying on from a history Redis lacks.
     fresh = await apps.start()

@@ -36,5 +36,5 @@ def test_a_probe_logs_each_new_reason_once_again_while_it_lasts_and_its_end_once
         ("WARNING", "store: ConnectionError: refused"),
         ("WARNING", f"store: ConnectionError: refused (still, for {REPEAT_S + 1.0:.0f} s)"),
         ("WARNING", "store: TimeoutError: timed out"),
-        ("INFO", "store: fine again"),
+        ("INFO", "store: answers again"),
     ]
