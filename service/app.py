@@ -86,9 +86,11 @@ STORE_CHECK_S = 2.0
 connection for libpq's 5 s timeout (a pool checkout 10 s), longer than the health checks give
 /readyz (4 s: deploy/kubernetes' readinessProbe, the Dockerfile's HEALTHCHECK); a probe that
 times out would take every replica out of the balancer, though the shared store is not a
-blocking check. Only the shared store is bounded: the embedded one answers after whatever
-store call holds its one connection, and failing readiness for that would take the process
-out of service for being busy."""
+blocking check. The embedded store answers after whatever store call holds its one
+connection, so failing readiness for a busy one would take the process out of service: it is
+given :data:`EMBEDDED_STORE_CHECK_S`, just under the probes' 4 s, so that a stuck one is still
+said and logged."""
+EMBEDDED_STORE_CHECK_S = 3.0
 
 
 class StartupError(RuntimeError):
@@ -225,14 +227,14 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
 
     store_log = ChangeLog(logger, "readiness: feedback store")
 
-    bound = STORE_CHECK_S if store.shared else None
+    bound = STORE_CHECK_S if store.shared else EMBEDDED_STORE_CHECK_S
 
     async def store_reachable() -> str | None:
         try:
             await asyncio.wait_for(asyncio.to_thread(store.ping), bound)
         except TimeoutError:
-            store_log.failed(f"no answer within {STORE_CHECK_S:g} s")
-            return f"feedback store unreachable: no answer within {STORE_CHECK_S:g} s"
+            store_log.failed(f"no answer within {bound:g} s")
+            return f"feedback store unreachable: no answer within {bound:g} s"
         except Exception as exc:
             store_log.failed(full_reason(exc))
             return f"feedback store unreachable: {public_reason(exc)}"

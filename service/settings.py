@@ -271,8 +271,8 @@ class Settings(BaseSettings):
         default=0.2,
         gt=0,
         description="Largest relative change applied without approval, from the threshold in "
-        "force and from the last one a person chose (manifest, hand-set, approval, rollback); "
-        "larger ones wait.",
+        "force and from the last one a person chose (manifest, hand-set, approval, rollback: "
+        "one to an automatic value keeps that value's anchor); larger ones wait.",
     )
     recalibration_min_change: float = Field(
         default=0.01, ge=0, description="Relative changes below this leave the threshold as it is."

@@ -93,7 +93,7 @@ class AppState:
 
     async def _outcome(self, check: ReadinessCheck) -> str | None:
         """One check's reason; the checks run side by side, so /readyz waits for the slowest
-        dependency, not for the sum of them (each is bounded by its own timeout)."""
+        dependency, not for the sum of them (each bounds its own wait)."""
         if check.name not in self.probe_logs:
             self.probe_logs[check.name] = ChangeLog(logger, f"readiness check {check.name}")
         raised = self.probe_logs[check.name]

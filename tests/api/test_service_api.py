@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.__main__ import main as service_main
-from service.app import STORE_CHECK_S, StartupError, create_app
+from service.app import EMBEDDED_STORE_CHECK_S, STORE_CHECK_S, StartupError, create_app
 from service.calibration.store import StoreUnreachable
 from service.settings import Settings
 from service.state import ReadinessCheck
@@ -66,9 +66,9 @@ async def test_a_broken_embedded_store_makes_the_process_not_ready(client: AppCl
 
 
 async def test_a_busy_embedded_store_keeps_the_process_ready(client: AppClient) -> None:
-    """The shared store's check is bounded (a cut-off server must not time the probe out);
-    the embedded store's is not: its one connection busy with another call past the bound
-    is no failure, and failing readiness for it would take the process out of service."""
+    """The shared store's check is bounded at 2 s (a cut-off server must not time the probe
+    out); the embedded store's one connection busy with another call past that is no
+    failure, which would take the process out of service; only one stuck past 3 s is."""
     assert not client.state.store.shared
 
     def busy() -> None:
@@ -78,6 +78,15 @@ async def test_a_busy_embedded_store_keeps_the_process_ready(client: AppClient) 
     ready = await client.get("/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json()["checks"]["store"] == "ok"
+
+    def stuck() -> None:  # still said, within the probes' 4 s
+        time.sleep(EMBEDDED_STORE_CHECK_S + 0.5)
+
+    client.state.store.ping = stuck  # type: ignore[method-assign]
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503, ready.text
+    said = f"feedback store unreachable: no answer within {EMBEDDED_STORE_CHECK_S:g} s"
+    assert ready.json()["checks"]["store"] == said
 
 
 def _unreachable() -> None:

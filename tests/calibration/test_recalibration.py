@@ -137,6 +137,15 @@ async def test_a_rollback_to_an_automatic_value_keeps_the_anchor_it_was_capped_f
         second = await rooms.recalibration.recalibrate("flat", trigger="test")
         assert second.outcome == "pending", second.message
         assert second.statistics["anchor_version"] == 1, second.message
+        # A value set by hand after the step does not count for it: the step was capped from
+        # the manifest's (the newest choice *below* it), and a rollback to the rollback keeps it.
+        await rooms.keeper.set_by_hand("flat", 3.0, reason="trial", author="bob")
+        again = await rooms.keeper.rollback(
+            "flat", first.threshold_version, reason="last good", author="ada"
+        )
+        assert again.statistics["anchor_version"] == 1, again.statistics
+        twice = await rooms.keeper.rollback("flat", again.version, reason="again", author="ada")
+        assert twice.statistics["anchor_version"] == 1, twice.statistics
         # A rollback to a value a person chose anchors there: to the manifest's, version 1.
         manifest = await rooms.keeper.rollback("flat", 1, reason="start over", author="ada")
         assert "anchor" not in manifest.statistics
