@@ -64,7 +64,6 @@ from service.calibration.sql import SqlFeedbackStore
 from service.calibration.store import StoreUnreachable
 from service.environment import check_variables
 from service.metrics import SCORE_BUCKETS, Metrics, error_buckets
-from service.redaction import ChangeLog, full_reason, public_reason
 from service.schemas import BulkScoreResponse, ScoreRequest, ScoreResponse
 from service.scoring.batching import ReadingBatcher
 from service.scoring.breaker import Breaker
@@ -78,19 +77,9 @@ from service.scoring.streams import StreamStates
 from service.security import build_keyring, require_scope
 from service.settings import Settings
 from service.state import AppState, ReadinessCheck
+from service.store_probe import StoreProbe
 
 logger = logging.getLogger(__name__)
-
-STORE_CHECK_S = 2.0
-"""Longest /readyz waits on the feedback store. A server cut off by the network holds a
-connection for libpq's 5 s timeout (a pool checkout 10 s), longer than the health checks give
-/readyz (4 s: deploy/kubernetes' readinessProbe, the Dockerfile's HEALTHCHECK); a probe that
-times out would take every replica out of the balancer, though the shared store is not a
-blocking check. The embedded store answers after whatever store call holds its one
-connection, so failing readiness for a busy one would take the process out of service: it is
-given :data:`EMBEDDED_STORE_CHECK_S`, just under the probes' 4 s, so that a stuck one is still
-said and logged."""
-EMBEDDED_STORE_CHECK_S = 3.0
 
 
 class StartupError(RuntimeError):
@@ -225,28 +214,12 @@ def build_state(settings: Settings, registry: CollectorRegistry) -> AppState:
         missing = [m.name for m in models.models() if m.name not in thresholds]
         return f"no threshold for {', '.join(missing)}" if missing else None
 
-    store_log = ChangeLog(logger, "readiness: feedback store")
-
-    bound = STORE_CHECK_S if store.shared else EMBEDDED_STORE_CHECK_S
-
-    async def store_reachable() -> str | None:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(store.ping), bound)
-        except TimeoutError:
-            store_log.failed(f"no answer within {bound:g} s")
-            return f"feedback store unreachable: no answer within {bound:g} s"
-        except Exception as exc:
-            store_log.failed(full_reason(exc))
-            return f"feedback store unreachable: {public_reason(exc)}"
-        store_log.fine()
-        return None
-
     state.readiness.append(ReadinessCheck("models", models_loaded))
     state.readiness.append(ReadinessCheck("thresholds", thresholds_present))
     # A shared store down stops labels and threshold changes, not scoring (it goes on with
     # the thresholds in force), so the replica stays in the load balancer; the embedded
     # store is the process's own file, and its failure is the process's.
-    state.readiness.append(ReadinessCheck("store", store_reachable, blocking=not store.shared))
+    state.readiness.append(ReadinessCheck("store", StoreProbe(store), blocking=not store.shared))
     state.readiness.append(ReadinessCheck("stream_state", stream_store.problem))
     return state
 

@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from service.calibration.admin_log import log_admin_change
 from service.calibration.anchors import rollback_anchor
 from service.calibration.outcome import record_outcome
 from service.calibration.recalibrator import Candidate
@@ -331,7 +332,7 @@ class ThresholdKeeper:
             )
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, model.name)
-        _log_admin_change(version, current)
+        log_admin_change(version, current)
         return version
 
     async def rollback(
@@ -383,7 +384,7 @@ class ThresholdKeeper:
             )
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, model.name)
-        _log_admin_change(version, current)
+        log_admin_change(version, current)
         return version
 
     async def approve(self, pending_id: int, *, reason: str, author: str) -> ThresholdVersion:
@@ -404,7 +405,7 @@ class ThresholdKeeper:
             current = self.current(model)
             self._publish(version)
             await asyncio.to_thread(self._publish_pending, pending.model)
-        _log_admin_change(version, current)
+        log_admin_change(version, current)
         return version
 
     async def reject(self, pending_id: int, *, reason: str, author: str) -> PendingThreshold:
@@ -435,20 +436,3 @@ class ThresholdKeeper:
         if pending.status != "pending":
             raise PendingClosed(f"pending threshold {pending_id} is already {pending.status}")
         return pending
-
-
-def _log_admin_change(version: ThresholdVersion, previous: ThresholdSnapshot) -> None:
-    """A threshold a person set is in the store's history; the log says so too, beside the
-    recalibrator's runs, so whoever reads it sees why scores changed."""
-    logger.info(
-        # the reason quoted: free text a client wrote (newlines would forge log lines)
-        "threshold for %s: version %d = %.6g (%s by %s, was version %d = %.6g), reason %r",
-        version.model,
-        version.version,
-        version.value,
-        version.source,
-        version.author,
-        previous.version,
-        previous.value,
-        version.reason,
-    )

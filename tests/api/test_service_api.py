@@ -15,10 +15,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.__main__ import main as service_main
-from service.app import EMBEDDED_STORE_CHECK_S, STORE_CHECK_S, StartupError, create_app
+from service.app import StartupError, create_app
 from service.calibration.store import StoreUnreachable
 from service.settings import Settings
 from service.state import ReadinessCheck
+from service.store_probe import EMBEDDED_STORE_CHECK_S, STORE_CHECK_S
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
